@@ -1,0 +1,3 @@
+"""
+The blocks: sources, spectral processing, measurements and sinks.
+"""

@@ -1,0 +1,220 @@
+"""
+Spectral processing blocks: FFT, calibration to dBm, decimation.
+"""
+
+import numpy as np
+from zope.interface import implementer
+
+from ..graph import Block
+from ..interfaces import ISampleProducer, ISpectrumProducer
+from ..numerics.decimation import Decimator
+from ..numerics.spectral import frame_spectra, power_to_dbm, window, window_gains
+
+__all__ = ["fft_block", "calibrate_block", "decimate_block"]
+
+
+class _Continuity:
+    """
+    Remembers where a stream should continue, to spot gaps and changes of
+    settings (after which held-back samples must be discarded).
+    """
+
+    def __init__(self):
+        self.expected = None
+        self.meta = None
+
+    def breaks(self, chunk):
+        broken = (self.expected is not None and
+                  (chunk.start != self.expected or (chunk.meta is not self.meta
+                                                    and chunk.meta != self.meta)))
+        self.expected, self.meta = chunk.end, chunk.meta
+        return broken
+
+
+@implementer(ISpectrumProducer)
+class fft_block(Block):
+    """
+    Windowed FFT of IQ or real samples: a batch of power spectra per chunk.
+
+    :param size: FFT length, samples.
+    :param window: any ``scipy.signal.get_window`` name or tuple.
+    :param overlap: samples shared by consecutive frames, ``0 <= overlap < size``.
+
+    IQ spectra are fftshifted (lowest frequency first, centred on the
+    centre frequency); real input gives one-sided spectra from 0 Hz.  Each
+    frame is stamped with the device time of its first sample.  Output is
+    linear power (``units: "power"``); feed it to :class:`calibrate_block`
+    for dBm.
+    """
+
+    type_name = "fft_block"
+    kind = "spectrum"
+    requires = (ISampleProducer,)
+
+    def __init__(self, producer, size=1024, window="hann", overlap=0, **kwargs):
+        if not isinstance(size, int) or isinstance(size, bool) or size < 2:
+            raise ValueError(f"fft_block: size must be an integer >= 2, got {size!r}")
+        if not isinstance(overlap, int) or not 0 <= overlap < size:
+            raise ValueError(f"fft_block: overlap must be an integer in [0, {size}), "
+                             f"got {overlap!r}")
+        self.size = size
+        self.window_name = window
+        self.overlap = overlap
+        self.hop = size - overlap
+        self._window_sum = window_gains(window, size)[0] * size  # validates the name
+        super().__init__(producer, **kwargs)
+
+    def reset(self):
+        self._held = None
+        self._continuity = _Continuity()
+        self._out_meta = None
+
+    def _meta_for(self, chunk):
+        if self._out_meta is not None and self._out_meta[0] is chunk.meta:
+            return self._out_meta[1]
+        complex_input = self.inputs[0].kind == "iq"
+        size, rate = self.size, chunk.rate
+        coherent_gain, enbw = window_gains(self.window_name, size)
+        bin_width = rate / size
+        meta = dict(chunk.meta)
+        if complex_input:
+            start_frequency = meta.get("center_frequency", 0.0) - (size // 2) * bin_width
+        else:
+            start_frequency = 0.0
+        meta.update({
+            "units": "power", "fft_size": size, "window": self.window_name,
+            "window_sum": coherent_gain * size, "enbw_bins": enbw,
+            "start_frequency": start_frequency, "bin_width": bin_width,
+            "rbw": enbw * bin_width, "span": rate if complex_input else rate / 2,
+            "overlap": self.overlap, "sample_rate": rate,
+            "one_sided": not complex_input,
+        })
+        meta.setdefault("reference_level", 0.0)
+        self._out_meta = (chunk.meta, meta)
+        return meta
+
+    def process(self, chunk):
+        if self._continuity.breaks(chunk):
+            self._held = None
+        samples = chunk.data
+        if self._held is not None:
+            held, held_start = self._held
+            samples = np.concatenate((held, samples))
+            start = held_start
+        else:
+            start = chunk.start
+        size, hop = self.size, self.hop
+        count = 0 if len(samples) < size else (len(samples) - size) // hop + 1
+        used = count * hop
+        if count:
+            if hop == size:
+                frames = samples[:used].reshape(count, size)
+            else:
+                frames = np.lib.stride_tricks.sliding_window_view(samples, size)[:used:hop]
+            iq = self.inputs[0].kind == "iq"
+            spectra = frame_spectra(frames, window(self.window_name, size,
+                                                   shift=iq and size % 2 == 0), iq)
+            if iq and size % 2:
+                spectra = np.fft.fftshift(spectra, axes=-1)
+            first = start
+            step = 1e9 * hop / chunk.rate
+            self.emit(spectra, first, first + round(count * step), chunk.rate / hop,
+                      self._meta_for(chunk))
+        rest = samples[used:]
+        if len(rest):
+            # Copy the tail so the (possibly large) input array can be freed.
+            rest_start = start + round(used * 1e9 / chunk.rate)
+            self._held = (rest.copy(), rest_start)
+        else:
+            self._held = None
+
+
+@implementer(ISpectrumProducer)
+class calibrate_block(Block):
+    """
+    Linear FFT power to dBm, from the reference level and the window's
+    coherent gain: an on-bin tone of amplitude A reads
+    ``reference_level + 20·log10(A)`` dBm.
+
+    :param reference_level: dBm of a full-scale tone; by default the
+        source's (``meta['reference_level']``).
+    :param offset: dB added to every bin (cable loss, external gain).
+    """
+
+    type_name = "calibrate_block"
+    kind = "spectrum"
+    requires = (ISpectrumProducer,)
+
+    def __init__(self, producer, reference_level=None, offset=0.0, **kwargs):
+        self.reference_level = reference_level
+        self.offset = float(offset)
+        super().__init__(producer, **kwargs)
+
+    def reset(self):
+        self._out_meta = None
+
+    def process(self, chunk):
+        meta = chunk.meta
+        if meta.get("units") != "power":
+            raise ValueError(f"{self.type_name} {self.name!r} needs linear power "
+                             f"spectra (units 'power'), got units {meta.get('units')!r}")
+        if self._out_meta is None or self._out_meta[0] is not meta:
+            reference = (meta.get("reference_level", 0.0) if self.reference_level is None
+                         else self.reference_level)
+            out = dict(meta, units="dBm", reference_level=reference,
+                       calibration_offset=self.offset)
+            self._out_meta = (meta, out, reference + self.offset)
+        _, out_meta, level = self._out_meta
+        dbm = power_to_dbm(chunk.data, meta["window_sum"], level,
+                           meta["fft_size"] if meta.get("one_sided") else None)
+        self.emit(dbm, chunk.start, chunk.end, chunk.rate, out_meta)
+
+
+class decimate_block(Block):
+    """
+    Low-pass filter and keep every ``factor``-th sample (FIR from
+    ``scipy.signal.firwin``).  The output rate is ``rate / factor`` and each
+    output sample carries the device time of the input sample it stands
+    for; the span in ``meta`` shrinks accordingly.
+    """
+
+    type_name = "decimate_block"
+    requires = (ISampleProducer,)
+
+    def __init__(self, producer, factor=2, **kwargs):
+        if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1:
+            raise ValueError(f"decimate_block: factor must be a positive integer, "
+                             f"got {factor!r}")
+        self.factor = factor
+        super().__init__(producer, **kwargs)
+
+    def output_kind(self):
+        return self.inputs[0].kind
+
+    def reset(self):
+        self._decimator = None
+        self._continuity = _Continuity()
+        self._origin = None
+
+    def _emit(self, first, outputs):
+        if not len(outputs):
+            return
+        origin_time, rate, meta = self._origin
+        out_rate = rate / self.factor
+        start = origin_time + round(first * self.factor * 1e9 / rate)
+        end = origin_time + round((first + len(outputs)) * self.factor * 1e9 / rate)
+        self.emit(outputs, start, end, out_rate, meta)
+
+    def process(self, chunk):
+        if self._continuity.breaks(chunk) or self._decimator is None:
+            if self._decimator is not None:
+                self._emit(*self._decimator.flush())
+            self._decimator = Decimator(self.factor, chunk.data.dtype)
+            meta = dict(chunk.meta, sample_rate=chunk.rate / self.factor,
+                        decimation=chunk.meta.get("decimation", 1) * self.factor)
+            self._origin = (chunk.start, chunk.rate, meta)
+        self._emit(*self._decimator.feed(chunk.data))
+
+    def flush(self):
+        if self._decimator is not None:
+            self._emit(*self._decimator.flush())

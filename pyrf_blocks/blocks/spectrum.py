@@ -1,0 +1,172 @@
+"""
+Blocks over spectra: average, max hold, min hold and peak search.
+
+Levels in dBm are combined as power (milliwatts), never as decibels: the
+mean of noise in dB reads 2.5 dB low.
+"""
+
+import numpy as np
+from zope.interface import implementer
+
+from ..graph import Block
+from ..interfaces import IPeaksProducer, ISpectrumProducer, IStateful
+from ..numerics.peaks import find_peaks
+
+__all__ = ["average_block", "max_hold", "min_hold", "peak_search"]
+
+
+def _to_linear(chunk):
+    if chunk.meta.get("units") == "dBm":
+        return np.power(np.float32(10.0), chunk.data / np.float32(10.0))
+    return chunk.data
+
+
+def _from_linear(values, meta):
+    if meta.get("units") == "dBm":
+        return (np.float32(10.0) * np.log10(values)).astype(np.float32)
+    return values.astype(np.float32, copy=False)
+
+
+@implementer(ISpectrumProducer, IStateful)
+class average_block(Block):
+    """
+    Mean of every ``count`` consecutive spectra (as power), one output row
+    per ``count`` input rows, stamped with the range they cover.
+    """
+
+    type_name = "average_block"
+    kind = "spectrum"
+    requires = (ISpectrumProducer,)
+
+    def __init__(self, producer, count=10, **kwargs):
+        if not isinstance(count, int) or count < 1:
+            raise ValueError(f"average_block: count must be a positive integer, got {count!r}")
+        self.count = count
+        super().__init__(producer, **kwargs)
+
+    def reset(self):
+        self._sum = None
+        self._rows = 0
+        self._start = None
+
+    def get_state(self):
+        return {"sum": None if self._sum is None else self._sum.tolist(),
+                "rows": self._rows, "start": self._start}
+
+    def set_state(self, state):
+        self._sum = None if state["sum"] is None else np.asarray(state["sum"], np.float64)
+        self._rows, self._start = state["rows"], state["start"]
+
+    def process(self, chunk):
+        linear = _to_linear(chunk)
+        rows = len(linear)
+        index = 0
+        outputs, starts, end = [], [], None
+        while index < rows:
+            take = min(self.count - self._rows, rows - index)
+            part = linear[index:index + take].sum(axis=0, dtype=np.float64)
+            if self._sum is None:
+                self._sum = part
+                self._start = chunk.time_of(index)
+            else:
+                self._sum += part
+            self._rows += take
+            index += take
+            if self._rows == self.count:
+                outputs.append(self._sum / self.count)
+                starts.append(self._start)
+                end = chunk.time_of(index) if index < rows else chunk.end
+                self._sum, self._rows = None, 0
+        if outputs:
+            self.emit(_from_linear(np.array(outputs), chunk.meta), starts[0], end,
+                      chunk.rate / self.count, dict(chunk.meta, averaged=self.count))
+
+
+class _Hold(Block):
+    """
+    Running extreme of every bin: one output row per input row, the hold as
+    of that row.  ``clear()`` starts afresh.
+    """
+
+    kind = "spectrum"
+    requires = (ISpectrumProducer,)
+    _combine = None
+
+    def reset(self):
+        self._hold = None
+
+    def clear(self):
+        self._hold = None
+
+    def get_state(self):
+        return {"hold": None if self._hold is None else self._hold.tolist()}
+
+    def set_state(self, state):
+        self._hold = None if state["hold"] is None else np.asarray(state["hold"], np.float32)
+
+    def process(self, chunk):
+        data = chunk.data
+        if self._hold is not None and self._hold.shape != data.shape[1:]:
+            self._hold = None  # the number of bins changed: a new sweep
+        held = type(self)._combine.accumulate(data, axis=0)
+        if self._hold is not None:
+            type(self)._combine(held, self._hold, out=held)
+        self._hold = held[-1].copy()
+        self.emit(held, chunk.start, chunk.end, chunk.rate,
+                  dict(chunk.meta, trace=self.type_name))
+
+
+@implementer(ISpectrumProducer, IStateful)
+class max_hold(_Hold):
+    """
+    Maximum of every bin since the block started or was cleared.
+    """
+
+    type_name = "max_hold"
+    _combine = np.maximum
+
+
+@implementer(ISpectrumProducer, IStateful)
+class min_hold(_Hold):
+    """
+    Minimum of every bin since the block started or was cleared.
+    """
+
+    type_name = "min_hold"
+    _combine = np.minimum
+
+
+@implementer(IPeaksProducer)
+class peak_search(Block):
+    """
+    The ``count`` strongest peaks of a spectrum: frequency (Hz) and level.
+
+    By default only the last spectrum of each input chunk is searched (what a
+    display needs); ``every_frame=True`` searches every one.  Output rows
+    are ``(frames, count, 2)``, padded with NaN when fewer peaks exist.
+    """
+
+    type_name = "peak_search"
+    kind = "peaks"
+    requires = (ISpectrumProducer,)
+
+    def __init__(self, producer, count=5, min_distance=3, every_frame=False, **kwargs):
+        if not isinstance(count, int) or count < 1:
+            raise ValueError(f"peak_search: count must be a positive integer, got {count!r}")
+        self.count = count
+        self.min_distance = min_distance
+        self.every_frame = every_frame
+        super().__init__(producer, **kwargs)
+
+    def process(self, chunk):
+        if not len(chunk.data):
+            return
+        first = 0 if self.every_frame else len(chunk.data) - 1
+        meta = chunk.meta
+        table = np.full((len(chunk.data) - first, self.count, 2), np.nan)
+        for row, spectrum in enumerate(chunk.data[first:]):
+            peaks = find_peaks(spectrum, meta["start_frequency"], meta["bin_width"],
+                               self.count, self.min_distance)
+            table[row, :len(peaks)] = peaks
+        self.emit(table, chunk.time_of(first), chunk.end, chunk.rate,
+                  {"units": meta.get("units"), "center_frequency": meta.get("center_frequency")})

@@ -1,0 +1,179 @@
+"""
+The contracts between blocks, as ``zope.interface`` declarations.
+
+Every block says which of these it provides with ``@implementer`` (or, for
+blocks whose output kind follows their input, ``alsoProvides`` at
+construction), and every block requires producer interfaces of its inputs.
+Flow control uses Twisted's own vocabulary: an edge is an
+:class:`~twisted.internet.interfaces.IPushProducer` towards its consumer, and
+a block is an ``IPushProducer`` towards its edges, so a full queue pauses the
+producer all the way back to the source.
+"""
+
+from twisted.internet.interfaces import IConsumer, IPushProducer
+from zope.interface import Attribute, Interface
+
+
+class IBlock(Interface):
+    """
+    One processing step of a graph.
+    """
+
+    name = Attribute("Name of the block, unique within its graph (str).")
+    graph = Attribute("The Graph this block belongs to.")
+    inputs = Attribute("Tuple of the producers this block consumes, in order.")
+    active = Attribute(
+        "True while the block is connected to its inputs (it is a sink, or "
+        "something downstream consumes it)."
+    )
+
+
+class IChunkProducer(IBlock, IPushProducer):
+    """
+    A block that emits chunks of one kind to any number of consumers.
+
+    Consumers attach with :meth:`subscribe`; the producer connects to its own
+    inputs (or starts, for a source) when it gets its first consumer and
+    disconnects (or stops) when the last one leaves.
+    """
+
+    kind = Attribute("Kind of every chunk this producer emits (str).")
+    edges = Attribute("Tuple of the edges currently fed by this producer.")
+
+    def subscribe(consumer, policy="block", maxsize=None):
+        """
+        Feed ``consumer`` (an :class:`IChunkConsumer`) from this producer.
+
+        :param policy: ``"block"``, ``"drop_oldest"`` or ``"latest"``.
+        :param maxsize: bound of the edge's queue, in chunks.
+        :return: the new edge.
+        """
+
+    def unsubscribe(edge):
+        """
+        Stop feeding the consumer of ``edge``.  When the last edge leaves,
+        the producer disconnects from its inputs, or stops if it is a source.
+        """
+
+
+class ISampleProducer(IChunkProducer):
+    """
+    Produces time samples: 1-D arrays, one element per sample, ``rate`` in
+    samples per second.
+    """
+
+
+class IIQProducer(ISampleProducer):
+    """
+    Produces complex baseband samples (kind ``"iq"``), relative to full
+    scale.  ``meta`` carries ``center_frequency`` (Hz) and
+    ``reference_level`` (dBm of a full-scale tone).
+    """
+
+
+class IRealProducer(ISampleProducer):
+    """
+    Produces real-valued samples (kind ``"real"``), e.g. a voltage or a
+    current; ``meta['units']`` names their unit.
+    """
+
+
+class ISpectrumProducer(IChunkProducer):
+    """
+    Produces spectra (kind ``"spectrum"``): 2-D arrays, one row per frame and
+    one column per frequency bin; ``rate`` in frames per second.  ``meta``
+    carries ``start_frequency`` and ``bin_width`` (Hz; bin ``k`` is at
+    ``start_frequency + k * bin_width``) and ``units`` (``"power"`` for
+    linear power relative to full scale, ``"dBm"`` once calibrated).
+    """
+
+
+class IScalarProducer(IChunkProducer):
+    """
+    Produces scalar values (kind ``"scalar"``): 1-D arrays, one value per
+    measurement interval; ``meta['units']`` names the unit.
+    """
+
+
+class IPeaksProducer(IChunkProducer):
+    """
+    Produces peak tables (kind ``"peaks"``): 2-D arrays of shape
+    ``(n, 2)``, each row a peak's frequency (Hz) and level (``meta['units']``),
+    strongest first.
+    """
+
+
+class IChunkConsumer(IConsumer):
+    """
+    Receives the chunks of one edge.
+
+    The edge registers itself with ``registerProducer(edge, True)``; the
+    consumer may call ``edge.pauseProducing()`` when it cannot take more and
+    ``edge.resumeProducing()`` when it can again.
+    """
+
+    def write(chunk):
+        """
+        Take one chunk.  Chunks arrive in order, with gap-free ``seq``.
+        """
+
+    def end_of_stream():
+        """
+        The producer has finished: no more chunks will come on this edge.
+        """
+
+
+class ISink(IBlock):
+    """
+    A block without outputs.  Constructing a sink connects it to its inputs,
+    which brings the chain to life back to the source; :meth:`close` removes
+    it again.
+    """
+
+    finished = Attribute("True once every input has reached end-of-stream.")
+
+    def close():
+        """
+        Disconnect from the inputs; a source left without consumers stops.
+        """
+
+
+class IStateful(Interface):
+    """
+    A block whose output depends on what it has seen (an average, a hold).
+    """
+
+    def get_state():
+        """
+        Return the block's state as msgpack-encodable data.
+        """
+
+    def set_state(state):
+        """
+        Restore a state returned earlier by :meth:`get_state`.
+        """
+
+
+class IEdge(IPushProducer):
+    """
+    A bounded queue from a producer to one consumer, with a policy.
+    """
+
+    producer = Attribute("The producing block.")
+    consumer = Attribute("The IChunkConsumer fed by this edge.")
+    policy = Attribute('"block", "drop_oldest" or "latest".')
+    maxsize = Attribute("Bound of the queue, in chunks.")
+    stats = Attribute(
+        "Mapping of counters: chunks_in, chunks_out, bytes_out, dropped, depth, "
+        "max_depth."
+    )
+
+
+#: Producer interface for each chunk kind.
+KIND_INTERFACES = {
+    "iq": IIQProducer,
+    "real": IRealProducer,
+    "spectrum": ISpectrumProducer,
+    "scalar": IScalarProducer,
+    "peaks": IPeaksProducer,
+}

@@ -1,0 +1,121 @@
+"""
+Windowed FFT spectra and their calibration to dBm.
+
+Conventions: samples are relative to full scale, and the instrument's
+``reference_level`` is the power (dBm) of a full-scale tone.  A complex tone
+``A·exp(j2πft)`` and a real tone ``A·cos(2πft)`` both read
+``reference_level + 20·log10(A)`` dBm once calibrated.
+"""
+
+import functools
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+__all__ = ["window", "window_gains", "frame_spectra", "power_to_dbm",
+           "dbm_to_milliwatt", "milliwatt_to_dbm", "bin_frequencies"]
+
+
+@functools.lru_cache(maxsize=64)
+def _window(name, size, shift):
+    try:
+        values = scipy.signal.get_window(name, size, fftbins=True)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"unknown window {name!r}: {error}") from None
+    values = values.astype(np.float32)
+    if shift:
+        # Multiplying by (-1)^n moves bin N/2 to bin 0: the fftshift, folded
+        # into the window so it costs nothing.
+        values[1::2] *= -1
+    values.flags.writeable = False
+    return values
+
+
+def window(name, size, shift=False):
+    """
+    ``scipy.signal.get_window(name, size)`` as float32, cached.  ``name`` may
+    be a string or a tuple such as ``("kaiser", 8.0)``.  With ``shift`` (even
+    sizes only) the window also performs the fftshift.
+    """
+    if isinstance(name, list):
+        name = tuple(name)
+    return _window(name, int(size), bool(shift))
+
+
+def window_gains(name, size):
+    """
+    Return ``(coherent_gain, enbw_bins)`` of a window: the sum of its values
+    divided by its length, and its equivalent noise bandwidth in bins.
+    """
+    values = window(name, size).astype(np.float64)
+    total = values.sum()
+    return total / size, size * np.sum(values ** 2) / total ** 2
+
+
+def frame_spectra(frames, window_values, complex_input, out=None):
+    """
+    Power spectra ``|FFT(frame · window)|²`` of each row of ``frames``.
+
+    :param frames: 2-D array, one frame per row (complex64 or float32).
+    :param window_values: 1-D window; for complex input, a window made with
+        ``shift=True`` gives fftshifted spectra (bin 0 = lowest frequency).
+    :param complex_input: full FFT for IQ, one-sided ``rfft`` for real input.
+    :return: float32 array ``(rows, bins)`` of linear power (full scale²,
+        unnormalised: a tone of amplitude A on a bin reads
+        ``(A · sum(window))²``, halved in amplitude for real input).
+    """
+    if complex_input:
+        weighted = np.multiply(frames, window_values, dtype=np.complex64)
+        spectra = scipy.fft.fft(weighted, axis=-1, overwrite_x=True, workers=1)
+    else:
+        weighted = np.multiply(frames, window_values, dtype=np.float32)
+        spectra = scipy.fft.rfft(weighted, axis=-1, overwrite_x=True, workers=1)
+    pairs = spectra.view(np.float32)
+    np.multiply(pairs, pairs, out=pairs)
+    if out is None:
+        out = np.empty(spectra.shape, np.float32)
+    np.add(pairs[..., 0::2], pairs[..., 1::2], out=out)
+    return out
+
+
+def power_to_dbm(power, window_sum, reference_level, real_fft_size=None):
+    """
+    Calibrate linear FFT power (from :func:`frame_spectra`) to dBm.
+
+    :param window_sum: sum of the window values (coherent gain × size).
+    :param reference_level: dBm of a full-scale tone.
+    :param real_fft_size: for a real input's one-sided spectrum, the frame
+        length: every bin but DC (and Nyquist, for even lengths) holds half
+        the tone's amplitude and is doubled.
+    :return: float32 array of dBm.
+    """
+    offset = np.float32(reference_level - 20.0 * np.log10(window_sum))
+    out = np.log10(np.maximum(power, np.float32(1e-30)), dtype=np.float32)
+    out *= np.float32(10.0)
+    out += offset
+    if real_fft_size is not None:
+        last = real_fft_size // 2 if real_fft_size % 2 == 0 else out.shape[-1]
+        out[..., 1:last] += np.float32(20.0 * np.log10(2.0))
+    return out
+
+
+def dbm_to_milliwatt(dbm):
+    """
+    dBm to linear milliwatts.
+    """
+    return np.power(10.0, np.asarray(dbm, dtype=np.float64) / 10.0)
+
+
+def milliwatt_to_dbm(milliwatt):
+    """
+    Linear milliwatts to dBm (float32).
+    """
+    return (10.0 * np.log10(np.maximum(milliwatt, 1e-300))).astype(np.float32)
+
+
+def bin_frequencies(start_frequency, bin_width, bins):
+    """
+    Frequency (Hz) of each of ``bins`` bins.
+    """
+    return start_frequency + bin_width * np.arange(bins)

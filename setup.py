@@ -1,0 +1,37 @@
+from setuptools import find_packages, setup
+
+with open("README.rst", encoding="utf-8") as readme:
+    long_description = readme.read()
+
+setup(
+    name="pyrf_blocks",
+    version="0.1.0",
+    description="Processing blocks for RF instrument data, in one Twisted "
+                "reactor, over processes or across hosts",
+    long_description=long_description,
+    long_description_content_type="text/x-rst",
+    python_requires=">=3.11",
+    packages=find_packages(include=["pyrf_blocks", "pyrf_blocks.*"]),
+    install_requires=[
+        "twisted>=24.3",
+        "zope.interface>=6.0",
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "msgpack>=1.0.5",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8.0",
+            "pytest-timeout>=2.3",
+            "hypothesis>=6.100",
+            "sphinx>=7.2",
+        ],
+        "docs": ["sphinx>=7.2"],
+    },
+    entry_points={"console_scripts": ["pyrf-blocks = pyrf_blocks.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Framework :: Twisted",
+        "Topic :: Scientific/Engineering",
+    ],
+)
