@@ -232,6 +232,10 @@ class Block:
     kind = None
     requires = ()
     variadic = False
+    #: Several inputs are re-cut to common time ranges before ``process``.
+    #: A block that treats its inputs independently (a display overlaying
+    #: sources) sets this to False and implements ``process_input``.
+    synchronised = True
 
     def __init__(self, *inputs, name=None, graph=None, policy="block",
                  maxsize=None):
@@ -362,7 +366,8 @@ class Block:
             return
         self.active = True
         self._ended = False
-        self._sync = Synchronizer(len(self.inputs)) if len(self.inputs) > 1 else None
+        self._sync = (Synchronizer(len(self.inputs))
+                      if len(self.inputs) > 1 and self.synchronised else None)
         self._held = set()
         self.reset()
         ports = []
@@ -390,7 +395,10 @@ class Block:
 
     def _receive(self, index, chunk):
         if self._sync is None:
-            self.process(chunk)
+            if len(self.inputs) > 1:
+                self.process_input(index, chunk)
+            else:
+                self.process(chunk)
             return
         for group in self._sync.add(index, chunk):
             self.process(*group)
@@ -439,6 +447,13 @@ class Block:
         Handle one chunk (one per input, synchronised, for several inputs).
         """
         raise NotImplementedError(f"{type(self).__name__}.process")
+
+    def process_input(self, index, chunk):
+        """
+        Handle one chunk of input ``index`` (blocks with
+        ``synchronised = False`` only).
+        """
+        raise NotImplementedError(f"{type(self).__name__}.process_input")
 
     def flush(self):
         """

@@ -5,6 +5,7 @@ Spectral processing blocks: FFT, calibration to dBm, decimation.
 import numpy as np
 from zope.interface import implementer
 
+from ..registry import register
 from ..graph import Block
 from ..interfaces import ISampleProducer, ISpectrumProducer
 from ..numerics.decimation import Decimator
@@ -31,6 +32,7 @@ class _Continuity:
         return broken
 
 
+@register
 @implementer(ISpectrumProducer)
 class fft_block(Block):
     """
@@ -129,6 +131,7 @@ class fft_block(Block):
             self._held = None
 
 
+@register
 @implementer(ISpectrumProducer)
 class calibrate_block(Block):
     """
@@ -170,6 +173,7 @@ class calibrate_block(Block):
         self.emit(dbm, chunk.start, chunk.end, chunk.rate, out_meta)
 
 
+@register
 class decimate_block(Block):
     """
     Low-pass filter and keep every ``factor``-th sample (FIR from

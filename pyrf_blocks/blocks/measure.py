@@ -5,6 +5,7 @@ Measurement blocks: THD and instantaneous power.
 import numpy as np
 from zope.interface import implementer
 
+from ..registry import register
 from ..graph import Block
 from ..interfaces import IRealProducer, ISampleProducer, IScalarProducer
 from ..numerics.thd import thd
@@ -12,6 +13,7 @@ from ..numerics.thd import thd
 __all__ = ["thd_block", "power_block"]
 
 
+@register
 @implementer(IScalarProducer)
 class thd_block(Block):
     """
@@ -60,6 +62,7 @@ class thd_block(Block):
                       {"units": "%", "quantity": "thd", "harmonics": self.harmonics})
 
 
+@register
 @implementer(IRealProducer)
 class power_block(Block):
     """

@@ -7,12 +7,14 @@ import sys
 import numpy as np
 from twisted.internet import defer
 
+from ..registry import register
 from ..graph import Sink
 from ..interfaces import IChunkProducer
 
 __all__ = ["collector", "printer", "format_chunk", "format_peaks"]
 
 
+@register
 class collector(Sink):
     """
     Keeps every chunk it receives (or only the newest ``keep``).
@@ -86,6 +88,7 @@ def format_chunk(chunk):
     return head
 
 
+@register
 class printer(Sink):
     """
     Writes a line per chunk (``format``: a function of the chunk) to

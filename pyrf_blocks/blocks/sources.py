@@ -5,6 +5,7 @@ The simulated instrument: a WSA-like IQ source for demos and tests.
 import numpy as np
 from zope.interface import implementer
 
+from ..registry import register
 from ..graph import Source
 from ..interfaces import IIQProducer
 from ..numerics.signals import amplitude_of, noise_samples, tone_samples
@@ -16,6 +17,7 @@ _SETTINGS = ("center_frequency", "sample_rate", "samples_per_packet",
              "noise_floor")
 
 
+@register
 @implementer(IIQProducer)
 class simulated_instrument(Source):
     """

@@ -8,6 +8,7 @@ mean of noise in dB reads 2.5 dB low.
 import numpy as np
 from zope.interface import implementer
 
+from ..registry import register
 from ..graph import Block
 from ..interfaces import IPeaksProducer, ISpectrumProducer, IStateful
 from ..numerics.peaks import find_peaks
@@ -27,6 +28,7 @@ def _from_linear(values, meta):
     return values.astype(np.float32, copy=False)
 
 
+@register
 @implementer(ISpectrumProducer, IStateful)
 class average_block(Block):
     """
@@ -116,6 +118,7 @@ class _Hold(Block):
                   dict(chunk.meta, trace=self.type_name))
 
 
+@register
 @implementer(ISpectrumProducer, IStateful)
 class max_hold(_Hold):
     """
@@ -126,6 +129,7 @@ class max_hold(_Hold):
     _combine = np.maximum
 
 
+@register
 @implementer(ISpectrumProducer, IStateful)
 class min_hold(_Hold):
     """
@@ -136,6 +140,7 @@ class min_hold(_Hold):
     _combine = np.minimum
 
 
+@register
 @implementer(IPeaksProducer)
 class peak_search(Block):
     """
@@ -168,5 +173,4 @@ class peak_search(Block):
             peaks = find_peaks(spectrum, meta["start_frequency"], meta["bin_width"],
                                self.count, self.min_distance)
             table[row, :len(peaks)] = peaks
-        self.emit(table, chunk.time_of(first), chunk.end, chunk.rate,
-                  {"units": meta.get("units"), "center_frequency": meta.get("center_frequency")})
+        self.emit(table, chunk.time_of(first), chunk.end, chunk.rate, meta)

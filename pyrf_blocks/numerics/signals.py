@@ -2,6 +2,8 @@
 Analytic test signals: tones, harmonics and noise, relative to full scale.
 """
 
+import functools
+
 import numpy as np
 
 __all__ = ["amplitude_of", "tone_samples", "noise_samples"]
@@ -15,6 +17,16 @@ def amplitude_of(level_dbm, reference_level):
     return 10.0 ** ((level_dbm - reference_level) / 20.0)
 
 
+@functools.lru_cache(maxsize=32)
+def _phasors(count, cycles_per_sample):
+    # exp(j·2π·f·n/rate) for n in 0..count-1, computed once per tone and
+    # chunk length: each chunk then costs one multiply by its start phase.
+    n = np.arange(count, dtype=np.float64)
+    table = np.exp(2j * np.pi * np.mod(n * cycles_per_sample, 1.0)).astype(np.complex64)
+    table.flags.writeable = False
+    return table
+
+
 def tone_samples(first_index, count, rate, frequency, amplitude, phase=0.0,
                  complex_output=True):
     """
@@ -24,14 +36,15 @@ def tone_samples(first_index, count, rate, frequency, amplitude, phase=0.0,
     calls join without a seam.  Complex: ``A·exp(j(2πfn/rate + φ))``; real:
     ``A·cos(...)``.  Returns complex64 or float32.
     """
-    # Reduce the cycle count modulo 1 in float64 before scaling to radians,
-    # so the phase stays exact for very large indices.
-    n = np.arange(first_index, first_index + count, dtype=np.float64)
-    cycles = np.mod(n * (frequency / rate), 1.0)
-    angle = 2.0 * np.pi * cycles + phase
+    cycles_per_sample = frequency / rate
+    # The start phase is reduced modulo one cycle in exact integer-times-
+    # float arithmetic first, so it stays accurate for very large indices.
+    start_cycles = np.mod(first_index * cycles_per_sample, 1.0)
+    start = amplitude * np.exp(1j * (2.0 * np.pi * start_cycles + phase))
+    samples = _phasors(int(count), cycles_per_sample) * np.complex64(start)
     if complex_output:
-        return (amplitude * np.exp(1j * angle)).astype(np.complex64)
-    return (amplitude * np.cos(angle)).astype(np.float32)
+        return samples
+    return samples.real.copy()
 
 
 def noise_samples(rng, count, power, complex_output=True):

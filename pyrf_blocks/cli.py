@@ -1,0 +1,50 @@
+"""
+The ``pyrf-blocks`` command.
+
+Each subcommand lives in ``pyrf_blocks/commands/<name>.py`` with a ``HELP``
+line, ``add_arguments(parser)`` and ``run(args) -> exit status``; list its
+name in :data:`COMMANDS`.
+"""
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["main", "COMMANDS"]
+
+COMMANDS = ("demo",)
+
+
+class _Parser(argparse.ArgumentParser):
+    """
+    Reports a bad option or value in one line and exits 2.
+    """
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser():
+    parser = _Parser(
+        prog="pyrf-blocks",
+        description="Processing blocks for RF instrument data.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                       parser_class=_Parser)
+    subparsers.required = True
+    for name in COMMANDS:
+        module = importlib.import_module(f"pyrf_blocks.commands.{name}")
+        sub = subparsers.add_parser(
+            name, help=module.HELP, description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(sub)
+        sub.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

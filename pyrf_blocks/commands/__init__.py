@@ -1,0 +1,3 @@
+"""
+Subcommands of ``pyrf-blocks``, one module each.
+"""

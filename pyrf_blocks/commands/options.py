@@ -1,0 +1,39 @@
+"""
+Argument types shared by the subcommands: each rejects a bad value with a
+message that names the range it accepts.
+"""
+
+import argparse
+
+__all__ = ["positive_float", "positive_int", "window_name"]
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def window_name(text):
+    from ..numerics.spectral import window
+    try:
+        window(text, 16)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a scipy.signal.get_window name "
+            "(e.g. hann, hamming, blackmanharris, flattop)") from None
+    return text

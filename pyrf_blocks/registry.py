@@ -1,0 +1,79 @@
+"""
+The registry of block types: the only blocks a worker or a pipeline file
+may create by name.  Users add their own with :func:`register`.
+"""
+
+import difflib
+import inspect
+
+__all__ = ["register", "lookup", "block_types", "UnknownBlockType",
+           "parameters"]
+
+_TYPES = {}
+
+
+class UnknownBlockType(LookupError):
+    """
+    A block type name that is not registered.
+    """
+
+    def __init__(self, name):
+        self.name = name
+        close = difflib.get_close_matches(str(name), _TYPES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        super().__init__(f"unknown block type {name!r}{hint}")
+
+    def __str__(self):
+        return self.args[0]
+
+
+def register(factory, name=None):
+    """
+    Register a block class (or factory) under ``name`` (its ``type_name``
+    by default).  Usable as a decorator.  Returns ``factory``.
+    """
+    name = name or getattr(factory, "type_name", None) or factory.__name__
+    existing = _TYPES.get(name)
+    if existing is not None and existing is not factory:
+        raise ValueError(f"block type {name!r} is already registered "
+                         f"to {existing.__module__}.{existing.__qualname__}")
+    _TYPES[name] = factory
+    return factory
+
+
+def lookup(name):
+    """
+    The factory registered as ``name``; :class:`UnknownBlockType` (with the
+    closest known name) otherwise.
+    """
+    _load_builtins()
+    try:
+        return _TYPES[name]
+    except (KeyError, TypeError):
+        raise UnknownBlockType(name) from None
+
+
+def block_types():
+    """
+    Mapping of every registered name to its factory.
+    """
+    _load_builtins()
+    return dict(sorted(_TYPES.items()))
+
+
+def parameters(factory):
+    """
+    The keyword parameters a block type takes, as ``{name: default}``
+    (``inspect.Parameter.empty`` when required), inputs and the common
+    ``name``/``graph`` arguments left out.
+    """
+    signature = inspect.signature(factory)
+    skipped = {"self", "producer", "kwargs", "graph", "name"}
+    return {p.name: p.default for p in signature.parameters.values()
+            if p.name not in skipped
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _load_builtins():
+    # Importing the package registers every built-in block.
+    import pyrf_blocks  # noqa: F401
