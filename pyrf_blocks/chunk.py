@@ -211,6 +211,7 @@ class ChunkStreamDecoder:
     def __init__(self, max_size=MAX_ENCODED_SIZE):
         self._unpacker = _unpacker(max_size)
         self._fed = 0
+        self._complete = 0
 
     def feed(self, data):
         try:
@@ -222,6 +223,7 @@ class ChunkStreamDecoder:
         try:
             for obj in self._unpacker:
                 chunks.append(_chunk_from_map(obj))
+                self._complete = self._unpacker.tell()
         except ChunkDecodeError:
             raise
         except (ValueError, TypeError, msgpack.UnpackException) as error:
@@ -233,7 +235,7 @@ class ChunkStreamDecoder:
         """
         Number of bytes fed that do not yet form a whole chunk.
         """
-        return self._fed - self._unpacker.tell()
+        return self._fed - self._complete
 
     def close(self):
         if self.pending:

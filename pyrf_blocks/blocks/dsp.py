@@ -68,6 +68,7 @@ class fft_block(Block):
 
     def reset(self):
         self._held = None
+        self._origin = None
         self._continuity = _Continuity()
         self._out_meta = None
 
@@ -96,15 +97,13 @@ class fft_block(Block):
         return meta
 
     def process(self, chunk):
-        if self._continuity.breaks(chunk):
+        if self._continuity.breaks(chunk) or self._origin is None:
+            # Times are counted in samples from the start of the stream (or
+            # of the last gap), so they do not depend on the chunking.
             self._held = None
-        samples = chunk.data
-        if self._held is not None:
-            held, held_start = self._held
-            samples = np.concatenate((held, samples))
-            start = held_start
-        else:
-            start = chunk.start
+            self._origin = (chunk.start, chunk.rate)
+            self._next_frame = 0
+        samples = chunk.data if self._held is None else np.concatenate((self._held, chunk.data))
         size, hop = self.size, self.hop
         count = 0 if len(samples) < size else (len(samples) - size) // hop + 1
         used = count * hop
@@ -118,17 +117,14 @@ class fft_block(Block):
                                                    shift=iq and size % 2 == 0), iq)
             if iq and size % 2:
                 spectra = np.fft.fftshift(spectra, axes=-1)
-            first = start
-            step = 1e9 * hop / chunk.rate
-            self.emit(spectra, first, first + round(count * step), chunk.rate / hop,
+            origin, rate = self._origin
+            first = self._next_frame
+            self.emit(spectra, origin + round(first * 1e9 / rate),
+                      origin + round((first + used) * 1e9 / rate), rate / hop,
                       self._meta_for(chunk))
-        rest = samples[used:]
-        if len(rest):
-            # Copy the tail so the (possibly large) input array can be freed.
-            rest_start = start + round(used * 1e9 / chunk.rate)
-            self._held = (rest.copy(), rest_start)
-        else:
-            self._held = None
+            self._next_frame += used
+        # Keep the tail as a copy so the (possibly large) input can be freed.
+        self._held = samples[used:].copy() if used < len(samples) else None
 
 
 @register

@@ -1,0 +1,160 @@
+"""
+Tests for the chunk and its msgpack wire encoding.
+"""
+
+import msgpack
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from numpy.testing import assert_array_equal
+
+from pyrf_blocks.chunk import (
+    Chunk, ChunkDecodeError, ChunkStreamDecoder, decode_chunk, decode_chunks,
+    encode_chunk, encode_chunks,
+)
+
+DTYPES = [np.complex64, np.float32, np.float64, np.int16]
+SHAPES = [(0,), (1,), (1000,), (0, 8), (3, 8), (64, 1024)]
+
+
+def make_chunk(dtype=np.complex64, shape=(16,), seq=0):
+    rng = np.random.default_rng(1)
+    values = rng.standard_normal(int(np.prod(shape)) * 2) * 1000
+    data = values.view(np.complex128)[:int(np.prod(shape))] if np.dtype(dtype).kind == "c" \
+        else values[:int(np.prod(shape))]
+    data = data.astype(dtype).reshape(shape)
+    return Chunk("iq", data, 1_000, 17_000, 1e6, seq,
+                 {"center_frequency": 2.4e9, "units": "full_scale", "window": ["kaiser", 8.0]})
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_round_trip(dtype, shape):
+    """Every supported dtype and shape, empty included, decodes to the same chunk."""
+    chunk = make_chunk(dtype, shape)
+    decoded = decode_chunk(encode_chunk(chunk))
+    assert decoded == chunk
+    assert decoded.data.dtype == np.dtype(dtype)
+    assert decoded.data.shape == shape
+    assert_array_equal(decoded.data, chunk.data)
+
+
+def test_decoded_array_is_a_view_of_the_message():
+    """The decoded array wraps the unpacked buffer (np.frombuffer) instead of copying it."""
+    chunk = make_chunk(np.complex64, (4096,))
+    decoded = decode_chunk(encode_chunk(chunk))
+    assert isinstance(decoded.data.base, (bytes, memoryview)) or decoded.data.base is not None
+    assert not decoded.data.flags.owndata
+    assert not decoded.data.flags.writeable
+
+
+def test_encoding_packs_the_array_buffer_as_msgpack_bin():
+    """The array travels as one bin field holding exactly its raw bytes."""
+    chunk = make_chunk(np.int16, (5,))
+    fields = msgpack.unpackb(encode_chunk(chunk), raw=False)
+    dtype, shape, buffer = fields["d"]
+    assert dtype == "<i2" and shape == [5]
+    assert buffer == chunk.data.tobytes()
+
+
+def test_non_contiguous_and_big_endian_arrays_encode():
+    """Strided views and big-endian arrays encode as their values, little-endian."""
+    base = np.arange(20, dtype=">f8").reshape(4, 5)
+    chunk = Chunk("real", base[:, ::2], 0, 4, 1.0)
+    decoded = decode_chunk(encode_chunk(chunk))
+    assert_array_equal(decoded.data, base[:, ::2])
+    assert decoded.data.dtype == np.dtype("<f8")
+
+
+def test_several_chunks_in_one_body():
+    """A body of back-to-back chunks decodes to the same chunks in order."""
+    chunks = [make_chunk(seq=n) for n in range(5)]
+    assert decode_chunks(encode_chunks(chunks)) == chunks
+
+
+@given(st.lists(st.integers(min_value=0, max_value=400), max_size=12))
+@settings(max_examples=50, deadline=None)
+def test_stream_decoder_accepts_any_split(cuts):
+    """Bytes split anywhere decode to the same chunks as the whole body."""
+    chunks = [make_chunk(np.float32, (n,), seq=n) for n in (3, 0, 40)]
+    body = encode_chunks(chunks)
+    decoder, found, position = ChunkStreamDecoder(), [], 0
+    for cut in sorted(min(c, len(body)) for c in cuts) + [len(body)]:
+        found += decoder.feed(body[position:cut])
+        position = cut
+    decoder.close()
+    assert found == chunks
+
+
+def test_truncated_bytes_raise_a_clear_error():
+    """A body cut short raises ChunkDecodeError saying it was truncated."""
+    body = encode_chunk(make_chunk())
+    for length in (1, len(body) // 2, len(body) - 1):
+        with pytest.raises(ChunkDecodeError, match="truncated"):
+            decode_chunks(body[:length])
+
+
+@pytest.mark.parametrize("mutation, message", [
+    (lambda m: m.pop("k"), "expected a map"),
+    (lambda m: m.update(k=3), "kind"),
+    (lambda m: m.update(s=10, e=5), "start and end"),
+    (lambda m: m.update(q=-1), "seq"),
+    (lambda m: m.update(r=0), "rate"),
+    (lambda m: m.update(m=[1]), "meta"),
+    (lambda m: m.update(d=["|O", [1], b"12345678"]), "plain numeric"),
+    (lambda m: m.update(d=["<c8", [3], b"\0" * 16]), "needs 24"),
+    (lambda m: m.update(d=["<f4", [-1], b""]), "shape"),
+    (lambda m: m.update(d=["nonsense", [1], b"\0"]), "dtype"),
+    (lambda m: m.update(d=["<f4", [1], "text"]), "bin"),
+])
+def test_malformed_fields_raise_never_a_wrong_array(mutation, message):
+    """Each kind of malformed field is reported with a message naming it."""
+    fields = msgpack.unpackb(encode_chunk(make_chunk()), raw=False)
+    mutation(fields)
+    with pytest.raises(ChunkDecodeError, match=message):
+        decode_chunk(msgpack.packb(fields, use_bin_type=True))
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=300, deadline=None)
+def test_arbitrary_bytes_decode_or_raise(data):
+    """Arbitrary bytes either decode to well-formed chunks or raise ChunkDecodeError."""
+    try:
+        chunks = decode_chunks(data)
+    except ChunkDecodeError:
+        return
+    for chunk in chunks:
+        assert chunk.data.size * chunk.data.itemsize == chunk.data.nbytes
+
+
+@given(st.binary(max_size=60), st.integers(min_value=0, max_value=200))
+@settings(max_examples=200, deadline=None)
+def test_corrupted_chunk_never_decodes_to_another_array(noise, position):
+    """Overwriting bytes of a valid body gives an error or a chunk of consistent size."""
+    body = bytearray(encode_chunk(make_chunk(np.int16, (32,))))
+    position %= len(body)
+    body[position:position + len(noise)] = noise
+    try:
+        chunks = decode_chunks(bytes(body))
+    except ChunkDecodeError:
+        return
+    for chunk in chunks:
+        assert chunk.data.nbytes == int(np.prod(chunk.data.shape)) * chunk.data.itemsize
+
+
+def test_meta_rejects_arrays_and_converts_numpy_scalars():
+    """numpy scalars in meta become plain numbers; arrays in meta are refused."""
+    chunk = Chunk("scalar", np.zeros(1), 0, 1, 1.0, meta={"level": np.float32(-20.5)})
+    assert decode_chunk(encode_chunk(chunk)).meta == {"level": -20.5}
+    with pytest.raises(TypeError, match="only as a chunk's data"):
+        encode_chunk(chunk.replace(meta={"axis": np.zeros(3)}))
+
+
+def test_chunk_data_is_read_only_and_times_map_to_rows():
+    """Chunks are immutable and convert between row index and device time."""
+    chunk = Chunk("iq", np.zeros(10, np.complex64), 1000, 1100, 1e8)
+    with pytest.raises(ValueError):
+        chunk.data[0] = 1
+    assert chunk.time_of(5) == 1050
+    assert chunk.index_at(1050) == 5
+    assert chunk.index_at(0) == 0 and chunk.index_at(10**9) == 10
