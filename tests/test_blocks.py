@@ -239,11 +239,36 @@ def test_average_does_not_depend_on_chunking(cuts):
     assert_allclose(sink.data(), expected, atol=1e-4)
 
 
+def run_spectra_cut(rows, cuts, build):
+    clock = Clock()
+    graph = Graph(clock)
+    source = array_source(split_array(np.asarray(rows, np.float32), cuts), kind="spectrum",
+                          rate=10.0, graph=graph, meta={"units": "dBm"})
+    sink = collector(build(source))
+    assert run_clock(clock, graph) is None
+    return sink.chunks
+
+
 def test_max_and_min_hold_are_running_extremes():
-    """Max and min hold give, per bin, the extreme so far at every frame."""
-    rows = [[1.0, 5.0], [3.0, 2.0], [0.0, 4.0]]
-    assert_array_equal(run_spectra(rows, max_hold)[0].data, [[1, 5], [3, 5], [3, 5]])
-    assert_array_equal(run_spectra(rows, min_hold)[0].data, [[1, 5], [1, 2], [0, 2]])
+    """Each chunk yields the per-bin extreme so far, stamped with the chunk's last frame."""
+    rows = [[1.0, 5.0], [3.0, 2.0], [0.0, 4.0], [-1.0, 9.0]]
+    held = run_spectra_cut(rows, [2, 2], max_hold)
+    assert_array_equal(np.concatenate([c.data for c in held]), [[3, 5], [3, 9]])
+    assert [(c.start, c.end) for c in held] == [(100_000_000, 200_000_000),
+                                                (300_000_000, 400_000_000)]
+    held = run_spectra_cut(rows, [1, 2, 1], min_hold)
+    assert_array_equal(np.concatenate([c.data for c in held]), [[1, 5], [0, 2], [-1, 2]])
+
+
+@given(st.lists(st.integers(min_value=1, max_value=7), min_size=1, max_size=8))
+@settings(max_examples=30, deadline=None)
+def test_hold_values_do_not_depend_on_chunking(cuts):
+    """The hold reported at any frame time is the same however the frames were cut."""
+    rows = np.random.default_rng(5).uniform(-90, -10, (30, 4)).astype(np.float32)
+    expected = np.maximum.accumulate(rows, axis=0)
+    for chunk in run_spectra_cut(rows, cuts, max_hold):
+        frame = round(chunk.start * 10 / 1e9)
+        assert_array_equal(chunk.data[0], expected[frame])
 
 
 def test_hold_state_round_trips():

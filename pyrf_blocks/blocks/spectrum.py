@@ -86,8 +86,9 @@ class average_block(Block):
 
 class _Hold(Block):
     """
-    Running extreme of every bin: one output row per input row, the hold as
-    of that row.  ``clear()`` starts afresh.
+    Running extreme of every bin.  For each input chunk it emits one row:
+    the hold as of the chunk's last frame, stamped with that frame's time
+    range.  ``clear()`` starts afresh.
     """
 
     kind = "spectrum"
@@ -108,13 +109,17 @@ class _Hold(Block):
 
     def process(self, chunk):
         data = chunk.data
+        if not len(data):
+            return
+        combine = type(self)._combine
         if self._hold is not None and self._hold.shape != data.shape[1:]:
             self._hold = None  # the number of bins changed: a new sweep
-        held = type(self)._combine.accumulate(data, axis=0)
+        extreme = combine.reduce(data, axis=0)
         if self._hold is not None:
-            type(self)._combine(held, self._hold, out=held)
-        self._hold = held[-1].copy()
-        self.emit(held, chunk.start, chunk.end, chunk.rate,
+            combine(extreme, self._hold, out=extreme)
+        self._hold = extreme
+        last = len(data) - 1
+        self.emit(extreme[np.newaxis].copy(), chunk.time_of(last), chunk.end, chunk.rate,
                   dict(chunk.meta, trace=self.type_name))
 
 

@@ -71,11 +71,11 @@ def frame_spectra(frames, window_values, complex_input, out=None):
     else:
         weighted = np.multiply(frames, window_values, dtype=np.float32)
         spectra = scipy.fft.rfft(weighted, axis=-1, overwrite_x=True, workers=1)
-    pairs = spectra.view(np.float32)
-    np.multiply(pairs, pairs, out=pairs)
     if out is None:
         out = np.empty(spectra.shape, np.float32)
-    np.add(pairs[..., 0::2], pairs[..., 1::2], out=out)
+    # |X| then squaring in place is the fastest route to |X|² in numpy.
+    np.abs(spectra, out=out)
+    np.multiply(out, out, out=out)
     return out
 
 
@@ -91,7 +91,9 @@ def power_to_dbm(power, window_sum, reference_level, real_fft_size=None):
     :return: float32 array of dBm.
     """
     offset = np.float32(reference_level - 20.0 * np.log10(window_sum))
-    out = np.log10(np.maximum(power, np.float32(1e-30)), dtype=np.float32)
+    with np.errstate(divide="ignore"):
+        # A bin of exactly zero power is -inf dBm, which is the truth.
+        out = np.log10(power, dtype=np.float32)
     out *= np.float32(10.0)
     out += offset
     if real_fft_size is not None:
