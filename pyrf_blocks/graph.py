@@ -113,12 +113,18 @@ class Edge:
     def put(self, chunk):
         if self._closed:
             return
+        self.chunks_in += 1
         queue = self._queue
+        if not queue and not self._pauses and not self._draining:
+            # The common case: nothing waits, hand the chunk straight over.
+            self._deliver(chunk)
+            if queue and not self._pauses:
+                self._drain()
+            return
         if len(queue) >= self.maxsize and self.policy != "block":
             queue.popleft()
             self.dropped += 1
         queue.append(chunk)
-        self.chunks_in += 1
         if len(queue) > self.max_depth:
             self.max_depth = len(queue)
         if not self._pauses and not self._draining:
@@ -160,6 +166,22 @@ class Edge:
     def stopProducing(self):
         self.producer.unsubscribe(self)
 
+    def _deliver(self, chunk):
+        self.chunks_out += 1
+        self.bytes_out += chunk.data.nbytes
+        self._draining = True
+        try:
+            self.consumer.write(chunk)
+        except Exception:
+            self._failed()
+        finally:
+            self._draining = False
+
+    def _failed(self):
+        owner = getattr(self.consumer, "block", self.consumer)
+        graph = getattr(owner, "graph", None) or self.producer.graph
+        graph.fail(owner, Failure())
+
     def _drain(self):
         queue, consumer = self._queue, self.consumer
         self._draining = True
@@ -173,9 +195,7 @@ class Edge:
                 self.bytes_out += item.data.nbytes
                 consumer.write(item)
         except Exception:
-            owner = getattr(consumer, "block", consumer)
-            graph = getattr(owner, "graph", None) or self.producer.graph
-            graph.fail(owner, Failure())
+            self._failed()
         finally:
             self._draining = False
         if self._holding and len(queue) <= self.maxsize // 2:
@@ -249,7 +269,7 @@ class Block:
         if self.kind is not None:
             alsoProvides(self, KIND_INTERFACES[self.kind])
         self.active = False
-        self._edges = []
+        self._edges = ()
         self._ports = ()
         self._pauses = 0
         self._seq = 0
@@ -295,13 +315,13 @@ class Block:
 
     @property
     def edges(self):
-        return tuple(self._edges)
+        return self._edges
 
     def subscribe(self, consumer, policy="block", maxsize=None):
         if self.kind is None:
             raise TypeError(f"{_label(self)} is a sink: nothing can consume it")
         edge = Edge(self, consumer, policy, maxsize)
-        self._edges.append(edge)
+        self._edges += (edge,)
         consumer.registerProducer(edge, True)
         if len(self._edges) == 1:
             self._activate()
@@ -312,7 +332,7 @@ class Block:
     def unsubscribe(self, edge):
         if edge not in self._edges:
             return
-        self._edges.remove(edge)
+        self._edges = tuple(e for e in self._edges if e is not edge)
         edge.close()
         if not self._edges:
             self._deactivate()
@@ -323,7 +343,7 @@ class Block:
         """
         chunk = Chunk(self.kind, data, start, end, rate, self._seq, meta)
         self._seq += 1
-        for edge in tuple(self._edges):
+        for edge in self._edges:
             edge.put(chunk)
         return chunk
 
@@ -342,7 +362,7 @@ class Block:
             self._on_resume()
 
     def stopProducing(self):
-        for edge in tuple(self._edges):
+        for edge in self._edges:
             self.unsubscribe(edge)
 
     @property
@@ -437,7 +457,7 @@ class Block:
         if self._ended:
             return
         self._ended = True
-        for edge in tuple(self._edges):
+        for edge in self._edges:
             edge.put_end()
 
     # What subclasses implement.
