@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pyrf_blocks import registry
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -16,3 +18,35 @@ def test_docs_build_without_warnings(tmp_path):
          str(ROOT / "docs"), str(tmp_path / "html")],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def code_blocks(path):
+    """The indented literal blocks that follow a '::' paragraph in an .rst file."""
+    blocks, current, inside = [], [], False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if inside:
+            if line.startswith("    ") or not line.strip():
+                current.append(line[4:])
+                continue
+            blocks.append("\n".join(current).strip() + "\n")
+            current, inside = [], False
+        if line.rstrip().endswith("::"):
+            inside = True
+    if current:
+        blocks.append("\n".join(current).strip() + "\n")
+    return blocks
+
+
+def test_block_and_test_examples_in_the_docs_run():
+    """The custom block of the concepts page passes the tests of the how-to page."""
+    block = next(b for b in code_blocks(ROOT / "docs/concepts/blocks.rst")
+                 if "class channel_power" in b)
+    tests = next(b for b in code_blocks(ROOT / "docs/howto/test_a_block.rst")
+                 if "def test_chunking" in b)
+    namespace = {"__name__": "docs_example"}
+    try:
+        exec(compile(block + tests, "docs-example", "exec"), namespace)
+        namespace["test_interface"]()
+        namespace["test_chunking"]()
+    finally:
+        registry._TYPES.pop("channel_power", None)  # leave the registry as it was
