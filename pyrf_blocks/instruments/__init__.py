@@ -8,13 +8,17 @@ Instrument sources.  ``WSA4000(host)``, ``WSA5000(host)`` and
 from ..blocks.sources import simulated_instrument
 from .wsa import thinkrf_analyzer
 
-__all__ = ["WSA4000", "WSA5000", "R5500", "SIMULATED_HOSTS", "thinkrf_analyzer"]
+__all__ = ["WSA4000", "WSA5000", "R5500", "analyzer", "SIMULATED_HOSTS", "thinkrf_analyzer"]
 
 #: Host names that select the simulated instrument.
 SIMULATED_HOSTS = ("sim", "simulated")
 
 
-def _analyzer(model, host, settings):
+def analyzer(model, host, **settings):
+    """
+    A source for an analyzer of family ``model`` at ``host`` (``"sim"``:
+    the simulated instrument).
+    """
     if host in SIMULATED_HOSTS:
         return simulated_instrument(model=model, **settings)
     return thinkrf_analyzer(host, model=model, **settings)
@@ -28,18 +32,18 @@ def WSA4000(host="sim", **settings):
     and ``data_port`` are passed to it).  ``host="sim"`` gives
     :class:`~pyrf_blocks.blocks.sources.simulated_instrument` instead.
     """
-    return _analyzer("WSA4000", host, settings)
+    return analyzer("WSA4000", host, **settings)
 
 
 def WSA5000(host="sim", **settings):
     """
     An IQ source for a ThinkRF WSA5000 at ``host`` (see :func:`WSA4000`).
     """
-    return _analyzer("WSA5000", host, settings)
+    return analyzer("WSA5000", host, **settings)
 
 
 def R5500(host="sim", **settings):
     """
     An IQ source for a ThinkRF R5500 at ``host`` (see :func:`WSA4000`).
     """
-    return _analyzer("R5500", host, settings)
+    return analyzer("R5500", host, **settings)

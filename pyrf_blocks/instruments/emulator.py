@@ -170,8 +170,11 @@ class _DataStream:
 
 class _DataProtocol(protocol.Protocol):
     def connectionMade(self):
-        self.stream = _DataStream(self.factory.emulator, self.transport)
-        self.factory.emulator.data_streams.append(self.stream)
+        emulator = self.factory.emulator
+        self.stream = _DataStream(emulator, self.transport)
+        emulator.data_streams.append(self.stream)
+        if emulator.streaming:
+            emulator.start_stream(self.stream)
 
     def dataReceived(self, data):
         pass  # the data port carries nothing from the client
@@ -208,7 +211,9 @@ class _SCPIProtocol(LineOnlyReceiver):
     def connectionLost(self, reason):
         emulator = self.factory.emulator
         if emulator.lock_holder is self:
+            # The client that owned the acquisition is gone: so is its stream.
             emulator.lock_holder = None
+            emulator._stop(self, "")
 
 
 class _DiscoveryProtocol(protocol.DatagramProtocol):
@@ -275,6 +280,7 @@ class InstrumentEmulator:
         self.decimation = 1
         self.samples_per_packet = 1024
         self.packets_per_block = 1
+        self.streaming = False
         for stream in getattr(self, "data_streams", ()):
             stream.stop()
         self._rebase()
@@ -407,21 +413,25 @@ class InstrumentEmulator:
 
     def _start(self, client, argument):
         self._need_lock(client)
-        if not self.data_streams:
-            raise SCPIError(-200, "Execution error; no data connection on the data port")
+        # A data connection made just before this command may not have
+        # been accepted yet: it starts streaming when it is.
+        self.streaming = True
         for stream in self.data_streams:
-            stream.version = self._version
-            stream.start()
+            self.start_stream(stream)
+
+    def start_stream(self, stream, packets=None):
+        stream.version = self._version
+        stream.start(packets)
 
     def _block(self, client, argument):
         self._need_lock(client)
         if not self.data_streams:
             raise SCPIError(-200, "Execution error; no data connection on the data port")
         for stream in self.data_streams:
-            stream.version = self._version
-            stream.start(self.packets_per_block)
+            self.start_stream(stream, self.packets_per_block)
 
     def _stop(self, client, argument):
+        self.streaming = False
         for stream in self.data_streams:
             stream.stop()
 
