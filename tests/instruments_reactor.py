@@ -47,3 +47,33 @@ def run_until(reactor, deferred, timeout=20.0):
     if isinstance(result, Failure):
         result.raiseException()
     return result
+
+
+def wait_for(reactor, predicate, interval=0.005):
+    """
+    A Deferred that fires once ``predicate()`` is true (polled on the
+    reactor; ``run_until``'s timeout bounds the wait).
+    """
+    done = defer.Deferred()
+
+    def poll():
+        if done.called:
+            return
+        if predicate():
+            done.callback(None)
+        else:
+            reactor.callLater(interval, poll)
+
+    reactor.callLater(0, poll)
+    return done
+
+
+def start_emulator(reactor, **settings):
+    """
+    An emulator on free loopback ports; returns it (ports in ``.ports``).
+    """
+    from pyrf_blocks.instruments.emulator import InstrumentEmulator
+
+    emulator = InstrumentEmulator(reactor, **settings)
+    emulator.listen("127.0.0.1", 0, 0, 0)
+    return emulator
