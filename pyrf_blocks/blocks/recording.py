@@ -231,16 +231,17 @@ class record_block(Sink):
                      path=self.data_path)
             return
         global_info = {
-            sigmf.SigMFFile.DATATYPE_KEY: self.datatype,
-            sigmf.SigMFFile.SAMPLE_RATE_KEY: float(self.sample_rate or 0.0),
-            sigmf.SigMFFile.RECORDER_KEY: "pyrf_blocks",
-            sigmf.SigMFFile.NUM_CHANNELS_KEY: 1,
-            sigmf.SigMFFile.EXTENSIONS_KEY: [],
+            "core:datatype": self.datatype,
+            "core:sample_rate": float(self.sample_rate),
+            "core:recorder": "pyrf_blocks",
+            "core:num_channels": 1,
+            # pyrf:meta (the chunk meta of each capture) is ours, and optional.
+            "core:extensions": [{"name": "pyrf", "version": "1.0.0", "optional": True}],
         }
         if self.description:
-            global_info[sigmf.SigMFFile.DESCRIPTION_KEY] = self.description
+            global_info["core:description"] = self.description
         if self.author:
-            global_info[sigmf.SigMFFile.AUTHOR_KEY] = self.author
+            global_info["core:author"] = self.author
         global_info.update(self._global_extra)
         meta = sigmf.SigMFFile(global_info=global_info, skip_checksum=True)
         for capture in self.captures:
