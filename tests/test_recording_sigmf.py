@@ -81,7 +81,7 @@ def test_round_trip_is_identical(tmp_path, datatype):
     assert (tmp_path / "rec.sigmf-data").stat().st_size == 5000 * width
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(st.lists(st.integers(1, 700), max_size=12), st.integers(1, 2000))
 def test_replay_does_not_depend_on_chunking(tmp_path_factory, cuts, chunk_size):
     """However the stream was cut when recorded or replayed, the samples and times agree."""
