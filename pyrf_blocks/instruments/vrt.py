@@ -17,6 +17,7 @@ trailer present (26, data packets only), TSI kind (23-22), TSF kind (21-20),
 packet count modulo 16 (19-16), packet size in words (15-0).
 """
 
+import functools
 import struct
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 __all__ = [
     "VRTError", "Trailer", "DataPacket", "ContextPacket",
     "build_data_packet", "build_context_packet", "parse_packet",
-    "decode_payload", "encode_payload", "VRTStreamParser",
+    "decode_payload", "decode_payloads", "encode_payload", "VRTStreamParser",
     "IF_DATA", "IF_DATA_NO_ID", "CONTEXT", "EXTENSION_CONTEXT",
     "STREAM_RECEIVER", "STREAM_DIGITIZER", "STREAM_EXTENSION",
     "STREAM_I14Q14", "STREAM_I14", "STREAM_I24", "PAYLOAD_FORMATS",
@@ -98,13 +99,21 @@ class VRTError(ValueError):
     """
 
 
+def _indicator(bit):
+    def read(self):
+        word = self.word
+        return bool(word >> (bit - 12) & 1) if word >> bit & 1 else None
+    return property(read, doc=f"Indicator of enable bit {bit}: True, False or None.")
+
+
 class Trailer:
     """
     The trailer's state and event indicators.  Each is ``True``/``False``
     when its enable bit is set, ``None`` when the instrument did not say.
+    Build one from its word, or from indicators by name.
     """
 
-    __slots__ = tuple(name for name, _ in _TRAILER_BITS) + ("word",)
+    __slots__ = ("word",)
 
     def __init__(self, word=0, **indicators):
         for name, bit in _TRAILER_BITS:
@@ -115,9 +124,12 @@ class Trailer:
         if indicators:
             raise TypeError(f"unknown trailer indicator(s): {', '.join(indicators)}")
         self.word = word
-        for name, bit in _TRAILER_BITS:
-            enabled = word >> bit & 1
-            setattr(self, name, bool(word >> (bit - 12) & 1) if enabled else None)
+
+    valid_data = _indicator(30)
+    reference_lock = _indicator(29)
+    spectral_inversion = _indicator(26)
+    over_range = _indicator(25)
+    sample_loss = _indicator(24)
 
     def __eq__(self, other):
         return isinstance(other, Trailer) and other.word == self.word
@@ -225,6 +237,18 @@ def decode_payload(payload, format="I14Q14"):
         return np.multiply(values, np.float32(1.0 / FULL_SCALE["I24"]), dtype=np.float32)
     raise VRTError(f"unsupported payload format {format!r}; "
                    f"use one of {', '.join(FULL_SCALE)}")
+
+
+def decode_payloads(payloads, format="I14Q14"):
+    """
+    Decode several payloads (of one format) into one array.  Joining the
+    bytes first and decoding once is several times faster than decoding
+    small packets one by one: numpy's per-call cost of converting
+    big-endian integers outweighs the copy.
+    """
+    if len(payloads) == 1:
+        return decode_payload(payloads[0], format)
+    return decode_payload(b"".join(payloads), format)
 
 
 def encode_payload(samples, format="I14Q14"):
@@ -376,9 +400,11 @@ def _prologue_words(header):
     return words
 
 
+@functools.lru_cache(maxsize=4096)
 def _check_header(header, max_words):
     """
-    Why ``header`` cannot start a packet, or ``None``.
+    Why ``header`` cannot start a packet, or ``None``.  (Cached: a stream
+    repeats a handful of header words.)
     """
     packet_type = header >> 28
     if packet_type not in _PACKET_TYPES:
@@ -393,13 +419,35 @@ def _check_header(header, max_words):
     return None
 
 
+@functools.lru_cache(maxsize=256)
+def _layout(flags):
+    """
+    How the words after the header are laid out for the header bits
+    31-20 (type, C, T, TSI and TSF kinds): a Struct reading them all at
+    once and the position of each field in its result (-1: absent).
+    """
+    header = flags << 20
+    packet_type = header >> 28
+    form, positions = ">", {}
+    for name, present, code in (("stream_id", packet_type != IF_DATA_NO_ID, "I"),
+                                ("class_id", header >> 27 & 1, "II"),
+                                ("tsi", header >> 22 & 3, "I"),
+                                ("tsf", header >> 20 & 3, "Q")):
+        if present:
+            positions[name] = len(form) - 1
+            form += code
+    layout = struct.Struct(form)
+    return (layout, positions.get("stream_id", -1), positions.get("class_id", -1),
+            positions.get("tsi", -1), positions.get("tsf", -1))
+
+
 def parse_packet(data, offset=0, header=None):
     """
     Read the packet at ``data[offset:]`` (which must hold all of it);
     return a :class:`DataPacket` or :class:`ContextPacket`.  Raises
     :class:`VRTError` for malformed bytes.
     """
-    view = memoryview(data)
+    view = data if isinstance(data, memoryview) else memoryview(data)
     if header is None:
         if len(view) - offset < 4:
             raise VRTError("truncated packet: fewer than 4 bytes")
@@ -411,34 +459,23 @@ def parse_packet(data, offset=0, header=None):
     if len(view) - offset < size:
         raise VRTError(f"truncated packet: {len(view) - offset} of {size} bytes")
     packet_type = header >> 28
-    is_data = packet_type in (IF_DATA, IF_DATA_NO_ID)
+    is_data = packet_type <= IF_DATA
     packet = DataPacket() if is_data else ContextPacket()
     packet.packet_type = packet_type
     packet.count = header >> 16 & 0xF
-    tsi_kind = packet.tsi_kind = header >> 22 & 3
-    tsf_kind = packet.tsf_kind = header >> 20 & 3
-    position = offset + 4
-    if packet_type != IF_DATA_NO_ID:
-        packet.stream_id = _WORD.unpack_from(view, position)[0]
-        position += 4
-    else:
-        packet.stream_id = None
-    if header >> 27 & 1:
-        oui, codes = _TWO_WORDS.unpack_from(view, position)
+    packet.tsi_kind = header >> 22 & 3
+    packet.tsf_kind = header >> 20 & 3
+    layout, at_stream, at_class, at_tsi, at_tsf = _layout(header >> 20)
+    values = layout.unpack_from(view, offset + 4)
+    packet.stream_id = values[at_stream] if at_stream >= 0 else None
+    if at_class >= 0:
+        oui, codes = values[at_class], values[at_class + 1]
         packet.class_id = (oui & 0xFFFFFF, codes >> 16, codes & 0xFFFF)
-        position += 8
     else:
         packet.class_id = None
-    if tsi_kind:
-        packet.integer_seconds = _WORD.unpack_from(view, position)[0]
-        position += 4
-    else:
-        packet.integer_seconds = None
-    if tsf_kind:
-        packet.fractional = _QUAD.unpack_from(view, position)[0]
-        position += 8
-    else:
-        packet.fractional = None
+    packet.integer_seconds = values[at_tsi] if at_tsi >= 0 else None
+    packet.fractional = values[at_tsf] if at_tsf >= 0 else None
+    position = offset + 4 + layout.size
     end = offset + size
     if is_data:
         if header >> 26 & 1:
@@ -446,7 +483,7 @@ def parse_packet(data, offset=0, header=None):
             packet.trailer = Trailer(_WORD.unpack_from(view, end)[0])
         else:
             packet.trailer = None
-        packet.payload = view[position:end].toreadonly()
+        packet.payload = view[position:end]
         return packet
     indicators = packet.indicators = _WORD.unpack_from(view, position)[0]
     position += 4
@@ -524,27 +561,44 @@ class VRTStreamParser:
     def feed(self, data):
         """
         Add bytes; return the list of packets completed by them.
+
+        Complete packets inside ``data`` are parsed where they lie (their
+        payloads are views of ``data``); only a packet split between two
+        pieces is copied, once.
         """
         if not data:
             return []
-        self._parts.append(data)
-        self._have += len(data)
-        if self._have < self._need:
-            return []
-        buffer = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
-        if not isinstance(buffer, bytes):
-            buffer = bytes(buffer)
         packets = []
-        position = self._parse(buffer, packets)
-        rest = buffer[position:]
-        self._parts = [rest] if rest else []
-        self._have = len(rest)
+        if self._have:
+            # Complete the held-back packet (or header) with as few bytes
+            # as it needs, then go on in ``data`` itself.
+            take = max(self._need - self._have, 0)
+            self._parts.append(data[:take])
+            self._have += min(take, len(data))
+            if self._have < self._need:
+                return packets
+            head = b"".join(self._parts)
+            self._parts, self._have = [], 0
+            used = self._parse(head, packets)
+            if used < len(head):  # garbage shifted the packet boundaries
+                data, offset = head[used:] + bytes(data[take:]), 0
+            else:
+                offset = take
+        else:
+            offset = 0
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        used = self._parse(data, packets, offset)
+        if used < len(data):
+            rest = memoryview(data)[used:]
+            self._parts = [rest]
+            self._have = len(rest)
         return packets
 
-    def _parse(self, buffer, packets):
+    def _parse(self, buffer, packets, start=0):
         view = memoryview(buffer)
         total = len(buffer)
-        position = 0
+        position = start
         unpack = _WORD.unpack_from
         stats = self.stats
         stream_ids = self.stream_ids
@@ -566,7 +620,7 @@ class VRTStreamParser:
                 if not self._skipping:
                     stats["resyncs"] += 1
                     self._problem(f"bad packet header at stream byte "
-                                  f"{stats['bytes'] + position}: {problem}; "
+                                  f"{stats['bytes'] + position - start}: {problem}; "
                                   "resynchronising")
                 self._skipping += 1
                 stats["garbage_bytes"] += 1
@@ -589,7 +643,7 @@ class VRTStreamParser:
                 else:
                     stats["context_packets"] += 1
             position += size
-        stats["bytes"] += position
+        stats["bytes"] += position - start
         return position
 
     def close(self):

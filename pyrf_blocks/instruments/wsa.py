@@ -15,7 +15,6 @@ lost connection is logged and retried ``reconnect_attempts`` times.
 
 from collections import deque
 
-import numpy as np
 from twisted.internet import defer, error as net_error, protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -400,7 +399,8 @@ class thinkrf_analyzer(Source):
                 stats["over_range"] += 1
             if trailer.valid_data is False:
                 stats["invalid_data"] += 1
-        samples = packet.samples()
+        payload = packet.payload
+        count = len(payload) // 4  # I14Q14: one 32-bit word per sample
         rate = self._meta["sample_rate"]
         time = packet.time_ns
         if self._epoch is not None:
@@ -417,9 +417,9 @@ class thinkrf_analyzer(Source):
             self._index = 0
         if not self._block:
             self._block_start = self._time_of(self._index)
-        self._block.append(samples)
-        self._index += len(samples)
-        stats["samples"] += len(samples)
+        self._block.append(payload)
+        self._index += count
+        stats["samples"] += count
         if len(self._block) >= self.packets_per_block:
             self._emit_block()
 
@@ -432,6 +432,6 @@ class thinkrf_analyzer(Source):
             self._block = []
             return
         block, self._block = self._block, []
-        data = block[0] if len(block) == 1 else np.concatenate(block)
+        data = vrt.decode_payloads(block)  # one decode per chunk: see decode_payloads
         self.emit(data, self._block_start, self._time_of(self._index),
                   self._meta["sample_rate"], self._meta)
