@@ -16,7 +16,6 @@ import os
 import re
 
 import numpy as np
-import sigmf
 from twisted.logger import Logger
 
 from ..graph import Sink, Source
@@ -243,6 +242,8 @@ class record_block(Sink):
         if self.author:
             global_info["core:author"] = self.author
         global_info.update(self._global_extra)
+        import sigmf  # imported when needed: it takes a while to load
+
         meta = sigmf.SigMFFile(global_info=global_info, skip_checksum=True)
         for capture in self.captures:
             fields = dict(capture)
@@ -305,6 +306,8 @@ class sigmf_source(Source):
                 metadata = json.load(source)
         except (OSError, ValueError) as error:
             raise ValueError(f"sigmf_source: cannot read {self.meta_path}: {error}") from None
+        import sigmf
+
         try:
             sigmf.SigMFFile(metadata=metadata, skip_checksum=True).validate()
         except Exception as error:
