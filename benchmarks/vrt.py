@@ -22,7 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pyrf_blocks.instruments import vrt  # noqa: E402
 
-READ_SIZE = 256 * 1024
+#: Bytes per read: what Twisted's TCP transport reads at a time.
+READ_SIZE = 64 * 1024
 
 
 def build_stream(megabytes, samples_per_packet):
@@ -75,28 +76,52 @@ def read_raw(port):
         return total, time.perf_counter() - start
 
 
+def decode_block(pieces):
+    """
+    One chunk of the analyzer source: every piece decoded into one array.
+    """
+    counts = [len(piece) * piece.samples_per_packet if isinstance(piece, vrt.DataRun)
+              else len(piece.payload) // 4 for piece in pieces]
+    out = np.empty(sum(counts), np.complex64)
+    position = 0
+    for piece, count in zip(pieces, counts):
+        target = out[position:position + count]
+        if isinstance(piece, vrt.DataRun):
+            piece.samples(out=target)
+        else:
+            vrt.decode_payload(piece.payload, out=target)
+        position += count
+    return out
+
+
 def read_parsed(port, packets_per_block):
     """
-    What the analyzer source does: cut packets, decode each block of
-    ``packets_per_block`` packets to complex64.
+    What the analyzer source does: cut the stream into packets (runs of
+    regular packets at once) and decode each block of ``packets_per_block``
+    packets into one complex64 array.
     """
     parser = vrt.VRTStreamParser(stream_ids=vrt.THINKRF_STREAMS)
     payload = 0
-    block = []
+    block, in_block = [], 0
     with socket.create_connection(("127.0.0.1", port)) as connection:
         start = time.perf_counter()
         while True:
             data = connection.recv(READ_SIZE)
             if not data:
                 break
-            for packet in parser.feed(data):
-                if packet.is_data:
-                    block.append(packet.payload)
-                    if len(block) == packets_per_block:
-                        payload += vrt.decode_payloads(block).nbytes // 2  # → I14Q14 bytes
-                        block = []
+            for item in parser.feed(data, runs=True):
+                while item is not None and item.is_data:
+                    if isinstance(item, vrt.DataRun):
+                        piece, item = item.split(packets_per_block - in_block)
+                    else:
+                        piece, item = item, None
+                    block.append(piece)
+                    in_block += len(piece) if isinstance(piece, vrt.DataRun) else 1
+                    if in_block == packets_per_block:
+                        payload += decode_block(block).nbytes // 2  # → I14Q14 bytes
+                        block, in_block = [], 0
         if block:
-            payload += vrt.decode_payloads(block).nbytes // 2
+            payload += decode_block(block).nbytes // 2
         elapsed = time.perf_counter() - start
     assert parser.stats["garbage_bytes"] == 0 and parser.buffered == 0
     return payload, elapsed

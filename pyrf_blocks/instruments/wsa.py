@@ -15,6 +15,7 @@ lost connection is logged and retried ``reconnect_attempts`` times.
 
 from collections import deque
 
+import numpy as np
 from twisted.internet import defer, error as net_error, protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -67,7 +68,7 @@ class _DataProtocol(protocol.Protocol):
 
     def dataReceived(self, data):
         parser = self.parser
-        packets = parser.feed(data)
+        packets = parser.feed(data, runs=True)
         if len(parser.problems) != self._reported or parser.stats["resyncs"] > self._reported:
             self._report()
         if parser.lost_sync:
@@ -183,6 +184,7 @@ class thinkrf_analyzer(Source):
         self._attempts = 0
         self._pending = deque()
         self._block = []
+        self._block_packets = 0
         self._block_start = None
         self._epoch = None
         self._index = 0
@@ -340,11 +342,13 @@ class thinkrf_analyzer(Source):
     def _drain(self):
         pending = self._pending
         while pending and not self._pauses and self._running:
-            packet = pending.popleft()
-            if packet.is_data:
-                self._add_data(packet)
+            item = pending.popleft()
+            if not item.is_data:
+                self._add_context(item)
+            elif isinstance(item, vrt.DataRun):
+                self._add_run(item)
             else:
-                self._add_context(packet)
+                self._add_data(item)
 
     def _make_meta(self):
         context = self._context
@@ -381,32 +385,69 @@ class thinkrf_analyzer(Source):
             self._meta = meta
 
     def _add_data(self, packet):
-        stats = self.stats
-        stats["packets"] += 1
+        """
+        One data packet (runs of regular packets take :meth:`_add_run`).
+        """
+        self.stats["packets"] += 1
         if packet.stream_id != vrt.STREAM_I14Q14:
-            stats["other_formats"] += 1
-            if stats["other_formats"] == 1:
-                log.warn("{block}: ignoring {format} data packets: only I14Q14 (IQ) "
-                         "is supported", block=self.label, format=packet.format)
+            self._other_format(packet.format, 1)
             return
-        trailer = packet.trailer
-        if trailer is not None:
-            if trailer.sample_loss:
-                stats["sample_loss"] += 1
-                log.warn("{block}: the instrument reports lost samples before packet "
-                         "at {time} ns", block=self.label, time=packet.time_ns)
-            if trailer.over_range:
-                stats["over_range"] += 1
-            if trailer.valid_data is False:
-                stats["invalid_data"] += 1
-        payload = packet.payload
-        count = len(payload) // 4  # I14Q14: one 32-bit word per sample
+        if packet.trailer is not None:
+            self._count_trailers(np.array([packet.trailer.word], np.uint32), packet.time_ns)
+        self._check_time(packet.time_ns)
+        self._append(packet.payload, 1, len(packet.payload) // 4)
+
+    def _add_run(self, run):
+        """
+        Consecutive data packets, handled with a few numpy calls.
+        """
+        if run.stream_id != vrt.STREAM_I14Q14:
+            self.stats["packets"] += len(run)
+            self._other_format(run.format, len(run))
+            return
+        spp = run.samples_per_packet
+        times = run.time_ns
         rate = self._meta["sample_rate"]
-        time = packet.time_ns
+        steps = np.diff(times) - spp * 1e9 / rate
+        if len(steps) and np.max(np.abs(steps)) * rate > 0.5e9:
+            for packet in run.unpack():  # a discontinuity inside: packet by packet
+                self._add_data(packet)
+            return
+        self.stats["packets"] += len(run)
+        if run.trailers is not None:
+            self._count_trailers(run.trailers, int(times[0]))
+        self._check_time(int(times[0]))
+        while run is not None:
+            piece, run = run.split(self.packets_per_block - self._block_packets)
+            self._append(piece, len(piece), len(piece) * spp)
+
+    def _other_format(self, format, count):
+        self.stats["other_formats"] += count
+        if self.stats["other_formats"] == count:
+            log.warn("{block}: ignoring {format} data packets: only I14Q14 (IQ) is "
+                     "supported", block=self.label, format=format)
+
+    def _count_trailers(self, words, time):
+        words = words.astype(np.uint32)
+        stats = self.stats
+        lost = int(np.count_nonzero(words >> 24 & words >> 12 & 1))
+        stats["over_range"] += int(np.count_nonzero(words >> 25 & words >> 13 & 1))
+        stats["invalid_data"] += int(np.count_nonzero(words >> 30 & ~(words >> 18) & 1))
+        if lost:
+            stats["sample_loss"] += lost
+            log.warn("{block}: the instrument reports lost samples in {count} packet(s) "
+                     "from {time} ns", block=self.label, count=lost, time=time)
+
+    def _check_time(self, time):
+        """
+        Compare a packet's timestamp with where the stream should be; a
+        discontinuity ends the chunk and starts a new time base.
+        """
+        rate = self._meta["sample_rate"]
         if self._epoch is not None:
             predicted = self._time_of(self._index)
             if abs(time - predicted) * rate > 0.5e9:
-                stats["gaps"] += 1
+                self.stats["gaps"] += 1
                 log.warn("{block}: stream discontinuity: packet at {time} ns, "
                          "expected {predicted} ns", block=self.label, time=time,
                          predicted=predicted)
@@ -415,12 +456,15 @@ class thinkrf_analyzer(Source):
         if self._epoch is None:
             self._epoch = (time, rate)
             self._index = 0
+
+    def _append(self, piece, packets, samples):
         if not self._block:
             self._block_start = self._time_of(self._index)
-        self._block.append(payload)
-        self._index += count
-        stats["samples"] += count
-        if len(self._block) >= self.packets_per_block:
+        self._block.append((piece, samples))
+        self._block_packets += packets
+        self._index += samples
+        self.stats["samples"] += samples
+        if self._block_packets >= self.packets_per_block:
             self._emit_block()
 
     def _time_of(self, index):
@@ -428,10 +472,19 @@ class thinkrf_analyzer(Source):
         return epoch_time + round(index * 1e9 / rate)
 
     def _emit_block(self):
-        if not self._block or self._ended:
-            self._block = []
-            return
         block, self._block = self._block, []
-        data = vrt.decode_payloads(block)  # one decode per chunk: see decode_payloads
+        self._block_packets = 0
+        if not block or self._ended:
+            return
+        # One output array per chunk, each piece decoded straight into it.
+        data = np.empty(sum(samples for _, samples in block), np.complex64)
+        position = 0
+        for piece, samples in block:
+            target = data[position:position + samples]
+            if isinstance(piece, vrt.DataRun):
+                piece.samples(out=target)
+            else:
+                vrt.decode_payload(piece, "I14Q14", out=target)
+            position += samples
         self.emit(data, self._block_start, self._time_of(self._index),
                   self._meta["sample_rate"], self._meta)
