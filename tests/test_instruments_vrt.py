@@ -272,3 +272,56 @@ def test_timestamp_conversions_are_exact():
     """ns ↔ (seconds, picoseconds) round-trips exactly."""
     ns = 1_763_812_345_678_901_234
     assert vrt.timestamp_ns(*vrt.timestamp_of_ns(ns)) == ns
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 400), max_size=30), st.integers(1, 9))
+def test_runs_give_the_same_packets_as_one_by_one(sizes, count):
+    """Parsing with runs=True yields the same samples, times, counts and trailers."""
+    packets = _stream(count=count, samples=16)
+    stream = b"".join(packets[1:2]) + b"".join(packets)
+    one, batched = vrt.VRTStreamParser(), vrt.VRTStreamParser()
+    singles, runs = [], []
+    for piece in split_array(stream, sizes):
+        singles += one.feed(piece)
+        runs += batched.feed(piece, runs=True)
+    expanded = []
+    for item in runs:
+        expanded += item.unpack() if isinstance(item, vrt.DataRun) else [item]
+    assert [type(p) for p in expanded] == [type(p) for p in singles]
+    data = [p for p in singles if p.is_data]
+    run_items = [item for item in runs if item.is_data]
+    assert_array_equal(np.concatenate([item.samples() for item in run_items]),
+                       np.concatenate([p.samples() for p in data]))
+    times = np.concatenate([item.time_ns if isinstance(item, vrt.DataRun)
+                            else [item.time_ns] for item in run_items])
+    assert times.tolist() == [p.time_ns for p in data]
+    counts = np.concatenate([item.counts if isinstance(item, vrt.DataRun)
+                             else [item.count] for item in run_items])
+    assert counts.tolist() == [p.count for p in data]
+    assert batched.stats == one.stats
+
+
+def test_run_fields_and_split():
+    """A run exposes per-packet fields as arrays and splits without copying."""
+    packets = _stream(count=5, samples=8)[1:]
+    run = vrt.VRTStreamParser().feed(b"".join(packets), runs=True)[0]
+    assert isinstance(run, vrt.DataRun) and len(run) == 5
+    assert run.samples_per_packet == 8 and run.payload_bytes == 32
+    assert run.counts.tolist() == [0, 1, 2, 3, 4]
+    assert run.integer_seconds.tolist() == [10] * 5
+    assert run.fractional.tolist() == [0, 1000, 2000, 3000, 4000]
+    assert [vrt.Trailer(int(w)).valid_data for w in run.trailers] == [True] * 5
+    head, tail = run.split(2)
+    assert (len(head), len(tail)) == (2, 3)
+    assert_array_equal(np.concatenate([head.samples(), tail.samples()]), run.samples())
+    assert run.split(0) == (None, run) and run.split(9) == (run, None)
+
+
+def test_decode_payloads_joins_packets():
+    """decode_payloads equals decoding each payload and concatenating."""
+    payloads = [vrt.encode_payload(_tone(n)) for n in (3, 16, 1)]
+    assert_array_equal(vrt.decode_payloads(payloads),
+                       np.concatenate([vrt.decode_payload(p) for p in payloads]))
+    with pytest.raises(ValueError, match="out must be complex64\\[4\\]"):
+        vrt.decode_payload(payloads[0] + b"\0" * 4, out=np.empty(3, np.complex64))

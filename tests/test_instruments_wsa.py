@@ -209,3 +209,47 @@ def test_no_sink_no_connection():
     fft_block(wsa)
     assert not wsa.active and wsa._scpi is None
     assert list(reactor.getWriters()) == []
+
+
+def test_garbage_gaps_and_sample_loss_in_the_stream():
+    """Garbage is skipped, a timestamp jump starts a new chunk, lost samples are counted."""
+    from twisted.internet import protocol
+
+    from pyrf_blocks.instruments import vrt
+
+    reactor = new_reactor()
+    emulator = start_emulator(reactor)  # answers SCPI; the data come from below
+    rate, spp, base = 1e6, 16, 1_000_000_000_000
+    step = round(spp * 1e9 / rate)
+
+    def packet(index, time, **trailer):
+        seconds, picoseconds = vrt.timestamp_of_ns(time)
+        samples = np.full(spp, (index + 1) / 64, np.complex64)
+        return vrt.build_data_packet(vrt.encode_payload(samples), count=index,
+                                     integer_seconds=seconds, fractional=picoseconds,
+                                     trailer=vrt.Trailer(valid_data=True, **trailer))
+
+    stream = (vrt.build_context_packet(vrt.STREAM_DIGITIZER, {"sample_rate": rate,
+                                                              "reference_level": -20.0})
+              + b"".join(packet(i, base + i * step) for i in range(6))
+              + b"\x00garbage"
+              + packet(6, base + 10**9, sample_loss=True) + packet(7, base + 10**9 + step))
+
+    class Crafted(protocol.Protocol):
+        def connectionMade(self):
+            self.transport.write(stream)
+
+    listening = reactor.listenTCP(0, protocol.ServerFactory.forProtocol(Crafted),
+                                  interface="127.0.0.1")
+    graph = Graph(reactor)
+    wsa = WSA5000("127.0.0.1", graph=graph, packets_per_block=4, scpi_port=emulator.ports["scpi"],
+                  data_port=listening.getHost().port)
+    sink = recording_sink(wsa)
+    _until(reactor, graph, lambda: wsa.stats["packets"] == 8)
+    assert sink.problems == []
+    assert [(c.start, len(c.data)) for c in sink.chunks] == [
+        (base, 64), (base + 4 * step, 32), (base + 10**9, 32)]
+    assert sink.chunks[1].end == base + 6 * step
+    assert_allclose(sink.data()[::spp].real, (np.arange(8) + 1) / 64)
+    assert sink.chunks[0].meta["reference_level"] == -20.0
+    assert (wsa.stats["gaps"], wsa.stats["sample_loss"]) == (1, 1)

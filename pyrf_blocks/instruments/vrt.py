@@ -683,8 +683,9 @@ class VRTStreamParser:
 
     :param max_words: largest packet accepted, in words; larger ones count
         as ``oversized``.
-    :param stream_ids: stream IDs accepted (``None``: any), which makes
-        resynchronisation on garbage more reliable.
+    :param stream_ids: stream IDs accepted (``None``: any); packets
+        without a stream ID are then refused too.  This makes
+        resynchronisation on garbage much more reliable.
     :param max_garbage: bytes skipped in a row after which
         :attr:`lost_sync` becomes true (the caller should drop the
         connection).
@@ -779,8 +780,9 @@ class VRTStreamParser:
                 if (header & 0xFFFF) > max_words:
                     problem = f"oversized packet: {header & 0xFFFF} words, limit {max_words}"
                     stats["oversized"] += 1
-                elif (stream_ids is not None and header >> 28 != IF_DATA_NO_ID
-                      and total - position >= 8
+                elif stream_ids is not None and header >> 28 == IF_DATA_NO_ID:
+                    problem = "data packet without a stream ID"
+                elif (stream_ids is not None and total - position >= 8
                       and unpack(view, position + 4)[0] not in stream_ids):
                     problem = f"unexpected stream ID 0x{unpack(view, position + 4)[0]:08x}"
             if problem is not None:
