@@ -209,3 +209,49 @@ def test_unknown_model_is_refused():
     """The emulator names the models it knows."""
     with pytest.raises(ValueError, match="known: WSA4000, WSA5000, R5500"):
         start_emulator(new_reactor(), model="FSW43")
+
+
+def _offline_emulator(**settings):
+    """An emulator on a task.Clock with a StringTransport as its data connection."""
+    from twisted.internet import task
+    from twisted.internet.testing import StringTransport
+
+    from pyrf_blocks.instruments.emulator import InstrumentEmulator, _DataProtocol
+
+    clock = task.Clock()
+    emulator = InstrumentEmulator(clock, start_time=0, **settings)
+    factory = protocol.ServerFactory()
+    factory.emulator = emulator
+    data = _DataProtocol()
+    data.factory = factory
+    transport = StringTransport()
+    data.makeConnection(transport)
+    return emulator, clock, transport
+
+
+def _data_packets(transport):
+    return [p for p in vrt.VRTStreamParser().feed(transport.value()) if p.is_data]
+
+
+def test_paced_stream_keeps_to_device_time():
+    """Paced, the emulator sends 10 ms of samples in 10 ms of its clock, not more."""
+    emulator, clock, transport = _offline_emulator(paced=True)
+    emulator.execute(None, "DEC", "64")
+    emulator.execute(None, "TRAC:STR:STAR", "")
+    packet_ns = 1024 * 1e9 / (125e6 / 64)
+    for _ in range(100):
+        clock.advance(0.0001)
+    sent = _data_packets(transport)
+    # The first packet goes out on the first tick, 0.1 ms in.
+    assert 0.01e9 / packet_ns - 1 <= len(sent) <= 0.01e9 / packet_ns + 1
+    assert sent[-1].time_ns <= 0.01e9 + packet_ns
+
+
+def test_block_capture_sends_one_block():
+    """:TRACE:BLOCK:DATA? sends exactly packets-per-block packets, then stops."""
+    emulator, clock, transport = _offline_emulator(paced=False)
+    emulator.execute(None, "TRAC:BLOC:PACK", "5")
+    emulator.execute(None, "TRAC:BLOC:DATA?", "")
+    for _ in range(10):
+        clock.advance(0.001)
+    assert [p.count for p in _data_packets(transport)] == [0, 1, 2, 3, 4]
