@@ -34,6 +34,15 @@ _DATETIME = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?
 WRITE_DATATYPES = ("cf32_le", "ci16_le", "rf32_le", "ri16_le")
 
 
+def _json_value(value):
+    # Meta values JSON cannot hold as they are: numpy scalars become
+    # numbers, anything else (bytes) its text.
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def sigmf_paths(path):
     """
     ``(meta_path, data_path)`` for a recording named ``path`` (with or
@@ -193,7 +202,7 @@ class record_block(Sink):
     def _new_capture(self, chunk):
         capture = {"core:sample_start": self.samples_written,
                    "core:datetime": format_datetime(chunk.start),
-                   "pyrf:meta": json.loads(json.dumps(chunk.meta, default=float))}
+                   "pyrf:meta": json.loads(json.dumps(chunk.meta, default=_json_value))}
         if "center_frequency" in chunk.meta:
             capture["core:frequency"] = float(chunk.meta["center_frequency"])
         self.captures.append(capture)

@@ -211,6 +211,9 @@ class thinkrf_analyzer(Source):
         self._disconnect()
 
     def stopProducing(self):
+        # Ending the stream: what was received but held back by a pause
+        # still reaches the consumers, before end-of-stream.
+        self._drain(force=True)
         self._emit_block()
         super().stopProducing()
 
@@ -243,6 +246,8 @@ class thinkrf_analyzer(Source):
         self._scpi = scpi
         identity = yield scpi.query("*IDN?")
         self._check_identity(identity)
+        if not self._block:
+            self._meta = self._make_meta()
         granted = yield scpi.query(":SYSTEM:LOCK:REQUEST? ACQ")
         if granted.strip() != "1":
             raise InstrumentError(f"{self.label}: {self.host} refused the acquisition lock "
@@ -339,9 +344,9 @@ class thinkrf_analyzer(Source):
         self._pending.extend(packets)
         self._drain()
 
-    def _drain(self):
+    def _drain(self, force=False):
         pending = self._pending
-        while pending and not self._pauses and self._running:
+        while pending and (force or not self._pauses and self._running):
             item = pending.popleft()
             if not item.is_data:
                 self._add_context(item)
