@@ -53,7 +53,12 @@ def normalise_header(header):
     return ":".join(words) + ("?" if query else "")
 
 
-class SCPIError(ValueError):
+class _CommandError(ValueError):
+    """
+    A command the emulator refuses: SCPI error code and message, as
+    ``:SYSTEM:ERROR?`` reports them.
+    """
+
     def __init__(self, code, message):
         super().__init__(f'{code},"{message}"')
 
@@ -78,6 +83,8 @@ class _DataStream:
         self._call = None
         self._counts = {}
         self._origin = None
+        #: The emulator's settings version this stream last described.
+        self.version = None
         transport.registerProducer(self, True)
 
     def pauseProducing(self):
@@ -197,7 +204,7 @@ class _SCPIProtocol(LineOnlyReceiver):
             header, _, argument = part.partition(" ")
             try:
                 reply = emulator.execute(self, normalise_header(header), argument.strip())
-            except SCPIError as error:
+            except _CommandError as error:
                 emulator.errors.append(str(error))
                 del emulator.errors[:-16]
                 continue
@@ -311,7 +318,7 @@ class InstrumentEmulator:
         """
         True once per stream after each change of settings.
         """
-        seen = getattr(stream, "version", None)
+        seen = stream.version
         stream.version = self._version
         return seen is not None and seen != self._version
 
@@ -348,25 +355,25 @@ class InstrumentEmulator:
         """
         handler = self._COMMANDS.get(header)
         if handler is None:
-            raise SCPIError(-113, f"Undefined header; {header}")
+            raise _CommandError(-113, f"Undefined header; {header}")
         return handler(self, client, argument)
 
     def _need_lock(self, client):
         if self.lock_holder not in (None, client):
-            raise SCPIError(-200, "Execution error; acquisition lock held by another client")
+            raise _CommandError(-200, "Execution error; acquisition lock held by another client")
 
     def _number(self, argument, kind=float):
         try:
             return kind(argument.split()[0])
         except (ValueError, IndexError):
-            raise SCPIError(-104, f"Data type error; {argument!r} is not a number") from None
+            raise _CommandError(-104, f"Data type error; {argument!r} is not a number") from None
 
     def _set(self, client, name, value, **check):
         self._need_lock(client)
         try:
             self.model.check(**check)
         except ValueError as error:
-            raise SCPIError(-222, f"Data out of range; {error}") from None
+            raise _CommandError(-222, f"Data out of range; {error}") from None
         setattr(self, name, value)
         self._rebase()
 
@@ -401,14 +408,14 @@ class InstrumentEmulator:
     def _set_packets(self, client, argument):
         value = self._number(argument, int)
         if not 1 <= value <= 1_000_000:
-            raise SCPIError(-222, f"Data out of range; packets per block {value}")
+            raise _CommandError(-222, f"Data out of range; packets per block {value}")
         self._need_lock(client)
         self.packets_per_block = value
 
     def _set_reference(self, client, argument):
         value = self._number(argument)
         if not -100.0 <= value <= 50.0:
-            raise SCPIError(-222, f"Data out of range; reference level {value} dBm")
+            raise _CommandError(-222, f"Data out of range; reference level {value} dBm")
         self._set(client, "reference_level", value)
 
     def _start(self, client, argument):
@@ -426,7 +433,7 @@ class InstrumentEmulator:
     def _block(self, client, argument):
         self._need_lock(client)
         if not self.data_streams:
-            raise SCPIError(-200, "Execution error; no data connection on the data port")
+            raise _CommandError(-200, "Execution error; no data connection on the data port")
         for stream in self.data_streams:
             self.start_stream(stream, self.packets_per_block)
 
