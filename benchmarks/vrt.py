@@ -22,8 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pyrf_blocks.instruments import vrt  # noqa: E402
 
-#: Bytes per read: what Twisted's TCP transport reads at a time.
-READ_SIZE = 64 * 1024
+#: Bytes per read: what the analyzer source's data connection reads at a
+#: time (its transport's bufferSize).
+READ_SIZE = 1 << 20
 
 
 def build_stream(megabytes, samples_per_packet):

@@ -63,7 +63,13 @@ class _DataProtocol(protocol.Protocol):
         self.connected_deferred = defer.Deferred()
         self._reported = 0
 
+    #: Bytes read from the socket at a time: larger than Twisted's 64 KiB so
+    #: that each read holds long runs of packets to parse together.
+    read_size = 1 << 20
+
     def connectionMade(self):
+        if hasattr(self.transport, "bufferSize"):
+            self.transport.bufferSize = self.read_size
         self.connected_deferred.callback(self)
 
     def dataReceived(self, data):
