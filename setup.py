@@ -18,6 +18,8 @@ setup(
         "numpy>=1.26",
         "scipy>=1.11",
         "msgpack>=1.0.5",
+        "sigmf>=1.2",
+        "tqdm>=4.60",
     ],
     extras_require={
         "test": [

@@ -12,7 +12,7 @@ import sys
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ("demo",)
+COMMANDS = ("demo", "discover", "emulate", "record")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -8,7 +8,7 @@ from zope.interface import implementer
 from ..registry import register
 from ..graph import Source
 from ..interfaces import IIQProducer
-from ..numerics.signals import amplitude_of, noise_samples, tone_samples
+from ..numerics.signals import signal_samples
 
 __all__ = ["simulated_instrument"]
 
@@ -94,27 +94,13 @@ class simulated_instrument(Source):
         self._rebase = True
         self._rng = np.random.default_rng(self.seed)
 
-    def _components(self):
-        settings = self._settings
-        reference = settings["reference_level"]
-        parts = [(offset, amplitude_of(level, reference), 0.0)
-                 for offset, level in settings["tones"]]
-        if parts and settings["harmonics"]:
-            offset, level = settings["tones"][0]
-            parts += [(order * offset, amplitude_of(level + dbc, reference), 0.5 * order)
-                      for order, dbc in settings["harmonics"]]
-        return parts
-
     def next_chunk(self):
         settings = self._settings
         rate = float(settings["sample_rate"])
         count = int(settings["samples_per_packet"]) * int(settings["packets_per_block"])
-        samples = np.zeros(count, np.complex64)
-        for frequency, amplitude, phase in self._components():
-            samples += tone_samples(self._index, count, rate, frequency, amplitude, phase)
-        if settings["noise_floor"] is not None:
-            power = 10.0 ** ((settings["noise_floor"] - settings["reference_level"]) / 10.0) * rate
-            samples += noise_samples(self._rng, count, power)
+        samples = signal_samples(self._index, count, rate, settings["tones"],
+                                 settings["harmonics"], settings["noise_floor"],
+                                 settings["reference_level"], self._rng)
         if self._rebase:
             # Device time is counted from the last change of settings, so
             # rounding never accumulates over a long run.

@@ -5,7 +5,8 @@ message that names the range it accepts.
 
 import argparse
 
-__all__ = ["positive_float", "positive_int", "window_name"]
+__all__ = ["positive_float", "positive_int", "window_name", "port_number",
+           "log_warnings_to_stderr"]
 
 
 def positive_float(text):
@@ -37,3 +38,32 @@ def window_name(text):
             f"{text!r} is not a scipy.signal.get_window name "
             "(e.g. hann, hamming, blackmanharris, flattop)") from None
     return text
+
+
+def port_number(text):
+    """
+    A TCP/UDP port, 0 (any free port) to 65535.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0..65535)")
+    return value
+
+
+def log_warnings_to_stderr():
+    """
+    Show Twisted log events of level warning and above on stderr (lost
+    connections, reconnections, malformed packets).
+    """
+    import sys
+
+    from twisted.logger import (FilteringLogObserver, LogLevel, LogLevelFilterPredicate,
+                                globalLogBeginner, textFileLogObserver)
+
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)
+    globalLogBeginner.beginLoggingTo(
+        [FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])],
+        redirectStandardIO=False)

@@ -1,25 +1,49 @@
 """
-Instrument sources.  ``WSA4000(host)`` is the seed's source: ``"sim"``
-gives the built-in simulated instrument.
+Instrument sources.  ``WSA4000(host)``, ``WSA5000(host)`` and
+``R5500(host)`` reach a ThinkRF analyzer over the network (SCPI on TCP
+37001, VITA-49 on TCP 37000; other ports for the emulator or tunnels);
+``host="sim"`` gives the built-in simulated instrument.
 """
 
 from ..blocks.sources import simulated_instrument
+from .wsa import thinkrf_analyzer
 
-__all__ = ["WSA4000", "SIMULATED_HOSTS"]
+__all__ = ["WSA4000", "WSA5000", "R5500", "analyzer", "SIMULATED_HOSTS", "thinkrf_analyzer"]
 
 #: Host names that select the simulated instrument.
 SIMULATED_HOSTS = ("sim", "simulated")
 
 
-def WSA4000(host="sim", **settings):
+def analyzer(model, host, **settings):
     """
-    An IQ source for a ThinkRF WSA4000 at ``host``.
-
-    ``host="sim"`` gives :class:`simulated_instrument` (keyword settings
-    are passed to it).
+    A source for an analyzer of family ``model`` at ``host`` (``"sim"``:
+    the simulated instrument).
     """
     if host in SIMULATED_HOSTS:
-        return simulated_instrument(model="WSA4000", **settings)
-    raise ValueError(f"WSA4000: cannot reach {host!r}: only the simulated "
-                     f"instrument ({' or '.join(SIMULATED_HOSTS)}) is available "
-                     "in this version")
+        return simulated_instrument(model=model, **settings)
+    return thinkrf_analyzer(host, model=model, **settings)
+
+
+def WSA4000(host="sim", **settings):
+    """
+    An IQ source for a ThinkRF WSA4000 at ``host``
+    (:class:`~pyrf_blocks.instruments.wsa.thinkrf_analyzer`; keyword
+    settings such as ``center_frequency``, ``decimation``, ``scpi_port``
+    and ``data_port`` are passed to it).  ``host="sim"`` gives
+    :class:`~pyrf_blocks.blocks.sources.simulated_instrument` instead.
+    """
+    return analyzer("WSA4000", host, **settings)
+
+
+def WSA5000(host="sim", **settings):
+    """
+    An IQ source for a ThinkRF WSA5000 at ``host`` (see :func:`WSA4000`).
+    """
+    return analyzer("WSA5000", host, **settings)
+
+
+def R5500(host="sim", **settings):
+    """
+    An IQ source for a ThinkRF R5500 at ``host`` (see :func:`WSA4000`).
+    """
+    return analyzer("R5500", host, **settings)

@@ -6,7 +6,7 @@ import functools
 
 import numpy as np
 
-__all__ = ["amplitude_of", "tone_samples", "noise_samples"]
+__all__ = ["amplitude_of", "tone_samples", "noise_samples", "signal_samples"]
 
 
 def amplitude_of(level_dbm, reference_level):
@@ -57,3 +57,31 @@ def noise_samples(rng, count, power, complex_output=True):
         return values.view(np.complex64)
     return (rng.standard_normal(count, dtype=np.float32)
             * np.float32(np.sqrt(power)))
+
+
+def signal_samples(first_index, count, rate, tones, harmonics=(), noise_floor=None,
+                   reference_level=0.0, rng=None):
+    """
+    Samples ``first_index .. first_index+count-1`` of an instrument's input:
+    tones, harmonics of the first tone and white noise, as complex64
+    fractions of full scale.
+
+    :param tones: ``[(offset_hz, level_dbm), ...]`` relative to the centre.
+    :param harmonics: ``[(order, level_dbc), ...]`` of the first tone, at
+        ``order × offset``.
+    :param noise_floor: noise density, dBm/Hz (``None``: no noise; then
+        ``rng`` may be ``None``).
+    :param reference_level: dBm of a full-scale tone.
+    """
+    parts = [(offset, amplitude_of(level, reference_level), 0.0) for offset, level in tones]
+    if parts and harmonics:
+        offset, level = tones[0]
+        parts += [(order * offset, amplitude_of(level + dbc, reference_level), 0.5 * order)
+                  for order, dbc in harmonics]
+    samples = np.zeros(count, np.complex64)
+    for frequency, amplitude, phase in parts:
+        samples += tone_samples(first_index, count, rate, frequency, amplitude, phase)
+    if noise_floor is not None:
+        power = 10.0 ** ((noise_floor - reference_level) / 10.0) * rate
+        samples += noise_samples(rng, count, power)
+    return samples

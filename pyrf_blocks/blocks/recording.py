@@ -1,0 +1,407 @@
+"""
+Recording and replaying streams in SigMF: ``NAME.sigmf-data`` holds the
+samples, ``NAME.sigmf-meta`` (JSON) the sample rate, datatype, captures
+(centre frequency and start time of each unbroken run) and annotations.
+
+:class:`record_block` writes a recording; :class:`sigmf_source` replays
+one, ours or another SigMF tool's, at device-time pace or as fast as its
+consumers take it.  Device time survives the round trip to the
+nanosecond (``core:datetime`` with nine fractional digits) and the chunk
+meta of each capture travels in ``pyrf:meta``.
+"""
+
+import datetime
+import json
+import os
+import re
+
+import numpy as np
+from twisted.logger import Logger
+
+from ..graph import Sink, Source
+from ..interfaces import ISampleProducer
+from ..registry import register
+
+__all__ = ["record_block", "sigmf_source", "sigmf_paths", "format_datetime",
+           "parse_datetime", "sample_dtype"]
+
+log = Logger()
+
+_DATATYPE = re.compile(r"^(?P<shape>[cr])(?P<type>[fiu])(?P<bits>8|16|32|64)(?:_(?P<order>le|be))?$")
+_DATETIME = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z$")
+#: Datatypes record_block writes: floats (lossless for any stream) and
+#: 16-bit integers (lossless for 14- and 16-bit instrument samples).
+WRITE_DATATYPES = ("cf32_le", "ci16_le", "rf32_le", "ri16_le")
+
+
+def _json_value(value):
+    # Meta values JSON cannot hold as they are: numpy scalars become
+    # numbers, anything else (bytes) its text.
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def sigmf_paths(path):
+    """
+    ``(meta_path, data_path)`` for a recording named ``path`` (with or
+    without a ``.sigmf-meta``/``.sigmf-data``/``.sigmf`` suffix).
+    """
+    path = os.fspath(path)
+    for suffix in (".sigmf-meta", ".sigmf-data", ".sigmf"):
+        if path.endswith(suffix):
+            path = path[:-len(suffix)]
+            break
+    return path + ".sigmf-meta", path + ".sigmf-data"
+
+
+def format_datetime(ns):
+    """
+    Device time (integer ns since the Unix epoch, UTC) as a SigMF
+    ``core:datetime`` with nanoseconds: ``2026-11-22T13:45:00.123456789Z``.
+    """
+    seconds, fraction = divmod(int(ns), 1_000_000_000)
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:09d}Z"
+
+
+def parse_datetime(text):
+    """
+    A SigMF ``core:datetime`` as integer ns since the Unix epoch (UTC);
+    any number of fractional digits.
+    """
+    match = _DATETIME.match(text or "")
+    if match is None:
+        raise ValueError(f"{text!r} is not a SigMF datetime (YYYY-MM-DDTHH:MM:SS[.fff]Z)")
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    moment = datetime.datetime(year, month, day, hour, minute, second,
+                               tzinfo=datetime.timezone.utc)
+    fraction = (match.group(7) or "0")[:9].ljust(9, "0")
+    return int(moment.timestamp()) * 1_000_000_000 + int(fraction)
+
+
+def sample_dtype(datatype):
+    """
+    ``(numpy dtype of one stored component, complex?, full-scale integer
+    or None for floats)`` of a SigMF datatype such as ``ci16_le``.
+    """
+    match = _DATATYPE.match(datatype or "")
+    if match is None:
+        raise ValueError(f"unsupported SigMF datatype {datatype!r}")
+    kind, bits = match.group("type"), int(match.group("bits"))
+    if kind == "f" and bits not in (32, 64):
+        raise ValueError(f"unsupported SigMF datatype {datatype!r}: floats are 32 or 64 bits")
+    order = ">" if match.group("order") == "be" else "<"
+    dtype = np.dtype(f"{order}{kind}{bits // 8}")
+    scale = None if kind == "f" else 2 ** (bits - 1)
+    return dtype, match.group("shape") == "c", scale
+
+
+@register
+class record_block(Sink):
+    """
+    Writes its input (IQ or real samples) to a SigMF recording.
+
+    :param path: the recording's name; ``.sigmf-data`` and ``.sigmf-meta``
+        are written beside each other.
+    :param datatype: ``"cf32_le"`` (lossless for any input) or ``"ci16_le"``
+        (full scale = 32768; lossless for 14- and 16-bit instrument
+        samples, clipped and counted otherwise); ``rf32_le``/``ri16_le`` for
+        real input.
+    :param samples: stop after this many samples (``None``: at end of
+        stream).
+    :param description: ``core:description``.
+    :param author: ``core:author``.
+
+    A new capture starts at the first sample, after any gap in device time
+    and whenever the centre frequency or the chunk meta changes; gaps are
+    also annotated.  The meta file is written when the stream ends, when
+    ``samples`` is reached, or on :meth:`close`.
+    """
+
+    type_name = "record_block"
+    requires = (ISampleProducer,)
+
+    def __init__(self, producer, path, datatype=None, samples=None, description="",
+                 author=None, **kwargs):
+        complex_input = producer.kind == "iq" if hasattr(producer, "kind") else True
+        datatype = datatype or ("cf32_le" if complex_input else "rf32_le")
+        if datatype not in WRITE_DATATYPES:
+            raise ValueError(f"record_block: datatype {datatype!r} cannot be written; "
+                             f"use one of {', '.join(WRITE_DATATYPES)}")
+        if (datatype[0] == "c") != complex_input:
+            raise ValueError(f"record_block: datatype {datatype!r} does not match "
+                             f"{producer.kind} input")
+        if samples is not None and (not isinstance(samples, int) or samples < 1):
+            raise ValueError(f"record_block: samples must be a positive integer, got {samples!r}")
+        self.datatype = datatype
+        self.meta_path, self.data_path = sigmf_paths(path)
+        self.limit = samples
+        self.description = description
+        self.author = author
+        self._file = None
+        super().__init__(producer, **kwargs)
+
+    def reset(self):
+        if self._file is not None:
+            self._file.close()
+        directory = os.path.dirname(os.path.abspath(self.data_path))
+        os.makedirs(directory, exist_ok=True)
+        self._file = open(self.data_path, "wb")
+        self.samples_written = 0
+        self.clipped = 0
+        self.captures = []
+        self.annotations = []
+        self.sample_rate = None
+        self._expected = None
+        self._meta = None
+        self._global_extra = {}
+        self.written = False
+
+    def annotate(self, sample_start, sample_count, label, comment=None):
+        """
+        Add an annotation over ``sample_count`` samples from
+        ``sample_start`` (sample indices in the recording).
+        """
+        annotation = {"core:sample_start": int(sample_start),
+                      "core:sample_count": int(sample_count), "core:label": str(label)}
+        if comment:
+            annotation["core:comment"] = str(comment)
+        self.annotations.append(annotation)
+
+    def process(self, chunk):
+        if self.written:
+            return
+        if self.sample_rate is None:
+            self.sample_rate = chunk.rate
+            for key, name in (("identity", "core:hw"), ("instrument", "core:hw")):
+                if key in chunk.meta and "core:hw" not in self._global_extra:
+                    self._global_extra[name] = str(chunk.meta[key])
+        elif chunk.rate != self.sample_rate:
+            raise ValueError(f"{self.type_name} {self.name!r}: sample rate changed from "
+                             f"{self.sample_rate:g} to {chunk.rate:g} Sa/s; a SigMF "
+                             "recording holds one rate")
+        if self._expected is not None and chunk.start != self._expected:
+            missing = chunk.start - self._expected
+            self.annotate(self.samples_written, 0, "gap",
+                          f"{missing} ns of device time missing before this sample")
+        if (self._expected is None or chunk.start != self._expected
+                or chunk.meta is not self._meta and chunk.meta != self._meta):
+            self._new_capture(chunk)
+        self._expected = chunk.end
+        self._meta = chunk.meta
+        data = chunk.data
+        if self.limit is not None:
+            data = data[:self.limit - self.samples_written]
+        self._write(data)
+        if self.limit is not None and self.samples_written >= self.limit:
+            self.write_meta()
+            self.close()
+
+    def _new_capture(self, chunk):
+        capture = {"core:sample_start": self.samples_written,
+                   "core:datetime": format_datetime(chunk.start),
+                   "pyrf:meta": json.loads(json.dumps(chunk.meta, default=_json_value))}
+        if "center_frequency" in chunk.meta:
+            capture["core:frequency"] = float(chunk.meta["center_frequency"])
+        self.captures.append(capture)
+
+    def _write(self, data):
+        if self.datatype.endswith("i16_le"):
+            values = data.view(np.float32) if np.iscomplexobj(data) else data
+            scaled = np.rint(values * np.float32(32768.0))
+            clipped = np.count_nonzero((scaled > 32767) | (scaled < -32768))
+            if clipped:
+                if not self.clipped:
+                    log.warn("{block}: samples beyond full scale clipped in {path}",
+                             block=f"{self.type_name} {self.name!r}", path=self.data_path)
+                self.clipped += int(clipped)
+                np.clip(scaled, -32768, 32767, out=scaled)
+            raw = scaled.astype("<i2")
+        else:
+            raw = np.ascontiguousarray(data, "<c8" if self.datatype[0] == "c" else "<f4")
+        self._file.write(memoryview(raw).cast("B"))
+        self.samples_written += len(data)
+
+    def write_meta(self):
+        """
+        Finish the data file and write the meta file (validated by the
+        ``sigmf`` package).
+        """
+        if self.written or self._file is None:
+            return
+        self._file.close()
+        self.written = True
+        if self.sample_rate is None:
+            log.warn("{block}: nothing was recorded; {path} is empty and no meta file "
+                     "was written", block=f"{self.type_name} {self.name!r}",
+                     path=self.data_path)
+            return
+        global_info = {
+            "core:datatype": self.datatype,
+            "core:sample_rate": float(self.sample_rate),
+            "core:recorder": "pyrf_blocks",
+            "core:num_channels": 1,
+            # pyrf:meta (the chunk meta of each capture) is ours, and optional.
+            "core:extensions": [{"name": "pyrf", "version": "1.0.0", "optional": True}],
+        }
+        if self.description:
+            global_info["core:description"] = self.description
+        if self.author:
+            global_info["core:author"] = self.author
+        global_info.update(self._global_extra)
+        import sigmf  # imported when needed: it takes a while to load
+
+        meta = sigmf.SigMFFile(global_info=global_info, skip_checksum=True)
+        for capture in self.captures:
+            fields = dict(capture)
+            meta.add_capture(fields.pop("core:sample_start"), metadata=fields)
+        for annotation in self.annotations:
+            fields = dict(annotation)
+            meta.add_annotation(fields.pop("core:sample_start"),
+                                fields.pop("core:sample_count"), metadata=fields)
+        meta.validate()
+        with open(self.meta_path, "w", encoding="utf-8") as out:
+            meta.dump(out, pretty=True)
+
+    def flush(self):
+        self.write_meta()
+
+    def close(self):
+        self.write_meta()
+        super().close()
+
+
+@register
+class sigmf_source(Source):
+    """
+    Replays a SigMF recording (one channel; any ``[cr][fiu](8|16|32|64)``
+    datatype) as IQ (complex datatypes) or real samples, as fractions of
+    full scale.
+
+    :param path: the recording's name (``.sigmf-meta`` beside
+        ``.sigmf-data``).
+    :param chunk_size: samples per chunk; a chunk never spans two captures.
+    :param paced: keep to device time, or run as fast as the consumers
+        allow (the default).
+    :param reference_level: dBm of full scale when the recording does not
+        say (recordings made by other tools); 0 dBm if ``None``.
+
+    Each capture starts at its ``core:datetime`` (or where the previous
+    capture ended); its chunks carry the recorded ``pyrf:meta`` when
+    present, else ``center_frequency``, ``sample_rate`` and
+    ``reference_level`` built from the SigMF fields.
+    """
+
+    type_name = "sigmf_source"
+
+    def __init__(self, path, chunk_size=65536, paced=False, reference_level=None, **kwargs):
+        self.meta_path, self.data_path = sigmf_paths(path)
+        if not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"sigmf_source: chunk_size must be a positive integer, "
+                             f"got {chunk_size!r}")
+        self.chunk_size = chunk_size
+        self.default_reference_level = reference_level
+        self._load()
+        super().__init__(paced=paced, **kwargs)
+
+    def output_kind(self):
+        return "iq" if self.complex else "real"
+
+    def _load(self):
+        try:
+            with open(self.meta_path, encoding="utf-8") as source:
+                metadata = json.load(source)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"sigmf_source: cannot read {self.meta_path}: {error}") from None
+        import sigmf
+
+        try:
+            sigmf.SigMFFile(metadata=metadata, skip_checksum=True).validate()
+        except Exception as error:
+            raise ValueError(f"sigmf_source: {self.meta_path} is not valid SigMF: "
+                             f"{error}") from None
+        info = metadata["global"]
+        self.datatype = info["core:datatype"]
+        try:
+            self._dtype, self.complex, self._scale = sample_dtype(self.datatype)
+        except ValueError as error:
+            raise ValueError(f"sigmf_source: {self.meta_path}: {error}") from None
+        if info.get("core:num_channels", 1) != 1:
+            raise ValueError(f"sigmf_source: {self.meta_path} has "
+                             f"{info['core:num_channels']} channels; only one is supported")
+        self.sample_rate = float(info.get("core:sample_rate") or 0.0)
+        if not self.sample_rate > 0:
+            raise ValueError(f"sigmf_source: {self.meta_path} has no core:sample_rate")
+        self.global_info = info
+        self.annotations = metadata.get("annotations", [])
+        self.captures = sorted(metadata.get("captures") or [{"core:sample_start": 0}],
+                               key=lambda capture: capture.get("core:sample_start", 0))
+        width = self._dtype.itemsize * (2 if self.complex else 1)
+        header = info.get("core:header_bytes", 0)
+        size = os.path.getsize(self.data_path) if os.path.exists(self.data_path) else None
+        if size is None:
+            raise ValueError(f"sigmf_source: data file {self.data_path} is missing")
+        self.sample_count = max(0, (size - header) // width)
+        if (size - header) % width:
+            log.warn("sigmf_source: {path} ends with {count} bytes that are not a "
+                     "whole sample; ignored", path=self.data_path,
+                     count=(size - header) % width)
+        self._data = (np.memmap(self.data_path, self._dtype, "r", offset=header,
+                                shape=(self.sample_count * (2 if self.complex else 1),))
+                      if self.sample_count else np.zeros(0, self._dtype))
+
+    def _capture_meta(self, capture):
+        if "pyrf:meta" in capture:
+            return dict(capture["pyrf:meta"])
+        reference = self.default_reference_level
+        meta = {"sample_rate": self.sample_rate,
+                "reference_level": 0.0 if reference is None else float(reference),
+                "center_frequency": float(capture.get("core:frequency", 0.0))}
+        return meta
+
+    def reset(self):
+        self._capture = 0
+        self._position = 0
+        self._begin_capture(None)
+
+    def _begin_capture(self, previous_end):
+        if self._capture >= len(self.captures):
+            return
+        capture = self.captures[self._capture]
+        self._position = max(self._position, int(capture.get("core:sample_start", 0)))
+        stamp = capture.get("core:datetime")
+        if stamp:
+            origin = parse_datetime(stamp)
+        else:
+            origin = previous_end or 0
+        self._capture_origin = (origin, self._position)
+        self._meta = self._capture_meta(capture)
+        following = self.captures[self._capture + 1:self._capture + 2]
+        self._capture_end = (int(following[0].get("core:sample_start", 0)) if following
+                             else self.sample_count)
+
+    def _time_of(self, index):
+        origin, first = self._capture_origin
+        return origin + round((index - first) * 1e9 / self.sample_rate)
+
+    def next_chunk(self):
+        while self._position >= self._capture_end:
+            if self._capture >= len(self.captures) or self._position >= self.sample_count:
+                return None
+            end = self._time_of(self._position)
+            self._capture += 1
+            self._begin_capture(end)
+        first = self._position
+        last = min(first + self.chunk_size, self._capture_end, self.sample_count)
+        self._position = last
+        width = 2 if self.complex else 1
+        raw = self._data[first * width:last * width]
+        values = raw.astype(np.float32)
+        if self._scale is not None:
+            if self._dtype.kind == "u":
+                values -= np.float32(self._scale)
+            values *= np.float32(1.0 / self._scale)
+        data = values.view(np.complex64) if self.complex else values
+        return data, self._time_of(first), self._time_of(last), self.sample_rate, self._meta

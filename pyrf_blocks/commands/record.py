@@ -1,0 +1,87 @@
+"""
+Record IQ from an analyzer (or the emulator) to a SigMF recording:
+NAME.sigmf-data and NAME.sigmf-meta, with the centre frequency, sample
+rate, start time and instrument in the metadata.
+
+Stops after --samples or --duration (device time), showing a progress bar.
+Replay it with sigmf_source(NAME) in a script.
+"""
+
+import sys
+
+from .options import log_warnings_to_stderr, port_number, positive_float, positive_int
+
+HELP = "record IQ from an analyzer to a SigMF file"
+
+
+def add_arguments(parser):
+    parser.add_argument("host", help="analyzer host name or address ('sim' for the "
+                                     "simulated instrument)")
+    parser.add_argument("--output", "-o", required=True, metavar="NAME",
+                        help="recording name (NAME.sigmf-data and NAME.sigmf-meta)")
+    limit = parser.add_mutually_exclusive_group(required=True)
+    limit.add_argument("--samples", type=positive_int, metavar="N",
+                       help="number of IQ samples to record")
+    limit.add_argument("--duration", type=positive_float, metavar="SECONDS",
+                       help="seconds of device time to record")
+    parser.add_argument("--model", default="WSA5000", choices=("WSA4000", "WSA5000", "R5500"))
+    parser.add_argument("--center-mhz", type=positive_float, default=2400.0, metavar="MHZ")
+    parser.add_argument("--decimation", type=positive_int, default=16,
+                        help="decimation of the 125 MSa/s full rate (default 16)")
+    parser.add_argument("--samples-per-packet", type=positive_int, default=1024)
+    parser.add_argument("--reference-level", type=float, metavar="DBM",
+                        help="set the analyzer's reference level")
+    parser.add_argument("--datatype", default="ci16_le", choices=("ci16_le", "cf32_le"),
+                        help="sample format in the file (default ci16_le: lossless for "
+                             "the analyzer's 14-bit samples)")
+    parser.add_argument("--scpi-port", type=port_number, default=37001)
+    parser.add_argument("--data-port", type=port_number, default=37000)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args):
+    log_warnings_to_stderr()
+    from tqdm import tqdm
+    from twisted.internet import reactor, task
+
+    from ..blocks.recording import record_block
+    from ..graph import Graph
+    from ..instruments import analyzer
+
+    rate = 125e6 / args.decimation
+    samples = args.samples or max(1, round(args.duration * rate))
+    settings = dict(center_frequency=args.center_mhz * 1e6)
+    if args.host in ("sim", "simulated"):
+        settings.update(sample_rate=rate)
+    else:
+        settings.update(decimation=args.decimation, samples_per_packet=args.samples_per_packet,
+                        reference_level=args.reference_level, scpi_port=args.scpi_port,
+                        data_port=args.data_port)
+    graph = Graph(reactor)
+    try:
+        source = analyzer(args.model, args.host, graph=graph, **settings)
+        recorder = record_block(source, args.output, datatype=args.datatype, samples=samples)
+    except (ValueError, OSError) as error:
+        print(f"record: {error}", file=sys.stderr)
+        return 2 if isinstance(error, ValueError) else 1
+    bar = tqdm(total=samples, unit="Sa", unit_scale=True, disable=args.quiet,
+               file=sys.stderr, desc=args.output, mininterval=0.5)
+
+    def progress():
+        bar.update(recorder.samples_written - bar.n)
+
+    ticker = task.LoopingCall(progress)
+    ticker.start(0.1)
+    try:
+        graph.run()
+    except Exception as error:  # the block's failure, already logged
+        bar.close()
+        print(f"record: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if ticker.running:
+            ticker.stop()
+    progress()
+    bar.close()
+    print(f"recorded {recorder.samples_written} samples to {recorder.data_path}")
+    return 0

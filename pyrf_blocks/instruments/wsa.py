@@ -1,0 +1,501 @@
+"""
+The network source: a ThinkRF analyzer (WSA4000, WSA5000, R5500) as an IQ
+block.
+
+It connects to the SCPI port, identifies the instrument (``*IDN?``), takes
+the acquisition lock, applies the settings, checks the instrument accepted
+them (``:SYSTEM:ERROR?``), connects the data port and starts the stream.
+VRT data packets become IQ chunks of ``packets_per_block`` packets stamped
+with the instrument's own timestamps; context packets become ``meta``.
+
+Backpressure: while a consumer pauses the block, the data socket's
+transport stops reading, so TCP flow control reaches the instrument.  A
+lost connection is logged and retried ``reconnect_attempts`` times.
+"""
+
+from collections import deque
+
+import numpy as np
+from twisted.internet import defer, error as net_error, protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ..graph import Source
+from ..interfaces import IIQProducer
+from ..registry import register
+from . import vrt
+from .models import DATA_PORT, SCPI_PORT, model_of
+from .scpi import SCPIClientFactory, SCPIConnectionLost, SCPITimeout
+
+__all__ = ["thinkrf_analyzer", "InstrumentError", "InstrumentConnectionError"]
+
+log = Logger()
+
+
+class InstrumentError(RuntimeError):
+    """
+    The instrument refused what the source asked of it.
+    """
+
+
+class InstrumentConnectionError(ConnectionError):
+    """
+    The instrument could not be reached, or the connection was lost and
+    could not be made again.
+    """
+
+
+_CONNECTION_ERRORS = (net_error.ConnectError, net_error.ConnectionLost,
+                      net_error.ConnectionDone, SCPIConnectionLost, SCPITimeout,
+                      InstrumentConnectionError)
+
+
+class _DataProtocol(protocol.Protocol):
+    """
+    The data connection: bytes → VRT packets → the source.
+    """
+
+    def __init__(self, source, session):
+        self.source = source
+        self.session = session
+        self.parser = vrt.VRTStreamParser(stream_ids=vrt.THINKRF_STREAMS)
+        self.connected_deferred = defer.Deferred()
+        self._reported = 0
+
+    #: Bytes read from the socket at a time: larger than Twisted's 64 KiB so
+    #: that each read holds long runs of packets to parse together.
+    read_size = 1 << 20
+
+    def connectionMade(self):
+        if hasattr(self.transport, "bufferSize"):
+            self.transport.bufferSize = self.read_size
+        self.connected_deferred.callback(self)
+
+    def dataReceived(self, data):
+        parser = self.parser
+        packets = parser.feed(data, runs=True)
+        if len(parser.problems) != self._reported or parser.stats["resyncs"] > self._reported:
+            self._report()
+        if parser.lost_sync:
+            log.error("{block}: no valid VRT packet in {count} bytes from {peer}; "
+                      "dropping the data connection", block=self.source.label,
+                      count=parser.max_garbage, peer=self.source.data_address)
+            self.transport.loseConnection()
+        if packets:
+            self.source._receive_packets(self.session, packets)
+
+    def _report(self):
+        new = self.parser.problems[-(len(self.parser.problems) - self._reported
+                                     if len(self.parser.problems) > self._reported else 1):]
+        for message in new:
+            log.warn("{block}: VRT stream from {peer}: {problem}", block=self.source.label,
+                     peer=self.source.data_address, problem=message)
+        self._reported = len(self.parser.problems)
+
+    def connectionLost(self, reason):
+        leftover = self.parser.close()
+        if leftover:
+            log.warn("{block}: {problem}", block=self.source.label, problem=leftover)
+        self.source._data_lost(self.session, reason)
+
+
+class _DataFactory(protocol.ClientFactory):
+    def __init__(self, source, session):
+        self.source = source
+        self.session = session
+        self.connected = defer.Deferred()
+
+    def buildProtocol(self, addr):
+        data = _DataProtocol(self.source, self.session)
+        data.connected_deferred.chainDeferred(self.connected)
+        return data
+
+    def clientConnectionFailed(self, connector, reason):
+        if not self.connected.called:
+            self.connected.errback(reason)
+
+
+@register
+@implementer(IIQProducer)
+class thinkrf_analyzer(Source):
+    """
+    IQ from a ThinkRF analyzer on the network (or the emulator).
+
+    :param host: the analyzer's host name or address.
+    :param model: ``"WSA4000"``, ``"WSA5000"`` or ``"R5500"``: the family
+        expected from ``*IDN?`` and the limits settings are checked against.
+    :param center_frequency: RF centre frequency, Hz.
+    :param decimation: 1 (none) or a decimation factor of the family; the
+        sample rate is the family's full rate divided by it.
+    :param samples_per_packet: samples in each VRT packet.
+    :param packets_per_block: packets per emitted chunk.
+    :param reference_level: dBm of a full-scale tone (``:INPUT:REFLEVEL``);
+        ``None`` keeps the instrument's and reads it from context packets.
+    :param scpi_port: TCP port of the SCPI connection (37001).
+    :param data_port: TCP port of the VRT stream (37000).
+    :param timeout: seconds to wait for a connection or an SCPI reply.
+    :param reconnect_attempts: times a lost connection is made again
+        before the graph fails (0: never).
+    :param reconnect_delay: seconds before each new attempt (doubled each
+        time, up to 30 s).
+    """
+
+    type_name = "thinkrf_analyzer"
+    kind = "iq"
+
+    def __init__(self, host, model="WSA5000", center_frequency=2.4e9, decimation=1,
+                 samples_per_packet=1024, packets_per_block=16, reference_level=None,
+                 scpi_port=SCPI_PORT, data_port=DATA_PORT, timeout=5.0,
+                 reconnect_attempts=3, reconnect_delay=1.0, **kwargs):
+        self.model = model_of(model)
+        self.model.check(center_frequency=center_frequency, decimation=decimation,
+                         samples_per_packet=samples_per_packet)
+        if not isinstance(packets_per_block, int) or packets_per_block < 1:
+            raise ValueError(f"{model}: packets_per_block must be a positive integer, "
+                             f"got {packets_per_block!r}")
+        self.host = host
+        self.center_frequency = float(center_frequency)
+        self.decimation = int(decimation)
+        self.samples_per_packet = int(samples_per_packet)
+        self.packets_per_block = packets_per_block
+        self.reference_level = reference_level
+        self.scpi_port = scpi_port
+        self.data_port = data_port
+        self.timeout = timeout
+        self.reconnect_attempts = reconnect_attempts
+        self.reconnect_delay = reconnect_delay
+        self.identity = None
+        self._scpi = self._data = None
+        self._session = 0
+        self._retry = None
+        super().__init__(paced=False, **kwargs)
+
+    @property
+    def label(self):
+        return f"{self.type_name} {self.name!r}"
+
+    @property
+    def sample_rate(self):
+        return self.model.full_rate / self.decimation
+
+    @property
+    def data_address(self):
+        return f"{self.host}:{self.data_port}"
+
+    def reset(self):
+        self.stats = {"packets": 0, "context_packets": 0, "samples": 0, "gaps": 0,
+                      "sample_loss": 0, "over_range": 0, "invalid_data": 0,
+                      "other_formats": 0, "reconnects": 0}
+        self._attempts = 0
+        self._pending = deque()
+        self._block = []
+        self._block_packets = 0
+        self._block_start = None
+        self._epoch = None
+        self._index = 0
+        self._context = {}
+        self._meta = self._make_meta()
+
+    # Lifecycle: the core's Source calls these.
+
+    def _activate(self):
+        if self.active:
+            return
+        self.active = True
+        self._ended = False
+        self.reset()
+        self._running = True
+        self._connect()
+
+    def _halt(self):
+        self._running = False
+        self._session += 1  # callbacks of the old session are ignored
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+        self._disconnect()
+
+    def stopProducing(self):
+        # Ending the stream: what was received but held back by a pause
+        # still reaches the consumers, before end-of-stream.
+        self._drain(force=True)
+        self._emit_block()
+        super().stopProducing()
+
+    def _on_pause(self):
+        if self._data is not None:
+            self._data.transport.pauseProducing()
+
+    def _on_resume(self):
+        self._drain()
+        if not self._pauses and self._data is not None:
+            self._data.transport.resumeProducing()
+
+    # Connection.
+
+    def _connect(self):
+        self._session += 1
+        session = self._session
+        self._disconnect()
+        self._run_session(session).addErrback(self._session_failed, session)
+
+    @defer.inlineCallbacks
+    def _run_session(self, session):
+        reactor = self.graph.reactor
+        factory = SCPIClientFactory(reactor, self.timeout)
+        reactor.connectTCP(self.host, self.scpi_port, factory, timeout=self.timeout)
+        scpi = yield factory.connected
+        if session != self._session:
+            scpi.close()
+            return
+        self._scpi = scpi
+        identity = yield scpi.query("*IDN?")
+        self._check_identity(identity)
+        if not self._block:
+            self._meta = self._make_meta()
+        granted = yield scpi.query(":SYSTEM:LOCK:REQUEST? ACQ")
+        if granted.strip() != "1":
+            raise InstrumentError(f"{self.label}: {self.host} refused the acquisition lock "
+                                  "(another client holds it)")
+        for command in self._setup_commands():
+            yield scpi.command(command)
+        status = yield scpi.query(":SYSTEM:ERROR?")
+        if not status.strip().startswith("0"):
+            raise InstrumentError(f"{self.label}: {self.host} rejected the settings: {status}")
+        data_factory = _DataFactory(self, session)
+        reactor.connectTCP(self.host, self.data_port, data_factory, timeout=self.timeout)
+        data = yield data_factory.connected
+        if session != self._session:
+            data.transport.loseConnection()
+            return
+        self._data = data
+        if self._pauses:
+            data.transport.pauseProducing()
+        yield scpi.command(":TRACE:STREAM:START")
+        log.info("{block}: streaming from {identity} at {host} ({rate:g} Sa/s, "
+                 "centre {frequency:g} Hz)", block=self.label, identity=identity,
+                 host=self.host, rate=self.sample_rate, frequency=self.center_frequency)
+
+    def _check_identity(self, identity):
+        parts = [part.strip() for part in identity.split(",")]
+        if len(parts) < 2:
+            raise InstrumentError(f"{self.label}: {self.host} answered *IDN? with "
+                                  f"{identity!r}, not a ThinkRF identity")
+        self.identity = identity
+        if not parts[1].upper().startswith(self.model.name):
+            log.warn("{block}: expected a {expected} but {host} is a {model}",
+                     block=self.label, expected=self.model.name, host=self.host,
+                     model=parts[1])
+
+    def _setup_commands(self):
+        commands = [":SYSTEM:ABORT", ":SYSTEM:FLUSH",
+                    f":FREQUENCY:CENTER {self.center_frequency:.0f}",
+                    f":SENSE:DECIMATION {self.decimation}",
+                    f":TRACE:SPP {self.samples_per_packet}",
+                    f":TRACE:BLOCK:PACKETS {self.packets_per_block}"]
+        if self.reference_level is not None:
+            commands.append(f":INPUT:REFLEVEL {float(self.reference_level):g}")
+        return commands
+
+    def _session_failed(self, failure, session):
+        if session != self._session or not self._running:
+            return None
+        if failure.check(*_CONNECTION_ERRORS):
+            self._lost(failure.getErrorMessage())
+            return None
+        self.graph.fail(self, failure)
+        return None
+
+    def _data_lost(self, session, reason):
+        if session != self._session or not self._running:
+            return
+        self._data = None
+        self._lost(f"data connection to {self.data_address} lost "
+                   f"({reason.getErrorMessage()})")
+
+    def _lost(self, why):
+        self._session += 1
+        self._disconnect()
+        self._emit_block()
+        self._epoch = None
+        if self._attempts >= self.reconnect_attempts:
+            message = (f"{self.label}: {why}; gave up after {self._attempts} "
+                       f"reconnection attempt(s)")
+            self.graph.fail(self, Failure(InstrumentConnectionError(message)))
+            return
+        self._attempts += 1
+        self.stats["reconnects"] += 1
+        delay = min(self.reconnect_delay * 2 ** (self._attempts - 1), 30.0)
+        log.warn("{block}: {why}; reconnecting in {delay:g} s (attempt {attempt} of "
+                 "{attempts})", block=self.label, why=why, delay=delay,
+                 attempt=self._attempts, attempts=self.reconnect_attempts)
+        self._retry = self.graph.reactor.callLater(delay, self._connect)
+
+    def _disconnect(self):
+        scpi, self._scpi = self._scpi, None
+        data, self._data = self._data, None
+        if scpi is not None and scpi.is_open:
+            scpi.command(":TRACE:STREAM:STOP").addErrback(lambda _: None)
+            scpi.close()
+        if data is not None and data.transport is not None:
+            data.transport.loseConnection()
+
+    # Packets to chunks.
+
+    def _receive_packets(self, session, packets):
+        if session != self._session or not self._running:
+            return
+        self._attempts = 0
+        self._pending.extend(packets)
+        self._drain()
+
+    def _drain(self, force=False):
+        pending = self._pending
+        while pending and (force or not self._pauses and self._running):
+            item = pending.popleft()
+            if not item.is_data:
+                self._add_context(item)
+            elif isinstance(item, vrt.DataRun):
+                self._add_run(item)
+            else:
+                self._add_data(item)
+
+    def _make_meta(self):
+        context = self._context
+        rate = context.get("sample_rate", self.sample_rate)
+        meta = {
+            "center_frequency": context.get("rf_frequency", self.center_frequency)
+            + context.get("rf_offset", 0.0),
+            "sample_rate": rate,
+            "reference_level": context.get("reference_level",
+                                           self.reference_level
+                                           if self.reference_level is not None else 0.0),
+            "instrument": self.model.name,
+            "decimation": self.decimation,
+        }
+        for name in ("bandwidth", "sweep_id"):
+            if name in context:
+                meta[name] = context[name]
+        if self.identity:
+            meta["identity"] = self.identity
+        return meta
+
+    def _add_context(self, packet):
+        self.stats["context_packets"] += 1
+        changed = {name: value for name, value in packet.fields.items()
+                   if self._context.get(name) != value}
+        if not changed:
+            return
+        self._context.update(changed)
+        meta = self._make_meta()
+        if meta != self._meta:
+            self._emit_block()
+            if meta["sample_rate"] != self._meta["sample_rate"]:
+                self._epoch = None
+            self._meta = meta
+
+    def _add_data(self, packet):
+        """
+        One data packet (runs of regular packets take :meth:`_add_run`).
+        """
+        self.stats["packets"] += 1
+        if packet.stream_id != vrt.STREAM_I14Q14:
+            self._other_format(packet.format, 1)
+            return
+        if packet.trailer is not None:
+            self._count_trailers(np.array([packet.trailer.word], np.uint32), packet.time_ns)
+        self._check_time(packet.time_ns)
+        self._append(packet.payload, 1, len(packet.payload) // 4)
+
+    def _add_run(self, run):
+        """
+        Consecutive data packets, handled with a few numpy calls.
+        """
+        if run.stream_id != vrt.STREAM_I14Q14:
+            self.stats["packets"] += len(run)
+            self._other_format(run.format, len(run))
+            return
+        spp = run.samples_per_packet
+        times = run.time_ns
+        rate = self._meta["sample_rate"]
+        steps = np.diff(times) - spp * 1e9 / rate
+        if len(steps) and np.max(np.abs(steps)) * rate > 0.5e9:
+            for packet in run.unpack():  # a discontinuity inside: packet by packet
+                self._add_data(packet)
+            return
+        self.stats["packets"] += len(run)
+        if run.trailers is not None:
+            self._count_trailers(run.trailers, int(times[0]))
+        self._check_time(int(times[0]))
+        while run is not None:
+            piece, run = run.split(self.packets_per_block - self._block_packets)
+            self._append(piece, len(piece), len(piece) * spp)
+
+    def _other_format(self, format, count):
+        self.stats["other_formats"] += count
+        if self.stats["other_formats"] == count:
+            log.warn("{block}: ignoring {format} data packets: only I14Q14 (IQ) is "
+                     "supported", block=self.label, format=format)
+
+    def _count_trailers(self, words, time):
+        words = words.astype(np.uint32)
+        stats = self.stats
+        lost = int(np.count_nonzero(words >> 24 & words >> 12 & 1))
+        stats["over_range"] += int(np.count_nonzero(words >> 25 & words >> 13 & 1))
+        stats["invalid_data"] += int(np.count_nonzero(words >> 30 & ~(words >> 18) & 1))
+        if lost:
+            stats["sample_loss"] += lost
+            log.warn("{block}: the instrument reports lost samples in {count} packet(s) "
+                     "from {time} ns", block=self.label, count=lost, time=time)
+
+    def _check_time(self, time):
+        """
+        Compare a packet's timestamp with where the stream should be; a
+        discontinuity ends the chunk and starts a new time base.
+        """
+        rate = self._meta["sample_rate"]
+        if self._epoch is not None:
+            predicted = self._time_of(self._index)
+            if abs(time - predicted) * rate > 0.5e9:
+                self.stats["gaps"] += 1
+                log.warn("{block}: stream discontinuity: packet at {time} ns, "
+                         "expected {predicted} ns", block=self.label, time=time,
+                         predicted=predicted)
+                self._emit_block()
+                self._epoch = None
+        if self._epoch is None:
+            self._epoch = (time, rate)
+            self._index = 0
+
+    def _append(self, piece, packets, samples):
+        if not self._block:
+            self._block_start = self._time_of(self._index)
+        self._block.append((piece, samples))
+        self._block_packets += packets
+        self._index += samples
+        self.stats["samples"] += samples
+        if self._block_packets >= self.packets_per_block:
+            self._emit_block()
+
+    def _time_of(self, index):
+        epoch_time, rate = self._epoch
+        return epoch_time + round(index * 1e9 / rate)
+
+    def _emit_block(self):
+        block, self._block = self._block, []
+        self._block_packets = 0
+        if not block or self._ended:
+            return
+        # One output array per chunk, each piece decoded straight into it.
+        data = np.empty(sum(samples for _, samples in block), np.complex64)
+        position = 0
+        for piece, samples in block:
+            target = data[position:position + samples]
+            if isinstance(piece, vrt.DataRun):
+                piece.samples(out=target)
+            else:
+                vrt.decode_payload(piece, "I14Q14", out=target)
+            position += samples
+        self.emit(data, self._block_start, self._time_of(self._index),
+                  self._meta["sample_rate"], self._meta)

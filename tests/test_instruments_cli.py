@@ -1,0 +1,91 @@
+"""
+The discover, emulate and record commands as real processes on loopback.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _command(*args):
+    return [sys.executable, "-m", "pyrf_blocks.cli", *args]
+
+
+def _environment():
+    return dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    """An `emulate` process on free loopback ports; yields its ports."""
+    process = subprocess.Popen(
+        _command("emulate", "--scpi-port", "0", "--data-port", "0", "--discovery-port", "0",
+                 "--model", "R5500", "--serial", "CLI-7", "--tone", "2401", "-30",
+                 "--duration", "60"),
+        cwd=ROOT, env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        line = process.stdout.readline()
+        match = re.search(r"scpi (\d+) data (\d+) discovery (\d+)", line)
+        assert match, f"emulate printed {line!r}; stderr: {process.stderr.read()}"
+        yield dict(zip(("scpi", "data", "discovery"), match.groups()))
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stdout.close()
+        process.stderr.close()
+
+
+def _run(*args, timeout=60):
+    return subprocess.run(_command(*args), cwd=ROOT, env=_environment(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_discover_lists_the_emulator(emulator):
+    """`discover` sent to the emulator's UDP port prints its model and serial."""
+    result = _run("discover", "--address", "127.0.0.1", "--port", emulator["discovery"],
+                  "--wait", "0.5")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"127\.0\.0\.1\s+R5500\s+CLI-7\s+1\.0\.0", result.stdout)
+
+
+def test_record_writes_a_sigmf_recording(emulator, tmp_path):
+    """`record` from the emulator writes the requested samples with their metadata."""
+    output = tmp_path / "capture"
+    result = _run("record", "127.0.0.1", "--model", "R5500", "--scpi-port", emulator["scpi"],
+                  "--data-port", emulator["data"], "--output", str(output),
+                  "--samples", "100000", "--decimation", "64")
+    assert result.returncode == 0, result.stderr
+    assert "recorded 100000 samples" in result.stdout
+    assert "100%" in result.stderr  # the progress bar
+    meta = json.loads((tmp_path / "capture.sigmf-meta").read_text())
+    assert meta["global"]["core:sample_rate"] == 125e6 / 64
+    assert meta["captures"][0]["core:frequency"] == 2.4e9
+    samples = np.fromfile(tmp_path / "capture.sigmf-data", "<i2")
+    assert len(samples) == 2 * 100000
+
+
+def test_bad_options_exit_2_with_one_line(capsys):
+    """A bad port or a missing limit is refused with a one-line reason and status 2."""
+    from pyrf_blocks.cli import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(["record", "127.0.0.1", "--output", "x", "--samples", "10",
+              "--scpi-port", "70000"])
+    error = capsys.readouterr().err
+    assert exit.value.code == 2
+    assert "is not a port number (0..65535)" in error and len(error.splitlines()) == 1
+    with pytest.raises(SystemExit) as exit:
+        main(["record", "127.0.0.1", "--output", "x"])
+    assert exit.value.code == 2
+    assert "one of the arguments --samples --duration" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit:
+        main(["emulate", "--model", "FSW"])
+    assert exit.value.code == 2
