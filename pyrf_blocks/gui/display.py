@@ -80,7 +80,7 @@ class _SpectrumDisplay(Sink):
     def __init__(self, *producers, labels=None, headless=False, max_fps=30.0,
                  update_budget=0.25, average=10, waterfall_rows=256,
                  reference_level=None, db_per_div=10.0, traces=("live", "max_hold"),
-                 title=None, **kwargs):
+                 title=None, controls=None, **kwargs):
         what = f"{self.type_name}"
         if "policy" in kwargs and kwargs["policy"] != "latest":
             raise ValueError(f"{what}: display edges use the 'latest' policy, "
@@ -115,12 +115,12 @@ class _SpectrumDisplay(Sink):
         self.frames = 0
         self._timer = None
         if not headless:
-            self.window = self._open_window(producers, kwargs.get("graph"), title)
+            self.window = self._open_window(producers, kwargs.get("graph"), controls)
         super().__init__(*producers, **kwargs)
         if self.window is not None:
             self.window.setWindowTitle(title or f"{self.name} - pyrf_blocks")
 
-    def _open_window(self, producers, graph, title):
+    def _open_window(self, producers, graph, controls):
         from . import loop
         from ..graph import default_graph
         graph = (graph or next((p.graph for p in producers if IBlock.providedBy(p)), None)
@@ -133,7 +133,8 @@ class _SpectrumDisplay(Sink):
             loop.application()
         from .viewer import SpectrumViewer
         window = SpectrumViewer(self.labels, reference_level=self.reference_level,
-                                db_per_div=self.db_per_div, traces=self.shown_traces)
+                                db_per_div=self.db_per_div, traces=self.shown_traces,
+                                controls=controls)
         window.closed.connect(self._window_closed)
         window.show()
         return window
@@ -275,6 +276,8 @@ class multi_spectrum_display(_SpectrumDisplay):
     :param traces: the traces shown at first, among ``live``, ``average``,
         ``max_hold``, ``min_hold``.
     :param title: window title.
+    :param controls: a Qt widget shown left of the plots (``pyrf-blocks
+        view`` puts its source controls there).
 
     Input spectra must be in dBm (the output of a ``calibrate_block``).
     ``traces`` (one :class:`~pyrf_blocks.gui.traces.SpectrumTraces` per
