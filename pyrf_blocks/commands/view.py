@@ -259,6 +259,12 @@ def run(args):
 
     if args.duration is not None:
         graph.reactor.callLater(args.duration, finish)
-    graph.run()
+    try:
+        graph.run()
+    except Exception as error:  # a block failed: it was logged with its traceback
+        block = graph.failed_block
+        where = f"{block.type_name} {block.name!r}" if block is not None else "the graph"
+        print(f"pyrf-blocks view: {where} failed: {error}", file=sys.stderr)
+        return 1
     print(summary(display))
     return 0
