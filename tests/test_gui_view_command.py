@@ -103,6 +103,6 @@ def test_the_loop_keeps_running_when_no_data_arrives():
 @pytest.mark.parametrize("script", ["live_spectrum.py", "multi_spectrum.py"])
 def test_examples_open_a_viewer_and_quit_themselves(script):
     """Each example that opens a viewer runs offscreen for a second and exits cleanly."""
-    result = run(str(ROOT / "examples" / script), "1")
+    result = run(str(ROOT / "examples" / script), "--duration", "1")
     assert result.returncode == 0, result.stderr
     assert "frames drawn" in result.stdout

@@ -129,7 +129,8 @@ class SpectrumTraces:
             mean += (alpha * decay) @ rest
             seen += len(rest)
         self._power_average, self._averaged = mean, seen
-        self.average = (10.0 * np.log10(mean)).astype(np.float32)
+        with np.errstate(divide="ignore"):  # a bin of zero power is -inf dBm
+            self.average = (10.0 * np.log10(mean)).astype(np.float32)
 
     def commit_row(self):
         """
