@@ -79,7 +79,7 @@ def viewer(app, levels, seconds):
     source = array_source(levels, kind="spectrum", rate=len(levels[0]) * fps_cap,
                           meta=meta, repeat=None, paced=True, graph=graph)
     display = spectrum_display(source, traces=("live", "max_hold"), waterfall_rows=ROWS,
-                               max_fps=fps_cap)
+                               max_fps=fps_cap, draw_share=None)
     display.window.resize(*SIZE)
     app.processEvents()
 

@@ -39,7 +39,8 @@ def single(out):
                   noise_floor=-130.0, seed=3)
     spectrum = spectrum_display(calibrate_block(fft_block(wsa, size=1024)),
                                 traces=("live", "average", "max_hold", "min_hold"),
-                                db_per_div=10.0, max_fps=FPS, update_budget=BUDGET)
+                                db_per_div=10.0, max_fps=FPS, update_budget=BUDGET,
+                                draw_share=None)
     advance(clock, 6.0)
     window = spectrum.window
     window.peak_search()
@@ -61,7 +62,7 @@ def multi(out):
                                      calibrate_block(fft_block(wsa2)),
                                      labels=["analyzer 1", "analyzer 2"],
                                      traces=("live", "max_hold"), max_fps=FPS,
-                                     update_budget=BUDGET)
+                                     update_budget=BUDGET, draw_share=None)
     advance(clock, 4.0)
     display.screenshot(out / "multi_viewer.png")
     display.close()

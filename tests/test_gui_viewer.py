@@ -18,6 +18,7 @@ from pyrf_blocks import (Graph, WSA4000, calibrate_block, fft_block,  # noqa: E4
                          multi_spectrum_display, spectrum_display)
 from pyrf_blocks.cli import build_parser  # noqa: E402
 from pyrf_blocks.commands import view  # noqa: E402
+from pyrf_blocks.testing import recording_sink  # noqa: E402
 
 TONES = [(1.25e6, -20.0), (-2.5e6, -45.0)]
 
@@ -25,6 +26,11 @@ TONES = [(1.25e6, -20.0), (-2.5e6, -45.0)]
 @pytest.fixture
 def clock(qapp):
     return task.Clock()
+
+
+# The windows below are driven by a task.Clock, far faster than real time,
+# so draw_share=None: every frame is drawn (test_slow_drawing_... is the one
+# about skipping frames).
 
 
 @pytest.fixture
@@ -60,7 +66,7 @@ def near(pixels, colour, tolerance=40):
 def test_plotted_live_trace_has_the_tone_at_its_frequency_and_level(graph, clock):
     """The live curve's data peaks at 1001.25 MHz (one bin) and -20 dBm (0.5 dB)."""
     _, spectra = sim_spectra(graph)
-    display = spectrum_display(spectra)
+    display = spectrum_display(spectra, draw_share=None)
     advance(clock, 0.3)
     x, y = display.window.curves[0]["live"].xData, display.window.curves[0]["live"].yData
     peak = int(np.argmax(y))
@@ -74,7 +80,7 @@ def test_plotted_live_trace_has_the_tone_at_its_frequency_and_level(graph, clock
 def test_screenshot_is_a_png_showing_the_traces_and_waterfall(graph, clock, tmp_path):
     """The window's PNG has the live (yellow) and max-hold (red) trace colours and a waterfall."""
     _, spectra = sim_spectra(graph)
-    display = spectrum_display(spectra, traces=("live", "max_hold"))
+    display = spectrum_display(spectra, draw_share=None, traces=("live", "max_hold"))
     advance(clock, 1.0)
     path = tmp_path / "viewer.png"
     display.screenshot(path)
@@ -90,7 +96,7 @@ def test_screenshot_is_a_png_showing_the_traces_and_waterfall(graph, clock, tmp_
 def test_peak_next_peak_and_delta_buttons(graph, clock, qtbot):
     """Peak finds the -20 dBm tone, Next peak the -45 dBm one, Delta reads their difference."""
     _, spectra = sim_spectra(graph)
-    display = spectrum_display(spectra, traces=("live",))
+    display = spectrum_display(spectra, draw_share=None, traces=("live",))
     window = display.window
     advance(clock, 0.3)
     qtbot.mouseClick(window.peak_button, QtCore.Qt.MouseButton.LeftButton)
@@ -112,7 +118,7 @@ def test_peak_next_peak_and_delta_buttons(graph, clock, qtbot):
 def test_trace_checkboxes_show_hide_and_fill_traces(graph, clock):
     """Ticking Average and Min hold shows them with data and lists them in the legend."""
     _, spectra = sim_spectra(graph)
-    display = spectrum_display(spectra, traces=("live",))
+    display = spectrum_display(spectra, draw_share=None, traces=("live",))
     window = display.window
     advance(clock, 0.3)
     curves = window.curves[0]
@@ -134,7 +140,7 @@ def test_trace_checkboxes_show_hide_and_fill_traces(graph, clock):
 def test_clear_restarts_the_holds(graph, clock, qtbot):
     """After Clear the max hold starts again from the next spectrum."""
     wsa, spectra = sim_spectra(graph)
-    display = spectrum_display(spectra)
+    display = spectrum_display(spectra, draw_share=None)
     advance(clock, 0.2)
     wsa.configure(tones=[(1.25e6, -60.0)])
     advance(clock, 0.2)
@@ -148,7 +154,7 @@ def test_clear_restarts_the_holds(graph, clock, qtbot):
 def test_waterfall_rows_advance_one_per_frame(graph, clock):
     """Each frame adds a waterfall row and the image's newest row shows the tone."""
     _, spectra = sim_spectra(graph)
-    display = spectrum_display(spectra, waterfall_rows=64)
+    display = spectrum_display(spectra, draw_share=None, waterfall_rows=64)
     advance(clock, 0.5)
     first = display.traces[0].rows_added
     advance(clock, 0.5)
@@ -163,7 +169,7 @@ def test_waterfall_rows_advance_one_per_frame(graph, clock):
 def test_reference_level_and_db_per_div_set_the_plot_range(graph, clock):
     """Ref -10 dBm at 5 dB/div shows -60 to -10 dBm and tells the source side."""
     _, spectra = sim_spectra(graph)
-    display = spectrum_display(spectra)
+    display = spectrum_display(spectra, draw_share=None)
     window = display.window
     told = []
     window.reference_level_changed.connect(told.append)
@@ -177,7 +183,7 @@ def test_reference_level_and_db_per_div_set_the_plot_range(graph, clock):
 def test_reference_level_follows_the_source_until_set_by_hand(graph, clock):
     """Without reference_level the plot's top is the source's reference level."""
     _, spectra = sim_spectra(graph, reference_level=-30.0)
-    display = spectrum_display(spectra)
+    display = spectrum_display(spectra, draw_share=None)
     advance(clock, 0.1)
     assert display.window.reference_level == -30.0
     assert display.window.spectrum_plot.viewRange()[1][1] == pytest.approx(-30.0)
@@ -228,10 +234,34 @@ def test_a_refused_control_value_is_shown_not_raised(graph, clock):
     assert wsa.active
 
 
+def test_slow_drawing_gets_fewer_frames_not_less_data(graph, clock, monkeypatch):
+    """With 50 ms draws and draw_share=0.5, drawing gets at most half the time; every chunk is taken."""
+    from pyrf_blocks.gui import display as display_module
+    spent = [0.0]
+    monkeypatch.setattr(display_module, "perf_counter", lambda: clock.seconds() + spent[0])
+    _, spectra = sim_spectra(graph)
+    recorder = recording_sink(spectra)
+    display = spectrum_display(spectra, draw_share=0.5, update_budget=1e6)
+    draw = display.window.draw
+
+    def slow_draw(*args):
+        draw(*args)
+        spent[0] += 0.05
+
+    monkeypatch.setattr(display.window, "draw", slow_draw)
+    advance(clock, 1.0)
+    # Fake wall time is the clock plus the time spent drawing.
+    assert display.frames < 30
+    assert spent[0] / (clock.seconds() + spent[0]) <= 0.5
+    assert spent[0] / (clock.seconds() + spent[0] + 0.05) > 0.4  # not starved either
+    assert display.dropped == [0]
+    assert display.input_stats[0].chunks == len(recorder.chunks) > 500
+
+
 def test_closing_the_window_closes_the_display_and_stops_the_source(graph, clock, qtbot):
     """Closing the window disconnects the display's edges and stops the instrument."""
     wsa, spectra = sim_spectra(graph)
-    display = spectrum_display(spectra)
+    display = spectrum_display(spectra, draw_share=None)
     advance(clock, 0.1)
     done = graph.done()
     display.window.close()
@@ -244,7 +274,7 @@ def test_multi_display_overlays_sources_in_distinct_colours(graph, clock, tmp_pa
     _, first = sim_spectra(graph, tones=[(1e6, -20.0)], seed=1)
     _, second = sim_spectra(graph, tones=[(-2e6, -30.0)], seed=2)
     display = multi_spectrum_display(first, second, labels=["left", "right"],
-                                     traces=("live",))
+                                     traces=("live",), draw_share=None)
     advance(clock, 0.3)
     window = display.window
     colours = {window.curves[i]["live"].opts["pen"].color().name() for i in range(2)}

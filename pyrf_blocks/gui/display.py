@@ -15,7 +15,7 @@ scripts and tests run without a screen.  Qt is imported only when a window
 is opened.
 """
 
-import time
+from time import perf_counter
 
 from twisted.internet import task
 
@@ -78,7 +78,7 @@ class _SpectrumDisplay(Sink):
     synchronised = False
 
     def __init__(self, *producers, labels=None, headless=False, max_fps=30.0,
-                 update_budget=0.25, average=10, waterfall_rows=256,
+                 update_budget=0.25, draw_share=0.5, average=10, waterfall_rows=256,
                  reference_level=None, db_per_div=10.0, traces=("live", "max_hold"),
                  title=None, controls=None, **kwargs):
         what = f"{self.type_name}"
@@ -90,6 +90,9 @@ class _SpectrumDisplay(Sink):
             raise ValueError(f"{what}: max_fps must be positive, got {max_fps!r}")
         if not update_budget >= 0:
             raise ValueError(f"{what}: update_budget must be >= 0, got {update_budget!r}")
+        if draw_share is not None and not 0 < draw_share <= 1:
+            raise ValueError(f"{what}: draw_share must be in (0, 1] or None, "
+                             f"got {draw_share!r}")
         if not db_per_div > 0:
             raise ValueError(f"{what}: db_per_div must be positive, got {db_per_div!r}")
         unknown = [name for name in traces if name not in TRACE_NAMES]
@@ -105,6 +108,8 @@ class _SpectrumDisplay(Sink):
         self.headless = headless
         self.max_fps = float(max_fps)
         self.update_budget = float(update_budget)
+        self.draw_share = draw_share
+        self._next_draw = 0.0
         self.average = average
         self.waterfall_rows = waterfall_rows
         SpectrumTraces(average, waterfall_rows)  # validates both now
@@ -160,10 +165,10 @@ class _SpectrumDisplay(Sink):
             raise ValueError(f"{self.type_name} {self.name!r} shows dBm spectra: feed "
                              f"it a calibrate_block; input {index + 1} "
                              f"({self.labels[index]}) has units {units!r}")
-        began = time.perf_counter()
+        began = perf_counter()
         self.traces[index].update(chunk)
         self.input_stats[index].received(chunk, self.graph.reactor.seconds())
-        self._spent += time.perf_counter() - began
+        self._spent += perf_counter() - began
         if not self._throttled and self._spent >= self.update_budget / self.max_fps:
             # Enough for this frame: until the next one, the edges keep only
             # the newest chunk.
@@ -197,14 +202,21 @@ class _SpectrumDisplay(Sink):
                          f"latency {latency}, dropped {dropped}")
         return "   |   ".join(parts)
 
-    def _frame(self):
-        now = self.graph.reactor.seconds()
-        for traces, stats in zip(self.traces, self.input_stats):
-            traces.commit_row()
-            stats.frame(now)
-        self.frames += 1
-        if self.window is not None:
-            self.window.draw(self.traces, self.status_text())
+    def _frame(self, force=False):
+        began = perf_counter()
+        drawing = self.window is not None
+        if force or not drawing or self.draw_share is None or began >= self._next_draw:
+            now = self.graph.reactor.seconds()
+            for traces, stats in zip(self.traces, self.input_stats):
+                traces.commit_row()
+                stats.frame(now)
+            self.frames += 1
+            if drawing:
+                self.window.draw(self.traces, self.status_text())
+                if self.draw_share is not None:
+                    # A busy loop (slow drawing, heavy processing) gets
+                    # fewer frames rather than less time for the data.
+                    self._next_draw = began + (perf_counter() - began) / self.draw_share
         self._spent = 0.0
         if self._throttled:
             self._throttled = False
@@ -225,7 +237,7 @@ class _SpectrumDisplay(Sink):
 
     def _end_stream(self):
         if self.active and not self.finished:
-            self._frame()  # show what arrived last
+            self._frame(force=True)  # show what arrived last
         self._stop_timer()
         super()._end_stream()
 
@@ -268,6 +280,10 @@ class multi_spectrum_display(_SpectrumDisplay):
     :param update_budget: share of each frame's time the display may spend
         taking chunks before it waits for the next frame (the edges then keep
         only the newest chunk; the rest are counted in ``dropped``).
+    :param draw_share: most of the loop's time spent drawing: a frame that
+        took ``t`` seconds to draw is followed by none for ``t / draw_share``
+        seconds, so a busy machine gets fewer frames, not less time for the
+        data (``None``: draw every frame).
     :param average: spectra in the average trace.
     :param waterfall_rows: rows of the waterfall (one per frame).
     :param reference_level: top of the plot, dBm (default: the source's
