@@ -91,7 +91,7 @@ def test_display_edges_use_the_latest_policy():
 
 
 def test_a_slow_display_never_slows_a_recorder_on_the_same_source():
-    """With a display that takes one chunk per frame, the recorder still gets every chunk in order."""
+    """A display taking one chunk per frame leaves the recorder every chunk, in order."""
     clock = task.Clock()
     graph = Graph(clock)
     chunks = spectrum_chunks(200)

@@ -235,7 +235,7 @@ def test_a_refused_control_value_is_shown_not_raised(graph, clock):
 
 
 def test_slow_drawing_gets_fewer_frames_not_less_data(graph, clock, monkeypatch):
-    """With 50 ms draws and draw_share=0.5, drawing gets at most half the time; every chunk is taken."""
+    """With 50 ms draws and draw_share=0.5, drawing gets at most half the time; no chunk is lost."""
     from pyrf_blocks.gui import display as display_module
     spent = [0.0]
     monkeypatch.setattr(display_module, "perf_counter", lambda: clock.seconds() + spent[0])
