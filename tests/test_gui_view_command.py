@@ -38,7 +38,7 @@ def peak_line(stdout):
 def test_view_opens_the_window_saves_a_screenshot_and_quits(tmp_path):
     """view --duration --screenshot runs the real loop, writes the PNG and reports the tone."""
     png = tmp_path / "view.png"
-    result = view("--decimation", "32", "--center-mhz", "900", "--duration", "2",
+    result = view("--decimation", "32", "--center-mhz", "900", "--duration", "1.5",
                   "--screenshot", str(png))
     assert result.returncode == 0, result.stderr
     frequency, level = peak_line(result.stdout)
@@ -91,13 +91,24 @@ def test_bad_options_exit_2_with_one_line(capsys, argv, message):
 
 def test_the_loop_keeps_running_when_no_data_arrives():
     """With a silent source, Qt timers, reactor calls and display frames all keep going."""
-    result = run(str(ROOT / "tests" / "gui_idle_loop.py"), "1.5")
+    result = run(str(ROOT / "tests" / "gui_idle_loop.py"), "1")
     assert result.returncode == 0, result.stderr
     counts = dict(re.findall(r"(\w+) (\d+)", result.stdout))
     assert counts["chunks"] == "1"
-    # 1.5 s at 20 Hz is 30 ticks each; a frozen loop would give 0 or 1.
+    # 1 s at 20 Hz is 20 ticks each; a frozen loop would give 0 or 1.
     for name in ("qt", "reactor", "frames"):
         assert int(counts[name]) >= 5, result.stdout
+
+
+def test_a_reactor_installed_first_is_reported_with_the_fix():
+    """If another reactor was installed before the Qt loop, install() says so and how to fix it."""
+    code = ("from twisted.internet import reactor\n"
+            "from pyrf_blocks.gui.loop import ReactorMismatch, install\n"
+            "try:\n    install()\nexcept ReactorMismatch as error:\n    print(error)\n")
+    result = run("-c", code)
+    assert result.returncode == 0, result.stderr
+    assert "needs Twisted on Qt's event loop" in result.stdout
+    assert "before anything imports twisted.internet.reactor" in result.stdout
 
 
 @pytest.mark.parametrize("script", ["live_spectrum.py", "multi_spectrum.py"])
