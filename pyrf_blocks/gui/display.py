@@ -314,6 +314,3 @@ class spectrum_display(_SpectrumDisplay):
     """
 
     type_name = "spectrum_display"
-
-    def __init__(self, producer, **kwargs):
-        super().__init__(producer, **kwargs)
