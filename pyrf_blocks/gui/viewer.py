@@ -147,7 +147,6 @@ class SpectrumViewer(QtWidgets.QMainWindow):
     # Building the window.
 
     def _build(self, controls):
-        pg.setConfigOptions(antialias=False)
         central = QtWidgets.QWidget()
         outer = QtWidgets.QHBoxLayout(central)
         if controls is not None:
