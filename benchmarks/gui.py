@@ -7,7 +7,7 @@ Baseline, in the same run: pyqtgraph alone redrawing one 4096-point line in
 a plot of the same size.  A frame is "rendered" when ``QWidget.grab()`` has
 painted the widget into a pixmap, for both.
 
-    PYTHONPATH=. python benchmarks/gui.py [--seconds 3]
+    python benchmarks/gui.py [--seconds S]
 """
 
 import argparse
