@@ -3,6 +3,10 @@ from setuptools import find_packages, setup
 with open("README.rst", encoding="utf-8") as readme:
     long_description = readme.read()
 
+#: The live viewer.  PySide6-Essentials 6.12.0 crashes Python 3.11 after about
+#: 16 k calls of methods returning None; 6.11.3 does not.
+GUI = ["pyqtgraph>=0.13.7", "PySide6-Essentials==6.11.3", "qasync>=0.27"]
+
 setup(
     name="pyrf_blocks",
     version="0.1.0",
@@ -27,7 +31,10 @@ setup(
             "pytest-timeout>=2.3",
             "hypothesis>=6.100",
             "sphinx>=7.2",
+            "pytest-qt>=4.4",
+            *GUI,
         ],
+        "gui": GUI,
         "docs": ["sphinx>=7.2"],
     },
     entry_points={"console_scripts": ["pyrf-blocks = pyrf_blocks.cli:main"]},

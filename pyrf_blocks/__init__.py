@@ -10,6 +10,7 @@ from .blocks.sources import simulated_instrument
 from .blocks.spectrum import average_block, max_hold, min_hold, peak_search
 from .chunk import Chunk
 from .graph import Graph, default_graph, run, set_default_graph
+from .gui.display import multi_spectrum_display, spectrum_display
 from .instruments import R5500, WSA4000, WSA5000
 
 __version__ = "0.1.0"
@@ -22,4 +23,5 @@ __all__ = [
     "average_block", "max_hold", "min_hold", "peak_search",
     "thd_block", "power_block",
     "collector", "printer",
+    "spectrum_display", "multi_spectrum_display",
 ]

@@ -12,7 +12,7 @@ import sys
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ("demo", "discover", "emulate", "record")
+COMMANDS = ("demo", "discover", "emulate", "record", "view")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -54,17 +54,31 @@ class fft_block(Block):
     requires = (ISampleProducer,)
 
     def __init__(self, producer, size=1024, window="hann", overlap=0, **kwargs):
+        self._set(size, window, overlap)
+        super().__init__(producer, **kwargs)
+
+    def _set(self, size, window, overlap):
         if not isinstance(size, int) or isinstance(size, bool) or size < 2:
             raise ValueError(f"fft_block: size must be an integer >= 2, got {size!r}")
         if not isinstance(overlap, int) or not 0 <= overlap < size:
             raise ValueError(f"fft_block: overlap must be an integer in [0, {size}), "
                              f"got {overlap!r}")
+        window_gains(window, size)  # validates the name
         self.size = size
         self.window_name = window
         self.overlap = overlap
         self.hop = size - overlap
-        self._window_sum = window_gains(window, size)[0] * size  # validates the name
-        super().__init__(producer, **kwargs)
+
+    def configure(self, size=None, window=None, overlap=None):
+        """
+        Change the FFT length, window or overlap while running: the next
+        chunk starts a fresh frame (samples held for an unfinished frame
+        are discarded).  Bad values raise ``ValueError`` and change nothing.
+        """
+        self._set(self.size if size is None else size,
+                  self.window_name if window is None else window,
+                  self.overlap if overlap is None else overlap)
+        self.reset()
 
     def reset(self):
         self._held = None

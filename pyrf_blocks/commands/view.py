@@ -1,0 +1,270 @@
+"""
+Open the live spectrum viewer on an instrument or a remote stream.
+
+SOURCE is "sim" (the built-in simulated analyzer, the default), an
+instrument's host name or address (through WSA4000), or the URL of a block
+on a worker, http://HOST:PORT/blocks/NAME.  IQ sources go through a
+windowed FFT and calibration to dBm here; a remote spectrum is shown as is.
+
+The window shows live, average, max-hold and min-hold traces, a waterfall,
+two markers (Peak, Next peak, Delta), reference level and dB/div, and a
+status bar with chunk rate, latency and dropped chunks.  The Source panel
+changes centre frequency, span (decimation), FFT size (RBW) and window of
+the running instrument; the reference level box also sets the
+instrument's.
+
+Without --duration the viewer runs until its window is closed.
+--headless runs without a window (for scripts and machines without a
+display) and, like a windowed run, prints the strongest peak at the end.
+"""
+
+import sys
+
+from .options import positive_float, positive_int, window_name
+
+HELP = "open the live spectrum viewer (simulated instrument, address or stream URL)"
+
+#: Undecimated sample rate of the WSA family, Hz (the span at decimation 1).
+FULL_RATE = 125e6
+_TRACES = ("live", "average", "max_hold", "min_hold")
+
+
+def _trace_list(text):
+    import argparse
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in _TRACES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: choose among {', '.join(_TRACES)}, separated by commas")
+    return tuple(names)
+
+
+def add_arguments(parser):
+    parser.add_argument("source", nargs="?", default="sim", metavar="SOURCE",
+                        help='"sim" (default), an instrument address, or a '
+                             "worker's block URL http://HOST:PORT/blocks/NAME")
+    tuning = parser.add_argument_group("instrument (live: the Source panel changes them)")
+    tuning.add_argument("--center-mhz", type=positive_float, default=2400.0, metavar="MHZ",
+                        help="centre frequency, MHz (default 2400)")
+    span = tuning.add_mutually_exclusive_group()
+    span.add_argument("--decimation", type=positive_int, default=None, metavar="N",
+                      help=f"decimation of the {FULL_RATE / 1e6:g} MSa/s stream "
+                           "(default 16: 7.8125 MHz span)")
+    span.add_argument("--span-mhz", type=positive_float, default=None, metavar="MHZ",
+                      help="span, MHz: the largest power-of-two decimation that "
+                           "keeps at least this span")
+    resolution = tuning.add_mutually_exclusive_group()
+    resolution.add_argument("--fft-size", type=positive_int, default=None, metavar="N",
+                            help="FFT length, samples (default 1024)")
+    resolution.add_argument("--rbw-khz", type=positive_float, default=None, metavar="KHZ",
+                            help="resolution bandwidth, kHz: the smallest power-of-two "
+                                 "FFT that resolves at least this finely")
+    tuning.add_argument("--window", type=window_name, default="hann",
+                        help="FFT window, a scipy.signal.get_window name (default hann)")
+    tuning.add_argument("--ref-level", type=float, default=0.0, metavar="DBM",
+                        help="reference level, dBm: the instrument's full scale and "
+                             "the top of the plot (default 0)")
+    sim = parser.add_argument_group("simulated instrument")
+    sim.add_argument("--tone", nargs=2, action="append", type=float,
+                     metavar=("OFFSET_MHZ", "DBM"),
+                     help="a tone at OFFSET_MHZ from the centre, DBM; repeatable "
+                          "(default: +1 MHz at -20 dBm and -2.5 MHz at -45 dBm)")
+    sim.add_argument("--noise-floor", type=float, default=-130.0, metavar="DBM_PER_HZ",
+                     help="noise density, dBm/Hz (default -130)")
+    sim.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    display = parser.add_argument_group("display")
+    display.add_argument("--db-per-div", type=positive_float, default=10.0, metavar="DB",
+                         help="vertical scale, dB per division (default 10)")
+    display.add_argument("--traces", type=_trace_list, default=("live", "max_hold"),
+                         metavar="LIST",
+                         help="traces shown at start, among live, average, max_hold, "
+                              "min_hold (default live,max_hold)")
+    display.add_argument("--average", type=positive_int, default=10, metavar="N",
+                         help="spectra in the average trace (default 10)")
+    display.add_argument("--max-fps", type=positive_float, default=30.0, metavar="FPS",
+                         help="most frames drawn per second (default 30)")
+    display.add_argument("--kind", choices=("spectrum", "iq"), default="spectrum",
+                         help="what a remote block produces (default spectrum)")
+    run = parser.add_argument_group("running")
+    run.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS",
+                     help="quit after this long (default: when the window is closed)")
+    run.add_argument("--screenshot", default=None, metavar="PNG",
+                     help="save a PNG of the window just before quitting "
+                          "(needs --duration)")
+    run.add_argument("--headless", action="store_true",
+                     help="no window: keep the traces only (needs --duration)")
+
+
+def decimation_for(args):
+    """
+    The decimation the options ask for.
+    """
+    if args.decimation is not None:
+        return args.decimation
+    if args.span_mhz is None:
+        return 16
+    factor = 1
+    while FULL_RATE / (factor * 2) >= args.span_mhz * 1e6 and factor < 1024:
+        factor *= 2
+    return factor
+
+
+def fft_size_for(args, sample_rate):
+    """
+    The FFT length the options ask for.
+    """
+    from ..numerics.spectral import window_gains
+    if args.fft_size is not None:
+        return args.fft_size
+    if args.rbw_khz is None:
+        return 1024
+    size = 16
+    while (window_gains(args.window, size)[1] * sample_rate / size > args.rbw_khz * 1e3
+           and size < 1 << 20):
+        size *= 2
+    return size
+
+
+class SourceError(ValueError):
+    """
+    SOURCE cannot be opened.
+    """
+
+
+def open_source(args, graph):
+    """
+    The producer SOURCE names: an IQ source, or a remote block.
+    """
+    if args.source.startswith(("http://", "https://")):
+        try:
+            from ..net.client import remote_block
+        except ImportError:
+            raise SourceError(f"{args.source}: remote streams need pyrf_blocks.net, "
+                              "which this installation does not have") from None
+        return remote_block(args.source, args.kind, graph=graph, remote_policy="latest")
+    from ..instruments import SIMULATED_HOSTS, WSA4000
+    decimation = decimation_for(args)
+    if args.source in SIMULATED_HOSTS:
+        tones = [(offset * 1e6, level)
+                 for offset, level in (args.tone or [(1.0, -20.0), (-2.5, -45.0)])]
+        return WSA4000(args.source, graph=graph, center_frequency=args.center_mhz * 1e6,
+                       sample_rate=FULL_RATE / decimation, reference_level=args.ref_level,
+                       tones=tones, noise_floor=args.noise_floor, seed=args.seed)
+    if args.tone:
+        raise SourceError("--tone is for the simulated instrument only")
+    return WSA4000(args.source, graph=graph, center_frequency=args.center_mhz * 1e6,
+                   decimation=decimation)
+
+
+def apply_setting(source, fft, name, value):
+    """
+    Apply one control change to the running chain: ``center_frequency``
+    (Hz), ``decimation``, ``reference_level`` (dBm) go to the source,
+    ``fft_size`` and ``window`` to the FFT.
+    """
+    from ..blocks.sources import simulated_instrument
+    if name in ("fft_size", "window"):
+        if fft is None:
+            raise ValueError(f"{name} is set where the remote spectrum is made")
+        fft.configure(**{"size" if name == "fft_size" else "window": value})
+        return
+    if name not in ("center_frequency", "decimation", "reference_level"):
+        raise ValueError(f"unknown setting {name!r}")
+    configure = getattr(source, "configure", None)
+    if configure is None:
+        raise ValueError(f"{source.type_name} {source.name!r} cannot be reconfigured "
+                         "while running")
+    if name == "decimation" and isinstance(source, simulated_instrument):
+        configure(sample_rate=FULL_RATE / value)
+    else:
+        configure(**{name: value})
+
+
+def build(args, graph, headless):
+    """
+    Make the chain and the display; return ``(source, fft, display)``
+    (``fft`` is ``None`` for a remote spectrum).
+    """
+    from ..blocks.dsp import calibrate_block, fft_block
+    from ..gui.display import spectrum_display
+    source = open_source(args, graph)
+    fft = None
+    spectra = source
+    if source.kind != "spectrum":
+        rate = FULL_RATE / decimation_for(args)
+        fft = fft_block(source, size=fft_size_for(args, rate), window=args.window)
+        spectra = calibrate_block(fft)
+    controls = None
+    if not headless:
+        from ..gui.loop import application
+        application()
+        if fft is not None:
+            from ..gui.controls import SourceControls
+            controls = SourceControls(args.center_mhz * 1e6, decimation_for(args),
+                                      fft.size, args.window, FULL_RATE)
+    display = spectrum_display(spectra, headless=headless, reference_level=args.ref_level,
+                               db_per_div=args.db_per_div, traces=args.traces,
+                               average=args.average, max_fps=args.max_fps,
+                               controls=controls, title=f"pyrf-blocks view {args.source}")
+    if controls is not None:
+        def changed(name, value):
+            try:
+                apply_setting(source, fft, name, value)
+            except ValueError as error:
+                display.window.statusBar().showMessage(str(error), 5000)
+        controls.changed.connect(changed)
+        display.window.reference_level_changed.connect(
+            lambda dbm: changed("reference_level", dbm))
+    return source, fft, display
+
+
+def summary(display):
+    """
+    A line naming the strongest point of the max-hold trace.
+    """
+    traces = display.traces[0]
+    if traces.max_hold is None:
+        return "no spectrum arrived"
+    peak = int(traces.max_hold.argmax())
+    return (f"peak {traces.frequencies[peak] / 1e6:.4f} MHz "
+            f"{traces.max_hold[peak]:.2f} dBm after {traces.spectra} spectra, "
+            f"{display.frames} frames; {display.status_text()}")
+
+
+def run(args):
+    if (args.headless or args.screenshot) and args.duration is None:
+        print("pyrf-blocks view: error: --headless and --screenshot need --duration",
+              file=sys.stderr)
+        return 2
+    if not args.headless:
+        try:
+            from ..gui.loop import install
+        except ImportError as error:
+            print(f"pyrf-blocks view: the viewer needs the gui extra "
+                  f"(pip install 'pyrf_blocks[gui]'): {error}", file=sys.stderr)
+            return 2
+        install()
+    from ..graph import Graph
+    graph = Graph()
+    try:
+        source, fft, display = build(args, graph, args.headless)
+    except ValueError as error:
+        print(f"pyrf-blocks view: error: {error}", file=sys.stderr)
+        return 2
+
+    def finish():
+        if args.screenshot:
+            display.screenshot(args.screenshot)
+        graph.stop()
+
+    if args.duration is not None:
+        graph.reactor.callLater(args.duration, finish)
+    try:
+        graph.run()
+    except Exception as error:  # a block failed: it was logged with its traceback
+        block = graph.failed_block
+        where = f"{block.type_name} {block.name!r}" if block is not None else "the graph"
+        print(f"pyrf-blocks view: {where} failed: {error}", file=sys.stderr)
+        return 1
+    print(summary(display))
+    return 0

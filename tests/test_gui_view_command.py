@@ -1,0 +1,119 @@
+"""
+The viewer in real processes, offscreen: ``pyrf-blocks view``, the shared
+Qt/Twisted loop while no data arrives, and the example scripts.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyrf_blocks.cli import main
+
+pytest.importorskip("pyqtgraph.Qt", reason="the viewer needs the gui extra "
+                    "(pyqtgraph, PySide6-Essentials) and Qt's system libraries")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*argv, timeout=90):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="offscreen")
+    return subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def view(*argv):
+    return run("-m", "pyrf_blocks.cli", "view", *argv)
+
+
+def peak_line(stdout):
+    match = re.search(r"peak ([\d.]+) MHz (-?[\d.]+) dBm", stdout)
+    assert match, stdout
+    return float(match.group(1)), float(match.group(2))
+
+
+def test_view_opens_the_window_saves_a_screenshot_and_quits(tmp_path):
+    """view --duration --screenshot runs the real loop, writes the PNG and reports the tone."""
+    png = tmp_path / "view.png"
+    result = view("--decimation", "32", "--center-mhz", "900", "--duration", "1.5",
+                  "--screenshot", str(png))
+    assert result.returncode == 0, result.stderr
+    frequency, level = peak_line(result.stdout)
+    assert frequency == pytest.approx(901.0, abs=0.002)
+    assert level == pytest.approx(-20.0, abs=0.5)  # 0.14 bin off-centre: 0.1 dB of scalloping
+    assert png.stat().st_size > 10_000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_view_headless_needs_no_window():
+    """view --headless keeps the traces without Qt and reports the strongest peak."""
+    result = view("--headless", "--duration", "1", "--decimation", "64",
+                  "--tone", "0.25", "-30", "--fft-size", "500")
+    assert result.returncode == 0, result.stderr
+    frequency, level = peak_line(result.stdout)
+    assert frequency == pytest.approx(2400.25, abs=0.004)  # bin width 3.9 kHz
+    assert level == pytest.approx(-30.0, abs=0.5)  # 0.25 MHz is on a bin
+
+
+def test_view_help_documents_the_controls(capsys):
+    """--help names the source kinds and every live control."""
+    with pytest.raises(SystemExit) as exit:
+        main(["view", "--help"])
+    assert exit.value.code == 0
+    out = capsys.readouterr().out
+    for text in ("SOURCE", "http://HOST:PORT/blocks/NAME", "--center-mhz", "--span-mhz",
+                 "--decimation", "--rbw-khz", "--fft-size", "--ref-level", "--window",
+                 "--db-per-div", "--screenshot", "--headless"):
+        assert text in out, text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--fft-size", "0"), "'0' must be at least 1"),
+    (("--window", "nonsense"), "'nonsense' is not a scipy.signal.get_window name"),
+    (("--traces", "live,peak"), "choose among live, average, max_hold, min_hold"),
+    (("--span-mhz", "3", "--decimation", "4"), "not allowed with argument"),
+    (("--headless",), "--headless and --screenshot need --duration"),
+])
+def test_bad_options_exit_2_with_one_line(capsys, argv, message):
+    """A bad option or value exits 2 with a single line naming it, before anything opens."""
+    try:
+        status = main(["view", *argv])
+    except SystemExit as exit:
+        status = exit.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_the_loop_keeps_running_when_no_data_arrives():
+    """With a silent source, Qt timers, reactor calls and display frames all keep going."""
+    result = run(str(ROOT / "tests" / "gui_idle_loop.py"), "1")
+    assert result.returncode == 0, result.stderr
+    counts = dict(re.findall(r"(\w+) (\d+)", result.stdout))
+    assert counts["chunks"] == "1"
+    # 1 s at 20 Hz is 20 ticks each; a frozen loop would give 0 or 1.
+    for name in ("qt", "reactor", "frames"):
+        assert int(counts[name]) >= 5, result.stdout
+
+
+def test_a_reactor_installed_first_is_reported_with_the_fix():
+    """If another reactor was installed before the Qt loop, install() says so and how to fix it."""
+    code = ("from twisted.internet import reactor\n"
+            "from pyrf_blocks.gui.loop import ReactorMismatch, install\n"
+            "try:\n    install()\nexcept ReactorMismatch as error:\n    print(error)\n")
+    result = run("-c", code)
+    assert result.returncode == 0, result.stderr
+    assert "needs Twisted on Qt's event loop" in result.stdout
+    assert "before anything imports twisted.internet.reactor" in result.stdout
+
+
+@pytest.mark.parametrize("script", ["live_spectrum.py", "multi_spectrum.py"])
+def test_examples_open_a_viewer_and_quit_themselves(script):
+    """Each example that opens a viewer runs offscreen for a second and exits cleanly."""
+    result = run(str(ROOT / "examples" / script), "--duration", "1")
+    assert result.returncode == 0, result.stderr
+    assert "frames drawn" in result.stdout
