@@ -1,0 +1,21 @@
+#!/bin/sh
+# Debian packages the test suite needs beyond Python: the libraries of Qt's
+# offscreen platform (the viewer's tests render real widgets) and a font.
+# Installs only what is missing, so a machine that has them needs no network.
+set -eu
+PACKAGES="libegl1 libgl1 libfontconfig1 libxkbcommon0 libglib2.0-0 libdbus-1-3 fonts-dejavu-core"
+if ! command -v dpkg >/dev/null 2>&1; then
+    echo "system-deps: not a Debian system; install the equivalents of: $PACKAGES" >&2
+    exit 0
+fi
+missing=""
+for package in $PACKAGES; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
+done
+[ -z "$missing" ] && exit 0
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "system-deps: installing$missing" >&2
+$sudo apt-get update -q
+# shellcheck disable=SC2086
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing
