@@ -52,6 +52,7 @@ class fft_block(Block):
     type_name = "fft_block"
     kind = "spectrum"
     requires = (ISampleProducer,)
+    param_units = {"size": "count", "overlap": "count"}
 
     def __init__(self, producer, size=1024, window="hann", overlap=0, **kwargs):
         if not isinstance(size, int) or isinstance(size, bool) or size < 2:
@@ -65,6 +66,13 @@ class fft_block(Block):
         self.hop = size - overlap
         self._window_sum = window_gains(window, size)[0] * size  # validates the name
         super().__init__(producer, **kwargs)
+
+    @property
+    def window(self):
+        """
+        The window, as given (a name or a tuple).
+        """
+        return self.window_name
 
     def reset(self):
         self._held = None
@@ -147,6 +155,7 @@ class calibrate_block(Block):
     type_name = "calibrate_block"
     kind = "spectrum"
     requires = (ISpectrumProducer,)
+    param_units = {"reference_level": "dBm", "offset": "dB"}
 
     def __init__(self, producer, reference_level=None, offset=0.0, **kwargs):
         self.reference_level = reference_level

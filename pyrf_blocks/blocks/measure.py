@@ -25,6 +25,7 @@ class thd_block(Block):
     type_name = "thd_block"
     kind = "scalar"
     requires = (ISampleProducer,)
+    param_units = {"size": "count"}
 
     def __init__(self, producer, harmonics=5, size=65536, **kwargs):
         if not isinstance(size, int) or size < 64:

@@ -26,6 +26,7 @@ class collector(Sink):
 
     type_name = "collector"
     requires = (IChunkProducer,)
+    param_units = {"keep": "count"}
 
     def __init__(self, producer, keep=None, **kwargs):
         self.keep = keep
@@ -97,10 +98,13 @@ class printer(Sink):
 
     type_name = "printer"
     requires = (IChunkProducer,)
+    param_units = {"interval": "s"}
+    python_only_params = ("stream", "format")
 
     def __init__(self, producer, stream=None, format=format_chunk, interval=0.0, **kwargs):
         self.stream = stream or sys.stdout
         self.format = format
+        self.interval = interval
         self.interval_ns = int(interval * 1e9)
         super().__init__(producer, **kwargs)
 

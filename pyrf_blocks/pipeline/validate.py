@@ -1,0 +1,399 @@
+"""
+Checking a pipeline file completely, in one pass: every mistake is
+collected, each pointing at its line and column.
+
+Checked: the schema (fields, the version, names), block types (an unknown
+one with the closest known name), parameters (missing, unknown, wrong type
+or unit), inputs (unknown names, how many, a sink used as an input),
+interface contracts (what each input provides against what the block
+requires), cycles, and placement (unknown processes).  Nothing is built and
+no block runs: checking a file has no side effects.
+"""
+
+import difflib
+
+from pydantic import ValidationError
+from zope.interface import implementedBy
+
+from ..graph import Block, check_policy
+from ..interfaces import KIND_INTERFACES, ISink
+from ..registry import UnknownBlockType, lookup
+from .loader import read_document, load_document
+from .problems import PipelineError, Problem
+from .schema import BlockSpec, FieldError, PipelineSpec, ProcessSpec, params_model
+
+__all__ = ["Pipeline", "PipelineBlock", "check", "check_file", "check_text",
+           "LOCAL"]
+
+#: The process every pipeline has: the one reading the file.
+LOCAL = "local"
+
+
+class PipelineBlock:
+    """
+    One checked block: its factory, converted parameters (those written in
+    the file), input names, edge policy, process and output kind (``None``
+    for a sink).
+    """
+
+    def __init__(self, name, spec, factory, params, kind):
+        self.name = name
+        self.type_name = spec.type
+        self.factory = factory
+        self.params = params
+        self.inputs = tuple(spec.inputs)
+        self.policy = spec.policy
+        self.maxsize = spec.maxsize
+        self.proc = spec.proc
+        self.kind = kind
+
+    def __repr__(self):
+        return f"<PipelineBlock {self.type_name} {self.name!r}>"
+
+    @property
+    def is_sink(self):
+        return self.kind is None
+
+
+class Pipeline:
+    """
+    A checked pipeline, ready to build: ``blocks`` in an order where every
+    block comes after its inputs, and the declared ``processes``.
+    """
+
+    def __init__(self, blocks, processes, description=None, document=None):
+        self.blocks = blocks
+        self.processes = processes
+        self.description = description
+        self.document = document
+        self.filename = document.filename if document is not None else "<pipeline>"
+
+    def __repr__(self):
+        return f"<Pipeline {self.filename} of {len(self.blocks)} blocks>"
+
+    @property
+    def sinks(self):
+        return tuple(block for block in self.blocks.values() if block.is_sink)
+
+    def problem(self, message, path=()):
+        """
+        A :class:`~pyrf_blocks.pipeline.problems.Problem` at ``path`` of the
+        file this pipeline was read from.
+        """
+        if self.document is None:
+            return Problem(message)
+        return self.document.problem(message, path)
+
+    def consumers(self, name):
+        """
+        The blocks that take ``name`` as an input.
+        """
+        return tuple(b for b in self.blocks.values() if name in b.inputs)
+
+    def active_blocks(self):
+        """
+        The names of the blocks that will run: sinks and, lazily, every
+        block something running consumes.
+        """
+        active = set()
+        pending = [b.name for b in self.sinks]
+        while pending:
+            name = pending.pop()
+            if name not in active:
+                active.add(name)
+                pending.extend(self.blocks[name].inputs)
+        return active
+
+
+def _label(name, block_data):
+    type_name = block_data.get("type") if isinstance(block_data, dict) else None
+    return f"block {name!r}" + (f" ({type_name})" if isinstance(type_name, str) else "")
+
+
+def _closest(word, choices):
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class _Checker:
+    """
+    One pass over a document, collecting problems.
+    """
+
+    def __init__(self, document):
+        self.document = document
+        self.problems = []
+
+    def problem(self, message, path, key=False):
+        self.problems.append(self.document.problem(message, path, key))
+
+    def schema_errors(self, error, prefix, what, fields):
+        """
+        Turn a pydantic ``ValidationError`` into problems at their lines.
+
+        :param what: how messages name the thing (``"block 'fft'"``).
+        :param fields: the field names it takes, for unknown-field messages.
+        """
+        for item in error.errors():
+            loc = prefix + tuple(item["loc"])
+            kind = item["type"]
+            field = ".".join(str(part) for part in item["loc"])
+            cause = (item.get("ctx") or {}).get("error")
+            if isinstance(cause, FieldError):
+                loc += (cause.field,)
+                self.problem(f"{what}: {cause}", loc, key=True)
+            elif kind == "extra_forbidden":
+                name = item["loc"][-1]
+                self.problem(f"{what}: unknown field {name!r}{_closest(name, fields)} "
+                             f"(fields: {', '.join(fields)})", loc, key=True)
+            elif kind == "missing":
+                self.problem(f"{what}: missing field {field!r}", loc)
+            elif kind == "value_error":
+                self.problem(f"{what}: {field + ': ' if field else ''}{cause}", loc)
+            elif kind == "literal_error":
+                self.problem(f"{what}: {field}: {item['input']!r} is not one of "
+                             f"{item['ctx']['expected']}", loc)
+            elif kind == "string_pattern_mismatch":
+                self.problem(f"{what}: {item['input']!r} is not a valid name (letters, "
+                             "digits, '_', '-' and '.', not starting with a digit)",
+                             loc, key=True)
+            else:
+                self.problem(f"{what}: {field + ': ' if field else ''}{item['msg']}", loc)
+
+    def param_errors(self, error, name, what, type_name, names):
+        for item in error.errors():
+            param = item["loc"][0]
+            loc = ("blocks", name, "params", param)
+            if item["type"] == "extra_forbidden":
+                self.problem(f"{what}: unknown parameter {param!r}"
+                             f"{_closest(param, names)} ({type_name} takes: "
+                             f"{', '.join(names) or 'no parameters'})", loc, key=True)
+            elif item["type"] == "missing":
+                self.problem(f"{what}: missing parameter {param!r}",
+                             ("blocks", name, "params"))
+            else:
+                cause = (item.get("ctx") or {}).get("error")
+                self.problem(f"{what}: {cause or item['msg']}", loc)
+
+
+def _output_kind(factory, input_kinds):
+    """
+    The kind a block type emits, from its class: ``None`` for a sink,
+    ``"?"`` when it cannot be told without building the block.
+    """
+    if ISink.implementedBy(factory):
+        return None
+    kind = getattr(factory, "kind", None)
+    if kind is not None:
+        return kind
+    if (isinstance(factory, type) and issubclass(factory, Block)
+            and factory.output_kind is not Block.output_kind and input_kinds):
+        # A pass-through block (decimate) emits its first input's kind.
+        return input_kinds[0]
+    return "?"
+
+
+def _provides(factory, kind, iface):
+    if kind not in (None, "?") and KIND_INTERFACES[kind].isOrExtends(iface):
+        return True
+    return isinstance(factory, type) and implementedBy(factory).isOrExtends(iface)
+
+
+def _provided_names(factory, kind):
+    names = {iface.__name__ for iface in KIND_INTERFACES.values()
+             if _provides(factory, kind, iface)}
+    return ", ".join(sorted(names)) or "no producer interface"
+
+
+def _topological(names, inputs_of):
+    """
+    ``names`` ordered so that inputs come first (file order otherwise), and
+    the cycles found, each as a list of names.
+    """
+    order, cycles, state = [], [], {}
+
+    def visit(name, trail):
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "open":
+            cycle = trail[trail.index(name):-1]
+            if not any(set(cycle) == set(seen) for seen in cycles):
+                cycles.append(cycle)
+            return
+        state[name] = "open"
+        for upstream in inputs_of(name):
+            visit(upstream, trail + [upstream])
+        state[name] = "done"
+        order.append(name)
+
+    for name in names:
+        visit(name, [name])
+    return order, cycles
+
+
+def check(document):
+    """
+    Check a :class:`~pyrf_blocks.pipeline.loader.Document`.
+
+    :return: the :class:`Pipeline`.
+    :raises PipelineError: listing every problem found.
+    """
+    checker = _Checker(document)
+    data = document.data
+    if not isinstance(data, dict):
+        checker.problem("a pipeline file is a mapping that starts with 'version: 1'", ())
+        raise PipelineError(checker.problems)
+    top_fields = list(PipelineSpec.model_fields)
+    description = None
+    try:
+        top = PipelineSpec.model_validate(data)
+        description = top.description
+    except ValidationError as error:
+        checker.schema_errors(error, (), "pipeline", top_fields)
+        if not isinstance(data.get("version"), int) or data.get("version") != 1:
+            # Another version may mean anything else: stop here.
+            raise PipelineError(checker.problems) from None
+
+    processes = {LOCAL: ProcessSpec(kind="local")}
+    raw_processes = data.get("processes")
+    for name, raw in (raw_processes.items() if isinstance(raw_processes, dict) else ()):
+        what = f"process {name!r}"
+        if name == LOCAL and raw not in ("local", {"kind": "local"}):
+            checker.problem(f"{what}: 'local' is this process; it cannot be "
+                            "redeclared", ("processes", name), key=True)
+            continue
+        try:
+            processes[name] = ProcessSpec.model_validate(raw)
+        except ValidationError as error:
+            processes[name] = None  # declared, though wrongly
+            checker.schema_errors(error, ("processes", name), what,
+                                  list(ProcessSpec.model_fields))
+
+    raw_blocks = data.get("blocks")
+    raw_blocks = raw_blocks if isinstance(raw_blocks, dict) else {}
+    specs, factories, params = {}, {}, {}
+    block_fields = list(BlockSpec.model_fields)
+    for name, raw in raw_blocks.items():
+        what = _label(name, raw)
+        try:
+            spec = specs[name] = BlockSpec.model_validate(raw)
+        except ValidationError as error:
+            checker.schema_errors(error, ("blocks", name), what, block_fields)
+            continue
+        try:
+            factory = factories[name] = lookup(spec.type)
+        except UnknownBlockType as error:
+            checker.problem(f"{what}: {error}", ("blocks", name, "type"))
+            continue
+        model = params_model(spec.type)
+        try:
+            given = model.model_validate(spec.params)
+            params[name] = {key: getattr(given, key) for key in given.model_fields_set}
+        except ValidationError as error:
+            checker.param_errors(error, name, what, spec.type, list(model.model_fields))
+        if spec.proc not in processes:
+            declared = ", ".join(processes)
+            checker.problem(f"{what}: unknown process {spec.proc!r}"
+                            f"{_closest(spec.proc, processes)} (declared: {declared})",
+                            ("blocks", name, "proc"))
+        try:
+            check_policy(spec.policy, spec.maxsize)
+        except ValueError as error:
+            checker.problem(f"{what}: {error}", ("blocks", name, "maxsize"))
+
+    def inputs_of(name):
+        spec = specs.get(name)
+        return [i for i in spec.inputs if i in specs] if spec else []
+
+    order, cycles = _topological(list(raw_blocks), inputs_of)
+    in_cycle = set()
+    for cycle in cycles:
+        in_cycle.update(cycle)
+        first = min(cycle, key=list(raw_blocks).index)
+        loop = cycle[cycle.index(first):] + cycle[:cycle.index(first)]
+        checker.problem(f"block {first!r}: blocks {' -> '.join(reversed(loop + [first]))} "
+                        "form a cycle; a pipeline must flow one way",
+                        ("blocks", first, "inputs"))
+
+    kinds = {}
+    for name in order:
+        spec, factory = specs.get(name), factories.get(name)
+        if spec is None or factory is None or name in in_cycle:
+            continue
+        what = _label(name, raw_blocks[name])
+        ok = _check_inputs(checker, name, what, spec, factory, raw_blocks, specs,
+                           factories, kinds)
+        if ok:
+            kinds[name] = _output_kind(factory, [kinds[i] for i in spec.inputs])
+
+    if checker.problems:
+        raise PipelineError(checker.problems)
+    blocks = {name: PipelineBlock(name, specs[name], factories[name], params[name],
+                                  kinds[name]) for name in order}
+    return Pipeline(blocks, processes, description, document)
+
+
+def _check_inputs(checker, name, what, spec, factory, raw_blocks, specs, factories, kinds):
+    """
+    Report the inputs of one block that are unknown, too many or too few, or
+    break its interface contract; return whether all were fine.
+    """
+    ok = True
+    for index, upstream in enumerate(spec.inputs):
+        if upstream not in raw_blocks:
+            checker.problem(f"{what}: input {upstream!r} is not a block of this file"
+                            f"{_closest(upstream, raw_blocks)}", ("blocks", name, "inputs", index))
+            ok = False
+        elif upstream == name:
+            checker.problem(f"{what}: a block cannot be its own input",
+                            ("blocks", name, "inputs", index))
+            ok = False
+        elif upstream not in kinds:
+            ok = False  # the upstream block has problems of its own
+    requires = tuple(getattr(factory, "requires", ()))
+    variadic = getattr(factory, "variadic", False)
+    count = len(spec.inputs)
+    if variadic and count == 0:
+        checker.problem(f"{what}: needs at least one input", ("blocks", name, "inputs"))
+        return False
+    if not variadic and count != len(requires):
+        wanted = ("no inputs (it is a source)" if not requires
+                  else f"{len(requires)} input{'s' if len(requires) > 1 else ''} "
+                  f"({', '.join(i.__name__ for i in requires)})")
+        checker.problem(f"{what}: takes {wanted}, got {count}",
+                        ("blocks", name, "inputs") if "inputs" in raw_blocks[name]
+                        else ("blocks", name), key=True)
+        return False
+    if not ok:
+        return False
+    needed = requires * count if variadic else requires
+    for index, (upstream, iface) in enumerate(zip(spec.inputs, needed)):
+        kind = kinds[upstream]
+        if kind == "?":
+            continue  # only the built block can tell; the graph checks it then
+        upstream_what = _label(upstream, raw_blocks[upstream])
+        if kind is None:
+            checker.problem(f"{what}: input {index + 1} is {upstream_what}, a sink: "
+                            "it produces nothing", ("blocks", name, "inputs", index))
+            ok = False
+        elif not _provides(factories[upstream], kind, iface):
+            checker.problem(f"{what}: input {index + 1} must provide {iface.__name__}, "
+                            f"but {upstream_what} provides "
+                            f"{_provided_names(factories[upstream], kind)}",
+                            ("blocks", name, "inputs", index))
+            ok = False
+    return ok
+
+
+def check_text(text, filename="<pipeline>"):
+    """
+    Parse and check YAML ``text``; see :func:`check`.
+    """
+    return check(load_document(text, filename))
+
+
+def check_file(path):
+    """
+    Read, parse and check the file at ``path``; see :func:`check`.
+    """
+    return check(read_document(path))
