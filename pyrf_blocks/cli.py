@@ -12,7 +12,7 @@ import sys
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ("demo",)
+COMMANDS = ("demo", "validate", "run")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -5,7 +5,7 @@ message that names the range it accepts.
 
 import argparse
 
-__all__ = ["positive_float", "positive_int", "window_name"]
+__all__ = ["positive_float", "positive_int", "window_name", "duration"]
 
 
 def positive_float(text):
@@ -37,3 +37,18 @@ def window_name(text):
             f"{text!r} is not a scipy.signal.get_window name "
             "(e.g. hann, hamming, blackmanharris, flattop)") from None
     return text
+
+
+def duration(text):
+    """
+    A positive duration such as ``10s``, ``5m``, ``250ms`` or ``2.5``
+    (seconds); returns seconds.
+    """
+    from ..pipeline.units import UnitError, parse_quantity
+    try:
+        value = parse_quantity(text, "s", "duration")
+    except UnitError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("duration: ")) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be longer than 0 s")
+    return value

@@ -19,14 +19,14 @@ def _placement_problems(pipeline, environ):
             problems.append(pipeline.problem(
                 f"process {name!r}: the environment variable {process.token_env} "
                 "(token_env) is not set", ("processes", name, "token_env")))
-    for block in pipeline.blocks.values():
-        if block.proc != LOCAL:
-            kind = pipeline.processes[block.proc].kind
+    for name, process in pipeline.processes.items():
+        placed = [b.name for b in pipeline.blocks.values() if b.proc == name]
+        if name != LOCAL and placed:
+            where = process.url if process.kind == "remote" else "a child process"
             problems.append(pipeline.problem(
-                f"block {block.name!r} ({block.type_name}) is placed on {kind} process "
-                f"{block.proc!r}: running blocks outside this process from a pipeline "
-                "file is not available in this version; remove 'proc' to run it here",
-                ("blocks", block.name, "proc")))
+                f"process {name!r} ({where}) runs {', '.join(placed)}: running blocks "
+                "outside this process from a pipeline file is not available in this "
+                "version; remove their 'proc' to run them here", ("processes", name)))
     return problems
 
 

@@ -176,7 +176,7 @@ class _Checker:
                 self.problem(f"{what}: {cause or item['msg']}", loc)
 
 
-def _output_kind(factory, input_kinds):
+def output_kind_of(factory, input_kinds):
     """
     The kind a block type emits, from its class: ``None`` for a sink,
     ``"?"`` when it cannot be told without building the block.
@@ -324,7 +324,7 @@ def check(document):
         ok = _check_inputs(checker, name, what, spec, factory, raw_blocks, specs,
                            factories, kinds)
         if ok:
-            kinds[name] = _output_kind(factory, [kinds[i] for i in spec.inputs])
+            kinds[name] = output_kind_of(factory, [kinds[i] for i in spec.inputs])
 
     if checker.problems:
         raise PipelineError(checker.problems)
