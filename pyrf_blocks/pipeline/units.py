@@ -10,6 +10,7 @@ already in the base unit.
 
 import math
 import re
+from fractions import Fraction
 
 __all__ = ["UNITS", "UnitError", "parse_quantity", "format_quantity",
            "accepted_suffixes"]
@@ -43,8 +44,10 @@ UNITS = {unit.name: unit for unit in (
           {"Hz": 1.0, "kHz": 1e3, "MHz": 1e6, "GHz": 1e9,
            "Sa/s": 1.0, "kSa/s": 1e3, "MSa/s": 1e6, "GSa/s": 1e9}),
     _Unit("s", "a duration", _DURATION),
-    _Unit("ns", "a device time", {name: scale * 1e9 for name, scale in _DURATION.items()},
-          integer=True),
+    _Unit("ns", "a device time",
+          {"ns": 1, "us": 10 ** 3, "µs": 10 ** 3, "ms": 10 ** 6, "s": 10 ** 9,
+           "m": 60 * 10 ** 9, "min": 60 * 10 ** 9, "h": 3600 * 10 ** 9,
+           "d": 86400 * 10 ** 9}, integer=True),
     _Unit("dB", "a level ratio", {"dB": 1.0}),
     _Unit("dBc", "a level relative to the carrier", {"dBc": 1.0}),
     _Unit("dBm", "a power level", {"dBm": 1.0}),
@@ -90,21 +93,22 @@ def parse_quantity(value, unit, field="value"):
             raise _reject(field, value, unit)
         number_text, suffix = match.groups()
         number_text = number_text.replace("_", "")
-        number = (int(number_text) if re.fullmatch(r"[-+]?\d+", number_text)
-                  else float(number_text))
         scale = spec.suffixes.get(suffix, 1)
+        if spec.integer:
+            # Exact arithmetic: 1.014852M is 1014852, not 1014851.9999999999.
+            number = Fraction(number_text)
+        else:
+            number = float(number_text)
     else:
         number, scale = value, 1
     if isinstance(number, float) and not math.isfinite(number):
         raise _reject(field, value, unit)
     if spec.integer:
-        exact = number * scale
-        if isinstance(exact, float):
-            if not exact.is_integer():
-                raise UnitError(f"{field}: {value!r} is not a whole number of "
-                                f"{'samples' if unit == 'count' else 'nanoseconds'}")
-            exact = int(exact)
-        return exact
+        exact = Fraction(number) * scale
+        if exact.denominator != 1:
+            raise UnitError(f"{field}: {value!r} is not a whole number of "
+                            f"{'samples' if unit == 'count' else 'nanoseconds'}")
+        return int(exact)
     return float(number) * scale
 
 
@@ -127,8 +131,11 @@ def format_quantity(value, unit):
         if value and not 1 <= abs(scaled) < 1000:
             continue
         text = f"{scaled:.15g}{suffix}"
-        if parse_quantity(text, unit) == value:
-            choices.append(text)
+        try:
+            if parse_quantity(text, unit) == value:
+                choices.append(text)
+        except UnitError:
+            continue
     if not choices:
         return plain
     best = min(choices, key=len)

@@ -105,6 +105,13 @@ class Pipeline:
         return active
 
 
+_PATTERN_WORDS = {
+    "url": "an http:// or https:// URL",
+    "token_env": "an environment variable name (letters, digits and '_')",
+    "proc": "a process name",
+}
+
+
 def _label(name, block_data):
     type_name = block_data.get("type") if isinstance(block_data, dict) else None
     return f"block {name!r}" + (f" ({type_name})" if isinstance(type_name, str) else "")
@@ -154,9 +161,13 @@ class _Checker:
                 self.problem(f"{what}: {field}: {item['input']!r} is not one of "
                              f"{item['ctx']['expected']}", loc)
             elif kind == "string_pattern_mismatch":
-                self.problem(f"{what}: {item['input']!r} is not a valid name (letters, "
-                             "digits, '_', '-' and '.', not starting with a digit)",
-                             loc, key=True)
+                if loc[-1] == "[key]":
+                    self.problem(f"{what}: {item['input']!r} is not a valid name "
+                                 "(letters, digits, '_', '-' and '.', not starting "
+                                 "with a digit)", loc[:-1], key=True)
+                else:
+                    wanted = _PATTERN_WORDS.get(loc[-1], "a valid name")
+                    self.problem(f"{what}: {field}: {item['input']!r} is not {wanted}", loc)
             else:
                 self.problem(f"{what}: {field + ': ' if field else ''}{item['msg']}", loc)
 
@@ -303,7 +314,8 @@ def check(document):
 
     def inputs_of(name):
         spec = specs.get(name)
-        return [i for i in spec.inputs if i in specs] if spec else []
+        # A block listed as its own input is reported on its own, below.
+        return [i for i in spec.inputs if i in specs and i != name] if spec else []
 
     order, cycles = _topological(list(raw_blocks), inputs_of)
     in_cycle = set()
