@@ -1,0 +1,163 @@
+"""
+The ``validate`` and ``run`` commands: in-process for their messages and
+exit codes, and as real subprocesses for running, SIGTERM and failures.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pyrf_blocks.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPECTRUM = os.path.join(ROOT, "examples", "spectrum.yaml")
+
+
+def write(tmp_path, text, name="p.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def command(*args):
+    """A subprocess running ``pyrf-blocks`` from this worktree."""
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "pyrf_blocks.cli", *args], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_validate_accepts_the_examples(capsys):
+    """validate exits 0 and says each example is valid."""
+    paths = [os.path.join(ROOT, "examples", name)
+             for name in ("spectrum.yaml", "two_processes.yaml", "distributed.yaml")]
+    assert main(["validate", *paths]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"{paths[0]}: valid, 6 blocks", f"{paths[1]}: valid, 8 blocks",
+                   f"{paths[2]}: valid, 10 blocks"]
+
+
+def test_validate_lists_every_problem_and_exits_1(tmp_path, capsys):
+    """A broken file gives one line per mistake, a count, exit 1 and no traceback."""
+    path = write(tmp_path, """\
+        version: 1
+        blocks:
+          wsa:
+            type: simulated_instrument
+            params: {center_frequency: 2.4Ghz}
+          fft: {type: fft_blok, inputs: [wsa]}
+          calibrate: {type: calibrate_block, inputs: [wsa]}
+    """)
+    assert main(["validate", path]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"{path}:5:32: block 'wsa' (simulated_instrument): center_frequency: '2.4Ghz' is "
+        "not a frequency; write a number, optionally followed by one of: Hz, kHz, MHz, "
+        "GHz, Sa/s, kSa/s, MSa/s, GSa/s",
+        f"{path}:6:15: block 'fft' (fft_blok): unknown block type 'fft_blok'; did you mean "
+        "'fft_block'?",
+        f"{path}:7:47: block 'calibrate' (calibrate_block): input 1 must provide "
+        "ISpectrumProducer, but block 'wsa' (simulated_instrument) provides IIQProducer",
+        f"{path}: 3 problems"]
+    assert "Traceback" not in err
+
+
+def test_validate_reports_a_missing_file(tmp_path, capsys):
+    """A file that cannot be read is one clear line and exit 1."""
+    missing = str(tmp_path / "nowhere.yaml")
+    assert main(["validate", missing]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"{missing}: cannot read the file: No such file or directory")
+
+
+def test_dry_run_prints_the_resolved_graph_and_dot(capsys):
+    """--dry-run prints every block resolved and the Graphviz dot, and runs nothing."""
+    assert main(["run", SPECTRUM, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"pipeline {SPECTRUM}: 6 blocks, 1 sink\n")
+    assert "      size = 1024\n" in out
+    assert out.index("digraph") > out.index("spectrum: printer")
+    assert out.rstrip().endswith("}")
+    assert '"hold" -> "peaks";' in out
+
+
+def test_run_refuses_a_bad_duration(capsys):
+    """--for with a wrong unit exits 2 with a one-line reason naming the accepted units."""
+    with pytest.raises(SystemExit) as caught:
+        main(["run", SPECTRUM, "--for", "10 parsecs"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "'10 parsecs' is not a duration" in err and "ms, s, m" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_run_refuses_placement_it_cannot_honour(capsys):
+    """A file placing blocks on child processes is refused before anything runs."""
+    assert main(["run", os.path.join(ROOT, "examples", "two_processes.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "process 'process1' (a child process) runs fft1, calibrate1" in err
+
+
+def test_run_refuses_a_pipeline_without_sink(tmp_path, capsys):
+    """Nothing would run without a sink: run says so instead of waiting forever."""
+    path = write(tmp_path, """\
+        version: 1
+        blocks:
+          wsa: {type: simulated_instrument}
+          fft: {type: fft_block, inputs: [wsa]}
+    """)
+    assert main(["run", path]) == 1
+    assert "no block is a sink, so nothing would run" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(60)
+def test_run_for_a_duration():
+    """run --for runs the seed example in a real process and reports its sink finished."""
+    proc = command("run", SPECTRUM, "--for", "300ms")
+    out, err = proc.communicate(timeout=50)
+    assert proc.returncode == 0, err
+    assert out.startswith("peaks #0 [")
+    assert "MHz" in out and "dBm" in out
+    assert err.strip().startswith("printer 'spectrum': ")
+    assert err.strip().endswith("chunks, finished")
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_stops_cleanly_and_flushes(tmp_path):
+    """SIGTERM ends the sources' streams: sinks finish, exit 0, no traceback."""
+    proc = command("run", SPECTRUM)
+    try:
+        first = proc.stdout.readline()  # the pipeline is running
+        assert first.startswith("peaks #0 ["), proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "Unhandled" not in err
+    assert err.strip().endswith("chunks, finished")
+
+
+@pytest.mark.timeout(60)
+def test_a_failing_block_is_named(tmp_path):
+    """A block that raises while running is named in one line, and run exits 1."""
+    path = write(tmp_path, """\
+        version: 1
+        blocks:
+          wsa: {type: simulated_instrument, params: {paced: false}}
+          fft: {type: fft_block, inputs: [wsa]}
+          cal: {type: calibrate_block, inputs: [fft]}
+          again: {type: calibrate_block, inputs: [cal]}
+          out: {type: collector, inputs: [again]}
+    """)
+    proc = command("run", path, "--for", "5s")
+    out, err = proc.communicate(timeout=50)
+    assert proc.returncode == 1
+    assert (f"{path}: calibrate_block 'again' failed: calibrate_block 'again' needs linear "
+            "power spectra (units 'power'), got units 'dBm'") in err.splitlines()
