@@ -1,0 +1,65 @@
+"""
+The YAML reference generated from the block registry, and the parameter
+declarations it is generated from.
+"""
+
+import docutils.core
+import pytest
+
+from pyrf_blocks.graph import Block
+from pyrf_blocks.pipeline.reference import reference_rst
+from pyrf_blocks.pipeline.schema import param_specs
+from pyrf_blocks.pipeline.units import UNITS
+from pyrf_blocks.registry import block_types
+
+
+def test_every_block_type_and_parameter_is_documented():
+    """Each registered type has a section listing each of its parameters."""
+    text = reference_rst()
+    types = block_types()
+    starts = {name: text.index(f"\n{name}\n{'-' * len(name)}\n") for name in types}
+    ends = sorted(starts.values())[1:] + [len(text)]
+    for name, factory in types.items():
+        section = text[starts[name]:ends[sorted(starts.values()).index(starts[name])]]
+        for param in param_specs(factory):
+            assert f"   * - ``{param}``" in section, (name, param)
+
+
+def test_reference_states_units_defaults_and_interfaces():
+    """Units, defaults and interfaces appear as the block classes declare them."""
+    text = reference_rst()
+    fft = text[text.index("\nfft_block\n"):text.index("\nmax_hold\n")]
+    assert "* **inputs:** ``ISampleProducer``" in fft
+    assert "* **output:** ``spectrum`` (``ISpectrumProducer``)" in fft
+    assert "   * - ``size``\n     - count\n     - ``1024``\n     - FFT length, samples." in fft
+    wsa = text[text.index("\nsimulated_instrument\n"):]
+    assert "   * - ``center_frequency``\n     - quantity in Hz\n     - ``2400000000.0``" in wsa
+    assert "   * - ``tones``\n     - list of [Hz, dBm]\n     - ``[[1000000.0, -20.0]]``" in wsa
+    printer = text[text.index("\nprinter\n"):]
+    assert "   * - ``stream``\n     - Python only" in printer
+    for unit in UNITS:
+        assert f"   * - ``{unit}``" in text
+
+
+def test_reference_is_valid_restructuredtext():
+    """The generated text parses without a single docutils warning."""
+    docutils.core.publish_doctree(
+        "Reference\n=========\n\n" + reference_rst(),
+        settings_overrides={"halt_level": 2, "report_level": 2})
+
+
+def test_param_units_must_name_parameters_and_units():
+    """A typo in a block's param_units is caught when its specs are read."""
+
+    class typo_block(Block):
+        type_name = "typo_block"
+        param_units = {"sise": "count"}
+
+        def __init__(self, producer, size=4, **kwargs):
+            super().__init__(producer, **kwargs)
+
+    with pytest.raises(TypeError, match="typo_block.param_units names 'sise'"):
+        param_specs(typo_block)
+    typo_block.param_units = {"size": "samples"}
+    with pytest.raises(TypeError, match="unknown unit 'samples' for size"):
+        param_specs(typo_block)
