@@ -18,6 +18,8 @@ setup(
         "numpy>=1.26",
         "scipy>=1.11",
         "msgpack>=1.0.5",
+        "ruamel.yaml>=0.18",
+        "pydantic>=2.5",
     ],
     extras_require={
         "test": [
