@@ -54,6 +54,13 @@ class fft_block(Block):
     requires = (ISampleProducer,)
     param_units = {"size": "count", "overlap": "count"}
 
+    @property
+    def window(self):
+        """
+        The window, as given (a name or a tuple).
+        """
+        return self.window_name
+
     def __init__(self, producer, size=1024, window="hann", overlap=0, **kwargs):
         if not isinstance(size, int) or isinstance(size, bool) or size < 2:
             raise ValueError(f"fft_block: size must be an integer >= 2, got {size!r}")
@@ -66,13 +73,6 @@ class fft_block(Block):
         self.hop = size - overlap
         self._window_sum = window_gains(window, size)[0] * size  # validates the name
         super().__init__(producer, **kwargs)
-
-    @property
-    def window(self):
-        """
-        The window, as given (a name or a tuple).
-        """
-        return self.window_name
 
     def reset(self):
         self._held = None
