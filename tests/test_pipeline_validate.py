@@ -11,9 +11,8 @@ import pytest
 from zope.interface import implementer
 
 from pyrf_blocks import registry
-from pyrf_blocks.graph import Sink
+from pyrf_blocks.graph import Block, Sink
 from pyrf_blocks.interfaces import IIQProducer, ISpectrumProducer
-from pyrf_blocks.graph import Block
 from pyrf_blocks.pipeline import PipelineError, check_file, check_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

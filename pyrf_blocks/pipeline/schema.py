@@ -30,7 +30,6 @@ default value.
 """
 
 import inspect
-import re
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, create_model,

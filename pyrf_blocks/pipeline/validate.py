@@ -15,12 +15,13 @@ import difflib
 from pydantic import ValidationError
 from zope.interface import implementedBy
 
-from ..graph import Block, check_policy
+from ..graph import Block
 from ..interfaces import KIND_INTERFACES, ISink
 from ..registry import UnknownBlockType, lookup
 from .loader import read_document, load_document
 from .problems import PipelineError, Problem
-from .schema import BlockSpec, FieldError, PipelineSpec, ProcessSpec, params_model
+from .schema import (SUPPORTED_VERSION, BlockSpec, FieldError, PipelineSpec, ProcessSpec,
+                     params_model)
 
 __all__ = ["Pipeline", "PipelineBlock", "check", "check_file", "check_text",
            "LOCAL"]
@@ -113,6 +114,9 @@ _PATTERN_WORDS = {
 
 
 def _label(name, block_data):
+    """
+    How messages name a block: ``block 'fft' (fft_block)``.
+    """
     type_name = block_data.get("type") if isinstance(block_data, dict) else None
     return f"block {name!r}" + (f" ({type_name})" if isinstance(type_name, str) else "")
 
@@ -242,6 +246,162 @@ def _topological(names, inputs_of):
     return order, cycles
 
 
+class _FlowChecker(_Checker):
+    """
+    The checks, in the order a reader would make them: the file's top level,
+    its processes, each block on its own, then how the blocks connect.
+    """
+
+    def __init__(self, document):
+        super().__init__(document)
+        self.processes = {LOCAL: ProcessSpec(kind="local")}
+        self.raw_blocks = {}
+        self.specs, self.factories, self.params, self.kinds = {}, {}, {}, {}
+        self.description = None
+
+    def what(self, name):
+        return _label(name, self.raw_blocks.get(name))
+
+    def top_level(self):
+        """
+        Return False when the rest of the file cannot be read as version 1.
+        """
+        data = self.document.data
+        if not isinstance(data, dict):
+            self.problem("a pipeline file is a mapping that starts with 'version: 1'", ())
+            return False
+        try:
+            self.description = PipelineSpec.model_validate(data).description
+        except ValidationError as error:
+            self.schema_errors(error, (), "pipeline", list(PipelineSpec.model_fields))
+            version = data.get("version")
+            if version != SUPPORTED_VERSION or isinstance(version, bool):
+                return False  # another version may mean anything else
+        raw_blocks = data.get("blocks")
+        self.raw_blocks = raw_blocks if isinstance(raw_blocks, dict) else {}
+        return True
+
+    def declared_processes(self):
+        raw_processes = self.document.data.get("processes")
+        for name, raw in (raw_processes.items() if isinstance(raw_processes, dict) else ()):
+            what = f"process {name!r}"
+            if name == LOCAL and raw not in ("local", {"kind": "local"}):
+                self.problem(f"{what}: 'local' is this process; it cannot be "
+                             "redeclared", ("processes", name), key=True)
+                continue
+            try:
+                self.processes[name] = ProcessSpec.model_validate(raw)
+            except ValidationError as error:
+                self.processes[name] = None  # declared, though wrongly
+                self.schema_errors(error, ("processes", name), what,
+                                   list(ProcessSpec.model_fields))
+
+    def block(self, name, raw):
+        """
+        The block's own fields: schema, type, parameters and process.
+        """
+        what = self.what(name)
+        try:
+            spec = self.specs[name] = BlockSpec.model_validate(raw)
+        except ValidationError as error:
+            self.schema_errors(error, ("blocks", name), what, list(BlockSpec.model_fields))
+            return
+        try:
+            self.factories[name] = lookup(spec.type)
+        except UnknownBlockType as error:
+            self.problem(f"{what}: {error}", ("blocks", name, "type"))
+            return
+        model = params_model(spec.type)
+        try:
+            given = model.model_validate(spec.params)
+            self.params[name] = {key: getattr(given, key) for key in given.model_fields_set}
+        except ValidationError as error:
+            self.param_errors(error, name, what, spec.type, list(model.model_fields))
+        if spec.proc not in self.processes:
+            self.problem(f"{what}: unknown process {spec.proc!r}"
+                         f"{_closest(spec.proc, self.processes)} "
+                         f"(declared: {', '.join(self.processes)})", ("blocks", name, "proc"))
+
+    def flow(self):
+        """
+        Cycles, then each block's inputs in flow order; return that order.
+        """
+        specs = self.specs
+
+        def inputs_of(name):
+            spec = specs.get(name)
+            # A block listed as its own input is reported on its own.
+            return [i for i in spec.inputs if i in specs and i != name] if spec else []
+
+        names = list(self.raw_blocks)
+        order, cycles = _topological(names, inputs_of)
+        in_cycle = set()
+        for cycle in cycles:
+            in_cycle.update(cycle)
+            first = min(cycle, key=names.index)
+            loop = cycle[cycle.index(first):] + cycle[:cycle.index(first)]
+            self.problem(f"block {first!r}: blocks {' -> '.join(reversed(loop + [first]))} "
+                         "form a cycle; a pipeline must flow one way",
+                         ("blocks", first, "inputs"))
+        for name in order:
+            if name in specs and name in self.factories and name not in in_cycle:
+                if self.inputs(name):
+                    self.kinds[name] = output_kind_of(
+                        self.factories[name], [self.kinds[i] for i in specs[name].inputs])
+        return order
+
+    def inputs(self, name):
+        """
+        Report the inputs of one block that are unknown, too many or too
+        few, or break its interface contract; return whether all were fine.
+        """
+        spec, factory, what = self.specs[name], self.factories[name], self.what(name)
+        ok = True
+        for index, upstream in enumerate(spec.inputs):
+            where = ("blocks", name, "inputs", index)
+            if upstream not in self.raw_blocks:
+                self.problem(f"{what}: input {upstream!r} is not a block of this file"
+                             f"{_closest(upstream, self.raw_blocks)}", where)
+                ok = False
+            elif upstream == name:
+                self.problem(f"{what}: a block cannot be its own input", where)
+                ok = False
+            elif upstream not in self.kinds:
+                ok = False  # the upstream block has problems of its own
+        requires = tuple(getattr(factory, "requires", ()))
+        variadic = getattr(factory, "variadic", False)
+        count = len(spec.inputs)
+        if variadic and count == 0:
+            self.problem(f"{what}: needs at least one input", ("blocks", name, "inputs"))
+            return False
+        if not variadic and count != len(requires):
+            wanted = ("no inputs (it is a source)" if not requires
+                      else f"{len(requires)} input{'s' if len(requires) > 1 else ''} "
+                      f"({', '.join(i.__name__ for i in requires)})")
+            self.problem(f"{what}: takes {wanted}, got {count}",
+                         ("blocks", name, "inputs") if "inputs" in self.raw_blocks[name]
+                         else ("blocks", name), key=True)
+            return False
+        if not ok:
+            return False
+        needed = requires * count if variadic else requires
+        for index, (upstream, iface) in enumerate(zip(spec.inputs, needed)):
+            kind, upstream_factory = self.kinds[upstream], self.factories[upstream]
+            if kind == "?":
+                continue  # only the built block can tell; the graph checks it then
+            if kind is None:
+                self.problem(f"{what}: input {index + 1} is {self.what(upstream)}, a "
+                             "sink: it produces nothing", ("blocks", name, "inputs", index))
+                ok = False
+            elif not _provides(upstream_factory, kind, iface):
+                self.problem(f"{what}: input {index + 1} must provide {iface.__name__}, "
+                             f"but {self.what(upstream)} provides "
+                             f"{_provided_names(upstream_factory, kind)}",
+                             ("blocks", name, "inputs", index))
+                ok = False
+        return ok
+
+
 def check(document):
     """
     Check a :class:`~pyrf_blocks.pipeline.loader.Document`.
@@ -249,152 +409,19 @@ def check(document):
     :return: the :class:`Pipeline`.
     :raises PipelineError: listing every problem found.
     """
-    checker = _Checker(document)
-    data = document.data
-    if not isinstance(data, dict):
-        checker.problem("a pipeline file is a mapping that starts with 'version: 1'", ())
+    checker = _FlowChecker(document)
+    if not checker.top_level():
         raise PipelineError(checker.problems)
-    top_fields = list(PipelineSpec.model_fields)
-    description = None
-    try:
-        top = PipelineSpec.model_validate(data)
-        description = top.description
-    except ValidationError as error:
-        checker.schema_errors(error, (), "pipeline", top_fields)
-        if not isinstance(data.get("version"), int) or data.get("version") != 1:
-            # Another version may mean anything else: stop here.
-            raise PipelineError(checker.problems) from None
-
-    processes = {LOCAL: ProcessSpec(kind="local")}
-    raw_processes = data.get("processes")
-    for name, raw in (raw_processes.items() if isinstance(raw_processes, dict) else ()):
-        what = f"process {name!r}"
-        if name == LOCAL and raw not in ("local", {"kind": "local"}):
-            checker.problem(f"{what}: 'local' is this process; it cannot be "
-                            "redeclared", ("processes", name), key=True)
-            continue
-        try:
-            processes[name] = ProcessSpec.model_validate(raw)
-        except ValidationError as error:
-            processes[name] = None  # declared, though wrongly
-            checker.schema_errors(error, ("processes", name), what,
-                                  list(ProcessSpec.model_fields))
-
-    raw_blocks = data.get("blocks")
-    raw_blocks = raw_blocks if isinstance(raw_blocks, dict) else {}
-    specs, factories, params = {}, {}, {}
-    block_fields = list(BlockSpec.model_fields)
-    for name, raw in raw_blocks.items():
-        what = _label(name, raw)
-        try:
-            spec = specs[name] = BlockSpec.model_validate(raw)
-        except ValidationError as error:
-            checker.schema_errors(error, ("blocks", name), what, block_fields)
-            continue
-        try:
-            factory = factories[name] = lookup(spec.type)
-        except UnknownBlockType as error:
-            checker.problem(f"{what}: {error}", ("blocks", name, "type"))
-            continue
-        model = params_model(spec.type)
-        try:
-            given = model.model_validate(spec.params)
-            params[name] = {key: getattr(given, key) for key in given.model_fields_set}
-        except ValidationError as error:
-            checker.param_errors(error, name, what, spec.type, list(model.model_fields))
-        if spec.proc not in processes:
-            declared = ", ".join(processes)
-            checker.problem(f"{what}: unknown process {spec.proc!r}"
-                            f"{_closest(spec.proc, processes)} (declared: {declared})",
-                            ("blocks", name, "proc"))
-        try:
-            check_policy(spec.policy, spec.maxsize)
-        except ValueError as error:
-            checker.problem(f"{what}: {error}", ("blocks", name, "maxsize"))
-
-    def inputs_of(name):
-        spec = specs.get(name)
-        # A block listed as its own input is reported on its own, below.
-        return [i for i in spec.inputs if i in specs and i != name] if spec else []
-
-    order, cycles = _topological(list(raw_blocks), inputs_of)
-    in_cycle = set()
-    for cycle in cycles:
-        in_cycle.update(cycle)
-        first = min(cycle, key=list(raw_blocks).index)
-        loop = cycle[cycle.index(first):] + cycle[:cycle.index(first)]
-        checker.problem(f"block {first!r}: blocks {' -> '.join(reversed(loop + [first]))} "
-                        "form a cycle; a pipeline must flow one way",
-                        ("blocks", first, "inputs"))
-
-    kinds = {}
-    for name in order:
-        spec, factory = specs.get(name), factories.get(name)
-        if spec is None or factory is None or name in in_cycle:
-            continue
-        what = _label(name, raw_blocks[name])
-        ok = _check_inputs(checker, name, what, spec, factory, raw_blocks, specs,
-                           factories, kinds)
-        if ok:
-            kinds[name] = output_kind_of(factory, [kinds[i] for i in spec.inputs])
-
+    checker.declared_processes()
+    for name, raw in checker.raw_blocks.items():
+        checker.block(name, raw)
+    order = checker.flow()
     if checker.problems:
         raise PipelineError(checker.problems)
-    blocks = {name: PipelineBlock(name, specs[name], factories[name], params[name],
-                                  kinds[name]) for name in order}
-    return Pipeline(blocks, processes, description, document)
-
-
-def _check_inputs(checker, name, what, spec, factory, raw_blocks, specs, factories, kinds):
-    """
-    Report the inputs of one block that are unknown, too many or too few, or
-    break its interface contract; return whether all were fine.
-    """
-    ok = True
-    for index, upstream in enumerate(spec.inputs):
-        if upstream not in raw_blocks:
-            checker.problem(f"{what}: input {upstream!r} is not a block of this file"
-                            f"{_closest(upstream, raw_blocks)}", ("blocks", name, "inputs", index))
-            ok = False
-        elif upstream == name:
-            checker.problem(f"{what}: a block cannot be its own input",
-                            ("blocks", name, "inputs", index))
-            ok = False
-        elif upstream not in kinds:
-            ok = False  # the upstream block has problems of its own
-    requires = tuple(getattr(factory, "requires", ()))
-    variadic = getattr(factory, "variadic", False)
-    count = len(spec.inputs)
-    if variadic and count == 0:
-        checker.problem(f"{what}: needs at least one input", ("blocks", name, "inputs"))
-        return False
-    if not variadic and count != len(requires):
-        wanted = ("no inputs (it is a source)" if not requires
-                  else f"{len(requires)} input{'s' if len(requires) > 1 else ''} "
-                  f"({', '.join(i.__name__ for i in requires)})")
-        checker.problem(f"{what}: takes {wanted}, got {count}",
-                        ("blocks", name, "inputs") if "inputs" in raw_blocks[name]
-                        else ("blocks", name), key=True)
-        return False
-    if not ok:
-        return False
-    needed = requires * count if variadic else requires
-    for index, (upstream, iface) in enumerate(zip(spec.inputs, needed)):
-        kind = kinds[upstream]
-        if kind == "?":
-            continue  # only the built block can tell; the graph checks it then
-        upstream_what = _label(upstream, raw_blocks[upstream])
-        if kind is None:
-            checker.problem(f"{what}: input {index + 1} is {upstream_what}, a sink: "
-                            "it produces nothing", ("blocks", name, "inputs", index))
-            ok = False
-        elif not _provides(factories[upstream], kind, iface):
-            checker.problem(f"{what}: input {index + 1} must provide {iface.__name__}, "
-                            f"but {upstream_what} provides "
-                            f"{_provided_names(factories[upstream], kind)}",
-                            ("blocks", name, "inputs", index))
-            ok = False
-    return ok
+    blocks = {name: PipelineBlock(name, checker.specs[name], checker.factories[name],
+                                  checker.params[name], checker.kinds[name])
+              for name in order}
+    return Pipeline(blocks, checker.processes, checker.description, document)
 
 
 def check_text(text, filename="<pipeline>"):
