@@ -3,6 +3,7 @@ Building pipeline files into graphs, and writing graphs back as files and
 as Graphviz dot: the Python and YAML forms give the same graph and output.
 """
 
+import io
 import os
 import textwrap
 
@@ -11,7 +12,7 @@ import pytest
 from numpy.testing import assert_array_equal
 from twisted.internet import task
 
-from pyrf_blocks import (Graph, average_block, calibrate_block, collector, decimate_block,
+from pyrf_blocks import (WSA4000, Graph, average_block, calibrate_block, collector, decimate_block,
                          fft_block, max_hold, min_hold, peak_search, printer,
                          simulated_instrument,
                          thd_block)
@@ -38,7 +39,7 @@ def python_graph(clock):
               maxsize=64)
     collector(min_hold(spectra), name="lows", keep=2)
     collector(thd_block(decimate_block(wsa, factor=2), size=1024, harmonics=3), name="thd")
-    printer(spectra, stream=open(os.devnull, "w"), interval=0.01, name="log")
+    printer(spectra, stream=io.StringIO(), interval=0.01, name="log")
     return graph
 
 
@@ -98,6 +99,22 @@ def test_export_writes_units_and_leaves_out_defaults():
     assert blocks["averages"]["maxsize"] == 64
     assert "stream" not in blocks["log"]["params"]  # Python only
     assert blocks["log"]["params"] == {"interval": "10ms"}
+
+
+def test_seed_example_is_the_seed_script():
+    """examples/spectrum.yaml describes the same graph as its Python script."""
+    graph = Graph(task.Clock())
+    wsa = WSA4000("sim", graph=graph, name="wsa", sample_rate=7.8125e6,
+                  tones=[(1e6, -20.0), (-2.5e6, -45.0)], noise_floor=-150.0, seed=0)
+    fft = fft_block(wsa, name="fft", size=1024, window="hann")
+    calibrate = calibrate_block(fft, name="calibrate")
+    hold = max_hold(calibrate, name="hold")
+    peaks = peak_search(hold, name="peaks", count=3)
+    printer(peaks, name="spectrum", policy="latest", interval=1.0,
+            stream=io.StringIO())
+    from_file = build(check_file(os.path.join(ROOT, "examples", "spectrum.yaml")),
+                      Graph(task.Clock()))
+    assert graph_to_data(graph) == graph_to_data(from_file)
 
 
 def test_built_blocks_provide_their_interfaces():

@@ -127,13 +127,15 @@ def test_run_for_a_duration():
 
 
 @pytest.mark.timeout(60)
-def test_sigterm_stops_cleanly_and_flushes(tmp_path):
-    """SIGTERM ends the sources' streams: sinks finish, exit 0, no traceback."""
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT],
+                         ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_cleanly_and_flushes(signal_number):
+    """SIGTERM or Ctrl-C ends the sources' streams: sinks finish, exit 0, no traceback."""
     proc = command("run", SPECTRUM)
     try:
         first = proc.stdout.readline()  # the pipeline is running
         assert first.startswith("peaks #0 ["), proc.stderr.read()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal_number)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
