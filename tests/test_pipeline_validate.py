@@ -4,10 +4,13 @@ column, and no side effects.
 """
 
 import glob
+import io
 import os
 import textwrap
 
 import pytest
+from hypothesis import given, settings, strategies as st
+from ruamel.yaml import YAML
 from zope.interface import implementer
 
 from pyrf_blocks import registry
@@ -394,3 +397,43 @@ def test_idle_chains_are_known_before_running():
           out: {type: collector, inputs: [thd]}
     """))
     assert pipeline.active_blocks() == {"wsa", "thd", "out"}
+
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=True),
+                    st.sampled_from(["wsa", "fft", "collector", "fft_block", "latest", "1Ki",
+                                     "2.4GHz", "child", "local", "http://h:1", "", "type",
+                                     "inputs", "params", "token", "-20dBm"]))
+KEYS = st.sampled_from(["version", "blocks", "processes", "type", "params", "inputs", "policy",
+                        "maxsize", "proc", "url", "token_env", "token", "kind", "wsa", "fft",
+                        "out", "size", "center_frequency", "tones", "local", 1, None])
+TREES = st.recursive(SCALARS, lambda children: st.one_of(
+    st.lists(children, max_size=4), st.dictionaries(KEYS, children, max_size=5)), max_leaves=25)
+
+
+@settings(max_examples=200, deadline=None)
+@given(TREES)
+def test_any_structure_gives_problems_not_crashes(tree):
+    """Whatever a file holds, checking it succeeds or raises PipelineError, never anything else."""
+    stream = io.StringIO()
+    YAML(typ="safe", pure=True).dump(tree, stream)
+    try:
+        check_text(stream.getvalue())
+    except PipelineError as error:
+        assert error.problems and all(p.message for p in error.problems)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_damaged_examples_give_problems_not_crashes(data):
+    """An example file with characters deleted or replaced is reported, never a crash."""
+    path = data.draw(st.sampled_from(EXAMPLES))
+    with open(path, encoding="utf-8") as stream:
+        text = stream.read()
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(text) - 1))
+        text = text[:at] + data.draw(st.sampled_from(["", " ", "x", "[", ":", "-", "\n", "1"])) \
+            + text[at + 1:]
+    try:
+        check_text(text)
+    except PipelineError as error:
+        assert error.problems and all(p.message for p in error.problems)
