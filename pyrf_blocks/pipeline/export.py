@@ -6,7 +6,11 @@ A graph built in Python exports to the same file a person would write, and
 reading that file back builds the same graph.  Parameters are written only
 where they differ from the block's default, with their units
 (``center_frequency: 2.4GHz``) when that reads back to exactly the same
-number.  Dot draws the graph as the seed does: sources and sinks as boxes,
+number.  A parameter's current value is read from the block's ``settings``
+mapping when it has one (a source configurable while it runs) and from its
+attribute of the same name otherwise; parameters only Python can give (a
+printer's stream) are left out.  Placement is not exported yet: every
+block is written as local.  Dot draws the graph as the seed does: sources and sinks as boxes,
 blocks of one process in a cluster, and an edge dotted while nothing
 downstream of it consumes, so the chain behind it stays idle.
 """
