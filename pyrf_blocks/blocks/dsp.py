@@ -189,6 +189,8 @@ class decimate_block(Block):
     ``scipy.signal.firwin``).  The output rate is ``rate / factor`` and each
     output sample carries the device time of the input sample it stands
     for; the span in ``meta`` shrinks accordingly.
+
+    :param factor: keep one sample in ``factor``.
     """
 
     type_name = "decimate_block"

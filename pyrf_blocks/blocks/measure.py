@@ -20,6 +20,9 @@ class thd_block(Block):
     THD (percent) of every ``size`` consecutive samples, over harmonics
     2..``harmonics``, from real or IQ samples.  One value per window, stamped
     with the window's time range, whatever the input chunking.
+
+    :param harmonics: highest harmonic order included.
+    :param size: samples per measurement window.
     """
 
     type_name = "thd_block"

@@ -22,6 +22,8 @@ class collector(Sink):
     ``chunks`` is the list; :meth:`data` concatenates their arrays;
     :meth:`wait` returns a Deferred that fires with the list at
     end-of-stream.
+
+    :param keep: chunks kept, the newest; ``None`` keeps them all.
     """
 
     type_name = "collector"
@@ -94,6 +96,10 @@ class printer(Sink):
     """
     Writes a line per chunk (``format``: a function of the chunk) to
     ``stream``, at most one every ``interval`` seconds of device time.
+
+    :param stream: a text file; standard output by default.
+    :param format: function of a chunk returning its line.
+    :param interval: least device time between two lines, seconds.
     """
 
     type_name = "printer"
