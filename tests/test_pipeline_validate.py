@@ -290,6 +290,22 @@ def test_blocks_may_be_written_in_any_order():
     assert list(pipeline.blocks) == ["wsa", "fft", "out"]
 
 
+def test_empty_params_and_single_input_shorthand():
+    """'params:' left empty means none, and one input may be written without brackets."""
+    pipeline = check_text(textwrap.dedent("""\
+        version: 1
+        blocks:
+          wsa:
+            type: simulated_instrument
+            params:
+          out:
+            type: collector
+            inputs: wsa
+    """))
+    assert pipeline.blocks["wsa"].params == {}
+    assert pipeline.blocks["out"].inputs == ("wsa",)
+
+
 @pytest.mark.parametrize("text, where, start", [
     ("blocks: {a: {type: simulated_instrument}}\n", (1, 1),
      "pipeline: missing field 'version'"),

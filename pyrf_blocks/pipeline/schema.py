@@ -261,6 +261,14 @@ class BlockSpec(BaseModel):
     def _single_input(cls, value):
         return [value] if isinstance(value, str) else value
 
+    @field_validator("params", "inputs", mode="before")
+    @classmethod
+    def _empty(cls, value, info):
+        # "params:" with nothing after it means no parameters.
+        if value is None:
+            return {} if info.field_name == "params" else []
+        return value
+
 
 class PipelineSpec(BaseModel):
     """
