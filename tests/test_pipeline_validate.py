@@ -453,3 +453,41 @@ def test_damaged_examples_give_problems_not_crashes(data):
         check_text(text)
     except PipelineError as error:
         assert error.problems and all(p.message for p in error.problems)
+
+
+def test_anchors_and_merge_keys_share_settings():
+    """'<<: *anchor' merges shared fields; keys written beside it win; lines stay right."""
+    text = textwrap.dedent("""\
+        version: 1
+        description: &sim_doc two instruments alike
+        blocks:
+          wsa1: &sim
+            type: simulated_instrument
+            params: {sample_rate: 1MHz, seed: 1}
+          wsa2:
+            <<: *sim
+            params: {sample_rate: 2MHz, seed: 2x}
+          out1: {type: collector, inputs: [wsa1]}
+          out2: {type: collector, inputs: [wsa2]}
+    """)
+    assert problems_of(text) == [
+        (9, 39, "block 'wsa2' (simulated_instrument): seed: expected an integer, got "
+                "'2x' (a string)")]
+    pipeline = check_text(text.replace("2x", "2"))
+    assert pipeline.blocks["wsa2"].type_name == "simulated_instrument"
+    assert pipeline.blocks["wsa2"].params == {"sample_rate": 2e6, "seed": 2}
+
+
+@pytest.mark.timeout(30)
+def test_an_alias_bomb_is_read_once():
+    """Nested aliases (10^8 leaves if expanded) are built once, and messages stay short."""
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 8):
+        levels.append(f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 10) + "]")
+    text = "\n".join(["version: 1", "anchors:"] + ["  " + line for line in levels] + [
+        "blocks:",
+        "  wsa: {type: simulated_instrument, params: {model: *a7, tones: *a7}}",
+        "  out: {type: collector, inputs: *a7}"]) + "\n"
+    found = problems_of(text)
+    assert found and all(len(message) < 400 for _, _, message in found), found
+    assert any("model: expected a string, got [[[" in message for _, _, message in found)

@@ -10,7 +10,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from .problems import PipelineError, Problem
+from .problems import PipelineError, Problem, shown
 
 __all__ = ["Document", "load_document", "read_document"]
 
@@ -51,6 +51,7 @@ class Document:
 
 
 _COLLECTIONS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+_MERGE = "tag:yaml.org,2002:merge"
 
 
 def _position(node):
@@ -76,47 +77,89 @@ def load_document(text, filename="<pipeline>"):
     if root is None:
         raise PipelineError([Problem("the file is empty; a pipeline starts "
                                      "with 'version: 1'", 0, 0, filename)])
-    values, keys, problems = {}, {}, []
+    builder = _Builder(yaml.constructor, filename)
+    data = builder.build(root, ())
+    if builder.problems:
+        raise PipelineError(builder.problems)
+    return Document(data, filename, builder.values, builder.keys)
 
-    def build(node, path):
-        values[path] = _position(node)
-        if not isinstance(node, ScalarNode) and node.tag not in _COLLECTIONS:
-            problems.append(Problem(f"the tag {node.tag!r} is not allowed in a "
-                                    "pipeline file", *values[path], filename))
-            return None
-        if isinstance(node, MappingNode):
-            result = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, ScalarNode):
-                    line, column = _position(key_node)
-                    problems.append(Problem("a key must be a plain name", line,
-                                            column, filename))
-                    continue
-                key = yaml.constructor.construct_object(key_node)
-                if key in result:
-                    line, column = _position(key_node)
-                    first = keys[path + (key,)][0]
-                    problems.append(Problem(f"{key!r} is written twice (first on "
-                                            f"line {first})", line, column, filename))
-                    continue
-                keys[path + (key,)] = _position(key_node)
-                result[key] = build(value_node, path + (key,))
-            return result
-        if isinstance(node, SequenceNode):
-            return [build(item, path + (index,)) for index, item in enumerate(node.value)]
+
+class _Builder:
+    """
+    Plain data from composed YAML nodes, noting where each part was written.
+
+    A node shared through an anchor is built once, so aliases cannot blow a
+    small file up into a huge one; ``<<: *anchor`` merges a mapping's keys
+    (those written beside it win).
+    """
+
+    def __init__(self, constructor, filename):
+        self.constructor = constructor
+        self.filename = filename
+        self.values, self.keys, self.problems = {}, {}, []
+        self._built = {}
+
+    def problem(self, message, node):
+        self.problems.append(Problem(message, *_position(node), self.filename))
+
+    def build(self, node, path):
+        self.values[path] = _position(node)
+        if id(node) in self._built:
+            return self._built[id(node)]
+        if isinstance(node, ScalarNode):
+            result = self.scalar(node)
+        elif node.tag not in _COLLECTIONS:
+            self.problem(f"the tag {node.tag!r} is not allowed in a pipeline file", node)
+            result = None
+        elif isinstance(node, MappingNode):
+            result = self.mapping(node, path)
+        else:
+            result = [self.build(item, path + (index,)) for index, item in enumerate(node.value)]
+        self._built[id(node)] = result
+        return result
+
+    def scalar(self, node):
         try:
-            return yaml.constructor.construct_object(node)
+            return self.constructor.construct_object(node)
         except YAMLError as error:
-            line, column = _position(node)
             reason = getattr(error, "problem", None) or str(error)
-            problems.append(Problem(f"cannot read {node.value!r}: {reason}", line,
-                                    column, filename))
+            self.problem(f"cannot read {shown(node.value)}: {reason}", node)
             return None
 
-    data = build(root, ())
-    if problems:
-        raise PipelineError(problems)
-    return Document(data, filename, values, keys)
+    def mapping(self, node, path):
+        result, merged = {}, {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                self.merge(value_node, path, merged)
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self.problem("a key must be a plain name", key_node)
+                continue
+            key = self.scalar(key_node)
+            if key in result:
+                first = self.keys[path + (key,)][0]
+                self.problem(f"{key!r} is written twice (first on line {first})", key_node)
+                continue
+            self.keys[path + (key,)] = _position(key_node)
+            result[key] = self.build(value_node, path + (key,))
+        for key, value in merged.items():
+            result.setdefault(key, value)
+        return result
+
+    def merge(self, node, path, merged):
+        sources = node.value if isinstance(node, SequenceNode) else [node]
+        for source in sources:
+            if not isinstance(source, MappingNode):
+                self.problem("'<<' merges mappings only", source)
+                continue
+            for key, value in self.build(source, path + ("<<",)).items():
+                merged.setdefault(key, value)
+            # Merged keys point at where they were written, in the anchor.
+            for key_node, value_node in source.value:
+                if isinstance(key_node, ScalarNode) and key_node.tag != _MERGE:
+                    key_path = path + (self.scalar(key_node),)
+                    self.keys.setdefault(key_path, _position(key_node))
+                    self.values.setdefault(key_path, _position(value_node))
 
 
 def read_document(path):

@@ -37,6 +37,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, create_mode
 
 from ..graph import POLICIES
 from ..registry import lookup, parameters
+from .problems import shown
 from .units import UNITS, parse_quantity
 
 __all__ = ["PipelineSpec", "BlockSpec", "ProcessSpec", "ParamSpec", "param_specs",
@@ -140,7 +141,7 @@ class ParamSpec:
         for number, row in enumerate(value, 1):
             field = f"{self.name} row {number}"
             if not isinstance(row, list) or len(row) != len(units):
-                raise ValueError(f"{field}: expected {shape}, got {row!r}")
+                raise ValueError(f"{field}: expected {shape}, got {shown(row)}")
             rows.append(tuple(parse_quantity(item, unit, field)
                               for item, unit in zip(row, units)))
         return rows
@@ -153,7 +154,7 @@ _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number",
 def _describe(value):
     if value is None:
         return "null"
-    return f"{value!r} ({_TYPE_WORDS.get(type(value), type(value).__name__)})"
+    return f"{shown(value)} ({_TYPE_WORDS.get(type(value), type(value).__name__)})"
 
 
 def param_specs(factory):
@@ -288,6 +289,6 @@ class PipelineSpec(BaseModel):
     @classmethod
     def _supported(cls, value):
         if value != SUPPORTED_VERSION or isinstance(value, bool):
-            raise ValueError(f"unsupported version {value!r}; this pyrf_blocks "
+            raise ValueError(f"unsupported version {shown(value)}; this pyrf_blocks "
                              f"reads version {SUPPORTED_VERSION}")
         return value

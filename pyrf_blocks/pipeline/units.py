@@ -12,6 +12,8 @@ import math
 import re
 from fractions import Fraction
 
+from .problems import shown
+
 __all__ = ["UNITS", "UnitError", "parse_quantity", "format_quantity",
            "accepted_suffixes"]
 
@@ -71,7 +73,7 @@ def accepted_suffixes(unit):
 def _reject(field, value, unit):
     spec = UNITS[unit]
     kind = "a whole number" if spec.integer else "a number"
-    return UnitError(f"{field}: {value!r} is not {spec.what}; write {kind}, "
+    return UnitError(f"{field}: {shown(value)} is not {spec.what}; write {kind}, "
                      f"optionally followed by one of: {accepted_suffixes(unit)}")
 
 
@@ -106,7 +108,7 @@ def parse_quantity(value, unit, field="value"):
     if spec.integer:
         exact = Fraction(number) * scale
         if exact.denominator != 1:
-            raise UnitError(f"{field}: {value!r} is not a whole number of "
+            raise UnitError(f"{field}: {shown(value)} is not a whole number of "
                             f"{'samples' if unit == 'count' else 'nanoseconds'}")
         return int(exact)
     return float(number) * scale

@@ -19,7 +19,7 @@ from ..graph import Block
 from ..interfaces import KIND_INTERFACES, ISink
 from ..registry import UnknownBlockType, lookup
 from .loader import read_document, load_document
-from .problems import PipelineError, Problem
+from .problems import PipelineError, Problem, shown
 from .schema import (SUPPORTED_VERSION, BlockSpec, FieldError, PipelineSpec, ProcessSpec,
                      params_model)
 
@@ -162,16 +162,16 @@ class _Checker:
             elif kind == "value_error":
                 self.problem(f"{what}: {field + ': ' if field else ''}{cause}", loc)
             elif kind == "literal_error":
-                self.problem(f"{what}: {field}: {item['input']!r} is not one of "
+                self.problem(f"{what}: {field}: {shown(item['input'])} is not one of "
                              f"{item['ctx']['expected']}", loc)
             elif kind == "string_pattern_mismatch":
                 if loc[-1] == "[key]":
-                    self.problem(f"{what}: {item['input']!r} is not a valid name "
+                    self.problem(f"{what}: {shown(item['input'])} is not a valid name "
                                  "(letters, digits, '_', '-' and '.', not starting "
                                  "with a digit)", loc[:-1], key=True)
                 else:
                     wanted = _PATTERN_WORDS.get(loc[-1], "a valid name")
-                    self.problem(f"{what}: {field}: {item['input']!r} is not {wanted}", loc)
+                    self.problem(f"{what}: {field}: {shown(item['input'])} is not {wanted}", loc)
             else:
                 self.problem(f"{what}: {field + ': ' if field else ''}{item['msg']}", loc)
 
