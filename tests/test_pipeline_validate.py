@@ -456,14 +456,14 @@ def test_damaged_examples_give_problems_not_crashes(data):
 
 
 def test_anchors_and_merge_keys_share_settings():
-    """'<<: *anchor' merges shared fields; keys written beside it win; lines stay right."""
+    """x- fields hold anchors; '<<: *anchor' merges them, keys written beside it win."""
     text = textwrap.dedent("""\
         version: 1
-        description: &sim_doc two instruments alike
+        x-instrument: &sim
+          type: simulated_instrument
+          params: {sample_rate: 1MHz, seed: 1}
         blocks:
-          wsa1: &sim
-            type: simulated_instrument
-            params: {sample_rate: 1MHz, seed: 1}
+          wsa1: *sim
           wsa2:
             <<: *sim
             params: {sample_rate: 2MHz, seed: 2x}
@@ -476,6 +476,7 @@ def test_anchors_and_merge_keys_share_settings():
     pipeline = check_text(text.replace("2x", "2"))
     assert pipeline.blocks["wsa2"].type_name == "simulated_instrument"
     assert pipeline.blocks["wsa2"].params == {"sample_rate": 2e6, "seed": 2}
+    assert pipeline.blocks["wsa1"].params == {"sample_rate": 1e6, "seed": 1}
 
 
 @pytest.mark.timeout(30)

@@ -285,6 +285,16 @@ class PipelineSpec(BaseModel):
     processes: dict[Name, Any] = {}
     blocks: Annotated[dict[Name, Any], Field(min_length=1)]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _extension_fields(cls, value):
+        # Top-level "x-..." fields hold YAML anchors for sharing settings
+        # (the docker-compose habit); they mean nothing by themselves.
+        if isinstance(value, dict):
+            return {key: item for key, item in value.items()
+                    if not (isinstance(key, str) and key.startswith("x-"))}
+        return value
+
     @field_validator("version", mode="before")
     @classmethod
     def _supported(cls, value):
