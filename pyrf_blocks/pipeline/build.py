@@ -61,9 +61,11 @@ def build(pipeline, graph=None, environ=None):
         try:
             made[name] = block.factory(*inputs, name=name, graph=graph, **edges,
                                        **block.params)
-        except (TypeError, ValueError) as error:
+        except Exception as error:  # a block refusing its values, in its own words
+            reason = (str(error) if isinstance(error, (TypeError, ValueError))
+                      else f"{type(error).__name__}: {error}")
             problems.append(pipeline.problem(
-                f"block {name!r} ({block.type_name}): {error}",
+                f"block {name!r} ({block.type_name}): {reason}",
                 ("blocks", name, "params") if block.params else ("blocks", name)))
     if problems:
         for made_block in made.values():
