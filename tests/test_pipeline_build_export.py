@@ -16,7 +16,9 @@ from pyrf_blocks import (WSA4000, Graph, average_block, calibrate_block, collect
                          fft_block, max_hold, min_hold, peak_search, printer,
                          simulated_instrument,
                          thd_block)
-from pyrf_blocks.interfaces import KIND_INTERFACES, ISink
+from pyrf_blocks import registry
+from pyrf_blocks.graph import Sink
+from pyrf_blocks.interfaces import KIND_INTERFACES, ISink, ISpectrumProducer
 from pyrf_blocks.pipeline import (PipelineError, build, check_file, check_text, describe,
                                   graph_to_data, graph_to_dot, graph_to_yaml, pipeline_to_dot)
 from pyrf_blocks.pipeline.export import ExportError
@@ -252,3 +254,31 @@ def test_describe_resolves_every_parameter():
     assert "      samples_per_packet = 1024  (default)\n" in text
     assert "      inputs: peaks (latest)\n" in text
     assert "stream" not in text
+
+
+def test_any_constructor_error_is_reported_at_its_line(monkeypatch):
+    """A block failing to be made for any reason (a file it cannot open) is one clear line."""
+
+    class file_sink(Sink):
+        """Fails as a sink writing to a missing folder would (test only)."""
+        type_name = "test_file_sink"
+        requires = (ISpectrumProducer,)
+
+        def __init__(self, producer, path="out.bin", **kwargs):
+            raise FileNotFoundError(f"no such folder for {path!r}")
+
+    monkeypatch.setitem(registry._TYPES, file_sink.type_name, file_sink)
+    pipeline = check_text(textwrap.dedent("""\
+        version: 1
+        blocks:
+          wsa: {type: simulated_instrument}
+          fft: {type: fft_block, inputs: [wsa]}
+          keep: {type: collector, inputs: [fft]}
+          disk: {type: test_file_sink, inputs: [fft], params: {path: /nowhere/x.bin}}
+    """), "p.yaml")
+    graph = Graph(task.Clock())
+    with pytest.raises(PipelineError) as caught:
+        build(pipeline, graph)
+    assert str(caught.value) == ("p.yaml:6:55: block 'disk' (test_file_sink): "
+                                 "FileNotFoundError: no such folder for '/nowhere/x.bin'")
+    assert not graph.blocks["wsa"].active  # the collector made before it was closed
