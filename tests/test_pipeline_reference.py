@@ -6,9 +6,11 @@ declarations it is generated from.
 import docutils.core
 import pytest
 
-from pyrf_blocks.graph import Block
+from pyrf_blocks import max_hold, simulated_instrument
+from pyrf_blocks.graph import Block, Sink
+from pyrf_blocks.interfaces import ISpectrumProducer
 from pyrf_blocks.pipeline.reference import reference_rst
-from pyrf_blocks.pipeline.schema import param_specs
+from pyrf_blocks.pipeline.schema import constructor_parameters, param_specs
 from pyrf_blocks.pipeline.units import UNITS
 from pyrf_blocks.registry import block_types
 
@@ -63,3 +65,24 @@ def test_param_units_must_name_parameters_and_units():
     typo_block.param_units = {"size": "samples"}
     with pytest.raises(TypeError, match="unknown unit 'samples' for size"):
         param_specs(typo_block)
+
+
+def test_parameters_passed_on_through_kwargs_are_found():
+    """A block whose __init__ hands **kwargs to its base has the base's parameters too."""
+
+    class base_display(Sink):
+        requires = (ISpectrumProducer,)
+
+        def __init__(self, producer, headless=False, max_fps=30.0, **kwargs):
+            super().__init__(producer, **kwargs)
+
+    class one_display(base_display):
+        type_name = "one_display"
+
+        def __init__(self, producer, title="spectrum", **kwargs):
+            super().__init__(producer, **kwargs)
+
+    assert constructor_parameters(one_display) == {
+        "title": "spectrum", "headless": False, "max_fps": 30.0}
+    assert list(constructor_parameters(max_hold)) == []
+    assert "paced" in constructor_parameters(simulated_instrument)

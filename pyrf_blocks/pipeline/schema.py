@@ -41,7 +41,7 @@ from .problems import shown
 from .units import UNITS, parse_quantity
 
 __all__ = ["PipelineSpec", "BlockSpec", "ProcessSpec", "ParamSpec", "param_specs",
-           "params_model", "FieldError", "SUPPORTED_VERSION", "NAME_PATTERN"]
+           "params_model", "constructor_parameters", "FieldError", "SUPPORTED_VERSION", "NAME_PATTERN"]
 
 #: The file format version this module reads and writes.
 SUPPORTED_VERSION = 1
@@ -157,6 +157,30 @@ def _describe(value):
     return f"{shown(value)} ({_TYPE_WORDS.get(type(value), type(value).__name__)})"
 
 
+def constructor_parameters(factory):
+    """
+    ``{name: default}`` of every keyword parameter a block type takes,
+    following ``**kwargs`` to the base classes it is passed on to (a display
+    whose ``__init__`` takes only ``producer, **kwargs`` still has its base's
+    parameters).  The block fields of a file (``policy``, ``maxsize``,
+    ``proc``) are not parameters.
+    """
+    if not isinstance(factory, type):
+        found = parameters(factory)
+    else:
+        found = {}
+        for cls in factory.__mro__:
+            init = vars(cls).get("__init__")
+            if init is None:
+                continue
+            for name, default in parameters(init).items():
+                found.setdefault(name, default)
+            kinds = {p.kind for p in inspect.signature(init).parameters.values()}
+            if inspect.Parameter.VAR_KEYWORD not in kinds:
+                break
+    return {name: default for name, default in found.items() if name not in _BLOCK_FIELDS}
+
+
 def param_specs(factory):
     """
     ``{name: ParamSpec}`` for every keyword parameter of a block type.
@@ -164,8 +188,7 @@ def param_specs(factory):
     units = getattr(factory, "param_units", {})
     python_only = set(getattr(factory, "python_only_params", ()))
     specs = {name: ParamSpec(name, default, units.get(name), name in python_only)
-             for name, default in parameters(factory).items()
-             if name not in _EDGE_FIELDS}
+             for name, default in constructor_parameters(factory).items()}
     for name in units:
         if name not in specs:
             raise TypeError(f"{factory.__name__}.param_units names {name!r}, "
@@ -179,8 +202,8 @@ def param_specs(factory):
 
 
 _MODELS = {}
-#: Every block's input-edge settings: fields of the block, not parameters.
-_EDGE_FIELDS = ("policy", "maxsize")
+#: What a file gives as fields of a block, not as its parameters.
+_BLOCK_FIELDS = ("policy", "maxsize", "proc")
 
 
 def params_model(type_name):
