@@ -58,7 +58,9 @@ def _literal(value):
         value = [list(item) if isinstance(item, tuple) else item for item in value]
     if callable(value):
         return f"``{getattr(value, '__name__', repr(value))}``"
-    return f"``{value!r}``" if not isinstance(value, str) else f"``{value}``"
+    if isinstance(value, str) and value.strip() == value and value and "`" not in value:
+        return f"``{value}``"
+    return f"``{value!r}``"
 
 
 def _cell(text):
@@ -95,7 +97,11 @@ def block_reference(name, factory):
     if not specs:
         lines += ["No parameters.", ""]
         return lines
-    described = _param_descriptions(doc)
+    described = {}
+    for cls in getattr(factory, "__mro__", (factory,)):
+        # Parameters handed on to a base class are described there.
+        for param, text in _param_descriptions(inspect.getdoc(cls)).items():
+            described.setdefault(param, text)
     lines += [".. list-table::", "   :header-rows: 1", "   :widths: 20 25 20 35", "",
               "   * - parameter", "     - accepts", "     - default", "     - meaning"]
     for param, spec in specs.items():
