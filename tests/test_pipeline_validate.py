@@ -426,7 +426,7 @@ TREES = st.recursive(SCALARS, lambda children: st.one_of(
     st.lists(children, max_size=4), st.dictionaries(KEYS, children, max_size=5)), max_leaves=25)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(TREES)
 def test_any_structure_gives_problems_not_crashes(tree):
     """Whatever a file holds, checking it succeeds or raises PipelineError, never anything else."""
@@ -438,7 +438,7 @@ def test_any_structure_gives_problems_not_crashes(tree):
         assert error.problems and all(p.message for p in error.problems)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.data())
 def test_damaged_examples_give_problems_not_crashes(data):
     """An example file with characters deleted or replaced is reported, never a crash."""
