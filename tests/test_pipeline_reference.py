@@ -98,7 +98,7 @@ def test_parameters_passed_on_through_kwargs_are_found():
     class one_display(base_display):
         type_name = "one_display"
 
-        def __init__(self, producer, title="spectrum ", **kwargs):
+        def __init__(self, producer, title="spectrum ", on_click=print, colours={}, **kwargs):
             super().__init__(producer, **kwargs)
 
     assert "   * - ``title``\n     - a string\n     - ``'spectrum '``" in "\n".join(
@@ -107,6 +107,12 @@ def test_parameters_passed_on_through_kwargs_are_found():
             "traces without opening a window.") in "\n".join(
         block_reference("one_display", one_display))
     assert constructor_parameters(one_display) == {
-        "title": "spectrum ", "headless": False, "max_fps": 30.0}
+        "title": "spectrum ", "on_click": print, "colours": {}, "headless": False,
+        "max_fps": 30.0}
+    specs = param_specs(one_display)
+    assert specs["on_click"].python_only  # a function: only Python can give it
+    assert specs["colours"].check({"live": "red"}) == {"live": "red"}
+    with pytest.raises(ValueError, match="colours: expected a mapping, got 'red'"):
+        specs["colours"].check("red")
     assert list(constructor_parameters(max_hold)) == []
     assert "paced" in constructor_parameters(simulated_instrument)

@@ -51,10 +51,11 @@ def test_bad_unit_names_field_and_accepted_units():
 @pytest.mark.parametrize("value, unit", [
     ("10 parsecs", "s"), ("GHz", "Hz"), ("", "s"), (True, "count"), (None, "Hz"),
     ([1], "Hz"), ("1.5", "count"), ("1.0001k", "count"),
-    (math.inf, "Hz"), ("nan", "Hz"), ("-20 dBm", "dB"),
+    (math.inf, "Hz"), ("nan", "Hz"), ("-20 dBm", "dB"), ("1e308GHz", "Hz"),
+    ("1e999999999", "count"), ("1" * 5000, "count"), ("1e-999999999s", "ns"),
 ])
 def test_rejects_what_is_not_a_quantity(value, unit):
-    """Text, booleans, fractions of a count and non-finite values are refused."""
+    """Text, booleans, fractions of a count, non-finite and absurdly long values are refused."""
     with pytest.raises(UnitError, match="^f: "):
         parse_quantity(value, unit, "f")
 

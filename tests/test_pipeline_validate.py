@@ -321,6 +321,10 @@ def test_empty_params_and_single_input_shorthand():
     ("version: 1\nblocks:\n  a: !!python/object:os.system {type: x}\n", (3, 6),
      "the tag 'tag:yaml.org,2002:python/object:os.system' is not allowed"),
     ("", (0, 0), "the file is empty"),
+    ("version: 1\nblocks:\n  w: {type: simulated_instrument, params: {seed: " + "1" * 5000
+     + "}}\n", (3, 50), "cannot read '1111"),
+    ("version: 1\nblocks:\n  w: {type: simulated_instrument, params: {sample_rate: " + "9" * 400
+     + "}}\n", (3, 57), "block 'w' (simulated_instrument): sample_rate: 9999"),
     ("version: 1\nblocks:\n  2a: {type: simulated_instrument}\n", (3, 3),
      "pipeline: '2a' is not a valid name"),
 ])

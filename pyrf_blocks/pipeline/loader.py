@@ -121,7 +121,7 @@ class _Builder:
     def scalar(self, node):
         try:
             return self.constructor.construct_object(node)
-        except YAMLError as error:
+        except (YAMLError, ValueError) as error:  # ValueError: an integer too long
             reason = getattr(error, "problem", None) or str(error)
             self.problem(f"cannot read {shown(node.value)}: {reason}", node)
             return None

@@ -73,7 +73,10 @@ class ParamSpec:
         self.default = default
         self.required = default is inspect.Parameter.empty
         self.unit = unit
-        self.python_only = python_only
+        # A default YAML cannot write (a function, an object) means a value
+        # only Python can give.
+        self.python_only = python_only or not (
+            self.required or default is None or type(default) in _YAML_TYPES)
         self.nullable = default is None
 
     def __repr__(self):
@@ -123,7 +126,10 @@ class ParamSpec:
         if wanted is None:
             return value
         if wanted is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:
+                raise ValueError(f"{name}: {shown(value)} is too large") from None
         if wanted is list and isinstance(value, list):
             return value
         if type(value) is not wanted:
@@ -148,7 +154,8 @@ class ParamSpec:
 
 
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number",
-               str: "a string", list: "a list"}
+               str: "a string", list: "a list", dict: "a mapping"}
+_YAML_TYPES = (bool, int, float, str, list, tuple, dict)
 
 
 def _describe(value):

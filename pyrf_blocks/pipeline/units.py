@@ -59,7 +59,9 @@ UNITS = {unit.name: unit for unit in (
            "Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3}, integer=True),
 )}
 
-_NUMBER = re.compile(r"\s*([-+]?(?:\d[\d_]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S*)\s*$")
+_NUMBER = re.compile(r"\s*([-+]?(?:\d[\d_]*\.?\d*|\.\d+)(?:[eE]([-+]?\d+))?)\s*(\S*)\s*$")
+_LONGEST = 40
+_LARGEST_EXPONENT = 400
 
 
 def accepted_suffixes(unit):
@@ -90,10 +92,14 @@ def parse_quantity(value, unit, field="value"):
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise _reject(field, value, unit)
     if isinstance(value, str):
-        match = _NUMBER.match(value)
-        if match is None or (match.group(2) and match.group(2) not in spec.suffixes):
+        # No quantity needs more; a longer text is refused before any
+        # arithmetic (1e999999999 as an exact count would never finish).
+        match = _NUMBER.match(value) if len(value) <= _LONGEST else None
+        if match and abs(int(match.group(2) or 0)) > _LARGEST_EXPONENT:
+            match = None
+        if match is None or (match.group(3) and match.group(3) not in spec.suffixes):
             raise _reject(field, value, unit)
-        number_text, suffix = match.groups()
+        number_text, _, suffix = match.groups()
         number_text = number_text.replace("_", "")
         scale = spec.suffixes.get(suffix, 1)
         if spec.integer:
@@ -111,7 +117,13 @@ def parse_quantity(value, unit, field="value"):
             raise UnitError(f"{field}: {shown(value)} is not a whole number of "
                             f"{'samples' if unit == 'count' else 'nanoseconds'}")
         return int(exact)
-    return float(number) * scale
+    try:
+        result = float(number) * scale
+    except OverflowError:  # an integer beyond any float
+        raise _reject(field, value, unit) from None
+    if not math.isfinite(result):
+        raise _reject(field, value, unit)
+    return result
 
 
 def format_quantity(value, unit):
