@@ -321,6 +321,8 @@ def test_empty_params_and_single_input_shorthand():
     ("version: 1\nblocks:\n  a: !!python/object:os.system {type: x}\n", (3, 6),
      "the tag 'tag:yaml.org,2002:python/object:os.system' is not allowed"),
     ("", (0, 0), "the file is empty"),
+    ("version: 1\nblocks: " + "[" * 5000 + "]" * 5000 + "\n", (0, 0),
+     "the file nests too deeply to be a pipeline"),
     ("version: 1\nblocks:\n  w: {type: simulated_instrument, params: {seed: " + "1" * 5000
      + "}}\n", (3, 50), "cannot read '1111"),
     ("version: 1\nblocks:\n  w: {type: simulated_instrument, params: {sample_rate: " + "9" * 400

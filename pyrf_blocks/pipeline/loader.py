@@ -74,11 +74,18 @@ def load_document(text, filename="<pipeline>"):
                                      filename)]) from None
     except YAMLError as error:
         raise PipelineError([Problem(f"YAML syntax: {error}", 0, 0, filename)]) from None
+    except RecursionError:
+        raise PipelineError([Problem("the file nests too deeply to be a pipeline", 0, 0,
+                                     filename)]) from None
     if root is None:
         raise PipelineError([Problem("the file is empty; a pipeline starts "
                                      "with 'version: 1'", 0, 0, filename)])
     builder = _Builder(yaml.constructor, filename)
-    data = builder.build(root, ())
+    try:
+        data = builder.build(root, ())
+    except RecursionError:
+        raise PipelineError([Problem("the file nests too deeply to be a pipeline", 0, 0,
+                                     filename)]) from None
     if builder.problems:
         raise PipelineError(builder.problems)
     return Document(data, filename, builder.values, builder.keys)
