@@ -27,6 +27,7 @@ setup(
             "pytest-timeout>=2.3",
             "hypothesis>=6.100",
             "sphinx>=7.2",
+            "pydot>=2.0",
         ],
         "docs": ["sphinx>=7.2"],
     },

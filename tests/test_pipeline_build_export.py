@@ -8,6 +8,7 @@ import os
 import textwrap
 
 import numpy as np
+import pydot
 import pytest
 from numpy.testing import assert_array_equal
 from twisted.internet import task
@@ -282,3 +283,36 @@ def test_any_constructor_error_is_reported_at_its_line(monkeypatch):
     assert str(caught.value) == ("p.yaml:6:55: block 'disk' (test_file_sink): "
                                  "FileNotFoundError: no such folder for '/nowhere/x.bin'")
     assert not graph.blocks["wsa"].active  # the collector made before it was closed
+
+
+@pytest.mark.parametrize("name", ["spectrum.yaml", "two_processes.yaml", "distributed.yaml"])
+def test_dot_is_graphviz(name):
+    """A real dot parser reads the drawing: every block, edge and process cluster."""
+    pipeline = check_file(os.path.join(ROOT, "examples", name))
+    graphs = pydot.graph_from_dot_data(pipeline_to_dot(pipeline))
+    assert len(graphs) == 1
+    graph = graphs[0]
+    clusters = {sub.get_name().strip('"'): {n.get_name().strip('"') for n in sub.get_nodes()}
+                for sub in graph.get_subgraphs()}
+    nodes = {n.get_name().strip('"') for n in graph.get_nodes()}
+    assert nodes | set().union(*clusters.values()) == set(pipeline.blocks)
+    for proc in set(b.proc for b in pipeline.blocks.values()) - {"local"}:
+        assert clusters[f"cluster_{proc}"] == {b.name for b in pipeline.blocks.values()
+                                               if b.proc == proc}
+    edges = {(e.get_source().strip('"'), e.get_destination().strip('"'))
+             for e in graph.get_edges()}
+    assert edges == {(i, b.name) for b in pipeline.blocks.values() for i in b.inputs}
+
+
+def test_dot_quotes_any_name():
+    """Names with dots and dashes survive Graphviz quoting."""
+    pipeline = check_text(textwrap.dedent("""\
+        version: 1
+        blocks:
+          wsa.lab-1: {type: simulated_instrument}
+          out-2.x: {type: collector, inputs: [wsa.lab-1], policy: latest}
+    """))
+    graph = pydot.graph_from_dot_data(pipeline_to_dot(pipeline, name='my "lab"'))[0]
+    edge = graph.get_edges()[0]
+    assert (edge.get_source(), edge.get_destination()) == ('"wsa.lab-1"', '"out-2.x"')
+    assert graph.get_name() == '"my \\"lab\\""'
