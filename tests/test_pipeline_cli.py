@@ -3,15 +3,21 @@ The ``validate`` and ``run`` commands: in-process for their messages and
 exit codes, and as real subprocesses for running, SIGTERM and failures.
 """
 
+import io
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
+from twisted.internet import task
 
+from pyrf_blocks import Graph, collector
 from pyrf_blocks.cli import main
+from pyrf_blocks.commands.run import report
+from pyrf_blocks.testing import array_source, run_clock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPECTRUM = os.path.join(ROOT, "examples", "spectrum.yaml")
@@ -163,3 +169,24 @@ def test_a_failing_block_is_named(tmp_path):
     assert proc.returncode == 1
     assert (f"{path}: calibrate_block 'again' failed: calibrate_block 'again' needs linear "
             "power spectra (units 'power'), got units 'dBm'") in err.splitlines()
+
+
+def test_summary_counts_chunks_and_drops():
+    """The end-of-run summary gives each sink's chunks and every edge's drops."""
+    clock = task.Clock()
+    graph = Graph(clock)
+    source = array_source([np.zeros(4)] * 10, graph=graph, name="samples")
+    slow = collector(source, name="slow", policy="drop_oldest", maxsize=2)
+    collector(source, name="fast")
+    slow_edge = source.edges[0]
+    slow_edge.pauseProducing()  # a consumer that cannot keep up
+    clock.advance(0)
+    slow_edge.resumeProducing()
+    run_clock(clock, graph)
+    out = io.StringIO()
+    report(graph, out)
+    assert out.getvalue().splitlines() == [
+        "collector 'slow': 2 chunks, finished",
+        "collector 'fast': 10 chunks, finished",
+        "samples -> slow: dropped 8 chunks (drop_oldest)"]
+    assert slow.finished

@@ -32,7 +32,11 @@ def _consumer(edge):
     return getattr(edge.consumer, "block", edge.consumer)
 
 
-def _report(graph, out):
+def report(graph, out):
+    """
+    One line per sink (chunks taken, finished or not), and one per edge
+    that dropped chunks.
+    """
     edges = graph.edges
     for sink in graph.sinks:
         taken = sum(edge.chunks_out for edge in edges if _consumer(edge) is sink)
@@ -72,7 +76,7 @@ def run(args):
         block = graph.failed_block
         where = f"{block.type_name} {block.name!r}" if block is not None else "the pipeline"
         print(f"{args.file}: {where} failed: {error}", file=sys.stderr)
-        _report(graph, sys.stderr)
+        report(graph, sys.stderr)
         return 1
-    _report(graph, sys.stderr)
+    report(graph, sys.stderr)
     return 0
