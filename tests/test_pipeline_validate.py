@@ -360,6 +360,18 @@ def test_process_mistakes(process, message):
     assert found.startswith(f"process 'lab': {message}"), found
 
 
+def test_sinks_stay_in_this_process():
+    """A sink placed on another process is refused: its results belong where the run is."""
+    assert only_problem("""\
+        version: 1
+        processes: {dsp: child}
+        blocks:
+          wsa: {type: simulated_instrument}
+          out: {type: collector, inputs: [wsa], proc: dsp}
+    """) == (5, 47, "block 'out' (collector): a sink runs in this process, where the "
+                    "pipeline is run; it cannot be placed on 'dsp'")
+
+
 def test_local_cannot_be_redeclared():
     """'local' is this process and cannot be made a child or a worker."""
     assert only_problem("""\
