@@ -3,6 +3,7 @@ The ``validate`` and ``run`` commands: in-process for their messages and
 exit codes, and as real subprocesses for running, SIGTERM and failures.
 """
 
+import importlib.util
 import io
 import os
 import signal
@@ -20,6 +21,7 @@ from pyrf_blocks.commands.run import report
 from pyrf_blocks.testing import array_source, run_clock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HAVE_NET = importlib.util.find_spec("pyrf_blocks.net") is not None
 SPECTRUM = os.path.join(ROOT, "examples", "spectrum.yaml")
 
 
@@ -29,9 +31,9 @@ def write(tmp_path, text, name="p.yaml"):
     return str(path)
 
 
-def command(*args):
-    """A subprocess running ``pyrf-blocks`` from this worktree."""
-    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
+def command(*args, **environ):
+    """A subprocess running ``pyrf-blocks`` from this worktree, ``environ`` added."""
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", **environ)
     return subprocess.Popen([sys.executable, "-m", "pyrf_blocks.cli", *args], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -101,11 +103,63 @@ def test_run_refuses_a_bad_duration(capsys):
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.skipif(HAVE_NET, reason="pyrf_blocks.net is installed: placement is honoured")
 def test_run_refuses_placement_it_cannot_honour(capsys):
-    """A file placing blocks on child processes is refused before anything runs."""
+    """Without pyrf_blocks.net a file placing blocks on child processes is refused."""
     assert main(["run", os.path.join(ROOT, "examples", "two_processes.yaml")]) == 1
     err = capsys.readouterr().err
     assert "process 'process1' (a child process) runs fft1, calibrate1" in err
+
+
+@pytest.mark.skipif(not HAVE_NET, reason="needs pyrf_blocks.net (the workers feature)")
+@pytest.mark.timeout(120)
+def test_run_places_blocks_in_child_processes(tmp_path):
+    """The seed's multiprocess file runs each chain in a child and brings every chunk back."""
+    with open(os.path.join(ROOT, "examples", "two_processes.yaml"), encoding="utf-8") as f:
+        text = f.read()
+    # Finite, free-running instruments: the run ends when both streams do.
+    finite = text.replace("seed: 1}", "seed: 1, count: 40, paced: false}").replace(
+        "seed: 2}", "seed: 2, count: 40, paced: false}")
+    assert finite.count("count: 40") == 2
+    path = write(tmp_path, finite)
+    proc = command("run", path)
+    out, err = proc.communicate(timeout=110)
+    assert proc.returncode == 0, err
+    # The children share this stderr, so their log lines may cut into ours.
+    assert "printer 'spectrum1': 40 chunks, finished" in err, err
+    assert "printer 'spectrum2': 40 chunks, finished" in err, err
+    assert out.count("spectrum #0 [0.000000 s,") == 2
+
+
+@pytest.mark.skipif(not HAVE_NET, reason="needs pyrf_blocks.net (the workers feature)")
+@pytest.mark.timeout(120)
+def test_run_places_blocks_on_a_remote_worker(tmp_path):
+    """A worker reached by URL, its token read from token_env, runs the placed chain."""
+    env = dict(os.environ, PYTHONPATH=ROOT, PYRF_BLOCKS_TOKEN="s3cret-token")
+    worker = subprocess.Popen([sys.executable, "-m", "pyrf_blocks.cli", "worker",
+                               "--listen", "tcp:0:interface=127.0.0.1"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = worker.stdout.readline()
+        assert line.startswith("listening on "), worker.stderr.read()
+        url = line.removeprefix("listening on ").strip()
+        path = write(tmp_path, f"""\
+            version: 1
+            processes:
+              lab: {{url: "{url}", token_env: LAB_TOKEN}}
+            blocks:
+              wsa: {{type: simulated_instrument, params: {{count: 20, paced: false}}}}
+              fft: {{type: fft_block, inputs: [wsa], proc: lab}}
+              cal: {{type: calibrate_block, inputs: [fft], proc: lab}}
+              out: {{type: collector, inputs: [cal]}}
+        """)
+        proc = command("run", path, LAB_TOKEN="s3cret-token")
+        out, err = proc.communicate(timeout=100)
+        assert proc.returncode == 0, err
+        assert "collector 'out': 20 chunks, finished" in err, err
+    finally:
+        worker.kill()
+        worker.communicate()
 
 
 def test_run_refuses_a_pipeline_without_sink(tmp_path, capsys):

@@ -9,8 +9,8 @@ where they differ from the block's default, with their units
 number.  A parameter's current value is read from the block's ``settings``
 mapping when it has one (a source configurable while it runs) and from its
 attribute of the same name otherwise; parameters only Python can give (a
-printer's stream) are left out.  Placement is not exported yet: every
-block is written as local.  Dot draws the graph as the seed does: sources and sinks as boxes,
+printer's stream) are left out.  Placement is not exported yet: a block
+placed in another process from Python cannot be written.  Dot draws the graph as the seed does: sources and sinks as boxes,
 blocks of one process in a cluster, and an edge dotted while nothing
 downstream of it consumes, so the chain behind it stays idle.
 """
