@@ -288,6 +288,11 @@ def test_any_constructor_error_is_reported_at_its_line(monkeypatch):
     assert not graph.blocks["wsa"].active  # the collector made before it was closed
 
 
+#: pydot's parser calls pyparsing names that newer pyparsing deprecates.
+PYDOT_WARNINGS = pytest.mark.filterwarnings("ignore:.*deprecated:DeprecationWarning")
+
+
+@PYDOT_WARNINGS
 @pytest.mark.parametrize("name", ["spectrum.yaml", "two_processes.yaml", "distributed.yaml"])
 def test_dot_is_graphviz(name):
     """A real dot parser reads the drawing: every block, edge and process cluster."""
@@ -307,6 +312,7 @@ def test_dot_is_graphviz(name):
     assert edges == {(i, b.name) for b in pipeline.blocks.values() for i in b.inputs}
 
 
+@PYDOT_WARNINGS
 def test_dot_quotes_any_name():
     """Names with dots and dashes survive Graphviz quoting."""
     pipeline = check_text(textwrap.dedent("""\
