@@ -24,6 +24,8 @@ setup(
         "msgpack>=1.0.5",
         "sigmf>=1.2",
         "tqdm>=4.60",
+        "ruamel.yaml>=0.18",
+        "pydantic>=2.5",
     ],
     extras_require={
         "test": [
@@ -33,6 +35,7 @@ setup(
             "sphinx>=7.2",
             "pytest-qt>=4.4",
             *GUI,
+            "pydot>=2.0",
         ],
         "gui": GUI,
         "docs": ["sphinx>=7.2"],

@@ -12,7 +12,7 @@ import sys
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ("demo", "discover", "emulate", "record", "view")
+COMMANDS = ("demo", "view", "validate", "run", "discover", "emulate", "record")
 
 
 class _Parser(argparse.ArgumentParser):

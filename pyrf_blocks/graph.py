@@ -726,14 +726,16 @@ class Graph:
         """
         reactor = self.reactor
         outcome = []
+        stopping = []
 
         def finished(result):
             outcome.append(result)
-            if reactor.running:
+            if reactor.running and not stopping:
                 reactor.stop()
 
         def shutting_down():
             # Ctrl-C or SIGTERM: let the sinks flush before the reactor goes.
+            stopping.append(True)
             if not outcome:
                 self.stop()
 

@@ -52,6 +52,14 @@ class fft_block(Block):
     type_name = "fft_block"
     kind = "spectrum"
     requires = (ISampleProducer,)
+    param_units = {"size": "count", "overlap": "count"}
+
+    @property
+    def window(self):
+        """
+        The window, as given (a name or a tuple).
+        """
+        return self.window_name
 
     def __init__(self, producer, size=1024, window="hann", overlap=0, **kwargs):
         self._set(size, window, overlap)
@@ -157,6 +165,7 @@ class calibrate_block(Block):
     type_name = "calibrate_block"
     kind = "spectrum"
     requires = (ISpectrumProducer,)
+    param_units = {"reference_level": "dBm", "offset": "dB"}
 
     def __init__(self, producer, reference_level=None, offset=0.0, **kwargs):
         self.reference_level = reference_level
@@ -190,6 +199,8 @@ class decimate_block(Block):
     ``scipy.signal.firwin``).  The output rate is ``rate / factor`` and each
     output sample carries the device time of the input sample it stands
     for; the span in ``meta`` shrinks accordingly.
+
+    :param factor: keep one sample in ``factor``.
     """
 
     type_name = "decimate_block"

@@ -20,11 +20,15 @@ class thd_block(Block):
     THD (percent) of every ``size`` consecutive samples, over harmonics
     2..``harmonics``, from real or IQ samples.  One value per window, stamped
     with the window's time range, whatever the input chunking.
+
+    :param harmonics: highest harmonic order included.
+    :param size: samples per measurement window.
     """
 
     type_name = "thd_block"
     kind = "scalar"
     requires = (ISampleProducer,)
+    param_units = {"size": "count"}
 
     def __init__(self, producer, harmonics=5, size=65536, **kwargs):
         if not isinstance(size, int) or size < 64:

@@ -22,10 +22,13 @@ class collector(Sink):
     ``chunks`` is the list; :meth:`data` concatenates their arrays;
     :meth:`wait` returns a Deferred that fires with the list at
     end-of-stream.
+
+    :param keep: chunks kept, the newest; ``None`` keeps them all.
     """
 
     type_name = "collector"
     requires = (IChunkProducer,)
+    param_units = {"keep": "count"}
 
     def __init__(self, producer, keep=None, **kwargs):
         self.keep = keep
@@ -93,14 +96,21 @@ class printer(Sink):
     """
     Writes a line per chunk (``format``: a function of the chunk) to
     ``stream``, at most one every ``interval`` seconds of device time.
+
+    :param stream: a text file; standard output by default.
+    :param format: function of a chunk returning its line.
+    :param interval: least device time between two lines, seconds.
     """
 
     type_name = "printer"
     requires = (IChunkProducer,)
+    param_units = {"interval": "s"}
+    python_only_params = ("stream", "format")
 
     def __init__(self, producer, stream=None, format=format_chunk, interval=0.0, **kwargs):
         self.stream = stream or sys.stdout
         self.format = format
+        self.interval = interval
         self.interval_ns = int(interval * 1e9)
         super().__init__(producer, **kwargs)
 

@@ -42,6 +42,11 @@ class simulated_instrument(Source):
 
     type_name = "simulated_instrument"
     kind = "iq"
+    param_units = {"center_frequency": "Hz", "sample_rate": "Hz",
+                   "samples_per_packet": "count", "packets_per_block": "count",
+                   "reference_level": "dBm", "tones": ("Hz", "dBm"),
+                   "harmonics": ("count", "dBc"), "noise_floor": "dBm/Hz",
+                   "start_time": "ns"}
 
     def __init__(self, center_frequency=2.4e9, sample_rate=125e6 / 16,
                  samples_per_packet=1024, packets_per_block=16,

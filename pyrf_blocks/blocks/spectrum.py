@@ -34,6 +34,8 @@ class average_block(Block):
     """
     Mean of every ``count`` consecutive spectra (as power), one output row
     per ``count`` input rows, stamped with the range they cover.
+
+    :param count: spectra averaged into each output row.
     """
 
     type_name = "average_block"
@@ -154,6 +156,10 @@ class peak_search(Block):
     By default only the last spectrum of each input chunk is searched (what a
     display needs); ``every_frame=True`` searches every one.  Output rows
     are ``(frames, count, 2)``, padded with NaN when fewer peaks exist.
+
+    :param count: peaks reported, strongest first.
+    :param min_distance: bins between two peaks, at least.
+    :param every_frame: search every spectrum, not only each chunk's last.
     """
 
     type_name = "peak_search"

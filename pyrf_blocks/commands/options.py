@@ -5,7 +5,7 @@ message that names the range it accepts.
 
 import argparse
 
-__all__ = ["positive_float", "positive_int", "window_name", "port_number",
+__all__ = ["positive_float", "positive_int", "window_name", "duration", "port_number",
            "log_warnings_to_stderr"]
 
 
@@ -67,3 +67,18 @@ def log_warnings_to_stderr():
     globalLogBeginner.beginLoggingTo(
         [FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])],
         redirectStandardIO=False)
+
+
+def duration(text):
+    """
+    A positive duration such as ``10s``, ``5m``, ``250ms`` or ``2.5``
+    (seconds); returns seconds.
+    """
+    from ..pipeline.units import UnitError, parse_quantity
+    try:
+        value = parse_quantity(text, "s", "duration")
+    except UnitError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("duration: ")) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be longer than 0 s")
+    return value

@@ -1,0 +1,82 @@
+"""
+Build a pipeline file into a graph and run it.
+
+The file is checked first: any mistake is reported with its line and
+nothing runs.  Without --for the pipeline runs until its sources end or
+until Ctrl-C or SIGTERM, which stop the sources so that every sink
+finishes with what it has.  At the end a line per sink says how many chunks
+it took, and any edge that dropped chunks says how many.
+
+--dry-run prints the resolved pipeline (every parameter, in base units) and
+its Graphviz dot, and runs nothing.
+"""
+
+import sys
+
+from .options import duration
+
+HELP = "run a pipeline file (or print it resolved, with --dry-run)"
+
+
+def add_arguments(parser):
+    parser.add_argument("file", metavar="FILE", help="pipeline file (YAML, version 1)")
+    parser.add_argument("--for", dest="duration", type=duration, metavar="DURATION",
+                        help="stop after this long, e.g. 10s, 5m, 250ms "
+                             "(default: until the sources end or a signal)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the resolved pipeline and its Graphviz dot; "
+                             "run nothing")
+
+
+def _consumer(edge):
+    return getattr(edge.consumer, "block", edge.consumer)
+
+
+def report(graph, out):
+    """
+    One line per sink (chunks taken, finished or not), and one per edge
+    that dropped chunks.
+    """
+    edges = graph.edges
+    for sink in graph.sinks:
+        taken = sum(edge.chunks_out for edge in edges if _consumer(edge) is sink)
+        state = "finished" if sink.finished else "not finished"
+        print(f"{sink.type_name} {sink.name!r}: {taken} chunk{'s' * (taken != 1)}, "
+              f"{state}", file=out)
+    for edge in edges:
+        if edge.dropped:
+            print(f"{edge.producer.name} -> {_consumer(edge).name}: "
+                  f"dropped {edge.dropped} chunks ({edge.policy})", file=out)
+
+
+def run(args):
+    from ..pipeline import PipelineError, build, describe, load_pipeline, pipeline_to_dot
+
+    try:
+        pipeline = load_pipeline(args.file)
+    except PipelineError as error:
+        print(error, file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print(describe(pipeline))
+        print(pipeline_to_dot(pipeline), end="")
+        return 0
+    if not pipeline.sinks:
+        print(f"{args.file}: no block is a sink, so nothing would run (see the "
+              "dotted chain in --dry-run)", file=sys.stderr)
+        return 1
+    try:
+        graph = build(pipeline)
+    except PipelineError as error:
+        print(error, file=sys.stderr)
+        return 1
+    try:
+        graph.run(args.duration)
+    except Exception as error:  # a block failed: the graph logged its traceback
+        block = graph.failed_block
+        where = f"{block.type_name} {block.name!r}" if block is not None else "the pipeline"
+        print(f"{args.file}: {where} failed: {error}", file=sys.stderr)
+        report(graph, sys.stderr)
+        return 1
+    report(graph, sys.stderr)
+    return 0

@@ -1,0 +1,36 @@
+"""
+Check pipeline files without running them.
+
+Every mistake in a file is reported in one run, each as FILE:LINE:COLUMN:
+an unknown block type (with the closest known name), a missing or unknown
+parameter, a wrong type or unit, a connection that breaks an interface
+contract, a cycle, an unknown process.  Exits 0 when every file is valid,
+1 otherwise.
+"""
+
+import sys
+
+HELP = "check pipeline files and report every mistake with its line"
+
+
+def add_arguments(parser):
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="pipeline file(s) (YAML, version 1)")
+
+
+def run(args):
+    from ..pipeline import PipelineError, load_pipeline
+
+    status = 0
+    for path in args.files:
+        try:
+            pipeline = load_pipeline(path)
+        except PipelineError as error:
+            status = 1
+            print(error, file=sys.stderr)
+            count = len(error.problems)
+            print(f"{path}: {count} problem{'s' * (count != 1)}", file=sys.stderr)
+            continue
+        count = len(pipeline.blocks)
+        print(f"{path}: valid, {count} block{'s' * (count != 1)}")
+    return status

@@ -1,0 +1,114 @@
+"""
+Building a checked pipeline into a :class:`~pyrf_blocks.graph.Graph`.
+"""
+
+import os
+
+from ..graph import Graph
+from ..interfaces import ISink
+from .problems import PipelineError
+from .validate import LOCAL
+
+__all__ = ["build"]
+
+
+def _token_problems(pipeline, environ):
+    return [pipeline.problem(f"process {name!r}: the environment variable "
+                             f"{process.token_env} (token_env) is not set",
+                             ("processes", name, "token_env"))
+            for name, process in pipeline.processes.items()
+            if process.token_env and process.token_env not in environ]
+
+
+def _places(pipeline, graph, environ):
+    """
+    ``{process name: place}`` for every process that runs blocks, made with
+    :func:`pyrf_blocks.net.process`: child processes start now.
+
+    :raises PipelineError: where this installation cannot place blocks
+        outside this process (no ``pyrf_blocks.net``).
+    """
+    used = [name for name in pipeline.processes
+            if name != LOCAL and any(b.proc == name for b in pipeline.blocks.values())]
+    if not used:
+        return {}
+    try:
+        from ..net import process
+    except ImportError:
+        process = None
+    if process is None:
+        problems = []
+        for name in used:
+            spec = pipeline.processes[name]
+            placed = [b.name for b in pipeline.blocks.values() if b.proc == name]
+            where = spec.url if spec.kind == "remote" else "a child process"
+            problems.append(pipeline.problem(
+                f"process {name!r} ({where}) runs {', '.join(placed)}: running blocks "
+                "outside this process is not available in this installation "
+                "(pyrf_blocks.net is missing); remove their 'proc' to run them here",
+                ("processes", name)))
+        raise PipelineError(problems)
+    places = {}
+    for name in used:
+        spec = pipeline.processes[name]
+        if spec.kind == "child":
+            places[name] = process(reactor=graph.reactor)
+        else:
+            token = environ[spec.token_env] if spec.token_env else None
+            places[name] = process(spec.url, token=token, reactor=graph.reactor)
+    return places
+
+
+def build(pipeline, graph=None, environ=None):
+    """
+    Make the blocks of ``pipeline`` in ``graph`` (a new one by default) and
+    return the graph.  Sinks connect as they are made, so the sources start
+    once the graph's reactor runs.
+
+    A block that rejects its parameters (a value out of range) is reported
+    at its line, together with every other such block, and nothing is left
+    running.
+
+    Blocks with a ``proc`` run in a child process or on a remote worker
+    (:mod:`pyrf_blocks.net`), created there when something here first
+    consumes them; a remote worker's token is read from its ``token_env``.
+
+    :param environ: where ``token_env`` variables are read (``os.environ``).
+    :raises PipelineError: for a token that is not set, placement this
+        installation cannot honour, or values the blocks reject.
+    """
+    graph = graph if graph is not None else Graph()
+    environ = os.environ if environ is None else environ
+    problems = _token_problems(pipeline, environ)
+    if problems:
+        raise PipelineError(problems)
+    places = _places(pipeline, graph, environ)
+    made = {}
+    for name, block in pipeline.blocks.items():
+        if not all(upstream in made for upstream in block.inputs):
+            continue  # an input failed: reported there
+        inputs = [made[upstream] for upstream in block.inputs]
+        options = {}
+        if block.policy != "block":
+            options["policy"] = block.policy
+        if block.maxsize is not None:
+            options["maxsize"] = block.maxsize
+        if block.proc != LOCAL:
+            options["proc"] = places[block.proc]
+        try:
+            made[name] = block.factory(*inputs, name=name, graph=graph, **options,
+                                       **block.params)
+        except Exception as error:  # a block refusing its values, in its own words
+            reason = (str(error) if isinstance(error, (TypeError, ValueError))
+                      else f"{type(error).__name__}: {error}")
+            problems.append(pipeline.problem(
+                f"block {name!r} ({block.type_name}): {reason}",
+                ("blocks", name, "params") if block.params else ("blocks", name)))
+    if problems:
+        for made_block in made.values():
+            if ISink.providedBy(made_block):
+                made_block.close()
+        for place in places.values():
+            place.close()
+        raise PipelineError(problems)
+    return graph

@@ -1,0 +1,62 @@
+"""
+What is wrong with a pipeline file, each problem pointing at its line.
+"""
+
+import reprlib
+
+__all__ = ["Problem", "PipelineError", "shown"]
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlevel = 2
+_REPR.maxlist = _REPR.maxdict = 4
+_SHOWN = 80
+
+
+def shown(value):
+    """
+    ``repr(value)`` cut short, for messages: a value written in a file may
+    be huge (an alias repeated), and a message must stay one readable line.
+    """
+    text = _REPR.repr(value)
+    return text if len(text) <= _SHOWN else text[:_SHOWN - 3] + "..."
+
+
+class Problem:
+    """
+    One mistake in a pipeline file: a message and where it is (1-based line
+    and column; 0 when the problem concerns the whole file).
+    """
+
+    def __init__(self, message, line=0, column=0, filename="<pipeline>"):
+        self.message = message
+        self.line = line
+        self.column = column
+        self.filename = filename
+
+    def __repr__(self):
+        return f"<Problem {self}>"
+
+    def __str__(self):
+        where = (f"{self.filename}:{self.line}:{self.column}" if self.line
+                 else self.filename)
+        return f"{where}: {self.message}"
+
+    def __eq__(self, other):
+        return (isinstance(other, Problem) and
+                (self.message, self.line, self.column, self.filename) ==
+                (other.message, other.line, other.column, other.filename))
+
+    def __hash__(self):
+        return hash((self.message, self.line, self.column, self.filename))
+
+
+class PipelineError(ValueError):
+    """
+    A pipeline file that cannot be used; ``problems`` lists every mistake
+    found, in file order.
+    """
+
+    def __init__(self, problems):
+        self.problems = sorted(problems, key=lambda p: (p.line, p.column))
+        super().__init__("\n".join(str(p) for p in self.problems))

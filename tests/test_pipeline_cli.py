@@ -1,0 +1,246 @@
+"""
+The ``validate`` and ``run`` commands: in-process for their messages and
+exit codes, and as real subprocesses for running, SIGTERM and failures.
+"""
+
+import importlib.util
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from twisted.internet import task
+
+from pyrf_blocks import Graph, collector
+from pyrf_blocks.cli import main
+from pyrf_blocks.commands.run import report
+from pyrf_blocks.testing import array_source, run_clock
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HAVE_NET = importlib.util.find_spec("pyrf_blocks.net") is not None
+SPECTRUM = os.path.join(ROOT, "examples", "spectrum.yaml")
+
+
+def write(tmp_path, text, name="p.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def command(*args, **environ):
+    """A subprocess running ``pyrf-blocks`` from this worktree, ``environ`` added."""
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", **environ)
+    return subprocess.Popen([sys.executable, "-m", "pyrf_blocks.cli", *args], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_validate_accepts_the_examples(capsys):
+    """validate exits 0 and says each example is valid."""
+    paths = [os.path.join(ROOT, "examples", name)
+             for name in ("spectrum.yaml", "two_processes.yaml", "distributed.yaml")]
+    assert main(["validate", *paths]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"{paths[0]}: valid, 6 blocks", f"{paths[1]}: valid, 8 blocks",
+                   f"{paths[2]}: valid, 10 blocks"]
+
+
+def test_validate_lists_every_problem_and_exits_1(tmp_path, capsys):
+    """A broken file gives one line per mistake, a count, exit 1 and no traceback."""
+    path = write(tmp_path, """\
+        version: 1
+        blocks:
+          wsa:
+            type: simulated_instrument
+            params: {center_frequency: 2.4Ghz}
+          fft: {type: fft_blok, inputs: [wsa]}
+          calibrate: {type: calibrate_block, inputs: [wsa]}
+    """)
+    assert main(["validate", path]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"{path}:5:32: block 'wsa' (simulated_instrument): center_frequency: '2.4Ghz' is "
+        "not a frequency; write a number, optionally followed by one of: Hz, kHz, MHz, "
+        "GHz, Sa/s, kSa/s, MSa/s, GSa/s",
+        f"{path}:6:15: block 'fft' (fft_blok): unknown block type 'fft_blok'; did you mean "
+        "'fft_block'?",
+        f"{path}:7:47: block 'calibrate' (calibrate_block): input 1 must provide "
+        "ISpectrumProducer, but block 'wsa' (simulated_instrument) provides IIQProducer",
+        f"{path}: 3 problems"]
+    assert "Traceback" not in err
+
+
+def test_validate_reports_a_missing_file(tmp_path, capsys):
+    """A file that cannot be read is one clear line and exit 1."""
+    missing = str(tmp_path / "nowhere.yaml")
+    assert main(["validate", missing]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"{missing}: cannot read the file: No such file or directory")
+
+
+def test_dry_run_prints_the_resolved_graph_and_dot(capsys):
+    """--dry-run prints every block resolved and the Graphviz dot, and runs nothing."""
+    assert main(["run", SPECTRUM, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"pipeline {SPECTRUM}: 6 blocks, 1 sink\n")
+    assert "      size = 1024\n" in out
+    assert out.index("digraph") > out.index("spectrum: printer")
+    assert out.rstrip().endswith("}")
+    assert '"hold" -> "peaks";' in out
+
+
+def test_run_refuses_a_bad_duration(capsys):
+    """--for with a wrong unit exits 2 with a one-line reason naming the accepted units."""
+    with pytest.raises(SystemExit) as caught:
+        main(["run", SPECTRUM, "--for", "10 parsecs"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "'10 parsecs' is not a duration" in err and "ms, s, m" in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.skipif(HAVE_NET, reason="pyrf_blocks.net is installed: placement is honoured")
+def test_run_refuses_placement_it_cannot_honour(capsys):
+    """Without pyrf_blocks.net a file placing blocks on child processes is refused."""
+    assert main(["run", os.path.join(ROOT, "examples", "two_processes.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "process 'process1' (a child process) runs fft1, calibrate1" in err
+
+
+@pytest.mark.skipif(not HAVE_NET, reason="needs pyrf_blocks.net (the workers feature)")
+@pytest.mark.timeout(120)
+def test_run_places_blocks_in_child_processes(tmp_path):
+    """The seed's multiprocess file runs each chain in a child and brings every chunk back."""
+    with open(os.path.join(ROOT, "examples", "two_processes.yaml"), encoding="utf-8") as f:
+        text = f.read()
+    # Finite, free-running instruments: the run ends when both streams do.
+    finite = text.replace("seed: 1}", "seed: 1, count: 40, paced: false}").replace(
+        "seed: 2}", "seed: 2, count: 40, paced: false}")
+    assert finite.count("count: 40") == 2
+    path = write(tmp_path, finite)
+    proc = command("run", path)
+    out, err = proc.communicate(timeout=110)
+    assert proc.returncode == 0, err
+    # The children share this stderr, so their log lines may cut into ours.
+    assert "printer 'spectrum1': 40 chunks, finished" in err, err
+    assert "printer 'spectrum2': 40 chunks, finished" in err, err
+    assert out.count("spectrum #0 [0.000000 s,") == 2
+
+
+@pytest.mark.skipif(not HAVE_NET, reason="needs pyrf_blocks.net (the workers feature)")
+@pytest.mark.timeout(120)
+def test_run_places_blocks_on_a_remote_worker(tmp_path):
+    """A worker reached by URL, its token read from token_env, runs the placed chain."""
+    env = dict(os.environ, PYTHONPATH=ROOT, PYRF_BLOCKS_TOKEN="s3cret-token")
+    worker = subprocess.Popen([sys.executable, "-m", "pyrf_blocks.cli", "worker",
+                               "--listen", "tcp:0:interface=127.0.0.1"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = worker.stdout.readline()
+        assert line.startswith("listening on "), worker.stderr.read()
+        url = line.removeprefix("listening on ").strip()
+        path = write(tmp_path, f"""\
+            version: 1
+            processes:
+              lab: {{url: "{url}", token_env: LAB_TOKEN}}
+            blocks:
+              wsa: {{type: simulated_instrument, params: {{count: 20, paced: false}}}}
+              fft: {{type: fft_block, inputs: [wsa], proc: lab}}
+              cal: {{type: calibrate_block, inputs: [fft], proc: lab}}
+              out: {{type: collector, inputs: [cal]}}
+        """)
+        proc = command("run", path, LAB_TOKEN="s3cret-token")
+        out, err = proc.communicate(timeout=100)
+        assert proc.returncode == 0, err
+        assert "collector 'out': 20 chunks, finished" in err, err
+    finally:
+        worker.kill()
+        worker.communicate()
+
+
+def test_run_refuses_a_pipeline_without_sink(tmp_path, capsys):
+    """Nothing would run without a sink: run says so instead of waiting forever."""
+    path = write(tmp_path, """\
+        version: 1
+        blocks:
+          wsa: {type: simulated_instrument}
+          fft: {type: fft_block, inputs: [wsa]}
+    """)
+    assert main(["run", path]) == 1
+    assert "no block is a sink, so nothing would run" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(60)
+def test_run_for_a_duration():
+    """run --for runs the seed example in a real process and reports its sink finished."""
+    proc = command("run", SPECTRUM, "--for", "300ms")
+    out, err = proc.communicate(timeout=50)
+    assert proc.returncode == 0, err
+    assert out.startswith("peaks #0 [")
+    assert "MHz" in out and "dBm" in out
+    assert err.strip().startswith("printer 'spectrum': ")
+    assert err.strip().endswith("chunks, finished")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT],
+                         ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_cleanly_and_flushes(signal_number):
+    """SIGTERM or Ctrl-C ends the sources' streams: sinks finish, exit 0, no traceback."""
+    proc = command("run", SPECTRUM)
+    try:
+        first = proc.stdout.readline()  # the pipeline is running
+        assert first.startswith("peaks #0 ["), proc.stderr.read()
+        proc.send_signal(signal_number)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "Unhandled" not in err
+    assert err.strip().endswith("chunks, finished")
+
+
+@pytest.mark.timeout(60)
+def test_a_failing_block_is_named(tmp_path):
+    """A block that raises while running is named in one line, and run exits 1."""
+    path = write(tmp_path, """\
+        version: 1
+        blocks:
+          wsa: {type: simulated_instrument, params: {paced: false}}
+          fft: {type: fft_block, inputs: [wsa]}
+          cal: {type: calibrate_block, inputs: [fft]}
+          again: {type: calibrate_block, inputs: [cal]}
+          out: {type: collector, inputs: [again]}
+    """)
+    proc = command("run", path, "--for", "5s")
+    out, err = proc.communicate(timeout=50)
+    assert proc.returncode == 1
+    assert (f"{path}: calibrate_block 'again' failed: calibrate_block 'again' needs linear "
+            "power spectra (units 'power'), got units 'dBm'") in err.splitlines()
+
+
+def test_summary_counts_chunks_and_drops():
+    """The end-of-run summary gives each sink's chunks and every edge's drops."""
+    clock = task.Clock()
+    graph = Graph(clock)
+    source = array_source([np.zeros(4)] * 10, graph=graph, name="samples")
+    slow = collector(source, name="slow", policy="drop_oldest", maxsize=2)
+    collector(source, name="fast")
+    slow_edge = source.edges[0]
+    slow_edge.pauseProducing()  # a consumer that cannot keep up
+    clock.advance(0)
+    slow_edge.resumeProducing()
+    run_clock(clock, graph)
+    out = io.StringIO()
+    report(graph, out)
+    assert out.getvalue().splitlines() == [
+        "collector 'slow': 2 chunks, finished",
+        "collector 'fast': 10 chunks, finished",
+        "samples -> slow: dropped 8 chunks (drop_oldest)"]
+    assert slow.finished
