@@ -3,7 +3,6 @@ Streaming decimation with a linear-phase FIR filter.
 """
 
 import numpy as np
-import scipy.signal
 
 __all__ = ["Decimator", "design_decimation_filter"]
 
@@ -15,6 +14,7 @@ def design_decimation_filter(factor, taps_per_factor=16):
     (scipy.signal.firwin).
     """
     numtaps = taps_per_factor * factor + 1
+    import scipy.signal  # imported when first needed: it costs seconds
     return scipy.signal.firwin(numtaps, 0.8 / factor, window=("kaiser", 8.0))
 
 
@@ -47,6 +47,7 @@ class Decimator:
             first = self._fed
             self._fed += len(samples)
             return first, samples
+        import scipy.signal
         filtered, self._state = scipy.signal.lfilter(
             self.taps, 1.0, samples, zi=self._state)
         # Filtered sample n stands for input sample n - delay; keep those

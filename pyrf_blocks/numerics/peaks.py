@@ -3,7 +3,6 @@ Peak search over a spectrum.
 """
 
 import numpy as np
-import scipy.signal
 
 __all__ = ["find_peaks"]
 
@@ -23,6 +22,7 @@ def find_peaks(levels, start_frequency, bin_width, count=5, min_distance=1):
     if levels.ndim != 1:
         raise ValueError(f"find_peaks takes one spectrum, got shape {levels.shape}")
     padded = np.concatenate(([-np.inf], levels, [-np.inf]))
+    import scipy.signal  # imported when first needed: it costs seconds
     indices, _ = scipy.signal.find_peaks(padded, distance=max(1, int(min_distance)))
     indices = indices - 1
     strongest = indices[np.argsort(levels[indices], kind="stable")[::-1][:count]]

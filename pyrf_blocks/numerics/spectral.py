@@ -11,7 +11,6 @@ import functools
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 __all__ = ["window", "window_gains", "frame_spectra", "power_to_dbm",
            "dbm_to_milliwatt", "milliwatt_to_dbm", "bin_frequencies"]
@@ -20,6 +19,7 @@ __all__ = ["window", "window_gains", "frame_spectra", "power_to_dbm",
 @functools.lru_cache(maxsize=64)
 def _window(name, size, shift):
     try:
+        import scipy.signal  # imported when first needed: it costs seconds
         values = scipy.signal.get_window(name, size, fftbins=True)
     except (ValueError, TypeError) as error:
         raise ValueError(f"unknown window {name!r}: {error}") from None
