@@ -121,6 +121,7 @@ class record_block(Sink):
     """
 
     type_name = "record_block"
+    param_units = {"samples": "count"}
     requires = (ISampleProducer,)
 
     def __init__(self, producer, path, datatype=None, samples=None, description="",
@@ -295,6 +296,7 @@ class sigmf_source(Source):
     """
 
     type_name = "sigmf_source"
+    param_units = {"chunk_size": "count", "reference_level": "dBm"}
 
     def __init__(self, path, chunk_size=65536, paced=False, reference_level=None, **kwargs):
         self.meta_path, self.data_path = sigmf_paths(path)

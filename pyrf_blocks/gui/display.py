@@ -76,6 +76,10 @@ class _SpectrumDisplay(Sink):
 
     requires = (ISpectrumProducer,)
     synchronised = False
+    param_units = {"max_fps": "Hz", "average": "count", "waterfall_rows": "count",
+                   "reference_level": "dBm", "db_per_div": "dB"}
+    #: A Qt panel object cannot be written in a pipeline file.
+    python_only_params = ("controls",)
 
     def __init__(self, *producers, labels=None, headless=False, max_fps=30.0,
                  update_budget=0.25, draw_share=0.5, average=10, waterfall_rows=256,

@@ -142,6 +142,10 @@ class thinkrf_analyzer(Source):
     """
 
     type_name = "thinkrf_analyzer"
+    param_units = {"center_frequency": "Hz", "decimation": "count",
+                   "samples_per_packet": "count", "packets_per_block": "count",
+                   "reference_level": "dBm", "scpi_port": "count", "data_port": "count",
+                   "timeout": "s", "reconnect_attempts": "count", "reconnect_delay": "s"}
     kind = "iq"
 
     def __init__(self, host, model="WSA5000", center_frequency=2.4e9, decimation=1,
