@@ -10,6 +10,7 @@ from .blocks.spectrum import average_block, max_hold, min_hold, peak_search
 from .chunk import Chunk
 from .graph import Graph, default_graph, run, set_default_graph
 from .instruments import WSA4000
+from .net import process
 
 __version__ = "0.1.0"
 
@@ -20,4 +21,5 @@ __all__ = [
     "average_block", "max_hold", "min_hold", "peak_search",
     "thd_block", "power_block",
     "collector", "printer",
+    "process",
 ]

@@ -12,7 +12,7 @@ import sys
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ("demo",)
+COMMANDS = ("demo", "worker")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -38,6 +38,7 @@ class simulated_instrument(Source):
     :param paced: keep to device time (real-time), or run as fast as the
         consumers allow.
     :param start_time: device time of the first sample, ns.
+    :param count: end the stream after this many chunks (``None``: never).
     """
 
     type_name = "simulated_instrument"
@@ -47,9 +48,10 @@ class simulated_instrument(Source):
                  samples_per_packet=1024, packets_per_block=16,
                  reference_level=0.0, tones=((1e6, -20.0),), harmonics=(),
                  noise_floor=-150.0, seed=0, paced=True, start_time=0,
-                 model="simulated", **kwargs):
+                 model="simulated", count=None, **kwargs):
         super().__init__(paced=paced, **kwargs)
         self.seed = seed
+        self.count = count
         self.start_time = int(start_time)
         self.model = model
         self._settings = {}
@@ -90,6 +92,7 @@ class simulated_instrument(Source):
 
     def reset(self):
         self._index = 0
+        self._chunks = 0
         self._time = self.start_time
         self._rebase = True
         self._rng = np.random.default_rng(self.seed)
@@ -106,6 +109,9 @@ class simulated_instrument(Source):
         return parts
 
     def next_chunk(self):
+        if self.count is not None and self._chunks >= self.count:
+            return None
+        self._chunks += 1
         settings = self._settings
         rate = float(settings["sample_rate"])
         count = int(settings["samples_per_packet"]) * int(settings["packets_per_block"])
