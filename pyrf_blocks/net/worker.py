@@ -111,11 +111,11 @@ class _QuietSite(server.Site):
         pass
 
 
-def _json_body(request):
-    if request.too_large:
-        raise HTTPError(413, f"request body exceeds {request.max_body} bytes")
+def _json_body(request, limit):
     request.content.seek(0)
-    body = request.content.read()
+    body = request.content.read(limit + 1)
+    if getattr(request, "too_large", False) or len(body) > limit:
+        raise HTTPError(413, f"request body exceeds {limit} bytes")
     if not body:
         return {}
     try:
@@ -161,6 +161,7 @@ class Worker:
         self.token = token
         self.clock = clock or graph.reactor
         self.client = client
+        self.max_body = max_body
         self.streams = {}
         self._ids = itertools.count(1)
         self.resource = _Root(self)
@@ -217,7 +218,7 @@ class Worker:
                 return json_reply(request, {"blocks": [self.describe(b) for b in
                                                        self.graph.blocks.values()]})
             case ["blocks"] if method == "POST":
-                block = self.create(_json_body(request))
+                block = self.create(_json_body(request, self.max_body))
                 return json_reply(request, self.describe(block), 201)
             case ["blocks", name] if method == "GET":
                 return json_reply(request, self.describe(self._block(name)))
@@ -225,7 +226,7 @@ class Worker:
                 self.remove(name)
                 return json_reply(request, {"removed": name})
             case ["blocks", name, "streams"] if method == "POST":
-                stream = self.open_stream(name, _json_body(request))
+                stream = self.open_stream(name, _json_body(request, self.max_body))
                 return json_reply(request, {"id": stream.id, "kind": stream.kind,
                                             "path": f"/streams/{stream.id}"}, 201)
             case ["blocks", name, "stop"] if method == "POST":
