@@ -85,14 +85,18 @@ class Process:
     :param imports: modules the child imports first, so the block types
         they register can be placed there.
     :param listen: where a child listens (loopback, any free port).
+    :param stream_options: passed to the :class:`remote_block` of every
+        block placed here (``retries``, ``backoff``, ``wait``,
+        ``remote_policy``...).
     """
 
     def __init__(self, url=None, token=None, *, reactor=None, client=None,
-                 imports=(), listen="tcp:0:interface=127.0.0.1"):
+                 imports=(), listen="tcp:0:interface=127.0.0.1", **stream_options):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
         self.client = client
+        self.stream_options = stream_options
         self.started = Outcome()
         self.closing = False
         self.exited = None
@@ -235,7 +239,8 @@ class placed_block(remote_block):
         self.variadic = getattr(factory, "variadic", False)
         self._creation = None
         super().__init__(None, kind, inputs=inputs, token=process.token,
-                         client=process.client, name=name or type_name, graph=graph)
+                         client=process.client, name=name or type_name, graph=graph,
+                         **process.stream_options)
 
     def prepare(self):
         if self._creation is None:
