@@ -13,11 +13,13 @@ backlog fills, and the remote producer pauses in turn.
 
 import json
 
-from twisted.internet import defer
+from twisted.internet import defer, protocol
 from twisted.logger import Logger
+from twisted.web.client import ResponseDone
+from twisted.web.http import PotentialDataLoss
 from twisted.python.failure import Failure
 
-from ..chunk import ChunkDecodeError, decode_chunks
+from ..chunk import ChunkDecodeError, ChunkStreamDecoder
 from ..graph import Block, check_policy
 from ..interfaces import KIND_INTERFACES
 from .wire import read_stream_headers
@@ -93,6 +95,43 @@ async def read_json(response, what):
         raise RemoteError(f"{what}: HTTP {response.code}: "
                           f"{message or body[:200].decode('utf-8', 'replace')}")
     return value
+
+
+class _ChunkReader(protocol.Protocol):
+    """
+    Decodes a response body as it arrives, without first joining it.
+    """
+
+    def __init__(self, finished):
+        self.finished = finished
+        self.decoder = ChunkStreamDecoder()
+        self.chunks = []
+
+    def dataReceived(self, data):
+        try:
+            self.chunks += self.decoder.feed(data)
+        except ChunkDecodeError:
+            self.transport.stopProducing()
+            self.finished.errback()
+
+    def connectionLost(self, reason):
+        if self.finished.called:
+            return
+        if not reason.check(ResponseDone, PotentialDataLoss):
+            self.finished.errback(reason)
+            return
+        try:
+            self.decoder.close()
+        except ChunkDecodeError:
+            self.finished.errback()
+            return
+        self.finished.callback(self.chunks)
+
+
+def _read_chunks(response):
+    finished = defer.Deferred()
+    response.deliverBody(_ChunkReader(finished))
+    return finished
 
 
 class remote_block(Block):
@@ -256,7 +295,7 @@ class remote_block(Block):
         if response.code not in (200, 204):
             await read_json(response, f"stream {self.stream_url}")
         headers = read_stream_headers(response.headers)
-        chunks = decode_chunks(await response.content()) if response.code == 200 else ()
+        chunks = await _read_chunks(response) if response.code == 200 else ()
         if not self._running:
             return
         self.remote_dropped = headers.dropped
