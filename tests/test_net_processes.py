@@ -6,6 +6,7 @@ child workers started by process(), and workers on two loopback addresses.
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -359,3 +360,18 @@ def test_a_graph_split_over_two_hosts_equals_one_reactor(two_hosts, tmp_path):
     listing_b = two_hosts[1].json("GET", "/blocks")["blocks"]
     assert [b["type"] for b in listing_b] == ["remote_block", "calibrate_block"]
     assert listing_b[0]["name"].startswith("fft_block")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_the_curl_example_of_the_docs_reads_a_stream(worker, tmp_path):
+    """examples/read_stream.sh (curl + msgpack + numpy, no pyrf_blocks) reads exact chunks."""
+    result = subprocess.run(["sh", str(ROOT / "examples" / "read_stream.sh")], cwd=tmp_path,
+                            env=dict(os.environ, WORKER=worker.url, TOKEN=TOKEN),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    expected = [f"seq {c.seq} iq complex64[1024] [{c.start}, {c.end}) ns rate {c.rate:g} "
+                f"first {c.data[0]:.6g} centre {c.meta['center_frequency']:g} Hz"
+                for c in local_chunks(3, paced=False, samples_per_packet=256,
+                                      packets_per_block=4)]
+    assert result.stdout.splitlines() == expected
+    assert not any(s["block"] == "curl_wsa" for s in worker.json("GET", "/streams")["streams"])
