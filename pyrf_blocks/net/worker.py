@@ -3,17 +3,19 @@ The worker: a twisted.web site that serves the blocks of one graph.
 
 Control API (JSON in, JSON out; every error is ``{"error": message}``):
 
-=========================  ===============================================
-``GET /health``            liveness, block and stream counts
-``GET /blocks``            every block, with its edges' and streams' stats
-``POST /blocks``           create a block of a registered type
-``GET /blocks/{name}``     one block
-``DELETE /blocks/{name}``  remove a block nothing else consumes
-``POST /blocks/{name}/streams``  open a stream of the block's output
-``POST /blocks/{name}/stop``     end a source's stream
-``GET /streams/{id}``      long-poll a stream (see :mod:`.stream`)
-``DELETE /streams/{id}``   close a stream
-=========================  ===============================================
+=================================  ======================================
+``GET /health``                    liveness, block and stream counts
+``GET /blocks``                    every block, with its edges' and
+                                   streams' statistics
+``POST /blocks``                   create a block of a registered type
+``GET /blocks/{name}``             one block
+``DELETE /blocks/{name}``          remove a block nothing else consumes
+``POST /blocks/{name}/streams``    open a stream of the block's output
+``POST /blocks/{name}/stop``       end a source's stream
+``GET /streams``                   every stream's statistics
+``GET /streams/{id}``              long-poll a stream (see :mod:`.stream`)
+``DELETE /streams/{id}``           close a stream
+=================================  ======================================
 
 Only registered block types can be created: a request names a type, never
 an import path.  With a token, every request must carry
