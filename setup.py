@@ -18,6 +18,7 @@ setup(
         "numpy>=1.26",
         "scipy>=1.11",
         "msgpack>=1.0.5",
+        "treq>=23.11",
     ],
     extras_require={
         "test": [
