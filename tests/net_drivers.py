@@ -48,7 +48,7 @@ def kill():
     def line():
         started.append(1)
         if len(started) == 2:
-            return f"children {first.pid} {first._url} {second.pid}"
+            return f"children {first.pid} {first.base_url} {second.pid}"
         return None
 
     for seed, child in ((1, first), (2, second)):

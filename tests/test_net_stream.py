@@ -14,7 +14,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from pyrf_blocks.chunk import decode_chunks
 from pyrf_blocks.net import wire
-from pyrf_blocks.net.stream import ServedStream
+from pyrf_blocks.net.stream import IDLE_TIMEOUT, ServedStream
 
 from net_support import Pair, manual_source
 
@@ -67,7 +67,7 @@ def test_poll_times_out_with_204_through_the_clock(pair, source):
     pair.clock.advance(0.2)
     pair.http.flush()
     assert answer[0][0] == 204
-    assert pair.clock.getDelayedCalls() == []
+    assert len(pair.clock.getDelayedCalls()) == 1  # only the watch for an idle reader
 
 
 def test_waiting_chunks_travel_in_one_answer(pair, source):
@@ -160,7 +160,7 @@ def test_a_held_poll_is_dropped_when_the_reader_goes(pair, source):
     assert stream.stats["waiting_polls"] == 1
     request.processingFailed(Failure(ConnectionDone()))
     assert stream.stats["waiting_polls"] == 0
-    assert pair.clock.getDelayedCalls() == []
+    assert len(pair.clock.getDelayedCalls()) == 1  # only the watch for an idle reader
     source.push(2)  # nothing is written to the departed request
     assert request.written == []
 
@@ -230,3 +230,24 @@ def test_chunks_cross_unchanged_whatever_the_cut_and_batching(sizes, dtype, batc
         after = chunks[-1].seq if chunks else after
         ended = header(headers, wire.END) == b"1"
     assert received == sent
+
+
+def test_a_stream_nobody_polls_is_closed_and_releases_its_block(pair, source):
+    """A reader silent for IDLE_TIMEOUT after its last wait loses its stream."""
+    path = open_stream(pair)
+    pair.call("GET", path, params={"wait": "0"})
+    pair.clock.advance(IDLE_TIMEOUT - 1)
+    assert source.active
+    held = pair.request("GET", path, params={"wait": "30"})
+    pair.clock.advance(IDLE_TIMEOUT)
+    pair.http.flush()
+    assert source.active and held[0][0] == 204  # a held poll is not silence
+    pair.clock.advance(30 + IDLE_TIMEOUT)
+    assert not source.active and pair.worker.streams == {}
+    assert pair.call("GET", path)[0] == 404
+
+
+def test_a_stream_cannot_keep_more_than_the_cap(pair, source):
+    """Asking a stream to keep more than MAX_MAXSIZE chunks is a 400."""
+    status, _, body = pair.call("POST", "/blocks/src/streams", json={"maxsize": 10 ** 6})
+    assert status == 400 and "maxsize must be at most 1024" in json.loads(body)["error"]

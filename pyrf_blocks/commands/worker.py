@@ -37,6 +37,9 @@ def add_arguments(parser):
                              "registers can be created; repeatable")
     parser.add_argument("--max-body", type=int, default=None, metavar="BYTES",
                         help="largest request body accepted (default 64 KiB)")
+    parser.add_argument("--log-level", choices=("debug", "info", "warn", "error"),
+                        default="info", help="least important events logged to "
+                                             "stderr (default info)")
     parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
 
 
@@ -51,7 +54,8 @@ def run(args):
     import importlib
 
     from twisted.internet import reactor
-    from twisted.logger import globalLogBeginner, textFileLogObserver
+    from twisted.logger import (FilteringLogObserver, LogLevel, LogLevelFilterPredicate,
+                                globalLogBeginner, textFileLogObserver)
 
     from ..graph import Graph
     from ..net.worker import MAX_BODY, Worker, check_listen
@@ -65,8 +69,10 @@ def run(args):
         return 2
     for module in args.imports:
         importlib.import_module(module)
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)],
-                                     redirectStandardIO=False)
+    level = LogLevelFilterPredicate(LogLevel.levelWithName(args.log_level))
+    globalLogBeginner.beginLoggingTo(
+        [FilteringLogObserver(textFileLogObserver(sys.stderr), [level])],
+        redirectStandardIO=False)
     announce = print
     if args.parent_pid is not None:
         announce = tie_to_parent(args.parent_pid, reactor)

@@ -58,7 +58,8 @@ class _ChildProtocol(protocol.ProcessProtocol):
         if newline:
             text = line.decode("utf-8", "replace").strip()
             if text.startswith("listening on "):
-                self.owner.started.set(text.removeprefix("listening on "))
+                self.owner.base_url = text.removeprefix("listening on ")
+                self.owner.started.set(self.owner.base_url)
             else:
                 self.owner.started.set(Failure(WorkerUnreachable(
                     f"child worker said {text!r} instead of its address")))
@@ -101,23 +102,19 @@ class Process:
         self.closing = False
         self.exited = None
         self.pid = None
+        #: The worker's base URL, once known.
+        self.base_url = None
         self._transport = None
         if url is not None:
             self.token = token
-            self.started.set(url.rstrip("/"))
+            self.base_url = url.rstrip("/")
+            self.started.set(self.base_url)
         else:
             self.token = token or secrets.token_urlsafe(24)
             self._spawn(imports, listen)
 
     def __repr__(self):
-        where = self._url if self.started.settled else f"pid {self.pid}, starting"
-        return f"<Process {where}>"
-
-    @property
-    def _url(self):
-        url = []
-        self.started.wait().addBoth(url.append)
-        return url[0] if url and isinstance(url[0], str) else None
+        return f"<Process {self.base_url or f'pid {self.pid}, starting'}>"
 
     def url(self):
         """
@@ -131,7 +128,7 @@ class Process:
         env["PYTHONPATH"] = os.pathsep.join(
             [_PROJECT_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         argv = [sys.executable, "-m", "pyrf_blocks.cli", "worker", "--listen", listen,
-                "--parent-pid", str(os.getpid())]
+                "--parent-pid", str(os.getpid()), "--log-level", "warn"]
         for module in imports:
             argv += ["--import", module]
         self._transport = self.reactor.spawnProcess(

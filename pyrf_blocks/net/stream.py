@@ -36,6 +36,11 @@ DEFAULT_WAIT = 20.0
 #: An answer stops adding chunks once it holds this many bytes (it always
 #: carries at least one).
 MAX_BATCH_BYTES = 16 << 20
+#: A stream nobody has polled for this long (beyond its last poll's wait)
+#: is closed, so a reader that vanished does not hold its block forever.
+IDLE_TIMEOUT = 120.0
+#: Most unacknowledged chunks a reader may ask a stream to keep.
+MAX_MAXSIZE = 1024
 #: Chunks the edge between the block and the stream may hold while paused.
 _EDGE_MAXSIZE = 2
 
@@ -92,20 +97,25 @@ class ServedStream:
     :param block: the producing block; the stream subscribes at once.
     :param clock: ``IReactorTime`` that times held polls out.
     :param policy: ``"block"``, ``"drop_oldest"`` or ``"latest"``.
-    :param maxsize: most unacknowledged chunks kept.
+    :param maxsize: most unacknowledged chunks kept (at most
+        :data:`MAX_MAXSIZE`).
+    :param on_close: called when the stream closes itself, its reader
+        having been silent for :data:`IDLE_TIMEOUT` seconds.
 
     Chunks are numbered from 0 in the order the stream received them; a
     gap in the numbers is a drop.
     """
 
     def __init__(self, stream_id, block, clock, policy="block", maxsize=None,
-                 max_batch_bytes=MAX_BATCH_BYTES):
+                 max_batch_bytes=MAX_BATCH_BYTES, on_close=None):
         self.id = stream_id
         self.block = block
         self.kind = block.kind
         self.clock = clock
         self.policy = policy
         self.maxsize = check_policy(policy, maxsize)
+        if self.maxsize > MAX_MAXSIZE:
+            raise ValueError(f"maxsize must be at most {MAX_MAXSIZE}, got {maxsize!r}")
         self.max_batch_bytes = max_batch_bytes
         self.ended = False
         self.closed = False
@@ -118,6 +128,9 @@ class ServedStream:
         self._sent_upto = -1
         self._holding = False
         self._polls = []
+        self._on_close = on_close
+        self._idle = None
+        self._expect_poll(0)
         self.edge = None
         block.subscribe(self, "block", _EDGE_MAXSIZE)
 
@@ -180,6 +193,7 @@ class ServedStream:
                                              f"was acknowledged up to "
                                              f"{self.acknowledged} already")
         self._acknowledge(after)
+        self._expect_poll(wait)
         if self._newer(after) or self.ended or wait == 0:
             self._send(request, after)
             return NOT_DONE_YET
@@ -196,6 +210,8 @@ class ServedStream:
         if self.closed:
             return
         self.closed = True
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
         self._backlog.clear()
         if self.edge is not None:
             self.block.unsubscribe(self.edge)
@@ -213,6 +229,21 @@ class ServedStream:
             timer.cancel()
             request.write(error_reply(request, 500, message))
             request.finish()
+
+    def _expect_poll(self, wait):
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
+        self._idle = self.clock.callLater(wait + IDLE_TIMEOUT, self._abandoned)
+
+    def _abandoned(self):
+        if self._polls:
+            self._expect_poll(0)
+            return
+        log.warn("{stream}: no poll for {idle:g} s; closing it", stream=self,
+                 idle=IDLE_TIMEOUT)
+        self.close()
+        if self._on_close is not None:
+            self._on_close(self)
 
     def _acknowledge(self, after):
         backlog = self._backlog

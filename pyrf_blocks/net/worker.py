@@ -370,8 +370,11 @@ class Worker:
         ident = str(next(self._ids))
         try:
             stream = ServedStream(ident, block, self.clock, spec.get("policy", "block"),
-                                  spec.get("maxsize"))
+                                  spec.get("maxsize"), on_close=self._forget_stream)
         except (TypeError, ValueError) as error:
             raise HTTPError(400, f"stream of {_label(block)}: {error}") from None
         self.streams[ident] = stream
         return stream
+
+    def _forget_stream(self, stream):
+        self.streams.pop(stream.id, None)
