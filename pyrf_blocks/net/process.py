@@ -24,7 +24,8 @@ import pyrf_blocks
 
 from ..graph import Sink
 from ..registry import UnknownBlockType, lookup
-from .client import WorkerUnreachable, auth_headers, read_json, remote_block
+from .client import (RemoteError, WorkerUnreachable, auth_headers, read_json,
+                     remote_block)
 from .outcome import Outcome
 from .serve import serve
 
@@ -167,7 +168,7 @@ class Process:
                   "params": block.params}, timeout=30)
         answer = await read_json(response, what)
         if answer.get("kind") != block.kind:
-            raise WorkerUnreachable(f"{what}: the worker made a {answer.get('kind')!r} "
+            raise RemoteError(f"{what}: the worker made a {answer.get('kind')!r} "
                                     f"producer, expected {block.kind!r}")
         block.remote_name = answer["name"]
         return f"{base}/blocks/{answer['name']}"
