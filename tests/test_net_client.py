@@ -226,3 +226,15 @@ def test_a_stream_of_another_kind_is_refused():
                                 graph=pair.client))
     failure = pair.run()
     assert "produces 'spectrum' chunks, not 'iq'" in str(failure.value)
+
+
+def test_equal_meta_arrives_as_one_object():
+    """Chunks with equal meta share one dict, as in one process, so identity caches hold."""
+    pair = Pair()
+    array_source([np.ones(4, np.complex64)] * 5, graph=pair.server, name="src",
+                  meta={"center_frequency": 1e9})
+    sink = recording_sink(remote_block(WORKER + "/blocks/src", "iq", client=pair.http,
+                                       graph=pair.client))
+    assert pair.run() is None
+    assert len({id(chunk.meta) for chunk in sink.chunks}) == 1
+    assert sink.chunks[0].meta == {"center_frequency": 1e9}

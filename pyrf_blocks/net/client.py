@@ -214,6 +214,7 @@ class remote_block(Block):
         self._ended = False
         self._running = True
         self._cursor = -1
+        self._meta = None
         self._failures = 0
         self._step()
 
@@ -308,7 +309,13 @@ class remote_block(Block):
             if chunk.seq > self._cursor + 1:
                 self.dropped += chunk.seq - self._cursor - 1
             self._cursor = chunk.seq
-            self.emit(chunk.data, chunk.start, chunk.end, chunk.rate, chunk.meta)
+            meta = chunk.meta
+            if meta == self._meta:
+                # The same object as before, as in one process, so that
+                # blocks that cache on the meta's identity keep their cache.
+                meta = self._meta
+            self._meta = meta
+            self.emit(chunk.data, chunk.start, chunk.end, chunk.rate, meta)
         if headers.ended:
             self._running = False
             self._end_stream()
