@@ -155,8 +155,7 @@ async def edge_run(reactor, url, name, **params):
                                                       "params": params})
     assert response.code == 201, await response.text()
     graph = Graph(reactor)
-    sink = timing_sink(remote_block(f"{url}/blocks/{name}", "iq", graph=graph,
-                                    remote_maxsize=8))
+    sink = timing_sink(remote_block(f"{url}/blocks/{name}", "iq", graph=graph))
     await graph.done()
     return sink
 

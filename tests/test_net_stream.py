@@ -251,3 +251,18 @@ def test_a_stream_cannot_keep_more_than_the_cap(pair, source):
     """Asking a stream to keep more than MAX_MAXSIZE chunks is a 400."""
     status, _, body = pair.call("POST", "/blocks/src/streams", json={"maxsize": 10 ** 6})
     assert status == 400 and "maxsize must be at most 1024" in json.loads(body)["error"]
+
+
+def test_a_backlog_of_many_bytes_pauses_the_producer_too(pair, source):
+    """Under block policy the backlog's bytes bound it as well as its chunk count."""
+    path = open_stream(pair, maxsize=100)
+    stream = pair.worker.streams[path.rsplit("/", 1)[1]]
+    stream.max_backlog_bytes = 1000
+    pushed = 0
+    while not source.paused:
+        source.push(64)  # 512 bytes of complex64
+        pushed += 1
+    assert stream.stats["backlog"] == 2 and stream.stats["backlog_bytes"] == 1024
+    _, _, body = pair.call("GET", path, params={"after": "1"})
+    assert not source.paused
+    assert [c.seq for c in decode_chunks(body)] == list(range(2, pushed))

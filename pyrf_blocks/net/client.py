@@ -147,7 +147,10 @@ class remote_block(Block):
         tests); the shared persistent pool of the graph's reactor by default.
     :param remote_policy: policy of the stream on the worker: ``block``
         (lossless, the default), ``drop_oldest`` or ``latest``.
-    :param remote_maxsize: most unacknowledged chunks the worker keeps.
+    :param remote_maxsize: most unacknowledged chunks the worker keeps;
+        under ``block`` it also stops at 32 MiB of samples, so the default
+        is a deep window for small chunks and bounded memory for large
+        ones.
     :param wait: longest a poll is held by the worker, seconds.
     :param retries: failed attempts in a row (with backoff from
         ``backoff`` doubling up to ``max_backoff`` seconds) before the
@@ -157,7 +160,7 @@ class remote_block(Block):
     type_name = "remote_block"
 
     def __init__(self, url, kind, *, inputs=(), token=None, client=None,
-                 remote_policy="block", remote_maxsize=None, wait=20.0, retries=8,
+                 remote_policy="block", remote_maxsize=256, wait=20.0, retries=8,
                  backoff=0.1, max_backoff=2.0, **kwargs):
         if kind not in KIND_INTERFACES:
             raise ValueError(f"remote_block {url!r}: unknown kind {kind!r}; "

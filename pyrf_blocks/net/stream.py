@@ -41,6 +41,10 @@ MAX_BATCH_BYTES = 16 << 20
 IDLE_TIMEOUT = 120.0
 #: Most unacknowledged chunks a reader may ask a stream to keep.
 MAX_MAXSIZE = 1024
+#: Under ``block``, a backlog of this many bytes of samples also pauses the
+#: block, however few chunks it holds: small chunks get a deep window (many
+#: per answer), large ones a bounded memory.
+MAX_BACKLOG_BYTES = 32 << 20
 #: Chunks the edge between the block and the stream may hold while paused.
 _EDGE_MAXSIZE = 2
 
@@ -71,12 +75,13 @@ def poll_arguments(request):
 
 
 class _Entry:
-    __slots__ = ("seq", "chunk", "encoded")
+    __slots__ = ("seq", "chunk", "encoded", "nbytes")
 
     def __init__(self, seq, chunk):
         self.seq = seq
         self.chunk = chunk
         self.encoded = None
+        self.nbytes = chunk.data.nbytes
 
     def encode(self):
         if self.encoded is None:
@@ -98,7 +103,8 @@ class ServedStream:
     :param clock: ``IReactorTime`` that times held polls out.
     :param policy: ``"block"``, ``"drop_oldest"`` or ``"latest"``.
     :param maxsize: most unacknowledged chunks kept (at most
-        :data:`MAX_MAXSIZE`).
+        :data:`MAX_MAXSIZE`).  Under ``block`` the block is also paused
+        while the backlog holds ``max_backlog_bytes`` of samples.
     :param on_close: called when the stream closes itself, its reader
         having been silent for :data:`IDLE_TIMEOUT` seconds.
 
@@ -107,7 +113,8 @@ class ServedStream:
     """
 
     def __init__(self, stream_id, block, clock, policy="block", maxsize=None,
-                 max_batch_bytes=MAX_BATCH_BYTES, on_close=None):
+                 max_batch_bytes=MAX_BATCH_BYTES, on_close=None,
+                 max_backlog_bytes=MAX_BACKLOG_BYTES):
         self.id = stream_id
         self.block = block
         self.kind = block.kind
@@ -117,6 +124,8 @@ class ServedStream:
         if self.maxsize > MAX_MAXSIZE:
             raise ValueError(f"maxsize must be at most {MAX_MAXSIZE}, got {maxsize!r}")
         self.max_batch_bytes = max_batch_bytes
+        self.max_backlog_bytes = max_backlog_bytes
+        self._backlog_bytes = 0
         self.ended = False
         self.closed = False
         self.error = None
@@ -141,7 +150,8 @@ class ServedStream:
     def stats(self):
         return {"id": self.id, "block": self.block.name, "kind": self.kind,
                 "policy": self.policy, "maxsize": self.maxsize,
-                "backlog": len(self._backlog), "next_seq": self._next_seq,
+                "backlog": len(self._backlog), "backlog_bytes": self._backlog_bytes,
+                "next_seq": self._next_seq,
                 "acknowledged": self.acknowledged, "chunks_out": self.chunks_out,
                 "bytes_out": self.bytes_out, "dropped": self.dropped,
                 "paused": self._holding, "ended": self.ended,
@@ -157,15 +167,21 @@ class ServedStream:
 
     def write(self, chunk):
         backlog = self._backlog
-        backlog.append(_Entry(self._next_seq, chunk))
+        entry = _Entry(self._next_seq, chunk)
+        backlog.append(entry)
+        self._backlog_bytes += entry.nbytes
         self._next_seq += 1
         if self.policy == "block":
-            if len(backlog) >= self.maxsize and not self._holding and self.edge:
+            full = (len(backlog) >= self.maxsize
+                    or self._backlog_bytes >= self.max_backlog_bytes)
+            if full and not self._holding and self.edge:
                 self._holding = True
                 self.edge.pauseProducing()
         else:
             while len(backlog) > self.maxsize:
-                if backlog.popleft().seq > self._sent_upto:
+                dropped = backlog.popleft()
+                self._backlog_bytes -= dropped.nbytes
+                if dropped.seq > self._sent_upto:
                     self.dropped += 1
         self._answer_polls()
 
@@ -210,6 +226,7 @@ class ServedStream:
         if self.closed:
             return
         self.closed = True
+        self._backlog_bytes = 0
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
         self._backlog.clear()
@@ -248,10 +265,11 @@ class ServedStream:
     def _acknowledge(self, after):
         backlog = self._backlog
         while backlog and backlog[0].seq <= after:
-            backlog.popleft()
+            self._backlog_bytes -= backlog.popleft().nbytes
         if after > self.acknowledged:
             self.acknowledged = after
-        if self._holding and len(backlog) <= self.maxsize // 2:
+        if (self._holding and len(backlog) <= self.maxsize // 2
+                and self._backlog_bytes <= self.max_backlog_bytes // 2):
             self._holding = False
             if self.edge is not None:
                 self.edge.resumeProducing()
