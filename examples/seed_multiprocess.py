@@ -14,6 +14,7 @@ To show the spectra live, replace the collectors with
 """
 
 import argparse
+import sys
 
 import numpy as np
 
@@ -37,6 +38,18 @@ def build(split, count, paced):
     return calibrate1, calibrate2
 
 
+def log_warnings():
+    """
+    Show Twisted's warnings and errors (a worker that stops answering is
+    retried, and each retry is logged) on stderr.
+    """
+    from twisted.logger import (FilteringLogObserver, LogLevel, LogLevelFilterPredicate,
+                                globalLogBeginner, textFileLogObserver)
+    globalLogBeginner.beginLoggingTo([FilteringLogObserver(
+        textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(LogLevel.warn)])],
+        redirectStandardIO=False)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--single", action="store_true",
@@ -47,6 +60,7 @@ def main(argv=None):
                         help="keep to device time instead of running flat out")
     parser.add_argument("--save", metavar="FILE", help="write the spectra to FILE (.npz)")
     args = parser.parse_args(argv)
+    log_warnings()
 
     graph = Graph()
     set_default_graph(graph)

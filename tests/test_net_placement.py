@@ -152,3 +152,10 @@ def test_the_worker_command_refuses_a_public_address_without_a_token(capsys, mon
     assert main(["worker", "--listen", "tcp:8750:interface=0.0.0.0"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "refusing to listen on interface 0.0.0.0" in error
+
+
+def test_the_worker_command_names_a_module_it_cannot_import(capsys):
+    """pyrf-blocks worker --import of a missing module exits 2 naming it."""
+    assert main(["worker", "--import", "no_such_blocks_module"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "cannot import 'no_such_blocks_module'" in error

@@ -15,6 +15,8 @@ import argparse
 import os
 import sys
 
+from .options import positive_int
+
 HELP = "serve blocks over HTTP (long-polled streams and a control API)"
 
 #: Environment variable that may hold the token.
@@ -35,7 +37,7 @@ def add_arguments(parser):
                         metavar="MODULE",
                         help="import MODULE first, so the block types it "
                              "registers can be created; repeatable")
-    parser.add_argument("--max-body", type=int, default=None, metavar="BYTES",
+    parser.add_argument("--max-body", type=positive_int, default=None, metavar="BYTES",
                         help="largest request body accepted (default 64 KiB)")
     parser.add_argument("--log-level", choices=("debug", "info", "warn", "error"),
                         default="info", help="least important events logged to "
@@ -68,7 +70,12 @@ def run(args):
         print(f"pyrf-blocks worker: {error}", file=sys.stderr)
         return 2
     for module in args.imports:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except Exception as error:  # the user's module: say which and why
+            print(f"pyrf-blocks worker: cannot import {module!r}: "
+                  f"{type(error).__name__}: {error}", file=sys.stderr)
+            return 2
     level = LogLevelFilterPredicate(LogLevel.levelWithName(args.log_level))
     globalLogBeginner.beginLoggingTo(
         [FilteringLogObserver(textFileLogObserver(sys.stderr), [level])],
