@@ -26,6 +26,7 @@ setup(
         "tqdm>=4.60",
         "ruamel.yaml>=0.18",
         "pydantic>=2.5",
+        "treq>=23.11",
     ],
     extras_require={
         "test": [

@@ -12,6 +12,7 @@ from .chunk import Chunk
 from .graph import Graph, default_graph, run, set_default_graph
 from .gui.display import multi_spectrum_display, spectrum_display
 from .instruments import R5500, WSA4000, WSA5000
+from .net import process
 
 __version__ = "0.1.0"
 
@@ -24,4 +25,5 @@ __all__ = [
     "thd_block", "power_block",
     "collector", "printer",
     "spectrum_display", "multi_spectrum_display",
+    "process",
 ]

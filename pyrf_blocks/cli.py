@@ -12,7 +12,7 @@ import sys
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ("demo", "view", "validate", "run", "discover", "emulate", "record")
+COMMANDS = ("demo", "view", "validate", "run", "worker", "discover", "emulate", "record")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -257,8 +257,15 @@ class Block:
     #: sources) sets this to False and implements ``process_input``.
     synchronised = True
 
+    def __new__(cls, *inputs, proc=None, **kwargs):
+        # proc= places the block in another process: what is made here is
+        # that process's stand-in for it (pyrf_blocks.net.process).
+        if proc is not None:
+            return proc.place(cls, inputs, kwargs)
+        return super().__new__(cls)
+
     def __init__(self, *inputs, name=None, graph=None, policy="block",
-                 maxsize=None):
+                 maxsize=None, proc=None):
         self.inputs = tuple(inputs)
         self.graph = graph or self._graph_of_inputs() or default_graph()
         self.name = self.graph.unique_name(name or self.type_name)

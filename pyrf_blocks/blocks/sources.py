@@ -38,6 +38,7 @@ class simulated_instrument(Source):
     :param paced: keep to device time (real-time), or run as fast as the
         consumers allow.
     :param start_time: device time of the first sample, ns.
+    :param count: end the stream after this many chunks (``None``: never).
     """
 
     type_name = "simulated_instrument"
@@ -45,16 +46,17 @@ class simulated_instrument(Source):
     param_units = {"center_frequency": "Hz", "sample_rate": "Hz",
                    "samples_per_packet": "count", "packets_per_block": "count",
                    "reference_level": "dBm", "tones": ("Hz", "dBm"),
-                   "harmonics": ("count", "dBc"), "noise_floor": "dBm/Hz",
+                   "harmonics": ("count", "dBc"), "noise_floor": "dBm/Hz", "count": "count",
                    "start_time": "ns"}
 
     def __init__(self, center_frequency=2.4e9, sample_rate=125e6 / 16,
                  samples_per_packet=1024, packets_per_block=16,
                  reference_level=0.0, tones=((1e6, -20.0),), harmonics=(),
                  noise_floor=-150.0, seed=0, paced=True, start_time=0,
-                 model="simulated", **kwargs):
+                 model="simulated", count=None, **kwargs):
         super().__init__(paced=paced, **kwargs)
         self.seed = seed
+        self.count = count
         self.start_time = int(start_time)
         self.model = model
         self._settings = {}
@@ -95,11 +97,15 @@ class simulated_instrument(Source):
 
     def reset(self):
         self._index = 0
+        self._chunks = 0
         self._time = self.start_time
         self._rebase = True
         self._rng = np.random.default_rng(self.seed)
 
     def next_chunk(self):
+        if self.count is not None and self._chunks >= self.count:
+            return None
+        self._chunks += 1
         settings = self._settings
         rate = float(settings["sample_rate"])
         count = int(settings["samples_per_packet"]) * int(settings["packets_per_block"])

@@ -1,0 +1,273 @@
+"""
+Cross-process edges: throughput, latency and the split seed chain.
+
+    python benchmarks/transport.py [--quick]
+
+1. Throughput of one cross-process edge (a worker subprocess serving a
+   source of ready-made chunks, read here by a ``remote_block``) for 64 KiB,
+   1 MiB and 8 MiB chunks, against a raw TCP socket between two processes
+   measured in the same run.
+2. Latency from emit (in the worker) to delivery (here) for 1 KiB chunks
+   at 10 k chunks/s: p50 and p99, against the same source and sink in one
+   reactor.
+3. The seed's two instrument -> FFT -> calibrate chains split over two
+   child processes against one reactor (MSa/s of IQ through both chains).
+
+The last line is the headline: the edge's throughput for 1 MiB chunks in
+GB/s and its ratio to raw TCP.
+"""
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pyrf_blocks.graph import Sink, Source  # noqa: E402
+from pyrf_blocks.interfaces import IChunkProducer  # noqa: E402
+from pyrf_blocks.registry import register  # noqa: E402
+
+
+@register
+class bench_source(Source):
+    """
+    Emits ``count`` chunks of one ready-made array of ``nbytes`` bytes
+    (complex64), optionally paced at ``rate`` chunks per second; each
+    chunk's meta carries the wall-clock time it was emitted.
+    """
+
+    type_name = "bench_source"
+    kind = "iq"
+
+    def __init__(self, nbytes=1 << 20, count=100, rate=None, **kwargs):
+        self.array = np.ones(max(nbytes // 8, 1), np.complex64)
+        self.array.flags.writeable = False
+        self.count = count
+        self.rate = rate
+        super().__init__(paced=rate is not None, **kwargs)
+
+    def reset(self):
+        self.sent = 0
+
+    def next_chunk(self):
+        if self.sent >= self.count:
+            return None
+        samples = len(self.array)
+        rate = (self.rate or 1000.0) * samples
+        start = round(self.sent * samples * 1e9 / rate)
+        self.sent += 1
+        end = round(self.sent * samples * 1e9 / rate)
+        return self.array, start, end, rate, {"emitted": time.time()}
+
+
+class timing_sink(Sink):
+    """
+    Counts bytes and records each chunk's delay since it was emitted.
+    """
+
+    type_name = "timing_sink"
+    requires = (IChunkProducer,)
+
+    def reset(self):
+        self.nbytes = 0
+        self.delays = []
+        self.first = self.last = None
+
+    def process(self, chunk):
+        now = time.time()
+        self.first = self.first or now
+        self.last = now
+        self.nbytes += chunk.data.nbytes
+        self.delays.append(now - chunk.meta["emitted"])
+
+
+def environment():
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+
+
+# 1. Raw TCP between two processes.
+
+_SENDER = """
+import socket, sys
+size, total = int(sys.argv[2]), int(sys.argv[3])
+block = bytearray(size)
+with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as sock:
+    sent = 0
+    while sent < total:
+        sock.sendall(block)
+        sent += size
+"""
+
+
+def raw_tcp(nbytes, total):
+    """
+    GB/s of one TCP connection from a child process into this one.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    sender = subprocess.Popen([sys.executable, "-c", _SENDER, str(port), str(nbytes), str(total)])
+    connection, _ = listener.accept()
+    buffer = bytearray(4 << 20)
+    view = memoryview(buffer)
+    received = 0
+    started = time.perf_counter()
+    while received < total:
+        n = connection.recv_into(view)
+        if not n:
+            break
+        received += n
+    elapsed = time.perf_counter() - started
+    connection.close()
+    listener.close()
+    sender.wait()
+    return received / elapsed / 1e9
+
+
+# 2 and 3 run in a reactor: a worker subprocess, read by remote_block.
+
+def start_worker():
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "pyrf_blocks.cli", "worker", "--listen",
+         "tcp:0:interface=127.0.0.1", "--import", "benchmarks.transport"],
+        cwd=ROOT, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    line = worker.stdout.readline().decode().strip()
+    return worker, line.removeprefix("listening on ")
+
+
+async def edge_run(reactor, url, name, **params):
+    """
+    Create a bench_source on the worker and read it here to its end.
+    """
+    import treq
+
+    from pyrf_blocks.graph import Graph
+    from pyrf_blocks.net import remote_block
+
+    response = await treq.post(url + "/blocks", json={"type": "bench_source", "name": name,
+                                                      "params": params})
+    assert response.code == 201, await response.text()
+    graph = Graph(reactor)
+    sink = timing_sink(remote_block(f"{url}/blocks/{name}", "iq", graph=graph))
+    await graph.done()
+    return sink
+
+
+async def local_run(reactor, **params):
+    from pyrf_blocks.graph import Graph
+
+    graph = Graph(reactor)
+    sink = timing_sink(bench_source(graph=graph, **params))
+    await graph.done()
+    return sink
+
+
+def percentiles_ms(delays, warmup=200):
+    delays = np.array(delays[warmup:]) * 1e3
+    return np.percentile(delays, 50), np.percentile(delays, 99)
+
+
+async def reactor_part(reactor, args, results):
+    worker, url = start_worker()
+    try:
+        scale = 0.25 if args.quick else 1.0
+        for label, nbytes, count in (("64 KiB", 64 << 10, 4000), ("1 MiB", 1 << 20, 1000),
+                                     ("8 MiB", 8 << 20, 160)):
+            count = int(count * scale)
+            sink = await edge_run(reactor, url, f"tp{nbytes}", nbytes=nbytes, count=count)
+            rate = sink.nbytes / (sink.last - sink.first) / 1e9
+            results["edge"][label] = rate
+        count = int(10000 * scale * 0.5)
+        sink = await edge_run(reactor, url, "latency", nbytes=1024, count=count, rate=10000)
+        results["latency"] = percentiles_ms(sink.delays)
+        sink = await local_run(reactor, nbytes=1024, count=count, rate=10000)
+        results["latency_local"] = percentiles_ms(sink.delays)
+    finally:
+        worker.terminate()
+        worker.wait()
+
+
+# 3. The seed chain, run by a fresh interpreter per mode.
+
+_CHAIN = """
+import sys, time
+sys.path.insert(0, "examples")
+from seed_multiprocess import build
+from pyrf_blocks import Graph, set_default_graph
+from pyrf_blocks.blocks.sinks import collector
+marks = []
+class timed(collector):
+    def process(self, chunk):
+        marks.append((time.perf_counter(), len(chunk.data)))
+graph = Graph()
+set_default_graph(graph)
+sinks = [timed(c, keep=1) for c in build(sys.argv[1] == "split", int(sys.argv[2]), False)]
+graph.run()
+marks.sort()
+spectra = sum(frames for _, frames in marks[1:])
+print(spectra * 1024 / (marks[-1][0] - marks[0][0]) / 1e6)
+"""
+
+
+def chain_rate(mode, count):
+    """
+    MSa/s of IQ through both seed chains, from the first spectrum to the
+    last (process start-up left out).
+    """
+    out = subprocess.run([sys.executable, "-c", _CHAIN, mode, str(count)], cwd=ROOT,
+                         env=environment(), capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run_reactor_part(args, results):
+    from twisted.internet import defer, reactor
+
+    outcome = []
+
+    def go():
+        d = defer.ensureDeferred(reactor_part(reactor, args, results))
+        d.addBoth(outcome.append).addBoth(lambda _: reactor.stop())
+    reactor.callWhenRunning(go)
+    reactor.run()
+    if outcome and hasattr(outcome[0], "raiseException"):
+        outcome[0].raiseException()
+
+
+def main():
+    parser = argparse.ArgumentParser(description="cross-process edge benchmarks")
+    parser.add_argument("--quick", action="store_true", help="a quarter of the work")
+    args = parser.parse_args()
+    scale = 0.25 if args.quick else 1.0
+    sizes = (("64 KiB", 64 << 10), ("1 MiB", 1 << 20), ("8 MiB", 8 << 20))
+    tcp = {label: raw_tcp(nbytes, int((2 << 30) * scale)) for label, nbytes in sizes}
+    results = {"edge": {}}
+    run_reactor_part(args, results)
+    count = int(400 * scale)
+    single, split = chain_rate("single", count), chain_rate("split", count)
+
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print("throughput of one cross-process edge (remote_block reading a worker):")
+    for label, _ in sizes:
+        edge = results["edge"][label]
+        print(f"  {label:>6} chunks: edge {edge:6.3f} GB/s, raw TCP {tcp[label]:6.3f} GB/s, "
+              f"ratio {edge / tcp[label]:.3f}")
+    p50, p99 = results["latency"]
+    l50, l99 = results["latency_local"]
+    print(f"latency emit -> delivery, 1 KiB chunks at 10 k/s: p50 {p50:.3f} ms, "
+          f"p99 {p99:.3f} ms across processes; one reactor p50 {l50:.3f} ms, p99 {l99:.3f} ms")
+    print(f"seed chains (2 x FFT-1024 + calibrate): split over 2 processes {split:.1f} MSa/s, "
+          f"one reactor {single:.1f} MSa/s, ratio {split / single:.2f}")
+    edge, raw = results["edge"]["1 MiB"], tcp["1 MiB"]
+    print(f"cross-process edge, 1 MiB chunks: {edge:.3f} GB/s "
+          f"({edge / raw:.3f} x raw TCP {raw:.3f} GB/s)")
+
+
+if __name__ == "__main__":
+    main()

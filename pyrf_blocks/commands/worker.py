@@ -1,0 +1,104 @@
+"""
+Serve blocks over HTTP to other processes and hosts.
+
+The worker listens on a Twisted endpoint (loopback by default) and lets
+clients create blocks of registered types, connect them and read their
+output as long-polled streams.  Binding anything but loopback requires a
+token, which every request must then carry as "Authorization: Bearer".
+Give the token in the PYRF_BLOCKS_TOKEN environment variable or a file
+rather than on the command line, where other users can see it.
+
+Once listening, the worker prints one line, "listening on URL".
+"""
+
+import argparse
+import os
+import sys
+
+from .options import positive_int
+
+HELP = "serve blocks over HTTP (long-polled streams and a control API)"
+
+#: Environment variable that may hold the token.
+TOKEN_VARIABLE = "PYRF_BLOCKS_TOKEN"
+
+
+def add_arguments(parser):
+    parser.add_argument("--listen", default="tcp:8750:interface=127.0.0.1",
+                        metavar="ENDPOINT",
+                        help="Twisted endpoint to listen on, e.g. "
+                             "tcp:8750:interface=127.0.0.1 (the default) or "
+                             "ssl:8750:privateKey=key.pem:certKey=cert.pem")
+    tokens = parser.add_mutually_exclusive_group()
+    tokens.add_argument("--token", help=f"bearer token (default: ${TOKEN_VARIABLE})")
+    tokens.add_argument("--token-file", metavar="PATH",
+                        help="read the bearer token from the first line of PATH")
+    parser.add_argument("--import", dest="imports", action="append", default=[],
+                        metavar="MODULE",
+                        help="import MODULE first, so the block types it "
+                             "registers can be created; repeatable")
+    parser.add_argument("--max-body", type=positive_int, default=None, metavar="BYTES",
+                        help="largest request body accepted (default 64 KiB)")
+    parser.add_argument("--log-level", choices=("debug", "info", "warn", "error"),
+                        default="info", help="least important events logged to "
+                                             "stderr (default info)")
+    parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def _token(args):
+    if args.token_file:
+        with open(args.token_file, encoding="utf-8") as file:
+            return file.readline().strip() or None
+    return args.token or os.environ.get(TOKEN_VARIABLE) or None
+
+
+def run(args):
+    import importlib
+
+    from twisted.internet import reactor
+    from twisted.logger import (FilteringLogObserver, LogLevel, LogLevelFilterPredicate,
+                                globalLogBeginner, textFileLogObserver)
+
+    from ..graph import Graph
+    from ..net.worker import MAX_BODY, Worker, check_listen
+    from ..net.parent import tie_to_parent
+
+    token = _token(args)
+    try:
+        check_listen(args.listen, token)
+    except ValueError as error:
+        print(f"pyrf-blocks worker: {error}", file=sys.stderr)
+        return 2
+    for module in args.imports:
+        try:
+            importlib.import_module(module)
+        except Exception as error:  # the user's module: say which and why
+            print(f"pyrf-blocks worker: cannot import {module!r}: "
+                  f"{type(error).__name__}: {error}", file=sys.stderr)
+            return 2
+    level = LogLevelFilterPredicate(LogLevel.levelWithName(args.log_level))
+    globalLogBeginner.beginLoggingTo(
+        [FilteringLogObserver(textFileLogObserver(sys.stderr), [level])],
+        redirectStandardIO=False)
+    announce = print
+    if args.parent_pid is not None:
+        announce = tie_to_parent(args.parent_pid, reactor)
+    worker = Worker(Graph(reactor), token=token, max_body=args.max_body or MAX_BODY)
+    status = []
+
+    def listening(port):
+        address = port.getHost()
+        scheme = "https" if args.listen.startswith("ssl:") else "http"
+        host = getattr(address, "host", "localhost")
+        host = f"[{host}]" if ":" in host else host
+        announce(f"listening on {scheme}://{host}:{getattr(address, 'port', 0)}")
+
+    def failed(failure):
+        print(f"pyrf-blocks worker: cannot listen on {args.listen}: "
+              f"{failure.getErrorMessage()}", file=sys.stderr)
+        status.append(1)
+        reactor.stop()
+
+    worker.listen(args.listen, reactor).addCallbacks(listening, failed)
+    reactor.run()
+    return status[0] if status else 0

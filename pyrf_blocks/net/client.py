@@ -1,0 +1,359 @@
+"""
+The consuming side of a stream that crosses a boundary.
+
+A :class:`remote_block` stands, in this graph, for a block that runs in
+another process or on another host.  It provides the same producer
+interface as the remote block, so local blocks consume it as they would
+the block itself.  While it has consumers it opens a stream on the worker
+and long-polls it; the ``after`` cursor it sends is the acknowledgement, so
+a poll cut by a lost connection is repeated with nothing lost or repeated.
+When it is paused (its consumers are full) it stops polling, the worker's
+backlog fills, and the remote producer pauses in turn.
+"""
+
+import json
+
+from twisted.internet import defer, protocol
+from twisted.logger import Logger
+from twisted.web.client import ResponseDone
+from twisted.web.http import PotentialDataLoss
+from twisted.python.failure import Failure
+
+from ..chunk import ChunkDecodeError, ChunkStreamDecoder
+from ..graph import Block, check_policy
+from ..interfaces import KIND_INTERFACES
+from .wire import read_stream_headers
+
+__all__ = ["remote_block", "RemoteError", "WorkerUnreachable", "http_client",
+           "auth_headers", "read_json"]
+
+log = Logger()
+
+
+class RemoteError(RuntimeError):
+    """
+    A worker refused a request or reported a failure.
+    """
+
+
+class WorkerUnreachable(RemoteError):
+    """
+    A worker did not answer, retries included.
+    """
+
+
+_clients = {}
+
+
+def _quiet_factory():
+    from twisted.web.client import _HTTP11ClientFactory
+
+    class quiet(_HTTP11ClientFactory):
+        noisy = False  # no log line for every pooled connection
+    return quiet
+
+
+def http_client(reactor=None):
+    """
+    The shared treq client of ``reactor``: one persistent connection pool,
+    so consecutive polls reuse their TCP connection.
+    """
+    from treq.client import HTTPClient
+    from twisted.web.client import Agent, HTTPConnectionPool
+
+    if reactor is None:
+        from twisted.internet import reactor
+    client = _clients.get(id(reactor))
+    if client is None or client[0] is not reactor:
+        pool = HTTPConnectionPool(reactor, persistent=True)
+        pool.maxPersistentPerHost = 16
+        pool._factory = _quiet_factory()
+        client = (reactor, HTTPClient(Agent(reactor, pool=pool)))
+        _clients[id(reactor)] = client
+    return client[1]
+
+
+def auth_headers(token):
+    """
+    The ``Authorization`` header for ``token`` (none without a token).
+    """
+    return {b"Authorization": [b"Bearer " + token.encode("ascii")]} if token else {}
+
+
+async def read_json(response, what):
+    """
+    The JSON body of a successful answer; :class:`RemoteError` naming
+    ``what`` and the worker's message for any other.
+    """
+    body = await response.content()
+    try:
+        value = json.loads(body) if body else None
+    except ValueError:
+        value = None
+    if not 200 <= response.code < 300:
+        message = value.get("error") if isinstance(value, dict) else None
+        raise RemoteError(f"{what}: HTTP {response.code}: "
+                          f"{message or body[:200].decode('utf-8', 'replace')}")
+    return value
+
+
+class _ChunkReader(protocol.Protocol):
+    """
+    Decodes a response body as it arrives, without first joining it.
+    """
+
+    def __init__(self, finished):
+        self.finished = finished
+        self.decoder = ChunkStreamDecoder()
+        self.chunks = []
+
+    def dataReceived(self, data):
+        try:
+            self.chunks += self.decoder.feed(data)
+        except ChunkDecodeError:
+            self.transport.stopProducing()
+            self.finished.errback()
+
+    def connectionLost(self, reason):
+        if self.finished.called:
+            return
+        if not reason.check(ResponseDone, PotentialDataLoss):
+            self.finished.errback(reason)
+            return
+        try:
+            self.decoder.close()
+        except ChunkDecodeError:
+            self.finished.errback()
+            return
+        self.finished.callback(self.chunks)
+
+
+def _read_chunks(response):
+    finished = defer.Deferred()
+    response.deliverBody(_ChunkReader(finished))
+    return finished
+
+
+class remote_block(Block):
+    """
+    A block of another process, consumed here through a long-polled stream.
+
+    :param url: the block's URL on its worker, ``http://host:port/blocks/NAME``.
+    :param kind: kind of the chunks it produces.
+    :param inputs: producers of this graph that feed the remote block
+        (when it was placed from here); checked like a local block's.
+    :param token: the worker's bearer token, if it has one.
+    :param client: treq-like HTTP client (``treq.testing.StubTreq`` in
+        tests); the shared persistent pool of the graph's reactor by default.
+    :param remote_policy: policy of the stream on the worker: ``block``
+        (lossless, the default), ``drop_oldest`` or ``latest``.
+    :param remote_maxsize: most unacknowledged chunks the worker keeps;
+        under ``block`` it also stops at 32 MiB of samples, so the default
+        is a deep window for small chunks and bounded memory for large
+        ones.
+    :param wait: longest a poll is held by the worker, seconds.
+    :param retries: failed attempts in a row (with backoff from
+        ``backoff`` doubling up to ``max_backoff`` seconds) before the
+        graph fails naming the worker.
+    """
+
+    type_name = "remote_block"
+
+    def __init__(self, url, kind, *, inputs=(), token=None, client=None,
+                 remote_policy="block", remote_maxsize=256, wait=20.0, retries=8,
+                 backoff=0.1, max_backoff=2.0, **kwargs):
+        if kind not in KIND_INTERFACES:
+            raise ValueError(f"remote_block {url!r}: unknown kind {kind!r}; "
+                             f"known: {', '.join(KIND_INTERFACES)}")
+        self.url = self.worker_url = None
+        if url is not None:
+            self.set_url(url)
+        self._kind = kind
+        self.token = token
+        self._client = client
+        self.remote_policy = remote_policy
+        self.remote_maxsize = check_policy(remote_policy, remote_maxsize)
+        self.wait = wait
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        #: Chunks missing from the sequence received (drops, as seen here).
+        self.dropped = 0
+        #: Chunks the worker reports it dropped from this stream.
+        self.remote_dropped = 0
+        self.stream_url = None
+        self._running = False
+        self._busy = None
+        self._failures = 0
+        self._first_failure = None
+        self._retry = None
+        super().__init__(*inputs, **kwargs)
+
+    def __repr__(self):
+        return f"<{self.type_name} {self.name!r} at {self.url}>"
+
+    def set_url(self, url):
+        """
+        Where the block is: ``http://host:port/blocks/NAME``.
+        """
+        self.url = url.rstrip("/")
+        self.worker_url = self.url.split("/blocks/")[0]
+
+    def output_kind(self):
+        return self._kind
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = http_client(self.graph.reactor)
+        return self._client
+
+    # Lazy connection: stream while something here consumes this block.
+
+    def _activate(self):
+        if self.active:
+            return
+        self.active = True
+        self._ended = False
+        self._running = True
+        self._cursor = -1
+        self._meta = None
+        self._failures = 0
+        self._step()
+
+    def _deactivate(self):
+        if not self.active:
+            return
+        self.active = False
+        self._halt()
+        self._close_stream()
+
+    def _halt(self):
+        self._running = False
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+        if self._busy is not None:
+            busy, self._busy = self._busy, None
+            busy.cancel()
+
+    def _on_pause(self):
+        """
+        Consumers are full: the next poll waits (the worker keeps the rest).
+        """
+
+    def _on_resume(self):
+        self._step()
+
+    def _close_stream(self):
+        url, self.stream_url = self.stream_url, None
+        if url is not None:
+            d = self.client.delete(url, headers=auth_headers(self.token))
+            d.addCallback(lambda response: response.content())
+            d.addErrback(lambda failure: log.debug(
+                "{block}: closing {url} failed: {error}", block=self, url=url,
+                error=failure.getErrorMessage()))
+
+    # The polling loop: one request at a time.
+
+    def prepare(self):
+        """
+        Whatever must exist on the worker before a stream can be opened
+        (a placed block creates itself there); a Deferred.
+        """
+        return defer.succeed(None)
+
+    def _step(self):
+        if (not self._running or self._busy is not None or self._pauses
+                or self._ended or self.graph.failure is not None):
+            return
+        if self.stream_url is None:
+            action = self._open_stream()
+        else:
+            action = self._poll()
+        self._busy = defer.ensureDeferred(action)
+        self._busy.addCallbacks(self._stepped, self._step_failed)
+
+    def _stepped(self, _):
+        self._busy = None
+        self._failures = 0
+        self._step()
+
+    async def _open_stream(self):
+        await self.prepare()
+        response = await self.client.post(
+            self.url + "/streams", headers=auth_headers(self.token),
+            json={"policy": self.remote_policy, "maxsize": self.remote_maxsize},
+            reactor=self.graph.reactor, timeout=30)
+        answer = await read_json(response, f"opening a stream of {self.url}")
+        if answer.get("kind") != self.kind:
+            raise RemoteError(f"{self.url} produces {answer.get('kind')!r} chunks, "
+                              f"not {self.kind!r}")
+        self.stream_url = self.worker_url + answer["path"]
+
+    async def _poll(self):
+        response = await self.client.get(
+            self.stream_url, headers=auth_headers(self.token),
+            params={"after": str(self._cursor), "wait": f"{self.wait:g}"},
+            reactor=self.graph.reactor, timeout=self.wait + 30)
+        if response.code not in (200, 204):
+            await read_json(response, f"stream {self.stream_url}")
+        headers = read_stream_headers(response.headers)
+        chunks = await _read_chunks(response) if response.code == 200 else ()
+        if not self._running:
+            return
+        self.remote_dropped = headers.dropped
+        for chunk in chunks:
+            if chunk.kind != self.kind:
+                raise ChunkDecodeError(f"{self.stream_url} sent a {chunk.kind!r} chunk "
+                                       f"in a {self.kind!r} stream")
+            if chunk.seq <= self._cursor:
+                continue  # already delivered: an answer repeated after a cut
+            if chunk.seq > self._cursor + 1:
+                self.dropped += chunk.seq - self._cursor - 1
+            self._cursor = chunk.seq
+            meta = chunk.meta
+            if meta == self._meta:
+                # The same object as before, as in one process, so that
+                # blocks that cache on the meta's identity keep their cache.
+                meta = self._meta
+            self._meta = meta
+            self.emit(chunk.data, chunk.start, chunk.end, chunk.rate, meta)
+        if headers.ended:
+            self._running = False
+            self._end_stream()
+            self._close_stream()
+
+    def _step_failed(self, failure):
+        self._busy = None
+        if not self._running:
+            return None
+        if failure.check(RemoteError, ChunkDecodeError):
+            self._give_up(failure)
+            return None
+        reactor = self.graph.reactor
+        self._failures += 1
+        if self._failures == 1:
+            self._first_failure = reactor.seconds()
+        if self._failures > self.retries:
+            elapsed = reactor.seconds() - self._first_failure
+            self._give_up(Failure(WorkerUnreachable(
+                f"{self.type_name} {self.name!r}: worker {self.worker_url} did not "
+                f"answer after {self._failures} attempts over {elapsed:.1f} s "
+                f"({failure.getErrorMessage() or failure.type.__name__})")))
+            return None
+        delay = min(self.backoff * 2 ** (self._failures - 1), self.max_backoff)
+        log.error("{block}: worker {url} failed: {error}; retry {n} of {retries} "
+                  "in {delay:.2f} s", block=self, url=self.worker_url,
+                  error=failure.getErrorMessage() or failure.type.__name__,
+                  n=self._failures, retries=self.retries, delay=delay)
+        self._retry = reactor.callLater(delay, self._retried)
+        return None
+
+    def _retried(self):
+        self._retry = None
+        self._step()
+
+    def _give_up(self, failure):
+        self._halt()
+        self.graph.fail(self, failure)

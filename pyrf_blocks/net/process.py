@@ -1,0 +1,253 @@
+"""
+Places to run blocks: a child worker on this machine, or a worker that is
+already running elsewhere.
+
+``process()`` starts ``pyrf-blocks worker`` as a child tied to this
+process (it cannot outlive it, see :mod:`.parent`); ``process(url,
+token=...)`` attaches to a running worker.  ``fft_block(wsa, proc=p)``
+then gives a :class:`placed_block`: this graph's stand-in for a block that
+is created on the worker, from its registered type and keyword
+parameters, the first time something here consumes it.  Until then nothing
+is created and nothing streams.
+"""
+
+import json
+import os
+import secrets
+import sys
+
+from twisted.internet import defer, protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+import pyrf_blocks
+
+from ..graph import Sink
+from ..registry import UnknownBlockType, lookup
+from .client import (RemoteError, WorkerUnreachable, auth_headers, read_json,
+                     remote_block)
+from .outcome import Outcome
+from .serve import serve
+
+__all__ = ["process", "Process", "placed_block"]
+
+log = Logger()
+
+#: The environment variable through which a child receives its token.
+TOKEN_VARIABLE = "PYRF_BLOCKS_TOKEN"
+_PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(pyrf_blocks.__file__)))
+
+
+def process(url=None, token=None, **options):
+    """
+    A place to run blocks: a new child process (no ``url``), or the worker
+    at ``url``.  See :class:`Process` for the options.
+    """
+    return Process(url, token, **options)
+
+
+class _ChildProtocol(protocol.ProcessProtocol):
+    def __init__(self, owner):
+        self.owner = owner
+        self._buffer = b""
+
+    def outReceived(self, data):
+        if self.owner.started.settled:
+            return
+        self._buffer += data
+        line, newline, _ = self._buffer.partition(b"\n")
+        if newline:
+            text = line.decode("utf-8", "replace").strip()
+            if text.startswith("listening on "):
+                self.owner.base_url = text.removeprefix("listening on ")
+                self.owner.started.set(self.owner.base_url)
+            else:
+                self.owner.started.set(Failure(WorkerUnreachable(
+                    f"child worker said {text!r} instead of its address")))
+
+    def processEnded(self, reason):
+        self.owner.exited = reason.value
+        message = f"child worker (pid {self.owner.pid}) exited: {reason.getErrorMessage()}"
+        if not self.owner.started.settled:
+            self.owner.started.set(Failure(WorkerUnreachable(message)))
+        elif not self.owner.closing:
+            log.error("{message}", message=message)
+
+
+class Process:
+    """
+    A worker that runs blocks for this graph.
+
+    :param url: base URL of a running worker; ``None`` starts a child.
+    :param token: the worker's bearer token (a child gets a random one).
+    :param reactor: spawns the child and runs the HTTP client; the global
+        reactor by default.
+    :param client: treq-like HTTP client; the reactor's persistent pool by
+        default.
+    :param imports: modules the child imports first, so the block types
+        they register can be placed there.
+    :param listen: where a child listens (loopback, any free port).
+    :param stream_options: passed to the :class:`remote_block` of every
+        block placed here (``retries``, ``backoff``, ``wait``,
+        ``remote_policy``...).
+    """
+
+    def __init__(self, url=None, token=None, *, reactor=None, client=None,
+                 imports=(), listen="tcp:0:interface=127.0.0.1", **stream_options):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.client = client
+        self.stream_options = stream_options
+        self.started = Outcome()
+        self.closing = False
+        self.exited = None
+        self.pid = None
+        #: The worker's base URL, once known.
+        self.base_url = None
+        self._transport = None
+        if url is not None:
+            self.token = token
+            self.base_url = url.rstrip("/")
+            self.started.set(self.base_url)
+        else:
+            self.token = token or secrets.token_urlsafe(24)
+            self._spawn(imports, listen)
+
+    def __repr__(self):
+        return f"<Process {self.base_url or f'pid {self.pid}, starting'}>"
+
+    def url(self):
+        """
+        A Deferred firing with the worker's base URL once it listens.
+        """
+        return self.started.wait()
+
+    def _spawn(self, imports, listen):
+        env = dict(os.environ)
+        env[TOKEN_VARIABLE] = self.token
+        env["PYTHONPATH"] = os.pathsep.join(
+            [_PROJECT_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        argv = [sys.executable, "-m", "pyrf_blocks.cli", "worker", "--listen", listen,
+                "--parent-pid", str(os.getpid()), "--log-level", "warn"]
+        for module in imports:
+            argv += ["--import", module]
+        self._transport = self.reactor.spawnProcess(
+            _ChildProtocol(self), sys.executable, argv, env=env,
+            childFDs={0: "w", 1: "r", 2: 2})
+        self.pid = self._transport.pid
+        self.reactor.addSystemEventTrigger("before", "shutdown", self.close)
+
+    def close(self):
+        """
+        Let a child worker go: it exits when its stdin closes.
+        """
+        if self._transport is not None and not self.closing:
+            self.closing = True
+            self._transport.closeStdin()
+
+    # Placement.
+
+    def place(self, factory, inputs, params):
+        """
+        The stand-in for ``factory(*inputs, **params)`` run on this worker.
+        """
+        return placed_block(self, factory, inputs, params)
+
+    async def create(self, block):
+        """
+        Create ``block`` (a :class:`placed_block`) on the worker, its
+        inputs first; return its URL there.
+        """
+        base = await self.url()
+        inputs = [await self._input_spec(producer) for producer in block.inputs]
+        what = f"creating {block.type_name} {block.name!r} on {base}"
+        response = await self._http().post(
+            base + "/blocks", headers=auth_headers(self.token), reactor=self.reactor,
+            json={"type": block.type_name, "name": block.name, "inputs": inputs,
+                  "params": block.params}, timeout=30)
+        answer = await read_json(response, what)
+        if answer.get("kind") != block.kind:
+            raise RemoteError(f"{what}: the worker made a {answer.get('kind')!r} "
+                                    f"producer, expected {block.kind!r}")
+        block.remote_name = answer["name"]
+        return f"{base}/blocks/{answer['name']}"
+
+    def _http(self):
+        if self.client is None:
+            from .client import http_client
+            self.client = http_client(self.reactor)
+        return self.client
+
+    async def _input_spec(self, producer):
+        if isinstance(producer, placed_block):
+            await producer.prepare()
+            if producer.process is self:
+                return producer.remote_name
+        if isinstance(producer, remote_block):
+            return {"url": producer.url, "kind": producer.kind, "token": producer.token}
+        base, token = await serve(producer.graph)
+        return {"url": f"{base}/blocks/{producer.name}", "kind": producer.kind,
+                "token": token}
+
+
+class placed_block(remote_block):
+    """
+    This graph's stand-in for a block placed in a :class:`Process`.
+
+    It takes the placed type's name and inputs (checked here as for a local
+    block) and provides its producer interface; the block itself is created
+    on the worker when something here first consumes the stand-in.
+    """
+
+    type_name = "placed_block"
+
+    def __init__(self, process, factory, inputs, params):
+        type_name = getattr(factory, "type_name", None) or factory.__name__
+        try:
+            registered = lookup(type_name) is factory
+        except UnknownBlockType:
+            registered = False
+        if not registered:
+            raise TypeError(f"{type_name}: only registered block types can be placed "
+                            "in another process (see pyrf_blocks.registry.register)")
+        if isinstance(factory, type) and issubclass(factory, Sink):
+            raise TypeError(f"{type_name}: sinks run in the process of the script; "
+                            "place the blocks before it")
+        params = dict(params)
+        name, graph = params.pop("name", None), params.pop("graph", None)
+        for key, value in params.items():
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                raise TypeError(f"{type_name}: parameter {key}={value!r} cannot be "
+                                "sent to another process (JSON values only)") from None
+        kind = getattr(factory, "kind", None) or params.get("kind")
+        if kind is None and inputs:
+            kind = getattr(inputs[0], "kind", None)  # a pass-through block
+        if kind is None:
+            raise TypeError(f"{type_name}: cannot tell what kind of chunks it "
+                            "produces, so it cannot be placed in another process")
+        self.process = process
+        self.factory = factory
+        self.params = params
+        self.remote_name = None
+        self.type_name = type_name
+        self.requires = getattr(factory, "requires", ())
+        self.variadic = getattr(factory, "variadic", False)
+        self._creation = None
+        super().__init__(None, kind, inputs=inputs, token=process.token,
+                         client=process.client, name=name or type_name, graph=graph,
+                         **process.stream_options)
+
+    def prepare(self):
+        if self._creation is None:
+            self._creation = Outcome()
+            d = defer.ensureDeferred(self.process.create(self))
+            d.addCallback(self.set_url)
+            d.addErrback(self._creation_failed).addBoth(self._creation.set)
+        return self._creation.wait()
+
+    def _creation_failed(self, failure):
+        self._creation = None  # try again on the next activation
+        return failure

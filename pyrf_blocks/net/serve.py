@@ -1,0 +1,53 @@
+"""
+Serving this process's own blocks to the workers that consume them.
+
+When a block placed in another process takes a block of this process as
+input (the instrument here, the FFT in a child), this process must serve
+that input too: :func:`serve` starts a :class:`~.worker.Worker` for the
+graph on demand, on loopback with a random token.
+"""
+
+import secrets
+
+from twisted.internet import defer
+
+from .outcome import Outcome
+from .worker import Worker
+
+__all__ = ["serve", "LOCAL_LISTEN"]
+
+#: Where this process serves its blocks unless told otherwise.
+LOCAL_LISTEN = "tcp:0:interface=127.0.0.1"
+
+_served = {}
+
+
+def serve(graph, listen=LOCAL_LISTEN, token=None, url=None):
+    """
+    Serve ``graph``'s blocks (once per graph); a Deferred firing with
+    ``(base_url, token)``.
+
+    :param listen: Twisted endpoint description.
+    :param token: bearer token; a random one by default.
+    :param url: the base URL to give to workers, when they must reach this
+        process by another name than the address it listens on.
+    """
+    entry = _served.get(id(graph))
+    if entry is not None and entry[0] is graph:
+        return entry[1].wait()
+    outcome = Outcome()
+    _served[id(graph)] = (graph, outcome)
+    token = token or secrets.token_urlsafe(24)
+    worker = Worker(graph, token=token)
+
+    def listening(port):
+        address = port.getHost()
+        return (url or f"http://{address.host}:{address.port}", token)
+
+    def failed(failure):
+        del _served[id(graph)]
+        return failure
+
+    d = defer.maybeDeferred(worker.listen, listen)
+    d.addCallbacks(listening, failed).addBoth(outcome.set)
+    return outcome.wait()

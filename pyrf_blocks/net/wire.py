@@ -1,0 +1,93 @@
+"""
+The wire format of a stream that crosses a process or host boundary.
+
+A stream is read with ``GET /streams/{id}?after={seq}&wait={seconds}``.
+The body of a ``200`` answer is the chunks with ``seq > after``, encoded
+back to back by :func:`~pyrf_blocks.chunk.encode_chunks` (one msgpack map
+per chunk, its array as a raw little-endian buffer).  ``204`` means nothing
+arrived within ``wait`` seconds.  The headers say what the body holds, so a
+client can route it before decoding a byte.  ``after`` is the
+acknowledgement: the server forgets every chunk up to it, and keeps the
+rest until a later request acknowledges them.
+"""
+
+__all__ = ["CONTENT_TYPE", "JSON_TYPE", "KIND", "FIRST_SEQ", "LAST_SEQ",
+           "DROPPED", "END", "StreamHeaders", "stream_headers",
+           "read_stream_headers"]
+
+#: Content type of a body of chunks.
+CONTENT_TYPE = b"application/x-pyrf-chunks+msgpack"
+#: Content type of control answers and of every error.
+JSON_TYPE = b"application/json"
+
+#: Kind of every chunk of the stream (``iq``, ``spectrum``...).
+KIND = b"X-Pyrf-Kind"
+#: ``seq`` of the first and of the last chunk in the body.
+FIRST_SEQ = b"X-Pyrf-First-Seq"
+LAST_SEQ = b"X-Pyrf-Last-Seq"
+#: Chunks the producing side has dropped from this stream so far (only
+#: ``drop_oldest`` and ``latest`` streams ever drop).
+DROPPED = b"X-Pyrf-Dropped"
+#: ``1`` when the producer has ended its stream and this answer carries the
+#: last chunks (or none): the client stops polling.
+END = b"X-Pyrf-End"
+
+
+class StreamHeaders:
+    """
+    What the headers of one stream answer say.
+    """
+
+    __slots__ = ("kind", "first_seq", "last_seq", "dropped", "ended")
+
+    def __init__(self, kind, first_seq, last_seq, dropped, ended):
+        self.kind = kind
+        self.first_seq = first_seq
+        self.last_seq = last_seq
+        self.dropped = dropped
+        self.ended = ended
+
+    def __repr__(self):
+        return (f"<StreamHeaders {self.kind} seq {self.first_seq}..{self.last_seq} "
+                f"dropped={self.dropped} ended={self.ended}>")
+
+
+def stream_headers(kind, first_seq, last_seq, dropped, ended):
+    """
+    The headers of a stream answer, as ``{name: value}`` bytes.
+    """
+    headers = {KIND: kind.encode("ascii"), DROPPED: b"%d" % dropped,
+               END: b"1" if ended else b"0"}
+    if first_seq is not None:
+        headers[FIRST_SEQ] = b"%d" % first_seq
+        headers[LAST_SEQ] = b"%d" % last_seq
+    return headers
+
+
+def _one(headers, name):
+    values = headers.getRawHeaders(name)
+    return values[-1] if values else None
+
+
+def _integer(headers, name):
+    value = _one(headers, name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"header {name.decode()} is not an integer: {value!r}") from None
+
+
+def read_stream_headers(headers):
+    """
+    Read the stream headers of a response (``twisted.web.http_headers.Headers``).
+    """
+    kind = _one(headers, KIND)
+    return StreamHeaders(
+        kind=kind.decode("ascii", "replace") if kind is not None else None,
+        first_seq=_integer(headers, FIRST_SEQ),
+        last_seq=_integer(headers, LAST_SEQ),
+        dropped=_integer(headers, DROPPED) or 0,
+        ended=_one(headers, END) == b"1",
+    )

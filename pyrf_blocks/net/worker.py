@@ -1,0 +1,380 @@
+"""
+The worker: a twisted.web site that serves the blocks of one graph.
+
+Control API (JSON in, JSON out; every error is ``{"error": message}``):
+
+=================================  ======================================
+``GET /health``                    liveness, block and stream counts
+``GET /blocks``                    every block, with its edges' and
+                                   streams' statistics
+``POST /blocks``                   create a block of a registered type
+``GET /blocks/{name}``             one block
+``DELETE /blocks/{name}``          remove a block nothing else consumes
+``POST /blocks/{name}/streams``    open a stream of the block's output
+``POST /blocks/{name}/stop``       end a source's stream
+``GET /streams``                   every stream's statistics
+``GET /streams/{id}``              long-poll a stream (see :mod:`.stream`)
+``DELETE /streams/{id}``           close a stream
+=================================  ======================================
+
+Only registered block types can be created: a request names a type, never
+an import path.  With a token, every request must carry
+``Authorization: Bearer <token>`` (401 otherwise).  Request bodies and
+headers are size-limited.
+"""
+
+import hmac
+import ipaddress
+import itertools
+import json
+import re
+
+from twisted.logger import Logger
+from twisted.web import http, resource, server
+
+from ..graph import Sink, Source, _label
+from ..registry import UnknownBlockType, lookup, parameters
+from .client import remote_block
+from .replies import HTTPError, error_reply, json_reply
+from .stream import ServedStream, poll_arguments
+
+__all__ = ["Worker", "check_listen", "MAX_BODY", "MAX_HEADERS_SIZE"]
+
+log = Logger()
+
+#: Largest request body accepted, bytes.
+MAX_BODY = 64 << 10
+#: Largest total size of a request's headers, bytes.
+MAX_HEADERS_SIZE = 8 << 10
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,99}\Z")
+#: Keyword arguments of every block that a request may also set.
+_COMMON_PARAMETERS = {"policy", "maxsize"}
+
+
+def check_listen(description, token):
+    """
+    Refuse (``ValueError``) a Twisted endpoint description that binds a
+    non-loopback address when there is no token.
+    """
+    fields = re.split(r"(?<!\\):", description)
+    kind = fields[0].lower()
+    if kind == "unix":
+        return
+    options = dict(field.replace("\\:", ":").split("=", 1)
+                   for field in fields[1:] if "=" in field)
+    interface = options.get("interface", "")
+    try:
+        loopback = interface == "localhost" or ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not token:
+        where = f"interface {interface}" if interface else "every interface"
+        raise ValueError(f"refusing to listen on {where} ({description!r}) "
+                         "without a token: give --token, or bind 127.0.0.1")
+
+
+class _LimitedRequest(server.Request):
+    """
+    A request whose body is kept only up to ``max_body`` bytes; a larger one
+    is read, discarded and answered 413.
+    """
+
+    max_body = MAX_BODY
+    too_large = False
+
+    def gotLength(self, length):
+        self._received = 0
+        self.too_large = length is not None and length > self.max_body
+        super().gotLength(0 if self.too_large else length)
+
+    def handleContentChunk(self, data):
+        self._received += len(data)
+        if self._received > self.max_body:
+            self.too_large = True
+        if not self.too_large:
+            super().handleContentChunk(data)
+
+
+class _LimitedChannel(http.HTTPChannel):
+    totalHeadersSize = MAX_HEADERS_SIZE
+    maxHeaders = 64
+
+
+class _QuietSite(server.Site):
+    """
+    A site that does not log every request (a stream is polled thousands
+    of times a second).
+    """
+
+    protocol = _LimitedChannel
+    noisy = False
+
+    def log(self, request):
+        pass
+
+
+def _json_body(request, limit):
+    request.content.seek(0)
+    body = request.content.read(limit + 1)
+    if getattr(request, "too_large", False) or len(body) > limit:
+        raise HTTPError(413, f"request body exceeds {limit} bytes")
+    if not body:
+        return {}
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise HTTPError(400, f"malformed JSON body: {error}") from None
+    if not isinstance(value, dict):
+        raise HTTPError(400, "the JSON body must be an object")
+    return value
+
+
+class _Root(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, worker):
+        super().__init__()
+        self.worker = worker
+
+    def render(self, request):
+        try:
+            self.worker.authorise(request)
+            return self.worker.route(request)
+        except HTTPError as error:
+            return error_reply(request, error.code, error.message)
+        except Exception:
+            log.failure("answering {method} {uri}", method=request.method,
+                        uri=request.uri)
+            return error_reply(request, 500, "internal error; see the worker's log")
+
+
+class Worker:
+    """
+    Serves the blocks of ``graph`` over HTTP.
+
+    :param graph: the graph whose blocks are created and served.
+    :param token: bearer token every request must carry (``None``: none).
+    :param clock: times held polls out; the graph's reactor by default.
+    :param client: HTTP client of the ``remote_block`` inputs it creates.
+    """
+
+    def __init__(self, graph, token=None, clock=None, client=None, max_body=MAX_BODY):
+        self.graph = graph
+        self.token = token
+        self.clock = clock or graph.reactor
+        self.client = client
+        self.max_body = max_body
+        self.streams = {}
+        self._ids = itertools.count(1)
+        self.resource = _Root(self)
+        self.site = _QuietSite(self.resource)
+        self.site.requestFactory = type("_Request", (_LimitedRequest,), {"max_body": max_body})
+        self._watch_graph()
+
+    def listen(self, description="tcp:8750:interface=127.0.0.1", reactor=None):
+        """
+        Listen on a Twisted endpoint description; a Deferred firing with the
+        listening port.  Non-loopback addresses need a token.
+        """
+        from twisted.internet.endpoints import serverFromString
+
+        check_listen(description, self.token)
+        return serverFromString(reactor or self.graph.reactor, description).listen(self.site)
+
+    def _watch_graph(self):
+        def outcome(result):
+            graph = self.graph
+            if graph.failure is None:
+                if not (graph.sinks and all(sink.finished for sink in graph.sinks)):
+                    self._watch_graph()  # done() fired without sinks: keep watching
+                return None
+            block = self.graph.failed_block
+            message = (f"{_label(block)} failed on the worker: "
+                       f"{self.graph.failure.type.__name__}: "
+                       f"{self.graph.failure.getErrorMessage()}")
+            for stream in self.streams.values():
+                stream.fail(message)
+            return None
+        self.graph.done().addBoth(outcome)
+
+    # Requests.
+
+    def authorise(self, request):
+        if self.token is None:
+            return
+        given = request.getHeader(b"authorization") or b""
+        expected = b"Bearer " + self.token.encode("utf-8")
+        if not hmac.compare_digest(given, expected):
+            request.setHeader(b"www-authenticate", b'Bearer realm="pyrf-blocks"')
+            raise HTTPError(401, "missing or wrong bearer token")
+
+    def route(self, request):
+        method = request.method.decode("ascii", "replace")
+        path = [part.decode("utf-8", "replace") for part in request.postpath]
+        if path and path[-1] == "":
+            path.pop()
+        match path:
+            case ["health"] if method == "GET":
+                return json_reply(request, self.health())
+            case ["blocks"] if method == "GET":
+                return json_reply(request, {"blocks": [self.describe(b) for b in
+                                                       self.graph.blocks.values()]})
+            case ["blocks"] if method == "POST":
+                block = self.create(_json_body(request, self.max_body))
+                return json_reply(request, self.describe(block), 201)
+            case ["blocks", name] if method == "GET":
+                return json_reply(request, self.describe(self._block(name)))
+            case ["blocks", name] if method == "DELETE":
+                self.remove(name)
+                return json_reply(request, {"removed": name})
+            case ["blocks", name, "streams"] if method == "POST":
+                stream = self.open_stream(name, _json_body(request, self.max_body))
+                return json_reply(request, {"id": stream.id, "kind": stream.kind,
+                                            "path": f"/streams/{stream.id}"}, 201)
+            case ["blocks", name, "stop"] if method == "POST":
+                block = self._block(name)
+                if not isinstance(block, Source):
+                    raise HTTPError(409, f"{_label(block)} is not a source")
+                block.stopProducing()
+                return json_reply(request, {"stopped": name})
+            case ["streams"] if method == "GET":
+                return json_reply(request, {"streams": [s.stats for s in self.streams.values()]})
+            case ["streams", ident] if method == "GET":
+                after, wait = poll_arguments(request)
+                return self._stream(ident).poll(request, after, wait)
+            case ["streams", ident] if method == "DELETE":
+                self._stream(ident).close()
+                del self.streams[ident]
+                return json_reply(request, {"closed": ident})
+            case (["health"] | ["blocks"] | ["blocks", _] | ["blocks", _, "streams" | "stop"]
+                  | ["streams"] | ["streams", _]):
+                raise HTTPError(405, f"{method} is not allowed on /{'/'.join(path)}")
+        raise HTTPError(404, f"no such resource: /{'/'.join(path)}")
+
+    def _block(self, name):
+        block = self.graph.blocks.get(name)
+        if block is None:
+            raise HTTPError(404, f"no block named {name!r} on this worker")
+        return block
+
+    def _stream(self, ident):
+        stream = self.streams.get(ident)
+        if stream is None:
+            raise HTTPError(404, f"no stream {ident!r} on this worker")
+        return stream
+
+    # What the routes do.
+
+    def health(self):
+        failure = self.graph.failure
+        return {"status": "failed" if failure else "ok",
+                "blocks": len(self.graph.blocks), "streams": len(self.streams),
+                "failure": failure.getErrorMessage() if failure else None}
+
+    def describe(self, block):
+        return {"name": block.name, "type": block.type_name, "kind": block.kind,
+                "active": block.active,
+                "inputs": [producer.name for producer in block.inputs],
+                "edges": [edge.stats for edge in block.edges],
+                "streams": [s.stats for s in self.streams.values() if s.block is block]}
+
+    def create(self, spec):
+        """
+        Create a block from ``{"type", "name"?, "inputs"?, "params"?}``.
+        """
+        unknown = set(spec) - {"type", "name", "inputs", "params"}
+        if unknown:
+            raise HTTPError(400, f"unknown field(s) {', '.join(sorted(map(repr, unknown)))}; "
+                                 "a block is {type, name, inputs, params}")
+        type_name = spec.get("type")
+        if not isinstance(type_name, str):
+            raise HTTPError(400, f"'type' must be a block type name, got {type_name!r}")
+        try:
+            factory = lookup(type_name)
+        except UnknownBlockType as error:
+            raise HTTPError(404, str(error)) from None
+        name = spec.get("name")
+        if name is not None and (not isinstance(name, str) or not _NAME.match(name)):
+            raise HTTPError(400, f"{type_name}: name {name!r} must be letters, digits, "
+                                 "'_', '.' or '-' (at most 100)")
+        params = spec.get("params", {})
+        if not isinstance(params, dict):
+            raise HTTPError(400, f"{type_name}: 'params' must be an object")
+        allowed = set(parameters(factory)) | _COMMON_PARAMETERS
+        wrong = set(params) - allowed
+        if wrong:
+            raise HTTPError(400, f"{type_name} has no parameter(s) "
+                                 f"{', '.join(sorted(wrong))}; it takes "
+                                 f"{', '.join(sorted(allowed))}")
+        inputs = spec.get("inputs", [])
+        if not isinstance(inputs, list) or len(inputs) > 64:
+            raise HTTPError(400, f"{type_name}: 'inputs' must be a list (at most 64)")
+        producers = [self._input(type_name, index, item) for index, item in enumerate(inputs)]
+        try:
+            block = factory(*producers, name=name, graph=self.graph, **params)
+        except Exception as error:  # the parameters are the caller's: say why
+            for producer in producers:
+                if isinstance(producer, remote_block) and not producer.active:
+                    self.graph.blocks.pop(producer.name, None)
+            raise HTTPError(400, f"cannot create {type_name}: "
+                                 f"{type(error).__name__}: {error}") from None
+        log.info("created {block}", block=_label(block))
+        return block
+
+    def _input(self, type_name, index, item):
+        where = f"{type_name}: input {index + 1}"
+        if isinstance(item, str):
+            return self._block(item)
+        if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+            raise HTTPError(400, f"{where} must be a block name or "
+                                 '{"url": ..., "kind": ..., "token": ...}')
+        unknown = set(item) - {"url", "kind", "token", "policy", "maxsize"}
+        if unknown:
+            raise HTTPError(400, f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        url, kind, token = item["url"], item.get("kind"), item.get("token")
+        if not re.match(r"https?://[^/\s]+/blocks/[^/\s]+\Z", url):
+            raise HTTPError(400, f"{where}: {url!r} is not http(s)://host:port/blocks/NAME")
+        if token is not None and not isinstance(token, str):
+            raise HTTPError(400, f"{where}: token must be a string")
+        try:
+            return remote_block(url, kind, token=token, client=self.client,
+                                graph=self.graph, name=url.rsplit("/", 1)[1],
+                                remote_policy=item.get("policy", "block"),
+                                remote_maxsize=item.get("maxsize"))
+        except (TypeError, ValueError) as error:
+            raise HTTPError(400, f"{where}: {error}") from None
+
+    def remove(self, name):
+        block = self._block(name)
+        users = [b.name for b in self.graph.blocks.values() if block in b.inputs]
+        if users or block.edges:
+            raise HTTPError(409, f"{_label(block)} is in use by "
+                                 f"{', '.join(users) or 'a stream'}; remove that first")
+        if isinstance(block, Sink):
+            block.close()
+        del self.graph.blocks[name]
+        for producer in block.inputs:
+            if isinstance(producer, remote_block) and not any(
+                    producer in b.inputs for b in self.graph.blocks.values()):
+                del self.graph.blocks[producer.name]
+        log.info("removed {block}", block=_label(block))
+
+    def open_stream(self, name, spec):
+        block = self._block(name)
+        if block.kind is None:
+            raise HTTPError(409, f"{_label(block)} is a sink: it has no output to stream")
+        unknown = set(spec) - {"policy", "maxsize"}
+        if unknown:
+            raise HTTPError(400, f"unknown field(s) {', '.join(sorted(unknown))}; "
+                                 "a stream takes policy and maxsize")
+        ident = str(next(self._ids))
+        try:
+            stream = ServedStream(ident, block, self.clock, spec.get("policy", "block"),
+                                  spec.get("maxsize"), on_close=self._forget_stream)
+        except (TypeError, ValueError) as error:
+            raise HTTPError(400, f"stream of {_label(block)}: {error}") from None
+        self.streams[ident] = stream
+        return stream
+
+    def _forget_stream(self, stream):
+        self.streams.pop(stream.id, None)

@@ -1,0 +1,134 @@
+"""
+Real workers for the tests of pyrf_blocks.net: subprocesses of
+``python -m pyrf_blocks.cli worker`` on loopback, and a small blocking
+HTTP client to talk to them from a test (which runs no reactor).
+"""
+
+import http.client
+import json
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def environment(**extra):
+    """
+    The environment of a child that must import this checkout's pyrf_blocks.
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    env.update(extra)
+    return env
+
+
+def read_line(stream, timeout):
+    """
+    One line from a child's stdout pipe, or AssertionError after ``timeout`` s.
+    """
+    deadline = time.monotonic() + timeout
+    data = b""
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([stream], [], [], max(left, 0))
+        if not ready:
+            raise AssertionError(f"no line within {timeout} s (got {data!r})")
+        byte = os.read(stream.fileno(), 1)
+        if not byte:
+            raise AssertionError(f"the child closed its output after {data!r}")
+        data += byte
+    return data.decode().strip()
+
+
+def gone(pid):
+    """
+    True once ``pid`` is no longer a live process (zombies count as gone).
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def wait_gone(pid, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not gone(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+class RealWorker:
+    """
+    ``pyrf-blocks worker`` in a subprocess, and requests to it.
+    """
+
+    def __init__(self, listen="tcp:0:interface=127.0.0.1", token=None, args=()):
+        self.token = token
+        self.log = tempfile.TemporaryFile()
+        env = environment(**({"PYRF_BLOCKS_TOKEN": token} if token else {}))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pyrf_blocks.cli", "worker", "--listen", listen, *args],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self.log)
+        line = read_line(self.process.stdout, 120)
+        assert line.startswith("listening on "), line
+        self.url = line.removeprefix("listening on ")
+        parts = urlsplit(self.url)
+        self.host, self.port = parts.hostname, parts.port
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process.stdout.close()
+
+    def stderr(self):
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", "replace")
+
+    def peak_rss_kib(self):
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmHWM")
+
+    def connection(self):
+        return http.client.HTTPConnection(self.host, self.port, timeout=30)
+
+    def call(self, method, path, body=None, headers=None, token=True, connection=None):
+        """
+        ``(status, headers, body)`` of one request; JSON bodies from dicts.
+        """
+        headers = dict(headers or {})
+        if token and self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        own = connection is None
+        connection = connection or self.connection()
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, response, response.read()
+        finally:
+            if own:
+                connection.close()
+
+    def json(self, method, path, body=None, expect=200):
+        status, _, data = self.call(method, path, body)
+        assert status == expect, (status, data)
+        return json.loads(data)

@@ -1,0 +1,240 @@
+"""
+The consuming side of a cross-process edge: remote_block polling a worker
+through treq's StubTreq on a task.Clock.
+"""
+
+import numpy as np
+import pytest
+from twisted.internet import defer
+from twisted.internet.error import ConnectionRefusedError
+from twisted.logger import LogLevel, globalLogPublisher
+
+from pyrf_blocks.blocks.dsp import calibrate_block, fft_block
+from pyrf_blocks.blocks.sources import simulated_instrument
+from pyrf_blocks.graph import Graph, Sink
+from pyrf_blocks.interfaces import IIQProducer, ISpectrumProducer
+from pyrf_blocks.net import WorkerUnreachable, remote_block
+from pyrf_blocks.net.client import RemoteError
+from pyrf_blocks.testing import (array_source, assert_provides, recording_sink,
+                                 run_clock)
+
+from net_support import WORKER, Pair, manual_source
+
+
+def instrument(graph, **kwargs):
+    return simulated_instrument(graph=graph, name="wsa", paced=False, count=6,
+                                seed=3, tones=[(1e6, -20.0)], **kwargs)
+
+
+def test_remote_block_provides_the_remote_producer_interface():
+    """A remote_block is a producer of its kind, verified with verifyObject."""
+    pair = Pair()
+    block = remote_block(WORKER + "/blocks/x", "spectrum", client=pair.http, graph=pair.client)
+    assert_provides(ISpectrumProducer, block)
+    assert_provides(IIQProducer, remote_block(WORKER + "/blocks/y", "iq", graph=pair.client))
+
+
+def test_a_split_chain_gives_the_same_spectra_as_one_graph():
+    """instrument -> fft on the worker, calibrate here: equal to the local chain."""
+    pair = Pair()
+    fft_block(instrument(pair.server), name="fft", graph=pair.server)
+    remote = remote_block(WORKER + "/blocks/fft", "spectrum", client=pair.http,
+                          graph=pair.client)
+    split = recording_sink(calibrate_block(remote))
+    assert pair.run() is None
+
+    local_graph = Graph(pair.clock)
+    local = recording_sink(calibrate_block(fft_block(instrument(local_graph))))
+    assert run_clock(pair.clock, local_graph) is None
+    assert split.problems == []
+    assert len(split.chunks) == 6
+    assert [c.meta for c in split.chunks] == [c.meta for c in local.chunks]
+    assert [(c.start, c.end, c.rate) for c in split.chunks] == \
+        [(c.start, c.end, c.rate) for c in local.chunks]
+    np.testing.assert_array_equal(split.data(), local.data())
+
+
+def test_nothing_streams_until_something_consumes_the_remote_block():
+    """Lazy connection holds across the boundary: no sink, no stream, no source."""
+    pair = Pair()
+    source = manual_source(graph=pair.server, name="src")
+    remote = remote_block(WORKER + "/blocks/src", "iq", client=pair.http, graph=pair.client)
+    fft = fft_block(remote, size=4)
+    pair.pump(50)
+    assert not source.active and pair.worker.streams == {}
+    sink = recording_sink(fft)
+    pair.pump(5)
+    assert source.active and len(pair.worker.streams) == 1
+    sink.close()
+    pair.pump(5)
+    assert not source.active and pair.worker.streams == {}
+    assert not remote.active
+
+
+class slow_sink(Sink):
+    """
+    Takes one chunk, then pauses its edge until the test lets it go on.
+    """
+
+    type_name = "slow_sink"
+    requires = (IIQProducer,)
+
+    def reset(self):
+        self.chunks = []
+
+    def process(self, chunk):
+        self.chunks.append(chunk)
+        self._ports[0].edge.pauseProducing()
+
+    def next(self):
+        self._ports[0].edge.resumeProducing()
+
+
+def test_a_slow_consumer_pauses_the_remote_producer():
+    """Backpressure crosses: the worker's backlog stays bounded and the source pauses."""
+    pair = Pair()
+    source = manual_source(graph=pair.server, name="src")
+    remote = remote_block(WORKER + "/blocks/src", "iq", client=pair.http, graph=pair.client,
+                          remote_maxsize=4, maxsize=2)
+    sink = slow_sink(remote, maxsize=2)
+    pair.pump(5)
+    pushed = 0
+    while not source.paused:
+        source.push(2)
+        pushed += 1
+        pair.pump(2)
+        assert pushed < 50, "the source was never paused"
+    stream = next(iter(pair.worker.streams.values()))
+    assert stream.stats["backlog"] <= 4
+    for _ in range(pushed):
+        sink.next()
+        pair.pump(3)
+        while not source.paused and source.samples < 2 * 40:
+            source.push(2)
+            pair.pump(2)
+    source.finish()
+    for _ in range(200):
+        sink.next()
+        pair.pump(2)
+    assert [c.seq for c in sink.chunks] == list(range(source.samples // 2))
+    assert np.array_equal(np.concatenate([c.data for c in sink.chunks]),
+                          np.arange(source.samples))
+    assert stream.stats["dropped"] == 0 and remote.dropped == 0
+
+
+def test_drops_on_the_worker_are_visible_here():
+    """A drop_oldest stream: the gap in seq and the worker's count both reach the reader."""
+    pair = Pair()
+    source = manual_source(graph=pair.server, name="src")
+    remote = remote_block(WORKER + "/blocks/src", "iq", client=pair.http, graph=pair.client,
+                          remote_policy="drop_oldest", remote_maxsize=2)
+    sink = slow_sink(remote, maxsize=1)
+    pair.pump(5)
+    for _ in range(12):
+        source.push(2)
+    source.finish()
+    for _ in range(40):
+        sink.next()
+        pair.pump(2)
+    assert sink.finished
+    assert remote.dropped > 0
+    assert remote.remote_dropped == remote.dropped
+    assert next(iter(pair.worker.streams.values()), None) is None  # closed at the end
+    assert len(sink.chunks) + remote.dropped == 12
+
+
+class flaky_client:
+    """
+    Refuses the first ``failures`` requests, then passes them to ``http``.
+    """
+
+    def __init__(self, http, failures):
+        self.http = http
+        self.failures = failures
+        self.refused = 0
+
+    def _call(self, method, *args, **kwargs):
+        if self.refused < self.failures:
+            self.refused += 1
+            return defer.fail(ConnectionRefusedError("127.0.0.1:9"))
+        return getattr(self.http, method)(*args, **kwargs)
+
+    def get(self, *args, **kwargs):
+        return self._call("get", *args, **kwargs)
+
+    def post(self, *args, **kwargs):
+        return self._call("post", *args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        return self._call("delete", *args, **kwargs)
+
+
+@pytest.fixture
+def logged():
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    yield events
+    globalLogPublisher.removeObserver(events.append)
+
+
+def test_refused_connections_are_retried_with_backoff(logged):
+    """Errors are logged clearly and retried after doubling delays; then data flows."""
+    pair = Pair()
+    array_source([np.ones(4, np.complex64)] * 3, graph=pair.server, name="src")
+    client = flaky_client(pair.http, failures=3)
+    remote = remote_block(WORKER + "/blocks/src", "iq", client=client, graph=pair.client,
+                          backoff=0.1, max_backoff=0.3)
+    sink = recording_sink(remote)
+    assert pair.run(step=0.01) is None
+    assert len(sink.chunks) == 3 and sink.problems == []
+    retries = [e for e in logged if e.get("log_level") == LogLevel.error
+               and "retry" in e.get("log_format", "")]
+    assert [e["delay"] for e in retries] == [0.1, 0.2, 0.3]
+    assert "worker http://worker failed" in retries[0]["log_format"].format(**retries[0])
+
+
+def test_a_worker_that_never_returns_fails_the_graph_naming_it(logged):
+    """After the retry limit the completion Deferred fails with the worker's URL."""
+    pair = Pair()
+    client = flaky_client(pair.http, failures=10 ** 6)
+    remote = remote_block(WORKER + "/blocks/src", "iq", client=client, graph=pair.client,
+                          retries=4, backoff=0.1, max_backoff=1.0)
+    recording_sink(remote)
+    failure = pair.run(step=0.05)
+    assert failure.check(WorkerUnreachable)
+    assert "worker http://worker did not answer after 5 attempts" in str(failure.value)
+    assert not remote.active or remote._busy is None
+    pair.pump(100, 0.1)
+    assert client.refused == 5  # nothing more is tried
+
+
+def test_a_refusal_from_the_worker_fails_at_once():
+    """A 4xx from the worker (unknown block) is not retried: the graph fails with its message."""
+    pair = Pair()
+    recording_sink(remote_block(WORKER + "/blocks/nowhere", "iq", client=pair.http,
+                                graph=pair.client))
+    failure = pair.run()
+    assert failure.check(RemoteError)
+    assert "no block named 'nowhere' on this worker" in str(failure.value)
+
+
+def test_a_stream_of_another_kind_is_refused():
+    """Reading a spectrum block as IQ fails, naming both kinds."""
+    pair = Pair()
+    fft_block(instrument(pair.server), name="fft", graph=pair.server)
+    recording_sink(remote_block(WORKER + "/blocks/fft", "iq", client=pair.http,
+                                graph=pair.client))
+    failure = pair.run()
+    assert "produces 'spectrum' chunks, not 'iq'" in str(failure.value)
+
+
+def test_equal_meta_arrives_as_one_object():
+    """Chunks with equal meta share one dict, as in one process, so identity caches hold."""
+    pair = Pair()
+    array_source([np.ones(4, np.complex64)] * 5, graph=pair.server, name="src",
+                  meta={"center_frequency": 1e9})
+    sink = recording_sink(remote_block(WORKER + "/blocks/src", "iq", client=pair.http,
+                                       graph=pair.client))
+    assert pair.run() is None
+    assert len({id(chunk.meta) for chunk in sink.chunks}) == 1
+    assert sink.chunks[0].meta == {"center_frequency": 1e9}

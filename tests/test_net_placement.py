@@ -1,0 +1,161 @@
+"""
+proc= placement: stand-ins for blocks that run on a worker, created there
+lazily, through treq's StubTreq on a task.Clock.
+"""
+
+import numpy as np
+import pytest
+from twisted.internet import defer
+from twisted.web.client import ResponseFailed
+from zope.interface.verify import verifyObject
+
+from pyrf_blocks.blocks.dsp import calibrate_block, decimate_block, fft_block
+from pyrf_blocks.blocks.sinks import collector
+from pyrf_blocks.blocks.sources import simulated_instrument
+from pyrf_blocks.cli import main
+from pyrf_blocks.graph import Block, Graph
+from pyrf_blocks.interfaces import IChunkConsumer, IIQProducer, ISpectrumProducer
+from pyrf_blocks.net import Process, placed_block, remote_block
+from pyrf_blocks.net.stream import ServedStream
+from pyrf_blocks.testing import assert_provides, recording_sink, run_clock
+
+from net_support import WORKER, Pair, manual_source
+
+SOURCE = dict(paced=False, count=5, seed=4, tones=[(1.5e6, -30.0)])
+
+
+@pytest.fixture
+def pair():
+    return Pair()
+
+
+@pytest.fixture
+def place(pair):
+    return Process(WORKER, reactor=pair.clock, client=pair.http)
+
+
+def test_a_placed_block_is_a_stand_in_with_the_block_interface(pair, place):
+    """proc= returns a placed_block providing the placed type's producer interface."""
+    wsa = simulated_instrument(graph=pair.client, proc=place, **SOURCE)
+    fft = fft_block(wsa, size=512, proc=place)
+    assert isinstance(fft, placed_block) and isinstance(wsa, placed_block)
+    assert_provides(ISpectrumProducer, fft)
+    assert_provides(IIQProducer, wsa)
+    assert fft.type_name == "fft_block" and fft.params == {"size": 512}
+    assert decimate_block(wsa, proc=place).kind == "iq"  # a pass-through block
+    assert fft.inputs == (wsa,)
+
+
+def test_a_placed_chain_equals_the_local_chain_and_is_created_lazily(pair, place):
+    """Nothing is created until a sink consumes; then the worker's chain equals a local one."""
+    wsa = simulated_instrument(graph=pair.client, proc=place, **SOURCE)
+    spectra = calibrate_block(fft_block(wsa, size=512, proc=place), proc=place)
+    pair.pump(20)
+    assert pair.server.blocks == {}
+    sink = recording_sink(spectra)
+    assert pair.run() is None
+    assert [b.type_name for b in pair.server.blocks.values()] == [
+        "simulated_instrument", "fft_block", "calibrate_block"]
+    local = Graph(pair.clock)
+    expected = recording_sink(calibrate_block(fft_block(
+        simulated_instrument(graph=local, **SOURCE), size=512)))
+    run_clock(pair.clock, local)
+    assert sink.chunks == expected.chunks
+    assert sink.problems == []
+
+
+def test_a_block_placed_as_input_of_two_is_created_once(pair, place):
+    """Two placed consumers of one placed block share it on the worker."""
+    wsa = simulated_instrument(graph=pair.client, proc=place, **SOURCE)
+    first = recording_sink(fft_block(wsa, size=256, proc=place))
+    second = recording_sink(fft_block(wsa, size=1024, proc=place))
+    assert pair.run() is None
+    types = sorted(b.type_name for b in pair.server.blocks.values())
+    assert types == ["fft_block", "fft_block", "simulated_instrument"]
+    assert len(first.chunks) == len(second.chunks) == 5
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda wsa, place: collector(wsa, proc=place), "sinks run in the process of the script"),
+    (lambda wsa, place: fft_block(wsa, window=object(), proc=place),
+     "parameter window=<object"),
+    (lambda wsa, place: unregistered(wsa, proc=place), "only registered block types"),
+    (lambda wsa, place: calibrate_block(wsa, proc=place),
+     "input 1 must provide ISpectrumProducer"),
+])
+def test_what_cannot_be_placed_is_refused_at_once(pair, place, make, message):
+    """Sinks, non-JSON parameters, unregistered types and wrong inputs fail when placed."""
+    wsa = manual_source(graph=pair.client)
+    with pytest.raises(TypeError, match=message):
+        make(wsa, place)
+
+
+class unregistered(Block):
+    type_name = "unregistered"
+    kind = "iq"
+    requires = (IIQProducer,)
+
+
+def test_served_streams_are_chunk_consumers(pair):
+    """A served stream is an IChunkConsumer (verifyObject)."""
+    stream = ServedStream("1", manual_source(graph=pair.server), pair.clock)
+    assert verifyObject(IChunkConsumer, stream)
+
+
+class cutting_client:
+    """
+    Lets the worker answer every ``every``-th poll, then loses the answer
+    (as a connection cut mid-body would).
+    """
+
+    def __init__(self, http, every):
+        self.http = http
+        self.every = every
+        self.polls = self.cut = 0
+
+    def get(self, *args, **kwargs):
+        self.polls += 1
+        d = self.http.get(*args, **kwargs)
+        if self.polls % self.every == 0:
+            self.cut += 1
+            d.addCallback(lambda _: defer.fail(ResponseFailed(["cut mid-body"])))
+        return d
+
+    def post(self, *args, **kwargs):
+        return self.http.post(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        return self.http.delete(*args, **kwargs)
+
+
+def test_answers_lost_on_the_way_are_fetched_again_from_the_cursor(pair):
+    """Answers lost after the worker sent them are polled again: nothing lost or repeated."""
+    source = manual_source(graph=pair.server, name="src")
+    client = cutting_client(pair.http, every=2)
+    remote = remote_block(WORKER + "/blocks/src", "iq", client=client, graph=pair.client,
+                          backoff=0.01)
+    sink = recording_sink(remote)
+    pair.pump(3)
+    for _ in range(30):
+        source.push(3)
+        pair.pump(3, 0.01)
+    source.finish()
+    assert pair.run(step=0.01) is None
+    assert client.cut >= 5
+    assert [c.seq for c in sink.chunks] == list(range(30))
+    assert np.array_equal(sink.data(), np.arange(90))
+
+
+def test_the_worker_command_refuses_a_public_address_without_a_token(capsys, monkeypatch):
+    """pyrf-blocks worker on 0.0.0.0 without a token exits 2 with a one-line reason."""
+    monkeypatch.delenv("PYRF_BLOCKS_TOKEN", raising=False)
+    assert main(["worker", "--listen", "tcp:8750:interface=0.0.0.0"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "refusing to listen on interface 0.0.0.0" in error
+
+
+def test_the_worker_command_names_a_module_it_cannot_import(capsys):
+    """pyrf-blocks worker --import of a missing module exits 2 naming it."""
+    assert main(["worker", "--import", "no_such_blocks_module"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "cannot import 'no_such_blocks_module'" in error

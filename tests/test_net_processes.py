@@ -1,0 +1,377 @@
+"""
+Cross-process edges with real processes on loopback: a worker subprocess,
+child workers started by process(), and workers on two loopback addresses.
+"""
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from twisted.internet.task import Clock
+
+from pyrf_blocks.blocks.dsp import calibrate_block, fft_block
+from pyrf_blocks.blocks.sources import simulated_instrument
+from pyrf_blocks.chunk import decode_chunks
+from pyrf_blocks.graph import Graph
+from pyrf_blocks.testing import recording_sink, run_clock
+
+from net_real import ROOT, RealWorker, environment, read_line, wait_gone
+
+pytestmark = pytest.mark.timeout(180)
+
+TOKEN = "test-token-0123456789"
+SOURCE = {"paced": False, "seed": 7, "tones": [[1e6, -20.0]], "samples_per_packet": 256,
+          "packets_per_block": 4}
+
+
+@pytest.fixture(scope="module")
+def two_hosts():
+    """
+    Two workers, on 127.0.0.2 and 127.0.0.3, with a token.
+    """
+    workers = []
+    try:
+        for address in ("127.0.0.2", "127.0.0.3"):
+            workers.append(RealWorker(f"tcp:0:interface={address}", token=TOKEN))
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+@pytest.fixture
+def worker(two_hosts):
+    return two_hosts[0]
+
+
+def local_chunks(count, **params):
+    """
+    What simulated_instrument(**params) emits in this process.
+    """
+    graph = Graph(Clock())
+    sink = recording_sink(simulated_instrument(graph=graph, count=count, **params))
+    run_clock(graph.reactor, graph)
+    return sink.chunks
+
+
+def read_stream(worker, path, after=-1, connection=None):
+    """
+    Poll ``path`` until its end; the chunks, in order.
+    """
+    chunks, ended = [], False
+    while not ended:
+        status, response, body = worker.call("GET", f"{path}?after={after}&wait=10",
+                                             connection=connection)
+        assert status in (200, 204), body
+        if status == 200:
+            chunks += decode_chunks(body)
+            after = chunks[-1].seq
+        ended = response.getheader("X-Pyrf-End") == "1"
+    return chunks
+
+
+def create(worker, name, type_name="simulated_instrument", inputs=(), **params):
+    return worker.json("POST", "/blocks", {"type": type_name, "name": name,
+                                           "inputs": list(inputs), "params": params}, 201)
+
+
+def open_stream(worker, block, **spec):
+    return worker.json("POST", f"/blocks/{block}/streams", spec, 201)["path"]
+
+
+# The control API and the wire, with a worker in another process.
+
+def test_a_real_worker_serves_exact_chunks(worker):
+    """A stream read over loopback equals what the same source gives in this process."""
+    create(worker, "exact", count=5, **SOURCE)
+    chunks = read_stream(worker, open_stream(worker, "exact"))
+    assert chunks == local_chunks(5, **SOURCE)
+
+
+def test_a_real_worker_refuses_requests_without_the_token(worker):
+    """Without the bearer token a request to a real worker gets 401."""
+    status, _, body = worker.call("GET", "/health", token=False)
+    assert status == 401 and b"bearer token" in body
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                                 max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode()),
+       path=st.sampled_from(["/blocks", "/blocks/none/streams", "/streams/999",
+                             "/blocks/none", "/health", "/nowhere", "/blocks/%00/stop"]),
+       method=st.sampled_from(["POST", "DELETE", "PUT", "PATCH"]))
+def test_garbage_gets_a_4xx(worker, body, path, method):
+    """Hypothesis-generated bodies on any route: always a 4xx JSON error, never a crash."""
+    status, response, data = worker.call(method, path, body)
+    assert 400 <= status < 500, (status, data)
+    assert "error" in json.loads(data)
+
+
+def raw_exchange(worker, data, close_early=False):
+    """
+    Send raw bytes; return what the worker answers before it closes the
+    connection (each request says ``Connection: close``).
+    """
+    with socket.create_connection((worker.host, worker.port), timeout=20) as sock:
+        sock.sendall(data)
+        if close_early:
+            return b""
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
+
+
+def test_truncated_bodies_and_oversized_headers_are_refused(worker):
+    """Cut bodies, bodies over the limit and huge headers get 4xx; the worker lives on."""
+    auth = f"Authorization: Bearer {TOKEN}\r\n".encode()
+    spec = json.dumps({"type": "simulated_instrument", "name": "cut", "params": SOURCE}).encode()
+    for cut in (1, len(spec) // 2, len(spec) - 1):
+        answer = raw_exchange(worker, b"POST /blocks HTTP/1.1\r\nHost: w\r\nConnection: close\r\n" + auth +
+                              b"Content-Length: %d\r\n\r\n" % cut + spec[:cut])
+        assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+        assert b"malformed JSON body" in answer
+        # Announce the whole body, send half of it and hang up.
+        raw_exchange(worker, b"POST /blocks HTTP/1.1\r\nHost: w\r\nConnection: close\r\n" + auth +
+                     b"Content-Length: %d\r\n\r\n" % len(spec) + spec[:cut], close_early=True)
+    big = b"x" * (100 << 10)
+    answer = raw_exchange(worker, b"POST /blocks HTTP/1.1\r\nHost: w\r\nConnection: close\r\n" + auth +
+                          b"Content-Length: %d\r\n\r\n" % len(big) + big)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    headers = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"y" * 200) for i in range(100))
+    answer = raw_exchange(worker, b"GET /health HTTP/1.1\r\nHost: w\r\nConnection: close\r\n" + headers + b"\r\n")
+    assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
+    answer = raw_exchange(worker, b"\x16\x03\x01garbage that is no request\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert worker.json("GET", "/health")["status"] == "ok"
+    assert "cut" not in [b["name"] for b in worker.json("GET", "/blocks")["blocks"]]
+
+
+def test_after_the_garbage_the_worker_still_streams_correctly(worker):
+    """After garbage (here and in the tests above), a new chain still gives exact spectra."""
+    assert raw_exchange(worker, b"\x00" * 64 + b"\r\n\r\n").startswith(b"HTTP/1.1 400")
+    assert worker.call("POST", "/blocks", b"\x93\x01\x02")[0] == 400
+    assert worker.call("POST", "/blocks", {"type": "fft_block", "inputs": [{"url": 1}]})[0] == 400
+    create(worker, "after", count=4, **SOURCE)
+    create(worker, "after_fft", "fft_block", ["after"], size=256)
+    received = read_stream(worker, open_stream(worker, "after_fft"))
+    graph = Graph(Clock())
+    expected = recording_sink(fft_block(simulated_instrument(graph=graph, count=4, **SOURCE),
+                                        size=256))
+    run_clock(graph.reactor, graph)
+    assert received == expected.chunks
+    assert worker.process.poll() is None
+
+
+def test_a_cut_connection_resumes_from_the_cursor(worker):
+    """A poll cut mid-body is repeated with the same cursor: nothing lost or repeated."""
+    create(worker, "resume", count=12, **SOURCE)
+    path = open_stream(worker, "resume", maxsize=4)
+    received, after = [], -1
+    cuts = 0
+    while True:
+        if cuts < 3:
+            # Read the status line and a few body bytes, then hang up.
+            connection = worker.connection()
+            connection.request("GET", f"{path}?after={after}&wait=10",
+                               headers={"Authorization": f"Bearer {TOKEN}"})
+            response = connection.getresponse()
+            if response.status == 200:
+                response.read(100)
+                cuts += 1
+            connection.close()
+        status, response, body = worker.call("GET", f"{path}?after={after}&wait=10")
+        if status == 200:
+            received += decode_chunks(body)
+            after = received[-1].seq
+        if response.getheader("X-Pyrf-End") == "1":
+            break
+    assert cuts == 3
+    assert [c.seq for c in received] == list(range(12))
+    assert received == local_chunks(12, **SOURCE)
+
+
+def test_a_slow_reader_pauses_a_free_running_source(worker):
+    """Under block policy the worker's backlog and memory stay bounded for a slow reader."""
+    params = dict(SOURCE, samples_per_packet=1024, packets_per_block=64)  # 512 KiB chunks
+    create(worker, "flat_out", **params)
+    path = open_stream(worker, "flat_out", maxsize=4)
+    status, _, body = worker.call("GET", f"{path}?after=-1&wait=10")
+    start_rss = worker.peak_rss_kib()
+    after = decode_chunks(body)[-1].seq
+    for _ in range(40):
+        # The source runs flat out unless paused: give it the time to run away.
+        time.sleep(0.01)
+        block = worker.json("GET", "/blocks/flat_out")
+        edge = block["edges"][0]
+        stream = next(s for s in worker.json("GET", "/streams")["streams"]
+                      if s["block"] == "flat_out")
+        assert stream["backlog"] <= 4 and edge["depth"] <= edge["maxsize"]
+        assert edge["chunks_in"] <= after + 1 + 4 + edge["maxsize"]
+        status, _, body = worker.call("GET", f"{path}?after={after}&wait=10")
+        after = decode_chunks(body)[-1].seq
+    grown_mib = (worker.peak_rss_kib() - start_rss) / 1024
+    print(f"peak RSS grew by {grown_mib:.1f} MiB while {after + 1} chunks of 512 KiB "
+          "went through a slow reader")
+    assert grown_mib < 16
+    worker.call("DELETE", path)
+
+
+@pytest.mark.parametrize("policy, maxsize", [("drop_oldest", 3), ("latest", None)])
+def test_lossy_streams_count_drops_on_both_sides(worker, policy, maxsize):
+    """A slow reader of a drop_oldest/latest stream sees the gaps; the worker counts them."""
+    name = f"lossy_{policy}"
+    create(worker, name, count=400, **SOURCE)
+    path = open_stream(worker, name, policy=policy, maxsize=maxsize)
+    received, after, dropped = [], -1, 0
+    while True:
+        status, response, body = worker.call("GET", f"{path}?after={after}&wait=10")
+        if status == 200:
+            received += decode_chunks(body)
+            after = received[-1].seq
+        dropped = int(response.getheader("X-Pyrf-Dropped"))
+        if response.getheader("X-Pyrf-End") == "1":
+            break
+        time.sleep(0.005)  # a slow reader
+    seqs = [c.seq for c in received]
+    gaps = sum(b - a - 1 for a, b in zip([-1] + seqs, seqs))
+    stats = next(s for s in worker.json("GET", "/streams")["streams"] if s["block"] == name)
+    assert dropped > 0 and gaps == dropped == stats["dropped"]
+    assert len(received) + dropped == 400
+
+
+# process(), proc= and workers on other addresses.
+
+def load_example():
+    spec = importlib.util.spec_from_file_location("seed_multiprocess",
+                                                  ROOT / "examples" / "seed_multiprocess.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def single_process_spectra(count):
+    """
+    The seed's two chains run in this process (on a task.Clock).
+    """
+    from pyrf_blocks import set_default_graph
+    graph = Graph(Clock())
+    previous = set_default_graph(graph)
+    try:
+        calibrate1, calibrate2 = load_example().build(False, count, False)
+        sinks = [recording_sink(calibrate1), recording_sink(calibrate2)]
+        run_clock(graph.reactor, graph)
+    finally:
+        set_default_graph(previous)
+    return sinks
+
+
+def children_of(pid):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    return found
+
+
+def test_the_split_seed_script_equals_the_single_process_run(tmp_path):
+    """Two child processes give exactly the arrays and times of one reactor; none is left."""
+    out = tmp_path / "split.npz"
+    script = subprocess.Popen([sys.executable, "examples/seed_multiprocess.py", "--chunks", "12",
+                               "--save", str(out)], cwd=ROOT, env=environment(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    children = set()
+    while script.poll() is None:
+        children.update(children_of(script.pid))
+        time.sleep(0.05)
+    stdout, stderr = script.communicate()
+    assert script.returncode == 0, stderr.decode()[-3000:]
+    assert len(children) == 2
+    assert all(wait_gone(pid) for pid in children), "a child worker outlived the script"
+    split = np.load(out)
+    for index, sink in enumerate(single_process_spectra(12), 1):
+        assert sink.problems == []
+        np.testing.assert_array_equal(split[f"spectra{index}"], sink.data())
+        assert split[f"times{index}"].tolist() == [[c.start, c.end] for c in sink.chunks]
+    assert b"chain 1: 192 spectra" in stdout
+
+
+def driver(*args):
+    return subprocess.Popen([sys.executable, "tests/net_drivers.py", *args], cwd=ROOT,
+                            env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_killed_workers_and_parents_leave_nothing_behind():
+    """SIGKILL on a child: retries logged, the run fails naming it; kill the parent: no orphan."""
+    consumer = driver("kill")
+    try:
+        _, pid, url, other = read_line(consumer.stdout, 120).split()
+        os.kill(int(pid), signal.SIGKILL)
+        failed = read_line(consumer.stdout, 60)
+        assert failed.startswith(f"FAILED: WorkerUnreachable: fft_block 'fft_block': "
+                                 f"worker {url} did not answer after 4 attempts")
+        assert wait_gone(int(pid))
+        assert not wait_gone(int(other), timeout=0.2)  # the parent still holds it
+        os.kill(consumer.pid, signal.SIGKILL)
+        consumer.wait(30)
+        assert wait_gone(int(other)), "the child worker outlived its killed parent"
+    finally:
+        consumer.kill()
+        _, stderr = consumer.communicate()
+    stderr = stderr.decode()
+    assert f"child worker (pid {pid}) exited" in stderr
+    assert f"worker {url} failed" in stderr and "retry 1 of 3 in 0.10 s" in stderr
+
+
+def test_a_graph_split_over_two_hosts_equals_one_reactor(two_hosts, tmp_path):
+    """fft on 127.0.0.2, calibrate on 127.0.0.3, the rest here: same output as one reactor."""
+    host_a, host_b = (worker.url for worker in two_hosts)
+    out = tmp_path / "hosts.npz"
+    consumer = driver("two_hosts", host_a, host_b, TOKEN, str(out), "10")
+    stdout, stderr = consumer.communicate(timeout=120)
+    assert consumer.returncode == 0, stderr.decode()[-3000:]
+    graph = Graph(Clock())
+    wsa = simulated_instrument(graph=graph, seed=1, count=10, paced=False, model="WSA4000")
+    expected = recording_sink(calibrate_block(fft_block(wsa)))
+    run_clock(graph.reactor, graph)
+    result = np.load(out)
+    np.testing.assert_array_equal(result["spectra"], expected.data())
+    assert result["times"].tolist() == [[c.start, c.end] for c in expected.chunks]
+    listing_b = two_hosts[1].json("GET", "/blocks")["blocks"]
+    assert [b["type"] for b in listing_b] == ["remote_block", "calibrate_block"]
+    assert listing_b[0]["name"].startswith("fft_block")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_the_curl_example_of_the_docs_reads_a_stream(worker, tmp_path):
+    """examples/read_stream.sh (curl + msgpack + numpy, no pyrf_blocks) reads exact chunks."""
+    result = subprocess.run(["sh", str(ROOT / "examples" / "read_stream.sh")], cwd=tmp_path,
+                            env=dict(os.environ, WORKER=worker.url, TOKEN=TOKEN),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    expected = [f"seq {c.seq} iq complex64[1024] [{c.start}, {c.end}) ns rate {c.rate:g} "
+                f"first {c.data[0]:.6g} centre {c.meta['center_frequency']:g} Hz"
+                for c in local_chunks(3, paced=False, samples_per_packet=256,
+                                      packets_per_block=4)]
+    assert result.stdout.splitlines() == expected
+    assert not any(s["block"] == "curl_wsa" for s in worker.json("GET", "/streams")["streams"])

@@ -1,0 +1,268 @@
+"""
+The producing side of a cross-process edge: long polls on a served stream,
+driven through treq's StubTreq on a task.Clock.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
+from twisted.web.test.requesthelper import DummyRequest
+
+from pyrf_blocks.chunk import decode_chunks
+from pyrf_blocks.net import wire
+from pyrf_blocks.net.stream import IDLE_TIMEOUT, ServedStream
+
+from net_support import Pair, manual_source
+
+
+def open_stream(pair, block="src", **spec):
+    status, _, body = pair.call("POST", f"/blocks/{block}/streams", json=spec)
+    assert status == 201, body
+    return json.loads(body)["path"]
+
+
+def header(headers, name):
+    return headers.getRawHeaders(name)[0]
+
+
+@pytest.fixture
+def pair():
+    return Pair()
+
+
+@pytest.fixture
+def source(pair):
+    return manual_source(graph=pair.server, name="src")
+
+
+def test_poll_is_held_until_a_chunk_arrives(pair, source):
+    """A poll with nothing newer waits, then answers with the chunk and its headers."""
+    path = open_stream(pair)
+    answer = pair.request("GET", path, params={"after": "-1", "wait": "5"})
+    pair.pump(10)
+    assert answer == []
+    sent = source.push(8)
+    pair.http.flush()
+    status, headers, body = answer[0]
+    assert status == 200
+    assert header(headers, b"content-type") == wire.CONTENT_TYPE
+    assert header(headers, wire.KIND) == b"iq"
+    assert (header(headers, wire.FIRST_SEQ), header(headers, wire.LAST_SEQ)) == (b"0", b"0")
+    assert header(headers, wire.END) == b"0"
+    [chunk] = decode_chunks(body)
+    assert chunk == sent
+
+
+def test_poll_times_out_with_204_through_the_clock(pair, source):
+    """An idle poll is answered 204 when its wait runs out on the injected clock."""
+    path = open_stream(pair)
+    answer = pair.request("GET", path, params={"wait": "2"})
+    pair.clock.advance(1.9)
+    pair.http.flush()
+    assert answer == []
+    pair.clock.advance(0.2)
+    pair.http.flush()
+    assert answer[0][0] == 204
+    assert len(pair.clock.getDelayedCalls()) == 1  # only the watch for an idle reader
+
+
+def test_waiting_chunks_travel_in_one_answer(pair, source):
+    """Chunks that wait for a poll are batched into one body, in order."""
+    path = open_stream(pair, maxsize=16)
+    sent = [source.push(n) for n in (3, 5, 7, 1, 2)]
+    status, headers, body = pair.call("GET", path, params={"after": "-1"})
+    assert status == 200
+    assert [c.seq for c in decode_chunks(body)] == [0, 1, 2, 3, 4]
+    assert [c.data.tolist() for c in decode_chunks(body)] == [c.data.tolist() for c in sent]
+    assert header(headers, wire.LAST_SEQ) == b"4"
+
+
+def test_an_answer_stops_at_the_byte_limit(pair, source):
+    """A batch holds at most max_batch_bytes, but always one chunk."""
+    path = open_stream(pair, maxsize=16)
+    pair.worker.streams[path.rsplit("/", 1)[1]].max_batch_bytes = 100
+    for _ in range(3):
+        source.push(8)  # 64 bytes of samples, about 100 encoded
+    _, headers, body = pair.call("GET", path)
+    assert len(decode_chunks(body)) == 1
+    _, headers, body = pair.call("GET", path, params={"after": "0"})
+    assert [c.seq for c in decode_chunks(body)] == [1]
+
+
+def test_unacknowledged_chunks_are_sent_again(pair, source):
+    """The after cursor is the acknowledgement: a repeated poll gets the same chunks."""
+    path = open_stream(pair)
+    source.push(4)
+    source.push(4)
+    first = pair.call("GET", path, params={"after": "-1"})[2]
+    again = pair.call("GET", path, params={"after": "-1"})[2]
+    assert first == again
+    source.push(4)
+    _, _, body = pair.call("GET", path, params={"after": "1"})
+    assert [c.seq for c in decode_chunks(body)] == [2]
+    stats = pair.worker.streams[path.rsplit("/", 1)[1]].stats
+    assert stats["acknowledged"] == 1 and stats["backlog"] == 1
+
+
+def test_block_policy_pauses_the_producer_until_acknowledged(pair, source):
+    """A full backlog pauses the block; acknowledging resumes it, nothing lost."""
+    path = open_stream(pair, maxsize=4)
+    pushed = []
+    while not source.paused:
+        pushed.append(source.push(2))
+    assert len(pushed) == 4 + 2  # the backlog, then the edge's own queue
+    stream = pair.worker.streams[path.rsplit("/", 1)[1]]
+    assert stream.stats["backlog"] == 4 and stream.stats["paused"]
+    _, _, body = pair.call("GET", path)
+    assert [c.seq for c in decode_chunks(body)] == [0, 1, 2, 3]
+    assert source.paused  # sent is not acknowledged
+    _, _, body = pair.call("GET", path, params={"after": "3"})
+    assert not source.paused
+    assert [c.seq for c in decode_chunks(body)] == [4, 5]
+    assert stream.dropped == 0
+
+
+@pytest.mark.parametrize("policy, maxsize, kept", [("drop_oldest", 3, [7, 8, 9]),
+                                                   ("latest", None, [9])])
+def test_lossy_policies_count_their_drops(pair, source, policy, maxsize, kept):
+    """drop_oldest and latest never pause; drops show in the header and the stats."""
+    path = open_stream(pair, policy=policy, maxsize=maxsize)
+    for _ in range(10):
+        source.push(2)
+    assert not source.paused
+    _, headers, body = pair.call("GET", path)
+    assert [c.seq for c in decode_chunks(body)] == kept
+    assert int(header(headers, wire.DROPPED)) == 10 - len(kept)
+    _, _, listing = pair.call("GET", "/blocks/src")
+    assert json.loads(listing)["streams"][0]["dropped"] == 10 - len(kept)
+
+
+def test_end_of_stream_is_in_the_headers(pair, source):
+    """The last answer says the stream ended; later polls get 204 with the flag."""
+    path = open_stream(pair)
+    source.push(2)
+    source.finish()
+    _, headers, body = pair.call("GET", path)
+    assert header(headers, wire.END) == b"1" and len(decode_chunks(body)) == 1
+    status, headers, _ = pair.call("GET", path, params={"after": "0", "wait": "5"})
+    assert status == 204 and header(headers, wire.END) == b"1"
+
+
+def test_a_held_poll_is_dropped_when_the_reader_goes(pair, source):
+    """A disconnected poll is forgotten and its timer cancelled."""
+    stream = ServedStream("1", source, pair.clock)
+    request = DummyRequest([b"streams", b"1"])
+    stream.poll(request, -1, 10)
+    assert stream.stats["waiting_polls"] == 1
+    request.processingFailed(Failure(ConnectionDone()))
+    assert stream.stats["waiting_polls"] == 0
+    assert len(pair.clock.getDelayedCalls()) == 1  # only the watch for an idle reader
+    source.push(2)  # nothing is written to the departed request
+    assert request.written == []
+
+
+@pytest.mark.parametrize("params, code, words", [
+    ({"after": "5"}, 400, "beyond the newest"),
+    ({"after": "x"}, 400, "after='x'"),
+    ({"wait": "1e9"}, 400, "wait="),
+    ({"after": "-7"}, 400, "after=-7"),
+])
+def test_bad_cursors_get_a_clear_4xx(pair, source, params, code, words):
+    """Malformed or impossible poll arguments are answered 4xx with a reason."""
+    path = open_stream(pair)
+    source.push(2)
+    status, _, body = pair.call("GET", path, params=params)
+    assert status == code and words in json.loads(body)["error"]
+
+
+def test_a_cursor_behind_the_acknowledged_one_conflicts(pair, source):
+    """Under block policy, asking again for acknowledged chunks is a 409."""
+    path = open_stream(pair)
+    source.push(2)
+    source.push(2)
+    pair.call("GET", path, params={"after": "1", "wait": "0"})
+    status, _, body = pair.call("GET", path, params={"after": "0"})
+    assert status == 409 and "acknowledged up to 1" in json.loads(body)["error"]
+
+
+def test_closing_a_stream_releases_the_block(pair, source):
+    """DELETE on a stream unsubscribes it: the block goes idle, the stream is gone."""
+    path = open_stream(pair)
+    assert source.active
+    assert pair.call("DELETE", path)[0] == 200
+    assert not source.active
+    assert pair.call("GET", path)[0] == 404
+
+
+def test_a_failed_worker_graph_is_reported_to_the_reader(pair, source):
+    """When a block fails on the worker, polls answer 500 naming the block."""
+    path = open_stream(pair)
+    answer = pair.request("GET", path, params={"wait": "5"})
+    pair.server.fail(source, Failure(ValueError("overload at 3 GHz")))
+    pair.http.flush()
+    status, _, body = answer[0]
+    assert status == 500
+    assert json.loads(body)["error"] == ("manual_source 'src' failed on the worker: "
+                                         "ValueError: overload at 3 GHz")
+
+
+@settings(max_examples=30, deadline=None)
+@given(sizes=st.lists(st.integers(0, 300), min_size=1, max_size=12),
+       dtype=st.sampled_from(["complex64", "float32", "int16", "uint8", "float64"]),
+       batch=st.integers(1, 5000))
+def test_chunks_cross_unchanged_whatever_the_cut_and_batching(sizes, dtype, batch):
+    """Any cut of the samples, any byte limit: the reader gets the same chunks, once each."""
+    pair = Pair()
+    source = manual_source(graph=pair.server, name="src")
+    path = open_stream(pair, maxsize=64)
+    pair.worker.streams[path.rsplit("/", 1)[1]].max_batch_bytes = batch
+    sent = [source.push(n, np.dtype(dtype)) for n in sizes]
+    source.finish()
+    received, after, ended = [], -1, False
+    while not ended:
+        status, headers, body = pair.call("GET", path, params={"after": str(after)})
+        chunks = decode_chunks(body) if status == 200 else []
+        received += chunks
+        after = chunks[-1].seq if chunks else after
+        ended = header(headers, wire.END) == b"1"
+    assert received == sent
+
+
+def test_a_stream_nobody_polls_is_closed_and_releases_its_block(pair, source):
+    """A reader silent for IDLE_TIMEOUT after its last wait loses its stream."""
+    path = open_stream(pair)
+    pair.call("GET", path, params={"wait": "0"})
+    pair.clock.advance(IDLE_TIMEOUT - 1)
+    assert source.active
+    held = pair.request("GET", path, params={"wait": "30"})
+    pair.clock.advance(IDLE_TIMEOUT)
+    pair.http.flush()
+    assert source.active and held[0][0] == 204  # a held poll is not silence
+    pair.clock.advance(30 + IDLE_TIMEOUT)
+    assert not source.active and pair.worker.streams == {}
+    assert pair.call("GET", path)[0] == 404
+
+
+def test_a_stream_cannot_keep_more_than_the_cap(pair, source):
+    """Asking a stream to keep more than MAX_MAXSIZE chunks is a 400."""
+    status, _, body = pair.call("POST", "/blocks/src/streams", json={"maxsize": 10 ** 6})
+    assert status == 400 and "maxsize must be at most 1024" in json.loads(body)["error"]
+
+
+def test_a_backlog_of_many_bytes_pauses_the_producer_too(pair, source):
+    """Under block policy the backlog's bytes bound it as well as its chunk count."""
+    path = open_stream(pair, maxsize=100)
+    stream = pair.worker.streams[path.rsplit("/", 1)[1]]
+    stream.max_backlog_bytes = 1000
+    pushed = 0
+    while not source.paused:
+        source.push(64)  # 512 bytes of complex64
+        pushed += 1
+    assert stream.stats["backlog"] == 2 and stream.stats["backlog_bytes"] == 1024
+    _, _, body = pair.call("GET", path, params={"after": "1"})
+    assert not source.paused
+    assert [c.seq for c in decode_chunks(body)] == list(range(2, pushed))

@@ -1,0 +1,182 @@
+"""
+The worker's control API and its security rules, through treq's StubTreq.
+"""
+
+import json
+
+import pytest
+
+from pyrf_blocks.chunk import decode_chunks
+from pyrf_blocks.net.worker import check_listen
+
+from net_support import Pair
+
+SOURCE = {"type": "simulated_instrument", "name": "wsa",
+          "params": {"paced": False, "count": 3, "tones": [[1e6, -20.0]]}}
+
+
+def body_of(answer):
+    return json.loads(answer[2])
+
+
+@pytest.fixture
+def pair():
+    return Pair()
+
+
+def test_health_answers(pair):
+    """GET /health reports the worker alive with its counts."""
+    status, headers, body = pair.call("GET", "/health")
+    assert status == 200 and headers.getRawHeaders(b"content-type") == [b"application/json"]
+    assert json.loads(body) == {"status": "ok", "blocks": 0, "streams": 0, "failure": None}
+
+
+def test_blocks_are_created_connected_and_listed(pair):
+    """Registered types are created with parameters and inputs by name; nothing starts."""
+    assert pair.call("POST", "/blocks", json=SOURCE)[0] == 201
+    status, _, body = pair.call("POST", "/blocks", json={
+        "type": "fft_block", "name": "fft", "inputs": ["wsa"], "params": {"size": 256}})
+    assert status == 201
+    assert json.loads(body)["kind"] == "spectrum" and json.loads(body)["inputs"] == ["wsa"]
+    assert pair.server.blocks["fft"].size == 256
+    listing = body_of(pair.call("GET", "/blocks"))["blocks"]
+    assert [(b["name"], b["type"], b["active"]) for b in listing] == [
+        ("wsa", "simulated_instrument", False), ("fft", "fft_block", False)]
+
+
+def test_listing_shows_edge_and_stream_statistics(pair):
+    """After streaming, the listing carries chunks and bytes through each edge and stream."""
+    pair.call("POST", "/blocks", json=SOURCE)
+    pair.call("POST", "/blocks", json={"type": "fft_block", "name": "fft", "inputs": ["wsa"]})
+    path = body_of(pair.call("POST", "/blocks/fft/streams", json={}))["path"]
+    pair.pump(20)
+    chunks = decode_chunks(pair.call("GET", path)[2])
+    assert len(chunks) == 3
+    wsa, fft = body_of(pair.call("GET", "/blocks"))["blocks"]
+    assert wsa["edges"][0]["chunks_out"] == 3
+    assert wsa["edges"][0]["bytes_out"] == 3 * 16 * 1024 * 8
+    assert fft["streams"][0]["chunks_out"] == 3 and fft["streams"][0]["dropped"] == 0
+    assert fft["streams"][0]["bytes_out"] > 3 * 16 * 1024 * 4
+
+
+@pytest.mark.parametrize("spec, code, message", [
+    ({"type": "fft_blok"}, 404, "unknown block type 'fft_blok'; did you mean 'fft_block'?"),
+    ({"type": "os.system"}, 404, "unknown block type 'os.system'"),
+    ({"type": 7}, 400, "'type' must be a block type name, got 7"),
+    ({"type": "fft_block", "inputs": ["nope"]}, 404, "no block named 'nope'"),
+    ({"type": "fft_block", "inputs": ["wsa"], "params": {"sise": 3}}, 400,
+     "fft_block has no parameter(s) sise"),
+    ({"type": "fft_block", "inputs": ["wsa"], "params": {"size": 1}}, 400,
+     "cannot create fft_block: ValueError: fft_block: size must be an integer >= 2, got 1"),
+    ({"type": "fft_block", "inputs": []}, 400, "missing 1 required positional argument"),
+    ({"type": "fft_block", "name": "../x", "inputs": ["wsa"]}, 400, "name '../x'"),
+    ({"type": "fft_block", "inputs": [{"url": "file:///etc/passwd", "kind": "iq"}]}, 400,
+     "is not http(s)://host:port/blocks/NAME"),
+    ({"type": "fft_block", "extra": 1}, 400, "unknown field(s) 'extra'"),
+    ({"type": "fft_block", "params": [1]}, 400, "'params' must be an object"),
+])
+def test_bad_creations_get_a_4xx_naming_the_problem(pair, spec, code, message):
+    """Unknown types, parameters and inputs are refused with a clear message."""
+    pair.call("POST", "/blocks", json=SOURCE)
+    status, _, body = pair.call("POST", "/blocks", json=spec)
+    assert status == code
+    assert message in json.loads(body)["error"]
+    assert set(pair.server.blocks) == {"wsa"}
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"{", "malformed JSON body"),
+    (b"\xff\xfe", "malformed JSON body"),
+    (b"[1, 2]", "the JSON body must be an object"),
+])
+def test_malformed_json_is_a_400(pair, data, message):
+    """Bodies that are not a JSON object are refused with 400."""
+    status, _, body = pair.call("POST", "/blocks", data=data)
+    assert status == 400 and message in json.loads(body)["error"]
+
+
+def test_a_body_over_the_limit_is_a_413():
+    """A request body larger than the limit is refused with 413."""
+    pair = Pair(max_body=100)
+    status, _, body = pair.call("POST", "/blocks", json={"type": "x" * 200})
+    assert status == 413 and "exceeds 100 bytes" in json.loads(body)["error"]
+
+
+def test_removing_blocks(pair):
+    """A block in use cannot be removed (409); an unused one can, then it is gone."""
+    pair.call("POST", "/blocks", json=SOURCE)
+    pair.call("POST", "/blocks", json={"type": "fft_block", "name": "fft", "inputs": ["wsa"]})
+    status, _, body = pair.call("DELETE", "/blocks/wsa")
+    assert status == 409 and "in use by fft" in json.loads(body)["error"]
+    assert pair.call("DELETE", "/blocks/fft")[0] == 200
+    assert pair.call("DELETE", "/blocks/wsa")[0] == 200
+    assert pair.call("GET", "/blocks/wsa")[0] == 404
+    assert pair.server.blocks == {}
+
+
+def test_stopping_a_source_ends_its_streams(pair):
+    """POST /blocks/{name}/stop ends a source's stream; readers see the end."""
+    pair.call("POST", "/blocks", json={"type": "simulated_instrument", "name": "wsa",
+                                       "params": {"paced": True}})
+    path = body_of(pair.call("POST", "/blocks/wsa/streams", json={}))["path"]
+    pair.pump(5)
+    assert pair.call("POST", "/blocks/wsa/stop")[0] == 200
+    after, ended = -1, False
+    while not ended:
+        status, headers, body = pair.call("GET", path, params={"after": str(after)})
+        if status == 200:
+            after = decode_chunks(body)[-1].seq
+        ended = headers.getRawHeaders(b"x-pyrf-end") == [b"1"]
+    status, _, body = pair.call("POST", "/blocks/wsa/stop")
+    assert status == 200
+    pair.call("POST", "/blocks", json={"type": "fft_block", "name": "fft", "inputs": ["wsa"]})
+    assert pair.call("POST", "/blocks/fft/stop")[0] == 409
+
+
+@pytest.mark.parametrize("method, path, code", [
+    ("GET", "/", 404), ("GET", "/admin", 404), ("GET", "/blocks/x/y/z", 404),
+    ("PUT", "/blocks", 405), ("POST", "/health", 405), ("PATCH", "/streams/1", 405),
+])
+def test_unknown_routes_and_methods(pair, method, path, code):
+    """Unknown resources get 404 and wrong methods 405, both as JSON errors."""
+    status, _, body = pair.call(method, path)
+    assert status == code and "error" in json.loads(body)
+
+
+@pytest.mark.parametrize("headers, code", [
+    ({}, 401), ({"Authorization": "Bearer wrong"}, 401),
+    ({"Authorization": "Bearer s3cret-but-longer"}, 401),
+    ({"Authorization": "bearer s3cret"}, 401),
+    ({"Authorization": "Bearer s3cret"}, 200),
+])
+def test_with_a_token_every_request_needs_it(headers, code):
+    """A worker with a token answers 401 unless the exact bearer token is sent."""
+    pair = Pair(token="s3cret")
+    for path in ("/health", "/blocks", "/nowhere"):
+        status, answer_headers, body = pair.call("GET", path, headers=headers)
+        if code == 401:
+            assert status == 401
+            assert answer_headers.getRawHeaders(b"www-authenticate")
+            assert json.loads(body)["error"] == "missing or wrong bearer token"
+        else:
+            assert status != 401
+
+
+@pytest.mark.parametrize("description", [
+    "tcp:8750:interface=127.0.0.1", "tcp:0:interface=127.0.0.3",
+    r"tcp6:8750:interface=\:\:1", "tcp:0:interface=localhost", "unix:/tmp/w.sock",
+])
+def test_loopback_needs_no_token(description):
+    """Loopback and unix sockets may be served without a token."""
+    check_listen(description, None)
+
+
+@pytest.mark.parametrize("description", [
+    "tcp:8750", "tcp:8750:interface=0.0.0.0", "tcp:8750:interface=192.168.1.4",
+    "ssl:8750:privateKey=k.pem", r"tcp6:8750:interface=\:\:",
+])
+def test_other_addresses_need_a_token(description):
+    """Binding anything but loopback without a token is refused, naming the address."""
+    with pytest.raises(ValueError, match="without a token"):
+        check_listen(description, None)
+    check_listen(description, "a-token")
