@@ -2,15 +2,13 @@
 The seed's "Multiprocess and HTTP" script, with simulated instruments.
 
 Two instruments stay in this process; each one's FFT and calibration run in
-a child process of their own; the two calibrated spectra come back here.
-Headless: the two chains end in collectors, and the script prints one
-line per chain (frames, strongest bin).  With ``--single`` every block runs
-in this process instead, for comparison: the same seeds give the same
-arrays.  ``--save FILE`` writes both chains' spectra and times to an
+a child process of their own; the two calibrated spectra come back here to
+``multi_spectrum_display``.  Headless by default (``--window`` opens the
+viewer); collectors beside the display keep every spectrum, and the script
+prints one line per chain (frames, strongest bin).  With ``--single`` every
+block runs in this process instead, for comparison: the same seeds give the
+same arrays.  ``--save FILE`` writes both chains' spectra and times to an
 ``.npz`` file.
-
-To show the spectra live, replace the collectors with
-``multi_spectrum_display(calibrate1, calibrate2)``.
 """
 
 import argparse
@@ -19,7 +17,7 @@ import sys
 import numpy as np
 
 from pyrf_blocks import (Graph, WSA4000, calibrate_block, collector, fft_block,
-                         process, set_default_graph)
+                         multi_spectrum_display, process, set_default_graph)
 
 
 def build(split, count, paced):
@@ -59,14 +57,25 @@ def main(argv=None):
     parser.add_argument("--paced", action="store_true",
                         help="keep to device time instead of running flat out")
     parser.add_argument("--save", metavar="FILE", help="write the spectra to FILE (.npz)")
+    parser.add_argument("--window", action="store_true",
+                        help="show the spectra in a live viewer window")
     args = parser.parse_args(argv)
     log_warnings()
+    if args.window:
+        # The viewer needs Twisted on Qt's loop, before process() starts the reactor.
+        from pyrf_blocks.gui import loop
+        loop.install()
 
     graph = Graph()
     set_default_graph(graph)
     calibrate1, calibrate2 = build(not args.single, args.chunks, args.paced)
+    multi_spectrum = multi_spectrum_display(calibrate1, calibrate2, headless=not args.window,
+                                            labels=["instrument 1", "instrument 2"])
+    # The display shows the newest spectra (a `latest` edge); the collectors
+    # beside it keep every one, losslessly.
     sinks = [collector(calibrate1), collector(calibrate2)]
     graph.run()
+    print(f"display: {multi_spectrum.status_text()}")
 
     arrays = {}
     for index, sink in enumerate(sinks, 1):
