@@ -7,9 +7,10 @@ import difflib
 import inspect
 
 __all__ = ["register", "lookup", "block_types", "UnknownBlockType",
-           "parameters"]
+           "parameters", "remote_allowed"]
 
 _TYPES = {}
+_LOCAL_ONLY = set()
 
 
 class UnknownBlockType(LookupError):
@@ -27,18 +28,37 @@ class UnknownBlockType(LookupError):
         return self.args[0]
 
 
-def register(factory, name=None):
+def register(factory=None, name=None, remote=True):
     """
     Register a block class (or factory) under ``name`` (its ``type_name``
-    by default).  Usable as a decorator.  Returns ``factory``.
+    by default).  Usable as a decorator, bare or with arguments.  Returns
+    ``factory``.
+
+    :param remote: whether a worker may create this type for a remote
+        caller.  Types that read or write files on the machine they run on
+        (recorders, replays) say ``remote=False``: a worker's HTTP API must
+        not become a way to touch its file system.
     """
+    if factory is None:
+        return lambda actual: register(actual, name=name, remote=remote)
     name = name or getattr(factory, "type_name", None) or factory.__name__
     existing = _TYPES.get(name)
     if existing is not None and existing is not factory:
         raise ValueError(f"block type {name!r} is already registered "
                          f"to {existing.__module__}.{existing.__qualname__}")
     _TYPES[name] = factory
+    if remote:
+        _LOCAL_ONLY.discard(name)
+    else:
+        _LOCAL_ONLY.add(name)
     return factory
+
+
+def remote_allowed(name):
+    """
+    Whether a worker may create blocks of type ``name`` for a remote caller.
+    """
+    return name not in _LOCAL_ONLY
 
 
 def lookup(name):

@@ -74,6 +74,10 @@ def test_listing_shows_edge_and_stream_statistics(pair):
      "is not http(s)://host:port/blocks/NAME"),
     ({"type": "fft_block", "extra": 1}, 400, "unknown field(s) 'extra'"),
     ({"type": "fft_block", "params": [1]}, 400, "'params' must be an object"),
+    ({"type": "record_block", "inputs": ["wsa"], "params": {"path": "/etc/cron.d/x"}}, 403,
+     "record_block reads or writes files on this machine and cannot be created remotely"),
+    ({"type": "sigmf_source", "params": {"path": "/etc/passwd"}}, 403,
+     "sigmf_source reads or writes files"),
 ])
 def test_bad_creations_get_a_4xx_naming_the_problem(pair, spec, code, message):
     """Unknown types, parameters and inputs are refused with a clear message."""

@@ -98,7 +98,7 @@ def sample_dtype(datatype):
     return dtype, match.group("shape") == "c", scale
 
 
-@register
+@register(remote=False)
 class record_block(Sink):
     """
     Writes its input (IQ or real samples) to a SigMF recording.
@@ -274,7 +274,7 @@ class record_block(Sink):
         super().close()
 
 
-@register
+@register(remote=False)
 class sigmf_source(Source):
     """
     Replays a SigMF recording (one channel; any ``[cr][fiu](8|16|32|64)``

@@ -33,7 +33,7 @@ from twisted.logger import Logger
 from twisted.web import http, resource, server
 
 from ..graph import Sink, Source, _label
-from ..registry import UnknownBlockType, lookup, parameters
+from ..registry import UnknownBlockType, lookup, parameters, remote_allowed
 from .client import remote_block
 from .replies import HTTPError, error_reply, json_reply
 from .stream import ServedStream, poll_arguments
@@ -293,6 +293,10 @@ class Worker:
             factory = lookup(type_name)
         except UnknownBlockType as error:
             raise HTTPError(404, str(error)) from None
+        if not remote_allowed(type_name):
+            raise HTTPError(403, f"{type_name} reads or writes files on this machine and "
+                                 "cannot be created remotely; run it in the process "
+                                 "that owns the files")
         name = spec.get("name")
         if name is not None and (not isinstance(name, str) or not _NAME.match(name)):
             raise HTTPError(400, f"{type_name}: name {name!r} must be letters, digits, "
