@@ -718,12 +718,15 @@ class Graph:
 
     def stop(self):
         """
-        End every running source's stream; sinks finish with what they
-        have and :meth:`done` fires.
+        End every running source's stream (and every stream that enters
+        from another process); sinks finish with what they have and
+        :meth:`done` fires.
         """
-        for source in self.sources:
-            if source.active:
-                source.stopProducing()
+        # Every active producer without inputs is where a stream enters
+        # this graph: a source, or a stream from another process.
+        for block in tuple(self.blocks.values()):
+            if block.active and not block.inputs and block.kind is not None:
+                block.stopProducing()
         self._check_done()
 
     def run(self, duration=None):

@@ -375,3 +375,29 @@ def test_the_curl_example_of_the_docs_reads_a_stream(worker, tmp_path):
                                       packets_per_block=4)]
     assert result.stdout.splitlines() == expected
     assert not any(s["block"] == "curl_wsa" for s in worker.json("GET", "/streams")["streams"])
+
+
+PLACED_SOURCE = """
+from pyrf_blocks import collector, fft_block, process, run, simulated_instrument
+worker = process()
+wsa = simulated_instrument(proc=worker, samples_per_packet=256, packets_per_block=4)
+spectra = collector(fft_block(wsa, size=256))
+run(duration=1.0)
+print(len(spectra.chunks), spectra.finished)
+"""
+
+
+def test_stopping_the_graph_ends_a_source_placed_on_a_worker():
+    """run(duration) ends a source that runs in a child worker: sinks finish, no child stays."""
+    script = subprocess.Popen([sys.executable, "-c", PLACED_SOURCE], cwd=ROOT,
+                              env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    children = set()
+    while script.poll() is None:
+        children.update(children_of(script.pid))
+        time.sleep(0.05)
+    stdout, stderr = script.communicate(timeout=60)
+    assert script.returncode == 0, stderr.decode()[-3000:]
+    count, finished = stdout.decode().split()
+    assert int(count) > 0 and finished == "True"
+    assert len(children) == 1
+    assert all(wait_gone(pid) for pid in children)

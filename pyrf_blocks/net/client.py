@@ -228,6 +228,15 @@ class remote_block(Block):
         self._halt()
         self._close_stream()
 
+    def stopProducing(self):
+        """
+        End this stream here (``Graph.stop``): consumers see end-of-stream
+        after what they already have, and the worker's stream is closed.
+        """
+        self._halt()
+        self._close_stream()
+        self._end_stream()
+
     def _halt(self):
         self._running = False
         if self._retry is not None and self._retry.active():
