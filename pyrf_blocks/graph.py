@@ -523,6 +523,13 @@ class Source(Block):
         self._ended = False
         self.reset()
         self._running = True
+        self._start()
+
+    def _start(self):
+        """
+        Begin producing: schedule the first chunk.  A source fed by a
+        connection (an analyzer) connects here instead.
+        """
         self._origin = None
         self._schedule(0)
 

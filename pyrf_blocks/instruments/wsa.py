@@ -203,13 +203,7 @@ class thinkrf_analyzer(Source):
 
     # Lifecycle: the core's Source calls these.
 
-    def _activate(self):
-        if self.active:
-            return
-        self.active = True
-        self._ended = False
-        self.reset()
-        self._running = True
+    def _start(self):
         self._connect()
 
     def _halt(self):
