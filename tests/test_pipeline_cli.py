@@ -32,12 +32,19 @@ def write(tmp_path, text, name="p.yaml"):
     return str(path)
 
 
+def as_in_a_terminal():
+    # A job started in the background by a non-interactive shell (as a CI
+    # runner may start the suite) inherits SIGINT ignored; a user's
+    # foreground command does not.  Give the child the terminal's default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def command(*args, **environ):
     """A subprocess running ``pyrf-blocks`` from this worktree, ``environ`` added."""
     env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", **environ)
     return subprocess.Popen([sys.executable, "-m", "pyrf_blocks.cli", *args], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=as_in_a_terminal)
 
 
 def test_validate_accepts_the_examples(capsys):
