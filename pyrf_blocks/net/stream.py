@@ -172,6 +172,9 @@ class ServedStream:
         self._backlog_bytes += entry.nbytes
         self._next_seq += 1
         if self.policy == "block":
+            # Every chunk will be sent: encode it now, while the reader is
+            # busy with the previous answer, not when its poll arrives.
+            entry.encode()
             full = (len(backlog) >= self.maxsize
                     or self._backlog_bytes >= self.max_backlog_bytes)
             if full and not self._holding and self.edge:
