@@ -12,12 +12,14 @@ import pytest
 from numpy.testing import assert_allclose
 from twisted.internet import task
 
-from pyrf_blocks import (Graph, WSA4000, calibrate_block, fft_block,
+from pyrf_blocks import (Graph, WSA4000, fft_block,
                          multi_spectrum_display, spectrum_display)
 from pyrf_blocks.chunk import Chunk
 from pyrf_blocks.interfaces import ISink
 from pyrf_blocks.registry import lookup
 from pyrf_blocks.testing import array_source, assert_provides, recording_sink, run_clock
+
+from gui_support import advance, sim_spectra
 
 ROOT = Path(__file__).resolve().parents[1]
 META = {"units": "dBm", "start_frequency": 1e9, "bin_width": 1e3, "reference_level": 0.0}
@@ -28,18 +30,6 @@ def spectrum_chunks(count, rows=2, bins=32, meta=META):
     step = rows * 1_000_000
     return [Chunk("spectrum", (-80 + rng.standard_normal((rows, bins))).astype(np.float32),
                   i * step, (i + 1) * step, 2000.0, i, meta) for i in range(count)]
-
-
-def sim_chain(graph, **settings):
-    settings = {"tones": [(1.25e6, -20.0)], "noise_floor": -140.0, "sample_rate": 10e6,
-                "center_frequency": 1e9, **settings}
-    wsa = WSA4000("sim", graph=graph, **settings)
-    return wsa, calibrate_block(fft_block(wsa, size=1000))
-
-
-def advance(clock, seconds, fps=30.0):
-    for _ in range(round(seconds * fps)):
-        clock.advance(1.0 / fps)
 
 
 def test_both_displays_are_registered_sinks():
@@ -69,7 +59,7 @@ def test_a_known_tone_is_kept_at_its_frequency_and_level():
     """A -20 dBm tone at +1.25 MHz is the live trace's peak, within one bin and 0.5 dB."""
     clock = task.Clock()
     graph = Graph(clock)
-    _, spectra = sim_chain(graph)
+    _, spectra = sim_spectra(graph)
     display = spectrum_display(spectra, headless=True)
     advance(clock, 0.5)
     traces = display.traces[0]
@@ -110,7 +100,7 @@ def test_draw_rate_is_capped_while_every_chunk_is_taken():
     """At max_fps=20 a second gives 20 frames, while all ~477 chunks/s are taken."""
     clock = task.Clock()
     graph = Graph(clock)
-    wsa, spectra = sim_chain(graph, sample_rate=7.8125e6)
+    wsa, spectra = sim_spectra(graph, sample_rate=7.8125e6)
     display = spectrum_display(spectra, headless=True, max_fps=20, update_budget=1e6)
     advance(clock, 2.0, fps=100)
     assert display.frames == 40
@@ -125,7 +115,7 @@ def test_closing_the_display_stops_the_source():
     """Closing the only consumer disconnects the chain back to the instrument."""
     clock = task.Clock()
     graph = Graph(clock)
-    wsa, spectra = sim_chain(graph)
+    wsa, spectra = sim_spectra(graph)
     display = spectrum_display(spectra, headless=True)
     advance(clock, 0.2)
     assert wsa.active
@@ -142,7 +132,7 @@ def test_closing_the_display_leaves_other_consumers_running():
     """A recorder on the same chain keeps the instrument running after the display closes."""
     clock = task.Clock()
     graph = Graph(clock)
-    wsa, spectra = sim_chain(graph)
+    wsa, spectra = sim_spectra(graph)
     recorder = recording_sink(spectra, keep=2)
     display = spectrum_display(spectra, headless=True)
     advance(clock, 0.1)

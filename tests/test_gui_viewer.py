@@ -4,6 +4,8 @@ instrument on a task.Clock: what is plotted, screenshots, markers, trace
 modes, waterfall, levels, live controls and closing.
 """
 
+import functools
+
 import numpy as np
 import pytest
 from twisted.internet import task
@@ -14,11 +16,13 @@ pytest.importorskip("pyqtgraph.Qt", reason="the viewer needs the gui extra "
 import pyqtgraph as pg  # noqa: E402
 from pyqtgraph.Qt import QtCore, QtGui  # noqa: E402
 
-from pyrf_blocks import (Graph, WSA4000, calibrate_block, fft_block,  # noqa: E402
-                         multi_spectrum_display, spectrum_display)
+from pyrf_blocks import Graph, multi_spectrum_display, spectrum_display  # noqa: E402
 from pyrf_blocks.cli import build_parser  # noqa: E402
 from pyrf_blocks.commands import view  # noqa: E402
 from pyrf_blocks.testing import recording_sink  # noqa: E402
+
+import gui_support  # noqa: E402
+from gui_support import advance  # noqa: E402
 
 TONES = [(1.25e6, -20.0), (-2.5e6, -45.0)]
 
@@ -41,16 +45,7 @@ def graph(clock):
         sink.close()
 
 
-def sim_spectra(graph, **settings):
-    settings = {"tones": TONES, "noise_floor": -140.0, "sample_rate": 10e6,
-                "center_frequency": 1e9, **settings}
-    wsa = WSA4000("sim", graph=graph, **settings)
-    return wsa, calibrate_block(fft_block(wsa, size=1000))
-
-
-def advance(clock, seconds, fps=30.0):
-    for _ in range(round(seconds * fps)):
-        clock.advance(1.0 / fps)
+sim_spectra = functools.partial(gui_support.sim_spectra, tones=TONES)
 
 
 def image_array(path):
