@@ -7,7 +7,7 @@ import difflib
 import inspect
 
 __all__ = ["register", "lookup", "block_types", "UnknownBlockType",
-           "parameters", "remote_allowed"]
+           "parameters", "remote_allowed", "BLOCK_FIELDS"]
 
 _TYPES = {}
 _LOCAL_ONLY = set()
@@ -81,17 +81,39 @@ def block_types():
     return dict(sorted(_TYPES.items()))
 
 
+#: Arguments every block takes that are not its parameters: where it sits
+#: in a graph (``name``, ``graph``, ``proc``) and how it reads its inputs
+#: (``policy``, ``maxsize``).
+BLOCK_FIELDS = frozenset({"name", "graph", "proc", "policy", "maxsize"})
+
+
+def _keyword_parameters(function):
+    return {p.name: p.default for p in inspect.signature(function).parameters.values()
+            if p.name not in ("self", "producer")
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
 def parameters(factory):
     """
     The keyword parameters a block type takes, as ``{name: default}``
-    (``inspect.Parameter.empty`` when required), inputs and the common
-    ``name``/``graph`` arguments left out.
+    (``inspect.Parameter.empty`` when required), following ``**kwargs`` to
+    the base classes they are passed on to (a source's ``paced``).  Inputs
+    and the :data:`BLOCK_FIELDS` are left out.
     """
-    signature = inspect.signature(factory)
-    skipped = {"self", "producer", "kwargs", "graph", "name"}
-    return {p.name: p.default for p in signature.parameters.values()
-            if p.name not in skipped
-            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if not isinstance(factory, type):
+        found = _keyword_parameters(factory)
+    else:
+        found = {}
+        for cls in factory.__mro__:
+            init = vars(cls).get("__init__")
+            if init is None:
+                continue
+            for name, default in _keyword_parameters(init).items():
+                found.setdefault(name, default)
+            kinds = {p.kind for p in inspect.signature(init).parameters.values()}
+            if inspect.Parameter.VAR_KEYWORD not in kinds:
+                break
+    return {name: default for name, default in found.items() if name not in BLOCK_FIELDS}
 
 
 def _load_builtins():

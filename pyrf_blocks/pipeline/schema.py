@@ -166,26 +166,11 @@ def _describe(value):
 
 def constructor_parameters(factory):
     """
-    ``{name: default}`` of every keyword parameter a block type takes,
-    following ``**kwargs`` to the base classes it is passed on to (a display
-    whose ``__init__`` takes only ``producer, **kwargs`` still has its base's
-    parameters).  The block fields of a file (``policy``, ``maxsize``,
-    ``proc``) are not parameters.
+    ``{name: default}`` of every keyword parameter a block type takes
+    (:func:`pyrf_blocks.registry.parameters`: ``**kwargs`` followed to the
+    base classes; the block fields of a file are not parameters).
     """
-    if not isinstance(factory, type):
-        found = parameters(factory)
-    else:
-        found = {}
-        for cls in factory.__mro__:
-            init = vars(cls).get("__init__")
-            if init is None:
-                continue
-            for name, default in parameters(init).items():
-                found.setdefault(name, default)
-            kinds = {p.kind for p in inspect.signature(init).parameters.values()}
-            if inspect.Parameter.VAR_KEYWORD not in kinds:
-                break
-    return {name: default for name, default in found.items() if name not in _BLOCK_FIELDS}
+    return parameters(factory)
 
 
 def param_specs(factory):
@@ -209,8 +194,6 @@ def param_specs(factory):
 
 
 _MODELS = {}
-#: What a file gives as fields of a block, not as its parameters.
-_BLOCK_FIELDS = ("policy", "maxsize", "proc")
 
 
 def params_model(type_name):
