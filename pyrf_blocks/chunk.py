@@ -119,25 +119,45 @@ def _pack_default(value):
     raise TypeError(f"cannot encode {type(value).__name__} in a chunk")
 
 
-def _array_fields(array):
+def _wire_array(array):
+    """
+    ``array`` as it travels: C-contiguous and little-endian, of a numeric
+    dtype.
+    """
     array = np.ascontiguousarray(array)
     if array.dtype.kind not in _WIRE_DTYPE_KINDS:
         raise TypeError(f"cannot encode arrays of dtype {array.dtype}")
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
-    buffer = memoryview(array).cast("B") if array.size else b""
-    return [array.dtype.str, list(array.shape), buffer]
+    return array
+
+
+def _bin_header(length):
+    if length < 0x100:
+        return b"\xc4" + length.to_bytes(1, "big")
+    if length < 0x10000:
+        return b"\xc5" + length.to_bytes(2, "big")
+    return b"\xc6" + length.to_bytes(4, "big")
 
 
 def encode_chunk(chunk, packer=None):
     """
-    Encode one chunk as msgpack bytes.
+    Encode one chunk as msgpack bytes, its array's buffer last.
+
+    The samples are copied once, straight from the array into the result:
+    the map is packed with an empty buffer in its place (``c4 00``, the
+    last two bytes), whose header is then replaced by the real one.
     """
     packer = packer or msgpack.Packer(default=_pack_default)
-    return packer.pack({
+    array = _wire_array(chunk.data)
+    head = packer.pack({
         "k": chunk.kind, "s": chunk.start, "e": chunk.end, "q": chunk.seq,
-        "r": chunk.rate, "m": chunk.meta, "d": _array_fields(chunk.data),
+        "r": chunk.rate, "m": chunk.meta,
+        "d": [array.dtype.str, list(array.shape), b""],
     })
+    if not array.size:
+        return head
+    return b"".join((head[:-2], _bin_header(array.nbytes), memoryview(array).cast("B")))
 
 
 def encode_chunks(chunks):
@@ -152,52 +172,157 @@ def _fail(reason):
     raise ChunkDecodeError(f"malformed chunk: {reason}")
 
 
+#: Dtypes already parsed from their wire text (only the valid ones).
+_DTYPES = {}
+
+
+def _wire_dtype(text):
+    dtype = _DTYPES.get(text)
+    if dtype is not None:
+        return dtype
+    if type(text) is not str or len(text) > 8:
+        _fail("dtype must be a short string")
+    try:
+        dtype = np.dtype(text)
+    except TypeError:
+        _fail(f"unknown dtype {text!r}")
+    if dtype.kind not in _WIRE_DTYPE_KINDS or dtype.fields is not None:
+        _fail(f"dtype {text!r} is not a plain numeric type")
+    if len(_DTYPES) < 256:
+        _DTYPES[text] = dtype
+    return dtype
+
+
+def _array_layout(dtype_text, shape, nbytes):
+    """
+    The dtype and element count of an array sent as ``[dtype_text, shape,
+    <nbytes of buffer>]``; :class:`ChunkDecodeError` unless they agree.
+    """
+    dtype = _wire_dtype(dtype_text)
+    if type(shape) is not list or len(shape) > 8:
+        _fail("shape must be a list of at most 8 non-negative integers")
+    count = 1
+    for n in shape:
+        if type(n) is not int or n < 0:
+            _fail("shape must be a list of at most 8 non-negative integers")
+        count *= n
+    if count * dtype.itemsize != nbytes:
+        _fail(f"buffer holds {nbytes} bytes, shape {shape} of "
+              f"{dtype_text} needs {count * dtype.itemsize}")
+    return dtype, count
+
+
 def _decode_array(fields):
     if not isinstance(fields, list) or len(fields) != 3:
         _fail("'d' must be [dtype, shape, buffer]")
     dtype_text, shape, buffer = fields
-    if not isinstance(dtype_text, str) or len(dtype_text) > 8:
-        _fail("dtype must be a short string")
-    try:
-        dtype = np.dtype(dtype_text)
-    except TypeError:
-        _fail(f"unknown dtype {dtype_text!r}")
-    if dtype.kind not in _WIRE_DTYPE_KINDS or dtype.fields is not None:
-        _fail(f"dtype {dtype_text!r} is not a plain numeric type")
-    if (not isinstance(shape, list) or len(shape) > 8
-            or not all(type(n) is int and n >= 0 for n in shape)):
-        _fail("shape must be a list of at most 8 non-negative integers")
     if not isinstance(buffer, bytes):
         _fail("array buffer must be msgpack bin")
-    count = 1
-    for n in shape:
-        count *= n
-    if count * dtype.itemsize != len(buffer):
-        _fail(f"buffer holds {len(buffer)} bytes, shape {shape} of "
-              f"{dtype_text} needs {count * dtype.itemsize}")
-    return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+    dtype, count = _array_layout(dtype_text, shape, len(buffer))
+    return np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)
 
 
-def _chunk_from_map(obj):
-    if not isinstance(obj, dict) or obj.keys() != _KEYS:
+def _check_fields(obj):
+    if type(obj) is not dict or obj.keys() != _KEYS:
         _fail(f"expected a map with keys {sorted(_KEYS)}")
-    kind, start, end, seq, rate, meta = (obj[k] for k in "kseqrm")
-    if not isinstance(kind, str) or not kind:
+    kind, start, end, seq, rate, meta = (
+        obj["k"], obj["s"], obj["e"], obj["q"], obj["r"], obj["m"])
+    if type(kind) is not str or not kind:
         _fail("kind must be a non-empty string")
     if type(start) is not int or type(end) is not int or end < start:
         _fail("start and end must be integers with start <= end")
     if type(seq) is not int or seq < 0:
         _fail("seq must be a non-negative integer")
-    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not rate > 0:
+    if type(rate) not in (float, int) or not rate > 0:
         _fail("rate must be a positive number")
-    if not isinstance(meta, dict) or not all(isinstance(k, str) for k in meta):
+    if type(meta) is not dict or bytes in set(map(type, meta)):
         _fail("meta must be a map with string keys")
-    return Chunk(kind, _decode_array(obj["d"]), start, end, rate, seq, meta)
+
+
+def _chunk(fields, data):
+    return Chunk(fields["k"], data, fields["s"], fields["e"], fields["r"],
+                 fields["q"], fields["m"])
+
+
+def _chunk_from_map(obj):
+    _check_fields(obj)
+    return _chunk(obj, _decode_array(obj["d"]))
 
 
 def _unpacker(max_size):
     return msgpack.Unpacker(raw=False, strict_map_key=True,
                             max_buffer_size=max_size)
+
+
+_UNPACK_ERRORS = (ValueError, TypeError, msgpack.UnpackException)
+#: Bytes of a chunk first looked at for its head (meta is rarely longer).
+_HEAD_PROBE = 4096
+_BIN_LENGTH_BYTES = {0xc4: 1, 0xc5: 2, 0xc6: 4}
+#: What :func:`_parse_head` says of a chunk that must be read whole.
+_WHOLE = object()
+
+
+class _Head:
+    """
+    A chunk's fields, parsed from the bytes before its array's buffer.
+    """
+
+    __slots__ = ("fields", "dtype", "count", "shape", "size", "nbytes")
+
+    def __init__(self, fields, dtype, count, shape, size, nbytes):
+        self.fields, self.dtype, self.count, self.shape = fields, dtype, count, shape
+        #: Bytes from the chunk's first to its buffer's first.
+        self.size = size
+        #: Bytes of the buffer.
+        self.nbytes = nbytes
+
+
+def _unpack_error(error):
+    _fail(f"{type(error).__name__}: {error}".rstrip(": "))
+
+
+def _parse_head(buffer, max_size):
+    """
+    The :class:`_Head` of the chunk at the start of ``buffer``; None when
+    more bytes are needed; ``_WHOLE`` when the chunk's buffer is not its
+    last item, so the chunk must be read whole.
+    """
+    unpacker = _unpacker(max(max_size, len(buffer)))
+    unpacker.feed(buffer)
+    try:
+        count = unpacker.read_map_header()
+        fields = {}
+        for index in range(count):
+            key = unpacker.unpack()
+            if key != "d" or index != count - 1:
+                fields[key] = unpacker.unpack()
+                continue
+            if unpacker.read_array_header() != 3:
+                return _WHOLE
+            dtype_text, shape = unpacker.unpack(), unpacker.unpack()
+            at = unpacker.tell()
+            if at >= len(buffer):
+                return None
+            width = _BIN_LENGTH_BYTES.get(buffer[at])
+            if width is None:
+                return _WHOLE
+            if at + 1 + width > len(buffer):
+                return None
+            nbytes = int.from_bytes(buffer[at + 1:at + 1 + width], "big")
+            fields["d"] = None
+            _check_fields(fields)
+            if nbytes > max_size:
+                _fail(f"a {nbytes}-byte array exceeds the size limit")
+            dtype, elements = _array_layout(dtype_text, shape, nbytes)
+            return _Head(fields, dtype, elements, shape, at + 1 + width, nbytes)
+        return _WHOLE
+    except msgpack.OutOfData:
+        return None
+    except ChunkDecodeError:
+        raise
+    except _UNPACK_ERRORS as error:
+        _unpack_error(error)
+
 
 
 class ChunkStreamDecoder:
@@ -206,28 +331,33 @@ class ChunkStreamDecoder:
 
     ``feed(data)`` returns the chunks completed so far; ``close()`` raises
     :class:`ChunkDecodeError` if a chunk was left unfinished.
+
+    Chunks that arrive whole are unpacked in one call.  A chunk still
+    arriving is read from its head on: its array is made at once, in its
+    own aligned memory, and each piece's samples are copied straight into
+    it, so a large array is copied once however it was split.
     """
 
     def __init__(self, max_size=MAX_ENCODED_SIZE):
-        self._unpacker = _unpacker(max_size)
-        self._fed = 0
-        self._complete = 0
+        self._max_size = max_size
+        #: The start of a chunk too short yet to say what it is.
+        self._carry = bytearray()
+        self._head = None
+        self._array = self._target = None
+        self._filled = 0
 
     def feed(self, data):
-        try:
-            self._unpacker.feed(data)
-        except msgpack.BufferFull:
-            _fail("a chunk exceeds the size limit")
-        self._fed += len(data)
+        view = memoryview(data).cast("B")
+        if self._carry:
+            view = memoryview(self._carry + view)
+            self._carry = bytearray()
         chunks = []
-        try:
-            for obj in self._unpacker:
-                chunks.append(_chunk_from_map(obj))
-                self._complete = self._unpacker.tell()
-        except ChunkDecodeError:
-            raise
-        except (ValueError, TypeError, msgpack.UnpackException) as error:
-            _fail(f"{type(error).__name__}: {error}".rstrip(": "))
+        position, size = 0, len(view)
+        while position < size:
+            if self._head is None:
+                position = self._read(view, position, chunks)
+            else:
+                position = self._fill(view, position, chunks)
         return chunks
 
     @property
@@ -235,11 +365,54 @@ class ChunkStreamDecoder:
         """
         Number of bytes fed that do not yet form a whole chunk.
         """
-        return self._fed - self._complete
+        head = self._head.size if self._head is not None else 0
+        return len(self._carry) + head + self._filled
 
     def close(self):
         if self.pending:
             _fail("truncated: the stream ended inside a chunk")
+
+    def _read(self, view, position, chunks):
+        rest = view[position:]
+        unpacker = _unpacker(max(self._max_size, len(rest)))
+        unpacker.feed(rest)
+        used = 0
+        try:
+            while True:
+                obj = unpacker.unpack()
+                chunks.append(_chunk_from_map(obj))
+                used = unpacker.tell()
+        except msgpack.OutOfData:
+            pass
+        except ChunkDecodeError:
+            raise
+        except _UNPACK_ERRORS as error:
+            _unpack_error(error)
+        rest = rest[used:]
+        if rest:
+            head = _parse_head(rest[:_HEAD_PROBE], self._max_size)
+            if head is None and len(rest) > _HEAD_PROBE:
+                head = _parse_head(rest, self._max_size)
+            if isinstance(head, _Head):
+                self._head = head
+                self._array = np.empty(head.count, head.dtype)
+                self._target = memoryview(self._array).cast("B")
+                return position + used + head.size
+        if len(rest) > self._max_size:
+            _fail("a chunk exceeds the size limit")
+        self._carry = bytearray(rest)
+        return len(view)
+
+    def _fill(self, view, position, chunks):
+        head = self._head
+        taken = min(head.nbytes - self._filled, len(view) - position)
+        self._target[self._filled:self._filled + taken] = view[position:position + taken]
+        self._filled += taken
+        if self._filled == head.nbytes:
+            chunks.append(_chunk(head.fields, self._array.reshape(head.shape)))
+            self._head = self._array = self._target = None
+            self._filled = 0
+        return position + taken
 
 
 def decode_chunks(data, max_size=MAX_ENCODED_SIZE):

@@ -39,13 +39,50 @@ def test_round_trip(dtype, shape):
     assert_array_equal(decoded.data, chunk.data)
 
 
-def test_decoded_array_is_a_view_of_the_message():
-    """The decoded array wraps the unpacked buffer (np.frombuffer) instead of copying it."""
+def test_decoded_array_is_aligned_read_only_and_independent_of_the_body():
+    """The decoder copies the samples once, into the array's own aligned memory."""
     chunk = make_chunk(np.complex64, (4096,))
-    decoded = decode_chunk(encode_chunk(chunk))
-    assert isinstance(decoded.data.base, (bytes, memoryview)) or decoded.data.base is not None
-    assert not decoded.data.flags.owndata
+    body = encode_chunk(chunk)
+    decoder = ChunkStreamDecoder()
+    pieces = [body[n:n + 1000] for n in range(0, len(body), 1000)]
+    [decoded] = [c for piece in pieces for c in decoder.feed(piece)]
+    assert decoded.data.flags.aligned and decoded.data.flags.c_contiguous
     assert not decoded.data.flags.writeable
+    assert not any(np.shares_memory(decoded.data, np.frombuffer(piece, np.uint8))
+                   for piece in pieces)
+    assert_array_equal(decoded.data, chunk.data)
+
+
+@pytest.mark.parametrize("nbytes", [0, 8, 248, 256, 65528, 65536, 1 << 20])
+def test_encoding_is_canonical_msgpack(nbytes):
+    """encode_chunk gives the bytes msgpack itself packs (bin8, bin16 and bin32 headers)."""
+    chunk = make_chunk(np.float64, (nbytes // 8,))
+    expected = msgpack.packb({
+        "k": chunk.kind, "s": chunk.start, "e": chunk.end, "q": chunk.seq,
+        "r": chunk.rate, "m": chunk.meta, "d": ["<f8", [nbytes // 8], chunk.data.tobytes()]})
+    assert encode_chunk(chunk) == expected
+
+
+@given(st.permutations(list("kseqrmd")), st.integers(min_value=1, max_value=200))
+@settings(max_examples=40, deadline=None)
+def test_any_key_order_decodes_split_anywhere(order, step):
+    """A chunk packed by another encoder, keys in any order, decodes from any split."""
+    chunk = make_chunk(np.int16, (100,), seq=7)
+    fields = {"k": chunk.kind, "s": chunk.start, "e": chunk.end, "q": chunk.seq,
+              "r": chunk.rate, "m": chunk.meta, "d": ["<i2", [100], chunk.data.tobytes()]}
+    body = msgpack.packb({key: fields[key] for key in order}) * 2
+    decoder = ChunkStreamDecoder()
+    found = [c for n in range(0, len(body), step) for c in decoder.feed(body[n:n + step])]
+    decoder.close()
+    assert found == [chunk, chunk]
+
+
+def test_a_declared_array_beyond_the_limit_is_refused_before_it_arrives():
+    """A head announcing more bytes than the decoder's limit fails at once, allocating nothing."""
+    body = encode_chunk(make_chunk(np.complex64, (4096,)))
+    decoder = ChunkStreamDecoder(max_size=1000)
+    with pytest.raises(ChunkDecodeError, match="size limit"):
+        decoder.feed(body[:200])
 
 
 def test_encoding_packs_the_array_buffer_as_msgpack_bin():

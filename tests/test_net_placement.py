@@ -128,12 +128,13 @@ class cutting_client:
         return self.http.delete(*args, **kwargs)
 
 
-def test_answers_lost_on_the_way_are_fetched_again_from_the_cursor(pair):
+@pytest.mark.parametrize("linger", [0.0, 0.05])
+def test_answers_lost_on_the_way_are_fetched_again_from_the_cursor(pair, linger):
     """Answers lost after the worker sent them are polled again: nothing lost or repeated."""
     source = manual_source(graph=pair.server, name="src")
     client = cutting_client(pair.http, every=2)
     remote = remote_block(WORKER + "/blocks/src", "iq", client=client, graph=pair.client,
-                          backoff=0.01)
+                          backoff=0.01, linger=linger)
     sink = recording_sink(remote)
     pair.pump(3)
     for _ in range(30):

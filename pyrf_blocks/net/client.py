@@ -5,12 +5,16 @@ A :class:`remote_block` stands, in this graph, for a block that runs in
 another process or on another host.  It provides the same producer
 interface as the remote block, so local blocks consume it as they would
 the block itself.  While it has consumers it opens a stream on the worker
-and long-polls it; the ``after`` cursor it sends is the acknowledgement, so
-a poll cut by a lost connection is repeated with nothing lost or repeated.
-When it is paused (its consumers are full) it stops polling, the worker's
-backlog fills, and the remote producer pauses in turn.
+and long-polls it, asking each answer to linger: chunks are decoded and
+emitted as their bytes arrive, while the worker goes on adding new ones to
+the same answer.  The ``after`` cursor of each poll is the
+acknowledgement, so a poll cut by a lost connection is repeated with
+nothing lost or repeated.  When it is paused (its consumers are full) it
+stops reading, the connection and then the worker's backlog fill, and the
+remote producer pauses in turn.
 """
 
+import collections
 import json
 
 from twisted.internet import defer, protocol
@@ -97,24 +101,33 @@ async def read_json(response, what):
     return value
 
 
-class _ChunkReader(protocol.Protocol):
+class _AnswerReader(protocol.Protocol):
     """
-    Decodes a response body as it arrives, without first joining it.
+    Decodes an answer's body as it arrives and hands each chunk to its
+    ``remote_block`` at once; ``finished`` fires when the body is complete.
     """
 
-    def __init__(self, finished):
+    def __init__(self, block, finished):
+        self.block = block
         self.finished = finished
         self.decoder = ChunkStreamDecoder()
-        self.chunks = []
+        self.silence = None
+
+    def connectionMade(self):
+        self._expect_data()
 
     def dataReceived(self, data):
         try:
-            self.chunks += self.decoder.feed(data)
+            chunks = self.decoder.feed(data)
         except ChunkDecodeError:
-            self.transport.stopProducing()
-            self.finished.errback()
+            self._abort(Failure())
+            return
+        self._expect_data()
+        if chunks:
+            self.block._arrived(chunks, self)
 
     def connectionLost(self, reason):
+        self._quiet()
         if self.finished.called:
             return
         if not reason.check(ResponseDone, PotentialDataLoss):
@@ -125,13 +138,42 @@ class _ChunkReader(protocol.Protocol):
         except ChunkDecodeError:
             self.finished.errback()
             return
-        self.finished.callback(self.chunks)
+        self.finished.callback(None)
 
+    def pause(self):
+        self._quiet()
+        self.transport.pauseProducing()
 
-def _read_chunks(response):
-    finished = defer.Deferred()
-    response.deliverBody(_ChunkReader(finished))
-    return finished
+    def resume(self):
+        self._expect_data()
+        self.transport.resumeProducing()
+
+    def abort(self):
+        self._quiet()
+        if self.transport is not None:
+            self.transport.stopProducing()
+
+    def _abort(self, failure):
+        self.abort()
+        if not self.finished.called:
+            self.finished.errback(failure)
+
+    def _expect_data(self):
+        """
+        A lingering answer may pause between chunks, but never longer than
+        the linger time it was asked for: silence beyond that is a dead
+        connection.
+        """
+        self._quiet()
+        block = self.block
+        self.silence = block.graph.reactor.callLater(
+            block.linger + block.wait + 30, self._abort, Failure(WorkerUnreachable(
+                f"{block.stream_url} went silent in the middle of an answer")))
+
+    def _quiet(self):
+        if self.silence is not None and self.silence.active():
+            self.silence.cancel()
+        self.silence = None
 
 
 class remote_block(Block):
@@ -152,6 +194,9 @@ class remote_block(Block):
         is a deep window for small chunks and bounded memory for large
         ones.
     :param wait: longest a poll is held by the worker, seconds.
+    :param linger: longest the worker keeps an answer open to add chunks
+        as they come, seconds (0: an answer carries only the chunks
+        already waiting, and each new one needs a poll).
     :param retries: failed attempts in a row (with backoff from
         ``backoff`` doubling up to ``max_backoff`` seconds) before the
         graph fails naming the worker.
@@ -160,8 +205,8 @@ class remote_block(Block):
     type_name = "remote_block"
 
     def __init__(self, url, kind, *, inputs=(), token=None, client=None,
-                 remote_policy="block", remote_maxsize=256, wait=20.0, retries=8,
-                 backoff=0.1, max_backoff=2.0, **kwargs):
+                 remote_policy="block", remote_maxsize=256, wait=20.0, linger=20.0,
+                 retries=8, backoff=0.1, max_backoff=2.0, **kwargs):
         if kind not in KIND_INTERFACES:
             raise ValueError(f"remote_block {url!r}: unknown kind {kind!r}; "
                              f"known: {', '.join(KIND_INTERFACES)}")
@@ -174,6 +219,7 @@ class remote_block(Block):
         self.remote_policy = remote_policy
         self.remote_maxsize = check_policy(remote_policy, remote_maxsize)
         self.wait = wait
+        self.linger = linger
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -184,6 +230,8 @@ class remote_block(Block):
         self.stream_url = None
         self._running = False
         self._busy = None
+        self._undelivered = collections.deque()
+        self._reader = None
         self._failures = 0
         self._first_failure = None
         self._retry = None
@@ -219,6 +267,7 @@ class remote_block(Block):
         self._cursor = -1
         self._meta = None
         self._failures = 0
+        self._undelivered.clear()
         self._step()
 
     def _deactivate(self):
@@ -248,10 +297,16 @@ class remote_block(Block):
 
     def _on_pause(self):
         """
-        Consumers are full: the next poll waits (the worker keeps the rest).
+        Consumers are full: the rest of the answer waits in the connection,
+        then in the worker's backlog.
         """
 
     def _on_resume(self):
+        self._deliver()
+        if self._pauses:
+            return
+        if self._reader is not None:
+            self._reader.resume()
         self._step()
 
     def _close_stream(self):
@@ -274,7 +329,7 @@ class remote_block(Block):
 
     def _step(self):
         if (not self._running or self._busy is not None or self._pauses
-                or self._ended or self.graph.failure is not None):
+                or self._undelivered or self._ended or self.graph.failure is not None):
             return
         if self.stream_url is None:
             action = self._open_stream()
@@ -303,19 +358,52 @@ class remote_block(Block):
     async def _poll(self):
         response = await self.client.get(
             self.stream_url, headers=auth_headers(self.token),
-            params={"after": str(self._cursor), "wait": f"{self.wait:g}"},
-            reactor=self.graph.reactor, timeout=self.wait + 30)
+            params={"after": str(self._cursor), "wait": f"{self.wait:g}",
+                    "linger": f"{self.linger:g}"},
+            reactor=self.graph.reactor, timeout=self.wait + 30, unbuffered=True)
         if response.code not in (200, 204):
             await read_json(response, f"stream {self.stream_url}")
         headers = read_stream_headers(response.headers)
-        chunks = await _read_chunks(response) if response.code == 200 else ()
+        self.remote_dropped = headers.dropped
+        if response.code == 200:
+            await self._read_answer(response)
+        if headers.ended and self._running and not self._undelivered:
+            self._running = False
+            self._end_stream()
+            self._close_stream()
+
+    def _read_answer(self, response):
+        finished = defer.Deferred(lambda _: reader.abort())
+        reader = self._reader = _AnswerReader(self, finished)
+
+        def done(result):
+            self._reader = None
+            return result
+        response.deliverBody(reader)
+        return finished.addBoth(done)
+
+    def _arrived(self, chunks, reader):
+        """
+        Chunks decoded from an answer: emit them, and stop reading while
+        the consumers are full.
+        """
         if not self._running:
             return
-        self.remote_dropped = headers.dropped
         for chunk in chunks:
             if chunk.kind != self.kind:
-                raise ChunkDecodeError(f"{self.stream_url} sent a {chunk.kind!r} chunk "
-                                       f"in a {self.kind!r} stream")
+                reader._abort(Failure(ChunkDecodeError(
+                    f"{self.stream_url} sent a {chunk.kind!r} chunk in a "
+                    f"{self.kind!r} stream")))
+                return
+        self._undelivered.extend(chunks)
+        self._deliver()
+        if self._undelivered:
+            reader.pause()
+
+    def _deliver(self):
+        undelivered = self._undelivered
+        while undelivered and not self._pauses and self._running:
+            chunk = undelivered.popleft()
             if chunk.seq <= self._cursor:
                 continue  # already delivered: an answer repeated after a cut
             if chunk.seq > self._cursor + 1:
@@ -328,10 +416,6 @@ class remote_block(Block):
                 meta = self._meta
             self._meta = meta
             self.emit(chunk.data, chunk.start, chunk.end, chunk.rate, meta)
-        if headers.ended:
-            self._running = False
-            self._end_stream()
-            self._close_stream()
 
     def _step_failed(self, failure):
         self._busy = None

@@ -6,14 +6,19 @@ reader.  It keeps every chunk the reader has not acknowledged yet and
 answers long polls (``GET /streams/{id}?after={seq}&wait={s}``): a poll is
 held until chunks newer than ``after`` exist, then every waiting chunk goes
 in one answer (up to a byte limit), or ``204`` when ``wait`` runs out.
-Under the ``block`` policy a full backlog pauses the block, so a slow
-reader slows the producer across the process boundary; under
-``drop_oldest`` and ``latest`` the oldest unsent chunks are dropped and
-counted.
+With ``linger={s}`` the answer of a ``block`` stream stays open after
+those chunks and carries each new chunk the moment the block emits it,
+until half the reader's window is in flight, ``linger`` seconds have
+passed or the stream ends; the reader's next poll acknowledges it.  Chunks go out one at a time as the
+connection drains, so a slow network holds them here, where the policy
+applies: under ``block`` a full backlog pauses the block, so a slow reader
+slows the producer across the process boundary; under ``drop_oldest`` and
+``latest`` the oldest unsent chunks are dropped and counted.
 """
 
 from collections import deque
 
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
@@ -63,15 +68,19 @@ def _argument(request, name, convert, default):
 
 def poll_arguments(request):
     """
-    The ``after`` cursor and ``wait`` time of a poll; 400 when malformed.
+    The ``after`` cursor, ``wait`` and ``linger`` times of a poll; 400 when
+    malformed.
     """
     after = _argument(request, "after", int, -1)
     wait = _argument(request, "wait", float, DEFAULT_WAIT)
+    linger = _argument(request, "linger", float, 0.0)
     if after < -1:
         raise HTTPError(400, f"after={after} must be -1 (nothing read yet) or a seq")
-    if not 0 <= wait <= MAX_WAIT:
-        raise HTTPError(400, f"wait={wait!r} must be between 0 and {MAX_WAIT:g} seconds")
-    return after, wait
+    for name, value in (("wait", wait), ("linger", linger)):
+        if not 0 <= value <= MAX_WAIT:
+            raise HTTPError(400, f"{name}={value!r} must be between 0 and "
+                                 f"{MAX_WAIT:g} seconds")
+    return after, wait, linger
 
 
 class _Entry:
@@ -91,6 +100,95 @@ class _Entry:
             self.encoded = encode_chunk(chunk)
             self.chunk = None  # the bytes are all that is needed from now on
         return self.encoded
+
+
+@implementer(IPushProducer)
+class _Answer:
+    """
+    One ``200`` answer being written: chunks go into the request one at a
+    time, the next when the connection has taken the last (the request
+    pauses and resumes this producer), so the samples are never queued
+    twice.
+
+    A planned answer carries a fixed list of chunks, announced with a
+    ``Content-Length``; a lingering one (``plan`` None) takes each chunk
+    from the stream's backlog as it comes, until :meth:`end`.
+    """
+
+    def __init__(self, stream, request, after, plan=None):
+        self.stream = stream
+        self.request = request
+        self.after = after
+        self.plan = plan
+        self.paused = False
+        self.ending = False
+        self.finished = False
+        self.chunks = self.bytes = 0
+        self.timer = None
+        request.registerProducer(self, True)
+        request.notifyFinish().addBoth(self._gone)
+
+    def pump(self):
+        """
+        Write what the connection can take now.
+        """
+        stream = self.stream
+        while not self.paused and not self.finished:
+            if self.plan is not None:
+                if not self.plan:
+                    self.end()
+                    return
+                seq, piece = self.plan.popleft()
+            else:
+                entry = stream._first_after(self.after)
+                if entry is None or self.ending:
+                    if self.ending or stream.ended:
+                        self.end()
+                    return
+                seq, piece = entry.seq, entry.encode()
+                stream._sent(seq, len(piece))
+            self.after = seq
+            self.chunks += 1
+            self.bytes += len(piece)
+            self.request.write(piece)
+            if self.plan is None and stream._answer_is_full(self):
+                self.ending = True
+
+    def end(self):
+        """
+        Finish the answer once what it already took is written.
+        """
+        if self.finished:
+            return
+        self.ending = True
+        if self.paused and self.plan:
+            return
+        self._close()
+        self.request.unregisterProducer()
+        self.request.finish()
+
+    def _close(self):
+        self.finished = True
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.stream._answer_closed(self)
+
+    def _gone(self, _):
+        if not self.finished:
+            self._close()
+
+    # IPushProducer: the connection's flow control.
+
+    def pauseProducing(self):
+        self.paused = True
+
+    def resumeProducing(self):
+        self.paused = False
+        self.pump()
+
+    def stopProducing(self):
+        if not self.finished:
+            self._close()
 
 
 @implementer(IChunkConsumer)
@@ -137,6 +235,7 @@ class ServedStream:
         self._sent_upto = -1
         self._holding = False
         self._polls = []
+        self._answer = None
         self._on_close = on_close
         self._idle = None
         self._expect_poll(0)
@@ -155,7 +254,8 @@ class ServedStream:
                 "acknowledged": self.acknowledged, "chunks_out": self.chunks_out,
                 "bytes_out": self.bytes_out, "dropped": self.dropped,
                 "paused": self._holding, "ended": self.ended,
-                "waiting_polls": len(self._polls)}
+                "waiting_polls": len(self._polls),
+                "answering": self._answer is not None}
 
     # IChunkConsumer: the block's edge feeds the stream.
 
@@ -186,18 +286,25 @@ class ServedStream:
                 self._backlog_bytes -= dropped.nbytes
                 if dropped.seq > self._sent_upto:
                     self.dropped += 1
-        self._answer_polls()
+        if self._answer is not None:
+            self._answer.pump()
+        else:
+            self._answer_polls()
 
     def end_of_stream(self):
         self.ended = True
+        if self._answer is not None:
+            self._answer.pump()
         self._answer_polls()
 
     # The reader's side.
 
-    def poll(self, request, after, wait):
+    def poll(self, request, after, wait, linger=0.0):
         """
         Answer a ``GET`` of the stream: acknowledge up to ``after``, then
-        send what is newer, or hold the request up to ``wait`` seconds.
+        send what is newer, or hold the request up to ``wait`` seconds;
+        with ``linger``, keep sending new chunks in the same answer up to
+        ``linger`` seconds.
         """
         if self.error is not None:
             return error_reply(request, 500, self.error)
@@ -211,13 +318,16 @@ class ServedStream:
             return error_reply(request, 409, f"after={after}: stream {self.id} "
                                              f"was acknowledged up to "
                                              f"{self.acknowledged} already")
+        if self._answer is not None:
+            # The reader polls again, so the answer it had is lost to it.
+            self._answer.end()
         self._acknowledge(after)
         self._expect_poll(wait)
         if self._newer(after) or self.ended or wait == 0:
-            self._send(request, after)
+            self._send(request, after, linger)
             return NOT_DONE_YET
-        poll = [request, after, None]
-        poll[2] = self.clock.callLater(wait, self._timed_out, poll)
+        poll = [request, after, linger, None]
+        poll[3] = self.clock.callLater(wait, self._timed_out, poll)
         self._polls.append(poll)
         request.notifyFinish().addErrback(lambda _: self._forget(poll))
         return NOT_DONE_YET
@@ -232,10 +342,12 @@ class ServedStream:
         self._backlog_bytes = 0
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
+        if self._answer is not None:
+            self._answer.end()
         self._backlog.clear()
         if self.edge is not None:
             self.block.unsubscribe(self.edge)
-        for request, _, timer in self._take_polls():
+        for request, _, _, timer in self._take_polls():
             timer.cancel()
             request.write(error_reply(request, 410, f"stream {self.id} is closed"))
             request.finish()
@@ -245,7 +357,9 @@ class ServedStream:
         The producing graph failed: every poll from now on gets ``message``.
         """
         self.error = message
-        for request, _, timer in self._take_polls():
+        if self._answer is not None:
+            self._answer.end()
+        for request, _, _, timer in self._take_polls():
             timer.cancel()
             request.write(error_reply(request, 500, message))
             request.finish()
@@ -256,7 +370,7 @@ class ServedStream:
         self._idle = self.clock.callLater(wait + IDLE_TIMEOUT, self._abandoned)
 
     def _abandoned(self):
-        if self._polls:
+        if self._polls or self._answer is not None:
             self._expect_poll(0)
             return
         log.warn("{stream}: no poll for {idle:g} s; closing it", stream=self,
@@ -271,7 +385,10 @@ class ServedStream:
             self._backlog_bytes -= backlog.popleft().nbytes
         if after > self.acknowledged:
             self.acknowledged = after
-        if (self._holding and len(backlog) <= self.maxsize // 2
+        self._release()
+
+    def _release(self):
+        if (self._holding and len(self._backlog) <= self.maxsize // 2
                 and self._backlog_bytes <= self.max_backlog_bytes // 2):
             self._holding = False
             if self.edge is not None:
@@ -280,6 +397,16 @@ class ServedStream:
     def _newer(self, after):
         return bool(self._backlog) and self._backlog[-1].seq > after
 
+    def _first_after(self, seq):
+        """
+        The oldest kept chunk newer than ``seq``, if any.  (The backlog's
+        seqs are consecutive: chunks leave it only from the front.)
+        """
+        backlog = self._backlog
+        if not backlog or backlog[-1].seq <= seq:
+            return None
+        return backlog[max(seq + 1 - backlog[0].seq, 0)]
+
     def _take_polls(self):
         polls, self._polls = self._polls, []
         return polls
@@ -287,43 +414,73 @@ class ServedStream:
     def _forget(self, poll):
         if poll in self._polls:
             self._polls.remove(poll)
-            poll[2].cancel()
+            poll[3].cancel()
 
     def _timed_out(self, poll):
         if poll in self._polls:
             self._polls.remove(poll)
-            self._send(poll[0], poll[1])
+            self._send(poll[0], poll[1], 0.0)
 
     def _answer_polls(self):
-        for request, after, timer in self._take_polls():
+        for request, after, linger, timer in self._take_polls():
             timer.cancel()
-            self._send(request, after)
+            self._send(request, after, linger)
 
-    def _send(self, request, after):
-        pieces, size = [], 0
-        for entry in self._backlog:
-            if entry.seq <= after:
-                continue
-            piece = entry.encode()
-            if pieces and size + len(piece) > self.max_batch_bytes:
-                break
-            pieces.append((entry.seq, piece))
-            size += len(piece)
-        last = pieces[-1][0] if pieces else None
-        ended = self.ended and (last is None or last == self._next_seq - 1)
-        headers = stream_headers(self.kind, pieces[0][0] if pieces else None,
-                                 last, self.dropped, ended)
-        for name, value in headers.items():
+    def _send(self, request, after, linger):
+        first = self._first_after(after)
+        # Only a lossless stream lingers: a lossy one answers with what is
+        # waiting, so that what it keeps for a slow reader is the newest,
+        # not chunks queued in the connection's buffers.
+        lingering = linger > 0 and not self.ended and self.policy == "block"
+        plan, size = deque(), 0
+        if first is not None and not lingering:
+            for entry in self._backlog:
+                if entry.seq <= after:
+                    continue
+                piece = entry.encode()
+                if plan and size + len(piece) > self.max_batch_bytes:
+                    break
+                plan.append((entry.seq, piece))
+                size += len(piece)
+                self._sent(entry.seq, len(piece))
+        first_seq = None if first is None else first.seq
+        last = plan[-1][0] if plan else None
+        ended = self.ended and (first is None or last == self._next_seq - 1)
+        for name, value in stream_headers(self.kind, first_seq, last, self.dropped,
+                                          ended).items():
             request.setHeader(name, value)
-        if not pieces:
+        if first is None:
             request.setResponseCode(204)
             request.finish()
             return
         request.setHeader(b"content-type", CONTENT_TYPE)
-        request.setHeader(b"content-length", b"%d" % size)
-        for _, piece in pieces:
-            request.write(piece)
-        request.finish()
-        self._sent_upto = max(self._sent_upto, last)
-        self.chunks_out += len(pieces)
-        self.bytes_out += size
+        if not lingering:
+            request.setHeader(b"content-length", b"%d" % size)
+            _Answer(self, request, after, plan).pump()
+            return
+        answer = self._answer = _Answer(self, request, after)
+        answer.timer = self.clock.callLater(linger, answer.end)
+        answer.pump()
+
+    def _sent(self, seq, nbytes):
+        if seq > self._sent_upto:
+            self._sent_upto = seq
+        self.chunks_out += 1
+        self.bytes_out += nbytes
+
+    def _answer_is_full(self, answer):
+        """
+        Whether a lingering answer should end so that the reader
+        acknowledges it: it carried the byte limit, or (under ``block``)
+        half the reader's window is in flight.
+        """
+        if answer.bytes >= self.max_batch_bytes:
+            return True
+        return self.policy == "block" and (
+            answer.chunks >= max(self.maxsize // 2, 1)
+            or answer.bytes >= self.max_backlog_bytes // 2)
+
+    def _answer_closed(self, answer):
+        if self._answer is answer:
+            self._answer = None
+            self._expect_poll(0)

@@ -22,7 +22,8 @@ JSON_TYPE = b"application/json"
 
 #: Kind of every chunk of the stream (``iq``, ``spectrum``...).
 KIND = b"X-Pyrf-Kind"
-#: ``seq`` of the first and of the last chunk in the body.
+#: ``seq`` of the first and of the last chunk in the body (a lingering
+#: answer, whose last chunk is not known when it starts, has no last).
 FIRST_SEQ = b"X-Pyrf-First-Seq"
 LAST_SEQ = b"X-Pyrf-Last-Seq"
 #: Chunks the producing side has dropped from this stream so far (only
@@ -60,6 +61,7 @@ def stream_headers(kind, first_seq, last_seq, dropped, ended):
                END: b"1" if ended else b"0"}
     if first_seq is not None:
         headers[FIRST_SEQ] = b"%d" % first_seq
+    if last_seq is not None:
         headers[LAST_SEQ] = b"%d" % last_seq
     return headers
 

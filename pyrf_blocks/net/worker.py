@@ -240,8 +240,8 @@ class Worker:
             case ["streams"] if method == "GET":
                 return json_reply(request, {"streams": [s.stats for s in self.streams.values()]})
             case ["streams", ident] if method == "GET":
-                after, wait = poll_arguments(request)
-                return self._stream(ident).poll(request, after, wait)
+                after, wait, linger = poll_arguments(request)
+                return self._stream(ident).poll(request, after, wait, linger)
             case ["streams", ident] if method == "DELETE":
                 self._stream(ident).close()
                 del self.streams[ident]
