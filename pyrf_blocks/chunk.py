@@ -12,7 +12,7 @@ itself must.
 import msgpack
 import numpy as np
 
-__all__ = ["Chunk", "ChunkDecodeError", "encode_chunk", "encode_chunks",
+__all__ = ["Chunk", "ChunkDecodeError", "chunk_packer", "encode_chunk", "encode_chunks",
            "decode_chunk", "decode_chunks", "ChunkStreamDecoder"]
 
 NS_PER_SECOND = 1_000_000_000
@@ -140,18 +140,27 @@ def _bin_header(length):
     return b"\xc6" + length.to_bytes(4, "big")
 
 
-def encode_chunk(chunk, packer=None):
+def chunk_packer():
     """
-    Encode one chunk as msgpack bytes, its array's buffer last.
+    A msgpack packer for :func:`encode_chunk`, to reuse for many chunks.
+    """
+    return msgpack.Packer(default=_pack_default)
+
+
+def encode_chunk(chunk, packer=None, seq=None):
+    """
+    Encode one chunk as msgpack bytes, its array's buffer last; ``seq``
+    replaces the chunk's own.
 
     The samples are copied once, straight from the array into the result:
     the map is packed with an empty buffer in its place (``c4 00``, the
     last two bytes), whose header is then replaced by the real one.
     """
-    packer = packer or msgpack.Packer(default=_pack_default)
+    packer = packer or chunk_packer()
     array = _wire_array(chunk.data)
     head = packer.pack({
-        "k": chunk.kind, "s": chunk.start, "e": chunk.end, "q": chunk.seq,
+        "k": chunk.kind, "s": chunk.start, "e": chunk.end,
+        "q": chunk.seq if seq is None else seq,
         "r": chunk.rate, "m": chunk.meta,
         "d": [array.dtype.str, list(array.shape), b""],
     })
@@ -164,7 +173,7 @@ def encode_chunks(chunks):
     """
     Encode several chunks back to back: the body of one stream response.
     """
-    packer = msgpack.Packer(default=_pack_default)
+    packer = chunk_packer()
     return b"".join(encode_chunk(chunk, packer) for chunk in chunks)
 
 

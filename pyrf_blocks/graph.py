@@ -21,6 +21,7 @@ from .chunk import Chunk
 from .interfaces import (
     KIND_INTERFACES, IBlock, IChunkConsumer, IEdge, ISink, IPushProducer,
 )
+from .memory import keep_freed_memory
 from .sync import Synchronizer
 
 __all__ = ["Graph", "Block", "Source", "Sink", "Edge", "POLICIES",
@@ -741,6 +742,7 @@ class Graph:
         Run the reactor until the graph is done (or for ``duration``
         seconds, then stop it cleanly).  Re-raises a block's exception.
         """
+        keep_freed_memory()
         reactor = self.reactor
         outcome = []
         stopping = []

@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 from ..chunk import ChunkDecodeError, ChunkStreamDecoder
 from ..graph import Block, check_policy
 from ..interfaces import KIND_INTERFACES
+from ..memory import keep_freed_memory
 from .wire import read_stream_headers
 
 __all__ = ["remote_block", "RemoteError", "WorkerUnreachable", "http_client",
@@ -105,29 +106,37 @@ class _AnswerReader(protocol.Protocol):
     """
     Decodes an answer's body as it arrives and hands each chunk to its
     ``remote_block`` at once; ``finished`` fires when the body is complete.
+
+    A lingering answer may pause between chunks, but never much longer
+    than the linger time it was asked for: silence beyond that (while this
+    side is reading) is a dead connection, and the answer fails.
     """
 
     def __init__(self, block, finished):
         self.block = block
         self.finished = finished
         self.decoder = ChunkStreamDecoder()
-        self.silence = None
+        self.reactor = block.graph.reactor
+        self.limit = block.linger + block.wait + 30
+        self.paused = False
+        self.heard = self.reactor.seconds()
+        self.watch = None
 
     def connectionMade(self):
-        self._expect_data()
+        self.watch = self.reactor.callLater(self.limit, self._check_silence)
 
     def dataReceived(self, data):
+        self.heard = self.reactor.seconds()
         try:
             chunks = self.decoder.feed(data)
         except ChunkDecodeError:
             self._abort(Failure())
             return
-        self._expect_data()
         if chunks:
             self.block._arrived(chunks, self)
 
     def connectionLost(self, reason):
-        self._quiet()
+        self._unwatch()
         if self.finished.called:
             return
         if not reason.check(ResponseDone, PotentialDataLoss):
@@ -141,15 +150,16 @@ class _AnswerReader(protocol.Protocol):
         self.finished.callback(None)
 
     def pause(self):
-        self._quiet()
+        self.paused = True
         self.transport.pauseProducing()
 
     def resume(self):
-        self._expect_data()
+        self.paused = False
+        self.heard = self.reactor.seconds()
         self.transport.resumeProducing()
 
     def abort(self):
-        self._quiet()
+        self._unwatch()
         if self.transport is not None:
             self.transport.stopProducing()
 
@@ -158,22 +168,21 @@ class _AnswerReader(protocol.Protocol):
         if not self.finished.called:
             self.finished.errback(failure)
 
-    def _expect_data(self):
-        """
-        A lingering answer may pause between chunks, but never longer than
-        the linger time it was asked for: silence beyond that is a dead
-        connection.
-        """
-        self._quiet()
-        block = self.block
-        self.silence = block.graph.reactor.callLater(
-            block.linger + block.wait + 30, self._abort, Failure(WorkerUnreachable(
-                f"{block.stream_url} went silent in the middle of an answer")))
+    def _check_silence(self):
+        silent = self.reactor.seconds() - self.heard
+        if self.paused or silent < self.limit:
+            self.watch = self.reactor.callLater(
+                self.limit - (0 if self.paused else silent), self._check_silence)
+            return
+        self.watch = None
+        self._abort(Failure(WorkerUnreachable(
+            f"{self.block.stream_url} went silent for {silent:.0f} s in the middle "
+            f"of an answer")))
 
-    def _quiet(self):
-        if self.silence is not None and self.silence.active():
-            self.silence.cancel()
-        self.silence = None
+    def _unwatch(self):
+        if self.watch is not None and self.watch.active():
+            self.watch.cancel()
+        self.watch = None
 
 
 class remote_block(Block):
@@ -261,6 +270,7 @@ class remote_block(Block):
     def _activate(self):
         if self.active:
             return
+        keep_freed_memory()
         self.active = True
         self._ended = False
         self._running = True

@@ -23,9 +23,10 @@ from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from ..chunk import encode_chunk
+from ..chunk import chunk_packer, encode_chunk
 from ..graph import check_policy
 from ..interfaces import IChunkConsumer
+from ..memory import keep_freed_memory
 from .replies import HTTPError, error_reply
 from .wire import CONTENT_TYPE, stream_headers
 
@@ -50,6 +51,8 @@ MAX_MAXSIZE = 1024
 #: block, however few chunks it holds: small chunks get a deep window (many
 #: per answer), large ones a bounded memory.
 MAX_BACKLOG_BYTES = 32 << 20
+#: A lingering answer is given only while fewer bytes than this wait.
+LINGER_BELOW = 256 << 10
 #: Chunks the edge between the block and the stream may hold while paused.
 _EDGE_MAXSIZE = 2
 
@@ -92,14 +95,16 @@ class _Entry:
         self.encoded = None
         self.nbytes = chunk.data.nbytes
 
-    def encode(self):
+    def encode(self, packer):
         if self.encoded is None:
-            chunk = self.chunk
-            if chunk.seq != self.seq:
-                chunk = chunk.replace(seq=self.seq)
-            self.encoded = encode_chunk(chunk)
+            self.encoded = encode_chunk(self.chunk, packer, self.seq)
             self.chunk = None  # the bytes are all that is needed from now on
         return self.encoded
+
+
+#: A lingering answer joins chunks smaller than this that are waiting
+#: together into one write (bigger ones are written as they are, uncopied).
+_JOIN_BELOW = 64 << 10
 
 
 @implementer(IPushProducer)
@@ -124,35 +129,64 @@ class _Answer:
         self.ending = False
         self.finished = False
         self.chunks = self.bytes = 0
-        self.timer = None
+        self.timer = self.wakeup = None
         request.registerProducer(self, True)
         request.notifyFinish().addBoth(self._gone)
+
+    def wake(self):
+        """
+        Chunks are waiting: write them on the next turn of the reactor,
+        together with those emitted in the same turn.
+        """
+        if self.wakeup is None and not self.finished:
+            self.wakeup = self.stream.clock.callLater(0, self.pump)
 
     def pump(self):
         """
         Write what the connection can take now.
         """
-        stream = self.stream
+        self.wakeup = None
         while not self.paused and not self.finished:
             if self.plan is not None:
                 if not self.plan:
                     self.end()
                     return
-                seq, piece = self.plan.popleft()
-            else:
-                entry = stream._first_after(self.after)
-                if entry is None or self.ending:
-                    if self.ending or stream.ended:
-                        self.end()
-                    return
-                seq, piece = entry.seq, entry.encode()
-                stream._sent(seq, len(piece))
-            self.after = seq
+                self._write(self.plan.popleft()[1])
+                continue
+            if self.ending or not self._write_waiting():
+                if self.ending or self.stream.ended:
+                    self.end()
+                return
+
+    def _write_waiting(self):
+        """
+        Write the chunks waiting in the stream's backlog: several small
+        ones in one piece, a large one alone.  False when none was waiting.
+        """
+        stream = self.stream
+        pieces, size = [], 0
+        entry = stream._first_after(self.after)
+        while entry is not None:
+            piece = entry.encode(stream.packer)
+            if pieces and size + len(piece) > _JOIN_BELOW:
+                break
+            pieces.append(piece)
+            size += len(piece)
+            stream._sent(entry.seq, len(piece))
+            self.after = entry.seq
             self.chunks += 1
-            self.bytes += len(piece)
-            self.request.write(piece)
-            if self.plan is None and stream._answer_is_full(self):
+            if stream._answer_is_full(self, size):
                 self.ending = True
+                break
+            entry = stream._first_after(self.after)
+        if not pieces:
+            return False
+        self._write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+        return True
+
+    def _write(self, piece):
+        self.bytes += len(piece)
+        self.request.write(piece)
 
     def end(self):
         """
@@ -169,8 +203,9 @@ class _Answer:
 
     def _close(self):
         self.finished = True
-        if self.timer is not None and self.timer.active():
-            self.timer.cancel()
+        for call in (self.timer, self.wakeup):
+            if call is not None and call.active():
+                call.cancel()
         self.stream._answer_closed(self)
 
     def _gone(self, _):
@@ -213,6 +248,7 @@ class ServedStream:
     def __init__(self, stream_id, block, clock, policy="block", maxsize=None,
                  max_batch_bytes=MAX_BATCH_BYTES, on_close=None,
                  max_backlog_bytes=MAX_BACKLOG_BYTES):
+        keep_freed_memory()
         self.id = stream_id
         self.block = block
         self.kind = block.kind
@@ -231,6 +267,7 @@ class ServedStream:
         self.chunks_out = self.bytes_out = 0
         self.acknowledged = -1
         self._backlog = deque()
+        self.packer = chunk_packer()
         self._next_seq = 0
         self._sent_upto = -1
         self._holding = False
@@ -274,7 +311,7 @@ class ServedStream:
         if self.policy == "block":
             # Every chunk will be sent: encode it now, while the reader is
             # busy with the previous answer, not when its poll arrives.
-            entry.encode()
+            entry.encode(self.packer)
             full = (len(backlog) >= self.maxsize
                     or self._backlog_bytes >= self.max_backlog_bytes)
             if full and not self._holding and self.edge:
@@ -287,14 +324,14 @@ class ServedStream:
                 if dropped.seq > self._sent_upto:
                     self.dropped += 1
         if self._answer is not None:
-            self._answer.pump()
+            self._answer.wake()
         else:
             self._answer_polls()
 
     def end_of_stream(self):
         self.ended = True
         if self._answer is not None:
-            self._answer.pump()
+            self._answer.wake()
         self._answer_polls()
 
     # The reader's side.
@@ -430,14 +467,18 @@ class ServedStream:
         first = self._first_after(after)
         # Only a lossless stream lingers: a lossy one answers with what is
         # waiting, so that what it keeps for a slow reader is the newest,
-        # not chunks queued in the connection's buffers.
-        lingering = linger > 0 and not self.ended and self.policy == "block"
+        # not chunks queued in the connection's buffers.  And only while
+        # little is waiting: a backlog is sent as one planned answer, whose
+        # body (with a Content-Length, not chunked) the reader's HTTP
+        # client passes on without copying it.
+        lingering = (linger > 0 and not self.ended and self.policy == "block"
+                     and self._waiting_bytes(after) < LINGER_BELOW)
         plan, size = deque(), 0
         if first is not None and not lingering:
             for entry in self._backlog:
                 if entry.seq <= after:
                     continue
-                piece = entry.encode()
+                piece = entry.encode(self.packer)
                 if plan and size + len(piece) > self.max_batch_bytes:
                     break
                 plan.append((entry.seq, piece))
@@ -462,23 +503,33 @@ class ServedStream:
         answer.timer = self.clock.callLater(linger, answer.end)
         answer.pump()
 
+    def _waiting_bytes(self, after):
+        waiting = self._backlog_bytes
+        for entry in self._backlog:
+            if entry.seq > after:
+                break
+            waiting -= entry.nbytes
+        return waiting
+
     def _sent(self, seq, nbytes):
         if seq > self._sent_upto:
             self._sent_upto = seq
         self.chunks_out += 1
         self.bytes_out += nbytes
 
-    def _answer_is_full(self, answer):
+    def _answer_is_full(self, answer, pending=0):
         """
         Whether a lingering answer should end so that the reader
         acknowledges it: it carried the byte limit, or (under ``block``)
-        half the reader's window is in flight.
+        half the reader's window is in flight.  ``pending``: bytes it took
+        that are not written yet.
         """
-        if answer.bytes >= self.max_batch_bytes:
+        carried = answer.bytes + pending
+        if carried >= self.max_batch_bytes:
             return True
         return self.policy == "block" and (
             answer.chunks >= max(self.maxsize // 2, 1)
-            or answer.bytes >= self.max_backlog_bytes // 2)
+            or carried >= self.max_backlog_bytes // 2)
 
     def _answer_closed(self, answer):
         if self._answer is answer:

@@ -99,6 +99,15 @@ class _LimitedChannel(http.HTTPChannel):
     totalHeadersSize = MAX_HEADERS_SIZE
     maxHeaders = 64
 
+    def connectionMade(self):
+        super().connectionMade()
+        # A lingering answer writes each chunk when it is emitted: send it
+        # at once rather than wait for the reader's acknowledgement of the
+        # last segment (Nagle's algorithm, up to 40 ms on Linux).
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
+
 
 class _QuietSite(server.Site):
     """
