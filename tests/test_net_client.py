@@ -238,3 +238,78 @@ def test_equal_meta_arrives_as_one_object():
     assert pair.run() is None
     assert len({id(chunk.meta) for chunk in sink.chunks}) == 1
     assert sink.chunks[0].meta == {"center_frequency": 1e9}
+
+
+def test_chunks_are_emitted_while_their_answer_is_still_open():
+    """A lingering answer's chunks reach the consumers as they arrive, not when it ends."""
+    pair = Pair()
+    source = manual_source(graph=pair.server, name="src")
+    remote = remote_block(WORKER + "/blocks/src", "iq", client=pair.http, graph=pair.client,
+                          linger=30)
+    sink = recording_sink(remote)
+    pair.pump(3)
+    stream = next(iter(pair.worker.streams.values()))
+    for n in range(1, 6):
+        source.push(2)
+        pair.pump(2)
+        assert len(sink.chunks) == n
+        assert stream.stats["answering"]
+    assert stream.stats["acknowledged"] == -1  # no second poll: all in one answer
+
+
+class silent_resource:
+    """
+    Stands in for a worker whose stream answer starts and then goes silent.
+    """
+
+    def __init__(self):
+        from twisted.web import resource, server
+
+        from pyrf_blocks.chunk import Chunk, encode_chunk
+        from pyrf_blocks.net import wire
+
+        self.polls = 0
+        body = encode_chunk(Chunk("iq", np.ones(4, np.complex64), 0, 4000, 1e6))
+        owner = self
+
+        class stream(resource.Resource):
+            isLeaf = True
+
+            def render_POST(self, request):
+                request.setResponseCode(201)
+                return b'{"kind": "iq", "path": "/streams/1"}'
+
+            def render_GET(self, request):
+                owner.polls += 1
+                for name, value in wire.stream_headers("iq", 0, None, 0, False).items():
+                    request.setHeader(name, value)
+                request.setHeader(b"content-type", wire.CONTENT_TYPE)
+                if owner.polls == 1:
+                    request.write(body)  # ... and nothing more, ever
+                return server.NOT_DONE_YET
+
+        self.resource = stream()
+
+
+def test_an_answer_that_goes_silent_is_abandoned_and_polled_again(logged):
+    """A lingering answer silent beyond linger + wait + 30 s fails and is retried."""
+    from treq.testing import StubTreq
+
+    pair = Pair()
+    silent = silent_resource()
+    http = StubTreq(silent.resource)
+    pair.http = http
+    remote = remote_block(WORKER + "/blocks/src", "iq", client=http, graph=pair.client,
+                          linger=1, wait=1, backoff=0.1)
+    sink = recording_sink(remote)
+    pair.pump(5)
+    assert len(sink.chunks) == 1 and silent.polls == 1
+    pair.clock.advance(31)
+    pair.pump(5)
+    assert silent.polls == 1
+    pair.clock.advance(2)
+    pair.pump(5, 0.1)
+    assert silent.polls == 2
+    errors = [e for e in logged if e.get("log_level") == LogLevel.error]
+    message = errors[0]["log_format"].format(**errors[0])
+    assert "http://worker/streams/1 went silent for 3" in message and "retry 1" in message

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
+from twisted.web.iweb import UNKNOWN_LENGTH
 from twisted.web.test.requesthelper import DummyRequest
 
 from pyrf_blocks.chunk import decode_chunks
@@ -266,3 +267,122 @@ def test_a_backlog_of_many_bytes_pauses_the_producer_too(pair, source):
     _, _, body = pair.call("GET", path, params={"after": "1"})
     assert not source.paused
     assert [c.seq for c in decode_chunks(body)] == list(range(2, pushed))
+
+
+def open_answer(pair, path, **params):
+    """
+    A lingering GET: a dict that gets the status, headers and every piece
+    of body as it arrives, and ``done`` when the answer ends.
+    """
+    import treq
+
+    answer = {"pieces": [], "done": False}
+
+    def received(response):
+        answer["status"], answer["headers"] = response.code, response.headers
+        answer["length"] = response.length
+        d = treq.collect(response, answer["pieces"].append)
+        return d.addCallback(lambda _: answer.update(done=True))
+    pair.http.get(WORKER_URL + path, params=params, unbuffered=True).addCallback(received)
+    pair.http.flush()
+    return answer
+
+
+WORKER_URL = "http://worker"
+
+
+def answer_chunks(answer):
+    return decode_chunks(b"".join(answer["pieces"]))
+
+
+def test_a_lingering_answer_carries_chunks_emitted_after_it_began(pair, source):
+    """With linger, one answer goes on carrying each new chunk until its time is up."""
+    path = open_stream(pair)
+    answer = open_answer(pair, path, after="-1", wait="5", linger="2")
+    pair.pump(3)
+    assert "status" not in answer  # held: nothing to send yet
+    sent = [source.push(4)]
+    pair.pump(3)
+    assert answer["status"] == 200 and not answer["done"]
+    assert header(answer["headers"], wire.FIRST_SEQ) == b"0"
+    assert answer["headers"].getRawHeaders(wire.LAST_SEQ) is None
+    assert answer["length"] is UNKNOWN_LENGTH
+    sent += [source.push(4), source.push(4)]
+    pair.pump(3)
+    assert answer_chunks(answer) == sent and not answer["done"]
+    pair.clock.advance(2)
+    pair.pump(3)
+    assert answer["done"] and answer_chunks(answer) == sent
+    stream = pair.worker.streams[path.rsplit("/", 1)[1]]
+    assert stream.stats["chunks_out"] == 3 and not stream.stats["answering"]
+
+
+def test_chunks_of_one_turn_go_in_one_write(pair, source):
+    """Chunks emitted in the same reactor turn reach a lingering answer as one piece."""
+    path = open_stream(pair, maxsize=64)
+    source.push(4)
+    answer = open_answer(pair, path, after="-1", linger="5")
+    pair.pump(2)
+    pieces = len(answer["pieces"])
+    sent = [source.push(4) for _ in range(5)]
+    pair.pump(2)
+    assert len(answer["pieces"]) == pieces + 1
+    assert answer_chunks(answer)[1:] == sent
+
+
+def test_a_lingering_answer_ends_when_half_the_window_is_in_flight(pair, source):
+    """Under block, an answer stops after maxsize/2 chunks so the reader acknowledges them."""
+    path = open_stream(pair, maxsize=8)
+    answer = open_answer(pair, path, after="-1", linger="30")
+    for _ in range(6):
+        source.push(2)
+        pair.pump(1)
+    assert answer["done"]
+    assert [c.seq for c in answer_chunks(answer)] == [0, 1, 2, 3]
+    _, _, body = pair.call("GET", path, params={"after": "3", "linger": "0"})
+    assert [c.seq for c in decode_chunks(body)] == [4, 5]
+
+
+def test_a_backlog_goes_as_one_planned_answer_even_when_lingering_is_asked(pair, source):
+    """When much is waiting, the answer carries it with a Content-Length and ends."""
+    path = open_stream(pair, maxsize=64)
+    sent = [source.push(8192) for _ in range(5)]  # 5 x 64 KiB waiting
+    answer = open_answer(pair, path, after="-1", linger="30")
+    pair.pump(2)
+    assert answer["done"] and answer_chunks(answer) == sent
+    assert header(answer["headers"], wire.LAST_SEQ) == b"4"
+    assert answer["length"] == sum(map(len, answer["pieces"]))
+
+
+@pytest.mark.parametrize("policy", ["drop_oldest", "latest"])
+def test_lossy_streams_never_linger(pair, source, policy):
+    """A lossy stream answers with what waits, so a slow reader gets the newest chunks."""
+    path = open_stream(pair, policy=policy, maxsize=2)
+    source.push(2)
+    answer = open_answer(pair, path, after="-1", linger="30")
+    pair.pump(2)
+    assert answer["done"] and [c.seq for c in answer_chunks(answer)] == [0]
+
+
+def test_a_new_poll_ends_the_lingering_answer_it_replaces(pair, source):
+    """A reader that polls again (its answer lost) gets the unacknowledged chunks anew."""
+    path = open_stream(pair)
+    source.push(2)
+    first = open_answer(pair, path, after="-1", linger="30")
+    pair.pump(2)
+    source.push(2)
+    pair.pump(2)
+    assert not first["done"]
+    _, _, body = pair.call("GET", path, params={"after": "-1", "linger": "0"})
+    assert first["done"]
+    assert [c.seq for c in decode_chunks(body)] == [0, 1]
+
+
+@pytest.mark.parametrize("params, words", [({"linger": "-1"}, "linger=-1.0"),
+                                           ({"linger": "61"}, "between 0 and 60"),
+                                           ({"linger": "soon"}, "not a number")])
+def test_a_bad_linger_gets_a_400(pair, source, params, words):
+    """linger is checked like wait: a number of seconds up to the maximum."""
+    path = open_stream(pair)
+    status, _, body = pair.call("GET", path, params=params)
+    assert status == 400 and words in json.loads(body)["error"]

@@ -17,7 +17,7 @@ remote producer pauses in turn.
 import collections
 import json
 
-from twisted.internet import defer, protocol
+from twisted.internet import defer, error, protocol
 from twisted.logger import Logger
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
@@ -175,7 +175,7 @@ class _AnswerReader(protocol.Protocol):
                 self.limit - (0 if self.paused else silent), self._check_silence)
             return
         self.watch = None
-        self._abort(Failure(WorkerUnreachable(
+        self._abort(Failure(error.TimeoutError(
             f"{self.block.stream_url} went silent for {silent:.0f} s in the middle "
             f"of an answer")))
 
