@@ -202,24 +202,30 @@ sys.path.insert(0, "examples")
 from seed_multiprocess import build
 from pyrf_blocks import Graph, set_default_graph
 from pyrf_blocks.blocks.sinks import collector
-marks = []
+marks = ([], [])
 class timed(collector):
+    def __init__(self, chain, *args, **kwargs):
+        self.marks = marks[chain]
+        super().__init__(*args, **kwargs)
     def process(self, chunk):
-        marks.append((time.perf_counter(), len(chunk.data)))
+        self.marks.append((time.perf_counter(), len(chunk.data)))
 graph = Graph()
 set_default_graph(graph)
-sinks = [timed(c, keep=1) for c in build(sys.argv[1] == "split", int(sys.argv[2]), False)]
+sinks = [timed(n, c, keep=1) for n, c in enumerate(build(sys.argv[1] == "split",
+                                                         int(sys.argv[2]), False))]
 graph.run()
-marks.sort()
-spectra = sum(frames for _, frames in marks[1:])
-print(spectra * 1024 / (marks[-1][0] - marks[0][0]) / 1e6)
+# Steady state: from when both chains deliver to when the first one ends.
+begin = max(chain[0][0] for chain in marks)
+end = min(chain[-1][0] for chain in marks)
+spectra = sum(frames for chain in marks for when, frames in chain if begin < when <= end)
+print(spectra * 1024 / (end - begin) / 1e6)
 """
 
 
 def chain_rate(mode, count):
     """
-    MSa/s of IQ through both seed chains, from the first spectrum to the
-    last (process start-up left out).
+    MSa/s of IQ through both seed chains while both deliver spectra
+    (process start-up and the first chain's tail left out).
     """
     out = subprocess.run([sys.executable, "-c", _CHAIN, mode, str(count)], cwd=ROOT,
                          env=environment(), capture_output=True, text=True, check=True)

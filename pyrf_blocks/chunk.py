@@ -384,19 +384,24 @@ class ChunkStreamDecoder:
     def _read(self, view, position, chunks):
         rest = view[position:]
         unpacker = _unpacker(max(self._max_size, len(rest)))
-        unpacker.feed(rest)
-        used = 0
-        try:
-            while True:
-                obj = unpacker.unpack()
-                chunks.append(_chunk_from_map(obj))
-                used = unpacker.tell()
-        except msgpack.OutOfData:
-            pass
-        except ChunkDecodeError:
-            raise
-        except _UNPACK_ERRORS as error:
-            _unpack_error(error)
+        fed = used = 0
+        # Feed the unpacker a probe at a time, and stop as soon as it holds
+        # a probe's worth of one unfinished chunk: that one is large, and
+        # is read from its head instead of being copied here too.
+        while fed < len(rest) and fed - used < _HEAD_PROBE:
+            unpacker.feed(rest[fed:fed + _HEAD_PROBE])
+            fed = min(fed + _HEAD_PROBE, len(rest))
+            try:
+                while True:
+                    obj = unpacker.unpack()
+                    chunks.append(_chunk_from_map(obj))
+                    used = unpacker.tell()
+            except msgpack.OutOfData:
+                pass
+            except ChunkDecodeError:
+                raise
+            except _UNPACK_ERRORS as error:
+                _unpack_error(error)
         rest = rest[used:]
         if rest:
             head = _parse_head(rest[:_HEAD_PROBE], self._max_size)

@@ -240,6 +240,7 @@ class remote_block(Block):
         self._running = False
         self._busy = None
         self._undelivered = collections.deque()
+        self._delivering = False
         self._reader = None
         self._failures = 0
         self._first_failure = None
@@ -313,7 +314,7 @@ class remote_block(Block):
 
     def _on_resume(self):
         self._deliver()
-        if self._pauses:
+        if self._pauses or self._undelivered:
             return
         if self._reader is not None:
             self._reader.resume()
@@ -411,6 +412,15 @@ class remote_block(Block):
             reader.pause()
 
     def _deliver(self):
+        if self._delivering:
+            return  # resumed by a consumer of the chunk being emitted
+        self._delivering = True
+        try:
+            self._deliver_in_order()
+        finally:
+            self._delivering = False
+
+    def _deliver_in_order(self):
         undelivered = self._undelivered
         while undelivered and not self._pauses and self._running:
             chunk = undelivered.popleft()

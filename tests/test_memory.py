@@ -1,0 +1,48 @@
+"""
+Keeping freed memory for reuse (pyrf_blocks.memory).
+"""
+
+import ctypes.util
+import subprocess
+import sys
+
+import pytest
+
+from pyrf_blocks import memory
+
+
+@pytest.mark.skipif(not (ctypes.util.find_library("c") or "").startswith("libc.so"),
+                    reason="mallopt is glibc's")
+def test_glibc_is_asked_to_keep_freed_memory_once():
+    """On glibc the thresholds are set (True), and asking again changes nothing."""
+    code = ("from pyrf_blocks import memory; "
+            "print(memory.keep_freed_memory(), memory.keep_freed_memory())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["True", "True"]
+
+
+def test_without_mallopt_nothing_happens(monkeypatch):
+    """Where the C library has no mallopt, the call says so with False and does not fail."""
+    monkeypatch.setattr(memory, "_kept", None)
+    monkeypatch.setattr(memory.ctypes.util, "find_library", lambda name: "libnothing.so.0")
+    assert memory.keep_freed_memory() is False
+    monkeypatch.setattr(memory, "_kept", None)
+
+
+def test_running_a_graph_keeps_freed_memory():
+    """Graph.run asks for it, as workers and stream ends do."""
+    code = ("from twisted.internet.task import Clock\n"
+            "from pyrf_blocks import memory\n"
+            "from pyrf_blocks.graph import Graph\n"
+            "from pyrf_blocks.testing import array_source, recording_sink\n"
+            "import numpy as np\n"
+            "graph = Graph()\n"
+            "recording_sink(array_source([np.ones(4)], graph=graph))\n"
+            "assert memory._kept is None\n"
+            "graph.run()\n"
+            "print(memory._kept)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in ("True", "False")
