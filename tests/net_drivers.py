@@ -4,6 +4,7 @@ a graph in its own reactor and reports on stdout.
 
     python tests/net_drivers.py kill
     python tests/net_drivers.py two_hosts URL_A URL_B TOKEN OUT.npz COUNT
+    python tests/net_drivers.py placed URL TOKEN CA OUT.npz COUNT
 """
 
 import sys
@@ -75,6 +76,26 @@ def two_hosts(url_a, url_b, token, out, count):
     return 0
 
 
+def placed(url, token, ca, out, count):
+    """
+    instrument -> FFT on the worker at URL (trusting the CA file CA; "-"
+    for the system's), collector here.  The spectra go to OUT; a failure
+    is printed as "FAILED: type: message" (exit status 1).
+    """
+    worker = process(url, token=token, ca=None if ca == "-" else ca, retries=2,
+                     backoff=0.05)
+    wsa = WSA4000("sim", seed=1, count=int(count), paced=False, proc=worker)
+    spectra = collector(fft_block(wsa, proc=worker))
+    try:
+        default_graph_run()
+    except Exception as error:
+        print(f"FAILED: {type(error).__name__}: {error}", flush=True)
+        return 1
+    np.savez(out, spectra=spectra.data(),
+             times=np.array([(c.start, c.end) for c in spectra.chunks]))
+    return 0
+
+
 def default_graph_run():
     from pyrf_blocks import default_graph
     default_graph().run()
@@ -87,5 +108,5 @@ if __name__ == "__main__":
         textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(LogLevel.warn)])],
         redirectStandardIO=False)
     set_default_graph(Graph())
-    scenario = {"kill": kill, "two_hosts": two_hosts}[sys.argv[1]]
+    scenario = {"kill": kill, "two_hosts": two_hosts, "placed": placed}[sys.argv[1]]
     sys.exit(scenario(*sys.argv[2:]))
