@@ -3,7 +3,7 @@ Consumer programs for the real-process tests of pyrf_blocks.net: each runs
 a graph in its own reactor and reports on stdout.
 
     python tests/net_drivers.py kill
-    python tests/net_drivers.py two_hosts URL_A URL_B TOKEN OUT.npz COUNT
+    python tests/net_drivers.py two_hosts URL_A URL_B TOKEN OUT.npz COUNT [CA]
     python tests/net_drivers.py placed URL TOKEN CA OUT.npz COUNT
 """
 
@@ -62,12 +62,13 @@ def kill():
     return 0
 
 
-def two_hosts(url_a, url_b, token, out, count):
+def two_hosts(url_a, url_b, token, out, count, ca=None):
     """
-    instrument here -> FFT on host A -> calibrate on host B -> collector here.
+    instrument here -> FFT on host A -> calibrate on host B -> collector here
+    (https:// hosts trusted through the CA file CA).
     """
-    host_a = process(url_a, token=token)
-    host_b = process(url_b, token=token)
+    host_a = process(url_a, token=token, ca=ca)
+    host_b = process(url_b, token=token, ca=ca)
     wsa = WSA4000("sim", seed=1, count=int(count), paced=False)
     spectra = collector(calibrate_block(fft_block(wsa, proc=host_a), proc=host_b))
     default_graph_run()
