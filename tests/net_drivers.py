@@ -4,7 +4,7 @@ a graph in its own reactor and reports on stdout.
 
     python tests/net_drivers.py kill
     python tests/net_drivers.py two_hosts URL_A URL_B TOKEN OUT.npz COUNT [CA]
-    python tests/net_drivers.py placed URL TOKEN CA OUT.npz COUNT
+    python tests/net_drivers.py placed URL TOKEN CA OUT.npz COUNT [KEY CERT]
 """
 
 import sys
@@ -77,15 +77,23 @@ def two_hosts(url_a, url_b, token, out, count, ca=None):
     return 0
 
 
-def placed(url, token, ca, out, count):
+def placed(url, token, ca, out, count, key=None, cert=None):
     """
     instrument -> FFT on the worker at URL (trusting the CA file CA; "-"
-    for the system's), collector here.  The spectra go to OUT; a failure
-    is printed as "FAILED: type: message" (exit status 1).
+    for the system's), collector here.  With KEY and CERT the instrument
+    stays here, served to the worker over TLS with them.  The spectra go
+    to OUT; a failure is printed as "FAILED: type: message" (exit status 1).
     """
+    from pyrf_blocks import default_graph
+    from pyrf_blocks.net import serve
+
     worker = process(url, token=token, ca=None if ca == "-" else ca, retries=2,
                      backoff=0.05)
-    wsa = WSA4000("sim", seed=1, count=int(count), paced=False, proc=worker)
+    if key:
+        serve(default_graph(), listen=f"ssl:0:interface=127.0.0.1:privateKey={key}:"
+                                      f"certKey={cert}")
+    wsa = WSA4000("sim", seed=1, count=int(count), paced=False,
+                  proc=None if key else worker)
     spectra = collector(fft_block(wsa, proc=worker))
     try:
         default_graph_run()

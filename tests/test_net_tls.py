@@ -504,6 +504,17 @@ def test_blocks_on_a_tls_worker_give_the_arrays_of_one_reactor(tls_worker, pki, 
 
 
 @pytest.mark.timeout(180)
+def test_a_block_served_over_tls_by_the_script_is_read_by_a_tls_worker(tls_worker, pki,
+                                                                       tmp_path):
+    """The instrument here, served on ssl: to the FFT on a TLS worker: one reactor's output."""
+    out = tmp_path / "served.npz"
+    status, stdout, stderr = driver("placed", tls_worker.url, TOKEN, pki.ca, str(out), "4",
+                                    pki.key, pki.cert)
+    assert status == 0, stderr[-3000:]
+    assert_same(out, one_reactor(4))
+
+
+@pytest.mark.timeout(180)
 def test_a_chain_over_two_tls_workers_hands_the_ca_on(tls_workers, pki, tmp_path):
     """FFT on one TLS worker, calibrate on another that reads it over https: one reactor's output."""
     out = tmp_path / "chain.npz"

@@ -195,13 +195,23 @@ class Process:
             if producer.process is self:
                 return producer.remote_name
         if isinstance(producer, remote_block):
-            spec = {"url": producer.url, "kind": producer.kind, "token": producer.token}
-            if producer.ca is not None:
-                spec["ca"] = producer.ca.decode("ascii")
-            return spec
+            return _input(producer.url, producer.kind, producer.token, producer.ca)
+        # A block of this process, served to the worker; over TLS, the worker
+        # trusts what this process trusts for the worker (one lab CA).
         base, token = await serve(producer.graph)
-        return {"url": f"{base}/blocks/{producer.name}", "kind": producer.kind,
-                "token": token}
+        return _input(f"{base}/blocks/{producer.name}", producer.kind, token,
+                      self.ca if base.startswith("https://") else None)
+
+
+def _input(url, kind, token, ca):
+    """
+    How a worker is told to read a block of another process: its URL, kind,
+    token and, for TLS, the CA certificates to trust.
+    """
+    spec = {"url": url, "kind": kind, "token": token}
+    if ca is not None:
+        spec["ca"] = ca.decode("ascii")
+    return spec
 
 
 class placed_block(remote_block):
