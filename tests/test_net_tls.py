@@ -69,14 +69,19 @@ def _key_pem(key):
                              serialization.NoEncryption())
 
 
-def make_ca(folder, common_name):
+def make_ca(folder, common_name, address=None):
     """
-    A CA key and self-signed CA certificate; ``(key, certificate, path)``.
+    A CA key and self-signed CA certificate, also valid as a server's for
+    ``address`` when one is given; ``(key, certificate, path)``.
     """
     now = datetime.datetime.now(datetime.timezone.utc)
     key = ec.generate_private_key(ec.SECP256R1())
+    builder = x509.CertificateBuilder()
+    if address is not None:
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
     certificate = (
-        x509.CertificateBuilder().subject_name(_name(common_name))
+        builder.subject_name(_name(common_name))
         .issuer_name(_name(common_name)).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -217,6 +222,14 @@ def test_trust_policy_trusts_exactly_the_given_ca(pki):
         client = handshake(pki, trusted)
         assert not client.handshake
         assert "certificate verify failed" in str(client.lost.value)
+
+
+def test_a_self_signed_worker_certificate_is_its_own_ca(tmp_path):
+    """A self-signed certificate given as ca= verifies the worker that presents it."""
+    key, _, cert = make_ca(tmp_path, "self-signed worker", address="127.0.0.1")
+    worker = SimpleNamespace(cert=cert, key=_write(tmp_path / "key.pem", _key_pem(key)))
+    assert handshake(worker, read_ca(cert)).handshake
+    assert not handshake(worker, None).handshake
 
 
 def test_trust_policy_checks_the_address(pki):

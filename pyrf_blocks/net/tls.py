@@ -24,7 +24,14 @@ no retry can change the answer.
 import hashlib
 import os
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from OpenSSL import SSL, crypto
+from service_identity import VerificationError
 from twisted.internet import error as net_error
+from twisted.internet.ssl import (Certificate, KeyPair, PrivateCertificate,
+                                  trustRootFromCertificates)
+from twisted.web.client import BrowserLikePolicyForHTTPS, ResponseNeverReceived
 from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
@@ -51,9 +58,6 @@ def read_ca(ca):
     :raises ValueError: naming the file when it cannot be read or holds
         no certificate.
     """
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     if ca is None:
         return None
     if isinstance(ca, (bytes, bytearray)):
@@ -80,8 +84,6 @@ def trusted_by(pem):
     Who is trusted, in words: the subjects of ``pem``'s certificates or the
     system's certificate authorities.
     """
-    from cryptography import x509
-
     if pem is None:
         return "the system's certificate authorities"
     subjects = [c.subject.rfc4514_string() or "an unnamed certificate"
@@ -103,11 +105,6 @@ def trust_policy(pem):
     trusts exactly the certificates in ``pem`` (the system's CAs for
     ``None``), and checks host names and IP addresses.
     """
-    from twisted.internet.ssl import Certificate, trustRootFromCertificates
-    from twisted.web.client import BrowserLikePolicyForHTTPS
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     if pem is None:
         return BrowserLikePolicyForHTTPS()
     roots = [Certificate.loadPEM(c.public_bytes(Encoding.PEM))
@@ -160,10 +157,6 @@ def explain(failure, uri, pem):
     ``http://`` request that a worker closed without answering says that
     it may be a TLS worker.  Anything else passes through.
     """
-    from OpenSSL import SSL
-    from service_identity import VerificationError
-    from twisted.web.client import ResponseNeverReceived
-
     origin = _origin(uri)
     for reason in _reasons(failure):
         if reason.check(VerificationError):
@@ -211,9 +204,6 @@ def check_certificate_files(private_key, cert_key=None):
     :param cert_key: the ``certKey`` option (PEM certificate); the
         ``privateKey`` file by default, as in Twisted.
     """
-    from OpenSSL import crypto
-    from twisted.internet.ssl import Certificate, KeyPair, PrivateCertificate
-
     hint = "see `pyrf-blocks worker --help` for how to make a key and certificate"
     cert_key = cert_key or private_key
     contents = {}
