@@ -383,16 +383,17 @@ def test_check_certificate_files_names_what_is_wrong(pki, tmp_path):
         assert str(caught.value).startswith(message), caught.value
 
 
-def test_the_worker_command_refuses_missing_key_files_in_one_line(pki, tmp_path, capsys):
+def test_the_worker_command_refuses_missing_key_files_in_one_line(pki, tmp_path):
     """pyrf-blocks worker --listen ssl:... with a missing key exits 2 with one line."""
     missing = tmp_path / "key.pem"
-    status = main(["worker", "--listen",
-                   f"ssl:0:interface=127.0.0.1:privateKey={missing}:certKey={pki.cert}"])
-    err = capsys.readouterr().err
-    assert status == 2
-    assert err == (f"pyrf-blocks worker: privateKey={missing}: No such file or directory "
-                   "(see `pyrf-blocks worker --help` for how to make a key and "
-                   "certificate)\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pyrf_blocks.cli", "worker", "--token", TOKEN, "--listen",
+         f"ssl:0:interface=127.0.0.1:privateKey={missing}:certKey={pki.cert}"],
+        cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == (f"pyrf-blocks worker: privateKey={missing}: No such file or "
+                             "directory (see `pyrf-blocks worker --help` for how to make a "
+                             "key and certificate)\n")
 
 
 def test_the_worker_help_says_how_to_make_a_certificate(capsys):
