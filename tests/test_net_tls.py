@@ -21,10 +21,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from OpenSSL import SSL
 from treq.client import HTTPClient
 from twisted.internet import defer, error as net_error, protocol
-from twisted.internet import ssl as twisted_ssl
-from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.interfaces import IHandshakeListener, IOpenSSLContextFactory
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -197,15 +197,29 @@ class _Peer(protocol.Protocol):
         self.lost = reason
 
 
+@implementer(IOpenSSLContextFactory)
+class _ServerContext:
+    """
+    The TLS context of a server presenting ``cert`` with ``key`` (PEM
+    files), built from cryptography objects as pyOpenSSL now prefers.
+    """
+
+    def __init__(self, cert, key):
+        self.context = SSL.Context(SSL.TLS_SERVER_METHOD)
+        self.context.use_certificate(x509.load_pem_x509_certificate(pem(cert)))
+        self.context.use_privatekey(serialization.load_pem_private_key(pem(key), None))
+
+    def getContext(self):
+        return self.context
+
+
 def handshake(pki, trusted, host=b"127.0.0.1"):
     """
     A TLS handshake in memory between the worker's certificate and a client
     with ``trust_policy(trusted)`` connecting to ``host``; the client end.
     """
-    server_options = twisted_ssl.PrivateCertificate.loadPEM(
-        pem(pki.cert) + pem(pki.key)).options()
     server, client = _Peer(), _Peer()
-    server_tls = TLSMemoryBIOFactory(server_options, False,
+    server_tls = TLSMemoryBIOFactory(_ServerContext(pki.cert, pki.key), False,
                                      protocol.Factory.forProtocol(lambda: server))
     client_tls = TLSMemoryBIOFactory(trust_policy(trusted).creatorForNetloc(host, 8750),
                                      True, protocol.Factory.forProtocol(lambda: client))
