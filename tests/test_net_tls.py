@@ -544,7 +544,7 @@ def test_a_block_served_over_tls_by_the_script_is_read_by_a_tls_worker(tls_worke
 
 @pytest.mark.timeout(180)
 def test_a_chain_over_two_tls_workers_hands_the_ca_on(tls_workers, pki, tmp_path):
-    """FFT on one TLS worker, calibrate on another that reads it over https: one reactor's output."""
+    """FFT on one TLS worker, calibrate on another reading it over https: one reactor's output."""
     out = tmp_path / "chain.npz"
     status, stdout, stderr = driver("two_hosts", tls_workers[0].url, tls_workers[1].url,
                                     TOKEN, str(out), "5", pki.ca)

@@ -6,10 +6,10 @@ already running elsewhere.
 process (it cannot outlive it, see :mod:`.parent`); ``process(url,
 token=..., ca=...)`` attaches to a running worker (``ca``: the CA
 certificate of an ``https://`` worker, see :mod:`.tls`).
-``fft_block(wsa, proc=p)`` then gives a :class:`placed_block`: this graph's stand-in for a block that
-is created on the worker, from its registered type and keyword
-parameters, the first time something here consumes it.  Until then nothing
-is created and nothing streams.
+``fft_block(wsa, proc=p)`` then gives a :class:`placed_block`: this
+graph's stand-in for a block that is created on the worker, from its
+registered type and keyword parameters, the first time something here
+consumes it.  Until then nothing is created and nothing streams.
 """
 
 import json

@@ -109,8 +109,8 @@ def build(pipeline, graph=None, environ=None):
 
     :param environ: where ``token_env`` variables are read (``os.environ``).
     :raises PipelineError: for a token that is not set, a ``ca`` file that
-        cannot be read, placement this
-        installation cannot honour, or values the blocks reject.
+        cannot be read, placement this installation cannot honour, or
+        values the blocks reject.
     """
     graph = graph if graph is not None else Graph()
     environ = os.environ if environ is None else environ
