@@ -17,7 +17,9 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["pyrf_blocks", "pyrf_blocks.*"]),
     install_requires=[
-        "twisted>=24.3",
+        # tls: pyOpenSSL and service_identity, for ssl: workers and https:// edges.
+        "twisted[tls]>=24.3",
+        "cryptography>=39",  # reads CA bundles (pyrf_blocks.net.tls); pyOpenSSL's own
         "zope.interface>=6.0",
         "numpy>=1.26",
         "scipy>=1.11",

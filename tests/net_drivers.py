@@ -3,7 +3,8 @@ Consumer programs for the real-process tests of pyrf_blocks.net: each runs
 a graph in its own reactor and reports on stdout.
 
     python tests/net_drivers.py kill
-    python tests/net_drivers.py two_hosts URL_A URL_B TOKEN OUT.npz COUNT
+    python tests/net_drivers.py two_hosts URL_A URL_B TOKEN OUT.npz COUNT [CA]
+    python tests/net_drivers.py placed URL TOKEN CA OUT.npz COUNT [KEY CERT]
 """
 
 import sys
@@ -61,15 +62,44 @@ def kill():
     return 0
 
 
-def two_hosts(url_a, url_b, token, out, count):
+def two_hosts(url_a, url_b, token, out, count, ca=None):
     """
-    instrument here -> FFT on host A -> calibrate on host B -> collector here.
+    instrument here -> FFT on host A -> calibrate on host B -> collector here
+    (https:// hosts trusted through the CA file CA).
     """
-    host_a = process(url_a, token=token)
-    host_b = process(url_b, token=token)
+    host_a = process(url_a, token=token, ca=ca)
+    host_b = process(url_b, token=token, ca=ca)
     wsa = WSA4000("sim", seed=1, count=int(count), paced=False)
     spectra = collector(calibrate_block(fft_block(wsa, proc=host_a), proc=host_b))
     default_graph_run()
+    np.savez(out, spectra=spectra.data(),
+             times=np.array([(c.start, c.end) for c in spectra.chunks]))
+    return 0
+
+
+def placed(url, token, ca, out, count, key=None, cert=None):
+    """
+    instrument -> FFT on the worker at URL (trusting the CA file CA; "-"
+    for the system's), collector here.  With KEY and CERT the instrument
+    stays here, served to the worker over TLS with them.  The spectra go
+    to OUT; a failure is printed as "FAILED: type: message" (exit status 1).
+    """
+    from pyrf_blocks import default_graph
+    from pyrf_blocks.net import serve
+
+    worker = process(url, token=token, ca=None if ca == "-" else ca, retries=2,
+                     backoff=0.05)
+    if key:
+        serve(default_graph(), listen=f"ssl:0:interface=127.0.0.1:privateKey={key}:"
+                                      f"certKey={cert}")
+    wsa = WSA4000("sim", seed=1, count=int(count), paced=False,
+                  proc=None if key else worker)
+    spectra = collector(fft_block(wsa, proc=worker))
+    try:
+        default_graph_run()
+    except Exception as error:
+        print(f"FAILED: {type(error).__name__}: {error}", flush=True)
+        return 1
     np.savez(out, spectra=spectra.data(),
              times=np.array([(c.start, c.end) for c in spectra.chunks]))
     return 0
@@ -87,5 +117,5 @@ if __name__ == "__main__":
         textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(LogLevel.warn)])],
         redirectStandardIO=False)
     set_default_graph(Graph())
-    scenario = {"kill": kill, "two_hosts": two_hosts}[sys.argv[1]]
+    scenario = {"kill": kill, "two_hosts": two_hosts, "placed": placed}[sys.argv[1]]
     sys.exit(scenario(*sys.argv[2:]))

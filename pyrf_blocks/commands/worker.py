@@ -9,6 +9,24 @@ Give the token in the PYRF_BLOCKS_TOKEN environment variable or a file
 rather than on the command line, where other users can see it.
 
 Once listening, the worker prints one line, "listening on URL".
+
+TLS: listen on an ssl: endpoint, with the worker's private key and
+certificate in PEM files.  With OpenSSL 3, a CA of your own and a
+certificate it signs for this host's name and address:
+
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \\
+      -days 3650 -subj "/CN=lab CA" -keyout ca-key.pem -out ca.pem
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \\
+      -CA ca.pem -CAkey ca-key.pem -days 825 -subj "/CN=host-b" \\
+      -addext "subjectAltName=DNS:host-b,IP:192.168.1.20" \\
+      -addext "basicConstraints=critical,CA:FALSE" \\
+      -addext "extendedKeyUsage=serverAuth" -keyout key.pem -out cert.pem
+  pyrf-blocks worker --listen \\
+      ssl:8750:interface=192.168.1.20:privateKey=key.pem:certKey=cert.pem
+
+Clients trust it with ca.pem: process("https://192.168.1.20:8750",
+token=..., ca="ca.pem"), or "ca: ca.pem" beside the worker's url in a
+pipeline file.  Keep ca-key.pem off the worker.
 """
 
 import argparse
@@ -28,7 +46,8 @@ def add_arguments(parser):
                         metavar="ENDPOINT",
                         help="Twisted endpoint to listen on, e.g. "
                              "tcp:8750:interface=127.0.0.1 (the default) or "
-                             "ssl:8750:privateKey=key.pem:certKey=cert.pem")
+                             "ssl:8750:privateKey=key.pem:certKey=cert.pem "
+                             "(TLS: see above for making the files)")
     tokens = parser.add_mutually_exclusive_group()
     tokens.add_argument("--token", help=f"bearer token (default: ${TOKEN_VARIABLE})")
     tokens.add_argument("--token-file", metavar="PATH",
@@ -60,12 +79,13 @@ def run(args):
                                 globalLogBeginner, textFileLogObserver)
 
     from ..graph import Graph
-    from ..net.worker import MAX_BODY, Worker, check_listen
+    from ..net.worker import MAX_BODY, Worker, check_certificates, check_listen
     from ..net.parent import tie_to_parent
 
     token = _token(args)
     try:
         check_listen(args.listen, token)
+        check_certificates(args.listen)
     except ValueError as error:
         print(f"pyrf-blocks worker: {error}", file=sys.stderr)
         return 2
@@ -99,6 +119,12 @@ def run(args):
         status.append(1)
         reactor.stop()
 
-    worker.listen(args.listen, reactor).addCallbacks(listening, failed)
+    try:
+        listen = worker.listen(args.listen, reactor)
+    except Exception as error:  # a description Twisted cannot parse or load
+        print(f"pyrf-blocks worker: cannot listen on {args.listen}: "
+              f"{type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    listen.addCallbacks(listening, failed)
     reactor.run()
     return status[0] if status else 0

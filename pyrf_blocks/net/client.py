@@ -58,23 +58,34 @@ def _quiet_factory():
     return quiet
 
 
-def http_client(reactor=None):
+def http_client(reactor=None, ca=None):
     """
-    The shared treq client of ``reactor``: one persistent connection pool,
-    so consecutive polls reuse their TCP connection.
+    The shared treq client of ``reactor`` that trusts ``ca``: one
+    persistent connection pool per (reactor, trust), so consecutive polls
+    reuse their connection.
+
+    :param ca: the certificates an ``https://`` worker's certificate must
+        be signed by, as :func:`.tls.read_ca` takes them; the system's
+        certificate authorities by default.  A certificate that does not
+        verify fails the request with a :class:`.tls.TLSError`.
     """
     from treq.client import HTTPClient
     from twisted.web.client import Agent, HTTPConnectionPool
 
+    from .tls import explaining_agent, read_ca, trust_key, trust_policy
+
     if reactor is None:
         from twisted.internet import reactor
-    client = _clients.get(id(reactor))
+    pem = read_ca(ca)
+    key = (id(reactor), trust_key(pem))
+    client = _clients.get(key)
     if client is None or client[0] is not reactor:
         pool = HTTPConnectionPool(reactor, persistent=True)
         pool.maxPersistentPerHost = 16
         pool._factory = _quiet_factory()
-        client = (reactor, HTTPClient(Agent(reactor, pool=pool)))
-        _clients[id(reactor)] = client
+        agent = Agent(reactor, contextFactory=trust_policy(pem), pool=pool)
+        client = (reactor, HTTPClient(explaining_agent(agent, pem)))
+        _clients[key] = client
     return client[1]
 
 
@@ -194,6 +205,9 @@ class remote_block(Block):
     :param inputs: producers of this graph that feed the remote block
         (when it was placed from here); checked like a local block's.
     :param token: the worker's bearer token, if it has one.
+    :param ca: for an ``https://`` worker whose certificate is not signed by
+        a CA of the system: the CA certificate(s) to trust, a PEM file's
+        path or PEM ``bytes`` (see :mod:`.tls`).
     :param client: treq-like HTTP client (``treq.testing.StubTreq`` in
         tests); the shared persistent pool of the graph's reactor by default.
     :param remote_policy: policy of the stream on the worker: ``block``
@@ -213,7 +227,7 @@ class remote_block(Block):
 
     type_name = "remote_block"
 
-    def __init__(self, url, kind, *, inputs=(), token=None, client=None,
+    def __init__(self, url, kind, *, inputs=(), token=None, ca=None, client=None,
                  remote_policy="block", remote_maxsize=256, wait=20.0, linger=20.0,
                  retries=8, backoff=0.1, max_backoff=2.0, **kwargs):
         if kind not in KIND_INTERFACES:
@@ -224,6 +238,11 @@ class remote_block(Block):
             self.set_url(url)
         self._kind = kind
         self.token = token
+        from .tls import read_ca  # tls.py builds on this module's RemoteError
+        try:
+            self.ca = read_ca(ca)
+        except ValueError as error:
+            raise ValueError(f"remote_block {url!r}: {error}") from None
         self._client = client
         self.remote_policy = remote_policy
         self.remote_maxsize = check_policy(remote_policy, remote_maxsize)
@@ -263,7 +282,7 @@ class remote_block(Block):
     @property
     def client(self):
         if self._client is None:
-            self._client = http_client(self.graph.reactor)
+            self._client = http_client(self.graph.reactor, ca=self.ca)
         return self._client
 
     # Lazy connection: stream while something here consumes this block.

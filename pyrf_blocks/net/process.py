@@ -4,11 +4,12 @@ already running elsewhere.
 
 ``process()`` starts ``pyrf-blocks worker`` as a child tied to this
 process (it cannot outlive it, see :mod:`.parent`); ``process(url,
-token=...)`` attaches to a running worker.  ``fft_block(wsa, proc=p)``
-then gives a :class:`placed_block`: this graph's stand-in for a block that
-is created on the worker, from its registered type and keyword
-parameters, the first time something here consumes it.  Until then nothing
-is created and nothing streams.
+token=..., ca=...)`` attaches to a running worker (``ca``: the CA
+certificate of an ``https://`` worker, see :mod:`.tls`).
+``fft_block(wsa, proc=p)`` then gives a :class:`placed_block`: this
+graph's stand-in for a block that is created on the worker, from its
+registered type and keyword parameters, the first time something here
+consumes it.  Until then nothing is created and nothing streams.
 """
 
 import json
@@ -28,6 +29,7 @@ from .client import (RemoteError, WorkerUnreachable, auth_headers, read_json,
                      remote_block)
 from .outcome import Outcome
 from .serve import serve
+from .tls import read_ca
 
 __all__ = ["process", "Process", "placed_block"]
 
@@ -80,6 +82,10 @@ class Process:
 
     :param url: base URL of a running worker; ``None`` starts a child.
     :param token: the worker's bearer token (a child gets a random one).
+    :param ca: the CA certificate(s) that an ``https://`` worker's
+        certificate must be signed by, as a PEM file's path or PEM
+        ``bytes``; the system's certificate authorities by default.  Blocks
+        placed here, and a worker that reads from this one, trust the same.
     :param reactor: spawns the child and runs the HTTP client; the global
         reactor by default.
     :param client: treq-like HTTP client; the reactor's persistent pool by
@@ -92,10 +98,14 @@ class Process:
         ``remote_policy``...).
     """
 
-    def __init__(self, url=None, token=None, *, reactor=None, client=None,
+    def __init__(self, url=None, token=None, *, ca=None, reactor=None, client=None,
                  imports=(), listen="tcp:0:interface=127.0.0.1", **stream_options):
         if reactor is None:
             from twisted.internet import reactor
+        try:
+            self.ca = read_ca(ca)
+        except ValueError as error:
+            raise ValueError(f"process({url!r}): {error}") from None
         self.reactor = reactor
         self.client = client
         self.stream_options = stream_options
@@ -176,7 +186,7 @@ class Process:
     def _http(self):
         if self.client is None:
             from .client import http_client
-            self.client = http_client(self.reactor)
+            self.client = http_client(self.reactor, ca=self.ca)
         return self.client
 
     async def _input_spec(self, producer):
@@ -185,10 +195,23 @@ class Process:
             if producer.process is self:
                 return producer.remote_name
         if isinstance(producer, remote_block):
-            return {"url": producer.url, "kind": producer.kind, "token": producer.token}
+            return _input(producer.url, producer.kind, producer.token, producer.ca)
+        # A block of this process, served to the worker; over TLS, the worker
+        # trusts what this process trusts for the worker (one lab CA).
         base, token = await serve(producer.graph)
-        return {"url": f"{base}/blocks/{producer.name}", "kind": producer.kind,
-                "token": token}
+        return _input(f"{base}/blocks/{producer.name}", producer.kind, token,
+                      self.ca if base.startswith("https://") else None)
+
+
+def _input(url, kind, token, ca):
+    """
+    How a worker is told to read a block of another process: its URL, kind,
+    token and, for TLS, the CA certificates to trust.
+    """
+    spec = {"url": url, "kind": kind, "token": token}
+    if ca is not None:
+        spec["ca"] = ca.decode("ascii")
+    return spec
 
 
 class placed_block(remote_block):
@@ -236,7 +259,7 @@ class placed_block(remote_block):
         self.requires = getattr(factory, "requires", ())
         self.variadic = getattr(factory, "variadic", False)
         self._creation = None
-        super().__init__(None, kind, inputs=inputs, token=process.token,
+        super().__init__(None, kind, inputs=inputs, token=process.token, ca=process.ca,
                          client=process.client, name=name or type_name, graph=graph,
                          **process.stream_options)
 

@@ -4,7 +4,9 @@ Serving this process's own blocks to the workers that consume them.
 When a block placed in another process takes a block of this process as
 input (the instrument here, the FFT in a child), this process must serve
 that input too: :func:`serve` starts a :class:`~.worker.Worker` for the
-graph on demand, on loopback with a random token.
+graph on demand, on loopback with a random token.  Served on an ``ssl:``
+endpoint, its URL is ``https://``, and a worker reading from it trusts the
+CA that the script's ``process(url, ca=...)`` trusts for that worker.
 """
 
 import secrets
@@ -27,7 +29,7 @@ def serve(graph, listen=LOCAL_LISTEN, token=None, url=None):
     Serve ``graph``'s blocks (once per graph); a Deferred firing with
     ``(base_url, token)``.
 
-    :param listen: Twisted endpoint description.
+    :param listen: Twisted endpoint description (``ssl:...`` for TLS).
     :param token: bearer token; a random one by default.
     :param url: the base URL to give to workers, when they must reach this
         process by another name than the address it listens on.
@@ -42,7 +44,8 @@ def serve(graph, listen=LOCAL_LISTEN, token=None, url=None):
 
     def listening(port):
         address = port.getHost()
-        return (url or f"http://{address.host}:{address.port}", token)
+        scheme = "https" if listen.lower().startswith("ssl:") else "http"
+        return (url or f"{scheme}://{address.host}:{address.port}", token)
 
     def failed(failure):
         del _served[id(graph)]

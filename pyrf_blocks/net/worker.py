@@ -37,8 +37,10 @@ from ..registry import UnknownBlockType, lookup, parameters, remote_allowed
 from .client import remote_block
 from .replies import HTTPError, error_reply, json_reply
 from .stream import ServedStream, poll_arguments
+from .tls import check_certificate_files
 
-__all__ = ["Worker", "check_listen", "MAX_BODY", "MAX_HEADERS_SIZE"]
+__all__ = ["Worker", "check_listen", "check_certificates", "MAX_BODY",
+           "MAX_HEADERS_SIZE"]
 
 log = Logger()
 
@@ -51,17 +53,25 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,99}\Z")
 _COMMON_PARAMETERS = {"policy", "maxsize"}
 
 
+def _endpoint(description):
+    """
+    The kind (``tcp``, ``ssl``...) and the ``key=value`` options of a
+    Twisted endpoint description.
+    """
+    fields = re.split(r"(?<!\\):", description)
+    options = dict(field.replace("\\:", ":").split("=", 1)
+                   for field in fields[1:] if "=" in field)
+    return fields[0].lower(), options
+
+
 def check_listen(description, token):
     """
     Refuse (``ValueError``) a Twisted endpoint description that binds a
     non-loopback address when there is no token.
     """
-    fields = re.split(r"(?<!\\):", description)
-    kind = fields[0].lower()
+    kind, options = _endpoint(description)
     if kind == "unix":
         return
-    options = dict(field.replace("\\:", ":").split("=", 1)
-                   for field in fields[1:] if "=" in field)
     interface = options.get("interface", "")
     try:
         loopback = interface == "localhost" or ipaddress.ip_address(interface).is_loopback
@@ -71,6 +81,18 @@ def check_listen(description, token):
         where = f"interface {interface}" if interface else "every interface"
         raise ValueError(f"refusing to listen on {where} ({description!r}) "
                          "without a token: give --token, or bind 127.0.0.1")
+
+
+def check_certificates(description):
+    """
+    Refuse (``ValueError``, naming the option and the file) an ``ssl:``
+    endpoint description whose key and certificate files cannot be loaded.
+    """
+    kind, options = _endpoint(description)
+    if kind == "ssl":
+        # Twisted's defaults: server.pem holds both, unless certKey is given.
+        check_certificate_files(options.get("privateKey", "server.pem"),
+                                options.get("certKey"))
 
 
 class _LimitedRequest(server.Request):
@@ -183,11 +205,13 @@ class Worker:
     def listen(self, description="tcp:8750:interface=127.0.0.1", reactor=None):
         """
         Listen on a Twisted endpoint description; a Deferred firing with the
-        listening port.  Non-loopback addresses need a token.
+        listening port.  Non-loopback addresses need a token; ``ssl:`` ones
+        key and certificate files that load.
         """
         from twisted.internet.endpoints import serverFromString
 
         check_listen(description, self.token)
+        check_certificates(description)
         return serverFromString(reactor or self.graph.reactor, description).listen(self.site)
 
     def _watch_graph(self):
@@ -340,8 +364,8 @@ class Worker:
             return self._block(item)
         if not isinstance(item, dict) or not isinstance(item.get("url"), str):
             raise HTTPError(400, f"{where} must be a block name or "
-                                 '{"url": ..., "kind": ..., "token": ...}')
-        unknown = set(item) - {"url", "kind", "token", "policy", "maxsize"}
+                                 '{"url": ..., "kind": ..., "token": ..., "ca": ...}')
+        unknown = set(item) - {"url", "kind", "token", "ca", "policy", "maxsize"}
         if unknown:
             raise HTTPError(400, f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
         url, kind, token = item["url"], item.get("kind"), item.get("token")
@@ -349,8 +373,12 @@ class Worker:
             raise HTTPError(400, f"{where}: {url!r} is not http(s)://host:port/blocks/NAME")
         if token is not None and not isinstance(token, str):
             raise HTTPError(400, f"{where}: token must be a string")
+        ca = item.get("ca")
+        if ca is not None and not isinstance(ca, str):
+            raise HTTPError(400, f"{where}: ca must be PEM text")
         try:
             return remote_block(url, kind, token=token, client=self.client,
+                                ca=ca.encode("utf-8") if ca is not None else None,
                                 graph=self.graph, name=url.rsplit("/", 1)[1],
                                 remote_policy=item.get("policy", "block"),
                                 remote_maxsize=item.get("maxsize"))

@@ -20,7 +20,39 @@ def _token_problems(pipeline, environ):
             if process.token_env and process.token_env not in environ]
 
 
-def _places(pipeline, graph, environ):
+def _ca_path(pipeline, spec):
+    """
+    A remote process's ``ca`` file: relative paths start from the folder of
+    the pipeline file.
+    """
+    if spec.ca is None:
+        return None
+    folder = "" if pipeline.filename.startswith("<") else os.path.dirname(pipeline.filename)
+    return os.path.join(folder, os.path.expanduser(spec.ca))
+
+
+def _trusted_cas(pipeline):
+    """
+    ``({process name: PEM certificates}, problems)`` for the remote
+    processes that give a ``ca``.
+    """
+    try:
+        from ..net.tls import read_ca
+    except ImportError:
+        return {}, []  # no placement at all: _places says so
+    cas, problems = {}, []
+    for name, spec in pipeline.processes.items():
+        path = _ca_path(pipeline, spec)
+        if path is not None:
+            try:
+                cas[name] = read_ca(path)
+            except ValueError as error:
+                problems.append(pipeline.problem(f"process {name!r}: {error}",
+                                                 ("processes", name, "ca")))
+    return cas, problems
+
+
+def _places(pipeline, graph, environ, cas):
     """
     ``{process name: place}`` for every process that runs blocks, made with
     :func:`pyrf_blocks.net.process`: child processes start now.
@@ -55,7 +87,8 @@ def _places(pipeline, graph, environ):
             places[name] = process(reactor=graph.reactor)
         else:
             token = environ[spec.token_env] if spec.token_env else None
-            places[name] = process(spec.url, token=token, reactor=graph.reactor)
+            places[name] = process(spec.url, token=token, ca=cas.get(name),
+                                   reactor=graph.reactor)
     return places
 
 
@@ -71,18 +104,21 @@ def build(pipeline, graph=None, environ=None):
 
     Blocks with a ``proc`` run in a child process or on a remote worker
     (:mod:`pyrf_blocks.net`), created there when something here first
-    consumes them; a remote worker's token is read from its ``token_env``.
+    consumes them; a remote worker's token is read from its ``token_env``,
+    and the CA certificate of an ``https://`` worker from its ``ca`` file.
 
     :param environ: where ``token_env`` variables are read (``os.environ``).
-    :raises PipelineError: for a token that is not set, placement this
-        installation cannot honour, or values the blocks reject.
+    :raises PipelineError: for a token that is not set, a ``ca`` file that
+        cannot be read, placement this installation cannot honour, or
+        values the blocks reject.
     """
     graph = graph if graph is not None else Graph()
     environ = os.environ if environ is None else environ
-    problems = _token_problems(pipeline, environ)
+    cas, ca_problems = _trusted_cas(pipeline)
+    problems = _token_problems(pipeline, environ) + ca_problems
     if problems:
         raise PipelineError(problems)
-    places = _places(pipeline, graph, environ)
+    places = _places(pipeline, graph, environ, cas)
     made = {}
     for name, block in pipeline.blocks.items():
         if not all(upstream in made for upstream in block.inputs):

@@ -8,6 +8,7 @@ A file::
     processes:                    # optional; "local" always exists
       dsp: child                  # a child process on this machine
       lab: {url: "http://lab-pc:8750", token_env: PYRF_LAB_TOKEN}
+      far: {url: "https://far-pc:8750", token_env: PYRF_FAR_TOKEN, ca: lab-ca.pem}
     blocks:                       # in any order; names are the keys
       wsa:
         type: simulated_instrument
@@ -220,7 +221,9 @@ class ProcessSpec(BaseModel):
     """
     Where blocks run: ``local`` (this process), ``child`` (a child process
     started for the pipeline) or ``remote`` (a worker at ``url``, with the
-    bearer token read from the environment variable ``token_env``).
+    bearer token read from the environment variable ``token_env``, and for
+    an ``https://`` worker the ``ca`` certificate file its certificate must
+    be signed by, relative to the pipeline file).
     A process may be written as the bare word ``local`` or ``child``; a
     mapping with a ``url`` is ``remote``.
     """
@@ -230,6 +233,7 @@ class ProcessSpec(BaseModel):
     kind: Literal["local", "child", "remote"]
     url: Optional[Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")]] = None
     token_env: Optional[Annotated[str, Field(pattern=_ENV_NAME)]] = None
+    ca: Optional[Annotated[str, Field(min_length=1)]] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -251,6 +255,9 @@ class ProcessSpec(BaseModel):
             raise ValueError("a remote process needs a url (http://host:port)")
         if self.kind != "remote" and (self.url or self.token_env):
             raise ValueError(f"a {self.kind} process takes no url or token_env")
+        if self.ca is not None and not (self.url or "").startswith("https://"):
+            raise ValueError("ca (the CA certificate a worker's TLS certificate is "
+                             "checked against) is for https:// workers only")
         return self
 
 
