@@ -1,10 +1,12 @@
 #!/bin/sh
 # Debian packages the test suite needs beyond Python: the libraries of Qt's
 # offscreen platform (the viewer's tests render real widgets), a font, and
-# curl (the wire-format docs show reading a stream with curl; a test runs it).
+# curl (the wire-format docs show reading a stream with curl; a test runs it)
+# and openssl (the TLS how-to makes a CA and a certificate with it; a test runs
+# those commands).
 # Installs only what is missing, so a machine that has them needs no network.
 set -eu
-PACKAGES="libegl1 libgl1 libfontconfig1 libxkbcommon0 libglib2.0-0 libdbus-1-3 fonts-dejavu-core curl"
+PACKAGES="libegl1 libgl1 libfontconfig1 libxkbcommon0 libglib2.0-0 libdbus-1-3 fonts-dejavu-core curl openssl"
 if ! command -v dpkg >/dev/null 2>&1; then
     echo "system-deps: not a Debian system; install the equivalents of: $PACKAGES" >&2
     exit 0
