@@ -50,11 +50,25 @@ class WorkerUnreachable(RemoteError):
 _clients = {}
 
 
+#: Bytes a stream connection reads from its socket at a time (Twisted's
+#: default is 64 KiB): fewer, larger reads of a body of chunks.
+READ_SIZE = 256 << 10
+
+
 def _quiet_factory():
-    from twisted.web.client import _HTTP11ClientFactory
+    from twisted.web.client import HTTP11ClientProtocol, _HTTP11ClientFactory
+
+    class reading(HTTP11ClientProtocol):
+        def connectionMade(self):
+            super().connectionMade()
+            if hasattr(self.transport, "bufferSize"):
+                self.transport.bufferSize = READ_SIZE
 
     class quiet(_HTTP11ClientFactory):
         noisy = False  # no log line for every pooled connection
+
+        def buildProtocol(self, addr):
+            return reading(self._quiescentCallback)
     return quiet
 
 

@@ -117,6 +117,11 @@ class _LimitedRequest(server.Request):
             super().handleContentChunk(data)
 
 
+#: Bytes a worker's connection hands the kernel in one send (Twisted's
+#: default is 128 KiB): a chunk of a megabyte goes in one or two calls.
+SEND_SIZE = 512 << 10
+
+
 class _LimitedChannel(http.HTTPChannel):
     totalHeadersSize = MAX_HEADERS_SIZE
     maxHeaders = 64
@@ -129,6 +134,8 @@ class _LimitedChannel(http.HTTPChannel):
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)
+        if hasattr(self.transport, "SEND_LIMIT"):
+            self.transport.SEND_LIMIT = SEND_SIZE
 
 
 class _QuietSite(server.Site):
