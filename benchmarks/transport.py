@@ -1,12 +1,12 @@
 """
 Cross-process edges: throughput, latency and the split seed chain.
 
-    python benchmarks/transport.py [--quick]
+    python benchmarks/transport.py [--quick] [--trials N]
 
 1. Throughput of one cross-process edge (a worker subprocess serving a
    source of ready-made chunks, read here by a ``remote_block``) for 64 KiB,
    1 MiB and 8 MiB chunks, against a raw TCP socket between two processes
-   measured in the same run.
+   measured in the same run (best of ``--trials`` runs of each).
 2. Latency from emit (in the worker) to delivery (here) for 1 KiB chunks
    at 10 k chunks/s: p50 and p99, against the same source and sink in one
    reactor.
@@ -178,12 +178,14 @@ async def reactor_part(reactor, args, results):
     worker, url = start_worker()
     try:
         scale = 0.25 if args.quick else 1.0
-        for label, nbytes, count in (("64 KiB", 64 << 10, 4000), ("1 MiB", 1 << 20, 1000),
-                                     ("8 MiB", 8 << 20, 160)):
-            count = int(count * scale)
-            sink = await edge_run(reactor, url, f"tp{nbytes}", nbytes=nbytes, count=count)
-            rate = sink.nbytes / (sink.last - sink.first) / 1e9
-            results["edge"][label] = rate
+        for trial in range(args.trials):
+            for label, nbytes, count in (("64 KiB", 64 << 10, 4000), ("1 MiB", 1 << 20, 1000),
+                                         ("8 MiB", 8 << 20, 160)):
+                count = int(count * scale)
+                sink = await edge_run(reactor, url, f"tp{nbytes}-{trial}", nbytes=nbytes,
+                                      count=count)
+                rate = sink.nbytes / (sink.last - sink.first) / 1e9
+                results["edge"][label] = max(rate, results["edge"].get(label, 0.0))
         count = int(10000 * scale * 0.5)
         sink = await edge_run(reactor, url, "latency", nbytes=1024, count=count, rate=10000)
         results["latency"] = percentiles_ms(sink.delays)
@@ -249,10 +251,14 @@ def run_reactor_part(args, results):
 def main():
     parser = argparse.ArgumentParser(description="cross-process edge benchmarks")
     parser.add_argument("--quick", action="store_true", help="a quarter of the work")
+    parser.add_argument("--trials", type=int, default=3,
+                        help="throughput runs per size and method; the best of each is "
+                             "reported (default 3: the machines are shared and noisy)")
     args = parser.parse_args()
     scale = 0.25 if args.quick else 1.0
     sizes = (("64 KiB", 64 << 10), ("1 MiB", 1 << 20), ("8 MiB", 8 << 20))
-    tcp = {label: raw_tcp(nbytes, int((2 << 30) * scale)) for label, nbytes in sizes}
+    tcp = {label: max(raw_tcp(nbytes, int((2 << 30) * scale)) for _ in range(args.trials))
+           for label, nbytes in sizes}
     results = {"edge": {}}
     run_reactor_part(args, results)
     count = int(400 * scale)
