@@ -4,6 +4,8 @@ one task.Clock, joined by treq's StubTreq, and the pump that drives them.
 """
 
 import numpy as np
+from twisted.internet import defer
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
 from treq.testing import StubTreq
 
@@ -91,3 +93,29 @@ class manual_source(Block):
 
     def finish(self):
         self._end_stream()
+
+
+class flaky_client:
+    """
+    Refuses the first ``failures`` requests, then passes them to ``http``.
+    """
+
+    def __init__(self, http, failures):
+        self.http = http
+        self.failures = failures
+        self.refused = 0
+
+    def _call(self, method, *args, **kwargs):
+        if self.refused < self.failures:
+            self.refused += 1
+            return defer.fail(ConnectionRefusedError("127.0.0.1:9"))
+        return getattr(self.http, method)(*args, **kwargs)
+
+    def get(self, *args, **kwargs):
+        return self._call("get", *args, **kwargs)
+
+    def post(self, *args, **kwargs):
+        return self._call("post", *args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        return self._call("delete", *args, **kwargs)

@@ -109,3 +109,30 @@ def test_a_reactor_installed_first_is_reported_with_the_fix():
     assert result.returncode == 0, result.stderr
     assert "needs Twisted on Qt's event loop" in result.stdout
     assert "before anything imports twisted.internet.reactor" in result.stdout
+
+
+def test_view_reads_a_block_of_a_worker_that_needs_a_token(tmp_path):
+    """view URL --token-file reads a real token-protected worker's spectra; without it, 401."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from net_real import RealWorker
+
+    worker = RealWorker(token="view-test-token-0123456789")
+    try:
+        for spec in ({"type": "simulated_instrument", "name": "wsa",
+                      "params": {"tones": [[1e6, -25.0]], "seed": 4}},
+                     {"type": "fft_block", "name": "fft", "inputs": ["wsa"],
+                      "params": {"window": "flattop"}},
+                     {"type": "calibrate_block", "name": "dbm", "inputs": ["fft"]}):
+            worker.json("POST", "/blocks", spec, expect=201)
+        token_file = tmp_path / "token"
+        token_file.write_text("view-test-token-0123456789\n")
+        url = f"{worker.url}/blocks/dbm"
+        result = view(url, "--headless", "--duration", "3", "--token-file", str(token_file))
+        assert result.returncode == 0, result.stderr
+        frequency, level = peak_line(result.stdout)
+        assert frequency == pytest.approx(2401.0, abs=0.01)
+        assert level == pytest.approx(-25.0, abs=0.5)
+        refused = view(url, "--headless", "--duration", "3")
+        assert refused.returncode != 0 and "401" in refused.stderr
+    finally:
+        worker.stop()

@@ -5,8 +5,6 @@ through treq's StubTreq on a task.Clock.
 
 import numpy as np
 import pytest
-from twisted.internet import defer
-from twisted.internet.error import ConnectionRefusedError
 from twisted.logger import LogLevel, globalLogPublisher
 
 from pyrf_blocks.blocks.dsp import calibrate_block, fft_block
@@ -18,7 +16,7 @@ from pyrf_blocks.net.client import RemoteError
 from pyrf_blocks.testing import (array_source, assert_provides, recording_sink,
                                  run_clock)
 
-from net_support import WORKER, Pair, manual_source
+from net_support import WORKER, Pair, flaky_client, manual_source
 
 
 def instrument(graph, **kwargs):
@@ -141,32 +139,6 @@ def test_drops_on_the_worker_are_visible_here():
     assert remote.remote_dropped == remote.dropped
     assert next(iter(pair.worker.streams.values()), None) is None  # closed at the end
     assert len(sink.chunks) + remote.dropped == 12
-
-
-class flaky_client:
-    """
-    Refuses the first ``failures`` requests, then passes them to ``http``.
-    """
-
-    def __init__(self, http, failures):
-        self.http = http
-        self.failures = failures
-        self.refused = 0
-
-    def _call(self, method, *args, **kwargs):
-        if self.refused < self.failures:
-            self.refused += 1
-            return defer.fail(ConnectionRefusedError("127.0.0.1:9"))
-        return getattr(self.http, method)(*args, **kwargs)
-
-    def get(self, *args, **kwargs):
-        return self._call("get", *args, **kwargs)
-
-    def post(self, *args, **kwargs):
-        return self._call("post", *args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        return self._call("delete", *args, **kwargs)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from pyrf_blocks.net import Process, placed_block, remote_block
 from pyrf_blocks.net.stream import ServedStream
 from pyrf_blocks.testing import assert_provides, recording_sink, run_clock
 
-from net_support import WORKER, Pair, manual_source
+from net_support import WORKER, Pair, flaky_client, manual_source
 
 SOURCE = dict(paced=False, count=5, seed=4, tones=[(1.5e6, -30.0)])
 
@@ -160,3 +160,12 @@ def test_the_worker_command_names_a_module_it_cannot_import(capsys):
     assert main(["worker", "--import", "no_such_blocks_module"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "cannot import 'no_such_blocks_module'" in error
+
+
+def test_a_worker_that_cannot_create_a_placed_block_is_named(pair):
+    """When creating a placed block keeps failing, the failure names the worker's URL."""
+    client = flaky_client(pair.http, failures=10 ** 6)
+    place = Process(WORKER, reactor=pair.clock, client=client, retries=2, backoff=0.01)
+    recording_sink(simulated_instrument(graph=pair.client, proc=place, **SOURCE))
+    failure = pair.run(step=0.01)
+    assert f"worker {WORKER} did not answer after 3 attempts" in str(failure.value)

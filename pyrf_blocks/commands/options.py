@@ -4,9 +4,13 @@ message that names the range it accepts.
 """
 
 import argparse
+import os
 
 __all__ = ["positive_float", "positive_int", "window_name", "duration", "port_number",
-           "log_warnings_to_stderr"]
+           "log_warnings_to_stderr", "TOKEN_VARIABLE", "add_token_arguments", "token_from"]
+
+#: Environment variable that may hold a worker's bearer token.
+TOKEN_VARIABLE = "PYRF_BLOCKS_TOKEN"
 
 
 def positive_float(text):
@@ -82,3 +86,28 @@ def duration(text):
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be longer than 0 s")
     return value
+
+
+def add_token_arguments(parser, what):
+    """
+    ``--token`` and ``--token-file`` (one or the other) for ``what``.
+    """
+    tokens = parser.add_mutually_exclusive_group()
+    tokens.add_argument("--token", help=f"{what} (default: ${TOKEN_VARIABLE})")
+    tokens.add_argument("--token-file", metavar="PATH",
+                        help="read the bearer token from the first line of PATH")
+
+
+def token_from(args):
+    """
+    The token the options of :func:`add_token_arguments` give, else the
+    environment's; ``ValueError`` naming a token file that cannot be read.
+    """
+    if args.token_file:
+        try:
+            with open(args.token_file, encoding="utf-8") as file:
+                return file.readline().strip() or None
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            raise ValueError(f"--token-file {args.token_file}: {reason}") from None
+    return args.token or os.environ.get(TOKEN_VARIABLE) or None

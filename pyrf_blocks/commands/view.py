@@ -20,7 +20,7 @@ display) and, like a windowed run, prints the strongest peak at the end.
 
 import sys
 
-from .options import positive_float, positive_int, window_name
+from .options import add_token_arguments, positive_float, positive_int, token_from, window_name
 
 HELP = "open the live spectrum viewer (simulated instrument, address or stream URL)"
 
@@ -83,8 +83,13 @@ def add_arguments(parser):
                          help="spectra in the average trace (default 10)")
     display.add_argument("--max-fps", type=positive_float, default=30.0, metavar="FPS",
                          help="most frames drawn per second (default 30)")
-    display.add_argument("--kind", choices=("spectrum", "iq"), default="spectrum",
-                         help="what a remote block produces (default spectrum)")
+    remote = parser.add_argument_group("a remote block (SOURCE is a URL)")
+    remote.add_argument("--kind", choices=("spectrum", "iq"), default="spectrum",
+                        help="what the remote block produces (default spectrum)")
+    add_token_arguments(remote, "the worker's bearer token")
+    remote.add_argument("--ca", metavar="PEM",
+                        help="certificates an https:// worker's certificate must be "
+                             "signed by (default: the system's)")
     run = parser.add_argument_group("running")
     run.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS",
                      help="quit after this long (default: when the window is closed)")
@@ -141,7 +146,8 @@ def open_source(args, graph):
         except ImportError:
             raise SourceError(f"{args.source}: remote streams need pyrf_blocks.net, "
                               "which this installation does not have") from None
-        return remote_block(args.source, args.kind, graph=graph, remote_policy="latest")
+        return remote_block(args.source, args.kind, graph=graph, remote_policy="latest",
+                            token=token_from(args), ca=args.ca)
     from ..instruments import SIMULATED_HOSTS, WSA4000
     decimation = decimation_for(args)
     if args.source in SIMULATED_HOSTS:

@@ -30,15 +30,11 @@ pipeline file.  Keep ca-key.pem off the worker.
 """
 
 import argparse
-import os
 import sys
 
-from .options import positive_int
+from .options import add_token_arguments, positive_int, token_from
 
 HELP = "serve blocks over HTTP (long-polled streams and a control API)"
-
-#: Environment variable that may hold the token.
-TOKEN_VARIABLE = "PYRF_BLOCKS_TOKEN"
 
 
 def add_arguments(parser):
@@ -48,10 +44,7 @@ def add_arguments(parser):
                              "tcp:8750:interface=127.0.0.1 (the default) or "
                              "ssl:8750:privateKey=key.pem:certKey=cert.pem "
                              "(TLS: see above for making the files)")
-    tokens = parser.add_mutually_exclusive_group()
-    tokens.add_argument("--token", help=f"bearer token (default: ${TOKEN_VARIABLE})")
-    tokens.add_argument("--token-file", metavar="PATH",
-                        help="read the bearer token from the first line of PATH")
+    add_token_arguments(parser, "bearer token every request must carry")
     parser.add_argument("--import", dest="imports", action="append", default=[],
                         metavar="MODULE",
                         help="import MODULE first, so the block types it "
@@ -62,13 +55,6 @@ def add_arguments(parser):
                         default="info", help="least important events logged to "
                                              "stderr (default info)")
     parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
-
-
-def _token(args):
-    if args.token_file:
-        with open(args.token_file, encoding="utf-8") as file:
-            return file.readline().strip() or None
-    return args.token or os.environ.get(TOKEN_VARIABLE) or None
 
 
 def run(args):
@@ -82,8 +68,8 @@ def run(args):
     from ..net.worker import MAX_BODY, Worker, check_certificates, check_listen
     from ..net.parent import tie_to_parent
 
-    token = _token(args)
     try:
+        token = token_from(args)
         check_listen(args.listen, token)
         check_certificates(args.listen)
     except ValueError as error:

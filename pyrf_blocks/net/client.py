@@ -293,6 +293,12 @@ class remote_block(Block):
     def output_kind(self):
         return self._kind
 
+    def where(self):
+        """
+        The worker, as error messages name it.
+        """
+        return self.worker_url
+
     @property
     def client(self):
         if self._client is None:
@@ -484,13 +490,13 @@ class remote_block(Block):
         if self._failures > self.retries:
             elapsed = reactor.seconds() - self._first_failure
             self._give_up(Failure(WorkerUnreachable(
-                f"{self.type_name} {self.name!r}: worker {self.worker_url} did not "
+                f"{self.type_name} {self.name!r}: worker {self.where()} did not "
                 f"answer after {self._failures} attempts over {elapsed:.1f} s "
                 f"({failure.getErrorMessage() or failure.type.__name__})")))
             return None
         delay = min(self.backoff * 2 ** (self._failures - 1), self.max_backoff)
         log.error("{block}: worker {url} failed: {error}; retry {n} of {retries} "
-                  "in {delay:.2f} s", block=self, url=self.worker_url,
+                  "in {delay:.2f} s", block=self, url=self.where(),
                   error=failure.getErrorMessage() or failure.type.__name__,
                   n=self._failures, retries=self.retries, delay=delay)
         self._retry = reactor.callLater(delay, self._retried)

@@ -263,6 +263,10 @@ class placed_block(remote_block):
                          client=process.client, name=name or type_name, graph=graph,
                          **process.stream_options)
 
+    def where(self):
+        return self.worker_url or self.process.base_url or (
+            f"child pid {self.process.pid} (not listening yet)")
+
     def prepare(self):
         if self._creation is None:
             self._creation = Outcome()
