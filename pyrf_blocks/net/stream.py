@@ -145,7 +145,10 @@ class _Answer:
         """
         Write what the connection can take now.
         """
-        self.wakeup = None
+        if self.wakeup is not None:
+            if self.wakeup.active():
+                self.wakeup.cancel()  # called directly: this does it
+            self.wakeup = None
         while not self.paused and not self.finished:
             if self.plan is not None:
                 if not self.plan:
