@@ -4,6 +4,7 @@ Real workers for the tests of pyrf_blocks.net: subprocesses of
 HTTP client to talk to them from a test (which runs no reactor).
 """
 
+import contextlib
 import http.client
 import json
 import os
@@ -132,3 +133,18 @@ class RealWorker:
         status, _, data = self.call(method, path, body)
         assert status == expect, (status, data)
         return json.loads(data)
+
+
+@contextlib.contextmanager
+def real_workers(listens, token):
+    """
+    A :class:`RealWorker` per endpoint of ``listens``, all stopped at the end.
+    """
+    workers = []
+    try:
+        for listen in listens:
+            workers.append(RealWorker(listen, token=token))
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop()

@@ -24,7 +24,7 @@ from pyrf_blocks.chunk import decode_chunks
 from pyrf_blocks.graph import Graph
 from pyrf_blocks.testing import recording_sink, run_clock
 
-from net_real import ROOT, RealWorker, environment, read_line, wait_gone
+from net_real import ROOT, environment, read_line, real_workers, wait_gone
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -38,14 +38,9 @@ def two_hosts():
     """
     Two workers, on 127.0.0.2 and 127.0.0.3, with a token.
     """
-    workers = []
-    try:
-        for address in ("127.0.0.2", "127.0.0.3"):
-            workers.append(RealWorker(f"tcp:0:interface={address}", token=TOKEN))
+    listens = [f"tcp:0:interface={address}" for address in ("127.0.0.2", "127.0.0.3")]
+    with real_workers(listens, TOKEN) as workers:
         yield workers
-    finally:
-        for worker in workers:
-            worker.stop()
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ from pyrf_blocks.net.tls import (TLSError, check_certificate_files, explain,
 from pyrf_blocks.pipeline import PipelineError, build, check_text
 from pyrf_blocks.testing import recording_sink, run_clock
 
-from net_real import ROOT, RealWorker, environment
+from net_real import ROOT, RealWorker, environment, real_workers
 from net_support import Pair
 from test_docs import code_blocks
 
@@ -464,15 +464,9 @@ def tls_workers(pki):
     Two ``pyrf-blocks worker --listen ssl:...`` processes on 127.0.0.1,
     with the lab CA's certificate and a token.
     """
-    workers = []
-    try:
-        for _ in range(2):
-            workers.append(RealWorker(f"ssl:0:interface=127.0.0.1:privateKey={pki.key}:"
-                                      f"certKey={pki.cert}", token=TOKEN))
+    listen = f"ssl:0:interface=127.0.0.1:privateKey={pki.key}:certKey={pki.cert}"
+    with real_workers([listen, listen], TOKEN) as workers:
         yield workers
-    finally:
-        for worker in workers:
-            worker.stop()
 
 
 @pytest.fixture
