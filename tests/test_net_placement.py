@@ -169,3 +169,19 @@ def test_a_worker_that_cannot_create_a_placed_block_is_named(pair):
     recording_sink(simulated_instrument(graph=pair.client, proc=place, **SOURCE))
     failure = pair.run(step=0.01)
     assert f"worker {WORKER} did not answer after 3 attempts" in str(failure.value)
+
+
+def test_stopping_the_graph_ends_a_placed_source_on_its_worker_losing_nothing(pair, place):
+    """graph.stop() ends a placed source on the worker: every chunk it emitted arrives, then the end."""
+    wsa = simulated_instrument(graph=pair.client, proc=place, seed=4, tones=[(1.5e6, -30.0)],
+                               packets_per_block=2)
+    sink = recording_sink(wsa)
+    pair.pump(400)
+    [source] = pair.server.blocks.values()
+    assert len(sink.chunks) > 0 and source.active
+    pair.clock.advance(0.05)  # the worker emits; nothing has crossed yet
+    assert source._seq > len(sink.chunks)
+    pair.client.stop()
+    assert pair.run() is None
+    assert sink.finished and not source.active
+    assert [c.seq for c in sink.chunks] == list(range(source._seq))

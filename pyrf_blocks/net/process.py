@@ -183,6 +183,17 @@ class Process:
         block.remote_name = answer["name"]
         return f"{base}/blocks/{answer['name']}"
 
+    async def stop(self, block):
+        """
+        End the stream of ``block``, a source placed on this worker, there:
+        what it emitted before still travels.
+        """
+        base = await self.url()
+        response = await self._http().post(
+            f"{base}/blocks/{block.remote_name}/stop", headers=auth_headers(self.token),
+            reactor=self.reactor, timeout=30)
+        await read_json(response, f"stopping {block.type_name} {block.name!r} on {base}")
+
     def _http(self):
         if self.client is None:
             from .client import http_client
@@ -266,6 +277,25 @@ class placed_block(remote_block):
     def where(self):
         return self.worker_url or self.process.base_url or (
             f"child pid {self.process.pid} (not listening yet)")
+
+    def stopProducing(self):
+        """
+        ``Graph.stop``: a source placed on the worker is ended there, so that
+        everything it emitted still reaches this graph before the end, as
+        with a source of this process.  If the worker cannot be told (or
+        the block is not created yet), the stream ends here at once.
+        """
+        if self.inputs or self.remote_name is None or not self._running:
+            super().stopProducing()
+            return
+        d = defer.ensureDeferred(self.process.stop(self))
+        d.addErrback(self._end_here)
+
+    def _end_here(self, failure):
+        log.warn("{block}: could not end it on its worker ({error}); ending its stream "
+                 "here, without what the worker still held", block=self,
+                 error=failure.getErrorMessage())
+        remote_block.stopProducing(self)
 
     def prepare(self):
         if self._creation is None:
