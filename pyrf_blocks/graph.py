@@ -606,6 +606,7 @@ class Sink(Block):
     def __init__(self, *inputs, **kwargs):
         super().__init__(*inputs, **kwargs)
         self.finished = False
+        self._finish_waiters = []
         self.graph.add_sink(self)
         self._activate()
 
@@ -613,9 +614,23 @@ class Sink(Block):
         self._deactivate()
         self.graph.remove_sink(self)
 
+    def wait_finished(self):
+        """
+        A Deferred that fires with the sink once it has seen the end of its
+        inputs (at once if it has); cancelling it only stops the waiting.
+        """
+        if self.finished:
+            return defer.succeed(self)
+        waiter = defer.Deferred(lambda d: self._finish_waiters.remove(d))
+        self._finish_waiters.append(waiter)
+        return waiter
+
     def _end_stream(self):
         if not self.finished:
             self.finished = True
+            waiters, self._finish_waiters = self._finish_waiters, []
+            for waiter in waiters:
+                waiter.callback(self)
             self.graph.sink_finished(self)
 
 
@@ -633,6 +648,7 @@ class Graph:
         self._sinks = []
         self._counts = {}
         self._waiters = []
+        self._failure_waiters = []
         self.failure = None
         self.failed_block = None
 
@@ -710,6 +726,20 @@ class Graph:
             self._waiters.append(waiter)
         return waiter
 
+    def when_failed(self):
+        """
+        A Deferred that fires with the first block that raises (never, if
+        none does); its exception is then :attr:`failure`.  Unlike
+        :meth:`done` it does not wait for sinks: a long-lived graph (a
+        worker's) whose sinks come and go watches it.  Cancelling it only
+        stops the waiting.
+        """
+        if self.failure is not None:
+            return defer.succeed(self.failed_block)
+        waiter = defer.Deferred(lambda d: self._failure_waiters.remove(d))
+        self._failure_waiters.append(waiter)
+        return waiter
+
     def fail(self, block, failure):
         """
         A block raised: log it, stop the sources, fail :meth:`done`.
@@ -722,6 +752,9 @@ class Graph:
         self.failed_block = block
         for source in self.sources:
             source._halt()
+        waiters, self._failure_waiters = self._failure_waiters, []
+        for waiter in waiters:
+            waiter.callback(block)
         self._fire(failure)
 
     def stop(self):

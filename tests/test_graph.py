@@ -370,3 +370,43 @@ def test_scalar_interface_of_thd(graph):
     from pyrf_blocks import thd_block
     block = thd_block(sim(graph))
     assert IScalarProducer.providedBy(block) and block.kind == "scalar"
+
+
+def test_wait_finished_fires_when_a_sink_sees_the_end_and_can_be_cancelled():
+    """Sink.wait_finished fires with the sink at its end; a cancelled wait is forgotten."""
+    clock = Clock()
+    graph = Graph(clock)
+    sink = recording_sink(array_source([np.ones(4)] * 3, graph=graph))
+    seen, cancelled = [], sink.wait_finished()
+    sink.wait_finished().addCallback(seen.append)
+    cancelled.cancel()
+    cancelled.addErrback(lambda failure: None)
+    assert run_clock(clock, graph) is None
+    assert seen == [sink] and sink._finish_waiters == []
+    later = []
+    sink.wait_finished().addCallback(later.append)
+    assert later == [sink]
+
+
+def test_when_failed_fires_with_the_failing_block_without_waiting_for_sinks():
+    """Graph.when_failed fires with the block that raised, whatever the sinks."""
+    clock = Clock()
+    graph = Graph(clock)
+
+    class breaks(Block):
+        type_name = "breaks"
+        kind = "real"
+        requires = (IChunkProducer,)
+
+        def process(self, chunk):
+            raise ValueError("no")
+
+    source = array_source([np.ones(4)] * 3, graph=graph)
+    broken = breaks(source)
+    recording_sink(broken)
+    failed = []
+    graph.when_failed().addCallback(failed.append)
+    run_clock(clock, graph)
+    assert failed == [broken] and graph.failure.check(ValueError)
+    graph.when_failed().addCallback(failed.append)
+    assert failed == [broken, broken]

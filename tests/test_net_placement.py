@@ -13,10 +13,11 @@ from pyrf_blocks.blocks.dsp import calibrate_block, decimate_block, fft_block
 from pyrf_blocks.blocks.sinks import collector
 from pyrf_blocks.blocks.sources import simulated_instrument
 from pyrf_blocks.cli import main
-from pyrf_blocks.graph import Block, Graph
+from pyrf_blocks.graph import Block, Graph, Sink
 from pyrf_blocks.interfaces import IChunkConsumer, IIQProducer, ISpectrumProducer
 from pyrf_blocks.net import Process, placed_block, remote_block
 from pyrf_blocks.net.stream import ServedStream
+from pyrf_blocks.registry import register
 from pyrf_blocks.testing import assert_provides, recording_sink, run_clock
 
 from net_support import WORKER, Pair, flaky_client, manual_source
@@ -76,7 +77,7 @@ def test_a_block_placed_as_input_of_two_is_created_once(pair, place):
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda wsa, place: collector(wsa, proc=place), "sinks run in the process of the script"),
+    (lambda wsa, place: collector(wsa, keep=object(), proc=place), "parameter keep=<object"),
     (lambda wsa, place: fft_block(wsa, window=object(), proc=place),
      "parameter window=<object"),
     (lambda wsa, place: unregistered(wsa, proc=place), "only registered block types"),
@@ -84,7 +85,7 @@ def test_a_block_placed_as_input_of_two_is_created_once(pair, place):
      "input 1 must provide ISpectrumProducer"),
 ])
 def test_what_cannot_be_placed_is_refused_at_once(pair, place, make, message):
-    """Sinks, non-JSON parameters, unregistered types and wrong inputs fail when placed."""
+    """Non-JSON parameters (of blocks and sinks), unregistered types and wrong inputs fail when placed."""
     wsa = manual_source(graph=pair.client)
     with pytest.raises(TypeError, match=message):
         make(wsa, place)
@@ -185,3 +186,68 @@ def test_stopping_the_graph_ends_a_placed_source_on_its_worker_losing_nothing(pa
     assert pair.run() is None
     assert sink.finished and not source.active
     assert [c.seq for c in sink.chunks] == list(range(source._seq))
+
+
+
+def test_a_sink_fed_by_blocks_placed_on_the_same_worker_reads_them_there(pair, place):
+    """A placed chain ending in a placed sink runs wholly on the worker: no stream comes back."""
+    wsa = simulated_instrument(graph=pair.client, proc=place, **SOURCE)
+    sink = collector(fft_block(wsa, size=512, proc=place), proc=place)
+    assert sink.type_name == "collector" and not sink.finished
+    assert pair.run() is None
+    assert sink.finished
+    remote = pair.server.blocks[sink.remote_name]
+    local = Graph(pair.clock)
+    expected = recording_sink(fft_block(simulated_instrument(graph=local, **SOURCE), size=512))
+    run_clock(pair.clock, local)
+    assert remote.chunks == expected.chunks
+    assert pair.worker.streams == {}
+
+
+@register
+class exploding_sink(Sink):
+    """A sink that fails on its second chunk (registered, so it can be placed)."""
+
+    type_name = "exploding_sink"
+    requires = (IIQProducer,)
+
+    def reset(self):
+        self.seen = 0
+
+    def process(self, chunk):
+        self.seen += 1
+        if self.seen == 2:
+            raise RuntimeError("disk full")
+
+
+def test_a_placed_sink_that_fails_fails_this_graph_naming_it(pair, place):
+    """An exception in the worker's sink fails this graph's done() with the block and reason."""
+    exploding_sink(simulated_instrument(graph=pair.client, proc=place, **SOURCE), proc=place)
+    failure = pair.run()
+    assert "exploding_sink" in str(failure.value) and "disk full" in str(failure.value)
+
+
+def test_closing_a_placed_sink_removes_it_from_the_worker(pair, place):
+    """close() removes the sink there, and the source that fed it stops."""
+    wsa = simulated_instrument(graph=pair.client, proc=place, seed=4)
+    sink = collector(wsa, proc=place)
+    pair.pump(10)
+    source = pair.server.blocks[wsa.remote_name]
+    assert sink.remote_name in pair.server.blocks and source.active
+    sink.close()
+    pair.pump(10)
+    assert sink.remote_name not in pair.server.blocks
+    assert not source.active
+
+
+def test_file_blocks_need_a_worker_that_allows_files():
+    """record_block is refused (403, naming --allow-files) unless the worker allows files."""
+    for allow, expected in ((False, 403), (True, 201)):
+        pair = Pair(allow_files=allow)
+        manual_source(graph=pair.server, name="src")
+        status, _, body = pair.call("POST", "/blocks", json={
+            "type": "record_block", "inputs": ["src"],
+            "params": {"path": "/tmp/pyrf-test-allow-files"}})
+        assert status == expected, body
+        if not allow:
+            assert b"--allow-files" in body

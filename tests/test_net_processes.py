@@ -396,3 +396,39 @@ def test_stopping_the_graph_ends_a_source_placed_on_a_worker():
     assert int(count) > 0 and finished == "True"
     assert len(children) == 1
     assert all(wait_gone(pid) for pid in children)
+
+
+PLACED_RECORDER = """
+import sys
+import numpy as np
+from pyrf_blocks import Graph, process, record_block, run, set_default_graph, simulated_instrument
+from pyrf_blocks.blocks.recording import sigmf_source
+from pyrf_blocks.testing import recording_sink, run_clock
+from twisted.internet.task import Clock
+path = sys.argv[1]
+graph = Graph()
+set_default_graph(graph)
+wsa = simulated_instrument(paced=False, count=6, seed=9, samples_per_packet=512,
+                           packets_per_block=4, name="wsa")
+local = recording_sink(wsa)
+recorder = record_block(wsa, path=path, proc=process())
+graph.run()
+clock = Clock()
+replay = Graph(clock)
+played = recording_sink(sigmf_source(path, chunk_size=2048, graph=replay))
+assert run_clock(clock, replay) is None
+assert recorder.finished
+np.testing.assert_array_equal(played.data(), local.data())
+print(len(local.chunks), played.data().size)
+"""
+
+
+def test_a_recorder_placed_in_a_child_writes_what_this_process_produced(tmp_path):
+    """record_block(proc=process()) records in the child; the file replays to the exact samples."""
+    path = tmp_path / "capture"
+    script = subprocess.run([sys.executable, "-c", PLACED_RECORDER, str(path)], cwd=ROOT,
+                            env=environment(), capture_output=True, timeout=120)
+    assert script.returncode == 0, script.stderr.decode()[-3000:]
+    chunks, samples = script.stdout.decode().split()
+    assert int(chunks) == 6 and int(samples) == 6 * 2048
+    assert (tmp_path / "capture.sigmf-meta").exists()

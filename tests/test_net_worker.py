@@ -184,3 +184,27 @@ def test_other_addresses_need_a_token(description):
     with pytest.raises(ValueError, match="without a token"):
         check_listen(description, None)
     check_listen(description, "a-token")
+
+
+def test_finished_is_long_polled_until_the_sink_has_seen_the_end():
+    """GET /blocks/{sink}/finished waits (204 when the wait runs out), then says finished."""
+    from net_support import manual_source
+
+    pair = Pair()
+    source = manual_source(graph=pair.server, name="src")
+    assert pair.call("POST", "/blocks", json={"type": "collector", "name": "c",
+                                              "inputs": ["src"]})[0] == 201
+    held = pair.request("GET", "/blocks/c/finished", params={"wait": "5"})
+    pair.clock.advance(4.9)
+    pair.http.flush()
+    assert held == []
+    pair.clock.advance(0.2)
+    pair.http.flush()
+    assert held[0][0] == 204
+    held = pair.request("GET", "/blocks/c/finished", params={"wait": "5"})
+    source.push(2)
+    source.finish()
+    pair.http.flush()
+    assert held[0][0] == 200 and json.loads(held[0][2]) == {"finished": True}
+    status, _, body = pair.call("GET", "/blocks/src/finished")
+    assert status == 409 and "is not a sink" in json.loads(body)["error"]

@@ -49,6 +49,10 @@ def add_arguments(parser):
                         metavar="MODULE",
                         help="import MODULE first, so the block types it "
                              "registers can be created; repeatable")
+    parser.add_argument("--allow-files", action="store_true",
+                        help="also create, for callers, the block types that read or "
+                             "write files on this machine (record_block, sigmf_source); "
+                             "process() starts its children with it")
     parser.add_argument("--max-body", type=positive_int, default=None, metavar="BYTES",
                         help="largest request body accepted (default 64 KiB)")
     parser.add_argument("--log-level", choices=("debug", "info", "warn", "error"),
@@ -89,7 +93,8 @@ def run(args):
     announce = print
     if args.parent_pid is not None:
         announce = tie_to_parent(args.parent_pid, reactor)
-    worker = Worker(Graph(reactor), token=token, max_body=args.max_body or MAX_BODY)
+    worker = Worker(Graph(reactor), token=token, max_body=args.max_body or MAX_BODY,
+                    allow_files=args.allow_files)
     status = []
 
     def listening(port):

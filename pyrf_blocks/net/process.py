@@ -9,7 +9,10 @@ certificate of an ``https://`` worker, see :mod:`.tls`).
 ``fft_block(wsa, proc=p)`` then gives a :class:`placed_block`: this
 graph's stand-in for a block that is created on the worker, from its
 registered type and keyword parameters, the first time something here
-consumes it.  Until then nothing is created and nothing streams.
+consumes it.  Until then nothing is created and nothing streams.  A sink
+placed there (``record_block(fft, path=..., proc=p)``) gives a
+:class:`placed_sink`, created on the worker at once, as sinks connect at
+once; this graph is done when it is.
 """
 
 import json
@@ -17,7 +20,7 @@ import os
 import secrets
 import sys
 
-from twisted.internet import defer, protocol
+from twisted.internet import defer, protocol, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -28,10 +31,10 @@ from ..registry import UnknownBlockType, lookup
 from .client import (RemoteError, WorkerUnreachable, auth_headers, read_json,
                      remote_block)
 from .outcome import Outcome
-from .serve import serve
+from .serve import serve, streamed
 from .tls import read_ca
 
-__all__ = ["process", "Process", "placed_block"]
+__all__ = ["process", "Process", "placed_block", "placed_sink"]
 
 log = Logger()
 
@@ -138,8 +141,9 @@ class Process:
         env[TOKEN_VARIABLE] = self.token
         env["PYTHONPATH"] = os.pathsep.join(
             [_PROJECT_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        # A child is this process's own, as trusted as it: it may record.
         argv = [sys.executable, "-m", "pyrf_blocks.cli", "worker", "--listen", listen,
-                "--parent-pid", str(os.getpid()), "--log-level", "warn"]
+                "--parent-pid", str(os.getpid()), "--log-level", "warn", "--allow-files"]
         for module in imports:
             argv += ["--import", module]
         self._transport = self.reactor.spawnProcess(
@@ -162,6 +166,8 @@ class Process:
         """
         The stand-in for ``factory(*inputs, **params)`` run on this worker.
         """
+        if isinstance(factory, type) and issubclass(factory, Sink):
+            return placed_sink(self, factory, inputs, params)
         return placed_block(self, factory, inputs, params)
 
     async def create(self, block):
@@ -194,6 +200,16 @@ class Process:
             reactor=self.reactor, timeout=30)
         await read_json(response, f"stopping {block.type_name} {block.name!r} on {base}")
 
+    async def remove(self, block):
+        """
+        Remove ``block`` (placed here) from the worker.
+        """
+        base = await self.url()
+        response = await self._http().delete(
+            f"{base}/blocks/{block.remote_name}", headers=auth_headers(self.token),
+            reactor=self.reactor, timeout=30)
+        await read_json(response, f"removing {block.type_name} {block.name!r} from {base}")
+
     def _http(self):
         if self.client is None:
             from .client import http_client
@@ -225,6 +241,30 @@ def _input(url, kind, token, ca):
     return spec
 
 
+def _placed(factory, params):
+    """
+    The type name, JSON parameters, name and graph of ``factory(...,
+    **params)`` placed in another process; TypeError if it cannot be.
+    """
+    type_name = getattr(factory, "type_name", None) or factory.__name__
+    try:
+        registered = lookup(type_name) is factory
+    except UnknownBlockType:
+        registered = False
+    if not registered:
+        raise TypeError(f"{type_name}: only registered block types can be placed "
+                        "in another process (see pyrf_blocks.registry.register)")
+    params = dict(params)
+    name, graph = params.pop("name", None), params.pop("graph", None)
+    for key, value in params.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"{type_name}: parameter {key}={value!r} cannot be "
+                            "sent to another process (JSON values only)") from None
+    return type_name, params, name, graph
+
+
 class placed_block(remote_block):
     """
     This graph's stand-in for a block placed in a :class:`Process`.
@@ -237,25 +277,7 @@ class placed_block(remote_block):
     type_name = "placed_block"
 
     def __init__(self, process, factory, inputs, params):
-        type_name = getattr(factory, "type_name", None) or factory.__name__
-        try:
-            registered = lookup(type_name) is factory
-        except UnknownBlockType:
-            registered = False
-        if not registered:
-            raise TypeError(f"{type_name}: only registered block types can be placed "
-                            "in another process (see pyrf_blocks.registry.register)")
-        if isinstance(factory, type) and issubclass(factory, Sink):
-            raise TypeError(f"{type_name}: sinks run in the process of the script; "
-                            "place the blocks before it")
-        params = dict(params)
-        name, graph = params.pop("name", None), params.pop("graph", None)
-        for key, value in params.items():
-            try:
-                json.dumps(value)
-            except (TypeError, ValueError):
-                raise TypeError(f"{type_name}: parameter {key}={value!r} cannot be "
-                                "sent to another process (JSON values only)") from None
+        type_name, params, name, graph = _placed(factory, params)
         kind = getattr(factory, "kind", None) or params.get("kind")
         if kind is None and inputs:
             kind = getattr(inputs[0], "kind", None)  # a pass-through block
@@ -270,7 +292,7 @@ class placed_block(remote_block):
         self.requires = getattr(factory, "requires", ())
         self.variadic = getattr(factory, "variadic", False)
         self._creation = None
-        super().__init__(None, kind, inputs=inputs, token=process.token, ca=process.ca,
+        super().__init__(None, kind, inputs=inputs, token=process.token,
                          client=process.client, name=name or type_name, graph=graph,
                          **process.stream_options)
 
@@ -308,3 +330,121 @@ class placed_block(remote_block):
     def _creation_failed(self, failure):
         self._creation = None  # try again on the next activation
         return failure
+
+
+class placed_sink(Sink):
+    """
+    This graph's stand-in for a sink placed in a :class:`Process` (a
+    recorder writing to that machine's disk, say).
+
+    The sink is created on the worker at once, fed there by streams of
+    this graph's producers (or by blocks placed on the same worker), and
+    this graph is done when it is: the stand-in follows it with
+    ``GET /blocks/{name}/finished`` and finishes with it.  ``close()``
+    removes it from the worker.
+    """
+
+    type_name = "placed_sink"
+
+    def __init__(self, process, factory, inputs, params):
+        type_name, params, name, graph = _placed(factory, params)
+        self.process = process
+        self.factory = factory
+        self.params = params
+        self.remote_name = None
+        self.type_name = type_name
+        self.requires = getattr(factory, "requires", ())
+        self.variadic = getattr(factory, "variadic", False)
+        self._following = None
+        self._held = []
+        options = process.stream_options
+        self.retries = options.get("retries", 8)
+        self.backoff = options.get("backoff", 0.1)
+        self.max_backoff = options.get("max_backoff", 2.0)
+        self.wait = options.get("wait", 20.0)
+        super().__init__(*inputs, name=name or type_name, graph=graph)
+
+    def __repr__(self):
+        return f"<placed {self.type_name} {self.name!r} on {self.process!r}>"
+
+    def _activate(self):
+        # Nothing is consumed here: the worker's sink reads the inputs.  The
+        # inputs of this process are held until it does, so that it sees
+        # their streams from the start, as a sink of this process would.
+        if self.active:
+            return
+        self.active = True
+        self._held = [producer for producer in self.inputs
+                      if not isinstance(producer, remote_block)]
+        for producer in self._held:
+            producer.pauseProducing()
+        self._following = defer.ensureDeferred(self._follow())
+        self._following.addErrback(self._failed)
+
+    def _release(self):
+        held, self._held = self._held, []
+        for producer in held:
+            producer.resumeProducing()
+
+    def _deactivate(self):
+        if not self.active:
+            return
+        self.active = False
+        if self._following is not None:
+            self._following.cancel()
+        self._release()
+        if self.remote_name is not None:
+            d = defer.ensureDeferred(self.process.remove(self))
+            d.addErrback(lambda failure: log.warn(
+                "{block}: removing it from its worker failed: {error}", block=self,
+                error=failure.getErrorMessage()))
+
+    async def _follow(self):
+        opened = []
+        try:
+            for producer in self._held:
+                await serve(producer.graph)
+                opened.append(streamed(producer))
+            url = await self.process.create(self)
+            await defer.gatherResults(opened, consumeErrors=True)
+        finally:
+            for waiting in opened:
+                waiting.cancel()  # (those that fired are not affected)
+            self._release()
+        reactor = self.process.reactor
+        failures = 0
+        while True:
+            try:
+                response = await self.process._http().get(
+                    url + "/finished", params={"wait": f"{self.wait:g}"},
+                    headers=auth_headers(self.process.token), reactor=reactor,
+                    timeout=self.wait + 30)
+                if response.code == 204:
+                    await response.content()
+                    failures = 0
+                    continue
+                answer = await read_json(response, f"{self.type_name} {self.name!r} "
+                                                   f"on {self.process.base_url}")
+            except RemoteError:
+                raise
+            except Exception as error:
+                failures += 1
+                if failures > self.retries:
+                    raise WorkerUnreachable(
+                        f"{self.type_name} {self.name!r}: worker {self.process.base_url} "
+                        f"did not answer after {failures} attempts ({error})") from None
+                delay = min(self.backoff * 2 ** (failures - 1), self.max_backoff)
+                log.error("{block}: worker {url} failed: {error}; retry {n} of {retries} "
+                          "in {delay:.2f} s", block=self, url=self.process.base_url,
+                          error=error, n=failures, retries=self.retries, delay=delay)
+                await task.deferLater(reactor, delay, lambda: None)
+                continue
+            if answer.get("finished"):
+                self._end_stream()
+                return
+
+    def _failed(self, failure):
+        if failure.check(defer.CancelledError) or not self.active:
+            return None
+        self.graph.fail(self, failure)
+        return None

@@ -16,7 +16,7 @@ from twisted.internet import defer
 from .outcome import Outcome
 from .worker import Worker
 
-__all__ = ["serve", "LOCAL_LISTEN"]
+__all__ = ["serve", "streamed", "LOCAL_LISTEN"]
 
 #: Where this process serves its blocks unless told otherwise.
 LOCAL_LISTEN = "tcp:0:interface=127.0.0.1"
@@ -38,9 +38,9 @@ def serve(graph, listen=LOCAL_LISTEN, token=None, url=None):
     if entry is not None and entry[0] is graph:
         return entry[1].wait()
     outcome = Outcome()
-    _served[id(graph)] = (graph, outcome)
     token = token or secrets.token_urlsafe(24)
     worker = Worker(graph, token=token)
+    _served[id(graph)] = (graph, outcome, worker)
 
     def listening(port):
         address = port.getHost()
@@ -54,3 +54,14 @@ def serve(graph, listen=LOCAL_LISTEN, token=None, url=None):
     d = defer.maybeDeferred(worker.listen, listen)
     d.addCallbacks(listening, failed).addBoth(outcome.set)
     return outcome.wait()
+
+
+def streamed(producer):
+    """
+    A Deferred that fires when a stream of ``producer`` (a block of a graph
+    that :func:`serve` serves) is next opened.
+    """
+    entry = _served.get(id(producer.graph))
+    if entry is None or entry[0] is not producer.graph:
+        raise LookupError(f"{producer!r}: its graph is not served")
+    return entry[2].when_streamed(producer)

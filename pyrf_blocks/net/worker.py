@@ -12,13 +12,18 @@ Control API (JSON in, JSON out; every error is ``{"error": message}``):
 ``DELETE /blocks/{name}``          remove a block nothing else consumes
 ``POST /blocks/{name}/streams``    open a stream of the block's output
 ``POST /blocks/{name}/stop``       end a source's stream
+``GET /blocks/{name}/finished``    long-poll a sink until it has seen
+                                   the end of its inputs (``?wait=s``;
+                                   ``204`` when it has not yet)
 ``GET /streams``                   every stream's statistics
 ``GET /streams/{id}``              long-poll a stream (see :mod:`.stream`)
 ``DELETE /streams/{id}``           close a stream
 =================================  ======================================
 
 Only registered block types can be created: a request names a type, never
-an import path.  With a token, every request must carry
+an import path; types that read or write files (``register(remote=False)``)
+only by a worker started with ``allow_files`` (``--allow-files``; children
+of :func:`~.process.process` are).  With a token, every request must carry
 ``Authorization: Bearer <token>`` (401 otherwise).  Request bodies and
 headers are size-limited.
 """
@@ -29,6 +34,7 @@ import itertools
 import json
 import re
 
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import http, resource, server
 
@@ -194,15 +200,20 @@ class Worker:
     :param token: bearer token every request must carry (``None``: none).
     :param clock: times held polls out; the graph's reactor by default.
     :param client: HTTP client of the ``remote_block`` inputs it creates.
+    :param allow_files: also create the block types that read or write
+        files on this machine (recorders, replays) for callers.
     """
 
-    def __init__(self, graph, token=None, clock=None, client=None, max_body=MAX_BODY):
+    def __init__(self, graph, token=None, clock=None, client=None, max_body=MAX_BODY,
+                 allow_files=False):
         self.graph = graph
         self.token = token
+        self.allow_files = allow_files
         self.clock = clock or graph.reactor
         self.client = client
         self.max_body = max_body
         self.streams = {}
+        self._stream_waiters = {}
         self._ids = itertools.count(1)
         self.resource = _Root(self)
         self.site = _QuietSite(self.resource)
@@ -222,20 +233,13 @@ class Worker:
         return serverFromString(reactor or self.graph.reactor, description).listen(self.site)
 
     def _watch_graph(self):
-        def outcome(result):
-            graph = self.graph
-            if graph.failure is None:
-                if not (graph.sinks and all(sink.finished for sink in graph.sinks)):
-                    self._watch_graph()  # done() fired without sinks: keep watching
-                return None
-            block = self.graph.failed_block
+        def failed(block):
+            failure = self.graph.failure
             message = (f"{_label(block)} failed on the worker: "
-                       f"{self.graph.failure.type.__name__}: "
-                       f"{self.graph.failure.getErrorMessage()}")
+                       f"{failure.type.__name__}: {failure.getErrorMessage()}")
             for stream in self.streams.values():
                 stream.fail(message)
-            return None
-        self.graph.done().addBoth(outcome)
+        self.graph.when_failed().addCallback(failed)
 
     # Requests.
 
@@ -277,6 +281,8 @@ class Worker:
                     raise HTTPError(409, f"{_label(block)} is not a source")
                 block.stopProducing()
                 return json_reply(request, {"stopped": name})
+            case ["blocks", name, "finished"] if method == "GET":
+                return self.report_finished(request, self._block(name))
             case ["streams"] if method == "GET":
                 return json_reply(request, {"streams": [s.stats for s in self.streams.values()]})
             case ["streams", ident] if method == "GET":
@@ -286,7 +292,8 @@ class Worker:
                 self._stream(ident).close()
                 del self.streams[ident]
                 return json_reply(request, {"closed": ident})
-            case (["health"] | ["blocks"] | ["blocks", _] | ["blocks", _, "streams" | "stop"]
+            case (["health"] | ["blocks"] | ["blocks", _]
+                  | ["blocks", _, "streams" | "stop" | "finished"]
                   | ["streams"] | ["streams", _]):
                 raise HTTPError(405, f"{method} is not allowed on /{'/'.join(path)}")
         raise HTTPError(404, f"no such resource: /{'/'.join(path)}")
@@ -333,10 +340,11 @@ class Worker:
             factory = lookup(type_name)
         except UnknownBlockType as error:
             raise HTTPError(404, str(error)) from None
-        if not remote_allowed(type_name):
+        if not remote_allowed(type_name) and not self.allow_files:
             raise HTTPError(403, f"{type_name} reads or writes files on this machine and "
                                  "cannot be created remotely; run it in the process "
-                                 "that owns the files")
+                                 "that owns the files (or start this worker with "
+                                 "--allow-files)")
         name = spec.get("name")
         if name is not None and (not isinstance(name, str) or not _NAME.match(name)):
             raise HTTPError(400, f"{type_name}: name {name!r} must be letters, digits, "
@@ -364,6 +372,49 @@ class Worker:
                                  f"{type(error).__name__}: {error}") from None
         log.info("created {block}", block=_label(block))
         return block
+
+    def report_finished(self, request, block):
+        """
+        Answer whether the sink ``block`` has seen the end of its inputs,
+        holding the request up to ``?wait=`` seconds for it.
+        """
+        if not isinstance(block, Sink):
+            raise HTTPError(409, f"{_label(block)} is not a sink")
+        _, wait, _ = poll_arguments(request)
+        if self.graph.failure is not None or block.finished or wait == 0:
+            return self._finished_reply(request, block)
+        finished, failed = block.wait_finished(), self.graph.when_failed()
+        answered = []
+
+        def answer(code):
+            if answered:
+                return
+            answered.append(code)
+            for waiting in (finished, failed):
+                waiting.cancel()  # the other one, or both when the wait ran out
+            if timer.active():
+                timer.cancel()
+            if code is None or request.finished or request._disconnected:
+                return
+            if code == 204:
+                request.setResponseCode(204)
+            else:
+                request.write(self._finished_reply(request, block))
+            request.finish()
+
+        for waiting in (finished, failed):
+            waiting.addCallbacks(lambda _: answer(200),
+                                 lambda failure: failure.trap(defer.CancelledError))
+        timer = self.clock.callLater(wait, answer, 204)
+        request.notifyFinish().addErrback(lambda _: answer(None))
+        return server.NOT_DONE_YET
+
+    def _finished_reply(self, request, block):
+        if self.graph.failure is not None:
+            return error_reply(request, 500, f"{_label(self.graph.failed_block)} failed "
+                                              f"on the worker: "
+                                              f"{self.graph.failure.getErrorMessage()}")
+        return json_reply(request, {"finished": block.finished})
 
     def _input(self, type_name, index, item):
         where = f"{type_name}: input {index + 1}"
@@ -422,7 +473,17 @@ class Worker:
         except (TypeError, ValueError) as error:
             raise HTTPError(400, f"stream of {_label(block)}: {error}") from None
         self.streams[ident] = stream
+        for waiter in self._stream_waiters.pop(block, ()):
+            waiter.callback(stream)
         return stream
+
+    def when_streamed(self, block):
+        """
+        A Deferred that fires when a stream of ``block`` is next opened.
+        """
+        waiter = defer.Deferred(lambda d: self._stream_waiters.get(block, []).remove(d))
+        self._stream_waiters.setdefault(block, []).append(waiter)
+        return waiter
 
     def _forget_stream(self, stream):
         self.streams.pop(stream.id, None)
