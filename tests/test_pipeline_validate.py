@@ -360,16 +360,16 @@ def test_process_mistakes(process, message):
     assert found.startswith(f"process 'lab': {message}"), found
 
 
-def test_sinks_stay_in_this_process():
-    """A sink placed on another process is refused: its results belong where the run is."""
-    assert only_problem("""\
+def test_a_sink_can_be_placed_on_a_process():
+    """A recorder placed on a child process checks like any placed block."""
+    pipeline = check_text(textwrap.dedent("""\
         version: 1
         processes: {dsp: child}
         blocks:
           wsa: {type: simulated_instrument}
-          out: {type: collector, inputs: [wsa], proc: dsp}
-    """) == (5, 47, "block 'out' (collector): a sink runs in this process, where the "
-                    "pipeline is run; it cannot be placed on 'dsp'")
+          out: {type: record_block, inputs: [wsa], proc: dsp, params: {path: run}}
+    """), "p.yaml")
+    assert pipeline.blocks["out"].proc == "dsp"
 
 
 def test_local_cannot_be_redeclared():

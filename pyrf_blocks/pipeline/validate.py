@@ -321,10 +321,6 @@ class _FlowChecker(_Checker):
             self.problem(f"{what}: unknown process {spec.proc!r}"
                          f"{_closest(spec.proc, self.processes)} "
                          f"(declared: {', '.join(self.processes)})", ("blocks", name, "proc"))
-        elif spec.proc != LOCAL and ISink.implementedBy(self.factories[name]):
-            self.problem(f"{what}: a sink runs in this process, where the pipeline "
-                         f"is run; it cannot be placed on {spec.proc!r}",
-                         ("blocks", name, "proc"))
 
     def flow(self):
         """
