@@ -17,6 +17,7 @@ from pyrf_blocks.graph import Block, Graph, Sink
 from pyrf_blocks.interfaces import IChunkConsumer, IIQProducer, ISpectrumProducer
 from pyrf_blocks.net import Process, placed_block, remote_block
 from pyrf_blocks.net.stream import ServedStream
+from pyrf_blocks import registry
 from pyrf_blocks.registry import register
 from pyrf_blocks.testing import assert_provides, recording_sink, run_clock
 
@@ -204,9 +205,8 @@ def test_a_sink_fed_by_blocks_placed_on_the_same_worker_reads_them_there(pair, p
     assert pair.worker.streams == {}
 
 
-@register
 class exploding_sink(Sink):
-    """A sink that fails on its second chunk (registered, so it can be placed)."""
+    """A sink that fails on its second chunk."""
 
     type_name = "exploding_sink"
     requires = (IIQProducer,)
@@ -220,6 +220,15 @@ class exploding_sink(Sink):
             raise RuntimeError("disk full")
 
 
+@pytest.fixture
+def registered_exploding_sink():
+    """exploding_sink in the registry (so it can be placed) for one test only."""
+    register(exploding_sink)
+    yield exploding_sink
+    registry._TYPES.pop(exploding_sink.type_name, None)
+
+
+@pytest.mark.usefixtures("registered_exploding_sink")
 def test_a_placed_sink_that_fails_fails_this_graph_naming_it(pair, place):
     """An exception in the worker's sink fails this graph's done() with the block and reason."""
     exploding_sink(simulated_instrument(graph=pair.client, proc=place, **SOURCE), proc=place)

@@ -292,7 +292,7 @@ class placed_block(remote_block):
         self.requires = getattr(factory, "requires", ())
         self.variadic = getattr(factory, "variadic", False)
         self._creation = None
-        super().__init__(None, kind, inputs=inputs, token=process.token,
+        super().__init__(None, kind, inputs=inputs, token=process.token, ca=process.ca,
                          client=process.client, name=name or type_name, graph=graph,
                          **process.stream_options)
 
