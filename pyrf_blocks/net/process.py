@@ -265,6 +265,20 @@ def _placed(factory, params):
     return type_name, params, name, graph
 
 
+def _stand_in_for(stand_in, process, factory, type_name, params):
+    """
+    What a placed block's or sink's stand-in knows of the block it stands
+    for: its type, parameters and input contract, and where it runs.
+    """
+    stand_in.process = process
+    stand_in.factory = factory
+    stand_in.params = params
+    stand_in.remote_name = None
+    stand_in.type_name = type_name
+    stand_in.requires = getattr(factory, "requires", ())
+    stand_in.variadic = getattr(factory, "variadic", False)
+
+
 class placed_block(remote_block):
     """
     This graph's stand-in for a block placed in a :class:`Process`.
@@ -284,13 +298,7 @@ class placed_block(remote_block):
         if kind is None:
             raise TypeError(f"{type_name}: cannot tell what kind of chunks it "
                             "produces, so it cannot be placed in another process")
-        self.process = process
-        self.factory = factory
-        self.params = params
-        self.remote_name = None
-        self.type_name = type_name
-        self.requires = getattr(factory, "requires", ())
-        self.variadic = getattr(factory, "variadic", False)
+        _stand_in_for(self, process, factory, type_name, params)
         self._creation = None
         super().__init__(None, kind, inputs=inputs, token=process.token, ca=process.ca,
                          client=process.client, name=name or type_name, graph=graph,
@@ -348,13 +356,7 @@ class placed_sink(Sink):
 
     def __init__(self, process, factory, inputs, params):
         type_name, params, name, graph = _placed(factory, params)
-        self.process = process
-        self.factory = factory
-        self.params = params
-        self.remote_name = None
-        self.type_name = type_name
-        self.requires = getattr(factory, "requires", ())
-        self.variadic = getattr(factory, "variadic", False)
+        _stand_in_for(self, process, factory, type_name, params)
         self._following = None
         self._held = []
         options = process.stream_options
