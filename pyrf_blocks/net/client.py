@@ -30,7 +30,7 @@ from ..memory import keep_freed_memory
 from .wire import read_stream_headers
 
 __all__ = ["remote_block", "RemoteError", "WorkerUnreachable", "http_client",
-           "auth_headers", "read_json"]
+           "auth_headers", "read_json", "retry_delay"]
 
 log = Logger()
 
@@ -125,6 +125,22 @@ async def read_json(response, what):
         raise RemoteError(f"{what}: HTTP {response.code}: "
                           f"{message or body[:200].decode('utf-8', 'replace')}")
     return value
+
+
+def retry_delay(block, where, error, failures):
+    """
+    How long ``block`` waits before trying ``where`` again after
+    ``failures`` failed attempts in a row (the last one ``error``): its
+    ``backoff`` doubled per failure up to ``max_backoff``, logged; None
+    once its ``retries`` are spent.
+    """
+    if failures > block.retries:
+        return None
+    delay = min(block.backoff * 2 ** (failures - 1), block.max_backoff)
+    log.error("{block}: worker {url} failed: {error}; retry {n} of {retries} "
+              "in {delay:.2f} s", block=block, url=where, error=error, n=failures,
+              retries=block.retries, delay=delay)
+    return delay
 
 
 class _AnswerReader(protocol.Protocol):
@@ -487,18 +503,15 @@ class remote_block(Block):
         self._failures += 1
         if self._failures == 1:
             self._first_failure = reactor.seconds()
-        if self._failures > self.retries:
+        error = failure.getErrorMessage() or failure.type.__name__
+        delay = retry_delay(self, self.where(), error, self._failures)
+        if delay is None:
             elapsed = reactor.seconds() - self._first_failure
             self._give_up(Failure(WorkerUnreachable(
                 f"{self.type_name} {self.name!r}: worker {self.where()} did not "
                 f"answer after {self._failures} attempts over {elapsed:.1f} s "
-                f"({failure.getErrorMessage() or failure.type.__name__})")))
+                f"({error})")))
             return None
-        delay = min(self.backoff * 2 ** (self._failures - 1), self.max_backoff)
-        log.error("{block}: worker {url} failed: {error}; retry {n} of {retries} "
-                  "in {delay:.2f} s", block=self, url=self.where(),
-                  error=failure.getErrorMessage() or failure.type.__name__,
-                  n=self._failures, retries=self.retries, delay=delay)
         self._retry = reactor.callLater(delay, self._retried)
         return None
 

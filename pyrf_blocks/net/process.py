@@ -29,7 +29,7 @@ import pyrf_blocks
 from ..graph import Sink
 from ..registry import UnknownBlockType, lookup
 from .client import (RemoteError, WorkerUnreachable, auth_headers, read_json,
-                     remote_block)
+                     remote_block, retry_delay)
 from .outcome import Outcome
 from .serve import serve, streamed
 from .tls import read_ca
@@ -175,17 +175,15 @@ class Process:
         Create ``block`` (a :class:`placed_block`) on the worker, its
         inputs first; return its URL there.
         """
-        base = await self.url()
         inputs = [await self._input_spec(producer) for producer in block.inputs]
-        what = f"creating {block.type_name} {block.name!r} on {base}"
-        response = await self._http().post(
-            base + "/blocks", headers=auth_headers(self.token), reactor=self.reactor,
+        base, answer = await self._call(
+            "post", "/blocks", "creating {block} on {base}", block,
             json={"type": block.type_name, "name": block.name, "inputs": inputs,
-                  "params": block.params}, timeout=30)
-        answer = await read_json(response, what)
+                  "params": block.params})
         if answer.get("kind") != block.kind:
-            raise RemoteError(f"{what}: the worker made a {answer.get('kind')!r} "
-                                    f"producer, expected {block.kind!r}")
+            raise RemoteError(f"creating {block.type_name} {block.name!r} on {base}: the "
+                              f"worker made a {answer.get('kind')!r} producer, expected "
+                              f"{block.kind!r}")
         block.remote_name = answer["name"]
         return f"{base}/blocks/{answer['name']}"
 
@@ -194,21 +192,27 @@ class Process:
         End the stream of ``block``, a source placed on this worker, there:
         what it emitted before still travels.
         """
-        base = await self.url()
-        response = await self._http().post(
-            f"{base}/blocks/{block.remote_name}/stop", headers=auth_headers(self.token),
-            reactor=self.reactor, timeout=30)
-        await read_json(response, f"stopping {block.type_name} {block.name!r} on {base}")
+        await self._call("post", f"/blocks/{block.remote_name}/stop",
+                         "stopping {block} on {base}", block)
 
     async def remove(self, block):
         """
         Remove ``block`` (placed here) from the worker.
         """
+        await self._call("delete", f"/blocks/{block.remote_name}",
+                         "removing {block} from {base}", block)
+
+    async def _call(self, method, path, what, block, **options):
+        """
+        One control request about ``block``; ``(base_url, JSON answer)``,
+        or :class:`RemoteError` saying ``what`` failed.
+        """
         base = await self.url()
-        response = await self._http().delete(
-            f"{base}/blocks/{block.remote_name}", headers=auth_headers(self.token),
-            reactor=self.reactor, timeout=30)
-        await read_json(response, f"removing {block.type_name} {block.name!r} from {base}")
+        response = await getattr(self._http(), method)(
+            base + path, headers=auth_headers(self.token), reactor=self.reactor,
+            timeout=30, **options)
+        what = what.format(block=f"{block.type_name} {block.name!r}", base=base)
+        return base, await read_json(response, what)
 
     def _http(self):
         if self.client is None:
@@ -431,14 +435,11 @@ class placed_sink(Sink):
                 raise
             except Exception as error:
                 failures += 1
-                if failures > self.retries:
+                delay = retry_delay(self, self.process.base_url, error, failures)
+                if delay is None:
                     raise WorkerUnreachable(
                         f"{self.type_name} {self.name!r}: worker {self.process.base_url} "
                         f"did not answer after {failures} attempts ({error})") from None
-                delay = min(self.backoff * 2 ** (failures - 1), self.max_backoff)
-                log.error("{block}: worker {url} failed: {error}; retry {n} of {retries} "
-                          "in {delay:.2f} s", block=self, url=self.process.base_url,
-                          error=error, n=failures, retries=self.retries, delay=delay)
                 await task.deferLater(reactor, delay, lambda: None)
                 continue
             if answer.get("finished"):

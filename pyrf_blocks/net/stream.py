@@ -30,8 +30,8 @@ from ..memory import keep_freed_memory
 from .replies import HTTPError, error_reply
 from .wire import CONTENT_TYPE, stream_headers
 
-__all__ = ["ServedStream", "poll_arguments", "MAX_WAIT", "DEFAULT_WAIT",
-           "MAX_BATCH_BYTES"]
+__all__ = ["ServedStream", "poll_arguments", "seconds_argument", "MAX_WAIT",
+           "DEFAULT_WAIT", "MAX_BATCH_BYTES"]
 
 log = Logger()
 
@@ -75,15 +75,21 @@ def poll_arguments(request):
     malformed.
     """
     after = _argument(request, "after", int, -1)
-    wait = _argument(request, "wait", float, DEFAULT_WAIT)
-    linger = _argument(request, "linger", float, 0.0)
     if after < -1:
         raise HTTPError(400, f"after={after} must be -1 (nothing read yet) or a seq")
-    for name, value in (("wait", wait), ("linger", linger)):
-        if not 0 <= value <= MAX_WAIT:
-            raise HTTPError(400, f"{name}={value!r} must be between 0 and "
-                                 f"{MAX_WAIT:g} seconds")
-    return after, wait, linger
+    return after, seconds_argument(request, "wait", DEFAULT_WAIT), \
+        seconds_argument(request, "linger", 0.0)
+
+
+def seconds_argument(request, name, default):
+    """
+    A time in seconds given as ``?{name}=``, up to :data:`MAX_WAIT`; 400
+    when malformed or out of range.
+    """
+    value = _argument(request, name, float, default)
+    if not 0 <= value <= MAX_WAIT:
+        raise HTTPError(400, f"{name}={value!r} must be between 0 and {MAX_WAIT:g} seconds")
+    return value
 
 
 class _Entry:
@@ -154,7 +160,7 @@ class _Answer:
                 if not self.plan:
                     self.end()
                     return
-                self._write(self.plan.popleft()[1])
+                self._write(self.plan.popleft())
                 continue
             if self.ending or not self._write_waiting():
                 if self.ending or self.stream.ended:
@@ -476,7 +482,7 @@ class ServedStream:
         # client passes on without copying it.
         lingering = (linger > 0 and not self.ended and self.policy == "block"
                      and self._waiting_bytes(after) < LINGER_BELOW)
-        plan, size = deque(), 0
+        plan, size, last = deque(), 0, None
         if first is not None and not lingering:
             for entry in self._backlog:
                 if entry.seq <= after:
@@ -484,11 +490,11 @@ class ServedStream:
                 piece = entry.encode(self.packer)
                 if plan and size + len(piece) > self.max_batch_bytes:
                     break
-                plan.append((entry.seq, piece))
+                plan.append(piece)
                 size += len(piece)
+                last = entry.seq
                 self._sent(entry.seq, len(piece))
         first_seq = None if first is None else first.seq
-        last = plan[-1][0] if plan else None
         ended = self.ended and (first is None or last == self._next_seq - 1)
         for name, value in stream_headers(self.kind, first_seq, last, self.dropped,
                                           ended).items():

@@ -42,7 +42,7 @@ from ..graph import Sink, Source, _label
 from ..registry import UnknownBlockType, lookup, parameters, remote_allowed
 from .client import remote_block
 from .replies import HTTPError, error_reply, json_reply
-from .stream import ServedStream, poll_arguments
+from .stream import DEFAULT_WAIT, ServedStream, poll_arguments, seconds_argument
 from .tls import check_certificate_files
 
 __all__ = ["Worker", "check_listen", "check_certificates", "MAX_BODY",
@@ -380,7 +380,7 @@ class Worker:
         """
         if not isinstance(block, Sink):
             raise HTTPError(409, f"{_label(block)} is not a sink")
-        _, wait, _ = poll_arguments(request)
+        wait = seconds_argument(request, "wait", DEFAULT_WAIT)
         if self.graph.failure is not None or block.finished or wait == 0:
             return self._finished_reply(request, block)
         finished, failed = block.wait_finished(), self.graph.when_failed()
