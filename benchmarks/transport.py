@@ -80,7 +80,7 @@ class timing_sink(Sink):
         self.delays = []
         self.first = self.last = None
 
-    def process(self, chunk):
+    def compute(self, chunk):
         now = time.time()
         self.first = self.first or now
         self.last = now
@@ -209,7 +209,7 @@ class timed(collector):
     def __init__(self, chain, *args, **kwargs):
         self.marks = marks[chain]
         super().__init__(*args, **kwargs)
-    def process(self, chunk):
+    def compute(self, chunk):
         self.marks.append((time.perf_counter(), len(chunk.data)))
 graph = Graph()
 set_default_graph(graph)

@@ -246,21 +246,21 @@ class Block:
     Subclasses declare ``type_name``, ``kind`` (the output kind, ``None``
     for a sink) and ``requires`` (one interface per input; with
     ``variadic = True`` a single interface that every input must provide),
-    and implement :meth:`process` (and :meth:`flush` if they hold data back).
+    and implement :meth:`compute` (and :meth:`flush` if they hold data back).
     """
 
     type_name = "block"
     kind = None
     requires = ()
     variadic = False
-    #: Several inputs are re-cut to common time ranges before ``process``.
+    #: Several inputs are re-cut to common time ranges before ``compute``.
     #: A block that treats its inputs independently (a display overlaying
-    #: sources) sets this to False and implements ``process_input``.
+    #: sources) sets this to False and implements ``compute_input``.
     synchronised = True
 
     def __new__(cls, *inputs, proc=None, **kwargs):
         # proc= places the block in another process: what is made here is
-        # that process's stand-in for it (pyrf_blocks.net.process).
+        # that process's stand-in for it (pyrf_blocks.net.placement).
         if proc is not None:
             return proc.place(cls, inputs, kwargs)
         return super().__new__(cls)
@@ -424,12 +424,12 @@ class Block:
     def _receive(self, index, chunk):
         if self._sync is None:
             if len(self.inputs) > 1:
-                self.process_input(index, chunk)
+                self.compute_input(index, chunk)
             else:
-                self.process(chunk)
+                self.compute(chunk)
             return
         for group in self._sync.add(index, chunk):
-            self.process(*group)
+            self.compute(*group)
         self._balance_inputs()
 
     def _balance_inputs(self):
@@ -470,18 +470,18 @@ class Block:
 
     # What subclasses implement.
 
-    def process(self, *chunks):
+    def compute(self, *chunks):
         """
         Handle one chunk (one per input, synchronised, for several inputs).
         """
-        raise NotImplementedError(f"{type(self).__name__}.process")
+        raise NotImplementedError(f"{type(self).__name__}.compute")
 
-    def process_input(self, index, chunk):
+    def compute_input(self, index, chunk):
         """
         Handle one chunk of input ``index`` (blocks with
         ``synchronised = False`` only).
         """
-        raise NotImplementedError(f"{type(self).__name__}.process_input")
+        raise NotImplementedError(f"{type(self).__name__}.compute_input")
 
     def flush(self):
         """

@@ -110,7 +110,7 @@ class recording_sink(collector):
         self._next_seq = None
         self._last_end = None
 
-    def process(self, chunk):
+    def compute(self, chunk):
         if self._next_seq is not None and chunk.seq != self._next_seq:
             self.problems.append(f"seq {chunk.seq} after {self._next_seq - 1}")
         if self._last_end is not None and chunk.start < self._last_end:
@@ -118,7 +118,7 @@ class recording_sink(collector):
                                  f"before the previous end {self._last_end}")
         self._next_seq = chunk.seq + 1
         self._last_end = chunk.end
-        super().process(chunk)
+        super().compute(chunk)
 
 
 def run_clock(clock, graph, step=0.001, limit=100000):

@@ -24,12 +24,12 @@ class announcing(collector):
         self.line = line
         super().__init__(producer, **kwargs)
 
-    def process(self, chunk):
+    def compute(self, chunk):
         if not self.chunks:
             line = self.line()
             if line:
                 print(line, flush=True)
-        super().process(chunk)
+        super().compute(chunk)
 
 
 def kill():

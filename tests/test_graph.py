@@ -46,7 +46,7 @@ class slow_sink(Sink):
         self.chunks = []
         super().__init__(producer, **kwargs)
 
-    def process(self, chunk):
+    def compute(self, chunk):
         self.chunks.append(chunk)
         self.pauseProducing()
         self.graph.reactor.callLater(self.delay, self.resumeProducing)
@@ -199,7 +199,7 @@ class exploding_block(Block):
     def reset(self):
         self.seen = 0
 
-    def process(self, chunk):
+    def compute(self, chunk):
         self.seen += 1
         if self.seen > self.after:
             raise RuntimeError("boom in the block")
@@ -398,7 +398,7 @@ def test_when_failed_fires_with_the_failing_block_without_waiting_for_sinks():
         kind = "real"
         requires = (IChunkProducer,)
 
-        def process(self, chunk):
+        def compute(self, chunk):
             raise ValueError("no")
 
     source = array_source([np.ones(4)] * 3, graph=graph)

@@ -80,7 +80,7 @@ class slow_sink(Sink):
     def reset(self):
         self.chunks = []
 
-    def process(self, chunk):
+    def compute(self, chunk):
         self.chunks.append(chunk)
         self._ports[0].edge.pauseProducing()
 

@@ -15,7 +15,7 @@ from pyrf_blocks.blocks.sources import simulated_instrument
 from pyrf_blocks.cli import main
 from pyrf_blocks.graph import Block, Graph, Sink
 from pyrf_blocks.interfaces import IChunkConsumer, IIQProducer, ISpectrumProducer
-from pyrf_blocks.net import Process, placed_block, remote_block
+from pyrf_blocks.net import Place, placed_block, remote_block
 from pyrf_blocks.net.stream import ServedStream
 from pyrf_blocks import registry
 from pyrf_blocks.registry import register
@@ -33,7 +33,7 @@ def pair():
 
 @pytest.fixture
 def place(pair):
-    return Process(WORKER, reactor=pair.clock, client=pair.http)
+    return Place(WORKER, reactor=pair.clock, client=pair.http)
 
 
 def test_a_placed_block_is_a_stand_in_with_the_block_interface(pair, place):
@@ -167,7 +167,7 @@ def test_the_worker_command_names_a_module_it_cannot_import(capsys):
 def test_a_worker_that_cannot_create_a_placed_block_is_named(pair):
     """When creating a placed block keeps failing, the failure names the worker's URL."""
     client = flaky_client(pair.http, failures=10 ** 6)
-    place = Process(WORKER, reactor=pair.clock, client=client, retries=2, backoff=0.01)
+    place = Place(WORKER, reactor=pair.clock, client=client, retries=2, backoff=0.01)
     recording_sink(simulated_instrument(graph=pair.client, proc=place, **SOURCE))
     failure = pair.run(step=0.01)
     assert f"worker {WORKER} did not answer after 3 attempts" in str(failure.value)
@@ -214,7 +214,7 @@ class exploding_sink(Sink):
     def reset(self):
         self.seen = 0
 
-    def process(self, chunk):
+    def compute(self, chunk):
         self.seen += 1
         if self.seen == 2:
             raise RuntimeError("disk full")

@@ -39,7 +39,7 @@ from pyrf_blocks.blocks.dsp import calibrate_block, fft_block
 from pyrf_blocks.blocks.sources import simulated_instrument
 from pyrf_blocks.cli import main
 from pyrf_blocks.graph import Graph
-from pyrf_blocks.net import Process, remote_block
+from pyrf_blocks.net import Place, remote_block
 from pyrf_blocks.net.client import http_client
 from pyrf_blocks.net.tls import (TLSError, check_certificate_files, explain,
                                  explaining_agent, read_ca, trust_policy)
@@ -341,7 +341,7 @@ def test_process_and_remote_block_name_a_ca_file_they_cannot_read(tmp_path):
     missing = str(tmp_path / "nowhere.pem")
     with pytest.raises(ValueError, match=r"^process\('https://lab:8750'\): CA file '.*"
                                          r"nowhere.pem': cannot read it"):
-        Process("https://lab:8750", token=TOKEN, ca=missing, reactor=MemoryReactorClock())
+        Place("https://lab:8750", token=TOKEN, ca=missing, reactor=MemoryReactorClock())
     with pytest.raises(ValueError, match=r"^remote_block 'https://lab:8750/blocks/fft': "
                                          r"CA file"):
         remote_block("https://lab:8750/blocks/fft", "spectrum", ca=missing,
@@ -350,7 +350,7 @@ def test_process_and_remote_block_name_a_ca_file_they_cannot_read(tmp_path):
 
 def test_blocks_placed_on_a_process_trust_its_ca(pki):
     """A block placed on process(url, ca=...) carries the same certificates."""
-    place = Process("https://lab:8750", token=TOKEN, ca=pki.ca, reactor=MemoryReactorClock())
+    place = Place("https://lab:8750", token=TOKEN, ca=pki.ca, reactor=MemoryReactorClock())
     graph = Graph(Clock())
     fft = fft_block(simulated_instrument(graph=graph), proc=place)
     assert place.ca == fft.ca == pem(pki.ca)

@@ -156,7 +156,7 @@ def extra_types(monkeypatch):
             made.append(self)
             super().__init__(*producers, **kwargs)
 
-        def process_input(self, index, chunk):
+        def compute_input(self, index, chunk):
             pass
 
     monkeypatch.setitem(registry._TYPES, gain_block.type_name, gain_block)

@@ -118,7 +118,7 @@ class fft_block(Block):
         self._out_meta = (chunk.meta, meta)
         return meta
 
-    def process(self, chunk):
+    def compute(self, chunk):
         if self._continuity.breaks(chunk) or self._origin is None:
             # Times are counted in samples from the start of the stream (or
             # of the last gap), so they do not depend on the chunking.
@@ -175,7 +175,7 @@ class calibrate_block(Block):
     def reset(self):
         self._out_meta = None
 
-    def process(self, chunk):
+    def compute(self, chunk):
         meta = chunk.meta
         if meta.get("units") != "power":
             raise ValueError(f"{self.type_name} {self.name!r} needs linear power "
@@ -230,7 +230,7 @@ class decimate_block(Block):
         end = origin_time + round((first + len(outputs)) * self.factor * 1e9 / rate)
         self.emit(outputs, start, end, out_rate, meta)
 
-    def process(self, chunk):
+    def compute(self, chunk):
         if self._continuity.breaks(chunk) or self._decimator is None:
             if self._decimator is not None:
                 self._emit(*self._decimator.flush())

@@ -44,7 +44,7 @@ class thd_block(Block):
         self._held = 0
         self._start = None
 
-    def process(self, chunk):
+    def compute(self, chunk):
         offset = 0
         values, starts, end = [], [], None
         while offset < len(chunk.data):
@@ -78,7 +78,7 @@ class power_block(Block):
     kind = "real"
     requires = (IRealProducer, IRealProducer)
 
-    def process(self, voltage, current):
+    def compute(self, voltage, current):
         if len(voltage.data) != len(current.data):
             raise ValueError(f"{self.type_name} {self.name!r}: voltage and current "
                              f"rates differ ({voltage.rate} and {current.rate} Hz)")

@@ -171,7 +171,7 @@ class record_block(Sink):
             annotation["core:comment"] = str(comment)
         self.annotations.append(annotation)
 
-    def process(self, chunk):
+    def compute(self, chunk):
         if self.written:
             return
         if self.sample_rate is None:

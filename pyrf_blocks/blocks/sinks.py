@@ -36,7 +36,7 @@ class collector(Sink):
         self._waiters = []
         super().__init__(producer, **kwargs)
 
-    def process(self, chunk):
+    def compute(self, chunk):
         self.chunks.append(chunk)
         if self.keep is not None and len(self.chunks) > self.keep:
             del self.chunks[0]
@@ -117,7 +117,7 @@ class printer(Sink):
     def reset(self):
         self._last = None
 
-    def process(self, chunk):
+    def compute(self, chunk):
         if self._last is not None and chunk.end - self._last < self.interval_ns:
             return
         self._last = chunk.end

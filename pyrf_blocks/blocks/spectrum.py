@@ -61,7 +61,7 @@ class average_block(Block):
         self._sum = None if state["sum"] is None else np.asarray(state["sum"], np.float64)
         self._rows, self._start = state["rows"], state["start"]
 
-    def process(self, chunk):
+    def compute(self, chunk):
         linear = _to_linear(chunk)
         rows = len(linear)
         index = 0
@@ -109,7 +109,7 @@ class _Hold(Block):
     def set_state(self, state):
         self._hold = None if state["hold"] is None else np.asarray(state["hold"], np.float32)
 
-    def process(self, chunk):
+    def compute(self, chunk):
         data = chunk.data
         if not len(data):
             return
@@ -174,7 +174,7 @@ class peak_search(Block):
         self.every_frame = every_frame
         super().__init__(producer, **kwargs)
 
-    def process(self, chunk):
+    def compute(self, chunk):
         if not len(chunk.data):
             return
         first = 0 if self.every_frame else len(chunk.data) - 1

@@ -160,10 +160,10 @@ class _SpectrumDisplay(Sink):
             self._timer.clock = self.graph.reactor
             self._timer.start(1.0 / self.max_fps, now=False)
 
-    def process(self, chunk):
-        self.process_input(0, chunk)
+    def compute(self, chunk):
+        self.compute_input(0, chunk)
 
-    def process_input(self, index, chunk):
+    def compute_input(self, index, chunk):
         units = chunk.meta.get("units")
         if units != "dBm":
             raise ValueError(f"{self.type_name} {self.name!r} shows dBm spectra: feed "

@@ -23,7 +23,7 @@ Control API (JSON in, JSON out; every error is ``{"error": message}``):
 Only registered block types can be created: a request names a type, never
 an import path; types that read or write files (``register(remote=False)``)
 only by a worker started with ``allow_files`` (``--allow-files``; children
-of :func:`~.process.process` are).  With a token, every request must carry
+of :func:`~.placement.process` are).  With a token, every request must carry
 ``Authorization: Bearer <token>`` (401 otherwise).  Request bodies and
 headers are size-limited.
 """

@@ -55,7 +55,7 @@ def _trusted_cas(pipeline):
 def _places(pipeline, graph, environ, cas):
     """
     ``{process name: place}`` for every process that runs blocks, made with
-    :func:`pyrf_blocks.net.process`: child processes start now.
+    :func:`pyrf_blocks.net.placement.process`: child processes start now.
 
     :raises PipelineError: where this installation cannot place blocks
         outside this process (no ``pyrf_blocks.net``).

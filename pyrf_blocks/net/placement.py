@@ -34,7 +34,7 @@ from .outcome import Outcome
 from .serve import serve, streamed
 from .tls import read_ca
 
-__all__ = ["process", "Process", "placed_block", "placed_sink"]
+__all__ = ["process", "Place", "placed_block", "placed_sink"]
 
 log = Logger()
 
@@ -46,9 +46,9 @@ _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(pyrf_blocks.__fi
 def process(url=None, token=None, **options):
     """
     A place to run blocks: a new child process (no ``url``), or the worker
-    at ``url``.  See :class:`Process` for the options.
+    at ``url``.  See :class:`Place` for the options.
     """
-    return Process(url, token, **options)
+    return Place(url, token, **options)
 
 
 class _ChildProtocol(protocol.ProcessProtocol):
@@ -79,7 +79,7 @@ class _ChildProtocol(protocol.ProcessProtocol):
             log.error("{message}", message=message)
 
 
-class Process:
+class Place:
     """
     A worker that runs blocks for this graph.
 
@@ -128,7 +128,7 @@ class Process:
             self._spawn(imports, listen)
 
     def __repr__(self):
-        return f"<Process {self.base_url or f'pid {self.pid}, starting'}>"
+        return f"<Place {self.base_url or f'pid {self.pid}, starting'}>"
 
     def url(self):
         """
@@ -223,7 +223,7 @@ class Process:
     async def _input_spec(self, producer):
         if isinstance(producer, placed_block):
             await producer.prepare()
-            if producer.process is self:
+            if producer.place is self:
                 return producer.remote_name
         if isinstance(producer, remote_block):
             return _input(producer.url, producer.kind, producer.token, producer.ca)
@@ -269,12 +269,12 @@ def _placed(factory, params):
     return type_name, params, name, graph
 
 
-def _stand_in_for(stand_in, process, factory, type_name, params):
+def _stand_in_for(stand_in, place, factory, type_name, params):
     """
     What a placed block's or sink's stand-in knows of the block it stands
     for: its type, parameters and input contract, and where it runs.
     """
-    stand_in.process = process
+    stand_in.place = place
     stand_in.factory = factory
     stand_in.params = params
     stand_in.remote_name = None
@@ -285,7 +285,7 @@ def _stand_in_for(stand_in, process, factory, type_name, params):
 
 class placed_block(remote_block):
     """
-    This graph's stand-in for a block placed in a :class:`Process`.
+    This graph's stand-in for a block placed in a :class:`Place`.
 
     It takes the placed type's name and inputs (checked here as for a local
     block) and provides its producer interface; the block itself is created
@@ -294,7 +294,7 @@ class placed_block(remote_block):
 
     type_name = "placed_block"
 
-    def __init__(self, process, factory, inputs, params):
+    def __init__(self, place, factory, inputs, params):
         type_name, params, name, graph = _placed(factory, params)
         kind = getattr(factory, "kind", None) or params.get("kind")
         if kind is None and inputs:
@@ -302,15 +302,15 @@ class placed_block(remote_block):
         if kind is None:
             raise TypeError(f"{type_name}: cannot tell what kind of chunks it "
                             "produces, so it cannot be placed in another process")
-        _stand_in_for(self, process, factory, type_name, params)
+        _stand_in_for(self, place, factory, type_name, params)
         self._creation = None
-        super().__init__(None, kind, inputs=inputs, token=process.token, ca=process.ca,
-                         client=process.client, name=name or type_name, graph=graph,
-                         **process.stream_options)
+        super().__init__(None, kind, inputs=inputs, token=place.token, ca=place.ca,
+                         client=place.client, name=name or type_name, graph=graph,
+                         **place.stream_options)
 
     def where(self):
-        return self.worker_url or self.process.base_url or (
-            f"child pid {self.process.pid} (not listening yet)")
+        return self.worker_url or self.place.base_url or (
+            f"child pid {self.place.pid} (not listening yet)")
 
     def stopProducing(self):
         """
@@ -322,7 +322,7 @@ class placed_block(remote_block):
         if self.inputs or self.remote_name is None or not self._running:
             super().stopProducing()
             return
-        d = defer.ensureDeferred(self.process.stop(self))
+        d = defer.ensureDeferred(self.place.stop(self))
         d.addErrback(self._end_here)
 
     def _end_here(self, failure):
@@ -334,7 +334,7 @@ class placed_block(remote_block):
     def prepare(self):
         if self._creation is None:
             self._creation = Outcome()
-            d = defer.ensureDeferred(self.process.create(self))
+            d = defer.ensureDeferred(self.place.create(self))
             d.addCallback(self.set_url)
             d.addErrback(self._creation_failed).addBoth(self._creation.set)
         return self._creation.wait()
@@ -346,7 +346,7 @@ class placed_block(remote_block):
 
 class placed_sink(Sink):
     """
-    This graph's stand-in for a sink placed in a :class:`Process` (a
+    This graph's stand-in for a sink placed in a :class:`Place` (a
     recorder writing to that machine's disk, say).
 
     The sink is created on the worker at once, fed there by streams of
@@ -358,12 +358,12 @@ class placed_sink(Sink):
 
     type_name = "placed_sink"
 
-    def __init__(self, process, factory, inputs, params):
+    def __init__(self, place, factory, inputs, params):
         type_name, params, name, graph = _placed(factory, params)
-        _stand_in_for(self, process, factory, type_name, params)
+        _stand_in_for(self, place, factory, type_name, params)
         self._following = None
         self._held = []
-        options = process.stream_options
+        options = place.stream_options
         self.retries = options.get("retries", 8)
         self.backoff = options.get("backoff", 0.1)
         self.max_backoff = options.get("max_backoff", 2.0)
@@ -371,7 +371,7 @@ class placed_sink(Sink):
         super().__init__(*inputs, name=name or type_name, graph=graph)
 
     def __repr__(self):
-        return f"<placed {self.type_name} {self.name!r} on {self.process!r}>"
+        return f"<placed {self.type_name} {self.name!r} on {self.place!r}>"
 
     def _activate(self):
         # Nothing is consumed here: the worker's sink reads the inputs.  The
@@ -400,7 +400,7 @@ class placed_sink(Sink):
             self._following.cancel()
         self._release()
         if self.remote_name is not None:
-            d = defer.ensureDeferred(self.process.remove(self))
+            d = defer.ensureDeferred(self.place.remove(self))
             d.addErrback(lambda failure: log.warn(
                 "{block}: removing it from its worker failed: {error}", block=self,
                 error=failure.getErrorMessage()))
@@ -411,34 +411,34 @@ class placed_sink(Sink):
             for producer in self._held:
                 await serve(producer.graph)
                 opened.append(streamed(producer))
-            url = await self.process.create(self)
+            url = await self.place.create(self)
             await defer.gatherResults(opened, consumeErrors=True)
         finally:
             for waiting in opened:
                 waiting.cancel()  # (those that fired are not affected)
             self._release()
-        reactor = self.process.reactor
+        reactor = self.place.reactor
         failures = 0
         while True:
             try:
-                response = await self.process._http().get(
+                response = await self.place._http().get(
                     url + "/finished", params={"wait": f"{self.wait:g}"},
-                    headers=auth_headers(self.process.token), reactor=reactor,
+                    headers=auth_headers(self.place.token), reactor=reactor,
                     timeout=self.wait + 30)
                 if response.code == 204:
                     await response.content()
                     failures = 0
                     continue
                 answer = await read_json(response, f"{self.type_name} {self.name!r} "
-                                                   f"on {self.process.base_url}")
+                                                   f"on {self.place.base_url}")
             except RemoteError:
                 raise
             except Exception as error:
                 failures += 1
-                delay = retry_delay(self, self.process.base_url, error, failures)
+                delay = retry_delay(self, self.place.base_url, error, failures)
                 if delay is None:
                     raise WorkerUnreachable(
-                        f"{self.type_name} {self.name!r}: worker {self.process.base_url} "
+                        f"{self.type_name} {self.name!r}: worker {self.place.base_url} "
                         f"did not answer after {failures} attempts ({error})") from None
                 await task.deferLater(reactor, delay, lambda: None)
                 continue
