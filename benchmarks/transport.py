@@ -30,13 +30,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pyrf_blocks.graph import Sink, Source  # noqa: E402
+from pyrf_blocks.block import PolledSource, Sink  # noqa: E402
 from pyrf_blocks.interfaces import IChunkProducer  # noqa: E402
 from pyrf_blocks.registry import register  # noqa: E402
 
 
 @register
-class bench_source(Source):
+class bench_source(PolledSource):
     """
     Emits ``count`` chunks of one ready-made array of ``nbytes`` bytes
     (complex64), optionally paced at ``rate`` chunks per second; each

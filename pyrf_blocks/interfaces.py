@@ -20,12 +20,74 @@ class IBlock(Interface):
     """
 
     name = Attribute("Name of the block, unique within its graph (str).")
+    label = Attribute("How messages name it: type and name (str).")
     graph = Attribute("The Graph this block belongs to.")
     inputs = Attribute("Tuple of the producers this block consumes, in order.")
     active = Attribute(
         "True while the block is connected to its inputs (it is a sink, or "
         "something downstream consumes it)."
     )
+    outputs = Attribute(
+        "Mapping of output name to IOutput, the main output first; empty for "
+        "a sink."
+    )
+
+
+class IBlockHooks(Interface):
+    """
+    What a block author writes.  The runtime (:mod:`pyrf_blocks.block`)
+    calls these and nothing else; it owns the ports, edges, pausing and
+    lazy connection.  Every hook has a default that does nothing, except
+    :meth:`compute`.
+    """
+
+    def reset():
+        """
+        Forget what was seen before: called each time the block connects to
+        its inputs, before :meth:`on_start`.
+        """
+
+    def compute(*chunks):
+        """
+        Handle one chunk, or one chunk per input for several inputs: re-cut
+        to the same range of device time (synchronised), in order.  Emit
+        results with ``self.emit(...)``.
+        """
+
+    def compute_input(index, chunk):
+        """
+        Handle one chunk of input ``index``, for a block that treats its
+        inputs independently (``synchronised = False``).
+        """
+
+    def flush():
+        """
+        Every input has ended: emit whatever is still held back.  The
+        outputs end after it returns.
+        """
+
+    def on_start():
+        """
+        The block is connected and something consumes it: a source starts
+        producing (connects, schedules its first chunk).
+        """
+
+    def on_stop():
+        """
+        Stop producing: the last consumer left, the stream was ended or the
+        graph failed.  May be called more than once.
+        """
+
+    def on_pause():
+        """
+        A consumer is full (the inputs are already paused): a source stops
+        reading, so that backpressure reaches its socket.
+        """
+
+    def on_resume():
+        """
+        The consumers can take more again.
+        """
 
 
 class IChunkProducer(IBlock, IPushProducer):
@@ -54,6 +116,18 @@ class IChunkProducer(IBlock, IPushProducer):
         Stop feeding the consumer of ``edge``.  When the last edge leaves,
         the producer disconnects from its inputs, or stops if it is a source.
         """
+
+
+class IOutput(IChunkProducer):
+    """
+    One named output of a block (``block.output("late")``): a producer of
+    its own kind, with its own consumers and ``seq``.  A block's main
+    output is also consumed through the block itself.
+    """
+
+    block = Attribute("The block this output belongs to.")
+    output_name = Attribute('Its name within the block ("main", "late"...).')
+    next_seq = Attribute("``seq`` of the next chunk it emits.")
 
 
 class ISampleProducer(IChunkProducer):

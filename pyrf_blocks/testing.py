@@ -13,7 +13,7 @@ from zope.interface.verify import verifyObject
 
 from .blocks.sinks import collector
 from .chunk import Chunk
-from .graph import Source
+from .block import PolledSource
 from .interfaces import KIND_INTERFACES
 
 __all__ = ["array_source", "recording_sink", "assert_provides", "run_clock",
@@ -45,7 +45,7 @@ def split_array(array, sizes):
     return pieces
 
 
-class array_source(Source):
+class array_source(PolledSource):
     """
     Plays a list of arrays as consecutive chunks of ``kind`` at ``rate``.
 

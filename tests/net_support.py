@@ -9,7 +9,8 @@ from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
 from treq.testing import StubTreq
 
-from pyrf_blocks.graph import Block, Graph
+from pyrf_blocks.block import Block
+from pyrf_blocks.graph import Graph
 from pyrf_blocks.net import Worker
 
 WORKER = "http://worker"
@@ -92,7 +93,7 @@ class manual_source(Block):
                          {"center_frequency": 1e9})
 
     def finish(self):
-        self._end_stream()
+        self.end()
 
 
 class flaky_client:

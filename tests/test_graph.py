@@ -14,7 +14,8 @@ from pyrf_blocks import (
     Graph, calibrate_block, collector, fft_block, max_hold, power_block,
     simulated_instrument,
 )
-from pyrf_blocks.graph import Block, Edge, Sink
+from pyrf_blocks.block import Block, Sink
+from pyrf_blocks.edge import Edge
 from pyrf_blocks.interfaces import IChunkProducer, IIQProducer, IScalarProducer
 from pyrf_blocks.testing import array_source, recording_sink, run_clock, split_array
 
@@ -382,7 +383,7 @@ def test_wait_finished_fires_when_a_sink_sees_the_end_and_can_be_cancelled():
     cancelled.cancel()
     cancelled.addErrback(lambda failure: None)
     assert run_clock(clock, graph) is None
-    assert seen == [sink] and sink._finish_waiters == []
+    assert seen == [sink] and len(sink._finish_waiters) == 0
     later = []
     sink.wait_finished().addCallback(later.append)
     assert later == [sink]

@@ -107,7 +107,7 @@ def test_backpressure_pauses_the_data_socket_and_loses_nothing():
     @defer.inlineCallbacks
     def scenario():
         yield wait_for(reactor, lambda: len(sink.chunks) >= 2)
-        edge = sink._ports[0].edge
+        edge = sink.input_edges[0]
         edge.pauseProducing()
         yield wait_for(reactor, lambda: emulator.data_streams
                        and emulator.data_streams[0].paused)

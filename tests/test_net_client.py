@@ -9,7 +9,8 @@ from twisted.logger import LogLevel, globalLogPublisher
 
 from pyrf_blocks.blocks.dsp import calibrate_block, fft_block
 from pyrf_blocks.blocks.sources import simulated_instrument
-from pyrf_blocks.graph import Graph, Sink
+from pyrf_blocks.block import Sink
+from pyrf_blocks.graph import Graph
 from pyrf_blocks.interfaces import IIQProducer, ISpectrumProducer
 from pyrf_blocks.net import WorkerUnreachable, remote_block
 from pyrf_blocks.net.client import RemoteError
@@ -82,10 +83,10 @@ class slow_sink(Sink):
 
     def compute(self, chunk):
         self.chunks.append(chunk)
-        self._ports[0].edge.pauseProducing()
+        self.input_edges[0].pauseProducing()
 
     def next(self):
-        self._ports[0].edge.resumeProducing()
+        self.input_edges[0].resumeProducing()
 
 
 def test_a_slow_consumer_pauses_the_remote_producer():

@@ -13,7 +13,8 @@ from pyrf_blocks.blocks.dsp import calibrate_block, decimate_block, fft_block
 from pyrf_blocks.blocks.sinks import collector
 from pyrf_blocks.blocks.sources import simulated_instrument
 from pyrf_blocks.cli import main
-from pyrf_blocks.graph import Block, Graph, Sink
+from pyrf_blocks.block import Block, Sink
+from pyrf_blocks.graph import Graph
 from pyrf_blocks.interfaces import IChunkConsumer, IIQProducer, ISpectrumProducer
 from pyrf_blocks.net import Place, placed_block, remote_block
 from pyrf_blocks.net.stream import ServedStream
@@ -182,11 +183,11 @@ def test_stopping_the_graph_ends_a_placed_source_on_its_worker_losing_nothing(pa
     [source] = pair.server.blocks.values()
     assert len(sink.chunks) > 0 and source.active
     pair.clock.advance(0.05)  # the worker emits; nothing has crossed yet
-    assert source._seq > len(sink.chunks)
+    assert source.output().next_seq > len(sink.chunks)
     pair.client.stop()
     assert pair.run() is None
     assert sink.finished and not source.active
-    assert [c.seq for c in sink.chunks] == list(range(source._seq))
+    assert [c.seq for c in sink.chunks] == list(range(source.output().next_seq))
 
 
 

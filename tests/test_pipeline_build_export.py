@@ -19,7 +19,7 @@ from pyrf_blocks import (WSA4000, Graph, average_block, calibrate_block, collect
                          simulated_instrument,
                          thd_block)
 from pyrf_blocks import registry
-from pyrf_blocks.graph import Sink
+from pyrf_blocks.block import Sink
 from pyrf_blocks.interfaces import KIND_INTERFACES, ISink, ISpectrumProducer
 from pyrf_blocks.pipeline import (PipelineError, build, check_file, check_text, describe,
                                   graph_to_data, graph_to_dot, graph_to_yaml, pipeline_to_dot)

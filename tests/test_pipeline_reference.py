@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from pyrf_blocks import max_hold, simulated_instrument
-from pyrf_blocks.graph import Block, Sink
+from pyrf_blocks.block import Block, Sink
 from pyrf_blocks.interfaces import ISpectrumProducer
 from pyrf_blocks.pipeline.reference import block_reference, reference_rst
 from pyrf_blocks.pipeline.schema import constructor_parameters, param_specs

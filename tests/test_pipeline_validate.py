@@ -14,7 +14,7 @@ from ruamel.yaml import YAML
 from zope.interface import implementer
 
 from pyrf_blocks import registry
-from pyrf_blocks.graph import Block, Sink
+from pyrf_blocks.block import Block, Sink
 from pyrf_blocks.interfaces import IIQProducer, ISpectrumProducer
 from pyrf_blocks.pipeline import PipelineError, check_file, check_text
 

@@ -6,7 +6,7 @@ import numpy as np
 from zope.interface import implementer
 
 from ..registry import register
-from ..graph import Block
+from ..block import Block
 from ..interfaces import ISampleProducer, ISpectrumProducer
 from ..numerics.decimation import Decimator
 from ..numerics.spectral import frame_spectra, power_to_dbm, window, window_gains

@@ -6,7 +6,7 @@ import numpy as np
 from zope.interface import implementer
 
 from ..registry import register
-from ..graph import Block
+from ..block import Block
 from ..interfaces import IRealProducer, ISampleProducer, IScalarProducer
 from ..numerics.thd import thd
 

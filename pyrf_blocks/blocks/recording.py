@@ -18,7 +18,7 @@ import re
 import numpy as np
 from twisted.logger import Logger
 
-from ..graph import Sink, Source
+from ..block import PolledSource, Sink
 from ..interfaces import ISampleProducer
 from ..registry import register
 
@@ -275,7 +275,7 @@ class record_block(Sink):
 
 
 @register(remote=False)
-class sigmf_source(Source):
+class sigmf_source(PolledSource):
     """
     Replays a SigMF recording (one channel; any ``[cr][fiu](8|16|32|64)``
     datatype) as IQ (complex datatypes) or real samples, as fractions of

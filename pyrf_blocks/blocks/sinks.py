@@ -5,10 +5,9 @@ Sinks for scripts and tests: a collector and a printer.
 import sys
 
 import numpy as np
-from twisted.internet import defer
 
 from ..registry import register
-from ..graph import Sink
+from ..block import Sink
 from ..interfaces import IChunkProducer
 
 __all__ = ["collector", "printer", "format_chunk", "format_peaks"]
@@ -33,7 +32,6 @@ class collector(Sink):
     def __init__(self, producer, keep=None, **kwargs):
         self.keep = keep
         self.chunks = []
-        self._waiters = []
         super().__init__(producer, **kwargs)
 
     def compute(self, chunk):
@@ -50,18 +48,7 @@ class collector(Sink):
         return np.concatenate([c.data for c in self.chunks])
 
     def wait(self):
-        waiter = defer.Deferred()
-        if self.finished:
-            waiter.callback(self.chunks)
-        else:
-            self._waiters.append(waiter)
-        return waiter
-
-    def _end_stream(self):
-        super()._end_stream()
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            waiter.callback(self.chunks)
+        return self.wait_finished().addCallback(lambda _: self.chunks)
 
 
 def format_peaks(chunk):

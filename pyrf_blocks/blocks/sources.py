@@ -6,7 +6,7 @@ import numpy as np
 from zope.interface import implementer
 
 from ..registry import register
-from ..graph import Source
+from ..block import PolledSource
 from ..interfaces import IIQProducer
 from ..numerics.signals import signal_samples
 
@@ -19,7 +19,7 @@ _SETTINGS = ("center_frequency", "sample_rate", "samples_per_packet",
 
 @register
 @implementer(IIQProducer)
-class simulated_instrument(Source):
+class simulated_instrument(PolledSource):
     """
     An IQ source that behaves like a ThinkRF analyzer, with a signal made of
     tones, their harmonics and white noise.

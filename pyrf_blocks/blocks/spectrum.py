@@ -9,7 +9,7 @@ import numpy as np
 from zope.interface import implementer
 
 from ..registry import register
-from ..graph import Block
+from ..block import Block
 from ..interfaces import IPeaksProducer, ISpectrumProducer, IStateful
 from ..numerics.peaks import find_peaks
 

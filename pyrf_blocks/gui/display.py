@@ -19,7 +19,7 @@ from time import perf_counter
 
 from twisted.internet import task
 
-from ..graph import Sink
+from ..block import Sink
 from ..interfaces import IBlock, ISpectrumProducer
 from ..registry import register
 from .traces import TRACE_NAMES, SpectrumTraces
@@ -177,20 +177,20 @@ class _SpectrumDisplay(Sink):
             # Enough for this frame: until the next one, the edges keep only
             # the newest chunk.
             self._throttled = True
-            for port in self._ports:
-                if port.edge is not None:
-                    port.edge.pauseProducing()
+            for edge in self.input_edges:
+                if edge is not None:
+                    edge.pauseProducing()
 
     @property
     def dropped(self):
         """
         Chunks dropped on each input's edge (newer ones replaced them).
         """
+        edges = self.input_edges
         counts = []
         for index, stats in enumerate(self.input_stats):
-            port = self._ports[index] if index < len(self._ports) else None
-            live = port.edge.dropped if port is not None and port.edge is not None else 0
-            counts.append(stats.dropped_before + live)
+            edge = edges[index] if index < len(edges) else None
+            counts.append(stats.dropped_before + (edge.dropped if edge is not None else 0))
         return counts
 
     def status_text(self):
@@ -224,26 +224,23 @@ class _SpectrumDisplay(Sink):
         self._spent = 0.0
         if self._throttled:
             self._throttled = False
-            for port in self._ports:
-                if port.edge is not None:
-                    port.edge.resumeProducing()
+            for edge in self.input_edges:
+                if edge is not None:
+                    edge.resumeProducing()
 
     def _stop_timer(self):
         if self._timer is not None and self._timer.running:
             self._timer.stop()
 
-    def _deactivate(self):
-        for stats, port in zip(getattr(self, "input_stats", ()), self._ports):
-            if port.edge is not None:
-                stats.dropped_before += port.edge.dropped
+    def on_stop(self):
+        for stats, edge in zip(getattr(self, "input_stats", ()), self.input_edges):
+            if edge is not None:
+                stats.dropped_before += edge.dropped
         self._stop_timer()
-        super()._deactivate()
 
-    def _end_stream(self):
-        if self.active and not self.finished:
-            self._frame(force=True)  # show what arrived last
+    def flush(self):
+        self._frame(force=True)  # show what arrived last
         self._stop_timer()
-        super()._end_stream()
 
     def close(self):
         """

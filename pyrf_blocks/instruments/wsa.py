@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..graph import Source
+from ..block import Source
 from ..interfaces import IIQProducer
 from ..registry import register
 from . import vrt
@@ -173,11 +173,8 @@ class thinkrf_analyzer(Source):
         self._scpi = self._data = None
         self._session = 0
         self._retry = None
-        super().__init__(paced=False, **kwargs)
-
-    @property
-    def label(self):
-        return f"{self.type_name} {self.name!r}"
+        self._streaming = False
+        super().__init__(**kwargs)
 
     @property
     def sample_rate(self):
@@ -203,11 +200,12 @@ class thinkrf_analyzer(Source):
 
     # Lifecycle: the core's Source calls these.
 
-    def _start(self):
+    def on_start(self):
+        self._streaming = True
         self._connect()
 
-    def _halt(self):
-        self._running = False
+    def on_stop(self):
+        self._streaming = False
         self._session += 1  # callbacks of the old session are ignored
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
@@ -221,13 +219,13 @@ class thinkrf_analyzer(Source):
         self._emit_block()
         super().stopProducing()
 
-    def _on_pause(self):
+    def on_pause(self):
         if self._data is not None:
             self._data.transport.pauseProducing()
 
-    def _on_resume(self):
+    def on_resume(self):
         self._drain()
-        if not self._pauses and self._data is not None:
+        if not self.paused and self._data is not None:
             self._data.transport.resumeProducing()
 
     # Connection.
@@ -268,7 +266,7 @@ class thinkrf_analyzer(Source):
             data.transport.loseConnection()
             return
         self._data = data
-        if self._pauses:
+        if self.paused:
             data.transport.pauseProducing()
         yield scpi.command(":TRACE:STREAM:START")
         log.info("{block}: streaming from {identity} at {host} ({rate:g} Sa/s, "
@@ -297,7 +295,7 @@ class thinkrf_analyzer(Source):
         return commands
 
     def _session_failed(self, failure, session):
-        if session != self._session or not self._running:
+        if session != self._session or not self._streaming:
             return None
         if failure.check(*_CONNECTION_ERRORS):
             self._lost(failure.getErrorMessage())
@@ -306,7 +304,7 @@ class thinkrf_analyzer(Source):
         return None
 
     def _data_lost(self, session, reason):
-        if session != self._session or not self._running:
+        if session != self._session or not self._streaming:
             return
         self._data = None
         self._lost(f"data connection to {self.data_address} lost "
@@ -342,7 +340,7 @@ class thinkrf_analyzer(Source):
     # Packets to chunks.
 
     def _receive_packets(self, session, packets):
-        if session != self._session or not self._running:
+        if session != self._session or not self._streaming:
             return
         self._attempts = 0
         self._pending.extend(packets)
@@ -350,7 +348,7 @@ class thinkrf_analyzer(Source):
 
     def _drain(self, force=False):
         pending = self._pending
-        while pending and (force or not self._pauses and self._running):
+        while pending and (force or not self.paused and self._streaming):
             item = pending.popleft()
             if not item.is_data:
                 self._add_context(item)
@@ -483,7 +481,7 @@ class thinkrf_analyzer(Source):
     def _emit_block(self):
         block, self._block = self._block, []
         self._block_packets = 0
-        if not block or self._ended:
+        if not block or self.ended:
             return
         # One output array per chunk, each piece decoded straight into it.
         data = np.empty(sum(samples for _, samples in block), np.complex64)

@@ -24,7 +24,8 @@ from twisted.web.http import PotentialDataLoss
 from twisted.python.failure import Failure
 
 from ..chunk import ChunkDecodeError, ChunkStreamDecoder
-from ..graph import Block, check_policy
+from ..block import Block
+from ..edge import check_policy
 from ..interfaces import KIND_INTERFACES
 from ..memory import keep_freed_memory
 from .wire import read_stream_headers
@@ -256,6 +257,9 @@ class remote_block(Block):
     """
 
     type_name = "remote_block"
+    #: Inputs given here (a block placed from this graph) are read by the
+    #: worker, not by this stand-in.
+    local_inputs = False
 
     def __init__(self, url, kind, *, inputs=(), token=None, ca=None, client=None,
                  remote_policy="block", remote_maxsize=256, wait=20.0, linger=20.0,
@@ -323,12 +327,8 @@ class remote_block(Block):
 
     # Lazy connection: stream while something here consumes this block.
 
-    def _activate(self):
-        if self.active:
-            return
+    def on_start(self):
         keep_freed_memory()
-        self.active = True
-        self._ended = False
         self._running = True
         self._cursor = -1
         self._meta = None
@@ -336,10 +336,7 @@ class remote_block(Block):
         self._undelivered.clear()
         self._step()
 
-    def _deactivate(self):
-        if not self.active:
-            return
-        self.active = False
+    def on_stop(self):
         self._halt()
         self._close_stream()
 
@@ -348,9 +345,8 @@ class remote_block(Block):
         End this stream here (``Graph.stop``): consumers see end-of-stream
         after what they already have, and the worker's stream is closed.
         """
-        self._halt()
-        self._close_stream()
-        self._end_stream()
+        self.on_stop()
+        self.end()
 
     def _halt(self):
         self._running = False
@@ -361,15 +357,15 @@ class remote_block(Block):
             busy, self._busy = self._busy, None
             busy.cancel()
 
-    def _on_pause(self):
+    def on_pause(self):
         """
         Consumers are full: the rest of the answer waits in the connection,
         then in the worker's backlog.
         """
 
-    def _on_resume(self):
+    def on_resume(self):
         self._deliver()
-        if self._pauses or self._undelivered:
+        if self.paused or self._undelivered:
             return
         if self._reader is not None:
             self._reader.resume()
@@ -394,8 +390,8 @@ class remote_block(Block):
         return defer.succeed(None)
 
     def _step(self):
-        if (not self._running or self._busy is not None or self._pauses
-                or self._undelivered or self._ended or self.graph.failure is not None):
+        if (not self._running or self._busy is not None or self.paused
+                or self._undelivered or self.ended or self.graph.failure is not None):
             return
         if self.stream_url is None:
             action = self._open_stream()
@@ -435,7 +431,7 @@ class remote_block(Block):
             await self._read_answer(response)
         if headers.ended and self._running and not self._undelivered:
             self._running = False
-            self._end_stream()
+            self.end()
             self._close_stream()
 
     def _read_answer(self, response):
@@ -477,7 +473,7 @@ class remote_block(Block):
 
     def _deliver_in_order(self):
         undelivered = self._undelivered
-        while undelivered and not self._pauses and self._running:
+        while undelivered and not self.paused and self._running:
             chunk = undelivered.popleft()
             if chunk.seq <= self._cursor:
                 continue  # already delivered: an answer repeated after a cut

@@ -26,11 +26,11 @@ from twisted.python.failure import Failure
 
 import pyrf_blocks
 
-from ..graph import Sink
+from ..block import Sink
 from ..registry import UnknownBlockType, lookup
 from .client import (RemoteError, WorkerUnreachable, auth_headers, read_json,
                      remote_block, retry_delay)
-from .outcome import Outcome
+from ..waiting import Outcome
 from .serve import serve, streamed
 from .tls import read_ca
 
@@ -357,12 +357,14 @@ class placed_sink(Sink):
     """
 
     type_name = "placed_sink"
+    local_inputs = False
 
     def __init__(self, place, factory, inputs, params):
         type_name, params, name, graph = _placed(factory, params)
         _stand_in_for(self, place, factory, type_name, params)
         self._following = None
-        self._held = []
+        #: Producers of this graph held paused until the worker reads them.
+        self._waiting_inputs = []
         options = place.stream_options
         self.retries = options.get("retries", 8)
         self.backoff = options.get("backoff", 0.1)
@@ -373,29 +375,23 @@ class placed_sink(Sink):
     def __repr__(self):
         return f"<placed {self.type_name} {self.name!r} on {self.place!r}>"
 
-    def _activate(self):
+    def on_start(self):
         # Nothing is consumed here: the worker's sink reads the inputs.  The
         # inputs of this process are held until it does, so that it sees
         # their streams from the start, as a sink of this process would.
-        if self.active:
-            return
-        self.active = True
-        self._held = [producer for producer in self.inputs
-                      if not isinstance(producer, remote_block)]
-        for producer in self._held:
+        self._waiting_inputs = [producer for producer in self.inputs
+                                if not isinstance(producer, remote_block)]
+        for producer in self._waiting_inputs:
             producer.pauseProducing()
         self._following = defer.ensureDeferred(self._follow())
         self._following.addErrback(self._failed)
 
     def _release(self):
-        held, self._held = self._held, []
-        for producer in held:
+        waiting, self._waiting_inputs = self._waiting_inputs, []
+        for producer in waiting:
             producer.resumeProducing()
 
-    def _deactivate(self):
-        if not self.active:
-            return
-        self.active = False
+    def on_stop(self):
         if self._following is not None:
             self._following.cancel()
         self._release()
@@ -408,7 +404,7 @@ class placed_sink(Sink):
     async def _follow(self):
         opened = []
         try:
-            for producer in self._held:
+            for producer in self._waiting_inputs:
                 await serve(producer.graph)
                 opened.append(streamed(producer))
             url = await self.place.create(self)
@@ -443,7 +439,7 @@ class placed_sink(Sink):
                 await task.deferLater(reactor, delay, lambda: None)
                 continue
             if answer.get("finished"):
-                self._end_stream()
+                self.end()
                 return
 
     def _failed(self, failure):

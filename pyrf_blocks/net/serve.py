@@ -13,7 +13,7 @@ import secrets
 
 from twisted.internet import defer
 
-from .outcome import Outcome
+from ..waiting import Outcome
 from .worker import Worker
 
 __all__ = ["serve", "streamed", "LOCAL_LISTEN"]

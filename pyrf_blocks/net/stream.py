@@ -24,7 +24,7 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from ..chunk import chunk_packer, encode_chunk
-from ..graph import check_policy
+from ..edge import check_policy
 from ..interfaces import IChunkConsumer
 from ..memory import keep_freed_memory
 from .replies import HTTPError, error_reply

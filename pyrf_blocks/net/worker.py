@@ -38,7 +38,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import http, resource, server
 
-from ..graph import Sink, Source, _label
+from ..block import Sink, Source
 from ..registry import UnknownBlockType, lookup, parameters, remote_allowed
 from .client import remote_block
 from .replies import HTTPError, error_reply, json_reply
@@ -235,7 +235,7 @@ class Worker:
     def _watch_graph(self):
         def failed(block):
             failure = self.graph.failure
-            message = (f"{_label(block)} failed on the worker: "
+            message = (f"{block.label} failed on the worker: "
                        f"{failure.type.__name__}: {failure.getErrorMessage()}")
             for stream in self.streams.values():
                 stream.fail(message)
@@ -278,7 +278,7 @@ class Worker:
             case ["blocks", name, "stop"] if method == "POST":
                 block = self._block(name)
                 if not isinstance(block, Source):
-                    raise HTTPError(409, f"{_label(block)} is not a source")
+                    raise HTTPError(409, f"{block.label} is not a source")
                 block.stopProducing()
                 return json_reply(request, {"stopped": name})
             case ["blocks", name, "finished"] if method == "GET":
@@ -370,7 +370,7 @@ class Worker:
                     self.graph.blocks.pop(producer.name, None)
             raise HTTPError(400, f"cannot create {type_name}: "
                                  f"{type(error).__name__}: {error}") from None
-        log.info("created {block}", block=_label(block))
+        log.info("created {block}", block=block.label)
         return block
 
     def report_finished(self, request, block):
@@ -379,7 +379,7 @@ class Worker:
         holding the request up to ``?wait=`` seconds for it.
         """
         if not isinstance(block, Sink):
-            raise HTTPError(409, f"{_label(block)} is not a sink")
+            raise HTTPError(409, f"{block.label} is not a sink")
         wait = seconds_argument(request, "wait", DEFAULT_WAIT)
         if self.graph.failure is not None or block.finished or wait == 0:
             return self._finished_reply(request, block)
@@ -411,7 +411,7 @@ class Worker:
 
     def _finished_reply(self, request, block):
         if self.graph.failure is not None:
-            return error_reply(request, 500, f"{_label(self.graph.failed_block)} failed "
+            return error_reply(request, 500, f"{self.graph.failed_block.label} failed "
                                               f"on the worker: "
                                               f"{self.graph.failure.getErrorMessage()}")
         return json_reply(request, {"finished": block.finished})
@@ -447,7 +447,7 @@ class Worker:
         block = self._block(name)
         users = [b.name for b in self.graph.blocks.values() if block in b.inputs]
         if users or block.edges:
-            raise HTTPError(409, f"{_label(block)} is in use by "
+            raise HTTPError(409, f"{block.label} is in use by "
                                  f"{', '.join(users) or 'a stream'}; remove that first")
         if isinstance(block, Sink):
             block.close()
@@ -456,12 +456,12 @@ class Worker:
             if isinstance(producer, remote_block) and not any(
                     producer in b.inputs for b in self.graph.blocks.values()):
                 del self.graph.blocks[producer.name]
-        log.info("removed {block}", block=_label(block))
+        log.info("removed {block}", block=block.label)
 
     def open_stream(self, name, spec):
         block = self._block(name)
         if block.kind is None:
-            raise HTTPError(409, f"{_label(block)} is a sink: it has no output to stream")
+            raise HTTPError(409, f"{block.label} is a sink: it has no output to stream")
         unknown = set(spec) - {"policy", "maxsize"}
         if unknown:
             raise HTTPError(400, f"unknown field(s) {', '.join(sorted(unknown))}; "
@@ -471,7 +471,7 @@ class Worker:
             stream = ServedStream(ident, block, self.clock, spec.get("policy", "block"),
                                   spec.get("maxsize"), on_close=self._forget_stream)
         except (TypeError, ValueError) as error:
-            raise HTTPError(400, f"stream of {_label(block)}: {error}") from None
+            raise HTTPError(400, f"stream of {block.label}: {error}") from None
         self.streams[ident] = stream
         for waiter in self._stream_waiters.pop(block, ()):
             waiter.callback(stream)

@@ -20,7 +20,7 @@ import io
 import numpy as np
 from ruamel.yaml import YAML
 
-from ..graph import DEFAULT_MAXSIZE
+from ..edge import DEFAULT_MAXSIZE
 from ..registry import lookup
 from .schema import SUPPORTED_VERSION, param_specs
 from .units import format_quantity

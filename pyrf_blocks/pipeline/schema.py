@@ -36,7 +36,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, create_model,
                       field_validator, model_validator)
 
-from ..graph import POLICIES
+from ..edge import POLICIES
 from ..registry import lookup, parameters
 from .problems import shown
 from .units import UNITS, parse_quantity

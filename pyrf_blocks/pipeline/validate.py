@@ -15,7 +15,7 @@ import difflib
 from pydantic import ValidationError
 from zope.interface import implementedBy
 
-from ..graph import Block
+from ..block import Block
 from ..interfaces import KIND_INTERFACES, ISink
 from ..registry import UnknownBlockType, lookup
 from .loader import read_document, load_document

@@ -1,0 +1,660 @@
+"""
+Blocks: what a block author writes, and the runtime around it.
+
+An author subclasses :class:`Block` (a step with inputs), :class:`Sink` (no
+outputs), :class:`PolledSource` (the graph asks it for chunks) or
+:class:`Source` (chunks arrive on their own: a connection, a
+subscription).  The class declares ``type_name``, ``kind`` (the main
+output's kind; ``extra_outputs`` for more) and ``requires``, and
+implements the hooks of :class:`~pyrf_blocks.interfaces.IBlockHooks`:
+``compute``, ``flush``, ``reset``, and for a source ``on_start``,
+``on_stop``, ``on_pause`` and ``on_resume``.  It emits with :meth:`emit`.
+
+Everything else is the runtime's and private to this module: input ports,
+lazy connection (a block connects to its inputs only while something
+consumes one of its outputs), pausing the inputs when an output is full,
+synchronising several inputs, end of stream.
+"""
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import alsoProvides, implementer
+
+from . import graph as _graphs  # default_graph(); graph.py imports this module
+from .chunk import Chunk
+from .edge import Edge, check_policy
+from .interfaces import (
+    KIND_INTERFACES, IBlock, IBlockHooks, IChunkConsumer, IOutput, IPushProducer, ISink,
+)
+from .sync import Synchronizer
+from .waiting import Waiters
+
+__all__ = ["Block", "Source", "PolledSource", "Sink", "Output", "InputPort", "MAIN",
+           "label"]
+
+log = Logger()
+
+#: Name of a block's first output, the one the block itself stands for.
+MAIN = "main"
+
+
+def label(obj):
+    """
+    How messages name a block, an output or any other object.
+    """
+    return obj.label if IBlock.providedBy(obj) else repr(obj)
+
+
+def _provided_kinds(obj):
+    names = [iface.__name__ for iface in KIND_INTERFACES.values()
+             if iface.providedBy(obj)]
+    return ", ".join(names) or "no producer interface"
+
+
+@implementer(IOutput)
+class Output:
+    """
+    One named stream of a block: its consumers' edges and its ``seq``.
+
+    A block's main output is consumed through the block itself
+    (``fft_block(wsa)``); any output through :meth:`Block.output`
+    (``collector(window.output("late"))``).  It provides the producer
+    interface of its kind, so connecting it is checked like a block.
+    """
+
+    def __init__(self, block, name, kind):
+        if kind not in KIND_INTERFACES:
+            raise ValueError(f"{block.label}: output {name!r} has unknown kind {kind!r}; "
+                             f"known: {', '.join(KIND_INTERFACES)}")
+        self.block = block
+        self.output_name = name
+        self.kind = kind
+        self.edges = ()
+        #: ``seq`` of the next chunk of this output.
+        self.next_seq = 0
+        alsoProvides(self, KIND_INTERFACES[kind])
+
+    def __repr__(self):
+        return f"<output {self.output_name!r} of {self.block.label}>"
+
+    @property
+    def name(self):
+        block = self.block.name
+        return block if self.output_name == MAIN else f"{block}:{self.output_name}"
+
+    @property
+    def label(self):
+        block = self.block.label
+        return block if self.output_name == MAIN else f"{block} output {self.output_name!r}"
+
+    @property
+    def type_name(self):
+        return self.block.type_name
+
+    @property
+    def graph(self):
+        return self.block.graph
+
+    @property
+    def inputs(self):
+        return self.block.inputs
+
+    @property
+    def outputs(self):
+        return self.block.outputs
+
+    @property
+    def active(self):
+        return self.block.active
+
+    def subscribe(self, consumer, policy="block", maxsize=None):
+        edge = Edge(self, consumer, policy, maxsize)
+        self.edges += (edge,)
+        consumer.registerProducer(edge, True)
+        self.block._consumer_added()
+        if self.block.ended:
+            edge.put_end()
+        return edge
+
+    def unsubscribe(self, edge):
+        if edge not in self.edges:
+            return
+        self.edges = tuple(e for e in self.edges if e is not edge)
+        edge.close()
+        self.block._consumer_removed()
+
+    def put(self, chunk):
+        for edge in self.edges:
+            edge.put(chunk)
+
+    def put_end(self):
+        for edge in self.edges:
+            edge.put_end()
+
+    # IPushProducer: an edge of this output pauses the whole block.
+
+    def pauseProducing(self):
+        self.block.pauseProducing()
+
+    def resumeProducing(self):
+        self.block.resumeProducing()
+
+    def stopProducing(self):
+        for edge in self.edges:
+            self.unsubscribe(edge)
+
+
+@implementer(IChunkConsumer)
+class InputPort:
+    """
+    Where one of a block's inputs arrives: the consumer end of an edge.
+    """
+
+    def __init__(self, block, index):
+        self.block = block
+        self.index = index
+        self.edge = None
+        self.ended = False
+
+    def __repr__(self):
+        return f"<input {self.index + 1} of {self.block.label}>"
+
+    @property
+    def label(self):
+        return repr(self)
+
+    def registerProducer(self, producer, streaming):
+        self.edge = producer
+
+    def unregisterProducer(self):
+        self.edge = None
+
+    def write(self, chunk):
+        self.block._receive(self.index, chunk)
+
+    def end_of_stream(self):
+        self.ended = True
+        self.block._input_ended(self.index)
+
+
+@implementer(IBlock, IBlockHooks, IPushProducer)
+class Block:
+    """
+    Base of every block.
+
+    Subclasses declare ``type_name``, ``kind`` (the main output's kind,
+    ``None`` for a sink), ``extra_outputs`` (``{name: kind}`` of further
+    outputs) and ``requires`` (one interface per input; with ``variadic =
+    True`` a single interface that every input must provide), and implement
+    :meth:`compute` (and :meth:`flush` if they hold data back).
+    """
+
+    type_name = "block"
+    kind = None
+    #: Outputs beyond the main one, ``{name: kind}``.
+    extra_outputs = {}
+    requires = ()
+    variadic = False
+    #: Several inputs are re-cut to common time ranges before ``compute``.
+    #: A block that treats its inputs independently (a display overlaying
+    #: sources) sets this to False and implements ``compute_input``.
+    synchronised = True
+    #: False for a stand-in whose inputs are read in another process (a
+    #: block placed on a worker): they are checked here but not connected.
+    local_inputs = True
+
+    def __new__(cls, *inputs, proc=None, **kwargs):
+        # proc= places the block in another process: what is made here is
+        # that process's stand-in for it (pyrf_blocks.net.placement).
+        if proc is not None:
+            return proc.place(cls, inputs, kwargs)
+        return super().__new__(cls)
+
+    def __init__(self, *inputs, name=None, graph=None, policy="block",
+                 maxsize=None, proc=None):
+        self.inputs = tuple(inputs)
+        self.graph = graph or self._graph_of_inputs() or _graphs.default_graph()
+        self.name = self.graph.unique_name(name or self.type_name)
+        self._check_inputs()
+        self.input_policy = policy
+        self.input_maxsize = check_policy(policy, maxsize)
+        self.kind = self.output_kind()
+        kinds = {} if self.kind is None else {MAIN: self.kind}
+        kinds.update(self.extra_outputs)
+        #: The block's outputs by name, the main one first.
+        self.outputs = {name: Output(self, name, kind) for name, kind in kinds.items()}
+        if self.kind is not None:
+            alsoProvides(self, KIND_INTERFACES[self.kind])
+        self.active = False
+        #: True once the block has ended its outputs' streams.
+        self.ended = False
+        self._ports = ()
+        self._pauses = 0
+        self._sync = None
+        #: Inputs paused because they run ahead of the others.
+        self._ahead = set()
+        self.graph.add(self)
+
+    def __repr__(self):
+        return f"<{self.type_name} {self.name!r}>"
+
+    @property
+    def label(self):
+        return f"{self.type_name} {self.name!r}"
+
+    def output_kind(self):
+        """
+        The kind of the main output (a pass-through block returns its
+        input's).
+        """
+        return type(self).kind
+
+    def output(self, name=MAIN):
+        """
+        The output called ``name``, to consume it:
+        ``collector(block.output("late"))``.
+        """
+        try:
+            return self.outputs[name]
+        except KeyError:
+            raise KeyError(f"{self.label} has no output {name!r}; it has "
+                           f"{', '.join(map(repr, self.outputs)) or 'none'}") from None
+
+    def _graph_of_inputs(self):
+        return next((p.graph for p in self.inputs if IBlock.providedBy(p)), None)
+
+    def _check_inputs(self):
+        what = self.label
+        if self.variadic:
+            if not self.inputs:
+                raise TypeError(f"{what} needs at least one input")
+            needed = self.requires * len(self.inputs)
+        else:
+            needed = self.requires
+            if len(self.inputs) != len(needed):
+                raise TypeError(f"{what} takes {len(needed)} input(s), "
+                                f"got {len(self.inputs)}")
+        for index, (producer, iface) in enumerate(zip(self.inputs, needed)):
+            if not iface.providedBy(producer):
+                got = (f"{label(producer)} (provides {_provided_kinds(producer)})"
+                       if IBlock.providedBy(producer) else repr(producer))
+                raise TypeError(f"{what}: input {index + 1} must provide "
+                                f"{iface.__name__}, got {got}")
+            if producer.graph is not self.graph:
+                raise ValueError(f"{what}: input {label(producer)} belongs "
+                                 "to another graph")
+
+    # Downstream side: the main output, and emission.
+
+    @property
+    def edges(self):
+        """
+        The edges fed by every output of this block.
+        """
+        return tuple(edge for output in self.outputs.values() for edge in output.edges)
+
+    def subscribe(self, consumer, policy="block", maxsize=None):
+        if self.kind is None:
+            raise TypeError(f"{self.label} is a sink: nothing can consume it")
+        return self.outputs[MAIN].subscribe(consumer, policy, maxsize)
+
+    def unsubscribe(self, edge):
+        for output in self.outputs.values():
+            if edge in output.edges:
+                output.unsubscribe(edge)
+                return
+
+    def emit(self, data, start, end, rate, meta=None, output=MAIN):
+        """
+        Send one chunk to every consumer of ``output``; return it.
+        """
+        out = self.outputs[output]
+        chunk = Chunk(out.kind, data, start, end, rate, out.next_seq, meta)
+        out.next_seq += 1
+        out.put(chunk)
+        return chunk
+
+    def forward(self, chunk, output=MAIN):
+        """
+        Send a chunk made elsewhere, keeping its ``seq`` (a stream relayed
+        from another process): the output's numbering continues from it,
+        and a jump is a gap its consumers see.
+        """
+        out = self.outputs[output]
+        if chunk.kind != out.kind:
+            raise ValueError(f"{out.label} emits {out.kind!r} chunks, not {chunk.kind!r}")
+        if chunk.seq < out.next_seq:
+            raise ValueError(f"{out.label}: chunk seq {chunk.seq} after "
+                             f"{out.next_seq - 1}: a stream's seq only grows")
+        out.next_seq = chunk.seq + 1
+        out.put(chunk)
+        return chunk
+
+    def end(self):
+        """
+        End every output's stream: consumers see end-of-stream after what
+        they already have.  (The runtime calls it once the inputs have
+        ended; a source calls it at the end of a finite stream.)
+        """
+        if self.ended:
+            return
+        self.ended = True
+        for output in self.outputs.values():
+            output.put_end()
+
+    # Flow control: IPushProducer, called through the outputs' edges.
+
+    def pauseProducing(self):
+        self._pauses += 1
+        if self._pauses == 1:
+            for edge in self.input_edges:
+                if edge is not None:
+                    edge.pauseProducing()
+            self.on_pause()
+
+    def resumeProducing(self):
+        if not self._pauses:
+            return
+        self._pauses -= 1
+        if not self._pauses:
+            for edge in self.input_edges:
+                if edge is not None:
+                    edge.resumeProducing()
+            self.on_resume()
+
+    def stopProducing(self):
+        for output in self.outputs.values():
+            output.stopProducing()
+
+    @property
+    def paused(self):
+        """
+        True while a consumer of an output cannot take more.
+        """
+        return self._pauses > 0
+
+    @property
+    def input_edges(self):
+        """
+        The edge feeding each input while connected (``None`` otherwise):
+        a block may pause and resume them, and read their ``dropped``.
+        """
+        return tuple(port.edge for port in self._ports)
+
+    # Upstream side: lazy connection to the inputs.
+
+    def _consumer_added(self):
+        self._activate()
+
+    def _consumer_removed(self):
+        if not any(output.edges for output in self.outputs.values()):
+            self._deactivate()
+
+    def _activate(self):
+        if self.active:
+            return
+        self.active = True
+        self.ended = False
+        self._sync = (Synchronizer(len(self.inputs))
+                      if len(self.inputs) > 1 and self.synchronised and self.local_inputs
+                      else None)
+        self._ahead = set()
+        self.reset()
+        if self.local_inputs:
+            ports = []
+            for index, producer in enumerate(self.inputs):
+                port = InputPort(self, index)
+                ports.append(port)
+                self._ports = tuple(ports)
+                producer.subscribe(port, self.input_policy, self.input_maxsize)
+                if self._pauses:
+                    port.edge.pauseProducing()
+        self.on_start()
+
+    def _deactivate(self):
+        if not self.active:
+            return
+        self.on_stop()
+        self.active = False
+        ports, self._ports = self._ports, ()
+        for port, producer in zip(ports, self.inputs):
+            if port.edge is not None:
+                producer.unsubscribe(port.edge)
+
+    def _receive(self, index, chunk):
+        if self._sync is None:
+            if len(self.inputs) > 1:
+                self.compute_input(index, chunk)
+            else:
+                self.compute(chunk)
+            return
+        for group in self._sync.add(index, chunk):
+            self.compute(*group)
+        self._balance_inputs()
+
+    def _balance_inputs(self):
+        """
+        Pause an input that runs ahead of the others, so the synchroniser
+        never buffers more than one queue's worth of it.
+        """
+        for port in self._ports:
+            ahead = self._sync.depth(port.index) >= self.input_maxsize
+            if ahead and port not in self._ahead and port.edge is not None:
+                self._ahead.add(port)
+                port.edge.pauseProducing()
+            elif not ahead and port in self._ahead:
+                self._ahead.discard(port)
+                if port.edge is not None:
+                    port.edge.resumeProducing()
+
+    def _input_ended(self, index):
+        if all(port.ended for port in self._ports):
+            if self._sync is not None and self._sync.unaligned_rows:
+                log.warn("{block} dropped {rows} rows that no other input "
+                         "covered", block=self.label, rows=self._sync.unaligned_rows)
+            self.flush()
+            self.end()
+        elif self._sync is not None and self._ahead:
+            # An ended input will bring nothing more: release the others.
+            for port in tuple(self._ahead):
+                self._ahead.discard(port)
+                if port.edge is not None:
+                    port.edge.resumeProducing()
+
+    # The hooks (IBlockHooks): what subclasses implement.
+
+    def reset(self):
+        """
+        Forget what was seen before: called each time the block connects.
+        """
+
+    def compute(self, *chunks):
+        """
+        Handle one chunk (one per input, synchronised, for several inputs).
+        """
+        raise NotImplementedError(f"{type(self).__name__}.compute")
+
+    def compute_input(self, index, chunk):
+        """
+        Handle one chunk of input ``index`` (blocks with
+        ``synchronised = False`` only).
+        """
+        raise NotImplementedError(f"{type(self).__name__}.compute_input")
+
+    def flush(self):
+        """
+        All inputs have ended: emit whatever is still held back.
+        """
+
+    def on_start(self):
+        """
+        The block is connected (after :meth:`reset`): a source starts
+        producing.
+        """
+
+    def on_stop(self):
+        """
+        Stop producing: the last consumer left, the stream was ended or the
+        graph failed.  May be called more than once.
+        """
+
+    def on_pause(self):
+        """
+        A consumer is full (the inputs are already paused): a source stops
+        reading until :meth:`on_resume`.
+        """
+
+    def on_resume(self):
+        """
+        The consumers can take more again.
+        """
+
+
+class Source(Block):
+    """
+    A block without inputs whose chunks arrive on their own (a connection,
+    a subscription): it implements :meth:`on_start` (connect),
+    :meth:`on_stop` (disconnect), :meth:`on_pause` and :meth:`on_resume`
+    (stop and restart reading, so that backpressure reaches the socket),
+    and calls :meth:`emit` as data arrives and :meth:`end` at the end of
+    a finite stream.
+    """
+
+    def stopProducing(self):
+        """
+        End the stream now (``Graph.stop``): consumers see end-of-stream
+        after what they already have.
+        """
+        self.on_stop()
+        self.end()
+
+    def halt(self):
+        """
+        Stop producing without ending the stream (the graph failed).
+        """
+        self.on_stop()
+
+
+class PolledSource(Source):
+    """
+    A source that emits the chunks :meth:`next_chunk` returns.
+
+    It starts when its first consumer subscribes and stops when the last one
+    leaves.  Paced, it keeps to device time through the graph's reactor;
+    free-running, it emits as fast as its consumers take chunks (a pause
+    stops it until they resume).
+    """
+
+    #: Most chunks emitted in one reactor turn when free-running or
+    #: catching up, so other events keep being served.
+    burst = 16
+
+    def __init__(self, *, paced=True, **kwargs):
+        super().__init__(**kwargs)
+        self.paced = paced
+        self._running = False
+        self._call = None
+        self._origin = None
+
+    def next_chunk(self):
+        """
+        Return ``(data, start, end, rate, meta)`` for the next chunk, or
+        ``None`` at the end of a finite stream.
+        """
+        raise NotImplementedError(f"{type(self).__name__}.next_chunk")
+
+    def on_start(self):
+        self._running = True
+        self._origin = None
+        self._schedule(0)
+
+    def on_stop(self):
+        self._running = False
+        self._cancel()
+
+    def on_pause(self):
+        self._cancel()
+
+    def on_resume(self):
+        if self._running:
+            self._origin = None
+            self._schedule(0)
+
+    def _cancel(self):
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def _schedule(self, delay):
+        if self._call is None or not self._call.active():
+            self._call = self.graph.reactor.callLater(delay, self._tick)
+
+    def _tick(self):
+        self._call = None
+        reactor = self.graph.reactor
+        for _ in range(self.burst):
+            if not self._running or self.paused:
+                return
+            try:
+                item = self.next_chunk()
+            except Exception:
+                self.graph.fail(self, Failure())
+                return
+            if item is None:
+                self.on_stop()
+                self.end()
+                return
+            data, start, end, rate, meta = item
+            if self._origin is None:
+                self._origin = (reactor.seconds(), start)
+            self.emit(data, start, end, rate, meta)
+            if self.paced:
+                wall, device = self._origin
+                delay = wall + (end - device) / 1e9 - reactor.seconds()
+                if delay > 0:
+                    if self._running and not self.paused:
+                        self._schedule(delay)
+                    return
+        if self._running and not self.paused:
+            self._schedule(0)
+
+
+@implementer(ISink)
+class Sink(Block):
+    """
+    A block without outputs.  It connects to its inputs as soon as it is
+    made, which starts the chain behind it.
+    """
+
+    def __init__(self, *inputs, **kwargs):
+        super().__init__(*inputs, **kwargs)
+        self.finished = False
+        self._finish_waiters = Waiters()
+        self.graph.add_sink(self)
+        self._activate()
+
+    def close(self):
+        self._deactivate()
+        self.graph.remove_sink(self)
+
+    def wait_finished(self):
+        """
+        A Deferred that fires with the sink once it has seen the end of its
+        inputs (at once if it has); cancelling it only stops the waiting.
+        """
+        if self.finished:
+            return defer.succeed(self)
+        return self._finish_waiters.wait()
+
+    def end(self):
+        """
+        The sink has seen the end of its inputs: it is finished.  (A
+        stand-in whose inputs are read in another process calls it when
+        the sink there has.)
+        """
+        if self.finished:
+            return
+        self.ended = self.finished = True
+        self._finish_waiters.fire(self)
+        self.graph.sink_finished(self)
