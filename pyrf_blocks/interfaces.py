@@ -37,21 +37,20 @@ class IBlockHooks(Interface):
     """
     What a block author writes.  The runtime (:mod:`pyrf_blocks.block`)
     calls these and nothing else; it owns the ports, edges, pausing and
-    lazy connection.  Every hook has a default that does nothing, except
-    :meth:`compute`.
+    lazy connection.  Every hook has a default that does nothing.
+
+    Besides these, a block with inputs implements ``compute(chunk)``, or
+    ``compute(a, b, ...)`` with one parameter per input: it handles one
+    chunk per input, re-cut to the same range of device time
+    (synchronised), in order, and emits results with ``self.emit(...)``.
+    (Its arity follows the block's inputs, which an interface cannot
+    declare, so it is described here rather than below.)
     """
 
     def reset():
         """
         Forget what was seen before: called each time the block connects to
         its inputs, before :meth:`on_start`.
-        """
-
-    def compute(*chunks):
-        """
-        Handle one chunk, or one chunk per input for several inputs: re-cut
-        to the same range of device time (synchronised), in order.  Emit
-        results with ``self.emit(...)``.
         """
 
     def compute_input(index, chunk):

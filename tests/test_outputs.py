@@ -1,0 +1,194 @@
+"""
+Tests for named outputs and the block author's hooks: a block with several
+streams, each consumed, checked and paced on its own; the hooks the
+runtime calls and when.
+"""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+from twisted.internet.task import Clock
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from pyrf_blocks import Graph, collector
+from pyrf_blocks.block import MAIN, Block, Output, Source
+from pyrf_blocks.chunk import Chunk
+from pyrf_blocks.interfaces import (
+    IBlockHooks, IChunkProducer, IOutput, IRealProducer, IScalarProducer,
+    ISpectrumProducer,
+)
+from pyrf_blocks.testing import array_source, assert_provides, recording_sink, run_clock
+
+
+@implementer(IRealProducer)
+class split_sign(Block):
+    """Non-negative samples on ``main``, a count of negative ones on ``negatives``."""
+
+    type_name = "split_sign"
+    kind = "real"
+    extra_outputs = {"negatives": "scalar"}
+    requires = (IRealProducer,)
+
+    def compute(self, chunk):
+        self.emit(np.maximum(chunk.data, 0.0), chunk.start, chunk.end, chunk.rate,
+                  chunk.meta)
+        negatives = np.array([np.count_nonzero(chunk.data < 0)], np.float64)
+        self.emit(negatives, chunk.start, chunk.end, chunk.rate / len(chunk.data),
+                  {"units": "count"}, output="negatives")
+
+
+@pytest.fixture
+def graph():
+    return Graph(Clock())
+
+
+def ramp_source(graph, chunks=4, size=8):
+    arrays = [np.arange(size, dtype=np.float64) - size / 2 + n for n in range(chunks)]
+    return array_source(arrays, kind="real", rate=1e3, graph=graph), arrays
+
+
+def test_outputs_provide_their_own_interfaces(graph):
+    """Each output provides the producer interface of its kind, verified, and names its block."""
+    block = split_sign(ramp_source(graph)[0])
+    assert list(block.outputs) == [MAIN, "negatives"]
+    main, negatives = block.output(), block.output("negatives")
+    assert_provides(IOutput, negatives)
+    assert_provides(IScalarProducer, negatives)
+    assert_provides(IRealProducer, main)
+    assert not IRealProducer.providedBy(negatives)
+    assert_provides(IRealProducer, block)
+    verifyObject(IBlockHooks, block)
+    assert negatives.block is block and negatives.name == f"{block.name}:negatives"
+    assert main.name == block.name
+    assert "output 'negatives'" in negatives.label
+
+
+def test_connecting_an_output_checks_its_interface_at_construction(graph):
+    """A consumer that needs another kind than an output's is refused at once, naming the output."""
+    from pyrf_blocks import calibrate_block
+    block = split_sign(ramp_source(graph)[0])
+    with pytest.raises(TypeError, match="ISpectrumProducer.*output 'negatives'.*IScalarProducer"):
+        calibrate_block(block.output("negatives"))
+
+
+def test_unknown_output_names_the_ones_that_exist(graph):
+    """Asking for an output a block does not have lists those it has."""
+    block = split_sign(ramp_source(graph)[0])
+    with pytest.raises(KeyError, match="no output 'late'; it has 'main', 'negatives'"):
+        block.output("late")
+
+
+def test_a_consumer_of_any_output_brings_the_block_to_life(graph):
+    """Lazy connection: consuming only a side output starts the chain; closing it stops it."""
+    source, arrays = ramp_source(graph)
+    block = split_sign(source)
+    assert not block.active and not source.active
+    counts = recording_sink(block.output("negatives"))
+    assert block.active and source.active
+    assert run_clock(graph.reactor, graph) is None
+    assert [c.data[0] for c in counts.chunks] == [np.count_nonzero(a < 0) for a in arrays]
+    assert counts.problems == []
+    counts.close()
+    assert not block.active and not source.active
+
+
+def test_each_output_numbers_its_own_chunks_and_ends_with_the_block(graph):
+    """Both outputs carry their own gap-free seq from 0, and both end when the input ends."""
+    source, arrays = ramp_source(graph, chunks=5)
+    block = split_sign(source)
+    values = recording_sink(block)
+    counts = recording_sink(block.output("negatives"))
+    assert run_clock(graph.reactor, graph) is None
+    assert [c.seq for c in values.chunks] == list(range(5))
+    assert [c.seq for c in counts.chunks] == list(range(5))
+    assert values.finished and counts.finished
+    assert_array_equal(values.data(), np.maximum(np.concatenate(arrays), 0))
+    assert {c.kind for c in counts.chunks} == {"scalar"}
+    assert block.output("negatives").next_seq == 5
+
+
+def test_a_full_side_output_pauses_the_whole_block_losslessly(graph):
+    """A slow consumer of one output pauses the block (and its source); nothing is lost on either."""
+    source, arrays = ramp_source(graph, chunks=40)
+    block = split_sign(source)
+    values = collector(block)
+    slow = collector(block.output("negatives"), maxsize=2)
+    edge = slow.input_edges[0]
+    edge.pauseProducing()
+    graph.reactor.advance(0.01)
+    assert block.paused and source.paused
+    assert len(values.chunks) < 40
+    edge.resumeProducing()
+    assert run_clock(graph.reactor, graph) is None
+    assert len(values.chunks) == 40 and len(slow.chunks) == 40
+
+
+def test_forward_keeps_the_seq_of_a_relayed_chunk_and_refuses_going_back(graph):
+    """forward() re-emits a chunk with its own seq; the output continues from it; older seqs are refused."""
+
+    @implementer(IRealProducer)
+    class relay(Source):
+        type_name = "relay"
+        kind = "real"
+
+    block = relay(graph=graph)
+    sink = collector(block)
+    for seq in (3, 4, 9):
+        block.forward(Chunk("real", np.zeros(2), seq * 10, seq * 10 + 10, 200.0, seq))
+    assert [c.seq for c in sink.chunks] == [3, 4, 9]
+    assert block.output().next_seq == 10
+    with pytest.raises(ValueError, match="seq 5 after 9"):
+        block.forward(Chunk("real", np.zeros(2), 0, 10, 200.0, 5))
+    with pytest.raises(ValueError, match="emits 'real' chunks, not 'scalar'"):
+        block.forward(Chunk("scalar", np.zeros(2), 0, 10, 200.0, 11))
+
+
+def test_hooks_are_called_in_order():
+    """The runtime calls reset, on_start, on_pause, on_resume and on_stop when it should, and nothing else."""
+    calls = []
+
+    @implementer(IRealProducer)
+    class traced(Source):
+        type_name = "traced"
+        kind = "real"
+
+        def reset(self):
+            calls.append("reset")
+
+        def on_start(self):
+            calls.append("start")
+
+        def on_stop(self):
+            calls.append("stop")
+
+        def on_pause(self):
+            calls.append("pause")
+
+        def on_resume(self):
+            calls.append("resume")
+
+    graph = Graph(Clock())
+    source = traced(graph=graph)
+    verifyObject(IBlockHooks, source)
+    assert calls == []
+    sink = collector(source)
+    assert calls == ["reset", "start"]
+    sink.input_edges[0].pauseProducing()
+    source.pauseProducing()  # a second pause of the same producer: counted, no hook
+    source.resumeProducing()
+    sink.input_edges[0].resumeProducing()
+    assert calls == ["reset", "start", "pause", "resume"]
+    sink.close()
+    assert calls[-1] == "stop" and not source.active
+
+
+def test_output_is_an_ichunkproducer_for_generic_consumers(graph):
+    """A sink that takes any producer takes an output, and the output's edge stats are its own."""
+    block = split_sign(ramp_source(graph)[0])
+    side = block.output("negatives")
+    assert IChunkProducer.providedBy(side) and isinstance(side, Output)
+    sink = collector(side)
+    assert side.edges == (sink.input_edges[0],)
+    assert block.edges == side.edges
+    assert not ISpectrumProducer.providedBy(side)
