@@ -40,6 +40,7 @@ from twisted.web import http, resource, server
 
 from ..block import Sink, Source
 from ..registry import UnknownBlockType, lookup, parameters, remote_allowed
+from ..waiting import Waiters
 from .client import remote_block
 from .replies import HTTPError, error_reply, json_reply
 from .stream import DEFAULT_WAIT, ServedStream, poll_arguments, seconds_argument
@@ -473,17 +474,16 @@ class Worker:
         except (TypeError, ValueError) as error:
             raise HTTPError(400, f"stream of {block.label}: {error}") from None
         self.streams[ident] = stream
-        for waiter in self._stream_waiters.pop(block, ()):
-            waiter.callback(stream)
+        waiters = self._stream_waiters.pop(block, None)
+        if waiters is not None:
+            waiters.fire(stream)
         return stream
 
     def when_streamed(self, block):
         """
         A Deferred that fires when a stream of ``block`` is next opened.
         """
-        waiter = defer.Deferred(lambda d: self._stream_waiters.get(block, []).remove(d))
-        self._stream_waiters.setdefault(block, []).append(waiter)
-        return waiter
+        return self._stream_waiters.setdefault(block, Waiters()).wait()
 
     def _forget_stream(self, stream):
         self.streams.pop(stream.id, None)
