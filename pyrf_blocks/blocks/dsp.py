@@ -89,7 +89,7 @@ class fft_block(Block):
         self.reset()
 
     def reset(self):
-        self._held = None
+        self._tail = None
         self._origin = None
         self._continuity = _Continuity()
         self._out_meta = None
@@ -122,10 +122,10 @@ class fft_block(Block):
         if self._continuity.breaks(chunk) or self._origin is None:
             # Times are counted in samples from the start of the stream (or
             # of the last gap), so they do not depend on the chunking.
-            self._held = None
+            self._tail = None
             self._origin = (chunk.start, chunk.rate)
             self._next_frame = 0
-        samples = chunk.data if self._held is None else np.concatenate((self._held, chunk.data))
+        samples = chunk.data if self._tail is None else np.concatenate((self._tail, chunk.data))
         size, hop = self.size, self.hop
         count = 0 if len(samples) < size else (len(samples) - size) // hop + 1
         used = count * hop
@@ -146,7 +146,7 @@ class fft_block(Block):
                       self._meta_for(chunk))
             self._next_frame += used
         # Keep the tail as a copy so the (possibly large) input can be freed.
-        self._held = samples[used:].copy() if used < len(samples) else None
+        self._tail = samples[used:].copy() if used < len(samples) else None
 
 
 @register

@@ -41,7 +41,7 @@ class thd_block(Block):
 
     def reset(self):
         self._pieces = []
-        self._held = 0
+        self._filled = 0
         self._start = None
 
     def compute(self, chunk):
@@ -50,17 +50,17 @@ class thd_block(Block):
         while offset < len(chunk.data):
             if self._start is None:
                 self._start = chunk.time_of(offset)
-            take = min(self.size - self._held, len(chunk.data) - offset)
+            take = min(self.size - self._filled, len(chunk.data) - offset)
             self._pieces.append(chunk.data[offset:offset + take])
-            self._held += take
+            self._filled += take
             offset += take
-            if self._held == self.size:
+            if self._filled == self.size:
                 window = (self._pieces[0] if len(self._pieces) == 1
                           else np.concatenate(self._pieces))
                 values.append(thd(window, self.harmonics))
                 starts.append(self._start)
                 end = chunk.time_of(offset) if offset < len(chunk.data) else chunk.end
-                self._pieces, self._held, self._start = [], 0, None
+                self._pieces, self._filled, self._start = [], 0, None
         if values:
             self.emit(np.array(values), starts[0], end, chunk.rate / self.size,
                       {"units": "%", "quantity": "thd", "harmonics": self.harmonics})
