@@ -14,10 +14,10 @@ from pyrf_blocks import (
     Graph, calibrate_block, collector, fft_block, max_hold, power_block,
     simulated_instrument,
 )
-from pyrf_blocks.block import Block, Sink
+from pyrf_blocks.block import Block
 from pyrf_blocks.edge import Edge
 from pyrf_blocks.interfaces import IChunkProducer, IIQProducer, IScalarProducer
-from pyrf_blocks.testing import array_source, recording_sink, run_clock, split_array
+from pyrf_blocks.testing import array_source, recording_sink, run_clock, slow_sink, split_array
 
 
 @pytest.fixture
@@ -34,23 +34,6 @@ def sim(graph, **settings):
     settings.setdefault("noise_floor", None)
     settings.setdefault("packets_per_block", 4)
     return simulated_instrument(graph=graph, **settings)
-
-
-class slow_sink(Sink):
-    """A sink that takes one chunk every `delay` seconds of the clock."""
-
-    type_name = "slow_sink"
-    requires = (IChunkProducer,)
-
-    def __init__(self, producer, delay, **kwargs):
-        self.delay = delay
-        self.chunks = []
-        super().__init__(producer, **kwargs)
-
-    def compute(self, chunk):
-        self.chunks.append(chunk)
-        self.pauseProducing()
-        self.graph.reactor.callLater(self.delay, self.resumeProducing)
 
 
 def test_chain_without_sink_stays_idle(graph, clock):

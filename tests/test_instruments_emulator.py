@@ -8,13 +8,13 @@ import pytest
 from numpy.testing import assert_allclose
 from twisted.internet import defer, protocol
 
-from instruments_reactor import new_reactor, run_until, start_emulator, wait_for
 from pyrf_blocks.instruments import vrt
 from pyrf_blocks.instruments.discovery import (Analyzer, decode_query, decode_response,
                                                discover, encode_query, encode_response)
 from pyrf_blocks.instruments.emulator import normalise_header
 from pyrf_blocks.instruments.scpi import SCPIClientFactory
 from pyrf_blocks.numerics.spectral import frame_spectra, power_to_dbm, window
+from pyrf_blocks.testing import new_reactor, run_until, start_emulator, wait_for
 
 
 class _Collector(protocol.Protocol):

@@ -9,12 +9,12 @@ import pytest
 from numpy.testing import assert_allclose
 from twisted.internet import defer
 
-from instruments_reactor import new_reactor, run_until, start_emulator, wait_for
 from pyrf_blocks import Graph, calibrate_block, collector, fft_block
 from pyrf_blocks.instruments import R5500, WSA4000, WSA5000, thinkrf_analyzer
 from pyrf_blocks.instruments.wsa import InstrumentConnectionError, InstrumentError
 from pyrf_blocks.interfaces import IIQProducer
-from pyrf_blocks.testing import assert_provides, recording_sink
+from pyrf_blocks.testing import (assert_provides, new_reactor, recording_sink, run_until,
+                                 start_emulator, wait_for)
 
 RATE = 125e6 / 16
 

@@ -9,15 +9,13 @@ from twisted.logger import LogLevel, globalLogPublisher
 
 from pyrf_blocks.blocks.dsp import calibrate_block, fft_block
 from pyrf_blocks.blocks.sources import simulated_instrument
-from pyrf_blocks.block import Sink
 from pyrf_blocks.graph import Graph
 from pyrf_blocks.interfaces import IIQProducer, ISpectrumProducer
 from pyrf_blocks.net import WorkerUnreachable, remote_block
 from pyrf_blocks.net.client import RemoteError
-from pyrf_blocks.testing import (array_source, assert_provides, recording_sink,
-                                 run_clock)
-
-from net_support import WORKER, Pair, flaky_client, manual_source
+from pyrf_blocks.testing import (WORKER_URL, FlakyClient, WorkerPair, array_source,
+                                 assert_provides, manual_source, recording_sink, run_clock,
+                                 slow_sink)
 
 
 def instrument(graph, **kwargs):
@@ -27,17 +25,17 @@ def instrument(graph, **kwargs):
 
 def test_remote_block_provides_the_remote_producer_interface():
     """A remote_block is a producer of its kind, verified with verifyObject."""
-    pair = Pair()
-    block = remote_block(WORKER + "/blocks/x", "spectrum", client=pair.http, graph=pair.client)
+    pair = WorkerPair()
+    block = remote_block(WORKER_URL + "/blocks/x", "spectrum", client=pair.http, graph=pair.client)
     assert_provides(ISpectrumProducer, block)
-    assert_provides(IIQProducer, remote_block(WORKER + "/blocks/y", "iq", graph=pair.client))
+    assert_provides(IIQProducer, remote_block(WORKER_URL + "/blocks/y", "iq", graph=pair.client))
 
 
 def test_a_split_chain_gives_the_same_spectra_as_one_graph():
     """instrument -> fft on the worker, calibrate here: equal to the local chain."""
-    pair = Pair()
+    pair = WorkerPair()
     fft_block(instrument(pair.server), name="fft", graph=pair.server)
-    remote = remote_block(WORKER + "/blocks/fft", "spectrum", client=pair.http,
+    remote = remote_block(WORKER_URL + "/blocks/fft", "spectrum", client=pair.http,
                           graph=pair.client)
     split = recording_sink(calibrate_block(remote))
     assert pair.run() is None
@@ -55,9 +53,9 @@ def test_a_split_chain_gives_the_same_spectra_as_one_graph():
 
 def test_nothing_streams_until_something_consumes_the_remote_block():
     """Lazy connection holds across the boundary: no sink, no stream, no source."""
-    pair = Pair()
+    pair = WorkerPair()
     source = manual_source(graph=pair.server, name="src")
-    remote = remote_block(WORKER + "/blocks/src", "iq", client=pair.http, graph=pair.client)
+    remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=pair.http, graph=pair.client)
     fft = fft_block(remote, size=4)
     pair.pump(50)
     assert not source.active and pair.worker.streams == {}
@@ -70,30 +68,11 @@ def test_nothing_streams_until_something_consumes_the_remote_block():
     assert not remote.active
 
 
-class slow_sink(Sink):
-    """
-    Takes one chunk, then pauses its edge until the test lets it go on.
-    """
-
-    type_name = "slow_sink"
-    requires = (IIQProducer,)
-
-    def reset(self):
-        self.chunks = []
-
-    def compute(self, chunk):
-        self.chunks.append(chunk)
-        self.input_edges[0].pauseProducing()
-
-    def next(self):
-        self.input_edges[0].resumeProducing()
-
-
 def test_a_slow_consumer_pauses_the_remote_producer():
     """Backpressure crosses: the worker's backlog stays bounded and the source pauses."""
-    pair = Pair()
+    pair = WorkerPair()
     source = manual_source(graph=pair.server, name="src")
-    remote = remote_block(WORKER + "/blocks/src", "iq", client=pair.http, graph=pair.client,
+    remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=pair.http, graph=pair.client,
                           remote_maxsize=4, maxsize=2)
     sink = slow_sink(remote, maxsize=2)
     pair.pump(5)
@@ -123,9 +102,9 @@ def test_a_slow_consumer_pauses_the_remote_producer():
 
 def test_drops_on_the_worker_are_visible_here():
     """A drop_oldest stream: the gap in seq and the worker's count both reach the reader."""
-    pair = Pair()
+    pair = WorkerPair()
     source = manual_source(graph=pair.server, name="src")
-    remote = remote_block(WORKER + "/blocks/src", "iq", client=pair.http, graph=pair.client,
+    remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=pair.http, graph=pair.client,
                           remote_policy="drop_oldest", remote_maxsize=2)
     sink = slow_sink(remote, maxsize=1)
     pair.pump(5)
@@ -152,10 +131,10 @@ def logged():
 
 def test_refused_connections_are_retried_with_backoff(logged):
     """Errors are logged clearly and retried after doubling delays; then data flows."""
-    pair = Pair()
+    pair = WorkerPair()
     array_source([np.ones(4, np.complex64)] * 3, graph=pair.server, name="src")
-    client = flaky_client(pair.http, failures=3)
-    remote = remote_block(WORKER + "/blocks/src", "iq", client=client, graph=pair.client,
+    client = FlakyClient(pair.http, failures=3)
+    remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=client, graph=pair.client,
                           backoff=0.1, max_backoff=0.3)
     sink = recording_sink(remote)
     assert pair.run(step=0.01) is None
@@ -168,9 +147,9 @@ def test_refused_connections_are_retried_with_backoff(logged):
 
 def test_a_worker_that_never_returns_fails_the_graph_naming_it(logged):
     """After the retry limit the completion Deferred fails with the worker's URL."""
-    pair = Pair()
-    client = flaky_client(pair.http, failures=10 ** 6)
-    remote = remote_block(WORKER + "/blocks/src", "iq", client=client, graph=pair.client,
+    pair = WorkerPair()
+    client = FlakyClient(pair.http, failures=10 ** 6)
+    remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=client, graph=pair.client,
                           retries=4, backoff=0.1, max_backoff=1.0)
     recording_sink(remote)
     failure = pair.run(step=0.05)
@@ -178,13 +157,13 @@ def test_a_worker_that_never_returns_fails_the_graph_naming_it(logged):
     assert "worker http://worker did not answer after 5 attempts" in str(failure.value)
     assert not remote.active or remote._busy is None
     pair.pump(100, 0.1)
-    assert client.refused == 5  # nothing more is tried
+    assert client.failed == 5  # nothing more is tried
 
 
 def test_a_refusal_from_the_worker_fails_at_once():
     """A 4xx from the worker (unknown block) is not retried: the graph fails with its message."""
-    pair = Pair()
-    recording_sink(remote_block(WORKER + "/blocks/nowhere", "iq", client=pair.http,
+    pair = WorkerPair()
+    recording_sink(remote_block(WORKER_URL + "/blocks/nowhere", "iq", client=pair.http,
                                 graph=pair.client))
     failure = pair.run()
     assert failure.check(RemoteError)
@@ -193,9 +172,9 @@ def test_a_refusal_from_the_worker_fails_at_once():
 
 def test_a_stream_of_another_kind_is_refused():
     """Reading a spectrum block as IQ fails, naming both kinds."""
-    pair = Pair()
+    pair = WorkerPair()
     fft_block(instrument(pair.server), name="fft", graph=pair.server)
-    recording_sink(remote_block(WORKER + "/blocks/fft", "iq", client=pair.http,
+    recording_sink(remote_block(WORKER_URL + "/blocks/fft", "iq", client=pair.http,
                                 graph=pair.client))
     failure = pair.run()
     assert "produces 'spectrum' chunks, not 'iq'" in str(failure.value)
@@ -203,10 +182,10 @@ def test_a_stream_of_another_kind_is_refused():
 
 def test_equal_meta_arrives_as_one_object():
     """Chunks with equal meta share one dict, as in one process, so identity caches hold."""
-    pair = Pair()
+    pair = WorkerPair()
     array_source([np.ones(4, np.complex64)] * 5, graph=pair.server, name="src",
                   meta={"center_frequency": 1e9})
-    sink = recording_sink(remote_block(WORKER + "/blocks/src", "iq", client=pair.http,
+    sink = recording_sink(remote_block(WORKER_URL + "/blocks/src", "iq", client=pair.http,
                                        graph=pair.client))
     assert pair.run() is None
     assert len({id(chunk.meta) for chunk in sink.chunks}) == 1
@@ -215,9 +194,9 @@ def test_equal_meta_arrives_as_one_object():
 
 def test_chunks_are_emitted_while_their_answer_is_still_open():
     """A lingering answer's chunks reach the consumers as they arrive, not when it ends."""
-    pair = Pair()
+    pair = WorkerPair()
     source = manual_source(graph=pair.server, name="src")
-    remote = remote_block(WORKER + "/blocks/src", "iq", client=pair.http, graph=pair.client,
+    remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=pair.http, graph=pair.client,
                           linger=30)
     sink = recording_sink(remote)
     pair.pump(3)
@@ -268,11 +247,11 @@ def test_an_answer_that_goes_silent_is_abandoned_and_polled_again(logged):
     """A lingering answer silent beyond linger + wait + 30 s fails and is retried."""
     from treq.testing import StubTreq
 
-    pair = Pair()
+    pair = WorkerPair()
     silent = silent_resource()
     http = StubTreq(silent.resource)
     pair.http = http
-    remote = remote_block(WORKER + "/blocks/src", "iq", client=http, graph=pair.client,
+    remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=http, graph=pair.client,
                           linger=1, wait=1, backoff=0.1)
     sink = recording_sink(remote)
     pair.pump(5)

@@ -5,8 +5,6 @@ lazily, through treq's StubTreq on a task.Clock.
 
 import numpy as np
 import pytest
-from twisted.internet import defer
-from twisted.web.client import ResponseFailed
 from zope.interface.verify import verifyObject
 
 from pyrf_blocks.blocks.dsp import calibrate_block, decimate_block, fft_block
@@ -20,21 +18,21 @@ from pyrf_blocks.net import Place, placed_block, remote_block
 from pyrf_blocks.net.stream import ServedStream
 from pyrf_blocks import registry
 from pyrf_blocks.registry import register
-from pyrf_blocks.testing import assert_provides, recording_sink, run_clock
+from pyrf_blocks.testing import (WORKER_URL, CuttingClient, FlakyClient, WorkerPair,
+                                 assert_provides, manual_source, recording_sink, run_clock)
 
-from net_support import WORKER, Pair, flaky_client, manual_source
 
 SOURCE = dict(paced=False, count=5, seed=4, tones=[(1.5e6, -30.0)])
 
 
 @pytest.fixture
 def pair():
-    return Pair()
+    return WorkerPair()
 
 
 @pytest.fixture
 def place(pair):
-    return Place(WORKER, reactor=pair.clock, client=pair.http)
+    return pair.place()
 
 
 def test_a_placed_block_is_a_stand_in_with_the_block_interface(pair, place):
@@ -105,38 +103,12 @@ def test_served_streams_are_chunk_consumers(pair):
     assert verifyObject(IChunkConsumer, stream)
 
 
-class cutting_client:
-    """
-    Lets the worker answer every ``every``-th poll, then loses the answer
-    (as a connection cut mid-body would).
-    """
-
-    def __init__(self, http, every):
-        self.http = http
-        self.every = every
-        self.polls = self.cut = 0
-
-    def get(self, *args, **kwargs):
-        self.polls += 1
-        d = self.http.get(*args, **kwargs)
-        if self.polls % self.every == 0:
-            self.cut += 1
-            d.addCallback(lambda _: defer.fail(ResponseFailed(["cut mid-body"])))
-        return d
-
-    def post(self, *args, **kwargs):
-        return self.http.post(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        return self.http.delete(*args, **kwargs)
-
-
 @pytest.mark.parametrize("linger", [0.0, 0.05])
 def test_answers_lost_on_the_way_are_fetched_again_from_the_cursor(pair, linger):
     """Answers lost after the worker sent them are polled again: nothing lost or repeated."""
     source = manual_source(graph=pair.server, name="src")
-    client = cutting_client(pair.http, every=2)
-    remote = remote_block(WORKER + "/blocks/src", "iq", client=client, graph=pair.client,
+    client = CuttingClient(pair.http, every=2)
+    remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=client, graph=pair.client,
                           backoff=0.01, linger=linger)
     sink = recording_sink(remote)
     pair.pump(3)
@@ -167,11 +139,11 @@ def test_the_worker_command_names_a_module_it_cannot_import(capsys):
 
 def test_a_worker_that_cannot_create_a_placed_block_is_named(pair):
     """When creating a placed block keeps failing, the failure names the worker's URL."""
-    client = flaky_client(pair.http, failures=10 ** 6)
-    place = Place(WORKER, reactor=pair.clock, client=client, retries=2, backoff=0.01)
+    client = FlakyClient(pair.http, failures=10 ** 6)
+    place = Place(WORKER_URL, reactor=pair.clock, client=client, retries=2, backoff=0.01)
     recording_sink(simulated_instrument(graph=pair.client, proc=place, **SOURCE))
     failure = pair.run(step=0.01)
-    assert f"worker {WORKER} did not answer after 3 attempts" in str(failure.value)
+    assert f"worker {WORKER_URL} did not answer after 3 attempts" in str(failure.value)
 
 
 def test_stopping_the_graph_ends_a_placed_source_on_its_worker_losing_nothing(pair, place):
@@ -253,7 +225,7 @@ def test_closing_a_placed_sink_removes_it_from_the_worker(pair, place):
 def test_file_blocks_need_a_worker_that_allows_files():
     """record_block is refused (403, naming --allow-files) unless the worker allows files."""
     for allow, expected in ((False, 403), (True, 201)):
-        pair = Pair(allow_files=allow)
+        pair = WorkerPair(allow_files=allow)
         manual_source(graph=pair.server, name="src")
         status, _, body = pair.call("POST", "/blocks", json={
             "type": "record_block", "inputs": ["src"],

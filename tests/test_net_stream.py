@@ -16,8 +16,8 @@ from twisted.web.test.requesthelper import DummyRequest
 from pyrf_blocks.chunk import decode_chunks
 from pyrf_blocks.net import wire
 from pyrf_blocks.net.stream import IDLE_TIMEOUT, ServedStream
+from pyrf_blocks.testing import WorkerPair, manual_source
 
-from net_support import Pair, manual_source
 
 
 def open_stream(pair, block="src", **spec):
@@ -32,7 +32,7 @@ def header(headers, name):
 
 @pytest.fixture
 def pair():
-    return Pair()
+    return WorkerPair()
 
 
 @pytest.fixture
@@ -217,7 +217,7 @@ def test_a_failed_worker_graph_is_reported_to_the_reader(pair, source):
        batch=st.integers(1, 5000))
 def test_chunks_cross_unchanged_whatever_the_cut_and_batching(sizes, dtype, batch):
     """Any cut of the samples, any byte limit: the reader gets the same chunks, once each."""
-    pair = Pair()
+    pair = WorkerPair()
     source = manual_source(graph=pair.server, name="src")
     path = open_stream(pair, maxsize=64)
     pair.worker.streams[path.rsplit("/", 1)[1]].max_batch_bytes = batch

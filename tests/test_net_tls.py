@@ -44,10 +44,9 @@ from pyrf_blocks.net.client import http_client
 from pyrf_blocks.net.tls import (TLSError, check_certificate_files, explain,
                                  explaining_agent, read_ca, trust_policy)
 from pyrf_blocks.pipeline import PipelineError, build, check_text
-from pyrf_blocks.testing import recording_sink, run_clock
+from pyrf_blocks.testing import WorkerPair, recording_sink, run_clock
 
 from net_real import ROOT, RealWorker, environment, real_workers
-from net_support import Pair
 from test_docs import code_blocks
 
 TOKEN = "tls-test-token-0123456789"
@@ -358,7 +357,7 @@ def test_blocks_placed_on_a_process_trust_its_ca(pki):
 
 def test_a_worker_input_may_carry_the_ca_of_its_worker(pki):
     """An input {url, ca} gets a remote_block trusting that CA; a bad ca is a 400."""
-    pair = Pair()
+    pair = WorkerPair()
     spec = {"type": "fft_block", "name": "fft",
             "inputs": [{"url": "https://lab:8750/blocks/wsa", "kind": "iq",
                         "ca": pem(pki.ca).decode()}]}

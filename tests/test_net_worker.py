@@ -8,8 +8,8 @@ import pytest
 
 from pyrf_blocks.chunk import decode_chunks
 from pyrf_blocks.net.worker import check_listen
+from pyrf_blocks.testing import WorkerPair, manual_source
 
-from net_support import Pair
 
 SOURCE = {"type": "simulated_instrument", "name": "wsa",
           "params": {"paced": False, "count": 3, "tones": [[1e6, -20.0]]}}
@@ -21,7 +21,7 @@ def body_of(answer):
 
 @pytest.fixture
 def pair():
-    return Pair()
+    return WorkerPair()
 
 
 def test_health_answers(pair):
@@ -101,7 +101,7 @@ def test_malformed_json_is_a_400(pair, data, message):
 
 def test_a_body_over_the_limit_is_a_413():
     """A request body larger than the limit is refused with 413."""
-    pair = Pair(max_body=100)
+    pair = WorkerPair(max_body=100)
     status, _, body = pair.call("POST", "/blocks", json={"type": "x" * 200})
     assert status == 413 and "exceeds 100 bytes" in json.loads(body)["error"]
 
@@ -155,7 +155,7 @@ def test_unknown_routes_and_methods(pair, method, path, code):
 ])
 def test_with_a_token_every_request_needs_it(headers, code):
     """A worker with a token answers 401 unless the exact bearer token is sent."""
-    pair = Pair(token="s3cret")
+    pair = WorkerPair(token="s3cret")
     for path in ("/health", "/blocks", "/nowhere"):
         status, answer_headers, body = pair.call("GET", path, headers=headers)
         if code == 401:
@@ -188,9 +188,7 @@ def test_other_addresses_need_a_token(description):
 
 def test_finished_is_long_polled_until_the_sink_has_seen_the_end():
     """GET /blocks/{sink}/finished waits (204 when the wait runs out), then says finished."""
-    from net_support import manual_source
-
-    pair = Pair()
+    pair = WorkerPair()
     source = manual_source(graph=pair.server, name="src")
     assert pair.call("POST", "/blocks", json={"type": "collector", "name": "c",
                                               "inputs": ["src"]})[0] == 201

@@ -13,13 +13,13 @@ from hypothesis import given, settings, strategies as st
 from numpy.testing import assert_array_equal
 from twisted.internet import defer, task
 
-from instruments_reactor import new_reactor, run_until, start_emulator, wait_for
 from pyrf_blocks import Graph, collector
 from pyrf_blocks.blocks.recording import (format_datetime, parse_datetime, record_block,
                                           sigmf_source)
 from pyrf_blocks.instruments import WSA5000
 from pyrf_blocks.interfaces import IIQProducer, IRealProducer, ISink
-from pyrf_blocks.testing import array_source, assert_provides, recording_sink, run_clock, split_array
+from pyrf_blocks.testing import (array_source, assert_provides, new_reactor, recording_sink,
+                                 run_clock, run_until, split_array, start_emulator, wait_for)
 
 START = 1_763_800_000_123_456_789
 META = {"center_frequency": 2.4e9, "reference_level": -10.0, "sample_rate": 1e6}
