@@ -58,3 +58,16 @@ def test_named_outputs_page_runs_as_written(capsys):
         namespace = {"__name__": "docs_outputs"}
         exec(compile(block, "outputs.rst", "exec"), namespace)
     assert capsys.readouterr().out.strip().endswith("[2.0, 2.0, 2.0]")
+
+
+def test_the_other_examples_of_the_testing_how_to_pass_as_written():
+    """The backpressure and worker tests of the how-to page run and pass as written."""
+    blocks = [b for b in code_blocks(ROOT / "docs/howto/test_a_block.rst")
+              if "def test_" in b and "def test_chunking" not in b]
+    assert len(blocks) == 2
+    for block in blocks:
+        namespace = {"__name__": "docs_example"}
+        exec(compile(block, "docs-example", "exec"), namespace)
+        tests = [value for name, value in namespace.items() if name.startswith("test_")]
+        assert len(tests) == 1
+        tests[0]()

@@ -170,13 +170,18 @@ class WorkerPair:
         **options
             Further options of :class:`~pyrf_blocks.net.remote_block`
             (``client=`` a :class:`FlakyClient`, ``remote_policy=``...).
+
+        Returns
+        -------
+        remote_block
+            Idle until something consumes it, like any block.
         """
         from ..net import remote_block
 
         options.setdefault("client", self.http)
         options.setdefault("graph", self.client)
-        return remote_block(f"{self.url}/blocks/{name}", kind, token=self.token,
-                            **options)
+        options.setdefault("token", self.token)
+        return remote_block(f"{self.url}/blocks/{name}", kind, **options)
 
     def place(self, **options):
         """
@@ -188,12 +193,18 @@ class WorkerPair:
         **options
             Further options of :class:`~pyrf_blocks.net.Place`
             (``client=``, ``retries=``, ``backoff=``...).
+
+        Returns
+        -------
+        Place
+            Already started: the worker is there.
         """
         from ..net import Place
 
         options.setdefault("client", self.http)
         options.setdefault("reactor", self.clock)
-        return Place(self.url, token=self.token, **options)
+        options.setdefault("token", self.token)
+        return Place(self.url, **options)
 
 
 class FlakyClient:
