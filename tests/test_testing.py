@@ -188,7 +188,7 @@ def test_slow_sink_without_a_delay_takes_one_chunk_per_next(graph):
 
 
 def test_split_array_cuts_and_keeps_the_rest():
-    """split_array cuts at the given sizes, the last piece takes the rest, sizes past the end are ignored."""
+    """split_array cuts at the given sizes; the last piece takes the rest."""
     array = np.arange(10)
     assert [list(p) for p in split_array(array, [3, 4])] == [[0, 1, 2], [3, 4, 5, 6], [7, 8, 9]]
     assert [len(p) for p in split_array(array, [6, 6, 6])] == [6, 4]
@@ -366,7 +366,7 @@ def test_worker_pair_with_a_token_passes_it_from_remote_and_place():
 
 
 def test_flaky_client_fails_exactly_the_first_n_requests():
-    """FlakyClient fails its first N requests of any method with ConnectionRefusedError, then passes them on."""
+    """FlakyClient refuses exactly its first N requests, of any method, then passes them on."""
     pair = WorkerPair()
     client = FlakyClient(pair.http, failures=3)
     answers = []
@@ -400,7 +400,7 @@ def test_flaky_client_is_retried_through_by_a_remote_block():
 
 
 def test_cutting_client_loses_every_nth_get_answer():
-    """CuttingClient fails every N-th GET with ResponseFailed after it was answered; other methods pass."""
+    """CuttingClient loses every N-th GET answer (ResponseFailed); other methods pass."""
     from twisted.web.client import ResponseFailed
 
     pair = WorkerPair()
@@ -432,7 +432,7 @@ def test_a_remote_block_over_a_cutting_client_loses_nothing():
 
 
 def test_importing_testing_adds_neither_twisted_web_nor_treq():
-    """import pyrf_blocks.testing loads no twisted.web, treq or OpenSSL module beyond import pyrf_blocks."""
+    """import pyrf_blocks.testing adds no twisted.web, treq or OpenSSL module."""
     code = ("import sys\n"
             "heavy = lambda: {m for m in sys.modules if m.split('.')[0] in ('treq', 'OpenSSL')"
             " or m.startswith('twisted.web')}\n"
