@@ -31,7 +31,7 @@ from .sync import Synchronizer
 from .waiting import Waiters
 
 __all__ = ["Block", "Source", "PolledSource", "Sink", "Output", "InputPort", "MAIN",
-           "label"]
+           "label", "block_of"]
 
 log = Logger()
 
@@ -44,6 +44,14 @@ def label(obj):
     How messages name a block, an output or any other object.
     """
     return obj.label if IBlock.providedBy(obj) else repr(obj)
+
+
+def block_of(producer):
+    """
+    The block of a producer given as an input: the block itself, or the
+    block an output (``block.output("late")``) belongs to.
+    """
+    return producer.block if IOutput.providedBy(producer) else producer
 
 
 def _provided_kinds(obj):

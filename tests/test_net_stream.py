@@ -386,3 +386,138 @@ def test_a_bad_linger_gets_a_400(pair, source, params, words):
     path = open_stream(pair)
     status, _, body = pair.call("GET", path, params=params)
     assert status == 400 and words in json.loads(body)["error"]
+
+
+# Sequence numbers: a stream carries its output's own seq.
+
+def test_a_stream_opened_mid_way_carries_the_blocks_own_seq(pair, source):
+    """Chunks keep the seq the block gave them; the first poll counts nothing before them as dropped."""
+    for _ in range(3):
+        source.push(2)  # emitted before anyone listened
+    path = open_stream(pair)
+    sent = [source.push(2), source.push(2)]
+    status, headers, body = pair.call("GET", path, params={"after": "-1"})
+    assert status == 200 and decode_chunks(body) == sent
+    assert [c.seq for c in decode_chunks(body)] == [3, 4]
+    assert (header(headers, wire.FIRST_SEQ), header(headers, wire.LAST_SEQ)) == (b"3", b"4")
+    assert header(headers, wire.START_SEQ) == b"3"
+    assert header(headers, wire.DROPPED) == b"0"
+    assert headers.getRawHeaders(wire.MISSED) is None
+    stats = pair.worker.streams[path.rsplit("/", 1)[1]].stats
+    assert stats["start_seq"] == 3 and stats["next_seq"] == 5 and stats["dropped"] == 0
+
+
+def test_a_cursor_older_than_the_stream_gets_what_it_holds_and_the_gap(pair, source):
+    """A reader resuming with a cursor before the stream's start is told how many chunks it never held."""
+    for _ in range(10):
+        source.push(2)
+    path = open_stream(pair)
+    held = pair.request("GET", path, params={"after": "4", "wait": "5"})
+    assert held == []  # the stream holds nothing yet: the poll waits
+    sent = source.push(2)
+    pair.http.flush()
+    status, headers, body = held[0]
+    assert status == 200 and decode_chunks(body) == [sent]
+    assert header(headers, wire.MISSED) == b"5"  # seqs 5 to 9 were never here
+    assert header(headers, wire.START_SEQ) == b"10"
+    assert header(headers, wire.DROPPED) == b"0"
+    source.push(2)
+    _, headers, body = pair.call("GET", path, params={"after": "9"})
+    assert [c.seq for c in decode_chunks(body)] == [10, 11]
+    assert headers.getRawHeaders(wire.MISSED) is None
+
+
+def test_a_cursor_beyond_what_the_block_emitted_is_a_400(pair, source):
+    """The after cursor is in the block's seq space: one past its newest chunk is refused."""
+    for _ in range(10):
+        source.push(2)
+    path = open_stream(pair)
+    source.push(2)
+    status, _, body = pair.call("GET", path, params={"after": "11"})
+    assert status == 400
+    assert json.loads(body)["error"] == ("after=11 is beyond the newest chunk of stream "
+                                         "src:main:1 (10)")
+    _, _, body = pair.call("GET", path, params={"after": "9"})
+    assert [c.seq for c in decode_chunks(body)] == [10]
+
+
+def test_a_relayed_stream_with_gaps_is_served_in_order(pair, source):
+    """Non-consecutive seqs in the backlog (a relay of a lossy stream) are found by bisection, gaps kept."""
+    from pyrf_blocks.chunk import Chunk
+
+    path = open_stream(pair, maxsize=16)
+    answer = open_answer(pair, path, after="-1", linger="30")
+    seqs = [2, 5, 6, 9, 20, 21, 40]
+    sent = []
+    for index, seq in enumerate(seqs):
+        data = np.full(2, seq, np.complex64)
+        sent.append(source.forward(Chunk("iq", data, index * 2000, index * 2000 + 2000,
+                                         1e6, seq)))
+        if index % 3 == 2:
+            pair.pump(2)  # some arrive alone, some several to a turn
+    pair.pump(2)
+    assert answer_chunks(answer) == sent
+    _, headers, body = pair.call("GET", path, params={"after": "9", "linger": "0"})
+    assert [c.seq for c in decode_chunks(body)] == [20, 21, 40]
+    assert header(headers, wire.DROPPED) == b"0"  # the gaps were made upstream
+
+
+def test_stream_ids_name_the_block_and_output_and_are_never_reused(pair, source):
+    """A stream's id is {block}:{output}:{n}, n counting that output's streams on the worker."""
+    manual_source(graph=pair.server, name="other")
+    answers = [json.loads(pair.call("POST", f"/blocks/{name}/streams", json={})[2])
+               for name in ("src", "src", "other")]
+    assert [a["id"] for a in answers] == ["src:main:1", "src:main:2", "other:main:1"]
+    assert answers[0] == {"id": "src:main:1", "kind": "iq", "block": "src",
+                          "output": "main", "path": "/streams/src:main:1"}
+    assert pair.call("DELETE", "/streams/src:main:2")[0] == 200
+    again = json.loads(pair.call("POST", "/blocks/src/streams", json={})[2])
+    assert again["id"] == "src:main:3"
+    source.push(2)
+    _, _, body = pair.call("GET", again["path"])
+    assert [c.seq for c in decode_chunks(body)] == [0]
+
+
+# Named outputs: each output of a block is a stream of its own.
+
+@pytest.fixture
+def tee(pair, source, tee_power):
+    return tee_power(source, graph=pair.server, name="tee")
+
+
+def test_each_output_of_a_block_is_streamed_on_its_own(pair, source, tee):
+    """POST /blocks/{name}/streams with an output reads that output, with its kind and seq."""
+    main = json.loads(pair.call("POST", "/blocks/tee/streams", json={})[2])
+    power = json.loads(pair.call("POST", "/blocks/tee/streams",
+                                 json={"output": "power", "policy": "drop_oldest",
+                                       "maxsize": 4})[2])
+    assert (main["kind"], main["output"], main["id"]) == ("iq", "main", "tee:main:1")
+    assert (power["kind"], power["output"], power["id"]) == ("real", "power", "tee:power:1")
+    sent = [source.push(4) for _ in range(4)]
+    _, headers, body = pair.call("GET", power["path"])
+    assert header(headers, wire.KIND) == b"real"
+    powers = decode_chunks(body)
+    assert [c.seq for c in powers] == [0, 1]
+    assert [(c.start, c.end) for c in powers] == [(sent[0].start, sent[1].end),
+                                                  (sent[2].start, sent[3].end)]
+    expected = np.mean(np.abs(np.arange(8)) ** 2)
+    np.testing.assert_allclose(powers[0].data, [expected], rtol=1e-6)
+    _, _, body = pair.call("GET", main["path"])
+    assert [c.seq for c in decode_chunks(body)] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("block, spec, code, message", [
+    ("tee", {"output": "pwr"}, 404, "tee_power 'tee' has no output 'pwr'; it has 'main', "
+                                    "'power'"),
+    ("src", {"output": "power"}, 404, "manual_source 'src' has no output 'power'; it has "
+                                      "'main'"),
+    ("tee", {"output": 3}, 400, "output must be an output name, got 3"),
+    ("tee", {"outputs": "power"}, 400, "unknown field(s) outputs; a stream takes output, "
+                                       "policy and maxsize"),
+])
+def test_a_bad_output_name_is_a_4xx_naming_the_block_and_its_outputs(pair, tee, block, spec,
+                                                                     code, message):
+    """Opening a stream of an output the block does not have is refused, listing what it has."""
+    status, _, body = pair.call("POST", f"/blocks/{block}/streams", json=spec)
+    assert status == code and message in json.loads(body)["error"]
+    assert pair.worker.streams == {}

@@ -12,6 +12,10 @@ acknowledgement, so a poll cut by a lost connection is repeated with
 nothing lost or repeated.  When it is paused (its consumers are full) it
 stops reading, the connection and then the worker's backlog fill, and the
 remote producer pauses in turn.
+
+Chunks are re-emitted with their own ``seq`` (:meth:`Block.forward`), so a
+chunk has the seq its producing output gave it however many processes it
+crossed, and a gap anywhere on the way is a gap here.
 """
 
 import collections
@@ -24,7 +28,7 @@ from twisted.web.http import PotentialDataLoss
 from twisted.python.failure import Failure
 
 from ..chunk import ChunkDecodeError, ChunkStreamDecoder
-from ..block import Block
+from ..block import MAIN, Block
 from ..edge import check_policy
 from ..interfaces import KIND_INTERFACES
 from ..memory import keep_freed_memory
@@ -233,6 +237,8 @@ class remote_block(Block):
 
     :param url: the block's URL on its worker, ``http://host:port/blocks/NAME``.
     :param kind: kind of the chunks it produces.
+    :param output: which of the remote block's outputs to read (``"late"``...);
+        its main one by default.  It is this block's main output.
     :param inputs: producers of this graph that feed the remote block
         (when it was placed from here); checked like a local block's.
     :param token: the worker's bearer token, if it has one.
@@ -261,12 +267,17 @@ class remote_block(Block):
     #: worker, not by this stand-in.
     local_inputs = False
 
-    def __init__(self, url, kind, *, inputs=(), token=None, ca=None, client=None,
-                 remote_policy="block", remote_maxsize=256, wait=20.0, linger=20.0,
-                 retries=8, backoff=0.1, max_backoff=2.0, **kwargs):
+    def __init__(self, url, kind, *, output=MAIN, inputs=(), token=None, ca=None,
+                 client=None, remote_policy="block", remote_maxsize=256, wait=20.0,
+                 linger=20.0, retries=8, backoff=0.1, max_backoff=2.0, **kwargs):
         if kind not in KIND_INTERFACES:
             raise ValueError(f"remote_block {url!r}: unknown kind {kind!r}; "
                              f"known: {', '.join(KIND_INTERFACES)}")
+        if not isinstance(output, str) or not output:
+            raise ValueError(f"remote_block {url!r}: output must be an output name, "
+                             f"got {output!r}")
+        #: The output of the remote block that this block reads.
+        self.remote_output = output
         self.url = self.worker_url = None
         if url is not None:
             self.set_url(url)
@@ -301,7 +312,17 @@ class remote_block(Block):
         super().__init__(*inputs, **kwargs)
 
     def __repr__(self):
-        return f"<{self.type_name} {self.name!r} at {self.url}>"
+        return f"<{self.type_name} {self.name!r} at {self.source}>"
+
+    @property
+    def source(self):
+        """
+        What this block reads, as messages name it: the remote block's URL,
+        and its output unless it is the main one.
+        """
+        if self.remote_output == MAIN:
+            return self.url
+        return f"{self.url} output {self.remote_output!r}"
 
     def set_url(self, url):
         """
@@ -407,13 +428,15 @@ class remote_block(Block):
 
     async def _open_stream(self):
         await self.prepare()
+        spec = {"policy": self.remote_policy, "maxsize": self.remote_maxsize}
+        if self.remote_output != MAIN:
+            spec["output"] = self.remote_output  # (older workers know only main)
         response = await self.client.post(
-            self.url + "/streams", headers=auth_headers(self.token),
-            json={"policy": self.remote_policy, "maxsize": self.remote_maxsize},
+            self.url + "/streams", headers=auth_headers(self.token), json=spec,
             reactor=self.graph.reactor, timeout=30)
-        answer = await read_json(response, f"opening a stream of {self.url}")
+        answer = await read_json(response, f"opening a stream of {self.source}")
         if answer.get("kind") != self.kind:
-            raise RemoteError(f"{self.url} produces {answer.get('kind')!r} chunks, "
+            raise RemoteError(f"{self.source} produces {answer.get('kind')!r} chunks, "
                               f"not {self.kind!r}")
         self.stream_url = self.worker_url + answer["path"]
 
@@ -427,6 +450,10 @@ class remote_block(Block):
             await read_json(response, f"stream {self.stream_url}")
         headers = read_stream_headers(response.headers)
         self.remote_dropped = headers.dropped
+        if self._cursor == -1 and headers.start_seq is not None:
+            # A stream opened mid-way: what the block emitted before it is
+            # not missing here, but drops from its first chunk on are.
+            self._cursor = headers.start_seq - 1
         if response.code == 200:
             await self._read_answer(response)
         if headers.ended and self._running and not self._undelivered:
@@ -451,11 +478,18 @@ class remote_block(Block):
         """
         if not self._running:
             return
+        next_seq = self.outputs[MAIN].next_seq
         for chunk in chunks:
             if chunk.kind != self.kind:
                 reader._abort(Failure(ChunkDecodeError(
                     f"{self.stream_url} sent a {chunk.kind!r} chunk in a "
                     f"{self.kind!r} stream")))
+                return
+            if self._cursor < chunk.seq < next_seq:
+                reader._abort(Failure(RemoteError(
+                    f"{self.stream_url} sent seq {chunk.seq}, but this graph already "
+                    f"had seq {next_seq - 1} of {self.source}: its numbering went "
+                    "back (the block was made anew, or its worker restarted)")))
                 return
         self._undelivered.extend(chunks)
         self._deliver()
@@ -480,13 +514,12 @@ class remote_block(Block):
             if chunk.seq > self._cursor + 1:
                 self.dropped += chunk.seq - self._cursor - 1
             self._cursor = chunk.seq
-            meta = chunk.meta
-            if meta == self._meta:
+            if chunk.meta == self._meta:
                 # The same object as before, as in one process, so that
                 # blocks that cache on the meta's identity keep their cache.
-                meta = self._meta
-            self._meta = meta
-            self.emit(chunk.data, chunk.start, chunk.end, chunk.rate, meta)
+                chunk.meta = self._meta
+            self._meta = chunk.meta
+            self.forward(chunk)
 
     def _step_failed(self, failure):
         self._busy = None

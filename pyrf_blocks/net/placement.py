@@ -9,7 +9,9 @@ certificate of an ``https://`` worker, see :mod:`.tls`).
 ``fft_block(wsa, proc=p)`` then gives a :class:`placed_block`: this
 graph's stand-in for a block that is created on the worker, from its
 registered type and keyword parameters, the first time something here
-consumes it.  Until then nothing is created and nothing streams.  A sink
+consumes it.  Until then nothing is created and nothing streams.  Each of
+the placed type's outputs has its stand-in too (``window.output("late")``,
+a :class:`placed_output`), reading its own stream of the same block.  A sink
 placed there (``record_block(fft, path=..., proc=p)``) gives a
 :class:`placed_sink`, created on the worker at once, as sinks connect at
 once; this graph is done when it is.
@@ -26,7 +28,8 @@ from twisted.python.failure import Failure
 
 import pyrf_blocks
 
-from ..block import Sink
+from ..block import MAIN, Sink, block_of
+from ..interfaces import KIND_INTERFACES
 from ..registry import UnknownBlockType, lookup
 from .client import (RemoteError, WorkerUnreachable, auth_headers, read_json,
                      remote_block, retry_delay)
@@ -34,7 +37,7 @@ from ..waiting import Outcome
 from .serve import serve, streamed
 from .tls import read_ca
 
-__all__ = ["process", "Place", "placed_block", "placed_sink"]
+__all__ = ["process", "Place", "placed_block", "placed_output", "placed_sink"]
 
 log = Logger()
 
@@ -221,25 +224,32 @@ class Place:
         return self.client
 
     async def _input_spec(self, producer):
-        if isinstance(producer, placed_block):
-            await producer.prepare()
-            if producer.place is self:
-                return producer.remote_name
-        if isinstance(producer, remote_block):
-            return _input(producer.url, producer.kind, producer.token, producer.ca)
+        block = block_of(producer)
+        if isinstance(block, placed_block):
+            await block.prepare()
+            if block.place is self:
+                if block.remote_output == MAIN:
+                    return block.remote_name
+                return {"block": block.remote_name, "output": block.remote_output}
+        if isinstance(block, remote_block):
+            return _input(block.url, block.kind, block.token, block.ca,
+                          block.remote_output)
         # A block of this process, served to the worker; over TLS, the worker
         # trusts what this process trusts for the worker (one lab CA).
-        base, token = await serve(producer.graph)
-        return _input(f"{base}/blocks/{producer.name}", producer.kind, token,
-                      self.ca if base.startswith("https://") else None)
+        output = block.output() if producer is block else producer
+        base, token = await serve(block.graph)
+        return _input(f"{base}/blocks/{block.name}", output.kind, token,
+                      self.ca if base.startswith("https://") else None, output.output_name)
 
 
-def _input(url, kind, token, ca):
+def _input(url, kind, token, ca, output=MAIN):
     """
-    How a worker is told to read a block of another process: its URL, kind,
-    token and, for TLS, the CA certificates to trust.
+    How a worker is told to read an output of a block of another process:
+    its URL, kind, token and, for TLS, the CA certificates to trust.
     """
     spec = {"url": url, "kind": kind, "token": token}
+    if output != MAIN:
+        spec["output"] = output
     if ca is not None:
         spec["ca"] = ca.decode("ascii")
     return spec
@@ -283,13 +293,28 @@ def _stand_in_for(stand_in, place, factory, type_name, params):
     stand_in.variadic = getattr(factory, "variadic", False)
 
 
+def _output_kinds(factory, type_name, main):
+    """
+    ``{name: kind}`` of every output of the placed type, main first.
+    """
+    kinds = {MAIN: main}
+    extra = getattr(factory, "extra_outputs", None) or {}
+    for name, kind in dict(extra).items():
+        if kind not in KIND_INTERFACES:
+            raise TypeError(f"{type_name}: output {name!r} has unknown kind {kind!r}; "
+                            f"known: {', '.join(KIND_INTERFACES)}")
+        kinds[name] = kind
+    return kinds
+
+
 class placed_block(remote_block):
     """
     This graph's stand-in for a block placed in a :class:`Place`.
 
     It takes the placed type's name and inputs (checked here as for a local
     block) and provides its producer interface; the block itself is created
-    on the worker when something here first consumes the stand-in.
+    on the worker when something here first consumes the stand-in, or one
+    of its outputs (:meth:`output`).
     """
 
     type_name = "placed_block"
@@ -303,10 +328,30 @@ class placed_block(remote_block):
             raise TypeError(f"{type_name}: cannot tell what kind of chunks it "
                             "produces, so it cannot be placed in another process")
         _stand_in_for(self, place, factory, type_name, params)
+        #: Every output of the placed block, ``{name: kind}``, main first.
+        self.output_kinds = _output_kinds(factory, type_name, kind)
         self._creation = None
+        self._output_stand_ins = {}
         super().__init__(None, kind, inputs=inputs, token=place.token, ca=place.ca,
                          client=place.client, name=name or type_name, graph=graph,
                          **place.stream_options)
+
+    def output(self, name=MAIN):
+        """
+        The output ``name`` of the placed block, to consume it here: the
+        main one is this stand-in's own; another is the main output of a
+        :class:`placed_output` (made once per name) that reads that
+        output's stream of the same block on the worker.
+        """
+        if name == MAIN:
+            return super().output(name)
+        if name not in self.output_kinds:
+            raise KeyError(f"{self.label} has no output {name!r}; it has "
+                           f"{', '.join(map(repr, self.output_kinds))}")
+        stand_in = self._output_stand_ins.get(name)
+        if stand_in is None:
+            stand_in = self._output_stand_ins[name] = placed_output(self, name)
+        return stand_in.output()
 
     def where(self):
         return self.worker_url or self.place.base_url or (
@@ -342,6 +387,33 @@ class placed_block(remote_block):
     def _creation_failed(self, failure):
         self._creation = None  # try again on the next activation
         return failure
+
+
+class placed_output(placed_block):
+    """
+    The stand-in for one more output of a block placed in a :class:`Place`
+    (``window.output("late")``): its main output is that output, read
+    through a stream of its own, and the block is created on the worker
+    once, by whichever of its stand-ins is consumed first.
+    """
+
+    def __init__(self, block, output):
+        #: The stand-in of the placed block.
+        self.placed = block
+        _stand_in_for(self, block.place, block.factory, block.type_name, block.params)
+        self.output_kinds = {MAIN: block.output_kinds[output]}
+        self._creation = None
+        self._output_stand_ins = {}
+        remote_block.__init__(self, None, block.output_kinds[output], output=output,
+                              inputs=block.inputs, token=block.token, ca=block.ca,
+                              client=block.place.client, name=f"{block.name}:{output}",
+                              graph=block.graph, **block.place.stream_options)
+
+    def prepare(self):
+        def created(_):
+            self.remote_name = self.placed.remote_name
+            self.set_url(self.placed.url)
+        return self.placed.prepare().addCallback(created)
 
 
 class placed_sink(Sink):
@@ -380,7 +452,7 @@ class placed_sink(Sink):
         # inputs of this process are held until it does, so that it sees
         # their streams from the start, as a sink of this process would.
         self._waiting_inputs = [producer for producer in self.inputs
-                                if not isinstance(producer, remote_block)]
+                                if not isinstance(block_of(producer), remote_block)]
         for producer in self._waiting_inputs:
             producer.pauseProducing()
         self._following = defer.ensureDeferred(self._follow())

@@ -14,9 +14,17 @@ connection drains, so a slow network holds them here, where the policy
 applies: under ``block`` a full backlog pauses the block, so a slow reader
 slows the producer across the process boundary; under ``drop_oldest`` and
 ``latest`` the oldest unsent chunks are dropped and counted.
+
+Chunks keep the ``seq`` their output gave them: a stream opened while the
+block is at seq 1000 starts there, and a cursor names the same chunk on
+any worker serving that output.  The backlog's seqs need not be
+consecutive (a relay of a lossy stream forwards its gaps), so a cursor is
+looked up by bisection.
 """
 
+import bisect
 from collections import deque
+from operator import attrgetter
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
@@ -25,7 +33,7 @@ from zope.interface import implementer
 
 from ..chunk import chunk_packer, encode_chunk
 from ..edge import check_policy
-from ..interfaces import IChunkConsumer
+from ..interfaces import IChunkConsumer, IOutput
 from ..memory import keep_freed_memory
 from .replies import HTTPError, error_reply
 from .wire import CONTENT_TYPE, stream_headers
@@ -95,15 +103,15 @@ def seconds_argument(request, name, default):
 class _Entry:
     __slots__ = ("seq", "chunk", "encoded", "nbytes")
 
-    def __init__(self, seq, chunk):
-        self.seq = seq
+    def __init__(self, chunk):
+        self.seq = chunk.seq
         self.chunk = chunk
         self.encoded = None
         self.nbytes = chunk.data.nbytes
 
     def encode(self, packer):
         if self.encoded is None:
-            self.encoded = encode_chunk(self.chunk, packer, self.seq)
+            self.encoded = encode_chunk(self.chunk, packer)
             self.chunk = None  # the bytes are all that is needed from now on
         return self.encoded
 
@@ -111,6 +119,7 @@ class _Entry:
 #: A lingering answer joins chunks smaller than this that are waiting
 #: together into one write (bigger ones are written as they are, uncopied).
 _JOIN_BELOW = 64 << 10
+_SEQ = attrgetter("seq")
 
 
 @implementer(IPushProducer)
@@ -241,7 +250,8 @@ class ServedStream:
     One block's output, kept for one remote reader until acknowledged.
 
     :param stream_id: the ``{id}`` of the stream's URL.
-    :param block: the producing block; the stream subscribes at once.
+    :param producer: the output read (``block.output(name)``), or a block
+        for its main output; the stream subscribes at once.
     :param clock: ``IReactorTime`` that times held polls out.
     :param policy: ``"block"``, ``"drop_oldest"`` or ``"latest"``.
     :param maxsize: most unacknowledged chunks kept (at most
@@ -250,17 +260,20 @@ class ServedStream:
     :param on_close: called when the stream closes itself, its reader
         having been silent for :data:`IDLE_TIMEOUT` seconds.
 
-    Chunks are numbered from 0 in the order the stream received them; a
-    gap in the numbers is a drop.
+    Chunks keep their output's ``seq``: the first one is wherever the
+    output was when the stream was opened (:attr:`start_seq`), and a gap
+    is a drop, here or upstream of a relay.
     """
 
-    def __init__(self, stream_id, block, clock, policy="block", maxsize=None,
+    def __init__(self, stream_id, producer, clock, policy="block", maxsize=None,
                  max_batch_bytes=MAX_BATCH_BYTES, on_close=None,
                  max_backlog_bytes=MAX_BACKLOG_BYTES):
         keep_freed_memory()
         self.id = stream_id
-        self.block = block
-        self.kind = block.kind
+        #: The output read, and its block.
+        self.output = producer if IOutput.providedBy(producer) else producer.output()
+        self.block = self.output.block
+        self.kind = self.output.kind
         self.clock = clock
         self.policy = policy
         self.maxsize = check_policy(policy, maxsize)
@@ -275,9 +288,12 @@ class ServedStream:
         self.dropped = 0
         self.chunks_out = self.bytes_out = 0
         self.acknowledged = -1
+        #: ``seq`` of the first chunk received (None until then).
+        self.start_seq = None
         self._backlog = deque()
         self.packer = chunk_packer()
-        self._next_seq = 0
+        #: ``seq`` of the newest chunk received.
+        self._newest = -1
         self._sent_upto = -1
         self._holding = False
         self._polls = []
@@ -286,17 +302,18 @@ class ServedStream:
         self._idle = None
         self._expect_poll(0)
         self.edge = None
-        block.subscribe(self, "block", _EDGE_MAXSIZE)
+        self.output.subscribe(self, "block", _EDGE_MAXSIZE)
 
     def __repr__(self):
-        return f"<ServedStream {self.id} of {self.block!r} {self.policy}/{self.maxsize}>"
+        return f"<ServedStream {self.id} of {self.output!r} {self.policy}/{self.maxsize}>"
 
     @property
     def stats(self):
-        return {"id": self.id, "block": self.block.name, "kind": self.kind,
+        return {"id": self.id, "block": self.block.name,
+                "output": self.output.output_name, "kind": self.kind,
                 "policy": self.policy, "maxsize": self.maxsize,
                 "backlog": len(self._backlog), "backlog_bytes": self._backlog_bytes,
-                "next_seq": self._next_seq,
+                "start_seq": self.start_seq, "next_seq": self._newest + 1,
                 "acknowledged": self.acknowledged, "chunks_out": self.chunks_out,
                 "bytes_out": self.bytes_out, "dropped": self.dropped,
                 "paused": self._holding, "ended": self.ended,
@@ -313,10 +330,14 @@ class ServedStream:
 
     def write(self, chunk):
         backlog = self._backlog
-        entry = _Entry(self._next_seq, chunk)
+        entry = _Entry(chunk)
+        if self.start_seq is None:
+            self.start_seq = entry.seq
+        self._newest = entry.seq
+        if entry.seq <= self.acknowledged:
+            return  # the reader has it: its cursor came from elsewhere
         backlog.append(entry)
         self._backlog_bytes += entry.nbytes
-        self._next_seq += 1
         if self.policy == "block":
             # Every chunk will be sent: encode it now, while the reader is
             # busy with the previous answer, not when its poll arrives.
@@ -351,15 +372,23 @@ class ServedStream:
         send what is newer, or hold the request up to ``wait`` seconds;
         with ``linger``, keep sending new chunks in the same answer up to
         ``linger`` seconds.
+
+        ``after`` is a seq of the block's output.  Older than the stream's
+        start (a reader resuming here from another worker or stream), it
+        is answered with what the stream holds, and the answer says how
+        many chunks it never held (``X-Pyrf-Missed``).  Newer than
+        anything the output emitted, it names a chunk that does not exist:
+        400, once the stream has received a chunk (until then the poll is
+        held: a relay's output learns where it is from its first chunk).
         """
         if self.error is not None:
             return error_reply(request, 500, self.error)
         if self.closed:
             return error_reply(request, 410, f"stream {self.id} is closed")
-        if after >= self._next_seq:
+        newest = max(self._newest, self.output.next_seq - 1)
+        if after > newest and self.start_seq is not None:
             return error_reply(request, 400, f"after={after} is beyond the newest "
-                                             f"chunk of stream {self.id} "
-                                             f"({self._next_seq - 1})")
+                                             f"chunk of stream {self.id} ({newest})")
         if after < self.acknowledged and self.policy == "block":
             return error_reply(request, 409, f"after={after}: stream {self.id} "
                                              f"was acknowledged up to "
@@ -445,13 +474,28 @@ class ServedStream:
 
     def _first_after(self, seq):
         """
-        The oldest kept chunk newer than ``seq``, if any.  (The backlog's
-        seqs are consecutive: chunks leave it only from the front.)
+        The oldest kept chunk newer than ``seq``, if any.  The backlog's
+        seqs grow but may skip (a relay forwards the gaps of a lossy
+        stream): the guess of consecutive seqs is checked, then bisected.
         """
         backlog = self._backlog
         if not backlog or backlog[-1].seq <= seq:
             return None
-        return backlog[max(seq + 1 - backlog[0].seq, 0)]
+        index = seq + 1 - backlog[0].seq
+        if index <= 0:
+            return backlog[0]
+        if index < len(backlog) and backlog[index].seq == seq + 1:
+            return backlog[index]
+        return backlog[bisect.bisect_right(backlog, seq, key=_SEQ)]
+
+    def _missed(self, after):
+        """
+        Chunks newer than ``after`` that this stream never held: those
+        before its first, when the cursor is older than that.
+        """
+        if after < 0 or self.start_seq is None:
+            return 0
+        return max(self.start_seq - 1 - after, 0)
 
     def _take_polls(self):
         polls, self._polls = self._polls, []
@@ -495,9 +539,10 @@ class ServedStream:
                 last = entry.seq
                 self._sent(entry.seq, len(piece))
         first_seq = None if first is None else first.seq
-        ended = self.ended and (first is None or last == self._next_seq - 1)
+        ended = self.ended and (first is None or last == self._newest)
         for name, value in stream_headers(self.kind, first_seq, last, self.dropped,
-                                          ended).items():
+                                          ended, self.start_seq,
+                                          self._missed(after)).items():
             request.setHeader(name, value)
         if first is None:
             request.setResponseCode(204)

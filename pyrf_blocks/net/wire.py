@@ -9,10 +9,14 @@ arrived within ``wait`` seconds.  The headers say what the body holds, so a
 client can route it before decoding a byte.  ``after`` is the
 acknowledgement: the server forgets every chunk up to it, and keeps the
 rest until a later request acknowledges them.
+
+A chunk's ``seq`` is its producing output's own (``Output.next_seq`` when
+it was emitted), kept across any number of processes, so a cursor means
+the same chunk on every worker that serves that output; a gap is a drop.
 """
 
 __all__ = ["CONTENT_TYPE", "JSON_TYPE", "KIND", "FIRST_SEQ", "LAST_SEQ",
-           "DROPPED", "END", "StreamHeaders", "stream_headers",
+           "START_SEQ", "MISSED", "DROPPED", "END", "StreamHeaders", "stream_headers",
            "read_stream_headers"]
 
 #: Content type of a body of chunks.
@@ -26,6 +30,14 @@ KIND = b"X-Pyrf-Kind"
 #: answer, whose last chunk is not known when it starts, has no last).
 FIRST_SEQ = b"X-Pyrf-First-Seq"
 LAST_SEQ = b"X-Pyrf-Last-Seq"
+#: ``seq`` of the first chunk the stream received: where the block's
+#: output was when the stream was opened (absent until it received one).
+#: A reader without a cursor counts gaps from there, not from 0.
+START_SEQ = b"X-Pyrf-Start-Seq"
+#: Chunks newer than the poll's ``after`` that the stream never held: the
+#: cursor is older than the stream's start (a reader resuming on a worker
+#: that took the block over, or on a new stream).  Absent when none.
+MISSED = b"X-Pyrf-Missed"
 #: Chunks the producing side has dropped from this stream so far (only
 #: ``drop_oldest`` and ``latest`` streams ever drop).
 DROPPED = b"X-Pyrf-Dropped"
@@ -39,21 +51,26 @@ class StreamHeaders:
     What the headers of one stream answer say.
     """
 
-    __slots__ = ("kind", "first_seq", "last_seq", "dropped", "ended")
+    __slots__ = ("kind", "first_seq", "last_seq", "dropped", "ended", "start_seq",
+                 "missed")
 
-    def __init__(self, kind, first_seq, last_seq, dropped, ended):
+    def __init__(self, kind, first_seq, last_seq, dropped, ended, start_seq=None,
+                 missed=0):
         self.kind = kind
         self.first_seq = first_seq
         self.last_seq = last_seq
         self.dropped = dropped
         self.ended = ended
+        self.start_seq = start_seq
+        self.missed = missed
 
     def __repr__(self):
         return (f"<StreamHeaders {self.kind} seq {self.first_seq}..{self.last_seq} "
+                f"start={self.start_seq} missed={self.missed} "
                 f"dropped={self.dropped} ended={self.ended}>")
 
 
-def stream_headers(kind, first_seq, last_seq, dropped, ended):
+def stream_headers(kind, first_seq, last_seq, dropped, ended, start_seq=None, missed=0):
     """
     The headers of a stream answer, as ``{name: value}`` bytes.
     """
@@ -63,6 +80,10 @@ def stream_headers(kind, first_seq, last_seq, dropped, ended):
         headers[FIRST_SEQ] = b"%d" % first_seq
     if last_seq is not None:
         headers[LAST_SEQ] = b"%d" % last_seq
+    if start_seq is not None:
+        headers[START_SEQ] = b"%d" % start_seq
+    if missed:
+        headers[MISSED] = b"%d" % missed
     return headers
 
 
@@ -92,4 +113,6 @@ def read_stream_headers(headers):
         last_seq=_integer(headers, LAST_SEQ),
         dropped=_integer(headers, DROPPED) or 0,
         ended=_one(headers, END) == b"1",
+        start_seq=_integer(headers, START_SEQ),
+        missed=_integer(headers, MISSED) or 0,
     )

@@ -5,12 +5,14 @@ Control API (JSON in, JSON out; every error is ``{"error": message}``):
 
 =================================  ======================================
 ``GET /health``                    liveness, block and stream counts
-``GET /blocks``                    every block, with its edges' and
-                                   streams' statistics
+``GET /blocks``                    every block, with its outputs and
+                                   their edges' and streams' statistics
 ``POST /blocks``                   create a block of a registered type
 ``GET /blocks/{name}``             one block
 ``DELETE /blocks/{name}``          remove a block nothing else consumes
-``POST /blocks/{name}/streams``    open a stream of the block's output
+``POST /blocks/{name}/streams``    open a stream of one of the block's
+                                   outputs (``{"output": "late"}``; the
+                                   main one by default)
 ``POST /blocks/{name}/stop``       end a source's stream
 ``GET /blocks/{name}/finished``    long-poll a sink until it has seen
                                    the end of its inputs (``?wait=s``;
@@ -26,11 +28,16 @@ only by a worker started with ``allow_files`` (``--allow-files``; children
 of :func:`~.placement.process` are).  With a token, every request must carry
 ``Authorization: Bearer <token>`` (401 otherwise).  Request bodies and
 headers are size-limited.
+
+A block's input is named as ``"fft"`` (its main output), ``"window:late"``
+or ``{"block": "window", "output": "late"}`` (another output), or as the
+URL of a block on another worker (``{"url": ..., "kind": ..., "output":
+...}``).  A stream's id names what it reads, ``{block}:{output}:{n}``,
+``n`` counting the streams of that output on this worker, never reused.
 """
 
 import hmac
 import ipaddress
-import itertools
 import json
 import re
 
@@ -38,7 +45,8 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import http, resource, server
 
-from ..block import Sink, Source
+from ..block import MAIN, Sink, Source, block_of
+from ..interfaces import IOutput
 from ..registry import UnknownBlockType, lookup, parameters, remote_allowed
 from ..waiting import Waiters
 from .client import remote_block
@@ -215,7 +223,8 @@ class Worker:
         self.max_body = max_body
         self.streams = {}
         self._stream_waiters = {}
-        self._ids = itertools.count(1)
+        #: Streams opened so far per (block name, output name).
+        self._opened = {}
         self.resource = _Root(self)
         self.site = _QuietSite(self.resource)
         self.site.requestFactory = type("_Request", (_LimitedRequest,), {"max_body": max_body})
@@ -275,6 +284,8 @@ class Worker:
             case ["blocks", name, "streams"] if method == "POST":
                 stream = self.open_stream(name, _json_body(request, self.max_body))
                 return json_reply(request, {"id": stream.id, "kind": stream.kind,
+                                            "block": stream.block.name,
+                                            "output": stream.output.output_name,
                                             "path": f"/streams/{stream.id}"}, 201)
             case ["blocks", name, "stop"] if method == "POST":
                 block = self._block(name)
@@ -305,6 +316,20 @@ class Worker:
             raise HTTPError(404, f"no block named {name!r} on this worker")
         return block
 
+    def _output(self, block, name, where=None):
+        """
+        ``block``'s output ``name``; 400 for a name that is not a string,
+        404 naming the block's outputs for one it does not have.
+        """
+        if not isinstance(name, str):
+            raise HTTPError(400, f"{where or block.label}: output must be an output "
+                                 f"name, got {name!r}")
+        try:
+            return block.output(name)
+        except KeyError as error:
+            message = error.args[0]
+            raise HTTPError(404, f"{where}: {message}" if where else message) from None
+
     def _stream(self, ident):
         stream = self.streams.get(ident)
         if stream is None:
@@ -320,11 +345,17 @@ class Worker:
                 "failure": failure.getErrorMessage() if failure else None}
 
     def describe(self, block):
+        streams = [s for s in self.streams.values() if s.block is block]
         return {"name": block.name, "type": block.type_name, "kind": block.kind,
                 "active": block.active,
                 "inputs": [producer.name for producer in block.inputs],
+                "outputs": [{"name": output.output_name, "kind": output.kind,
+                             "next_seq": output.next_seq,
+                             "edges": [edge.stats for edge in output.edges],
+                             "streams": [s.stats for s in streams if s.output is output]}
+                            for output in block.outputs.values()],
                 "edges": [edge.stats for edge in block.edges],
-                "streams": [s.stats for s in self.streams.values() if s.block is block]}
+                "streams": [s.stats for s in streams]}
 
     def create(self, spec):
         """
@@ -420,14 +451,28 @@ class Worker:
     def _input(self, type_name, index, item):
         where = f"{type_name}: input {index + 1}"
         if isinstance(item, str):
-            return self._block(item)
+            name, _, output = item.partition(":")
+            return self._producer(name, output or MAIN, where)
+        if isinstance(item, dict) and "block" in item:
+            unknown = set(item) - {"block", "output"}
+            if unknown:
+                raise HTTPError(400, f"{where}: unknown field(s) "
+                                     f"{', '.join(sorted(unknown))}")
+            if not isinstance(item["block"], str):
+                raise HTTPError(400, f"{where}: block must be a block name")
+            return self._producer(item["block"], item.get("output", MAIN), where)
         if not isinstance(item, dict) or not isinstance(item.get("url"), str):
-            raise HTTPError(400, f"{where} must be a block name or "
-                                 '{"url": ..., "kind": ..., "token": ..., "ca": ...}')
-        unknown = set(item) - {"url", "kind", "token", "ca", "policy", "maxsize"}
+            raise HTTPError(400, f'{where} must be a block name ("fft", or "window:late" '
+                                 'for another output), {"block": ..., "output": ...} or '
+                                 '{"url": ..., "kind": ..., "output": ..., "token": ..., '
+                                 '"ca": ...}')
+        unknown = set(item) - {"url", "kind", "output", "token", "ca", "policy", "maxsize"}
         if unknown:
             raise HTTPError(400, f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
         url, kind, token = item["url"], item.get("kind"), item.get("token")
+        output = item.get("output", MAIN)
+        if not isinstance(output, str):
+            raise HTTPError(400, f"{where}: output must be an output name, got {output!r}")
         if not re.match(r"https?://[^/\s]+/blocks/[^/\s]+\Z", url):
             raise HTTPError(400, f"{where}: {url!r} is not http(s)://host:port/blocks/NAME")
         if token is not None and not isinstance(token, str):
@@ -435,18 +480,31 @@ class Worker:
         ca = item.get("ca")
         if ca is not None and not isinstance(ca, str):
             raise HTTPError(400, f"{where}: ca must be PEM text")
+        name = url.rsplit("/", 1)[1]
         try:
-            return remote_block(url, kind, token=token, client=self.client,
+            return remote_block(url, kind, output=output, token=token, client=self.client,
                                 ca=ca.encode("utf-8") if ca is not None else None,
-                                graph=self.graph, name=url.rsplit("/", 1)[1],
+                                graph=self.graph,
+                                name=name if output == MAIN else f"{name}.{output}",
                                 remote_policy=item.get("policy", "block"),
                                 remote_maxsize=item.get("maxsize"))
         except (TypeError, ValueError) as error:
             raise HTTPError(400, f"{where}: {error}") from None
 
+    def _producer(self, name, output, where):
+        """
+        The block ``name`` (for its main output) or its output ``output``,
+        as an input of a block created here.
+        """
+        block = self._block(name)
+        if output == MAIN:
+            return block
+        return self._output(block, output, where)
+
     def remove(self, name):
         block = self._block(name)
-        users = [b.name for b in self.graph.blocks.values() if block in b.inputs]
+        users = [b.name for b in self.graph.blocks.values()
+                 if any(block_of(producer) is block for producer in b.inputs)]
         if users or block.edges:
             raise HTTPError(409, f"{block.label} is in use by "
                                  f"{', '.join(users) or 'a stream'}; remove that first")
@@ -460,30 +518,39 @@ class Worker:
         log.info("removed {block}", block=block.label)
 
     def open_stream(self, name, spec):
+        """
+        Open a stream of the output ``spec["output"]`` (the main one by
+        default) of the block ``name``.
+        """
         block = self._block(name)
-        if block.kind is None:
+        if not block.outputs:
             raise HTTPError(409, f"{block.label} is a sink: it has no output to stream")
-        unknown = set(spec) - {"policy", "maxsize"}
+        unknown = set(spec) - {"output", "policy", "maxsize"}
         if unknown:
             raise HTTPError(400, f"unknown field(s) {', '.join(sorted(unknown))}; "
-                                 "a stream takes policy and maxsize")
-        ident = str(next(self._ids))
+                                 "a stream takes output, policy and maxsize")
+        output = self._output(block, spec.get("output", MAIN))
+        key = (block.name, output.output_name)
+        self._opened[key] = count = self._opened.get(key, 0) + 1
+        ident = f"{block.name}:{output.output_name}:{count}"
         try:
-            stream = ServedStream(ident, block, self.clock, spec.get("policy", "block"),
+            stream = ServedStream(ident, output, self.clock, spec.get("policy", "block"),
                                   spec.get("maxsize"), on_close=self._forget_stream)
         except (TypeError, ValueError) as error:
-            raise HTTPError(400, f"stream of {block.label}: {error}") from None
+            raise HTTPError(400, f"stream of {output.label}: {error}") from None
         self.streams[ident] = stream
-        waiters = self._stream_waiters.pop(block, None)
+        waiters = self._stream_waiters.pop(output, None)
         if waiters is not None:
             waiters.fire(stream)
         return stream
 
-    def when_streamed(self, block):
+    def when_streamed(self, producer):
         """
-        A Deferred that fires when a stream of ``block`` is next opened.
+        A Deferred that fires when a stream of ``producer`` (a block, for
+        its main output, or an output) is next opened.
         """
-        return self._stream_waiters.setdefault(block, Waiters()).wait()
+        output = producer if IOutput.providedBy(producer) else producer.output()
+        return self._stream_waiters.setdefault(output, Waiters()).wait()
 
     def _forget_stream(self, stream):
         self.streams.pop(stream.id, None)
