@@ -10,7 +10,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 from pyrf_blocks.blocks.dsp import calibrate_block, fft_block
 from pyrf_blocks.blocks.sources import simulated_instrument
 from pyrf_blocks.graph import Graph
-from pyrf_blocks.interfaces import IIQProducer, ISpectrumProducer
+from pyrf_blocks.interfaces import IIQProducer, IRealProducer, ISpectrumProducer
 from pyrf_blocks.net import WorkerUnreachable, remote_block
 from pyrf_blocks.net.client import RemoteError
 from pyrf_blocks.testing import (WORKER_URL, FlakyClient, WorkerPair, array_source,
@@ -265,3 +265,134 @@ def test_an_answer_that_goes_silent_is_abandoned_and_polled_again(logged):
     errors = [e for e in logged if e.get("log_level") == LogLevel.error]
     message = errors[0]["log_format"].format(**errors[0])
     assert "http://worker/streams/1 went silent for 3" in message and "retry 1" in message
+
+
+# Sequence numbers survive the crossing.
+
+def test_a_reader_joining_late_gets_the_blocks_own_seqs_and_no_false_drops():
+    """remote_block re-emits each chunk with the seq the remote block gave it, from where it joined."""
+    pair = WorkerPair()
+    source = manual_source(graph=pair.server, name="src")
+    for _ in range(5):
+        source.push(2)
+    remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=pair.http, graph=pair.client)
+    sink = recording_sink(remote)
+    pair.pump(3)
+    for _ in range(4):
+        source.push(2)
+        pair.pump(2)
+    source.finish()
+    assert pair.run() is None
+    assert [c.seq for c in sink.chunks] == [5, 6, 7, 8]
+    assert np.array_equal(sink.data(), np.arange(10, 18))
+    assert sink.problems == [] and remote.dropped == 0 and remote.remote_dropped == 0
+    assert remote.output().next_seq == 9
+
+
+def test_seqs_and_drops_survive_two_hops():
+    """source -> lossy stream -> relay on a second worker -> here: seqs are the source's, gaps counted."""
+    from treq.testing import StubTreq
+
+    from pyrf_blocks.net import Worker
+
+    pair = WorkerPair()
+    source = manual_source(graph=pair.server, name="src")
+    for _ in range(3):
+        source.push(2)  # before anyone reads
+    middle = Graph(pair.clock)
+    relay = remote_block(WORKER_URL + "/blocks/src", "iq", client=pair.http, graph=middle,
+                         name="relay", remote_policy="drop_oldest", remote_maxsize=2)
+    middle_http = StubTreq(Worker(middle).resource)
+    remote = remote_block("http://middle/blocks/relay", "iq", client=middle_http,
+                          graph=pair.client)
+    sink = recording_sink(remote)
+
+    def pump(steps):
+        for _ in range(steps):
+            pair.http.flush()
+            middle_http.flush()
+            pair.clock.advance(0.001)
+
+    pump(10)
+    assert relay.active
+    for _ in range(12):
+        source.push(2)  # in one go: the first hop keeps only the newest
+    pump(20)
+    source.push(2)
+    pump(20)
+    seqs = [c.seq for c in sink.chunks]
+    assert seqs[0] == 3 and seqs[-1] == 15 and seqs == sorted(set(seqs))
+    for chunk in sink.chunks:  # seq n carries samples 2n and 2n + 1
+        assert chunk.data.tolist() == [2 * chunk.seq, 2 * chunk.seq + 1]
+    assert relay.dropped == relay.remote_dropped > 0
+    assert remote.dropped == relay.dropped == 15 - 3 + 1 - len(seqs)
+    assert remote.remote_dropped == 0  # the second stream dropped nothing itself
+
+
+def test_a_reader_fails_clearly_when_the_remote_numbering_goes_back():
+    """A stream whose seq goes back (its worker restarted) fails the graph naming the source."""
+    first, restarted = WorkerPair(), WorkerPair()
+    client = FlakyClient(first.http, failures=0)
+    source = manual_source(graph=first.server, name="src")
+    remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=client, graph=first.client)
+    sink = recording_sink(remote)
+    first.pump(3)
+    source.push(2)
+    source.push(2)
+    first.pump(5)
+    sink.close()
+    first.pump(5)
+    client.http = restarted.http  # the same URL now reaches a new worker
+    fresh = manual_source(graph=restarted.server, name="src")  # numbering from 0 again
+    recording_sink(remote)
+    for _ in range(5):
+        first.pump(1)
+        restarted.pump(1)
+    fresh.push(2)
+    for _ in range(5):
+        restarted.pump(1)
+    failure = []
+    first.client.done().addBoth(failure.append)
+    assert failure and failure[0].check(RemoteError)
+    assert ("sent seq 0, but this graph already had seq 1 of http://worker/blocks/src: "
+            "its numbering went back") in str(failure[0].value)
+
+
+# Named outputs.
+
+def test_a_remote_block_reads_a_named_output(tee_power):
+    """remote_block(url, kind, output=...) reads that output's stream, with its own seqs."""
+    pair = WorkerPair()
+    source = manual_source(graph=pair.server, name="src")
+    tee_power(source, graph=pair.server, name="tee")
+    power = remote_block(WORKER_URL + "/blocks/tee", "real", output="power", client=pair.http,
+                         graph=pair.client)
+    assert_provides(IRealProducer, power)
+    sink = recording_sink(power)
+    pair.pump(3)
+    assert list(pair.worker.streams) == ["tee:power:1"]
+    for _ in range(6):
+        source.push(4)
+        pair.pump(2)
+    source.finish()
+    assert pair.run() is None
+    assert [c.seq for c in sink.chunks] == [0, 1, 2]
+    assert [c.kind for c in sink.chunks] == ["real"] * 3
+    assert "output 'power'" in repr(power)
+
+
+@pytest.mark.parametrize("output, kind, message", [
+    ("late", "real", "opening a stream of http://worker/blocks/tee output 'late': HTTP 404: "
+                     "tee_power 'tee' has no output 'late'; it has 'main', 'power'"),
+    ("power", "iq", "http://worker/blocks/tee output 'power' produces 'real' chunks, "
+                    "not 'iq'"),
+])
+def test_a_remote_output_that_does_not_exist_or_differs_fails_naming_it(tee_power, output,
+                                                                       kind, message):
+    """A wrong output name or kind fails the graph at once with the worker's reason."""
+    pair = WorkerPair()
+    tee_power(manual_source(graph=pair.server, name="src"), graph=pair.server, name="tee")
+    recording_sink(remote_block(WORKER_URL + "/blocks/tee", kind, output=output,
+                                client=pair.http, graph=pair.client))
+    failure = pair.run()
+    assert failure.check(RemoteError) and message in str(failure.value)

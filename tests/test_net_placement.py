@@ -13,7 +13,8 @@ from pyrf_blocks.blocks.sources import simulated_instrument
 from pyrf_blocks.cli import main
 from pyrf_blocks.block import Block, Sink
 from pyrf_blocks.graph import Graph
-from pyrf_blocks.interfaces import IChunkConsumer, IIQProducer, ISpectrumProducer
+from pyrf_blocks.interfaces import (IChunkConsumer, IIQProducer, IRealProducer,
+                                    ISpectrumProducer)
 from pyrf_blocks.net import Place, placed_block, remote_block
 from pyrf_blocks.net.stream import ServedStream
 from pyrf_blocks import registry
@@ -233,3 +234,115 @@ def test_file_blocks_need_a_worker_that_allows_files():
         assert status == expected, body
         if not allow:
             assert b"--allow-files" in body
+
+
+# Named outputs of placed blocks.
+
+def local_tee(tee_power, clock):
+    """
+    Both outputs of tee_power over the SOURCE instrument, run in one graph.
+    """
+    graph = Graph(clock)
+    tee = tee_power(simulated_instrument(graph=graph, **SOURCE))
+    main, power = recording_sink(tee), recording_sink(tee.output("power"))
+    assert run_clock(clock, graph) is None
+    return main, power
+
+
+def streams_opened(worker):
+    """
+    The ids of the streams ``worker`` opens from now on, as a list that grows.
+    """
+    opened = []
+    open_stream, open_streams = worker.open_stream, worker.open_streams
+
+    def opening(name, spec):
+        stream = open_stream(name, spec)
+        opened.append(stream.id)
+        return stream
+
+    def opening_together(name, spec):
+        streams = open_streams(name, spec)
+        opened.append([stream.id for stream in streams])
+        return streams
+    worker.open_stream, worker.open_streams = opening, opening_together
+    return opened
+
+
+def test_a_placed_blocks_outputs_each_read_their_own_stream_of_one_block(pair, place,
+                                                                         tee_power):
+    """stand_in.output(name) reads that output of the same worker block, created once."""
+    wsa = simulated_instrument(graph=pair.client, proc=place, **SOURCE)
+    tee = tee_power(wsa, proc=place, name="tee")
+    power_output = tee.output("power")
+    assert power_output is tee.output("power")
+    assert_provides(IRealProducer, power_output)
+    assert_provides(IIQProducer, tee)
+    assert tee.output_kinds == {"main": "iq", "power": "real"}
+    opened = streams_opened(pair.worker)
+    main, power = recording_sink(tee), recording_sink(power_output)
+    assert pair.run() is None
+    assert opened == [["tee:main:1", "tee:power:1"]]  # in one request: they start together
+    assert sorted(b.type_name for b in pair.server.blocks.values()) == [
+        "simulated_instrument", "tee_power"]
+    expected_main, expected_power = local_tee(tee_power, pair.clock)
+    assert main.chunks == expected_main.chunks and len(main.chunks) == 5
+    assert power.chunks == expected_power.chunks and len(power.chunks) == 2
+    assert main.problems == power.problems == []
+
+
+def test_consuming_only_another_output_creates_the_placed_block(pair, place, tee_power):
+    """A placed block's other output alone brings it to life; its main output is not streamed."""
+    tee = tee_power(simulated_instrument(graph=pair.client, proc=place, **SOURCE),
+                    proc=place, name="tee")
+    pair.pump(20)
+    assert pair.server.blocks == {}
+    opened = streams_opened(pair.worker)
+    power = recording_sink(tee.output("power"))
+    assert pair.run() is None
+    assert opened == ["tee:power:1"]
+    assert [c.seq for c in power.chunks] == [0, 1]
+    assert not tee.active and tee.remote_name == "tee"
+
+
+def test_a_placed_sink_reads_another_output_of_a_block_on_its_worker(pair, place, tee_power):
+    """A placed consumer of a placed block's output is connected there, by output name."""
+    tee = tee_power(simulated_instrument(graph=pair.client, proc=place, **SOURCE),
+                    proc=place, name="tee")
+    sink = collector(tee.output("power"), proc=place)
+    assert pair.run() is None and sink.finished
+    remote = pair.server.blocks[sink.remote_name]
+    assert [producer.name for producer in remote.inputs] == ["tee:power"]
+    _, expected = local_tee(tee_power, pair.clock)
+    assert remote.chunks == expected.chunks
+    assert pair.worker.streams == {}
+
+
+def test_a_placed_block_has_only_its_types_outputs(pair, place, tee_power):
+    """Asking a stand-in for an output its type lacks raises, naming the block and its outputs."""
+    tee = tee_power(simulated_instrument(graph=pair.client, proc=place, **SOURCE),
+                    proc=place, name="tee")
+    with pytest.raises(KeyError, match="tee_power 'tee' has no output 'late'; it has "
+                                       "'main', 'power'"):
+        tee.output("late")
+    with pytest.raises(TypeError, match="input 1 must provide ISpectrumProducer"):
+        calibrate_block(tee.output("power"), proc=place)
+
+
+def test_a_stream_opened_for_an_output_no_longer_read_is_closed(pair, place, tee_power):
+    """An output whose reader left while its stream was being opened with others does not hold the block."""
+    tee = tee_power(simulated_instrument(graph=pair.client, proc=place, seed=4),
+                    proc=place, name="tee")
+    main = recording_sink(tee)
+    power = recording_sink(tee.output("power"))
+    open_streams = pair.worker.open_streams
+
+    def opening_together(name, spec):
+        streams = open_streams(name, spec)
+        power.close()  # the power reader leaves before the answer reaches it
+        return streams
+    pair.worker.open_streams = opening_together
+    pair.pump(200, 0.01)
+    assert list(pair.worker.streams) == ["tee:main:1"]  # tee:power:1 was closed
+    assert len(main.chunks) > 3 and power.chunks == []
+    assert pair.server.blocks["tee"].output("power").edges == ()

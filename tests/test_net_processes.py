@@ -432,3 +432,105 @@ def test_a_recorder_placed_in_a_child_writes_what_this_process_produced(tmp_path
     chunks, samples = script.stdout.decode().split()
     assert int(chunks) == 6 and int(samples) == 6 * 2048
     assert (tmp_path / "capture.sigmf-meta").exists()
+
+
+# Sequence numbers and named outputs across a real process boundary.
+
+SEQ_ACROSS = """
+import json
+from twisted.internet import reactor, task
+from pyrf_blocks import Graph, collector, process, set_default_graph, simulated_instrument
+from pyrf_blocks.net import remote_block
+
+class slow_collector(collector):
+    # Takes a chunk every 20 ms, so a lossy stream must drop.
+    def compute(self, chunk):
+        super().compute(chunk)
+        edge = self.input_edges[0]
+        edge.pauseProducing()
+        reactor.callLater(0.02, edge.resumeProducing)
+
+graph = Graph()
+set_default_graph(graph)
+child = process()
+wsa = simulated_instrument(proc=child, name="wsa", sample_rate=1e5, tones=[[1e4, -20.0]],
+                           samples_per_packet=256, packets_per_block=1)
+keeper = collector(wsa, keep=1, proc=child)  # runs the source in the child from the start
+readers = {}
+
+def join(_):
+    readers["late"] = collector(wsa)
+    lossy = remote_block(wsa.url, "iq", token=child.token, remote_policy="drop_oldest",
+                         remote_maxsize=2)
+    readers["lossy"] = (lossy, slow_collector(lossy))
+    reactor.callLater(1.0, wsa.stopProducing)  # ends the source there: every stream ends
+
+wsa.prepare().addCallback(lambda _: task.deferLater(reactor, 0.5, join, None))
+graph.run()
+lossy, slow = readers["lossy"]
+print(json.dumps({
+    "late": [[c.seq, c.start] for c in readers["late"].chunks], "late_dropped": wsa.dropped,
+    "lossy": [[c.seq, c.start] for c in slow.chunks], "lossy_dropped": lossy.dropped,
+    "lossy_remote_dropped": lossy.remote_dropped}))
+"""
+
+
+def test_seqs_cross_a_process_boundary_as_the_source_gave_them():
+    """A source in a child: readers joining late, lossy or not, get the source's own seqs and honest drop counts."""
+    script = subprocess.run([sys.executable, "-c", SEQ_ACROSS], cwd=ROOT, env=environment(),
+                            capture_output=True, timeout=120)
+    assert script.returncode == 0, script.stderr.decode()[-3000:]
+    result = json.loads(script.stdout.decode().splitlines()[-1])
+    period = 256 * 10 ** 9 // 10 ** 5  # ns per chunk: seq n starts at n periods
+    late, lossy = result["late"], result["lossy"]
+    assert all(start == seq * period for seq, start in late + lossy)
+    late_seqs = [seq for seq, _ in late]
+    assert late_seqs[0] > 0, "the reader did not join late"
+    assert late_seqs == list(range(late_seqs[0], late_seqs[0] + len(late_seqs)))
+    assert result["late_dropped"] == 0
+    lossy_seqs = [seq for seq, _ in lossy]
+    assert lossy_seqs[0] > 0 and lossy_seqs == sorted(set(lossy_seqs))
+    gaps = sum(b - a - 1 for a, b in zip(lossy_seqs, lossy_seqs[1:]))
+    assert result["lossy_dropped"] > 0
+    assert result["lossy_dropped"] == result["lossy_remote_dropped"] >= gaps
+
+
+TWO_OUTPUTS = """
+import sys
+import numpy as np
+from pyrf_blocks import Graph, collector, process, set_default_graph, simulated_instrument
+from net_blocks import tee_power
+
+graph = Graph()
+set_default_graph(graph)
+child = process(imports=["net_blocks"])
+source = simulated_instrument(proc=child, count=8, paced=False, seed=7,
+                              tones=[[1e6, -20.0]], samples_per_packet=256,
+                              packets_per_block=4)
+tee = tee_power(source, proc=child, name="tee")
+main, power = collector(tee), collector(tee.output("power"))
+graph.run()
+np.savez(sys.argv[1], main=main.data(), power=power.data(),
+         main_meta=np.array([(c.seq, c.start, c.end) for c in main.chunks]),
+         power_meta=np.array([(c.seq, c.start, c.end) for c in power.chunks]))
+"""
+
+
+def test_both_outputs_of_a_block_in_a_child_arrive_each_on_its_stream(tmp_path, tee_power):
+    """A two-output block placed in a child: each output arrives whole, with its own seqs."""
+    out = tmp_path / "outputs.npz"
+    env = environment()
+    env["PYTHONPATH"] += os.pathsep + str(ROOT / "tests")
+    script = subprocess.run([sys.executable, "-c", TWO_OUTPUTS, str(out)], cwd=ROOT, env=env,
+                            capture_output=True, timeout=120)
+    assert script.returncode == 0, script.stderr.decode()[-3000:]
+    graph = Graph(Clock())
+    tee = tee_power(simulated_instrument(graph=graph, count=8, **SOURCE))
+    main, power = recording_sink(tee), recording_sink(tee.output("power"))
+    assert run_clock(graph.reactor, graph) is None
+    result = np.load(out)
+    np.testing.assert_array_equal(result["main"], main.data())
+    np.testing.assert_array_equal(result["power"], power.data())
+    assert result["main_meta"].tolist() == [[c.seq, c.start, c.end] for c in main.chunks]
+    assert result["power_meta"].tolist() == [[c.seq, c.start, c.end] for c in power.chunks]
+    assert [c.seq for c in power.chunks] == [0, 1, 2, 3]

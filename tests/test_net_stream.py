@@ -512,8 +512,13 @@ def test_each_output_of_a_block_is_streamed_on_its_own(pair, source, tee):
     ("src", {"output": "power"}, 404, "manual_source 'src' has no output 'power'; it has "
                                       "'main'"),
     ("tee", {"output": 3}, 400, "output must be an output name, got 3"),
-    ("tee", {"outputs": "power"}, 400, "unknown field(s) outputs; a stream takes output, "
+    ("tee", {"outputz": "power"}, 400, "unknown field(s) outputz; a stream takes output, "
                                        "policy and maxsize"),
+    ("tee", {"outputs": ["main", "pwr"]}, 404, "tee_power 'tee' has no output 'pwr'"),
+    ("tee", {"outputs": "power"}, 400, "outputs must be a list of distinct output names"),
+    ("tee", {"outputs": ["power", "power"]}, 400, "outputs must be a list of distinct"),
+    ("tee", {"outputs": ["power"], "output": "main"}, 400,
+     "unknown field(s) output; a stream takes outputs, policy and maxsize"),
 ])
 def test_a_bad_output_name_is_a_4xx_naming_the_block_and_its_outputs(pair, tee, block, spec,
                                                                      code, message):
@@ -521,3 +526,18 @@ def test_a_bad_output_name_is_a_4xx_naming_the_block_and_its_outputs(pair, tee, 
     status, _, body = pair.call("POST", f"/blocks/{block}/streams", json=spec)
     assert status == code and message in json.loads(body)["error"]
     assert pair.worker.streams == {}
+
+
+def test_several_outputs_opened_in_one_request_start_at_the_same_chunk(pair, source, tee):
+    """POST with "outputs" opens a stream of each before the block can emit again."""
+    status, _, body = pair.call("POST", "/blocks/tee/streams",
+                                json={"outputs": ["power", "main"], "maxsize": 8})
+    assert status == 201, body
+    answers = json.loads(body)["streams"]
+    assert [(a["id"], a["kind"], a["output"]) for a in answers] == [
+        ("tee:power:1", "real", "power"), ("tee:main:1", "iq", "main")]
+    for _ in range(2):
+        source.push(4)
+    seqs = {answer["output"]: [c.seq for c in decode_chunks(pair.call("GET", answer["path"])[2])]
+            for answer in answers}
+    assert seqs == {"power": [0], "main": [0, 1]}

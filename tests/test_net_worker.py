@@ -206,3 +206,66 @@ def test_finished_is_long_polled_until_the_sink_has_seen_the_end():
     assert held[0][0] == 200 and json.loads(held[0][2]) == {"finished": True}
     status, _, body = pair.call("GET", "/blocks/src/finished")
     assert status == 409 and "is not a sink" in json.loads(body)["error"]
+
+
+# Named outputs in the control API.
+
+@pytest.fixture
+def tee_pair(tee_power):
+    pair = WorkerPair()
+    source = manual_source(graph=pair.server, name="src")
+    tee_power(source, graph=pair.server, name="tee")
+    return pair
+
+
+def test_a_listing_describes_every_output_with_its_kind_edges_and_streams(tee_pair):
+    """GET /blocks/{name} lists each output with its kind, next seq, edges and streams."""
+    pair = tee_pair
+    pair.call("POST", "/blocks/tee/streams", json={"output": "power"})
+    pair.server.blocks["src"].push(4)
+    pair.server.blocks["src"].push(4)
+    tee = body_of(pair.call("GET", "/blocks/tee"))
+    main, power = tee["outputs"]
+    assert (main["name"], main["kind"], main["next_seq"]) == ("main", "iq", 2)
+    assert (power["name"], power["kind"], power["next_seq"]) == ("power", "real", 1)
+    assert main["streams"] == [] and main["edges"] == []
+    assert [s["id"] for s in power["streams"]] == ["tee:power:1"]
+    assert power["streams"][0]["output"] == "power" and len(power["edges"]) == 1
+    assert [s["id"] for s in tee["streams"]] == ["tee:power:1"]  # all the block's streams
+
+
+@pytest.mark.parametrize("item", ["tee:power", {"block": "tee", "output": "power"}])
+def test_an_input_may_name_an_output_of_a_block(tee_pair, item):
+    """Inputs given as "block:output" or {"block", "output"} read that output."""
+    pair = tee_pair
+    status, _, body = pair.call("POST", "/blocks", json={"type": "collector", "name": "c",
+                                                         "inputs": [item]})
+    assert status == 201, body
+    assert json.loads(body)["inputs"] == ["tee:power"]
+    for _ in range(4):
+        pair.server.blocks["src"].push(4)
+    assert [c.seq for c in pair.server.blocks["c"].chunks] == [0, 1]
+    assert [c.kind for c in pair.server.blocks["c"].chunks] == ["real", "real"]
+    status, _, body = pair.call("DELETE", "/blocks/tee")
+    assert status == 409 and "in use by c" in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize("item, code, message", [
+    ("tee:pwr", 404, "collector: input 1: tee_power 'tee' has no output 'pwr'; it has "
+                     "'main', 'power'"),
+    ({"block": "tee", "output": "late"}, 404, "tee_power 'tee' has no output 'late'"),
+    ({"block": "tee", "output": 5}, 400, "collector: input 1: output must be an output "
+                                         "name, got 5"),
+    ({"block": "tee", "kind": "real"}, 400, "collector: input 1: unknown field(s) kind"),
+    ({"block": 7}, 400, "collector: input 1: block must be a block name"),
+    ("nope:power", 404, "no block named 'nope'"),
+    ({"url": "http://w/blocks/x", "kind": "iq", "output": ["late"]}, 400,
+     "collector: input 1: output must be an output name, got ['late']"),
+])
+def test_bad_output_names_in_inputs_get_a_4xx(tee_pair, item, code, message):
+    """An input naming an output the block lacks is refused, naming the block and its outputs."""
+    pair = tee_pair
+    status, _, body = pair.call("POST", "/blocks", json={"type": "collector",
+                                                         "inputs": [item]})
+    assert status == code and message in json.loads(body)["error"]
+    assert set(pair.server.blocks) == {"src", "tee"}

@@ -395,11 +395,17 @@ class remote_block(Block):
     def _close_stream(self):
         url, self.stream_url = self.stream_url, None
         if url is not None:
-            d = self.client.delete(url, headers=auth_headers(self.token))
-            d.addCallback(lambda response: response.content())
-            d.addErrback(lambda failure: log.debug(
-                "{block}: closing {url} failed: {error}", block=self, url=url,
-                error=failure.getErrorMessage()))
+            self.discard_stream(url)
+
+    def discard_stream(self, url):
+        """
+        Close the stream at ``url`` on the worker, not waiting for the answer.
+        """
+        d = self.client.delete(url, headers=auth_headers(self.token))
+        d.addCallback(lambda response: response.content())
+        d.addErrback(lambda failure: log.debug(
+            "{block}: closing {url} failed: {error}", block=self, url=url,
+            error=failure.getErrorMessage()))
 
     # The polling loop: one request at a time.
 
@@ -428,17 +434,37 @@ class remote_block(Block):
 
     async def _open_stream(self):
         await self.prepare()
-        spec = {"policy": self.remote_policy, "maxsize": self.remote_maxsize}
-        if self.remote_output != MAIN:
-            spec["output"] = self.remote_output  # (older workers know only main)
-        response = await self.client.post(
-            self.url + "/streams", headers=auth_headers(self.token), json=spec,
-            reactor=self.graph.reactor, timeout=30)
-        answer = await read_json(response, f"opening a stream of {self.source}")
+        answer = await self.open_stream()
         if answer.get("kind") != self.kind:
             raise RemoteError(f"{self.source} produces {answer.get('kind')!r} chunks, "
                               f"not {self.kind!r}")
         self.stream_url = self.worker_url + answer["path"]
+
+    def open_stream(self):
+        """
+        Open the stream this block reads on the worker: a Deferred firing
+        with the worker's answer (``{"id", "kind", "path"...}``).
+        """
+        d = defer.ensureDeferred(self.request_streams([self.remote_output]))
+        return d.addCallback(lambda answers: answers[0])
+
+    async def request_streams(self, outputs):
+        """
+        Open streams of the remote block's ``outputs`` in one request (so
+        that they start together); the worker's answers, in order.
+        """
+        spec = {"policy": self.remote_policy, "maxsize": self.remote_maxsize}
+        if len(outputs) > 1:
+            spec["outputs"] = outputs
+        elif outputs[0] != MAIN:
+            spec["output"] = outputs[0]  # (older workers know only main)
+        response = await self.client.post(
+            self.url + "/streams", headers=auth_headers(self.token), json=spec,
+            reactor=self.graph.reactor, timeout=30)
+        what = self.source if outputs == [self.remote_output] else (
+            f"{self.url} outputs {', '.join(map(repr, outputs))}")
+        answer = await read_json(response, f"opening a stream of {what}")
+        return answer["streams"] if len(outputs) > 1 else [answer]
 
     async def _poll(self):
         response = await self.client.get(

@@ -332,6 +332,8 @@ class placed_block(remote_block):
         self.output_kinds = _output_kinds(factory, type_name, kind)
         self._creation = None
         self._output_stand_ins = {}
+        #: Streams of its outputs asked for in this reactor turn, by output.
+        self._batch = None
         super().__init__(None, kind, inputs=inputs, token=place.token, ca=place.ca,
                          client=place.client, name=name or type_name, graph=graph,
                          **place.stream_options)
@@ -388,6 +390,49 @@ class placed_block(remote_block):
         self._creation = None  # try again on the next activation
         return failure
 
+    def open_stream(self):
+        return self.open_together(self)
+
+    def open_together(self, stand_in):
+        """
+        Open the stream that ``stand_in`` (this block's or one of its
+        outputs' stand-in) reads: those asked for in the same reactor turn
+        are opened in one request, so that outputs consumed together here
+        start at the same chunk on the worker, as in one process (a block
+        would otherwise run, even end, before its next output's stream
+        opened).  A Deferred firing with the worker's answer.
+        """
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = {}
+            self.graph.reactor.callLater(0, self._open_batch, batch)
+        name = stand_in.remote_output
+        waiter = batch[name] = defer.Deferred(lambda d: batch.pop(name, None))
+        return waiter
+
+    def _open_batch(self, batch):
+        self._batch = None
+        names = list(batch)
+        if not names:
+            return  # every stand-in stopped waiting
+        d = defer.ensureDeferred(self.request_streams(names))
+        d.addCallbacks(self._batch_opened, self._batch_failed, (batch, names), None,
+                       (batch,))
+
+    def _batch_opened(self, answers, batch, names):
+        for name, answer in zip(names, answers):
+            waiter = batch.pop(name, None)
+            if waiter is None:  # its stand-in stopped meanwhile: nobody reads it
+                self.discard_stream(self.worker_url + answer["path"])
+            else:
+                waiter.callback(answer)
+
+    def _batch_failed(self, failure, batch):
+        waiters = list(batch.values())
+        batch.clear()
+        for waiter in waiters:
+            waiter.errback(failure)
+
 
 class placed_output(placed_block):
     """
@@ -404,6 +449,7 @@ class placed_output(placed_block):
         self.output_kinds = {MAIN: block.output_kinds[output]}
         self._creation = None
         self._output_stand_ins = {}
+        self._batch = None
         remote_block.__init__(self, None, block.output_kinds[output], output=output,
                               inputs=block.inputs, token=block.token, ca=block.ca,
                               client=block.place.client, name=f"{block.name}:{output}",
@@ -414,6 +460,9 @@ class placed_output(placed_block):
             self.remote_name = self.placed.remote_name
             self.set_url(self.placed.url)
         return self.placed.prepare().addCallback(created)
+
+    def open_stream(self):
+        return self.placed.open_together(self)
 
 
 class placed_sink(Sink):

@@ -166,6 +166,14 @@ class _QuietSite(server.Site):
         pass
 
 
+def _opened(stream):
+    """
+    The answer to a request that opened ``stream``.
+    """
+    return {"id": stream.id, "kind": stream.kind, "block": stream.block.name,
+            "output": stream.output.output_name, "path": f"/streams/{stream.id}"}
+
+
 def _json_body(request, limit):
     request.content.seek(0)
     body = request.content.read(limit + 1)
@@ -224,7 +232,7 @@ class Worker:
         self.streams = {}
         self._stream_waiters = {}
         #: Streams opened so far per (block name, output name).
-        self._opened = {}
+        self._stream_counts = {}
         self.resource = _Root(self)
         self.site = _QuietSite(self.resource)
         self.site.requestFactory = type("_Request", (_LimitedRequest,), {"max_body": max_body})
@@ -282,11 +290,11 @@ class Worker:
                 self.remove(name)
                 return json_reply(request, {"removed": name})
             case ["blocks", name, "streams"] if method == "POST":
-                stream = self.open_stream(name, _json_body(request, self.max_body))
-                return json_reply(request, {"id": stream.id, "kind": stream.kind,
-                                            "block": stream.block.name,
-                                            "output": stream.output.output_name,
-                                            "path": f"/streams/{stream.id}"}, 201)
+                spec = _json_body(request, self.max_body)
+                if "outputs" in spec:
+                    streams = self.open_streams(name, spec)
+                    return json_reply(request, {"streams": list(map(_opened, streams))}, 201)
+                return json_reply(request, _opened(self.open_stream(name, spec)), 201)
             case ["blocks", name, "stop"] if method == "POST":
                 block = self._block(name)
                 if not isinstance(block, Source):
@@ -522,16 +530,37 @@ class Worker:
         Open a stream of the output ``spec["output"]`` (the main one by
         default) of the block ``name``.
         """
+        block = self._stream_block(name, spec, "output")
+        return self._open(block, self._output(block, spec.get("output", MAIN)), spec)
+
+    def open_streams(self, name, spec):
+        """
+        Open a stream of each output of ``spec["outputs"]`` of the block
+        ``name``, all before the block can emit again, so that they start
+        at the same chunk (as consumers subscribed together in one process).
+        """
+        block = self._stream_block(name, spec, "outputs")
+        names = spec["outputs"]
+        if (not isinstance(names, list) or not names or len(set(map(str, names))) != len(names)
+                or len(names) > len(block.outputs)):
+            raise HTTPError(400, f"{block.label}: outputs must be a list of distinct output "
+                                 f"names, got {names!r}")
+        outputs = [self._output(block, output) for output in names]
+        return [self._open(block, output, spec) for output in outputs]
+
+    def _stream_block(self, name, spec, field):
         block = self._block(name)
         if not block.outputs:
             raise HTTPError(409, f"{block.label} is a sink: it has no output to stream")
-        unknown = set(spec) - {"output", "policy", "maxsize"}
+        unknown = set(spec) - {field, "policy", "maxsize"}
         if unknown:
             raise HTTPError(400, f"unknown field(s) {', '.join(sorted(unknown))}; "
-                                 "a stream takes output, policy and maxsize")
-        output = self._output(block, spec.get("output", MAIN))
+                                 f"a stream takes {field}, policy and maxsize")
+        return block
+
+    def _open(self, block, output, spec):
         key = (block.name, output.output_name)
-        self._opened[key] = count = self._opened.get(key, 0) + 1
+        self._stream_counts[key] = count = self._stream_counts.get(key, 0) + 1
         ident = f"{block.name}:{output.output_name}:{count}"
         try:
             stream = ServedStream(ident, output, self.clock, spec.get("policy", "block"),
