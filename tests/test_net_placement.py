@@ -346,3 +346,37 @@ def test_a_stream_opened_for_an_output_no_longer_read_is_closed(pair, place, tee
     assert list(pair.worker.streams) == ["tee:main:1"]  # tee:power:1 was closed
     assert len(main.chunks) > 3 and power.chunks == []
     assert pair.server.blocks["tee"].output("power").edges == ()
+
+
+def test_a_block_on_another_worker_reads_a_placed_blocks_other_output(tee_power):
+    """A placed consumer on worker B of an output of a block placed on worker A reads it from A."""
+    from treq.testing import StubTreq
+    from twisted.internet.task import Clock
+
+    from pyrf_blocks.net import Worker
+
+    clock = Clock()
+    client, graph_a, graph_b = Graph(clock), Graph(clock), Graph(clock)
+    worker_a = Worker(graph_a)
+    http_a = StubTreq(worker_a.resource)
+    http_b = StubTreq(Worker(graph_b, client=http_a).resource)
+    place_a = Place("http://a", reactor=clock, client=http_a)
+    place_b = Place("http://b", reactor=clock, client=http_b)
+    tee = tee_power(simulated_instrument(graph=client, proc=place_a, **SOURCE),
+                    proc=place_a, name="tee")
+    sink = collector(tee.output("power"), proc=place_b)
+    outcome = []
+    client.done().addBoth(outcome.append)
+    for _ in range(5000):
+        if outcome:
+            break
+        http_a.flush()
+        http_b.flush()
+        clock.advance(0.001)
+    assert outcome == [None]
+    reader, remote = graph_b.blocks["tee.power"], graph_b.blocks[sink.remote_name]
+    assert (reader.remote_output, reader.url) == ("power", "http://a/blocks/tee")
+    _, expected = local_tee(tee_power, clock)
+    assert remote.chunks == expected.chunks
+    assert sorted(b.type_name for b in graph_a.blocks.values()) == [
+        "simulated_instrument", "tee_power"]

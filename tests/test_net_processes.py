@@ -498,26 +498,29 @@ def test_seqs_cross_a_process_boundary_as_the_source_gave_them():
 TWO_OUTPUTS = """
 import sys
 import numpy as np
-from pyrf_blocks import Graph, collector, process, set_default_graph, simulated_instrument
+from pyrf_blocks import (Graph, collector, decimate_block, process, set_default_graph,
+                         simulated_instrument)
 from net_blocks import tee_power
 
 graph = Graph()
 set_default_graph(graph)
 child = process(imports=["net_blocks"])
-source = simulated_instrument(proc=child, count=8, paced=False, seed=7,
-                              tones=[[1e6, -20.0]], samples_per_packet=256,
-                              packets_per_block=4)
-tee = tee_power(source, proc=child, name="tee")
+params = dict(count=8, paced=False, seed=7, tones=[[1e6, -20.0]], samples_per_packet=256,
+              packets_per_block=4)
+tee = tee_power(simulated_instrument(proc=child, **params), proc=child, name="tee")
 main, power = collector(tee), collector(tee.output("power"))
+# And the other way: the child reads the power output of a block of this process.
+here = tee_power(simulated_instrument(name="here_wsa", **params), name="here")
+back = collector(decimate_block(here.output("power"), factor=1, proc=child))
 graph.run()
-np.savez(sys.argv[1], main=main.data(), power=power.data(),
+np.savez(sys.argv[1], main=main.data(), power=power.data(), back=back.data(),
          main_meta=np.array([(c.seq, c.start, c.end) for c in main.chunks]),
          power_meta=np.array([(c.seq, c.start, c.end) for c in power.chunks]))
 """
 
 
 def test_both_outputs_of_a_block_in_a_child_arrive_each_on_its_stream(tmp_path, tee_power):
-    """A two-output block placed in a child: each output arrives whole, with its own seqs."""
+    """A two-output block placed in a child: each output arrives whole, with its own seqs (and a child reads one of ours)."""
     out = tmp_path / "outputs.npz"
     env = environment()
     env["PYTHONPATH"] += os.pathsep + str(ROOT / "tests")
@@ -534,3 +537,4 @@ def test_both_outputs_of_a_block_in_a_child_arrive_each_on_its_stream(tmp_path, 
     assert result["main_meta"].tolist() == [[c.seq, c.start, c.end] for c in main.chunks]
     assert result["power_meta"].tolist() == [[c.seq, c.start, c.end] for c in power.chunks]
     assert [c.seq for c in power.chunks] == [0, 1, 2, 3]
+    np.testing.assert_array_equal(result["back"], power.data())

@@ -447,9 +447,7 @@ class placed_output(placed_block):
         self.placed = block
         _stand_in_for(self, block.place, block.factory, block.type_name, block.params)
         self.output_kinds = {MAIN: block.output_kinds[output]}
-        self._creation = None
-        self._output_stand_ins = {}
-        self._batch = None
+        # Not placed_block.__init__: the block is the one ``block`` creates.
         remote_block.__init__(self, None, block.output_kinds[output], output=output,
                               inputs=block.inputs, token=block.token, ca=block.ca,
                               client=block.place.client, name=f"{block.name}:{output}",
