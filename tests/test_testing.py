@@ -335,7 +335,7 @@ def test_worker_pair_requests_are_held_or_answered_at_once():
     pair.http.flush()
     assert held[0][0] == 200
     assert pair.call("GET", "/health")[0] == 200
-    with pytest.raises(AssertionError, match="GET /streams/1 was held"):
+    with pytest.raises(AssertionError, match="GET /streams/src:main:1 was held"):
         pair.call("GET", path, params={"after": "0", "wait": "5"})
 
 

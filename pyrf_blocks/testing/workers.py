@@ -118,7 +118,7 @@ class WorkerPair:
         method : str
             ``"GET"``, ``"POST"``, ``"DELETE"``.
         path : str
-            Below the worker's URL: ``"/blocks"``, ``"/streams/1"``...
+            Below the worker's URL: ``"/blocks"``, ``"/streams/src:main:1"``...
         **kwargs
             treq's request options: ``json=``, ``params=``, ``headers=``.
 
