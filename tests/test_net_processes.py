@@ -441,14 +441,7 @@ import json
 from twisted.internet import reactor, task
 from pyrf_blocks import Graph, collector, process, set_default_graph, simulated_instrument
 from pyrf_blocks.net import remote_block
-
-class slow_collector(collector):
-    # Takes a chunk every 20 ms, so a lossy stream must drop.
-    def compute(self, chunk):
-        super().compute(chunk)
-        edge = self.input_edges[0]
-        edge.pauseProducing()
-        reactor.callLater(0.02, edge.resumeProducing)
+from pyrf_blocks.testing import slow_sink
 
 graph = Graph()
 set_default_graph(graph)
@@ -462,7 +455,7 @@ def join(_):
     readers["late"] = collector(wsa)
     lossy = remote_block(wsa.url, "iq", token=child.token, remote_policy="drop_oldest",
                          remote_maxsize=2)
-    readers["lossy"] = (lossy, slow_collector(lossy))
+    readers["lossy"] = (lossy, slow_sink(lossy, delay=0.02))  # so the stream must drop
     reactor.callLater(1.0, wsa.stopProducing)  # ends the source there: every stream ends
 
 wsa.prepare().addCallback(lambda _: task.deferLater(reactor, 0.5, join, None))
