@@ -3,6 +3,8 @@ The chunk, the unit of data, and its wire encoding.
 
 A chunk is a numpy array plus the half-open range of device time it covers
 (integer nanoseconds), its rate, a gap-free sequence number and metadata.
+Records (kind ``"records"``) are irregular: instead of a rate they carry
+the device time of every row (``times``).
 On the wire a chunk is one msgpack map whose array travels as a raw buffer:
 packed from a ``memoryview`` of the array and read back with
 ``np.frombuffer``, so neither side copies the samples more than msgpack
@@ -12,17 +14,27 @@ itself must.
 import msgpack
 import numpy as np
 
-__all__ = ["Chunk", "ChunkDecodeError", "chunk_packer", "encode_chunk", "encode_chunks",
-           "decode_chunk", "decode_chunks", "ChunkStreamDecoder"]
+from .timebase import NS_PER_SECOND, sample_index, sample_time
 
-NS_PER_SECOND = 1_000_000_000
+__all__ = ["Chunk", "ChunkDecodeError", "RECORDS", "chunk_packer", "encode_chunk",
+           "encode_chunks", "decode_chunk", "decode_chunks", "ChunkStreamDecoder"]
+
+#: Kind of irregular, time-stamped values: one device time per row.
+RECORDS = "records"
 
 #: Kinds of numpy dtype that may cross the wire: bool, signed and unsigned
 #: integers, floats and complex numbers.  Never objects.
 _WIRE_DTYPE_KINDS = frozenset("biufc")
 _KEYS = frozenset("kseqrmd")
+#: Keys of a records chunk: those of any chunk, and its times.
+_RECORD_KEYS = _KEYS | {"t"}
 #: Largest body a decoder accepts in one piece (1 GiB).
 MAX_ENCODED_SIZE = 1 << 30
+#: Bounds of a structured record dtype (fields, and characters of a name).
+_MAX_FIELDS = 256
+_MAX_FIELD_NAME = 64
+#: The dtype slot of a records chunk's ``d`` whose rows are str or bytes.
+_OBJECT_ROWS = "O"
 
 
 class ChunkDecodeError(ValueError):
@@ -36,19 +48,25 @@ class Chunk:
     An immutable piece of a stream.
 
     :param kind: what the chunk holds: ``"iq"``, ``"real"``, ``"spectrum"``,
-        ``"scalar"``, ``"peaks"``...
-    :param data: numpy array; axis 0 is time (samples, or frames of a
-        spectrum batch).  It is made read-only.
+        ``"scalar"``, ``"peaks"``, ``"records"``...
+    :param data: numpy array; axis 0 is time (samples, frames of a
+        spectrum batch, or records).  It is made read-only.
     :param start: device time of the first sample, integer ns.
     :param end: device time just after the last sample, integer ns.
-    :param rate: samples (or frames) per second along axis 0.
+    :param rate: samples (or frames) per second along axis 0, > 0; 0.0 for
+        records, which are irregular.
     :param seq: position in the producer's stream, gap-free from 0.
     :param meta: mapping of metadata (centre frequency, units...).
+    :param times: ``None`` for sampled kinds.  For records, the device time
+        (int64 ns) of each row, sorted non-decreasing, inside
+        ``[start, end)``; it is made read-only.  Here only its shape and
+        bounds are checked: build records with :meth:`Chunk.records`,
+        which checks everything.
     """
 
-    __slots__ = ("kind", "data", "start", "end", "rate", "seq", "meta")
+    __slots__ = ("kind", "data", "start", "end", "rate", "seq", "meta", "times")
 
-    def __init__(self, kind, data, start, end, rate, seq=0, meta=None):
+    def __init__(self, kind, data, start, end, rate, seq=0, meta=None, times=None):
         if data.flags.writeable:
             data.flags.writeable = False
         self.kind = kind
@@ -58,13 +76,62 @@ class Chunk:
         self.rate = float(rate)
         self.seq = int(seq)
         self.meta = {} if meta is None else meta
+        if times is None:
+            if kind == RECORDS:
+                raise ValueError("a records chunk needs times (build it with Chunk.records)")
+            if not self.rate > 0:
+                raise ValueError(f"a {kind!r} chunk needs a rate > 0, got {rate!r}")
+        else:
+            _check_times_layout(times, len(data), self.start, self.end, self.rate)
+            if times.flags.writeable:
+                times.flags.writeable = False
+        self.times = times
+
+    @classmethod
+    def records(cls, times, values, start=None, end=None, seq=0, meta=None):
+        """
+        A chunk of records (kind ``"records"``): irregular, time-stamped values.
+
+        :param times: device time of each row, integer ns, sorted
+            non-decreasing (any sequence of integers).
+        :param values: one row per time: numbers (any numeric dtype, 1-D or
+            ``(n, k)``), a structured array whose fields are all numeric
+            (e.g. ``[("voltage", "<f8"), ("current", "<f8")]``), or text and
+            bytes (``str`` and ``bytes`` rows, mixed if need be).
+        :param start: first device time the chunk covers (default: the
+            first row's time).
+        :param end: device time up to which the stream is complete (a
+            watermark, default: just after the last row).  Both are needed
+            when there are no rows: an empty chunk just advances time.
+        :raise ValueError: one line saying what is wrong.
+
+        The arrays are not copied where they already have the right dtype;
+        they are made read-only.
+        """
+        times = _record_times(times)
+        values = _record_values(values)
+        if len(values) != len(times):
+            raise ValueError(f"records: {len(times)} times but {len(values)} rows of values")
+        if len(times):
+            start = int(times[0]) if start is None else start
+            end = int(times[-1]) + 1 if end is None else end
+        elif start is None or end is None:
+            raise ValueError("records: a chunk without rows needs an explicit start and end")
+        return cls(RECORDS, values, start, end, 0.0, seq, meta, times)
 
     def __len__(self):
         return len(self.data)
 
     def __repr__(self):
+        times = self.times
+        if times is None:
+            rows = ""
+        elif len(times):
+            rows = f" at {times[0]}..{times[-1]}"
+        else:
+            rows = " empty"
         return (f"<Chunk {self.kind} seq={self.seq} {self.data.dtype}"
-                f"{list(self.data.shape)} [{self.start}, {self.end}) ns>")
+                f"{list(self.data.shape)}{rows} [{self.start}, {self.end}) ns>")
 
     def __eq__(self, other):
         if not isinstance(other, Chunk):
@@ -73,13 +140,21 @@ class Chunk:
                 and self.end == other.end and self.rate == other.rate
                 and self.seq == other.seq and self.meta == other.meta
                 and self.data.dtype == other.data.dtype
-                and np.array_equal(self.data, other.data))
+                and np.array_equal(self.data, other.data)
+                and (self.times is None) == (other.times is None)
+                and (self.times is None or np.array_equal(self.times, other.times)))
 
     __hash__ = None
 
     @property
     def nbytes(self):
-        return self.data.nbytes
+        """
+        Bytes of data (of text and bytes rows: their total length, roughly
+        what they take on the wire), and of the times of records.
+        """
+        data = self.data
+        size = sum(map(len, data)) if data.dtype.kind == "O" else data.nbytes
+        return size if self.times is None else size + self.times.nbytes
 
     @property
     def duration(self):
@@ -98,16 +173,130 @@ class Chunk:
 
     def time_of(self, index):
         """
-        Device time (ns) of row ``index`` of the data.
+        Device time (ns) of row ``index`` of the data; ``index == len(self)``
+        gives the time just after the last row (for records: ``end``).
         """
-        return self.start + round(index * NS_PER_SECOND / self.rate)
+        times = self.times
+        if times is None:
+            return sample_time(self.start, index, self.rate)
+        if index == len(times):
+            return self.end
+        if not 0 <= index < len(times):
+            raise IndexError(f"row {index} of a chunk of {len(times)} records")
+        return int(times[index])
 
     def index_at(self, time_ns):
         """
         Number of rows that start before ``time_ns``, clipped to the chunk.
         """
-        rows = round((time_ns - self.start) * self.rate / NS_PER_SECOND)
+        if self.times is not None:
+            return int(np.searchsorted(self.times, time_ns, side="left"))
+        rows = sample_index(self.start, time_ns, self.rate)
         return min(max(rows, 0), len(self.data))
+
+
+def _check_times_layout(times, rows, start, end, rate):
+    """
+    What :class:`Chunk` checks of a records chunk's times: shape, dtype and
+    bounds, none of which costs more than a glance.
+    """
+    if not isinstance(times, np.ndarray) or times.dtype != np.int64 or times.ndim != 1:
+        raise ValueError("records: times must be a 1-D int64 numpy array (ns)")
+    if len(times) != rows:
+        raise ValueError(f"records: {len(times)} times but {rows} rows of values")
+    if rate != 0:
+        raise ValueError(f"records are irregular: their rate must be 0.0, got {rate!r}")
+    if end < start:
+        raise ValueError(f"records: end {end} ns is before start {start} ns")
+    if rows and not start <= times[0] <= times[-1] < end:
+        raise ValueError(f"records: row times {times[0]}..{times[-1]} ns are not all "
+                         f"inside the chunk's range [{start}, {end}) ns")
+
+
+def _record_times(times):
+    """
+    ``times`` as a 1-D int64 array, sorted, or ValueError.
+    """
+    array = np.asarray(times)
+    if array.size == 0 and array.ndim == 1:
+        return np.zeros(0, np.int64)
+    if array.ndim != 1:
+        raise ValueError(f"records: times must be 1-D, got shape {array.shape}")
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"records: times must be integer nanoseconds, got dtype {array.dtype}")
+    if array.dtype.kind == "u" and array.dtype.itemsize == 8 and array.max() > np.iinfo(np.int64).max:
+        raise ValueError("records: times beyond the int64 range of nanoseconds")
+    array = array.astype(np.int64, copy=False)
+    backwards = np.flatnonzero(array[1:] < array[:-1])
+    if len(backwards):
+        row = int(backwards[0]) + 1
+        raise ValueError(f"records: times must be sorted (non-decreasing): row {row} "
+                         f"at {array[row]} ns comes after {array[row - 1]} ns")
+    return array
+
+
+def _record_values(values):
+    """
+    ``values`` as an array that records may hold, or ValueError.
+    """
+    if isinstance(values, np.ndarray):
+        array = values
+    elif isinstance(values, (list, tuple)) and any(isinstance(v, (str, bytes)) for v in values):
+        # Built by hand: numpy would turn numbers among text into text, and
+        # strip the trailing NULs of bytes.
+        array = np.empty(len(values), object)
+        for row, value in enumerate(values):
+            array[row] = value
+    else:
+        try:
+            array = np.asarray(values)
+        except ValueError as error:
+            raise ValueError(f"records: values do not form an array: {error}") from None
+    if array.ndim == 0:
+        raise ValueError("records: values must have one row per time, got a scalar")
+    kind = array.dtype.kind
+    if kind in "US":
+        array = array.astype(object)
+        kind = "O"
+    if kind == "O":
+        if array.ndim != 1:
+            raise ValueError(f"records: text or bytes rows must be 1-D, got shape {array.shape}")
+        for row, value in enumerate(array):
+            if not isinstance(value, (str, bytes)):
+                raise ValueError(f"records: row {row} is of type {type(value).__name__}, "
+                                 "not str or bytes (numbers go in a numeric array)")
+    elif array.dtype.fields is not None:
+        if array.ndim != 1:
+            raise ValueError(f"records: structured values must be 1-D, got shape {array.shape}")
+        problem = _structured_problem(array.dtype)
+        if problem:
+            raise ValueError(f"records: {problem}")
+    elif kind in _WIRE_DTYPE_KINDS:
+        if array.ndim > 2:
+            raise ValueError(f"records: numeric values must be 1-D or (rows, k), "
+                             f"got shape {array.shape}")
+    else:
+        raise ValueError(f"records: values of dtype {array.dtype} cannot be records; "
+                         "use numbers, numeric fields, str or bytes")
+    return array
+
+
+def _structured_problem(dtype):
+    """
+    What makes ``dtype`` unfit for records' named fields, or None.
+    """
+    names = dtype.names
+    if not names or len(names) > _MAX_FIELDS:
+        return f"a structured dtype needs 1 to {_MAX_FIELDS} fields, got {len(names or ())}"
+    if len(dtype.fields) != len(names):
+        return "fields with titles are not supported"
+    for name in names:
+        if not 0 < len(name) <= _MAX_FIELD_NAME:
+            return f"field names must have 1 to {_MAX_FIELD_NAME} characters, got {name!r}"
+        field = dtype.fields[name][0]
+        if field.kind not in _WIRE_DTYPE_KINDS or field.fields is not None or field.shape:
+            return f"field {name!r} has dtype {field}; fields must be plain numbers"
+    return None
 
 
 def _pack_default(value):
@@ -157,6 +346,8 @@ def encode_chunk(chunk, packer=None, seq=None):
     last two bytes), whose header is then replaced by the real one.
     """
     packer = packer or chunk_packer()
+    if chunk.times is not None:
+        return _encode_records(chunk, packer, seq)
     array = _wire_array(chunk.data)
     head = packer.pack({
         "k": chunk.kind, "s": chunk.start, "e": chunk.end,
@@ -167,6 +358,49 @@ def encode_chunk(chunk, packer=None, seq=None):
     if not array.size:
         return head
     return b"".join((head[:-2], _bin_header(array.nbytes), memoryview(array).cast("B")))
+
+
+def _raw(array):
+    return memoryview(array).cast("B") if array.size else b""
+
+
+def _little_endian(dtype):
+    return dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
+
+
+def _encode_records(chunk, packer, seq):
+    """
+    A records chunk as one msgpack map: its times a raw ``<i8`` buffer under
+    ``t``; its values under ``d`` as ``[dtype, shape, buffer]`` (numbers),
+    ``[[[name, dtype]...], shape, buffer]`` (numeric fields, packed) or
+    ``["O", [n], [str or bin...]]`` (text and bytes).
+    """
+    data = chunk.data
+    if data.dtype.kind == "O":
+        rows = data.tolist()
+        for row, value in enumerate(rows):
+            if not isinstance(value, (str, bytes)):
+                raise TypeError(f"cannot encode record row {row}: of type "
+                                f"{type(value).__name__}, not str or bytes")
+        values = [_OBJECT_ROWS, [len(rows)], rows]
+    elif data.dtype.fields is not None:
+        problem = _structured_problem(data.dtype)
+        if problem:
+            raise TypeError(f"cannot encode records: {problem}")
+        fields = data.dtype.fields
+        wire = np.dtype([(name, _little_endian(fields[name][0])) for name in data.dtype.names])
+        array = np.ascontiguousarray(data.astype(wire, copy=False))
+        values = [[[name, wire.fields[name][0].str] for name in wire.names],
+                  list(array.shape), _raw(array)]
+    else:
+        array = _wire_array(data)
+        values = [array.dtype.str, list(array.shape), _raw(array)]
+    times = np.ascontiguousarray(chunk.times, dtype="<i8")
+    return packer.pack({
+        "k": chunk.kind, "s": chunk.start, "e": chunk.end,
+        "q": chunk.seq if seq is None else seq,
+        "r": chunk.rate, "m": chunk.meta, "t": _raw(times), "d": values,
+    })
 
 
 def encode_chunks(chunks):
@@ -232,8 +466,8 @@ def _decode_array(fields):
 
 
 def _check_fields(obj):
-    if type(obj) is not dict or obj.keys() != _KEYS:
-        _fail(f"expected a map with keys {sorted(_KEYS)}")
+    if type(obj) is not dict or (obj.keys() != _KEYS and obj.keys() != _RECORD_KEYS):
+        _fail(f"expected a map with keys {sorted(_KEYS)} (and 't' for records)")
     kind, start, end, seq, rate, meta = (
         obj["k"], obj["s"], obj["e"], obj["q"], obj["r"], obj["m"])
     if type(kind) is not str or not kind:
@@ -242,8 +476,13 @@ def _check_fields(obj):
         _fail("start and end must be integers with start <= end")
     if type(seq) is not int or seq < 0:
         _fail("seq must be a non-negative integer")
-    if type(rate) not in (float, int) or not rate > 0:
+    if "t" in obj:
+        if type(rate) not in (float, int) or rate != 0:
+            _fail("records are irregular: their rate must be 0")
+    elif type(rate) not in (float, int) or not rate > 0:
         _fail("rate must be a positive number")
+    elif kind == RECORDS:
+        _fail("a records chunk needs its times ('t')")
     if type(meta) is not dict or bytes in set(map(type, meta)):
         _fail("meta must be a map with string keys")
 
@@ -255,7 +494,82 @@ def _chunk(fields, data):
 
 def _chunk_from_map(obj):
     _check_fields(obj)
+    if "t" in obj:
+        return _records_from_map(obj)
     return _chunk(obj, _decode_array(obj["d"]))
+
+
+def _wire_fields(layout):
+    """
+    The structured dtype sent as ``[[name, dtype]...]``: plain numeric
+    fields, packed; :class:`ChunkDecodeError` for anything else.
+    """
+    if not 1 <= len(layout) <= _MAX_FIELDS:
+        _fail(f"a structured dtype needs 1 to {_MAX_FIELDS} fields")
+    fields = []
+    for item in layout:
+        if type(item) is not list or len(item) != 2:
+            _fail("each field must be [name, dtype]")
+        name, text = item
+        if type(name) is not str or not 0 < len(name) <= _MAX_FIELD_NAME:
+            _fail(f"field names must be strings of 1 to {_MAX_FIELD_NAME} characters")
+        fields.append((name, _wire_dtype(text)))
+    if len({name for name, _ in fields}) != len(fields):
+        _fail("field names must be unique")
+    try:
+        dtype = np.dtype(fields)
+    except (TypeError, ValueError) as error:
+        _fail(f"bad structured dtype: {error}")
+    if dtype.itemsize != sum(field.itemsize for _, field in fields):
+        _fail("structured fields must be packed")
+    return dtype
+
+
+def _decode_record_values(fields):
+    if not isinstance(fields, list) or len(fields) != 3:
+        _fail("'d' must be [dtype, shape, buffer]")
+    layout, shape, buffer = fields
+    if layout == _OBJECT_ROWS:
+        if type(buffer) is not list or shape != [len(buffer)]:
+            _fail("text and bytes rows must be [\"O\", [n], [n rows]]")
+        for row, value in enumerate(buffer):
+            if type(value) is not str and type(value) is not bytes:
+                _fail(f"record row {row} is neither str nor bin")
+        values = np.empty(len(buffer), object)
+        values[:] = buffer
+        return values
+    if type(layout) is list:
+        dtype = _wire_fields(layout)
+        if not isinstance(buffer, bytes):
+            _fail("array buffer must be msgpack bin")
+        if (type(shape) is not list or len(shape) != 1 or type(shape[0]) is not int
+                or shape[0] < 0 or shape[0] * dtype.itemsize != len(buffer)):
+            _fail(f"buffer holds {len(buffer)} bytes, not rows of {dtype.itemsize} bytes")
+        return np.frombuffer(buffer, dtype, count=shape[0])
+    values = _decode_array(fields)
+    if not 1 <= values.ndim <= 2:
+        _fail("numeric records must be 1-D or (rows, k)")
+    return values
+
+
+def _records_from_map(obj):
+    buffer = obj["t"]
+    if not isinstance(buffer, bytes) or len(buffer) % 8:
+        _fail("'t' must be msgpack bin of int64 times")
+    times = np.frombuffer(buffer, "<i8").astype(np.int64, copy=False)
+    values = _decode_record_values(obj["d"])
+    if len(values) != len(times):
+        _fail(f"{len(times)} times but {len(values)} rows of values")
+    start, end = obj["s"], obj["e"]
+    if len(times):
+        if np.any(times[1:] < times[:-1]):
+            _fail("record times are not sorted")
+        if not start <= int(times[0]) or not int(times[-1]) < end:
+            _fail(f"record times outside the chunk's range [{start}, {end})")
+    try:
+        return Chunk(obj["k"], values, start, end, 0.0, obj["q"], obj["m"], times)
+    except ValueError as error:
+        _fail(str(error))
 
 
 def _unpacker(max_size):
@@ -269,6 +583,8 @@ _HEAD_PROBE = 4096
 _BIN_LENGTH_BYTES = {0xc4: 1, 0xc5: 2, 0xc6: 4}
 #: What :func:`_parse_head` says of a chunk that must be read whole.
 _WHOLE = object()
+#: Largest piece fed at once to the unpacker of a chunk read whole.
+_WHOLE_STEP = 1 << 20
 
 
 class _Head:
@@ -303,6 +619,8 @@ def _parse_head(buffer, max_size):
         fields = {}
         for index in range(count):
             key = unpacker.unpack()
+            if key == "t":
+                return _WHOLE  # records are read whole
             if key != "d" or index != count - 1:
                 fields[key] = unpacker.unpack()
                 continue
@@ -344,7 +662,11 @@ class ChunkStreamDecoder:
     Chunks that arrive whole are unpacked in one call.  A chunk still
     arriving is read from its head on: its array is made at once, in its
     own aligned memory, and each piece's samples are copied straight into
-    it, so a large array is copied once however it was split.
+    it, so a large array is copied once however it was split.  A large
+    chunk whose array is not its last item (records, or another encoder's
+    key order) is unpacked as its pieces arrive by one unpacker, which
+    resumes where it stopped, so it too costs time in proportion to its
+    size however it was split.
     """
 
     def __init__(self, max_size=MAX_ENCODED_SIZE):
@@ -354,6 +676,9 @@ class ChunkStreamDecoder:
         self._head = None
         self._array = self._target = None
         self._filled = 0
+        #: The unpacker of a chunk read whole, and the bytes fed to it.
+        self._whole = None
+        self._whole_fed = 0
 
     def feed(self, data):
         view = memoryview(data).cast("B")
@@ -363,7 +688,9 @@ class ChunkStreamDecoder:
         chunks = []
         position, size = 0, len(view)
         while position < size:
-            if self._head is None:
+            if self._whole is not None:
+                position = self._feed_whole(view, position, chunks)
+            elif self._head is None:
                 position = self._read(view, position, chunks)
             else:
                 position = self._fill(view, position, chunks)
@@ -375,7 +702,7 @@ class ChunkStreamDecoder:
         Number of bytes fed that do not yet form a whole chunk.
         """
         head = self._head.size if self._head is not None else 0
-        return len(self._carry) + head + self._filled
+        return len(self._carry) + head + self._filled + self._whole_fed
 
     def close(self):
         if self.pending:
@@ -412,10 +739,41 @@ class ChunkStreamDecoder:
                 self._array = np.empty(head.count, head.dtype)
                 self._target = memoryview(self._array).cast("B")
                 return position + used + head.size
+            if head is _WHOLE or len(rest) > _HEAD_PROBE:
+                self._whole = _unpacker(self._max_size)
+                return self._feed_whole(view, position + used, chunks)
         if len(rest) > self._max_size:
             _fail("a chunk exceeds the size limit")
         self._carry = bytearray(rest)
         return len(view)
+
+    def _feed_whole(self, view, position, chunks):
+        """
+        Feed the chunk being read whole, a growing step at a time (so a
+        small chunk followed by much else is not copied with it), until it
+        is complete or ``view`` is used up.
+        """
+        unpacker = self._whole
+        step = max(2 * _HEAD_PROBE, self._whole_fed)
+        while position < len(view):
+            piece = view[position:position + step]
+            try:
+                unpacker.feed(piece)
+            except msgpack.BufferFull:
+                _fail("a chunk exceeds the size limit")
+            before, self._whole_fed = self._whole_fed, self._whole_fed + len(piece)
+            try:
+                obj = unpacker.unpack()
+            except msgpack.OutOfData:
+                position += len(piece)
+                step = min(2 * step, _WHOLE_STEP)
+                continue
+            except _UNPACK_ERRORS as error:
+                _unpack_error(error)
+            self._whole, self._whole_fed = None, 0
+            chunks.append(_chunk_from_map(obj))
+            return position + unpacker.tell() - before
+        return position
 
     def _fill(self, view, position, chunks):
         head = self._head

@@ -10,6 +10,7 @@ from ..block import Block
 from ..interfaces import ISampleProducer, ISpectrumProducer
 from ..numerics.decimation import Decimator
 from ..numerics.spectral import frame_spectra, power_to_dbm, window, window_gains
+from ..timebase import Timebase
 
 __all__ = ["fft_block", "calibrate_block", "decimate_block"]
 
@@ -123,7 +124,7 @@ class fft_block(Block):
             # Times are counted in samples from the start of the stream (or
             # of the last gap), so they do not depend on the chunking.
             self._tail = None
-            self._origin = (chunk.start, chunk.rate)
+            self._origin = Timebase(chunk.start, chunk.rate)
             self._next_frame = 0
         samples = chunk.data if self._tail is None else np.concatenate((self._tail, chunk.data))
         size, hop = self.size, self.hop
@@ -139,11 +140,10 @@ class fft_block(Block):
                                                    shift=iq and size % 2 == 0), iq)
             if iq and size % 2:
                 spectra = np.fft.fftshift(spectra, axes=-1)
-            origin, rate = self._origin
+            origin = self._origin
             first = self._next_frame
-            self.emit(spectra, origin + round(first * 1e9 / rate),
-                      origin + round((first + used) * 1e9 / rate), rate / hop,
-                      self._meta_for(chunk))
+            self.emit(spectra, origin.time_of(first), origin.time_of(first + used),
+                      origin.rate / hop, self._meta_for(chunk))
             self._next_frame += used
         # Keep the tail as a copy so the (possibly large) input can be freed.
         self._tail = samples[used:].copy() if used < len(samples) else None
@@ -224,11 +224,10 @@ class decimate_block(Block):
     def _emit(self, first, outputs):
         if not len(outputs):
             return
-        origin_time, rate, meta = self._origin
-        out_rate = rate / self.factor
-        start = origin_time + round(first * self.factor * 1e9 / rate)
-        end = origin_time + round((first + len(outputs)) * self.factor * 1e9 / rate)
-        self.emit(outputs, start, end, out_rate, meta)
+        origin, meta = self._origin
+        factor = self.factor
+        self.emit(outputs, origin.time_of(first * factor),
+                  origin.time_of((first + len(outputs)) * factor), origin.rate / factor, meta)
 
     def compute(self, chunk):
         if self._continuity.breaks(chunk) or self._decimator is None:
@@ -237,7 +236,7 @@ class decimate_block(Block):
             self._decimator = Decimator(self.factor, chunk.data.dtype)
             meta = dict(chunk.meta, sample_rate=chunk.rate / self.factor,
                         decimation=chunk.meta.get("decimation", 1) * self.factor)
-            self._origin = (chunk.start, chunk.rate, meta)
+            self._origin = (Timebase(chunk.start, chunk.rate), meta)
         self._emit(*self._decimator.feed(chunk.data))
 
     def flush(self):

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from ..block import PolledSource, Sink
 from ..interfaces import ISampleProducer
 from ..registry import register
+from ..timebase import Timebase
 
 __all__ = ["record_block", "sigmf_source", "sigmf_paths", "format_datetime",
            "parse_datetime", "sample_dtype"]
@@ -378,15 +379,14 @@ class sigmf_source(PolledSource):
             origin = parse_datetime(stamp)
         else:
             origin = previous_end or 0
-        self._capture_origin = (origin, self._position)
+        self._timebase = Timebase(origin, self.sample_rate, self._position)
         self._meta = self._capture_meta(capture)
         following = self.captures[self._capture + 1:self._capture + 2]
         self._capture_end = (int(following[0].get("core:sample_start", 0)) if following
                              else self.sample_count)
 
     def _time_of(self, index):
-        origin, first = self._capture_origin
-        return origin + round((index - first) * 1e9 / self.sample_rate)
+        return self._timebase.time_of(index)
 
     def next_chunk(self):
         while self._position >= self._capture_end:

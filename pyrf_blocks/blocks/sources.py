@@ -9,6 +9,7 @@ from ..registry import register
 from ..block import PolledSource
 from ..interfaces import IIQProducer
 from ..numerics.signals import signal_samples
+from ..timebase import Timebase
 
 __all__ = ["simulated_instrument"]
 
@@ -115,11 +116,10 @@ class simulated_instrument(PolledSource):
         if self._rebase:
             # Device time is counted from the last change of settings, so
             # rounding never accumulates over a long run.
-            self._epoch = (self._time, self._index)
+            self._timebase = Timebase(self._time, rate, self._index)
             self._rebase = False
-        epoch_time, epoch_index = self._epoch
         start = self._time
         self._index += count
-        end = epoch_time + round((self._index - epoch_index) * 1e9 / rate)
+        end = self._timebase.time_of(self._index)
         self._time = end
         return samples, start, end, rate, self._meta

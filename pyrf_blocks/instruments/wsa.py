@@ -24,6 +24,7 @@ from zope.interface import implementer
 from ..block import Source
 from ..interfaces import IIQProducer
 from ..registry import register
+from ..timebase import Timebase, beyond_half_sample, duration_ns
 from . import vrt
 from .models import DATA_PORT, SCPI_PORT, model_of
 from .scpi import SCPIClientFactory, SCPIConnectionLost, SCPITimeout
@@ -193,7 +194,7 @@ class thinkrf_analyzer(Source):
         self._block = []
         self._block_packets = 0
         self._block_start = None
-        self._epoch = None
+        self._timebase = None
         self._index = 0
         self._context = {}
         self._meta = self._make_meta()
@@ -314,7 +315,7 @@ class thinkrf_analyzer(Source):
         self._session += 1
         self._disconnect()
         self._emit_block()
-        self._epoch = None
+        self._timebase = None
         if self._attempts >= self.reconnect_attempts:
             message = (f"{self.label}: {why}; gave up after {self._attempts} "
                        f"reconnection attempt(s)")
@@ -388,7 +389,7 @@ class thinkrf_analyzer(Source):
         if meta != self._meta:
             self._emit_block()
             if meta["sample_rate"] != self._meta["sample_rate"]:
-                self._epoch = None
+                self._timebase = None
             self._meta = meta
 
     def _add_data(self, packet):
@@ -415,8 +416,8 @@ class thinkrf_analyzer(Source):
         spp = run.samples_per_packet
         times = run.time_ns
         rate = self._meta["sample_rate"]
-        steps = np.diff(times) - spp * 1e9 / rate
-        if len(steps) and np.max(np.abs(steps)) * rate > 0.5e9:
+        steps = np.diff(times) - duration_ns(spp, rate)
+        if len(steps) and beyond_half_sample(np.max(np.abs(steps)), rate):
             for packet in run.unpack():  # a discontinuity inside: packet by packet
                 self._add_data(packet)
             return
@@ -451,17 +452,17 @@ class thinkrf_analyzer(Source):
         discontinuity ends the chunk and starts a new time base.
         """
         rate = self._meta["sample_rate"]
-        if self._epoch is not None:
+        if self._timebase is not None:
             predicted = self._time_of(self._index)
-            if abs(time - predicted) * rate > 0.5e9:
+            if beyond_half_sample(time - predicted, rate):
                 self.stats["gaps"] += 1
                 log.warn("{block}: stream discontinuity: packet at {time} ns, "
                          "expected {predicted} ns", block=self.label, time=time,
                          predicted=predicted)
                 self._emit_block()
-                self._epoch = None
-        if self._epoch is None:
-            self._epoch = (time, rate)
+                self._timebase = None
+        if self._timebase is None:
+            self._timebase = Timebase(time, rate)
             self._index = 0
 
     def _append(self, piece, packets, samples):
@@ -475,8 +476,7 @@ class thinkrf_analyzer(Source):
             self._emit_block()
 
     def _time_of(self, index):
-        epoch_time, rate = self._epoch
-        return epoch_time + round(index * 1e9 / rate)
+        return self._timebase.time_of(index)
 
     def _emit_block(self):
         block, self._block = self._block, []

@@ -15,6 +15,7 @@ from ..block import PolledSource, Source
 from ..blocks.sinks import collector
 from ..chunk import Chunk
 from ..interfaces import KIND_INTERFACES
+from ..timebase import sample_time
 
 __all__ = ["array_source", "manual_source", "recording_sink", "slow_sink",
            "assert_provides", "split_array"]
@@ -79,11 +80,6 @@ def _check_kind(type_name, kind):
                          f"{', '.join(KIND_INTERFACES)}")
 
 
-def _sample_time(origin, samples, rate):
-    """Device time (ns) of sample number ``samples`` counted from ``origin``."""
-    return origin + round(samples * 1e9 / rate)
-
-
 class array_source(PolledSource):
     """
     Plays a list of arrays as consecutive chunks of ``kind`` at ``rate``,
@@ -146,9 +142,9 @@ class array_source(PolledSource):
         if isinstance(item, Chunk):
             return item.data, item.start, item.end, item.rate, item.meta
         rate = self.sample_rate
-        start = _sample_time(self.start_time, self._samples, rate)
+        start = sample_time(self.start_time, self._samples, rate)
         self._samples += len(item)
-        end = _sample_time(self.start_time, self._samples, rate)
+        end = sample_time(self.start_time, self._samples, rate)
         return np.asarray(item), start, end, rate, self.source_meta
 
 
@@ -223,8 +219,8 @@ class manual_source(Source):
         if data is None:
             data = np.arange(first, first + n).astype(dtype)
         self.samples += len(data)
-        return self.emit(data, _sample_time(0, first, self.rate),
-                         _sample_time(0, self.samples, self.rate), self.rate, self.meta)
+        return self.emit(data, sample_time(0, first, self.rate),
+                         sample_time(0, self.samples, self.rate), self.rate, self.meta)
 
     def finish(self):
         """

@@ -1,0 +1,179 @@
+"""
+Device time of regularly sampled data, written once.
+
+A sampled stream's times are counted from an *origin*: the device time
+(integer nanoseconds) of one sample, and the rate since it.  Sample ``n``
+after the origin is at ``origin + round(n * 1e9 / rate)`` ns: each time is
+rounded once, from the origin, so rounding never accumulates however a
+stream is chunked.  When the rate changes (or the device's clock jumps) the
+stream takes a new origin at that sample (:meth:`Timebase.rebased`), and
+times after it are again counted from there.
+
+Every block, source and codec that turns sample counts into device time or
+back uses these functions; they are the exact arithmetic the project has
+always used, so times are the same integers wherever they are computed.
+"""
+
+__all__ = ["NS_PER_SECOND", "Timebase", "sample_time", "sample_index",
+           "duration_ns", "beyond_half_sample"]
+
+#: Nanoseconds in a second (an integer, so sums stay exact).
+NS_PER_SECOND = 1_000_000_000
+
+
+def sample_time(origin_ns, index, rate):
+    """
+    Device time of a sample counted from an origin.
+
+    Parameters
+    ----------
+    origin_ns : int
+        Device time of sample 0 of the count, in integer nanoseconds.
+    index : int
+        Samples (or frames) after the origin; may be negative.
+    rate : float
+        Samples (or frames) per second, > 0.
+
+    Returns
+    -------
+    int
+        ``origin_ns + round(index * 1e9 / rate)``, in nanoseconds.
+    """
+    return origin_ns + round(index * 1e9 / rate)
+
+
+def sample_index(origin_ns, time_ns, rate):
+    """
+    Nearest sample count at a device time: the inverse of :func:`sample_time`.
+
+    Parameters
+    ----------
+    origin_ns : int
+        Device time of sample 0 of the count, in integer nanoseconds.
+    time_ns : int
+        A device time, in integer nanoseconds.
+    rate : float
+        Samples (or frames) per second, > 0.
+
+    Returns
+    -------
+    int
+        ``round((time_ns - origin_ns) * rate / 1e9)``: samples from the
+        origin to ``time_ns``, rounded to the nearest.  It undoes
+        :func:`sample_time` exactly (``sample_index(o, sample_time(o, i, r),
+        r) == i``) while a sample lasts more than about 2 ns (``rate`` up to
+        some 500 MSa/s) and ``index`` stays below 2**48.
+    """
+    return round((time_ns - origin_ns) * rate / NS_PER_SECOND)
+
+
+def duration_ns(count, rate):
+    """
+    Exact (unrounded) length of ``count`` samples.
+
+    Parameters
+    ----------
+    count : int, float or numpy.ndarray
+        Number of samples.
+    rate : float
+        Samples per second, > 0.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        ``count * 1e9 / rate``, in nanoseconds, not rounded.
+    """
+    return count * 1e9 / rate
+
+
+def beyond_half_sample(offset_ns, rate):
+    """
+    Whether a time offset is more than half a sample period: a timestamp
+    that far from where the stream should be is a discontinuity, not
+    rounding.
+
+    Parameters
+    ----------
+    offset_ns : int, float or numpy.ndarray
+        Difference between two device times, in nanoseconds (any sign).
+    rate : float
+        Samples per second, > 0.
+
+    Returns
+    -------
+    bool or numpy.ndarray of bool
+        ``abs(offset_ns) * rate > 0.5e9``.
+    """
+    return abs(offset_ns) * rate > 0.5e9
+
+
+class Timebase:
+    """
+    The device time of every sample of a regular stream since an origin.
+
+    Immutable.  Sample ``origin_index`` is at ``origin_ns``; sample ``n`` at
+    ``origin_ns + round((n - origin_index) * 1e9 / rate)``.
+
+    Parameters
+    ----------
+    origin_ns : int
+        Device time of sample ``origin_index``, in integer nanoseconds.
+    rate : float
+        Samples (or frames) per second, > 0.
+    origin_index : int
+        The sample the origin belongs to (a running count of the stream's
+        samples, so indexes need not restart at a rate change).
+    """
+
+    __slots__ = ("origin_ns", "rate", "origin_index")
+
+    def __init__(self, origin_ns, rate, origin_index=0):
+        rate = float(rate)
+        if not rate > 0:
+            raise ValueError(f"Timebase: rate must be > 0 samples per second, got {rate!r}")
+        object.__setattr__(self, "origin_ns", int(origin_ns))
+        object.__setattr__(self, "rate", rate)
+        object.__setattr__(self, "origin_index", int(origin_index))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Timebase is immutable; use rebased()")
+
+    def __repr__(self):
+        return (f"Timebase(origin_ns={self.origin_ns}, rate={self.rate!r}, "
+                f"origin_index={self.origin_index})")
+
+    def __eq__(self, other):
+        if not isinstance(other, Timebase):
+            return NotImplemented
+        return (self.origin_ns, self.rate, self.origin_index) == (
+            other.origin_ns, other.rate, other.origin_index)
+
+    def __hash__(self):
+        return hash((self.origin_ns, self.rate, self.origin_index))
+
+    def time_of(self, index):
+        """
+        Device time of sample ``index``, in integer nanoseconds.
+        """
+        return sample_time(self.origin_ns, index - self.origin_index, self.rate)
+
+    def index_at(self, time_ns):
+        """
+        Nearest sample index at ``time_ns`` (integer nanoseconds).
+        """
+        return self.origin_index + sample_index(self.origin_ns, time_ns, self.rate)
+
+    def rebased(self, index, rate):
+        """
+        The timebase after a rate change at sample ``index``: its origin is
+        that sample's time on this timebase, and later times count from it,
+        so the rounding of the old rate never carries over.
+
+        Parameters
+        ----------
+        index : int
+            First sample at the new rate.
+        rate : float
+            The new rate, samples per second, > 0.
+        """
+        return Timebase(self.time_of(index), rate, index)
