@@ -57,7 +57,8 @@ class Chunk:
         records, which are irregular.
     :param seq: position in the producer's stream, gap-free from 0.
     :param meta: mapping of metadata (centre frequency, units...).
-    :param times: ``None`` for sampled kinds.  For records, the device time
+    :param times: ``None`` for sampled kinds.  For records (and only
+        records), the device time
         (int64 ns) of each row, sorted non-decreasing, inside
         ``[start, end)``; it is made read-only.  Here only its shape and
         bounds are checked: build records with :meth:`Chunk.records`,
@@ -82,6 +83,8 @@ class Chunk:
             if not self.rate > 0:
                 raise ValueError(f"a {kind!r} chunk needs a rate > 0, got {rate!r}")
         else:
+            if kind != RECORDS:
+                raise ValueError(f"only records carry times, not {kind!r} chunks")
             _check_times_layout(times, len(data), self.start, self.end, self.rate)
             if times.flags.writeable:
                 times.flags.writeable = False
@@ -420,11 +423,11 @@ _DTYPES = {}
 
 
 def _wire_dtype(text):
+    if type(text) is not str or len(text) > 8:
+        _fail("dtype must be a short string")
     dtype = _DTYPES.get(text)
     if dtype is not None:
         return dtype
-    if type(text) is not str or len(text) > 8:
-        _fail("dtype must be a short string")
     try:
         dtype = np.dtype(text)
     except TypeError:
@@ -477,12 +480,14 @@ def _check_fields(obj):
     if type(seq) is not int or seq < 0:
         _fail("seq must be a non-negative integer")
     if "t" in obj:
+        if kind != RECORDS:
+            _fail(f"only records carry times ('t'), not {kind!r} chunks")
         if type(rate) not in (float, int) or rate != 0:
             _fail("records are irregular: their rate must be 0")
-    elif type(rate) not in (float, int) or not rate > 0:
-        _fail("rate must be a positive number")
     elif kind == RECORDS:
         _fail("a records chunk needs its times ('t')")
+    elif type(rate) not in (float, int) or not rate > 0:
+        _fail("rate must be a positive number")
     if type(meta) is not dict or bytes in set(map(type, meta)):
         _fail("meta must be a map with string keys")
 

@@ -176,6 +176,25 @@ class IPeaksProducer(IChunkProducer):
     """
 
 
+class IRecordsProducer(IChunkProducer):
+    """
+    Produces records (kind ``"records"``): irregular, time-stamped values such
+    as a sensor reading every few seconds, a KPI or an event.
+
+    A consumer may rely on this of every chunk: ``times`` is a read-only
+    int64 array holding the device time (ns) of each row, sorted
+    non-decreasing within the chunk and across the stream (each chunk's rows
+    are at or after the previous chunk's ``end``); every row lies in the
+    chunk's half-open range, ``start <= times[0]`` and ``times[-1] < end``;
+    ``end`` is how far device time has certainly advanced (a watermark), so
+    it may lie far beyond the last row, and a chunk without rows just
+    advances time; ``rate`` is ``0.0``.  ``data`` has one row per time:
+    numbers (1-D or ``(n, k)``), a structured array of numeric fields, or an
+    object array of ``str`` and ``bytes``; ``meta['units']`` may name the
+    unit of numbers.
+    """
+
+
 class IChunkConsumer(IConsumer):
     """
     Receives the chunks of one edge.
@@ -249,4 +268,5 @@ KIND_INTERFACES = {
     "spectrum": ISpectrumProducer,
     "scalar": IScalarProducer,
     "peaks": IPeaksProducer,
+    "records": IRecordsProducer,
 }
