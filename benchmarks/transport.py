@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from pyrf_blocks.block import PolledSource, Sink  # noqa: E402
 from pyrf_blocks.interfaces import IChunkProducer  # noqa: E402
 from pyrf_blocks.registry import register  # noqa: E402
+from pyrf_blocks.timebase import sample_time  # noqa: E402
 
 
 @register
@@ -61,9 +62,9 @@ class bench_source(PolledSource):
             return None
         samples = len(self.array)
         rate = (self.rate or 1000.0) * samples
-        start = round(self.sent * samples * 1e9 / rate)
+        start = sample_time(0, self.sent * samples, rate)
         self.sent += 1
-        end = round(self.sent * samples * 1e9 / rate)
+        end = sample_time(0, self.sent * samples, rate)
         return self.array, start, end, rate, {"emitted": time.time()}
 
 

@@ -11,6 +11,8 @@ packed from a ``memoryview`` of the array and read back with
 itself must.
 """
 
+import warnings
+
 import msgpack
 import numpy as np
 
@@ -429,8 +431,10 @@ def _wire_dtype(text):
     if dtype is not None:
         return dtype
     try:
-        dtype = np.dtype(text)
-    except TypeError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # deprecated aliases: refused below anyway
+            dtype = np.dtype(text)
+    except Exception:  # numpy's parser raises TypeError, ValueError, even SyntaxError
         _fail(f"unknown dtype {text!r}")
     if dtype.kind not in _WIRE_DTYPE_KINDS or dtype.fields is not None:
         _fail(f"dtype {text!r} is not a plain numeric type")
@@ -776,7 +780,12 @@ class ChunkStreamDecoder:
             except _UNPACK_ERRORS as error:
                 _unpack_error(error)
             self._whole, self._whole_fed = None, 0
-            chunks.append(_chunk_from_map(obj))
+            try:
+                chunks.append(_chunk_from_map(obj))
+            except ChunkDecodeError:
+                raise
+            except _UNPACK_ERRORS as error:
+                _unpack_error(error)
             return position + unpacker.tell() - before
         return position
 

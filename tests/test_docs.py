@@ -71,3 +71,11 @@ def test_the_other_examples_of_the_testing_how_to_pass_as_written():
         tests = [value for name, value in namespace.items() if name.startswith("test_")]
         assert len(tests) == 1
         tests[0]()
+
+
+def test_chunk_page_examples_run():
+    """The Python examples of the chunks page (time, records, cutting and joining) run as written."""
+    blocks = [b for b in code_blocks(ROOT / "docs/concepts/chunks.rst") if "import" in b]
+    assert len(blocks) == 3
+    exec(compile("\n".join(blocks), "docs/concepts/chunks.rst", "exec"),
+         {"__name__": "docs_example"})

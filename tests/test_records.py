@@ -329,6 +329,17 @@ def test_a_sampled_chunk_with_times_is_refused():
         decode_chunk(msgpack.packb(fields))
 
 
+@given(st.text(alphabet="iufcbO<>|=,()[]:0123456789 SUVMmaAgG?lLqQdDfFhH", max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_any_dtype_text_decodes_or_raises_a_decode_error(text):
+    """Whatever numpy's dtype parser makes of a dtype text (even a SyntaxError), decoding raises only ChunkDecodeError."""
+    sampled = {"k": "iq", "s": 0, "e": 1, "q": 0, "r": 1.0, "m": {}, "d": [text, [1], b"\0"]}
+    fields = records_map("fields")
+    fields["d"][0][0][1] = text
+    for body in (msgpack.packb(sampled), msgpack.packb(fields)):
+        check_well_formed(decodes_or_raises(body))
+
+
 ENCODED = {name: encode_chunk(make_records(values, end=30_000, seq=1))
            for name, values in value_sets().items()}
 
@@ -383,26 +394,36 @@ def test_truncated_or_shuffled_records_decode_or_raise(name, position, width):
         assert decodes_or_raises(body[:position]) is None
 
 
+def msgpack_containers(inner):
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=2), inner, max_size=3)
+
+
 MSGPACK_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-2**63, max_value=2**64 - 1)
     | st.floats() | st.text(max_size=8) | st.binary(max_size=24)
     | st.sampled_from(["O", "<f8", "<i8", "|u1", "|O", "<U4", "f8,f8"]),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=2), inner,
-                                                                max_size=3),
-    max_leaves=12)
+    msgpack_containers, max_leaves=12)
 
 
-def record_like_maps():
-    """Maps with the keys of a records chunk (some missing), values anything msgpack holds."""
-    good = records_map("fields")
-    return st.dictionaries(st.sampled_from(sorted(good)), MSGPACK_VALUES, min_size=6).map(
-        lambda replaced: {**{k: v for k, v in good.items() if k not in replaced}, **replaced})
+@st.composite
+def record_like_maps(draw):
+    """A records chunk's map with each key kept, dropped or given a random value, and maybe one more key."""
+    fields = {}
+    for key, value in records_map("fields").items():
+        choice = draw(st.sampled_from(["keep", "keep", "drop", "random"]))
+        if choice == "keep":
+            fields[key] = value
+        elif choice == "random":
+            fields[key] = draw(MSGPACK_VALUES)
+    if draw(st.booleans()):
+        fields[draw(st.text(max_size=2))] = draw(MSGPACK_VALUES)
+    return fields
 
 
 @given(record_like_maps(), st.sampled_from([None, 3]))
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 def test_random_records_maps_decode_or_raise(fields, step):
-    """Random msgpack values under a records chunk's keys give well-formed chunks or ChunkDecodeError."""
+    """Random msgpack maps shaped like a records chunk give well-formed chunks or ChunkDecodeError."""
     check_well_formed(decodes_or_raises(msgpack.packb(fields, use_bin_type=True), step))
 
 
