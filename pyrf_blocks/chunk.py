@@ -60,11 +60,11 @@ class Chunk:
     :param seq: position in the producer's stream, gap-free from 0.
     :param meta: mapping of metadata (centre frequency, units...).
     :param times: ``None`` for sampled kinds.  For records (and only
-        records), the device time
-        (int64 ns) of each row, sorted non-decreasing, inside
-        ``[start, end)``; it is made read-only.  Here only its shape and
-        bounds are checked: build records with :meth:`Chunk.records`,
-        which checks everything.
+        records), the device time (int64 ns) of each row, sorted
+        non-decreasing, inside ``[start, end)``; it is made read-only.
+        Here only its shape and bounds are checked (a glance, whatever
+        the size): build records with :meth:`Chunk.records`, which checks
+        everything.
     """
 
     __slots__ = ("kind", "data", "start", "end", "rate", "seq", "meta", "times")
