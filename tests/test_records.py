@@ -620,3 +620,29 @@ def test_gaps_and_meta_changes_in_records_never_stall_the_group(streams, changes
     assert sum(len(rows) for _, rows in groups) + sync.unaligned_rows == len(records)
     for samples, rows in groups:
         assert np.all((rows.times >= rows.start) & (rows.times < rows.end))
+
+
+# Across a worker
+
+
+def test_records_cross_a_worker_stream_unchanged():
+    """Records forwarded by a block on a worker reach a remote_block equal, times and all."""
+    from pyrf_blocks.testing import WorkerPair, manual_source, recording_sink
+
+    pair = WorkerPair()
+    source = manual_source(kind=RECORDS, graph=pair.server, name="events")
+    remote = pair.remote("events", RECORDS)
+    assert IRecordsProducer.providedBy(remote)
+    sink = recording_sink(remote)
+    pair.pump(5)
+    sent = [
+        make_records(value_sets()["mixed"], start=0, end=10_000, seq=0),
+        Chunk.records([], [], start=10_000, end=20_000, seq=1, meta=dict(META)),
+        make_records(value_sets()["fields"], times=[20_000, 20_000, 25_000, 29_999],
+                     start=20_000, end=30_000, seq=2),
+    ]
+    for chunk in sent:
+        source.forward(chunk)
+    source.finish()
+    assert pair.run() is None
+    assert sink.chunks == sent and sink.problems == []
