@@ -323,6 +323,20 @@ class Block:
         out.put(chunk)
         return chunk
 
+    def emit_records(self, times, values, start=None, end=None, meta=None, output=MAIN):
+        """
+        Send one chunk of records (irregular, time-stamped values: see
+        :meth:`Chunk.records <pyrf_blocks.chunk.Chunk.records>`) to every
+        consumer of ``output``, a ``records`` output; return it.
+        """
+        out = self.outputs[output]
+        if out.kind != "records":
+            raise ValueError(f"{out.label} emits {out.kind!r} chunks, not records")
+        chunk = Chunk.records(times, values, start, end, out.next_seq, meta)
+        out.next_seq += 1
+        out.put(chunk)
+        return chunk
+
     def forward(self, chunk, output=MAIN):
         """
         Send a chunk made elsewhere, keeping its ``seq`` (a stream relayed
@@ -567,8 +581,10 @@ class PolledSource(Source):
 
     def next_chunk(self):
         """
-        Return ``(data, start, end, rate, meta)`` for the next chunk, or
-        ``None`` at the end of a finite stream.
+        Return ``(data, start, end, rate, meta)`` for the next chunk (or a
+        :class:`~pyrf_blocks.chunk.Chunk`, records for instance, whose
+        ``seq`` is then this source's next), or ``None`` at the end of a
+        finite stream.
         """
         raise NotImplementedError(f"{type(self).__name__}.next_chunk")
 
@@ -613,10 +629,15 @@ class PolledSource(Source):
                 self.on_stop()
                 self.end()
                 return
-            data, start, end, rate, meta = item
+            start, end = (item.start, item.end) if isinstance(item, Chunk) else item[1:3]
             if self._origin is None:
                 self._origin = (reactor.seconds(), start)
-            self.emit(data, start, end, rate, meta)
+            if isinstance(item, Chunk):
+                out = self.outputs[MAIN]
+                out.put(item.replace(seq=out.next_seq))
+                out.next_seq += 1
+            else:
+                self.emit(*item)
             if self.paced:
                 wall, device = self._origin
                 delay = wall + (end - device) / 1e9 - reactor.seconds()

@@ -192,3 +192,52 @@ def test_output_is_an_ichunkproducer_for_generic_consumers(graph):
     assert side.edges == (sink.input_edges[0],)
     assert block.edges == side.edges
     assert not ISpectrumProducer.providedBy(side)
+
+
+@implementer(IRealProducer)
+class threshold_events(Block):
+    """Samples above a threshold, as records on the 'events' output."""
+
+    type_name = "threshold_events"
+    kind = "real"
+    extra_outputs = {"events": "records"}
+    requires = (IRealProducer,)
+
+    def compute(self, chunk):
+        self.emit(chunk.data, chunk.start, chunk.end, chunk.rate, chunk.meta)
+        above = np.flatnonzero(chunk.data > 2.5)
+        times = [chunk.time_of(int(i)) for i in above]
+        self.emit_records(times, chunk.data[above], chunk.start, chunk.end,
+                          {"units": "V"}, output="events")
+
+
+def test_records_on_a_side_output_keep_device_time_and_watermark(graph):
+    """emit_records sends time-stamped rows, each chunk covering its input's range (empty ones too)."""
+    source, arrays = ramp_source(graph, chunks=3, size=8)
+    block = threshold_events(source)
+    events = recording_sink(block.output("events"))
+    collector(block)
+    assert run_clock(graph.reactor, graph) is None
+    assert [c.kind for c in events.chunks] == ["records"] * 3
+    rows = np.concatenate([c.data for c in events.chunks])
+    times = np.concatenate([c.times for c in events.chunks])
+    samples = np.concatenate(arrays)
+    expected = np.flatnonzero(samples > 2.5)
+    assert_array_equal(rows, samples[expected])
+    assert_array_equal(times, [round(i * 1e9 / 1e3) for i in expected])
+    assert [c.end for c in events.chunks] == [8_000_000, 16_000_000, 24_000_000]
+    assert events.problems == []
+    with pytest.raises(ValueError, match="not records"):
+        block.emit_records([0], [1.0])
+
+
+def test_a_polled_source_plays_records_chunks(graph):
+    """array_source replays ready-made records chunks with its own seq, times untouched."""
+    chunks = [Chunk.records([10, 20], [1.0, 2.0], 0, 30), Chunk.records([], np.zeros(0), 30, 60),
+              Chunk.records([61], ["text"], 60, 70)]
+    source = array_source(chunks, kind="records", graph=graph)
+    sink = recording_sink(source)
+    assert run_clock(graph.reactor, graph) is None
+    assert [c.seq for c in sink.chunks] == [0, 1, 2]
+    assert [list(c.times) for c in sink.chunks] == [[10, 20], [], [61]]
+    assert sink.chunks[2].data[0] == "text" and sink.problems == []

@@ -140,7 +140,7 @@ class array_source(PolledSource):
         item = self._arrays[self._position]
         self._position += 1
         if isinstance(item, Chunk):
-            return item.data, item.start, item.end, item.rate, item.meta
+            return item
         rate = self.sample_rate
         start = sample_time(self.start_time, self._samples, rate)
         self._samples += len(item)
