@@ -15,12 +15,16 @@ import os
 
 from pyrf_blocks import (WSA4000, calibrate_block, fft_block, multi_spectrum_display,
                          run)
+from pyrf_blocks.gui import loop
 
 parser = argparse.ArgumentParser(description="two simulated analyzers in one viewer")
 parser.add_argument("--duration", type=float, metavar="SECONDS",
                     default=2.0 if os.environ.get("QT_QPA_PLATFORM") == "offscreen" else None,
                     help="quit after this long (default: when the window is closed)")
 args = parser.parse_args()
+
+# A window needs Twisted on Qt's event loop: an explicit step, before the graph.
+loop.install()
 
 wsa1 = WSA4000("sim", tones=[(1e6, -20.0)], noise_floor=-130.0, seed=1)
 wsa2 = WSA4000("sim", tones=[(-2e6, -35.0), (0.5e6, -50.0)], noise_floor=-125.0, seed=2)

@@ -27,6 +27,10 @@ parser.add_argument("--duration", type=float, metavar="SECONDS",
                     help="quit after this long (default: when the window is closed)")
 args = parser.parse_args()
 host = args.host
+if not args.headless:
+    # A window needs Twisted on Qt's event loop: an explicit step, before the graph.
+    from pyrf_blocks.gui import loop
+    loop.install()
 
 # The seed's four lines.
 wsa = WSA4000(host)

@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from zope.interface import alsoProvides, implementer
 
 from . import graph as _graphs  # default_graph(); graph.py imports this module
+from . import reactor_thread
 from .chunk import Chunk
 from .edge import Edge, check_policy
 from .interfaces import (
@@ -186,8 +187,28 @@ class InputPort:
         self.block._input_ended(self.index)
 
 
+class BlockType(type):
+    """
+    The type of blocks: a block made while its graph runs in the reactor's
+    thread, from another thread, is made in the reactor's thread (its
+    constructor connects a sink, which starts the chain behind it).
+    Anywhere else, between runs and on a ``task.Clock``, it is made right
+    here (see :meth:`Graph.in_reactor_thread
+    <pyrf_blocks.graph.Graph.in_reactor_thread>`).
+    """
+
+    def __call__(cls, *inputs, **kwargs):
+        thread = reactor_thread.current()
+        if thread is None or not thread.busy or thread.in_its_thread():
+            return super().__call__(*inputs, **kwargs)
+        graph = (kwargs.get("graph")
+                 or next((p.graph for p in inputs if IBlock.providedBy(p)), None)
+                 or _graphs.default_graph())
+        return graph.in_reactor_thread(super().__call__, *inputs, **kwargs)
+
+
 @implementer(IBlock, IBlockHooks, IPushProducer)
-class Block:
+class Block(metaclass=BlockType):
     """
     Base of every block.
 
@@ -664,6 +685,13 @@ class Sink(Block):
         self._activate()
 
     def close(self):
+        """
+        Disconnect from the inputs and leave the graph's sinks; a source
+        left without consumers stops.
+        """
+        self.graph.in_reactor_thread(self._close)
+
+    def _close(self):
         self._deactivate()
         self.graph.remove_sink(self)
 

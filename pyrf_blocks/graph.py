@@ -8,10 +8,11 @@ without a sink stays idle and adding a sink brings the chain to life back
 to the source.
 """
 
-from twisted.internet import defer
+from twisted.internet import defer, error
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from . import reactor_thread
 from .memory import keep_freed_memory
 from .waiting import Waiters
 
@@ -70,11 +71,11 @@ class Graph:
     @property
     def sources(self):
         from .block import Source
-        return tuple(b for b in self.blocks.values() if isinstance(b, Source))
+        return tuple(b for b in tuple(self.blocks.values()) if isinstance(b, Source))
 
     @property
     def edges(self):
-        return tuple(edge for block in self.blocks.values() for edge in block.edges)
+        return tuple(edge for block in tuple(self.blocks.values()) for edge in block.edges)
 
     def add_sink(self, sink):
         self._sinks.append(sink)
@@ -135,6 +136,9 @@ class Graph:
         from another process); sinks finish with what they have and
         :meth:`done` fires.
         """
+        self.in_reactor_thread(self._stop)
+
+    def _stop(self):
         # Every active producer without inputs is where a stream enters
         # this graph: a source, or a stream from another process.
         for block in tuple(self.blocks.values()):
@@ -142,13 +146,44 @@ class Graph:
                 block.stopProducing()
         self._check_done()
 
+    def in_reactor_thread(self, function, *args, **kwargs):
+        """
+        Call ``function(*args, **kwargs)`` in the thread that runs this
+        graph's reactor and return its result: directly when this is that
+        thread, when the reactor is not running in another one (between
+        runs, a ``task.Clock``), and through the reactor thread otherwise.
+        Blocks are built, sinks closed and graphs stopped this way, so any
+        thread may do it while a graph runs.
+        """
+        thread = reactor_thread.current()
+        if thread is None or not thread.busy or thread.in_its_thread():
+            return function(*args, **kwargs)
+        if self.reactor is not thread.reactor:
+            return function(*args, **kwargs)
+        return thread.call(function, *args, **kwargs)
+
     def run(self, duration=None):
         """
         Run the reactor until the graph is done (or for ``duration``
         seconds, then stop it cleanly).  Re-raises a block's exception.
+
+        The global reactor runs in a thread of its own, started by the
+        first run and parked between runs (:mod:`pyrf_blocks.reactor_thread`),
+        so a process may run graphs again and again; Ctrl-C or SIGTERM stop
+        the graph, its sinks finish with what they have, and ``run``
+        returns.  A reactor given to the graph, or one that must run in the
+        main thread (Qt's, see :mod:`pyrf_blocks.gui.loop`), is run here,
+        once.
         """
         keep_freed_memory()
         reactor = self.reactor
+        thread = reactor_thread.reactor_thread(reactor)
+        if thread is not None:
+            thread.run(self, duration)
+        else:
+            self._run_here(reactor, duration)
+
+    def _run_here(self, reactor, duration):
         outcome = []
         stopping = []
 
@@ -168,7 +203,14 @@ class Graph:
             if duration is not None:
                 reactor.callLater(duration, self.stop)
             reactor.addSystemEventTrigger("before", "shutdown", shutting_down)
-            reactor.run()
+            try:
+                reactor.run()
+            except error.ReactorNotRestartable:
+                raise error.ReactorNotRestartable(
+                    f"{self!r}: this graph's reactor ran once already and cannot run "
+                    "again (Qt's event loop, or a reactor given to the graph); graphs "
+                    "on the global reactor without a window can run again and "
+                    "again") from None
         if outcome and isinstance(outcome[0], Failure):
             outcome[0].raiseException()
 
@@ -197,6 +239,15 @@ def set_default_graph(graph):
 
 def run(duration=None):
     """
-    Run the default graph (see :meth:`Graph.run`).
+    Run the default graph (see :meth:`Graph.run`); call it again for the
+    blocks made since.  If a block fails, its exception is raised and the
+    failed graph is set aside: blocks made afterwards join a new default
+    graph.
     """
-    default_graph().run(duration)
+    graph = default_graph()
+    try:
+        graph.run(duration)
+    except Exception:
+        if graph.failure is not None and _default_graph is graph:
+            set_default_graph(Graph())
+        raise

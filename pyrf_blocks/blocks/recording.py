@@ -271,6 +271,10 @@ class record_block(Sink):
         self.write_meta()
 
     def close(self):
+        # In the reactor's thread, so that no chunk is written after the meta.
+        self.graph.in_reactor_thread(self._write_meta_and_close)
+
+    def _write_meta_and_close(self):
         self.write_meta()
         super().close()
 

@@ -7,8 +7,8 @@ edges use the ``latest`` policy (they never pause a producer), and when
 taking chunks costs more than its share of a frame (``update_budget``) it
 pauses its edges until the next frame, so only the newest chunk waits and
 the rest are counted as dropped.  Frames are drawn at most ``max_fps`` times
-a second by a reactor timer, which runs on Qt's event loop
-(:mod:`pyrf_blocks.gui.loop`).
+a second by a reactor timer, which runs on Qt's event loop: a script that
+opens a window calls :func:`pyrf_blocks.gui.loop.install` first.
 
 With ``headless=True`` the display keeps its traces without a window:
 scripts and tests run without a screen.  Qt is imported only when a window
@@ -132,14 +132,18 @@ class _SpectrumDisplay(Sink):
     def _open_window(self, producers, graph, controls):
         from . import loop
         from ..graph import default_graph
+        from ..reactor_thread import is_global_reactor
         graph = (graph or next((p.graph for p in producers if IBlock.providedBy(p)), None)
                  or default_graph())
-        if graph._reactor is None:
-            # The graph will use the global reactor: it must run on Qt's loop,
-            # and be installed before the sources first ask for it.
-            loop.install()
-        else:
-            loop.application()
+        if graph._reactor is None or is_global_reactor(graph._reactor):
+            # The graph uses the global reactor: a window needs it on Qt's
+            # loop, which only an explicit install() puts it on.
+            if not loop.installed():
+                raise loop.ReactorMismatch(
+                    f"{self.type_name}: a window needs Twisted on Qt's event loop: "
+                    "call pyrf_blocks.gui.loop.install() before building the graph "
+                    "(pyrf-blocks view does), or pass headless=True")
+        loop.application()
         from .viewer import SpectrumViewer
         window = SpectrumViewer(self.labels, reference_level=self.reference_level,
                                 db_per_div=self.db_per_div, traces=self.shown_traces,

@@ -6,20 +6,32 @@ and Twisted runs on it through ``asyncioreactor``: reactor timers and
 sockets, Qt timers and repaints are all served by the same thread, so the
 window never waits on the network and the network never waits on the window.
 
-The reactor must be installed before anything imports
-``twisted.internet.reactor``; :func:`install` does it, or reports clearly
-that another reactor came first.
+Installing it is an explicit step, taken once per process before anything
+imports ``twisted.internet.reactor`` (the core imports it only when a graph
+first needs it): :func:`install`.  ``pyrf-blocks view`` takes it; a script
+that opens a window takes it first::
+
+    from pyrf_blocks.gui import loop
+    loop.install()
+
+A windowed display made without it says so, and names this fix.  Qt's loop
+runs in the main thread, so such a graph runs once per process (see
+:mod:`pyrf_blocks.reactor_thread`); headless displays need none of this.
 """
 
 import asyncio
 import sys
 
-__all__ = ["install", "application", "ReactorMismatch"]
+__all__ = ["install", "installed", "event_loop", "application", "ReactorMismatch"]
+
+#: ``(reactor, loop)`` once :func:`install` has put the reactor on Qt's loop.
+_installed = None
 
 
 class ReactorMismatch(RuntimeError):
     """
-    Another reactor was installed before the Qt loop could be.
+    Another reactor was installed before the Qt loop could be, or none was
+    installed on it where a window needs it.
     """
 
 
@@ -31,28 +43,52 @@ def application():
     return pg.mkQApp("pyrf_blocks")
 
 
+def installed():
+    """
+    True once :func:`install` has put the global reactor on Qt's loop.
+    """
+    return _installed is not None
+
+
+def event_loop():
+    """
+    The asyncio loop (``qasync.QEventLoop``) that :func:`install` put the
+    reactor on.
+
+    :raises ReactorMismatch: if :func:`install` was not called.
+    """
+    if _installed is None:
+        raise ReactorMismatch("Twisted is not on Qt's event loop: call "
+                              "pyrf_blocks.gui.loop.install() first")
+    return _installed[1]
+
+
 def install():
     """
     Make Qt's event loop the reactor's; return the reactor.  Idempotent.
+    The reactor then runs in the main thread, where Qt must.
 
-    :raises ReactorMismatch: if a reactor not running on a Qt loop was
-        installed first.
+    :raises ReactorMismatch: if another reactor was installed first.
     """
-    app = application()
+    global _installed
+    if _installed is not None:
+        return _installed[0]
     if "twisted.internet.reactor" in sys.modules:
         from twisted.internet import reactor
-        loop = getattr(reactor, "_asyncioEventloop", None)
-        if loop is None or type(loop).__module__.split(".")[0] != "qasync":
-            raise ReactorMismatch(
-                f"the spectrum viewer needs Twisted on Qt's event loop, but "
-                f"{type(reactor).__name__} was installed first: call "
-                "pyrf_blocks.gui.loop.install() (or create the display) before "
-                "anything imports twisted.internet.reactor")
-        return reactor
+        raise ReactorMismatch(
+            f"the spectrum viewer needs Twisted on Qt's event loop, but "
+            f"{type(reactor).__name__} was installed first: call "
+            "pyrf_blocks.gui.loop.install() before anything imports "
+            "twisted.internet.reactor (before building the graph)")
+    app = application()
     import qasync
     from twisted.internet import asyncioreactor
+
+    from ..reactor_thread import run_in_main_thread
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     asyncioreactor.install(loop)
     from twisted.internet import reactor
+    run_in_main_thread(reactor)
+    _installed = (reactor, loop)
     return reactor
