@@ -2,6 +2,8 @@
 The documentation builds with Sphinx, warnings treated as errors.
 """
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +81,34 @@ def test_chunk_page_examples_run():
     assert len(blocks) == 3
     exec(compile("\n".join(blocks), "docs/concepts/chunks.rst", "exec"),
          {"__name__": "docs_example"})
+
+
+NOTEBOOK_PAGE = ROOT / "docs" / "howto" / "notebook.rst"
+
+
+def test_the_notebook_holds_the_code_of_its_page():
+    """docs/howto/notebook.ipynb has one code cell per code block of its page, in order."""
+    import nbformat
+
+    book = nbformat.read(str(NOTEBOOK_PAGE.with_suffix(".ipynb")), as_version=4)
+    cells = [cell.source for cell in book.cells if cell.cell_type == "code"]
+    blocks = [block.rstrip("\n") for block in code_blocks(NOTEBOOK_PAGE)]
+    assert cells == blocks, "regenerate it: python3 tools/make_notebook.py"
+
+
+def test_the_notebook_runs_graphs_again_and_again_in_a_fresh_kernel(tmp_path, monkeypatch):
+    """In a new Jupyter kernel the notebook runs a live graph, another, then records and replays."""
+    import nbclient
+    import nbformat
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    book = nbformat.read(str(NOTEBOOK_PAGE.with_suffix(".ipynb")), as_version=4)
+    nbclient.NotebookClient(book, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    printed = ["".join(output.get("text", "") for output in cell.outputs)
+               for cell in book.cells if cell.cell_type == "code"]
+    assert re.fullmatch(r"peak 2400\.99\d MHz at -20\.0 dBm\n", printed[0]), printed
+    assert re.fullmatch(r"20 chunks; peak 2397\.49\d MHz at -35\.0 dBm\n"
+                        r"the first run's collector still holds \d+ chunks\n", printed[1]), printed
+    assert re.fullmatch(r"recorded \d+ samples; replayed the same: True\n", printed[2]), printed
