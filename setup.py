@@ -39,6 +39,10 @@ setup(
             "pytest-qt>=4.4",
             *GUI,
             "pydot>=2.0",
+            # docs/howto/notebook.ipynb, run in a fresh kernel by tests/test_docs.py
+            "nbclient>=0.10",
+            "nbformat>=5.10",
+            "ipykernel>=6.29",
         ],
         "gui": GUI,
         "docs": ["sphinx>=7.2"],

@@ -1,5 +1,6 @@
 """
-The documentation builds with Sphinx, warnings treated as errors.
+The documentation builds with Sphinx, warnings treated as errors, and its
+examples run as written (the notebook page in a fresh Jupyter kernel).
 """
 
 import os
@@ -11,6 +12,12 @@ from pathlib import Path
 from pyrf_blocks import registry
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def this_checkout_first():
+    """A PYTHONPATH under which a child imports this checkout's pyrf_blocks."""
+    return os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
 
 def test_docs_build_without_warnings(tmp_path):
@@ -101,8 +108,7 @@ def test_the_notebook_runs_graphs_again_and_again_in_a_fresh_kernel(tmp_path, mo
     import nbclient
     import nbformat
 
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    monkeypatch.setenv("PYTHONPATH", this_checkout_first())
     book = nbformat.read(str(NOTEBOOK_PAGE.with_suffix(".ipynb")), as_version=4)
     nbclient.NotebookClient(book, timeout=120, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
@@ -112,3 +118,15 @@ def test_the_notebook_runs_graphs_again_and_again_in_a_fresh_kernel(tmp_path, mo
     assert re.fullmatch(r"20 chunks; peak 2397\.49\d MHz at -35\.0 dBm\n"
                         r"the first run's collector still holds \d+ chunks\n", printed[1]), printed
     assert re.fullmatch(r"recorded \d+ samples; replayed the same: True\n", printed[2]), printed
+
+
+def test_the_sigmf_recipe_records_then_replays_in_one_script(tmp_path):
+    """The SigMF page's recipe runs as written: record, run, replay, run again."""
+    block = next(b for b in code_blocks(ROOT / "docs/howto/sigmf_recordings.rst")
+                 if "record_block" in b)
+    env = dict(os.environ, PYTHONPATH=this_checkout_first())
+    result = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == "976 spectra of 1024 bins\n"
+    assert (tmp_path / "capture.sigmf-meta").exists()
