@@ -2,15 +2,19 @@
 Throughput of IQ -> fft(1024, hann) -> calibrate -> max hold in one reactor,
 against the same numpy/scipy functions called in a bare loop, in the same run.
 
-    python benchmarks/inprocess.py [--seconds S]
+    python benchmarks/inprocess.py [--seconds S] [--run]
 
 For 64 Ki-sample and 4 Ki-sample chunks it prints both rates (MSa/s), their
 ratio and the framework's overhead per chunk (µs); the last line is the
-headline: the 64 Ki-sample ratio and graph rate.
+headline: the 64 Ki-sample ratio and graph rate.  By default the graphs run
+in one ``task.react`` reactor in the main thread; with --run each trial is a
+``Graph.run()`` of the global reactor, which runs in a thread of its own
+(:mod:`pyrf_blocks.reactor_thread`), again and again in one process.
 """
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 from twisted.internet import defer, task
@@ -47,13 +51,18 @@ def bare_loop(chunks, repeats):
     return time.perf_counter() - start
 
 
+def build(graph, chunks, repeats):
+    """The chain in ``graph``, free-running; ``(graph, its collector)``."""
+    source = array_source(chunks, rate=RATE, repeat=repeats, graph=graph,
+                          meta={"center_frequency": 2.4e9, "reference_level": 0.0})
+    return graph, collector(max_hold(calibrate_block(fft_block(source, size=FFT_SIZE))),
+                            keep=1)
+
+
 @defer.inlineCallbacks
 def graph_run(reactor, chunks, repeats):
     """The same chain as blocks in one reactor, free-running."""
-    graph = Graph(reactor)
-    source = array_source(chunks, rate=RATE, repeat=repeats, graph=graph,
-                          meta={"center_frequency": 2.4e9, "reference_level": 0.0})
-    sink = collector(max_hold(calibrate_block(fft_block(source, size=FFT_SIZE))), keep=1)
+    graph, sink = build(Graph(reactor), chunks, repeats)
     start = time.perf_counter()
     yield graph.done()
     elapsed = time.perf_counter() - start
@@ -61,8 +70,18 @@ def graph_run(reactor, chunks, repeats):
     return elapsed
 
 
+def graph_run_blocking(chunks, repeats):
+    """The same chain through Graph.run() on the global reactor, in its own thread."""
+    graph, sink = build(Graph(), chunks, repeats)
+    start = time.perf_counter()
+    graph.run()
+    elapsed = time.perf_counter() - start
+    assert sink.chunks[-1].seq == repeats * len(chunks) - 1
+    return elapsed
+
+
 @defer.inlineCallbacks
-def measure(reactor, chunk_size, seconds, trials):
+def measure(run_graph, chunk_size, seconds, trials):
     chunks = make_chunks(chunk_size)
     bare_loop(chunks, 1)  # warm caches (windows, FFT plans)
     probe = bare_loop(chunks, 2)
@@ -70,7 +89,7 @@ def measure(reactor, chunk_size, seconds, trials):
     bare, graph = [], []
     for _ in range(trials):
         bare.append(bare_loop(chunks, repeats))
-        graph.append((yield graph_run(reactor, chunks, repeats)))
+        graph.append((yield run_graph(chunks, repeats)))
     count = repeats * len(chunks)
     samples = count * chunk_size
     # The fastest trial is the least disturbed by other work on a shared machine.
@@ -92,8 +111,10 @@ def measure(reactor, chunk_size, seconds, trials):
 
 @defer.inlineCallbacks
 def main(reactor, seconds, trials):
-    small = yield measure(reactor, 4 * 1024, seconds, trials)
-    large = yield measure(reactor, 64 * 1024, seconds, trials)
+    """Graphs in a ``task.react`` reactor (``reactor``), or through Graph.run() (None)."""
+    run_graph = graph_run_blocking if reactor is None else partial(graph_run, reactor)
+    small = yield measure(run_graph, 4 * 1024, seconds, trials)
+    large = yield measure(run_graph, 64 * 1024, seconds, trials)
     print(f"per-chunk overhead: {small['overhead_us']:.1f} us at 4 Ki samples, "
           f"{large['overhead_us']:.1f} us at 64 Ki samples (streamz anchor: 3.2 us/element)")
     print(f"inprocess 64 Ki-sample chunks: graph {large['graph']:.1f} MSa/s, "
@@ -106,5 +127,10 @@ if __name__ == "__main__":
                         help="approximate seconds per configuration and method")
     parser.add_argument("--trials", type=int, default=5,
                         help="alternating trials; the fastest of each is reported")
+    parser.add_argument("--run", action="store_true",
+                        help="each trial a Graph.run() of the global reactor (in its thread)")
     args = parser.parse_args()
-    task.react(main, (args.seconds, args.trials))
+    if args.run:
+        main(None, args.seconds, args.trials)  # synchronous: Graph.run() waits
+    else:
+        task.react(main, (args.seconds, args.trials))

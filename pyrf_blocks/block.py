@@ -16,6 +16,8 @@ consumes one of its outputs), pausing the inputs when an output is full,
 synchronising several inputs, end of stream.
 """
 
+import inspect
+
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -196,6 +198,13 @@ class BlockType(type):
     here (see :meth:`Graph.in_reactor_thread
     <pyrf_blocks.graph.Graph.in_reactor_thread>`).
     """
+
+    @property
+    def __signature__(cls):
+        # What help(), a notebook's ``fft_block?`` and Sphinx show: the
+        # constructor's parameters, not those of __call__ below.
+        signature = inspect.signature(cls.__init__)
+        return signature.replace(parameters=tuple(signature.parameters.values())[1:])
 
     def __call__(cls, *inputs, **kwargs):
         thread = reactor_thread.current()

@@ -306,3 +306,12 @@ def test_the_qt_loop_is_installed_explicitly_and_runs_once():
     assert first == "True True qasync"
     assert second.startswith("ReactorNotRestartable")
     assert "cannot run again (Qt's event loop" in second
+
+
+def test_a_block_type_shows_its_constructor_signature():
+    """help(), a notebook's ``fft_block?`` and Sphinx show the constructor's parameters."""
+    import inspect
+
+    assert str(inspect.signature(fft_block)) == (
+        "(producer, size=1024, window='hann', overlap=0, **kwargs)")
+    assert str(inspect.signature(collector)) == "(producer, keep=None, **kwargs)"
