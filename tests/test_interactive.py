@@ -315,3 +315,46 @@ def test_a_block_type_shows_its_constructor_signature():
     assert str(inspect.signature(fft_block)) == (
         "(producer, size=1024, window='hann', overlap=0, **kwargs)")
     assert str(inspect.signature(collector)) == "(producer, keep=None, **kwargs)"
+
+
+KERNEL_CELL = """\
+live = collector(simulated_instrument(sample_rate=1e6), keep=1)
+_ = default_graph().reactor.callLater(0.2, print, "running", flush=True)
+run()
+print("returned", live.finished)
+again = collector(simulated_instrument(paced=False, count=2))
+run()
+print("again", len(again.chunks))
+"""
+
+
+def test_interrupting_a_jupyter_kernel_stops_a_run_and_the_cell_goes_on(monkeypatch):
+    """In a real kernel, an interrupt during run() stops the graph; run() returns, and runs again."""
+    from jupyter_client.manager import start_new_kernel
+
+    monkeypatch.setenv("PYTHONPATH", environment()["PYTHONPATH"])
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(ROOT))
+    try:
+        client.execute_interactive(
+            "from pyrf_blocks import collector, default_graph, run, simulated_instrument",
+            timeout=60)
+        cell = client.execute(KERNEL_CELL)
+        printed, error = [], None
+        while True:
+            message = client.get_iopub_msg(timeout=60)
+            if message["parent_header"].get("msg_id") != cell:
+                continue
+            kind, content = message["msg_type"], message["content"]
+            if kind == "stream":
+                printed += content["text"].split()
+                if printed == ["running"]:
+                    manager.interrupt_kernel()
+            elif kind == "error":
+                error = content["ename"]
+            elif kind == "status" and content["execution_state"] == "idle":
+                break
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    assert error is None
+    assert printed == ["running", "returned", "True", "again", "2"]
