@@ -18,8 +18,8 @@ reactor thread itself, from a parked or never started reactor, and on a
 ``task.Clock`` stay direct and synchronous.
 
 Why not crochet, the library for Twisted from blocking code (checked
-2026-12 with crochet 2.1.1, its last release, 2023-07, on Twisted 26.10 and
-Python 3.11):
+2026-11-30 with crochet 2.1.1, its last release, 2023-07, on Twisted 26.10
+and Python 3.11):
 
 - ``crochet.setup()`` runs the reactor free in the background from then
   on: a paced simulated instrument with a collector collected 207 chunks in
@@ -27,9 +27,10 @@ Python 3.11):
   ``run(duration=...)`` would no longer mean what it says and a collector
   made in one notebook cell would grow without bound until the next.
 - It starts Twisted's global logging (into the ``logging`` module) and
-  replaces ``warnings.showwarning`` as a side effect, which our commands'
-  own log set-up (:func:`~pyrf_blocks.commands.options.log_warnings_to_stderr`)
-  then fights.
+  replaces ``warnings.showwarning`` as a side effect: our commands' own log
+  set-up (:func:`~pyrf_blocks.commands.options.log_warnings_to_stderr`)
+  then printed "primary log target selected twice", and every warning
+  came out twice.
 - Every result it waits for calls ``threading.Event.isSet()``, deprecated
   since Python 3.10: a ``DeprecationWarning`` per call.
 - Its ``wait_for`` refuses to run in the reactor thread, and knows nothing
@@ -40,8 +41,9 @@ Python 3.11):
 What we take from it: reaping child processes by polling (Twisted's SIGCHLD
 handler needs the main thread) and stopping the reactor as soon as the main
 thread ends, before Python joins the reactor's worker threads (``atexit``
-alone would run after that join, and a used thread pool would hang the
-exit); here a thread joins the main thread instead of polling it.
+alone runs after that join: the reactor's thread pool, first used from
+the main thread between two runs, kept a script from ever exiting); here a
+thread joins the main thread instead of polling it.
 
 A reactor that must run in the main thread (Twisted on Qt's event loop,
 :func:`pyrf_blocks.gui.loop.install`) is declared with

@@ -358,3 +358,24 @@ def test_interrupting_a_jupyter_kernel_stops_a_run_and_the_cell_goes_on(monkeypa
         manager.shutdown_kernel(now=True)
     assert error is None
     assert printed == ["running", "returned", "True", "again", "2"]
+
+
+THREAD_POOL = """
+import time
+from twisted.internet import threads
+from pyrf_blocks import collector, run, simulated_instrument
+collector(simulated_instrument(paced=False, count=2))
+run()
+threads.deferToThread(time.sleep, 0.01)  # the reactor's pool, started from this thread
+collector(simulated_instrument(paced=False, count=2))
+run()
+print("done", flush=True)
+"""
+
+
+def test_the_reactors_thread_pool_does_not_hold_up_the_exit():
+    """A script that used the reactor's thread pool between runs still exits when it ends."""
+    proc = python("-c", THREAD_POOL)
+    out, err = finish(proc, timeout=30)
+    assert proc.returncode == 0, err[-3000:]
+    assert out == "done\n"
