@@ -104,7 +104,7 @@ def test_the_notebook_holds_the_code_of_its_page():
 
 
 def test_the_notebook_runs_graphs_again_and_again_in_a_fresh_kernel(tmp_path, monkeypatch):
-    """In a new Jupyter kernel the notebook runs a live graph, another, then records and replays."""
+    """In a new Jupyter kernel the notebook runs a live graph, another, then records, replays."""
     import nbclient
     import nbformat
 
@@ -116,8 +116,10 @@ def test_the_notebook_runs_graphs_again_and_again_in_a_fresh_kernel(tmp_path, mo
                for cell in book.cells if cell.cell_type == "code"]
     assert re.fullmatch(r"peak 2400\.99\d MHz at -20\.0 dBm\n", printed[0]), printed
     assert re.fullmatch(r"20 chunks; peak 2397\.49\d MHz at -35\.0 dBm\n"
-                        r"the first run's collector still holds \d+ chunks\n", printed[1]), printed
-    assert re.fullmatch(r"recorded \d+ samples; replayed the same: True\n", printed[2]), printed
+                        r"the first run's collector still holds \d+ chunks\n",
+                        printed[1]), printed
+    assert re.fullmatch(r"recorded \d+ samples; replayed the same: True\n",
+                        printed[2]), printed
 
 
 def test_the_sigmf_recipe_records_then_replays_in_one_script(tmp_path):

@@ -5,7 +5,6 @@ case in a real subprocess, since the global reactor runs once per process.
 The notebook is run by tests/test_docs.py.
 """
 
-import os
 import signal
 import subprocess
 import sys
@@ -63,7 +62,7 @@ print(len(kept.chunks), recorder.samples_written, replayed.data().size)
 
 
 def test_a_script_records_then_replays_with_two_runs(tmp_path):
-    """One script records to SigMF in a first run() and replays the same samples in a second."""
+    """One script records to SigMF in one run() and replays the same samples in the next."""
     proc = python("-c", RECORD_THEN_REPLAY, str(tmp_path / "capture"))
     out, err = finish(proc)
     assert proc.returncode == 0, err[-3000:]
@@ -88,7 +87,7 @@ print("after", len(third.chunks), flush=True)
 
 
 def test_python_i_runs_again_and_ctrl_c_stops_a_run():
-    """In python -i, statements run graphs one after another; Ctrl-C ends a live run, and the next runs."""
+    """In python -i, runs follow one another; Ctrl-C ends a live run, and the next one runs."""
     proc = python("-i", "-q")
     proc.stdin.write(STATEMENTS.encode())
     proc.stdin.close()
@@ -119,7 +118,7 @@ print("replayed", replayed.data().size == recorder.samples_written, flush=True)
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT],
                          ids=["SIGTERM", "SIGINT"])
 def test_a_signal_during_run_stops_the_graph_cleanly(tmp_path, signal_number):
-    """SIGTERM or Ctrl-C during run(): the recorder flushes, run() returns, and a later run works."""
+    """SIGTERM or Ctrl-C during run(): the recorder flushes, run() returns, a later run works."""
     proc = python("-c", SIGNALLED, str(tmp_path / "live"))
     assert read_line(proc.stdout, 30) == "running"
     proc.send_signal(signal_number)
@@ -220,7 +219,7 @@ print(seen["inside"])
 
 
 def test_blocks_made_by_another_thread_during_a_run_are_made_in_the_reactor_thread():
-    """A sink made from another thread while the graph runs connects in the reactor's thread and gets chunks."""
+    """A sink made by another thread during a run is made in the reactor's thread and fed."""
     proc = python("-c", OTHER_THREADS)
     out, err = finish(proc)
     assert proc.returncode == 0, err[-3000:]
@@ -251,7 +250,7 @@ def test_a_child_serves_two_runs_and_is_let_go_at_exit():
 
 
 def test_on_a_clock_calls_stay_in_the_calling_thread():
-    """Graph.in_reactor_thread is a direct call on a task.Clock, and a sink is active at once."""
+    """Graph.in_reactor_thread is a direct call on a task.Clock; a sink is active at once."""
     graph = Graph(Clock())
     assert graph.in_reactor_thread(threading.get_ident) == threading.get_ident()
     sink = collector(simulated_instrument(graph=graph))
@@ -259,7 +258,7 @@ def test_on_a_clock_calls_stay_in_the_calling_thread():
 
 
 def test_a_window_without_the_qt_loop_says_how_to_install_it():
-    """A windowed display on the global reactor, without gui.loop.install(), fails naming the fix."""
+    """A window on the global reactor without gui.loop.install() fails, naming the fix."""
     pytest.importorskip("pyqtgraph.Qt", reason="needs the gui extra")
     from pyrf_blocks.gui import loop
     from pyrf_blocks.gui.display import spectrum_display
@@ -296,7 +295,7 @@ except Exception as error:
 
 
 def test_the_qt_loop_is_installed_explicitly_and_runs_once():
-    """install() puts the reactor on a qasync loop it keeps; a window runs once, a second run says why not."""
+    """install() puts the reactor on a qasync loop it keeps; a window graph runs once only."""
     pytest.importorskip("pyqtgraph.Qt", reason="needs the gui extra")
     proc = python("-c", QT_LOOP, env=environment(QT_QPA_PLATFORM="offscreen"))
     out, err = finish(proc)
@@ -329,7 +328,7 @@ print("again", len(again.chunks))
 
 
 def test_interrupting_a_jupyter_kernel_stops_a_run_and_the_cell_goes_on(monkeypatch):
-    """In a real kernel, an interrupt during run() stops the graph; run() returns, and runs again."""
+    """In a real kernel an interrupt during run() stops the graph; run() returns, runs again."""
     from jupyter_client.manager import start_new_kernel
 
     monkeypatch.setenv("PYTHONPATH", environment()["PYTHONPATH"])
