@@ -3,6 +3,7 @@ Tests for the blocks' numerics against analytic signals, their interfaces,
 and their independence from input chunking.
 """
 
+import msgpack
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -279,6 +280,63 @@ def test_hold_state_round_trips():
     other = max_hold(spectra_source([[0.0]], graph))
     other.set_state(hold.get_state())
     assert_array_equal(other._hold, [7.0, 9.0])
+
+
+def run_average_from(rows, start_row, count, state=None):
+    """Average `rows`, which begin at frame `start_row`, from `state`; return the chunks."""
+    clock = Clock()
+    graph = Graph(clock)
+    source = array_source([np.asarray(rows, np.float32)], kind="spectrum", rate=10.0,
+                          start_time=start_row * 100_000_000, graph=graph,
+                          meta={"units": "dBm"})
+    block = average_block(source, count=count)
+    sink = collector(block)
+    if state is not None:
+        block.set_state(state)
+    assert run_clock(clock, graph) is None
+    return block, sink.chunks
+
+
+def test_average_state_survives_msgpack_and_completes_the_same_means():
+    """An average's state, through msgpack into a new block, gives the same means and times."""
+    rows = np.random.default_rng(9).uniform(-90, -10, (11, 3)).astype(np.float32)
+    _, whole = run_average_from(rows, 0, 4)
+    first, head = run_average_from(rows[:6], 0, 4)
+    state = msgpack.unpackb(msgpack.packb(first.get_state()))
+    _, tail = run_average_from(rows[6:], 6, 4, state)
+    assert_allclose(np.concatenate([c.data for c in head + tail]), whole[0].data, atol=1e-5)
+    assert [(c.start, c.end) for c in head + tail] == [(0, 400_000_000),
+                                                       (400_000_000, 800_000_000)]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=9), min_size=1, max_size=10))
+@settings(max_examples=30, deadline=None)
+def test_average_times_do_not_depend_on_chunking(cuts):
+    """Each averaged chunk is stamped from its first frame to the end of its last one."""
+    rows = np.zeros((30, 2), np.float32)
+    emitted = 0
+    for chunk in run_spectra_cut(rows, cuts, lambda s: average_block(s, count=4)):
+        assert chunk.start == emitted * 4 * 100_000_000
+        emitted += len(chunk.data)
+        assert chunk.end == emitted * 4 * 100_000_000 and chunk.rate == 2.5
+    assert emitted == 7
+
+
+def test_clear_starts_a_hold_afresh():
+    """After clear() a hold reports the extreme of the frames since, not before."""
+    clock = Clock()
+    graph = Graph(clock)
+    source = array_source([np.array([[9.0, 9.0]], np.float32), np.array([[1.0, 2.0]], np.float32)],
+                          kind="spectrum", rate=10.0, graph=graph, meta={"units": "dBm"},
+                          paced=True)
+    hold = max_hold(source)
+    sink = collector(hold)
+    clock.advance(0)
+    assert_array_equal(sink.chunks[-1].data, [[9.0, 9.0]])
+    hold.clear()
+    assert hold.get_state() == {"hold": None}
+    assert run_clock(clock, graph) is None
+    assert_array_equal(sink.chunks[-1].data, [[1.0, 2.0]])
 
 
 def test_peak_search_finds_strongest_peaks_with_frequencies():

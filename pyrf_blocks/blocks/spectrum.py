@@ -11,21 +11,11 @@ from zope.interface import implementer
 from ..registry import register
 from ..block import Block
 from ..interfaces import IPeaksProducer, ISpectrumProducer, IStateful
+from ..numerics.decibels import db_to_power, power_to_db
+from ..numerics.holds import block_means, running_extreme
 from ..numerics.peaks import find_peaks
 
 __all__ = ["average_block", "max_hold", "min_hold", "peak_search"]
-
-
-def _to_linear(chunk):
-    if chunk.meta.get("units") == "dBm":
-        return np.power(np.float32(10.0), chunk.data / np.float32(10.0))
-    return chunk.data
-
-
-def _from_linear(values, meta):
-    if meta.get("units") == "dBm":
-        return (np.float32(10.0) * np.log10(values)).astype(np.float32)
-    return values.astype(np.float32, copy=False)
 
 
 @register
@@ -49,9 +39,9 @@ class average_block(Block):
         super().__init__(producer, **kwargs)
 
     def reset(self):
-        self._sum = None
+        self._sum = None    # float64 sum of the rows of the block begun
         self._rows = 0
-        self._start = None
+        self._start = None  # time (ns) of its first row
 
     def get_state(self):
         return {"sum": None if self._sum is None else self._sum.tolist(),
@@ -62,28 +52,21 @@ class average_block(Block):
         self._rows, self._start = state["rows"], state["start"]
 
     def compute(self, chunk):
-        linear = _to_linear(chunk)
-        rows = len(linear)
-        index = 0
-        outputs, starts, end = [], [], None
-        while index < rows:
-            take = min(self.count - self._rows, rows - index)
-            part = linear[index:index + take].sum(axis=0, dtype=np.float64)
-            if self._sum is None:
-                self._sum = part
-                self._start = chunk.time_of(index)
-            else:
-                self._sum += part
-            self._rows += take
-            index += take
-            if self._rows == self.count:
-                outputs.append(self._sum / self.count)
-                starts.append(self._start)
-                end = chunk.time_of(index) if index < rows else chunk.end
-                self._sum, self._rows = None, 0
-        if outputs:
-            self.emit(_from_linear(np.array(outputs), chunk.meta), starts[0], end,
-                      chunk.rate / self.count, dict(chunk.meta, averaged=self.count))
+        dbm = chunk.meta.get("units") == "dBm"
+        power = db_to_power(chunk.data) if dbm else chunk.data
+        rows, before = len(power), self._rows
+        means, self._sum, self._rows = block_means(power, self.count, self._sum, before)
+        if not len(means):
+            if not before and self._rows:
+                self._start = chunk.time_of(0)
+            return
+        start = self._start if before else chunk.time_of(0)
+        used = rows - self._rows
+        end = chunk.time_of(used) if used < rows else chunk.end
+        self._start = chunk.time_of(used) if self._rows else None
+        levels = power_to_db(means, out=means) if dbm else means
+        self.emit(levels.astype(np.float32), start, end, chunk.rate / self.count,
+                  dict(chunk.meta, averaged=self.count))
 
 
 class _Hold(Block):
@@ -113,16 +96,11 @@ class _Hold(Block):
         data = chunk.data
         if not len(data):
             return
-        combine = type(self)._combine
         if self._hold is not None and self._hold.shape != data.shape[1:]:
             self._hold = None  # the number of bins changed: a new sweep
-        extreme = combine.reduce(data, axis=0)
-        if self._hold is not None:
-            combine(extreme, self._hold, out=extreme)
-        self._hold = extreme
-        last = len(data) - 1
-        self.emit(extreme[np.newaxis].copy(), chunk.time_of(last), chunk.end, chunk.rate,
-                  dict(chunk.meta, trace=self.type_name))
+        self._hold = running_extreme(data, self._hold, type(self)._combine)
+        self.emit(self._hold[np.newaxis].copy(), chunk.time_of(len(data) - 1), chunk.end,
+                  chunk.rate, dict(chunk.meta, trace=self.type_name))
 
 
 @register

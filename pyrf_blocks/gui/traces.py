@@ -9,16 +9,13 @@ span or FFT size) starts every trace afresh.
 
 import numpy as np
 
+from ..numerics.decibels import db_to_power, power_to_db
+from ..numerics.holds import running_extreme, running_mean
+
 __all__ = ["SpectrumTraces", "TRACE_NAMES"]
 
 #: The traces a display keeps per stream, in drawing order.
 TRACE_NAMES = ("live", "average", "max_hold", "min_hold")
-
-_LN10_10 = np.float32(np.log(10.0) / 10.0)
-
-
-def _db_to_power(levels):
-    return np.exp(levels * _LN10_10)
 
 
 class SpectrumTraces:
@@ -93,44 +90,16 @@ class SpectrumTraces:
         self.meta = meta
         data = data.astype(np.float32, copy=False)
         self.live = data[-1]
-        top, bottom = data.max(axis=0), data.min(axis=0)
-        if self.max_hold is None:
-            self.max_hold, self.min_hold = top, bottom
-        else:
-            np.maximum(self.max_hold, top, out=self.max_hold)
-            np.minimum(self.min_hold, bottom, out=self.min_hold)
-        if self._pending is None:
-            self._pending = top.copy()
-        else:
-            np.maximum(self._pending, top, out=self._pending)
-        self._average_in(data)
-        self.spectra += len(data)
-
-    def _average_in(self, data):
+        top = running_extreme(data)  # the peak of this chunk, for both maxima
+        self.max_hold = running_extreme(top[np.newaxis], self.max_hold)
+        self.min_hold = running_extreme(data, self.min_hold, np.minimum)
+        self._pending = running_extreme(top[np.newaxis], self._pending)
         # A true mean while the first ``average_count`` spectra arrive, then
         # an exponential average with weight 1/average_count per spectrum.
-        power = _db_to_power(data)
-        mean, seen, count = self._power_average, self._averaged, self.average_count
-        index = 0
-        while index < len(power) and (mean is None or seen < count):
-            row = power[index]
-            if mean is None:
-                mean = row.astype(np.float64)
-            else:
-                mean += (row - mean) / (seen + 1)
-            seen += 1
-            index += 1
-        rest = power[index:]
-        if len(rest):
-            # n steps of mean += a·(row - mean), all at once.
-            alpha = 1.0 / count
-            decay = (1.0 - alpha) ** np.arange(len(rest) - 1, -1, -1)
-            mean *= (1.0 - alpha) ** len(rest)
-            mean += (alpha * decay) @ rest
-            seen += len(rest)
-        self._power_average, self._averaged = mean, seen
-        with np.errstate(divide="ignore"):  # a bin of zero power is -inf dBm
-            self.average = (10.0 * np.log10(mean)).astype(np.float32)
+        self._power_average, self._averaged = running_mean(
+            db_to_power(data), self.average_count, self._power_average, self._averaged)
+        self.average = power_to_db(self._power_average).astype(np.float32)
+        self.spectra += len(data)
 
     def commit_row(self):
         """

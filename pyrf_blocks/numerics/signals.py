@@ -6,6 +6,8 @@ import functools
 
 import numpy as np
 
+from .decibels import db_to_amplitude, db_to_power
+
 __all__ = ["amplitude_of", "tone_samples", "noise_samples", "signal_samples"]
 
 
@@ -14,7 +16,7 @@ def amplitude_of(level_dbm, reference_level):
     Amplitude (relative to full scale) of a tone of ``level_dbm`` when a
     full-scale tone is ``reference_level`` dBm.
     """
-    return 10.0 ** ((level_dbm - reference_level) / 20.0)
+    return db_to_amplitude(level_dbm - reference_level)
 
 
 @functools.lru_cache(maxsize=32)
@@ -82,6 +84,6 @@ def signal_samples(first_index, count, rate, tones, harmonics=(), noise_floor=No
     for frequency, amplitude, phase in parts:
         samples += tone_samples(first_index, count, rate, frequency, amplitude, phase)
     if noise_floor is not None:
-        power = 10.0 ** ((noise_floor - reference_level) / 10.0) * rate
+        power = db_to_power(noise_floor - reference_level) * rate
         samples += noise_samples(rng, count, power)
     return samples

@@ -12,8 +12,9 @@ import functools
 import numpy as np
 import scipy.fft
 
-__all__ = ["window", "window_gains", "frame_spectra", "power_to_dbm",
-           "dbm_to_milliwatt", "milliwatt_to_dbm", "bin_frequencies"]
+from .decibels import amplitude_to_db, power_to_db
+
+__all__ = ["window", "window_gains", "frame_spectra", "power_to_dbm", "bin_frequencies"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -83,37 +84,22 @@ def power_to_dbm(power, window_sum, reference_level, real_fft_size=None):
     """
     Calibrate linear FFT power (from :func:`frame_spectra`) to dBm.
 
+    :param power: linear power (full scale², unnormalised), any shape.
     :param window_sum: sum of the window values (coherent gain × size).
     :param reference_level: dBm of a full-scale tone.
     :param real_fft_size: for a real input's one-sided spectrum, the frame
         length: every bin but DC (and Nyquist, for even lengths) holds half
         the tone's amplitude and is doubled.
-    :return: float32 array of dBm.
+    :return: float32 array of dBm; a bin of zero power is ``-inf`` dBm.
     """
-    offset = np.float32(reference_level - 20.0 * np.log10(window_sum))
-    with np.errstate(divide="ignore"):
-        # A bin of exactly zero power is -inf dBm, which is the truth.
-        out = np.log10(power, dtype=np.float32)
-    out *= np.float32(10.0)
+    # A full-scale tone reads window_sum² on its bin: that is reference_level.
+    offset = np.float32(reference_level - amplitude_to_db(window_sum))
+    out = power_to_db(power, out=np.empty(np.shape(power), np.float32))
     out += offset
     if real_fft_size is not None:
         last = real_fft_size // 2 if real_fft_size % 2 == 0 else out.shape[-1]
-        out[..., 1:last] += np.float32(20.0 * np.log10(2.0))
+        out[..., 1:last] += np.float32(amplitude_to_db(2.0))
     return out
-
-
-def dbm_to_milliwatt(dbm):
-    """
-    dBm to linear milliwatts.
-    """
-    return np.power(10.0, np.asarray(dbm, dtype=np.float64) / 10.0)
-
-
-def milliwatt_to_dbm(milliwatt):
-    """
-    Linear milliwatts to dBm (float32).
-    """
-    return (10.0 * np.log10(np.maximum(milliwatt, 1e-300))).astype(np.float32)
 
 
 def bin_frequencies(start_frequency, bin_width, bins):
