@@ -94,7 +94,9 @@ def power_to_dbm(power, window_sum, reference_level, real_fft_size=None):
     """
     # A full-scale tone reads window_sum² on its bin: that is reference_level.
     offset = np.float32(reference_level - amplitude_to_db(window_sum))
-    out = power_to_db(power, out=np.empty(np.shape(power), np.float32))
+    if not isinstance(power, np.ndarray) or power.dtype != np.float32:
+        power = np.asarray(power, np.float32)
+    out = power_to_db(power)
     out += offset
     if real_fft_size is not None:
         last = real_fft_size // 2 if real_fft_size % 2 == 0 else out.shape[-1]
