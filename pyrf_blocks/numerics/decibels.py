@@ -25,13 +25,12 @@ import numpy as np
 __all__ = ["db_to_power", "power_to_db", "db_to_amplitude", "amplitude_to_db"]
 
 _LN10 = math.log(10.0)
-
-
 _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
 
-# The array paths come first and call nothing else: power_to_dbm runs once per
-# chunk of spectra, where a microsecond of Python is a few percent.
+# An array pays two isinstance checks before its ufuncs and nothing else:
+# power_to_dbm runs once per chunk of spectra, where a microsecond of Python
+# is a few percent of the chain's time on 4 Ki-sample chunks.
 
 
 def _is_scalar(values):

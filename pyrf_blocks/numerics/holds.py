@@ -99,10 +99,13 @@ def running_mean(power, count, mean=None, seen=0):
         mean = part / (seen + take)
         seen += take
     rest = power[take:]
-    if len(rest):
-        # n steps of mean += a·(row - mean), all at once.
+    steps = len(rest)
+    if steps:
+        # ``steps`` steps of mean += (row - mean)/count, all at once: one
+        # matrix product (tensordot costs 10 µs of Python more per call).
         keep = 1.0 - 1.0 / count
-        weights = keep ** np.arange(len(rest) - 1, -1, -1) / count
-        mean = mean * keep ** len(rest) + np.tensordot(weights, rest, axes=1)
-        seen += len(rest)
+        weights = keep ** np.arange(steps - 1, -1, -1) / count
+        rows = rest.reshape(steps, -1).astype(np.float64, copy=False)
+        mean = mean * keep ** steps + (weights @ rows).reshape(rest.shape[1:])
+        seen += steps
     return mean, seen
