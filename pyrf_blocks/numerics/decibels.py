@@ -62,7 +62,7 @@ def _from_db(db, out, per_decade):
 
 def _to_db(ratio, out, per_decade):
     if not isinstance(ratio, np.ndarray) or not ratio.ndim:
-        if out is None and _is_scalar(ratio):
+        if out is None and (isinstance(ratio, float) or _is_scalar(ratio)):
             ratio = float(ratio)
             if ratio > 0.0:
                 return np.float64(per_decade * math.log10(ratio))
