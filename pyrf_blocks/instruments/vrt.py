@@ -19,6 +19,7 @@ packet count modulo 16 (19-16), packet size in words (15-0).
 
 import functools
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -196,6 +197,7 @@ class DataPacket(_Packet):
                 f"{len(self.payload)} bytes>")
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class DataRun:
     """
     Consecutive IF data packets of one stream with the same layout and
@@ -207,16 +209,13 @@ class DataRun:
     calls: per-packet Python work is what limits small packets.
     """
 
-    __slots__ = ("buffer", "offset", "packets", "size", "header", "stream_id")
+    buffer: object
+    offset: int
+    packets: int
+    size: int
+    header: object
+    stream_id: int
     is_data = True
-
-    def __init__(self, buffer, offset, packets, size, header, stream_id):
-        self.buffer = buffer
-        self.offset = offset
-        self.packets = packets
-        self.size = size
-        self.header = header
-        self.stream_id = stream_id
 
     def __len__(self):
         return self.packets

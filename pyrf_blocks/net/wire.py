@@ -15,6 +15,8 @@ it was emitted), kept across any number of processes, so a cursor means
 the same chunk on every worker that serves that output; a gap is a drop.
 """
 
+from dataclasses import dataclass
+
 __all__ = ["CONTENT_TYPE", "JSON_TYPE", "KIND", "FIRST_SEQ", "LAST_SEQ",
            "START_SEQ", "MISSED", "DROPPED", "END", "StreamHeaders", "stream_headers",
            "read_stream_headers"]
@@ -46,28 +48,19 @@ DROPPED = b"X-Pyrf-Dropped"
 END = b"X-Pyrf-End"
 
 
+@dataclass(frozen=True, slots=True)
 class StreamHeaders:
     """
     What the headers of one stream answer say.
     """
 
-    __slots__ = ("kind", "first_seq", "last_seq", "dropped", "ended", "start_seq",
-                 "missed")
-
-    def __init__(self, kind, first_seq, last_seq, dropped, ended, start_seq=None,
-                 missed=0):
-        self.kind = kind
-        self.first_seq = first_seq
-        self.last_seq = last_seq
-        self.dropped = dropped
-        self.ended = ended
-        self.start_seq = start_seq
-        self.missed = missed
-
-    def __repr__(self):
-        return (f"<StreamHeaders {self.kind} seq {self.first_seq}..{self.last_seq} "
-                f"start={self.start_seq} missed={self.missed} "
-                f"dropped={self.dropped} ended={self.ended}>")
+    kind: str
+    first_seq: int
+    last_seq: int
+    dropped: int
+    ended: bool
+    start_seq: int = None
+    missed: int = 0
 
 
 def stream_headers(kind, first_seq, last_seq, dropped, ended, start_seq=None, missed=0):
