@@ -16,9 +16,10 @@ import warnings
 import msgpack
 import numpy as np
 
+from .errors import ChunkDecodeError
 from .timebase import NS_PER_SECOND, sample_index, sample_time
 
-__all__ = ["Chunk", "ChunkDecodeError", "RECORDS", "chunk_packer", "encode_chunk",
+__all__ = ["Chunk", "RECORDS", "chunk_packer", "encode_chunk",
            "encode_chunks", "decode_chunk", "decode_chunks", "ChunkStreamDecoder"]
 
 #: Kind of irregular, time-stamped values: one device time per row.
@@ -37,12 +38,6 @@ _MAX_FIELDS = 256
 _MAX_FIELD_NAME = 64
 #: The dtype slot of a records chunk's ``d`` whose rows are str or bytes.
 _OBJECT_ROWS = "O"
-
-
-class ChunkDecodeError(ValueError):
-    """
-    Bytes that do not hold a well-formed chunk.
-    """
 
 
 class Chunk:

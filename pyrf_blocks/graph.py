@@ -38,6 +38,12 @@ class Graph:
         self._failure_waiters = Waiters()
         self.failure = None
         self.failed_block = None
+        #: The HTTP clients of the graph's remote blocks and places, by
+        #: trusted CA: made and kept by :func:`~pyrf_blocks.net.client.http_client`.
+        self.http_clients = {}
+        #: What serves the graph's blocks to other processes, once
+        #: :func:`~pyrf_blocks.net.serve.serve` has started it.
+        self.served = None
 
     def __repr__(self):
         return f"<Graph of {len(self.blocks)} blocks>"

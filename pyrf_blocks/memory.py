@@ -10,11 +10,13 @@ again and every page of it faults on first touch.  On the machines we
 measure, decoding a 1 MiB chunk took 1.3 ms that way and 0.2 ms when the
 freed memory was kept for reuse.
 
-:func:`keep_freed_memory` tells the C allocator to keep it.  Processes
-that move streams call it: :meth:`Graph.run <pyrf_blocks.graph.Graph.run>`,
-workers, and either end of a stream that crosses a process boundary.
-The cost is that a process's resident size stays at its peak instead of
-shrinking when a burst is over.
+:func:`keep_freed_memory` tells the C allocator to keep it.  It tunes
+the whole process, so only entry points call it, never a constructor or a
+block: :meth:`Graph.run <pyrf_blocks.graph.Graph.run>` and the
+``pyrf-blocks worker`` command (every child of ``process()`` is one).  A
+program that runs the reactor itself and moves streams calls it once at
+start-up (``benchmarks/transport.py`` does).  The cost is that a process's
+resident size stays at its peak instead of shrinking when a burst is over.
 """
 
 import ctypes

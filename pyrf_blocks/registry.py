@@ -3,29 +3,14 @@ The registry of block types: the only blocks a worker or a pipeline file
 may create by name.  Users add their own with :func:`register`.
 """
 
-import difflib
 import inspect
 
-__all__ = ["register", "lookup", "block_types", "UnknownBlockType",
-           "parameters", "remote_allowed", "BLOCK_FIELDS"]
+from .errors import UnknownBlockType
+
+__all__ = ["register", "lookup", "block_types", "parameters", "remote_allowed", "BLOCK_FIELDS"]
 
 _TYPES = {}
 _LOCAL_ONLY = set()
-
-
-class UnknownBlockType(LookupError):
-    """
-    A block type name that is not registered.
-    """
-
-    def __init__(self, name):
-        self.name = name
-        close = difflib.get_close_matches(str(name), _TYPES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        super().__init__(f"unknown block type {name!r}{hint}")
-
-    def __str__(self):
-        return self.args[0]
 
 
 def register(factory=None, name=None, remote=True):
@@ -70,7 +55,7 @@ def lookup(name):
     try:
         return _TYPES[name]
     except (KeyError, TypeError):
-        raise UnknownBlockType(name) from None
+        raise UnknownBlockType(name, _TYPES) from None
 
 
 def block_types():

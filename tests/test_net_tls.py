@@ -325,14 +325,16 @@ def test_a_certificate_that_does_not_verify_fails_the_graph_at_once(pki):
 
 # Where ca= is given.
 
-def test_http_client_keeps_one_pool_per_reactor_and_trust(pki):
-    """The same CA, as a path or as bytes, shares a client; another trust gets its own."""
+def test_http_client_keeps_one_pool_per_graph_and_trust(pki):
+    """The same CA, as a path or as bytes, shares a client; another trust or graph gets its own."""
     reactor = MemoryReactorClock()
-    lab = http_client(reactor, ca=pki.ca)
-    assert http_client(reactor, ca=pem(pki.ca)) is lab
-    assert http_client(reactor) is not lab
-    assert http_client(reactor, ca=pki.other_ca) is not lab
-    assert http_client(MemoryReactorClock(), ca=pki.ca) is not lab
+    graph = Graph(reactor)
+    lab = http_client(graph, ca=pki.ca)
+    assert http_client(graph, ca=pem(pki.ca)) is lab
+    assert http_client(graph) is not lab
+    assert http_client(graph, ca=pki.other_ca) is not lab
+    assert http_client(Graph(MemoryReactorClock()), ca=pki.ca) is not lab
+    assert http_client(Graph(reactor), ca=pki.ca) is not lab  # scoped to the graph
 
 
 def test_process_and_remote_block_name_a_ca_file_they_cannot_read(tmp_path):

@@ -78,7 +78,8 @@ def duration(text):
     A positive duration such as ``10s``, ``5m``, ``250ms`` or ``2.5``
     (seconds); returns seconds.
     """
-    from ..pipeline.units import UnitError, parse_quantity
+    from ..errors import UnitError
+    from ..pipeline.units import parse_quantity
     try:
         value = parse_quantity(text, "s", "duration")
     except UnitError as error:

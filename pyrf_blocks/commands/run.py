@@ -50,7 +50,8 @@ def report(graph, out):
 
 
 def run(args):
-    from ..pipeline import PipelineError, build, describe, load_pipeline, pipeline_to_dot
+    from ..errors import PipelineError
+    from ..pipeline import build, describe, load_pipeline, pipeline_to_dot
 
     try:
         pipeline = load_pipeline(args.file)

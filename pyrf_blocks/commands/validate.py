@@ -19,7 +19,8 @@ def add_arguments(parser):
 
 
 def run(args):
-    from ..pipeline import PipelineError, load_pipeline
+    from ..errors import PipelineError
+    from ..pipeline import load_pipeline
 
     status = 0
     for path in args.files:

@@ -20,6 +20,7 @@ display) and, like a windowed run, prints the strongest peak at the end.
 
 import sys
 
+from ..errors import SourceError
 from .options import add_token_arguments, positive_float, positive_int, token_from, window_name
 
 HELP = "open the live spectrum viewer (simulated instrument, address or stream URL)"
@@ -128,12 +129,6 @@ def fft_size_for(args, sample_rate):
            and size < 1 << 20):
         size *= 2
     return size
-
-
-class SourceError(ValueError):
-    """
-    SOURCE cannot be opened.
-    """
 
 
 def open_source(args, graph):

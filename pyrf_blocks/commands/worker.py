@@ -69,6 +69,7 @@ def run(args):
                                 globalLogBeginner, textFileLogObserver)
 
     from ..graph import Graph
+    from ..memory import keep_freed_memory
     from ..net.worker import MAX_BODY, Worker, check_certificates, check_listen
     from ..net.parent import tie_to_parent
 
@@ -90,6 +91,7 @@ def run(args):
     globalLogBeginner.beginLoggingTo(
         [FilteringLogObserver(textFileLogObserver(sys.stderr), [level])],
         redirectStandardIO=False)
+    keep_freed_memory()  # a worker moves streams: reuse their buffers (see memory.py)
     announce = print
     if args.parent_pid is not None:
         announce = tie_to_parent(args.parent_pid, reactor)

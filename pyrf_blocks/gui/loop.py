@@ -22,17 +22,12 @@ runs in the main thread, so such a graph runs once per process (see
 import asyncio
 import sys
 
-__all__ = ["install", "installed", "event_loop", "application", "ReactorMismatch"]
+from ..errors import ReactorMismatch
+
+__all__ = ["install", "installed", "event_loop", "application"]
 
 #: ``(reactor, loop)`` once :func:`install` has put the reactor on Qt's loop.
 _installed = None
-
-
-class ReactorMismatch(RuntimeError):
-    """
-    Another reactor was installed before the Qt loop could be, or none was
-    installed on it where a window needs it.
-    """
 
 
 def application():

@@ -15,8 +15,9 @@ from collections import deque
 from twisted.internet import defer, protocol
 from twisted.logger import Logger
 
-__all__ = ["SCPIClient", "SCPIError", "SCPITimeout", "SCPIConnectionLost",
-           "format_block", "SCPIClientFactory"]
+from ..errors import SCPIConnectionLost, SCPIError, SCPITimeout
+
+__all__ = ["SCPIClient", "format_block", "SCPIClientFactory"]
 
 log = Logger()
 
@@ -24,25 +25,6 @@ log = Logger()
 MAX_LINE = 64 * 1024
 #: Largest binary block accepted, bytes.
 MAX_BLOCK = 64 * 1024 * 1024
-
-
-class SCPIError(Exception):
-    """
-    The instrument's reply could not be used (malformed, too large, or
-    the instrument reported an error).
-    """
-
-
-class SCPITimeout(SCPIError):
-    """
-    No reply within the timeout.
-    """
-
-
-class SCPIConnectionLost(SCPIError):
-    """
-    The connection closed before a request was answered.
-    """
 
 
 def format_block(data):

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import VRTError
+
 __all__ = [
-    "VRTError", "Trailer", "DataPacket", "ContextPacket",
+    "Trailer", "DataPacket", "ContextPacket",
     "build_data_packet", "build_context_packet", "parse_packet",
     "decode_payload", "decode_payloads", "encode_payload", "samples_in",
     "VRTStreamParser", "DataRun",
@@ -93,12 +95,6 @@ _TRAILER_BITS = (
 _WORD = struct.Struct(">I")
 _TWO_WORDS = struct.Struct(">II")
 _QUAD = struct.Struct(">Q")
-
-
-class VRTError(ValueError):
-    """
-    Bytes that are not a well-formed packet of the supported subset.
-    """
 
 
 def _indicator(bit):

@@ -17,35 +17,28 @@ from collections import deque
 
 import numpy as np
 from twisted.internet import defer, error as net_error, protocol
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..backoff import Backoff
 from ..block import Source
+from ..errors import (InstrumentConnectionError, InstrumentError, SCPIConnectionLost,
+                      SCPITimeout)
 from ..interfaces import IIQProducer
 from ..registry import register
 from ..timebase import Timebase, beyond_half_sample, duration_ns
 from . import vrt
 from .models import DATA_PORT, SCPI_PORT, model_of
-from .scpi import SCPIClientFactory, SCPIConnectionLost, SCPITimeout
+from .scpi import SCPIClientFactory
 
-__all__ = ["thinkrf_analyzer", "InstrumentError", "InstrumentConnectionError"]
+__all__ = ["thinkrf_analyzer"]
 
 log = Logger()
 
 
-class InstrumentError(RuntimeError):
-    """
-    The instrument refused what the source asked of it.
-    """
-
-
-class InstrumentConnectionError(ConnectionError):
-    """
-    The instrument could not be reached, or the connection was lost and
-    could not be made again.
-    """
-
+#: Longest wait between two attempts to reconnect, seconds.
+MAX_RECONNECT_DELAY = 30.0
 
 _CONNECTION_ERRORS = (net_error.ConnectError, net_error.ConnectionLost,
                       net_error.ConnectionDone, SCPIConnectionLost, SCPITimeout,
@@ -139,7 +132,7 @@ class thinkrf_analyzer(Source):
     :param reconnect_attempts: times a lost connection is made again
         before the graph fails (0: never).
     :param reconnect_delay: seconds before each new attempt (doubled each
-        time, up to 30 s).
+        time, up to :data:`MAX_RECONNECT_DELAY`; see :mod:`pyrf_blocks.backoff`).
     """
 
     type_name = "thinkrf_analyzer"
@@ -173,7 +166,7 @@ class thinkrf_analyzer(Source):
         self.identity = None
         self._scpi = self._data = None
         self._session = 0
-        self._retry = None
+        self._reconnects = None
         self._streaming = False
         super().__init__(**kwargs)
 
@@ -189,7 +182,6 @@ class thinkrf_analyzer(Source):
         self.stats = {"packets": 0, "context_packets": 0, "samples": 0, "gaps": 0,
                       "sample_loss": 0, "over_range": 0, "invalid_data": 0,
                       "other_formats": 0, "reconnects": 0}
-        self._attempts = 0
         self._pending = deque()
         self._block = []
         self._block_packets = 0
@@ -203,14 +195,16 @@ class thinkrf_analyzer(Source):
 
     def on_start(self):
         self._streaming = True
+        self._reconnects = Backoff(self.graph.reactor, self.reconnect_attempts,
+                                   self.reconnect_delay, MAX_RECONNECT_DELAY,
+                                   level=LogLevel.warn)
         self._connect()
 
     def on_stop(self):
         self._streaming = False
         self._session += 1  # callbacks of the old session are ignored
-        if self._retry is not None and self._retry.active():
-            self._retry.cancel()
-        self._retry = None
+        if self._reconnects is not None:
+            self._reconnects.cancel()
         self._disconnect()
 
     def stopProducing(self):
@@ -316,18 +310,13 @@ class thinkrf_analyzer(Source):
         self._disconnect()
         self._emit_block()
         self._timebase = None
-        if self._attempts >= self.reconnect_attempts:
-            message = (f"{self.label}: {why}; gave up after {self._attempts} "
-                       f"reconnection attempt(s)")
+        reconnects = self._reconnects
+        if not reconnects.retry(self.label, why, self._connect):
+            message = (f"{self.label}: {why}; gave up after {reconnects.failures - 1} "
+                       f"reconnection attempt(s) over {reconnects.elapsed:.1f} s")
             self.graph.fail(self, Failure(InstrumentConnectionError(message)))
             return
-        self._attempts += 1
         self.stats["reconnects"] += 1
-        delay = min(self.reconnect_delay * 2 ** (self._attempts - 1), 30.0)
-        log.warn("{block}: {why}; reconnecting in {delay:g} s (attempt {attempt} of "
-                 "{attempts})", block=self.label, why=why, delay=delay,
-                 attempt=self._attempts, attempts=self.reconnect_attempts)
-        self._retry = self.graph.reactor.callLater(delay, self._connect)
 
     def _disconnect(self):
         scpi, self._scpi = self._scpi, None
@@ -343,7 +332,7 @@ class thinkrf_analyzer(Source):
     def _receive_packets(self, session, packets):
         if session != self._session or not self._streaming:
             return
-        self._attempts = 0
+        self._reconnects.succeeded()
         self._pending.extend(packets)
         self._drain()
 

@@ -23,89 +23,46 @@ import json
 
 from twisted.internet import defer, error, protocol
 from twisted.logger import Logger
-from twisted.web.client import ResponseDone
-from twisted.web.http import PotentialDataLoss
 from twisted.python.failure import Failure
 
-from ..chunk import ChunkDecodeError, ChunkStreamDecoder
+from ..backoff import Backoff
+from ..chunk import ChunkStreamDecoder
 from ..block import MAIN, Block
 from ..edge import check_policy
+from ..errors import ChunkDecodeError, RemoteError, WorkerUnreachable
 from ..interfaces import KIND_INTERFACES
-from ..memory import keep_freed_memory
 from .wire import read_stream_headers
 
-__all__ = ["remote_block", "RemoteError", "WorkerUnreachable", "http_client",
-           "auth_headers", "read_json", "retry_delay"]
+# Nothing of twisted.web, treq or OpenSSL is imported here at import time:
+# `import pyrf_blocks` loads this module (placed blocks build on
+# remote_block), and only a block that streams needs them.
+
+__all__ = ["remote_block", "http_client", "auth_headers", "read_json"]
 
 log = Logger()
 
 
-class RemoteError(RuntimeError):
+def http_client(graph, ca=None):
     """
-    A worker refused a request or reported a failure.
-    """
-
-
-class WorkerUnreachable(RemoteError):
-    """
-    A worker did not answer, retries included.
-    """
-
-
-_clients = {}
-
-
-#: Bytes a stream connection reads from its socket at a time (Twisted's
-#: default is 64 KiB): fewer, larger reads of a body of chunks.
-READ_SIZE = 256 << 10
-
-
-def _quiet_factory():
-    from twisted.web.client import HTTP11ClientProtocol, _HTTP11ClientFactory
-
-    class reading(HTTP11ClientProtocol):
-        def connectionMade(self):
-            super().connectionMade()
-            if hasattr(self.transport, "bufferSize"):
-                self.transport.bufferSize = READ_SIZE
-
-    class quiet(_HTTP11ClientFactory):
-        noisy = False  # no log line for every pooled connection
-
-        def buildProtocol(self, addr):
-            return reading(self._quiescentCallback)
-    return quiet
-
-
-def http_client(reactor=None, ca=None):
-    """
-    The shared treq client of ``reactor`` that trusts ``ca``: one
-    persistent connection pool per (reactor, trust), so consecutive polls
-    reuse their connection.
+    The treq client that ``graph``'s remote blocks and places use to reach
+    workers that ``ca`` trusts: one persistent connection pool per graph
+    and trust, kept in the graph's ``http_clients``, so that consecutive
+    polls reuse their connection (see :mod:`.connections`).
 
     :param ca: the certificates an ``https://`` worker's certificate must
         be signed by, as :func:`.tls.read_ca` takes them; the system's
         certificate authorities by default.  A certificate that does not
-        verify fails the request with a :class:`.tls.TLSError`.
+        verify fails the request with a :class:`~pyrf_blocks.errors.TLSError`.
     """
-    from treq.client import HTTPClient
-    from twisted.web.client import Agent, HTTPConnectionPool
+    from .connections import new_client
+    from .tls import read_ca, trust_key
 
-    from .tls import explaining_agent, read_ca, trust_key, trust_policy
-
-    if reactor is None:
-        from twisted.internet import reactor
     pem = read_ca(ca)
-    key = (id(reactor), trust_key(pem))
-    client = _clients.get(key)
-    if client is None or client[0] is not reactor:
-        pool = HTTPConnectionPool(reactor, persistent=True)
-        pool.maxPersistentPerHost = 16
-        pool._factory = _quiet_factory()
-        agent = Agent(reactor, contextFactory=trust_policy(pem), pool=pool)
-        client = (reactor, HTTPClient(explaining_agent(agent, pem)))
-        _clients[key] = client
-    return client[1]
+    key = trust_key(pem)
+    client = graph.http_clients.get(key)
+    if client is None:
+        client = graph.http_clients[key] = new_client(graph.reactor, pem)
+    return client
 
 
 def auth_headers(token):
@@ -130,22 +87,6 @@ async def read_json(response, what):
         raise RemoteError(f"{what}: HTTP {response.code}: "
                           f"{message or body[:200].decode('utf-8', 'replace')}")
     return value
-
-
-def retry_delay(block, where, error, failures):
-    """
-    How long ``block`` waits before trying ``where`` again after
-    ``failures`` failed attempts in a row (the last one ``error``): its
-    ``backoff`` doubled per failure up to ``max_backoff``, logged; None
-    once its ``retries`` are spent.
-    """
-    if failures > block.retries:
-        return None
-    delay = min(block.backoff * 2 ** (failures - 1), block.max_backoff)
-    log.error("{block}: worker {url} failed: {error}; retry {n} of {retries} "
-              "in {delay:.2f} s", block=block, url=where, error=error, n=failures,
-              retries=block.retries, delay=delay)
-    return delay
 
 
 class _AnswerReader(protocol.Protocol):
@@ -182,6 +123,9 @@ class _AnswerReader(protocol.Protocol):
             self.block._arrived(chunks, self)
 
     def connectionLost(self, reason):
+        from twisted.web.client import ResponseDone
+        from twisted.web.http import PotentialDataLoss
+
         self._unwatch()
         if self.finished.called:
             return
@@ -246,7 +190,8 @@ class remote_block(Block):
         a CA of the system: the CA certificate(s) to trust, a PEM file's
         path or PEM ``bytes`` (see :mod:`.tls`).
     :param client: treq-like HTTP client (``treq.testing.StubTreq`` in
-        tests); the shared persistent pool of the graph's reactor by default.
+        tests); the graph's persistent pool by default (see
+        :func:`http_client`).
     :param remote_policy: policy of the stream on the worker: ``block``
         (lossless, the default), ``drop_oldest`` or ``latest``.
     :param remote_maxsize: most unacknowledged chunks the worker keeps;
@@ -283,7 +228,7 @@ class remote_block(Block):
             self.set_url(url)
         self._kind = kind
         self.token = token
-        from .tls import read_ca  # tls.py builds on this module's RemoteError
+        from .tls import read_ca  # OpenSSL: loaded by the first remote block
         try:
             self.ca = read_ca(ca)
         except ValueError as error:
@@ -306,9 +251,7 @@ class remote_block(Block):
         self._undelivered = collections.deque()
         self._delivering = False
         self._reader = None
-        self._failures = 0
-        self._first_failure = None
-        self._retry = None
+        self._backoff = None
         super().__init__(*inputs, **kwargs)
 
     def __repr__(self):
@@ -343,17 +286,17 @@ class remote_block(Block):
     @property
     def client(self):
         if self._client is None:
-            self._client = http_client(self.graph.reactor, ca=self.ca)
+            self._client = http_client(self.graph, ca=self.ca)
         return self._client
 
     # Lazy connection: stream while something here consumes this block.
 
     def on_start(self):
-        keep_freed_memory()
         self._running = True
         self._cursor = -1
         self._meta = None
-        self._failures = 0
+        self._backoff = Backoff(self.graph.reactor, self.retries, self.backoff,
+                                self.max_backoff)
         self._undelivered.clear()
         self._step()
 
@@ -371,9 +314,8 @@ class remote_block(Block):
 
     def _halt(self):
         self._running = False
-        if self._retry is not None and self._retry.active():
-            self._retry.cancel()
-        self._retry = None
+        if self._backoff is not None:
+            self._backoff.cancel()
         if self._busy is not None:
             busy, self._busy = self._busy, None
             busy.cancel()
@@ -429,7 +371,7 @@ class remote_block(Block):
 
     def _stepped(self, _):
         self._busy = None
-        self._failures = 0
+        self._backoff.succeeded()
         self._step()
 
     async def _open_stream(self):
@@ -554,25 +496,14 @@ class remote_block(Block):
         if failure.check(RemoteError, ChunkDecodeError):
             self._give_up(failure)
             return None
-        reactor = self.graph.reactor
-        self._failures += 1
-        if self._failures == 1:
-            self._first_failure = reactor.seconds()
         error = failure.getErrorMessage() or failure.type.__name__
-        delay = retry_delay(self, self.where(), error, self._failures)
-        if delay is None:
-            elapsed = reactor.seconds() - self._first_failure
+        backoff = self._backoff
+        if not backoff.retry(self, f"worker {self.where()} failed: {error}", self._step):
             self._give_up(Failure(WorkerUnreachable(
                 f"{self.type_name} {self.name!r}: worker {self.where()} did not "
-                f"answer after {self._failures} attempts over {elapsed:.1f} s "
+                f"answer after {backoff.failures} attempts over {backoff.elapsed:.1f} s "
                 f"({error})")))
-            return None
-        self._retry = reactor.callLater(delay, self._retried)
         return None
-
-    def _retried(self):
-        self._retry = None
-        self._step()
 
     def _give_up(self, failure):
         self._halt()

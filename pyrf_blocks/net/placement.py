@@ -22,20 +22,20 @@ import os
 import secrets
 import sys
 
-from twisted.internet import defer, protocol, task
+from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 import pyrf_blocks
 
+from ..backoff import Backoff
 from ..block import MAIN, Sink, block_of
+from ..errors import RemoteError, UnknownBlockType, WorkerUnreachable
 from ..interfaces import KIND_INTERFACES
-from ..registry import UnknownBlockType, lookup
-from .client import (RemoteError, WorkerUnreachable, auth_headers, read_json,
-                     remote_block, retry_delay)
+from ..registry import lookup
 from ..waiting import Outcome
+from .client import auth_headers, http_client, read_json, remote_block
 from .serve import serve, streamed
-from .tls import read_ca
 
 __all__ = ["process", "Place", "placed_block", "placed_output", "placed_sink"]
 
@@ -108,10 +108,13 @@ class Place:
                  imports=(), listen="tcp:0:interface=127.0.0.1", **stream_options):
         if reactor is None:
             from twisted.internet import reactor
-        try:
-            self.ca = read_ca(ca)
-        except ValueError as error:
-            raise ValueError(f"process({url!r}): {error}") from None
+        self.ca = None
+        if ca is not None:
+            from .tls import read_ca  # OpenSSL: only for a place that has a CA
+            try:
+                self.ca = read_ca(ca)
+            except ValueError as error:
+                raise ValueError(f"process({url!r}): {error}") from None
         self.reactor = reactor
         self.client = client
         self.stream_options = stream_options
@@ -211,17 +214,21 @@ class Place:
         or :class:`RemoteError` saying ``what`` failed.
         """
         base = await self.url()
-        response = await getattr(self._http(), method)(
+        response = await getattr(self._http(block.graph), method)(
             base + path, headers=auth_headers(self.token), reactor=self.reactor,
             timeout=30, **options)
         what = what.format(block=f"{block.type_name} {block.name!r}", base=base)
         return base, await read_json(response, what)
 
-    def _http(self):
-        if self.client is None:
-            from .client import http_client
-            self.client = http_client(self.reactor, ca=self.ca)
-        return self.client
+    def _http(self, graph):
+        """
+        The HTTP client that reaches this worker for the blocks of
+        ``graph``: the ``client`` given, or the graph's own (see
+        :func:`.client.http_client`).
+        """
+        if self.client is not None:
+            return self.client
+        return http_client(graph, ca=self.ca)
 
     async def _input_spec(self, producer):
         block = block_of(producer)
@@ -237,7 +244,7 @@ class Place:
         # A block of this process, served to the worker; over TLS, the worker
         # trusts what this process trusts for the worker (one lab CA).
         output = block.output() if producer is block else producer
-        base, token = await serve(block.graph)
+        base, token = await serve(block.graph).address()
         return _input(f"{base}/blocks/{block.name}", output.kind, token,
                       self.ca if base.startswith("https://") else None, output.output_name)
 
@@ -524,7 +531,7 @@ class placed_sink(Sink):
         opened = []
         try:
             for producer in self._waiting_inputs:
-                await serve(producer.graph)
+                await serve(producer.graph).address()
                 opened.append(streamed(producer))
             url = await self.place.create(self)
             await defer.gatherResults(opened, consumeErrors=True)
@@ -533,29 +540,29 @@ class placed_sink(Sink):
                 waiting.cancel()  # (those that fired are not affected)
             self._release()
         reactor = self.place.reactor
-        failures = 0
+        backoff = Backoff(reactor, self.retries, self.backoff, self.max_backoff)
         while True:
             try:
-                response = await self.place._http().get(
+                response = await self.place._http(self.graph).get(
                     url + "/finished", params={"wait": f"{self.wait:g}"},
                     headers=auth_headers(self.place.token), reactor=reactor,
                     timeout=self.wait + 30)
                 if response.code == 204:
                     await response.content()
-                    failures = 0
+                    backoff.succeeded()
                     continue
                 answer = await read_json(response, f"{self.type_name} {self.name!r} "
                                                    f"on {self.place.base_url}")
             except RemoteError:
                 raise
             except Exception as error:
-                failures += 1
-                delay = retry_delay(self, self.place.base_url, error, failures)
-                if delay is None:
+                pause = backoff.sleep(self, f"worker {self.place.base_url} failed: {error}")
+                if pause is None:
                     raise WorkerUnreachable(
                         f"{self.type_name} {self.name!r}: worker {self.place.base_url} "
-                        f"did not answer after {failures} attempts ({error})") from None
-                await task.deferLater(reactor, delay, lambda: None)
+                        f"did not answer after {backoff.failures} attempts over "
+                        f"{backoff.elapsed:.1f} s ({error})") from None
+                await pause
                 continue
             if answer.get("finished"):
                 self.end()

@@ -5,20 +5,10 @@ with a 4xx (the caller's fault) or 5xx status.
 
 import json
 
+from ..errors import HTTPError
 from .wire import JSON_TYPE
 
-__all__ = ["HTTPError", "json_reply", "error_reply"]
-
-
-class HTTPError(Exception):
-    """
-    A request the worker refuses: ``code`` and a message for the caller.
-    """
-
-    def __init__(self, code, message):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+__all__ = ["json_reply", "error_reply"]
 
 
 def json_reply(request, value, code=200):

@@ -33,9 +33,9 @@ from zope.interface import implementer
 
 from ..chunk import chunk_packer, encode_chunk
 from ..edge import check_policy
+from ..errors import HTTPError
 from ..interfaces import IChunkConsumer, IOutput
-from ..memory import keep_freed_memory
-from .replies import HTTPError, error_reply
+from .replies import error_reply
 from .wire import CONTENT_TYPE, stream_headers
 
 __all__ = ["ServedStream", "poll_arguments", "seconds_argument", "MAX_WAIT",
@@ -268,7 +268,6 @@ class ServedStream:
     def __init__(self, stream_id, producer, clock, policy="block", maxsize=None,
                  max_batch_bytes=MAX_BATCH_BYTES, on_close=None,
                  max_backlog_bytes=MAX_BACKLOG_BYTES):
-        keep_freed_memory()
         self.id = stream_id
         #: The output read, and its block.
         self.output = producer if IOutput.providedBy(producer) else producer.output()

@@ -35,17 +35,10 @@ from twisted.web.client import BrowserLikePolicyForHTTPS, ResponseNeverReceived
 from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
-from .client import RemoteError
+from ..errors import TLSError
 
-__all__ = ["TLSError", "read_ca", "trust_policy", "trust_key", "trusted_by",
+__all__ = ["read_ca", "trust_policy", "trust_key", "trusted_by",
            "explaining_agent", "check_certificate_files"]
-
-
-class TLSError(RemoteError):
-    """
-    A TLS connection to a worker failed: its certificate did not verify,
-    was issued for another host, or the worker does not speak TLS.
-    """
 
 
 def read_ca(ca):

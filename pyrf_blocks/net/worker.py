@@ -46,11 +46,12 @@ from twisted.logger import Logger
 from twisted.web import http, resource, server
 
 from ..block import MAIN, Sink, Source, block_of
+from ..errors import HTTPError, UnknownBlockType
 from ..interfaces import IOutput
-from ..registry import UnknownBlockType, lookup, parameters, remote_allowed
+from ..registry import lookup, parameters, remote_allowed
 from ..waiting import Waiters
 from .client import remote_block
-from .replies import HTTPError, error_reply, json_reply
+from .replies import error_reply, json_reply
 from .stream import DEFAULT_WAIT, ServedStream, poll_arguments, seconds_argument
 from .tls import check_certificate_files
 
@@ -434,8 +435,8 @@ class Worker:
                 waiting.cancel()  # the other one, or both when the wait ran out
             if timer.active():
                 timer.cancel()
-            if code is None or request.finished or request._disconnected:
-                return
+            if code is None or request.finished:
+                return  # (the reader went away: notifyFinish said so, code None)
             if code == 204:
                 request.setResponseCode(204)
             else:

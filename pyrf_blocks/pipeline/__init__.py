@@ -10,8 +10,9 @@ written back from a graph built in Python.
 
 from .build import build
 from .export import describe, graph_to_data, graph_to_dot, graph_to_yaml, pipeline_to_dot
-from .problems import PipelineError, Problem
-from .units import UnitError, format_quantity, parse_quantity
+from ..errors import PipelineError, UnitError
+from .problems import Problem
+from .units import format_quantity, parse_quantity
 from .validate import Pipeline, check, check_file, check_text
 
 __all__ = ["load_pipeline", "check", "check_file", "check_text", "build",

@@ -4,9 +4,9 @@ Building a checked pipeline into a :class:`~pyrf_blocks.graph.Graph`.
 
 import os
 
+from ..errors import PipelineError
 from ..graph import Graph
 from ..interfaces import ISink
-from .problems import PipelineError
 from .validate import LOCAL
 
 __all__ = ["build"]

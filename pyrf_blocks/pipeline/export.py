@@ -21,20 +21,14 @@ import numpy as np
 from ruamel.yaml import YAML
 
 from ..edge import DEFAULT_MAXSIZE
+from ..errors import ExportError
 from ..registry import lookup
 from .schema import SUPPORTED_VERSION, param_specs
 from .units import format_quantity
 from .validate import LOCAL, check_text
 
-__all__ = ["ExportError", "graph_to_data", "graph_to_yaml", "graph_to_dot",
+__all__ = ["graph_to_data", "graph_to_yaml", "graph_to_dot",
            "pipeline_to_dot", "describe"]
-
-
-class ExportError(ValueError):
-    """
-    A graph that a pipeline file cannot describe (an unregistered block
-    type, a parameter value YAML cannot hold).
-    """
 
 
 def _plain(value, where):

@@ -10,7 +10,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from .problems import PipelineError, Problem, shown
+from ..errors import PipelineError
+from .problems import Problem, shown
 
 __all__ = ["Document", "load_document", "read_document"]
 

@@ -4,7 +4,9 @@ What is wrong with a pipeline file, each problem pointing at its line.
 
 import reprlib
 
-__all__ = ["Problem", "PipelineError", "shown"]
+from ..errors import PipelineError
+
+__all__ = ["Problem", "shown"]
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = 60
@@ -51,12 +53,3 @@ class Problem:
         return hash((self.message, self.line, self.column, self.filename))
 
 
-class PipelineError(ValueError):
-    """
-    A pipeline file that cannot be used; ``problems`` lists every mistake
-    found, in file order.
-    """
-
-    def __init__(self, problems):
-        self.problems = sorted(problems, key=lambda p: (p.line, p.column))
-        super().__init__("\n".join(str(p) for p in self.problems))

@@ -37,12 +37,13 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, create_mode
                       field_validator, model_validator)
 
 from ..edge import POLICIES
+from ..errors import FieldError
 from ..registry import lookup, parameters
 from .problems import shown
 from .units import UNITS, parse_quantity
 
 __all__ = ["PipelineSpec", "BlockSpec", "ProcessSpec", "ParamSpec", "param_specs",
-           "params_model", "constructor_parameters", "FieldError", "SUPPORTED_VERSION", "NAME_PATTERN"]
+           "params_model", "constructor_parameters", "SUPPORTED_VERSION", "NAME_PATTERN"]
 
 #: The file format version this module reads and writes.
 SUPPORTED_VERSION = 1
@@ -51,17 +52,6 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-
-
-class FieldError(ValueError):
-    """
-    A mistake in one field of a mapping, raised where pydantic only knows
-    the mapping: ``field`` lets the message point at that field's line.
-    """
-
-    def __init__(self, field, message):
-        super().__init__(message)
-        self.field = field
 
 
 class ParamSpec:

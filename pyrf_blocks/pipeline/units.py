@@ -12,17 +12,11 @@ import math
 import re
 from fractions import Fraction
 
+from ..errors import UnitError
 from .problems import shown
 
-__all__ = ["UNITS", "UnitError", "parse_quantity", "format_quantity",
+__all__ = ["UNITS", "parse_quantity", "format_quantity",
            "accepted_suffixes"]
-
-
-class UnitError(ValueError):
-    """
-    A value that is not a quantity of the expected unit.  The message names
-    the field and the accepted units.
-    """
 
 
 class _Unit:

@@ -16,12 +16,12 @@ from pydantic import ValidationError
 from zope.interface import implementedBy
 
 from ..block import Block
+from ..errors import FieldError, PipelineError, UnknownBlockType
 from ..interfaces import KIND_INTERFACES, ISink
-from ..registry import UnknownBlockType, lookup
+from ..registry import lookup
 from .loader import read_document, load_document
-from .problems import PipelineError, Problem, shown
-from .schema import (SUPPORTED_VERSION, BlockSpec, FieldError, PipelineSpec, ProcessSpec,
-                     params_model)
+from .problems import Problem, shown
+from .schema import SUPPORTED_VERSION, BlockSpec, PipelineSpec, ProcessSpec, params_model
 
 __all__ = ["Pipeline", "PipelineBlock", "check", "check_file", "check_text",
            "LOCAL"]

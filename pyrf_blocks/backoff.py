@@ -1,0 +1,133 @@
+"""
+Trying again after a failure, a little later each time.
+
+One mechanism for everything that reconnects: a stream from a worker
+(:class:`~pyrf_blocks.net.client.remote_block`), a placed sink following
+its worker, an instrument's connection
+(:class:`~pyrf_blocks.instruments.wsa.thinkrf_analyzer`).  The delays are
+Twisted's ``backoffPolicy`` (the one ``ClientService`` uses) without
+jitter: ``initial`` seconds, doubled after each failure in a row, at most
+``maximum``.  After ``retries`` retries in a row the next failure gives
+up, and the caller fails with an error of its own that says how many
+attempts were made over how long.  A success starts the count again.
+
+Every retry is logged with who retries, why, which retry of how many, and
+the delay.
+"""
+
+from twisted.internet import task
+from twisted.logger import Logger, LogLevel
+
+__all__ = ["Backoff"]
+
+log = Logger()
+
+
+def _no_jitter():
+    return 0.0
+
+
+class Backoff:
+    """
+    Failures in a row of one thing, and when to try it again.
+
+    :param clock: ``IReactorTime`` that schedules the retries (a
+        ``task.Clock`` in tests).
+    :param retries: retries after failures in a row before giving up
+        (0: the first failure gives up).
+    :param initial: seconds before the first retry.
+    :param maximum: longest delay between two attempts, seconds.
+    :param level: ``LogLevel`` of the line logged for each retry.
+    """
+
+    def __init__(self, clock, retries, initial, maximum, level=LogLevel.error):
+        # Imported here: twisted.application costs 0.2 s to import, and only
+        # something that has started connecting needs it.
+        from twisted.application.internet import backoffPolicy
+
+        self.clock = clock
+        self.retries = retries
+        self.level = level
+        self.delay_of = backoffPolicy(initial, maximum, factor=2.0, jitter=_no_jitter)
+        #: Failed attempts in a row.
+        self.failures = 0
+        #: When the first of them failed (``clock.seconds()``).
+        self.first_failure = None
+        self._call = None
+
+    def __repr__(self):
+        return f"<Backoff {self.failures} failure(s) of {self.retries + 1} allowed>"
+
+    @property
+    def elapsed(self):
+        """
+        Seconds since the first of the failures in a row (0 without one).
+        """
+        if not self.failures:
+            return 0.0
+        return self.clock.seconds() - self.first_failure
+
+    @property
+    def pending(self):
+        """
+        Whether a retry is scheduled by :meth:`retry`.
+        """
+        return self._call is not None and self._call.active()
+
+    def succeeded(self):
+        """
+        An attempt worked: the next failure is the first of a new row.
+        """
+        self.failures = 0
+
+    def failed(self, who, why):
+        """
+        Count a failed attempt; the delay before the next one, in seconds,
+        logged naming ``who`` and ``why``; ``None`` once the retries are
+        spent (nothing is logged then: the caller fails, saying so).
+        """
+        self.failures += 1
+        if self.failures == 1:
+            self.first_failure = self.clock.seconds()
+        if self.failures > self.retries:
+            return None
+        delay = self.delay_of(self.failures - 1)
+        log.emit(self.level, "{who}: {why}; retry {n} of {retries} in {delay:.2f} s",
+                 who=who, why=why, n=self.failures, retries=self.retries, delay=delay)
+        return delay
+
+    def retry(self, who, why, call, *args):
+        """
+        Count a failed attempt and schedule ``call(*args)`` after its delay
+        (see :meth:`failed`); False, with nothing scheduled, once the
+        retries are spent.
+        """
+        delay = self.failed(who, why)
+        if delay is None:
+            return False
+        self.cancel()
+        self._call = self.clock.callLater(delay, self._due, call, args)
+        return True
+
+    def sleep(self, who, why):
+        """
+        Count a failed attempt; a Deferred that fires after its delay (see
+        :meth:`failed`; cancelling it stops the wait), or ``None`` once the
+        retries are spent.
+        """
+        delay = self.failed(who, why)
+        if delay is None:
+            return None
+        return task.deferLater(self.clock, delay, lambda: None)
+
+    def cancel(self):
+        """
+        Forget a retry scheduled by :meth:`retry`.
+        """
+        call, self._call = self._call, None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _due(self, call, args):
+        self._call = None
+        call(*args)

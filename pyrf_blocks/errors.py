@@ -1,0 +1,186 @@
+"""
+Every exception that pyrf_blocks raises for a caller to catch, in one place.
+
+The modules that raise them import them from here (and some still offer
+them under their old names, ``pyrf_blocks.net.RemoteError`` for one), so a
+caller may write ``from pyrf_blocks.errors import RemoteError`` whatever
+part of the package the error comes from.  This module imports nothing
+else of the package, nor anything heavy: importing an error never loads
+the network or the GUI.
+
+Their base classes say which built-in handlers catch them: a malformed
+value is a ``ValueError``, a name that is not registered a ``LookupError``,
+a connection that cannot be made a ``ConnectionError``.
+"""
+
+import difflib
+
+__all__ = [
+    # Data
+    "ChunkDecodeError", "VRTError",
+    # Composing graphs
+    "UnknownBlockType",
+    # Instruments
+    "InstrumentError", "InstrumentConnectionError", "SCPIError", "SCPITimeout",
+    "SCPIConnectionLost",
+    # Across processes and hosts
+    "RemoteError", "WorkerUnreachable", "TLSError", "HTTPError",
+    # Pipeline files
+    "PipelineError", "FieldError", "UnitError", "ExportError",
+    # Commands and the GUI
+    "SourceError", "ReactorMismatch",
+]
+
+
+# Data.
+
+class ChunkDecodeError(ValueError):
+    """
+    Bytes that do not hold a well-formed chunk.
+    """
+
+
+class VRTError(ValueError):
+    """
+    Bytes that are not a well-formed packet of the supported subset.
+    """
+
+
+# Composing graphs.
+
+class UnknownBlockType(LookupError):
+    """
+    A block type name that is not registered.
+
+    :param name: the name asked for.
+    :param known: the registered names, to suggest the closest one.
+    """
+
+    def __init__(self, name, known=()):
+        self.name = name
+        close = difflib.get_close_matches(str(name), list(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        super().__init__(f"unknown block type {name!r}{hint}")
+
+    def __str__(self):
+        return self.args[0]
+
+
+# Instruments.
+
+class InstrumentError(RuntimeError):
+    """
+    The instrument refused what the source asked of it.
+    """
+
+
+class InstrumentConnectionError(ConnectionError):
+    """
+    The instrument could not be reached, or the connection was lost and
+    could not be made again.
+    """
+
+
+class SCPIError(Exception):
+    """
+    The instrument's reply could not be used (malformed, too large, or
+    the instrument reported an error).
+    """
+
+
+class SCPITimeout(SCPIError):
+    """
+    No reply within the timeout.
+    """
+
+
+class SCPIConnectionLost(SCPIError):
+    """
+    The connection closed before a request was answered.
+    """
+
+
+# Across processes and hosts.
+
+class RemoteError(RuntimeError):
+    """
+    A worker refused a request or reported a failure.
+    """
+
+
+class WorkerUnreachable(RemoteError):
+    """
+    A worker did not answer, retries included.
+    """
+
+
+class TLSError(RemoteError):
+    """
+    A TLS connection to a worker failed: its certificate did not verify,
+    was issued for another host, or the worker does not speak TLS.
+    """
+
+
+class HTTPError(Exception):
+    """
+    A request the worker refuses: ``code`` and a message for the caller
+    (the worker answers it as ``{"error": message}`` with that status).
+    """
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# Pipeline files.
+
+class PipelineError(ValueError):
+    """
+    A pipeline file that cannot be used; ``problems`` lists every mistake
+    found, in file order.
+    """
+
+    def __init__(self, problems):
+        self.problems = sorted(problems, key=lambda p: (p.line, p.column))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class FieldError(ValueError):
+    """
+    A mistake in one field of a mapping, raised where pydantic only knows
+    the mapping: ``field`` lets the message point at that field's line.
+    """
+
+    def __init__(self, field, message):
+        super().__init__(message)
+        self.field = field
+
+
+class UnitError(ValueError):
+    """
+    A value that is not a quantity of the expected unit.  The message names
+    the field and the accepted units.
+    """
+
+
+class ExportError(ValueError):
+    """
+    A graph that a pipeline file cannot describe (an unregistered block
+    type, a parameter value YAML cannot hold).
+    """
+
+
+# Commands and the GUI.
+
+class SourceError(ValueError):
+    """
+    The SOURCE of ``pyrf-blocks view`` cannot be opened.
+    """
+
+
+class ReactorMismatch(RuntimeError):
+    """
+    Another reactor was installed before the Qt loop could be, or none was
+    installed on it where a window needs it.
+    """
