@@ -243,6 +243,11 @@ def chain_rate(mode, count):
 def run_reactor_part(args, results):
     from twisted.internet import defer, reactor
 
+    from pyrf_blocks.memory import keep_freed_memory
+
+    # This script runs the reactor itself, not through Graph.run: it is the
+    # entry point that tunes malloc for the streams it reads.
+    keep_freed_memory()
     outcome = []
 
     def go():

@@ -15,7 +15,6 @@ Every retry is logged with who retries, why, which retry of how many, and
 the delay.
 """
 
-from twisted.internet import task
 from twisted.logger import Logger, LogLevel
 
 __all__ = ["Backoff"]
@@ -41,8 +40,8 @@ class Backoff:
     """
 
     def __init__(self, clock, retries, initial, maximum, level=LogLevel.error):
-        # Imported here: twisted.application costs 0.2 s to import, and only
-        # something that has started connecting needs it.
+        # Imported here, not by `import pyrf_blocks`: twisted.application
+        # costs 0.2 s, and only something that has started connecting needs it.
         from twisted.application.internet import backoffPolicy
 
         self.clock = clock
@@ -56,7 +55,7 @@ class Backoff:
         self._call = None
 
     def __repr__(self):
-        return f"<Backoff {self.failures} failure(s) of {self.retries + 1} allowed>"
+        return f"<Backoff {self.failures} failure(s) in a row, {self.retries} retries allowed>"
 
     @property
     def elapsed(self):
@@ -115,10 +114,12 @@ class Backoff:
         :meth:`failed`; cancelling it stops the wait), or ``None`` once the
         retries are spent.
         """
+        from twisted.internet.task import deferLater
+
         delay = self.failed(who, why)
         if delay is None:
             return None
-        return task.deferLater(self.clock, delay, lambda: None)
+        return deferLater(self.clock, delay, lambda: None)
 
     def cancel(self):
         """

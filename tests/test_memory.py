@@ -31,7 +31,7 @@ def test_without_mallopt_nothing_happens(monkeypatch):
 
 
 def test_running_a_graph_keeps_freed_memory():
-    """Graph.run asks for it, as workers and stream ends do."""
+    """Graph.run asks for it: it is an entry point, as the worker command is."""
     code = ("from twisted.internet.task import Clock\n"
             "from pyrf_blocks import memory\n"
             "from pyrf_blocks.graph import Graph\n"
@@ -46,3 +46,36 @@ def test_running_a_graph_keeps_freed_memory():
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() in ("True", "False")
+
+
+def test_the_worker_command_keeps_freed_memory():
+    """`pyrf-blocks worker` asks for it before it serves (its reactor stubbed to return)."""
+    code = ("from twisted.internet import reactor\n"
+            "reactor.run = lambda *a, **k: None\n"
+            "from pyrf_blocks import memory\n"
+            "from pyrf_blocks.cli import main\n"
+            "assert memory._kept is None\n"
+            "main(['worker', '--listen', 'tcp:0:interface=127.0.0.1'])\n"
+            "print(memory._kept)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] in ("True", "False")
+
+
+def test_streams_and_remote_blocks_leave_malloc_alone(monkeypatch):
+    """Opening a served stream and starting a remote block tune nothing process-wide."""
+    import numpy as np
+    from net_support import WORKER, Pair
+    from pyrf_blocks.net import remote_block
+    from pyrf_blocks.testing import array_source, recording_sink
+
+    calls = []
+    monkeypatch.setattr(memory, "_kept", None)
+    monkeypatch.setattr(memory, "_set_thresholds", lambda: calls.append(1) or True)
+    pair = Pair()
+    array_source([np.ones(4, np.complex64)] * 3, graph=pair.server, name="src")
+    sink = recording_sink(remote_block(WORKER + "/blocks/src", "iq", client=pair.http,
+                                       graph=pair.client))
+    assert pair.run() is None and len(sink.chunks) == 3  # (through a served stream)
+    assert calls == [] and memory._kept is None

@@ -269,3 +269,31 @@ def test_bad_output_names_in_inputs_get_a_4xx(tee_pair, item, code, message):
                                                          "inputs": [item]})
     assert status == code and message in json.loads(body)["error"]
     assert set(pair.server.blocks) == {"src", "tee"}
+
+
+def test_a_finished_poll_uses_the_public_request_api_and_forgets_a_reader_that_left():
+    """The held /finished answer needs only notifyFinish(); a reader gone gets nothing written."""
+    from twisted.internet.error import ConnectionDone
+    from twisted.python.failure import Failure
+    from twisted.web.server import NOT_DONE_YET
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from net_support import manual_source
+
+    pair = Pair()
+    source = manual_source(graph=pair.server, name="src")
+    assert pair.call("POST", "/blocks", json={"type": "collector", "name": "c",
+                                              "inputs": ["src"]})[0] == 201
+    sink = pair.server.blocks["c"]
+    staying, leaving = DummyRequest([b"blocks", b"c", b"finished"]), \
+        DummyRequest([b"blocks", b"c", b"finished"])
+    for request in (staying, leaving):
+        request.args = {b"wait": [b"5"]}
+        assert pair.worker.report_finished(request, sink) is NOT_DONE_YET
+    leaving.processingFailed(Failure(ConnectionDone()))
+    pair.clock.advance(5.1)
+    assert staying.responseCode == 204 and staying.finished == 1
+    assert leaving.written == [] and leaving.finished == 0 and leaving.responseCode is None
+    source.push(2)
+    source.finish()
+    assert sink.finished and leaving.written == [] and leaving.finished == 0

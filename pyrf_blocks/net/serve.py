@@ -35,9 +35,11 @@ def serve(graph, listen=LOCAL_LISTEN, token=None, url=None):
     :param url: the base URL to give to workers, when they must reach this
         process by another name than the address it listens on.
     """
-    if graph.served is None:
-        graph.served = Served(graph, listen, token, url)
-    return graph.served
+    served = graph.served
+    if served is None:
+        served = graph.served = Served(graph, listen, token, url)
+        served.start()
+    return served
 
 
 class Served:
@@ -59,12 +61,17 @@ class Served:
         self.stopped = False
         self._url = url
         self._address = Outcome()
-        d = defer.maybeDeferred(self.worker.listen, listen)
-        d.addCallbacks(self._listening, self._failed).addBoth(self._address.set)
 
     def __repr__(self):
         state = "stopped" if self.stopped else self._url or "starting"
         return f"<Served {self.graph!r} {state}>"
+
+    def start(self):
+        """
+        Start listening (:func:`serve` does); see :meth:`address`.
+        """
+        d = defer.maybeDeferred(self.worker.listen, self.listen)
+        d.addCallbacks(self._listening, self._failed).addBoth(self._address.set)
 
     def address(self):
         """

@@ -3,7 +3,6 @@ Total harmonic distortion.
 """
 
 import numpy as np
-import scipy.fft
 
 from .spectral import window
 
@@ -37,6 +36,8 @@ def harmonic_powers(samples, harmonics=5, fundamental_bin=None):
         raise ValueError(f"THD needs at least {16 * _LOBE} samples, got {size}")
     if harmonics < 2:
         raise ValueError(f"harmonics must be at least 2, got {harmonics}")
+    import scipy.fft  # imported when first needed (see spectral.frame_spectra)
+
     weighted = samples * window(_WINDOW, size)
     if np.iscomplexobj(samples):
         power = np.abs(scipy.fft.fft(weighted)) ** 2

@@ -1,0 +1,47 @@
+"""
+`import pyrf_blocks` stays light: the network, TLS and the GUI load when used.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Modules that only placing blocks, reading streams or serving needs.
+HEAVY = ("twisted.web", "treq", "OpenSSL", "cryptography", "service_identity",
+         "twisted.internet.reactor", "twisted.application", "scipy", "pyqtgraph")
+
+
+def loaded_after(code):
+    """The HEAVY modules in sys.modules after running ``code`` in a fresh interpreter."""
+    probe = (f"{code}\nimport sys\n"
+             f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_import_pyrf_blocks_loads_no_http_tls_scipy_or_reactor():
+    """A fresh `import pyrf_blocks` leaves twisted.web, treq, OpenSSL, cryptography, scipy out."""
+    assert loaded_after("import pyrf_blocks") == []
+
+
+def test_the_names_of_the_net_package_import_light_too():
+    """process, Place, remote_block, serve and the errors import without the HTTP code."""
+    assert loaded_after("from pyrf_blocks.net import (Place, RemoteError, Served, TLSError,\n"
+                        "    WorkerUnreachable, placed_block, placed_sink, process,\n"
+                        "    remote_block, serve)\n"
+                        "from pyrf_blocks import errors") == []
+
+
+def test_reading_a_stream_loads_the_http_client():
+    """The HTTP parts load when they are used: a remote block's client."""
+    loaded = loaded_after("import pyrf_blocks as p\n"
+                          "from twisted.internet.task import Clock\n"
+                          "from pyrf_blocks.net import remote_block\n"
+                          "from pyrf_blocks.net.client import http_client\n"
+                          "g = p.Graph(Clock())\n"
+                          "http_client(g)\n")
+    assert {"twisted.web", "treq", "OpenSSL"} <= set(loaded)
