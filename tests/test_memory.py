@@ -66,16 +66,15 @@ def test_the_worker_command_keeps_freed_memory():
 def test_streams_and_remote_blocks_leave_malloc_alone(monkeypatch):
     """Opening a served stream and starting a remote block tune nothing process-wide."""
     import numpy as np
-    from net_support import WORKER, Pair
     from pyrf_blocks.net import remote_block
-    from pyrf_blocks.testing import array_source, recording_sink
+    from pyrf_blocks.testing import WORKER_URL, WorkerPair, array_source, recording_sink
 
     calls = []
     monkeypatch.setattr(memory, "_kept", None)
     monkeypatch.setattr(memory, "_set_thresholds", lambda: calls.append(1) or True)
-    pair = Pair()
+    pair = WorkerPair()
     array_source([np.ones(4, np.complex64)] * 3, graph=pair.server, name="src")
-    sink = recording_sink(remote_block(WORKER + "/blocks/src", "iq", client=pair.http,
+    sink = recording_sink(remote_block(WORKER_URL + "/blocks/src", "iq", client=pair.http,
                                        graph=pair.client))
     assert pair.run() is None and len(sink.chunks) == 3  # (through a served stream)
     assert calls == [] and memory._kept is None

@@ -16,8 +16,7 @@ import pytest
 from pyrf_blocks.graph import Graph
 from pyrf_blocks.net import connections
 from pyrf_blocks.net.client import http_client
-
-from instruments_reactor import new_reactor, run_until
+from pyrf_blocks.testing import new_reactor, run_until
 
 
 class _Text(resource.Resource):

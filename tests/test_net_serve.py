@@ -14,8 +14,7 @@ from pyrf_blocks.net import Served, serve
 from pyrf_blocks.net.client import auth_headers, http_client
 from pyrf_blocks.net.serve import streamed
 
-from instruments_reactor import new_reactor, run_until
-from net_support import manual_source
+from pyrf_blocks.testing import manual_source, new_reactor, run_until
 
 
 def test_a_graph_is_served_once_and_only_by_itself():

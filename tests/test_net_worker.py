@@ -278,9 +278,7 @@ def test_a_finished_poll_uses_the_public_request_api_and_forgets_a_reader_that_l
     from twisted.web.server import NOT_DONE_YET
     from twisted.web.test.requesthelper import DummyRequest
 
-    from net_support import manual_source
-
-    pair = Pair()
+    pair = WorkerPair()
     source = manual_source(graph=pair.server, name="src")
     assert pair.call("POST", "/blocks", json={"type": "collector", "name": "c",
                                               "inputs": ["src"]})[0] == 201

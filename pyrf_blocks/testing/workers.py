@@ -34,7 +34,7 @@ class WorkerPair:
         The worker's bearer token; requests made through :meth:`remote`
         and :meth:`place` carry it.
     **worker_options
-        Further options of :class:`~pyrf_blocks.net.Worker`
+        Further options of :class:`~pyrf_blocks.net.worker.Worker`
         (``allow_files=``, ``max_body=``...).
 
     Attributes
@@ -58,7 +58,7 @@ class WorkerPair:
         from treq.testing import StubTreq
 
         from ..graph import Graph
-        from ..net import Worker
+        from ..net.worker import Worker
 
         self.token = token
         self.url = WORKER_URL
