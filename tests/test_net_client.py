@@ -293,7 +293,7 @@ def test_seqs_and_drops_survive_two_hops():
     """source -> lossy stream -> relay on a second worker -> here: seqs are the source's, gaps counted."""
     from treq.testing import StubTreq
 
-    from pyrf_blocks.net import Worker
+    from pyrf_blocks.net.worker import Worker
 
     pair = WorkerPair()
     source = manual_source(graph=pair.server, name="src")

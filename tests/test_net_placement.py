@@ -353,7 +353,7 @@ def test_a_block_on_another_worker_reads_a_placed_blocks_other_output(tee_power)
     from treq.testing import StubTreq
     from twisted.internet.task import Clock
 
-    from pyrf_blocks.net import Worker
+    from pyrf_blocks.net.worker import Worker
 
     clock = Clock()
     client, graph_a, graph_b = Graph(clock), Graph(clock), Graph(clock)
