@@ -20,7 +20,6 @@ resident size stays at its peak instead of shrinking when a burst is over.
 """
 
 import ctypes
-import ctypes.util
 
 __all__ = ["keep_freed_memory"]
 
@@ -48,11 +47,15 @@ def keep_freed_memory():
     return _kept
 
 
+def _c_library():
+    # The symbols of this process, the C library's among them: unlike
+    # ctypes.util.find_library("c"), this forks no /sbin/ldconfig.
+    return ctypes.CDLL(None)
+
+
 def _set_thresholds():
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        mallopt = _c_library().mallopt
     except (OSError, AttributeError, TypeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)

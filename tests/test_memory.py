@@ -25,7 +25,7 @@ def test_glibc_is_asked_to_keep_freed_memory_once():
 def test_without_mallopt_nothing_happens(monkeypatch):
     """Where the C library has no mallopt, the call says so with False and does not fail."""
     monkeypatch.setattr(memory, "_kept", None)
-    monkeypatch.setattr(memory.ctypes.util, "find_library", lambda name: "libnothing.so.0")
+    monkeypatch.setattr(memory, "_c_library", lambda: object())  # a library without mallopt
     assert memory.keep_freed_memory() is False
     monkeypatch.setattr(memory, "_kept", None)
 
@@ -78,3 +78,19 @@ def test_streams_and_remote_blocks_leave_malloc_alone(monkeypatch):
                                        graph=pair.client))
     assert pair.run() is None and len(sink.chunks) == 3  # (through a served stream)
     assert calls == [] and memory._kept is None
+
+
+def test_keeping_freed_memory_starts_no_process():
+    """Setting the allocator forks nothing (find_library("c") would run /sbin/ldconfig)."""
+    code = ("import os, subprocess\n"
+            "calls = []\n"
+            "real = subprocess.Popen.__init__\n"
+            "def spy(self, *a, **k):\n"
+            "    calls.append(a)\n"
+            "    return real(self, *a, **k)\n"
+            "subprocess.Popen.__init__ = spy\n"
+            "from pyrf_blocks import memory\n"
+            "print(memory.keep_freed_memory(), len(calls))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split()[1] == "0"
