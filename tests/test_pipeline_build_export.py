@@ -3,7 +3,6 @@ Building pipeline files into graphs, and writing graphs back as files and
 as Graphviz dot: the Python and YAML forms give the same graph and output.
 """
 
-import importlib.util
 import io
 import os
 import textwrap
@@ -170,24 +169,6 @@ def test_values_a_block_rejects_are_reported_at_their_line():
                                  "must be an integer in [0, 256), got 1024")
     assert not graph.blocks["wsa"].active
     assert graph.sinks == ()
-
-
-@pytest.mark.skipif(importlib.util.find_spec("pyrf_blocks.net") is not None,
-                    reason="pyrf_blocks.net is installed: placement is honoured")
-def test_placement_needs_the_workers_package():
-    """Without pyrf_blocks.net, child and remote placement is refused, naming each process."""
-    pipeline = check_file(os.path.join(ROOT, "examples", "distributed.yaml"))
-    environ = {"PYRF_LAB_A_TOKEN": "a", "PYRF_LAB_B_TOKEN": "b"}
-    with pytest.raises(PipelineError) as caught:
-        build(pipeline, Graph(task.Clock()), environ=environ)
-    messages = [p.message for p in caught.value.problems]
-    assert messages == [
-        "process 'lab_a' (http://lab-a.example:8750) runs wsa1, fft1, calibrate1: running "
-        "blocks outside this process is not available in this installation "
-        "(pyrf_blocks.net is missing); remove their 'proc' to run them here",
-        "process 'lab_b' (http://lab-b.example:8750) runs wsa2, fft2, calibrate2: running "
-        "blocks outside this process is not available in this installation "
-        "(pyrf_blocks.net is missing); remove their 'proc' to run them here"]
 
 
 def test_unset_token_variable_is_reported():

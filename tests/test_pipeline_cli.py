@@ -3,7 +3,6 @@ The ``validate`` and ``run`` commands: in-process for their messages and
 exit codes, and as real subprocesses for running, SIGTERM and failures.
 """
 
-import importlib.util
 import io
 import os
 import re
@@ -22,7 +21,6 @@ from pyrf_blocks.commands.run import report
 from pyrf_blocks.testing import array_source, run_clock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HAVE_NET = importlib.util.find_spec("pyrf_blocks.net") is not None
 SPECTRUM = os.path.join(ROOT, "examples", "spectrum.yaml")
 
 
@@ -111,15 +109,6 @@ def test_run_refuses_a_bad_duration(capsys):
     assert len(err.splitlines()) == 1
 
 
-@pytest.mark.skipif(HAVE_NET, reason="pyrf_blocks.net is installed: placement is honoured")
-def test_run_refuses_placement_it_cannot_honour(capsys):
-    """Without pyrf_blocks.net a file placing blocks on child processes is refused."""
-    assert main(["run", os.path.join(ROOT, "examples", "two_processes.yaml")]) == 1
-    err = capsys.readouterr().err
-    assert "process 'process1' (a child process) runs fft1, calibrate1" in err
-
-
-@pytest.mark.skipif(not HAVE_NET, reason="needs pyrf_blocks.net (the workers feature)")
 @pytest.mark.timeout(120)
 def test_run_places_blocks_in_child_processes(tmp_path):
     """The seed's multiprocess file runs each chain in a child and brings every chunk back."""
@@ -139,7 +128,6 @@ def test_run_places_blocks_in_child_processes(tmp_path):
     assert out.count("spectrum #0 [0.000000 s,") == 2
 
 
-@pytest.mark.skipif(not HAVE_NET, reason="needs pyrf_blocks.net (the workers feature)")
 @pytest.mark.timeout(120)
 def test_run_places_blocks_on_a_remote_worker(tmp_path):
     """A worker reached by URL, its token read from token_env, runs the placed chain."""

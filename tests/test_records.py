@@ -6,7 +6,7 @@ cutting and joining them.
 import msgpack
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 from numpy.testing import assert_array_equal
 
 from pyrf_blocks.chunk import (

@@ -136,11 +136,7 @@ def open_source(args, graph):
     The producer SOURCE names: an IQ source, or a remote block.
     """
     if args.source.startswith(("http://", "https://")):
-        try:
-            from ..net.client import remote_block
-        except ImportError:
-            raise SourceError(f"{args.source}: remote streams need pyrf_blocks.net, "
-                              "which this installation does not have") from None
+        from ..net.client import remote_block
         return remote_block(args.source, args.kind, graph=graph, remote_policy="latest",
                             token=token_from(args), ca=args.ca)
     from ..instruments import SIMULATED_HOSTS, WSA4000
@@ -238,13 +234,13 @@ def run(args):
               file=sys.stderr)
         return 2
     if not args.headless:
+        from ..gui.loop import install
         try:
-            from ..gui.loop import install
-        except ImportError as error:
+            install()
+        except ImportError as error:  # Qt, pyqtgraph or qasync: the gui extra
             print(f"pyrf-blocks view: the viewer needs the gui extra "
                   f"(pip install 'pyrf_blocks[gui]'): {error}", file=sys.stderr)
             return 2
-        install()
     from ..graph import Graph
     graph = Graph()
     try:

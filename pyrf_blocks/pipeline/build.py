@@ -36,14 +36,11 @@ def _trusted_cas(pipeline):
     ``({process name: PEM certificates}, problems)`` for the remote
     processes that give a ``ca``.
     """
-    try:
-        from ..net.tls import read_ca
-    except ImportError:
-        return {}, []  # no placement at all: _places says so
     cas, problems = {}, []
     for name, spec in pipeline.processes.items():
         path = _ca_path(pipeline, spec)
         if path is not None:
+            from ..net.tls import read_ca
             try:
                 cas[name] = read_ca(path)
             except ValueError as error:
@@ -56,30 +53,13 @@ def _places(pipeline, graph, environ, cas):
     """
     ``{process name: place}`` for every process that runs blocks, made with
     :func:`pyrf_blocks.net.placement.process`: child processes start now.
-
-    :raises PipelineError: where this installation cannot place blocks
-        outside this process (no ``pyrf_blocks.net``).
     """
     used = [name for name in pipeline.processes
             if name != LOCAL and any(b.proc == name for b in pipeline.blocks.values())]
     if not used:
         return {}
-    try:
-        from ..net import process
-    except ImportError:
-        process = None
-    if process is None:
-        problems = []
-        for name in used:
-            spec = pipeline.processes[name]
-            placed = [b.name for b in pipeline.blocks.values() if b.proc == name]
-            where = spec.url if spec.kind == "remote" else "a child process"
-            problems.append(pipeline.problem(
-                f"process {name!r} ({where}) runs {', '.join(placed)}: running blocks "
-                "outside this process is not available in this installation "
-                "(pyrf_blocks.net is missing); remove their 'proc' to run them here",
-                ("processes", name)))
-        raise PipelineError(problems)
+    from ..net import process
+
     places = {}
     for name in used:
         spec = pipeline.processes[name]
