@@ -350,7 +350,8 @@ class Block(metaclass=BlockType):
         out = self.outputs[output]
         chunk = Chunk(out.kind, data, start, end, rate, out.next_seq, meta)
         out.next_seq += 1
-        out.put(chunk)
+        for edge in out.edges:  # Output.put, written out: once per chunk per block
+            edge.put(chunk)
         return chunk
 
     def emit_records(self, times, values, start=None, end=None, meta=None, output=MAIN):

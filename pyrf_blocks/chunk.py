@@ -153,8 +153,10 @@ class Chunk:
         what they take on the wire), and of the times of records.
         """
         data = self.data
+        if self.times is None:
+            return data.nbytes  # sampled kinds are numeric: the common case first
         size = sum(map(len, data)) if data.dtype.kind == "O" else data.nbytes
-        return size if self.times is None else size + self.times.nbytes
+        return size + self.times.nbytes
 
     @property
     def duration(self):
