@@ -80,14 +80,6 @@ def test_a_url_goes_through_remote_block_with_the_latest_policy(monkeypatch):
         view.apply_setting(source, fft, "fft_size", 1024)
 
 
-def test_a_url_without_the_workers_package_is_refused_clearly(monkeypatch):
-    """Without pyrf_blocks.net a stream URL gives a one-line reason, not a traceback."""
-    monkeypatch.setitem(sys.modules, "pyrf_blocks.net.client", None)
-    graph = Graph(task.Clock())
-    with pytest.raises(view.SourceError, match="remote streams need pyrf_blocks.net"):
-        view.build(view_args("http://127.0.0.1:8750/blocks/x"), graph, headless=True)
-
-
 def test_settings_reach_source_and_fft():
     """apply_setting sends centre, decimation and level to the source, size and window to the FFT."""
     graph = Graph(task.Clock())
