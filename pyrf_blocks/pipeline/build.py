@@ -4,6 +4,7 @@ Building a checked pipeline into a :class:`~pyrf_blocks.graph.Graph`.
 
 import os
 
+from ..block import MAIN
 from ..errors import PipelineError
 from ..graph import Graph
 from ..interfaces import ISink
@@ -103,7 +104,8 @@ def build(pipeline, graph=None, environ=None):
     for name, block in pipeline.blocks.items():
         if not all(upstream in made for upstream in block.inputs):
             continue  # an input failed: reported there
-        inputs = [made[upstream] for upstream in block.inputs]
+        inputs = [made[upstream] if output == MAIN else made[upstream].output(output)
+                  for upstream, output in zip(block.inputs, block.input_outputs)]
         options = {}
         if block.policy != "block":
             options["policy"] = block.policy

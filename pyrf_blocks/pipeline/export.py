@@ -20,6 +20,7 @@ import io
 import numpy as np
 from ruamel.yaml import YAML
 
+from ..block import MAIN
 from ..edge import DEFAULT_MAXSIZE
 from ..errors import ExportError
 from ..registry import lookup
@@ -153,12 +154,15 @@ def pipeline_to_dot(pipeline, name="pipeline"):
                 node(block, "      ")
             lines.append("   }")
     for block in pipeline.blocks.values():
-        for upstream in block.inputs:
+        for upstream, output in zip(block.inputs, block.input_outputs):
             style = []
             if block.name not in active:
                 style.append("style=dotted")
+            label = [output] if output != MAIN else []
             if block.policy != "block":
-                style.append(f"label={_quote(block.policy)}")
+                label.append(block.policy)
+            if label:
+                style.append(f"label={_quote(', '.join(label))}")
             attributes = f" [{', '.join(style)}]" if style else ""
             lines.append(f"   {_quote(upstream)} -> {_quote(block.name)}{attributes};")
     lines.append("}")
@@ -193,7 +197,7 @@ def describe(pipeline):
         lines.append(f"  {block.name}: {block.type_name}, {emits}, on {where}, {state}")
         if block.inputs:
             edge = block.policy if block.maxsize is None else f"{block.policy}/{block.maxsize}"
-            lines.append(f"      inputs: {', '.join(block.inputs)} ({edge})")
+            lines.append(f"      inputs: {', '.join(block.input_refs)} ({edge})")
         for name, spec in param_specs(block.factory).items():
             if spec.python_only:
                 continue

@@ -52,6 +52,9 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+#: An input: a block's name, or ``name:output`` for another of its outputs.
+INPUT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*(:[A-Za-z_][A-Za-z0-9_]*)?$"
+InputRef = Annotated[str, Field(pattern=INPUT_PATTERN)]
 
 
 class ParamSpec:
@@ -253,8 +256,9 @@ class ProcessSpec(BaseModel):
 
 class BlockSpec(BaseModel):
     """
-    One block: its registered ``type``, ``params``, the names of the blocks
-    it consumes (``inputs``, in order), the ``policy`` and ``maxsize`` of
+    One block: its registered ``type``, ``params``, the blocks it consumes
+    (``inputs``, in order: a name, or ``name:output`` for a block's other
+    outputs), the ``policy`` and ``maxsize`` of
     its input edges, and the process it runs in (``proc``).
     """
 
@@ -262,7 +266,7 @@ class BlockSpec(BaseModel):
 
     type: str
     params: dict[str, Any] = {}
-    inputs: list[Name] = []
+    inputs: list[InputRef] = []
     policy: Literal[POLICIES] = "block"
     maxsize: Optional[Annotated[int, Field(strict=True, ge=1)]] = None
     proc: Name = "local"

@@ -15,7 +15,7 @@ import difflib
 from pydantic import ValidationError
 from zope.interface import implementedBy
 
-from ..block import Block
+from ..block import MAIN, Block
 from ..errors import FieldError, PipelineError, UnknownBlockType
 from ..interfaces import KIND_INTERFACES, ISink
 from ..registry import lookup
@@ -30,6 +30,24 @@ __all__ = ["Pipeline", "PipelineBlock", "check", "check_file", "check_text",
 LOCAL = "local"
 
 
+def split_input(ref):
+    """
+    ``(block name, output name)`` of an input written ``name`` or
+    ``name:output``.
+    """
+    name, _, output = ref.partition(":")
+    return name, output or MAIN
+
+
+def output_kinds_of(factory, kind):
+    """
+    ``{output: kind}`` of a block type whose main output is of ``kind``.
+    """
+    kinds = {} if kind is None else {MAIN: kind}
+    kinds.update(getattr(factory, "extra_outputs", {}))
+    return kinds
+
+
 class PipelineBlock:
     """
     One checked block: its factory, converted parameters (those written in
@@ -42,7 +60,10 @@ class PipelineBlock:
         self.type_name = spec.type
         self.factory = factory
         self.params = params
-        self.inputs = tuple(spec.inputs)
+        #: The names of the blocks it consumes, in order ...
+        self.inputs = tuple(split_input(ref)[0] for ref in spec.inputs)
+        #: ... and which output of each ("main" unless ``name:output``).
+        self.input_outputs = tuple(split_input(ref)[1] for ref in spec.inputs)
         self.policy = spec.policy
         self.maxsize = spec.maxsize
         self.proc = spec.proc
@@ -54,6 +75,14 @@ class PipelineBlock:
     @property
     def is_sink(self):
         return self.kind is None
+
+    @property
+    def input_refs(self):
+        """
+        The inputs as the file writes them: ``name``, or ``name:output``.
+        """
+        return tuple(name if output == MAIN else f"{name}:{output}"
+                     for name, output in zip(self.inputs, self.input_outputs))
 
 
 class Pipeline:
@@ -331,7 +360,8 @@ class _FlowChecker(_Checker):
         def inputs_of(name):
             spec = specs.get(name)
             # A block listed as its own input is reported on its own.
-            return [i for i in spec.inputs if i in specs and i != name] if spec else []
+            names = [split_input(ref)[0] for ref in spec.inputs] if spec else []
+            return [i for i in names if i in specs and i != name]
 
         names = list(self.raw_blocks)
         order, cycles = _topological(names, inputs_of)
@@ -347,8 +377,18 @@ class _FlowChecker(_Checker):
             if name in specs and name in self.factories and name not in in_cycle:
                 if self.inputs(name):
                     self.kinds[name] = output_kind_of(
-                        self.factories[name], [self.kinds[i] for i in specs[name].inputs])
+                        self.factories[name],
+                        [self.input_kind(ref) for ref in specs[name].inputs])
         return order
+
+    def input_kind(self, ref):
+        """
+        The kind of the input ``ref`` (``name`` or ``name:output``).
+        """
+        upstream, output = split_input(ref)
+        if output == MAIN:
+            return self.kinds[upstream]
+        return output_kinds_of(self.factories[upstream], self.kinds[upstream])[output]
 
     def inputs(self, name):
         """
@@ -357,8 +397,9 @@ class _FlowChecker(_Checker):
         """
         spec, factory, what = self.specs[name], self.factories[name], self.what(name)
         ok = True
-        for index, upstream in enumerate(spec.inputs):
+        for index, ref in enumerate(spec.inputs):
             where = ("blocks", name, "inputs", index)
+            upstream, output = split_input(ref)
             if upstream not in self.raw_blocks:
                 self.problem(f"{what}: input {upstream!r} is not a block of this file"
                              f"{_closest(upstream, self.raw_blocks)}", where)
@@ -368,6 +409,13 @@ class _FlowChecker(_Checker):
                 ok = False
             elif upstream not in self.kinds:
                 ok = False  # the upstream block has problems of its own
+            elif output != MAIN:
+                outputs = output_kinds_of(self.factories[upstream], self.kinds[upstream])
+                if output not in outputs:
+                    self.problem(f"{what}: input {ref!r}: {self.what(upstream)} has no "
+                                 f"output {output!r}; it has "
+                                 f"{', '.join(map(repr, outputs)) or 'none'}", where)
+                    ok = False
         requires = tuple(getattr(factory, "requires", ()))
         variadic = getattr(factory, "variadic", False)
         count = len(spec.inputs)
@@ -385,17 +433,21 @@ class _FlowChecker(_Checker):
         if not ok:
             return False
         needed = requires * count if variadic else requires
-        for index, (upstream, iface) in enumerate(zip(spec.inputs, needed)):
-            kind, upstream_factory = self.kinds[upstream], self.factories[upstream]
+        for index, (ref, iface) in enumerate(zip(spec.inputs, needed)):
+            upstream, output = split_input(ref)
+            kind = self.input_kind(ref)
+            # A block type's own interfaces are those of its main output.
+            upstream_factory = self.factories[upstream] if output == MAIN else None
+            producer = self.what(upstream) + ("" if output == MAIN else f" output {output!r}")
             if kind == "?":
                 continue  # only the built block can tell; the graph checks it then
             if kind is None:
-                self.problem(f"{what}: input {index + 1} is {self.what(upstream)}, a "
+                self.problem(f"{what}: input {index + 1} is {producer}, a "
                              "sink: it produces nothing", ("blocks", name, "inputs", index))
                 ok = False
             elif not _provides(upstream_factory, kind, iface):
                 self.problem(f"{what}: input {index + 1} must provide {iface.__name__}, "
-                             f"but {self.what(upstream)} provides "
+                             f"but {producer} provides "
                              f"{_provided_names(upstream_factory, kind)}",
                              ("blocks", name, "inputs", index))
                 ok = False
