@@ -5,17 +5,9 @@ The one reconnect-with-backoff mechanism (pyrf_blocks.backoff), on a task.Clock.
 import pytest
 from twisted.internet import defer
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 
 from pyrf_blocks.backoff import Backoff
-
-
-@pytest.fixture
-def logged():
-    events = []
-    globalLogPublisher.addObserver(events.append)
-    yield events
-    globalLogPublisher.removeObserver(events.append)
 
 
 def retry_lines(events):

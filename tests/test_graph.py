@@ -20,16 +20,6 @@ from pyrf_blocks.interfaces import IChunkProducer, IIQProducer, IScalarProducer
 from pyrf_blocks.testing import array_source, recording_sink, run_clock, slow_sink, split_array
 
 
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def graph(clock):
-    return Graph(clock)
-
-
 def sim(graph, **settings):
     settings.setdefault("noise_floor", None)
     settings.setdefault("packets_per_block", 4)

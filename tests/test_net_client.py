@@ -5,7 +5,7 @@ through treq's StubTreq on a task.Clock.
 
 import numpy as np
 import pytest
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 
 from pyrf_blocks.blocks.dsp import calibrate_block, fft_block
 from pyrf_blocks.blocks.sources import simulated_instrument
@@ -119,14 +119,6 @@ def test_drops_on_the_worker_are_visible_here():
     assert remote.remote_dropped == remote.dropped
     assert next(iter(pair.worker.streams.values()), None) is None  # closed at the end
     assert len(sink.chunks) + remote.dropped == 12
-
-
-@pytest.fixture
-def logged():
-    events = []
-    globalLogPublisher.addObserver(events.append)
-    yield events
-    globalLogPublisher.removeObserver(events.append)
 
 
 def test_refused_connections_are_retried_with_backoff(logged):

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from twisted.internet import defer, protocol
 from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.task import Clock
 from zope.interface import Interface, implementer
 from zope.interface.exceptions import Invalid
 
@@ -26,16 +25,6 @@ from pyrf_blocks.testing import (
     WORKER_URL, CuttingClient, FlakyClient, WorkerPair, array_source, assert_provides,
     manual_source, new_reactor, recording_sink, run_clock, run_until, slow_sink,
     split_array, start_emulator, wait_for)
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def graph(clock):
-    return Graph(clock)
 
 
 # Blocks.
