@@ -34,7 +34,7 @@ from .sync import Synchronizer
 from .waiting import Waiters
 
 __all__ = ["Block", "Source", "PolledSource", "Sink", "Output", "InputPort", "MAIN",
-           "label", "block_of"]
+           "label", "output_kinds", "reference", "split_reference", "block_of"]
 
 log = Logger()
 
@@ -55,6 +55,33 @@ def block_of(producer):
     block an output (``block.output("late")``) belongs to.
     """
     return producer.block if IOutput.providedBy(producer) else producer
+
+
+def output_kinds(factory, kind):
+    """
+    ``{output name: kind}`` of a block type (or block) whose main output is
+    of ``kind`` (``None`` for a sink): the main one first, then its
+    ``extra_outputs``.
+    """
+    kinds = {} if kind is None else {MAIN: kind}
+    kinds.update(getattr(factory, "extra_outputs", None) or {})
+    return kinds
+
+
+def reference(name, output=MAIN):
+    """
+    How an input names a block's output: ``name`` for the main one,
+    ``name:output`` for another (pipeline files, worker requests).
+    """
+    return name if output == MAIN else f"{name}:{output}"
+
+
+def split_reference(ref):
+    """
+    ``(block name, output name)`` of a :func:`reference`.
+    """
+    name, _, output = ref.partition(":")
+    return name, output or MAIN
 
 
 def _provided_kinds(obj):
@@ -91,8 +118,7 @@ class Output:
 
     @property
     def name(self):
-        block = self.block.name
-        return block if self.output_name == MAIN else f"{block}:{self.output_name}"
+        return reference(self.block.name, self.output_name)
 
     @property
     def label(self):
@@ -207,8 +233,7 @@ class BlockType(type):
         return signature.replace(parameters=tuple(signature.parameters.values())[1:])
 
     def __call__(cls, *inputs, **kwargs):
-        thread = reactor_thread.current()
-        if thread is None or not thread.busy or thread.in_its_thread():
+        if reactor_thread.running_elsewhere() is None:
             return super().__call__(*inputs, **kwargs)
         graph = (kwargs.get("graph")
                  or next((p.graph for p in inputs if IBlock.providedBy(p)), None)
@@ -258,10 +283,9 @@ class Block(metaclass=BlockType):
         self.input_policy = policy
         self.input_maxsize = check_policy(policy, maxsize)
         self.kind = self.output_kind()
-        kinds = {} if self.kind is None else {MAIN: self.kind}
-        kinds.update(self.extra_outputs)
         #: The block's outputs by name, the main one first.
-        self.outputs = {name: Output(self, name, kind) for name, kind in kinds.items()}
+        self.outputs = {name: Output(self, name, kind)
+                        for name, kind in output_kinds(self, self.kind).items()}
         if self.kind is not None:
             alsoProvides(self, KIND_INTERFACES[self.kind])
         self.active = False

@@ -161,10 +161,8 @@ class Graph:
         Blocks are built, sinks closed and graphs stopped this way, so any
         thread may do it while a graph runs.
         """
-        thread = reactor_thread.current()
-        if thread is None or not thread.busy or thread.in_its_thread():
-            return function(*args, **kwargs)
-        if self.reactor is not thread.reactor:
+        thread = reactor_thread.running_elsewhere()
+        if thread is None or self.reactor is not thread.reactor:
             return function(*args, **kwargs)
         return thread.call(function, *args, **kwargs)
 

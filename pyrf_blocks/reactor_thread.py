@@ -61,8 +61,8 @@ from twisted.internet import task, threads
 from twisted.python.failure import Failure
 from twisted.python.runtime import platform
 
-__all__ = ["ReactorThread", "reactor_thread", "current", "run_in_main_thread",
-           "is_global_reactor"]
+__all__ = ["ReactorThread", "reactor_thread", "running_elsewhere",
+           "run_in_main_thread", "is_global_reactor"]
 
 #: Seconds between two reaps of exited child processes while a run is on.
 REAP_INTERVAL = 0.1
@@ -109,12 +109,16 @@ def reactor_thread(reactor):
     return _thread
 
 
-def current():
+def running_elsewhere():
     """
-    The :class:`ReactorThread` of the global reactor if one was made (by a
-    first run), else ``None``.
+    The :class:`ReactorThread` of the global reactor while a run keeps it
+    busy in its thread and the caller is in another thread; ``None``
+    otherwise, when the reactor may be used directly.
     """
-    return _thread
+    thread = _thread
+    if thread is None or not thread.busy or thread.in_its_thread():
+        return None
+    return thread
 
 
 class _Run:

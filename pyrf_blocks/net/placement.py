@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 import pyrf_blocks
 
 from ..backoff import Backoff
-from ..block import MAIN, Sink, block_of
+from ..block import MAIN, Sink, block_of, output_kinds
 from ..errors import RemoteError, UnknownBlockType, WorkerUnreachable
 from ..interfaces import KIND_INTERFACES
 from ..registry import lookup
@@ -304,13 +304,11 @@ def _output_kinds(factory, type_name, main):
     """
     ``{name: kind}`` of every output of the placed type, main first.
     """
-    kinds = {MAIN: main}
-    extra = getattr(factory, "extra_outputs", None) or {}
-    for name, kind in dict(extra).items():
-        if kind not in KIND_INTERFACES:
+    kinds = output_kinds(factory, main)
+    for name, kind in kinds.items():
+        if name != MAIN and kind not in KIND_INTERFACES:
             raise TypeError(f"{type_name}: output {name!r} has unknown kind {kind!r}; "
                             f"known: {', '.join(KIND_INTERFACES)}")
-        kinds[name] = kind
     return kinds
 
 

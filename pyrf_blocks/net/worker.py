@@ -45,7 +45,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import http, resource, server
 
-from ..block import MAIN, Sink, Source, block_of
+from ..block import MAIN, Sink, Source, block_of, split_reference
 from ..errors import HTTPError, UnknownBlockType
 from ..interfaces import IOutput
 from ..registry import lookup, parameters, remote_allowed
@@ -460,8 +460,7 @@ class Worker:
     def _input(self, type_name, index, item):
         where = f"{type_name}: input {index + 1}"
         if isinstance(item, str):
-            name, _, output = item.partition(":")
-            return self._producer(name, output or MAIN, where)
+            return self._producer(*split_reference(item), where)
         if isinstance(item, dict) and "block" in item:
             unknown = set(item) - {"block", "output"}
             if unknown:

@@ -15,7 +15,7 @@ import difflib
 from pydantic import ValidationError
 from zope.interface import implementedBy
 
-from ..block import MAIN, Block
+from ..block import MAIN, Block, output_kinds, reference, split_reference
 from ..errors import FieldError, PipelineError, UnknownBlockType
 from ..interfaces import KIND_INTERFACES, ISink
 from ..registry import lookup
@@ -28,24 +28,6 @@ __all__ = ["Pipeline", "PipelineBlock", "check", "check_file", "check_text",
 
 #: The process every pipeline has: the one reading the file.
 LOCAL = "local"
-
-
-def split_input(ref):
-    """
-    ``(block name, output name)`` of an input written ``name`` or
-    ``name:output``.
-    """
-    name, _, output = ref.partition(":")
-    return name, output or MAIN
-
-
-def output_kinds_of(factory, kind):
-    """
-    ``{output: kind}`` of a block type whose main output is of ``kind``.
-    """
-    kinds = {} if kind is None else {MAIN: kind}
-    kinds.update(getattr(factory, "extra_outputs", {}))
-    return kinds
 
 
 class PipelineBlock:
@@ -61,9 +43,9 @@ class PipelineBlock:
         self.factory = factory
         self.params = params
         #: The names of the blocks it consumes, in order ...
-        self.inputs = tuple(split_input(ref)[0] for ref in spec.inputs)
+        self.inputs = tuple(split_reference(ref)[0] for ref in spec.inputs)
         #: ... and which output of each ("main" unless ``name:output``).
-        self.input_outputs = tuple(split_input(ref)[1] for ref in spec.inputs)
+        self.input_outputs = tuple(split_reference(ref)[1] for ref in spec.inputs)
         self.policy = spec.policy
         self.maxsize = spec.maxsize
         self.proc = spec.proc
@@ -81,8 +63,7 @@ class PipelineBlock:
         """
         The inputs as the file writes them: ``name``, or ``name:output``.
         """
-        return tuple(name if output == MAIN else f"{name}:{output}"
-                     for name, output in zip(self.inputs, self.input_outputs))
+        return tuple(map(reference, self.inputs, self.input_outputs))
 
 
 class Pipeline:
@@ -360,7 +341,7 @@ class _FlowChecker(_Checker):
         def inputs_of(name):
             spec = specs.get(name)
             # A block listed as its own input is reported on its own.
-            names = [split_input(ref)[0] for ref in spec.inputs] if spec else []
+            names = [split_reference(ref)[0] for ref in spec.inputs] if spec else []
             return [i for i in names if i in specs and i != name]
 
         names = list(self.raw_blocks)
@@ -385,10 +366,10 @@ class _FlowChecker(_Checker):
         """
         The kind of the input ``ref`` (``name`` or ``name:output``).
         """
-        upstream, output = split_input(ref)
+        upstream, output = split_reference(ref)
         if output == MAIN:
             return self.kinds[upstream]
-        return output_kinds_of(self.factories[upstream], self.kinds[upstream])[output]
+        return output_kinds(self.factories[upstream], self.kinds[upstream])[output]
 
     def inputs(self, name):
         """
@@ -399,7 +380,7 @@ class _FlowChecker(_Checker):
         ok = True
         for index, ref in enumerate(spec.inputs):
             where = ("blocks", name, "inputs", index)
-            upstream, output = split_input(ref)
+            upstream, output = split_reference(ref)
             if upstream not in self.raw_blocks:
                 self.problem(f"{what}: input {upstream!r} is not a block of this file"
                              f"{_closest(upstream, self.raw_blocks)}", where)
@@ -410,7 +391,7 @@ class _FlowChecker(_Checker):
             elif upstream not in self.kinds:
                 ok = False  # the upstream block has problems of its own
             elif output != MAIN:
-                outputs = output_kinds_of(self.factories[upstream], self.kinds[upstream])
+                outputs = output_kinds(self.factories[upstream], self.kinds[upstream])
                 if output not in outputs:
                     self.problem(f"{what}: input {ref!r}: {self.what(upstream)} has no "
                                  f"output {output!r}; it has "
@@ -434,7 +415,7 @@ class _FlowChecker(_Checker):
             return False
         needed = requires * count if variadic else requires
         for index, (ref, iface) in enumerate(zip(spec.inputs, needed)):
-            upstream, output = split_input(ref)
+            upstream, output = split_reference(ref)
             kind = self.input_kind(ref)
             # A block type's own interfaces are those of its main output.
             upstream_factory = self.factories[upstream] if output == MAIN else None
