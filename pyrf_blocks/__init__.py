@@ -7,6 +7,7 @@ from .blocks.measure import power_block, thd_block
 from .blocks.recording import record_block, sigmf_source
 from .blocks.sinks import collector, printer
 from .blocks.sources import simulated_instrument
+from .blocks.window import moving_max, moving_min, window_block
 from .blocks.spectrum import average_block, max_hold, min_hold, peak_search
 from .chunk import Chunk
 from .graph import Graph, default_graph, run, set_default_graph
@@ -26,4 +27,5 @@ __all__ = [
     "collector", "printer",
     "spectrum_display", "multi_spectrum_display",
     "process",
+    "window_block", "moving_max", "moving_min",
 ]
