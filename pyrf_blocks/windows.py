@@ -512,11 +512,13 @@ class WindowEngine:
 
     def seal_time(self):
         """
-        Rows before this device time are late: their pane is final.
+        Rows before this device time are late: the first window holding
+        their pane is final (its end plus the lateness is behind the
+        watermark).
         """
-        if self.final_until is None:
+        if self.watermark is None:
             return None
-        return self.grid.shift(self.final_until, self.panes_per_window - 1)
+        return self.grid.floor(self.watermark - self.lateness)
 
     def start(self, time_ns):
         """
