@@ -667,9 +667,9 @@ class WindowEngine:
         """
         End of stream: fire every window with rows as final.
         """
-        if not self.panes and self.final_until is None:
+        if not self.panes:
             return [], []
-        last = max(self.panes, default=self.final_until)
+        last = max(self.panes)
         end = self._window_end(last)
         return self.advance(max(end + self.lateness, self.watermark or end))
 
