@@ -275,7 +275,7 @@ class Accumulator:
     :param keep_rows: keep the rows themselves (for custom reducers).
     """
 
-    __slots__ = ("count", "sum", "sumsq", "min", "max", "tail", "fill", "rows",
+    __slots__ = ("count", "sum", "sumsq", "min", "max", "tail", "fill", "rows", "arrived",
                  "_sum", "_sq", "_min", "_max")
 
     def __init__(self, columns, stats, keep_rows=False):
@@ -291,6 +291,8 @@ class Accumulator:
         self.tail = np.empty((columns, BLOCK_ROWS)) if (self._sum or self._sq) else None
         self.fill = 0
         self.rows = [] if keep_rows else None
+        #: The latest watermark at which rows arrived (None: none known).
+        self.arrived = None
 
     def add(self, columns):
         """
@@ -355,7 +357,7 @@ class Accumulator:
         """
         msgpack-encodable state.
         """
-        return {"count": self.count, "sum": self.sum.tolist(), "sumsq": self.sumsq.tolist(),
+        return {"count": self.count, "arrived": self.arrived, "sum": self.sum.tolist(), "sumsq": self.sumsq.tolist(),
                 "min": self.min.tolist(), "max": self.max.tolist(),
                 "tail": (None if self.tail is None
                          else np.ascontiguousarray(self.tail[:, :self.fill]).tobytes()),
@@ -367,6 +369,7 @@ class Accumulator:
         Restore :meth:`get_state`'s result.
         """
         self.count = state["count"]
+        self.arrived = state["arrived"]
         self.sum = np.array(state["sum"], np.float64)
         self.sumsq = np.array(state["sumsq"], np.float64)
         self.min = np.array(state["min"], np.float64)
@@ -499,6 +502,8 @@ class WindowEngine:
         self.next_on_time = None
         #: Rows handed back as late.
         self.late_rows = 0
+        #: The first pane of the stream (None until it starts).
+        self.origin = None
 
     # Rows.
 
@@ -514,11 +519,12 @@ class WindowEngine:
         """
         Rows before this device time are late: the first window holding
         their pane is final (its end plus the lateness is behind the
-        watermark).
+        watermark), or their pane lies before the stream's first (no
+        window of it will ever fire).
         """
         if self.watermark is None:
-            return None
-        return self.grid.floor(self.watermark - self.lateness)
+            return self.origin
+        return max(self.grid.floor(self.watermark - self.lateness), self.origin)
 
     def start(self, time_ns):
         """
@@ -527,7 +533,7 @@ class WindowEngine:
         """
         if self.final_until is None:
             first = self.grid.floor(time_ns)
-            self.final_until = self.next_on_time = first
+            self.final_until = self.next_on_time = self.origin = first
 
     def add(self, times, columns, names, positions=None):
         """
@@ -571,6 +577,8 @@ class WindowEngine:
                         acc = self.panes[pane] = Accumulator(self.columns, self.stats,
                                                              bool(self.reducers))
                     acc.add(columns[:, at:stop])
+                    if self.watermark is not None:
+                        acc.arrived = max(acc.arrived or self.watermark, self.watermark)
                     self.dirty.add(pane)
                     at = stop
                 if bound is not None:
@@ -598,6 +606,10 @@ class WindowEngine:
         return sorted(starts)
 
     def _result(self, start, final, update):
+        """
+        The result of the window at ``start``; ``update=None``: whether
+        rows arrived for it after the watermark had passed its end.
+        """
         end = self._window_end(start)
         parts = []
         pane = start
@@ -606,6 +618,8 @@ class WindowEngine:
             if acc is not None:
                 parts.append(acc)
             pane = self.grid.shift(pane, 1)
+        if update is None:
+            update = any(acc.arrived is not None and acc.arrived >= end for acc in parts)
         count, values = combine(parts, self.stats, self.reducers, self.columns)
         return start, end, count, final, update, values
 
@@ -614,9 +628,15 @@ class WindowEngine:
         Move the watermark (it never goes back) and fire what it closes.
 
         :return: ``(updates, finals)``: lists of ``(start, end, count,
-            final, update, {stat: values})``; ``finals`` are in order of
-            start, ``updates`` (fired before they are final, with
-            ``allowed_lateness``) too.
+            final, update, {stat: values})`` in order of start.
+            ``updates`` (with ``allowed_lateness``) are windows fired
+            before they are final: ``update`` says this window was fired
+            before.  In ``finals``, ``update`` says that late rows (within
+            the lateness) were folded in after the watermark had passed the
+            window's end: a result fired earlier was revised.  Finals are
+            judged on device time alone, so they do not depend on how the
+            rows were chunked; how often a window appears in ``updates``
+            does (each watermark step may fire it).
         """
         if self.watermark is not None and watermark <= self.watermark and not self.dirty:
             return [], []
@@ -639,7 +659,7 @@ class WindowEngine:
                     continue
                 updates.append(self._result(start, False, start in self.emitted))
                 self.emitted[start] = True
-        results = [self._result(start, True, start in self.emitted) for start in finals]
+        results = [self._result(start, True, None) for start in finals]
         for start in finals:
             self.emitted.pop(start, None)
         self.final_until, self.next_on_time = final_until, on_time_until
@@ -682,6 +702,7 @@ class WindowEngine:
         return {"version": STATE_VERSION, "names": self.names,
                 "watermark": self.watermark, "final_until": self.final_until,
                 "next_on_time": self.next_on_time, "late_rows": self.late_rows,
+                "origin": self.origin,
                 "emitted": sorted(self.emitted), "dirty": sorted(self.dirty),
                 "panes": [[start, acc.get_state()] for start, acc in sorted(self.panes.items())]}
 
@@ -699,6 +720,7 @@ class WindowEngine:
         self.final_until = state["final_until"]
         self.next_on_time = state["next_on_time"]
         self.late_rows = state["late_rows"]
+        self.origin = state["origin"]
         self.emitted = dict.fromkeys(state["emitted"], True)
         self.dirty = set(state["dirty"])
         self.panes = {}

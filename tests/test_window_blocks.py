@@ -132,6 +132,60 @@ def test_output_does_not_depend_on_chunking(times, cuts, every_size):
     assert joined(cut)[1].tobytes() == joined(whole)[1].tobytes()
 
 
+def batches_with_late_rows(data):
+    """
+    A stream of batches (sorted rows, watermark end): on-time batches, each
+    followed by a batch of rows up to 30 s behind the watermark.
+    """
+    batches, watermark = [], 0
+    for size, lag_rows in data:
+        times = np.sort(np.asarray(size, np.int64)) + watermark
+        end = int(times[-1]) + 1 if len(times) else watermark + S
+        batches.append((times, max(end, watermark + 1)))
+        watermark = batches[-1][1]
+        late = np.sort(watermark - np.asarray(lag_rows, np.int64))
+        if len(late):
+            batches.append((late, watermark))
+    return batches
+
+
+def chunks_of(batches, cut):
+    """Each batch cut into pieces of ``cut`` rows (a piece ends where the next begins)."""
+    chunks, watermark = [], 0
+    for times, end in batches:
+        values = np.sin(times / 3e9)
+        pieces = records_in(times, values, list(range(cut, len(times), cut)), end=end)
+        for piece in pieces:
+            if piece.end > watermark and piece is pieces[-1]:
+                piece = piece.replace(end=end)
+            chunks.append(piece)
+        watermark = max(watermark, end)
+    return chunks
+
+
+late_batches = st.lists(st.tuples(
+    st.lists(st.integers(0, 20 * S), min_size=1, max_size=30),
+    st.lists(st.integers(1, 30 * S), max_size=5)), min_size=1, max_size=8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(late_batches, st.integers(1, 7))
+def test_late_rows_are_judged_the_same_however_the_stream_is_chunked(data, cut):
+    """With late rows among on-time ones, main and late outputs do not depend on the cutting."""
+    batches = batches_with_late_rows(data)
+    make = lambda s: window_block(s, every="5s", stats=("mean", "count", "max"),
+                                  allowed_lateness="10s")
+    outputs = ("main", "late")
+    _, (main, late) = run_records(chunks_of(batches, 10 ** 6), make, outputs)
+    _, (main_cut, late_cut) = run_records(chunks_of(batches, cut), make, outputs)
+    assert_array_equal(joined(main_cut)[0], joined(main)[0])
+    assert joined(main_cut)[1].tobytes() == joined(main)[1].tobytes()
+    assert_array_equal(joined(late_cut)[0], joined(late)[0])
+    total = sum(len(times) for times, _ in batches)
+    counted = joined(main)[1]["count"].sum() if main else 0
+    assert counted + len(joined(late)[0]) == total  # nothing lost
+
+
 def test_late_rows_beyond_the_lateness_go_to_the_late_output():
     """With allowed_lateness 0, a row for a final window goes to 'late', counted, not folded."""
     chunks = [Chunk.records([1 * S, 12 * S], [1.0, 2.0], 0, 30 * S),
