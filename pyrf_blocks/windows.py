@@ -648,6 +648,12 @@ class WindowEngine:
         final_until = max(self.final_until,
                           grid.shift(grid.floor(w - self.lateness), -(m - 1)))
         on_time_until = max(self.next_on_time, grid.shift(grid.floor(w), -(m - 1)))
+        if final_until == self.final_until and on_time_until == self.next_on_time and (
+                not self.dirty or min(self.dirty) >= grid.shift(on_time_until, m - 1)):
+            # Nothing due, and new rows only in windows not yet due: the
+            # common case of a chunk inside a window.
+            self.dirty.clear()
+            return [], []
         finals = self._to_fire(self.final_until, final_until)
         updates = []
         if self.lateness:

@@ -239,8 +239,9 @@ class window_block(Block):
 
     def _take(self, index, chunk):
         inp = self._inputs[index]
-        inp.last_seen = self.graph.reactor.seconds()
-        inp.idle = False
+        if self.idle_timeout is not None:
+            inp.last_seen = self.graph.reactor.seconds()
+            inp.idle = False
         columns, names = value_columns(chunk.data, self.label)
         n = columns.shape[1]
         if self.by_count:
