@@ -4,9 +4,10 @@ pyrf_blocks: processing blocks for RF instrument data on Twisted.
 
 from .blocks.dsp import calibrate_block, decimate_block, fft_block
 from .blocks.measure import power_block, thd_block
-from .blocks.recording import record_block, sigmf_source
+from .blocks.recording import record_block, record_channels, sigmf_source
 from .blocks.sinks import collector, printer
 from .blocks.sources import simulated_instrument
+from .blocks.waveform import waveform_source
 from .blocks.window import moving_max, moving_min, window_block
 from .blocks.spectrum import average_block, max_hold, min_hold, peak_search
 from .chunk import Chunk
@@ -27,5 +28,5 @@ __all__ = [
     "collector", "printer",
     "spectrum_display", "multi_spectrum_display",
     "process",
-    "window_block", "moving_max", "moving_min",
+    "window_block", "moving_max", "moving_min", "record_channels", "waveform_source",
 ]
