@@ -213,3 +213,17 @@ def test_count_windows_fire_every_n_rows():
         (0, 2 * S + 1, 3, 3.0), (3, 5 * S + 1, 3, 12.0)]
     (last,) = windows.finish()
     assert (last[0] // S, last[2], last[5]["sum"][0]) == (6, 1, 6.0)
+
+
+def test_the_dst_figure_of_the_docs_is_up_to_date():
+    """docs/_static/dst_windows.svg is what docs/dst_windows.py draws from the grid today."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("dst_windows", root / "docs/dst_windows.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    drawn = module.svg()
+    assert "= 23 h" in drawn and "= 25 h" in drawn
+    assert (root / "docs/_static/dst_windows.svg").read_text(encoding="utf-8") == drawn
