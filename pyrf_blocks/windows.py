@@ -57,7 +57,7 @@ __all__ = ["CalendarGrid", "WindowEngine", "CountWindows", "Accumulator", "STATS
 #: Nanoseconds in a day.
 DAY_NS = 86400 * NS_PER_SECOND
 #: Rows per sub-block of an exact sum.
-BLOCK_ROWS = 4096
+BLOCK_ROWS = 1024
 #: The statistics a window computes, by name.
 STATS = ("count", "sum", "mean", "rms", "min", "max")
 #: Version of the state :meth:`WindowEngine.get_state` returns.
@@ -268,6 +268,14 @@ def value_columns(data, what="window"):
     return np.ascontiguousarray(flat.T, np.float64), [str(i) for i in range(flat.shape[1])]
 
 
+def _fold_in(total, sums):
+    """
+    ``total`` (k,) plus each column of ``sums`` (k, m), one after another
+    (``np.cumsum`` is strictly sequential).
+    """
+    return np.cumsum(np.concatenate([total[:, None], sums], axis=1), axis=1)[:, -1]
+
+
 class Accumulator:
     """
     The running statistics of one pane, exact whatever the chunking.
@@ -332,15 +340,11 @@ class Accumulator:
             self.fill = rest
 
     def _fold(self, blocks):
-        # Pairwise sums of whole sub-blocks, folded in order (np.cumsum is
-        # strictly sequential).
+        # Pairwise sums of whole sub-blocks, folded in order.
         if self._sum:
-            sums = np.add.reduce(blocks, axis=2)
-            self.sum = np.cumsum(np.concatenate([self.sum[:, None], sums], axis=1), axis=1)[:, -1]
+            self.sum = _fold_in(self.sum, np.add.reduce(blocks, axis=2))
         if self._sq:
-            squares = np.add.reduce(blocks * blocks, axis=2)
-            self.sumsq = np.cumsum(np.concatenate([self.sumsq[:, None], squares], axis=1),
-                                   axis=1)[:, -1]
+            self.sumsq = _fold_in(self.sumsq, np.add.reduce(blocks * blocks, axis=2))
 
     def totals(self):
         """
@@ -559,8 +563,14 @@ class WindowEngine:
 
             def split(t):
                 return int(np.searchsorted(times, t, "left"))
+
+            def splits(bounds):
+                return np.searchsorted(times, bounds, "left").tolist()
         else:
             first, last, split = positions
+
+            def splits(bounds):
+                return [split(int(bound)) for bound in bounds]
         self.start(first)
         late_stop = 0
         seal = self.seal_time()
@@ -571,20 +581,21 @@ class WindowEngine:
             at = late_stop
             pane = self.grid.floor(first if at == 0 else max(first, seal))
             bounds = self.grid.boundaries(pane + 1, last)
-            for bound in list(bounds) + [None]:
-                stop = n if bound is None else split(int(bound))
+            watermark = self.watermark
+            for bound, stop in zip(bounds.tolist() + [None], splits(bounds) + [n]):
                 if stop > at:
                     acc = self.panes.get(pane)
                     if acc is None:
                         acc = self.panes[pane] = Accumulator(self.columns, self.stats,
                                                              bool(self.reducers))
                     acc.add(columns[:, at:stop])
-                    if self.watermark is not None:
-                        acc.arrived = max(acc.arrived or self.watermark, self.watermark)
+                    if watermark is not None and (acc.arrived is None
+                                                  or watermark > acc.arrived):
+                        acc.arrived = watermark
                     self.dirty.add(pane)
                     at = stop
                 if bound is not None:
-                    pane = int(bound)
+                    pane = bound
         return np.arange(late_stop)
 
     # Firing.
