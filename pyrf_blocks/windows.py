@@ -294,10 +294,10 @@ class Accumulator:
         self._min = "min" in stats
         self._max = "max" in stats
         self.count = 0
-        self.sum = np.zeros(columns)
-        self.sumsq = np.zeros(columns)
-        self.min = np.full(columns, np.inf)
-        self.max = np.full(columns, -np.inf)
+        zeros = np.zeros(columns)
+        self.sum = self.sumsq = zeros  # replaced, never written in place
+        self.min = np.full(columns, np.inf) if self._min else None
+        self.max = np.full(columns, -np.inf) if self._max else None
         self.tail = np.empty((columns, BLOCK_ROWS)) if (self._sum or self._sq) else None
         self.fill = 0
         self.rows = [] if keep_rows else None
@@ -364,7 +364,8 @@ class Accumulator:
         msgpack-encodable state.
         """
         return {"count": self.count, "arrived": self.arrived, "sum": self.sum.tolist(), "sumsq": self.sumsq.tolist(),
-                "min": self.min.tolist(), "max": self.max.tolist(),
+                "min": None if self.min is None else self.min.tolist(),
+                "max": None if self.max is None else self.max.tolist(),
                 "tail": (None if self.tail is None
                          else np.ascontiguousarray(self.tail[:, :self.fill]).tobytes()),
                 "rows": (None if self.rows is None
@@ -378,8 +379,8 @@ class Accumulator:
         self.arrived = state["arrived"]
         self.sum = np.array(state["sum"], np.float64)
         self.sumsq = np.array(state["sumsq"], np.float64)
-        self.min = np.array(state["min"], np.float64)
-        self.max = np.array(state["max"], np.float64)
+        self.min = None if state["min"] is None else np.array(state["min"], np.float64)
+        self.max = None if state["max"] is None else np.array(state["max"], np.float64)
         if self.tail is not None and state["tail"] is not None:
             part = np.frombuffer(state["tail"], np.float64).reshape(len(self.sum), -1)
             self.fill = part.shape[1]
@@ -409,20 +410,25 @@ def combine(accumulators, stats, reducers, columns):
     The statistics of a window made of ``accumulators`` (its panes, in
     order): ``(count, {stat: (k,) array})``.
     """
-    count = 0
-    total = np.zeros(columns)
-    squares = np.zeros(columns)
-    low = np.full(columns, np.inf)
-    high = np.full(columns, -np.inf)
-    for acc in accumulators:
-        count += acc.count
-        part, part_sq = acc.totals()
-        total = total + part
-        squares = squares + part_sq
-        np.minimum(low, acc.min, out=low)
-        np.maximum(high, acc.max, out=high)
+    if not accumulators:
+        count, total, squares = 0, np.zeros(columns), np.zeros(columns)
+        low = high = None
+    else:
+        first = accumulators[0]
+        count = first.count
+        total, squares = first.totals()
+        low, high = first.min, first.max
+        for acc in accumulators[1:]:
+            count += acc.count
+            part, part_sq = acc.totals()
+            total = total + part
+            squares = squares + part_sq
+            if low is not None:
+                low = np.minimum(low, acc.min)
+            if high is not None:
+                high = np.maximum(high, acc.max)
     values = {}
-    nan = np.full(columns, np.nan)
+    nan = None if count else np.full(columns, np.nan)
     for stat in stats:
         if stat == "sum":
             values[stat] = total
