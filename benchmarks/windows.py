@@ -13,6 +13,9 @@ other programs on a shared machine disturb less than wall time) and its
 ratio to the baseline: the minute
 boundaries located with ``np.searchsorted`` and the means computed with
 one ``np.add.reduceat`` over all rows at once, the least numpy can do.
+A second baseline takes the same chunks one by one in a bare numpy loop
+(``reduceat`` per chunk, partial sums carried in a dict), as a block
+would see them without the framework.
 The framework's result is checked against the baseline's
 (``assert_allclose``: the block sums exactly, by fixed sub-blocks, so the
 last bits may differ from ``reduceat``'s).  The last line is the headline:
@@ -55,6 +58,29 @@ def bare(times, values):
     return time.process_time() - start, means
 
 
+def bare_loop(chunks):
+    """
+    Means per minute with numpy, chunk by chunk as they would arrive
+    (``np.add.reduceat`` per chunk, partial sums carried in a dict), no
+    framework; (seconds, means).
+    """
+    start = time.process_time()
+    sums, counts = {}, {}
+    for chunk in chunks:
+        times, values = chunk.times, chunk.data
+        first = int(times[0]) - int(times[0]) % MINUTE
+        bounds = np.arange(first, int(times[-1]) + 1, MINUTE)
+        edges = np.searchsorted(times, bounds)
+        parts = np.add.reduceat(values, edges)
+        sizes = np.diff(np.append(edges, len(values)))
+        for minute, part, size in zip(bounds.tolist(), parts.tolist(), sizes.tolist()):
+            if size:
+                sums[minute] = sums.get(minute, 0.0) + part
+                counts[minute] = counts.get(minute, 0) + size
+    means = np.array([sums[m] / counts[m] for m in sorted(sums)])
+    return time.process_time() - start, means
+
+
 def through_graph(chunks):
     """The same means from window_block in a graph; (seconds, means)."""
     graph = Graph(Clock())
@@ -87,10 +113,15 @@ def main():
         elapsed, means = min((through_graph(chunks) for _ in range(args.repeat)),
                              key=lambda r: r[0])
         assert_allclose(means, expected, rtol=1e-9)
+        loop_time, loop_means = min((bare_loop(chunks) for _ in range(args.repeat)),
+                                    key=lambda r: r[0])
+        assert_allclose(loop_means, expected, rtol=1e-9)
         rate = args.rows / elapsed
         ratio = rate / base_rate
         print(f"window_block, {chunk_rows:8d}-row chunks: {rate / 1e6:9.1f} M rows/s "
-              f"({ratio:.2f}x bare, {elapsed / len(chunks) * 1e6:.0f} us per chunk)")
+              f"({ratio:.2f}x bare, {elapsed / len(chunks) * 1e6:.0f} us per chunk; "
+              f"{loop_time / elapsed:.2f}x a bare per-chunk numpy loop, "
+              f"{args.rows / loop_time / 1e6:.0f} M rows/s)")
         headline = (chunk_rows, rate, ratio)
     chunk_rows, rate, ratio = headline
     print(f"headline: window_block mean over 1-minute windows, {chunk_rows}-row chunks: "
