@@ -20,7 +20,7 @@ from twisted.internet.task import Clock
 from pyrf_blocks import Graph, collector, moving_max, moving_min, window_block
 from pyrf_blocks.chunk import Chunk
 from pyrf_blocks.interfaces import (IBlock, IRealProducer, IRecordsProducer, IStateful)
-from pyrf_blocks.pipeline import build, check_text
+from pyrf_blocks.pipeline import build, check_text, graph_to_yaml
 from pyrf_blocks.testing import (array_source, assert_provides, manual_source, run_clock,
                                  split_array)
 
@@ -364,9 +364,14 @@ def test_pipeline_file_takes_units_and_zones():
     pipeline = check_text(text)
     graph = build(pipeline, Graph(Clock()))
     hourly = graph.blocks["hourly"]
-    assert (hourly.every, hourly.lateness, hourly.grid.zone_name) == (
+    assert (hourly.every_ns, hourly.lateness_ns, hourly.grid.zone_name) == (
         3600 * S, 30 * S, "Europe/Berlin")
-    assert graph.blocks["peak"].over == 4 * S
+    assert graph.blocks["peak"].over_ns == 4 * S
+    exported = graph_to_yaml(graph)
+    assert "every: 1h" in exported and "allowed_lateness: 30s" in exported
+    again = build(check_text(exported), Graph(Clock()))
+    assert again.blocks["hourly"].every_ns == 3600 * S
+    assert again.blocks["hourly"].stats == ("mean", "max")
 
 
 # Moving extremes.

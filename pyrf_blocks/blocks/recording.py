@@ -155,12 +155,14 @@ class record_block(Sink):
                 raise ValueError(f"{what}: names must give each of the {len(producers)} "
                                  f"channels a different, non-empty name, got {names!r}")
         self.datatype = datatype
+        self.path = os.fspath(path)
         self.meta_path, self.data_path = sigmf_paths(path)
         self.limit = samples
+        self.samples = samples
         self.description = description
         self.author = author
         self.channels = len(producers)
-        self.channel_names = names
+        self.channel_names = self.names = names
         self._file = None
 
     def reset(self):

@@ -66,6 +66,7 @@ class waveform_source(PolledSource):
         self.count = count
         self.start_time = int(start_time)
         self.seed = seed
+        self.units = units
         self.meta = {"sample_rate": self.sample_rate, "frequency": self.frequency}
         if units:
             self.meta["units"] = units

@@ -136,23 +136,29 @@ class window_block(Block):
         self.reducers = dict(reducers or {})
         self.stats = tuple([stats] if isinstance(stats, str) else stats)
         self.by_count = rows is not None
+        self.rows, self.step_rows = rows, step_rows
         if self.by_count:
             if every is not None or size is not None:
                 raise ValueError(f"{what}: give either rows (count windows) or "
                                  "every/size (time windows), not both")
             CountWindows(rows, step_rows, self.stats, self.reducers, what)  # checks them
-            self.rows, self.step_rows = rows, step_rows
         else:
-            self.every = parse_duration("1m" if every is None else every, f"{what} every")
-            self.size = self.every if size is None else parse_duration(size, f"{what} size")
-            if self.every <= 0 or self.size <= 0 or self.size % self.every:
-                raise ValueError(f"{what}: size ({self.size} ns) must be a positive "
-                                 f"multiple of every ({self.every} ns)")
-            self.grid = CalendarGrid(self.every, zone)
-            self.lateness = parse_duration(allowed_lateness, f"{what} allowed_lateness")
-            if self.lateness < 0:
+            self.every_ns = parse_duration("1m" if every is None else every, f"{what} every")
+            self.size_ns = (self.every_ns if size is None
+                            else parse_duration(size, f"{what} size"))
+            if self.every_ns <= 0 or self.size_ns <= 0 or self.size_ns % self.every_ns:
+                raise ValueError(f"{what}: size ({self.size_ns} ns) must be a positive "
+                                 f"multiple of every ({self.every_ns} ns)")
+            self.grid = CalendarGrid(self.every_ns, zone)
+            self.lateness_ns = parse_duration(allowed_lateness, f"{what} allowed_lateness")
+            if self.lateness_ns < 0:
                 raise ValueError(f"{what}: allowed_lateness must be >= 0, "
                                  f"got {allowed_lateness!r}")
+        # The parameters as a pipeline file writes them (durations in
+        # seconds), for graph_to_yaml; the block works in ns.
+        self.every = None if every is None else parse_duration(every, what) / 1e9
+        self.size = None if size is None else parse_duration(size, what) / 1e9
+        self.allowed_lateness = parse_duration(allowed_lateness, what) / 1e9
         self.zone = zone
         self.emit_empty = bool(emit_empty)
         if not self.by_count:
@@ -168,14 +174,15 @@ class window_block(Block):
         if self.by_count:
             self.meta.update(rows=self.rows, step_rows=self.step_rows or self.rows)
         else:
-            self.meta.update(every=self.every, size=self.size, zone=self.grid.zone_name,
-                             allowed_lateness=self.lateness)
+            self.meta.update(every=self.every_ns, size=self.size_ns,
+                             zone=self.grid.zone_name, allowed_lateness=self.lateness_ns)
 
     def _engine(self, what=None):
         what = what or self.label
         if self.by_count:
             return CountWindows(self.rows, self.step_rows, self.stats, self.reducers, what)
-        return WindowEngine(self.grid, self.size // self.every, self.stats, self.lateness,
+        return WindowEngine(self.grid, self.size_ns // self.every_ns, self.stats,
+                            self.lateness_ns,
                             self.emit_empty, self.reducers, what)
 
     @property
@@ -421,8 +428,10 @@ class moving_max(Block):
 
     def __init__(self, producer, over="4s", **kwargs):
         what = f"{self.type_name} {kwargs.get('name') or ''}".strip()
-        self.over = parse_duration(over, f"{what} over")
-        if self.over <= 0:
+        self.over_ns = parse_duration(over, f"{what} over")
+        #: The window in seconds, as a pipeline file writes it.
+        self.over = self.over_ns / 1e9
+        if self.over_ns <= 0:
             raise ValueError(f"{what}: over must be positive, got {over!r}")
         if getattr(producer, "kind", None) == "iq":
             raise ValueError(f"{what}: input is IQ (complex); a moving extreme needs "
@@ -473,7 +482,7 @@ class moving_max(Block):
         values = np.asarray(data, np.float64)
         function = self._function
         if len(values):
-            reach = times - self.over
+            reach = times - self.over_ns
             left = np.searchsorted(times, reach, "right")
             result = _range_extreme(values, left, function)
             stair_times, stair_values = self._stair_times, self._stair_values
@@ -498,7 +507,7 @@ class moving_max(Block):
         later = self._accumulate(all_values[::-1])[::-1]
         beats = np.ones(len(all_values), bool)
         beats[:-1] = self._function(all_values[:-1], later[1:]) != later[1:]
-        beats &= all_times > times[-1] - self.over
+        beats &= all_times > times[-1] - self.over_ns
         self._stair_times, self._stair_values = all_times[beats], all_values[beats]
 
 
