@@ -408,3 +408,59 @@ def test_moving_extremes_match_brute_force_however_chunked(times, cuts, function
     got_times, got = joined(out)
     assert_array_equal(got_times, times)
     assert_array_equal(got, brute_moving(np.asarray(times), values, 4 * S, function))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(1, 900), min_size=1, max_size=10),
+       st.sampled_from([("250ms", None), ("100ms", "300ms")]))
+def test_sampled_input_gives_the_same_bits_however_chunked(sizes, every_size):
+    """Windows over a sampled stream (times from its Timebase) do not depend on the cutting."""
+    every, size = every_size
+    signal = np.sin(np.arange(3000) * 0.37) * 5
+
+    def windows(pieces):
+        graph = Graph(Clock())
+        source = array_source(pieces, kind="real", rate=3e3, start_time=123, graph=graph)
+        sink = collector(window_block(source, every=every, size=size,
+                                      stats=("mean", "rms", "min", "max", "count")))
+        assert run_clock(graph.reactor, graph) is None
+        return joined(sink.chunks)
+
+    whole, cut = windows([signal]), windows(split_array(signal, sizes))
+    assert_array_equal(cut[0], whole[0])
+    assert cut[1].tobytes() == whole[1].tobytes()
+
+
+def test_samples_going_back_in_time_are_late():
+    """A sampled chunk that starts before the watermark: its samples for final windows are late."""
+    graph = Graph(Clock())
+    first = Chunk("real", np.ones(20), 0, 2 * S, 10.0)
+    again = Chunk("real", np.full(10, 5.0), S // 2, S // 2 + S, 10.0)
+    source = array_source([first, again], kind="real", graph=graph)
+    window = window_block(source, every="1s", stats=("sum", "count"))
+    main, late = collector(window), collector(window.output("late"))
+    assert run_clock(graph.reactor, graph) is None
+    times, rows = joined(main.chunks)
+    assert_array_equal(times, [0, S]) and assert_array_equal(rows["sum"], [10.0, 10.0])
+    late_times, late_values = joined(late.chunks)
+    assert_array_equal(late_times, S // 2 + np.arange(10) * S // 10)
+    assert_array_equal(late_values, 5.0) and window.late_rows == 10
+
+
+def test_moving_max_state_resumes_exactly():
+    """moving_max restored from its msgpack'd state continues as the original would."""
+    rng = np.random.default_rng(2)
+    times = np.sort(rng.integers(0, 60 * S, 3000))
+    values = rng.standard_normal(len(times))
+    chunks = records_in(times, values, [1000, 2000])
+    graphs = [Graph(Clock()) for _ in range(2)]
+    sources = [manual_source(kind="records", graph=g) for g in graphs]
+    blocks = [moving_max(s, over="4s") for s in sources]
+    sinks = [collector(b) for b in blocks]
+    sources[0].emit_records(chunks[0].times, chunks[0].data, chunks[0].start, chunks[0].end)
+    state = msgpack.unpackb(msgpack.packb(blocks[0].get_state()))
+    blocks[1].set_state(state)
+    for chunk in chunks[1:]:
+        for source in sources:
+            source.emit_records(chunk.times, chunk.data, chunk.start, chunk.end)
+    assert_array_equal(joined(sinks[0].chunks[1:])[1], joined(sinks[1].chunks)[1])
