@@ -64,6 +64,8 @@ STATS = ("count", "sum", "mean", "rms", "min", "max")
 STATE_VERSION = 1
 #: Largest shift of a zone's offset at one transition, with margin (ns).
 _SHIFT_MARGIN = 3 * 3600 * NS_PER_SECOND
+#: Days searched each way for a change of a zone's offset.
+_STEADY_DAYS = 400
 #: Largest number of windows one call may enumerate (empty windows over a
 #: gap): beyond it the caller gets an error rather than a frozen reactor.
 MAX_WINDOWS_PER_CALL = 10_000_000
@@ -125,6 +127,8 @@ class CalendarGrid:
                 f"day; in zone {self.zone_name!r} use a period that does (1m, 5m, 15m, "
                 "1h, 12h...) or whole days")
         self._offsets = {}
+        #: Stretches of constant offset found so far: (start, stop, offset) ns.
+        self._steady_pieces = []
 
     def __repr__(self):
         return f"CalendarGrid({self.period}, {self.zone_name!r})"
@@ -177,6 +181,46 @@ class CalendarGrid:
         pieces.append((start, hi + 1, offset))
         return pieces
 
+    def _steady(self, t):
+        """
+        ``(start, stop, offset)``: the stretch of device time around ``t``
+        over which the zone's offset stays the same, ends included where
+        they are transitions (searched up to :data:`_STEADY_DAYS` days
+        each way).  Inside it boundaries are every ``period`` of local
+        time, as in UTC: the fast path of :meth:`boundaries`,
+        :meth:`floor` and :meth:`shift`.
+        """
+        for piece in self._steady_pieces:
+            if piece[0] < t < piece[1]:
+                return piece
+        second = t // NS_PER_SECOND
+        offset = self._offset_at(second)
+        piece = (self._change(second, offset, -1) * NS_PER_SECOND,
+                 self._change(second, offset, 1) * NS_PER_SECOND, offset)
+        if piece not in self._steady_pieces:
+            self._steady_pieces = [piece] + self._steady_pieces[:7]
+        return piece
+
+    def _change(self, second, offset, direction):
+        """
+        Going ``direction`` (+1, -1) from ``second``: the first second with
+        another offset (forward), or the first with this one (backward).
+        """
+        probe, step = second, direction * 86400
+        for _ in range(_STEADY_DAYS):
+            if self._offset_at(probe + step) != offset:
+                low, high = sorted((probe, probe + step))
+                while high - low > 1:
+                    middle = (low + high) // 2
+                    same = self._offset_at(middle) == offset
+                    if (direction > 0) == same:
+                        low = middle
+                    else:
+                        high = middle
+                return high
+            probe += step
+        return probe
+
     # Boundaries.
 
     def boundaries(self, lo, hi):
@@ -189,6 +233,17 @@ class CalendarGrid:
         if self.zone is None:
             first = -(-lo // period) * period
             return np.arange(first, hi + 1, period, dtype=np.int64)
+        start, stop, offset = self._steady(lo)
+        if start < lo and hi < stop:
+            first = lo + (-(lo + offset)) % period
+            return np.arange(first, hi + 1, period, dtype=np.int64)
+        return self._boundaries_across(lo, hi)
+
+    def _boundaries_across(self, lo, hi):
+        """
+        :meth:`boundaries` where the offset may change in ``[lo, hi]``.
+        """
+        period = self.period
         parts = []
         previous = None
         # From a second earlier, so that a transition right at lo is seen.
@@ -214,7 +269,11 @@ class CalendarGrid:
         t = int(t)
         if self.zone is None:
             return t - t % self.period
-        return int(self.boundaries(t - self.period - _SHIFT_MARGIN, t)[-1])
+        start, _, offset = self._steady(t)
+        candidate = t - (t + offset) % self.period
+        if candidate > start:
+            return candidate
+        return int(self._boundaries_across(t - self.period - _SHIFT_MARGIN, t)[-1])
 
     def shift(self, boundary, count):
         """
@@ -224,6 +283,11 @@ class CalendarGrid:
         boundary, count = int(boundary), int(count)
         if self.zone is None or count == 0:
             return boundary + count * self.period
+        start, stop, offset = self._steady(boundary)
+        candidate = boundary + count * self.period
+        if start < boundary < stop and start < candidate < stop \
+                and (boundary + offset) % self.period == 0:
+            return candidate
         reach = abs(count) * (self.period + _SHIFT_MARGIN)
         if count > 0:
             return int(self.boundaries(boundary, boundary + reach)[count])

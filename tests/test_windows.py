@@ -114,6 +114,22 @@ def test_floor_and_shift_bracket_every_time(zone_period, t):
     assert list(grid.boundaries(start, after)) == [start, after]
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from([("Europe/Berlin", H), ("Europe/Berlin", DAY), ("Asia/Kolkata", H),
+                        ("America/Santiago", DAY), ("Australia/Lord_Howe", 30 * 60 * S)]),
+       st.integers(at("UTC", 2026, 1, 1), at("UTC", 2027, 1, 1)), st.integers(0, 3 * DAY))
+def test_fast_path_inside_a_steady_offset_agrees_with_the_general_one(zone_period, t, span):
+    """Where the offset stays put boundaries are computed like UTC's: the same instants."""
+    zone, period = zone_period
+    grid = CalendarGrid(period, zone)
+    general = grid._boundaries_across(t, t + span)
+    assert_array_equal(grid.boundaries(t, t + span), general)
+    assert grid.floor(t) == int(grid._boundaries_across(t - period - 3 * H, t)[-1])
+    if len(general) > 1:
+        assert grid.shift(int(general[0]), 1) == general[1]
+        assert grid.shift(int(general[-1]), -1) == general[-2]
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(0, 3 * BLOCK_ROWS), min_size=0, max_size=6), st.integers(0, 2))
 def test_accumulator_sums_are_the_same_bits_however_rows_are_cut(cuts, columns_extra):
