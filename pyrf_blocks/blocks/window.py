@@ -105,10 +105,12 @@ class window_block(Block):
 
     Outputs: ``main`` the final result of each window, in order of start
     (its chunks' ``end`` is a watermark: every window that starts earlier
-    is final); ``updates`` (with ``allowed_lateness``) each window when
-    the watermark passes its end, not yet final, and again whenever late
-    rows change it (``update`` true); ``late`` the rows that came after
-    their window was final, as records (counted in :attr:`late_rows`).
+    is final), ``update`` true where late rows revised it after it was
+    due; ``updates`` (with ``allowed_lateness``) each window when the
+    watermark passes its end, not yet final, and again whenever late rows
+    change it (``update`` true); ``late`` the rows that came after their
+    window was final, as records (counted in :attr:`late_rows`).  ``main``
+    and ``late`` do not depend on how the input was chunked, to the bit.
 
     A window closes when the watermark of every input (the ``end`` of its
     latest chunk) has passed its end plus ``allowed_lateness``.  At end of
