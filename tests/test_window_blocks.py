@@ -344,6 +344,10 @@ def test_bad_parameters_are_refused_by_name():
         window_block(array_source([np.zeros(4, np.complex64)], graph=graph))
     with pytest.raises(ValueError, match="does not divide a day"):
         window_block(real, every="7m", zone="Europe/Berlin")
+    with pytest.raises(ValueError, match="moving_max: input is 'iq'"):
+        moving_max(array_source([np.zeros(4, np.complex64)], graph=graph))
+    with pytest.raises(ValueError, match="over must be positive"):
+        moving_max(real, over=0)
 
 
 def test_pipeline_file_takes_units_and_zones():

@@ -435,9 +435,10 @@ class moving_max(Block):
         self.over = self.over_ns / 1e9
         if self.over_ns <= 0:
             raise ValueError(f"{what}: over must be positive, got {over!r}")
-        if getattr(producer, "kind", None) == "iq":
-            raise ValueError(f"{what}: input is IQ (complex); a moving extreme needs "
-                             "real numbers")
+        kind = getattr(producer, "kind", None)
+        if kind not in ("real", "scalar", "records"):
+            raise ValueError(f"{what}: input is {kind!r}; a moving extreme needs one real "
+                             "number per row (real, scalar or records)")
         super().__init__(producer, **kwargs)
 
     def output_kind(self):
