@@ -1,10 +1,10 @@
 """
-History = live: a pipeline file run live (V and I from waveform sources,
+History = live: the example pipeline file run live (V and I from waveform sources,
 recorded together in one two-channel SigMF file) and the same file replayed
 over that recording give exactly the same outputs; the replay command.
 """
 
-import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,37 +19,9 @@ from pyrf_blocks.pipeline.loader import read_document
 from pyrf_blocks.replay import replay_pipeline
 from pyrf_blocks.testing import run_clock
 
-PIPELINE = """\
-version: 1
-blocks:
-  V:
-    type: waveform_source
-    params: {amplitude: 325, harmonics: [[3, 0.03], [5, 0.04]], noise: 0.5,
-             sample_rate: 10kHz, samples_per_chunk: 1000, count: 30, paced: false,
-             start_time: 1774742400000000000}
-  I:
-    type: waveform_source
-    params: {amplitude: 10, phase: -30, noise: 0.01, seed: 1, sample_rate: 10kHz,
-             samples_per_chunk: 1000, count: 30, paced: false,
-             start_time: 1774742400000000000}
-  power: {type: power_block, inputs: [V, I]}
-  per_second:
-    type: window_block
-    inputs: [power]
-    params: {every: 1s, stats: [mean, rms, min, max, count], allowed_lateness: 250ms}
-  per_quarter:
-    type: window_block
-    inputs: [V, I]
-    params: {every: 250ms, size: 1s, stats: [rms], idle_timeout: 10s}
-  peak: {type: moving_max, inputs: [power], params: {over: 400ms}}
-  thd: {type: thd_block, inputs: [V], params: {size: 2000}}
-  record: {type: record_channels, inputs: [V, I], params: {path: RECORDING, names: [V, I]}}
-  windows: {type: collector, inputs: [per_second]}
-  early: {type: collector, inputs: ["per_second:updates"]}
-  quarters: {type: collector, inputs: [per_quarter]}
-  peaks: {type: collector, inputs: [peak]}
-  thds: {type: collector, inputs: [thd]}
-"""
+ROOT = Path(__file__).resolve().parents[1]
+#: The example pipeline: V and I, windows, a moving max, THD, a recorder.
+PIPELINE = (ROOT / "examples" / "power_windows.yaml").read_text()
 
 SINKS = ("windows", "quarters", "peaks", "thds")
 
@@ -71,7 +43,7 @@ def recorded(tmp_path):
     """The live run: (pipeline file, recording, its outputs)."""
     recording = tmp_path / "vi"
     path = tmp_path / "power.yaml"
-    path.write_text(PIPELINE.replace("RECORDING", str(recording)))
+    path.write_text(PIPELINE.replace("path: vi,", f"path: {recording},"))
     graph = build(check_file(path), Graph(Clock()))
     assert run_clock(graph.reactor, graph) is None
     assert graph.blocks["record"].channels == 2
@@ -113,6 +85,7 @@ def test_a_source_without_a_channel_is_refused_at_its_line(recorded, tmp_path, c
         replay_pipeline(read_document(other), recording)
     assert main(["replay", str(recording), str(other), "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert "other.yaml:8" in err and "its channels: V, I" in err
+    line = PIPELINE.splitlines().index("  I:") + 1
+    assert f"other.yaml:{line}" in err and "its channels: V, I" in err
     assert main(["replay", str(tmp_path / "missing"), str(path), "--quiet"]) == 1
     assert "replay: cannot read" in capsys.readouterr().err
