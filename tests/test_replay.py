@@ -89,3 +89,23 @@ def test_a_source_without_a_channel_is_refused_at_its_line(recorded, tmp_path, c
     assert f"other.yaml:{line}" in err and "its channels: V, I" in err
     assert main(["replay", str(tmp_path / "missing"), str(path), "--quiet"]) == 1
     assert "replay: cannot read" in capsys.readouterr().err
+
+
+def test_channels_are_named_after_the_recorded_blocks(tmp_path):
+    """record_channels without names stores the blocks' names; sigmf_source plays each one."""
+    from pyrf_blocks import collector, record_channels, sigmf_source, waveform_source
+    from pyrf_blocks.blocks.recording import recording_channels
+
+    graph = Graph(Clock())
+    volts = waveform_source(count=3, paced=False, graph=graph, name="V")
+    amps = waveform_source(amplitude=2.0, count=3, paced=False, graph=graph, name="I")
+    record_channels(volts, amps, path=tmp_path / "vi", datatype="rf32_le")
+    live = collector(amps)
+    assert run_clock(graph.reactor, graph) is None
+    assert recording_channels(tmp_path / "vi") == ["V", "I"]
+    history = Graph(Clock())
+    replayed = collector(sigmf_source(tmp_path / "vi", channel="I", graph=history))
+    assert run_clock(history.reactor, history) is None
+    assert_array_equal(replayed.data(), live.data())
+    with pytest.raises(ValueError, match="no channel 'X'; its channels: V, I"):
+        sigmf_source(tmp_path / "vi", channel="X")

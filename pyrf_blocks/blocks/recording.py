@@ -321,7 +321,8 @@ class record_channels(record_block):
 
     :param path: the recording's name.
     :param names: a name per channel (``["V", "I"]``), stored as
-        ``pyrf:channels``; by default channels are numbered from 0.
+        ``pyrf:channels``; by default the names of the blocks recorded, so
+        that ``pyrf-blocks replay`` finds each source's channel.
     :param datatype: as :class:`record_block`'s (one for every channel).
     :param samples: stop after this many samples per channel.
     :param description: ``core:description``.
@@ -334,6 +335,9 @@ class record_channels(record_block):
 
     def __init__(self, *producers, path, names=None, datatype=None, samples=None,
                  description="", author=None, **kwargs):
+        if names is None:
+            names = [getattr(producer, "name", str(index))
+                     for index, producer in enumerate(producers)]
         self._configure(producers, path, datatype, samples, description, author, names)
         Sink.__init__(self, *producers, **kwargs)
 
