@@ -25,6 +25,8 @@ __all__ = [
     "SCPIConnectionLost",
     # Across processes and hosts
     "RemoteError", "WorkerUnreachable", "TLSError", "HTTPError",
+    # The cluster
+    "CoordinatorError", "Fenced",
     # Pipeline files
     "PipelineError", "FieldError", "UnitError", "ExportError",
     # Commands and the GUI
@@ -131,6 +133,32 @@ class HTTPError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+# The cluster.
+
+class CoordinatorError(ConnectionError):
+    """
+    The coordinator (etcd) could not be reached or refused a request.
+    """
+
+
+class Fenced(RuntimeError):
+    """
+    A write carried the revision of an assignment that has since moved: the
+    writer no longer owns its computation (its lease expired while it was
+    paused or cut off) and must stop.
+
+    :param computation: what was written for.
+    :param revision: the revision the writer held.
+    :param current: the newest revision the store has seen.
+    """
+
+    def __init__(self, computation, revision, current):
+        self.computation, self.revision, self.current = computation, revision, current
+        super().__init__(
+            f"{computation}: write refused, its assignment revision {revision} is older "
+            f"than {current} (another worker owns it now)")
 
 
 # Pipeline files.
