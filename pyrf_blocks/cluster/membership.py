@@ -15,6 +15,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from .assignment import Assignments
+from .kv import Compare, Put
 from .lease import KeptLease
 
 __all__ = ["Member", "members"]
@@ -61,8 +62,15 @@ class Member:
         self.lease = KeptLease(self._coordinator, self._clock, self.ttl, self.worker)
         lease = await self.lease.grant()
         self.lease.lost.addCallback(self._lost)
-        await self._coordinator.put(
-            self.key, json.dumps({"address": self.address}).encode(), lease=lease)
+        registered, _ = await self._coordinator.txn(
+            [Compare(self.key, "create", 0)],
+            [Put(self.key, json.dumps({"address": self.address}).encode(), lease)])
+        if not registered:
+            self._stopping = True
+            await self.lease.release()
+            raise ValueError(f"a worker named {self.worker!r} is already in the cluster "
+                             f"(choose another --name, or wait {self.ttl:g} s for a dead "
+                             f"one's lease to lapse)")
         assignments, revision = await self._assignments.read()
         for assignment in assignments.values():
             self._seen(assignment)
