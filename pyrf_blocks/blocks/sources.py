@@ -79,6 +79,7 @@ class simulated_instrument(PolledSource):
                        packets_per_block=packets_per_block,
                        reference_level=reference_level, tones=tones,
                        harmonics=harmonics, noise_floor=noise_floor)
+        self.reset()
 
     @property
     def settings(self):
