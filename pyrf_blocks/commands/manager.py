@@ -20,6 +20,8 @@ http://HOST:2379.  Example, one host:
 "pyrf-blocks status --cluster URL" shows who runs what.
 """
 
+import importlib
+import os
 import socket
 import sys
 
@@ -38,6 +40,11 @@ def add_arguments(parser):
     parser.add_argument("--ttl", type=positive_float, default=5.0, metavar="SECONDS",
                         help="heartbeat lease: a manager or worker silent this long counts "
                              "as gone (default 5, at least 1)")
+    parser.add_argument("--import", dest="imports", action="append", default=[],
+                        metavar="MODULE",
+                        help="import MODULE first, so the block types it registers are "
+                             "known when the files are checked; repeatable (the workers "
+                             "need the same --import)")
     parser.add_argument("--log-level", choices=("debug", "info", "warn", "error"),
                         default="info", help="least important events logged to stderr")
 
@@ -50,7 +57,14 @@ def run(args):
     from ..cluster.service import computations_from_files, start_manager
     from ..errors import PipelineError
 
-    name = args.name or f"{socket.gethostname()}-{__import__('os').getpid()}"
+    name = args.name or f"{socket.gethostname()}-{os.getpid()}"
+    for module in args.imports:
+        try:
+            importlib.import_module(module)
+        except Exception as error:  # the user's module: say which and why
+            print(f"pyrf-blocks manager: cannot import {module!r}: "
+                  f"{type(error).__name__}: {error}", file=sys.stderr)
+            return 2
     try:
         computations = computations_from_files(args.pipelines)
         if args.ttl < 1:
