@@ -28,14 +28,14 @@ def _check_url(url):
 
 
 async def join_as_worker(reactor, url, name, address, store_path, ttl=5.0,
-                         snapshot_interval=1.0, prefix="/pyrf/"):
+                         snapshot_interval=1.0, prefix="/pyrf/", ca=None):
     """
     Join the cluster at ``url`` as ``name`` (reached at ``address``) and
     run the computations the manager assigns; return ``(member, runner)``.
     """
     _check_url(url)
     store = ClusterStore(store_path)
-    coordinator = coordinator_for(url, reactor)
+    coordinator = coordinator_for(url, reactor, ca=ca)
     runner = Runner(reactor, coordinator, store, prefix=prefix,
                     snapshot_interval=snapshot_interval)
     member = Member(coordinator, reactor, name, address, runner.assigned, runner.revoked,
@@ -68,10 +68,10 @@ def computations_from_files(paths):
     return computations
 
 
-async def start_manager(reactor, url, name, computations, ttl=5.0, prefix="/pyrf/"):
+async def start_manager(reactor, url, name, computations, ttl=5.0, prefix="/pyrf/", ca=None):
     """Stand as manager ``name`` of the cluster at ``url``; return the Manager."""
     _check_url(url)
-    manager = Manager(coordinator_for(url, reactor), reactor, name, computations,
+    manager = Manager(coordinator_for(url, reactor, ca=ca), reactor, name, computations,
                       ttl=ttl, prefix=prefix)
     await manager.start()
     return manager

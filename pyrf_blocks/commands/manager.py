@@ -13,9 +13,11 @@ Coordination lives in etcd (Debian's etcd-server): give its client URL,
 http://HOST:2379.  Example, one host:
 
   etcd --data-dir /var/lib/pyrf-etcd &
-  pyrf-blocks worker --cluster http://127.0.0.1:2379 --name w1 --listen tcp:8751 &
-  pyrf-blocks worker --cluster http://127.0.0.1:2379 --name w2 --listen tcp:8752 &
-  pyrf-blocks manager --cluster http://127.0.0.1:2379 examples/cluster_efficiency.yaml
+  pyrf-blocks worker --cluster http://127.0.0.1:2379 --name w1 \
+      --listen tcp:8751:interface=127.0.0.1 &
+  pyrf-blocks worker --cluster http://127.0.0.1:2379 --name w2 \
+      --listen tcp:8752:interface=127.0.0.1 &
+  pyrf-blocks manager --cluster http://127.0.0.1:2379 examples/cluster_hold.yaml
 
 "pyrf-blocks status --cluster URL" shows who runs what.
 """
@@ -35,6 +37,9 @@ def add_arguments(parser):
                         help="pipeline file; each is one computation, named after the file")
     parser.add_argument("--cluster", required=True, metavar="URL",
                         help="client URL of the etcd cluster, e.g. http://127.0.0.1:2379")
+    parser.add_argument("--cluster-ca", default=None, metavar="FILE",
+                        help="CA certificate (PEM) that an https:// etcd's certificate "
+                             "must be signed by (default: the system's authorities)")
     parser.add_argument("--name", default=None,
                         help="this manager's name among managers (default: HOST-PID)")
     parser.add_argument("--ttl", type=positive_float, default=5.0, metavar="SECONDS",
@@ -92,7 +97,7 @@ def run(args):
 
     def start():
         d = defer.ensureDeferred(start_manager(reactor, args.cluster, name, computations,
-                                               ttl=args.ttl))
+                                               ttl=args.ttl, ca=args.cluster_ca))
         d.addCallbacks(started, failed)
     reactor.callWhenRunning(start)
     reactor.run()

@@ -17,6 +17,9 @@ HELP = "show a cluster's manager, workers and computations"
 def add_arguments(parser):
     parser.add_argument("--cluster", required=True, metavar="URL",
                         help="client URL of the cluster's etcd, e.g. http://127.0.0.1:2379")
+    parser.add_argument("--cluster-ca", default=None, metavar="FILE",
+                        help="CA certificate (PEM) that an https:// etcd's certificate "
+                             "must be signed by (default: the system's authorities)")
     parser.add_argument("--store", default=None, metavar="FILE",
                         help="the workers' SQLite store, to show snapshot ages and sizes")
 
@@ -58,7 +61,7 @@ def run(args):
     outcome = []
 
     async def main(reactor):
-        coordinator = coordinator_for(args.cluster, reactor)
+        coordinator = coordinator_for(args.cluster, reactor, ca=args.cluster_ca)
         try:
             outcome.append(await read_cluster(coordinator))
         except Exception as error:  # unreachable, refused: reported below in one line

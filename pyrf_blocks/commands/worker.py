@@ -63,6 +63,9 @@ def add_arguments(parser):
                    "(see pyrf-blocks manager --help)")
     cluster.add_argument("--cluster", default=None, metavar="URL",
                          help="client URL of the cluster's etcd, e.g. http://127.0.0.1:2379")
+    cluster.add_argument("--cluster-ca", default=None, metavar="FILE",
+                         help="CA certificate (PEM) that an https:// etcd's certificate "
+                              "must be signed by (default: the system's authorities)")
     cluster.add_argument("--name", default=None,
                          help="this worker's name in the cluster, unique (default: HOST:PORT)")
     cluster.add_argument("--store", default="pyrf-cluster.sqlite", metavar="FILE",
@@ -147,7 +150,7 @@ def run(args):
 
         d = defer.ensureDeferred(join_as_worker(
             reactor, args.cluster, args.name or default_name, url, args.store, ttl=args.ttl,
-            snapshot_interval=args.snapshot_interval))
+            snapshot_interval=args.snapshot_interval, ca=args.cluster_ca))
         d.addCallbacks(joined, failed_to_join)
 
     def failed_to_join(failure):
