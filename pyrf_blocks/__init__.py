@@ -6,6 +6,7 @@ from .blocks.dsp import calibrate_block, decimate_block, fft_block
 from .blocks.measure import power_block, thd_block
 from .blocks.recording import record_block, sigmf_source
 from .blocks.results import result_store
+from .blocks.external import external_calculation
 from .blocks.sinks import collector, printer
 from .blocks.sources import simulated_instrument
 from .blocks.spectrum import average_block, max_hold, min_hold, peak_search
@@ -20,7 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Chunk", "Graph", "default_graph", "set_default_graph", "run",
     "WSA4000", "WSA5000", "R5500", "simulated_instrument",
-    "record_block", "sigmf_source", "result_store",
+    "record_block", "sigmf_source", "result_store", "external_calculation",
     "fft_block", "calibrate_block", "decimate_block",
     "average_block", "max_hold", "min_hold", "peak_search",
     "thd_block", "power_block",
