@@ -409,3 +409,27 @@ def test_election_leader_is_none_without_candidates(clock):
     defer.ensureDeferred(leader(store)).addCallback(out.append)
     assert out == [None]
 
+
+
+def test_worker_serves_metrics_of_its_blocks_and_edges(tmp_path):
+    """GET /metrics on a real worker process lists a created block's chunk and row counters."""
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+
+    worker = subprocess.Popen([sys.executable, "-m", "pyrf_blocks.cli", "worker", "--listen",
+                               "tcp:0:interface=127.0.0.1"], stdout=subprocess.PIPE, text=True)
+    try:
+        url = worker.stdout.readline().split()[-1]
+        request = urllib.request.Request(
+            url + "/blocks", method="POST", headers={"Content-Type": "application/json"},
+            data=json.dumps({"type": "simulated_instrument", "name": "sim",
+                             "params": {"paced": False, "count": 3}}).encode())
+        urllib.request.urlopen(request, timeout=10).read()
+        text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+    finally:
+        worker.terminate()
+        worker.wait(10)
+    assert 'pyrf_block_chunks_total{block="sim",graph="worker",output="main"} 0.0' in text
+    assert "# TYPE pyrf_edge_queue_depth gauge" in text

@@ -29,11 +29,14 @@ class KeptLease:
         self.id = None
         self.lost = defer.Deferred()
         self.renewals = 0
+        #: Wall-clock time of the last renewal (or grant) that succeeded.
+        self.renewed_at = None
         self._loop = None
 
     async def grant(self):
         """Take the lease and start renewing it; return its id."""
         self.id = await self._coordinator.grant(self.ttl)
+        self.renewed_at = self._clock.seconds()
         self._loop = task.LoopingCall(self._renew)
         self._loop.clock = self._clock
         self._loop.start(self.ttl / 3.0, now=False)
@@ -44,6 +47,8 @@ class KeptLease:
 
         def renewed(left):
             self.renewals += 1
+            if left > 0:
+                self.renewed_at = self._clock.seconds()
             if left <= 0:
                 self._lose("expired")
 

@@ -86,6 +86,7 @@ class _Running:
     revision: int
     snapshots: int = 0
     state_bytes: int = 0
+    snapshot_at: float = None
     finished: bool = False
     saving: bool = False
 
@@ -110,6 +111,10 @@ class Runner:
         self._interval = snapshot_interval
         #: How many computations this worker took over from a snapshot.
         self.restored = 0
+
+    def graphs(self):
+        """``{computation: Graph}`` of what runs here."""
+        return {name: running.graph for name, running in self.running.items()}
 
     def start(self):
         self._loop.start(self._interval, now=False)
@@ -188,5 +193,6 @@ class Runner:
             running.state_bytes = await self._in_thread(
                 self._store.save_snapshot, name, running.revision, state)
             running.snapshots += 1
+            running.snapshot_at = self._reactor.seconds()
         finally:
             running.saving = False

@@ -28,10 +28,12 @@ def _check_url(url):
 
 
 async def join_as_worker(reactor, url, name, address, store_path, ttl=5.0,
-                         snapshot_interval=1.0, prefix="/pyrf/", ca=None):
+                         snapshot_interval=1.0, prefix="/pyrf/", ca=None, worker=None):
     """
     Join the cluster at ``url`` as ``name`` (reached at ``address``) and
     run the computations the manager assigns; return ``(member, runner)``.
+    Given the :class:`~pyrf_blocks.net.worker.Worker`, its ``/metrics``
+    report the computations too.
     """
     _check_url(url)
     store = ClusterStore(store_path)
@@ -42,6 +44,11 @@ async def join_as_worker(reactor, url, name, address, store_path, ttl=5.0,
                     ttl=ttl, prefix=prefix)
     await member.join()
     runner.start()
+    if worker is not None:
+        from ..metrics import GraphCollector, WorkerCollector
+
+        worker.collectors += [GraphCollector(runner.graphs),
+                              WorkerCollector(member, runner, reactor)]
     log.info("{name}: joined the cluster at {url}", name=name, url=url)
     return member, runner
 

@@ -50,6 +50,10 @@ def add_arguments(parser):
                         help="import MODULE first, so the block types it registers are "
                              "known when the files are checked; repeatable (the workers "
                              "need the same --import)")
+    parser.add_argument("--metrics", default=None, metavar="ENDPOINT",
+                        help="serve metrics in Prometheus's format on this Twisted endpoint "
+                             "(GET /metrics), e.g. tcp:9101:interface=127.0.0.1; loopback "
+                             "only (scrape through a local agent or proxy)")
     parser.add_argument("--log-level", choices=("debug", "info", "warn", "error"),
                         default="info", help="least important events logged to stderr")
 
@@ -72,6 +76,9 @@ def run(args):
             return 2
     try:
         computations = computations_from_files(args.pipelines)
+        if args.metrics:
+            from ..net.worker import check_listen
+            check_listen(args.metrics, None)  # no token here: loopback only
         if args.ttl < 1:
             raise ValueError(f"--ttl must be at least 1 second (etcd's lease granularity), "
                              f"not {args.ttl:g}")
@@ -89,7 +96,32 @@ def run(args):
         status.append(1)
         reactor.stop()
 
+    def serve_metrics(manager):
+        from twisted.internet.endpoints import serverFromString
+        from twisted.web import resource, server
+
+        from ..metrics import ManagerCollector, new_registry, render
+
+        registry = new_registry()
+        registry.register(ManagerCollector(manager))
+
+        class Metrics(resource.Resource):
+            isLeaf = True
+
+            def render_GET(self, request):
+                if request.postpath not in ([b"metrics"], [b"metrics", b""]):
+                    request.setResponseCode(404)
+                    return b"GET /metrics\n"
+                body, content_type = render(registry)
+                request.setHeader(b"content-type", content_type.encode("ascii"))
+                return body
+
+        d = serverFromString(reactor, args.metrics).listen(server.Site(Metrics()))
+        d.addErrback(failed)
+
     def started(manager):
+        if args.metrics:
+            serve_metrics(manager)
         print(f"manager {name}: {len(computations)} computation(s), "
               f"{'leading' if manager.election.leading else 'standing by'}", flush=True)
         reactor.addSystemEventTrigger(

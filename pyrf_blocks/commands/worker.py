@@ -150,7 +150,7 @@ def run(args):
 
         d = defer.ensureDeferred(join_as_worker(
             reactor, args.cluster, args.name or default_name, url, args.store, ttl=args.ttl,
-            snapshot_interval=args.snapshot_interval, ca=args.cluster_ca))
+            snapshot_interval=args.snapshot_interval, ca=args.cluster_ca, worker=worker))
         d.addCallbacks(joined, failed_to_join)
 
     def failed_to_join(failure):
