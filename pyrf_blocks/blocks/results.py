@@ -13,14 +13,18 @@ writes to the SQLite file ``path`` under revision 1.
 
 from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..block import Sink
 from ..chunk import encode_chunk
+from ..errors import Fenced
 from ..interfaces import IChunkProducer
 from ..registry import register
 
 __all__ = ["result_store"]
+
+log = Logger()
 
 
 @register(remote=False)
@@ -41,6 +45,9 @@ class result_store(Sink):
         self._own_store = None
         self.written = 0
         self._pending = set()
+        #: True once the store refused a write: another worker owns the
+        #: computation, and this one stops.
+        self.fenced = False
         super().__init__(producer, **kwargs)
 
     def on_start(self):
@@ -66,6 +73,8 @@ class result_store(Sink):
         return context.computation, context.revision
 
     def compute(self, chunk):
+        if self.fenced:
+            return
         computation, revision = self.fencing
         rows = [(chunk.seq, encode_chunk(chunk))]
         reactor = self.graph.reactor
@@ -76,8 +85,14 @@ class result_store(Sink):
 
     def _written(self, result, write, rows):
         self._pending.discard(write)
-        if isinstance(result, Failure):
-            # Fenced included: another worker owns the computation now.
+        if isinstance(result, Failure) and result.check(Fenced):
+            # Expected after a pause: another worker owns the computation.
+            if not self.fenced:
+                self.fenced = True
+                log.warn("{block}: {why}; stopping here", block=self.label,
+                         why=result.getErrorMessage())
+                self.graph.stop()
+        elif isinstance(result, Failure):
             self.graph.fail(self, result)
         else:
             self.written += rows

@@ -27,6 +27,7 @@ from twisted.internet import defer, task
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
+from ..errors import Fenced
 from ..interfaces import IStateful
 
 __all__ = ["Runner", "ClusterContext", "capture", "restore", "quiescent"]
@@ -190,8 +191,14 @@ class Runner:
                 wait = getattr(sink, "wait_written", None)
                 if wait is not None:
                     await wait()
-            running.state_bytes = await self._in_thread(
-                self._store.save_snapshot, name, running.revision, state)
+            try:
+                running.state_bytes = await self._in_thread(
+                    self._store.save_snapshot, name, running.revision, state)
+            except Fenced as error:
+                log.warn("{computation}: {why}; stopping here", computation=name, why=error)
+                if self.running.get(name) is running:
+                    self.revoked(name)
+                return
             running.snapshots += 1
             running.snapshot_at = self._reactor.seconds()
         finally:

@@ -3,7 +3,8 @@ A cluster of real processes on a real etcd recovers exactly: three workers
 and two managers run stateful computations (a max hold of a simulated
 analyzer's spectrum, which depends on everything seen); a worker is
 SIGKILLed, another SIGSTOPped past its lease and then resumed (it must be
-fenced, not double-write), and the leading manager is SIGKILLed.  Every
+fenced, not double-write), the leading manager is SIGKILLed, and a fourth
+worker joins (it takes one computation; nothing else moves).  Every
 computation's stored results must then equal an uninterrupted run's: none
 lost, none different.
 """
@@ -24,7 +25,7 @@ from pyrf_blocks.testing.etcd import EtcdServer
 pytestmark = pytest.mark.chaos
 
 ROOT = Path(__file__).resolve().parents[2]
-CHUNKS = 200  # 20 ms of device time each: 4 s per computation, paced
+CHUNKS = 300  # 20 ms of device time each: 6 s per computation, paced
 TEMPLATE = """\
 version: 1
 description: a held spectrum of a simulated analyzer
@@ -160,6 +161,19 @@ def test_cluster_recovers_exactly_after_kill_stop_and_manager_death(tmp_path):
             wait_until(lambda: leader(etcd.url) and leader(etcd.url) != first, 15,
                        "the other manager to lead")
 
+            # 4. A fourth worker joins: it takes its share, and only that moves.
+            # Live now: the paused worker (it joined again) and the untouched one.
+            settled = wait_until(lambda: (lambda o: o if sorted(
+                list(o.values()).count(w) for w in set(o.values())) == [2, 2] else None)(
+                owners(etcd.url)), 30, "two live workers holding two computations each")
+            processes["w4"] = command(
+                "worker", "--listen", "tcp:0:interface=127.0.0.1", "--cluster", etcd.url,
+                "--name", "w4", "--store", str(store), "--ttl", "2",
+                "--snapshot-interval", "0.2", log=open(logs / "w4.log", "w"))
+            joined = wait_until(lambda: (lambda o: o if "w4" in o.values() else None)(
+                owners(etcd.url)), 20, "w4 to take a computation")
+            moved = sorted(c for c in names if settled[c] != joined[c])
+
             wait_until(lambda: all(len(rows(store, n)) == CHUNKS for n in names), 60,
                        "every computation to finish")
             time.sleep(1.0)  # writes still in flight from a fenced worker would show now
@@ -177,9 +191,11 @@ def test_cluster_recovers_exactly_after_kill_stop_and_manager_death(tmp_path):
     lost = {n: sorted(set(expected[n]) - set(got[n])) for n in names}
     different = {n: sorted(k for k in got[n] if got[n][k] != expected[n].get(k)) for n in names}
     report = (f"lost {sum(map(len, lost.values()))}, different "
-              f"{sum(map(len, different.values()))}, recovery after SIGKILL {recovery:.2f} s")
+              f"{sum(map(len, different.values()))}, recovery after SIGKILL {recovery:.2f} s, "
+              f"moved on join {moved}")
     print(report)
     assert not any(lost.values()), report + f"; lost seqs {lost}"
+    assert len(moved) == 1 and joined[moved[0]] == "w4", report
     if any(different.values()):
         name = next(n for n in names if different[n])
         seq = different[name][0]
