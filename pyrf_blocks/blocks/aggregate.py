@@ -22,7 +22,7 @@ from ..numerics import loadbins
 from ..numerics.loadbins import (DEFAULT_TOLERANCE, WEIGHTS, bin_sums, load_bin_edges,
                                  load_bin_index)
 from ..registry import register
-from ..timebase import sample_time
+from ..timebase import sample_times
 
 __all__ = ["aggregator_block", "average", "thd_at_load", "weighted_efficiency"]
 
@@ -37,8 +37,7 @@ def row_times(chunk):
     """
     if chunk.times is not None:
         return chunk.times
-    offsets = sample_time(0, np.arange(len(chunk.data)), chunk.rate)
-    return chunk.start + np.asarray(offsets).astype(np.int64)
+    return sample_times(chunk.start, np.arange(len(chunk.data)), chunk.rate)
 
 
 @implementer(IRecordsProducer)
@@ -174,20 +173,20 @@ class _by_load(aggregator_block):
     requires = (IChunkProducer, IChunkProducer)
     param_units = {}
 
-    def __init__(self, values, load, points=(), tolerance=DEFAULT_TOLERANCE, rated=None,
-                 **kwargs):
+    def __init__(self, *inputs, tolerance=DEFAULT_TOLERANCE, rated=None, **kwargs):
+        # A subclass sets self.points (load points, %) first.
         name = kwargs.get("name")
         if rated is not None and not (isinstance(rated, (int, float)) and rated > 0):
             raise ValueError(f"{self.type_name} {name!r}: rated must be a positive number "
                              f"(the load stream's unit at 100 % load), got {rated!r}")
         try:
-            self.bin_edges = load_bin_edges(points, tolerance)
+            self.bin_edges = load_bin_edges(self.points, tolerance)
         except ValueError as error:
             raise ValueError(f"{self.type_name} {name!r}: {error}") from None
-        self.points = [float(point) for point in points]
+        self.points = [float(point) for point in self.points]
         self.tolerance = float(tolerance)
         self.rated = rated
-        super().__init__(values, load, **kwargs)
+        super().__init__(*inputs, **kwargs)
 
     def clear(self):
         bins = len(self.points)
@@ -207,8 +206,9 @@ class _by_load(aggregator_block):
         if len(data):
             times = row_times(values)
             before = np.searchsorted(load_times, times, side="right") - 1
-            paired = np.where(before >= 0, load_data[np.maximum(before, 0)], self._last_load)
-            paired = np.asarray(paired, np.float64)
+            paired = np.full(len(data), self._last_load)
+            if len(load_data):
+                paired[before >= 0] = load_data[before[before >= 0]]
             if self.rated is not None:
                 paired = paired * (100.0 / self.rated)
             unpaired = np.isnan(paired)
@@ -256,10 +256,11 @@ class thd_at_load(_by_load):
 
     type_name = "thd_at_load"
 
-    def __init__(self, thd, load, loads=(50.0,), tolerance=DEFAULT_TOLERANCE, rated=None,
+    def __init__(self, *inputs, loads=(50.0,), tolerance=DEFAULT_TOLERANCE, rated=None,
                  **kwargs):
-        super().__init__(thd, load, points=list(loads), tolerance=tolerance, rated=rated,
-                         **kwargs)
+        # thd_at_load(thd, load)
+        self.points = list(loads)
+        super().__init__(*inputs, tolerance=tolerance, rated=rated, **kwargs)
 
     def result(self):
         rows = np.zeros(len(self.points), [("load", "<f8"), ("thd", "<f8"), ("count", "<i8")])
@@ -290,8 +291,9 @@ class weighted_efficiency(_by_load):
 
     type_name = "weighted_efficiency"
 
-    def __init__(self, efficiency, load, weights="cec", tolerance=DEFAULT_TOLERANCE,
-                 rated=None, **kwargs):
+    def __init__(self, *inputs, weights="cec", tolerance=DEFAULT_TOLERANCE, rated=None,
+                 **kwargs):
+        # weighted_efficiency(efficiency, load)
         if isinstance(weights, str):
             if weights not in WEIGHTS:
                 raise ValueError(f"{self.type_name} {kwargs.get('name')!r}: weights must be "
@@ -302,8 +304,8 @@ class weighted_efficiency(_by_load):
             self.weights_name = "custom"
         table = sorted((float(load), float(weight)) for load, weight in dict(weights).items())
         self.weights = [weight for _, weight in table]
-        super().__init__(efficiency, load, points=[load for load, _ in table],
-                         tolerance=tolerance, rated=rated, **kwargs)
+        self.points = [load for load, _ in table]
+        super().__init__(*inputs, tolerance=tolerance, rated=rated, **kwargs)
 
     def result(self):
         means = self.bin_means()
