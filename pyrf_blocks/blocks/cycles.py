@@ -13,7 +13,8 @@ from zope.interface import implementer
 
 from ..block import Block
 from ..interfaces import IRealProducer, IRecordsProducer
-from ..numerics.cycles import nominal_boundaries, rising_zero_crossings, segment_sums
+from ..numerics.cycles import (nominal_boundaries, nominal_boundary, rising_zero_crossings,
+                               segment_sums)
 from ..registry import register
 
 __all__ = ["cycle_rms"]
@@ -77,6 +78,7 @@ class cycle_rms(Block):
         self._count = 0
         self._expected = None    # where the next chunk must start
         self._next_k = None      # nominal: the next boundary not yet used
+        self._next_time = None   # and its device time
         self._previous = None    # zero crossing: the last sample seen
         self._crossed = None     # zero crossing: time of the last boundary
         self._meta = None
@@ -124,11 +126,18 @@ class cycle_rms(Block):
                               int(cycle_times[0]), int(times[-1]), self._meta)
 
     def _nominal(self, chunk):
-        found = nominal_boundaries(chunk.start, chunk.end, self.frequency)
-        if self._next_k is not None:
-            found = [(k, t) for k, t in found if k >= self._next_k]
-        if found:
-            self._next_k = found[-1][0] + 1
+        if self._next_k is None:
+            found = nominal_boundaries(chunk.start, chunk.end, self.frequency)
+            k, time = (found[-1][0] + 1, None) if found else (None, None)
+        else:
+            found, k, time = [], self._next_k, self._next_time
+            while time <= chunk.end:
+                found.append((k, time))
+                k += 1
+                time = nominal_boundary(k, self.frequency)
+        if k is not None:
+            self._next_k = k
+            self._next_time = nominal_boundary(k, self.frequency) if time is None else time
         times = np.array([t for _, t in found], np.int64)
         return np.array([_rows_before(chunk, t) for t in times], np.int64), times
 
