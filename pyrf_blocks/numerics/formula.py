@@ -56,9 +56,10 @@ def _maximum(*args):
     return result
 
 
-#: The functions a formula may call: ``name: (function, least arguments,
-#: most arguments)``.  All work element by element over arrays; ``min`` and
-#: ``max`` take two or more arguments (``max(a, b, 0)``), not a sequence.
+#: The functions a formula may call, by name: each a numpy function and
+#: the least and most arguments it takes.  All work element by element
+#: over arrays; ``min`` and ``max`` take two or more arguments
+#: (``max(a, b, 0)``), not a sequence.
 FUNCTIONS = {
     "abs": (np.abs, 1, 1),
     "sqrt": (np.sqrt, 1, 1),
