@@ -100,30 +100,31 @@ class cycle_rms(Block):
         else:
             indexes, times = self._crossings(chunk)
         values = data * data if self.statistic == "rms" else data
-        if not len(indexes):
+        # A chunk holds a few cycles: Python lists beat small numpy arrays.
+        if not indexes:
             if self._start is None:
                 self.incomplete_samples += len(data)
             else:
-                self._sum += float(np.sum(values, dtype=np.float64))
+                self._sum += float(values.sum())
                 self._count += len(data)
             return
-        sums = segment_sums(values, np.concatenate(([0], indexes, [len(data)])))
-        counts = np.diff(np.concatenate(([0], indexes, [len(data)])))
-        cycle_sums, cycle_counts = sums[1:-1], counts[1:-1]
-        cycle_times = times[:-1]
+        edges = [0, *indexes, len(data)]
+        sums = segment_sums(values, edges).tolist()
+        counts = [stop - begin for begin, stop in zip(edges, edges[1:])]
         if self._start is None:
-            self.incomplete_samples += int(counts[0])
+            self.incomplete_samples += counts[0]
+            cycle_times, cycle_sums, cycle_counts = times[:-1], sums[1:-1], counts[1:-1]
         else:
-            cycle_sums = np.concatenate(([self._sum + sums[0]], cycle_sums))
-            cycle_counts = np.concatenate(([self._count + counts[0]], cycle_counts))
-            cycle_times = np.concatenate(([self._start], cycle_times))
-        self._start, self._sum, self._count = int(times[-1]), float(sums[-1]), int(counts[-1])
-        if len(cycle_times):
+            cycle_times = [self._start, *times[:-1]]
+            cycle_sums = [self._sum + sums[0], *sums[1:-1]]
+            cycle_counts = [self._count + counts[0], *counts[1:-1]]
+        self._start, self._sum, self._count = times[-1], sums[-1], counts[-1]
+        if cycle_times:
             with np.errstate(invalid="ignore", divide="ignore"):
-                means = cycle_sums / cycle_counts
+                means = np.array(cycle_sums) / np.array(cycle_counts)
             result = np.sqrt(means) if self.statistic == "rms" else means
-            self.emit_records(np.asarray(cycle_times, np.int64), result.astype(np.float64),
-                              int(cycle_times[0]), int(times[-1]), self._meta)
+            self.emit_records(np.array(cycle_times, np.int64), result, cycle_times[0],
+                              times[-1], self._meta)
 
     def _nominal(self, chunk):
         if self._next_k is None:
@@ -138,8 +139,8 @@ class cycle_rms(Block):
         if k is not None:
             self._next_k = k
             self._next_time = nominal_boundary(k, self.frequency) if time is None else time
-        times = np.array([t for _, t in found], np.int64)
-        return np.array([_rows_before(chunk, t) for t in times], np.int64), times
+        times = [t for _, t in found]
+        return [_rows_before(chunk, t) for t in times], times
 
     def _crossings(self, chunk):
         data = chunk.data
@@ -147,13 +148,13 @@ class cycle_rms(Block):
         self._previous = data[-1]
         shortest = 0.5e9 / self.frequency
         indexes, times = [], []
-        for index in candidates:
-            time = chunk.time_of(int(index))
+        for index in candidates.tolist():
+            time = chunk.time_of(index)
             if self._crossed is None or time - self._crossed >= shortest:
                 indexes.append(index)
                 times.append(time)
                 self._crossed = time
-        return np.array(indexes, np.int64), np.array(times, np.int64)
+        return indexes, times
 
     def _drop(self):
         if self._start is not None:

@@ -135,12 +135,13 @@ def segment_sums(values, edges):
         error about ``eps · log2(n)``: 1e-6 for float32); many short ones
         at once with ``add.reduceat``, accumulating in float64.
     """
+    dtype = np.result_type(values.dtype, np.float64)
+    segments = len(edges) - 1
+    if segments <= _FEW_SEGMENTS or len(values) >= _LONG_SEGMENT * segments:
+        bounds = edges.tolist() if isinstance(edges, np.ndarray) else list(edges)
+        return np.array([values[a:b].sum() for a, b in zip(bounds, bounds[1:])], dtype)
     edges = np.asarray(edges, dtype=np.int64)
     starts, stops = edges[:-1], edges[1:]
-    dtype = np.result_type(values.dtype, np.float64)
-    if len(starts) <= _FEW_SEGMENTS or len(values) >= _LONG_SEGMENT * len(starts):
-        return np.array([values[a:b].sum() for a, b in zip(starts.tolist(), stops.tolist())],
-                        dtype)
     sums = np.zeros(len(starts), dtype)
     nonempty = stops > starts
     if nonempty.any():
