@@ -17,7 +17,7 @@ import numpy as np
 from zope.interface import implementer
 
 from ..block import Block
-from ..interfaces import IChunkProducer, IRecordsProducer
+from ..interfaces import IChunkProducer, IRecordsProducer, IStateful
 from ..numerics import loadbins
 from ..numerics.loadbins import (DEFAULT_TOLERANCE, WEIGHTS, bin_sums, load_bin_edges,
                                  load_bin_index)
@@ -40,12 +40,17 @@ def row_times(chunk):
     return sample_times(chunk.start, np.arange(len(chunk.data)), chunk.rate)
 
 
-@implementer(IRecordsProducer)
+@implementer(IRecordsProducer, IStateful)
 class aggregator_block(Block):
     """
     Base of the aggregators.  A subclass implements :meth:`accumulate` and
-    :meth:`result`; the base emits the running and final values.
+    :meth:`result`, and lists in ``state_fields`` the attributes that hold
+    what it accumulated (numbers, or numpy arrays of one dtype) for
+    :meth:`get_state`; the base emits the running and final values.
     """
+
+    #: Attributes holding the accumulated data, saved by :meth:`get_state`.
+    state_fields = ()
 
     kind = "records"
     extra_outputs = {"running": "records"}
@@ -69,6 +74,24 @@ class aggregator_block(Block):
         """
         Forget the accumulated data (called on every connection).
         """
+
+    def get_state(self):
+        state = {"first": self._first, "end": self._end, "running_end": self._running_end}
+        for name in self.state_fields:
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray):
+                value = {"dtype": value.dtype.str, "values": value.tolist()}
+            state[name] = value
+        return state
+
+    def set_state(self, state):
+        self._first, self._end = state["first"], state["end"]
+        self._running_end = state["running_end"]
+        for name in self.state_fields:
+            value = state[name]
+            if isinstance(value, dict):
+                value = np.asarray(value["values"], np.dtype(value["dtype"]))
+            setattr(self, name, value)
 
     def accumulate(self, *chunks):
         """
@@ -127,6 +150,7 @@ class average(aggregator_block):
     """
 
     type_name = "average"
+    state_fields = ("_sum", "_count", "_nan", "_units")
 
     def __init__(self, producer, **kwargs):
         super().__init__(producer, **kwargs)
@@ -171,7 +195,7 @@ class _by_load(aggregator_block):
     """
 
     requires = (IChunkProducer, IChunkProducer)
-    param_units = {}
+    state_fields = ("_sums", "_counts", "_last_load", "_without_load", "_outside", "_units")
 
     def __init__(self, *inputs, tolerance=DEFAULT_TOLERANCE, rated=None, **kwargs):
         # A subclass sets self.points (load points, %) first.

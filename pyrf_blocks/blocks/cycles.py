@@ -12,7 +12,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..block import Block
-from ..interfaces import IRealProducer, IRecordsProducer
+from ..interfaces import IRealProducer, IRecordsProducer, IStateful
 from ..numerics.cycles import (nominal_boundaries, nominal_boundary, rising_zero_crossings,
                                segment_sums)
 from ..registry import register
@@ -26,7 +26,7 @@ STATISTICS = ("rms", "mean")
 
 
 @register
-@implementer(IRecordsProducer)
+@implementer(IRecordsProducer, IStateful)
 class cycle_rms(Block):
     """
     The RMS of each cycle of a mains signal (``statistic="mean"``: its
@@ -82,6 +82,19 @@ class cycle_rms(Block):
         self._previous = None    # zero crossing: the last sample seen
         self._crossed = None     # zero crossing: time of the last boundary
         self._meta = None
+
+    _STATE = ("incomplete_samples", "_start", "_sum", "_count", "_expected", "_next_k",
+              "_next_time", "_previous", "_crossed", "_meta")
+
+    def get_state(self):
+        state = {name: getattr(self, name) for name in self._STATE}
+        if state["_previous"] is not None:
+            state["_previous"] = float(state["_previous"])
+        return state
+
+    def set_state(self, state):
+        for name in self._STATE:
+            setattr(self, name, state[name])
 
     def compute(self, chunk):
         if len(chunk.data) == 0:
