@@ -198,6 +198,30 @@ def test_pointwise_records_must_be_at_the_same_times(graph, clock):
         failure.value)
 
 
+@given(cuts, cuts)
+@settings(max_examples=40, deadline=None)
+def test_efficiency_and_average_of_records_do_not_depend_on_chunking(cut_out, cut_in):
+    """Records of P_out and P_in cut differently give the same efficiencies and mean."""
+    from twisted.internet.task import Clock
+    from pyrf_blocks import Graph
+
+    rng = np.random.default_rng(5)
+    times = np.cumsum(rng.integers(1, 4, 500)) * 20_000_000
+    p_in = rng.uniform(100, 200, 500)
+    p_out = p_in * rng.uniform(0.8, 0.95, 500)
+    clock = Clock()
+    graph = Graph(clock)
+    efficiency = efficiency_block(records(graph, times, p_out, cut_out),
+                                  records(graph, times, p_in, cut_in))
+    rows = recording_sink(efficiency)
+    mean = collector(average(efficiency))
+    assert run_clock(clock, graph) is None
+    assert rows.problems == []
+    assert_array_equal(times_of(rows), times)
+    assert_allclose(rows_of(rows), p_out / p_in * 100, rtol=1e-12)
+    assert_allclose(mean.chunks[0].data[0]["mean"], np.mean(p_out / p_in * 100), rtol=1e-12)
+
+
 def test_one_signal_feeds_power_thd_cycles_and_a_formula_without_copies(graph, clock):
     """Every block fed by V receives views of the source's own array (np.shares_memory)."""
     voltage = sine(325.0, seconds=2.0)
