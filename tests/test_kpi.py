@@ -479,8 +479,7 @@ def test_weighted_efficiency_is_the_weighted_sum_of_the_mean_at_each_load(graph,
     assert_allclose(final.chunks[0].data[0]["efficiency"], expected)
     estimates = rows_of(running)
     assert np.isnan(estimates["efficiency"][:-1]).all()
-    assert_array_equal(estimates["missing"], [4, 2, 1, 0][-len(estimates):] if False else
-                       estimates["missing"])
+    assert (np.diff(estimates["missing"]) <= 0).all()  # load points only get data
     assert estimates["missing"][-1] == 0 and estimates["missing"][0] > 0
     assert_allclose(estimates["efficiency"][-1], expected)
 
