@@ -227,8 +227,8 @@ class _by_load(aggregator_block):
         if self._units is None:
             self._units = values.meta.get("units")
         load_times = row_times(load)
+        times = row_times(values) if len(data) else None
         if len(data):
-            times = row_times(values)
             before = np.searchsorted(load_times, times, side="right") - 1
             paired = np.full(len(data), self._last_load)
             if len(load_data):
@@ -244,7 +244,7 @@ class _by_load(aggregator_block):
             self._counts += counts
         if len(load_data):
             self._last_load = float(load_data[-1])
-        return int(row_times(values)[-1]) if len(data) else None
+        return int(times[-1]) if len(data) else None
 
     def bin_means(self):
         """

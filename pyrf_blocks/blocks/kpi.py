@@ -18,7 +18,7 @@ any other stream.
 
 import numpy as np
 
-from ..block import Block, block_of
+from ..block import MAIN, Block, block_of
 from ..interfaces import IChunkProducer
 from ..numerics.formula import Formula
 from ..registry import register
@@ -88,8 +88,8 @@ def _first_difference(a, b):
 
 def _input_name(producer):
     block = block_of(producer)
-    output = getattr(producer, "output_name", "main")
-    return block.name if output == "main" else f"{block.name}_{output}"
+    output = getattr(producer, "output_name", MAIN)
+    return block.name if output == MAIN else f"{block.name}_{output}"
 
 
 @register
