@@ -206,24 +206,29 @@ class Formula:
             The evaluation ran past :attr:`timeout` seconds.
         """
         env = {}
+        shapes = set()
         for name in self.names:
             try:
                 value = values[name]
             except KeyError:
                 raise FormulaError(f"formula {self.text!r}: no value for input {name!r}; "
                                    f"given: {', '.join(sorted(values)) or 'none'}") from None
-            array = np.asarray(value)
-            if array.dtype.kind in "biu":
+            array = value if type(value) is np.ndarray else np.asarray(value)
+            kind = array.dtype.kind
+            if kind in "biu":
                 array = array.astype(np.float64)
-            elif array.dtype.kind not in "fc":
+            elif kind not in "fc":
                 raise FormulaError(f"formula {self.text!r}: input {name!r} holds "
                                    f"{array.dtype} values, not numbers")
             env[name] = array
+            shapes.add(array.shape)
+        # One shape is the common case (a block's synchronised inputs).
+        shape = shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes)
         self._deadline[0] = time.perf_counter() + self.timeout
         with np.errstate(all="ignore"):
             result = self._code(env)
-        shape = np.broadcast_shapes(*(array.shape for array in env.values()))
-        result = np.asarray(result)
+        if type(result) is not np.ndarray:
+            result = np.asarray(result)
         if result.shape != shape:
             result = np.broadcast_to(result, shape).copy()
         return result
