@@ -4,6 +4,9 @@ pyrf_blocks: processing blocks for RF instrument data on Twisted.
 
 from .blocks.dsp import calibrate_block, decimate_block, fft_block
 from .blocks.measure import power_block, thd_block
+from .blocks.kpi import efficiency_block, formula_block
+from .blocks.cycles import cycle_rms
+from .blocks.aggregate import average, thd_at_load, weighted_efficiency
 from .blocks.recording import record_block, sigmf_source
 from .blocks.results import result_store
 from .blocks.external import external_calculation
@@ -25,6 +28,8 @@ __all__ = [
     "fft_block", "calibrate_block", "decimate_block",
     "average_block", "max_hold", "min_hold", "peak_search",
     "thd_block", "power_block",
+    "formula_block", "efficiency_block", "cycle_rms",
+    "average", "thd_at_load", "weighted_efficiency",
     "collector", "printer",
     "spectrum_display", "multi_spectrum_display",
     "process",

@@ -31,6 +31,8 @@ __all__ = [
     "PipelineError", "FieldError", "UnitError", "ExportError",
     # Commands and the GUI
     "SourceError", "ReactorMismatch",
+    # Formulas
+    "FormulaError", "FormulaTimeout",
 ]
 
 
@@ -211,4 +213,26 @@ class ReactorMismatch(RuntimeError):
     """
     Another reactor was installed before the Qt loop could be, or none was
     installed on it where a window needs it.
+    """
+
+
+# Formulas.
+
+class FormulaError(ValueError):
+    """
+    A formula that cannot be evaluated safely: bad syntax, an unknown name
+    or function, a construct outside the allowed subset, or one too large.
+    The message quotes the formula and gives the column (from 1) of the
+    mistake; ``column`` holds it too (``None`` when the whole text is at
+    fault).
+    """
+
+    def __init__(self, message, column=None):
+        super().__init__(message)
+        self.column = column
+
+
+class FormulaTimeout(RuntimeError):
+    """
+    A formula's evaluation ran past its time limit.
     """
