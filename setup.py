@@ -29,6 +29,9 @@ setup(
         "ruamel.yaml>=0.18",
         "pydantic>=2.5",
         "treq>=23.11",
+        # /metrics of workers and managers (pyrf_blocks.metrics); imported
+        # only when metrics are asked for.
+        "prometheus_client>=0.17",
     ],
     extras_require={
         "test": [

@@ -13,7 +13,7 @@ import sys
 __all__ = ["main", "COMMANDS"]
 
 COMMANDS = ("demo", "view", "validate", "run", "worker", "discover", "emulate", "record",
-            "replay")
+            "manager", "status", "replay")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -246,6 +246,75 @@ class IStateful(Interface):
         """
 
 
+class ICoordinator(Interface):
+    """
+    The small key-value store with leases, transactions and watches that a
+    cluster coordinates on: etcd's model, offered by etcd itself
+    (:class:`~pyrf_blocks.cluster.etcd.EtcdCoordinator`) and by an
+    in-process implementation for one machine
+    (:class:`~pyrf_blocks.cluster.memory.InProcessCoordinator`).
+
+    Membership, assignment, leader election and fencing are written once,
+    over this interface (``pyrf_blocks.cluster``).  Keys are text, values
+    bytes; every change gets the next integer *revision* of the whole store.
+    Every method returns a Deferred.
+    """
+
+    def grant(ttl):
+        """
+        Fire with the id (int) of a new lease that expires ``ttl`` seconds
+        from now unless kept alive; the keys put under it go with it.
+        """
+
+    def keepalive(lease):
+        """
+        Renew ``lease`` for its full ttl; fire with the seconds it now has
+        left, 0 when it had already expired (its keys are gone).
+        """
+
+    def revoke(lease):
+        """
+        End ``lease`` now, deleting its keys.
+        """
+
+    def range(prefix):
+        """
+        Fire with ``(kvs, revision)``: the :class:`~pyrf_blocks.cluster.kv.KeyValue`
+        of every key starting with ``prefix``, in key order, and the store's
+        revision when they were read.
+        """
+
+    def put(key, value, lease=0):
+        """
+        Set ``key``; fire with the new revision.
+        """
+
+    def delete(key):
+        """
+        Delete ``key`` (nothing if absent); fire with the store's revision.
+        """
+
+    def txn(compare, success, failure=()):
+        """
+        Atomically: if every :class:`~pyrf_blocks.cluster.kv.Compare` holds,
+        apply the ``success`` operations, else the ``failure`` ones; fire with
+        ``(succeeded, revision)``.
+        """
+
+    def watch(prefix, callback, start_revision=0):
+        """
+        Call ``callback(events)`` with each batch of
+        :class:`~pyrf_blocks.cluster.kv.Event` on keys starting with
+        ``prefix``, in revision order, from ``start_revision`` (0: from now).
+        Fire with an object whose ``cancel()`` stops the watch.
+        """
+
+    def close():
+        """
+        Stop every watch and release connections; fire when done.
+        """
+
+
 class IEdge(IPushProducer):
     """
     A bounded queue from a producer to one consumer, with a policy.

@@ -47,24 +47,26 @@ def sample_time(origin_ns, index, rate):
 def sample_times(origin_ns, indexes, rate):
     """
     Device times of many samples counted from an origin: :func:`sample_time`
-    over an array, with the same rounding (half to even) to the same
-    integers.
+    over an array, giving the same integers.
 
     Parameters
     ----------
     origin_ns : int
         Device time of sample 0 of the count, in integer nanoseconds.
-    indexes : numpy.ndarray of int
-        Samples after the origin.
+    indexes : numpy.ndarray
+        Samples after the origin (integers).
     rate : float
-        Samples (or frames) per second, > 0.
+        Samples per second, > 0.
 
     Returns
     -------
-    numpy.ndarray of int64
-        ``origin_ns + round(indexes * 1e9 / rate)``, in nanoseconds.
+    numpy.ndarray
+        int64 nanoseconds.  The offsets are rounded half to even, as
+        Python's ``round`` does, and added to the origin as integers, so a
+        large origin loses nothing to float rounding.
     """
-    return np.rint(np.asarray(indexes) * 1e9 / rate).astype(np.int64) + np.int64(origin_ns)
+    offsets = np.rint(np.asarray(indexes) * 1e9 / rate).astype(np.int64)
+    return offsets + np.int64(origin_ns)
 
 
 def sample_index(origin_ns, time_ns, rate):
