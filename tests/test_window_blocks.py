@@ -468,3 +468,26 @@ def test_moving_max_state_resumes_exactly():
         for source in sources:
             source.emit_records(chunk.times, chunk.data, chunk.start, chunk.end)
     assert_array_equal(joined(sinks[0].chunks[1:])[1], joined(sinks[1].chunks)[1])
+
+
+def test_an_input_back_from_idle_sends_its_rows_for_final_windows_to_late():
+    """After the idle timeout closed windows without it, an input's rows for them are late."""
+    graph = Graph(Clock())
+    talking = manual_source(kind="real", rate=10.0, graph=graph)
+    silent = manual_source(kind="real", rate=10.0, graph=graph)
+    window = window_block(talking, silent, every="1s", stats=("count",), idle_timeout="5s")
+    main, late = collector(window), collector(window.output("late"))
+    talking.push(25, np.float64)
+    graph.reactor.advance(6)
+    silent.push(25, np.float64)          # 0 .. 2.5 s: windows 0 and 1 are final
+    times, rows = joined(main.chunks)
+    assert_array_equal(times, [0, S]) and assert_array_equal(rows["input"], [0, 0])
+    late_times, _ = joined(late.chunks)
+    assert_array_equal(late_times, np.arange(20) * S // 10)
+    assert late.chunks[0].meta["input"] == 1 and window.late_rows == 20
+    talking.push(10, np.float64)
+    assert len(joined(main.chunks)[0]) == 2   # the input is back: window 2 waits for it
+    silent.push(10, np.float64)               # both past 3 s: window 2 has both
+    times, rows = joined(main.chunks)
+    assert_array_equal(times[2:], [2 * S, 2 * S])
+    assert_array_equal(rows["input"][2:], [0, 1]) and assert_array_equal(rows["count"][2:], 10)
