@@ -29,6 +29,8 @@ __all__ = [
     "PipelineError", "FieldError", "UnitError", "ExportError",
     # Commands and the GUI
     "SourceError", "ReactorMismatch",
+    # Storage and sensor pipelines
+    "StoreUnavailable",
 ]
 
 
@@ -183,4 +185,14 @@ class ReactorMismatch(RuntimeError):
     """
     Another reactor was installed before the Qt loop could be, or none was
     installed on it where a window needs it.
+    """
+
+
+# Storage and sensor pipelines.
+
+class StoreUnavailable(ConnectionError):
+    """
+    The database of a store cannot be reached (a server stopped, a file
+    that cannot be written); what was being written was not written and
+    may be written again.
     """
