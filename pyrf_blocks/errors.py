@@ -30,7 +30,7 @@ __all__ = [
     # Commands and the GUI
     "SourceError", "ReactorMismatch",
     # Storage and sensor pipelines
-    "StoreUnavailable",
+    "StoreUnavailable", "PayloadRejected",
 ]
 
 
@@ -196,3 +196,20 @@ class StoreUnavailable(ConnectionError):
     that cannot be written); what was being written was not written and
     may be written again.
     """
+
+
+class PayloadRejected(ValueError):
+    """
+    A payload a sensor pipeline cannot take (a number that is not one, an
+    image that does not decode, a payload over the size limit): counted as
+    a bad payload of its topic under ``reason``, never fatal.
+
+    :param reason: a short word: ``type``, ``encoding``, ``image``,
+        ``size``, ``transform``.
+    :param detail: a sentence naming the value.
+    """
+
+    def __init__(self, reason, detail):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

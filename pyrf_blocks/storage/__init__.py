@@ -12,9 +12,9 @@ from .memory import MemoryStore
 from .postgres import PostgresStore
 from .rows import COLUMNS, KINDS, POLICIES, Aggregate, BadPayload, Batch, Reading, Video
 from .sqlite import SQLiteStore
-from .threaded import ThreadedStore
+from .threaded import InlineStore, ThreadedStore
 
-__all__ = ["MemoryStore", "SQLiteStore", "PostgresStore", "ThreadedStore", "open_store",
+__all__ = ["MemoryStore", "SQLiteStore", "PostgresStore", "ThreadedStore", "InlineStore", "open_store",
            "Reading", "Aggregate", "Video", "BadPayload", "Batch",
            "KINDS", "POLICIES", "COLUMNS"]
 

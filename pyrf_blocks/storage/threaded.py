@@ -13,7 +13,7 @@ a store is more than a connection — blobs, COPY — so it gets the pool.)
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
-__all__ = ["ThreadedStore"]
+__all__ = ["ThreadedStore", "InlineStore"]
 
 
 class ThreadedStore:
@@ -37,9 +37,10 @@ class ThreadedStore:
     def call(self, method, *args, **kwargs):
         """
         ``store.method(*args, **kwargs)`` on the store's thread: a Deferred.
+        ``method`` is a name, or a function to call there.
         """
-        return deferToThreadPool(self.reactor, self._pool,
-                                 getattr(self.store, method), *args, **kwargs)
+        function = method if callable(method) else getattr(self.store, method)
+        return deferToThreadPool(self.reactor, self._pool, function, *args, **kwargs)
 
     def write(self, batch):
         return self.call("write", batch)
@@ -66,3 +67,35 @@ class ThreadedStore:
             return result
 
         return done.addBoth(stopped)
+
+
+class InlineStore:
+    """
+    ``store``'s calls at once, on the caller's thread, answered with fired
+    Deferreds: the same face as :class:`ThreadedStore` for tests that run
+    on a ``task.Clock``.
+    """
+
+    def __init__(self, store):
+        self.store = store
+
+    def __repr__(self):
+        return f"<InlineStore {self.store!r}>"
+
+    def call(self, method, *args, **kwargs):
+        from twisted.internet.defer import maybeDeferred
+
+        function = method if callable(method) else getattr(self.store, method)
+        return maybeDeferred(function, *args, **kwargs)
+
+    def write(self, batch):
+        return self.call("write", batch)
+
+    def query(self, *args, **kwargs):
+        return self.call("query", *args, **kwargs)
+
+    def cleanup(self, *args, **kwargs):
+        return self.call("cleanup", *args, **kwargs)
+
+    def close(self):
+        return self.call("close")
