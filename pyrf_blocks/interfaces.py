@@ -334,6 +334,11 @@ class IStore(Interface):
         The value a batch stored under ``key`` in ``cursors``, or None.
         """
 
+    def cursors(prefix):
+        """
+        ``{key: value}`` of every cursor whose key starts with ``prefix``.
+        """
+
     def blob(name):
         """
         The bytes of an image, file or video row (its ``blob`` column).

@@ -144,6 +144,8 @@ def test_video_and_cursor(store):
     [row] = store.query("cam", "video")
     assert (row["frames"], store.blob(row["blob"])) == (12, b"mp4")
     assert store.cursor("mqtt:x:7") == "cam 5" and store.cursor("nope") is None
+    store.write(Batch(cursors={"mqtt:X:1": "a", "mqtt:x%:1": "b", "other": "c"}))
+    assert store.cursors("mqtt:x") == {"mqtt:x:7": "cam 5", "mqtt:x%:1": "b"}
 
 
 def test_large_batches_upsert(store):

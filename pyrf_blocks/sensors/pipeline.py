@@ -77,13 +77,15 @@ class SensorPipeline:
                     if rows:
                         policy.restore(topic, rows[0])
 
-    def receive(self, topic, time, payload, ack=None):
+    def receive(self, topic, time, payload, ack=None, cursor=None):
         """
         Handle one message: ``payload`` bytes of ``topic`` at ``time`` (ns,
         strictly increasing per topic); ``ack()`` is called once its effect
-        is durable.
+        is durable; ``cursor`` (key, value) is stored with it.
         """
         batch = self.buffer.batch
+        if cursor is not None:
+            batch.cursors[cursor[0]] = cursor[1]
         if not self.period.active(time):
             self.dropped["inactive"] += 1
         else:

@@ -108,6 +108,10 @@ class MemoryStore:
         with self._lock:
             return self._cursors.get(key)
 
+    def cursors(self, prefix):
+        with self._lock:
+            return {k: v for k, v in self._cursors.items() if k.startswith(prefix)}
+
     def blob(self, name):
         return self.blobs.get(name)
 

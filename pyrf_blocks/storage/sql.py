@@ -195,6 +195,11 @@ class SQLStore:
         rows = self._select(f"SELECT value FROM cursors WHERE key = {self.placeholder}", (key,))
         return rows[0][0] if rows else None
 
+    def cursors(self, prefix):
+        p = self.placeholder
+        return dict(self._select(f"SELECT key, value FROM cursors WHERE "
+                                 f"substr(key, 1, {p}) = {p}", (len(prefix), prefix)))
+
     def blob(self, name):
         return self.blobs.get(name)
 
