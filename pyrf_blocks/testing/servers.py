@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-__all__ = ["free_port", "postgres_server", "PostgresServer", "mosquitto_broker",
+__all__ = ["publish", "free_port", "postgres_server", "PostgresServer", "mosquitto_broker",
            "MosquittoBroker", "POSTGRES_BIN", "MOSQUITTO"]
 
 #: Where Debian puts PostgreSQL's server programs (the newest version found).
@@ -151,3 +151,27 @@ def mosquitto_broker():
             yield broker
         finally:
             broker.stop()
+
+
+def publish(port, messages, qos=1, host="127.0.0.1", client_id=""):
+    """
+    Publish ``messages`` (``(topic, payload)`` pairs) to the broker at
+    ``port`` with paho, and return once the broker has them all
+    (acknowledged, for QoS 1).  Blocking: call it from a thread in tests
+    that run a reactor.
+    """
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=qos) for topic, payload in messages]
+        for info in infos:
+            info.wait_for_publish(60)
+    finally:
+        client.disconnect()
+        client.loop_stop()
