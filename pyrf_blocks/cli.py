@@ -13,7 +13,7 @@ import sys
 __all__ = ["main", "COMMANDS"]
 
 COMMANDS = ("demo", "view", "validate", "run", "worker", "discover", "emulate", "record",
-            "serve-pipelines")
+            "serve-pipelines", "query", "export")
 
 
 class _Parser(argparse.ArgumentParser):
