@@ -24,6 +24,9 @@ __all__ = ["Buffer"]
 
 log = Logger()
 
+#: Rows of marks per buffer (see :meth:`Buffer.mark`).
+MARK_SLOTS = 8
+
 
 class Buffer:
     """
@@ -50,6 +53,8 @@ class Buffer:
         self.batch = Batch()
         self._acks = []
         self._messages = 0
+        self._marks = {}
+        self._slot = 0
         self._timer = None
         self._writing = None
         self.backoff = Backoff(clock, retries=10 ** 9, initial=0.5, maximum=30.0)
@@ -65,6 +70,17 @@ class Buffer:
         Messages handled but not yet durable.
         """
         return self._messages + (self._writing[1] if self._writing else 0)
+
+    def mark(self, prefix, text):
+        """
+        Store ``text`` with the batch of the current message, under a
+        cursor key starting with ``prefix``: the marks of one batch are one
+        row, ``"<write time> <text>;<text>..."``, in one of
+        :data:`MARK_SLOTS` rows per buffer used in turn, so a source finds
+        the marks of its last few batches (what a crash may have left
+        unacknowledged) without a row per message.
+        """
+        self._marks.setdefault(prefix, []).append(text)
 
     def added(self, ack=None):
         """
@@ -100,6 +116,12 @@ class Buffer:
         now = int(self.clock.seconds() * 1e9)
         for hook in self.before_write:
             hook(self.batch, now)
+        for prefix, texts in self._marks.items():
+            key = f"{prefix}{self.name}:{self._slot}"
+            self.batch.cursors[key] = f"{now} " + ";".join(texts)
+        if self._marks:
+            self._slot = (self._slot + 1) % MARK_SLOTS
+            self._marks = {}
         batch, acks, messages = self.batch, self._acks, self._messages
         if not messages and not len(batch):
             done = Deferred()

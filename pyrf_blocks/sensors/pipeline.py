@@ -77,15 +77,16 @@ class SensorPipeline:
                     if rows:
                         policy.restore(topic, rows[0])
 
-    def receive(self, topic, time, payload, ack=None, cursor=None):
+    def receive(self, topic, time, payload, ack=None, mark=None):
         """
         Handle one message: ``payload`` bytes of ``topic`` at ``time`` (ns,
         strictly increasing per topic); ``ack()`` is called once its effect
-        is durable; ``cursor`` (key, value) is stored with it.
+        is durable; ``mark`` (prefix, text) is stored with it (see
+        :meth:`.Buffer.mark`).
         """
         batch = self.buffer.batch
-        if cursor is not None:
-            batch.cursors[cursor[0]] = cursor[1]
+        if mark is not None:
+            self.buffer.mark(*mark)
         if not self.period.active(time):
             self.dropped["inactive"] += 1
         else:

@@ -24,8 +24,9 @@ bounds what waits in memory when the store is away.
 
 **Exactly once in the store.**  Each message gets a time (ns) when it
 first arrives, strictly increasing per topic, and rows are keyed by
-(topic, time).  The batch also stores, as a cursor, the packet id's time
-and a hash of topic and payload.  A redelivered message (DUP set) whose
+(topic, time).  The batch also stores, as marks (one cursor row per
+batch, :meth:`~pyrf_blocks.sensors.buffering.Buffer.mark`), each packet
+id with its message's time and a hash of topic and payload.  A redelivered message (DUP set) whose
 packet id, topic and payload match the stored cursor gets its first
 time again, so writing it again changes nothing, and an aggregation that
 counted it skips it.  (Packet ids are reused only after acknowledgement,
@@ -89,7 +90,7 @@ class _PahoSocket:
 class MQTTSource:
     """
     One MQTT client on ``reactor``: messages of the routed topics go to
-    their receivers' ``receive(topic, time, payload, ack, cursor)``.
+    their receivers' ``receive(topic, time, payload, ack, mark)``.
 
     :param reactor: the reactor (reader/writer registration, time).
     :param host, port: the broker.
@@ -112,9 +113,15 @@ class MQTTSource:
         self.client_id = client_id
         self.cursor_prefix = f"mqtt:{client_id}:"
         self._cursors = {}
+        marked = []
         for key, value in (cursors or {}).items():
             if key.startswith(self.cursor_prefix):
-                self._cursors[int(key[len(self.cursor_prefix):])] = value
+                written, _, entries = value.partition(" ")
+                marked.append((int(written), entries))
+        for _, entries in sorted(marked):  # a later batch's packet id wins
+            for entry in entries.split(";"):
+                mid, _, rest = entry.partition(" ")
+                self._cursors[int(mid)] = rest
         self.keepalive = keepalive
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5, manual_ack=True)
@@ -294,4 +301,4 @@ class MQTTSource:
                 client.ack(mid, qos)
 
         receiver.receive(topic, time, payload, ack if qos else None,
-                         (self.cursor_prefix + str(mid), value))
+                         (self.cursor_prefix, f"{mid} {value}"))

@@ -1,9 +1,14 @@
 """
 The server backend: PostgreSQL through psycopg 3.
 
-Large batches go to the server by ``COPY`` into a temporary table and one
-``INSERT ... SELECT ... ON CONFLICT`` from it (COPY has no upsert of its
-own); small ones by ``executemany``.  Blobs are kept in a ``blobs`` table
+Large batches go to the server by ``COPY``, which has no upsert of its
+own.  Rows that are only ever added (``n_records``, ``time_window``,
+``bad_payloads``) are copied straight into their table inside a
+savepoint; if one of them is there already (a replay after a crash), the
+savepoint is rolled back and the batch upserted instead: copied into a
+temporary table and ``INSERT ... SELECT ... ON CONFLICT`` from it, as the
+tables whose rows are replaced (``last_value``, ``aggregation``) always
+are.  Small batches go by ``executemany``.  Blobs are kept in a ``blobs`` table
 written in the same transaction as their rows, or in a directory when one
 is given.  When the server goes away, the call fails with
 :class:`~pyrf_blocks.errors.StoreUnavailable` and the next one connects
@@ -24,6 +29,9 @@ __all__ = ["PostgresStore"]
 
 #: Batches of at least this many rows of one table are copied.
 COPY_FROM = 64
+
+#: Tables whose rows are only added: copied straight in when none is there yet.
+_ADDED = ("n_records", "time_window", "bad_payloads")
 
 
 @implementer(IBlobStore)
@@ -133,6 +141,16 @@ class PostgresStore(SQLStore):
         if len(rows) < COPY_FROM:
             cursor.executemany(self.upsert_sql(table), rows)
             return
+        names = ", ".join(columns)
+        if table in _ADDED:
+            try:
+                with cursor.connection.transaction():  # a savepoint
+                    with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                return
+            except self._psycopg.errors.UniqueViolation:
+                pass  # written before (a replay): upsert
         # One statement may not update a row twice: the last of a key wins
         # (for last_value, the most recent).
         width = len(key)
@@ -147,7 +165,6 @@ class PostgresStore(SQLStore):
             cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
                            f"(LIKE {table}) ON COMMIT DELETE ROWS")
             self._staged.add(stage)
-        names = ", ".join(columns)
         with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
             for row in unique.values():
                 copy.write_row(row)

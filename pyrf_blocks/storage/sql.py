@@ -57,19 +57,31 @@ _WRITTEN = {
 }
 
 
+def _reading_rows(readings, with_expires):
+    # The hot path of every write: one tuple per reading, no method calls.
+    rows = []
+    append = rows.append
+    for r in readings:
+        kind = r.kind
+        if kind == "number":
+            value = r.value
+            row = (r.topic, r.time, kind, value if type(value) is float else float(value),
+                   None, None)
+        elif kind == "text":
+            row = (r.topic, r.time, kind, None, r.value, None)
+        else:
+            row = (r.topic, r.time, kind, None, None, blob_name(r.value))
+        append(row + (r.expires,) if with_expires else row)
+    return rows
+
+
 def _rows_of(batch):
     """
     ``{table: [tuple, ...]}`` of a batch, in the columns of :data:`_WRITTEN`.
     """
-    readings = {}
-    for table in ("last_value", "n_records", "time_window"):
-        expires = table != "n_records"
-        rows = []
-        for r in getattr(batch, table):
-            number, text, blob = r.columns()
-            rows.append((r.topic, r.time, r.kind, number, text, blob, r.expires) if expires
-                        else (r.topic, r.time, r.kind, number, text, blob))
-        readings[table] = rows
+    readings = {"last_value": _reading_rows(batch.last_value, True),
+                "n_records": _reading_rows(batch.n_records, False),
+                "time_window": _reading_rows(batch.time_window, True)}
     readings["aggregation"] = [(a.topic, a.start, a.end, a.count, a.min, a.max, a.sum,
                                 a.last_time) for a in batch.aggregation]
     readings["video"] = [(v.topic, v.start, v.end, v.frames, v.codec, blob_name(v.data))
