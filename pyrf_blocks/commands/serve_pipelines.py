@@ -62,6 +62,10 @@ def run(args):
 
     from twisted.internet import reactor
 
+    from .options import log_warnings_to_stderr
+
+    log_warnings_to_stderr()  # a store away, reconnections: reported as they happen
+
     def say(line):
         print(line, flush=True)
 
@@ -86,6 +90,10 @@ def run(args):
     signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(stop))
     signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(stop))
     reactor.run(installSignalHandlers=False)
+    if server.source is not None:
+        stats = server.source.stats
+        say(f"mqtt: {stats['messages']} message(s), {stats['duplicates']} delivered again, "
+            f"{stats['replays']} recognised as written before")
     for pipeline in server.pipelines.values():
         bad = sum(pipeline.bad.values())
         say(f"{pipeline.name}: {pipeline.buffer.stats['messages']} message(s) written, "
