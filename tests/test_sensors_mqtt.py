@@ -142,3 +142,37 @@ def test_nothing_is_acknowledged_before_it_is_durable(broker, tmp_path):
         client.disconnect()
         client.loop_stop()
     assert again == [True] * 5
+
+
+def test_reconnects_with_backoff_after_the_broker_restarts(broker, tmp_path):
+    """The broker goes away and comes back: the source reconnects, subscribes again, and values flow."""
+    directory = tmp_path / "pipelines"
+    directory.mkdir()
+    _write(directory, "one.yaml", "plant/1")
+    store = SQLiteStore(tmp_path / "s.db")
+    reactor = new_reactor()
+    server = PipelineServer(reactor, directory, store, port=broker.port, client_id="t3",
+                            rescan=0.1, report=lambda line: None)
+    reader = SQLiteStore(tmp_path / "s.db")
+
+    def pool(function, *args):
+        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), function, *args)
+
+    @defer.inlineCallbacks
+    def scenario():
+        yield server.start()
+        yield wait_for(reactor, lambda: server.source._subscribed == {"plant/1"}, 0.01)
+        yield pool(broker.stop)
+        yield wait_for(reactor, lambda: not server.source.connected, 0.01)
+        yield pool(broker.start)
+        yield wait_for(reactor, lambda: server.source.connected, 0.02)
+        yield pool(publish, broker.port, [("plant/1", b"42")])
+        yield wait_for(reactor, lambda: len(reader.query("plant/1", "n_records")) == 1, 0.02)
+        stats = dict(server.source.stats)
+        yield server.stop()
+        reactor.getThreadPool().stop()
+        return stats
+
+    stats = run_until(reactor, scenario(), timeout=30)
+    assert stats["connections"] >= 2
+    reader.close()
