@@ -48,6 +48,7 @@ class SensorPipeline:
         self.max_items = max_items
         self.accumulation_time = accumulation_time
         self.buffer = None
+        self._held = None
         #: Good values left out, by reason (``inactive``, ``whitelist``, ``rate``...).
         self.dropped = Counter()
         #: Bad payloads, by reason, since start.
@@ -64,6 +65,23 @@ class SensorPipeline:
                              before_write=[p.flush for p in self.policies],
                              name=f"sensor pipeline {self.name}")
         return self.buffer
+
+    def hold(self):
+        """
+        Keep the messages received from now on aside, unprocessed, until
+        :meth:`release` (while a pipeline it replaces writes its last
+        batch and this one restores its state).
+        """
+        if self._held is None:
+            self._held = []
+
+    def release(self):
+        """
+        Process the messages held since :meth:`hold`, in order.
+        """
+        held, self._held = self._held, None
+        for message in held or ():
+            self.receive(*message)
 
     def restore(self, store):
         """
@@ -84,6 +102,9 @@ class SensorPipeline:
         is durable; ``mark`` (prefix, text) is stored with it (see
         :meth:`.Buffer.mark`).
         """
+        if self._held is not None:
+            self._held.append((topic, time, payload, ack, mark))
+            return
         batch = self.buffer.batch
         if mark is not None:
             self.buffer.mark(*mark)

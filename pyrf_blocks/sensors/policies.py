@@ -160,8 +160,12 @@ class Aggregation:
     def restore(self, topic, row):
         """
         Continue the window of a stored aggregation ``row`` (a dict as a
-        query returns it), the most recent of ``topic``.
+        query returns it), the most recent of ``topic``, if it is a window
+        of this size.
         """
+        if calendar_window(row["window_start"], self.window_ns) != \
+                (row["window_start"], row["window_end"]):
+            return
         self._open[topic] = _Open(row["window_start"], row["window_end"], row["count"],
                                   row["min"], row["max"], row["sum"], row["last_time"])
 

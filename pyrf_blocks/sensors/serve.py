@@ -140,13 +140,20 @@ class PipelineServer:
                 self.report(f"{path}: topic {clash[0]} is already handled by "
                             f"{taken[clash[0]].name}; not loaded")
                 continue
+            # The new pipeline takes the topics at once but holds their
+            # messages until the old one has written its last batch and the
+            # new one has restored its state from the store.
             pipeline.start(self.store, self.reactor)
-            yield self.store.call(pipeline.restore, self.store.store)
+            pipeline.hold()
             old = self.pipelines.get(path)
             self.pipelines[path] = pipeline
             self._route()
-            if old is not None:
-                yield old.flush()
+            try:
+                if old is not None:
+                    yield old.flush()
+                yield self.store.call(pipeline.restore, self.store.store)
+            finally:
+                pipeline.release()
             self.report(f"{path}: {'reloaded' if old else 'loaded'}; topics "
                         f"{', '.join(pipeline.topics)}")
 
