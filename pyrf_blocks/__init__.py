@@ -5,7 +5,7 @@ pyrf_blocks: processing blocks for RF instrument data on Twisted.
 from .blocks.dsp import calibrate_block, decimate_block, fft_block
 from .blocks.measure import power_block, thd_block
 from .blocks.recording import record_block, sigmf_source
-from .blocks.sensors import sensor_store
+from .blocks.sensors import sensor_filter, sensor_store, sensor_transform
 from .blocks.sinks import collector, printer
 from .blocks.sources import simulated_instrument
 from .blocks.spectrum import average_block, max_hold, min_hold, peak_search
@@ -24,7 +24,8 @@ __all__ = [
     "fft_block", "calibrate_block", "decimate_block",
     "average_block", "max_hold", "min_hold", "peak_search",
     "thd_block", "power_block",
-    "collector", "printer", "sensor_store",
+    "collector", "printer",
+    "sensor_filter", "sensor_transform", "sensor_store",
     "spectrum_display", "multi_spectrum_display",
     "process",
 ]
