@@ -7,6 +7,7 @@ import glob
 import io
 import os
 import textwrap
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -22,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Block-graph pipeline files (sensor pipelines, with a top-level
 #: ``pipeline:``, are tested by tests/test_sensors_spec.py).
 EXAMPLES = sorted(path for path in glob.glob(os.path.join(ROOT, "examples", "*.yaml"))
-                  if not open(path, encoding="utf-8").read().count("\npipeline:"))
+                  if "\npipeline:" not in Path(path).read_text(encoding="utf-8"))
 
 
 def problems_of(text):
