@@ -262,3 +262,21 @@ def test_aggregation_restores_only_windows_of_its_size(clock):
     # the same start, it takes the row of the 1 h window).
     assert [(r["window_end"] - r["window_start"], r["count"], r["sum"]) for r in rows] == \
         [(60 * S, 1, 5.0)]
+
+
+def test_a_failing_stage_is_counted_not_fatal(clock):
+    """An unexpected error in a stage is logged and counted as an 'error' bad payload; the next message passes."""
+    class Broken:
+        kind = "number"
+
+        def apply(self, value, topic, time):
+            if value == 13:
+                raise ZeroDivisionError("unlucky")
+            return value
+
+    pipeline, store = _pipeline(clock, transforms=[Broken()], policies=[NRecords(10)],
+                                max_items=2)
+    pipeline.receive("t", 1, b"13")
+    pipeline.receive("t", 2, b"14")
+    assert store.bad_counts() == {("t", "error"): 1}
+    assert [r["number"] for r in store.query("t", "n_records")] == [14.0]

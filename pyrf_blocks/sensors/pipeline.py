@@ -13,6 +13,8 @@ is durable.
 
 from collections import Counter
 
+from twisted.logger import Logger
+
 from ..errors import PayloadRejected
 from ..storage.rows import BadPayload, Reading
 from .buffering import Buffer
@@ -20,6 +22,8 @@ from .filters import Filters
 from .period import ActivePeriod
 
 __all__ = ["SensorPipeline"]
+
+log = Logger()
 
 
 class SensorPipeline:
@@ -125,6 +129,12 @@ class SensorPipeline:
                 self.bad[rejected.reason] += 1
                 batch.bad_payloads.append(BadPayload(topic, time, rejected.reason,
                                                      rejected.detail))
+            except Exception as error:  # a stage's own bug must not stop the others
+                log.failure("sensor pipeline {name}: a message of {topic} failed",
+                            name=self.name, topic=topic)
+                self.bad["error"] += 1
+                batch.bad_payloads.append(BadPayload(topic, time, "error",
+                                                     f"{type(error).__name__}: {error}"))
         self.buffer.added(ack)
 
     def flush(self):

@@ -90,7 +90,7 @@ class ImageTransform:
                 out = io.BytesIO()
                 options = {"dpi": (self.dpi, self.dpi)} if self.dpi is not None else {}
                 image.save(out, format=target, **options)
-        except (OSError, ValueError, SyntaxError) as error:
+        except Exception as error:  # Pillow raises many kinds (a decompression bomb...)
             raise PayloadRejected("transform", f"image transformation failed: {error}") from None
         return out.getvalue()
 

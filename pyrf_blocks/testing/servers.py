@@ -168,10 +168,14 @@ def publish(port, messages, qos=1, host="127.0.0.1", client_id=""):
     client.max_queued_messages_set(0)
     client.connect(host, port)
     client.loop_start()
+    messages = list(messages)
     try:
-        infos = [client.publish(topic, payload, qos=qos) for topic, payload in messages]
-        for info in infos:
-            info.wait_for_publish(60)
+        # At most 50 000 unconfirmed at a time: packet ids are 16 bits.
+        for first in range(0, len(messages), 50000):
+            infos = [client.publish(topic, payload, qos=qos)
+                     for topic, payload in messages[first:first + 50000]]
+            for info in infos:
+                info.wait_for_publish(60)
     finally:
         client.disconnect()
         client.loop_stop()
