@@ -107,3 +107,13 @@ def test_validate_command_accepts_sensor_pipelines(capsys):
 
     assert main(["validate", EXAMPLE]) == 0
     assert "valid sensor pipeline" in capsys.readouterr().out
+
+
+def test_serve_pipelines_bad_arguments_are_one_line(tmp_path, capsys):
+    """A bad --broker or a missing directory: one line on stderr, status 2, nothing started."""
+    from pyrf_blocks.cli import main
+
+    assert main(["serve-pipelines", str(tmp_path), "--broker", "nowhere"]) == 2
+    assert main(["serve-pipelines", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "HOST:PORT" in err[0] and "not a directory" in err[1]
