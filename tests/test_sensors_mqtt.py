@@ -176,3 +176,30 @@ def test_reconnects_with_backoff_after_the_broker_restarts(broker, tmp_path):
     stats = run_until(reactor, scenario(), timeout=30)
     assert stats["connections"] >= 2
     reader.close()
+
+
+def test_cleanup_keeps_each_topics_count(tmp_path):
+    """The server's cleanup trims n_records to each pipeline's count_records (no broker needed)."""
+    from pyrf_blocks.storage import Batch, Reading
+
+    directory = tmp_path / "pipelines"
+    directory.mkdir()
+    (directory / "one.yaml").write_text(textwrap.dedent(PIPELINE.format(topic="plant/1"))
+                                        .replace("count_records: 100", "count_records: 3"))
+    store = SQLiteStore(tmp_path / "s.db")
+    store.write(Batch(n_records=[Reading("plant/1", t, "number", 1.0) for t in range(10)]))
+    reactor = new_reactor()
+    server = PipelineServer(reactor, directory, store, report=lambda line: None)
+
+    @defer.inlineCallbacks
+    def scenario():
+        yield server.rescan()
+        removed = yield server.cleanup()
+        yield server.store.close()
+        return removed
+
+    removed = run_until(reactor, scenario(), timeout=30)
+    assert removed["n_records"] == 7
+    reader = SQLiteStore(tmp_path / "s.db")
+    assert [r["time"] for r in reader.query("plant/1", "n_records")] == [7, 8, 9]
+    reader.close()
