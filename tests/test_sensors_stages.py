@@ -10,7 +10,6 @@ import zipfile
 import zlib
 
 import pytest
-from twisted.internet.task import Clock
 
 from pyrf_blocks.errors import PayloadRejected, StoreUnavailable
 from pyrf_blocks.sensors.filters import Filters, decode

@@ -11,7 +11,7 @@ from zope.interface import implementer
 
 from ..interfaces import IStore
 from .blobs import MemoryBlobs
-from .rows import COLUMNS, POLICIES
+from .rows import COLUMNS, POLICIES, blob_name
 
 __all__ = ["MemoryStore"]
 
@@ -65,7 +65,6 @@ class MemoryStore:
             for aggregate in batch.aggregation:
                 tables["aggregation"][aggregate.topic, aggregate.start] = _aggregate_row(aggregate)
             for video in batch.video:
-                from .rows import blob_name
                 tables["video"][video.topic, video.start] = {
                     "topic": video.topic, "window_start": video.start,
                     "window_end": video.end, "frames": video.frames,
