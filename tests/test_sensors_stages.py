@@ -221,20 +221,30 @@ def test_store_away_keeps_the_batch_and_retries(clock):
 
 
 def test_video_policy_makes_a_video_per_window(clock):
-    """Images of a closed window become one video (ffmpeg), stored beside its row."""
+    """Frames are stored as they come; a closed window's frames become one video (ffmpeg), even across a restart."""
     import shutil
 
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed (sh tools/system-deps.sh)")
-    pipeline, store = _pipeline(clock, filters=Filters("image"),
-                                policies=[VideoPolicy(window=60.0, frame_rate=2)],
-                                max_items=100, accumulation_time=1.0)
-    for t in range(4):
-        pipeline.receive("t", t * S, _png(color=(t * 60, 0, 0)))
-    pipeline.receive("t", 61 * S, _png())  # the next window closes the first
+    store = MemoryStore()
+    options = dict(filters=Filters("image"), policies=[VideoPolicy(window=60.0, frame_rate=2)],
+                   max_items=100, accumulation_time=1.0)
+    first, _ = _pipeline(clock, store, **options)
+    for t in range(2):
+        first.receive("t", t * S, _png(color=(t * 60, 0, 0)))
+    clock.advance(1.0)
+    assert len(store.query("t", "video_frames")) == 2  # durable, and acknowledged
+    second, _ = _pipeline(clock, store, **options)  # a restart
+    second.restore(store)
+    for t in range(2, 4):
+        second.receive("t", t * S, _png(color=(t * 60, 0, 0)))
+    second.receive("t", 61 * S, _png())  # the next window closes the first
     clock.advance(1.0)
     [video] = store.query("t", "video")
     assert video["frames"] == 4 and store.blob(video["blob"])[4:8] == b"ftyp"
+    removed = store.cleanup(now=0, grace=-1.0)
+    assert removed["video_frames"] == 4
+    assert [r["time"] for r in store.query("t", "video_frames")] == [61 * S]
 
 
 def test_held_messages_wait_for_release(clock):

@@ -11,7 +11,7 @@ import pytest
 
 from pyrf_blocks.errors import StoreUnavailable
 from pyrf_blocks.interfaces import IBlobStore, IStore
-from pyrf_blocks.storage import (COLUMNS, Aggregate, BadPayload, Batch, MemoryStore,
+from pyrf_blocks.storage import (COLUMNS, Aggregate, BadPayload, Batch, Frame, MemoryStore,
                                  Reading, SQLiteStore, ThreadedStore, Video, open_store)
 from pyrf_blocks.storage.blobs import DirectoryBlobs, MemoryBlobs
 from pyrf_blocks.storage.rows import blob_name
@@ -135,6 +135,17 @@ def test_cleanup_spares_young_blobs(store):
     store.blobs.put(blob_name(b"young"), b"young")
     assert store.cleanup(now=0)["blobs"] == 0
     assert blob_name(b"young") in store.blobs.names()
+
+
+def test_video_frames_and_cleanup(store):
+    """Frames wait in video_frames until their window has its video; cleanup then removes them."""
+    store.write(Batch(video_frames=[Frame("cam", 1 * S, 0, b"f1"), Frame("cam", 2 * S, 0, b"f2"),
+                                    Frame("cam", 61 * S, 60 * S, b"f3")]))
+    assert [r["window_start"] for r in store.query("cam", "video_frames")] == [0, 0, 60 * S]
+    store.write(Batch(video=[Video("cam", 0, 60 * S, 2, "libx264", b"mp4")]))
+    removed = store.cleanup(now=0, grace=-1.0)
+    assert removed["video_frames"] == 2 and removed["blobs"] == 2
+    assert [r["time"] for r in store.query("cam", "video_frames")] == [61 * S]
 
 
 def test_video_and_cursor(store):

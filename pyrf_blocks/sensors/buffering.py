@@ -163,19 +163,24 @@ class Buffer:
 
 def _write(store, batch):
     """
-    On the store's thread: make the videos waiting in the batch, then write.
+    On the store's thread: write the batch; then make the videos whose
+    windows are over from their stored frames, and write them.
     """
-    from ..storage.rows import BadPayload
+    import dataclasses
 
-    videos = []
-    for video in batch.video:
-        if not hasattr(video, "made"):
-            videos.append(video)
-            continue
+    from ..storage.rows import BadPayload, Batch
+
+    pending = [video for video in batch.video if hasattr(video, "made")]
+    if not pending:
+        store.write(batch)
+        return
+    store.write(dataclasses.replace(
+        batch, video=[video for video in batch.video if not hasattr(video, "made")]))
+    videos = Batch()
+    for video in pending:
         try:
-            videos.append(video.made())
+            videos.video.append(video.made(store))
         except Exception as error:  # ffmpeg missing or failing: counted, never fatal
-            batch.bad_payloads.append(BadPayload(video.topic, video.window[0], "video",
-                                                 f"making the video failed: {error}"))
-    batch.video = videos
-    store.write(batch)
+            videos.bad_payloads.append(BadPayload(video.topic, video.window[0], "video",
+                                                  f"making the video failed: {error}"))
+    store.write(videos)

@@ -89,15 +89,13 @@ class SensorPipeline:
 
     def restore(self, store):
         """
-        Continue from what ``store`` (an IStore; blocking) holds: the open
-        aggregation window of each topic.
+        Continue from what ``store`` (an IStore; blocking) holds: each
+        policy's open window of each topic.
         """
         for policy in self.policies:
             if hasattr(policy, "restore"):
                 for topic in self.topics:
-                    rows = store.query(topic, "aggregation", limit=1)
-                    if rows:
-                        policy.restore(topic, rows[0])
+                    policy.restore(store, topic)
 
     def receive(self, topic, time, payload, ack=None, mark=None):
         """

@@ -12,20 +12,21 @@ How a pipeline keeps what passed its filters: the accumulation policies.
   partial aggregate is written at every flush, with the time of the last
   reading counted, so a restart continues it (:meth:`Aggregation.restore`)
   and a reading delivered again is not counted twice.
-* :class:`VideoPolicy`: the images of each window made into a video by
-  ffmpeg when the window closes.
+* :class:`VideoPolicy`: the images of each window, stored as they come,
+  made into a video by ffmpeg when the window is over.
 
 A policy's :meth:`take` adds rows to the batch being buffered;
 :meth:`flush` adds what it holds back (partial aggregates, finished
 videos) when the batch is written.
 """
 
+import io
 import os
 import shutil
 import subprocess
 import tempfile
 
-from .. storage.rows import Aggregate, Reading, Video
+from ..storage.rows import Aggregate, Frame, Reading, Video
 
 __all__ = ["LastValue", "NRecords", "TimeWindow", "Aggregation", "VideoPolicy",
            "calendar_window", "MAX_RECORDS"]
@@ -157,12 +158,15 @@ class Aggregation:
         self.functions = tuple(functions)
         self._open = {}
 
-    def restore(self, topic, row):
+    def restore(self, store, topic):
         """
-        Continue the window of a stored aggregation ``row`` (a dict as a
-        query returns it), the most recent of ``topic``, if it is a window
-        of this size.
+        Continue ``topic``'s most recent window in ``store`` (an IStore;
+        blocking), if it is a window of this size.
         """
+        rows = store.query(topic, "aggregation", limit=1)
+        if not rows:
+            return
+        row = rows[0]
         if calendar_window(row["window_start"], self.window_ns) != \
                 (row["window_start"], row["window_end"]):
             return
@@ -199,12 +203,16 @@ class Aggregation:
 class VideoPolicy:
     """
     The images of each calendar window of ``window`` seconds, made into a
-    video with ffmpeg when a reading of a later window arrives (or at
-    :meth:`flush` after the window's end).  ``frame_rate``: frames per
-    second, or ``"dynamic"``: the window's frames over 10 s (1 to 30 fps).
-    ``codec``: an ffmpeg encoder (``H.264/AVC`` means ``libx264``).
+    video with ffmpeg once the window is over: when a reading of a later
+    window arrives, or at the first write after its end.
+    ``frame_rate``: frames per second, or ``"dynamic"``: the window's
+    frames over 10 s (1 to 30 fps).  ``codec``: an ffmpeg encoder
+    (``H.264/AVC`` means ``libx264``).
 
-    Frames wait in memory until their window closes.
+    Frames are stored (``video_frames``) with the batch of their message,
+    so acknowledging them loses nothing: the video is made from the stored
+    frames, and after a restart the open window is found again
+    (:meth:`restore`).
     """
 
     table = "video"
@@ -224,28 +232,38 @@ class VideoPolicy:
         self.codec = codec
         self.encoder = self.CODECS.get(codec, codec)
         self.ffmpeg = ffmpeg or shutil.which("ffmpeg")
-        self._frames = {}
+        self._windows = {}
+
+    def restore(self, store, topic):
+        """
+        Find ``topic``'s window whose frames are stored but whose video is
+        not made yet (``store`` an IStore; blocking).
+        """
+        rows = store.query(topic, "video_frames", limit=1)
+        if not rows:
+            return
+        window = calendar_window(rows[0]["window_start"], self.window_ns)
+        if window[0] == rows[0]["window_start"] and \
+                not store.query(topic, "video", start=window[0], end=window[0] + 1):
+            self._windows[topic] = window
 
     def take(self, reading, batch):
         if reading.kind != "image":
             return
         window = calendar_window(reading.time, self.window_ns)
-        held = self._frames.get(reading.topic)
-        if held is not None and held[0] != window:
-            batch.video.append(self._encode(reading.topic, *held))
-            held = None
-        if held is None:
-            held = self._frames[reading.topic] = (window, [])
-        held[1].append(reading.value)
+        held = self._windows.get(reading.topic)
+        if held is not None and held != window:
+            if reading.time < held[0]:
+                return  # delivered again: its window's frames are stored
+            batch.video.append(_PendingVideo(self, reading.topic, held))
+        self._windows[reading.topic] = window
+        batch.video_frames.append(Frame(reading.topic, reading.time, window[0], reading.value))
 
     def flush(self, batch, now):
-        for topic, (window, frames) in list(self._frames.items()):
+        for topic, window in list(self._windows.items()):
             if window[1] <= now:
-                batch.video.append(self._encode(topic, window, frames))
-                del self._frames[topic]
-
-    def _encode(self, topic, window, frames):
-        return _PendingVideo(self, topic, window, frames)
+                batch.video.append(_PendingVideo(self, topic, window))
+                del self._windows[topic]
 
     def encode(self, frames):
         """
@@ -258,7 +276,6 @@ class VideoPolicy:
         from PIL import Image
         with tempfile.TemporaryDirectory(prefix="pyrf-video-") as folder:
             for index, data in enumerate(frames):
-                import io
                 with Image.open(io.BytesIO(data)) as image:
                     image.convert("RGB").save(os.path.join(folder, f"{index:06d}.png"))
             target = os.path.join(folder, "video.mp4")
@@ -272,13 +289,16 @@ class VideoPolicy:
 
 class _PendingVideo:
     """
-    A video to make on the store's thread (ffmpeg takes seconds), then
-    write as a :class:`~pyrf_blocks.storage.rows.Video`.
+    A video to make on the store's thread (ffmpeg takes seconds) from the
+    stored frames of its window, once they are written.
     """
 
-    def __init__(self, policy, topic, window, frames):
-        self.policy, self.topic, self.window, self.frames = policy, topic, window, frames
+    def __init__(self, policy, topic, window):
+        self.policy, self.topic, self.window = policy, topic, window
 
-    def made(self):
-        return Video(self.topic, self.window[0], self.window[1], len(self.frames),
-                     self.policy.codec, self.policy.encode(self.frames))
+    def made(self, store):
+        start, end = self.window
+        frames = [store.blob(row["blob"])
+                  for row in store.query(self.topic, "video_frames", start, end)]
+        return Video(self.topic, start, end, len(frames), self.policy.codec,
+                     self.policy.encode(frames))

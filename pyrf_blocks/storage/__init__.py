@@ -10,12 +10,13 @@ thread.
 
 from .memory import MemoryStore
 from .postgres import PostgresStore
-from .rows import COLUMNS, KINDS, POLICIES, Aggregate, BadPayload, Batch, Reading, Video
+from .rows import (COLUMNS, KINDS, POLICIES, Aggregate, BadPayload, Batch, Frame, Reading,
+                   Video)
 from .sqlite import SQLiteStore
 from .threaded import InlineStore, ThreadedStore
 
 __all__ = ["MemoryStore", "SQLiteStore", "PostgresStore", "ThreadedStore", "InlineStore", "open_store",
-           "Reading", "Aggregate", "Video", "BadPayload", "Batch",
+           "Reading", "Aggregate", "Video", "Frame", "BadPayload", "Batch",
            "KINDS", "POLICIES", "COLUMNS"]
 
 

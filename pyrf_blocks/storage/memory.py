@@ -69,6 +69,10 @@ class MemoryStore:
                     "topic": video.topic, "window_start": video.start,
                     "window_end": video.end, "frames": video.frames,
                     "codec": video.codec, "blob": blob_name(video.data)}
+            for frame in batch.video_frames:
+                tables["video_frames"][frame.topic, frame.time] = {
+                    "topic": frame.topic, "time": frame.time,
+                    "window_start": frame.window_start, "blob": blob_name(frame.data)}
             for bad in batch.bad_payloads:
                 tables["bad_payloads"][bad.topic, bad.time, bad.reason] = {
                     "topic": bad.topic, "time": bad.time, "reason": bad.reason,
@@ -132,7 +136,14 @@ class MemoryStore:
                 for t in times[:max(0, len(times) - count)]:
                     del records[topic, t]
                     removed["n_records"] += 1
-            referenced = {row["blob"] for name in ("last_value", "n_records", "time_window", "video")
+            frames = self._tables["video_frames"]
+            made = set(self._tables["video"])
+            for key in [k for k, row in frames.items()
+                        if (row["topic"], row["window_start"]) in made]:
+                del frames[key]
+                removed["video_frames"] += 1
+            referenced = {row["blob"] for name in ("last_value", "n_records", "time_window",
+                                                   "video", "video_frames")
                           for row in self._tables[name].values() if row["blob"]}
         removed["blobs"] = self.blobs.remove(self.blobs.names() - referenced,
                                              older_than=_time.time() - grace)

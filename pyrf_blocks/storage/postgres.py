@@ -31,7 +31,7 @@ __all__ = ["PostgresStore"]
 COPY_FROM = 64
 
 #: Tables whose rows are only added: copied straight in when none is there yet.
-_ADDED = ("n_records", "time_window", "bad_payloads")
+_ADDED = ("n_records", "time_window", "video_frames", "bad_payloads")
 
 
 @implementer(IBlobStore)

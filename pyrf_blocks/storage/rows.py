@@ -13,7 +13,7 @@ batch twice leaves the same rows: a replay after a crash never duplicates.
 import hashlib
 from dataclasses import dataclass, field
 
-__all__ = ["KINDS", "POLICIES", "Reading", "Aggregate", "Video", "BadPayload",
+__all__ = ["KINDS", "POLICIES", "Reading", "Aggregate", "Video", "Frame", "BadPayload",
            "Batch", "blob_name", "COLUMNS"]
 
 #: Kinds of value a reading holds.
@@ -21,7 +21,7 @@ KINDS = ("number", "text", "image", "file")
 
 #: Tables a query may name.
 POLICIES = ("last_value", "n_records", "time_window", "aggregation", "video",
-            "bad_payloads")
+            "video_frames", "bad_payloads")
 
 #: The columns of each table, as queries return them.
 COLUMNS = {
@@ -31,6 +31,7 @@ COLUMNS = {
     "aggregation": ("topic", "window_start", "window_end", "count", "min", "max", "sum", "avg",
                     "last_time"),
     "video": ("topic", "window_start", "window_end", "frames", "codec", "blob"),
+    "video_frames": ("topic", "time", "window_start", "blob"),
     "bad_payloads": ("topic", "time", "reason", "detail"),
 }
 
@@ -105,6 +106,20 @@ class Video:
 
 
 @dataclass(slots=True, frozen=True)
+class Frame:
+    """
+    An image waiting for the video of the window starting at
+    ``window_start``: kept durably until the video is made (cleanup removes
+    the frames of windows that have their video).
+    """
+
+    topic: str
+    time: int
+    window_start: int
+    data: bytes
+
+
+@dataclass(slots=True, frozen=True)
 class BadPayload:
     """
     A payload a pipeline refused, and why (``reason`` is a short word such
@@ -130,12 +145,14 @@ class Batch:
     time_window: list = field(default_factory=list)
     aggregation: list = field(default_factory=list)
     video: list = field(default_factory=list)
+    video_frames: list = field(default_factory=list)
     bad_payloads: list = field(default_factory=list)
     cursors: dict = field(default_factory=dict)
 
     def __len__(self):
         return (len(self.last_value) + len(self.n_records) + len(self.time_window) +
-                len(self.aggregation) + len(self.video) + len(self.bad_payloads))
+                len(self.aggregation) + len(self.video) + len(self.video_frames) +
+                len(self.bad_payloads))
 
     def extend(self, other):
         """
@@ -156,4 +173,6 @@ class Batch:
                     found[blob_name(reading.value)] = reading.value
         for video in self.video:
             found[blob_name(video.data)] = video.data
+        for frame in self.video_frames:
+            found[blob_name(frame.data)] = frame.data
         return found

@@ -37,6 +37,8 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS video (topic TEXT NOT NULL, window_start BIGINT NOT NULL, "
     "window_end BIGINT NOT NULL, frames BIGINT NOT NULL, codec TEXT NOT NULL, "
     "blob TEXT NOT NULL, PRIMARY KEY (topic, window_start))",
+    "CREATE TABLE IF NOT EXISTS video_frames (topic TEXT NOT NULL, time BIGINT NOT NULL, "
+    "window_start BIGINT NOT NULL, blob TEXT NOT NULL, PRIMARY KEY (topic, time))",
     "CREATE TABLE IF NOT EXISTS bad_payloads (topic TEXT NOT NULL, time BIGINT NOT NULL, "
     "reason TEXT NOT NULL, detail TEXT NOT NULL, PRIMARY KEY (topic, time, reason))",
     "CREATE TABLE IF NOT EXISTS cursors (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -52,6 +54,7 @@ _WRITTEN = {
                      "last_time"), ("topic", "window_start")),
     "video": (("topic", "window_start", "window_end", "frames", "codec", "blob"),
               ("topic", "window_start")),
+    "video_frames": (("topic", "time", "window_start", "blob"), ("topic", "time")),
     "bad_payloads": (("topic", "time", "reason", "detail"), ("topic", "time", "reason")),
     "cursors": (("key", "value"), ("key",)),
 }
@@ -86,6 +89,8 @@ def _rows_of(batch):
                                 a.last_time) for a in batch.aggregation]
     readings["video"] = [(v.topic, v.start, v.end, v.frames, v.codec, blob_name(v.data))
                          for v in batch.video]
+    readings["video_frames"] = [(f.topic, f.time, f.window_start, blob_name(f.data))
+                                for f in batch.video_frames]
     readings["bad_payloads"] = [(b.topic, b.time, b.reason, b.detail)
                                 for b in batch.bad_payloads]
     readings["cursors"] = list(batch.cursors.items())
@@ -232,9 +237,14 @@ class SQLStore:
                     f"ORDER BY time DESC LIMIT 1 OFFSET {p})",
                     (topic, topic, int(count) - 1))
                 removed["n_records"] += max(cursor.rowcount, 0)
+            cursor.execute("DELETE FROM video_frames WHERE EXISTS (SELECT 1 FROM video WHERE "
+                           "video.topic = video_frames.topic AND "
+                           "video.window_start = video_frames.window_start)")
+            removed["video_frames"] = cursor.rowcount
         referenced = {row[0] for row in self._select(
             " UNION ".join(f"SELECT blob FROM {name} WHERE blob IS NOT NULL"
-                           for name in ("last_value", "n_records", "time_window", "video")))}
+                           for name in ("last_value", "n_records", "time_window", "video",
+                                        "video_frames")))}
         removed["blobs"] = self.blobs.remove(self.blobs.names() - referenced,
                                              older_than=_time.time() - grace)
         return removed
