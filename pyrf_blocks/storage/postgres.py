@@ -110,7 +110,7 @@ class PostgresStore(SQLStore):
         return self._connection
 
     @contextlib.contextmanager
-    def transaction(self):
+    def transaction(self, write=True):
         with self._lock:
             connection = self._connect()
             try:

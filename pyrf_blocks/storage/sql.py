@@ -125,10 +125,11 @@ class SQLStore:
 
     # What a subclass provides.
 
-    def transaction(self):
+    def transaction(self, write=True):
         """
         A context manager: a cursor inside one transaction, committed
-        durably on leaving it (rolled back on an exception).
+        durably on leaving it (rolled back on an exception); ``write=False``
+        for one that only reads.
         """
         raise NotImplementedError
 
@@ -162,7 +163,7 @@ class SQLStore:
         """
 
     def _select(self, sql, parameters=()):
-        with self.transaction() as cursor:
+        with self.transaction(write=False) as cursor:
             cursor.execute(sql, parameters)
             return cursor.fetchall()
 

@@ -50,11 +50,13 @@ class SQLiteStore(SQLStore):
         return f"<SQLiteStore {self.path!r}>"
 
     @contextlib.contextmanager
-    def transaction(self):
+    def transaction(self, write=True):
         with self._lock:
             cursor = self._connection.cursor()
             try:
-                cursor.execute("BEGIN IMMEDIATE")
+                # A writer takes the write lock at once (no deadlock between
+                # two that both read first); a reader takes none (WAL).
+                cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             except sqlite3.OperationalError as error:
                 raise StoreUnavailable(f"SQLite store {self.path}: {error}") from None
             try:
