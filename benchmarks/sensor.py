@@ -16,7 +16,7 @@ Storage alone: rows/s of :meth:`SQLiteStore.write` and
 each driver's own fastest bulk path on the same machine in the same run:
 ``executemany`` of plain INSERTs into SQLite, ``COPY`` into PostgreSQL.
 
-    python benchmarks/sensor.py [--messages N] [--rows N] [--batch N]
+    python benchmarks/sensor.py [--messages N] [--rows N] [--batch N] [--mqtt 5|3.1.1]
 """
 
 import argparse
@@ -57,19 +57,34 @@ PIPELINE = """\
     """
 
 
-def _session(port, client_id):
-    """
-    Open a persistent session subscribed to the topics, and leave it.
-    """
+def _client(client_id, protocol):
     import paho.mqtt.client as mqtt
+
+    if protocol == "5":
+        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                           protocol=mqtt.MQTTv5)
+    return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                       protocol=mqtt.MQTTv311, clean_session=False)
+
+
+def _connect(client, port, protocol):
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=mqtt.MQTTv5)
-    properties = Properties(PacketTypes.CONNECT)
-    properties.SessionExpiryInterval = 0xFFFFFFFF
-    client.connect("127.0.0.1", port, clean_start=False, properties=properties)
+    if protocol == "5":
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 0xFFFFFFFF
+        client.connect("127.0.0.1", port, clean_start=False, properties=properties)
+    else:
+        client.connect("127.0.0.1", port)
+
+
+def _session(port, client_id, protocol):
+    """
+    Open a persistent session subscribed to the topics, and leave it.
+    """
+    client = _client(client_id, protocol)
+    _connect(client, port, protocol)
     client.loop_start()
     client.subscribe([(topic, 1) for topic in TOPICS])[1]
     time.sleep(0.3)
@@ -77,17 +92,12 @@ def _session(port, client_id):
     client.loop_stop()
 
 
-def bare_subscriber(port, count):
+def bare_subscriber(port, count, protocol):
     """
     Seconds a paho client that only counts takes to receive ``count``.
     """
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-
     seen = [0, None]
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bare",
-                         protocol=mqtt.MQTTv5)
+    client = _client("bare", protocol)
 
     def counted(client, userdata, message):
         seen[0] += 1
@@ -96,15 +106,13 @@ def bare_subscriber(port, count):
             client.disconnect()
 
     client.on_message = counted
-    properties = Properties(PacketTypes.CONNECT)
-    properties.SessionExpiryInterval = 0xFFFFFFFF
     started, cpu = time.perf_counter(), time.process_time()
-    client.connect("127.0.0.1", port, clean_start=False, properties=properties)
+    _connect(client, port, protocol)
     client.loop_forever()
     return seen[1] - started, time.process_time() - cpu
 
 
-def pipeline_server(port, count, directory):
+def pipeline_server(port, count, directory, protocol):
     """
     Seconds serve-pipelines' server takes to write and acknowledge ``count``.
     """
@@ -120,7 +128,8 @@ def pipeline_server(port, count, directory):
     store = SQLiteStore(os.path.join(directory, "sensors.db"))
     reactor = new_reactor()
     server = PipelineServer(reactor, folder, store, port=port, client_id="pipeline",
-                            receive_maximum=20000, report=lambda line: None)
+                            receive_maximum=20000, report=lambda line: None,
+                            protocol=protocol)
     times = {}
 
     @defer.inlineCallbacks
@@ -143,15 +152,16 @@ def pipeline_server(port, count, directory):
     return times["end"] - times["start"], times["cpu"] - cpu, pipeline
 
 
-def end_to_end(count):
+def end_to_end(count, protocol):
     with tempfile.TemporaryDirectory() as directory, mosquitto_broker() as broker:
-        _session(broker.port, "bare")
-        _session(broker.port, "pipeline")
+        _session(broker.port, "bare", protocol)
+        _session(broker.port, "pipeline", protocol)
         messages = [(TOPICS[i % len(TOPICS)], f"{(i * 7919) % 150 - 20}".encode())
                     for i in range(count)]
         publish(broker.port, messages)
-        bare, bare_cpu = bare_subscriber(broker.port, count)
-        ours, cpu, pipeline = pipeline_server(broker.port, count, directory)
+        bare, bare_cpu = bare_subscriber(broker.port, count, protocol)
+        ours, cpu, pipeline = pipeline_server(broker.port, count, directory, protocol)
+    print(f"MQTT {protocol}")
     print(f"bare paho subscriber: {count / bare:10,.0f} msg/s "
           f"({count / bare_cpu:,.0f} msg per CPU-second of this process)")
     print(f"pipeline -> SQLite:   {count / ours:10,.0f} msg/s "
@@ -224,6 +234,9 @@ def main():
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=2048)
+    parser.add_argument("--mqtt", choices=("5", "3.1.1"), default="5",
+                        help="MQTT version of both subscribers (the broker allows "
+                             "unlimited in-flight messages either way)")
     args = parser.parse_args()
     sqlite_ours, sqlite_bare = storage_sqlite(args.rows, args.batch)
     print(f"SQLite: store.write {sqlite_ours:10,.0f} rows/s, executemany {sqlite_bare:10,.0f} "
@@ -231,9 +244,9 @@ def main():
     pg_ours, pg_bare = storage_postgres(args.rows, args.batch)
     print(f"PostgreSQL: store.write {pg_ours:10,.0f} rows/s, COPY {pg_bare:10,.0f} rows/s: "
           f"{pg_ours / pg_bare:.2f}x")
-    ours, bare = end_to_end(args.messages)
-    print(f"sensor pipeline end to end: {ours:,.0f} msg/s, {ours / bare:.2f}x a bare paho "
-          f"subscriber ({bare:,.0f} msg/s)")
+    ours, bare = end_to_end(args.messages, args.mqtt)
+    print(f"sensor pipeline end to end (MQTT {args.mqtt}): {ours:,.0f} msg/s, "
+          f"{ours / bare:.2f}x a bare paho subscriber ({bare:,.0f} msg/s)")
 
 
 if __name__ == "__main__":

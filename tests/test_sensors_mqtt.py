@@ -46,7 +46,8 @@ def _write(directory, name, topic):
     (directory / name).write_text(textwrap.dedent(PIPELINE.format(topic=topic)))
 
 
-def test_messages_reach_the_store_and_subscriptions_follow_files(broker, tmp_path):
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_messages_reach_the_store_and_subscriptions_follow_files(broker, tmp_path, protocol):
     """Values flow broker → pipeline → SQLite; adding and removing a file changes subscriptions on one connection."""
     directory = tmp_path / "pipelines"
     directory.mkdir()
@@ -54,7 +55,7 @@ def test_messages_reach_the_store_and_subscriptions_follow_files(broker, tmp_pat
     store = SQLiteStore(tmp_path / "s.db")
     reactor = new_reactor()
     server = PipelineServer(reactor, directory, store, port=broker.port, client_id="t1",
-                            rescan=0.1, report=lambda line: None)
+                            rescan=0.1, report=lambda line: None, protocol=protocol)
     reader = SQLiteStore(tmp_path / "s.db")  # WAL: reads beside the writer
 
     def rows(topic):

@@ -36,12 +36,14 @@ class PipelineServer:
     :param directory: where the pipeline files (``*.yaml``, ``*.yml``) are.
     :param store: an :class:`~pyrf_blocks.interfaces.IStore`.
     :param host, port, client_id: the broker and the session's name.
+    :param protocol: MQTT ``"5"`` or ``"3.1.1"`` (see
+        :class:`~pyrf_blocks.sources.mqtt.MQTTSource`).
     :param report: called with each line worth showing a user.
     """
 
     def __init__(self, reactor, directory, store, host="127.0.0.1", port=1883,
                  client_id="pyrf-blocks", rescan=2.0, cleanup_interval=60.0,
-                 receive_maximum=10000, report=None):
+                 receive_maximum=10000, report=None, protocol="5"):
         self.reactor = reactor
         self.directory = os.fspath(directory)
         self.store = ThreadedStore(store, reactor)
@@ -49,6 +51,7 @@ class PipelineServer:
         self.rescan_interval = rescan
         self.cleanup_interval = cleanup_interval
         self.receive_maximum = receive_maximum
+        self.protocol = protocol
         self.report = report or (lambda line: log.info("{line}", line=line))
         self.source = None
         #: {path: SensorPipeline} running now.
@@ -73,7 +76,8 @@ class PipelineServer:
 
         cursors = yield self.store.call("cursors", f"mqtt:{self.client_id}:")
         self.source = MQTTSource(self.reactor, self.host, self.port, self.client_id,
-                                 cursors=cursors, receive_maximum=self.receive_maximum)
+                                 cursors=cursors, receive_maximum=self.receive_maximum,
+                                 protocol=self.protocol)
         yield self.rescan()
         self.source.start()
         self._rescan.start(self.rescan_interval, now=False)
