@@ -10,6 +10,7 @@ from .blocks.aggregate import average, thd_at_load, weighted_efficiency
 from .blocks.recording import record_block, record_channels, sigmf_source
 from .blocks.results import result_store
 from .blocks.external import external_calculation
+from .blocks.sensors import sensor_filter, sensor_store, sensor_transform
 from .blocks.sinks import collector, printer
 from .blocks.sources import simulated_instrument
 from .blocks.waveform import waveform_source
@@ -33,6 +34,7 @@ __all__ = [
     "formula_block", "efficiency_block", "cycle_rms",
     "average", "thd_at_load", "weighted_efficiency",
     "collector", "printer",
+    "sensor_filter", "sensor_transform", "sensor_store",
     "spectrum_display", "multi_spectrum_display",
     "process",
     "window_block", "moving_max", "moving_min", "record_channels", "waveform_source",

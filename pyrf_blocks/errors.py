@@ -33,6 +33,8 @@ __all__ = [
     "SourceError", "ReactorMismatch",
     # Formulas
     "FormulaError", "FormulaTimeout",
+    # Storage and sensor pipelines
+    "StoreUnavailable", "PayloadRejected",
 ]
 
 
@@ -236,3 +238,28 @@ class FormulaTimeout(RuntimeError):
     """
     A formula's evaluation ran past its time limit.
     """
+# Storage and sensor pipelines.
+
+class StoreUnavailable(ConnectionError):
+    """
+    The database of a store cannot be reached (a server stopped, a file
+    that cannot be written); what was being written was not written and
+    may be written again.
+    """
+
+
+class PayloadRejected(ValueError):
+    """
+    A payload a sensor pipeline cannot take (a number that is not one, an
+    image that does not decode, a payload over the size limit): counted as
+    a bad payload of its topic under ``reason``, never fatal.
+
+    :param reason: a short word: ``type``, ``encoding``, ``image``,
+        ``size``, ``transform``.
+    :param detail: a sentence naming the value.
+    """
+
+    def __init__(self, reason, detail):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
