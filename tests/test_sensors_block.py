@@ -77,3 +77,16 @@ def test_filter_block_counts_bad_text_rows(clock, graph):
     assert run_clock(clock, graph) is None
     assert [list(c.data) for c in sink.chunks] == [["ok", "fine"]]
     assert kept.bad == {"size": 1}
+
+
+def test_transform_block_formula_counts_non_finite_rows(clock, graph):
+    """sensor_transform's formula computes each row; a row it makes inf is counted under transform."""
+    from pyrf_blocks import sensor_transform
+    from pyrf_blocks.testing import recording_sink
+
+    source = array_source([_records([2.0, 0.0, 4.0])], kind="records", graph=graph)
+    inverted = sensor_transform(source, formula="100 / value", decimal_point=1)
+    sink = recording_sink(inverted)
+    assert run_clock(clock, graph) is None
+    assert [list(c.data) for c in sink.chunks] == [[50.0, 25.0]]
+    assert inverted.bad == {"transform": 1}

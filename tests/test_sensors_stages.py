@@ -289,3 +289,29 @@ def test_a_failing_stage_is_counted_not_fatal(clock):
     pipeline.receive("t", 2, b"14")
     assert store.bad_counts() == {("t", "error"): 1}
     assert [r["number"] for r in store.query("t", "n_records")] == [14.0]
+
+
+def test_numeric_formula_then_scale_then_round():
+    """A formula of value and time (Unix seconds) runs before multiplication and round."""
+    assert NumericTransform(formula="value * 9 / 5 + 32").apply(100.0, "t", 0) == 212.0
+    assert NumericTransform(2.0, 1, formula="value + time").apply(1.04, "t", 3 * S) == 8.1
+
+
+def test_formula_errors_at_run_time_are_bad_payloads(clock):
+    """inf, nan and a formula past its time limit are 'transform' bad payloads; the pipeline goes on."""
+    pipeline, store = _pipeline(
+        clock, transforms=[NumericTransform(formula="1 / value"), NumericTransform(
+            formula="sqrt(value - 1) + 0 * value")], policies=[NRecords(10)], max_items=4)
+    for t, payload in enumerate((b"0", b"0.5", b"2", b"1")):
+        pipeline.receive("t", t, payload)
+    assert store.bad_counts() == {("t", "transform"): 2}
+    assert [r["number"] for r in store.query("t", "n_records")] == [1.0, 0.0]
+    [detail, _] = [r["detail"] for r in store.query("t", "bad_payloads")]
+    assert "'1 / value' of value 0.0 is inf" in detail
+    # A limit of 1 ns has passed by the first operation's check.
+    timed, _ = _pipeline(clock, transforms=[NumericTransform(formula="value + 1", timeout=1e-9)],
+                         policies=[NRecords(10)], max_items=2)
+    timed.receive("t", 1, b"1")
+    timed.receive("t", 2, b"2")
+    assert timed.bad == {"transform": 2}
+

@@ -86,7 +86,8 @@ class sensor_filter(Block):
 class sensor_transform(Block):
     """
     Transforms each row of a records stream of ``value_type``: numbers
-    (``coefficient``, ``decimal_point``), images (``size`` as (width,
+    (``formula`` of ``value`` and ``time`` with its ``timeout`` in seconds,
+    ``coefficient``, ``decimal_point``), images (``size`` as (width,
     height), ``dpi``, ``clip`` as (x, y, width, height), ``image_format``)
     or files (``compression``, ``level``, ``wbits``); see
     :mod:`pyrf_blocks.sensors.transforms`.  A row that fails is counted in
@@ -96,14 +97,15 @@ class sensor_transform(Block):
     type_name = "sensor_transform"
     kind = "records"
     requires = (IRecordsProducer,)
+    param_units = {"timeout": "s"}
 
     def __init__(self, producer, value_type="number", coefficient=None, decimal_point=None,
-                 size=None, dpi=None, clip=None, image_format=None, compression=None,
+                 formula=None, timeout=0.05, size=None, dpi=None, clip=None, image_format=None, compression=None,
                  level=6, wbits=15, **kwargs):
         from ..sensors.transforms import FileTransform, ImageTransform, NumericTransform
 
         if value_type == "number":
-            self.transform = NumericTransform(coefficient, decimal_point)
+            self.transform = NumericTransform(coefficient, decimal_point, formula, timeout)
         elif value_type == "image":
             self.transform = ImageTransform(tuple(size) if size else None, dpi,
                                             tuple(clip) if clip else None, image_format)

@@ -19,7 +19,8 @@ import datetime
 import difflib
 import os
 
-from ..errors import PipelineError, UnitError
+from ..errors import FormulaError, PipelineError, UnitError
+from ..numerics.formula import Formula
 from ..pipeline.loader import load_document, read_document
 from ..pipeline.problems import shown
 from ..pipeline.units import parse_quantity
@@ -27,8 +28,8 @@ from .filters import VALUE_TYPES, Filters
 from .period import PERIOD_KINDS, ActivePeriod
 from .pipeline import SensorPipeline
 from .policies import MAX_RECORDS, Aggregation, LastValue, NRecords, TimeWindow, VideoPolicy
-from .transforms import COMPRESSIONS, IMAGE_FORMATS, FileTransform, ImageTransform, \
-    NumericTransform
+from .transforms import COMPRESSIONS, FORMULA_NAMES, FORMULA_TIMEOUT, IMAGE_FORMATS, \
+    FileTransform, ImageTransform, NumericTransform
 
 __all__ = ["read_sensor_pipeline", "load_sensor_pipeline", "parse_sensor_pipeline",
            "is_sensor_pipeline"]
@@ -38,7 +39,8 @@ _SECTIONS = ("topics", "topic", "active_period", "filters", "transformations",
 _FILTERS = ("type_input_value", "type_value_filtering", "values", "type_value_threshold",
             "min", "max", "max_rate", "last_unique_check", "max_size")
 _TRANSFORMS = {
-    "numeric": ("type", "multiplication", "coefficient", "round", "decimal_point"),
+    "numeric": ("type", "formula", "formula_timeout", "multiplication", "coefficient",
+                "round", "decimal_point"),
     "image": ("type", "resize", "width", "hight", "height", "pixel_density", "dpi",
               "clipping", "x", "y", "format"),
     "file": ("type", "compression", "wbits", "level"),
@@ -328,7 +330,7 @@ def _transform(reader, kind, item, path):
             places = reader.number(rounding, "decimal_point", round_path, 0, 15, integer=True)
             if places is None:
                 reader.problem("round needs decimal_point", round_path)
-        return NumericTransform(coefficient, places)
+        return NumericTransform(coefficient, places, _formula(reader, item, path))
     if kind == "image":
         size = dpi = clip = None
         resize, resize_path = reader.option(item, "resize", ("width", "hight", "height"), path)
@@ -366,6 +368,29 @@ def _transform(reader, kind, item, path):
     if compression is None:
         return _NoTransform()
     return FileTransform(compression, level, wbits)
+
+
+def _formula(reader, item, path):
+    """
+    The checked formula of a numeric transformation, or None; a mistake is
+    a problem at the YAML value that names the column inside the formula.
+    """
+    text = item.get("formula")
+    timeout = reader.duration(item, "formula_timeout", path, 1e-6, 10.0,
+                              default=FORMULA_TIMEOUT)
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        reader.problem(f"formula: {shown(text)} is not a formula; write it as text, "
+                       "e.g. formula: \"value * 1.8 + 32\"", path + ("formula",))
+        return None
+    try:
+        return Formula(text, FORMULA_NAMES, timeout=timeout)
+    except FormulaError as error:
+        # The problem points at the YAML value; the message gives the
+        # column inside the formula.
+        reader.problem(str(error), path + ("formula",))
+        return None
 
 
 class _NoTransform:
