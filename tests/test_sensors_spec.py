@@ -150,3 +150,29 @@ def test_serve_pipelines_bad_arguments_are_one_line(tmp_path, capsys):
     assert main(["serve-pipelines", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and "HOST:PORT" in err[0] and "not a directory" in err[1]
+
+
+def test_policy_zone_and_window_size_are_checked_at_load():
+    """zone takes an IANA name (unknown: its line and column); a window_size must divide a day."""
+    pipeline = parse_sensor_pipeline(textwrap.dedent("""\
+        version: 1.0
+        pipeline:
+          topic: greenhouse/1
+          processing_policy:
+            - {type: aggregation, window_size: 12h, zone: Europe/Berlin}
+        """))
+    assert pipeline.policies[0].zone == "Europe/Berlin"
+    found = problems_of("""\
+        version: 1.0
+        pipeline:
+          processing_policy:
+            - type: aggregation
+              window_size: 7m
+              zone: Mars/Olympus
+            - type: video
+              zone: 3
+        """)
+    assert [(line, column) for line, column, _ in found] == [(5, 20), (6, 13), (8, 13)]
+    assert "420 s does not divide a day" in found[0][2]
+    assert "unknown time zone 'Mars/Olympus'" in found[1][2]
+    assert "zone: 3 is not a time zone name" in found[2][2]

@@ -27,7 +27,8 @@ from ..pipeline.units import parse_quantity
 from .filters import VALUE_TYPES, Filters
 from .period import PERIOD_KINDS, ActivePeriod
 from .pipeline import SensorPipeline
-from .policies import MAX_RECORDS, Aggregation, LastValue, NRecords, TimeWindow, VideoPolicy
+from .policies import MAX_RECORDS, Aggregation, LastValue, NRecords, TimeWindow, \
+    VideoPolicy, window_grid
 from .transforms import COMPRESSIONS, FORMULA_NAMES, FORMULA_TIMEOUT, IMAGE_FORMATS, \
     FileTransform, ImageTransform, NumericTransform
 
@@ -49,8 +50,8 @@ _POLICIES = {
     "last_value": ("type", "file_ttl", "min_interval"),
     "n_records": ("type", "count_records"),
     "time_window": ("type", "start", "end", "expire_after"),
-    "aggregation": ("type", "window_size", "aggregation_functions"),
-    "video": ("type", "window_size", "frame_rate_per_second", "codec"),
+    "aggregation": ("type", "window_size", "aggregation_functions", "zone"),
+    "video": ("type", "window_size", "frame_rate_per_second", "codec", "zone"),
 }
 _BUFFERING = ("max_items", "accumulation_time")
 
@@ -420,16 +421,41 @@ def _policy(reader, kind, item, path):
                            f"{', '.join(Aggregation.FUNCTIONS)}",
                            path + ("aggregation_functions",))
             functions = ["avg"]
-        return Aggregation(reader.duration(item, "window_size", path, 60, 43200,
-                                           default=3600.0), functions)
+        window, zone = _calendar(reader, item, path)
+        return Aggregation(window, functions, zone)
     rate = item.get("frame_rate_per_second", "dynamic")
     if rate != "dynamic" and (isinstance(rate, bool) or not isinstance(rate, (int, float))
                               or not 0 < rate <= 240):
         reader.problem(f"frame_rate_per_second: {shown(rate)}; dynamic or frames per second",
                        path + ("frame_rate_per_second",))
         rate = "dynamic"
-    return VideoPolicy(reader.duration(item, "window_size", path, 60, 43200, default=3600.0),
-                       rate, str(item.get("codec", "H.264/AVC")))
+    window, zone = _calendar(reader, item, path)
+    return VideoPolicy(window, rate, str(item.get("codec", "H.264/AVC")), zone=zone)
+
+
+def _calendar(reader, item, path):
+    """
+    ``(window_size seconds, zone)`` of an aggregation or video policy,
+    each checked where it is written (a size that does not divide a day,
+    a zone that is not an IANA name).
+    """
+    window = reader.duration(item, "window_size", path, 60, 43200, default=3600.0)
+    zone = item.get("zone", "UTC")
+    if not isinstance(zone, str):
+        reader.problem(f"zone: {shown(zone)} is not a time zone name such as "
+                       "'Europe/Berlin'", path + ("zone",))
+        zone = "UTC"
+    try:
+        window_grid(window, "UTC")
+    except ValueError as error:
+        reader.problem(str(error), path + ("window_size",))
+        window = 3600.0
+    try:
+        window_grid(window, zone)
+    except ValueError as error:
+        reader.problem(f"zone: {error}", path + ("zone",))
+        zone = "UTC"
+    return window, zone
 
 
 def read_sensor_pipeline(path):
