@@ -218,8 +218,9 @@ class Aggregation:
 class VideoPolicy:
     """
     The images of each calendar window of ``window`` seconds (from local
-    00:00 in ``zone``, as :class:`Aggregation`'s), made into a video with ffmpeg once the window is over: when a reading of a later
-    window arrives, or at the first write after its end.
+    00:00 in ``zone``, as :class:`Aggregation`'s), made into a video with
+    ffmpeg once the window is over: when a reading of a later window
+    arrives, or at the first write after its end.
     ``frame_rate``: frames per second, or ``"dynamic"``: the window's
     frames over 10 s (1 to 30 fps).  ``codec``: an ffmpeg encoder
     (``H.264/AVC`` means ``libx264``).

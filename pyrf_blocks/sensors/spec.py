@@ -33,7 +33,7 @@ from .transforms import COMPRESSIONS, FORMULA_NAMES, FORMULA_TIMEOUT, IMAGE_FORM
     FileTransform, ImageTransform, NumericTransform
 
 __all__ = ["read_sensor_pipeline", "load_sensor_pipeline", "parse_sensor_pipeline",
-           "is_sensor_pipeline"]
+           "is_sensor_pipeline", "sensor_sections"]
 
 _SECTIONS = ("topics", "topic", "active_period", "filters", "transformations",
              "processing_policy", "save_buffering")
@@ -58,10 +58,12 @@ _BUFFERING = ("max_items", "accumulation_time")
 
 def is_sensor_pipeline(data):
     """
-    Whether parsed YAML ``data`` is a sensor pipeline (a ``pipeline``
-    mapping at the top), not a block graph.
+    Whether parsed YAML ``data`` is a sensor pipeline file (a ``pipeline``
+    mapping at the top and no ``blocks``), not a block graph (which may
+    hold sensor pipelines beside its blocks: :func:`sensor_sections`).
     """
-    return isinstance(data, dict) and isinstance(data.get("pipeline"), dict)
+    return isinstance(data, dict) and isinstance(data.get("pipeline"), dict) and \
+        "blocks" not in data
 
 
 class _Reader:
@@ -193,10 +195,55 @@ def load_sensor_pipeline(document, name=None):
     elif str(version) not in ("1", "1.0"):
         reader.problem(f"version {shown(version)}: this reader knows version 1.0",
                        ("version",))
-    spec = reader.mapping(data.get("pipeline"), ("pipeline",), "pipeline")
-    base = ("pipeline",)
-    reader.known(spec, _SECTIONS, base, "pipeline")
-    name = name or os.path.splitext(os.path.basename(document.filename))[0]
+    name = name or _file_name(document)
+    pipeline = _stages(reader, data.get("pipeline"), ("pipeline",), name)
+    if reader.problems:
+        raise PipelineError(reader.problems)
+    return pipeline
+
+
+def _file_name(document):
+    return os.path.splitext(os.path.basename(document.filename))[0]
+
+
+def sensor_sections(document):
+    """
+    The sensor pipelines written beside a block graph in one file:
+    ``pipeline`` (one, named after the file) and ``pipelines`` (a mapping
+    of name to stages), as ``({name: SensorPipeline}, problems)``; each
+    problem (a :class:`~pyrf_blocks.pipeline.problems.Problem`) has its
+    line and column.  Each call makes new pipelines (their state is their
+    own).
+    """
+    reader = _Reader(document)
+    data = document.data if isinstance(document.data, dict) else {}
+    found = {}
+    if data.get("pipeline") is not None:
+        name = _file_name(document)
+        found[name] = _stages(reader, data["pipeline"], ("pipeline",), name)
+    named = reader.mapping(data.get("pipelines"), ("pipelines",), "pipelines")
+    for name, spec in named.items():
+        if not isinstance(name, str) or not name:
+            reader.problem(f"pipelines: {shown(name)} is not a name", ("pipelines", name),
+                           key=True)
+            continue
+        if name in found:
+            reader.problem(f"pipelines: {name!r} is the name of the file's 'pipeline' too",
+                           ("pipelines", name), key=True)
+            continue
+        found[name] = _stages(reader, spec, ("pipelines", name), name)
+    return found, reader.problems
+
+
+def _stages(reader, spec, base, name):
+    """
+    The :class:`~.pipeline.SensorPipeline` of the stages mapping ``spec``
+    written at ``base``; problems go to ``reader`` (the result is then
+    not to be used).
+    """
+    what = "pipeline" if base == ("pipeline",) else f"sensor pipeline {name!r}"
+    spec = reader.mapping(spec, base, what)
+    reader.known(spec, _SECTIONS, base, what)
 
     topics = spec.get("topics", spec.get("topic", name))
     topics = [topics] if isinstance(topics, str) else topics
@@ -311,8 +358,6 @@ def load_sensor_pipeline(document, name=None):
         accumulation = reader.duration(item, "accumulation_time", item_path, 0.001,
                                        366 * 86400.0, default=accumulation)
 
-    if reader.problems:
-        raise PipelineError(reader.problems)
     return SensorPipeline(name, topics, filters, transforms, policies, period,
                           max_items=max_items, accumulation_time=accumulation)
 
