@@ -181,3 +181,27 @@ def test_a_single_pipeline_section_beside_blocks_is_named_after_the_file(tmp_pat
     made = pipeline.sensor_pipeline("lab")
     assert made is not pipeline.sensor_pipeline("lab")
     assert [p.table for p in made.policies] == ["last_value"]
+
+
+def test_serve_pipelines_says_it_leaves_a_graph_file_alone(tmp_path):
+    """A block graph with sensor pipelines in a served directory is reported, not silently skipped."""
+    from twisted.internet import defer
+
+    from pyrf_blocks.sensors.serve import PipelineServer
+    from pyrf_blocks.testing import new_reactor, run_until
+
+    (tmp_path / "kpis.yaml").write_text((EXAMPLES / "instrument_kpis.yaml").read_text())
+    lines = []
+    reactor = new_reactor()
+    server = PipelineServer(reactor, tmp_path, MemoryStore(), report=lines.append)
+
+    @defer.inlineCallbacks
+    def scenario():
+        try:
+            yield server.rescan()
+        finally:
+            yield server.store.close()
+
+    run_until(reactor, scenario())
+    assert lines == [f"{tmp_path / 'kpis.yaml'}: a block graph with sensor pipelines; not "
+                     "served here (run it with pyrf-blocks run)"] and not server.pipelines
