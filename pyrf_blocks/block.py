@@ -458,6 +458,16 @@ class Block(metaclass=BlockType):
         return self._pauses > 0
 
     @property
+    def holding(self):
+        """
+        True while the block holds input rows it has not computed yet (a
+        chunk of one input waiting for the others').  A snapshot of the
+        graph is consistent only when no block holds any.
+        """
+        sync = self._sync
+        return sync is not None and any(sync.depth(i) for i in range(len(self.inputs)))
+
+    @property
     def input_edges(self):
         """
         The edge feeding each input while connected (``None`` otherwise):

@@ -119,6 +119,22 @@ def test_restored_power_chain_goes_on_exactly(cut):
             assert_array_equal(x.data, y.data)
 
 
+def test_a_block_aligning_inputs_is_not_quiescent(clock):
+    """While a two-input block holds one input's chunk, no snapshot may be taken."""
+    from pyrf_blocks import power_block
+    from pyrf_blocks.testing import manual_source
+
+    graph = Graph(clock)
+    v = manual_source("real", rate=10.0, graph=graph)
+    i = manual_source("real", rate=10.0, graph=graph)
+    recording_sink(power_block(v, i, graph=graph), graph=graph)
+    assert quiescent(graph)
+    v.push(data=np.ones(4, np.float32))
+    assert not quiescent(graph)
+    i.push(data=np.ones(4, np.float32))
+    assert quiescent(graph)
+
+
 def test_simulated_instrument_is_stateful():
     """The simulator provides IStateful and its state survives msgpack."""
     source = simulated_instrument(seed=3, graph=Graph(Clock()))

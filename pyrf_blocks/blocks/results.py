@@ -73,8 +73,9 @@ class result_store(Sink):
         return context.computation, context.revision
 
     def compute(self, chunk):
-        if self.fenced:
-            return
+        context = getattr(self.graph, "cluster", None)
+        if self.fenced or (context is not None and not context.active):
+            return  # fenced, or moved away: what is flushed now is no result
         computation, revision = self.fencing
         rows = [(chunk.seq, encode_chunk(chunk))]
         reactor = self.graph.reactor
