@@ -165,9 +165,37 @@ def test_pack_array_round_trips():
         pack_array(np.zeros(2, dtype=[("a", "f4")]))
 
 
-def test_store_fences_older_revisions(tmp_path):
+@pytest.fixture(scope="module")
+def postgres():
+    """A real PostgreSQL server for this module."""
+    from pyrf_blocks.testing.servers import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def cluster_store(request, tmp_path):
+    """An empty cluster store of each backend."""
+    if request.param == "sqlite":
+        made = ClusterStore(tmp_path / "s.sqlite")
+    else:
+        import psycopg
+
+        from pyrf_blocks.cluster.store import PostgresClusterStore
+
+        server = request.getfixturevalue("postgres")
+        name = f"cluster_{tmp_path.name.replace('-', '_').lower()[-40:]}"
+        with psycopg.connect(server.url, autocommit=True) as connection:
+            connection.execute(f"CREATE DATABASE {name}")
+        made = PostgresClusterStore(server.url.rsplit("/", 1)[0] + "/" + name)
+    yield made
+    made.close()
+
+
+def test_store_fences_older_revisions(cluster_store):
     """After a takeover at a newer revision, the old owner's writes and snapshots are refused."""
-    store = ClusterStore(tmp_path / "s.sqlite")
+    store = cluster_store
     assert store.take_over("c", 5) is None
     store.write_results("c", 5, "out", [(0, b"a"), (1, b"b")])
     store.save_snapshot("c", 5, {"at": 2})
@@ -178,6 +206,7 @@ def test_store_fences_older_revisions(tmp_path):
         store.save_snapshot("c", 5, {"at": 3})
     store.write_results("c", 9, "out", [(1, b"b"), (2, b"c")])  # a replay overwrites
     assert store.results("c", "out") == [(0, b"a"), (1, b"b"), (2, b"c")]
+    assert store.snapshot_info()["c"][0] == 5
 
 
 def test_result_store_is_a_sink(tmp_path):

@@ -52,12 +52,13 @@ class result_store(Sink):
 
     def on_start(self):
         if getattr(self.graph, "cluster", None) is None and self._own_store is None:
-            from ..cluster.store import ClusterStore
+            from ..cluster.store import open_cluster_store
 
             if self.path is None:
-                raise ValueError(f"{self.label}: give path (an SQLite file) when it runs "
+                raise ValueError(f"{self.label}: give path (an SQLite file or a "
+                                 f"postgresql:// URL) when it runs "
                                  f"outside a cluster")
-            self._own_store = ClusterStore(self.path)
+            self._own_store = open_cluster_store(self.path)
 
     @property
     def store(self):

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from pyrf_blocks.chunk import decode_chunk
-from pyrf_blocks.testing.etcd import EtcdServer
+from pyrf_blocks.testing.servers import EtcdServer
 
 pytestmark = pytest.mark.chaos
 
