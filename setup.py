@@ -43,9 +43,12 @@ setup(
             "nbclient>=0.10",
             "nbformat>=5.10",
             "ipykernel>=6.29",
+            "pyFFTW>=0.13",  # both FFT backends are tested
         ],
         "gui": GUI,
         "docs": ["sphinx>=7.2"],
+        # FFTW for fft_block (pyrf_blocks.numerics.fft); pocketfft otherwise.
+        "fftw": ["pyFFTW>=0.13"],
     },
     entry_points={"console_scripts": ["pyrf-blocks = pyrf_blocks.cli:main"]},
     classifiers=[
