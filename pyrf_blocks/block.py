@@ -459,6 +459,33 @@ class Block(metaclass=BlockType):
         """
         return tuple(port.edge for port in self._ports)
 
+    def replace_input(self, index, producer):
+        """
+        Read input ``index`` from ``producer`` instead (chain optimisation
+        rewires a graph this way before it runs): checked like a
+        constructor's input; if the block is connected it subscribes to
+        ``producer`` first, then leaves the old one, which stops if nothing
+        else consumes it.
+        """
+        inputs = list(self.inputs)
+        old, inputs[index] = inputs[index], producer
+        previous, self.inputs = self.inputs, tuple(inputs)
+        try:
+            self._check_inputs()
+        except (TypeError, ValueError):
+            self.inputs = previous
+            raise
+        if not (self.active and self.local_inputs):
+            return
+        port = self._ports[index]
+        old_edge = port.edge
+        edge = producer.subscribe(port, self.input_policy, self.input_maxsize)
+        if self._pauses:
+            edge.pauseProducing()
+        if old_edge is not None:
+            old.unsubscribe(old_edge)  # closing it unregisters it from the port
+            port.edge = edge
+
     # Upstream side: lazy connection to the inputs.
 
     def _consumer_added(self):

@@ -175,8 +175,13 @@ class calibrate_block(Block):
     def reset(self):
         self._out_meta = None
 
-    def compute(self, chunk):
-        meta = chunk.meta
+    def calibrated(self, power, meta):
+        """
+        ``(dBm, meta)``: linear ``power`` with metadata ``meta`` (an input
+        chunk's) calibrated as this block does; the array is new.  (A hold
+        fused with this block by chain optimisation calls it on its held
+        row.)
+        """
         if meta.get("units") != "power":
             raise ValueError(f"{self.type_name} {self.name!r} needs linear power "
                              f"spectra (units 'power'), got units {meta.get('units')!r}")
@@ -187,9 +192,13 @@ class calibrate_block(Block):
                        calibration_offset=self.offset)
             self._out_meta = (meta, out, reference + self.offset)
         _, out_meta, level = self._out_meta
-        dbm = power_to_dbm(chunk.data, meta["window_sum"], level,
+        dbm = power_to_dbm(power, meta["window_sum"], level,
                            meta["fft_size"] if meta.get("one_sided") else None)
-        self.emit(dbm, chunk.start, chunk.end, chunk.rate, out_meta)
+        return dbm, out_meta
+
+    def compute(self, chunk):
+        dbm, meta = self.calibrated(chunk.data, chunk.meta)
+        self.emit(dbm, chunk.start, chunk.end, chunk.rate, meta)
 
 
 @register
