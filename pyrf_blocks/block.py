@@ -24,7 +24,10 @@ from twisted.python.failure import Failure
 from zope.interface import alsoProvides, implementer
 
 from . import graph as _graphs  # default_graph(); graph.py imports this module
+import numpy as np
+
 from . import reactor_thread
+from .buffers import BufferPool
 from .chunk import Chunk
 from .edge import Edge, check_policy
 from .interfaces import (
@@ -296,6 +299,7 @@ class Block(metaclass=BlockType):
         self._sync = None
         #: Inputs paused because they run ahead of the others.
         self._ahead = set()
+        self._buffers = None
         self.graph.add(self)
 
     def __repr__(self):
@@ -407,6 +411,18 @@ class Block(metaclass=BlockType):
         out.next_seq = chunk.seq + 1
         out.put(chunk)
         return chunk
+
+    def buffer(self, shape, dtype=np.float32):
+        """
+        An array for the data of a chunk this block is about to emit, taken
+        from the block's :class:`~pyrf_blocks.buffers.BufferPool`: one it
+        emitted before that no consumer holds any more, or a new one.  Its
+        contents are undefined; fill it, then emit it.
+        """
+        pool = self._buffers
+        if pool is None:
+            pool = self._buffers = BufferPool()
+        return pool.take(shape, dtype)
 
     def end(self):
         """

@@ -137,7 +137,8 @@ class fft_block(Block):
                 frames = np.lib.stride_tricks.sliding_window_view(samples, size)[:used:hop]
             iq = self.inputs[0].kind == "iq"
             spectra = frame_spectra(frames, window(self.window_name, size,
-                                                   shift=iq and size % 2 == 0), iq)
+                                                   shift=iq and size % 2 == 0), iq,
+                                    out=self.buffer((count, size if iq else size // 2 + 1)))
             if iq and size % 2:
                 spectra = np.fft.fftshift(spectra, axes=-1)
             origin = self._origin
@@ -175,10 +176,11 @@ class calibrate_block(Block):
     def reset(self):
         self._out_meta = None
 
-    def calibrated(self, power, meta):
+    def calibrated(self, power, meta, out=None):
         """
         ``(dBm, meta)``: linear ``power`` with metadata ``meta`` (an input
-        chunk's) calibrated as this block does; the array is new.  (A hold
+        chunk's) calibrated as this block does, into ``out`` if given (else
+        a new array).  (A hold
         fused with this block by chain optimisation calls it on its held
         row.)
         """
@@ -188,16 +190,17 @@ class calibrate_block(Block):
         if self._out_meta is None or self._out_meta[0] is not meta:
             reference = (meta.get("reference_level", 0.0) if self.reference_level is None
                          else self.reference_level)
-            out = dict(meta, units="dBm", reference_level=reference,
-                       calibration_offset=self.offset)
-            self._out_meta = (meta, out, reference + self.offset)
+            calibrated_meta = dict(meta, units="dBm", reference_level=reference,
+                                   calibration_offset=self.offset)
+            self._out_meta = (meta, calibrated_meta, reference + self.offset)
         _, out_meta, level = self._out_meta
         dbm = power_to_dbm(power, meta["window_sum"], level,
-                           meta["fft_size"] if meta.get("one_sided") else None)
+                           meta["fft_size"] if meta.get("one_sided") else None, out=out)
         return dbm, out_meta
 
     def compute(self, chunk):
-        dbm, meta = self.calibrated(chunk.data, chunk.meta)
+        data = chunk.data
+        dbm, meta = self.calibrated(data, chunk.meta, self.buffer(data.shape))
         self.emit(dbm, chunk.start, chunk.end, chunk.rate, meta)
 
 

@@ -22,6 +22,7 @@ Set ``PYRF_BLOCKS_FFT=pocketfft`` in the environment, or call
 :func:`set_backend`, to use pocketfft even where pyFFTW is installed.
 """
 
+import importlib
 import os
 import threading
 
@@ -49,7 +50,7 @@ _wisdom_loaded = False
 
 def _fftw_available():
     try:
-        import pyfftw  # noqa: F401
+        importlib.import_module("pyfftw")
     except ImportError:
         return False
     return True
@@ -61,7 +62,6 @@ def backend():
     refused by ``PYRF_BLOCKS_FFT=pocketfft`` or :func:`set_backend`),
     ``"pocketfft"`` otherwise.
     """
-    global _chosen
     if _chosen is None:
         wanted = os.environ.get("PYRF_BLOCKS_FFT", "").strip().lower() or None
         set_backend(wanted)

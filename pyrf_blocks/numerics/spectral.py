@@ -90,7 +90,7 @@ def frame_spectra(frames, window_values, complex_input, out=None):
     return out
 
 
-def power_to_dbm(power, window_sum, reference_level, real_fft_size=None):
+def power_to_dbm(power, window_sum, reference_level, real_fft_size=None, out=None):
     """
     Calibrate linear FFT power (from :func:`frame_spectra`) to dBm.
 
@@ -100,13 +100,15 @@ def power_to_dbm(power, window_sum, reference_level, real_fft_size=None):
     :param real_fft_size: for a real input's one-sided spectrum, the frame
         length: every bin but DC (and Nyquist, for even lengths) holds half
         the tone's amplitude and is doubled.
+    :param out: optional float32 array of ``power``'s shape to write into
+        (may be ``power`` itself).
     :return: float32 array of dBm; a bin of zero power is ``-inf`` dBm.
     """
     # A full-scale tone reads window_sum² on its bin: that is reference_level.
     offset = np.float32(reference_level - amplitude_to_db(window_sum))
     if not isinstance(power, np.ndarray) or power.dtype != np.float32:
         power = np.asarray(power, np.float32)
-    out = power_to_db(power)
+    out = power_to_db(power, out=out)
     out += offset
     if real_fft_size is not None:
         last = real_fft_size // 2 if real_fft_size % 2 == 0 else out.shape[-1]
