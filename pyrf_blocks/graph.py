@@ -27,10 +27,15 @@ class Graph:
 
     :param reactor: the reactor (or a ``task.Clock`` in tests); the global
         reactor when omitted.
+    :param parallel: a :class:`~pyrf_blocks.parallel.ThreadPool` or
+        :class:`~pyrf_blocks.parallel.ProcessPool` for the compute of every
+        block that can use one (unless the block is given its own).
     """
 
-    def __init__(self, reactor=None):
+    def __init__(self, reactor=None, parallel=None):
         self._reactor = reactor
+        #: The graph's compute pool (:mod:`pyrf_blocks.parallel`), or None.
+        self.parallel = parallel
         self.blocks = {}
         self._sinks = []
         self._counts = {}
