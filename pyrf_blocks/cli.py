@@ -12,7 +12,8 @@ import sys
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ("demo", "view", "validate", "run", "worker", "discover", "emulate", "record")
+COMMANDS = ("demo", "view", "validate", "run", "worker", "discover", "emulate", "record",
+            "history")
 
 
 class _Parser(argparse.ArgumentParser):
