@@ -94,7 +94,7 @@ def _client(address, workers):
 
 
 def replay(pipeline_text, recordings, source=None, dask=False, address=None,
-           workers=None, progress=False, filename="<pipeline>"):
+           workers=None, progress=False, filename="<pipeline>", client=None):
     """
     Run the pipeline over each of ``recordings``; return their
     :class:`RecordingResult` in the same order.
@@ -110,6 +110,8 @@ def replay(pipeline_text, recordings, source=None, dask=False, address=None,
     :param workers: processes of the local cluster (one per core by
         default).
     :param progress: show a progress bar (tqdm) over the recordings.
+    :param client: a ``dask.distributed.Client`` to use (implies ``dask``),
+        left open.
     """
     from .pipeline import check_text
 
@@ -120,7 +122,7 @@ def replay(pipeline_text, recordings, source=None, dask=False, address=None,
         from tqdm import tqdm
         bar = tqdm(total=len(recordings), unit="recording", desc="history")
     try:
-        if not dask:
+        if not dask and client is None:
             results = []
             for recording in recordings:
                 results.append(replay_one(pipeline_text, recording, source, filename))
@@ -129,7 +131,11 @@ def replay(pipeline_text, recordings, source=None, dask=False, address=None,
             return results
         from dask.distributed import as_completed
 
-        client, cluster = _client(address, workers)
+        given = client is not None
+        if given:
+            cluster = None
+        else:
+            client, cluster = _client(address, workers)
         try:
             tasks = [client.submit(replay_one, pipeline_text, recording, source, filename,
                                    pure=False, key=f"replay-{index}")
@@ -139,7 +145,8 @@ def replay(pipeline_text, recordings, source=None, dask=False, address=None,
                     bar.update()
             return client.gather(tasks)
         finally:
-            client.close()
+            if not given:
+                client.close()
             if cluster is not None:
                 cluster.close()
     finally:

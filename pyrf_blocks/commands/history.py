@@ -50,9 +50,8 @@ def run(args):
         print(error, file=sys.stderr)
         return 1
     if args.dask is not None:
-        try:
-            import dask.distributed  # noqa: F401 (only whether it is installed)
-        except ImportError:
+        import importlib.util
+        if importlib.util.find_spec("distributed") is None:
             print("pyrf-blocks history: --dask needs Dask distributed: "
                   "pip install 'pyrf_blocks[dask]'", file=sys.stderr)
             return 1
