@@ -13,6 +13,7 @@ from .graph import Graph, default_graph, run, set_default_graph
 from .gui.display import multi_spectrum_display, spectrum_display
 from .instruments import R5500, WSA4000, WSA5000
 from .net import process
+from .parallel import ProcessPool, ThreadPool
 
 __version__ = "0.1.0"
 
@@ -26,4 +27,5 @@ __all__ = [
     "collector", "printer",
     "spectrum_display", "multi_spectrum_display",
     "process",
+    "ThreadPool", "ProcessPool",
 ]

@@ -30,7 +30,7 @@ import msgpack
 import numpy as np
 from twisted.logger import Logger
 
-__all__ = ["Plan", "backend", "set_backend", "plan", "batches", "wisdom_path",
+__all__ = ["Plan", "backend", "set_backend", "plan", "batches", "batch_rows", "wisdom_path",
            "BACKENDS", "BATCH_SAMPLES"]
 
 log = Logger()
@@ -39,7 +39,7 @@ log = Logger()
 BACKENDS = ("fftw", "pocketfft")
 #: Most samples in one batch: 64 Ki complex64 samples are 512 KiB in and
 #: 512 KiB out, which stay in a core's cache between the window multiply,
-#: the FFT and |X|².
+#: the FFT and ``|X|²``.
 BATCH_SAMPLES = 64 * 1024
 
 _chosen = None
