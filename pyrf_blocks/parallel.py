@@ -32,7 +32,8 @@ import os
 import shutil
 import tempfile
 import threading
-from collections import deque
+import weakref
+from collections import OrderedDict, deque
 from concurrent import futures
 
 import numpy as np
@@ -95,16 +96,21 @@ class ThreadPool:
 
 
 class _Segment:
-    __slots__ = ("path", "size", "map")
+    __slots__ = ("path", "size")
 
     def __init__(self, path, size):
         self.path, self.size = path, size
-        with open(path, "w+b") as stream:
-            stream.truncate(size)
-            self.map = mmap.mmap(stream.fileno(), size)
+
+    def map(self):
+        with open(self.path, "w+b") as stream:
+            stream.truncate(self.size)
+            return mmap.mmap(stream.fileno(), self.size)
 
 
-_child_maps = {}
+_child_maps = OrderedDict()
+#: Mappings a child keeps (the parent reuses a block's few buffers, so a
+#: handful are in use at a time; older ones belong to forgotten buffers).
+_CHILD_MAPS = 256
 
 
 def _mapped(path, size):
@@ -112,6 +118,14 @@ def _mapped(path, size):
     if found is None:
         with open(path, "r+b") as stream:
             found = _child_maps[path] = mmap.mmap(stream.fileno(), size)
+        if len(_child_maps) > _CHILD_MAPS:
+            _, oldest = _child_maps.popitem(last=False)
+            try:
+                oldest.close()
+            except BufferError:  # still viewed: unmapped when the view goes
+                pass
+    else:
+        _child_maps.move_to_end(path)
     return found
 
 
@@ -176,14 +190,35 @@ class ProcessPool(ThreadPool):
             self._count += 1
             path = os.path.join(self.directory, f"segment-{self._count}")
         segment = _Segment(path, size)
-        array = np.frombuffer(segment.map, dtype, int(np.prod(shape))).reshape(shape)
+        mapping = segment.map()
+        array = np.frombuffer(mapping, dtype, int(np.prod(shape))).reshape(shape)
+        address = array.ctypes.data
         with self._lock:
-            self._segments[array.ctypes.data] = segment
+            self._segments[address] = segment
+        # Once the mapping is gone — the array, every view of it, and so
+        # every task given one — the segment is forgotten and its file
+        # removed: nothing can need it any more.
+        weakref.finalize(mapping, self._forget, address)
         return array
+
+    def _forget(self, address):
+        with self._lock:
+            segment = self._segments.pop(address, None)
+        if segment is not None:
+            try:
+                os.unlink(segment.path)
+            except OSError:
+                pass
 
     def _spec(self, array):
         address = array.__array_interface__["data"][0]
-        for start, segment in self._segments.items():
+        segment = self._segments.get(address)
+        if segment is not None and array.nbytes <= segment.size:
+            return ("shared", (segment.path, segment.size, 0, array.shape,
+                               array.strides, array.dtype.str))
+        with self._lock:
+            segments = tuple(self._segments.items())
+        for start, segment in segments:
             if start <= address < start + segment.size:
                 return ("shared", (segment.path, segment.size, address - start,
                                    array.shape, array.strides, array.dtype.str))

@@ -4,6 +4,7 @@ process pool emit exactly what they emit serially, in order, with
 backpressure intact and the stream ended only after the last result.
 """
 
+import os
 import random
 import threading
 import time
@@ -21,7 +22,7 @@ from pyrf_blocks.testing import array_source
 RATE = 1.024e6
 
 
-def _chunks(count=24, size=8192):
+def _chunks(count=12, size=4096):
     rng = np.random.default_rng(3)
     return [rng.standard_normal(2 * size, dtype=np.float32).view(np.complex64)
             for _ in range(count)]
@@ -63,7 +64,7 @@ def test_a_process_pool_gives_the_serial_output():
     with ProcessPool(2) as pool:
         _assert_same(_spectra(arrays, graph_pool=pool), expected)
         directory = pool.directory
-    assert not __import__("os").path.exists(directory)
+    assert not os.path.exists(directory)
 
 
 def test_a_process_pool_writes_results_in_place():
@@ -76,6 +77,22 @@ def test_a_process_pool_writes_results_in_place():
         assert_array_equal(out, values * 2)
         with pytest.raises(ValueError, match="reshape"):
             pool.submit(np.reshape, values, (5, 5)).result(timeout=60)
+
+
+def test_shared_buffers_nothing_holds_are_removed():
+    """A shared buffer's file goes once the array and its views are gone; the pool's folder at close."""
+    pool = ProcessPool(1)
+    try:
+        out = pool.allocate((16,), np.float32)
+        view = out[4:]
+        path = pool._spec(out)[1][0]
+        del out
+        assert os.path.exists(path) and pool._spec(view) is not None  # the view holds it
+        del view
+        assert not os.path.exists(path)
+    finally:
+        pool.close()
+    assert not os.path.exists(pool.directory)
 
 
 def _shuffled_sleep(value):

@@ -101,6 +101,7 @@ class _Hold(Block):
     def reset(self):
         self._hold = None
         self._meta = None
+        self._pending_state = None  # a dBm state set on a fused hold
 
     def clear(self):
         self._hold = None
@@ -132,7 +133,7 @@ class _Hold(Block):
             self._hold = running_extreme(data, self._hold, type(self)._combine)
             row, meta = self._hold[np.newaxis].copy(), chunk.meta
         else:
-            pending = getattr(self, "_pending_state", None)
+            pending = self._pending_state
             if pending is not None:
                 self._pending_state = None
                 self._hold = self._power_of(pending, chunk.meta)

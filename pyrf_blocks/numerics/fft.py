@@ -15,7 +15,8 @@ Measured on the 2-core machine (2026-11-30), a 64×1024 complex64 batch:
 pocketfft about 360–390 MSa/s, FFTW (``FFTW_MEASURE``) 900–1 000 MSa/s;
 ``FFTW_PATIENT`` was no faster and took 1.2 s to plan instead of 0.07 s.
 
-FFTW plans are made once per shape and thread (a plan's buffers are its
+FFTW plans are made once per shape and thread (the full batch measured,
+``FFTW_MEASURE``, the smaller ones estimated) (a plan's buffers are its
 own, so threads of a pool never share one) and FFTW's *wisdom* is kept
 between runs in :func:`wisdom_path`, so later processes plan instantly.
 Set ``PYRF_BLOCKS_FFT=pocketfft`` in the environment, or call
@@ -132,7 +133,7 @@ class Plan:
     :meth:`execute`.  A plan belongs to the thread that made it.
     """
 
-    def __init__(self, rows, size, complex_input):
+    def __init__(self, rows, size, complex_input, measure=True):
         self.rows, self.size, self.complex_input = rows, size, complex_input
         self.backend = backend()
         dtype = np.complex64 if complex_input else np.float32
@@ -145,9 +146,9 @@ class Plan:
                 self.input = pyfftw.empty_aligned((rows, size), dtype)
                 self._output = pyfftw.empty_aligned((rows, bins), np.complex64)
                 before = pyfftw.export_wisdom()
+                planner = "FFTW_MEASURE" if measure else "FFTW_ESTIMATE"
                 self._fftw = pyfftw.FFTW(self.input, self._output, axes=(-1,),
-                                         flags=("FFTW_MEASURE", "FFTW_DESTROY_INPUT"),
-                                         threads=1)
+                                         flags=(planner, "FFTW_DESTROY_INPUT"), threads=1)
                 if pyfftw.export_wisdom() != before:
                     _save_wisdom(pyfftw)
         else:
@@ -166,16 +167,17 @@ class Plan:
         return self._scipy_fft(self.input, axis=-1, overwrite_x=True, workers=1)
 
 
-def plan(rows, size, complex_input):
+def plan(rows, size, complex_input, measure=True):
     """
     This thread's :class:`Plan` for ``rows`` frames of ``size`` samples,
-    made on first use.
+    made on first use; with ``measure`` FFTW times candidate algorithms
+    (``FFTW_MEASURE``), else it estimates (``FFTW_ESTIMATE``: no time).
     """
     key = (rows, size, complex_input, backend())
     plans = _threads.__dict__
     found = plans.get(key)
     if found is None:
-        found = plans[key] = Plan(rows, size, complex_input)
+        found = plans[key] = Plan(rows, size, complex_input, measure)
     return found
 
 
@@ -193,7 +195,10 @@ def batches(rows, size, complex_input):
     ``(first row, plan)`` pairs covering ``rows`` frames with this
     thread's plans: full batches of :func:`batch_rows`, then one plan per
     set bit of what is left (so at most a handful of shapes are ever
-    planned for a frame size).
+    planned for a frame size).  Only the full batch, which carries the
+    bulk of a steady stream, is measured; the smaller ones are estimated,
+    so a new chunking costs no planning time (measuring each of them took
+    seconds on a loaded 2-core machine).
     """
     largest = batch_rows(size)
     first = 0
@@ -203,6 +208,6 @@ def batches(rows, size, complex_input):
     step = largest >> 1
     while first < rows:
         if rows - first >= step:
-            yield first, plan(step, size, complex_input)
+            yield first, plan(step, size, complex_input, measure=False)
             first += step
         step >>= 1
