@@ -15,7 +15,8 @@ hold.
   in place, the fftshift folded into the window, scipy's pocketfft.
 - ``GNU Radio``: stream_to_vector -> fft_vcc (Hann, shift) ->
   complex_to_mag_squared -> nlog10_ff -> a null sink, from a repeating
-  vector source, with default buffers and with large ones (GNU Radio has
+  vector source, with default buffers and with large ones (8 MiB per
+  output buffer; GNU Radio has
   no max-hold block; the hold, a fraction of the work, is left out of its
   side).  Skipped, with a message, where ``gnuradio`` is not importable.
 
@@ -127,8 +128,11 @@ def run_gnuradio(samples, large):
     sink = blocks.null_sink(gr.sizeof_float * FFT_SIZE)
     chain = [source, head, to_vector, transform, magnitude, decibels, sink]
     if large:
-        for block in chain[:-1]:
-            block.set_min_output_buffer(1 << 20)
+        # 8 MiB per output buffer, whatever its item (a sample or a vector).
+        item_sizes = [gr.sizeof_gr_complex] * 2 + [gr.sizeof_gr_complex * FFT_SIZE] * 2 \
+            + [gr.sizeof_float * FFT_SIZE] * 2
+        for block, item_size in zip(chain[:-1], item_sizes):
+            block.set_min_output_buffer((8 << 20) // item_size)
     top.connect(*chain)
     cpu, start = _cpu(), time.perf_counter()
     top.run()
