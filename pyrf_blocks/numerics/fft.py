@@ -198,8 +198,18 @@ def batches(rows, size, complex_input):
     planned for a frame size).  Only the full batch, which carries the
     bulk of a steady stream, is measured; the smaller ones are estimated,
     so a new chunking costs no planning time (measuring each of them took
-    seconds on a loaded 2-core machine).
+    seconds on a loaded 2-core machine).  The list is kept per thread, as
+    the plans are: a stream's chunks mostly have the same number of rows.
     """
+    key = ("batches", rows, size, complex_input, _chosen or backend())
+    cached = _threads.__dict__
+    found = cached.get(key)
+    if found is None:
+        found = cached[key] = tuple(_batches(rows, size, complex_input))
+    return found
+
+
+def _batches(rows, size, complex_input):
     largest = batch_rows(size)
     first = 0
     while rows - first >= largest:
