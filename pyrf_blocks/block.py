@@ -233,6 +233,12 @@ class BlockType(type):
         return signature.replace(parameters=tuple(signature.parameters.values())[1:])
 
     def __call__(cls, *inputs, **kwargs):
+        # Parameters are converted ("2.4GHz") and checked by the class's
+        # rules before anything is made, here or in another process.
+        # (Imported here: the rules read pipeline units, whose package
+        # builds graphs of blocks.)
+        from .params import convert_arguments
+        inputs, kwargs = convert_arguments(cls, inputs, kwargs)
         if reactor_thread.running_elsewhere() is None:
             return super().__call__(*inputs, **kwargs)
         graph = (kwargs.get("graph")

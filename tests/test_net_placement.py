@@ -8,7 +8,8 @@ import pytest
 from zope.interface.verify import verifyObject
 
 from pyrf_blocks.blocks.dsp import calibrate_block, decimate_block, fft_block
-from pyrf_blocks.blocks.sinks import collector
+from pyrf_blocks.blocks.sinks import collector, printer
+from pyrf_blocks.errors import ParameterError
 from pyrf_blocks.blocks.sources import simulated_instrument
 from pyrf_blocks.cli import main
 from pyrf_blocks.block import Block, Sink
@@ -78,9 +79,12 @@ def test_a_block_placed_as_input_of_two_is_created_once(pair, place):
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda wsa, place: collector(wsa, keep=object(), proc=place), "parameter keep=<object"),
+    # Parameters with rules are refused by them, before placing (ParameterError).
+    (lambda wsa, place: collector(wsa, keep=object(), proc=place), "keep: <object"),
     (lambda wsa, place: fft_block(wsa, window=object(), proc=place),
-     "parameter window=<object"),
+     "window: expected a window name"),
+    (lambda wsa, place: printer(wsa, interval=0.5, format=object(), proc=place),
+     "parameter format=<object"),
     (lambda wsa, place: unregistered(wsa, proc=place), "only registered block types"),
     (lambda wsa, place: calibrate_block(wsa, proc=place),
      "input 1 must provide ISpectrumProducer"),
@@ -88,7 +92,7 @@ def test_a_block_placed_as_input_of_two_is_created_once(pair, place):
 def test_what_cannot_be_placed_is_refused_at_once(pair, place, make, message):
     """Non-JSON parameters (of blocks and sinks), unregistered types and wrong inputs fail when placed."""
     wsa = manual_source(graph=pair.client)
-    with pytest.raises(TypeError, match=message):
+    with pytest.raises((TypeError, ParameterError), match=message):
         make(wsa, place)
 
 

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 
 from ..block import PolledSource, Sink
 from ..interfaces import ISampleProducer
+from ..params import Param
 from ..registry import register
 from ..timebase import Timebase
 
@@ -122,7 +123,7 @@ class record_block(Sink):
     """
 
     type_name = "record_block"
-    param_units = {"samples": "count"}
+    param_rules = {"samples": Param("count", minimum=1)}
     requires = (ISampleProducer,)
 
     def __init__(self, producer, path, datatype=None, samples=None, description="",
@@ -135,8 +136,6 @@ class record_block(Sink):
         if (datatype[0] == "c") != complex_input:
             raise ValueError(f"record_block: datatype {datatype!r} does not match "
                              f"{producer.kind} input")
-        if samples is not None and (not isinstance(samples, int) or samples < 1):
-            raise ValueError(f"record_block: samples must be a positive integer, got {samples!r}")
         self.datatype = datatype
         self.meta_path, self.data_path = sigmf_paths(path)
         self.limit = samples
@@ -301,13 +300,11 @@ class sigmf_source(PolledSource):
     """
 
     type_name = "sigmf_source"
-    param_units = {"chunk_size": "count", "reference_level": "dBm"}
+    param_rules = {"chunk_size": Param("count", minimum=1, maximum=1 << 24),
+                   "reference_level": Param("dBm")}
 
     def __init__(self, path, chunk_size=65536, paced=False, reference_level=None, **kwargs):
         self.meta_path, self.data_path = sigmf_paths(path)
-        if not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(f"sigmf_source: chunk_size must be a positive integer, "
-                             f"got {chunk_size!r}")
         self.chunk_size = chunk_size
         self.default_reference_level = reference_level
         self._load()

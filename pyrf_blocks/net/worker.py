@@ -46,8 +46,9 @@ from twisted.logger import Logger
 from twisted.web import http, resource, server
 
 from ..block import MAIN, Sink, Source, block_of, split_reference
-from ..errors import HTTPError, UnknownBlockType
+from ..errors import HTTPError, ParameterError, UnknownBlockType
 from ..interfaces import IOutput
+from ..params import check_params
 from ..registry import lookup, parameters, remote_allowed
 from ..waiting import Waiters
 from .client import remote_block
@@ -399,6 +400,12 @@ class Worker:
             raise HTTPError(400, f"{type_name} has no parameter(s) "
                                  f"{', '.join(sorted(wrong))}; it takes "
                                  f"{', '.join(sorted(allowed))}")
+        try:
+            # Before any input is made or anything allocated: as strictly
+            # as a pipeline file reads them.
+            params = check_params(factory, params, block=f"cannot create {type_name}")
+        except ParameterError as error:
+            raise HTTPError(400, str(error)) from None
         inputs = spec.get("inputs", [])
         if not isinstance(inputs, list) or len(inputs) > 64:
             raise HTTPError(400, f"{type_name}: 'inputs' must be a list (at most 64)")
