@@ -272,6 +272,9 @@ class Block(metaclass=BlockType):
     #: False for a stand-in whose inputs are read in another process (a
     #: block placed on a worker): they are checked here but not connected.
     local_inputs = True
+    #: Why the block failed (a ``Failure``), in a graph that isolates
+    #: failures (a worker's: see :class:`~pyrf_blocks.graph.Graph`).
+    failure = None
 
     def __new__(cls, *inputs, proc=None, **kwargs):
         # proc= places the block in another process: what is made here is
@@ -464,6 +467,14 @@ class Block(metaclass=BlockType):
         a block may pause and resume them, and read their ``dropped``.
         """
         return tuple(port.edge for port in self._ports)
+
+    def stop_failed(self):
+        """
+        The block, or one it depends on, failed (``failure`` is set): stop
+        producing and let go of the inputs, so that the blocks upstream go
+        on serving their other consumers.
+        """
+        self._deactivate()
 
     # Upstream side: lazy connection to the inputs.
 

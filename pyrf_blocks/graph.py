@@ -27,10 +27,16 @@ class Graph:
 
     :param reactor: the reactor (or a ``task.Clock`` in tests); the global
         reactor when omitted.
+    :param isolate_failures: a block that raises fails only itself and the
+        blocks that depend on it (each gets a ``failure``), and the graph
+        goes on: the graph of a worker, whose blocks belong to unrelated
+        clients.  By default the first failure fails the whole graph.
     """
 
-    def __init__(self, reactor=None):
+    def __init__(self, reactor=None, isolate_failures=False):
         self._reactor = reactor
+        self.isolate_failures = isolate_failures
+        self._block_failure_observers = []
         self.blocks = {}
         self._sinks = []
         self._counts = {}
@@ -123,8 +129,12 @@ class Graph:
 
     def fail(self, block, failure):
         """
-        A block raised: log it, stop the sources, fail :meth:`done`.
+        A block raised: log it, stop the sources, fail :meth:`done` (with
+        ``isolate_failures``: fail that block and its dependents only).
         """
+        if self.isolate_failures:
+            self._fail_block(block, failure)
+            return
         if self.failure is not None:
             log.failure("{block} also failed", failure, block=block.label)
             return
@@ -135,6 +145,43 @@ class Graph:
             source.halt()
         self._failure_waiters.fire(block)
         self._done_waiters.fire(failure)
+
+    def dependents(self, block):
+        """
+        ``block`` and every block that consumes it, directly or through
+        others, in flow order.
+        """
+        from .block import block_of
+
+        found = [block]
+        for other in tuple(self.blocks.values()):
+            if other not in found and any(block_of(p) in found for p in other.inputs):
+                found.append(other)
+        return found
+
+    def observe_block_failures(self, observer):
+        """
+        Call ``observer(block, failed)`` whenever a block fails in a graph
+        with ``isolate_failures``; ``failed`` lists it and its dependents,
+        each with its ``failure`` set.
+        """
+        self._block_failure_observers.append(observer)
+
+    def _fail_block(self, block, failure):
+        if block.failure is not None:
+            log.failure("{block} also failed", failure, block=block.label)
+            return
+        log.failure("{block} failed; the blocks that depend on it stop, the others "
+                    "go on", failure, block=block.label)
+        failed = [b for b in self.dependents(block) if b.failure is None]
+        message = f"{block.label} failed: {failure.type.__name__}: {failure.getErrorMessage()}"
+        for dependent in failed:
+            dependent.failure = failure if dependent is block else Failure(
+                RuntimeError(f"{message} (an input of {dependent.label})"))
+        for dependent in reversed(failed):
+            dependent.stop_failed()
+        for observer in tuple(self._block_failure_observers):
+            observer(block, failed)
 
     def stop(self):
         """

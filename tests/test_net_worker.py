@@ -28,7 +28,8 @@ def test_health_answers(pair):
     """GET /health reports the worker alive with its counts."""
     status, headers, body = pair.call("GET", "/health")
     assert status == 200 and headers.getRawHeaders(b"content-type") == [b"application/json"]
-    assert json.loads(body) == {"status": "ok", "blocks": 0, "streams": 0, "failure": None}
+    assert json.loads(body) == {"status": "ok", "blocks": 0, "streams": 0, "failure": None,
+                                "failed_blocks": {}}
 
 
 def test_blocks_are_created_connected_and_listed(pair):
