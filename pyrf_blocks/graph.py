@@ -20,6 +20,10 @@ __all__ = ["Graph", "default_graph", "set_default_graph", "run"]
 
 log = Logger()
 
+#: Longest :meth:`Graph.done` waits for the requests tidying up after a
+#: graph (deleting the streams and blocks it made on workers), seconds.
+CLEANUP_TIMEOUT = 5.0
+
 
 class Graph:
     """
@@ -37,6 +41,8 @@ class Graph:
         self._reactor = reactor
         self.isolate_failures = isolate_failures
         self._block_failure_observers = []
+        self._cleanups = []
+        self._settling = False
         self.blocks = {}
         self._sinks = []
         self._counts = {}
@@ -102,16 +108,52 @@ class Graph:
 
     def _check_done(self):
         if self.failure is None and all(s.finished for s in self._sinks):
+            if self._cleanups:
+                self._settle()
+            else:
+                self._done_waiters.fire(None)
+
+    def add_cleanup(self, deferred):
+        """
+        Make :meth:`done` wait for ``deferred``, a request that tidies up
+        after the graph (a worker's streams and blocks it made, deleted),
+        up to :data:`CLEANUP_TIMEOUT` seconds; its failure is logged.
+        """
+        self._cleanups.append(deferred)
+
+        def settled(result):
+            self._cleanups.remove(deferred)
+            if isinstance(result, Failure):
+                log.warn("tidying up after {graph} failed: {error}", graph=self,
+                         error=result.getErrorMessage())
+            if not self._cleanups and self._settling:
+                self._settled()
+        deferred.addBoth(settled)
+
+    def _settle(self):
+        if self._settling:
+            return
+        self._settling = True
+        self._settle_timer = self.reactor.callLater(CLEANUP_TIMEOUT, self._settled)
+
+    def _settled(self):
+        if not self._settling:
+            return
+        self._settling = False
+        if self._settle_timer.active():
+            self._settle_timer.cancel()
+        if self.failure is None and all(s.finished for s in self._sinks):
             self._done_waiters.fire(None)
 
     def done(self):
         """
-        A Deferred that fires when every sink has seen end-of-stream, or
-        fails with the first exception raised inside a block.
+        A Deferred that fires when every sink has seen end-of-stream (and
+        the clean-ups added meanwhile have settled: :meth:`add_cleanup`),
+        or fails with the first exception raised inside a block.
         """
         if self.failure is not None:
             return defer.fail(self.failure)
-        if self._sinks and all(s.finished for s in self._sinks):
+        if self._sinks and all(s.finished for s in self._sinks) and not self._settling:
             return defer.succeed(None)
         return self._done_waiters.wait()
 

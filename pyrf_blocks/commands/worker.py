@@ -58,6 +58,10 @@ def add_arguments(parser):
     parser.add_argument("--request-deadline", type=float, default=None, metavar="SECONDS",
                         help="seconds a request may take to arrive, headers and body, "
                              "before the connection is cut off with 408 (default 30)")
+    parser.add_argument("--lease", type=float, default=None, metavar="SECONDS",
+                        help="seconds a block or stream a client made is kept once "
+                             "nothing uses it (no poll, no request naming it), so that "
+                             "what vanished clients left is removed (default 120)")
     parser.add_argument("--log-level", choices=("debug", "info", "warn", "error"),
                         default="info", help="least important events logged to "
                                              "stderr (default info)")
@@ -73,8 +77,8 @@ def run(args):
 
     from ..graph import Graph
     from ..memory import keep_freed_memory
-    from ..net.worker import (MAX_BODY, REQUEST_DEADLINE, Worker, check_certificates,
-                              check_listen)
+    from ..net.worker import (LEASE, MAX_BODY, REQUEST_DEADLINE, Worker,
+                              check_certificates, check_listen)
     from ..net.parent import tie_to_parent
 
     try:
@@ -99,16 +103,19 @@ def run(args):
     announce = print
     if args.parent_pid is not None:
         announce = tie_to_parent(args.parent_pid, reactor)
+    for option, value in (("--request-deadline", args.request_deadline),
+                          ("--lease", args.lease)):
+        if value is not None and not 0 < value < 1e6:
+            print(f"pyrf-blocks worker: {option} must be a positive number of "
+                  f"seconds, got {value}", file=sys.stderr)
+            return 2
     deadline = args.request_deadline
-    if deadline is not None and not 0 < deadline < 1e6:
-        print(f"pyrf-blocks worker: --request-deadline must be a positive number of "
-              f"seconds, got {deadline}", file=sys.stderr)
-        return 2
     # Blocks of unrelated clients share the graph: one that fails fails
     # only itself and what depends on it.
     worker = Worker(Graph(reactor, isolate_failures=True), token=token, max_body=args.max_body or MAX_BODY,
                     allow_files=args.allow_files,
-                    request_deadline=deadline or REQUEST_DEADLINE)
+                    request_deadline=deadline or REQUEST_DEADLINE,
+                    lease=args.lease or LEASE)
     status = []
 
     def listening(port):

@@ -37,6 +37,12 @@ or ``{"block": "window", "output": "late"}`` (another output), or as the
 URL of a block on another worker (``{"url": ..., "kind": ..., "output":
 ...}``).  A stream's id names what it reads, ``{block}:{output}:{n}``,
 ``n`` counting the streams of that output on this worker, never reused.
+
+Nothing a client made outlives its use by more than ``lease`` seconds
+(:data:`LEASE`, ``--lease``): a stream nobody polls for that long is
+closed, and a block created by a request is removed once that long has
+passed since a request last named it and nothing uses it (no stream of it,
+no block reading it).  Freed memory is then handed back to the system.
 """
 
 import hmac
@@ -51,6 +57,7 @@ from twisted.web import http, resource, server
 from ..block import MAIN, Sink, Source, block_of, split_reference
 from ..errors import HTTPError, ParameterError, UnknownBlockType
 from ..interfaces import IOutput
+from ..memory import release_freed_memory
 from ..params import check_params
 from ..registry import lookup, parameters, remote_allowed
 from ..waiting import Waiters
@@ -60,7 +67,7 @@ from .stream import DEFAULT_WAIT, ServedStream, poll_arguments, seconds_argument
 from .tls import check_certificate_files
 
 __all__ = ["Worker", "check_listen", "check_certificates", "MAX_BODY",
-           "MAX_HEADERS_SIZE", "REQUEST_DEADLINE", "IDLE_TIMEOUT", "MAX_JSON_DEPTH"]
+           "MAX_HEADERS_SIZE", "REQUEST_DEADLINE", "IDLE_TIMEOUT", "MAX_JSON_DEPTH", "LEASE"]
 
 log = Logger()
 
@@ -73,6 +80,12 @@ MAX_HEADERS_SIZE = 8 << 10
 REQUEST_DEADLINE = 30.0
 #: Seconds a connection may stay open with no request in progress.
 IDLE_TIMEOUT = 300
+#: Seconds a block or stream that a client created is kept once nothing
+#: uses it (no poll of the stream; no request naming the block, no stream
+#: of it and no block reading it): what a vanished client left is then
+#: removed.  Clients delete what they made when they finish; this is for
+#: those that cannot (killed, cut off).
+LEASE = 120.0
 #: Deepest nesting of arrays and objects in a JSON body (a block spec
 #: needs 4); deeper bodies are refused before parsing.
 MAX_JSON_DEPTH = 32
@@ -298,10 +311,12 @@ class Worker:
         files on this machine (recorders, replays) for callers.
     :param request_deadline: seconds a request may take to arrive, headers
         and body (:data:`REQUEST_DEADLINE`).
+    :param lease: seconds what a client made is kept once unused
+        (:data:`LEASE`); ``None``: until deleted.
     """
 
     def __init__(self, graph, token=None, clock=None, client=None, max_body=MAX_BODY,
-                 allow_files=False, request_deadline=REQUEST_DEADLINE):
+                 allow_files=False, request_deadline=REQUEST_DEADLINE, lease=LEASE):
         self.graph = graph
         self.token = token
         self.allow_files = allow_files
@@ -317,6 +332,11 @@ class Worker:
         self.site.requestFactory = type("_Request", (_LimitedRequest,), {"max_body": max_body})
         self.site.protocol = type("_Channel", (_LimitedChannel,),
                                   {"request_deadline": request_deadline})
+        self.lease = lease
+        #: When a request last named each block that requests created.
+        self._touched = {}
+        self._sweeper = None
+        self._freed = False
         #: Waiters for the failure of a block, by block (isolated failures).
         self._block_failure_waiters = {}
         if graph.isolate_failures:
@@ -393,6 +413,7 @@ class Worker:
         path = [part.decode("utf-8", "replace") for part in request.postpath]
         if path and path[-1] == "":
             path.pop()
+        self._touch(path)
         match path:
             case ["health"] if method == "GET":
                 return json_reply(request, self.health())
@@ -429,6 +450,7 @@ class Worker:
             case ["streams", ident] if method == "DELETE":
                 self._stream(ident).close()
                 del self.streams[ident]
+                self._freed = True
                 return json_reply(request, {"closed": ident})
             case (["health"] | ["blocks"] | ["blocks", _]
                   | ["blocks", _, "streams" | "stop" | "finished"]
@@ -544,6 +566,9 @@ class Worker:
             raise HTTPError(400, f"cannot create {type_name}: "
                                  f"{type(error).__name__}: {error}") from None
         log.info("created {block}", block=block.label)
+        if self.lease is not None:
+            self._touched[block.name] = self.clock.seconds()
+            self._start_sweeping()
         return block
 
     def report_finished(self, request, block):
@@ -645,11 +670,20 @@ class Worker:
 
     def remove(self, name):
         block = self._block(name)
-        users = [b.name for b in self.graph.blocks.values()
-                 if any(block_of(producer) is block for producer in b.inputs)]
+        users = self._users(block)
         if users or block.edges:
             raise HTTPError(409, f"{block.label} is in use by "
                                  f"{', '.join(users) or 'a stream'}; remove that first")
+        self._remove(block)
+
+    def _users(self, block):
+        return [b.name for b in self.graph.blocks.values()
+                if any(block_of(producer) is block for producer in b.inputs)]
+
+    def _remove(self, block):
+        name = block.name
+        self._touched.pop(name, None)
+        self._freed = True
         if isinstance(block, Sink):
             block.close()
         del self.graph.blocks[name]
@@ -701,7 +735,8 @@ class Worker:
         ident = f"{block.name}:{output.output_name}:{count}"
         try:
             stream = ServedStream(ident, output, self.clock, spec.get("policy", "block"),
-                                  spec.get("maxsize"), on_close=self._forget_stream)
+                                  spec.get("maxsize"), on_close=self._forget_stream,
+                                  **({} if self.lease is None else {"idle_timeout": self.lease}))
         except (TypeError, ValueError) as error:
             raise HTTPError(400, f"stream of {output.label}: {error}") from None
         self.streams[ident] = stream
@@ -720,3 +755,56 @@ class Worker:
 
     def _forget_stream(self, stream):
         self.streams.pop(stream.id, None)
+        self._freed = True
+
+    # Reclaiming what clients left.
+
+    def _touch(self, path):
+        if len(path) >= 2 and path[0] == "blocks" and path[1] in self._touched:
+            self._touched[path[1]] = self.clock.seconds()
+        elif len(path) == 2 and path[0] == "streams":
+            stream = self.streams.get(path[1])
+            if stream is not None and stream.block.name in self._touched:
+                self._touched[stream.block.name] = self.clock.seconds()
+
+    def _start_sweeping(self):
+        if self._sweeper is None:
+            from twisted.internet import task
+
+            self._sweeper = task.LoopingCall(self.reclaim)
+            self._sweeper.clock = self.clock
+            self._sweeper.start(max(self.lease / 4, 0.25), now=False)
+
+    def stop_reclaiming(self):
+        """
+        Stop the periodic :meth:`reclaim` (the worker stops serving).
+        """
+        if self._sweeper is not None and self._sweeper.running:
+            self._sweeper.stop()
+        self._sweeper = None
+
+    def reclaim(self):
+        """
+        Remove the blocks that requests made and that nothing used for
+        ``lease`` seconds (consumers before their inputs), then hand freed
+        memory back to the system; the names removed.
+        """
+        now = self.clock.seconds()
+        removed = []
+        for name in reversed(list(self._touched)):
+            block = self.graph.blocks.get(name)
+            if block is None:
+                self._touched.pop(name, None)
+                continue
+            in_use = (block.edges or self._users(block)
+                      or any(s.block is block for s in self.streams.values()))
+            if in_use or now - self._touched[name] < self.lease:
+                continue
+            log.info("{block}: unused for {lease:g} s; removing it", block=block.label,
+                     lease=self.lease)
+            self._remove(block)
+            removed.append(name)
+        if self._freed:
+            self._freed = False
+            release_freed_memory()
+        return removed
