@@ -337,7 +337,7 @@ class remote_block(Block):
     def _close_stream(self):
         url, self.stream_url = self.stream_url, None
         if url is not None:
-            self.discard_stream(url)
+            self.graph.add_cleanup(self.discard_stream(url))
 
     def discard_stream(self, url):
         """
