@@ -4,9 +4,11 @@ The worker: a twisted.web site that serves the blocks of one graph.
 Control API (JSON in, JSON out; every error is ``{"error": message}``):
 
 =================================  ======================================
-``GET /health``                    liveness, block and stream counts
-``GET /blocks``                    every block, with its outputs and
-                                   their edges' and streams' statistics
+``GET /health``                    liveness, block and stream counts,
+                                   the failed blocks and why
+``GET /blocks``                    every block, with its state (idle,
+                                   active, failed), outputs and their
+                                   edges' and streams' statistics
 ``POST /blocks``                   create a block of a registered type
 ``GET /blocks/{name}``             one block
 ``DELETE /blocks/{name}``          remove a block nothing else consumes
