@@ -111,6 +111,10 @@ class Output:
         self.edges = ()
         #: ``seq`` of the next chunk of this output.
         self.next_seq = 0
+        #: Rows it has put out, and the device time (ns) its last chunk
+        #: ended at (None before the first): what metrics report.
+        self.rows = 0
+        self.device_end = None
         alsoProvides(self, KIND_INTERFACES[kind])
 
     def __repr__(self):
@@ -162,6 +166,8 @@ class Output:
         self.block._consumer_removed()
 
     def put(self, chunk):
+        self.rows += len(chunk.data)
+        self.device_end = chunk.end
         for edge in self.edges:
             edge.put(chunk)
 
@@ -459,6 +465,16 @@ class Block(metaclass=BlockType):
         True while a consumer of an output cannot take more.
         """
         return self._pauses > 0
+
+    @property
+    def holding(self):
+        """
+        True while the block holds input rows it has not computed yet (a
+        chunk of one input waiting for the others').  A snapshot of the
+        graph is consistent only when no block holds any.
+        """
+        sync = self._sync
+        return sync is not None and any(sync.depth(i) for i in range(len(self.inputs)))
 
     @property
     def input_edges(self):

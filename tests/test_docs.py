@@ -132,3 +132,17 @@ def test_the_sigmf_recipe_records_then_replays_in_one_script(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout == "976 spectra of 1024 bins\n"
     assert (tmp_path / "capture.sigmf-meta").exists()
+
+
+def test_processors_and_aggregators_page_runs_as_written(capsys):
+    """Every code block of the processors-and-aggregators page runs and prints what it says."""
+    blocks = code_blocks(ROOT / "docs/concepts/processors_and_aggregators.rst")
+    assert len(blocks) == 4
+    for block in blocks:
+        exec(compile(block, "processors_and_aggregators.rst", "exec"),
+             {"__name__": "docs_kpi"})
+    printed = capsys.readouterr().out
+    assert "1552.4 W\n2000\n" in printed
+    assert "column 9: unknown name 'p_inn'" in printed
+    assert "THD 3.08 %, 128 cycles at 229.9 V rms" in printed
+    assert "CEC efficiency 93.01 %, 0 points missing" in printed

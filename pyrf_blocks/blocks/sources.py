@@ -7,9 +7,10 @@ from zope.interface import implementer
 
 from ..registry import register
 from ..block import PolledSource
-from ..interfaces import IIQProducer
+from ..interfaces import IIQProducer, IStateful
 from ..numerics.signals import signal_samples
 from ..params import Param, check_params
+from ..state import pack_generator, restore_generator
 from ..timebase import Timebase
 
 __all__ = ["simulated_instrument"]
@@ -23,7 +24,7 @@ _SETTINGS = ("center_frequency", "sample_rate", "samples_per_packet",
 
 
 @register
-@implementer(IIQProducer)
+@implementer(IIQProducer, IStateful)
 class simulated_instrument(PolledSource):
     """
     An IQ source that behaves like a ThinkRF analyzer, with a signal made of
@@ -77,6 +78,7 @@ class simulated_instrument(PolledSource):
                        packets_per_block=packets_per_block,
                        reference_level=reference_level, tones=tones,
                        harmonics=harmonics, noise_floor=noise_floor)
+        self.reset()
 
     @property
     def settings(self):
@@ -110,6 +112,31 @@ class simulated_instrument(PolledSource):
         self._time = self.start_time
         self._rebase = True
         self._rng = np.random.default_rng(self.seed)
+
+    def get_state(self):
+        """
+        Where the stream is: samples and chunks emitted, device time, the
+        time base and the noise generator (its 128-bit integers as text,
+        which msgpack cannot carry as numbers).  Restored, the source goes
+        on with exactly the samples it would have emitted next.
+        """
+        timebase = None if self._rebase else [self._timebase.origin_ns,
+                                               self._timebase.origin_index]
+        return {"version": 1, "index": self._index, "chunks": self._chunks,
+                "time": self._time, "timebase": timebase,
+                "rng": pack_generator(self._rng)}
+
+    def set_state(self, state):
+        if state.get("version") != 1:
+            raise ValueError(f"{self.label}: unknown state version {state.get('version')!r}")
+        self._index, self._chunks, self._time = state["index"], state["chunks"], state["time"]
+        restore_generator(self._rng, state["rng"])
+        if state["timebase"] is None:
+            self._rebase = True
+        else:
+            origin_ns, origin_index = state["timebase"]
+            self._timebase = Timebase(origin_ns, self._settings["sample_rate"], origin_index)
+            self._rebase = False
 
     def next_chunk(self):
         if self.count is not None and self._chunks >= self.count:

@@ -11,6 +11,7 @@ from zope.interface import implementer
 from ..registry import register
 from ..block import Block
 from ..interfaces import IPeaksProducer, ISpectrumProducer, IStateful
+from ..state import pack_array, unpack_array
 from ..numerics.decibels import db_to_power, power_to_db
 from ..numerics.holds import block_means, running_extreme
 from ..numerics.peaks import find_peaks
@@ -44,11 +45,10 @@ class average_block(Block):
         self._start = None  # time (ns) of its first row
 
     def get_state(self):
-        return {"sum": None if self._sum is None else self._sum.tolist(),
-                "rows": self._rows, "start": self._start}
+        return {"sum": pack_array(self._sum), "rows": self._rows, "start": self._start}
 
     def set_state(self, state):
-        self._sum = None if state["sum"] is None else np.asarray(state["sum"], np.float64)
+        self._sum = unpack_array(state["sum"])
         self._rows, self._start = state["rows"], state["start"]
 
     def compute(self, chunk):
@@ -87,10 +87,10 @@ class _Hold(Block):
         self._hold = None
 
     def get_state(self):
-        return {"hold": None if self._hold is None else self._hold.tolist()}
+        return {"hold": pack_array(self._hold)}
 
     def set_state(self, state):
-        self._hold = None if state["hold"] is None else np.asarray(state["hold"], np.float32)
+        self._hold = unpack_array(state["hold"])
 
     def compute(self, chunk):
         data = chunk.data

@@ -32,7 +32,7 @@ pipeline file.  Keep ca-key.pem off the worker.
 import argparse
 import sys
 
-from .options import add_token_arguments, positive_int, token_from
+from .options import add_token_arguments, positive_float, positive_int, token_from
 
 HELP = "serve blocks over HTTP (long-polled streams and a control API)"
 
@@ -65,6 +65,25 @@ def add_arguments(parser):
     parser.add_argument("--log-level", choices=("debug", "info", "warn", "error"),
                         default="info", help="least important events logged to "
                                              "stderr (default info)")
+    cluster = parser.add_argument_group(
+        "cluster", "join a cluster and run the computations its manager assigns "
+                   "(see pyrf-blocks manager --help)")
+    cluster.add_argument("--cluster", default=None, metavar="URL",
+                         help="client URL of the cluster's etcd, e.g. http://127.0.0.1:2379")
+    cluster.add_argument("--cluster-ca", default=None, metavar="FILE",
+                         help="CA certificate (PEM) that an https:// etcd's certificate "
+                              "must be signed by (default: the system's authorities)")
+    cluster.add_argument("--name", default=None,
+                         help="this worker's name in the cluster, unique (default: HOST:PORT)")
+    cluster.add_argument("--store", default="pyrf-cluster.sqlite", metavar="FILE",
+                         help="SQLite file for the computations' snapshots and results, "
+                              "shared by the workers of this machine (default "
+                              "pyrf-cluster.sqlite)")
+    cluster.add_argument("--ttl", type=positive_float, default=5.0, metavar="SECONDS",
+                         help="heartbeat lease: silent this long, the worker loses its "
+                              "computations (default 5, at least 1)")
+    cluster.add_argument("--snapshot-interval", type=positive_float, default=1.0,
+                         metavar="SECONDS", help="seconds between snapshots (default 1)")
     parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
 
 
@@ -87,6 +106,15 @@ def run(args):
         check_certificates(args.listen)
     except ValueError as error:
         print(f"pyrf-blocks worker: {error}", file=sys.stderr)
+        return 2
+    if args.cluster is not None and (args.cluster == "memory:" or not args.cluster.startswith(
+            ("http://", "https://"))):
+        print(f"pyrf-blocks worker: --cluster takes the http(s)://HOST:PORT of etcd, "
+              f"not {args.cluster!r}", file=sys.stderr)
+        return 2
+    if args.ttl < 1:
+        print(f"pyrf-blocks worker: --ttl must be at least 1 second, not {args.ttl:g}",
+              file=sys.stderr)
         return 2
     for module in args.imports:
         try:
@@ -123,7 +151,32 @@ def run(args):
         scheme = "https" if args.listen.startswith("ssl:") else "http"
         host = getattr(address, "host", "localhost")
         host = f"[{host}]" if ":" in host else host
-        announce(f"listening on {scheme}://{host}:{getattr(address, 'port', 0)}")
+        url = f"{scheme}://{host}:{getattr(address, 'port', 0)}"
+        announce(f"listening on {url}")
+        if args.cluster:
+            join(url, f"{host}:{getattr(address, 'port', 0)}")
+
+    def join(url, default_name):
+        from twisted.internet import defer
+
+        from ..cluster.service import join_as_worker
+
+        def joined(result):
+            member, runner = result
+            print(f"worker {member.worker}: joined the cluster at {args.cluster}", flush=True)
+            reactor.addSystemEventTrigger("before", "shutdown",
+                                          lambda: defer.ensureDeferred(member.leave()))
+
+        d = defer.ensureDeferred(join_as_worker(
+            reactor, args.cluster, args.name or default_name, url, args.store, ttl=args.ttl,
+            snapshot_interval=args.snapshot_interval, ca=args.cluster_ca, worker=worker))
+        d.addCallbacks(joined, failed_to_join)
+
+    def failed_to_join(failure):
+        print(f"pyrf-blocks worker: cannot join the cluster at {args.cluster}: "
+              f"{failure.getErrorMessage()}", file=sys.stderr)
+        status.append(1)
+        reactor.stop()
 
     def failed(failure):
         print(f"pyrf-blocks worker: cannot listen on {args.listen}: "

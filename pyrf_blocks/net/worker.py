@@ -22,6 +22,8 @@ Control API (JSON in, JSON out; every error is ``{"error": message}``):
 ``GET /streams``                   every stream's statistics
 ``GET /streams/{id}``              long-poll a stream (see :mod:`.stream`)
 ``DELETE /streams/{id}``           close a stream
+``GET /metrics``                   metrics in Prometheus's text format
+                                   (:mod:`pyrf_blocks.metrics`)
 =================================  ======================================
 
 Only registered block types can be created: a request names a type, never
@@ -329,6 +331,10 @@ class Worker:
         self._stream_waiters = {}
         #: Streams opened so far per (block name, output name).
         self._stream_counts = {}
+        #: Prometheus collectors served on /metrics besides the graph's own
+        #: (a cluster worker adds its computations').
+        self.collectors = []
+        self._metrics = None
         self.resource = _Root(self)
         self.site = _QuietSite(self.resource, timeout=IDLE_TIMEOUT)
         self.site.requestFactory = type("_Request", (_LimitedRequest,), {"max_body": max_body})
@@ -419,6 +425,10 @@ class Worker:
         match path:
             case ["health"] if method == "GET":
                 return json_reply(request, self.health())
+            case ["metrics"] if method == "GET":
+                body, content_type = self.metrics()
+                request.setHeader(b"content-type", content_type.encode("ascii"))
+                return body
             case ["blocks"] if method == "GET":
                 return json_reply(request, {"blocks": [self.describe(b) for b in
                                                        self.graph.blocks.values()]})
@@ -454,11 +464,24 @@ class Worker:
                 del self.streams[ident]
                 self._freed = True
                 return json_reply(request, {"closed": ident})
-            case (["health"] | ["blocks"] | ["blocks", _]
+            case (["health"] | ["metrics"] | ["blocks"] | ["blocks", _]
                   | ["blocks", _, "streams" | "stop" | "finished"]
                   | ["streams"] | ["streams", _]):
                 raise HTTPError(405, f"{method} is not allowed on /{'/'.join(path)}")
         raise HTTPError(404, f"no such resource: /{'/'.join(path)}")
+
+    def metrics(self):
+        """``(body, content type)``: the graph's metrics and the collectors'."""
+        from ..metrics import GraphCollector, new_registry, render
+
+        if self._metrics is None:
+            self._metrics = new_registry()
+            self._metrics.register(GraphCollector(lambda: {"worker": self.graph}))
+        for collector in self.collectors:
+            if not getattr(collector, "_registered", False):
+                self._metrics.register(collector)
+                collector._registered = True
+        return render(self._metrics)
 
     def _block(self, name):
         block = self.graph.blocks.get(name)
