@@ -468,8 +468,10 @@ def test_stream_ids_name_the_block_and_output_and_are_never_reused(pair, source)
     answers = [json.loads(pair.call("POST", f"/blocks/{name}/streams", json={})[2])
                for name in ("src", "src", "other")]
     assert [a["id"] for a in answers] == ["src:main:1", "src:main:2", "other:main:1"]
+    instances = [answer.pop("instance") for answer in answers]
     assert answers[0] == {"id": "src:main:1", "kind": "iq", "block": "src",
                           "output": "main", "path": "/streams/src:main:1"}
+    assert len(set(instances)) == 3 and all(len(i) == 16 for i in instances)
     assert pair.call("DELETE", "/streams/src:main:2")[0] == 200
     again = json.loads(pair.call("POST", "/blocks/src/streams", json={})[2])
     assert again["id"] == "src:main:3"
@@ -513,12 +515,12 @@ def test_each_output_of_a_block_is_streamed_on_its_own(pair, source, tee):
                                       "'main'"),
     ("tee", {"output": 3}, 400, "output must be an output name, got 3"),
     ("tee", {"outputz": "power"}, 400, "unknown field(s) outputz; a stream takes output, "
-                                       "policy and maxsize"),
+                                       "policy, maxsize and key"),
     ("tee", {"outputs": ["main", "pwr"]}, 404, "tee_power 'tee' has no output 'pwr'"),
     ("tee", {"outputs": "power"}, 400, "outputs must be a list of distinct output names"),
     ("tee", {"outputs": ["power", "power"]}, 400, "outputs must be a list of distinct"),
     ("tee", {"outputs": ["power"], "output": "main"}, 400,
-     "unknown field(s) output; a stream takes outputs, policy and maxsize"),
+     "unknown field(s) output; a stream takes outputs, policy, maxsize and key"),
 ])
 def test_a_bad_output_name_is_a_4xx_naming_the_block_and_its_outputs(pair, tee, block, spec,
                                                                      code, message):

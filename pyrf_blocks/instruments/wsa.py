@@ -421,8 +421,9 @@ class thinkrf_analyzer(Source):
     def _other_format(self, format, count):
         self.stats["other_formats"] += count
         if self.stats["other_formats"] == count:
-            log.warn("{block}: ignoring {format} data packets: only I14Q14 (IQ) is "
-                     "supported", block=self.label, format=format)
+            # (Not ``format=``: that is the name of Logger.warn's own argument.)
+            log.warn("{block}: ignoring {payload} data packets of another stream: "
+                     "only I14Q14 (IQ) is supported", block=self.label, payload=format)
 
     def _count_trailers(self, words, time):
         words = words.astype(np.uint32)
