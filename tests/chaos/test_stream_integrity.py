@@ -25,11 +25,9 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(90)]
 SOURCE = {"paced": False, "seed": 3, "tones": [[1e6, -20.0]], "samples_per_packet": 256}
 
 
-@pytest.fixture(scope="module")
-def worker():
-    worker = RealWorker()
-    yield worker
-    worker.stop()
+@pytest.fixture
+def worker(stream_worker):
+    return stream_worker
 
 
 def _outcome(graph):
