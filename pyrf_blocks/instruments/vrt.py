@@ -691,8 +691,8 @@ class VRTStreamParser:
     packet.  So a packet is accepted only when its place in the stream
     agrees with what follows it:
 
-    - in sequence (the count expected, the stream's size; or the first
-      packet of its stream): accepted,
+    - in sequence (the count expected, the header of the stream's packets
+      but for the count; or the first packet of its stream): accepted,
       unless the packet after it repeats its count (a copy with a damaged
       prologue, then the real one), or a packet of the same header starts
       inside it and is itself followed by a packet (a bare or truncated
@@ -784,10 +784,13 @@ class VRTStreamParser:
             head = b"".join(self._parts)
             self._parts, self._have = [], 0
             used = self._parse(head, packets, 0, runs, final=take >= len(data))
-            if used < len(head):  # garbage shifted the packet boundaries
+            left = len(head) - used
+            if left <= min(take, len(data)):
+                # What is left came from ``data`` (the bytes that vouched
+                # for the held packet, say): go on from there, uncopied.
+                offset = min(take, len(data)) - left
+            else:  # garbage shifted the packet boundaries
                 data, offset = head[used:] + bytes(data[take:]), 0
-            else:
-                offset = take
         else:
             offset = 0
         if not isinstance(data, bytes):
@@ -828,8 +831,8 @@ class VRTStreamParser:
                 problem, need = self._judge(buffer, view, position, header, size, total,
                                             final)
                 if need:
-                    self._need = need
-                    self._complete = min(size, need)
+                    self._need = abs(need)
+                    self._complete = size if need > 0 else 0
                     break
                 if problem is not None:
                     stats["rejected"] += 1
@@ -916,7 +919,8 @@ class VRTStreamParser:
     def _judge(self, buffer, view, position, header, size, total, final):
         """
         ``(why the packet at position is junk or None, bytes needed to
-        decide or 0)``: see the class's docstring.  ``final``: the buffer
+        decide or 0)``: see the class's docstring.  (Needed bytes are
+        negative when the packet is to be judged again with every piece.)  ``final``: the buffer
         ends where the bytes received so far end.
         """
         stream_id = _WORD.unpack_from(view, position + 4)[0]
@@ -924,24 +928,36 @@ class VRTStreamParser:
         expected = self._next_count.get(stream_id)
         is_data = header >> 28 <= IF_DATA
         learned = self._sizes.get(stream_id) if is_data else None
+        last = self._headers.get(stream_id)
+        # In sequence: the count expected, and the layout and size of the
+        # stream's packets so far (only the count may change).
         in_sequence = ((expected is None or count == expected)
-                       and (learned is None or size == learned))
+                       and (last is None or (header ^ last) & 0xFFF0FFFF == 0))
         # The packet the stream expects next, starting inside this one,
         # proves this one junk (a bare, truncated or swollen header).
-        inside = self._expected_inside(buffer, view, position, size, total)
-        if inside:
+        if self._expected_inside(buffer, position, size, total):
             return (f"packet of stream 0x{stream_id:08x} overlaps the next one (a bare, "
-                    "truncated or damaged header)") if inside is True else None, \
-                0 if inside is True else inside
+                    "truncated or damaged header)"), 0
         after = self._plausible(view, position + size, total)
         if after is False:
             if in_sequence and final and position + size <= total:
                 return None, 0  # the end of what was sent so far: the usual case
-            return None, size + 8
+            # Held until the bytes after it come; out of sequence, it is
+            # judged again as each piece comes (the packet the stream
+            # expects may turn up inside it long before its stated end).
+            return None, size + 8 if in_sequence else -(size + 8)
         if in_sequence:
             if after is not None and after[1] == stream_id and after[0] >> 16 & 0xF == count:
-                return (f"packet of stream 0x{stream_id:08x} repeats count {count} of the "
-                        "packet after it (a damaged copy)"), 0
+                # Two packets of one count: the first is a damaged copy of
+                # the second when all but their prologues are the same;
+                # else the second is the intruder (judged next).
+                if total < position + 2 * size:
+                    return None, -2 * size
+                body = _offsets(header >> 20)[4]
+                if buffer[position + body:position + size] == \
+                        buffer[position + size + body:position + 2 * size]:
+                    return (f"packet of stream 0x{stream_id:08x} repeats count {count} of "
+                            "the packet after it (a damaged copy)"), 0
             if (after is None and is_data and header >> 26 & 1
                     and not _plausible_trailer(_WORD.unpack_from(view, position + size - 4)[0])):
                 return (f"packet of stream 0x{stream_id:08x} is followed by no packet and "
@@ -958,22 +974,16 @@ class VRTStreamParser:
                     f"expected {expected}): the packet after it continues the stream"), 0
         return None, 0
 
-    def _expected_inside(self, buffer, view, position, size, total):
+    def _expected_inside(self, buffer, position, size, total):
         """
-        Whether the packet that a stream expects next starts inside the
-        ``size`` bytes from ``position``, followed by a plausible packet:
-        True, False, or the bytes needed from ``position`` to say.
+        Whether the packet that a stream expects next (its header and
+        stream ID, eight bytes that a payload holds by chance about never)
+        starts inside the ``size`` bytes from ``position``.
         """
         end = min(position + size + 7, total)  # (starting inside)
         for stream_id, last in self._headers.items():
             expected = last & 0xFFF0FFFF | self._next_count[stream_id] << 16
-            at = buffer.find(_TWO_WORDS.pack(expected, stream_id), position + 1, end)
-            if at < 0:
-                continue
-            after = self._plausible(view, at + (expected & 0xFFFF) * 4, total)
-            if after is False:
-                return at - position + (expected & 0xFFFF) * 4 + 8
-            if after is not None:
+            if buffer.find(_TWO_WORDS.pack(expected, stream_id), position + 1, end) >= 0:
                 return True
         return False
 
