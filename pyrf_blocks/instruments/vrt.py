@@ -665,6 +665,17 @@ def parse_packet(data, offset=0, header=None):
     return packet
 
 
+def _stamp(view, position, header):
+    """
+    The timestamp of the packet at ``position`` as one integer (integer
+    seconds × 10¹² + fractional), for comparing packets of one stream.
+    """
+    _, _, at_tsi, at_tsf, _ = _offsets(header >> 20)
+    seconds = _WORD.unpack_from(view, position + at_tsi)[0] if at_tsi >= 0 else 0
+    fraction = _QUAD.unpack_from(view, position + at_tsf)[0] if at_tsf >= 0 else 0
+    return seconds * 10 ** 12 + fraction
+
+
 def _plausible_trailer(word):
     """
     Whether a trailer word sets no indicator without its enable bit.
@@ -692,7 +703,8 @@ class VRTStreamParser:
     agrees with what follows it:
 
     - in sequence (the count expected, the header of the stream's packets
-      but for the count; or the first packet of its stream): accepted,
+      but for the count, a data packet's timestamp one step after the
+      last; or the first packet of its stream): accepted,
       unless the packet after it repeats its count (a copy with a damaged
       prologue, then the real one), or a packet of the same header starts
       inside it and is itself followed by a packet (a bare or truncated
@@ -735,6 +747,9 @@ class VRTStreamParser:
         self._next_count = {}
         self._sizes = {}
         self._headers = {}
+        #: Per data stream ID: (timestamp of its last packet, the step
+        #: between two, the last difference seen).
+        self._times = {}
         self._parts = []
         self._have = 0
         self._need = self._complete = 4
@@ -858,7 +873,7 @@ class VRTStreamParser:
                     count -= 1
                     if count > 1:
                         self._accepted(header, unpack(view, position + 4)[0], size,
-                                       count)
+                                       count, view, position)
                 if count > 1:
                     stream_id = (None if header >> 28 == IF_DATA_NO_ID
                                  else unpack(view, position + 4)[0])
@@ -868,7 +883,8 @@ class VRTStreamParser:
                     position += count * size
                     continue
             if stream_ids is not None:
-                self._accepted(header, unpack(view, position + 4)[0], size)
+                self._accepted(header, unpack(view, position + 4)[0], size, 1, view,
+                               position)
             try:
                 packet = parse_packet(view, position, header)
             except VRTError as error:
@@ -924,6 +940,9 @@ class VRTStreamParser:
         ends where the bytes received so far end.
         """
         stream_id = _WORD.unpack_from(view, position + 4)[0]
+        prologue = _offsets(header >> 20)[4]
+        if total - position < prologue:
+            return None, prologue
         count = header >> 16 & 0xF
         expected = self._next_count.get(stream_id)
         is_data = header >> 28 <= IF_DATA
@@ -932,7 +951,8 @@ class VRTStreamParser:
         # In sequence: the count expected, and the layout and size of the
         # stream's packets so far (only the count may change).
         in_sequence = ((expected is None or count == expected)
-                       and (last is None or (header ^ last) & 0xFFF0FFFF == 0))
+                       and (last is None or (header ^ last) & 0xFFF0FFFF == 0)
+                       and (not is_data or self._on_time(view, position, header, stream_id)))
         # The packet the stream expects next, starting inside this one,
         # proves this one junk (a bare, truncated or swollen header).
         if self._expected_inside(buffer, position, size, total):
@@ -987,9 +1007,10 @@ class VRTStreamParser:
                 return True
         return False
 
-    def _accepted(self, header, stream_id, size, packets=1):
+    def _accepted(self, header, stream_id, size, packets, view, position):
         """
-        Note ``packets`` packets of ``stream_id`` from ``header`` on.
+        Note ``packets`` packets of ``stream_id`` from ``header`` at
+        ``position`` on.
         """
         count = header >> 16 & 0xF
         expected = self._next_count.get(stream_id)
@@ -999,6 +1020,26 @@ class VRTStreamParser:
         self._headers[stream_id] = header
         if header >> 28 <= IF_DATA:
             self._sizes[stream_id] = size
+            last = _stamp(view, position + (packets - 1) * size, header)
+            if packets > 1:
+                step = seen = last - _stamp(view, position + (packets - 2) * size, header)
+            else:
+                # The step is learnt from two equal differences in a row,
+                # so that one jump (the instrument lost samples) is not
+                # taken for the step of the packets after it.
+                before, step, diff = self._times.get(stream_id, (None, None, None))
+                seen = None if before is None else last - before
+                if seen is not None and seen == diff:
+                    step = seen
+            self._times[stream_id] = (last, step, seen)
+
+    def _on_time(self, view, position, header, stream_id):
+        """
+        Whether the data packet at ``position`` is stamped one step after
+        the last of its stream (True while the step is not known yet).
+        """
+        last, step, _ = self._times.get(stream_id, (None, None, None))
+        return step is None or _stamp(view, position, header) == last + step
 
     def close(self):
         """
