@@ -68,6 +68,7 @@ def test_stream_a_lost_answer_to_opening_it_loses_nothing(worker):
                f"duplicated, {foreign} foreign, dropped {block.dropped}; answers lost "
                f"{proxy.lost_posts}; streams of the source on the worker "
                f"{[s['id'] for s in streams]}; outcome {outcome}")
+    print(figures)
     assert proxy.lost_posts == 1, figures
     assert outcome is None and (lost, duplicated, foreign) == (0, 0, 0), figures
     assert block.dropped == 0 and len(streams) <= 1, figures
@@ -84,6 +85,7 @@ def test_stream_answers_cut_after_progress_do_not_exhaust_the_retries(worker):
                f"answers ({min(proxy.bytes_before_cuts, default=0)}-"
                f"{max(proxy.bytes_before_cuts, default=0)} bytes each): {lost} lost, "
                f"{duplicated} duplicated, {foreign} foreign; outcome {outcome}")
+    print(figures)
     assert proxy.cuts > 2 * block.retries, figures
     assert outcome is None and (lost, duplicated, foreign) == (0, 0, 0), figures
 
@@ -125,6 +127,7 @@ def test_stream_a_restarted_worker_reusing_the_id_is_refused():
                    f"{response.getheader('X-Pyrf-Stream-Instance')} (opened "
                    f"{opened['instance']}), body {body[:120]!r}; the other reader's "
                    f"stream acknowledged {stats['acknowledged']}")
+        print(figures)
         assert status == 410 and b"not the stream you opened" in body, figures
         assert response.getheader("X-Pyrf-Stream-Instance") == other["instance"], figures
         assert stats["acknowledged"] == -1, figures
@@ -166,6 +169,7 @@ def test_stream_a_remote_block_fails_clearly_on_another_instance():
                             timeout=60)
         starts = sorted({chunk.start for chunk in sink.chunks})
         figures = f"{len(sink.chunks)} chunks, last start {starts[-1]} ns; outcome {outcome}"
+        print(figures)
         assert outcome is not None and isinstance(outcome, RemoteError), figures
         assert "not the stream you opened" in str(outcome), figures
         assert starts[-1] < 10 ** 15, figures  # nothing of the other stream was read
