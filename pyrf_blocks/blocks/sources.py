@@ -9,26 +9,18 @@ from ..registry import register
 from ..block import PolledSource
 from ..interfaces import IIQProducer, IStateful
 from ..numerics.signals import signal_samples
+from ..params import Param, check_params
+from ..state import pack_generator, restore_generator
 from ..timebase import Timebase
 
 __all__ = ["simulated_instrument"]
 
+#: Largest sample rate, samples per second (the fastest analyzer's ten times).
+MAX_SAMPLE_RATE = 1e10
+
 _SETTINGS = ("center_frequency", "sample_rate", "samples_per_packet",
              "packets_per_block", "reference_level", "tones", "harmonics",
              "noise_floor")
-
-
-def _text_ints(value):
-    """``value`` with every int written as text (msgpack holds 64 bits at most)."""
-    if isinstance(value, dict):
-        return {k: _text_ints(v) for k, v in value.items()}
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-def _int_texts(value):
-    if isinstance(value, dict):
-        return {k: _int_texts(v) for k, v in value.items()}
-    return int(value) if isinstance(value, str) and value.lstrip("-").isdigit() else value
 
 
 @register
@@ -57,11 +49,18 @@ class simulated_instrument(PolledSource):
 
     type_name = "simulated_instrument"
     kind = "iq"
-    param_units = {"center_frequency": "Hz", "sample_rate": "Hz",
-                   "samples_per_packet": "count", "packets_per_block": "count",
-                   "reference_level": "dBm", "tones": ("Hz", "dBm"),
-                   "harmonics": ("count", "dBc"), "noise_floor": "dBm/Hz", "count": "count",
-                   "start_time": "ns"}
+    # A chunk is at most 65536 x 256 samples (128 MiB of complex64).
+    param_rules = {
+        "center_frequency": Param("Hz", minimum=0, maximum=1e12),
+        "sample_rate": Param("Hz", above=0, maximum=MAX_SAMPLE_RATE),
+        "samples_per_packet": Param("count", minimum=1, maximum=65536),
+        "packets_per_block": Param("count", minimum=1, maximum=256),
+        "reference_level": Param("dBm", minimum=-200, maximum=100),
+        "tones": Param(("Hz", "dBm")), "harmonics": Param(("count", "dBc")),
+        "noise_floor": Param("dBm/Hz", nullable=True, minimum=-300, maximum=100),
+        "count": Param("count", minimum=0), "start_time": Param("ns", minimum=0),
+        "seed": Param(types=(int,), minimum=0, nullable=True),
+    }
 
     def __init__(self, center_frequency=2.4e9, sample_rate=125e6 / 16,
                  samples_per_packet=1024, packets_per_block=16,
@@ -94,11 +93,8 @@ class simulated_instrument(PolledSource):
         if unknown:
             raise ValueError(f"{self.type_name} {self.name!r}: unknown setting(s) "
                              f"{', '.join(sorted(unknown))}; known: {', '.join(_SETTINGS)}")
-        new = dict(self._settings, **settings)
-        for name in ("sample_rate", "samples_per_packet", "packets_per_block"):
-            if not new[name] > 0:
-                raise ValueError(f"{self.type_name} {self.name!r}: {name} must be "
-                                 f"positive, got {new[name]!r}")
+        new = dict(self._settings, **check_params(type(self), settings, strict=False,
+                                                  block=self.label))
         new["tones"] = tuple((float(f), float(level)) for f, level in new["tones"])
         new["harmonics"] = tuple((int(order), float(dbc)) for order, dbc in new["harmonics"])
         self._settings = new
@@ -128,13 +124,13 @@ class simulated_instrument(PolledSource):
                                                self._timebase.origin_index]
         return {"version": 1, "index": self._index, "chunks": self._chunks,
                 "time": self._time, "timebase": timebase,
-                "rng": _text_ints(self._rng.bit_generator.state)}
+                "rng": pack_generator(self._rng)}
 
     def set_state(self, state):
         if state.get("version") != 1:
             raise ValueError(f"{self.label}: unknown state version {state.get('version')!r}")
         self._index, self._chunks, self._time = state["index"], state["chunks"], state["time"]
-        self._rng.bit_generator.state = _int_texts(state["rng"])
+        restore_generator(self._rng, state["rng"])
         if state["timebase"] is None:
             self._rebase = True
         else:
