@@ -30,9 +30,11 @@ class simulated_instrument(PolledSource):
     :param samples_per_packet: samples in one VRT-like packet.
     :param packets_per_block: packets per emitted chunk.
     :param reference_level: dBm of a full-scale tone.
-    :param tones: ``[(offset_hz, level_dbm), ...]`` relative to the centre.
+    :param tones: ``[(offset_hz, level_dbm), ...]`` relative to the centre;
+        only those inside the captured band (``±sample_rate/2``) appear, as
+        behind a real analyzer's anti-alias filter.
     :param harmonics: ``[(order, level_dbc), ...]`` added to the first tone,
-        at ``order × offset``.
+        at ``order × offset`` (also only those inside the band).
     :param noise_floor: noise density, dBm/Hz (``None``: no noise).
     :param seed: seed of the noise generator; the same seed gives the same
         samples.

@@ -328,8 +328,9 @@ class InstrumentEmulator:
         if tones and self.harmonics:
             frequency, level = tones[0]
             tones += [(order * frequency, level + dbc) for order, dbc in self.harmonics]
-        in_band = [(f - center, level) for f, level in tones if abs(f - center) < rate / 2]
-        return signal_samples(self._index, count, rate, in_band, (), self.noise_floor,
+        # signal_samples leaves out what lies outside the captured band.
+        offsets = [(f - center, level) for f, level in tones]
+        return signal_samples(self._index, count, rate, offsets, (), self.noise_floor,
                               self.reference_level, self._rng)
 
     def next_packet(self, count):
