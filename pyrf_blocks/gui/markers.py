@@ -5,7 +5,7 @@ readout between two markers.
 
 import numpy as np
 
-from ..numerics.peaks import find_peaks
+from ..numerics.peaks import peak_bins
 
 __all__ = ["Marker", "delta"]
 
@@ -27,10 +27,8 @@ class Marker:
         return f"<Marker at bin {self.bin}>"
 
     def _peaks(self, levels):
-        # Bin numbers come back as "frequencies" with start 0 and width 1.
-        table = find_peaks(levels, 0.0, 1.0, count=len(levels),
-                           min_distance=self.min_distance)
-        return table[:, 0].astype(int)
+        # The peaks of the peak table: the same threshold and excursion.
+        return peak_bins(levels, min_distance=self.min_distance)
 
     def peak(self, levels):
         """
