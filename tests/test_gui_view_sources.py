@@ -37,21 +37,23 @@ def test_sim_source_gets_the_options():
     assert display.headless and display.reference_level == -10.0
 
 
-def test_an_address_goes_through_wsa4000(monkeypatch):
-    """SOURCE that is not "sim" nor a URL is WSA4000(host) with centre and decimation."""
+def test_an_address_goes_through_the_analyzer_of_its_model(monkeypatch):
+    """SOURCE that is not "sim" nor a URL is analyzer(--model, host) with centre and decimation."""
     calls = []
 
-    def fake_wsa4000(host, **settings):
-        calls.append((host, settings))
+    def fake_analyzer(model, host, **settings):
+        calls.append((model, host, settings))
         return array_source([np.zeros(16, np.complex64)], kind="iq", graph=settings["graph"])
 
-    monkeypatch.setattr(pyrf_blocks.instruments, "WSA4000", fake_wsa4000)
+    monkeypatch.setattr(pyrf_blocks.instruments, "analyzer", fake_analyzer)
     graph = Graph(task.Clock())
     view.build(view_args("10.0.0.5", "--center-mhz", "2450", "--span-mhz", "20"),
                graph, headless=True)
-    host, settings = calls[0]
-    assert host == "10.0.0.5"
+    model, host, settings = calls[0]
+    assert model == "WSA5000" and host == "10.0.0.5"
     assert settings["center_frequency"] == 2450e6 and settings["decimation"] == 4
+    view.build(view_args("10.0.0.5", "--model", "WSA4000"), graph, headless=True)
+    assert calls[1][0] == "WSA4000"
     with pytest.raises(view.SourceError, match="--tone is for the simulated"):
         view.build(view_args("10.0.0.5", "--tone", "1", "-20"), graph, headless=True)
 

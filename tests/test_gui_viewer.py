@@ -298,10 +298,12 @@ def test_more_than_20k_none_returning_qt_calls_do_not_crash(qapp):
 
 def test_view_options_are_checked_before_anything_opens():
     """--span-mhz and --rbw-khz choose decimation and FFT size; conflicting options exit 2."""
-    args = view_args("--span-mhz", "3", "--rbw-khz", "5")
+    args = view_args("--span-mhz", "3", "--rbw-khz", "5", "--window", "hann")
     assert view.decimation_for(args) == 32  # 125/32 = 3.9 MHz >= 3 MHz
     # Hann's RBW is 1.5 bins: 5.7 kHz at 1024 points, 2.9 kHz at 2048.
     assert view.fft_size_for(args, 125e6 / 32) == 2048
+    # Flat-top's (the default) is 3.77 bins: 7.2 kHz at 2048 points, 3.6 kHz at 4096.
+    assert view.fft_size_for(view_args("--span-mhz", "3", "--rbw-khz", "5"), 125e6 / 32) == 4096
     with pytest.raises(SystemExit) as exit:
         view_args("--span-mhz", "3", "--decimation", "4")
     assert exit.value.code == 2

@@ -19,6 +19,7 @@ import numpy as np
 from twisted.logger import Logger
 
 from ..block import PolledSource, Sink
+from ..defaults import SAMPLE_FORMAT
 from ..interfaces import ISampleProducer
 from ..registry import register
 from ..timebase import Timebase
@@ -106,7 +107,7 @@ class record_block(Sink):
 
     :param path: the recording's name; ``.sigmf-data`` and ``.sigmf-meta``
         are written beside each other.
-    :param datatype: ``"cf32_le"`` (lossless for any input) or ``"ci16_le"``
+    :param datatype: ``"cf32_le"`` (the default: lossless for any input) or ``"ci16_le"``
         (full scale = 32768; lossless for 14- and 16-bit instrument
         samples, clipped and counted otherwise); ``rf32_le``/``ri16_le`` for
         real input.
@@ -128,7 +129,7 @@ class record_block(Sink):
     def __init__(self, producer, path, datatype=None, samples=None, description="",
                  author=None, **kwargs):
         complex_input = producer.kind == "iq" if hasattr(producer, "kind") else True
-        datatype = datatype or ("cf32_le" if complex_input else "rf32_le")
+        datatype = datatype or (SAMPLE_FORMAT if complex_input else "r" + SAMPLE_FORMAT[1:])
         if datatype not in WRITE_DATATYPES:
             raise ValueError(f"record_block: datatype {datatype!r} cannot be written; "
                              f"use one of {', '.join(WRITE_DATATYPES)}")

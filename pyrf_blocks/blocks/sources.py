@@ -8,6 +8,7 @@ from zope.interface import implementer
 from ..registry import register
 from ..block import PolledSource
 from ..interfaces import IIQProducer
+from ..defaults import NOISE_FLOOR
 from ..numerics.signals import signal_samples
 from ..timebase import Timebase
 
@@ -55,7 +56,7 @@ class simulated_instrument(PolledSource):
     def __init__(self, center_frequency=2.4e9, sample_rate=125e6 / 16,
                  samples_per_packet=1024, packets_per_block=16,
                  reference_level=0.0, tones=((1e6, -20.0),), harmonics=(),
-                 noise_floor=-150.0, seed=0, paced=True, start_time=0,
+                 noise_floor=NOISE_FLOOR, seed=0, paced=True, start_time=0,
                  model="simulated", count=None, **kwargs):
         super().__init__(paced=paced, **kwargs)
         self.seed = seed
