@@ -37,7 +37,7 @@ def test_two_chains_print_lines_named_by_their_blocks():
     assert reading and abs(float(reading[1]) - 2401.25) < 1e-4, narrow_lines[0]  # 0.013 bin
     assert "(RBW 115.06 kHz)" in wide_lines[0]
     assert "float32" not in text and "[16, 1024]" not in text
-    table = lines.index(next(line for line in lines if line.startswith("peak_search: peaks at")))
+    table = lines.index(next(line for line in lines if line.startswith("peak_search: peak table at")))
     rank, frequency, *rest = lines[table + 1].split()
     assert rank == "1" and abs(float(frequency) - 2401.25) < 1e-4 and rest == ["MHz", "-30.00", "dBm"]
 
@@ -68,5 +68,5 @@ def test_an_empty_peak_table_says_so():
     printer(peak_search(source, name="peaks"), stream=stream)
     run_clock(clock, graph)
     assert stream.getvalue().splitlines() == [
-        "peaks: peaks at 0.000000 s:",
+        "peaks: peak table at 0.000000 s:",
         "  no peaks (none rises above the threshold and excursion)"]

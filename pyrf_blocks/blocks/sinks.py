@@ -133,7 +133,7 @@ def format_chunk(chunk):
     """
     kind = chunk.kind
     if kind == "peaks":
-        return (f"peaks at {_seconds(chunk.time_of(len(chunk.data) - 1))}:\n"
+        return (f"peak table at {_seconds(chunk.time_of(len(chunk.data) - 1))}:\n"
                 + format_peaks(chunk))
     if kind == "spectrum":
         return _spectrum_text(chunk)
