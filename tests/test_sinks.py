@@ -21,7 +21,8 @@ def test_two_chains_print_lines_named_by_their_blocks():
     clock = Clock()
     graph = Graph(clock)
     stream = io.StringIO()
-    wsa = simulated_instrument(graph=graph, tones=[(1.25e6, -30.0)], paced=False, count=2)
+    wsa = simulated_instrument(graph=graph, tones=[(1.25e6, -30.0)], noise_floor=None,
+                               paced=False, count=2)
     narrow = calibrate_block(fft_block(wsa, size=1024, window="flattop"), name="narrow")
     wide = calibrate_block(fft_block(wsa, size=256, window="flattop"), name="wide")
     printer(narrow, stream=stream)
