@@ -20,6 +20,8 @@ display) and, like a windowed run, prints the strongest peak at the end.
 
 import sys
 
+import numpy as np
+
 from .. import defaults
 from ..errors import SourceError
 from .options import (add_token_arguments, add_window_argument, positive_float, positive_int,
@@ -41,6 +43,20 @@ def _trace_list(text):
         raise argparse.ArgumentTypeError(
             f"{text!r}: choose among {', '.join(_TRACES)}, separated by commas")
     return tuple(names)
+
+
+def _marker_spec(text):
+    import argparse
+    if text == "peak":
+        return "peak"
+    try:
+        mhz = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a frequency in MHz or 'peak'") from None
+    if not mhz > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a frequency must be above 0 MHz")
+    return mhz * 1e6
 
 
 def add_arguments(parser):
@@ -79,6 +95,11 @@ def add_arguments(parser):
                      help=f"noise density, dBm/Hz (default {defaults.NOISE_FLOOR:g})")
     sim.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     display = parser.add_argument_group("display")
+    display.add_argument("--marker", action="append", type=_marker_spec, default=None,
+                         metavar="FREQ_MHZ",
+                         help="a marker at FREQ_MHZ, or 'peak' for one that follows the "
+                              "highest point; repeatable, numbered in order (default: "
+                              "one peak marker)")
     display.add_argument("--db-per-div", type=positive_float, default=10.0, metavar="DB",
                          help="vertical scale, dB per division (default 10)")
     display.add_argument("--traces", type=_trace_list, default=("live", "max_hold"),
@@ -206,7 +227,9 @@ def build(args, graph, headless):
     display = spectrum_display(spectra, headless=headless, reference_level=args.ref_level,
                                db_per_div=args.db_per_div, traces=args.traces,
                                average=args.average, max_fps=args.max_fps,
-                               controls=controls, title=f"pyrf-blocks view {args.source}")
+                               controls=controls, title=f"pyrf-blocks view {args.source}",
+                               labels=[args.source],
+                               **({"markers": tuple(args.marker)} if args.marker else {}))
     if controls is not None:
         def changed(name, value):
             try:
@@ -221,15 +244,20 @@ def build(args, graph, headless):
 
 def summary(display):
     """
-    A line naming the strongest point of the max-hold trace.
+    A line naming the strongest point of the max-hold trace (its frequency
+    interpolated between bins, as the peak marker reads it) and the status
+    bar's line.
     """
+    from ..numerics.peaks import peak_frequency
     traces = display.traces[0]
     if traces.max_hold is None:
         return "no spectrum arrived"
-    peak = int(traces.max_hold.argmax())
-    return (f"peak {traces.frequencies[peak] / 1e6:.4f} MHz "
-            f"{traces.max_hold[peak]:.2f} dBm after {traces.spectra} spectra, "
-            f"{display.frames} frames; {display.status_text()}")
+    levels = traces.max_hold
+    peak = int(np.nanargmax(levels))
+    start, width, _ = traces.axis
+    frequency = peak_frequency(levels, peak, start, width)
+    return (f"peak {frequency / 1e6:.4f} MHz at {levels[peak]:.2f} dBm after "
+            f"{traces.spectra} spectra, {display.frames} frames; {display.status_text()}")
 
 
 def run(args):
