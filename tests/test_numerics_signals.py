@@ -4,6 +4,8 @@ outside the captured band never folds into it, in the simulated instrument
 and in the emulator alike.
 """
 
+import re
+
 import numpy as np
 from numpy.testing import assert_allclose
 from twisted.internet.task import Clock
@@ -55,3 +57,24 @@ def test_emulator_drops_out_of_band_tones_by_the_same_rule():
     kept = first_packet([(2.401e9, -20.0)])
     expected = signal_samples(0, len(kept), RATE, [(1e6, -20.0)])
     assert_allclose(kept, expected, atol=2.0 ** -12)
+
+
+def test_demo_shows_no_phantom_of_a_tone_outside_the_span():
+    """`pyrf-blocks demo --tone 10 -20` (outside the 7.8 MHz span) lists no peak; a tone inside is listed."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+
+    def demo(*tone):
+        result = subprocess.run([sys.executable, "-m", "pyrf_blocks.cli", "demo", "--fast",
+                                 "--duration", "0.2", "--tone", *tone],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert "no peaks" in demo("10", "-20")
+    assert re.search(r"2403\.000\d* MHz|2402\.999\d* MHz", demo("3", "-20"))
