@@ -1,14 +1,20 @@
 """
 The documentation builds with Sphinx, warnings treated as errors, and its
-examples run as written (the notebook page in a fresh Jupyter kernel).
+examples run as written: every page's code blocks through
+tests/docs_snippets.py, the notebook page in a fresh Jupyter kernel.
 """
 
+import concurrent.futures
 import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import pytest
+
+from docs_snippets import PYTHON, code_blocks as page_blocks, pages, runnable
 from pyrf_blocks import registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,20 +36,8 @@ def test_docs_build_without_warnings(tmp_path):
 
 
 def code_blocks(path):
-    """The indented literal blocks that follow a '::' paragraph in an .rst file."""
-    blocks, current, inside = [], [], False
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if inside:
-            if line.startswith("    ") or not line.strip():
-                current.append(line[4:])
-                continue
-            blocks.append("\n".join(current).strip() + "\n")
-            current, inside = [], False
-        if line.rstrip().endswith("::"):
-            inside = True
-    if current:
-        blocks.append("\n".join(current).strip() + "\n")
-    return blocks
+    """The Python blocks of an .rst file, as text (the runner's reading of the page)."""
+    return [block.text for block in page_blocks(path) if block.language in PYTHON]
 
 
 def test_block_and_test_examples_in_the_docs_run():
@@ -136,13 +130,6 @@ def test_the_sigmf_recipe_records_then_replays_in_one_script(tmp_path):
 
 
 # Every page's code runs as written (tests/docs_snippets.py says what that means).
-
-import concurrent.futures
-import tempfile
-
-import pytest
-
-from docs_snippets import code_blocks as page_blocks, pages, runnable
 
 DOCS = ROOT / "docs"
 PAGES = [page.relative_to(ROOT) for page in pages(DOCS)]
