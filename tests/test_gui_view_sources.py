@@ -108,3 +108,18 @@ def test_a_source_without_configure_says_so():
     fixed = array_source([np.zeros(8, np.complex64)], kind="iq", graph=graph, name="fixed")
     with pytest.raises(ValueError, match="array_source 'fixed' cannot be reconfigured"):
         view.apply_setting(fixed, None, "center_frequency", 1e9)
+
+
+def test_a_narrow_span_shows_no_phantom_of_the_tone_outside_it():
+    """view --span-mhz 3 (3.9 MHz): the -45 dBm tone at -2.5 MHz is outside and leaves no tone at 2401.41 MHz."""
+    clock = task.Clock()
+    graph = Graph(clock)
+    _, _, display = view.build(view_args("--span-mhz", "3"), graph, headless=True)
+    for _ in range(10):
+        clock.advance(0.02)
+    graph.stop()
+    traces = display.traces[0]
+    frequencies, levels = traces.frequencies, traces.max_hold
+    near_fold = np.abs(frequencies - 2401.406e6) < 20e3  # -2.5 MHz folded by 3.90625 MHz
+    assert levels[near_fold].max() < -70.0
+    assert levels[np.abs(frequencies - 2401e6) < 5e3].max() == pytest.approx(-20.0, abs=0.3)
