@@ -7,6 +7,11 @@ with open("README.rst", encoding="utf-8") as readme:
 #: 16 k calls of methods returning None; 6.11.3 does not.
 GUI = ["pyqtgraph>=0.13.7", "PySide6-Essentials==6.11.3", "qasync>=0.27"]
 
+#: Sensor pipelines: MQTT in (paho-mqtt 2: manual acknowledgement), images
+#: transformed with Pillow, PostgreSQL as the server store (psycopg 3),
+#: Parquet export (pyarrow).
+SENSORS = ["paho-mqtt>=2.0", "Pillow>=10.0", "psycopg[binary]>=3.1", "pyarrow>=14"]
+
 setup(
     name="pyrf_blocks",
     version="0.1.0",
@@ -29,6 +34,9 @@ setup(
         "ruamel.yaml>=0.18",
         "pydantic>=2.5",
         "treq>=23.11",
+        # /metrics of workers and managers (pyrf_blocks.metrics); imported
+        # only when metrics are asked for.
+        "prometheus_client>=0.17",
     ],
     extras_require={
         "test": [
@@ -43,9 +51,17 @@ setup(
             "nbclient>=0.10",
             "nbformat>=5.10",
             "ipykernel>=6.29",
+            *SENSORS,
+            "pyFFTW>=0.13",  # both FFT backends are tested
+            "dask[distributed]>=2024.1",  # history on a LocalCluster
         ],
+        "sensors": SENSORS,
         "gui": GUI,
         "docs": ["sphinx>=7.2"],
+        # FFTW for fft_block (pyrf_blocks.numerics.fft); pocketfft otherwise.
+        "fftw": ["pyFFTW>=0.13"],
+        # pyrf-blocks history --dask (pyrf_blocks.history)
+        "dask": ["dask[distributed]>=2024.1"],
     },
     entry_points={"console_scripts": ["pyrf-blocks = pyrf_blocks.cli:main"]},
     classifiers=[

@@ -24,7 +24,11 @@ from twisted.python.failure import Failure
 from zope.interface import alsoProvides, implementer
 
 from . import graph as _graphs  # default_graph(); graph.py imports this module
+import numpy as np
+
 from . import reactor_thread
+from .buffers import BufferPool
+from .parallel import Mailbox
 from .chunk import Chunk
 from .edge import Edge, check_policy
 from .interfaces import (
@@ -111,6 +115,10 @@ class Output:
         self.edges = ()
         #: ``seq`` of the next chunk of this output.
         self.next_seq = 0
+        #: Rows it has put out, and the device time (ns) its last chunk
+        #: ended at (None before the first): what metrics report.
+        self.rows = 0
+        self.device_end = None
         alsoProvides(self, KIND_INTERFACES[kind])
 
     def __repr__(self):
@@ -162,6 +170,8 @@ class Output:
         self.block._consumer_removed()
 
     def put(self, chunk):
+        self.rows += len(chunk.data)
+        self.device_end = chunk.end
         for edge in self.edges:
             edge.put(chunk)
 
@@ -233,6 +243,12 @@ class BlockType(type):
         return signature.replace(parameters=tuple(signature.parameters.values())[1:])
 
     def __call__(cls, *inputs, **kwargs):
+        # Parameters are converted ("2.4GHz") and checked by the class's
+        # rules before anything is made, here or in another process.
+        # (Imported here: the rules read pipeline units, whose package
+        # builds graphs of blocks.)
+        from .params import convert_arguments
+        inputs, kwargs = convert_arguments(cls, inputs, kwargs)
         if reactor_thread.running_elsewhere() is None:
             return super().__call__(*inputs, **kwargs)
         graph = (kwargs.get("graph")
@@ -266,6 +282,9 @@ class Block(metaclass=BlockType):
     #: False for a stand-in whose inputs are read in another process (a
     #: block placed on a worker): they are checked here but not connected.
     local_inputs = True
+    #: Why the block failed (a ``Failure``), in a graph that isolates
+    #: failures (a worker's: see :class:`~pyrf_blocks.graph.Graph`).
+    failure = None
 
     def __new__(cls, *inputs, proc=None, **kwargs):
         # proc= places the block in another process: what is made here is
@@ -275,8 +294,11 @@ class Block(metaclass=BlockType):
         return super().__new__(cls)
 
     def __init__(self, *inputs, name=None, graph=None, policy="block",
-                 maxsize=None, proc=None):
+                 maxsize=None, proc=None, parallel=None):
         self.inputs = tuple(inputs)
+        #: This block's compute pool (:mod:`pyrf_blocks.parallel`); None
+        #: takes the graph's, False runs serially whatever the graph's.
+        self.parallel = parallel
         self.graph = graph or self._graph_of_inputs() or _graphs.default_graph()
         self.name = self.graph.unique_name(name or self.type_name)
         self._check_inputs()
@@ -296,6 +318,9 @@ class Block(metaclass=BlockType):
         self._sync = None
         #: Inputs paused because they run ahead of the others.
         self._ahead = set()
+        self._buffers = None
+        self._mailbox = None
+        self._mail_paused = False
         self.graph.add(self)
 
     def __repr__(self):
@@ -408,6 +433,69 @@ class Block(metaclass=BlockType):
         out.put(chunk)
         return chunk
 
+    def buffer(self, shape, dtype=np.float32):
+        """
+        An array for the data of a chunk this block is about to emit, taken
+        from the block's :class:`~pyrf_blocks.buffers.BufferPool`: one it
+        emitted before that no consumer holds any more, or a new one.  Its
+        contents are undefined; fill it, then emit it.
+        """
+        pool = self._buffers
+        if pool is None:
+            compute = self.compute_pool
+            pool = self._buffers = (BufferPool() if compute is None
+                                    else BufferPool(allocate=compute.allocate))
+        return pool.take(shape, dtype)
+
+    @property
+    def compute_pool(self):
+        """
+        The pool :meth:`run_parallel` uses: the block's own
+        (``parallel=``), else its graph's; None runs the work at once.
+        """
+        if self.parallel is False:
+            return None
+        return self.parallel if self.parallel is not None else self.graph.parallel
+
+    def run_parallel(self, function, *args, then):
+        """
+        Run ``function(*args)`` on the block's :attr:`compute_pool` and
+        call ``then(result)`` in the reactor's thread, in the order of the
+        calls (at once, here, without a pool).  ``function`` must not touch
+        the block (it may run in another thread or process: give it arrays
+        and numbers); ``then`` emits.  With ``depth`` results outstanding
+        the block's inputs pause; its stream ends after the last result.
+        """
+        pool = self.compute_pool
+        if pool is None:
+            then(function(*args))
+            return
+        mailbox = self._mailbox
+        if mailbox is None:
+            mailbox = self._mailbox = Mailbox(
+                self.graph.reactor, lambda failure: self.graph.fail(self, failure),
+                self._mail_delivered)
+        mailbox.send(pool.submit(function, *args), then)
+        if len(mailbox) >= pool.depth and not self._mail_paused:
+            self._mail_paused = True
+            for edge in self.input_edges:
+                if edge is not None:
+                    edge.pauseProducing()
+
+    def _mail_delivered(self):
+        pool = self.compute_pool
+        if self._mail_paused and (pool is None or len(self._mailbox) < pool.depth):
+            self._mail_paused = False
+            for edge in self.input_edges:
+                if edge is not None:
+                    edge.resumeProducing()
+
+    def _close_mailbox(self):
+        if self._mailbox is not None:
+            self._mailbox.close()
+            self._mailbox = None
+        self._mail_paused = False
+
     def end(self):
         """
         End every output's stream: consumers see end-of-stream after what
@@ -452,12 +540,57 @@ class Block(metaclass=BlockType):
         return self._pauses > 0
 
     @property
+    def holding(self):
+        """
+        True while the block holds input rows it has not computed yet (a
+        chunk of one input waiting for the others').  A snapshot of the
+        graph is consistent only when no block holds any.
+        """
+        sync = self._sync
+        return sync is not None and any(sync.depth(i) for i in range(len(self.inputs)))
+
+    @property
     def input_edges(self):
         """
         The edge feeding each input while connected (``None`` otherwise):
         a block may pause and resume them, and read their ``dropped``.
         """
         return tuple(port.edge for port in self._ports)
+
+    def replace_input(self, index, producer):
+        """
+        Read input ``index`` from ``producer`` instead (chain optimisation
+        rewires a graph this way before it runs): checked like a
+        constructor's input; if the block is connected it subscribes to
+        ``producer`` first, then leaves the old one, which stops if nothing
+        else consumes it.
+        """
+        inputs = list(self.inputs)
+        old, inputs[index] = inputs[index], producer
+        previous, self.inputs = self.inputs, tuple(inputs)
+        try:
+            self._check_inputs()
+        except (TypeError, ValueError):
+            self.inputs = previous
+            raise
+        if not (self.active and self.local_inputs):
+            return
+        port = self._ports[index]
+        old_edge = port.edge
+        edge = producer.subscribe(port, self.input_policy, self.input_maxsize)
+        if self._pauses:
+            edge.pauseProducing()
+        if old_edge is not None:
+            old.unsubscribe(old_edge)  # closing it unregisters it from the port
+            port.edge = edge
+
+    def stop_failed(self):
+        """
+        The block, or one it depends on, failed (``failure`` is set): stop
+        producing and let go of the inputs, so that the blocks upstream go
+        on serving their other consumers.
+        """
+        self._deactivate()
 
     # Upstream side: lazy connection to the inputs.
 
@@ -477,6 +610,7 @@ class Block(metaclass=BlockType):
                       if len(self.inputs) > 1 and self.synchronised and self.local_inputs
                       else None)
         self._ahead = set()
+        self._close_mailbox()
         self.reset()
         if self.local_inputs:
             ports = []
@@ -494,6 +628,7 @@ class Block(metaclass=BlockType):
             return
         self.on_stop()
         self.active = False
+        self._close_mailbox()
         ports, self._ports = self._ports, ()
         for port, producer in zip(ports, self.inputs):
             if port.edge is not None:
@@ -527,17 +662,27 @@ class Block(metaclass=BlockType):
 
     def _input_ended(self, index):
         if all(port.ended for port in self._ports):
-            if self._sync is not None and self._sync.unaligned_rows:
-                log.warn("{block} dropped {rows} rows that no other input "
-                         "covered", block=self.label, rows=self._sync.unaligned_rows)
-            self.flush()
-            self.end()
+            if self._mailbox is not None and len(self._mailbox):
+                # Results still outstanding come first.
+                self._mailbox.when_idle(self._inputs_done)
+                return
+            self._inputs_done()
         elif self._sync is not None and self._ahead:
             # An ended input will bring nothing more: release the others.
             for port in tuple(self._ahead):
                 self._ahead.discard(port)
                 if port.edge is not None:
                     port.edge.resumeProducing()
+
+    def _inputs_done(self):
+        if self._sync is not None and self._sync.unaligned_rows:
+            log.warn("{block} dropped {rows} rows that no other input "
+                     "covered", block=self.label, rows=self._sync.unaligned_rows)
+        self.flush()
+        if self._mailbox is not None and len(self._mailbox):
+            self._mailbox.when_idle(self.end)
+        else:
+            self.end()
 
     # The hooks (IBlockHooks): what subclasses implement.
 

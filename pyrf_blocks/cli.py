@@ -12,7 +12,9 @@ import sys
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ("demo", "view", "validate", "run", "worker", "discover", "emulate", "record")
+COMMANDS = ("demo", "view", "validate", "run", "worker", "discover", "emulate", "record",
+            "manager", "status", "replay", "serve-pipelines", "query", "export",
+            "history")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,7 +34,7 @@ def build_parser():
                                        parser_class=_Parser)
     subparsers.required = True
     for name in COMMANDS:
-        module = importlib.import_module(f"pyrf_blocks.commands.{name}")
+        module = importlib.import_module(f"pyrf_blocks.commands.{name.replace('-', '_')}")
         sub = subparsers.add_parser(
             name, help=module.HELP, description=module.__doc__,
             formatter_class=argparse.RawDescriptionHelpFormatter)

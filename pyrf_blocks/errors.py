@@ -19,16 +19,22 @@ __all__ = [
     # Data
     "ChunkDecodeError", "VRTError",
     # Composing graphs
-    "UnknownBlockType",
+    "UnknownBlockType", "ParameterError",
     # Instruments
     "InstrumentError", "InstrumentConnectionError", "SCPIError", "SCPITimeout",
     "SCPIConnectionLost",
     # Across processes and hosts
     "RemoteError", "WorkerUnreachable", "TLSError", "HTTPError",
+    # The cluster
+    "CoordinatorError", "Fenced",
     # Pipeline files
     "PipelineError", "FieldError", "UnitError", "ExportError",
     # Commands and the GUI
     "SourceError", "ReactorMismatch",
+    # Formulas
+    "FormulaError", "FormulaTimeout",
+    # Storage and sensor pipelines
+    "StoreUnavailable", "PayloadRejected",
 ]
 
 
@@ -64,6 +70,29 @@ class UnknownBlockType(LookupError):
 
     def __str__(self):
         return self.args[0]
+
+
+class ParameterError(ValueError):
+    """
+    Parameters a block type refuses (a Python call, a pipeline file, a
+    worker request): ``problems`` lists ``(parameter, message)``, each
+    message starting with the parameter's name.
+
+    :param block: how the message names the block (``"fft_block"``, or
+        ``"fft_block 'fft'"``).
+    """
+
+    def __init__(self, block, problems):
+        self.block = block
+        self.problems = list(problems)
+        super().__init__(f"{block}: " + "; ".join(message for _, message in self.problems))
+
+    @property
+    def parameters(self):
+        """
+        The names of the parameters refused.
+        """
+        return [name for name, _ in self.problems]
 
 
 # Instruments.
@@ -133,6 +162,32 @@ class HTTPError(Exception):
         self.message = message
 
 
+# The cluster.
+
+class CoordinatorError(ConnectionError):
+    """
+    The coordinator (etcd) could not be reached or refused a request.
+    """
+
+
+class Fenced(RuntimeError):
+    """
+    A write carried the revision of an assignment that has since moved: the
+    writer no longer owns its computation (its lease expired while it was
+    paused or cut off) and must stop.
+
+    :param computation: what was written for.
+    :param revision: the revision the writer held.
+    :param current: the newest revision the store has seen.
+    """
+
+    def __init__(self, computation, revision, current):
+        self.computation, self.revision, self.current = computation, revision, current
+        super().__init__(
+            f"{computation}: write refused, its assignment revision {revision} is older "
+            f"than {current} (another worker owns it now)")
+
+
 # Pipeline files.
 
 class PipelineError(ValueError):
@@ -184,3 +239,50 @@ class ReactorMismatch(RuntimeError):
     Another reactor was installed before the Qt loop could be, or none was
     installed on it where a window needs it.
     """
+
+
+# Formulas.
+
+class FormulaError(ValueError):
+    """
+    A formula that cannot be evaluated safely: bad syntax, an unknown name
+    or function, a construct outside the allowed subset, or one too large.
+    The message quotes the formula and gives the column (from 1) of the
+    mistake; ``column`` holds it too (``None`` when the whole text is at
+    fault).
+    """
+
+    def __init__(self, message, column=None):
+        super().__init__(message)
+        self.column = column
+
+
+class FormulaTimeout(RuntimeError):
+    """
+    A formula's evaluation ran past its time limit.
+    """
+# Storage and sensor pipelines.
+
+class StoreUnavailable(ConnectionError):
+    """
+    The database of a store cannot be reached (a server stopped, a file
+    that cannot be written); what was being written was not written and
+    may be written again.
+    """
+
+
+class PayloadRejected(ValueError):
+    """
+    A payload a sensor pipeline cannot take (a number that is not one, an
+    image that does not decode, a payload over the size limit): counted as
+    a bad payload of its topic under ``reason``, never fatal.
+
+    :param reason: a short word: ``type``, ``encoding``, ``image``,
+        ``size``, ``transform``.
+    :param detail: a sentence naming the value.
+    """
+
+    def __init__(self, reason, detail):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

@@ -246,6 +246,75 @@ class IStateful(Interface):
         """
 
 
+class ICoordinator(Interface):
+    """
+    The small key-value store with leases, transactions and watches that a
+    cluster coordinates on: etcd's model, offered by etcd itself
+    (:class:`~pyrf_blocks.cluster.etcd.EtcdCoordinator`) and by an
+    in-process implementation for one machine
+    (:class:`~pyrf_blocks.cluster.memory.InProcessCoordinator`).
+
+    Membership, assignment, leader election and fencing are written once,
+    over this interface (``pyrf_blocks.cluster``).  Keys are text, values
+    bytes; every change gets the next integer *revision* of the whole store.
+    Every method returns a Deferred.
+    """
+
+    def grant(ttl):
+        """
+        Fire with the id (int) of a new lease that expires ``ttl`` seconds
+        from now unless kept alive; the keys put under it go with it.
+        """
+
+    def keepalive(lease):
+        """
+        Renew ``lease`` for its full ttl; fire with the seconds it now has
+        left, 0 when it had already expired (its keys are gone).
+        """
+
+    def revoke(lease):
+        """
+        End ``lease`` now, deleting its keys.
+        """
+
+    def range(prefix):
+        """
+        Fire with ``(kvs, revision)``: the :class:`~pyrf_blocks.cluster.kv.KeyValue`
+        of every key starting with ``prefix``, in key order, and the store's
+        revision when they were read.
+        """
+
+    def put(key, value, lease=0):
+        """
+        Set ``key``; fire with the new revision.
+        """
+
+    def delete(key):
+        """
+        Delete ``key`` (nothing if absent); fire with the store's revision.
+        """
+
+    def txn(compare, success, failure=()):
+        """
+        Atomically: if every :class:`~pyrf_blocks.cluster.kv.Compare` holds,
+        apply the ``success`` operations, else the ``failure`` ones; fire with
+        ``(succeeded, revision)``.
+        """
+
+    def watch(prefix, callback, start_revision=0):
+        """
+        Call ``callback(events)`` with each batch of
+        :class:`~pyrf_blocks.cluster.kv.Event` on keys starting with
+        ``prefix``, in revision order, from ``start_revision`` (0: from now).
+        Fire with an object whose ``cancel()`` stops the watch.
+        """
+
+    def close():
+        """
+        Stop every watch and release connections; fire when done.
+        """
+
+
 class IEdge(IPushProducer):
     """
     A bounded queue from a producer to one consumer, with a policy.
@@ -259,6 +328,104 @@ class IEdge(IPushProducer):
         "Mapping of counters: chunks_in, chunks_out, bytes_out, dropped, depth, "
         "max_depth."
     )
+
+
+class IBlobStore(Interface):
+    """
+    Bytes of images, files and videos, kept beside a store's rows under a
+    name (their SHA-256, :func:`pyrf_blocks.storage.rows.blob_name`).
+    """
+
+    def put(name, data):
+        """
+        Keep ``data`` under ``name``, durably, before returning.  Putting a
+        name again is harmless.
+        """
+
+    def get(name):
+        """
+        The bytes kept under ``name``; ``KeyError`` if there are none.
+        """
+
+    def names():
+        """
+        Every name kept, as a set.
+        """
+
+    def remove(names, older_than=None):
+        """
+        Forget ``names``; with ``older_than`` (seconds since the epoch),
+        only those put before it (a blob whose row is still being written
+        is younger).  Returns how many were removed.
+        """
+
+
+class IStore(Interface):
+    """
+    Where sensor pipelines keep their enriched data: a table per policy
+    (``last_value``, ``n_records``, ``time_window``, ``aggregation``,
+    ``video``) and the bad payloads, keyed by (topic, time or window start).
+
+    Calls block: run them on a thread (:class:`pyrf_blocks.storage.ThreadedStore`),
+    never on the reactor thread.
+    """
+
+    def write(batch):
+        """
+        Write a :class:`~pyrf_blocks.storage.rows.Batch` in one transaction,
+        durably, before returning.  Writing the same rows again leaves the
+        same rows (upserts); a ``last_value`` row is replaced only by a
+        reading at least as recent.  Raises
+        :class:`~pyrf_blocks.errors.StoreUnavailable` when the database
+        cannot be reached; then nothing of the batch was written.
+        """
+
+    def query(topic, policy, start=None, end=None, limit=None):
+        """
+        Rows of ``topic`` in table ``policy`` whose time (window start) lies
+        in ``[start, end)`` (ns; None: unbounded), oldest first, as dicts
+        with the table's columns (:data:`~pyrf_blocks.storage.rows.COLUMNS`);
+        with ``limit``, only the most recent ``limit`` of them.
+        """
+
+    def topics(policy=None):
+        """
+        The topics with rows (in table ``policy``), sorted.
+        """
+
+    def bad_counts(topic=None):
+        """
+        ``{(topic, reason): count}`` of the bad payloads kept.
+        """
+
+    def cursor(key):
+        """
+        The value a batch stored under ``key`` in ``cursors``, or None.
+        """
+
+    def cursors(prefix):
+        """
+        ``{key: value}`` of every cursor whose key starts with ``prefix``.
+        """
+
+    def blob(name):
+        """
+        The bytes of an image, file or video row (its ``blob`` column).
+        """
+
+    def cleanup(now, keep=None, grace=600.0):
+        """
+        Remove rows past retention: ``time_window`` rows and ``last_value``
+        files whose ``expires`` (ns) is before ``now`` (ns), and in
+        ``n_records`` all but the last ``keep[topic]`` rows of each topic
+        named; then the blobs no row references, if put more than ``grace``
+        seconds ago.  Returns ``{what: count removed}``.
+        """
+
+    def close():
+        """
+        Release the connection.
+        """
 
 
 #: Producer interface for each chunk kind.

@@ -14,7 +14,9 @@ back uses these functions; they are the exact arithmetic the project has
 always used, so times are the same integers wherever they are computed.
 """
 
-__all__ = ["NS_PER_SECOND", "Timebase", "sample_time", "sample_index",
+import numpy as np
+
+__all__ = ["NS_PER_SECOND", "Timebase", "sample_time", "sample_times", "sample_index",
            "duration_ns", "beyond_half_sample"]
 
 #: Nanoseconds in a second (an integer, so sums stay exact).
@@ -40,6 +42,31 @@ def sample_time(origin_ns, index, rate):
         ``origin_ns + round(index * 1e9 / rate)``, in nanoseconds.
     """
     return origin_ns + round(index * 1e9 / rate)
+
+
+def sample_times(origin_ns, indexes, rate):
+    """
+    Device times of many samples counted from an origin: :func:`sample_time`
+    over an array, giving the same integers.
+
+    Parameters
+    ----------
+    origin_ns : int
+        Device time of sample 0 of the count, in integer nanoseconds.
+    indexes : numpy.ndarray
+        Samples after the origin (integers).
+    rate : float
+        Samples per second, > 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 nanoseconds.  The offsets are rounded half to even, as
+        Python's ``round`` does, and added to the origin as integers, so a
+        large origin loses nothing to float rounding.
+    """
+    offsets = np.rint(np.asarray(indexes) * 1e9 / rate).astype(np.int64)
+    return offsets + np.int64(origin_ns)
 
 
 def sample_index(origin_ns, time_ns, rate):
@@ -157,11 +184,28 @@ class Timebase:
         """
         return sample_time(self.origin_ns, index - self.origin_index, self.rate)
 
+    def times_of(self, indexes):
+        """
+        Device times (int64 ns array) of the samples ``indexes`` (an array).
+        """
+        return sample_times(self.origin_ns, np.asarray(indexes) - self.origin_index, self.rate)
+
     def index_at(self, time_ns):
         """
         Nearest sample index at ``time_ns`` (integer nanoseconds).
         """
         return self.origin_index + sample_index(self.origin_ns, time_ns, self.rate)
+
+    def first_at_or_after(self, time_ns):
+        """
+        The first sample index whose device time is at or after ``time_ns``.
+        """
+        index = self.index_at(time_ns)
+        while self.time_of(index) < time_ns:
+            index += 1
+        while self.time_of(index - 1) >= time_ns:
+            index -= 1
+        return index
 
     def rebased(self, index, rate):
         """

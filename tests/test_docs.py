@@ -198,3 +198,17 @@ def test_the_runner_reads_languages_outputs_and_lines(tmp_path):
             run_page(page)
     finally:
         os.chdir(cwd)
+
+
+def test_processors_and_aggregators_page_runs_as_written(capsys):
+    """Every code block of the processors-and-aggregators page runs and prints what it says."""
+    blocks = code_blocks(ROOT / "docs/concepts/processors_and_aggregators.rst")
+    assert len(blocks) == 4
+    for block in blocks:
+        exec(compile(block, "processors_and_aggregators.rst", "exec"),
+             {"__name__": "docs_kpi"})
+    printed = capsys.readouterr().out
+    assert "1552.4 W\n2000\n" in printed
+    assert "column 9: unknown name 'p_inn'" in printed
+    assert "THD 3.08 %, 128 cycles at 229.9 V rms" in printed
+    assert "CEC efficiency 93.01 %, 0 points missing" in printed

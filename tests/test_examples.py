@@ -28,8 +28,9 @@ EXPECTED = {
                              r"chain 2: 128 spectra, strongest bin -2\.50\d MHz at -(3[56]\.\d+|34\.9\d) dBm"),
 }
 #: Not scripts to run on their own: a helper that the wire-format docs' curl
-#: example (examples/read_stream.sh) calls, tested by tests/test_net_processes.py.
-HELPERS = {"decode_stream_body.py"}
+#: example (examples/read_stream.sh) calls, tested by tests/test_net_processes.py,
+#: and a service that serves until stopped, tested by tests/test_external.py.
+HELPERS = {"decode_stream_body.py", "external_mean.py"}
 EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.py") if p.name not in HELPERS)
 
 

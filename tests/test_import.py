@@ -45,3 +45,13 @@ def test_reading_a_stream_loads_the_http_client():
                           "g = p.Graph(Clock())\n"
                           "http_client(g)\n")
     assert {"twisted.web", "treq", "OpenSSL"} <= set(loaded)
+
+
+def test_import_pyrf_blocks_does_not_load_the_pipeline_parser():
+    """The window blocks parse '1h' with the pipeline's units only when given text."""
+    probe = ("import sys, pyrf_blocks\n"
+             "print(' '.join(m for m in ('pydantic', 'ruamel.yaml') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == []

@@ -130,3 +130,16 @@ def test_duration_and_half_sample_check():
     assert beyond_half_sample(-501, 1e6)
     assert list(beyond_half_sample(np.array([-600.0, 0.0, 499.0, 700.0]), 1e6)) == [
         True, False, False, True]
+
+
+@given(st.integers(min_value=-2**61, max_value=2**61), st.integers(min_value=0, max_value=2**40),
+       st.floats(min_value=1e3, max_value=5e8))
+@settings(max_examples=200, deadline=None)
+def test_sample_times_gives_sample_times_integers_over_an_array(origin, first, rate):
+    """sample_times over an array is sample_time for every index, as int64, even for large origins."""
+    from pyrf_blocks.timebase import sample_times
+
+    indexes = np.arange(first, first + 50)
+    times = sample_times(origin, indexes, rate)
+    assert times.dtype == np.int64
+    assert times.tolist() == [sample_time(origin, int(i), rate) for i in indexes]

@@ -10,10 +10,14 @@ from ..block import Block
 from ..defaults import WINDOW
 from ..interfaces import ISampleProducer, ISpectrumProducer
 from ..numerics.decimation import Decimator
-from ..numerics.spectral import frame_spectra, power_to_dbm, window, window_gains
+from ..numerics.spectral import check_window, frame_spectra, power_to_dbm, window, window_gains
+from ..params import Param, check_params
 from ..timebase import Timebase
 
-__all__ = ["fft_block", "calibrate_block", "decimate_block"]
+__all__ = ["fft_block", "calibrate_block", "decimate_block", "MAX_FFT_SIZE"]
+
+#: Longest FFT, samples: 16 Mi (a frame of 128 MiB of complex64).
+MAX_FFT_SIZE = 1 << 24
 
 
 class _Continuity:
@@ -56,7 +60,9 @@ class fft_block(Block):
     type_name = "fft_block"
     kind = "spectrum"
     requires = (ISampleProducer,)
-    param_units = {"size": "count", "overlap": "count"}
+    param_rules = {"size": Param("count", minimum=2, maximum=MAX_FFT_SIZE),
+                   "window": Param(types=(str,), check=check_window),
+                   "overlap": Param("count", minimum=0, below="size")}
 
     @property
     def window(self):
@@ -70,12 +76,9 @@ class fft_block(Block):
         super().__init__(producer, **kwargs)
 
     def _set(self, size, window, overlap):
-        if not isinstance(size, int) or isinstance(size, bool) or size < 2:
-            raise ValueError(f"fft_block: size must be an integer >= 2, got {size!r}")
-        if not isinstance(overlap, int) or not 0 <= overlap < size:
-            raise ValueError(f"fft_block: overlap must be an integer in [0, {size}), "
-                             f"got {overlap!r}")
-        window_gains(window, size)  # validates the name
+        values = check_params(type(self), {"size": size, "window": window, "overlap": overlap},
+                              strict=False, block=self.type_name)
+        size, window, overlap = values["size"], values["window"], values["overlap"]
         self.size = size
         self.window_name = window
         self.overlap = overlap
@@ -139,14 +142,21 @@ class fft_block(Block):
             else:
                 frames = np.lib.stride_tricks.sliding_window_view(samples, size)[:used:hop]
             iq = self.inputs[0].kind == "iq"
-            spectra = frame_spectra(frames, window(self.window_name, size,
-                                                   shift=iq and size % 2 == 0), iq)
-            if iq and size % 2:
-                spectra = np.fft.fftshift(spectra, axes=-1)
             origin = self._origin
             first = self._next_frame
-            self.emit(spectra, origin.time_of(first), origin.time_of(first + used),
-                      origin.rate / hop, self._meta_for(chunk))
+            start, end = origin.time_of(first), origin.time_of(first + used)
+            rate, meta, shift = origin.rate / hop, self._meta_for(chunk), iq and size % 2
+
+            def emit(spectra):
+                if shift:
+                    spectra = np.fft.fftshift(spectra, axes=-1)
+                self.emit(spectra, start, end, rate, meta)
+
+            # The FFT may run on a compute pool (pyrf_blocks.parallel); the
+            # stream's bookkeeping stays here, in order.
+            self.run_parallel(frame_spectra, frames,
+                              window(self.window_name, size, shift=iq and size % 2 == 0), iq,
+                              self.buffer((count, size if iq else size // 2 + 1)), then=emit)
             self._next_frame += used
         # Keep the tail as a copy so the (possibly large) input can be freed.
         self._tail = samples[used:].copy() if used < len(samples) else None
@@ -168,7 +178,7 @@ class calibrate_block(Block):
     type_name = "calibrate_block"
     kind = "spectrum"
     requires = (ISpectrumProducer,)
-    param_units = {"reference_level": "dBm", "offset": "dB"}
+    param_rules = {"reference_level": Param("dBm"), "offset": Param("dB")}
 
     def __init__(self, producer, reference_level=None, offset=0.0, **kwargs):
         self.reference_level = reference_level
@@ -178,21 +188,37 @@ class calibrate_block(Block):
     def reset(self):
         self._out_meta = None
 
-    def compute(self, chunk):
-        meta = chunk.meta
+    def calibrated(self, power, meta, out=None):
+        """
+        ``(dBm, meta)``: linear ``power`` with metadata ``meta`` (an input
+        chunk's) calibrated as this block does, into ``out`` if given (else
+        a new array).  (A hold fused with this block by chain optimisation
+        calls it on its held row.)
+        """
+        out_meta, level, one_sided = self._calibration(meta)
+        return power_to_dbm(power, meta["window_sum"], level, one_sided, out=out), out_meta
+
+    def _calibration(self, meta):
+        # (output meta, level, one-sided FFT size) for input chunks of ``meta``.
         if meta.get("units") != "power":
             raise ValueError(f"{self.type_name} {self.name!r} needs linear power "
                              f"spectra (units 'power'), got units {meta.get('units')!r}")
         if self._out_meta is None or self._out_meta[0] is not meta:
             reference = (meta.get("reference_level", 0.0) if self.reference_level is None
                          else self.reference_level)
-            out = dict(meta, units="dBm", reference_level=reference,
-                       calibration_offset=self.offset)
-            self._out_meta = (meta, out, reference + self.offset)
-        _, out_meta, level = self._out_meta
-        dbm = power_to_dbm(chunk.data, meta["window_sum"], level,
-                           meta["fft_size"] if meta.get("one_sided") else None)
-        self.emit(dbm, chunk.start, chunk.end, chunk.rate, out_meta)
+            calibrated_meta = dict(meta, units="dBm", reference_level=reference,
+                                   calibration_offset=self.offset)
+            self._out_meta = (meta, calibrated_meta, reference + self.offset,
+                              meta["fft_size"] if meta.get("one_sided") else None)
+        return self._out_meta[1:]
+
+    def compute(self, chunk):
+        data, meta = chunk.data, chunk.meta
+        out_meta, level, one_sided = self._calibration(meta)
+        start, end, rate = chunk.start, chunk.end, chunk.rate
+        self.run_parallel(power_to_dbm, data, meta["window_sum"], level, one_sided,
+                          self.buffer(data.shape),
+                          then=lambda dbm: self.emit(dbm, start, end, rate, out_meta))
 
 
 @register
@@ -208,11 +234,9 @@ class decimate_block(Block):
 
     type_name = "decimate_block"
     requires = (ISampleProducer,)
+    param_rules = {"factor": Param("count", minimum=1, maximum=1 << 16)}
 
     def __init__(self, producer, factor=2, **kwargs):
-        if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1:
-            raise ValueError(f"decimate_block: factor must be a positive integer, "
-                             f"got {factor!r}")
         self.factor = factor
         super().__init__(producer, **kwargs)
 

@@ -1,5 +1,6 @@
 """
-Measurement blocks: THD and instantaneous power.
+Measurement blocks: THD and instantaneous power (a pointwise KPI, see
+:mod:`pyrf_blocks.blocks.kpi`).
 """
 
 import numpy as np
@@ -7,8 +8,11 @@ from zope.interface import implementer
 
 from ..registry import register
 from ..block import Block
-from ..interfaces import IRealProducer, ISampleProducer, IScalarProducer
+from ..interfaces import IChunkProducer, ISampleProducer, IScalarProducer
+from ..numerics.formula import Formula
 from ..numerics.thd import thd
+from ..params import Param
+from .kpi import pointwise_block
 
 __all__ = ["thd_block", "power_block"]
 
@@ -28,13 +32,10 @@ class thd_block(Block):
     type_name = "thd_block"
     kind = "scalar"
     requires = (ISampleProducer,)
-    param_units = {"size": "count"}
+    param_rules = {"size": Param("count", minimum=64, maximum=1 << 24),
+                   "harmonics": Param("count", minimum=2, maximum=1000)}
 
     def __init__(self, producer, harmonics=5, size=65536, **kwargs):
-        if not isinstance(size, int) or size < 64:
-            raise ValueError(f"thd_block: size must be an integer >= 64, got {size!r}")
-        if not isinstance(harmonics, int) or harmonics < 2:
-            raise ValueError(f"thd_block: harmonics must be an integer >= 2, got {harmonics!r}")
         self.size = size
         self.harmonics = harmonics
         super().__init__(producer, **kwargs)
@@ -67,20 +68,21 @@ class thd_block(Block):
 
 
 @register
-@implementer(IRealProducer)
-class power_block(Block):
+class power_block(pointwise_block):
     """
     Instantaneous power ``v·i`` (W) from a voltage (V) and a current (A)
-    stream, synchronised sample by sample.
+    stream, synchronised row by row: sampled streams of one rate (``real``
+    or ``scalar``), or records at the same times (see
+    :mod:`pyrf_blocks.blocks.kpi`).
     """
 
     type_name = "power_block"
-    kind = "real"
-    requires = (IRealProducer, IRealProducer)
+    requires = (IChunkProducer, IChunkProducer)
+    variadic = False
 
-    def compute(self, voltage, current):
-        if len(voltage.data) != len(current.data):
-            raise ValueError(f"{self.type_name} {self.name!r}: voltage and current "
-                             f"rates differ ({voltage.rate} and {current.rate} Hz)")
-        self.emit(np.multiply(voltage.data, current.data), voltage.start, voltage.end,
-                  voltage.rate, {"units": "W", "quantity": "power"})
+    def __init__(self, *inputs, **kwargs):
+        # power_block(voltage, current)
+        self.input_names = ("voltage", "current")
+        self.formula = Formula("voltage * current", self.input_names)
+        self.meta = {"units": "W", "quantity": "power"}
+        super().__init__(*inputs, **kwargs)

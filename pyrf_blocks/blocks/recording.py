@@ -2,6 +2,9 @@
 Recording and replaying streams in SigMF: ``NAME.sigmf-data`` holds the
 samples, ``NAME.sigmf-meta`` (JSON) the sample rate, datatype, captures
 (centre frequency and start time of each unbroken run) and annotations.
+Several synchronised channels (V and I) share one recording, interleaved
+sample by sample (:class:`record_channels`); :class:`sigmf_source` plays
+one of them.
 
 :class:`record_block` writes a recording; :class:`sigmf_source` replays
 one, ours or another SigMF tool's, at device-time pace or as fast as its
@@ -21,11 +24,12 @@ from twisted.logger import Logger
 from ..block import PolledSource, Sink
 from ..defaults import SAMPLE_FORMAT
 from ..interfaces import ISampleProducer
+from ..params import Param
 from ..registry import register
 from ..timebase import Timebase
 
-__all__ = ["record_block", "sigmf_source", "sigmf_paths", "format_datetime",
-           "parse_datetime", "sample_dtype"]
+__all__ = ["record_block", "record_channels", "sigmf_source", "recording_channels",
+           "sigmf_paths", "format_datetime", "parse_datetime", "sample_dtype"]
 
 log = Logger()
 
@@ -123,28 +127,45 @@ class record_block(Sink):
     """
 
     type_name = "record_block"
-    param_units = {"samples": "count"}
+    param_rules = {"samples": Param("count", minimum=1)}
     requires = (ISampleProducer,)
 
     def __init__(self, producer, path, datatype=None, samples=None, description="",
                  author=None, **kwargs):
-        complex_input = producer.kind == "iq" if hasattr(producer, "kind") else True
+        self._configure((producer,), path, datatype, samples, description, author, None)
+        super().__init__(producer, **kwargs)
+
+    def _configure(self, producers, path, datatype, samples, description, author, names):
+        what = self.type_name
+        kinds = {producer.kind if hasattr(producer, "kind") else "iq" for producer in producers}
+        if len(kinds) > 1:
+            raise ValueError(f"{what}: every channel must be of one kind, got "
+                             f"{', '.join(sorted(kinds))}")
+        complex_input = kinds.pop() == "iq"
         datatype = datatype or (SAMPLE_FORMAT if complex_input else "r" + SAMPLE_FORMAT[1:])
         if datatype not in WRITE_DATATYPES:
-            raise ValueError(f"record_block: datatype {datatype!r} cannot be written; "
+            raise ValueError(f"{what}: datatype {datatype!r} cannot be written; "
                              f"use one of {', '.join(WRITE_DATATYPES)}")
         if (datatype[0] == "c") != complex_input:
-            raise ValueError(f"record_block: datatype {datatype!r} does not match "
-                             f"{producer.kind} input")
+            raise ValueError(f"{what}: datatype {datatype!r} does not match "
+                             f"{'iq' if complex_input else 'real'} input")
         if samples is not None and (not isinstance(samples, int) or samples < 1):
-            raise ValueError(f"record_block: samples must be a positive integer, got {samples!r}")
+            raise ValueError(f"{what}: samples must be a positive integer, got {samples!r}")
+        if names is not None:
+            names = [str(name) for name in names]
+            if len(names) != len(producers) or len(set(names)) != len(names) or not all(names):
+                raise ValueError(f"{what}: names must give each of the {len(producers)} "
+                                 f"channels a different, non-empty name, got {names!r}")
         self.datatype = datatype
+        self.path = os.fspath(path)
         self.meta_path, self.data_path = sigmf_paths(path)
         self.limit = samples
+        self.samples = samples
         self.description = description
         self.author = author
+        self.channels = len(producers)
+        self.channel_names = self.names = names
         self._file = None
-        super().__init__(producer, **kwargs)
 
     def reset(self):
         if self._file is not None:
@@ -173,9 +194,14 @@ class record_block(Sink):
             annotation["core:comment"] = str(comment)
         self.annotations.append(annotation)
 
-    def compute(self, chunk):
+    def compute(self, *chunks):
         if self.written:
             return
+        chunk = chunks[0]
+        if len(chunks) > 1 and len({len(c.data) for c in chunks}) > 1:
+            raise ValueError(f"{self.type_name} {self.name!r}: channels of different "
+                             f"rates ({', '.join(f'{c.rate:g}' for c in chunks)} Sa/s); a "
+                             "SigMF recording holds one rate")
         if self.sample_rate is None:
             self.sample_rate = chunk.rate
             for key, name in (("identity", "core:hw"), ("instrument", "core:hw")):
@@ -191,10 +217,11 @@ class record_block(Sink):
                           f"{missing} ns of device time missing before this sample")
         if (self._expected is None or chunk.start != self._expected
                 or chunk.meta is not self._meta and chunk.meta != self._meta):
-            self._new_capture(chunk)
+            self._new_capture(chunks)
         self._expected = chunk.end
         self._meta = chunk.meta
-        data = chunk.data
+        # Several channels are interleaved sample by sample (SigMF's layout).
+        data = chunk.data if len(chunks) == 1 else np.stack([c.data for c in chunks], axis=1)
         if self.limit is not None:
             data = data[:self.limit - self.samples_written]
         self._write(data)
@@ -202,10 +229,14 @@ class record_block(Sink):
             self.write_meta()
             self.close()
 
-    def _new_capture(self, chunk):
+    def _new_capture(self, chunks):
+        chunk = chunks[0]
         capture = {"core:sample_start": self.samples_written,
                    "core:datetime": format_datetime(chunk.start),
                    "pyrf:meta": json.loads(json.dumps(chunk.meta, default=_json_value))}
+        if len(chunks) > 1:
+            capture["pyrf:channel_meta"] = [json.loads(json.dumps(c.meta, default=_json_value))
+                                            for c in chunks]
         if "center_frequency" in chunk.meta:
             capture["core:frequency"] = float(chunk.meta["center_frequency"])
         self.captures.append(capture)
@@ -245,10 +276,12 @@ class record_block(Sink):
             "core:datatype": self.datatype,
             "core:sample_rate": float(self.sample_rate),
             "core:recorder": "pyrf_blocks",
-            "core:num_channels": 1,
+            "core:num_channels": self.channels,
             # pyrf:meta (the chunk meta of each capture) is ours, and optional.
             "core:extensions": [{"name": "pyrf", "version": "1.0.0", "optional": True}],
         }
+        if self.channel_names:
+            global_info["pyrf:channels"] = list(self.channel_names)
         if self.description:
             global_info["core:description"] = self.description
         if self.author:
@@ -281,9 +314,58 @@ class record_block(Sink):
 
 
 @register(remote=False)
+class record_channels(record_block):
+    """
+    Writes several synchronised streams of one rate (V and I, four
+    channels of a power analyser) to one multi-channel SigMF recording,
+    interleaved sample by sample; replay a channel with
+    ``sigmf_source(path, channel="V")``.
+
+    :param path: the recording's name.
+    :param names: a name per channel (``["V", "I"]``), stored as
+        ``pyrf:channels``; by default the names of the blocks recorded, so
+        that ``pyrf-blocks replay`` finds each source's channel.
+    :param datatype: as :class:`record_block`'s (one for every channel).
+    :param samples: stop after this many samples per channel.
+    :param description: ``core:description``.
+    :param author: ``core:author``.
+    """
+
+    type_name = "record_channels"
+    variadic = True
+    param_units = {"samples": "count"}
+
+    def __init__(self, *producers, path, names=None, datatype=None, samples=None,
+                 description="", author=None, **kwargs):
+        if names is None:
+            names = [getattr(producer, "name", str(index))
+                     for index, producer in enumerate(producers)]
+        self._configure(producers, path, datatype, samples, description, author, names)
+        Sink.__init__(self, *producers, **kwargs)
+
+
+def recording_channels(path):
+    """
+    The channel names of a SigMF recording: ``pyrf:channels`` where
+    :class:`record_channels` wrote them, else ``["0", "1", ...]``.
+    """
+    meta_path, _ = sigmf_paths(path)
+    try:
+        with open(meta_path, encoding="utf-8") as source:
+            info = json.load(source).get("global", {})
+    except (OSError, ValueError, AttributeError) as error:
+        raise ValueError(f"cannot read {meta_path}: {error}") from None
+    count = info.get("core:num_channels", 1)
+    names = info.get("pyrf:channels")
+    if not isinstance(names, list) or len(names) != count:
+        names = [str(index) for index in range(count)]
+    return [str(name) for name in names]
+
+
+@register(remote=False)
 class sigmf_source(PolledSource):
     """
-    Replays a SigMF recording (one channel; any ``[cr][fiu](8|16|32|64)``
+    Replays one channel of a SigMF recording (any ``[cr][fiu](8|16|32|64)``
     datatype) as IQ (complex datatypes) or real samples, as fractions of
     full scale.
 
@@ -294,6 +376,8 @@ class sigmf_source(PolledSource):
         allow (the default).
     :param reference_level: dBm of full scale when the recording does not
         say (recordings made by other tools); 0 dBm if ``None``.
+    :param channel: of a multi-channel recording, the channel to play: its
+        name (``pyrf:channels``) or its number from 0.
 
     Each capture starts at its ``core:datetime`` (or where the previous
     capture ended); its chunks carry the recorded ``pyrf:meta`` when
@@ -302,13 +386,13 @@ class sigmf_source(PolledSource):
     """
 
     type_name = "sigmf_source"
-    param_units = {"chunk_size": "count", "reference_level": "dBm"}
+    param_rules = {"chunk_size": Param("count", minimum=1, maximum=1 << 24),
+                   "reference_level": Param("dBm")}
 
-    def __init__(self, path, chunk_size=65536, paced=False, reference_level=None, **kwargs):
+    def __init__(self, path, chunk_size=65536, paced=False, reference_level=None,
+                 channel=None, **kwargs):
         self.meta_path, self.data_path = sigmf_paths(path)
-        if not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(f"sigmf_source: chunk_size must be a positive integer, "
-                             f"got {chunk_size!r}")
+        self.channel = channel
         self.chunk_size = chunk_size
         self.default_reference_level = reference_level
         self._load()
@@ -336,9 +420,9 @@ class sigmf_source(PolledSource):
             self._dtype, self.complex, self._scale = sample_dtype(self.datatype)
         except ValueError as error:
             raise ValueError(f"sigmf_source: {self.meta_path}: {error}") from None
-        if info.get("core:num_channels", 1) != 1:
-            raise ValueError(f"sigmf_source: {self.meta_path} has "
-                             f"{info['core:num_channels']} channels; only one is supported")
+        self.channel_count = int(info.get("core:num_channels", 1))
+        self.channel_names = recording_channels(self.meta_path)
+        self.channel_index = self._channel_index()
         self.sample_rate = float(info.get("core:sample_rate") or 0.0)
         if not self.sample_rate > 0:
             raise ValueError(f"sigmf_source: {self.meta_path} has no core:sample_rate")
@@ -346,7 +430,8 @@ class sigmf_source(PolledSource):
         self.annotations = metadata.get("annotations", [])
         self.captures = sorted(metadata.get("captures") or [{"core:sample_start": 0}],
                                key=lambda capture: capture.get("core:sample_start", 0))
-        width = self._dtype.itemsize * (2 if self.complex else 1)
+        components = 2 if self.complex else 1
+        width = self._dtype.itemsize * components * self.channel_count
         header = info.get("core:header_bytes", 0)
         size = os.path.getsize(self.data_path) if os.path.exists(self.data_path) else None
         if size is None:
@@ -356,11 +441,39 @@ class sigmf_source(PolledSource):
             log.warn("sigmf_source: {path} ends with {count} bytes that are not a "
                      "whole sample; ignored", path=self.data_path,
                      count=(size - header) % width)
+        row = components * self.channel_count
         self._data = (np.memmap(self.data_path, self._dtype, "r", offset=header,
-                                shape=(self.sample_count * (2 if self.complex else 1),))
-                      if self.sample_count else np.zeros(0, self._dtype))
+                                shape=(self.sample_count, row))
+                      if self.sample_count else np.zeros((0, row), self._dtype))
+        first = self.channel_index * components
+        self._columns = slice(first, first + components)
+
+    def _channel_index(self):
+        names, channel = self.channel_names, self.channel
+        if channel is None:
+            if len(names) == 1:
+                return 0
+            raise ValueError(f"sigmf_source: {self.meta_path} has {len(names)} channels "
+                             f"({', '.join(names)}); choose one with channel=")
+        if isinstance(channel, str) and channel in names:
+            return names.index(channel)
+        if isinstance(channel, int) and not isinstance(channel, bool) \
+                and 0 <= channel < len(names):
+            return channel
+        raise ValueError(f"sigmf_source: {self.meta_path} has no channel {channel!r}; "
+                         f"its channels: {', '.join(names)}")
+
+    @property
+    def samples_read(self):
+        """
+        Samples (of the channel) emitted so far.
+        """
+        return self._position
 
     def _capture_meta(self, capture):
+        channel_meta = capture.get("pyrf:channel_meta")
+        if isinstance(channel_meta, list) and len(channel_meta) == self.channel_count:
+            return dict(channel_meta[self.channel_index])
         if "pyrf:meta" in capture:
             return dict(capture["pyrf:meta"])
         reference = self.default_reference_level
@@ -403,12 +516,11 @@ class sigmf_source(PolledSource):
         first = self._position
         last = min(first + self.chunk_size, self._capture_end, self.sample_count)
         self._position = last
-        width = 2 if self.complex else 1
-        raw = self._data[first * width:last * width]
+        raw = self._data[first:last, self._columns]
         values = raw.astype(np.float32)
         if self._scale is not None:
             if self._dtype.kind == "u":
                 values -= np.float32(self._scale)
             values *= np.float32(1.0 / self._scale)
-        data = values.view(np.complex64) if self.complex else values
+        data = values.view(np.complex64).reshape(-1) if self.complex else values.reshape(-1)
         return data, self._time_of(first), self._time_of(last), self.sample_rate, self._meta

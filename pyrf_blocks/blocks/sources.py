@@ -7,12 +7,17 @@ from zope.interface import implementer
 
 from ..registry import register
 from ..block import PolledSource
-from ..interfaces import IIQProducer
 from ..defaults import NOISE_FLOOR
+from ..interfaces import IIQProducer, IStateful
 from ..numerics.signals import signal_samples
+from ..params import Param, check_params
+from ..state import pack_generator, restore_generator
 from ..timebase import Timebase
 
 __all__ = ["simulated_instrument"]
+
+#: Largest sample rate, samples per second (the fastest analyzer's ten times).
+MAX_SAMPLE_RATE = 1e10
 
 _SETTINGS = ("center_frequency", "sample_rate", "samples_per_packet",
              "packets_per_block", "reference_level", "tones", "harmonics",
@@ -20,7 +25,7 @@ _SETTINGS = ("center_frequency", "sample_rate", "samples_per_packet",
 
 
 @register
-@implementer(IIQProducer)
+@implementer(IIQProducer, IStateful)
 class simulated_instrument(PolledSource):
     """
     An IQ source that behaves like a ThinkRF analyzer, with a signal made of
@@ -47,11 +52,18 @@ class simulated_instrument(PolledSource):
 
     type_name = "simulated_instrument"
     kind = "iq"
-    param_units = {"center_frequency": "Hz", "sample_rate": "Hz",
-                   "samples_per_packet": "count", "packets_per_block": "count",
-                   "reference_level": "dBm", "tones": ("Hz", "dBm"),
-                   "harmonics": ("count", "dBc"), "noise_floor": "dBm/Hz", "count": "count",
-                   "start_time": "ns"}
+    # A chunk is at most 65536 x 256 samples (128 MiB of complex64).
+    param_rules = {
+        "center_frequency": Param("Hz", minimum=0, maximum=1e12),
+        "sample_rate": Param("Hz", above=0, maximum=MAX_SAMPLE_RATE),
+        "samples_per_packet": Param("count", minimum=1, maximum=65536),
+        "packets_per_block": Param("count", minimum=1, maximum=256),
+        "reference_level": Param("dBm", minimum=-200, maximum=100),
+        "tones": Param(("Hz", "dBm")), "harmonics": Param(("count", "dBc")),
+        "noise_floor": Param("dBm/Hz", nullable=True, minimum=-300, maximum=100),
+        "count": Param("count", minimum=0), "start_time": Param("ns", minimum=0),
+        "seed": Param(types=(int,), minimum=0, nullable=True),
+    }
 
     def __init__(self, center_frequency=2.4e9, sample_rate=125e6 / 16,
                  samples_per_packet=1024, packets_per_block=16,
@@ -69,6 +81,7 @@ class simulated_instrument(PolledSource):
                        packets_per_block=packets_per_block,
                        reference_level=reference_level, tones=tones,
                        harmonics=harmonics, noise_floor=noise_floor)
+        self.reset()
 
     @property
     def settings(self):
@@ -83,11 +96,8 @@ class simulated_instrument(PolledSource):
         if unknown:
             raise ValueError(f"{self.type_name} {self.name!r}: unknown setting(s) "
                              f"{', '.join(sorted(unknown))}; known: {', '.join(_SETTINGS)}")
-        new = dict(self._settings, **settings)
-        for name in ("sample_rate", "samples_per_packet", "packets_per_block"):
-            if not new[name] > 0:
-                raise ValueError(f"{self.type_name} {self.name!r}: {name} must be "
-                                 f"positive, got {new[name]!r}")
+        new = dict(self._settings, **check_params(type(self), settings, strict=False,
+                                                  block=self.label))
         new["tones"] = tuple((float(f), float(level)) for f, level in new["tones"])
         new["harmonics"] = tuple((int(order), float(dbc)) for order, dbc in new["harmonics"])
         self._settings = new
@@ -105,6 +115,31 @@ class simulated_instrument(PolledSource):
         self._time = self.start_time
         self._rebase = True
         self._rng = np.random.default_rng(self.seed)
+
+    def get_state(self):
+        """
+        Where the stream is: samples and chunks emitted, device time, the
+        time base and the noise generator (its 128-bit integers as text,
+        which msgpack cannot carry as numbers).  Restored, the source goes
+        on with exactly the samples it would have emitted next.
+        """
+        timebase = None if self._rebase else [self._timebase.origin_ns,
+                                               self._timebase.origin_index]
+        return {"version": 1, "index": self._index, "chunks": self._chunks,
+                "time": self._time, "timebase": timebase,
+                "rng": pack_generator(self._rng)}
+
+    def set_state(self, state):
+        if state.get("version") != 1:
+            raise ValueError(f"{self.label}: unknown state version {state.get('version')!r}")
+        self._index, self._chunks, self._time = state["index"], state["chunks"], state["time"]
+        restore_generator(self._rng, state["rng"])
+        if state["timebase"] is None:
+            self._rebase = True
+        else:
+            origin_ns, origin_index = state["timebase"]
+            self._timebase = Timebase(origin_ns, self._settings["sample_rate"], origin_index)
+            self._rebase = False
 
     def next_chunk(self):
         if self.count is not None and self._chunks >= self.count:

@@ -11,9 +11,11 @@ from zope.interface import implementer
 from ..registry import register
 from ..block import Block
 from ..interfaces import IPeaksProducer, ISpectrumProducer, IStateful
+from ..state import pack_array, unpack_array
 from ..numerics.decibels import db_to_power, power_to_db
 from ..numerics.holds import block_means, running_extreme
 from ..numerics.peaks import EXCURSION_DB, find_peaks
+from ..params import Param
 
 __all__ = ["average_block", "max_hold", "min_hold", "peak_search"]
 
@@ -31,10 +33,9 @@ class average_block(Block):
     type_name = "average_block"
     kind = "spectrum"
     requires = (ISpectrumProducer,)
+    param_rules = {"count": Param("count", minimum=1, maximum=1 << 20)}
 
     def __init__(self, producer, count=10, **kwargs):
-        if not isinstance(count, int) or count < 1:
-            raise ValueError(f"average_block: count must be a positive integer, got {count!r}")
         self.count = count
         super().__init__(producer, **kwargs)
 
@@ -44,11 +45,10 @@ class average_block(Block):
         self._start = None  # time (ns) of its first row
 
     def get_state(self):
-        return {"sum": None if self._sum is None else self._sum.tolist(),
-                "rows": self._rows, "start": self._start}
+        return {"sum": pack_array(self._sum), "rows": self._rows, "start": self._start}
 
     def set_state(self, state):
-        self._sum = None if state["sum"] is None else np.asarray(state["sum"], np.float64)
+        self._sum = unpack_array(state["sum"])
         self._rows, self._start = state["rows"], state["start"]
 
     def compute(self, chunk):
@@ -79,18 +79,48 @@ class _Hold(Block):
     kind = "spectrum"
     requires = (ISpectrumProducer,)
     _combine = None
+    #: The calibrate_block fused into this hold by chain optimisation
+    #: (:class:`~pyrf_blocks.optimise.HoldOfCalibration`), or None.
+    calibration = None
+
+    def fuse_calibration(self, calibration):
+        """
+        Hold the linear power that ``calibration`` (this hold's input, a
+        :class:`~pyrf_blocks.blocks.dsp.calibrate_block`) reads, and
+        calibrate the held row: the same output, one logarithm per chunk
+        instead of one per frame.  Called by chain optimisation before the
+        graph runs.
+        """
+        if self.inputs != (calibration,):
+            raise ValueError(f"{self.label}: cannot fuse {calibration.label}, "
+                             "which is not its input")
+        self.replace_input(0, calibration.inputs[0])
+        self.calibration = calibration
+        self._hold = None
 
     def reset(self):
         self._hold = None
+        self._meta = None
+        self._pending_state = None  # a dBm state set on a fused hold
 
     def clear(self):
         self._hold = None
 
     def get_state(self):
-        return {"hold": None if self._hold is None else self._hold.tolist()}
+        hold = self._hold
+        if hold is not None and self.calibration is not None:
+            hold = self.calibration.calibrated(hold, self._meta)[0]
+        return {"hold": pack_array(hold)}
 
     def set_state(self, state):
-        self._hold = None if state["hold"] is None else np.asarray(state["hold"], np.float32)
+        hold = unpack_array(state["hold"])
+        if hold is not None and self.calibration is not None:
+            # The state is in dBm; a fused hold keeps power.  The offset
+            # cancels through the metadata of the next chunk's calibration,
+            # so the held levels come back within float32 rounding.
+            self._pending_state = hold
+            hold = None
+        self._hold = hold
 
     def compute(self, chunk):
         data = chunk.data
@@ -98,9 +128,25 @@ class _Hold(Block):
             return
         if self._hold is not None and self._hold.shape != data.shape[1:]:
             self._hold = None  # the number of bins changed: a new sweep
-        self._hold = running_extreme(data, self._hold, type(self)._combine)
-        self.emit(self._hold[np.newaxis].copy(), chunk.time_of(len(data) - 1), chunk.end,
-                  chunk.rate, dict(chunk.meta, trace=self.type_name))
+        calibration = self.calibration
+        if calibration is None:
+            self._hold = running_extreme(data, self._hold, type(self)._combine)
+            row, meta = self._hold[np.newaxis].copy(), chunk.meta
+        else:
+            pending = self._pending_state
+            if pending is not None:
+                self._pending_state = None
+                self._hold = self._power_of(pending, chunk.meta)
+            self._hold = running_extreme(data, self._hold, type(self)._combine)
+            self._meta = chunk.meta
+            row, meta = calibration.calibrated(self._hold[np.newaxis], chunk.meta)
+        self.emit(row, chunk.time_of(len(data) - 1), chunk.end,
+                  chunk.rate, dict(meta, trace=self.type_name))
+
+    def _power_of(self, dbm, meta):
+        # The inverse of the calibration, from what it adds to a unit power.
+        offset = self.calibration.calibrated(np.ones_like(dbm), meta)[0]
+        return db_to_power(dbm - offset).astype(np.float32)
 
 
 @register
@@ -150,15 +196,13 @@ class peak_search(Block):
     type_name = "peak_search"
     kind = "peaks"
     requires = (ISpectrumProducer,)
-    param_units = {"count": "count", "min_distance": "count", "threshold": "dBm",
-                   "excursion": "dB"}
+    param_rules = {"count": Param("count", minimum=1, maximum=1 << 20),
+                   "min_distance": Param("count", minimum=1),
+                   "threshold": Param("dBm", nullable=True),
+                   "excursion": Param("dB", minimum=0)}
 
     def __init__(self, producer, count=5, min_distance=3, threshold=None,
                  excursion=EXCURSION_DB, every_frame=False, **kwargs):
-        if not isinstance(count, int) or count < 1:
-            raise ValueError(f"peak_search: count must be a positive integer, got {count!r}")
-        if not excursion >= 0:
-            raise ValueError(f"peak_search: excursion must be 0 dB or more, got {excursion!r}")
         self.count = count
         self.min_distance = min_distance
         self.threshold = threshold

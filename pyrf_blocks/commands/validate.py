@@ -22,9 +22,17 @@ def run(args):
     from ..errors import PipelineError
     from ..pipeline import load_pipeline
 
+    from ..pipeline.loader import read_document
+    from ..sensors.spec import is_sensor_pipeline, load_sensor_pipeline
+
     status = 0
     for path in args.files:
         try:
+            document = read_document(path)
+            if is_sensor_pipeline(document.data):
+                sensors = load_sensor_pipeline(document)
+                print(f"{path}: valid sensor pipeline, topics {', '.join(sensors.topics)}")
+                continue
             pipeline = load_pipeline(path)
         except PipelineError as error:
             status = 1

@@ -32,7 +32,7 @@ pipeline file.  Keep ca-key.pem off the worker.
 import argparse
 import sys
 
-from .options import add_token_arguments, positive_int, token_from
+from .options import add_token_arguments, positive_float, positive_int, token_from
 
 HELP = "serve blocks over HTTP (long-polled streams and a control API)"
 
@@ -55,9 +55,36 @@ def add_arguments(parser):
                              "process() starts its children with it")
     parser.add_argument("--max-body", type=positive_int, default=None, metavar="BYTES",
                         help="largest request body accepted (default 64 KiB)")
+    parser.add_argument("--request-deadline", type=float, default=None, metavar="SECONDS",
+                        help="seconds a request may take to arrive, headers and body, "
+                             "before the connection is cut off with 408 (default 30)")
+    parser.add_argument("--lease", type=float, default=None, metavar="SECONDS",
+                        help="seconds a block or stream a client made is kept once "
+                             "nothing uses it (no poll, no request naming it), so that "
+                             "what vanished clients left is removed (default 120)")
     parser.add_argument("--log-level", choices=("debug", "info", "warn", "error"),
                         default="info", help="least important events logged to "
                                              "stderr (default info)")
+    cluster = parser.add_argument_group(
+        "cluster", "join a cluster and run the computations its manager assigns "
+                   "(see pyrf-blocks manager --help)")
+    cluster.add_argument("--cluster", default=None, metavar="URL",
+                         help="client URL of the cluster's etcd, e.g. http://127.0.0.1:2379")
+    cluster.add_argument("--cluster-ca", default=None, metavar="FILE",
+                         help="CA certificate (PEM) that an https:// etcd's certificate "
+                              "must be signed by (default: the system's authorities)")
+    cluster.add_argument("--name", default=None,
+                         help="this worker's name in the cluster, unique (default: HOST:PORT)")
+    cluster.add_argument("--store", default="pyrf-cluster.sqlite", metavar="FILE",
+                         help="where the computations' snapshots and results go: an "
+                              "SQLite file shared by the workers of one machine (default "
+                              "pyrf-cluster.sqlite) or a postgresql:// URL for workers on "
+                              "several hosts (needs the sensors extra)")
+    cluster.add_argument("--ttl", type=positive_float, default=5.0, metavar="SECONDS",
+                         help="heartbeat lease: silent this long, the worker loses its "
+                              "computations (default 5, at least 1)")
+    cluster.add_argument("--snapshot-interval", type=positive_float, default=1.0,
+                         metavar="SECONDS", help="seconds between snapshots (default 1)")
     parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
 
 
@@ -70,7 +97,8 @@ def run(args):
 
     from ..graph import Graph
     from ..memory import keep_freed_memory
-    from ..net.worker import MAX_BODY, Worker, check_certificates, check_listen
+    from ..net.worker import (LEASE, MAX_BODY, REQUEST_DEADLINE, Worker,
+                              check_certificates, check_listen)
     from ..net.parent import tie_to_parent
 
     try:
@@ -79,6 +107,15 @@ def run(args):
         check_certificates(args.listen)
     except ValueError as error:
         print(f"pyrf-blocks worker: {error}", file=sys.stderr)
+        return 2
+    if args.cluster is not None and (args.cluster == "memory:" or not args.cluster.startswith(
+            ("http://", "https://"))):
+        print(f"pyrf-blocks worker: --cluster takes the http(s)://HOST:PORT of etcd, "
+              f"not {args.cluster!r}", file=sys.stderr)
+        return 2
+    if args.ttl < 1:
+        print(f"pyrf-blocks worker: --ttl must be at least 1 second, not {args.ttl:g}",
+              file=sys.stderr)
         return 2
     for module in args.imports:
         try:
@@ -95,8 +132,19 @@ def run(args):
     announce = print
     if args.parent_pid is not None:
         announce = tie_to_parent(args.parent_pid, reactor)
-    worker = Worker(Graph(reactor), token=token, max_body=args.max_body or MAX_BODY,
-                    allow_files=args.allow_files)
+    for option, value in (("--request-deadline", args.request_deadline),
+                          ("--lease", args.lease)):
+        if value is not None and not 0 < value < 1e6:
+            print(f"pyrf-blocks worker: {option} must be a positive number of "
+                  f"seconds, got {value}", file=sys.stderr)
+            return 2
+    deadline = args.request_deadline
+    # Blocks of unrelated clients share the graph: one that fails fails
+    # only itself and what depends on it.
+    worker = Worker(Graph(reactor, isolate_failures=True), token=token, max_body=args.max_body or MAX_BODY,
+                    allow_files=args.allow_files,
+                    request_deadline=deadline or REQUEST_DEADLINE,
+                    lease=args.lease or LEASE)
     status = []
 
     def listening(port):
@@ -104,7 +152,32 @@ def run(args):
         scheme = "https" if args.listen.startswith("ssl:") else "http"
         host = getattr(address, "host", "localhost")
         host = f"[{host}]" if ":" in host else host
-        announce(f"listening on {scheme}://{host}:{getattr(address, 'port', 0)}")
+        url = f"{scheme}://{host}:{getattr(address, 'port', 0)}"
+        announce(f"listening on {url}")
+        if args.cluster:
+            join(url, f"{host}:{getattr(address, 'port', 0)}")
+
+    def join(url, default_name):
+        from twisted.internet import defer
+
+        from ..cluster.service import join_as_worker
+
+        def joined(result):
+            member, runner = result
+            print(f"worker {member.worker}: joined the cluster at {args.cluster}", flush=True)
+            reactor.addSystemEventTrigger("before", "shutdown",
+                                          lambda: defer.ensureDeferred(member.leave()))
+
+        d = defer.ensureDeferred(join_as_worker(
+            reactor, args.cluster, args.name or default_name, url, args.store, ttl=args.ttl,
+            snapshot_interval=args.snapshot_interval, ca=args.cluster_ca, worker=worker))
+        d.addCallbacks(joined, failed_to_join)
+
+    def failed_to_join(failure):
+        print(f"pyrf-blocks worker: cannot join the cluster at {args.cluster}: "
+              f"{failure.getErrorMessage()}", file=sys.stderr)
+        status.append(1)
+        reactor.stop()
 
     def failed(failure):
         print(f"pyrf-blocks worker: cannot listen on {args.listen}: "

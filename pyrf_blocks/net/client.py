@@ -337,17 +337,28 @@ class remote_block(Block):
     def _close_stream(self):
         url, self.stream_url = self.stream_url, None
         if url is not None:
-            self.discard_stream(url)
+            self.graph.add_cleanup(self.discard_stream(url))
 
     def discard_stream(self, url):
         """
-        Close the stream at ``url`` on the worker, not waiting for the answer.
+        Close the stream at ``url`` on the worker; a Deferred firing (with
+        ``None``, whatever the answer) once it is done.
         """
-        d = self.client.delete(url, headers=auth_headers(self.token))
+        d = self.client.delete(url, headers=auth_headers(self.token),
+                               reactor=self.graph.reactor, timeout=10)
         d.addCallback(lambda response: response.content())
-        d.addErrback(lambda failure: log.debug(
+        d.addCallbacks(lambda _: None, lambda failure: log.debug(
             "{block}: closing {url} failed: {error}", block=self, url=url,
             error=failure.getErrorMessage()))
+        return d
+
+    def release_remote(self):
+        """
+        The stream has ended here: close it on the worker.  A Deferred
+        (that the graph's :meth:`~pyrf_blocks.graph.Graph.done` waits for).
+        """
+        url, self.stream_url = self.stream_url, None
+        return self.discard_stream(url) if url is not None else defer.succeed(None)
 
     # The polling loop: one request at a time.
 
@@ -426,8 +437,9 @@ class remote_block(Block):
             await self._read_answer(response)
         if headers.ended and self._running and not self._undelivered:
             self._running = False
+            # Before the end: the graph is done once the worker is tidied.
+            self.graph.add_cleanup(self.release_remote())
             self.end()
-            self._close_stream()
 
     def _read_answer(self, response):
         finished = defer.Deferred(lambda _: reader.abort())

@@ -8,23 +8,26 @@ under ``https``) endpoints as ``Agent``'s own, with two differences that
 only public hooks of Twisted give (an ``IAgentEndpointFactory``, and a
 wrapper of the pool's protocol factory): each connection reads
 :data:`READ_SIZE` bytes from its socket at a time instead of 64 KiB, and
-the pool's connections come and go without a log line each.
+the pool's connections come and go without a log line each.  Request
+bodies given as bytes are written at once (:class:`BytesBody`): treq's own
+producer paces them on the global reactor's cooperator, so a client on any
+other reactor never sent its body.
 
 Imported only by what reaches a worker: it loads ``twisted.web`` and treq.
 """
 
 from treq.client import HTTPClient
-from twisted.internet import protocol
+from twisted.internet import defer, protocol
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.error import SchemeNotSupported
-from twisted.web.iweb import IAgentEndpointFactory
+from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
 from .tls import explaining_agent, trust_policy
 
-__all__ = ["new_client", "StreamEndpoints", "READ_SIZE", "MAX_PERSISTENT_PER_HOST"]
+__all__ = ["new_client", "BytesBody", "StreamEndpoints", "READ_SIZE", "MAX_PERSISTENT_PER_HOST"]
 
 #: Bytes a stream connection reads from its socket at a time (Twisted's
 #: default is 64 KiB): fewer, larger reads of a body of chunks.
@@ -33,17 +36,50 @@ READ_SIZE = 256 << 10
 MAX_PERSISTENT_PER_HOST = 16
 
 
-def new_client(reactor, pem=None):
+def new_client(reactor, pem=None, pool=None):
     """
-    A treq client on ``reactor`` with its own persistent connection pool,
-    trusting the certificates ``pem`` (the system's certificate
-    authorities for ``None``) and explaining TLS failures (see :mod:`.tls`).
+    A treq client on ``reactor`` with its own persistent connection pool
+    (``pool``, or a new one), trusting the certificates ``pem`` (the
+    system's certificate authorities for ``None``) and explaining TLS
+    failures (see :mod:`.tls`).
     """
-    pool = HTTPConnectionPool(reactor, persistent=True)
-    pool.maxPersistentPerHost = MAX_PERSISTENT_PER_HOST
+    if pool is None:
+        pool = HTTPConnectionPool(reactor, persistent=True)
+        pool.maxPersistentPerHost = MAX_PERSISTENT_PER_HOST
     agent = Agent.usingEndpointFactory(reactor, StreamEndpoints(reactor, trust_policy(pem)),
                                        pool=pool)
-    return HTTPClient(explaining_agent(agent, pem))
+    return HTTPClient(explaining_agent(agent, pem), data_to_body_producer=BytesBody.of)
+
+
+@implementer(IBodyProducer)
+class BytesBody:
+    """
+    A request body of bytes, written to the connection in one call.
+    """
+
+    def __init__(self, data):
+        self._data = bytes(data)
+        self.length = len(self._data)
+
+    @classmethod
+    def of(cls, data):
+        """The body producer for treq's ``data``: bytes at once, else treq's adapters."""
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            return cls(data)
+        return IBodyProducer(data)
+
+    def startProducing(self, consumer):
+        consumer.write(self._data)
+        return defer.succeed(None)
+
+    def pauseProducing(self):
+        pass
+
+    def resumeProducing(self):
+        pass
+
+    def stopProducing(self):
+        pass
 
 
 @implementer(IAgentEndpointFactory)

@@ -258,7 +258,8 @@ class ServedStream:
         :data:`MAX_MAXSIZE`).  Under ``block`` the block is also paused
         while the backlog holds ``max_backlog_bytes`` of samples.
     :param on_close: called when the stream closes itself, its reader
-        having been silent for :data:`IDLE_TIMEOUT` seconds.
+        having been silent for ``idle_timeout`` seconds
+        (:data:`IDLE_TIMEOUT` by default).
 
     Chunks keep their output's ``seq``: the first one is wherever the
     output was when the stream was opened (:attr:`start_seq`), and a gap
@@ -267,8 +268,9 @@ class ServedStream:
 
     def __init__(self, stream_id, producer, clock, policy="block", maxsize=None,
                  max_batch_bytes=MAX_BATCH_BYTES, on_close=None,
-                 max_backlog_bytes=MAX_BACKLOG_BYTES):
+                 max_backlog_bytes=MAX_BACKLOG_BYTES, idle_timeout=IDLE_TIMEOUT):
         self.id = stream_id
+        self.idle_timeout = idle_timeout
         #: The output read, and its block.
         self.output = producer if IOutput.providedBy(producer) else producer.output()
         self.block = self.output.block
@@ -441,14 +443,14 @@ class ServedStream:
     def _expect_poll(self, wait):
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
-        self._idle = self.clock.callLater(wait + IDLE_TIMEOUT, self._abandoned)
+        self._idle = self.clock.callLater(wait + self.idle_timeout, self._abandoned)
 
     def _abandoned(self):
         if self._polls or self._answer is not None:
             self._expect_poll(0)
             return
         log.warn("{stream}: no poll for {idle:g} s; closing it", stream=self,
-                 idle=IDLE_TIMEOUT)
+                 idle=self.idle_timeout)
         self.close()
         if self._on_close is not None:
             self._on_close(self)

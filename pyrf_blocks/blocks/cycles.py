@@ -1,0 +1,195 @@
+"""
+Per-cycle values of a mains signal: the RMS (or mean) of every cycle, as
+records stamped with the cycle's start.
+
+Cycle boundaries come from the nominal frequency on the device-time grid
+(the default: every channel shares them) or from the signal's rising zero
+crossings; :mod:`pyrf_blocks.numerics.cycles` says how each is found.
+"""
+
+import numpy as np
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ..block import Block
+from ..interfaces import IRealProducer, IRecordsProducer, IStateful
+from ..numerics.cycles import (nominal_boundaries, nominal_boundary, rising_zero_crossings,
+                               segment_sums)
+from ..registry import register
+
+__all__ = ["cycle_rms"]
+
+log = Logger()
+
+BOUNDARIES = ("nominal", "zero_crossing")
+STATISTICS = ("rms", "mean")
+
+
+@register
+@implementer(IRecordsProducer, IStateful)
+class cycle_rms(Block):
+    """
+    The RMS of each cycle of a mains signal (``statistic="mean"``: its
+    mean, e.g. the active power of a cycle from instantaneous power), as
+    records: one row per complete cycle, at the cycle's start; a cycle ends
+    where the next row begins, and a chunk's ``end`` is its last cycle's
+    end.  The rows of one chunk are consecutive cycles.
+
+    Only whole cycles are reported: the samples before the first boundary,
+    after the last one, and those of a cycle interrupted by a gap in the
+    input are left out, counted in :attr:`incomplete_samples` and logged
+    at the end of the stream.
+
+    :param frequency: nominal mains frequency, Hz (50 or 60...).
+    :param boundaries: ``"nominal"``: cycles on the device-time grid of
+        the nominal frequency, from device time 0, shared by every channel;
+        ``"zero_crossing"``: a cycle starts at each rising zero crossing
+        (noise within half a nominal period ignored).
+    :param statistic: ``"rms"`` (units of the input) or ``"mean"``.
+    """
+
+    type_name = "cycle_rms"
+    kind = "records"
+    requires = (IRealProducer,)
+    param_units = {"frequency": "Hz"}
+
+    def __init__(self, producer, frequency=50.0, boundaries="nominal", statistic="rms",
+                 **kwargs):
+        label = f"{self.type_name} {kwargs.get('name')!r}"
+        if not (isinstance(frequency, (int, float)) and 0 < frequency <= 1e6):
+            raise ValueError(f"{label}: frequency must be a number of Hz in (0, 1e6], "
+                             f"got {frequency!r}")
+        if boundaries not in BOUNDARIES:
+            raise ValueError(f"{label}: boundaries must be one of {', '.join(BOUNDARIES)}, "
+                             f"got {boundaries!r}")
+        if statistic not in STATISTICS:
+            raise ValueError(f"{label}: statistic must be one of {', '.join(STATISTICS)}, "
+                             f"got {statistic!r}")
+        self.frequency = float(frequency)
+        self.boundaries = boundaries
+        self.statistic = statistic
+        super().__init__(producer, **kwargs)
+
+    def reset(self):
+        #: Samples outside whole cycles, left out.
+        self.incomplete_samples = 0
+        self._start = None       # device time of the cycle in progress
+        self._sum = 0.0
+        self._count = 0
+        self._expected = None    # where the next chunk must start
+        self._next_k = None      # nominal: the next boundary not yet used
+        self._next_time = None   # and its device time
+        self._previous = None    # zero crossing: the last sample seen
+        self._crossed = None     # zero crossing: time of the last boundary
+        self._meta = None
+
+    _STATE = ("incomplete_samples", "_start", "_sum", "_count", "_expected", "_next_k",
+              "_next_time", "_previous", "_crossed", "_meta")
+
+    def get_state(self):
+        state = {name: getattr(self, name) for name in self._STATE}
+        if state["_previous"] is not None:
+            state["_previous"] = float(state["_previous"])
+        return state
+
+    def set_state(self, state):
+        for name in self._STATE:
+            setattr(self, name, state[name])
+
+    def compute(self, chunk):
+        if len(chunk.data) == 0:
+            return
+        if self._expected is not None and chunk.start != self._expected:
+            self._drop()  # a gap: the cycle in progress is not whole
+            self._next_k = None
+            self._previous = self._crossed = None
+        self._expected = chunk.end
+        if self._meta is None:
+            self._meta = {"units": chunk.meta.get("units", ""), "quantity": self.statistic,
+                          "frequency": self.frequency, "boundaries": self.boundaries}
+        data = chunk.data
+        if self.boundaries == "nominal":
+            indexes, times = self._nominal(chunk)
+        else:
+            indexes, times = self._crossings(chunk)
+        values = data * data if self.statistic == "rms" else data
+        # A chunk holds a few cycles: Python lists beat small numpy arrays.
+        if not indexes:
+            if self._start is None:
+                self.incomplete_samples += len(data)
+            else:
+                self._sum += float(values.sum())
+                self._count += len(data)
+            return
+        edges = [0, *indexes, len(data)]
+        sums = segment_sums(values, edges).tolist()
+        counts = [stop - begin for begin, stop in zip(edges, edges[1:])]
+        if self._start is None:
+            self.incomplete_samples += counts[0]
+            cycle_times, cycle_sums, cycle_counts = times[:-1], sums[1:-1], counts[1:-1]
+        else:
+            cycle_times = [self._start, *times[:-1]]
+            cycle_sums = [self._sum + sums[0], *sums[1:-1]]
+            cycle_counts = [self._count + counts[0], *counts[1:-1]]
+        self._start, self._sum, self._count = times[-1], sums[-1], counts[-1]
+        if cycle_times:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                means = np.array(cycle_sums) / np.array(cycle_counts)
+            result = np.sqrt(means) if self.statistic == "rms" else means
+            self.emit_records(np.array(cycle_times, np.int64), result, cycle_times[0],
+                              times[-1], self._meta)
+
+    def _nominal(self, chunk):
+        if self._next_k is None:
+            found = nominal_boundaries(chunk.start, chunk.end, self.frequency)
+            k, time = (found[-1][0] + 1, None) if found else (None, None)
+        else:
+            found, k, time = [], self._next_k, self._next_time
+            while time <= chunk.end:
+                found.append((k, time))
+                k += 1
+                time = nominal_boundary(k, self.frequency)
+        if k is not None:
+            self._next_k = k
+            self._next_time = nominal_boundary(k, self.frequency) if time is None else time
+        times = [t for _, t in found]
+        return [_rows_before(chunk, t) for t in times], times
+
+    def _crossings(self, chunk):
+        data = chunk.data
+        candidates = rising_zero_crossings(data, self._previous)
+        self._previous = data[-1]
+        shortest = 0.5e9 / self.frequency
+        indexes, times = [], []
+        for index in candidates.tolist():
+            time = chunk.time_of(index)
+            if self._crossed is None or time - self._crossed >= shortest:
+                indexes.append(index)
+                times.append(time)
+                self._crossed = time
+        return indexes, times
+
+    def _drop(self):
+        if self._start is not None:
+            self.incomplete_samples += self._count
+        self._start, self._sum, self._count = None, 0.0, 0
+
+    def flush(self):
+        self._drop()
+        if self.incomplete_samples:
+            log.info("{block}: {samples} samples outside whole cycles were left out",
+                     block=self.label, samples=self.incomplete_samples)
+
+
+def _rows_before(chunk, time_ns):
+    """
+    How many samples of ``chunk`` are before ``time_ns`` (exactly, by
+    their device times).
+    """
+    rows = chunk.index_at(time_ns)
+    size = len(chunk.data)
+    while rows < size and chunk.time_of(rows) < time_ns:
+        rows += 1
+    while rows > 0 and chunk.time_of(rows - 1) >= time_ns:
+        rows -= 1
+    return rows

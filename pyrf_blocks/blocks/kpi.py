@@ -1,0 +1,191 @@
+"""
+Pointwise KPIs: one output row per input row, computed from several
+time-synchronised inputs (``P = V·I``, ``η = P_out / P_in``, any formula of
+named inputs).
+
+The inputs are all sampled (``real`` or ``scalar``, one rate) or all
+records.  The runtime's :class:`~pyrf_blocks.sync.Synchronizer` re-cuts
+them to common time ranges first, so sampled inputs line up sample by
+sample however they were chunked, and the pieces a block sees are views of
+its producers' arrays (one signal feeds power and THD without a copy).
+Records line up row by row: the rows of one range must be at the same
+times in every input (records made on the same grid, such as the per-cycle
+values of :class:`~pyrf_blocks.blocks.cycles.cycle_rms`); otherwise the
+block fails with a message saying where they differ.  The output has the
+inputs' kind, rate and times, so it feeds a window or an aggregator like
+any other stream.
+"""
+
+import numpy as np
+
+from ..block import MAIN, Block, block_of
+from ..interfaces import IChunkProducer
+from ..numerics.formula import Formula
+from ..registry import register
+
+__all__ = ["pointwise_block", "formula_block", "efficiency_block"]
+
+#: Kinds a pointwise block computes with: real numbers, sampled or records.
+POINTWISE_KINDS = ("real", "scalar", "records")
+
+
+class pointwise_block(Block):
+    """
+    Base of the pointwise KPI blocks: the output is :attr:`formula` of the
+    inputs, row by row, with :attr:`meta` as its meta.
+
+    A subclass sets ``formula`` (a :class:`~pyrf_blocks.numerics.formula.Formula`
+    of :attr:`input_names`, one name per input in order) and ``meta`` in
+    its constructor before calling this one.
+    """
+
+    kind = None  # the inputs' kind
+    requires = (IChunkProducer,)
+    variadic = True
+
+    def output_kind(self):
+        kinds = [getattr(producer, "kind", None) for producer in self.inputs]
+        for index, kind in enumerate(kinds):
+            if kind not in POINTWISE_KINDS:
+                raise TypeError(f"{self.label}: input {index + 1} emits {kind!r} chunks; "
+                                f"it computes with {', '.join(POINTWISE_KINDS)}")
+        if len(set(kinds)) > 1:
+            raise TypeError(f"{self.label}: inputs of different kinds "
+                            f"({', '.join(kinds)}); give it all sampled inputs of one "
+                            "kind, or all records")
+        return kinds[0]
+
+    def compute(self, *chunks):
+        first = chunks[0]
+        times = first.times
+        for name, chunk in zip(self.input_names[1:], chunks[1:]):
+            if times is None and chunk.rate != first.rate:
+                raise ValueError(f"{self.label}: inputs {self.input_names[0]!r} and "
+                                 f"{name!r} have different rates ({first.rate} and "
+                                 f"{chunk.rate} Hz); resample one first")
+            if times is not None and not np.array_equal(chunk.times, times):
+                raise ValueError(
+                    f"{self.label}: records of {self.input_names[0]!r} and {name!r} are "
+                    f"at different times in [{first.start}, {first.end}) ns "
+                    f"({_first_difference(times, chunk.times)}); a pointwise formula "
+                    "needs rows on the same grid (e.g. the same window block)")
+        values = self.formula.evaluate(
+            {name: chunk.data for name, chunk in zip(self.input_names, chunks)})
+        if values.ndim == 0:
+            values = np.full(len(first.data), values)
+        if times is None:
+            self.emit(values, first.start, first.end, first.rate, self.meta)
+        else:
+            self.emit_records(times, values, first.start, first.end, self.meta)
+
+
+def _first_difference(a, b):
+    if len(a) != len(b):
+        return f"{len(a)} rows and {len(b)} rows"
+    row = int(np.flatnonzero(a != b)[0])
+    return f"row {row}: {a[row]} ns and {b[row]} ns"
+
+
+def _input_name(producer):
+    block = block_of(producer)
+    output = getattr(producer, "output_name", MAIN)
+    return block.name if output == MAIN else f"{block.name}_{output}"
+
+
+@register
+class formula_block(pointwise_block):
+    """
+    Any formula of named, time-synchronised inputs, row by row (see
+    :mod:`pyrf_blocks.numerics.formula` for what a formula may contain).
+
+    Two ways to call it::
+
+        formula_block("p_out / p_in * 100", p_out=p_out, p_in=p_in, units="%")
+        formula_block(p_out, p_in, expr="p_out / p_in * 100", names=["p_out", "p_in"])
+
+    the second being the one pipeline files use (``inputs: [...]`` and
+    ``params: {expr: ..., names: [...]}``).  Without ``names`` each input
+    is named after its block (``name_output`` for another output).
+
+    :param expr: the formula; checked here, so a mistake fails at once,
+        with its column.
+    :param names: the name of each positional input, in order.
+    :param units: the unit of the result (its meta's ``units``).
+    :param timeout: most seconds one chunk's evaluation may take.
+    """
+
+    type_name = "formula_block"
+    param_units = {"timeout": "s"}
+
+    def __new__(cls, *args, proc=None, **kwargs):
+        inputs, kwargs = _canonical(args, kwargs)
+        return super().__new__(cls, *inputs, proc=proc, **kwargs)
+
+    def __init__(self, *inputs, expr=None, names=None, units="", timeout=1.0, **kwargs):
+        inputs, kwargs = _canonical(inputs, dict(kwargs, expr=expr, names=names))
+        expr, names = kwargs.pop("expr"), kwargs.pop("names")
+        if names is None:
+            names = [_input_name(producer) for producer in inputs]
+        names = list(names)
+        if expr is None:
+            raise TypeError("formula_block needs a formula: formula_block('v * i', v=..., "
+                            "i=...) or expr='...'")
+        if len(names) != len(inputs):
+            raise ValueError(f"formula_block: {len(names)} names for {len(inputs)} inputs")
+        if len(set(names)) != len(names):
+            raise ValueError(f"formula_block: input names repeat: {names}")
+        self.input_names = tuple(names)
+        self.formula = Formula(expr, names, timeout=timeout)
+        self.expr = expr
+        self.meta = {"units": units, "quantity": "formula", "formula": expr}
+        super().__init__(*inputs, **kwargs)
+
+
+def _canonical(args, kwargs):
+    """
+    ``formula_block(expr, a=x, b=y)`` as ``(x, y), {expr=..., names=[a, b]}``.
+    """
+    kwargs = dict(kwargs)
+    inputs = list(args)
+    if inputs and isinstance(inputs[0], str):
+        if kwargs.get("expr") is not None:
+            raise TypeError("formula_block: the formula is given twice (first argument "
+                            "and expr=)")
+        kwargs["expr"] = inputs.pop(0)
+    named = {key: value for key, value in kwargs.items()
+             if IChunkProducer.providedBy(value)}
+    if named:
+        if inputs:
+            raise TypeError("formula_block: give the inputs either by position (with "
+                            "names=) or by name, not both")
+        if kwargs.get("names") is not None:
+            raise TypeError("formula_block: inputs given by name take no names=")
+        for key in named:
+            del kwargs[key]
+        inputs = list(named.values())
+        kwargs["names"] = list(named)
+    return tuple(inputs), kwargs
+
+
+@register
+class efficiency_block(pointwise_block):
+    """
+    Efficiency ``P_out / P_in`` of a converter, row by row, in percent (or
+    as a ratio with ``percent=False``).  A row with ``P_in = 0`` gives
+    ``inf`` or ``nan``, as the division does.
+
+    :param percent: the result in % (default) or as a ratio.
+    """
+
+    type_name = "efficiency_block"
+    requires = (IChunkProducer, IChunkProducer)
+    variadic = False
+
+    def __init__(self, *inputs, percent=True, **kwargs):
+        # efficiency_block(p_out, p_in)
+        self.input_names = ("p_out", "p_in")
+        self.percent = bool(percent)
+        self.formula = Formula("p_out / p_in * 100" if percent else "p_out / p_in",
+                               self.input_names)
+        self.meta = {"units": "%" if percent else "1", "quantity": "efficiency"}
+        super().__init__(*inputs, **kwargs)

@@ -1,0 +1,359 @@
+"""
+A safe evaluator of arithmetic formulas over named numpy arrays.
+
+A formula is Python expression syntax restricted to arithmetic: numbers,
+the names it is given, ``+ - * / // % **``, unary ``-`` and ``+``,
+comparisons (chained too), ``and``, ``or``, ``not``, ``a if c else b`` and
+calls of the functions in :data:`FUNCTIONS`.  Everything is checked when the
+:class:`Formula` is made (an unknown name or function, an attribute, a
+subscript, a string... raises :class:`~pyrf_blocks.errors.FormulaError`
+naming the column); nothing of the text is ever given to ``eval`` or
+``exec``.  The checked syntax tree is turned once into nested Python
+closures that call numpy ufuncs, so evaluating costs one numpy operation
+per operator over whole arrays.
+
+Why it cannot hang: numbers are floats (``9**9**9`` is ``inf``, at once,
+where Python integers would compute for hours), integer inputs are
+converted to float64, the text is at most :data:`MAX_LENGTH` characters
+and :data:`MAX_NODES` syntax nodes, so an evaluation is a bounded number
+of array operations; each operation also checks a deadline
+(:class:`~pyrf_blocks.errors.FormulaTimeout`).  Division by zero and
+overflow give ``inf`` and ``nan`` as numpy does, without warnings.
+
+>>> import numpy as np
+>>> f = Formula("v * i * cos(phi)", names=["v", "i", "phi"])
+>>> f(v=np.array([230.0]), i=np.array([2.0]), phi=np.array([0.0]))
+array([460.])
+"""
+
+import ast
+import math
+import time
+
+import numpy as np
+
+from ..errors import FormulaError, FormulaTimeout
+
+__all__ = ["Formula", "FUNCTIONS", "CONSTANTS", "MAX_LENGTH", "MAX_NODES"]
+
+#: Longest formula text, in characters.
+MAX_LENGTH = 1000
+#: Most syntax nodes in a formula (``a * b + 1`` has 6).
+MAX_NODES = 256
+
+
+def _minimum(*args):
+    result = args[0]
+    for arg in args[1:]:
+        result = np.minimum(result, arg)
+    return result
+
+
+def _maximum(*args):
+    result = args[0]
+    for arg in args[1:]:
+        result = np.maximum(result, arg)
+    return result
+
+
+#: The functions a formula may call, by name: each a numpy function and
+#: the least and most arguments it takes.  All work element by element
+#: over arrays; ``min`` and ``max`` take two or more arguments
+#: (``max(a, b, 0)``), not a sequence.
+FUNCTIONS = {
+    "abs": (np.abs, 1, 1),
+    "sqrt": (np.sqrt, 1, 1),
+    "exp": (np.exp, 1, 1),
+    "log": (np.log, 1, 1),
+    "log10": (np.log10, 1, 1),
+    "sin": (np.sin, 1, 1),
+    "cos": (np.cos, 1, 1),
+    "tan": (np.tan, 1, 1),
+    "arctan2": (np.arctan2, 2, 2),
+    "hypot": (np.hypot, 2, 2),
+    "floor": (np.floor, 1, 1),
+    "ceil": (np.ceil, 1, 1),
+    "sign": (np.sign, 1, 1),
+    "isnan": (np.isnan, 1, 1),
+    "min": (_minimum, 2, 16),
+    "max": (_maximum, 2, 16),
+    "clip": (np.clip, 3, 3),
+    "where": (np.where, 3, 3),
+}
+
+#: Names a formula may use besides its inputs.
+CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}
+
+_BINARY = {
+    ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply,
+    ast.Div: np.true_divide, ast.FloorDiv: np.floor_divide, ast.Mod: np.mod,
+    ast.Pow: np.power,
+}
+_UNARY = {ast.USub: np.negative, ast.UAdd: np.positive, ast.Not: np.logical_not}
+_COMPARE = {
+    ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater,
+    ast.GtE: np.greater_equal, ast.Eq: np.equal, ast.NotEq: np.not_equal,
+}
+_BOOL = {ast.And: np.logical_and, ast.Or: np.logical_or}
+
+_WORDS = {
+    ast.Attribute: "attributes (a.b)", ast.Subscript: "subscripts (a[i])",
+    ast.Lambda: "lambda", ast.ListComp: "comprehensions", ast.GeneratorExp: "comprehensions",
+    ast.SetComp: "comprehensions", ast.DictComp: "comprehensions", ast.List: "lists",
+    ast.Tuple: "tuples", ast.Dict: "dicts", ast.Set: "sets",
+    ast.NamedExpr: "assignments (:=)", ast.Starred: "starred arguments",
+    ast.JoinedStr: "strings", ast.Await: "await",
+    ast.Yield: "yield", ast.YieldFrom: "yield",
+}
+
+
+class Formula:
+    """
+    An arithmetic formula of named arrays, checked once and evaluated many
+    times.
+
+    Parameters
+    ----------
+    text : str
+        The formula, e.g. ``"p_out / p_in * 100"``.
+    names : iterable of str
+        The input names it may use.  It need not use them all.
+    timeout : float
+        Most seconds one evaluation may take (checked between operations).
+
+    Raises
+    ------
+    FormulaError
+        The text is not a formula of these names: the message quotes it and
+        names the column and the mistake.
+
+    Attributes
+    ----------
+    text : str
+        The formula as given.
+    names : tuple of str
+        The input names it uses, in order of first use.
+    """
+
+    def __init__(self, text, names, timeout=1.0):
+        if not isinstance(text, str):
+            raise FormulaError(f"a formula must be text, got {type(text).__name__}")
+        self.text = text
+        allowed = tuple(names)
+        for name in allowed:
+            if not isinstance(name, str) or not name.isidentifier():
+                raise FormulaError(f"formula {text!r}: input name {name!r} is not an "
+                                   "identifier (letters, digits and _, not first a digit)")
+            if name in CONSTANTS:
+                raise FormulaError(f"formula {text!r}: input name {name!r} is a constant "
+                                   "of formulas; rename the input")
+        self._allowed = frozenset(allowed)
+        if not timeout > 0:
+            raise FormulaError(f"formula {text!r}: timeout must be > 0 s, got {timeout!r}")
+        self.timeout = float(timeout)
+        if len(text) > MAX_LENGTH:
+            raise FormulaError(f"formula of {len(text)} characters: at most {MAX_LENGTH} "
+                               "are allowed")
+        self._offset = len(text) - len(text.lstrip())
+        try:
+            tree = ast.parse(text.strip(), mode="eval")
+        except SyntaxError as error:
+            column = None if error.offset is None else self._offset + error.offset
+            raise FormulaError(f"formula {text!r}, column {column}: {error.msg}",
+                               column) from None
+        except (ValueError, RecursionError, MemoryError) as error:
+            raise FormulaError(f"formula {text!r}: {error}") from None
+        nodes = sum(1 for _ in ast.walk(tree))
+        if nodes > MAX_NODES:
+            raise FormulaError(f"formula {text!r} has {nodes} syntax nodes: at most "
+                               f"{MAX_NODES} are allowed")
+        self._used = []
+        self._deadline = [0.0]
+        self._code = self._compile(tree.body)
+        self.names = tuple(self._used)
+
+    def __repr__(self):
+        return f"Formula({self.text!r})"
+
+    def __call__(self, **values):
+        """
+        Evaluate with the inputs given by name; see :meth:`evaluate`.
+        """
+        return self.evaluate(values)
+
+    def evaluate(self, values):
+        """
+        The formula's value for these inputs, element by element.
+
+        Parameters
+        ----------
+        values : mapping of str to array_like
+            An array (or number) for each name in :attr:`names`; arrays
+            broadcast together as numpy does.  Integer and boolean inputs
+            are taken as float64; float and complex ones as they are.
+
+        Returns
+        -------
+        numpy.ndarray
+            The result, of the inputs' broadcast shape (a formula that uses
+            no input gives a 0-d array).
+
+        Raises
+        ------
+        FormulaError
+            An input it uses is missing.
+        FormulaTimeout
+            The evaluation ran past :attr:`timeout` seconds.
+        """
+        env = {}
+        shapes = set()
+        for name in self.names:
+            try:
+                value = values[name]
+            except KeyError:
+                raise FormulaError(f"formula {self.text!r}: no value for input {name!r}; "
+                                   f"given: {', '.join(sorted(values)) or 'none'}") from None
+            array = value if type(value) is np.ndarray else np.asarray(value)
+            kind = array.dtype.kind
+            if kind in "biu":
+                array = array.astype(np.float64)
+            elif kind not in "fc":
+                raise FormulaError(f"formula {self.text!r}: input {name!r} holds "
+                                   f"{array.dtype} values, not numbers")
+            env[name] = array
+            shapes.add(array.shape)
+        # One shape is the common case (a block's synchronised inputs).
+        shape = shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes)
+        self._deadline[0] = time.perf_counter() + self.timeout
+        with np.errstate(all="ignore"):
+            result = self._code(env)
+        if type(result) is not np.ndarray:
+            result = np.asarray(result)
+        if result.shape != shape:
+            result = np.broadcast_to(result, shape).copy()
+        return result
+
+    # Checking and compiling, node by node.
+
+    def _fail(self, node, message):
+        column = self._offset + node.col_offset + 1
+        raise FormulaError(f"formula {self.text!r}, column {column}: {message}", column)
+
+    def _check_time(self):
+        if time.perf_counter() > self._deadline[0]:
+            raise FormulaTimeout(f"formula {self.text!r} took more than {self.timeout} s")
+
+    def _compile(self, node):
+        method = getattr(self, "_compile_" + type(node).__name__, None)
+        if method is None:
+            what = _WORDS.get(type(node), type(node).__name__)
+            self._fail(node, f"{what} are not allowed in a formula" if what.endswith("s")
+                       or what.endswith(")") else f"{what} is not allowed in a formula")
+        return method(node)
+
+    def _compile_Constant(self, node):
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self._fail(node, f"{value!r} is not a number; formulas compute with numbers only")
+        try:
+            number = np.float64(float(value))
+        except OverflowError:
+            self._fail(node, "number too large")
+        return lambda env: number
+
+    def _compile_Name(self, node):
+        name = node.id
+        if name in self._allowed:
+            if name not in self._used:
+                self._used.append(name)
+            return lambda env: env[name]
+        if name in CONSTANTS:
+            number = np.float64(CONSTANTS[name])
+            return lambda env: number
+        if name in FUNCTIONS:
+            self._fail(node, f"{name!r} is a function: call it, {name}(...)")
+        inputs = ", ".join(sorted(self._allowed)) or "none"
+        self._fail(node, f"unknown name {name!r}; the inputs are: {inputs}")
+
+    def _compile_BinOp(self, node):
+        ufunc = _BINARY.get(type(node.op))
+        if ufunc is None:
+            self._fail(node, f"operator {type(node.op).__name__} is not allowed in a formula")
+        left, right, check = self._compile(node.left), self._compile(node.right), self._check_time
+
+        def binary(env):
+            a, b = left(env), right(env)
+            check()
+            return ufunc(a, b)
+        return binary
+
+    def _compile_UnaryOp(self, node):
+        ufunc = _UNARY.get(type(node.op))
+        if ufunc is None:
+            self._fail(node, f"operator {type(node.op).__name__} is not allowed in a formula")
+        operand = self._compile(node.operand)
+        return lambda env: ufunc(operand(env))
+
+    def _compile_BoolOp(self, node):
+        ufunc = _BOOL[type(node.op)]
+        values, check = [self._compile(value) for value in node.values], self._check_time
+
+        def boolean(env):
+            result = values[0](env)
+            for value in values[1:]:
+                check()
+                result = ufunc(result, value(env))
+            return result
+        return boolean
+
+    def _compile_Compare(self, node):
+        operands = [self._compile(node.left)] + [self._compile(c) for c in node.comparators]
+        ufuncs = []
+        for op in node.ops:
+            ufunc = _COMPARE.get(type(op))
+            if ufunc is None:
+                self._fail(node, f"comparison {type(op).__name__} is not allowed in a formula")
+            ufuncs.append(ufunc)
+        check = self._check_time
+
+        def compare(env):
+            values = [operand(env) for operand in operands]
+            check()
+            result = ufuncs[0](values[0], values[1])
+            for ufunc, a, b in zip(ufuncs[1:], values[1:], values[2:]):
+                result = np.logical_and(result, ufunc(a, b))
+            return result
+        return compare
+
+    def _compile_IfExp(self, node):
+        test, body, orelse = (self._compile(node.test), self._compile(node.body),
+                              self._compile(node.orelse))
+        check = self._check_time
+
+        def choose(env):
+            condition, a, b = test(env), body(env), orelse(env)
+            check()
+            return np.where(condition, a, b)
+        return choose
+
+    def _compile_Call(self, node):
+        if not isinstance(node.func, ast.Name):
+            self._fail(node, "only the formula functions can be called: "
+                       + ", ".join(FUNCTIONS))
+        name = node.func.id
+        if name not in FUNCTIONS:
+            self._fail(node, f"unknown function {name!r}; the functions are: "
+                       + ", ".join(FUNCTIONS))
+        if node.keywords:
+            self._fail(node, f"{name}() takes no keyword arguments")
+        function, least, most = FUNCTIONS[name]
+        if not least <= len(node.args) <= most:
+            wanted = str(least) if least == most else f"{least} to {most}"
+            self._fail(node, f"{name}() takes {wanted} argument(s), got {len(node.args)}")
+        args, check = [self._compile(arg) for arg in node.args], self._check_time
+
+        def call(env):
+            values = [arg(env) for arg in args]
+            check()
+            return function(*values)
+        return call

@@ -1,0 +1,3 @@
+"""
+Record sources from outside the instrument world: MQTT (:mod:`.mqtt`).
+"""

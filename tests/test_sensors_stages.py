@@ -1,0 +1,291 @@
+"""
+The stages of a sensor pipeline on a task.Clock, writing into a memory
+store: active period, filters, transformations, policies, buffering.
+"""
+
+import io
+import math
+import tarfile
+import zipfile
+import zlib
+
+import pytest
+
+from pyrf_blocks.errors import PayloadRejected, StoreUnavailable
+from pyrf_blocks.sensors.filters import Filters, decode
+from pyrf_blocks.sensors.period import ActivePeriod
+from pyrf_blocks.sensors.pipeline import SensorPipeline
+from pyrf_blocks.sensors.policies import (Aggregation, LastValue, NRecords, TimeWindow,
+                                          VideoPolicy, calendar_window)
+from pyrf_blocks.sensors.transforms import FileTransform, ImageTransform, NumericTransform
+from pyrf_blocks.storage import InlineStore, MemoryStore
+
+S = 10 ** 9
+DAY = 86400 * S
+
+
+def _png(width=20, height=10, color=(200, 10, 10)):
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _pipeline(clock, store=None, **options):
+    store = MemoryStore() if store is None else store
+    pipeline = SensorPipeline("test", ["t"], **options)
+    pipeline.start(InlineStore(store), clock)
+    return pipeline, store
+
+
+def test_active_periods():
+    """Each kind of active period takes what lies in [start, end) and nothing else."""
+    assert ActivePeriod().active(0)
+    assert ActivePeriod("from_date", start=10).active(10)
+    assert not ActivePeriod("from_date", start=10).active(9)
+    assert ActivePeriod("to_date", end=20, now=5).active(19)
+    assert not ActivePeriod("to_date", end=20, now=5).active(4)
+    span = ActivePeriod("date_range", start=10, end=20)
+    assert [span.active(t) for t in (9, 10, 19, 20)] == [False, True, True, False]
+    with pytest.raises(ValueError, match="end is not after"):
+        ActivePeriod("date_range", start=20, end=10)
+
+
+def test_decode_by_type():
+    """A payload decodes to its type's value, or is rejected naming the reason."""
+    assert decode("number", b" 2.5 ") == 2.5 and decode("number", b"null") is None
+    assert math.isinf(decode("number", b"-inf"))
+    assert decode("text", "héllo".encode()) == "héllo"
+    assert decode("image", _png()) == _png()
+    for kind, payload, reason in (("number", b"abc", "type"), ("text", b"\xff", "encoding"),
+                                  ("image", b"not an image", "image")):
+        with pytest.raises(PayloadRejected) as caught:
+            decode(kind, payload)
+        assert caught.value.reason == reason
+
+
+def test_filters_lists_thresholds_rate_unique_size():
+    """Whitelist, blacklist (null, NaN, inf), min/max, rate, uniqueness drop; oversize is bad."""
+    white = Filters("number", whitelist=[1, 2, 3])
+    assert white.check("t", 0, b"2") == (2.0, None)
+    assert white.check("t", 1, b"4") == (None, "whitelist")
+    black = Filters("number", blacklist=[None, "None", float("nan"), float("inf"),
+                                         float("-inf")])
+    for payload in (b"null", b"None", b"nan", b"inf", b"-inf"):
+        assert black.check("t", 0, payload) == (None, "blacklist")
+    assert black.check("t", 0, b"1") == (1.0, None)
+    ranged = Filters("number", minimum=-40, maximum=120)
+    assert [ranged.check("t", 0, p)[1] for p in (b"-41", b"-40", b"120", b"121", b"nan")] == \
+        ["min", None, None, "max", "min"]
+    rate = Filters("number", max_rate=10.0)
+    assert [rate.check("t", t * S, b"1")[1] for t in (0, 5, 10, 12)] == [None, "rate", None,
+                                                                          "rate"]
+    assert rate.check("other", 5 * S, b"1")[1] is None
+    unique = Filters("text", unique=True)
+    assert [unique.check("t", 0, p)[1] for p in (b"a", b"a", b"b", b"a")] == \
+        [None, "unique", None, None]
+    sized = Filters("text", max_size=3)
+    assert sized.check("t", 0, "äöü".encode()) == ("äöü", None)  # characters, not bytes
+    with pytest.raises(PayloadRejected, match="4 characters, more than max_size 3"):
+        sized.check("t", 0, b"abcd")
+    with pytest.raises(PayloadRejected, match="null payload"):
+        Filters("number").check("t", 0, b"null")
+
+
+def test_numeric_transform_scales_then_rounds():
+    """multiplication then round, as the seed's example orders them."""
+    assert NumericTransform(0.3, 3).apply(10.0, "t", 0) == 3.0
+    assert NumericTransform(None, 1).apply(1.26, "t", 0) == 1.3
+
+
+def test_image_transform_resize_dpi_crop_format():
+    """An image is resized, cropped and written in the asked format with the asked density."""
+    from PIL import Image
+
+    out = ImageTransform(size=(640, 320), dpi=300, clip=(50, 50, 240, 120),
+                         image_format="jpg").apply(_png(), "t", 0)
+    with Image.open(io.BytesIO(out)) as image:
+        assert image.format == "JPEG" and image.size == (240, 120)
+        assert round(image.info["dpi"][0]) == 300
+    with pytest.raises(ValueError, match="Pillow writes no SVG"):
+        ImageTransform(image_format="svg")
+
+
+def test_file_transforms_make_readable_archives():
+    """tgz (with level and wbits), tar and zip hold the payload as their one member."""
+    data = b"log line\n" * 100
+    tgz = FileTransform("tgz", level=9, wbits=12).apply(data, "a/b", 5 * S)
+    with tarfile.open(fileobj=io.BytesIO(tgz), mode="r:gz") as archive:
+        [member] = archive.getmembers()
+        assert archive.extractfile(member).read() == data and member.name == "a_b-5000000000"
+    assert len(tgz) < len(data)
+    assert zlib.decompress(tgz, 16 + 15)  # a gzip stream
+    with tarfile.open(fileobj=io.BytesIO(FileTransform("tar").apply(data, "t", 0))) as tar:
+        assert tar.extractfile(tar.getmembers()[0]).read() == data
+    with zipfile.ZipFile(io.BytesIO(FileTransform("zip", level=1).apply(data, "t", 0))) as z:
+        assert z.read(z.namelist()[0]) == data
+    with pytest.raises(ValueError, match="level 15; 0 to 9"):
+        FileTransform("tgz", level=15)
+
+
+def test_calendar_windows_align_to_midnight():
+    """Windows start at 00:00 UTC; a size that does not divide a day ends the day short."""
+    hour = 3600 * S
+    assert calendar_window(DAY * 3 + 90 * 60 * S, hour) == (DAY * 3 + hour, DAY * 3 + 2 * hour)
+    seven = 7 * 60 * S
+    start, end = calendar_window(DAY - 1, seven)
+    assert end == DAY and start == DAY - (DAY % seven)
+    assert calendar_window(DAY, seven)[0] == DAY
+
+
+def test_policies_write_their_tables_when_the_buffer_flushes(clock):
+    """Every policy's rows reach the store in one batch, after accumulation_time, then acks."""
+    acked = []
+    pipeline, store = _pipeline(
+        clock, policies=[LastValue(min_interval=30.0), NRecords(3),
+                         TimeWindow(start=10 * S, end=50 * S, expire_after=100.0),
+                         Aggregation(window=60.0)],
+        max_items=100, accumulation_time=5.0)
+    for second in range(0, 70, 5):
+        pipeline.receive("t", second * S, str(second).encode(), lambda s=second: acked.append(s))
+    assert store.query("t", "n_records") == [] and acked == []
+    clock.advance(5.0)
+    assert acked == list(range(0, 70, 5))
+    assert [r["time"] for r in store.query("t", "last_value")] == [60 * S]
+    assert len(store.query("t", "n_records")) == 14
+    assert [r["time"] // S for r in store.query("t", "time_window")] == list(range(10, 50, 5))
+    windows = store.query("t", "aggregation")
+    assert [(w["count"], w["avg"], w["min"], w["max"]) for w in windows] == \
+        [(12, 27.5, 0.0, 55.0), (2, 62.5, 60.0, 65.0)]
+    store.cleanup(now=0, keep=pipeline.retention())
+    assert len(store.query("t", "n_records")) == 3
+
+
+def test_aggregation_restores_and_skips_redelivered(clock):
+    """After a restart the open window continues, and a reading delivered again counts once."""
+    store = MemoryStore()
+    first, _ = _pipeline(clock, store, policies=[Aggregation(window=60.0)], max_items=2)
+    first.receive("t", 1 * S, b"1")
+    first.receive("t", 2 * S, b"2")
+    second, _ = _pipeline(clock, store, policies=[Aggregation(window=60.0)], max_items=2)
+    second.restore(store)
+    second.receive("t", 2 * S, b"2")  # redelivered with its first time
+    second.receive("t", 3 * S, b"3")
+    [row] = store.query("t", "aggregation")
+    assert (row["count"], row["sum"], row["last_time"]) == (3, 6.0, 3 * S)
+
+
+def test_bad_payloads_counted_never_fatal(clock):
+    """Wrong types and oversize payloads are counted per reason and stored; good ones pass."""
+    pipeline, store = _pipeline(clock, filters=Filters("number", max_size=8),
+                                policies=[NRecords(10)], max_items=5)
+    for t, payload in enumerate((b"1", b"x", b"123456789", b"2", b"")):
+        pipeline.receive("t", t, payload)
+    assert store.bad_counts() == {("t", "type"): 2, ("t", "size"): 1}
+    assert [r["number"] for r in store.query("t", "n_records")] == [1.0, 2.0]
+    assert pipeline.bad == {"type": 2, "size": 1}
+
+
+def test_inactive_and_filtered_are_acknowledged_not_stored(clock):
+    """Messages outside the period or dropped by a filter are acknowledged with their batch."""
+    acked = []
+    pipeline, store = _pipeline(clock, period=ActivePeriod("from_date", start=10),
+                                filters=Filters("number", minimum=0),
+                                policies=[NRecords(10)], max_items=3)
+    for t, payload in ((5, b"1"), (10, b"-1"), (11, b"1")):
+        pipeline.receive("t", t, payload, lambda t=t: acked.append(t))
+    assert acked == [5, 10, 11] and len(store.query("t", "n_records")) == 1
+    assert pipeline.dropped == {"inactive": 1, "min": 1}
+
+
+def test_store_away_keeps_the_batch_and_retries(clock):
+    """A failing store acknowledges nothing; the batch is written with backoff once it is back."""
+    class Flaky(MemoryStore):
+        down = True
+
+        def write(self, batch):
+            if self.down:
+                raise StoreUnavailable("down")
+            super().write(batch)
+
+    store = Flaky()
+    acked = []
+    pipeline, _ = _pipeline(clock, store, policies=[NRecords(100)], max_items=2)
+    for t in range(4):
+        pipeline.receive("t", t, b"1", lambda t=t: acked.append(t))
+    assert acked == [] and pipeline.buffer.waiting == 4
+    store.down = False
+    clock.advance(1.0)
+    assert acked == [0, 1, 2, 3] and len(store.query("t", "n_records")) == 4
+
+
+def test_video_policy_makes_a_video_per_window(clock):
+    """Frames are stored as they come; a closed window's frames become one video (ffmpeg), even across a restart."""
+    import shutil
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (sh tools/system-deps.sh)")
+    store = MemoryStore()
+    options = dict(filters=Filters("image"), policies=[VideoPolicy(window=60.0, frame_rate=2)],
+                   max_items=100, accumulation_time=1.0)
+    first, _ = _pipeline(clock, store, **options)
+    for t in range(2):
+        first.receive("t", t * S, _png(color=(t * 60, 0, 0)))
+    clock.advance(1.0)
+    assert len(store.query("t", "video_frames")) == 2  # durable, and acknowledged
+    second, _ = _pipeline(clock, store, **options)  # a restart
+    second.restore(store)
+    for t in range(2, 4):
+        second.receive("t", t * S, _png(color=(t * 60, 0, 0)))
+    second.receive("t", 61 * S, _png())  # the next window closes the first
+    clock.advance(1.0)
+    [video] = store.query("t", "video")
+    assert video["frames"] == 4 and store.blob(video["blob"])[4:8] == b"ftyp"
+    removed = store.cleanup(now=0, grace=-1.0)
+    assert removed["video_frames"] == 4
+    assert [r["time"] for r in store.query("t", "video_frames")] == [61 * S]
+
+
+def test_held_messages_wait_for_release(clock):
+    """A pipeline on hold keeps messages aside and handles them, in order, on release."""
+    pipeline, store = _pipeline(clock, policies=[NRecords(10)], max_items=2)
+    pipeline.hold()
+    pipeline.receive("t", 1, b"1")
+    pipeline.receive("t", 2, b"2")
+    assert store.query("t", "n_records") == []
+    pipeline.release()
+    assert [r["number"] for r in store.query("t", "n_records")] == [1.0, 2.0]
+
+
+def test_aggregation_restores_only_windows_of_its_size(clock):
+    """A stored window of another size (the file changed) is not continued."""
+    store = MemoryStore()
+    first, _ = _pipeline(clock, store, policies=[Aggregation(window=3600.0)], max_items=1)
+    first.receive("t", 1 * S, b"1")
+    second, _ = _pipeline(clock, store, policies=[Aggregation(window=60.0)], max_items=1)
+    second.restore(store)
+    second.receive("t", 2 * S, b"5")
+    rows = store.query("t", "aggregation")
+    # Not counted on top of the hour's reading: a fresh 1 min window (with
+    # the same start, it takes the row of the 1 h window).
+    assert [(r["window_end"] - r["window_start"], r["count"], r["sum"]) for r in rows] == \
+        [(60 * S, 1, 5.0)]
+
+
+def test_a_failing_stage_is_counted_not_fatal(clock):
+    """An unexpected error in a stage is logged and counted as an 'error' bad payload; the next message passes."""
+    class Broken:
+        kind = "number"
+
+        def apply(self, value, topic, time):
+            if value == 13:
+                raise ZeroDivisionError("unlucky")
+            return value
+
+    pipeline, store = _pipeline(clock, transforms=[Broken()], policies=[NRecords(10)],
+                                max_items=2)
+    pipeline.receive("t", 1, b"13")
+    pipeline.receive("t", 2, b"14")
+    assert store.bad_counts() == {("t", "error"): 1}
+    assert [r["number"] for r in store.query("t", "n_records")] == [14.0]
