@@ -373,6 +373,7 @@ class placed_block(remote_block):
         self._output_stand_ins = {}
         #: Streams of its outputs asked for in this reactor turn, by output.
         self._batch = None
+        self._batch_keys = {}
         super().__init__(None, kind, inputs=inputs, token=place.token, ca=place.ca,
                          client=place.client, name=name or type_name, graph=graph,
                          **place.stream_options)
@@ -463,14 +464,21 @@ class placed_block(remote_block):
             self.graph.reactor.callLater(0, self._open_batch, batch)
         name = stand_in.remote_output
         waiter = batch[name] = defer.Deferred(lambda d: batch.pop(name, None))
+        waiter.addBoth(self._forget_key, name)
+        self._batch_keys[name] = stand_in.open_key
         return waiter
+
+    def _forget_key(self, result, name):
+        self._batch_keys.pop(name, None)
+        return result
 
     def _open_batch(self, batch):
         self._batch = None
         names = list(batch)
         if not names:
             return  # every stand-in stopped waiting
-        d = defer.ensureDeferred(self.request_streams(names))
+        key = self.joint_key(self._batch_keys.get(name) for name in names)
+        d = defer.ensureDeferred(self.request_streams(names, key=key))
         d.addCallbacks(self._batch_opened, self._batch_failed, (batch, names), None,
                        (batch,))
 

@@ -41,6 +41,17 @@ or ``{"block": "window", "output": "late"}`` (another output), or as the
 URL of a block on another worker (``{"url": ..., "kind": ..., "output":
 ...}``).  A stream's id names what it reads, ``{block}:{output}:{n}``,
 ``n`` counting the streams of that output on this worker, never reused.
+Its answer also gives the stream's ``instance`` (random; see :mod:`.stream`).
+
+A request that opens streams may carry a ``key`` the client chose (random,
+one per stream it means to open): a second request with the same key, as
+a client sends when the answer to the first was lost, is answered with the
+stream(s) the first one opened (``200``, the same answer), not with new
+ones.  Without it, a lost answer leaves a stream nobody reads, holding the
+block (see :data:`.stream.FIRST_POLL_TIMEOUT`), while the client's new
+stream starts where the block has got to by then, and what the block
+emitted in between reached no reader.  A key whose streams are closed
+already is answered ``410``; the last :data:`MAX_STREAM_KEYS` keys are kept.
 
 Nothing a client made outlives its use by more than ``lease`` seconds
 (:data:`LEASE`, ``--lease``): a stream nobody polls for that long is
@@ -53,6 +64,7 @@ import hmac
 import ipaddress
 import json
 import re
+from collections import OrderedDict
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -67,7 +79,8 @@ from ..registry import lookup, parameters, remote_allowed
 from ..waiting import Waiters
 from .client import remote_block
 from .replies import error_reply, json_reply
-from .stream import DEFAULT_WAIT, ServedStream, poll_arguments, seconds_argument
+from .stream import (DEFAULT_WAIT, ServedStream, instance_argument, poll_arguments,
+                     seconds_argument)
 from .tls import check_certificate_files
 
 __all__ = ["Worker", "check_listen", "check_certificates", "MAX_BODY",
@@ -94,6 +107,10 @@ LEASE = 120.0
 #: needs 4); deeper bodies are refused before parsing.
 MAX_JSON_DEPTH = 32
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,99}\Z")
+#: Stream keys remembered (a retried ``POST .../streams`` is recognised by
+#: its key while it is among the last this many).
+MAX_STREAM_KEYS = 4096
+_KEY = re.compile(r"[A-Za-z0-9_-]{8,128}\Z")
 #: Keyword arguments of every block that a request may also set.
 _COMMON_PARAMETERS = {"policy", "maxsize"}
 
@@ -246,7 +263,8 @@ def _opened(stream):
     The answer to a request that opened ``stream``.
     """
     return {"id": stream.id, "kind": stream.kind, "block": stream.block.name,
-            "output": stream.output.output_name, "path": f"/streams/{stream.id}"}
+            "output": stream.output.output_name, "path": f"/streams/{stream.id}",
+            "instance": stream.instance}
 
 
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
@@ -335,6 +353,8 @@ class Worker:
         #: (a cluster worker adds its computations').
         self.collectors = []
         self._metrics = None
+        #: ``key`` of a request that opened streams → (what it asked, their ids).
+        self._stream_keys = OrderedDict()
         self.resource = _Root(self)
         self.site = _QuietSite(self.resource, timeout=IDLE_TIMEOUT)
         self.site.requestFactory = type("_Request", (_LimitedRequest,), {"max_body": max_body})
@@ -442,10 +462,10 @@ class Worker:
                 return json_reply(request, {"removed": name})
             case ["blocks", name, "streams"] if method == "POST":
                 spec = _json_body(request, self.max_body)
+                streams, code = self._keyed_streams(name, spec)
                 if "outputs" in spec:
-                    streams = self.open_streams(name, spec)
-                    return json_reply(request, {"streams": list(map(_opened, streams))}, 201)
-                return json_reply(request, _opened(self.open_stream(name, spec)), 201)
+                    return json_reply(request, {"streams": list(map(_opened, streams))}, code)
+                return json_reply(request, _opened(streams[0]), code)
             case ["blocks", name, "stop"] if method == "POST":
                 block = self._block(name)
                 if not isinstance(block, Source):
@@ -458,7 +478,8 @@ class Worker:
                 return json_reply(request, {"streams": [s.stats for s in self.streams.values()]})
             case ["streams", ident] if method == "GET":
                 after, wait, linger = poll_arguments(request)
-                return self._stream(ident).poll(request, after, wait, linger)
+                return self._stream(ident).poll(request, after, wait, linger,
+                                                instance_argument(request))
             case ["streams", ident] if method == "DELETE":
                 self._stream(ident).close()
                 del self.streams[ident]
@@ -718,6 +739,46 @@ class Worker:
                 del self.graph.blocks[producer.name]
         log.info("removed {block}", block=block.label)
 
+    def _keyed_streams(self, name, spec):
+        """
+        The streams a ``POST /blocks/{name}/streams`` opens, and the status
+        of its answer: those opened before with the same ``key`` (200),
+        or new ones (201).
+        """
+        key = spec.get("key")
+        if key is None:
+            return self._open_requested(name, spec), 201
+        if not isinstance(key, str) or not _KEY.match(key):
+            raise HTTPError(400, f"key {key!r} must be 8 to 128 letters, digits, '_' or '-' "
+                                 "(random, chosen by the client)")
+        asked = (name, json.dumps(spec, sort_keys=True))
+        known = self._stream_keys.get(key)
+        if known is not None:
+            before, idents = known
+            if before != asked:
+                raise HTTPError(409, f"key {key!r} opened other streams "
+                                     f"({', '.join(idents)}); a key names one request, "
+                                     "retried as it was")
+            streams = [self.streams.get(ident) for ident in idents]
+            closed = [ident for ident, stream in zip(idents, streams)
+                      if stream is None or stream.closed]
+            if closed:
+                raise HTTPError(410, f"the stream(s) opened with key {key!r} "
+                                     f"({', '.join(closed)}) are closed already "
+                                     "(nobody polled them in time, or they were deleted)")
+            return streams, 200
+        streams = self._open_requested(name, spec)
+        self._stream_keys[key] = (asked, [stream.id for stream in streams])
+        while len(self._stream_keys) > MAX_STREAM_KEYS:
+            self._stream_keys.popitem(last=False)
+        return streams, 201
+
+    def _open_requested(self, name, spec):
+        spec = {field: value for field, value in spec.items() if field != "key"}
+        if "outputs" in spec:
+            return self.open_streams(name, spec)
+        return [self.open_stream(name, spec)]
+
     def open_stream(self, name, spec):
         """
         Open a stream of the output ``spec["output"]`` (the main one by
@@ -751,7 +812,7 @@ class Worker:
         unknown = set(spec) - {field, "policy", "maxsize"}
         if unknown:
             raise HTTPError(400, f"unknown field(s) {', '.join(sorted(unknown))}; "
-                                 f"a stream takes {field}, policy and maxsize")
+                                 f"a stream takes {field}, policy, maxsize and key")
         return block
 
     def _open(self, block, output, spec):
