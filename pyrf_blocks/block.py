@@ -790,7 +790,7 @@ class PolledSource(Source):
 
     def on_start(self):
         self._running = True
-        self._origin = None
+        self._start_pacing()
         self._schedule(0)
 
     def on_stop(self):
@@ -802,8 +802,15 @@ class PolledSource(Source):
 
     def on_resume(self):
         if self._running:
-            self._origin = None
+            self._start_pacing()
             self._schedule(0)
+
+    def _start_pacing(self):
+        # Device time is kept from the moment the source starts (or
+        # resumes), not from its first turn: a test's clock.advance(0.1)
+        # right after making the sink then gives 0.1 s of data.
+        self._origin = None
+        self._started_at = self.graph.reactor.seconds()
 
     def _cancel(self):
         if self._call is not None and self._call.active():
@@ -831,7 +838,7 @@ class PolledSource(Source):
                 return
             start, end = (item.start, item.end) if isinstance(item, Chunk) else item[1:3]
             if self._origin is None:
-                self._origin = (reactor.seconds(), start)
+                self._origin = (self._started_at, start)
             if isinstance(item, Chunk):
                 out = self.outputs[MAIN]
                 out.put(item.replace(seq=out.next_seq))

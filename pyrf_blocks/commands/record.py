@@ -9,6 +9,7 @@ Replay it with sigmf_source(NAME) in a script.
 
 import sys
 
+from .. import defaults
 from .options import log_warnings_to_stderr, port_number, positive_float, positive_int
 
 HELP = "record IQ from an analyzer to a SigMF file"
@@ -24,16 +25,19 @@ def add_arguments(parser):
                        help="number of IQ samples to record")
     limit.add_argument("--duration", type=positive_float, metavar="SECONDS",
                        help="seconds of device time to record")
-    parser.add_argument("--model", default="WSA5000", choices=("WSA4000", "WSA5000", "R5500"))
+    parser.add_argument("--model", default=defaults.MODEL, choices=("WSA4000", "WSA5000", "R5500"),
+                        help=f"analyzer family (default {defaults.MODEL})")
     parser.add_argument("--center-mhz", type=positive_float, default=2400.0, metavar="MHZ")
     parser.add_argument("--decimation", type=positive_int, default=16,
                         help="decimation of the 125 MSa/s full rate (default 16)")
     parser.add_argument("--samples-per-packet", type=positive_int, default=1024)
     parser.add_argument("--reference-level", type=float, metavar="DBM",
                         help="set the analyzer's reference level")
-    parser.add_argument("--datatype", default="ci16_le", choices=("ci16_le", "cf32_le"),
-                        help="sample format in the file (default ci16_le: lossless for "
-                             "the analyzer's 14-bit samples)")
+    parser.add_argument("--datatype", default=defaults.SAMPLE_FORMAT,
+                        choices=("cf32_le", "ci16_le"),
+                        help=f"sample format in the file (default {defaults.SAMPLE_FORMAT}: "
+                             "lossless for any samples; ci16_le halves the file and is "
+                             "lossless for the analyzer's 14-bit samples)")
     parser.add_argument("--scpi-port", type=port_number, default=37001)
     parser.add_argument("--data-port", type=port_number, default=37000)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
