@@ -139,3 +139,16 @@ def test_the_power_converter_file_replayed_gives_its_live_outputs(tmp_path):
                     [88.0, 92.0, 95.0, 95.5, 95.0], atol=0.05)
     assert live["thd_50"].data()["count"][0] == 10
     assert len(live["efficiencies"].data()) == 600
+
+
+def test_the_power_converter_how_to_runs_as_written(capsys):
+    """The how-to page's code runs: the THD, the CEC result with 30 % missing, history = live."""
+    from test_docs import code_blocks
+
+    page = ROOT / "docs" / "howto" / "power_converter_efficiency.rst"
+    (block,) = [b for b in code_blocks(page) if "import" in b]
+    exec(compile(block, str(page), "exec"), {"__name__": "docs_example"})
+    out = capsys.readouterr().out
+    assert "THD of I_in at 50 % load: 9.44 %" in out and "nan [30.0]" in out
+    assert "{10.0: 88.0, 20.0: 92.0, 30.0: nan, 50.0: 95.0, 75.0: 95.5, 100.0: 95.0}" in out
+    assert out.rstrip().endswith("history = live")
