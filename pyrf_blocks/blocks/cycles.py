@@ -74,7 +74,7 @@ class cycle_rms(Block):
         #: Samples outside whole cycles, left out.
         self.incomplete_samples = 0
         self._start = None       # device time of the cycle in progress
-        self._pending = []       # the samples of that cycle so far (copies)
+        self._cycle = None       # its samples so far: self._cycle[:self._count]
         self._count = 0
         self._expected = None    # where the next chunk must start
         self._next_k = None      # nominal: the next boundary not yet used
@@ -90,7 +90,7 @@ class cycle_rms(Block):
         state = {name: getattr(self, name) for name in self._STATE}
         if state["_previous"] is not None:
             state["_previous"] = float(state["_previous"])
-        pending = np.concatenate(self._pending) if self._pending else np.zeros(0)
+        pending = self._cycle[:self._count] if self._count else np.zeros(0)
         state["pending"] = {"dtype": pending.dtype.str, "values": pending.tolist()}
         return state
 
@@ -98,8 +98,9 @@ class cycle_rms(Block):
         for name in self._STATE:
             setattr(self, name, state[name])
         pending = state.get("pending")
-        self._pending = ([np.asarray(pending["values"], np.dtype(pending["dtype"]))]
-                         if pending and pending["values"] else [])
+        self._cycle, self._count = None, 0
+        if pending and pending["values"]:
+            self._keep(np.asarray(pending["values"], np.dtype(pending["dtype"])))
 
     def compute(self, chunk):
         if len(chunk.data) == 0:
@@ -126,8 +127,7 @@ class cycle_rms(Block):
             if self._start is None:
                 self.incomplete_samples += len(data)
             else:
-                self._pending.append(values.copy() if values is data else values)
-                self._count += len(data)
+                self._keep(values)
             return
         first, last = indexes[0], indexes[-1]
         whole = whole_cycle_sums(values, indexes)
@@ -136,14 +136,16 @@ class cycle_rms(Block):
             cycle_times, cycle_sums = times[:-1], whole
             cycle_counts = [b - a for a, b in zip(indexes, indexes[1:])]
         else:
-            straddling = (np.concatenate([*self._pending, values[:first]])
-                          if self._pending else values[:first])
+            if self._count:
+                self._keep(values[:first])
+                straddling = self._cycle[:self._count]
+            else:
+                straddling = values[:first]
             cycle_times = [self._start, *times[:-1]]
             cycle_sums = [straddling.sum(), *whole]
-            cycle_counts = [self._count + first, *(b - a for a, b in zip(indexes, indexes[1:]))]
-        rest = values[last:]
-        self._start, self._count = times[-1], len(rest)
-        self._pending = [rest.copy() if values is data else rest] if len(rest) else []
+            cycle_counts = [len(straddling), *(b - a for a, b in zip(indexes, indexes[1:]))]
+        self._start, self._count = times[-1], 0
+        self._keep(values[last:])
         if cycle_times:
             with np.errstate(invalid="ignore", divide="ignore"):
                 means = np.array(cycle_sums) / np.array(cycle_counts)
@@ -184,7 +186,25 @@ class cycle_rms(Block):
     def _drop(self):
         if self._start is not None:
             self.incomplete_samples += self._count
-        self._start, self._pending, self._count = None, [], 0
+        self._start, self._count = None, 0
+
+    def _keep(self, values):
+        """
+        Append ``values`` to the samples of the cycle in progress (a copy,
+        into a buffer that grows to the longest cycle and is then reused).
+        """
+        n = len(values)
+        if not n:
+            return
+        cycle, count = self._cycle, self._count
+        if cycle is None or cycle.dtype != values.dtype or len(cycle) < count + n:
+            dtype = values.dtype if cycle is None else np.result_type(cycle, values)
+            grown = np.empty(max(2 * (count + n), 64), dtype)
+            if count:
+                grown[:count] = cycle[:count]
+            self._cycle = cycle = grown
+        cycle[count:count + n] = values
+        self._count = count + n
 
     def flush(self):
         self._drop()
