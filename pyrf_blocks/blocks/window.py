@@ -323,17 +323,21 @@ class window_block(Block):
         extra = [("input", "<i8")] if len(self.inputs) > 1 else []
         dtype = result_dtype(self.stats, names, self.reducers, extra)
         values = np.zeros(len(results), dtype)
-        times = np.empty(len(results), np.int64)
-        for row, ((start, end, count, final, update, stats), index) in enumerate(results):
-            times[row] = start
-            record = values[row]
-            record["end"], record["count"] = end, count
-            record["final"], record["update"] = final, update
-            if extra:
-                record["input"] = index
-            for stat, column_values in stats.items():
-                for name, value in zip(names, column_values):
-                    record[stat if name is None else f"{stat}_{name}"] = value
+        if not results:
+            return np.zeros(0, np.int64), values
+        # Field by field over all the windows at once, not row by row.
+        windows = [result for result, _ in results]
+        times = np.array([result[0] for result in windows], np.int64)
+        values["end"] = [result[1] for result in windows]
+        values["count"] = [result[2] for result in windows]
+        values["final"] = [result[3] for result in windows]
+        values["update"] = [result[4] for result in windows]
+        if extra:
+            values["input"] = [index for _, index in results]
+        for stat in windows[0][5]:
+            column_values = np.array([result[5][stat] for result in windows])
+            for column, name in enumerate(names):
+                values[stat if name is None else f"{stat}_{name}"] = column_values[:, column]
         return times, values
 
     def _emit_results(self, results, index, output):
