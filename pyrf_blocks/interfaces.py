@@ -242,7 +242,11 @@ class IStateful(Interface):
 
     def set_state(state):
         """
-        Restore a state returned earlier by :meth:`get_state`.
+        Restore a state returned earlier by :meth:`get_state`.  On a
+        :class:`~pyrf_blocks.block.Block` not yet connected, the state is
+        kept and applied when it connects, right after the ``reset`` that
+        connecting does (so a snapshot can be put back into a block before
+        its consumers are made).
         """
 
 
