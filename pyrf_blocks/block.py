@@ -570,7 +570,9 @@ class Block(metaclass=BlockType):
                          "covered", block=self.label, rows=self._sync.unaligned_rows)
             self.flush()
             self.end()
-        elif self._sync is not None and self._ahead:
+            return
+        self.on_input_end(index)
+        if self._sync is not None and self._ahead:
             # An ended input will bring nothing more: release the others.
             for port in tuple(self._ahead):
                 self._ahead.discard(port)
@@ -600,6 +602,12 @@ class Block(metaclass=BlockType):
     def flush(self):
         """
         All inputs have ended: emit whatever is still held back.
+        """
+
+    def on_input_end(self, index):
+        """
+        Input ``index`` has ended while others go on (when the last one
+        ends, :meth:`flush` is called instead).
         """
 
     def on_start(self):

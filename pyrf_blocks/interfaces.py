@@ -77,6 +77,13 @@ class IBlockHooks(Interface):
         graph failed.  May be called more than once.
         """
 
+    def on_input_end(index):
+        """
+        Input ``index`` has ended while others go on (a block with several
+        inputs can stop waiting for it); when the last one ends,
+        ``flush`` is called instead.
+        """
+
     def on_pause():
         """
         A consumer is full (the inputs are already paused): a source stops

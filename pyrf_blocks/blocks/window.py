@@ -39,6 +39,7 @@ class _Input:
         self.expected = None
         self.last_seen = None
         self.idle = False
+        self.ended = False
 
     def sample_positions(self, chunk):
         """
@@ -94,7 +95,8 @@ class window_block(Block):
     :param idle_timeout: with several inputs, seconds of reactor time
         after which an input that sent nothing stops holding the others'
         windows open (``None``: never; leave it so for replays, so that
-        history is deterministic).
+        history is deterministic).  An input that has ended holds none
+        open anyway.
     :param rows: count windows instead: ``rows`` rows each (``every``,
         ``zone`` and lateness then do not apply).
     :param step_rows: a count window every ``step_rows`` rows (sliding);
@@ -291,7 +293,8 @@ class window_block(Block):
     # Results out.
 
     def _combined_watermark(self):
-        marks = [inp.watermark for inp in self._inputs if not inp.idle]
+        # An ended input holds nothing open: it will bring no more rows.
+        marks = [inp.watermark for inp in self._inputs if not (inp.idle or inp.ended)]
         if not marks:  # every input idle: what is known
             marks = [max((inp.watermark for inp in self._inputs
                           if inp.watermark is not None), default=None)]
@@ -368,6 +371,11 @@ class window_block(Block):
             start = self._main_end
         self.emit_records(times, values, start, end, self.meta)
         self._main_end = end
+
+    def on_input_end(self, index):
+        self._inputs[index].ended = True
+        if not self.by_count:
+            self._advance()
 
     # Idle inputs (live only).
 
