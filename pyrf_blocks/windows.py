@@ -334,10 +334,17 @@ def value_columns(data, what="window"):
 
 def _fold_in(total, sums):
     """
-    ``total`` (k,) plus each column of ``sums`` (k, m), one after another
-    (``np.cumsum`` is strictly sequential).
+    ``total`` (k,) plus each column of ``sums`` (k, m), one after another:
+    a strictly sequential sum in float64 (Python's float addition is the
+    same IEEE operation as ``np.cumsum``'s, and cheaper for a few dozen
+    values than building arrays).
     """
-    return np.cumsum(np.concatenate([total[:, None], sums], axis=1), axis=1)[:, -1]
+    folded = []
+    for start, row in zip(total.tolist(), sums.tolist()):
+        for value in row:
+            start += value
+        folded.append(start)
+    return np.array(folded)
 
 
 class Accumulator:
