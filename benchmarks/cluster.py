@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pyrf_blocks.pipeline.units import parse_quantity  # noqa: E402
-from pyrf_blocks.testing.etcd import EtcdServer  # noqa: E402
+from pyrf_blocks.testing.servers import EtcdServer  # noqa: E402
 
 PIPELINE = """\
 version: 1

@@ -21,6 +21,7 @@ from .graph import Graph, default_graph, run, set_default_graph
 from .gui.display import multi_spectrum_display, spectrum_display
 from .instruments import R5500, WSA4000, WSA5000
 from .net import process
+from .parallel import ProcessPool, ThreadPool
 
 __version__ = "0.1.0"
 
@@ -38,4 +39,5 @@ __all__ = [
     "spectrum_display", "multi_spectrum_display",
     "process",
     "window_block", "moving_max", "moving_min", "record_channels", "waveform_source",
+    "ThreadPool", "ProcessPool",
 ]

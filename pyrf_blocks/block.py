@@ -25,7 +25,11 @@ from twisted.python.failure import Failure
 from zope.interface import alsoProvides, implementer
 
 from . import graph as _graphs  # default_graph(); graph.py imports this module
+import numpy as np
+
 from . import reactor_thread
+from .buffers import BufferPool
+from .parallel import Mailbox
 from .chunk import Chunk
 from .edge import Edge, check_policy
 from .interfaces import (
@@ -310,8 +314,11 @@ class Block(metaclass=BlockType):
         return super().__new__(cls)
 
     def __init__(self, *inputs, name=None, graph=None, policy="block",
-                 maxsize=None, proc=None):
+                 maxsize=None, proc=None, parallel=None):
         self.inputs = tuple(inputs)
+        #: This block's compute pool (:mod:`pyrf_blocks.parallel`); None
+        #: takes the graph's, False runs serially whatever the graph's.
+        self.parallel = parallel
         self.graph = graph or self._graph_of_inputs() or _graphs.default_graph()
         self.name = self.graph.unique_name(name or self.type_name)
         self._check_inputs()
@@ -331,6 +338,9 @@ class Block(metaclass=BlockType):
         self._sync = None
         #: Inputs paused because they run ahead of the others.
         self._ahead = set()
+        self._buffers = None
+        self._mailbox = None
+        self._mail_paused = False
         self.graph.add(self)
 
     def __repr__(self):
@@ -443,6 +453,69 @@ class Block(metaclass=BlockType):
         out.put(chunk)
         return chunk
 
+    def buffer(self, shape, dtype=np.float32):
+        """
+        An array for the data of a chunk this block is about to emit, taken
+        from the block's :class:`~pyrf_blocks.buffers.BufferPool`: one it
+        emitted before that no consumer holds any more, or a new one.  Its
+        contents are undefined; fill it, then emit it.
+        """
+        pool = self._buffers
+        if pool is None:
+            compute = self.compute_pool
+            pool = self._buffers = (BufferPool() if compute is None
+                                    else BufferPool(allocate=compute.allocate))
+        return pool.take(shape, dtype)
+
+    @property
+    def compute_pool(self):
+        """
+        The pool :meth:`run_parallel` uses: the block's own
+        (``parallel=``), else its graph's; None runs the work at once.
+        """
+        if self.parallel is False:
+            return None
+        return self.parallel if self.parallel is not None else self.graph.parallel
+
+    def run_parallel(self, function, *args, then):
+        """
+        Run ``function(*args)`` on the block's :attr:`compute_pool` and
+        call ``then(result)`` in the reactor's thread, in the order of the
+        calls (at once, here, without a pool).  ``function`` must not touch
+        the block (it may run in another thread or process: give it arrays
+        and numbers); ``then`` emits.  With ``depth`` results outstanding
+        the block's inputs pause; its stream ends after the last result.
+        """
+        pool = self.compute_pool
+        if pool is None:
+            then(function(*args))
+            return
+        mailbox = self._mailbox
+        if mailbox is None:
+            mailbox = self._mailbox = Mailbox(
+                self.graph.reactor, lambda failure: self.graph.fail(self, failure),
+                self._mail_delivered)
+        mailbox.send(pool.submit(function, *args), then)
+        if len(mailbox) >= pool.depth and not self._mail_paused:
+            self._mail_paused = True
+            for edge in self.input_edges:
+                if edge is not None:
+                    edge.pauseProducing()
+
+    def _mail_delivered(self):
+        pool = self.compute_pool
+        if self._mail_paused and (pool is None or len(self._mailbox) < pool.depth):
+            self._mail_paused = False
+            for edge in self.input_edges:
+                if edge is not None:
+                    edge.resumeProducing()
+
+    def _close_mailbox(self):
+        if self._mailbox is not None:
+            self._mailbox.close()
+            self._mailbox = None
+        self._mail_paused = False
+
     def end(self):
         """
         End every output's stream: consumers see end-of-stream after what
@@ -487,12 +560,49 @@ class Block(metaclass=BlockType):
         return self._pauses > 0
 
     @property
+    def holding(self):
+        """
+        True while the block holds input rows it has not computed yet (a
+        chunk of one input waiting for the others').  A snapshot of the
+        graph is consistent only when no block holds any.
+        """
+        sync = self._sync
+        return sync is not None and any(sync.depth(i) for i in range(len(self.inputs)))
+
+    @property
     def input_edges(self):
         """
         The edge feeding each input while connected (``None`` otherwise):
         a block may pause and resume them, and read their ``dropped``.
         """
         return tuple(port.edge for port in self._ports)
+
+    def replace_input(self, index, producer):
+        """
+        Read input ``index`` from ``producer`` instead (chain optimisation
+        rewires a graph this way before it runs): checked like a
+        constructor's input; if the block is connected it subscribes to
+        ``producer`` first, then leaves the old one, which stops if nothing
+        else consumes it.
+        """
+        inputs = list(self.inputs)
+        old, inputs[index] = inputs[index], producer
+        previous, self.inputs = self.inputs, tuple(inputs)
+        try:
+            self._check_inputs()
+        except (TypeError, ValueError):
+            self.inputs = previous
+            raise
+        if not (self.active and self.local_inputs):
+            return
+        port = self._ports[index]
+        old_edge = port.edge
+        edge = producer.subscribe(port, self.input_policy, self.input_maxsize)
+        if self._pauses:
+            edge.pauseProducing()
+        if old_edge is not None:
+            old.unsubscribe(old_edge)  # closing it unregisters it from the port
+            port.edge = edge
 
     # Upstream side: lazy connection to the inputs.
 
@@ -512,6 +622,7 @@ class Block(metaclass=BlockType):
                       if len(self.inputs) > 1 and self.synchronised and self.local_inputs
                       else None)
         self._ahead = set()
+        self._close_mailbox()
         self.reset()
         state, self._state_before_connection = self._state_before_connection, None
         if state is not None:
@@ -532,6 +643,7 @@ class Block(metaclass=BlockType):
             return
         self.on_stop()
         self.active = False
+        self._close_mailbox()
         ports, self._ports = self._ports, ()
         for port, producer in zip(ports, self.inputs):
             if port.edge is not None:
@@ -565,11 +677,11 @@ class Block(metaclass=BlockType):
 
     def _input_ended(self, index):
         if all(port.ended for port in self._ports):
-            if self._sync is not None and self._sync.unaligned_rows:
-                log.warn("{block} dropped {rows} rows that no other input "
-                         "covered", block=self.label, rows=self._sync.unaligned_rows)
-            self.flush()
-            self.end()
+            if self._mailbox is not None and len(self._mailbox):
+                # Results still outstanding come first.
+                self._mailbox.when_idle(self._inputs_done)
+                return
+            self._inputs_done()
             return
         self.on_input_end(index)
         if self._sync is not None and self._ahead:
@@ -578,6 +690,16 @@ class Block(metaclass=BlockType):
                 self._ahead.discard(port)
                 if port.edge is not None:
                     port.edge.resumeProducing()
+
+    def _inputs_done(self):
+        if self._sync is not None and self._sync.unaligned_rows:
+            log.warn("{block} dropped {rows} rows that no other input "
+                     "covered", block=self.label, rows=self._sync.unaligned_rows)
+        self.flush()
+        if self._mailbox is not None and len(self._mailbox):
+            self._mailbox.when_idle(self.end)
+        else:
+            self.end()
 
     # The hooks (IBlockHooks): what subclasses implement.
 

@@ -13,7 +13,8 @@ import sys
 __all__ = ["main", "COMMANDS"]
 
 COMMANDS = ("demo", "view", "validate", "run", "worker", "discover", "emulate", "record",
-            "manager", "status", "replay", "serve-pipelines", "query", "export")
+            "manager", "status", "replay", "serve-pipelines", "query", "export",
+            "history")
 
 
 class _Parser(argparse.ArgumentParser):

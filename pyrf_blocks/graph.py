@@ -27,10 +27,15 @@ class Graph:
 
     :param reactor: the reactor (or a ``task.Clock`` in tests); the global
         reactor when omitted.
+    :param parallel: a :class:`~pyrf_blocks.parallel.ThreadPool` or
+        :class:`~pyrf_blocks.parallel.ProcessPool` for the compute of every
+        block that can use one (unless the block is given its own).
     """
 
-    def __init__(self, reactor=None):
+    def __init__(self, reactor=None, parallel=None):
         self._reactor = reactor
+        #: The graph's compute pool (:mod:`pyrf_blocks.parallel`), or None.
+        self.parallel = parallel
         self.blocks = {}
         self._sinks = []
         self._counts = {}
@@ -41,6 +46,8 @@ class Graph:
         #: The HTTP clients of the graph's remote blocks and places, by
         #: trusted CA: made and kept by :func:`~pyrf_blocks.net.client.http_client`.
         self.http_clients = {}
+        #: The fusions chain optimisation made (:meth:`optimise`).
+        self.fusions = ()
         #: What serves the graph's blocks to other processes, once
         #: :func:`~pyrf_blocks.net.serve.serve` has started it.
         self.served = None
@@ -166,10 +173,22 @@ class Graph:
             return function(*args, **kwargs)
         return thread.call(function, *args, **kwargs)
 
-    def run(self, duration=None):
+    def optimise(self):
+        """
+        Chain optimisation (:mod:`pyrf_blocks.optimise`): fuse the steps
+        whose result is provably the same, before the graph runs; return
+        the fusions made (also kept in :attr:`fusions`).
+        """
+        from .optimise import optimise
+        made = self.in_reactor_thread(optimise, self)
+        self.fusions += tuple(made)
+        return made
+
+    def run(self, duration=None, optimise=False):
         """
         Run the reactor until the graph is done (or for ``duration``
         seconds, then stop it cleanly).  Re-raises a block's exception.
+        With ``optimise`` the graph is first optimised (:meth:`optimise`).
 
         The global reactor runs in a thread of its own, started by the
         first run and parked between runs (:mod:`pyrf_blocks.reactor_thread`),
@@ -180,6 +199,8 @@ class Graph:
         once.
         """
         keep_freed_memory()
+        if optimise:
+            self.optimise()
         reactor = self.reactor
         thread = reactor_thread.reactor_thread(reactor)
         if thread is not None:

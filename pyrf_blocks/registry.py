@@ -68,8 +68,9 @@ def block_types():
 
 #: Arguments every block takes that are not its parameters: where it sits
 #: in a graph (``name``, ``graph``, ``proc``) and how it reads its inputs
-#: (``policy``, ``maxsize``).
-BLOCK_FIELDS = frozenset({"name", "graph", "proc", "policy", "maxsize"})
+#: (``policy``, ``maxsize``), and its compute pool (``parallel``, from
+#: Python only: :mod:`pyrf_blocks.parallel`).
+BLOCK_FIELDS = frozenset({"name", "graph", "proc", "policy", "maxsize", "parallel"})
 
 
 def _keyword_parameters(function):

@@ -7,7 +7,7 @@ and read; this costs a copy, so a 100 MiB hold snapshots at memory speed.
 
 import numpy as np
 
-__all__ = ["pack_array", "unpack_array"]
+__all__ = ["pack_array", "unpack_array", "pack_generator", "restore_generator"]
 
 
 def pack_array(array):
@@ -26,3 +26,29 @@ def unpack_array(state):
         return None
     array = np.frombuffer(state["data"], dtype=np.dtype(state["dtype"]))
     return array.reshape(state["shape"]).copy()
+
+
+def pack_generator(rng):
+    """
+    The state of a ``numpy.random.Generator`` as msgpack-encodable data:
+    its bit generator's state with every integer written as text (PCG64's
+    are 128-bit; msgpack holds 64).
+    """
+    return _text_ints(rng.bit_generator.state)
+
+
+def restore_generator(rng, state):
+    """Put ``rng`` back in the state :func:`pack_generator` returned."""
+    rng.bit_generator.state = _int_texts(state)
+
+
+def _text_ints(value):
+    if isinstance(value, dict):
+        return {k: _text_ints(v) for k, v in value.items()}
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _int_texts(value):
+    if isinstance(value, dict):
+        return {k: _int_texts(v) for k, v in value.items()}
+    return int(value) if isinstance(value, str) and value.lstrip("-").isdigit() else value

@@ -23,7 +23,7 @@ from pyrf_blocks.cluster.memory import InProcessCoordinator
 from pyrf_blocks.errors import CoordinatorError, Fenced
 from pyrf_blocks.interfaces import ICoordinator
 from pyrf_blocks.testing import assert_provides, new_reactor, run_until
-from pyrf_blocks.testing.etcd import EtcdServer, free_port
+from pyrf_blocks.testing.servers import EtcdServer, free_port
 
 
 # The rule.

@@ -136,14 +136,21 @@ class fft_block(Block):
             else:
                 frames = np.lib.stride_tricks.sliding_window_view(samples, size)[:used:hop]
             iq = self.inputs[0].kind == "iq"
-            spectra = frame_spectra(frames, window(self.window_name, size,
-                                                   shift=iq and size % 2 == 0), iq)
-            if iq and size % 2:
-                spectra = np.fft.fftshift(spectra, axes=-1)
             origin = self._origin
             first = self._next_frame
-            self.emit(spectra, origin.time_of(first), origin.time_of(first + used),
-                      origin.rate / hop, self._meta_for(chunk))
+            start, end = origin.time_of(first), origin.time_of(first + used)
+            rate, meta, shift = origin.rate / hop, self._meta_for(chunk), iq and size % 2
+
+            def emit(spectra):
+                if shift:
+                    spectra = np.fft.fftshift(spectra, axes=-1)
+                self.emit(spectra, start, end, rate, meta)
+
+            # The FFT may run on a compute pool (pyrf_blocks.parallel); the
+            # stream's bookkeeping stays here, in order.
+            self.run_parallel(frame_spectra, frames,
+                              window(self.window_name, size, shift=iq and size % 2 == 0), iq,
+                              self.buffer((count, size if iq else size // 2 + 1)), then=emit)
             self._next_frame += used
         # Keep the tail as a copy so the (possibly large) input can be freed.
         self._tail = samples[used:].copy() if used < len(samples) else None
@@ -175,21 +182,37 @@ class calibrate_block(Block):
     def reset(self):
         self._out_meta = None
 
-    def compute(self, chunk):
-        meta = chunk.meta
+    def calibrated(self, power, meta, out=None):
+        """
+        ``(dBm, meta)``: linear ``power`` with metadata ``meta`` (an input
+        chunk's) calibrated as this block does, into ``out`` if given (else
+        a new array).  (A hold fused with this block by chain optimisation
+        calls it on its held row.)
+        """
+        out_meta, level, one_sided = self._calibration(meta)
+        return power_to_dbm(power, meta["window_sum"], level, one_sided, out=out), out_meta
+
+    def _calibration(self, meta):
+        # (output meta, level, one-sided FFT size) for input chunks of ``meta``.
         if meta.get("units") != "power":
             raise ValueError(f"{self.type_name} {self.name!r} needs linear power "
                              f"spectra (units 'power'), got units {meta.get('units')!r}")
         if self._out_meta is None or self._out_meta[0] is not meta:
             reference = (meta.get("reference_level", 0.0) if self.reference_level is None
                          else self.reference_level)
-            out = dict(meta, units="dBm", reference_level=reference,
-                       calibration_offset=self.offset)
-            self._out_meta = (meta, out, reference + self.offset)
-        _, out_meta, level = self._out_meta
-        dbm = power_to_dbm(chunk.data, meta["window_sum"], level,
-                           meta["fft_size"] if meta.get("one_sided") else None)
-        self.emit(dbm, chunk.start, chunk.end, chunk.rate, out_meta)
+            calibrated_meta = dict(meta, units="dBm", reference_level=reference,
+                                   calibration_offset=self.offset)
+            self._out_meta = (meta, calibrated_meta, reference + self.offset,
+                              meta["fft_size"] if meta.get("one_sided") else None)
+        return self._out_meta[1:]
+
+    def compute(self, chunk):
+        data, meta = chunk.data, chunk.meta
+        out_meta, level, one_sided = self._calibration(meta)
+        start, end, rate = chunk.start, chunk.end, chunk.rate
+        self.run_parallel(power_to_dbm, data, meta["window_sum"], level, one_sided,
+                          self.buffer(data.shape),
+                          then=lambda dbm: self.emit(dbm, start, end, rate, out_meta))
 
 
 @register

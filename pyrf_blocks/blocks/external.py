@@ -158,6 +158,11 @@ class external_calculation(Block):
         if self.graph.failure is None:
             self._pump()
 
+    @property
+    def holding(self):
+        """True while chunks wait for the service's answers."""
+        return self._busy or bool(self._queue) or super().holding
+
     def end(self):
         # End only once every queued chunk has its result.
         if self._busy or self._queue:

@@ -52,12 +52,13 @@ class result_store(Sink):
 
     def on_start(self):
         if getattr(self.graph, "cluster", None) is None and self._own_store is None:
-            from ..cluster.store import ClusterStore
+            from ..cluster.store import open_cluster_store
 
             if self.path is None:
-                raise ValueError(f"{self.label}: give path (an SQLite file) when it runs "
+                raise ValueError(f"{self.label}: give path (an SQLite file or a "
+                                 f"postgresql:// URL) when it runs "
                                  f"outside a cluster")
-            self._own_store = ClusterStore(self.path)
+            self._own_store = open_cluster_store(self.path)
 
     @property
     def store(self):
@@ -73,8 +74,9 @@ class result_store(Sink):
         return context.computation, context.revision
 
     def compute(self, chunk):
-        if self.fenced:
-            return
+        context = getattr(self.graph, "cluster", None)
+        if self.fenced or (context is not None and not context.active):
+            return  # fenced, or moved away: what is flushed now is no result
         computation, revision = self.fencing
         rows = [(chunk.seq, encode_chunk(chunk))]
         reactor = self.graph.reactor

@@ -9,6 +9,7 @@ from ..registry import register
 from ..block import PolledSource
 from ..interfaces import IIQProducer, IStateful
 from ..numerics.signals import signal_samples
+from ..state import pack_generator, restore_generator
 from ..timebase import Timebase
 
 __all__ = ["simulated_instrument"]
@@ -16,19 +17,6 @@ __all__ = ["simulated_instrument"]
 _SETTINGS = ("center_frequency", "sample_rate", "samples_per_packet",
              "packets_per_block", "reference_level", "tones", "harmonics",
              "noise_floor")
-
-
-def _text_ints(value):
-    """``value`` with every int written as text (msgpack holds 64 bits at most)."""
-    if isinstance(value, dict):
-        return {k: _text_ints(v) for k, v in value.items()}
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-def _int_texts(value):
-    if isinstance(value, dict):
-        return {k: _int_texts(v) for k, v in value.items()}
-    return int(value) if isinstance(value, str) and value.lstrip("-").isdigit() else value
 
 
 @register
@@ -128,13 +116,13 @@ class simulated_instrument(PolledSource):
                                                self._timebase.origin_index]
         return {"version": 1, "index": self._index, "chunks": self._chunks,
                 "time": self._time, "timebase": timebase,
-                "rng": _text_ints(self._rng.bit_generator.state)}
+                "rng": pack_generator(self._rng)}
 
     def set_state(self, state):
         if state.get("version") != 1:
             raise ValueError(f"{self.label}: unknown state version {state.get('version')!r}")
         self._index, self._chunks, self._time = state["index"], state["chunks"], state["time"]
-        self._rng.bit_generator.state = _int_texts(state["rng"])
+        restore_generator(self._rng, state["rng"])
         if state["timebase"] is None:
             self._rebase = True
         else:

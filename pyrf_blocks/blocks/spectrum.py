@@ -79,18 +79,48 @@ class _Hold(Block):
     kind = "spectrum"
     requires = (ISpectrumProducer,)
     _combine = None
+    #: The calibrate_block fused into this hold by chain optimisation
+    #: (:class:`~pyrf_blocks.optimise.HoldOfCalibration`), or None.
+    calibration = None
+
+    def fuse_calibration(self, calibration):
+        """
+        Hold the linear power that ``calibration`` (this hold's input, a
+        :class:`~pyrf_blocks.blocks.dsp.calibrate_block`) reads, and
+        calibrate the held row: the same output, one logarithm per chunk
+        instead of one per frame.  Called by chain optimisation before the
+        graph runs.
+        """
+        if self.inputs != (calibration,):
+            raise ValueError(f"{self.label}: cannot fuse {calibration.label}, "
+                             "which is not its input")
+        self.replace_input(0, calibration.inputs[0])
+        self.calibration = calibration
+        self._hold = None
 
     def reset(self):
         self._hold = None
+        self._meta = None
+        self._pending_state = None  # a dBm state set on a fused hold
 
     def clear(self):
         self._hold = None
 
     def get_state(self):
-        return {"hold": pack_array(self._hold)}
+        hold = self._hold
+        if hold is not None and self.calibration is not None:
+            hold = self.calibration.calibrated(hold, self._meta)[0]
+        return {"hold": pack_array(hold)}
 
     def set_state(self, state):
-        self._hold = unpack_array(state["hold"])
+        hold = unpack_array(state["hold"])
+        if hold is not None and self.calibration is not None:
+            # The state is in dBm; a fused hold keeps power.  The offset
+            # cancels through the metadata of the next chunk's calibration,
+            # so the held levels come back within float32 rounding.
+            self._pending_state = hold
+            hold = None
+        self._hold = hold
 
     def compute(self, chunk):
         data = chunk.data
@@ -98,9 +128,25 @@ class _Hold(Block):
             return
         if self._hold is not None and self._hold.shape != data.shape[1:]:
             self._hold = None  # the number of bins changed: a new sweep
-        self._hold = running_extreme(data, self._hold, type(self)._combine)
-        self.emit(self._hold[np.newaxis].copy(), chunk.time_of(len(data) - 1), chunk.end,
-                  chunk.rate, dict(chunk.meta, trace=self.type_name))
+        calibration = self.calibration
+        if calibration is None:
+            self._hold = running_extreme(data, self._hold, type(self)._combine)
+            row, meta = self._hold[np.newaxis].copy(), chunk.meta
+        else:
+            pending = self._pending_state
+            if pending is not None:
+                self._pending_state = None
+                self._hold = self._power_of(pending, chunk.meta)
+            self._hold = running_extreme(data, self._hold, type(self)._combine)
+            self._meta = chunk.meta
+            row, meta = calibration.calibrated(self._hold[np.newaxis], chunk.meta)
+        self.emit(row, chunk.time_of(len(data) - 1), chunk.end,
+                  chunk.rate, dict(meta, trace=self.type_name))
+
+    def _power_of(self, dbm, meta):
+        # The inverse of the calibration, from what it adds to a unit power.
+        offset = self.calibration.calibrated(np.ones_like(dbm), meta)[0]
+        return db_to_power(dbm - offset).astype(np.float32)
 
 
 @register

@@ -7,16 +7,17 @@ import numpy as np
 from zope.interface import implementer
 
 from ..block import PolledSource
-from ..interfaces import IRealProducer
+from ..interfaces import IRealProducer, IStateful
 from ..numerics.signals import noise_samples, tone_samples
 from ..registry import register
+from ..state import pack_generator, restore_generator
 from ..timebase import Timebase
 
 __all__ = ["waveform_source"]
 
 
 @register
-@implementer(IRealProducer)
+@implementer(IRealProducer, IStateful)
 class waveform_source(PolledSource):
     """
     Real samples (float32) of ``amplitude·cos(2π·f·t + phase)`` plus
@@ -83,12 +84,24 @@ class waveform_source(PolledSource):
         if units:
             self.meta["units"] = units
         super().__init__(paced=paced, **kwargs)
+        self.reset()
 
     def reset(self):
         self._index = 0
         self._chunks = 0
         self._timebase = Timebase(self.start_time, self.sample_rate)
         self._rng = np.random.default_rng(self.seed)
+
+    def get_state(self):
+        """Where the stream is (samples and chunks emitted) and its noise generator."""
+        return {"version": 1, "index": self._index, "chunks": self._chunks,
+                "rng": pack_generator(self._rng)}
+
+    def set_state(self, state):
+        if state.get("version") != 1:
+            raise ValueError(f"{self.label}: unknown state version {state.get('version')!r}")
+        self._index, self._chunks = state["index"], state["chunks"]
+        restore_generator(self._rng, state["rng"])
 
     def next_chunk(self):
         if self.count is not None and self._chunks >= self.count:

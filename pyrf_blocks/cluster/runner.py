@@ -37,18 +37,29 @@ log = Logger()
 STATE_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass
 class ClusterContext:
-    """What a computation's graph knows of the cluster: set as ``graph.cluster``."""
+    """
+    What a computation's graph knows of the cluster: set as ``graph.cluster``.
+    ``active`` turns false when the computation moves away: what its blocks
+    flush while stopping is not a result (a window cut short), so it is
+    neither written nor snapshotted; the new owner computes it whole.
+    """
 
     computation: str
     revision: int
     store: object
+    active: bool = True
 
 
 def quiescent(graph):
-    """True when no edge of ``graph`` holds a chunk (a consistent cut)."""
-    return all(edge.depth == 0 for edge in graph.edges)
+    """
+    True when no edge of ``graph`` holds a chunk and no block holds input
+    rows it has not computed (:attr:`~pyrf_blocks.block.Block.holding`): a
+    consistent cut.
+    """
+    return (all(edge.depth == 0 for edge in graph.edges)
+            and not any(block.holding for block in tuple(graph.blocks.values())))
 
 
 def capture(graph):
@@ -145,6 +156,10 @@ class Runner:
             raise LookupError(f"computation {name!r} has no spec in the coordinator")
         text = json.loads(spec[0].value)["pipeline"]
         state = await self._in_thread(self._store.take_over, name, assignment.revision)
+        if state is not None and all(entry["ended"] for entry in state["blocks"].values()):
+            log.info("{computation}: already finished (revision {revision})",
+                     computation=name, revision=assignment.revision)
+            return
         graph = Graph(self._reactor)
         graph.cluster = ClusterContext(name, assignment.revision, self._store)
         build(check_text(text, filename=name), graph)
@@ -160,6 +175,8 @@ class Runner:
 
     def _finished(self, name, running):
         running.finished = True
+        if not running.graph.cluster.active:
+            return
         # A last snapshot, so that a takeover does not redo a finished computation.
         d = defer.ensureDeferred(self._snapshot(name, running, force=True))
         d.addErrback(lambda f: log.failure("{computation}: final snapshot failed", f,
@@ -174,6 +191,7 @@ class Runner:
         running = self.running.pop(name, None)
         if running is not None:
             log.info("{computation}: moved away, stopping it here", computation=name)
+            running.graph.cluster.active = False
             running.graph.stop()
 
     def snapshot_all(self):
@@ -182,7 +200,8 @@ class Runner:
             for name, running in list(self.running.items()) if not running.finished])
 
     async def _snapshot(self, name, running, force=False):
-        if running.saving or not (force or quiescent(running.graph)):
+        if running.saving or not running.graph.cluster.active or not (
+                force or quiescent(running.graph)):
             return
         state = capture(running.graph)
         running.saving = True

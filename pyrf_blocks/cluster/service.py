@@ -13,7 +13,7 @@ from . import coordinator as coordinator_for
 from .manager import Manager
 from .membership import Member
 from .runner import Runner
-from .store import ClusterStore
+from .store import open_cluster_store
 
 __all__ = ["join_as_worker", "start_manager", "computations_from_files"]
 
@@ -36,7 +36,7 @@ async def join_as_worker(reactor, url, name, address, store_path, ttl=5.0,
     report the computations too.
     """
     _check_url(url)
-    store = ClusterStore(store_path)
+    store = open_cluster_store(store_path)
     coordinator = coordinator_for(url, reactor, ca=ca)
     runner = Runner(reactor, coordinator, store, prefix=prefix,
                     snapshot_interval=snapshot_interval)

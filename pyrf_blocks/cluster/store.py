@@ -3,18 +3,24 @@ Where a cluster keeps what must outlive a worker: the last snapshot of each
 computation's state, and the results its sinks wrote — fenced, so that only
 the current owner of a computation can write either.
 
-One SQLite file in WAL mode, shared by the workers of one machine (or on a
-shared disk); every write is a transaction that first checks and advances
-the computation's fence (:mod:`pyrf_blocks.cluster.fencing`), so a paused
+Two backends with one schema and one set of statements: an SQLite file in
+WAL mode (:class:`ClusterStore`), for the workers of one machine, and a
+PostgreSQL database (:class:`PostgresClusterStore`), for workers on several
+hosts.  :func:`open_cluster_store` picks one from a path or a URL.
+
+Every write is a transaction that first locks, checks and advances the
+computation's fence (:mod:`pyrf_blocks.cluster.fencing`), so a paused
 worker's late write is refused even though it still believes it owns the
 computation.  Results are upserts keyed by (computation, block, key): a
 computation replayed from its last snapshot writes the same rows again, and
 none is duplicated.
 
-Calls block on the disk: the cluster runner makes them in a thread pool,
-never on the reactor thread.
+Calls block on the disk or the network: the cluster runner makes them in a
+thread pool, never on the reactor thread.  Each thread has its own
+connection.
 """
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -23,57 +29,96 @@ import msgpack
 
 from ..errors import Fenced
 
-__all__ = ["ClusterStore"]
+__all__ = ["ClusterStore", "PostgresClusterStore", "open_cluster_store"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS fences (
-    computation TEXT PRIMARY KEY,
-    revision INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS snapshots (
-    computation TEXT PRIMARY KEY,
-    revision INTEGER NOT NULL,
-    taken REAL NOT NULL,
-    state BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS results (
-    computation TEXT NOT NULL,
-    block TEXT NOT NULL,
-    key INTEGER NOT NULL,
-    value BLOB NOT NULL,
-    revision INTEGER NOT NULL,
-    PRIMARY KEY (computation, block, key)
-);
-"""
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS fences (
+        computation TEXT PRIMARY KEY,
+        revision BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS snapshots (
+        computation TEXT PRIMARY KEY,
+        revision BIGINT NOT NULL,
+        taken DOUBLE PRECISION NOT NULL,
+        state {blob} NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS results (
+        computation TEXT NOT NULL,
+        block TEXT NOT NULL,
+        key BIGINT NOT NULL,
+        value {blob} NOT NULL,
+        revision BIGINT NOT NULL,
+        PRIMARY KEY (computation, block, key))""",
+)
+
+
+def open_cluster_store(where):
+    """
+    The store at ``where``: a ``postgresql://`` URL, or an SQLite file path.
+    """
+    where = str(where)
+    if where.startswith(("postgresql://", "postgres://")):
+        return PostgresClusterStore(where)
+    return ClusterStore(where)
 
 
 class ClusterStore:
     """
+    The SQLite store.
+
     :param path: the SQLite file (made if missing).
     """
+
+    blob = "BLOB"
+    length = "length"
 
     def __init__(self, path):
         self.path = str(path)
         self._local = threading.local()
-        self._connection().db.executescript(_SCHEMA)
+        with self._transaction() as run:
+            for table in _TABLES:
+                run(table.format(blob=self.blob))
 
-    def _connection(self):
+    def __repr__(self):
+        return f"{type(self).__name__}({self.path!r})"
+
+    # What differs between the backends.
+
+    def _connect(self):
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        return db
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """Yield ``run(sql, params=()) -> cursor`` inside one transaction."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")  # the whole file: one writer at a time
+        try:
+            yield db.execute
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _lock_fence(self, run, computation):
+        """The fence of ``computation`` (None: none yet), locked until commit."""
+        row = run("SELECT revision FROM fences WHERE computation = ?", (computation,)).fetchone()
+        return None if row is None else row[0]
+
+    # The same for both.
+
+    def _db(self):
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            self._local.db = db
-        return _Transaction(db)
+            db = self._local.db = self._connect()
+        return db
 
-    @staticmethod
-    def _admit(db, computation, revision):
-        row = db.execute("SELECT revision FROM fences WHERE computation = ?",
-                         (computation,)).fetchone()
-        if row is not None and row[0] > revision:
-            raise Fenced(computation, revision, row[0])
-        db.execute("INSERT INTO fences VALUES (?, ?) ON CONFLICT (computation) "
-                   "DO UPDATE SET revision = excluded.revision", (computation, revision))
+    def _admit(self, run, computation, revision):
+        newest = self._lock_fence(run, computation)
+        if newest is not None and newest > revision:
+            raise Fenced(computation, revision, newest)
+        run("INSERT INTO fences VALUES (?, ?) ON CONFLICT (computation) "
+            "DO UPDATE SET revision = excluded.revision", (computation, revision))
 
     def take_over(self, computation, revision):
         """
@@ -81,20 +126,20 @@ class ClusterStore:
         last snapshot's state (None: none yet).  From now on, writes under
         an older revision are refused.
         """
-        with self._connection() as db:
-            self._admit(db, computation, revision)
-            row = db.execute("SELECT state FROM snapshots WHERE computation = ?",
-                             (computation,)).fetchone()
-        return None if row is None else msgpack.unpackb(row[0], strict_map_key=False)
+        with self._transaction() as run:
+            self._admit(run, computation, revision)
+            row = run("SELECT state FROM snapshots WHERE computation = ?",
+                      (computation,)).fetchone()
+        return None if row is None else msgpack.unpackb(bytes(row[0]), strict_map_key=False)
 
     def save_snapshot(self, computation, revision, state):
-        """Replace the snapshot of ``computation`` (fenced)."""
+        """Replace the snapshot of ``computation`` (fenced); return its size in bytes."""
         blob = msgpack.packb(state, use_bin_type=True)
-        with self._connection() as db:
-            self._admit(db, computation, revision)
-            db.execute("INSERT INTO snapshots VALUES (?, ?, ?, ?) ON CONFLICT (computation) "
-                       "DO UPDATE SET revision = excluded.revision, taken = excluded.taken, "
-                       "state = excluded.state", (computation, revision, time.time(), blob))
+        with self._transaction() as run:
+            self._admit(run, computation, revision)
+            run("INSERT INTO snapshots VALUES (?, ?, ?, ?) ON CONFLICT (computation) "
+                "DO UPDATE SET revision = excluded.revision, taken = excluded.taken, "
+                "state = excluded.state", (computation, revision, time.time(), blob))
         return len(blob)
 
     def write_results(self, computation, revision, block, rows):
@@ -102,24 +147,27 @@ class ClusterStore:
         Upsert ``rows`` (``[(key, value bytes), ...]``) of one block's
         results (fenced).
         """
-        with self._connection() as db:
-            self._admit(db, computation, revision)
-            db.executemany(
-                "INSERT INTO results VALUES (?, ?, ?, ?, ?) ON CONFLICT (computation, block, key) "
-                "DO UPDATE SET value = excluded.value, revision = excluded.revision",
-                [(computation, block, key, value, revision) for key, value in rows])
+        with self._transaction() as run:
+            self._admit(run, computation, revision)
+            for key, value in rows:
+                run("INSERT INTO results VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (computation, block, key) "
+                    "DO UPDATE SET value = excluded.value, revision = excluded.revision",
+                    (computation, block, key, value, revision))
 
     def results(self, computation, block):
         """``[(key, value bytes), ...]`` of one block, in key order."""
-        with self._connection() as db:
-            return db.execute("SELECT key, value FROM results WHERE computation = ? AND block = ? "
-                              "ORDER BY key", (computation, block)).fetchall()
+        with self._transaction() as run:
+            rows = run("SELECT key, value FROM results WHERE computation = ? AND block = ? "
+                       "ORDER BY key", (computation, block)).fetchall()
+        return [(key, bytes(value)) for key, value in rows]
 
     def snapshot_info(self):
         """``{computation: (revision, taken, bytes)}`` of every snapshot."""
-        with self._connection() as db:
-            return {c: (r, t, n) for c, r, t, n in db.execute(
-                "SELECT computation, revision, taken, length(state) FROM snapshots")}
+        with self._transaction() as run:
+            rows = run(f"SELECT computation, revision, taken, {self.length}(state) "
+                       "FROM snapshots").fetchall()
+        return {c: (r, t, n) for c, r, t, n in rows}
 
     def close(self):
         db = getattr(self._local, "db", None)
@@ -128,13 +176,37 @@ class ClusterStore:
             self._local.db = None
 
 
-class _Transaction:
-    def __init__(self, db):
-        self.db = db
+class PostgresClusterStore(ClusterStore):
+    """
+    The PostgreSQL store (psycopg 3, the ``sensors`` extra).
 
-    def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
+    :param url: ``postgresql://user@host:port/database``.
+    """
 
-    def __exit__(self, kind, value, traceback):
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+    blob = "BYTEA"
+    length = "octet_length"
+
+    def __init__(self, url):
+        super().__init__(url)
+
+    def __repr__(self):
+        return f"PostgresClusterStore({self.path.split('@')[-1]!r})"
+
+    def _connect(self):
+        import psycopg
+
+        return psycopg.connect(self.path, autocommit=True, connect_timeout=10)
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        db = self._db()
+        with db.transaction():
+            yield lambda sql, params=(): db.execute(sql.replace("?", "%s"), params)
+
+    def _lock_fence(self, run, computation):
+        # A row to lock first, so that two takers-over queue on it.
+        run("INSERT INTO fences VALUES (?, 0) ON CONFLICT (computation) DO NOTHING",
+            (computation,))
+        row = run("SELECT revision FROM fences WHERE computation = ? FOR UPDATE",
+                  (computation,)).fetchone()
+        return row[0] or None

@@ -7,8 +7,10 @@ until Ctrl-C or SIGTERM, which stop the sources so that every sink
 finishes with what it has.  At the end a line per sink says how many chunks
 it took, and any edge that dropped chunks says how many.
 
---dry-run prints the resolved pipeline (every parameter, in base units) and
-its Graphviz dot, and runs nothing.
+--dry-run prints the resolved pipeline (every parameter, in base units),
+what chain optimisation would fuse, and its Graphviz dot (fused blocks in a
+dashed cluster), and runs nothing.  The graph is optimised before it runs
+(:mod:`pyrf_blocks.optimise`) unless --no-optimise.
 """
 
 import sys
@@ -26,6 +28,8 @@ def add_arguments(parser):
     parser.add_argument("--dry-run", action="store_true",
                         help="print the resolved pipeline and its Graphviz dot; "
                              "run nothing")
+    parser.add_argument("--no-optimise", dest="optimise", action="store_false",
+                        help="run the graph as written, without chain optimisation")
 
 
 def _consumer(edge):
@@ -59,8 +63,15 @@ def run(args):
         print(error, file=sys.stderr)
         return 1
     if args.dry_run:
+        from ..optimise import pipeline_nodes, plan
+        fusions = plan(pipeline_nodes(pipeline)) if args.optimise else []
         print(describe(pipeline))
-        print(pipeline_to_dot(pipeline), end="")
+        if fusions:
+            print("chain optimisation:")
+            for fusion in fusions:
+                print(f"  {fusion}")
+            print()
+        print(pipeline_to_dot(pipeline, fusions=fusions), end="")
         return 0
     if not pipeline.sinks:
         print(f"{args.file}: no block is a sink, so nothing would run (see the "
@@ -72,7 +83,7 @@ def run(args):
         print(error, file=sys.stderr)
         return 1
     try:
-        graph.run(args.duration)
+        graph.run(args.duration, optimise=args.optimise)
     except Exception as error:  # a block failed: the graph logged its traceback
         block = graph.failed_block
         where = f"{block.type_name} {block.name!r}" if block is not None else "the pipeline"

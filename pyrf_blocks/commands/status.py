@@ -21,7 +21,8 @@ def add_arguments(parser):
                         help="CA certificate (PEM) that an https:// etcd's certificate "
                              "must be signed by (default: the system's authorities)")
     parser.add_argument("--store", default=None, metavar="FILE",
-                        help="the workers' SQLite store, to show snapshot ages and sizes")
+                        help="the workers' store (SQLite file or postgresql:// URL), to "
+                             "show snapshot ages and sizes")
 
 
 def table(rows, header):
@@ -49,12 +50,12 @@ def run(args):
     from twisted.internet import defer, task
 
     from ..cluster import coordinator as coordinator_for
-    from ..cluster.store import ClusterStore
+    from ..cluster.store import open_cluster_store
 
     try:
         if args.cluster == "memory:":
             raise ValueError("give the etcd URL of the cluster")
-        snapshots = ClusterStore(args.store).snapshot_info() if args.store else {}
+        snapshots = open_cluster_store(args.store).snapshot_info() if args.store else {}
     except (ValueError, OSError) as error:
         print(f"pyrf-blocks status: {error}", file=sys.stderr)
         return 2

@@ -69,9 +69,10 @@ def add_arguments(parser):
     cluster.add_argument("--name", default=None,
                          help="this worker's name in the cluster, unique (default: HOST:PORT)")
     cluster.add_argument("--store", default="pyrf-cluster.sqlite", metavar="FILE",
-                         help="SQLite file for the computations' snapshots and results, "
-                              "shared by the workers of this machine (default "
-                              "pyrf-cluster.sqlite)")
+                         help="where the computations' snapshots and results go: an "
+                              "SQLite file shared by the workers of one machine (default "
+                              "pyrf-cluster.sqlite) or a postgresql:// URL for workers on "
+                              "several hosts (needs the sensors extra)")
     cluster.add_argument("--ttl", type=positive_float, default=5.0, metavar="SECONDS",
                          help="heartbeat lease: silent this long, the worker loses its "
                               "computations (default 5, at least 1)")

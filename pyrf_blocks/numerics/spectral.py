@@ -11,6 +11,7 @@ import functools
 
 import numpy as np
 
+from . import fft
 from .decibels import amplitude_to_db, power_to_db
 
 __all__ = ["window", "window_gains", "frame_spectra", "power_to_dbm", "bin_frequencies"]
@@ -61,29 +62,35 @@ def frame_spectra(frames, window_values, complex_input, out=None):
     :param window_values: 1-D window; for complex input, a window made with
         ``shift=True`` gives fftshifted spectra (bin 0 = lowest frequency).
     :param complex_input: full FFT for IQ, one-sided ``rfft`` for real input.
+    :param out: optional float32 array ``(rows, bins)`` to write into.
     :return: float32 array ``(rows, bins)`` of linear power (full scale²,
         unnormalised: a tone of amplitude A on a bin reads
         ``(A · sum(window))²``, halved in amplitude for real input).
-    """
-    # Imported when first needed (half a second, half of `import pyrf_blocks`
-    # otherwise); after that the statement is a lookup of well under 1 µs.
-    import scipy.fft
 
-    if complex_input:
-        weighted = np.multiply(frames, window_values, dtype=np.complex64)
-        spectra = scipy.fft.fft(weighted, axis=-1, overwrite_x=True, workers=1)
-    else:
-        weighted = np.multiply(frames, window_values, dtype=np.float32)
-        spectra = scipy.fft.rfft(weighted, axis=-1, overwrite_x=True, workers=1)
+    The FFT is FFTW's when pyFFTW is installed, pocketfft's otherwise
+    (:mod:`pyrf_blocks.numerics.fft`): the same powers within float32
+    rounding.
+    """
+    rows, size = frames.shape
+    bins = size if complex_input else size // 2 + 1
     if out is None:
-        out = np.empty(spectra.shape, np.float32)
-    # |X| then squaring in place is the fastest route to |X|² in numpy.
-    np.abs(spectra, out=out)
-    np.multiply(out, out, out=out)
+        out = np.empty((rows, bins), np.float32)
+    # Batch by batch (at most 64 Ki samples: they stay in cache), each step
+    # written into the plan's own buffers: no memory is allocated per chunk
+    # on the FFTW path.
+    for first, plan in fft.batches(rows, size, complex_input):
+        last = first + plan.rows
+        np.multiply(frames[first:last], window_values, out=plan.input)
+        spectra = plan.execute()
+        # |X| then squaring in place is the fastest route to |X|² in numpy
+        # (re² + im² over a float32 view ran at half its speed).
+        power = out[first:last]
+        np.abs(spectra, out=power)
+        np.multiply(power, power, out=power)
     return out
 
 
-def power_to_dbm(power, window_sum, reference_level, real_fft_size=None):
+def power_to_dbm(power, window_sum, reference_level, real_fft_size=None, out=None):
     """
     Calibrate linear FFT power (from :func:`frame_spectra`) to dBm.
 
@@ -93,13 +100,15 @@ def power_to_dbm(power, window_sum, reference_level, real_fft_size=None):
     :param real_fft_size: for a real input's one-sided spectrum, the frame
         length: every bin but DC (and Nyquist, for even lengths) holds half
         the tone's amplitude and is doubled.
+    :param out: optional float32 array of ``power``'s shape to write into
+        (may be ``power`` itself).
     :return: float32 array of dBm; a bin of zero power is ``-inf`` dBm.
     """
     # A full-scale tone reads window_sum² on its bin: that is reference_level.
     offset = np.float32(reference_level - amplitude_to_db(window_sum))
     if not isinstance(power, np.ndarray) or power.dtype != np.float32:
         power = np.asarray(power, np.float32)
-    out = power_to_db(power)
+    out = power_to_db(power, out=out)
     out += offset
     if real_fft_size is not None:
         last = real_fft_size // 2 if real_fft_size % 2 == 0 else out.shape[-1]

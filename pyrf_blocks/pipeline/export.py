@@ -129,9 +129,11 @@ def _quote(text):
     return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def pipeline_to_dot(pipeline, name="pipeline"):
+def pipeline_to_dot(pipeline, name="pipeline", fusions=()):
     """
-    Graphviz dot of a checked pipeline.
+    Graphviz dot of a checked pipeline; the blocks of each of ``fusions``
+    (:class:`~pyrf_blocks.optimise.Fusion`) in a dashed cluster named after
+    its rule.
     """
     active = pipeline.active_blocks()
     lines = [f"digraph {_quote(name)} {{"]
@@ -153,6 +155,11 @@ def pipeline_to_dot(pipeline, name="pipeline"):
             for block in members:
                 node(block, "      ")
             lines.append("   }")
+    for number, fusion in enumerate(fusions):
+        lines.append(f"   subgraph {_quote(f'cluster_fused_{number}')} {{")
+        lines.append(f"      label = {_quote('fused: ' + fusion.rule)}; style = dashed;")
+        lines.append("      " + " ".join(f"{_quote(b)};" for b in fusion.blocks))
+        lines.append("   }")
     for block in pipeline.blocks.values():
         for upstream, output in zip(block.inputs, block.input_outputs):
             style = []

@@ -1,7 +1,8 @@
 """
 A cluster of real processes on a real etcd recovers exactly: three workers
-and two managers run stateful computations (a max hold of a simulated
-analyzer's spectrum, which depends on everything seen); a worker is
+and two managers run stateful computations (the power of V and I in
+device-time windows and its running average, which depend on everything
+seen, fed by sources whose position is state too); a worker is
 SIGKILLed, another SIGSTOPped past its lease and then resumed (it must be
 fenced, not double-write), the leading manager is SIGKILLed, and a fourth
 worker joins (it takes one computation; nothing else moves).  Every
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from pyrf_blocks.chunk import decode_chunk
-from pyrf_blocks.testing.etcd import EtcdServer
+from pyrf_blocks.testing.servers import EtcdServer
 
 pytestmark = pytest.mark.chaos
 
@@ -28,26 +29,31 @@ ROOT = Path(__file__).resolve().parents[2]
 CHUNKS = 300  # 20 ms of device time each: 6 s per computation, paced
 TEMPLATE = """\
 version: 1
-description: a held spectrum of a simulated analyzer
+description: power of a converter's input, in windows and on average
 blocks:
-  wsa:
-    type: simulated_instrument
-    params: {{seed: {seed}, count: {count}, paced: {paced}, sample_rate: 51200,
-             samples_per_packet: 256, packets_per_block: 4,
-             tones: [[3000, -30], [{tone}, -50]], noise_floor: -120}}
-  fft:
-    type: fft_block
-    inputs: [wsa]
-    params: {{size: 256}}
-  cal:
-    type: calibrate_block
-    inputs: [fft]
-  hold:
-    type: max_hold
-    inputs: [cal]
-  out:
+  V:
+    type: waveform_source
+    params: {{amplitude: 325, harmonics: [[3, 0.03]], noise: 0.5, seed: {seed},
+             sample_rate: 5000, samples_per_chunk: 100, count: {count}, paced: {paced},
+             start_time: 1774742400000000000}}
+  I:
+    type: waveform_source
+    params: {{amplitude: {amps}, phase: -30, noise: 0.01, seed: {seed2},
+             sample_rate: 5000, samples_per_chunk: 100, count: {count}, paced: {paced},
+             start_time: 1774742400000000000}}
+  P: {{type: power_block, inputs: [V, I]}}
+  windows:
+    type: window_block
+    inputs: [P]
+    params: {{every: 200ms, stats: [mean, max, count]}}
+  mean: {{type: average, inputs: [P]}}
+  windows_out:
     type: result_store
-    inputs: [hold]
+    inputs: [windows]
+    params: {{{params}}}
+  mean_out:
+    type: result_store
+    inputs: ["mean:running"]
     params: {{{params}}}
 """
 
@@ -66,8 +72,9 @@ def command(*args, log):
 
 def rows(path, computation):
     with sqlite3.connect(path, timeout=30) as db:
-        return dict(db.execute("SELECT key, value FROM results WHERE computation = ? "
-                               "ORDER BY key", (computation,)).fetchall())
+        return {(block, key): value for block, key, value in db.execute(
+            "SELECT block, key, value FROM results WHERE computation = ? ORDER BY block, key",
+            (computation,)).fetchall()}
 
 
 def owners(etcd_url):
@@ -104,13 +111,15 @@ def test_cluster_recovers_exactly_after_kill_stop_and_manager_death(tmp_path):
     names = [f"comp{i}" for i in range(4)]
     reference = tmp_path / "reference.sqlite"
     for i, name in enumerate(names):
-        text = TEMPLATE.format(seed=i + 1, count=CHUNKS, paced="false", tone=4000 + 500 * i,
-                               params=f"path: {reference}, computation: {name}")
+        values = dict(seed=i + 1, seed2=i + 11, count=CHUNKS, amps=5 + i)
+        text = TEMPLATE.format(paced="false", params=f"path: {reference}, computation: {name}",
+                               **values)
         build(check_text(text), Graph()).run()
-        (tmp_path / f"{name}.yaml").write_text(TEMPLATE.format(
-            seed=i + 1, count=CHUNKS, paced="true", tone=4000 + 500 * i, params=""))
+        (tmp_path / f"{name}.yaml").write_text(TEMPLATE.format(paced="true", params="",
+                                                               **values))
     expected = {name: rows(reference, name) for name in names}
-    assert all(len(expected[n]) == CHUNKS for n in names)
+    total = len(expected[names[0]])
+    assert total > CHUNKS and all(len(expected[n]) == total for n in names)
 
     store = tmp_path / "cluster.sqlite"
     logs = tmp_path / "logs"
@@ -174,7 +183,7 @@ def test_cluster_recovers_exactly_after_kill_stop_and_manager_death(tmp_path):
                 owners(etcd.url)), 20, "w4 to take a computation")
             moved = sorted(c for c in names if settled[c] != joined[c])
 
-            wait_until(lambda: all(len(rows(store, n)) == CHUNKS for n in names), 60,
+            wait_until(lambda: all(len(rows(store, n)) == total for n in names), 60,
                        "every computation to finish")
             time.sleep(1.0)  # writes still in flight from a fenced worker would show now
             got = {name: rows(store, name) for name in names}
@@ -198,9 +207,9 @@ def test_cluster_recovers_exactly_after_kill_stop_and_manager_death(tmp_path):
     assert len(moved) == 1 and joined[moved[0]] == "w4", report
     if any(different.values()):
         name = next(n for n in names if different[n])
-        seq = different[name][0]
-        a, b = decode_chunk(expected[name][seq]), decode_chunk(got[name][seq])
-        raise AssertionError(f"{report}; first difference {name} seq {seq}: "
+        key = different[name][0]
+        a, b = decode_chunk(expected[name][key]), decode_chunk(got[name][key])
+        raise AssertionError(f"{report}; first difference {name} {key}: "
                              f"{a!r} != {b!r}")
     fenced = "".join((logs / f"{paused}.log").read_text().splitlines(True))
     assert "Fenced" in fenced or "lease" in fenced, f"{paused} did not notice it lost its lease"

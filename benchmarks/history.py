@@ -1,0 +1,140 @@
+"""
+History on Dask: 8 recordings through one pipeline on a LocalCluster of 1
+and of 2 worker processes, in the same run.
+
+    python benchmarks/history.py [--samples N] [--trials N] [--workers 1,2]
+
+The recordings (cf32, ``--samples`` each, in a temporary folder) run
+through sigmf_source -> FFT-1024 (Hann, half overlap) -> calibrate -> max
+hold -> collector(keep=1).  Each measurement is a fresh process that starts
+its cluster, warms every worker on one recording, then times the 8; the
+worker counts alternate, ``--trials`` times each, median reported (MSa/s
+of recorded samples).  Every run's results are hashed and must equal a
+serial run's.  The last line is the headline: MSa/s on the largest
+cluster and its scaling against one worker.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PIPELINE = """
+version: 1
+blocks:
+  recording: {type: sigmf_source, params: {path: unset}}
+  fft: {type: fft_block, inputs: [recording], params: {size: 1024, overlap: 512}}
+  dbm: {type: calibrate_block, inputs: [fft]}
+  hold: {type: max_hold, inputs: [dbm]}
+  last: {type: collector, inputs: [hold], params: {keep: 1}}
+"""
+
+
+def make_recordings(folder, count, samples):
+    import numpy as np
+
+    paths = []
+    for index in range(count):
+        rng = np.random.default_rng(index)
+        data = (rng.standard_normal(2 * samples, dtype=np.float32) * 0.01).view(np.complex64)
+        data += np.exp(2j * np.pi * (0.01 * (index + 1)) * np.arange(samples)).astype(np.complex64)
+        path = os.path.join(folder, f"rec{index}")
+        data.tofile(path + ".sigmf-data")
+        with open(path + ".sigmf-meta", "w", encoding="utf-8") as stream:
+            json.dump({"global": {"core:datatype": "cf32_le", "core:sample_rate": 1e7,
+                                  "core:version": "1.0.0"},
+                       "captures": [{"core:sample_start": 0, "core:frequency": 1e9}],
+                       "annotations": []}, stream)
+        paths.append(path)
+    return paths
+
+
+def digest(results):
+    hasher = hashlib.sha256()
+    for result in results:
+        hasher.update(result.recording.encode())
+        for name in sorted(result.sinks):
+            for chunk in result.sinks[name]:
+                hasher.update(chunk.data.tobytes())
+                hasher.update(repr((chunk.start, chunk.end, chunk.seq)).encode())
+    return hasher.hexdigest()
+
+
+def measure(workers, paths):
+    """One measurement in this fresh process: a JSON line."""
+    from dask.distributed import Client, LocalCluster
+
+    from pyrf_blocks.history import replay
+
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    client = Client(cluster)
+    try:
+        replay(PIPELINE, paths[:workers], client=client)  # warm every worker
+        samples = sum(os.path.getsize(p + ".sigmf-data") // 8 for p in paths)
+        start = time.perf_counter()
+        results = replay(PIPELINE, paths, client=client)
+        elapsed = time.perf_counter() - start
+    finally:
+        client.close()
+        cluster.close()
+    print(json.dumps({"workers": workers, "msa": samples / elapsed / 1e6,
+                      "digest": digest(results)}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=4 << 20, help="samples per recording")
+    parser.add_argument("--recordings", type=int, default=8)
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--workers", default="1,2", help="cluster sizes, comma-separated")
+    parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        measure(int(args.measure[0]), args.measure[1:])
+        return
+    sizes = [int(n) for n in args.workers.split(",")]
+    folder = tempfile.mkdtemp(prefix="pyrf-history-bench-")
+    try:
+        paths = make_recordings(folder, args.recordings, args.samples)
+        from pyrf_blocks.history import replay
+
+        serial = digest(replay(PIPELINE, paths))
+        env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+        runs = {n: [] for n in sizes}
+        for _ in range(args.trials):
+            for n in sizes:
+                out = subprocess.run([sys.executable, __file__, "--measure", str(n), *paths],
+                                     check=True, capture_output=True, text=True, env=env).stdout
+                runs[n].append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    identical = all(r["digest"] == serial for rs in runs.values() for r in rs)
+    print(f"{args.recordings} recordings of {args.samples / 2**20:g} Mi samples, "
+          f"{args.trials} trials each, median; cores: {os.cpu_count()}; "
+          f"load average {os.getloadavg()[0]:.1f} (machine shared)")
+    base = statistics.median(r["msa"] for r in runs[sizes[0]])
+    for n in sizes:
+        msa = statistics.median(r["msa"] for r in runs[n])
+        print(f"{n:3d} worker{'s' * (n != 1)}: {msa:7.1f} MSa/s, {msa / base:.2f}x "
+              f"{sizes[0]} worker{'s' * (sizes[0] != 1)}")
+    print(f"results identical to the serial run in every measurement: {identical}")
+    top = statistics.median(r["msa"] for r in runs[sizes[-1]])
+    print(f"history on Dask: {top:.1f} MSa/s on {sizes[-1]} workers, "
+          f"{top / base:.2f}x {sizes[0]} worker{'s' * (sizes[0] != 1)}, identical: {identical}")
+    if not identical:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""
+Ordered parallel compute: the spectrum chain with its FFT and calibration
+on a 2-thread pool against the same chain serially, in the same run.
+
+    python benchmarks/parallel.py [--seconds S] [--trials N] [--workers W]
+
+Chain: IQ (64 Ki-sample chunks) -> Hann -> FFT-1024 -> |X|² -> dB -> max
+hold, the graph optimised (the hold calibrates its held row).  Every
+measurement is a fresh process; the configurations alternate, ``--trials``
+times each, and the median is reported as MSa/s and MSa/s per CPU-second
+(user + sys from ``getrusage``).  The output of every run is hashed: the
+parallel runs must give the serial chunks exactly.  The last line is the
+headline: the parallel MSa/s and its ratio to the serial one.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHUNK = 64 * 1024
+FFT_SIZE = 1024
+RATE = 125e6
+
+
+def measure(mode, workers, chunks):
+    """One measurement, in this (fresh) process: a JSON line on stdout."""
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    from pyrf_blocks import Graph, calibrate_block, fft_block, max_hold
+    from pyrf_blocks.block import Sink
+    from pyrf_blocks.interfaces import IChunkProducer
+    from pyrf_blocks.memory import keep_freed_memory
+    from pyrf_blocks.parallel import ProcessPool, ThreadPool
+    from pyrf_blocks.testing import array_source
+
+    class hashing_sink(Sink):
+        type_name = "hashing_sink"
+        requires = (IChunkProducer,)
+
+        def reset(self):
+            self.digest = hashlib.sha256()
+            self.count = 0
+
+        def compute(self, chunk):
+            self.digest.update(chunk.data.tobytes())
+            self.digest.update(repr((chunk.start, chunk.end, chunk.seq)).encode())
+            self.count += 1
+
+    keep_freed_memory()
+    rng = np.random.default_rng(0)
+    arrays = [(rng.standard_normal(2 * CHUNK, dtype=np.float32) * 0.1).view(np.complex64)
+              for _ in range(8)]
+    pool = {"serial": lambda: None, "threads": lambda: ThreadPool(workers),
+            "processes": lambda: ProcessPool(workers)}[mode]()
+
+    def run(repeat):
+        graph = Graph(parallel=pool)
+        source = array_source(arrays, rate=RATE, repeat=repeat, graph=graph,
+                              meta={"center_frequency": 2.4e9, "reference_level": 0.0})
+        sink = hashing_sink(max_hold(calibrate_block(fft_block(source, size=FFT_SIZE))))
+        graph.run(optimise=True)
+        return sink
+
+    run(2)  # plans, pools and caches warm
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    sink = run(chunks // len(arrays))
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if pool is not None:
+        pool.close()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu += ((children.ru_utime - children_before.ru_utime)
+            + (children.ru_stime - children_before.ru_stime))
+    samples = sink.count * CHUNK
+    print(json.dumps({"mode": mode, "msa": samples / elapsed / 1e6, "cpu": cpu,
+                      "msa_per_cpu": samples / cpu / 1e6, "digest": sink.digest.hexdigest(),
+                      "chunks": sink.count}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=2.0,
+                        help="approximate seconds per measurement")
+    parser.add_argument("--trials", type=int, default=5, help="measurements per configuration")
+    parser.add_argument("--workers", type=int, default=2, help="threads (or processes)")
+    parser.add_argument("--processes", action="store_true",
+                        help="also measure a process pool of --workers")
+    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        measure(args.measure[0], int(args.measure[1]), int(args.measure[2]))
+        return
+    chunks = max(16, int(args.seconds * 150e6 / CHUNK) // 8 * 8)
+    modes = ["serial", "threads"] + (["processes"] if args.processes else [])
+    results = {mode: [] for mode in modes}
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    for trial in range(args.trials):
+        for mode in modes:
+            output = subprocess.run(
+                [sys.executable, __file__, "--measure", mode, str(args.workers), str(chunks)],
+                check=True, capture_output=True, text=True, env=env).stdout
+            results[mode].append(json.loads(output.strip().splitlines()[-1]))
+    digests = {r["digest"] for runs in results.values() for r in runs}
+    identical = len(digests) == 1
+    print(f"{chunks} chunks of {CHUNK // 1024} Ki samples, {args.trials} trials each, "
+          f"median; cores: {os.cpu_count()}; machine shared with other work")
+    serial = statistics.median(r["msa"] for r in results["serial"])
+    for mode, runs in results.items():
+        msa = statistics.median(r["msa"] for r in runs)
+        per_cpu = statistics.median(r["msa_per_cpu"] for r in runs)
+        label = mode if mode == "serial" else f"{mode} x{args.workers}"
+        print(f"{label:14s} {msa:7.1f} MSa/s  {per_cpu:7.1f} MSa/s per CPU-second  "
+              f"ratio to serial {msa / serial:.2f}")
+    print(f"output identical in every run: {identical}")
+    threads = statistics.median(r["msa"] for r in results["threads"])
+    print(f"parallel {args.workers} threads: {threads:.1f} MSa/s, "
+          f"{threads / serial:.2f}x serial ({serial:.1f} MSa/s), identical output: {identical}")
+    if not identical:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

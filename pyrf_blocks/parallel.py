@@ -1,0 +1,350 @@
+"""
+Ordered parallel compute: a block hands the heavy, stateless part of its
+work to a pool of threads or processes, and its results are emitted in
+the order the work was sent (strax's mailbox of futures).
+
+A block calls :meth:`Block.run_parallel
+<pyrf_blocks.block.Block.run_parallel>` with a function, its arguments and
+what to do with the result; the bookkeeping that must stay in order (a
+stream's tail, timestamps, ``seq``) stays in the reactor thread, in
+``compute``.  Without a pool the function runs at once, so a block written
+this way costs nothing when it runs serially.  The pool is chosen per
+block (``fft_block(src, parallel=pool)``) or per graph
+(``Graph(parallel=pool)``: every block that can use one does); output is
+the same chunk for chunk whatever the pool.
+
+- :class:`ThreadPool`: numpy's ufuncs on large arrays, scipy's FFT and FFTW
+  release the GIL, so threads use several cores with no copying.
+- :class:`ProcessPool`: separate processes; arrays travel through shared
+  memory (files in ``/dev/shm``, mapped on both sides), never pickled.  A
+  block's output buffers (:meth:`Block.buffer
+  <pyrf_blocks.block.Block.buffer>`) are then made in shared memory, so a
+  result is written in place by the child; inputs are copied in once.
+
+Backpressure stays intact: a block with ``depth`` results outstanding
+pauses its inputs until the oldest is emitted, and a block's stream ends
+only after every outstanding result.
+"""
+
+import atexit
+import mmap
+import os
+import shutil
+import tempfile
+import threading
+import weakref
+from collections import OrderedDict, deque
+from concurrent import futures
+
+import numpy as np
+from twisted.python.failure import Failure
+
+__all__ = ["ThreadPool", "ProcessPool", "Mailbox"]
+
+_PENDING = object()
+
+
+class ThreadPool:
+    """
+    ``workers`` threads for blocks' compute.
+
+    :param workers: threads.
+    :param depth: results a block may have outstanding before its inputs
+        pause (twice ``workers`` by default).
+    """
+
+    kind = "thread"
+
+    def __init__(self, workers=2, depth=None):
+        if not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"ThreadPool: workers must be a positive integer, got {workers!r}")
+        self.workers = workers
+        self.depth = depth or 2 * workers
+        self._executor = futures.ThreadPoolExecutor(workers, thread_name_prefix="pyrf-compute")
+
+    def __repr__(self):
+        return f"<{type(self).__name__} of {self.workers}>"
+
+    def submit(self, function, *args):
+        """
+        Start ``function(*args)``; return its ``concurrent.futures.Future``.
+        """
+        return self._executor.submit(function, *args)
+
+    def allocate(self, shape, dtype):
+        """
+        A new array for a block's output (:class:`~pyrf_blocks.buffers.BufferPool`).
+        """
+        return np.empty(shape, dtype)
+
+    def close(self):
+        """
+        Wait for the work sent, then stop the threads.
+        """
+        self._executor.shutdown(wait=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+# Shared memory for ProcessPool: a segment is a file in a directory of the
+# pool's (in /dev/shm where it exists), mapped by the parent when made and
+# by a child when first used; a child keeps its mappings.
+
+
+class _Segment:
+    __slots__ = ("path", "size")
+
+    def __init__(self, path, size):
+        self.path, self.size = path, size
+
+    def map(self):
+        with open(self.path, "w+b") as stream:
+            stream.truncate(self.size)
+            return mmap.mmap(stream.fileno(), self.size)
+
+
+_child_maps = OrderedDict()
+#: Mappings a child keeps (the parent reuses a block's few buffers, so a
+#: handful are in use at a time; older ones belong to forgotten buffers).
+_CHILD_MAPS = 256
+
+
+def _mapped(path, size):
+    found = _child_maps.get(path)
+    if found is None:
+        with open(path, "r+b") as stream:
+            found = _child_maps[path] = mmap.mmap(stream.fileno(), size)
+        if len(_child_maps) > _CHILD_MAPS:
+            _, oldest = _child_maps.popitem(last=False)
+            try:
+                oldest.close()
+            except BufferError:  # still viewed: unmapped when the view goes
+                pass
+    else:
+        _child_maps.move_to_end(path)
+    return found
+
+
+def _array_of(spec):
+    path, size, offset, shape, strides, dtype = spec
+    buffer = _mapped(path, size)
+    base = np.frombuffer(buffer, np.uint8, size)
+    return np.lib.stride_tricks.as_strided(base[offset:].view(dtype), shape, strides)
+
+
+def _call_shared(function, args):
+    # In the child: arrays come back from their shared segments; a result
+    # that is one of them goes back as its index, never pickled.
+    arrays = [_array_of(value) if kind == "shared" else value for kind, value in args]
+    result = function(*arrays)
+    if isinstance(result, np.ndarray):
+        for index, (kind, _) in enumerate(args):
+            if kind == "shared" and result is arrays[index]:
+                return ("argument", index)
+    return ("value", result)
+
+
+class ProcessPool(ThreadPool):
+    """
+    ``workers`` processes for blocks' compute, arrays through shared
+    memory.  Functions sent must be importable (module-level), as with
+    any process pool.
+
+    :param workers: processes.
+    :param depth: results a block may have outstanding before its inputs
+        pause (twice ``workers`` by default).
+    :param directory: where the shared segments live (a new folder in
+        ``/dev/shm`` by default, removed by :meth:`close` and at exit).
+    """
+
+    kind = "process"
+
+    def __init__(self, workers=2, depth=None, directory=None):
+        if not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"ProcessPool: workers must be a positive integer, got {workers!r}")
+        self.workers = workers
+        self.depth = depth or 2 * workers
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        self.directory = tempfile.mkdtemp(prefix="pyrf-blocks-", dir=directory or shm)
+        self._segments = {}  # address of the mapping -> _Segment
+        self._lock = threading.Lock()
+        self._count = 0
+        self._inputs = None
+        import multiprocessing
+        context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+        self._executor = futures.ProcessPoolExecutor(workers, mp_context=context)
+        atexit.register(self._remove)
+
+    def allocate(self, shape, dtype):
+        """
+        A new array in shared memory, for a block's output: a child writes
+        a result into it in place.
+        """
+        dtype = np.dtype(dtype)
+        size = max(1, int(np.prod(shape)) * dtype.itemsize)
+        with self._lock:
+            self._count += 1
+            path = os.path.join(self.directory, f"segment-{self._count}")
+        segment = _Segment(path, size)
+        mapping = segment.map()
+        array = np.frombuffer(mapping, dtype, int(np.prod(shape))).reshape(shape)
+        address = array.ctypes.data
+        with self._lock:
+            self._segments[address] = segment
+        # Once the mapping is gone — the array, every view of it, and so
+        # every task given one — the segment is forgotten and its file
+        # removed: nothing can need it any more.
+        weakref.finalize(mapping, self._forget, address)
+        return array
+
+    def _forget(self, address):
+        with self._lock:
+            segment = self._segments.pop(address, None)
+        if segment is not None:
+            try:
+                os.unlink(segment.path)
+            except OSError:
+                pass
+
+    def _spec(self, array):
+        address = array.__array_interface__["data"][0]
+        segment = self._segments.get(address)
+        if segment is not None and array.nbytes <= segment.size:
+            return ("shared", (segment.path, segment.size, 0, array.shape,
+                               array.strides, array.dtype.str))
+        with self._lock:
+            segments = tuple(self._segments.items())
+        for start, segment in segments:
+            if start <= address < start + segment.size:
+                return ("shared", (segment.path, segment.size, address - start,
+                                   array.shape, array.strides, array.dtype.str))
+        return None
+
+    def submit(self, function, *args):
+        """
+        Start ``function(*args)`` in a child; arrays among ``args`` go
+        through shared memory (copied in once unless made by
+        :meth:`allocate`).  Return a ``concurrent.futures.Future``.
+        """
+        from .buffers import BufferPool
+
+        if self._inputs is None:
+            self._inputs = BufferPool(limit=4 * self.depth, allocate=self.allocate)
+        sent, held = [], []
+        for value in args:
+            if isinstance(value, np.ndarray) and value.size:
+                spec = self._spec(value)
+                if spec is None:
+                    copy = self._inputs.take(value.shape, value.dtype)
+                    np.copyto(copy, value)
+                    held.append(copy)  # not reused until the child is done
+                    spec = self._spec(copy)
+                sent.append(spec)
+            else:
+                sent.append(("value", value))
+        inner = self._executor.submit(_call_shared, function, sent)
+        outer = futures.Future()
+
+        def done(future):
+            held.clear()
+            try:
+                kind, value = future.result()
+            except BaseException as error:  # noqa: B902 (handed to the caller)
+                outer.set_exception(error)
+                return
+            outer.set_result(args[value] if kind == "argument" else value)
+
+        inner.add_done_callback(done)
+        return outer
+
+    def _remove(self):
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def close(self):
+        """
+        Wait for the work sent, stop the processes and remove the shared
+        segments.
+        """
+        self._executor.shutdown(wait=True)
+        self._remove()
+        atexit.unregister(self._remove)
+
+
+class Mailbox:
+    """
+    A block's outstanding results, delivered in the order they were sent.
+
+    :param reactor: where results are delivered (its thread).
+    :param failed: called with a ``Failure`` when a function raised.
+    :param delivered: called after results were delivered.
+    """
+
+    def __init__(self, reactor, failed, delivered=lambda: None):
+        self._reactor = reactor
+        self._failed = failed
+        self._delivered = delivered
+        self._pending = deque()
+        self._idle = []
+        self.closed = False
+
+    def __len__(self):
+        return len(self._pending)
+
+    def send(self, future, then):
+        """
+        ``then(result)`` once ``future`` is done and every earlier result
+        was delivered.
+        """
+        entry = [then, _PENDING]
+        self._pending.append(entry)
+        call = getattr(self._reactor, "callFromThread", None)
+        if call is None:
+            # A task.Clock (tests): no other thread delivers; wait here.
+            futures.wait([future])
+            entry[1] = future
+            self._deliver()
+            return
+        future.add_done_callback(lambda done: call(self._arrived, entry, done))
+
+    def _arrived(self, entry, future):
+        entry[1] = future
+        self._deliver()
+
+    def _deliver(self):
+        pending = self._pending
+        while pending and pending[0][1] is not _PENDING:
+            then, future = pending.popleft()
+            if self.closed:
+                continue
+            try:
+                then(future.result())
+            except Exception:
+                self.closed = True
+                self._failed(Failure())
+        if self.closed:
+            return
+        self._delivered()
+        if not pending:
+            idle, self._idle = self._idle, []
+            for callback in idle:
+                callback()
+
+    def when_idle(self, callback):
+        """
+        Call ``callback()`` once nothing is outstanding (now if nothing is).
+        """
+        if not self._pending:
+            callback()
+        else:
+            self._idle.append(callback)
+
+    def close(self):
+        """
+        Deliver nothing more (the block was reset or stopped).
+        """
+        self.closed = True
+        self._idle = []

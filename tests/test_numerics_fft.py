@@ -1,0 +1,137 @@
+"""
+FFT plans: FFTW (pyFFTW) and pocketfft give the same spectra within float32
+rounding, pocketfft is used when FFTW is refused or missing, plans are made
+once per shape and thread, and FFTW's wisdom is kept between runs.
+"""
+
+import threading
+
+import msgpack
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from pyrf_blocks.numerics import fft
+from pyrf_blocks.numerics.spectral import frame_spectra, window
+
+
+@pytest.fixture
+def use_backend():
+    """
+    Switch the FFT backend for one test; the default is restored after.
+    """
+    yield fft.set_backend
+    fft.set_backend(None)
+
+
+def _frames(rows, size, complex_input, seed=0):
+    rng = np.random.default_rng(seed)
+    if complex_input:
+        return rng.standard_normal((rows, 2 * size), dtype=np.float32).view(np.complex64)
+    return rng.standard_normal((rows, size), dtype=np.float32)
+
+
+@pytest.mark.parametrize("complex_input", [True, False])
+@pytest.mark.parametrize("rows", [1, 37, 64, 130])
+def test_fftw_and_pocketfft_give_the_same_spectra(use_backend, complex_input, rows):
+    """Both backends give the same powers within float32 rounding, for any number of rows."""
+    pytest.importorskip("pyfftw")
+    frames = _frames(rows, 1024, complex_input)
+    values = window("hann", 1024, shift=complex_input)
+    use_backend("fftw")
+    with_fftw = frame_spectra(frames, values, complex_input)
+    use_backend("pocketfft")
+    with_pocketfft = frame_spectra(frames, values, complex_input)
+    expected = np.abs(np.fft.fft(frames * values) if complex_input
+                      else np.fft.rfft(frames * values)) ** 2
+    scale = expected.max()
+    assert with_fftw.shape == with_pocketfft.shape == expected.shape
+    assert_allclose(with_fftw, expected, rtol=1e-4, atol=1e-6 * scale)
+    assert_allclose(with_pocketfft, expected, rtol=1e-4, atol=1e-6 * scale)
+    assert_allclose(with_fftw, with_pocketfft, rtol=1e-4, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("name", fft.BACKENDS)
+def test_an_impulse_has_a_flat_spectrum(use_backend, name):
+    """On either backend, a unit impulse reads power 1 in every bin."""
+    if name == "fftw":
+        pytest.importorskip("pyfftw")
+    use_backend(name)
+    frames = np.zeros((3, 256), np.complex64)
+    frames[:, 0] = 1
+    assert_allclose(frame_spectra(frames, np.ones(256, np.float32), True), 1.0, rtol=1e-6)
+
+
+def test_the_environment_forces_pocketfft(monkeypatch, use_backend):
+    """PYRF_BLOCKS_FFT=pocketfft chooses pocketfft even where pyFFTW is installed."""
+    monkeypatch.setenv("PYRF_BLOCKS_FFT", "pocketfft")
+    monkeypatch.setattr(fft, "_chosen", None)
+    assert fft.backend() == "pocketfft"
+    assert fft.plan(4, 64, True).backend == "pocketfft"
+
+
+def test_pocketfft_is_the_fallback_without_pyfftw(monkeypatch, use_backend):
+    """Without pyFFTW the default is pocketfft, and asking for FFTW says what to install."""
+    monkeypatch.setattr(fft, "_fftw_available", lambda: False)
+    assert use_backend(None) == "pocketfft"
+    with pytest.raises(ImportError, match=r"pyrf_blocks\[fftw\]"):
+        use_backend("fftw")
+    with pytest.raises(ValueError, match="unknown FFT backend 'mkl'"):
+        use_backend("mkl")
+
+
+@pytest.mark.parametrize("size", [1024, 100, 1 << 17])
+def test_batches_cover_every_row_with_few_shapes(size):
+    """Batches cover 0..300 rows exactly, in order, with at most log2 + 1 plan shapes."""
+    shapes = set()
+    for rows in range(301):
+        covered = 0
+        for first, plan in fft.batches(rows, size, True):
+            assert first == covered and plan.size == size
+            covered += plan.rows
+            shapes.add(plan.rows)
+        assert covered == rows
+    assert len(shapes) <= fft.batch_rows(size).bit_length()
+    assert fft.batch_rows(size) * size <= max(fft.BATCH_SAMPLES, size)
+
+
+def test_a_plan_is_made_once_per_shape_and_thread():
+    """The same thread gets the same plan back; another thread gets its own."""
+    first = fft.plan(8, 128, True)
+    assert fft.plan(8, 128, True) is first
+    other = []
+    thread = threading.Thread(target=lambda: other.append(fft.plan(8, 128, True)))
+    thread.start()
+    thread.join()
+    assert other[0] is not first
+
+
+def test_fftw_wisdom_is_kept_in_the_cache_directory(monkeypatch, tmp_path, use_backend):
+    """Planning a new shape writes FFTW's wisdom under $XDG_CACHE_HOME, which a new process loads."""
+    pyfftw = pytest.importorskip("pyfftw")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(fft, "_wisdom_loaded", False)
+    use_backend("fftw")
+    path = tmp_path / "pyrf_blocks" / "fftw-wisdom"
+    assert fft.wisdom_path() == str(path)
+    pyfftw.forget_wisdom()
+    fft.plan(3, 520, True)  # a shape nothing else plans
+    wisdom = msgpack.unpackb(path.read_bytes())
+    assert len(wisdom) == 3 and wisdom[1]  # (double, single, long double); ours is single
+    pyfftw.forget_wisdom()
+    monkeypatch.setattr(fft, "_wisdom_loaded", False)
+    fft._load_wisdom(pyfftw)
+    assert pyfftw.export_wisdom()[1] == wisdom[1]
+
+
+def test_unreadable_wisdom_is_reported_and_ignored(monkeypatch, tmp_path, use_backend, logged):
+    """A corrupt wisdom file is logged once and planning goes on without it."""
+    pytest.importorskip("pyfftw")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(fft, "_wisdom_loaded", False)
+    (tmp_path / "pyrf_blocks").mkdir()
+    (tmp_path / "pyrf_blocks" / "fftw-wisdom").write_bytes(b"\xc1 not msgpack")
+    use_backend("fftw")
+    frames = _frames(2, 64, True)
+    assert frame_spectra(frames, np.ones(64, np.float32), True).shape == (2, 64)
+    assert any("not used" in str(event.get("log_format")) for event in logged)

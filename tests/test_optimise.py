@@ -1,0 +1,156 @@
+"""
+Chain optimisation: an optimised graph's outputs equal the unoptimised
+graph's bit for bit, however the input is chunked; rules apply only where
+their proof holds; dry runs show the fusions.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from numpy.testing import assert_array_equal
+from twisted.internet.task import Clock
+
+from pyrf_blocks.state import unpack_array
+from pyrf_blocks import Graph, calibrate_block, collector, fft_block, max_hold, min_hold
+from pyrf_blocks.cli import main
+from pyrf_blocks.numerics.signals import amplitude_of, tone_samples
+from pyrf_blocks.optimise import HoldOfCalibration, graph_nodes, optimise, pipeline_nodes, plan
+from pyrf_blocks.pipeline import check_text
+from pyrf_blocks.testing import array_source, run_clock, split_array
+
+RATE = 1.024e6
+
+
+def _signal(count, complex_input, seed=0):
+    rng = np.random.default_rng(seed)
+    tone = tone_samples(0, count, RATE, 17e3, amplitude_of(-20.0, 0.0),
+                        complex_output=complex_input)
+    if complex_input:
+        noise = rng.standard_normal(2 * count, dtype=np.float32).view(np.complex64) * 1e-3
+    else:
+        noise = rng.standard_normal(count, dtype=np.float32) * 1e-3
+    samples = (tone + noise).astype(np.complex64 if complex_input else np.float32)
+    samples[count // 3] = 0  # a run of zeros would give -inf dBm: keep a zero sample too
+    return samples
+
+
+def _run(arrays, hold, kind, optimised, offset=0.0, size=256):
+    clock = Clock()
+    graph = Graph(clock)
+    source = array_source(arrays, kind=kind, rate=RATE, graph=graph,
+                          meta={"center_frequency": 1e8, "reference_level": -10.0})
+    sink = collector(hold(calibrate_block(fft_block(source, size=size), offset=offset)))
+    fusions = optimise(graph) if optimised else []
+    assert run_clock(clock, graph) is None
+    return sink.chunks, fusions
+
+
+def _assert_same(chunks, expected):
+    assert len(chunks) == len(expected)
+    for got, want in zip(chunks, expected):
+        assert_array_equal(got.data, want.data)
+        assert (got.start, got.end, got.rate, got.seq) == (want.start, want.end,
+                                                           want.rate, want.seq)
+        assert got.meta == want.meta
+
+
+@given(st.lists(st.integers(min_value=1, max_value=1500), min_size=1, max_size=10),
+       st.sampled_from([max_hold, min_hold]), st.booleans())
+@settings(max_examples=30, deadline=None)
+def test_a_fused_hold_equals_the_unfused_chain_however_the_input_is_cut(cuts, hold, iq):
+    """A hold of calibrated spectra equals its fused form bit for bit, for any chunking, IQ or real."""
+    samples = _signal(4000, iq)
+    kind = "iq" if iq else "real"
+    arrays = split_array(samples, cuts)
+    expected, _ = _run(arrays, hold, kind, optimised=False, offset=1.5)
+    got, fusions = _run(arrays, hold, kind, optimised=True, offset=1.5)
+    assert [f.rule for f in fusions] == ["hold_of_calibration"]
+    _assert_same(got, expected)
+
+
+def test_the_fused_calibration_no_longer_runs(graph):
+    """After fusion the hold reads the FFT directly and the calibrate block is idle."""
+    source = array_source([np.zeros(1024, np.complex64)], graph=graph)
+    fft = fft_block(source, size=256)
+    calibrate = calibrate_block(fft)
+    hold = max_hold(calibrate)
+    collector(hold)
+    fusions = graph.optimise()
+    assert tuple(fusions) == graph.fusions and fusions[0].blocks == (calibrate.name, hold.name)
+    assert hold.inputs == (fft,) and hold.calibration is calibrate
+    assert not calibrate.active and [e.consumer.block for e in fft.edges] == [hold]
+    assert "calibrates the held row" in str(fusions[0])
+
+
+def test_no_fusion_when_the_calibration_has_another_consumer(graph):
+    """A calibration that something else also reads is left alone."""
+    source = array_source([np.zeros(1024, np.complex64)], graph=graph)
+    calibrate = calibrate_block(fft_block(source, size=256))
+    collector(max_hold(calibrate))
+    collector(calibrate)
+    assert optimise(graph) == []
+
+
+def test_no_fusion_across_a_lossy_edge(graph):
+    """A calibration fed through a drop_oldest edge is not fused (chunks could be dropped there)."""
+    source = array_source([np.zeros(1024, np.complex64)], graph=graph)
+    calibrate = calibrate_block(fft_block(source, size=256), policy="drop_oldest")
+    collector(max_hold(calibrate))
+    assert plan(graph_nodes(graph)) == []
+
+
+def test_a_fused_hold_keeps_its_state_in_dbm():
+    """get_state of a fused hold gives dBm, as the unfused hold's does, and set_state restores it."""
+    samples = _signal(2048, True)
+    results = []
+    for optimised in (False, True):
+        clock = Clock()
+        graph = Graph(clock)
+        source = array_source([samples], rate=RATE, graph=graph,
+                              meta={"center_frequency": 1e8, "reference_level": 0.0})
+        hold = max_hold(calibrate_block(fft_block(source, size=256)))
+        collector(hold)
+        if optimised:
+            optimise(graph)
+        assert run_clock(clock, graph) is None
+        results.append((hold, hold.get_state()["hold"]))
+    (plain, plain_state), (fused, fused_state) = results
+    assert_array_equal(unpack_array(fused_state), unpack_array(plain_state))
+    fused.set_state({"hold": plain_state})
+    assert fused.calibration is not None
+
+
+HOLD_PIPELINE = """
+version: 1
+blocks:
+  source: {type: simulated_instrument}
+  fft: {type: fft_block, inputs: [source]}
+  dbm: {type: calibrate_block, inputs: [fft]}
+  hold: {type: max_hold, inputs: [dbm]}
+  out: {type: collector, inputs: [hold]}
+"""
+
+
+def test_a_dry_run_shows_what_would_be_fused(tmp_path, capsys):
+    """The pipeline view finds the fusion; run --dry-run lists it and draws it in a dashed cluster."""
+    fusions = plan(pipeline_nodes(check_text(HOLD_PIPELINE)))
+    assert [(f.rule, f.blocks) for f in fusions] == [("hold_of_calibration", ("dbm", "hold"))]
+    assert HoldOfCalibration.__doc__ and "Proof" in HoldOfCalibration.__doc__
+    path = tmp_path / "hold.yaml"
+    path.write_text(HOLD_PIPELINE)
+    assert main(["run", "--dry-run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "chain optimisation:\n  hold_of_calibration: hold holds linear power" in out
+    assert 'label = "fused: hold_of_calibration"; style = dashed;\n      "dbm"; "hold";' in out
+    assert main(["run", "--dry-run", "--no-optimise", str(path)]) == 0
+    assert "fused" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("optimised", [False, True])
+def test_graph_run_optimises_when_asked(optimised):
+    """Graph.run(optimise=True) fuses before running; the default leaves the graph as built."""
+    graph = Graph()
+    source = array_source([_signal(2048, True)], rate=RATE, graph=graph)
+    sink = collector(max_hold(calibrate_block(fft_block(source, size=256))))
+    graph.run(optimise=optimised)
+    assert len(graph.fusions) == int(optimised) and sink.finished

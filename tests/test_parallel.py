@@ -1,0 +1,177 @@
+"""
+Ordered parallel compute: blocks that run their work on a thread or
+process pool emit exactly what they emit serially, in order, with
+backpressure intact and the stream ended only after the last result.
+"""
+
+import os
+import random
+import threading
+import time
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from pyrf_blocks import Graph, calibrate_block, collector, fft_block
+from pyrf_blocks.block import Block
+from pyrf_blocks.interfaces import ISampleProducer
+from pyrf_blocks.parallel import ProcessPool, ThreadPool
+from pyrf_blocks.testing import array_source
+
+RATE = 1.024e6
+
+
+def _chunks(count=12, size=4096):
+    rng = np.random.default_rng(3)
+    return [rng.standard_normal(2 * size, dtype=np.float32).view(np.complex64)
+            for _ in range(count)]
+
+
+def _spectra(arrays, graph_pool=None, fft_pool=None, calibrate_pool=None):
+    graph = Graph(parallel=graph_pool)
+    source = array_source(arrays, rate=RATE, graph=graph,
+                          meta={"center_frequency": 1e8, "reference_level": -5.0})
+    fft = fft_block(source, size=512, overlap=128, parallel=fft_pool)
+    sink = collector(calibrate_block(fft, parallel=calibrate_pool))
+    graph.run()
+    return sink.chunks
+
+
+def _assert_same(chunks, expected):
+    assert len(chunks) == len(expected)
+    for got, want in zip(chunks, expected):
+        assert_array_equal(got.data, want.data)
+        assert (got.start, got.end, got.rate, got.seq, got.meta) == (
+            want.start, want.end, want.rate, want.seq, want.meta)
+
+
+def test_a_thread_pool_gives_the_serial_output():
+    """FFT and calibration on a 2-thread pool, per block or per graph, emit the serial chunks exactly."""
+    arrays = _chunks()
+    expected = _spectra(arrays)
+    with ThreadPool(2) as pool:
+        _assert_same(_spectra(arrays, fft_pool=pool, calibrate_pool=pool), expected)
+        _assert_same(_spectra(arrays, graph_pool=pool), expected)
+        _assert_same(_spectra(arrays, graph_pool=pool, calibrate_pool=False), expected)
+
+
+@pytest.mark.chaos
+def test_a_process_pool_gives_the_serial_output():
+    """FFT and calibration in 2 child processes, arrays through shared memory, emit the serial chunks exactly."""
+    arrays = _chunks(12)
+    expected = _spectra(arrays)
+    with ProcessPool(2) as pool:
+        _assert_same(_spectra(arrays, graph_pool=pool), expected)
+        directory = pool.directory
+    assert not os.path.exists(directory)
+
+
+def test_a_process_pool_writes_results_in_place():
+    """A result written into a shared buffer comes back as that very array, not a pickled copy."""
+    with ProcessPool(1) as pool:
+        out = pool.allocate((4, 8), np.float32)
+        values = np.arange(32, dtype=np.float32).reshape(4, 8)
+        result = pool.submit(np.multiply, values, 2.0, out).result(timeout=60)
+        assert result is out
+        assert_array_equal(out, values * 2)
+        with pytest.raises(ValueError, match="reshape"):
+            pool.submit(np.reshape, values, (5, 5)).result(timeout=60)
+
+
+def test_shared_buffers_nothing_holds_are_removed():
+    """A shared buffer's file goes once the array and its views are gone; the pool's folder at close."""
+    pool = ProcessPool(1)
+    try:
+        out = pool.allocate((16,), np.float32)
+        view = out[4:]
+        path = pool._spec(out)[1][0]
+        del out
+        assert os.path.exists(path) and pool._spec(view) is not None  # the view holds it
+        del view
+        assert not os.path.exists(path)
+    finally:
+        pool.close()
+    assert not os.path.exists(pool.directory)
+
+
+def _shuffled_sleep(value):
+    time.sleep(random.uniform(0, 0.01))
+    return value * 2
+
+
+class doubler(Block):
+    """Doubles samples on its compute pool, each call sleeping a random time."""
+
+    type_name = "doubler"
+    kind = "real"
+    requires = (ISampleProducer,)
+
+    def reset(self):
+        self.outstanding = 0
+        self.most_outstanding = 0
+
+    def compute(self, chunk):
+        self.outstanding += 1
+        self.most_outstanding = max(self.most_outstanding, self.outstanding)
+
+        def emit(data):
+            self.outstanding -= 1
+            self.emit(data, chunk.start, chunk.end, chunk.rate, chunk.meta)
+
+        self.run_parallel(_shuffled_sleep, chunk.data, then=emit)
+
+
+def test_results_finishing_out_of_order_are_emitted_in_order():
+    """Work finishing in random order on 4 threads is emitted in input order, every chunk before the end."""
+    arrays = [np.full(4, index, np.float32) for index in range(60)]
+    with ThreadPool(4, depth=3) as pool:
+        graph = Graph(parallel=pool)
+        source = array_source(arrays, kind="real", graph=graph)
+        block = doubler(source)
+        sink = collector(block)
+        graph.run()
+    assert [chunk.data[0] for chunk in sink.chunks] == [2.0 * i for i in range(60)]
+    assert [chunk.seq for chunk in sink.chunks] == list(range(60))
+    assert sink.finished and block.most_outstanding <= 3
+
+
+def test_a_failure_in_the_pool_fails_the_graph():
+    """An exception raised on the pool fails the graph with it, naming the block."""
+
+    class breaker(doubler):
+        type_name = "breaker"
+
+        def compute(self, chunk):
+            self.run_parallel(np.reshape, chunk.data, (3, 3), then=lambda _: None)
+
+    with ThreadPool(2) as pool:
+        graph = Graph(parallel=pool)
+        breaker(array_source([np.zeros(4, np.float32)], kind="real", graph=graph))
+        collector(graph.blocks["breaker"])
+        with pytest.raises(ValueError, match="reshape"):
+            graph.run()
+    assert graph.failed_block.name == "breaker"
+
+
+def test_threads_really_run_the_work():
+    """The work runs on the pool's threads, not the reactor's."""
+    names = set()
+
+    def record(value):
+        names.add(threading.current_thread().name)
+        return value
+
+    class recorder(doubler):
+        type_name = "recorder"
+
+        def compute(self, chunk):
+            self.run_parallel(record, chunk.data, then=lambda data: self.emit(
+                data, chunk.start, chunk.end, chunk.rate, chunk.meta))
+
+    with ThreadPool(2) as pool:
+        graph = Graph(parallel=pool)
+        sink = collector(recorder(array_source([np.zeros(4, np.float32)] * 8, kind="real",
+                                               graph=graph)))
+        graph.run()
+    assert len(sink.chunks) == 8 and names and all(n.startswith("pyrf-compute") for n in names)
