@@ -16,6 +16,7 @@ from ..interfaces import IRealProducer, IRecordsProducer, IStateful
 from ..numerics.cycles import (nominal_boundaries, nominal_boundary, rising_zero_crossings,
                                whole_cycle_sums)
 from ..registry import register
+from ..state import pack_array, unpack_array
 
 __all__ = ["cycle_rms"]
 
@@ -90,17 +91,16 @@ class cycle_rms(Block):
         state = {name: getattr(self, name) for name in self._STATE}
         if state["_previous"] is not None:
             state["_previous"] = float(state["_previous"])
-        pending = self._cycle[:self._count] if self._count else np.zeros(0)
-        state["pending"] = {"dtype": pending.dtype.str, "values": pending.tolist()}
+        state["pending"] = pack_array(self._cycle[:self._count] if self._count else None)
         return state
 
     def set_state(self, state):
         for name in self._STATE:
             setattr(self, name, state[name])
-        pending = state.get("pending")
         self._cycle, self._count = None, 0
-        if pending and pending["values"]:
-            self._keep(np.asarray(pending["values"], np.dtype(pending["dtype"])))
+        pending = unpack_array(state.get("pending"))
+        if pending is not None:
+            self._keep(pending)
 
     def compute(self, chunk):
         if len(chunk.data) == 0:
