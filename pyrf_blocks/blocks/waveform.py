@@ -63,9 +63,15 @@ class waveform_source(PolledSource):
                              f"{samples_per_chunk!r}")
         if noise < 0:
             raise ValueError(f"{what}: noise must be >= 0, got {noise!r}")
-        self.steps = np.asarray([float(factor) for factor in steps], np.float32)
-        self.step_samples = int(round(float(step_duration) * float(sample_rate)))
-        if len(self.steps) and self.step_samples < 1:
+        try:
+            self.steps = tuple(float(factor) for factor in steps)
+            self.step_duration = float(step_duration)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what}: steps must be a list of numbers and step_duration a "
+                             f"duration, got {steps!r} and {step_duration!r}") from None
+        self._factors = np.asarray(self.steps, np.float32)
+        self.step_samples = int(round(self.step_duration * float(sample_rate)))
+        if self.steps and self.step_samples < 1:
             raise ValueError(f"{what}: step_duration must be at least one sample, got "
                              f"{step_duration!r}")
         self.frequency = float(frequency)
@@ -117,10 +123,10 @@ class waveform_source(PolledSource):
                                    complex_output=False)
         if self.offset:
             values += np.float32(self.offset)
-        if len(self.steps):
+        if self.steps:
             step = np.minimum(np.arange(first, first + n) // self.step_samples,
                               len(self.steps) - 1)
-            values *= self.steps[step]
+            values *= self._factors[step]
         if self.noise:
             values += noise_samples(self._rng, n, self.noise ** 2, complex_output=False)
         self._index += n
