@@ -21,6 +21,9 @@ EXPECTED = {
     "live_spectrum.py": (["--duration", "1"], r"\d+ frames drawn"),
     "multi_spectrum.py": (["--duration", "1"], r"\d+ frames drawn"),
     "thd_power.py": ([], r"THD of the voltage: 5\.00\d %"),
+    "power_converter.py": ([], r"THD of I_in at 50 % load: 9\.4\d %[\s\S]*"
+                               r"CEC-weighted efficiency: nan %, 1 point\(s\) missing: \[30\.0\]"
+                               r"[\s\S]*history = live: True"),
     "seed_multiprocess.py": (["--chunks", "8"],
                              r"display: instrument 1: \d+ chunks[\s\S]*"
                              # -130 dBm/Hz of noise (the default) moves the level by 0.02 dB
