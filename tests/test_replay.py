@@ -82,11 +82,22 @@ def test_replay_command_runs_the_file_over_the_recording(recorded, capsys):
     assert out.startswith(f"{recording}: 30000 samples; windows: ")
 
 
-def test_history_on_dask_gives_exactly_the_outputs_of_the_live_run(recorded):
+@pytest.fixture(scope="module")
+def dask_client():
+    """A client of a 2-worker Dask LocalCluster, shared by this module's Dask tests."""
+    distributed = pytest.importorskip("dask.distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def test_history_on_dask_gives_exactly_the_outputs_of_the_live_run(recorded, dask_client):
     """The two-channel V/I replay run as a Dask task gives the live run's bits too."""
-    pytest.importorskip("dask.distributed")
     path, recording, live = recorded
-    result, = replay(path.read_text(), [recording], chunk_size=999, dask=True, workers=1)
+    result, = replay(path.read_text(), [recording], chunk_size=999, client=dask_client)
     for name in SINKS:
         data = np.concatenate([c.data for c in result.sinks[name]])
         assert data.tobytes() == live[name][1].tobytes(), name
@@ -199,10 +210,9 @@ def test_each_recording_runs_its_own_graph(recordings):
     _assert_same([replay_one(HOLD, recordings[1])], results[1:2])
 
 
-def test_dask_gives_the_serial_results(recordings):
+def test_dask_gives_the_serial_results(recordings, dask_client):
     """On a 2-worker Dask LocalCluster the results equal the serial run's, in order."""
-    pytest.importorskip("dask.distributed")
-    _assert_same(replay(HOLD, recordings, dask=True, workers=2), replay(HOLD, recordings))
+    _assert_same(replay(HOLD, recordings, client=dask_client), replay(HOLD, recordings))
 
 
 def test_a_large_recording_streams_through_in_chunks(tmp_path):
@@ -223,11 +233,13 @@ def test_a_large_recording_streams_through_in_chunks(tmp_path):
 
 
 def test_the_command_reports_and_saves_per_recording(recordings, tmp_path, capsys):
-    """pyrf-blocks replay REC... FILE prints a line per recording and saves decodable chunks."""
+    """pyrf-blocks replay REC... FILE --dask prints a line per recording, saves decodable chunks."""
+    pytest.importorskip("dask.distributed")
     pipeline = tmp_path / "hold.yaml"
     pipeline.write_text(HOLD)
     saved = tmp_path / "out"
-    assert main(["replay", *recordings, str(pipeline), "--quiet", "--save", str(saved)]) == 0
+    assert main(["replay", *recordings, str(pipeline), "--quiet", "--save", str(saved),
+                 "--dask", "--workers", "2"]) == 0
     out, err = capsys.readouterr()
     assert out.splitlines() == [f"{path}: {n} samples; last: 1 chunk"
                                 for path, n in zip(recordings, (20000, 23000, 26000))]
