@@ -233,7 +233,7 @@ def test_a_large_recording_streams_through_in_chunks(tmp_path):
 
 
 def test_the_command_reports_and_saves_per_recording(recordings, tmp_path, capsys):
-    """pyrf-blocks replay REC... FILE --dask prints a line per recording, saves decodable chunks."""
+    """pyrf-blocks replay REC... FILE --dask: a line per recording, decodable saved chunks."""
     pytest.importorskip("dask.distributed")
     pipeline = tmp_path / "hold.yaml"
     pipeline.write_text(HOLD)
