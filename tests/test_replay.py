@@ -262,6 +262,10 @@ def test_errors_are_one_line(recordings, tmp_path, capsys, monkeypatch):
                  "--quiet"]) == 1
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "replay: cannot read" in error
+    # --dask right before the files takes the first one for a scheduler address.
+    assert main(["replay", "--dask", recordings[0], recordings[1], str(pipeline)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "not a scheduler address" in error
     # A block that fails while it runs (dBm calibrated again) is named with the recording.
     pipeline.write_text(HOLD.replace("hold: {type: max_hold, inputs: [dbm]}",
                                      "again: {type: calibrate_block, inputs: [dbm]}\n"

@@ -29,8 +29,8 @@ def add_arguments(parser):
                         help="SigMF recording (NAME, NAME.sigmf-meta or NAME.sigmf-data)")
     parser.add_argument("pipeline", metavar="PIPELINE", help="pipeline file (YAML, version 1)")
     parser.add_argument("--dask", nargs="?", const="", default=None, metavar="ADDRESS",
-                        help="run on Dask distributed: a LocalCluster, or the scheduler "
-                             "at ADDRESS (tcp://host:8786)")
+                        help="run on Dask distributed: a LocalCluster (put --dask after "
+                             "the files), or the scheduler at ADDRESS (tcp://host:8786)")
     parser.add_argument("--workers", type=positive_int, metavar="N",
                         help="processes of the local Dask cluster (default: one per core)")
     parser.add_argument("--save", metavar="DIR", help="write each collector's chunks to DIR")
@@ -53,6 +53,11 @@ def run(args):
     from ..errors import PipelineError, ReplayError
     from ..replay import check_recordings, replay
 
+    if args.dask and ":" not in args.dask:
+        # "--dask REC PIPELINE" takes REC for the address.
+        print(f"replay: --dask {args.dask}: not a scheduler address (tcp://host:8786); "
+              "for a LocalCluster put --dask after the files", file=sys.stderr)
+        return 2
     try:
         with open(args.pipeline, encoding="utf-8") as stream:
             text = stream.read()
