@@ -232,6 +232,8 @@ def test_a_large_recording_streams_through_in_chunks(tmp_path):
     assert peak < 4 << 20, f"{peak / 2**20:.1f} MiB held for a 32 MiB recording"
 
 
+# The module's cluster holds the scheduler's default HTTP port (on loopback).
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
 def test_the_command_reports_and_saves_per_recording(recordings, tmp_path, capsys):
     """pyrf-blocks replay REC... FILE --dask: a line per recording, decodable saved chunks."""
     pytest.importorskip("dask.distributed")
