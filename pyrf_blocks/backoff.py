@@ -9,7 +9,9 @@ Twisted's ``backoffPolicy`` (the one ``ClientService`` uses) without
 jitter: ``initial`` seconds, doubled after each failure in a row, at most
 ``maximum``.  After ``retries`` retries in a row the next failure gives
 up, and the caller fails with an error of its own that says how many
-attempts were made over how long.  A success starts the count again.
+attempts were made over how long.  A success starts the count again, and
+so does progress (a stream's answer cut after it delivered chunks:
+:meth:`Backoff.succeeded` is called when they arrive).
 
 Every retry is logged with who retries, why, which retry of how many, and
 the delay.

@@ -243,6 +243,12 @@ class BlockType(type):
         return signature.replace(parameters=tuple(signature.parameters.values())[1:])
 
     def __call__(cls, *inputs, **kwargs):
+        # Parameters are converted ("2.4GHz") and checked by the class's
+        # rules before anything is made, here or in another process.
+        # (Imported here: the rules read pipeline units, whose package
+        # builds graphs of blocks.)
+        from .params import convert_arguments
+        inputs, kwargs = convert_arguments(cls, inputs, kwargs)
         if reactor_thread.running_elsewhere() is None:
             return super().__call__(*inputs, **kwargs)
         graph = (kwargs.get("graph")
@@ -276,6 +282,9 @@ class Block(metaclass=BlockType):
     #: False for a stand-in whose inputs are read in another process (a
     #: block placed on a worker): they are checked here but not connected.
     local_inputs = True
+    #: Why the block failed (a ``Failure``), in a graph that isolates
+    #: failures (a worker's: see :class:`~pyrf_blocks.graph.Graph`).
+    failure = None
 
     def __new__(cls, *inputs, proc=None, **kwargs):
         # proc= places the block in another process: what is made here is
@@ -574,6 +583,14 @@ class Block(metaclass=BlockType):
         if old_edge is not None:
             old.unsubscribe(old_edge)  # closing it unregisters it from the port
             port.edge = edge
+
+    def stop_failed(self):
+        """
+        The block, or one it depends on, failed (``failure`` is set): stop
+        producing and let go of the inputs, so that the blocks upstream go
+        on serving their other consumers.
+        """
+        self._deactivate()
 
     # Upstream side: lazy connection to the inputs.
 

@@ -19,7 +19,7 @@ __all__ = [
     # Data
     "ChunkDecodeError", "VRTError",
     # Composing graphs
-    "UnknownBlockType",
+    "UnknownBlockType", "ParameterError",
     # Instruments
     "InstrumentError", "InstrumentConnectionError", "SCPIError", "SCPITimeout",
     "SCPIConnectionLost",
@@ -70,6 +70,29 @@ class UnknownBlockType(LookupError):
 
     def __str__(self):
         return self.args[0]
+
+
+class ParameterError(ValueError):
+    """
+    Parameters a block type refuses (a Python call, a pipeline file, a
+    worker request): ``problems`` lists ``(parameter, message)``, each
+    message starting with the parameter's name.
+
+    :param block: how the message names the block (``"fft_block"``, or
+        ``"fft_block 'fft'"``).
+    """
+
+    def __init__(self, block, problems):
+        self.block = block
+        self.problems = list(problems)
+        super().__init__(f"{block}: " + "; ".join(message for _, message in self.problems))
+
+    @property
+    def parameters(self):
+        """
+        The names of the parameters refused.
+        """
+        return [name for name, _ in self.problems]
 
 
 # Instruments.

@@ -20,6 +20,10 @@ __all__ = ["Graph", "default_graph", "set_default_graph", "run"]
 
 log = Logger()
 
+#: Longest :meth:`Graph.done` waits for the requests tidying up after a
+#: graph (deleting the streams and blocks it made on workers), seconds.
+CLEANUP_TIMEOUT = 5.0
+
 
 class Graph:
     """
@@ -30,12 +34,20 @@ class Graph:
     :param parallel: a :class:`~pyrf_blocks.parallel.ThreadPool` or
         :class:`~pyrf_blocks.parallel.ProcessPool` for the compute of every
         block that can use one (unless the block is given its own).
+    :param isolate_failures: a block that raises fails only itself and the
+        blocks that depend on it (each gets a ``failure``), and the graph
+        goes on: the graph of a worker, whose blocks belong to unrelated
+        clients.  By default the first failure fails the whole graph.
     """
 
-    def __init__(self, reactor=None, parallel=None):
+    def __init__(self, reactor=None, parallel=None, isolate_failures=False):
         self._reactor = reactor
         #: The graph's compute pool (:mod:`pyrf_blocks.parallel`), or None.
         self.parallel = parallel
+        self.isolate_failures = isolate_failures
+        self._block_failure_observers = []
+        self._cleanups = []
+        self._settling = False
         self.blocks = {}
         self._sinks = []
         self._counts = {}
@@ -103,16 +115,52 @@ class Graph:
 
     def _check_done(self):
         if self.failure is None and all(s.finished for s in self._sinks):
+            if self._cleanups:
+                self._settle()
+            else:
+                self._done_waiters.fire(None)
+
+    def add_cleanup(self, deferred):
+        """
+        Make :meth:`done` wait for ``deferred``, a request that tidies up
+        after the graph (a worker's streams and blocks it made, deleted),
+        up to :data:`CLEANUP_TIMEOUT` seconds; its failure is logged.
+        """
+        self._cleanups.append(deferred)
+
+        def settled(result):
+            self._cleanups.remove(deferred)
+            if isinstance(result, Failure):
+                log.warn("tidying up after {graph} failed: {error}", graph=self,
+                         error=result.getErrorMessage())
+            if not self._cleanups and self._settling:
+                self._settled()
+        deferred.addBoth(settled)
+
+    def _settle(self):
+        if self._settling:
+            return
+        self._settling = True
+        self._settle_timer = self.reactor.callLater(CLEANUP_TIMEOUT, self._settled)
+
+    def _settled(self):
+        if not self._settling:
+            return
+        self._settling = False
+        if self._settle_timer.active():
+            self._settle_timer.cancel()
+        if self.failure is None and all(s.finished for s in self._sinks):
             self._done_waiters.fire(None)
 
     def done(self):
         """
-        A Deferred that fires when every sink has seen end-of-stream, or
-        fails with the first exception raised inside a block.
+        A Deferred that fires when every sink has seen end-of-stream (and
+        the clean-ups added meanwhile have settled: :meth:`add_cleanup`),
+        or fails with the first exception raised inside a block.
         """
         if self.failure is not None:
             return defer.fail(self.failure)
-        if self._sinks and all(s.finished for s in self._sinks):
+        if self._sinks and all(s.finished for s in self._sinks) and not self._settling:
             return defer.succeed(None)
         return self._done_waiters.wait()
 
@@ -130,8 +178,12 @@ class Graph:
 
     def fail(self, block, failure):
         """
-        A block raised: log it, stop the sources, fail :meth:`done`.
+        A block raised: log it, stop the sources, fail :meth:`done` (with
+        ``isolate_failures``: fail that block and its dependents only).
         """
+        if self.isolate_failures:
+            self._fail_block(block, failure)
+            return
         if self.failure is not None:
             log.failure("{block} also failed", failure, block=block.label)
             return
@@ -142,6 +194,43 @@ class Graph:
             source.halt()
         self._failure_waiters.fire(block)
         self._done_waiters.fire(failure)
+
+    def dependents(self, block):
+        """
+        ``block`` and every block that consumes it, directly or through
+        others, in flow order.
+        """
+        from .block import block_of
+
+        found = [block]
+        for other in tuple(self.blocks.values()):
+            if other not in found and any(block_of(p) in found for p in other.inputs):
+                found.append(other)
+        return found
+
+    def observe_block_failures(self, observer):
+        """
+        Call ``observer(block, failed)`` whenever a block fails in a graph
+        with ``isolate_failures``; ``failed`` lists it and its dependents,
+        each with its ``failure`` set.
+        """
+        self._block_failure_observers.append(observer)
+
+    def _fail_block(self, block, failure):
+        if block.failure is not None:
+            log.failure("{block} also failed", failure, block=block.label)
+            return
+        log.failure("{block} failed; the blocks that depend on it stop, the others "
+                    "go on", failure, block=block.label)
+        failed = [b for b in self.dependents(block) if b.failure is None]
+        message = f"{block.label} failed: {failure.type.__name__}: {failure.getErrorMessage()}"
+        for dependent in failed:
+            dependent.failure = failure if dependent is block else Failure(
+                RuntimeError(f"{message} (an input of {dependent.label})"))
+        for dependent in reversed(failed):
+            dependent.stop_failed()
+        for observer in tuple(self._block_failure_observers):
+            observer(block, failed)
 
     def stop(self):
         """

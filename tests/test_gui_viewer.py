@@ -224,7 +224,7 @@ def test_a_refused_control_value_is_shown_not_raised(graph, clock):
     from pyrf_blocks.gui.controls import SourceControls
     controls = display.window.findChild(SourceControls)
     controls.changed.emit("center_frequency", "not a number")
-    assert "could not convert" in display.window.statusBar().currentMessage()
+    assert "center_frequency: 'not a number' is not a frequency" in display.window.statusBar().currentMessage()
     advance(clock, 0.1)
     assert wsa.active
 

@@ -8,7 +8,8 @@ import pytest
 from zope.interface.verify import verifyObject
 
 from pyrf_blocks.blocks.dsp import calibrate_block, decimate_block, fft_block
-from pyrf_blocks.blocks.sinks import collector
+from pyrf_blocks.blocks.sinks import collector, printer
+from pyrf_blocks.errors import ParameterError
 from pyrf_blocks.blocks.sources import simulated_instrument
 from pyrf_blocks.cli import main
 from pyrf_blocks.block import Block, Sink
@@ -49,15 +50,17 @@ def test_a_placed_block_is_a_stand_in_with_the_block_interface(pair, place):
 
 
 def test_a_placed_chain_equals_the_local_chain_and_is_created_lazily(pair, place):
-    """Nothing is created until a sink consumes; then the worker's chain equals a local one."""
+    """Nothing is created until a sink consumes; then the worker's chain equals a local one, and is removed at the end."""
+    created = blocks_created(pair.worker)
     wsa = simulated_instrument(graph=pair.client, proc=place, **SOURCE)
     spectra = calibrate_block(fft_block(wsa, size=512, proc=place), proc=place)
     pair.pump(20)
     assert pair.server.blocks == {}
     sink = recording_sink(spectra)
     assert pair.run() is None
-    assert [b.type_name for b in pair.server.blocks.values()] == [
+    assert [b.type_name for b in created.values()] == [
         "simulated_instrument", "fft_block", "calibrate_block"]
+    assert pair.server.blocks == {} and pair.worker.streams == {}
     local = Graph(pair.clock)
     expected = recording_sink(calibrate_block(fft_block(
         simulated_instrument(graph=local, **SOURCE), size=512)))
@@ -67,20 +70,25 @@ def test_a_placed_chain_equals_the_local_chain_and_is_created_lazily(pair, place
 
 
 def test_a_block_placed_as_input_of_two_is_created_once(pair, place):
-    """Two placed consumers of one placed block share it on the worker."""
+    """Two placed consumers of one placed block share it on the worker, and the three are removed at the end."""
+    created = blocks_created(pair.worker)
     wsa = simulated_instrument(graph=pair.client, proc=place, **SOURCE)
     first = recording_sink(fft_block(wsa, size=256, proc=place))
     second = recording_sink(fft_block(wsa, size=1024, proc=place))
     assert pair.run() is None
-    types = sorted(b.type_name for b in pair.server.blocks.values())
+    types = sorted(b.type_name for b in created.values())
     assert types == ["fft_block", "fft_block", "simulated_instrument"]
+    assert pair.server.blocks == {}
     assert len(first.chunks) == len(second.chunks) == 5
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda wsa, place: collector(wsa, keep=object(), proc=place), "parameter keep=<object"),
+    # Parameters with rules are refused by them, before placing (ParameterError).
+    (lambda wsa, place: collector(wsa, keep=object(), proc=place), "keep: <object"),
     (lambda wsa, place: fft_block(wsa, window=object(), proc=place),
-     "parameter window=<object"),
+     "window: expected a window name"),
+    (lambda wsa, place: printer(wsa, interval=0.5, format=object(), proc=place),
+     "parameter format=<object"),
     (lambda wsa, place: unregistered(wsa, proc=place), "only registered block types"),
     (lambda wsa, place: calibrate_block(wsa, proc=place),
      "input 1 must provide ISpectrumProducer"),
@@ -88,7 +96,7 @@ def test_a_block_placed_as_input_of_two_is_created_once(pair, place):
 def test_what_cannot_be_placed_is_refused_at_once(pair, place, make, message):
     """Non-JSON parameters (of blocks and sinks), unregistered types and wrong inputs fail when placed."""
     wsa = manual_source(graph=pair.client)
-    with pytest.raises(TypeError, match=message):
+    with pytest.raises((TypeError, ParameterError), match=message):
         make(wsa, place)
 
 
@@ -166,12 +174,14 @@ def test_stopping_the_graph_ends_a_placed_source_on_its_worker_losing_nothing(pa
 
 def test_a_sink_fed_by_blocks_placed_on_the_same_worker_reads_them_there(pair, place):
     """A placed chain ending in a placed sink runs wholly on the worker: no stream comes back."""
+    created = blocks_created(pair.worker)
     wsa = simulated_instrument(graph=pair.client, proc=place, **SOURCE)
     sink = collector(fft_block(wsa, size=512, proc=place), proc=place)
     assert sink.type_name == "collector" and not sink.finished
     assert pair.run() is None
     assert sink.finished
-    remote = pair.server.blocks[sink.remote_name]
+    remote = created[sink.name]
+    assert pair.server.blocks == {}  # the sink, then the chain feeding it: removed
     local = Graph(pair.clock)
     expected = recording_sink(fft_block(simulated_instrument(graph=local, **SOURCE), size=512))
     run_clock(pair.clock, local)
@@ -249,6 +259,22 @@ def local_tee(tee_power, clock):
     return main, power
 
 
+def blocks_created(worker):
+    """
+    The blocks ``worker`` creates from now on, by name, kept after their
+    clients have removed them (as they do once a run is done).
+    """
+    created = {}
+    create = worker.create
+
+    def creating(spec):
+        block = create(spec)
+        created[block.name] = block
+        return block
+    worker.create = creating
+    return created
+
+
 def streams_opened(worker):
     """
     The ids of the streams ``worker`` opens from now on, as a list that grows.
@@ -280,11 +306,13 @@ def test_a_placed_blocks_outputs_each_read_their_own_stream_of_one_block(pair, p
     assert_provides(IIQProducer, tee)
     assert tee.output_kinds == {"main": "iq", "power": "real"}
     opened = streams_opened(pair.worker)
+    created = blocks_created(pair.worker)
     main, power = recording_sink(tee), recording_sink(power_output)
     assert pair.run() is None
     assert opened == [["tee:main:1", "tee:power:1"]]  # in one request: they start together
-    assert sorted(b.type_name for b in pair.server.blocks.values()) == [
+    assert sorted(b.type_name for b in created.values()) == [
         "simulated_instrument", "tee_power"]
+    assert pair.server.blocks == {}
     expected_main, expected_power = local_tee(tee_power, pair.clock)
     assert main.chunks == expected_main.chunks and len(main.chunks) == 5
     assert power.chunks == expected_power.chunks and len(power.chunks) == 2
@@ -298,20 +326,23 @@ def test_consuming_only_another_output_creates_the_placed_block(pair, place, tee
     pair.pump(20)
     assert pair.server.blocks == {}
     opened = streams_opened(pair.worker)
+    created = blocks_created(pair.worker)
     power = recording_sink(tee.output("power"))
     assert pair.run() is None
     assert opened == ["tee:power:1"]
     assert [c.seq for c in power.chunks] == [0, 1]
-    assert not tee.active and tee.remote_name == "tee"
+    assert "tee" in created
+    assert not tee.active and tee.remote_name is None and pair.server.blocks == {}
 
 
 def test_a_placed_sink_reads_another_output_of_a_block_on_its_worker(pair, place, tee_power):
     """A placed consumer of a placed block's output is connected there, by output name."""
+    created = blocks_created(pair.worker)
     tee = tee_power(simulated_instrument(graph=pair.client, proc=place, **SOURCE),
                     proc=place, name="tee")
     sink = collector(tee.output("power"), proc=place)
     assert pair.run() is None and sink.finished
-    remote = pair.server.blocks[sink.remote_name]
+    remote = created[sink.name]
     assert [producer.name for producer in remote.inputs] == ["tee:power"]
     _, expected = local_tee(tee_power, pair.clock)
     assert remote.chunks == expected.chunks
@@ -359,7 +390,9 @@ def test_a_block_on_another_worker_reads_a_placed_blocks_other_output(tee_power)
     client, graph_a, graph_b = Graph(clock), Graph(clock), Graph(clock)
     worker_a = Worker(graph_a)
     http_a = StubTreq(worker_a.resource)
-    http_b = StubTreq(Worker(graph_b, client=http_a).resource)
+    worker_b = Worker(graph_b, client=http_a)
+    http_b = StubTreq(worker_b.resource)
+    created_a, created_b = blocks_created(worker_a), blocks_created(worker_b)
     place_a = Place("http://a", reactor=clock, client=http_a)
     place_b = Place("http://b", reactor=clock, client=http_b)
     tee = tee_power(simulated_instrument(graph=client, proc=place_a, **SOURCE),
@@ -374,9 +407,12 @@ def test_a_block_on_another_worker_reads_a_placed_blocks_other_output(tee_power)
         http_b.flush()
         clock.advance(0.001)
     assert outcome == [None]
-    reader, remote = graph_b.blocks["tee.power"], graph_b.blocks[sink.remote_name]
+    remote = created_b[sink.name]
+    [reader] = remote.inputs
     assert (reader.remote_output, reader.url) == ("power", "http://a/blocks/tee")
     _, expected = local_tee(tee_power, clock)
     assert remote.chunks == expected.chunks
-    assert sorted(b.type_name for b in graph_a.blocks.values()) == [
+    assert reader.name == "tee.power"
+    assert sorted(b.type_name for b in created_a.values()) == [
         "simulated_instrument", "tee_power"]
+    assert graph_a.blocks == graph_b.blocks == {}

@@ -339,8 +339,10 @@ def test_killed_workers_and_parents_leave_nothing_behind():
 
 
 def test_a_graph_split_over_two_hosts_equals_one_reactor(two_hosts, tmp_path):
-    """fft on 127.0.0.2, calibrate on 127.0.0.3, the rest here: same output as one reactor."""
+    """fft on 127.0.0.2, calibrate on 127.0.0.3, the rest here: same output as one reactor, and nothing left on either worker."""
     host_a, host_b = (worker.url for worker in two_hosts)
+    before = [sorted(b["name"] for b in worker.json("GET", "/blocks")["blocks"])
+              for worker in two_hosts]
     out = tmp_path / "hosts.npz"
     consumer = driver("two_hosts", host_a, host_b, TOKEN, str(out), "10")
     stdout, stderr = consumer.communicate(timeout=120)
@@ -352,9 +354,13 @@ def test_a_graph_split_over_two_hosts_equals_one_reactor(two_hosts, tmp_path):
     result = np.load(out)
     np.testing.assert_array_equal(result["spectra"], expected.data())
     assert result["times"].tolist() == [[c.start, c.end] for c in expected.chunks]
-    listing_b = two_hosts[1].json("GET", "/blocks")["blocks"]
-    assert [b["type"] for b in listing_b] == ["remote_block", "calibrate_block"]
-    assert listing_b[0]["name"].startswith("fft_block")
+    created_b = [line.split("created ", 1)[1] for line in two_hosts[1].stderr().splitlines()
+                 if "created " in line]
+    assert [line.split()[0] for line in created_b] == ["calibrate_block"]
+    # The script removed what it made on both workers once it was done.
+    after = [sorted(b["name"] for b in worker.json("GET", "/blocks")["blocks"])
+             for worker in two_hosts]
+    assert after == before
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

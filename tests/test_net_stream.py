@@ -468,8 +468,10 @@ def test_stream_ids_name_the_block_and_output_and_are_never_reused(pair, source)
     answers = [json.loads(pair.call("POST", f"/blocks/{name}/streams", json={})[2])
                for name in ("src", "src", "other")]
     assert [a["id"] for a in answers] == ["src:main:1", "src:main:2", "other:main:1"]
+    instances = [answer.pop("instance") for answer in answers]
     assert answers[0] == {"id": "src:main:1", "kind": "iq", "block": "src",
                           "output": "main", "path": "/streams/src:main:1"}
+    assert len(set(instances)) == 3 and all(len(i) == 16 for i in instances)
     assert pair.call("DELETE", "/streams/src:main:2")[0] == 200
     again = json.loads(pair.call("POST", "/blocks/src/streams", json={})[2])
     assert again["id"] == "src:main:3"
@@ -513,12 +515,12 @@ def test_each_output_of_a_block_is_streamed_on_its_own(pair, source, tee):
                                       "'main'"),
     ("tee", {"output": 3}, 400, "output must be an output name, got 3"),
     ("tee", {"outputz": "power"}, 400, "unknown field(s) outputz; a stream takes output, "
-                                       "policy and maxsize"),
+                                       "policy, maxsize and key"),
     ("tee", {"outputs": ["main", "pwr"]}, 404, "tee_power 'tee' has no output 'pwr'"),
     ("tee", {"outputs": "power"}, 400, "outputs must be a list of distinct output names"),
     ("tee", {"outputs": ["power", "power"]}, 400, "outputs must be a list of distinct"),
     ("tee", {"outputs": ["power"], "output": "main"}, 400,
-     "unknown field(s) output; a stream takes outputs, policy and maxsize"),
+     "unknown field(s) output; a stream takes outputs, policy, maxsize and key"),
 ])
 def test_a_bad_output_name_is_a_4xx_naming_the_block_and_its_outputs(pair, tee, block, spec,
                                                                      code, message):
@@ -541,3 +543,53 @@ def test_several_outputs_opened_in_one_request_start_at_the_same_chunk(pair, sou
     seqs = {answer["output"]: [c.seq for c in decode_chunks(pair.call("GET", answer["path"])[2])]
             for answer in answers}
     assert seqs == {"power": [0], "main": [0, 1]}
+
+
+# Opening a stream again after a lost answer, and stream instances.
+
+def test_a_retried_open_with_its_key_gets_the_same_stream(pair, source):
+    """POST .../streams with a key already used by the same request answers 200 with the same stream."""
+    spec = {"maxsize": 8, "key": "retry-key-0001"}
+    first = pair.call("POST", "/blocks/src/streams", json=spec)
+    again = pair.call("POST", "/blocks/src/streams", json=spec)
+    assert (first[0], again[0]) == (201, 200)
+    assert json.loads(first[2]) == json.loads(again[2])
+    assert len(pair.worker.streams) == 1
+    status, _, body = pair.call("POST", "/blocks/src/streams",
+                                json={"maxsize": 4, "key": "retry-key-0001"})
+    assert status == 409 and "a key names one request" in json.loads(body)["error"]
+    status, _, body = pair.call("POST", "/blocks/src/streams", json={"key": "short"})
+    assert status == 400 and "8 to 128" in json.loads(body)["error"]
+    pair.call("DELETE", json.loads(first[2])["path"])
+    status, _, body = pair.call("POST", "/blocks/src/streams", json=spec)
+    assert status == 410 and "closed already" in json.loads(body)["error"]
+
+
+def test_a_stream_never_polled_releases_its_block_after_the_first_poll_timeout(pair, source):
+    """A stream whose opener never polls (its answer was lost) closes after FIRST_POLL_TIMEOUT."""
+    from pyrf_blocks.net.stream import FIRST_POLL_TIMEOUT
+
+    open_stream(pair)
+    pair.clock.advance(FIRST_POLL_TIMEOUT - 0.5)
+    assert source.active and len(pair.worker.streams) == 1
+    pair.clock.advance(1)
+    assert not source.active and pair.worker.streams == {}
+
+
+def test_every_answer_names_the_stream_instance_and_another_one_is_refused(pair, source):
+    """X-Pyrf-Stream-Instance is on every answer; a poll naming another instance gets 410 and acknowledges nothing."""
+    answer = json.loads(pair.call("POST", "/blocks/src/streams", json={})[2])
+    instance = answer["instance"]
+    source.push(2)
+    status, headers, _ = pair.call("GET", answer["path"], params={"wait": "0"})
+    assert status == 200 and header(headers, wire.INSTANCE) == instance.encode()
+    status, headers, body = pair.call("GET", answer["path"], params={
+        "after": "0", "wait": "0", "instance": "0123456789abcdef"})
+    assert status == 410 and header(headers, wire.INSTANCE) == instance.encode()
+    assert "not the stream you opened" in json.loads(body)["error"]
+    assert pair.worker.streams[answer["id"]].acknowledged == -1
+    status, _, body = pair.call("GET", answer["path"], params={"instance": "XYZ"})
+    assert status == 400 and "not a stream instance" in json.loads(body)["error"]
+    status, _, body = pair.call("GET", answer["path"], params={
+        "after": "-1", "wait": "0", "instance": instance})
+    assert status == 200 and [c.seq for c in decode_chunks(body)] == [0]

@@ -28,7 +28,8 @@ def test_health_answers(pair):
     """GET /health reports the worker alive with its counts."""
     status, headers, body = pair.call("GET", "/health")
     assert status == 200 and headers.getRawHeaders(b"content-type") == [b"application/json"]
-    assert json.loads(body) == {"status": "ok", "blocks": 0, "streams": 0, "failure": None}
+    assert json.loads(body) == {"status": "ok", "blocks": 0, "streams": 0, "failure": None,
+                                "failed_blocks": {}}
 
 
 def test_blocks_are_created_connected_and_listed(pair):
@@ -67,7 +68,7 @@ def test_listing_shows_edge_and_stream_statistics(pair):
     ({"type": "fft_block", "inputs": ["wsa"], "params": {"sise": 3}}, 400,
      "fft_block has no parameter(s) sise"),
     ({"type": "fft_block", "inputs": ["wsa"], "params": {"size": 1}}, 400,
-     "cannot create fft_block: ValueError: fft_block: size must be an integer >= 2, got 1"),
+     "cannot create fft_block: size: must be at least 2, got 1"),
     ({"type": "fft_block", "inputs": []}, 400, "missing 1 required positional argument"),
     ({"type": "fft_block", "name": "../x", "inputs": ["wsa"]}, 400, "name '../x'"),
     ({"type": "fft_block", "inputs": [{"url": "file:///etc/passwd", "kind": "iq"}]}, 400,
@@ -295,3 +296,47 @@ def test_a_finished_poll_uses_the_public_request_api_and_forgets_a_reader_that_l
     source.push(2)
     source.finish()
     assert sink.finished and leaving.written == [] and leaving.finished == 0
+
+
+class refusing_client:
+    """An HTTP client for which every host refuses connections (a closed port)."""
+
+    def request(self, method, url, **kwargs):
+        from twisted.internet import defer
+        from twisted.internet.error import ConnectionRefusedError
+        return defer.fail(ConnectionRefusedError(url))
+
+    def get(self, url, **kwargs):
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url, **kwargs):
+        return self.request("POST", url, **kwargs)
+
+    def delete(self, url, **kwargs):
+        return self.request("DELETE", url, **kwargs)
+
+
+def test_an_input_url_at_a_closed_port_fails_only_its_block():
+    """A block reading a URL nobody answers fails with its reader once the retries are spent; other streams, /health and new blocks go on."""
+    pair = WorkerPair(isolate_failures=True, client=refusing_client())
+    pair.call("POST", "/blocks", json={"type": "simulated_instrument", "name": "near",
+                                       "params": {"paced": False, "count": 20}})
+    status, _, body = pair.call("POST", "/blocks", json={
+        "type": "fft_block", "name": "far_fft",
+        "inputs": [{"url": "http://127.0.0.1:9/blocks/gone", "kind": "iq"}]})
+    assert status == 201, body
+    near = json.loads(pair.call("POST", "/blocks/near/streams", json={})[2])["id"]
+    far = json.loads(pair.call("POST", "/blocks/far_fft/streams", json={})[2])["id"]
+    pair.pump(60, 0.5)  # 30 s: the reader's 8 retries with backoff are spent
+    health = body_of(pair.call("GET", "/health"))
+    assert health["status"] == "ok"
+    assert set(health["failed_blocks"]) == {"gone", "far_fft"}
+    assert "did not answer after 9 attempts" in health["failed_blocks"]["far_fft"]
+    status, _, body = pair.call("GET", f"/streams/{far}?after=-1&wait=0")
+    assert status == 500 and b"did not answer" in body
+    status, headers, body = pair.call("GET", f"/streams/{near}?after=-1&wait=0")
+    assert status == 200 and decode_chunks(body)
+    assert body_of(pair.call("GET", "/blocks/near"))["state"] == "active"
+    assert body_of(pair.call("GET", "/blocks/far_fft"))["state"] == "failed"
+    assert pair.call("POST", "/blocks", json={"type": "simulated_instrument",
+                                              "name": "later"})[0] == 201

@@ -150,23 +150,40 @@ def test_seed_example_runs_to_the_expected_peaks():
 
 
 def test_values_a_block_rejects_are_reported_at_their_line():
-    """A value only the block can judge fails the build at its line; nothing keeps running."""
-    pipeline = check_text(textwrap.dedent("""\
+    """A value the block's rules refuse (one parameter against another) is found by checking, at its line."""
+    with pytest.raises(PipelineError) as caught:
+        check_text(textwrap.dedent("""\
+            version: 1
+            blocks:
+              wsa: {type: simulated_instrument}
+              fft:
+                type: fft_block
+                inputs: [wsa]
+                params: {size: 256, overlap: 1Ki}
+              out: {type: collector, inputs: [fft]}
+              raw: {type: collector, inputs: [wsa]}
+        """), "p.yaml")
+    assert str(caught.value) == ("p.yaml:7:34: block 'fft' (fft_block): overlap: must be "
+                                 "less than size (256), got 1024")
+
+
+def test_what_only_building_finds_is_reported_at_the_block_line(tmp_path):
+    """What only the built block can judge (a missing file) fails the build at its line; nothing keeps running."""
+    pipeline = check_text(textwrap.dedent(f"""\
         version: 1
         blocks:
-          wsa: {type: simulated_instrument}
-          fft:
-            type: fft_block
-            inputs: [wsa]
-            params: {size: 256, overlap: 1Ki}
-          out: {type: collector, inputs: [fft]}
-          raw: {type: collector, inputs: [wsa]}
+          wsa: {{type: simulated_instrument}}
+          replay:
+            type: sigmf_source
+            params: {{path: {str(tmp_path / "missing")!r}}}
+          out: {{type: collector, inputs: [replay]}}
+          raw: {{type: collector, inputs: [wsa]}}
     """), "p.yaml")
     graph = Graph(task.Clock())
     with pytest.raises(PipelineError) as caught:
         build(pipeline, graph)
-    assert str(caught.value) == ("p.yaml:7:13: block 'fft' (fft_block): fft_block: overlap "
-                                 "must be an integer in [0, 256), got 1024")
+    assert str(caught.value).startswith("p.yaml:6:13: block 'replay' (sigmf_source): "
+                                        "sigmf_source: cannot read"), str(caught.value)
     assert not graph.blocks["wsa"].active
     assert graph.sinks == ()
 

@@ -329,13 +329,17 @@ def test_worker_pair_requests_are_held_or_answered_at_once():
 
 
 def test_worker_pair_place_runs_blocks_on_the_worker():
-    """proc=pair.place() creates the block on the pair's worker; its chunks arrive here."""
+    """proc=pair.place() creates the block on the pair's worker; its chunks arrive here, then it is removed."""
     pair = WorkerPair()
+    created = []
+    create = pair.worker.create
+    pair.worker.create = lambda spec: created.append(create(spec)) or created[-1]
     wsa = simulated_instrument(graph=pair.client, proc=pair.place(), paced=False, count=3,
                                seed=1)
     sink = recording_sink(fft_block(wsa, size=256))
     assert pair.run() is None
-    assert [b.type_name for b in pair.server.blocks.values()] == ["simulated_instrument"]
+    assert [b.type_name for b in created] == ["simulated_instrument"]
+    assert pair.server.blocks == {}
     assert len(sink.chunks) == 3 and sink.problems == []
 
 

@@ -9,10 +9,14 @@ from ..registry import register
 from ..block import Block
 from ..interfaces import ISampleProducer, ISpectrumProducer
 from ..numerics.decimation import Decimator
-from ..numerics.spectral import frame_spectra, power_to_dbm, window, window_gains
+from ..numerics.spectral import check_window, frame_spectra, power_to_dbm, window, window_gains
+from ..params import Param, check_params
 from ..timebase import Timebase
 
-__all__ = ["fft_block", "calibrate_block", "decimate_block"]
+__all__ = ["fft_block", "calibrate_block", "decimate_block", "MAX_FFT_SIZE"]
+
+#: Longest FFT, samples: 16 Mi (a frame of 128 MiB of complex64).
+MAX_FFT_SIZE = 1 << 24
 
 
 class _Continuity:
@@ -53,7 +57,9 @@ class fft_block(Block):
     type_name = "fft_block"
     kind = "spectrum"
     requires = (ISampleProducer,)
-    param_units = {"size": "count", "overlap": "count"}
+    param_rules = {"size": Param("count", minimum=2, maximum=MAX_FFT_SIZE),
+                   "window": Param(types=(str,), check=check_window),
+                   "overlap": Param("count", minimum=0, below="size")}
 
     @property
     def window(self):
@@ -67,12 +73,9 @@ class fft_block(Block):
         super().__init__(producer, **kwargs)
 
     def _set(self, size, window, overlap):
-        if not isinstance(size, int) or isinstance(size, bool) or size < 2:
-            raise ValueError(f"fft_block: size must be an integer >= 2, got {size!r}")
-        if not isinstance(overlap, int) or not 0 <= overlap < size:
-            raise ValueError(f"fft_block: overlap must be an integer in [0, {size}), "
-                             f"got {overlap!r}")
-        window_gains(window, size)  # validates the name
+        values = check_params(type(self), {"size": size, "window": window, "overlap": overlap},
+                              strict=False, block=self.type_name)
+        size, window, overlap = values["size"], values["window"], values["overlap"]
         self.size = size
         self.window_name = window
         self.overlap = overlap
@@ -172,7 +175,7 @@ class calibrate_block(Block):
     type_name = "calibrate_block"
     kind = "spectrum"
     requires = (ISpectrumProducer,)
-    param_units = {"reference_level": "dBm", "offset": "dB"}
+    param_rules = {"reference_level": Param("dBm"), "offset": Param("dB")}
 
     def __init__(self, producer, reference_level=None, offset=0.0, **kwargs):
         self.reference_level = reference_level
@@ -228,11 +231,9 @@ class decimate_block(Block):
 
     type_name = "decimate_block"
     requires = (ISampleProducer,)
+    param_rules = {"factor": Param("count", minimum=1, maximum=1 << 16)}
 
     def __init__(self, producer, factor=2, **kwargs):
-        if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1:
-            raise ValueError(f"decimate_block: factor must be a positive integer, "
-                             f"got {factor!r}")
         self.factor = factor
         super().__init__(producer, **kwargs)
 

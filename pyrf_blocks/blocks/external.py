@@ -35,7 +35,7 @@ from ..errors import RemoteError
 from ..interfaces import IChunkProducer, IRecordsProducer, IStateful
 from ..registry import register
 
-__all__ = ["external_calculation", "NoState"]
+__all__ = ["external_calculation"]
 
 log = Logger()
 
@@ -43,7 +43,7 @@ log = Logger()
 QUEUE = 8
 
 
-class NoState(RemoteError):
+class _NoState(RemoteError):
     """The service has no state for the variable (409)."""
 
 
@@ -187,7 +187,7 @@ class external_calculation(Block):
                 answer = await self._call(self._node, "get_state", {"var": self.variable,
                                                                    "time": time})
                 self._state, self._since = answer["state"], []
-            except (_Down, NoState) as error:
+            except (_Down, _NoState) as error:
                 log.warn("{block}: could not fetch the state ({error}); keeping the "
                          "arguments to rebuild it", block=self.label, error=error)
         if isinstance(result, bool) or not isinstance(result, (int, float)):
@@ -212,7 +212,7 @@ class external_calculation(Block):
                         self._node = None
                         continue
                 return await self._rebuild(node, time, args)
-            except NoState:
+            except _NoState:
                 self._node = None  # it restarted or forgot: rebuild there
             except _Down as error:
                 log.warn("{block}: {node} is down ({error}); the next node takes over",
@@ -261,7 +261,7 @@ class external_calculation(Block):
                 if attempt == 2:
                     raise _Down(f"{node}/{request}: {error}") from error
         if response.code == 409:
-            raise NoState(f"{node} has no state for {self.variable!r}")
+            raise _NoState(f"{node} has no state for {self.variable!r}")
         if response.code >= 500:
             raise _Down(f"{node}/{request} answered {response.code}")
         try:

@@ -11,6 +11,7 @@ from ..block import Block
 from ..interfaces import IChunkProducer, ISampleProducer, IScalarProducer
 from ..numerics.formula import Formula
 from ..numerics.thd import thd
+from ..params import Param
 from .kpi import pointwise_block
 
 __all__ = ["thd_block", "power_block"]
@@ -31,13 +32,10 @@ class thd_block(Block):
     type_name = "thd_block"
     kind = "scalar"
     requires = (ISampleProducer,)
-    param_units = {"size": "count"}
+    param_rules = {"size": Param("count", minimum=64, maximum=1 << 24),
+                   "harmonics": Param("count", minimum=2, maximum=1000)}
 
     def __init__(self, producer, harmonics=5, size=65536, **kwargs):
-        if not isinstance(size, int) or size < 64:
-            raise ValueError(f"thd_block: size must be an integer >= 64, got {size!r}")
-        if not isinstance(harmonics, int) or harmonics < 2:
-            raise ValueError(f"thd_block: harmonics must be an integer >= 2, got {harmonics!r}")
         self.size = size
         self.harmonics = harmonics
         super().__init__(producer, **kwargs)

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 
 from ..block import PolledSource, Sink
 from ..interfaces import ISampleProducer
+from ..params import Param
 from ..registry import register
 from ..timebase import Timebase
 
@@ -125,7 +126,7 @@ class record_block(Sink):
     """
 
     type_name = "record_block"
-    param_units = {"samples": "count"}
+    param_rules = {"samples": Param("count", minimum=1)}
     requires = (ISampleProducer,)
 
     def __init__(self, producer, path, datatype=None, samples=None, description="",
@@ -384,15 +385,13 @@ class sigmf_source(PolledSource):
     """
 
     type_name = "sigmf_source"
-    param_units = {"chunk_size": "count", "reference_level": "dBm"}
+    param_rules = {"chunk_size": Param("count", minimum=1, maximum=1 << 24),
+                   "reference_level": Param("dBm")}
 
     def __init__(self, path, chunk_size=65536, paced=False, reference_level=None,
                  channel=None, **kwargs):
         self.meta_path, self.data_path = sigmf_paths(path)
         self.channel = channel
-        if not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(f"sigmf_source: chunk_size must be a positive integer, "
-                             f"got {chunk_size!r}")
         self.chunk_size = chunk_size
         self.default_reference_level = reference_level
         self._load()

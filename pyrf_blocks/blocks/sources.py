@@ -9,10 +9,14 @@ from ..registry import register
 from ..block import PolledSource
 from ..interfaces import IIQProducer, IStateful
 from ..numerics.signals import signal_samples
+from ..params import Param, check_params
 from ..state import pack_generator, restore_generator
 from ..timebase import Timebase
 
 __all__ = ["simulated_instrument"]
+
+#: Largest sample rate, samples per second (the fastest analyzer's ten times).
+MAX_SAMPLE_RATE = 1e10
 
 _SETTINGS = ("center_frequency", "sample_rate", "samples_per_packet",
              "packets_per_block", "reference_level", "tones", "harmonics",
@@ -45,11 +49,18 @@ class simulated_instrument(PolledSource):
 
     type_name = "simulated_instrument"
     kind = "iq"
-    param_units = {"center_frequency": "Hz", "sample_rate": "Hz",
-                   "samples_per_packet": "count", "packets_per_block": "count",
-                   "reference_level": "dBm", "tones": ("Hz", "dBm"),
-                   "harmonics": ("count", "dBc"), "noise_floor": "dBm/Hz", "count": "count",
-                   "start_time": "ns"}
+    # A chunk is at most 65536 x 256 samples (128 MiB of complex64).
+    param_rules = {
+        "center_frequency": Param("Hz", minimum=0, maximum=1e12),
+        "sample_rate": Param("Hz", above=0, maximum=MAX_SAMPLE_RATE),
+        "samples_per_packet": Param("count", minimum=1, maximum=65536),
+        "packets_per_block": Param("count", minimum=1, maximum=256),
+        "reference_level": Param("dBm", minimum=-200, maximum=100),
+        "tones": Param(("Hz", "dBm")), "harmonics": Param(("count", "dBc")),
+        "noise_floor": Param("dBm/Hz", nullable=True, minimum=-300, maximum=100),
+        "count": Param("count", minimum=0), "start_time": Param("ns", minimum=0),
+        "seed": Param(types=(int,), minimum=0, nullable=True),
+    }
 
     def __init__(self, center_frequency=2.4e9, sample_rate=125e6 / 16,
                  samples_per_packet=1024, packets_per_block=16,
@@ -82,11 +93,8 @@ class simulated_instrument(PolledSource):
         if unknown:
             raise ValueError(f"{self.type_name} {self.name!r}: unknown setting(s) "
                              f"{', '.join(sorted(unknown))}; known: {', '.join(_SETTINGS)}")
-        new = dict(self._settings, **settings)
-        for name in ("sample_rate", "samples_per_packet", "packets_per_block"):
-            if not new[name] > 0:
-                raise ValueError(f"{self.type_name} {self.name!r}: {name} must be "
-                                 f"positive, got {new[name]!r}")
+        new = dict(self._settings, **check_params(type(self), settings, strict=False,
+                                                  block=self.label))
         new["tones"] = tuple((float(f), float(level)) for f, level in new["tones"])
         new["harmonics"] = tuple((int(order), float(dbc)) for order, dbc in new["harmonics"])
         self._settings = new

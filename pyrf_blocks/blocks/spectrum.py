@@ -15,6 +15,7 @@ from ..state import pack_array, unpack_array
 from ..numerics.decibels import db_to_power, power_to_db
 from ..numerics.holds import block_means, running_extreme
 from ..numerics.peaks import find_peaks
+from ..params import Param
 
 __all__ = ["average_block", "max_hold", "min_hold", "peak_search"]
 
@@ -32,10 +33,9 @@ class average_block(Block):
     type_name = "average_block"
     kind = "spectrum"
     requires = (ISpectrumProducer,)
+    param_rules = {"count": Param("count", minimum=1, maximum=1 << 20)}
 
     def __init__(self, producer, count=10, **kwargs):
-        if not isinstance(count, int) or count < 1:
-            raise ValueError(f"average_block: count must be a positive integer, got {count!r}")
         self.count = count
         super().__init__(producer, **kwargs)
 

@@ -55,6 +55,13 @@ def add_arguments(parser):
                              "process() starts its children with it")
     parser.add_argument("--max-body", type=positive_int, default=None, metavar="BYTES",
                         help="largest request body accepted (default 64 KiB)")
+    parser.add_argument("--request-deadline", type=float, default=None, metavar="SECONDS",
+                        help="seconds a request may take to arrive, headers and body, "
+                             "before the connection is cut off with 408 (default 30)")
+    parser.add_argument("--lease", type=float, default=None, metavar="SECONDS",
+                        help="seconds a block or stream a client made is kept once "
+                             "nothing uses it (no poll, no request naming it), so that "
+                             "what vanished clients left is removed (default 120)")
     parser.add_argument("--log-level", choices=("debug", "info", "warn", "error"),
                         default="info", help="least important events logged to "
                                              "stderr (default info)")
@@ -90,7 +97,8 @@ def run(args):
 
     from ..graph import Graph
     from ..memory import keep_freed_memory
-    from ..net.worker import MAX_BODY, Worker, check_certificates, check_listen
+    from ..net.worker import (LEASE, MAX_BODY, REQUEST_DEADLINE, Worker,
+                              check_certificates, check_listen)
     from ..net.parent import tie_to_parent
 
     try:
@@ -124,8 +132,19 @@ def run(args):
     announce = print
     if args.parent_pid is not None:
         announce = tie_to_parent(args.parent_pid, reactor)
-    worker = Worker(Graph(reactor), token=token, max_body=args.max_body or MAX_BODY,
-                    allow_files=args.allow_files)
+    for option, value in (("--request-deadline", args.request_deadline),
+                          ("--lease", args.lease)):
+        if value is not None and not 0 < value < 1e6:
+            print(f"pyrf-blocks worker: {option} must be a positive number of "
+                  f"seconds, got {value}", file=sys.stderr)
+            return 2
+    deadline = args.request_deadline
+    # Blocks of unrelated clients share the graph: one that fails fails
+    # only itself and what depends on it.
+    worker = Worker(Graph(reactor, isolate_failures=True), token=token, max_body=args.max_body or MAX_BODY,
+                    allow_files=args.allow_files,
+                    request_deadline=deadline or REQUEST_DEADLINE,
+                    lease=args.lease or LEASE)
     status = []
 
     def listening(port):

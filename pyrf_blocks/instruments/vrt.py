@@ -665,6 +665,24 @@ def parse_packet(data, offset=0, header=None):
     return packet
 
 
+def _stamp(view, position, header):
+    """
+    The timestamp of the packet at ``position`` as one integer (integer
+    seconds × 10¹² + fractional), for comparing packets of one stream.
+    """
+    _, _, at_tsi, at_tsf, _ = _offsets(header >> 20)
+    seconds = _WORD.unpack_from(view, position + at_tsi)[0] if at_tsi >= 0 else 0
+    fraction = _QUAD.unpack_from(view, position + at_tsf)[0] if at_tsf >= 0 else 0
+    return seconds * 10 ** 12 + fraction
+
+
+def _plausible_trailer(word):
+    """
+    Whether a trailer word sets no indicator without its enable bit.
+    """
+    return (word >> 8 & 0xFFF) & ~(word >> 20) & 0xFFF == 0
+
+
 class VRTStreamParser:
     """
     Cuts a byte stream, fed in pieces split anywhere, into packets.
@@ -676,11 +694,37 @@ class VRTStreamParser:
     :meth:`feed` never raises on bad input: problems are appended to
     ``problems`` (the most recent few) and counted.
 
+    With ``stream_ids`` the parser also knows each stream's sequence: the
+    packet count (modulo 16) it expects next, and the size of its data
+    packets.  A header that passes every check of its own may still be
+    junk: a bare header or a truncated packet (whose stated size swallows
+    the packet after it), a size field gone wrong, a corrupted copy of a
+    packet.  So a packet is accepted only when its place in the stream
+    agrees with what follows it:
+
+    - in sequence (the count expected, the header of the stream's packets
+      but for the count, a data packet's timestamp one step after the
+      last; or the first packet of its stream): accepted,
+      unless the packet after it repeats its count (a copy with a damaged
+      prologue, then the real one), or a packet of the same header starts
+      inside it and is itself followed by a packet (a bare or truncated
+      header whose size swallowed the real one);
+    - out of sequence: accepted only once the
+      bytes after it start a plausible packet that does not itself carry
+      the count expected (that would make this one an intruder rather than
+      the first after a gap); until those bytes arrive it is held.
+
+    A packet refused so counts in ``stats["rejected"]`` and its bytes are
+    skipped as garbage, so that the real packets it overlapped are found
+    again; no sample of it is returned.  Count gaps that are accepted (the
+    instrument itself lost packets) count in ``stats["count_gaps"]``.
+
     :param max_words: largest packet accepted, in words; larger ones count
         as ``oversized``.
     :param stream_ids: stream IDs accepted (``None``: any); packets
-        without a stream ID are then refused too.  This makes
-        resynchronisation on garbage much more reliable.
+        without a stream ID are then refused too, and sequences are
+        checked (above).  This makes resynchronisation on garbage much
+        more reliable.
     :param max_garbage: bytes skipped in a row after which
         :attr:`lost_sync` becomes true (the caller should drop the
         connection).
@@ -695,11 +739,20 @@ class VRTStreamParser:
         self.max_garbage = max_garbage
         self.stats = {"packets": 0, "data_packets": 0, "context_packets": 0,
                       "bytes": 0, "garbage_bytes": 0, "resyncs": 0,
-                      "oversized": 0, "malformed": 0, "truncated": 0}
+                      "oversized": 0, "malformed": 0, "truncated": 0,
+                      "rejected": 0, "count_gaps": 0}
         self.problems = []
+        #: Per stream ID: the packet count expected next, and the size in
+        #: bytes of its data packets (checked with ``stream_ids`` only).
+        self._next_count = {}
+        self._sizes = {}
+        self._headers = {}
+        #: Per data stream ID: (timestamp of its last packet, the step
+        #: between two, the last difference seen).
+        self._times = {}
         self._parts = []
         self._have = 0
-        self._need = 4
+        self._need = self._complete = 4
         self._skipping = 0
 
     @property
@@ -738,15 +791,21 @@ class VRTStreamParser:
             take = max(self._need - self._have, 0)
             self._parts.append(data[:take])
             self._have += min(take, len(data))
-            if self._have < self._need:
+            if self._have < min(self._need, self._complete):
                 return packets
+            # (A packet is complete once it is all there, even while the
+            # bytes that would vouch for it have not come: when nothing
+            # more has come, it may be the last one sent so far.)
             head = b"".join(self._parts)
             self._parts, self._have = [], 0
-            used = self._parse(head, packets, 0, runs)
-            if used < len(head):  # garbage shifted the packet boundaries
+            used = self._parse(head, packets, 0, runs, final=take >= len(data))
+            left = len(head) - used
+            if left <= min(take, len(data)):
+                # What is left came from ``data`` (the bytes that vouched
+                # for the held packet, say): go on from there, uncopied.
+                offset = min(take, len(data)) - left
+            else:  # garbage shifted the packet boundaries
                 data, offset = head[used:] + bytes(data[take:]), 0
-            else:
-                offset = take
         else:
             offset = 0
         if not isinstance(data, bytes):
@@ -758,7 +817,7 @@ class VRTStreamParser:
             self._have = len(rest)
         return packets
 
-    def _parse(self, buffer, packets, start=0, runs=False):
+    def _parse(self, buffer, packets, start=0, runs=False, final=True):
         view = memoryview(buffer)
         total = len(buffer)
         position = start
@@ -766,7 +825,7 @@ class VRTStreamParser:
         stats = self.stats
         stream_ids = self.stream_ids
         max_words = self.max_words
-        self._need = 4
+        self._need = self._complete = 4
         while total - position >= 4:
             header = unpack(view, position)[0]
             problem = _check_header(header, MAX_PACKET_WORDS)
@@ -780,6 +839,18 @@ class VRTStreamParser:
                 elif (stream_ids is not None and total - position >= 8
                       and unpack(view, position + 4)[0] not in stream_ids):
                     problem = f"unexpected stream ID 0x{unpack(view, position + 4)[0]:08x}"
+            if problem is None and stream_ids is not None:
+                if total - position < 8:
+                    self._need = self._complete = 8
+                    break
+                problem, need = self._judge(buffer, view, position, header, size, total,
+                                            final)
+                if need:
+                    self._need = abs(need)
+                    self._complete = size if need > 0 else 0
+                    break
+                if problem is not None:
+                    stats["rejected"] += 1
             if problem is not None:
                 if not self._skipping:
                     stats["resyncs"] += 1
@@ -791,11 +862,18 @@ class VRTStreamParser:
                 position += 1
                 continue
             if total - position < size:
-                self._need = size
+                self._need = self._complete = size
                 break
             self._skipping = 0
             if runs and header >> 28 <= IF_DATA and total - position >= 2 * size:
                 count = self._run_length(buffer, position, header, size, total)
+                if stream_ids is not None:
+                    # Each packet of the run is vouched for by the next; the
+                    # last one is judged on its own, by what follows it.
+                    count -= 1
+                    if count > 1:
+                        self._accepted(header, unpack(view, position + 4)[0], size,
+                                       count, view, position)
                 if count > 1:
                     stream_id = (None if header >> 28 == IF_DATA_NO_ID
                                  else unpack(view, position + 4)[0])
@@ -804,6 +882,9 @@ class VRTStreamParser:
                     stats["data_packets"] += count
                     position += count * size
                     continue
+            if stream_ids is not None:
+                self._accepted(header, unpack(view, position + 4)[0], size, 1, view,
+                               position)
             try:
                 packet = parse_packet(view, position, header)
             except VRTError as error:
@@ -820,11 +901,11 @@ class VRTStreamParser:
         stats["bytes"] += position - start
         return position
 
-    @staticmethod
-    def _run_length(buffer, position, header, size, total):
+    def _run_length(self, buffer, position, header, size, total):
         """
         How many packets from ``position`` share ``header`` (but for the
-        count field) and the stream ID.
+        count field) and the stream ID (and, checking sequences, whose
+        counts follow each other).
         """
         available = (total - position) // size
         headers = np.ndarray((available,), ">u4", buffer, position, (size,))
@@ -832,7 +913,133 @@ class VRTStreamParser:
         if header >> 28 != IF_DATA_NO_ID:
             stream_ids = np.ndarray((available,), ">u4", buffer, position + 4, (size,))
             same &= stream_ids == stream_ids[0]
+        if self.stream_ids is not None:
+            counts = (headers >> 16) & 0xF
+            same &= counts == (counts[0] + np.arange(available)) % 16
         return available if same.all() else int(same.argmin())
+
+    def _plausible(self, view, position, total):
+        """
+        ``(header, stream ID)`` of the packet that the 8 bytes at
+        ``position`` could start, ``None`` if they cannot, or ``False``
+        while fewer than 8 bytes are there.
+        """
+        if total - position < 8:
+            return False
+        header, stream_id = _TWO_WORDS.unpack_from(view, position)
+        if (_check_header(header, MAX_PACKET_WORDS) is not None
+                or header & 0xFFFF > self.max_words or stream_id not in self.stream_ids):
+            return None
+        return header, stream_id
+
+    def _judge(self, buffer, view, position, header, size, total, final):
+        """
+        ``(why the packet at position is junk or None, bytes needed to
+        decide or 0)``: see the class's docstring.  (Needed bytes are
+        negative when the packet is to be judged again with every piece.)  ``final``: the buffer
+        ends where the bytes received so far end.
+        """
+        stream_id = _WORD.unpack_from(view, position + 4)[0]
+        prologue = _offsets(header >> 20)[4]
+        if total - position < prologue:
+            return None, prologue
+        count = header >> 16 & 0xF
+        expected = self._next_count.get(stream_id)
+        is_data = header >> 28 <= IF_DATA
+        learned = self._sizes.get(stream_id) if is_data else None
+        last = self._headers.get(stream_id)
+        # In sequence: the count expected, and the layout and size of the
+        # stream's packets so far (only the count may change).
+        in_sequence = ((expected is None or count == expected)
+                       and (last is None or (header ^ last) & 0xFFF0FFFF == 0)
+                       and (not is_data or self._on_time(view, position, header, stream_id)))
+        # The packet the stream expects next, starting inside this one,
+        # proves this one junk (a bare, truncated or swollen header).
+        if self._expected_inside(buffer, position, size, total):
+            return (f"packet of stream 0x{stream_id:08x} overlaps the next one (a bare, "
+                    "truncated or damaged header)"), 0
+        after = self._plausible(view, position + size, total)
+        if after is False:
+            if in_sequence and final and position + size <= total:
+                return None, 0  # the end of what was sent so far: the usual case
+            # Held until the bytes after it come; out of sequence, it is
+            # judged again as each piece comes (the packet the stream
+            # expects may turn up inside it long before its stated end).
+            return None, size + 8 if in_sequence else -(size + 8)
+        if in_sequence:
+            if after is not None and after[1] == stream_id and after[0] >> 16 & 0xF == count:
+                # Two packets of one count: the first is a damaged copy of
+                # the second when all but their prologues are the same;
+                # else the second is the intruder (judged next).
+                if total < position + 2 * size:
+                    return None, -2 * size
+                body = _offsets(header >> 20)[4]
+                if buffer[position + body:position + size] == \
+                        buffer[position + size + body:position + 2 * size]:
+                    return (f"packet of stream 0x{stream_id:08x} repeats count {count} of "
+                            "the packet after it (a damaged copy)"), 0
+            if (after is None and is_data and header >> 26 & 1
+                    and not _plausible_trailer(_WORD.unpack_from(view, position + size - 4)[0])):
+                return (f"packet of stream 0x{stream_id:08x} is followed by no packet and "
+                        "ends in no trailer"), 0
+            return None, 0
+        if after is None:
+            why = "size" if expected is not None and count == expected else "count"
+            return (f"packet of stream 0x{stream_id:08x} out of sequence ({why}) and not "
+                    "followed by a packet"), 0
+        if (expected is not None and after[1] == stream_id
+                and after[0] >> 16 & 0xF == expected
+                and (learned is None or (after[0] & 0xFFFF) * 4 == learned)):
+            return (f"packet of stream 0x{stream_id:08x} out of sequence (count {count}, "
+                    f"expected {expected}): the packet after it continues the stream"), 0
+        return None, 0
+
+    def _expected_inside(self, buffer, position, size, total):
+        """
+        Whether the packet that a stream expects next (its header and
+        stream ID, eight bytes that a payload holds by chance about never)
+        starts inside the ``size`` bytes from ``position``.
+        """
+        end = min(position + size + 7, total)  # (starting inside)
+        for stream_id, last in self._headers.items():
+            expected = last & 0xFFF0FFFF | self._next_count[stream_id] << 16
+            if buffer.find(_TWO_WORDS.pack(expected, stream_id), position + 1, end) >= 0:
+                return True
+        return False
+
+    def _accepted(self, header, stream_id, size, packets, view, position):
+        """
+        Note ``packets`` packets of ``stream_id`` from ``header`` at
+        ``position`` on.
+        """
+        count = header >> 16 & 0xF
+        expected = self._next_count.get(stream_id)
+        if expected is not None and count != expected:
+            self.stats["count_gaps"] += 1
+        self._next_count[stream_id] = (count + packets) % 16
+        self._headers[stream_id] = header
+        if header >> 28 <= IF_DATA:
+            self._sizes[stream_id] = size
+            last = _stamp(view, position + (packets - 1) * size, header)
+            if packets > 1:
+                step = seen = last - _stamp(view, position + (packets - 2) * size, header)
+            else:
+                # The step is learnt from two equal differences in a row,
+                # so that one jump (the instrument lost samples) is not
+                # taken for the step of the packets after it.
+                before, step, diff = self._times.get(stream_id, (None, None, None))
+                seen = None if before is None else last - before
+                if seen is not None and seen == diff:
+                    step = seen
+            self._times[stream_id] = (last, step, seen)
+
+    def _on_time(self, view, position, header, stream_id):
+        """
+        Whether the data packet at ``position`` is stamped one step after
+        the last of its stream (True while the step is not known yet).
+        """
+        last, step, _ = self._times.get(stream_id, (None, None, None))
+        return step is None or _stamp(view, position, header) == last + step
 
     def close(self):
         """

@@ -8,6 +8,15 @@ them (``:SYSTEM:ERROR?``), connects the data port and starts the stream.
 VRT data packets become IQ chunks of ``packets_per_block`` packets stamped
 with the instrument's own timestamps; context packets become ``meta``.
 
+Bad packets cost no valid data: the parser checks each packet's place in
+its stream (:class:`~.vrt.VRTStreamParser`) and skips junk without
+swallowing the packets around it; data packets of the other ThinkRF
+formats (I14, I24) are ignored and counted (``stats["other_formats"]``);
+context fields outside what the instrument family can report (a negative
+or huge sample rate, a centre frequency outside its range) are ignored and
+counted (``stats["bad_context"]``), the metadata keeping the last sane
+value.
+
 Backpressure: while a consumer pauses the block, the data socket's
 transport stops reading, so TCP flow control reaches the instrument.  A
 lost connection is logged and retried ``reconnect_attempts`` times.
@@ -43,6 +52,17 @@ MAX_RECONNECT_DELAY = 30.0
 _CONNECTION_ERRORS = (net_error.ConnectError, net_error.ConnectionLost,
                       net_error.ConnectionDone, SCPIConnectionLost, SCPITimeout,
                       InstrumentConnectionError)
+
+
+def _context_limits(model):
+    """
+    The values each context field of ``model`` may take: Hz, and dBm for
+    the reference level.
+    """
+    rate, (_, top) = model.full_rate, model.frequency_range
+    return {"sample_rate": (1.0, rate), "bandwidth": (0.0, rate),
+            "rf_frequency": (0.0, top + rate), "rf_offset": (-rate, rate),
+            "reference_level": (-200.0, 100.0)}
 
 
 class _DataProtocol(protocol.Protocol):
@@ -181,7 +201,7 @@ class thinkrf_analyzer(Source):
     def reset(self):
         self.stats = {"packets": 0, "context_packets": 0, "samples": 0, "gaps": 0,
                       "sample_loss": 0, "over_range": 0, "invalid_data": 0,
-                      "other_formats": 0, "reconnects": 0}
+                      "other_formats": 0, "bad_context": 0, "reconnects": 0}
         self._pending = deque()
         self._block = []
         self._block_packets = 0
@@ -370,7 +390,7 @@ class thinkrf_analyzer(Source):
     def _add_context(self, packet):
         self.stats["context_packets"] += 1
         changed = {name: value for name, value in packet.fields.items()
-                   if self._context.get(name) != value}
+                   if self._context.get(name) != value and self._sane(name, value)}
         if not changed:
             return
         self._context.update(changed)
@@ -380,6 +400,21 @@ class thinkrf_analyzer(Source):
             if meta["sample_rate"] != self._meta["sample_rate"]:
                 self._timebase = None
             self._meta = meta
+
+    def _sane(self, name, value):
+        """
+        Whether a context field's value is one this family can report;
+        counted and logged when not.
+        """
+        limits = _context_limits(self.model).get(name)
+        if limits is None or limits[0] <= value <= limits[1]:
+            return True
+        self.stats["bad_context"] += 1
+        log.warn("{block}: ignoring context field {name} = {value!r} from {peer}: a "
+                 "{model} reports {low:g}..{high:g}", block=self.label, name=name,
+                 value=value, peer=self.data_address, model=self.model.name,
+                 low=limits[0], high=limits[1])
+        return False
 
     def _add_data(self, packet):
         """
@@ -421,8 +456,9 @@ class thinkrf_analyzer(Source):
     def _other_format(self, format, count):
         self.stats["other_formats"] += count
         if self.stats["other_formats"] == count:
-            log.warn("{block}: ignoring {format} data packets: only I14Q14 (IQ) is "
-                     "supported", block=self.label, format=format)
+            # (Not ``format=``: that is the name of Logger.warn's own argument.)
+            log.warn("{block}: ignoring {payload} data packets of another stream: "
+                     "only I14Q14 (IQ) is supported", block=self.label, payload=format)
 
     def _count_trailers(self, words, time):
         words = words.astype(np.uint32)

@@ -16,10 +16,22 @@ remote producer pauses in turn.
 Chunks are re-emitted with their own ``seq`` (:meth:`Block.forward`), so a
 chunk has the seq its producing output gave it however many processes it
 crossed, and a gap anywhere on the way is a gap here.
+
+Three things keep a flaky connection from losing or mixing data silently:
+the request that opens the stream carries a random ``key``, so that when
+its answer is lost the retried request gets the same stream, not a second
+one starting later; every poll names the stream's ``instance``, so that a
+worker started again on the same port, serving another stream under the
+same id, refuses it (410) and the graph fails saying so; and an answer
+that delivered chunks before it was cut counts as progress, not as one
+more failure in a row (the retries are for a worker that does not answer,
+not for one whose connection breaks now and then).
 """
 
 import collections
+import hashlib
 import json
+import secrets
 
 from twisted.internet import defer, error, protocol
 from twisted.logger import Logger
@@ -204,7 +216,8 @@ class remote_block(Block):
         already waiting, and each new one needs a poll).
     :param retries: failed attempts in a row (with backoff from
         ``backoff`` doubling up to ``max_backoff`` seconds) before the
-        graph fails naming the worker.
+        graph fails naming the worker; an answer cut after it delivered
+        chunks starts the count again.
     """
 
     type_name = "remote_block"
@@ -246,6 +259,9 @@ class remote_block(Block):
         #: Chunks the worker reports it dropped from this stream.
         self.remote_dropped = 0
         self.stream_url = None
+        #: The instance of the stream read (see :mod:`.wire`), once opened.
+        self.instance = None
+        self._open_key = None
         self._running = False
         self._busy = None
         self._undelivered = collections.deque()
@@ -295,6 +311,7 @@ class remote_block(Block):
         self._running = True
         self._cursor = -1
         self._meta = None
+        self._open_key = None
         self._backoff = Backoff(self.graph.reactor, self.retries, self.backoff,
                                 self.max_backoff)
         self._undelivered.clear()
@@ -337,17 +354,28 @@ class remote_block(Block):
     def _close_stream(self):
         url, self.stream_url = self.stream_url, None
         if url is not None:
-            self.discard_stream(url)
+            self.graph.add_cleanup(self.discard_stream(url))
 
     def discard_stream(self, url):
         """
-        Close the stream at ``url`` on the worker, not waiting for the answer.
+        Close the stream at ``url`` on the worker; a Deferred firing (with
+        ``None``, whatever the answer) once it is done.
         """
-        d = self.client.delete(url, headers=auth_headers(self.token))
+        d = self.client.delete(url, headers=auth_headers(self.token),
+                               reactor=self.graph.reactor, timeout=10)
         d.addCallback(lambda response: response.content())
-        d.addErrback(lambda failure: log.debug(
+        d.addCallbacks(lambda _: None, lambda failure: log.debug(
             "{block}: closing {url} failed: {error}", block=self, url=url,
             error=failure.getErrorMessage()))
+        return d
+
+    def release_remote(self):
+        """
+        The stream has ended here: close it on the worker.  A Deferred
+        (that the graph's :meth:`~pyrf_blocks.graph.Graph.done` waits for).
+        """
+        url, self.stream_url = self.stream_url, None
+        return self.discard_stream(url) if url is not None else defer.succeed(None)
 
     # The polling loop: one request at a time.
 
@@ -376,26 +404,56 @@ class remote_block(Block):
 
     async def _open_stream(self):
         await self.prepare()
+        if self._open_key is None:
+            # Kept until the stream is open: a retry after a lost answer
+            # gets the stream the lost answer named.
+            self._open_key = secrets.token_urlsafe(18)
         answer = await self.open_stream()
         if answer.get("kind") != self.kind:
             raise RemoteError(f"{self.source} produces {answer.get('kind')!r} chunks, "
                               f"not {self.kind!r}")
         self.stream_url = self.worker_url + answer["path"]
+        self.instance = answer.get("instance")
+        self._open_key = None
+
+    @property
+    def open_key(self):
+        """
+        The key of the request opening this block's stream, while it is
+        being opened (see :mod:`.worker`).
+        """
+        return self._open_key
 
     def open_stream(self):
         """
         Open the stream this block reads on the worker: a Deferred firing
-        with the worker's answer (``{"id", "kind", "path"...}``).
+        with the worker's answer (``{"id", "kind", "path", "instance"...}``).
         """
-        d = defer.ensureDeferred(self.request_streams([self.remote_output]))
+        d = defer.ensureDeferred(self.request_streams([self.remote_output],
+                                                      key=self._open_key))
         return d.addCallback(lambda answers: answers[0])
 
-    async def request_streams(self, outputs):
+    @staticmethod
+    def joint_key(keys):
+        """
+        One key for a request that opens the streams of several stand-ins
+        together, the same whenever the same stand-ins retry it.
+        """
+        keys = sorted(key for key in keys if key)
+        if not keys:
+            return None
+        return hashlib.sha256("|".join(keys).encode("ascii")).hexdigest()[:32]
+
+    async def request_streams(self, outputs, key=None):
         """
         Open streams of the remote block's ``outputs`` in one request (so
-        that they start together); the worker's answers, in order.
+        that they start together); the worker's answers, in order.  With
+        ``key``, a retry of a request whose answer was lost gets the
+        streams that request opened.
         """
         spec = {"policy": self.remote_policy, "maxsize": self.remote_maxsize}
+        if key is not None:
+            spec["key"] = key
         if len(outputs) > 1:
             spec["outputs"] = outputs
         elif outputs[0] != MAIN:
@@ -409,14 +467,20 @@ class remote_block(Block):
         return answer["streams"] if len(outputs) > 1 else [answer]
 
     async def _poll(self):
+        params = {"after": str(self._cursor), "wait": f"{self.wait:g}",
+                  "linger": f"{self.linger:g}"}
+        if self.instance is not None:
+            params["instance"] = self.instance
         response = await self.client.get(
-            self.stream_url, headers=auth_headers(self.token),
-            params={"after": str(self._cursor), "wait": f"{self.wait:g}",
-                    "linger": f"{self.linger:g}"},
+            self.stream_url, headers=auth_headers(self.token), params=params,
             reactor=self.graph.reactor, timeout=self.wait + 30, unbuffered=True)
         if response.code not in (200, 204):
             await read_json(response, f"stream {self.stream_url}")
         headers = read_stream_headers(response.headers)
+        if self.instance is not None and headers.instance not in (None, self.instance):
+            raise RemoteError(f"{self.stream_url} answered as stream instance "
+                              f"{headers.instance}, not {self.instance}, the one opened: "
+                              "it is another stream (its worker was started again)")
         self.remote_dropped = headers.dropped
         if self._cursor == -1 and headers.start_seq is not None:
             # A stream opened mid-way: what the block emitted before it is
@@ -426,8 +490,9 @@ class remote_block(Block):
             await self._read_answer(response)
         if headers.ended and self._running and not self._undelivered:
             self._running = False
+            # Before the end: the graph is done once the worker is tidied.
+            self.graph.add_cleanup(self.release_remote())
             self.end()
-            self._close_stream()
 
     def _read_answer(self, response):
         finished = defer.Deferred(lambda _: reader.abort())
@@ -446,6 +511,10 @@ class remote_block(Block):
         """
         if not self._running:
             return
+        if chunks[-1].seq > self._cursor:
+            # Progress: an answer cut after this is not one more failure
+            # in a row of a worker that does not answer.
+            self._backoff.succeeded()
         next_seq = self.outputs[MAIN].next_seq
         for chunk in chunks:
             if chunk.kind != self.kind:

@@ -9,9 +9,10 @@ only public hooks of Twisted give (an ``IAgentEndpointFactory``, and a
 wrapper of the pool's protocol factory): each connection reads
 :data:`READ_SIZE` bytes from its socket at a time instead of 64 KiB, and
 the pool's connections come and go without a log line each.  Request
-bodies given as bytes are written at once (:class:`BytesBody`): treq's own
-producer paces them on the global reactor's cooperator, so a client on any
-other reactor never sent its body.
+bodies (small JSON) are written at once by :class:`BytesBody`: treq's
+default producer writes them from a cooperator of the *global* reactor,
+so that a client on any other reactor (a graph given its own, as the tests
+of real sockets do) sent headers and never the body of a ``POST``.
 
 Imported only by what reaches a worker: it loads ``twisted.web`` and treq.
 """
@@ -22,12 +23,13 @@ from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.error import SchemeNotSupported
-from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
+from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer, UNKNOWN_LENGTH
 from zope.interface import implementer
 
 from .tls import explaining_agent, trust_policy
 
-__all__ = ["new_client", "BytesBody", "StreamEndpoints", "READ_SIZE", "MAX_PERSISTENT_PER_HOST"]
+__all__ = ["new_client", "StreamEndpoints", "BytesBody", "READ_SIZE",
+           "MAX_PERSISTENT_PER_HOST"]
 
 #: Bytes a stream connection reads from its socket at a time (Twisted's
 #: default is 64 KiB): fewer, larger reads of a body of chunks.
@@ -48,28 +50,21 @@ def new_client(reactor, pem=None, pool=None):
         pool.maxPersistentPerHost = MAX_PERSISTENT_PER_HOST
     agent = Agent.usingEndpointFactory(reactor, StreamEndpoints(reactor, trust_policy(pem)),
                                        pool=pool)
-    return HTTPClient(explaining_agent(agent, pem), data_to_body_producer=BytesBody.of)
+    return HTTPClient(explaining_agent(agent, pem), data_to_body_producer=_body_producer)
 
 
 @implementer(IBodyProducer)
 class BytesBody:
     """
-    A request body of bytes, written to the connection in one call.
+    A request body of bytes, written in one piece when the request starts.
     """
 
     def __init__(self, data):
-        self._data = bytes(data)
-        self.length = len(self._data)
-
-    @classmethod
-    def of(cls, data):
-        """The body producer for treq's ``data``: bytes at once, else treq's adapters."""
-        if isinstance(data, (bytes, bytearray, memoryview)):
-            return cls(data)
-        return IBodyProducer(data)
+        self.data = bytes(data)
+        self.length = len(self.data)
 
     def startProducing(self, consumer):
-        consumer.write(self._data)
+        consumer.write(self.data)
         return defer.succeed(None)
 
     def pauseProducing(self):
@@ -80,6 +75,15 @@ class BytesBody:
 
     def stopProducing(self):
         pass
+
+
+def _body_producer(data):
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return BytesBody(data)
+    producer = IBodyProducer(data)
+    if producer.length is None:
+        producer.length = UNKNOWN_LENGTH
+    return producer
 
 
 @implementer(IAgentEndpointFactory)

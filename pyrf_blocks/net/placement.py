@@ -208,6 +208,27 @@ class Place:
         await self._call("delete", f"/blocks/{block.remote_name}",
                          "removing {block} from {base}", block)
 
+    async def release(self, block):
+        """
+        ``block`` (placed here) is done with here: remove it from the
+        worker once nothing of its graph uses it there (no stream read
+        here, no block placed on it), then the placed blocks that fed it
+        and that nothing else uses.  A later run creates them again.
+        """
+        if block.remote_name is None or _in_use(block):
+            return
+        name, block.remote_name = block.remote_name, None
+        for stand_in in getattr(block, "_output_stand_ins", {}).values():
+            stand_in.remote_name = None
+        block.forget_creation()
+        await self._call("delete", f"/blocks/{name}", "removing {block} from {base}", block)
+        for producer in block.inputs:
+            upstream = block_of(producer)
+            if isinstance(upstream, placed_output):
+                upstream = upstream.placed
+            if isinstance(upstream, placed_block):
+                await upstream.place.release(upstream)
+
     async def _call(self, method, path, what, block, **options):
         """
         One control request about ``block``; ``(base_url, JSON answer)``,
@@ -247,6 +268,19 @@ class Place:
         base, token = await serve(block.graph).address()
         return _input(f"{base}/blocks/{block.name}", output.kind, token,
                       self.ca if base.startswith("https://") else None, output.output_name)
+
+
+def _in_use(block):
+    """
+    Whether something of ``block``'s graph still uses the placed block:
+    a stream of it read here, or a block placed on it and not removed.
+    """
+    readers = [block, *getattr(block, "_output_stand_ins", {}).values()]
+    if any(reader._running or reader.stream_url is not None for reader in readers):
+        return True
+    return any(getattr(other, "remote_name", None) is not None
+               and any(block_of(producer) is block for producer in other.inputs)
+               for other in tuple(block.graph.blocks.values()) if other is not block)
 
 
 def _input(url, kind, token, ca, output=MAIN):
@@ -339,6 +373,7 @@ class placed_block(remote_block):
         self._output_stand_ins = {}
         #: Streams of its outputs asked for in this reactor turn, by output.
         self._batch = None
+        self._batch_keys = {}
         super().__init__(None, kind, inputs=inputs, token=place.token, ca=place.ca,
                          client=place.client, name=name or type_name, graph=graph,
                          **place.stream_options)
@@ -395,6 +430,22 @@ class placed_block(remote_block):
         self._creation = None  # try again on the next activation
         return failure
 
+    def forget_creation(self):
+        """
+        The block was removed from its worker: the next activation creates
+        it there again.
+        """
+        self._creation = None
+
+    def release_remote(self):
+        """
+        The stream has ended: close it, then remove the block from its
+        worker if nothing else here uses it (:meth:`Place.release`).
+        """
+        d = super().release_remote()
+        d.addCallback(lambda _: defer.ensureDeferred(self.place.release(self)))
+        return d
+
     def open_stream(self):
         return self.open_together(self)
 
@@ -413,14 +464,21 @@ class placed_block(remote_block):
             self.graph.reactor.callLater(0, self._open_batch, batch)
         name = stand_in.remote_output
         waiter = batch[name] = defer.Deferred(lambda d: batch.pop(name, None))
+        waiter.addBoth(self._forget_key, name)
+        self._batch_keys[name] = stand_in.open_key
         return waiter
+
+    def _forget_key(self, result, name):
+        self._batch_keys.pop(name, None)
+        return result
 
     def _open_batch(self, batch):
         self._batch = None
         names = list(batch)
         if not names:
             return  # every stand-in stopped waiting
-        d = defer.ensureDeferred(self.request_streams(names))
+        key = self.joint_key(self._batch_keys.get(name) for name in names)
+        d = defer.ensureDeferred(self.request_streams(names, key=key))
         d.addCallbacks(self._batch_opened, self._batch_failed, (batch, names), None,
                        (batch,))
 
@@ -464,6 +522,11 @@ class placed_output(placed_block):
             self.set_url(self.placed.url)
         return self.placed.prepare().addCallback(created)
 
+    def release_remote(self):
+        d = remote_block.release_remote(self)
+        d.addCallback(lambda _: defer.ensureDeferred(self.place.release(self.placed)))
+        return d
+
     def open_stream(self):
         return self.placed.open_together(self)
 
@@ -487,6 +550,8 @@ class placed_sink(Sink):
         type_name, params, name, graph = _placed(factory, params)
         _stand_in_for(self, place, factory, type_name, params)
         self._following = None
+        self._running = False
+        self.stream_url = None
         #: Producers of this graph held paused until the worker reads them.
         self._waiting_inputs = []
         options = place.stream_options
@@ -509,6 +574,11 @@ class placed_sink(Sink):
             producer.pauseProducing()
         self._following = defer.ensureDeferred(self._follow())
         self._following.addErrback(self._failed)
+
+    def forget_creation(self):
+        """
+        The sink was removed from its worker.
+        """
 
     def _release(self):
         waiting, self._waiting_inputs = self._waiting_inputs, []
@@ -563,6 +633,8 @@ class placed_sink(Sink):
                 await pause
                 continue
             if answer.get("finished"):
+                # Before the end: the graph is done once the worker is tidied.
+                self.graph.add_cleanup(defer.ensureDeferred(self.place.release(self)))
                 self.end()
                 return
 

@@ -89,6 +89,7 @@ class Served:
         if self.graph.served is self:
             self.graph.served = None
         self.stopped = True
+        self.worker.stop_reclaiming()
         self._close_streams()
 
         def unlisten(_):  # (a failure to listen needs no stopping)

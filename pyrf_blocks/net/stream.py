@@ -20,9 +20,24 @@ block is at seq 1000 starts there, and a cursor names the same chunk on
 any worker serving that output.  The backlog's seqs need not be
 consecutive (a relay of a lossy stream forwards its gaps), so a cursor is
 looked up by bisection.
+
+Each stream draws a random :attr:`~ServedStream.instance` when it is
+opened and says it in every answer (``X-Pyrf-Stream-Instance``); a poll
+that names another instance (``?instance=``) is refused with ``410`` before
+it acknowledges anything, so a reader that outlived its worker never reads,
+or discards, the stream of whoever opened the same id on the new one.
+
+A stream that nobody has polled yet holds its block paused (under
+``block``) for at most :data:`FIRST_POLL_TIMEOUT` seconds: a reader polls
+at once when its ``POST`` is answered, and one that lost that answer and
+never came back must not stall the block's other consumers for the whole
+:data:`IDLE_TIMEOUT`.  (A reader that retries the ``POST`` with the same
+``key`` gets this stream, not a new one: see :mod:`.worker`.)
 """
 
 import bisect
+import re
+import secrets
 from collections import deque
 from operator import attrgetter
 
@@ -36,10 +51,10 @@ from ..edge import check_policy
 from ..errors import HTTPError
 from ..interfaces import IChunkConsumer, IOutput
 from .replies import error_reply
-from .wire import CONTENT_TYPE, stream_headers
+from .wire import CONTENT_TYPE, INSTANCE, stream_headers
 
-__all__ = ["ServedStream", "poll_arguments", "seconds_argument", "MAX_WAIT",
-           "DEFAULT_WAIT", "MAX_BATCH_BYTES"]
+__all__ = ["ServedStream", "poll_arguments", "seconds_argument", "instance_argument",
+           "MAX_WAIT", "DEFAULT_WAIT", "MAX_BATCH_BYTES", "FIRST_POLL_TIMEOUT"]
 
 log = Logger()
 
@@ -53,6 +68,9 @@ MAX_BATCH_BYTES = 16 << 20
 #: A stream nobody has polled for this long (beyond its last poll's wait)
 #: is closed, so a reader that vanished does not hold its block forever.
 IDLE_TIMEOUT = 120.0
+#: A stream never polled since it was opened is closed after this many
+#: seconds (its reader lost the answer to its ``POST`` and did not retry).
+FIRST_POLL_TIMEOUT = 20.0
 #: Most unacknowledged chunks a reader may ask a stream to keep.
 MAX_MAXSIZE = 1024
 #: Under ``block``, a backlog of this many bytes of samples also pauses the
@@ -87,6 +105,24 @@ def poll_arguments(request):
         raise HTTPError(400, f"after={after} must be -1 (nothing read yet) or a seq")
     return after, seconds_argument(request, "wait", DEFAULT_WAIT), \
         seconds_argument(request, "linger", 0.0)
+
+
+_INSTANCE = re.compile(r"[0-9a-f]{1,64}\Z")
+
+
+def instance_argument(request):
+    """
+    The stream instance a poll names (``?instance=``), or ``None``; 400
+    when malformed.
+    """
+    values = request.args.get(b"instance")
+    if not values:
+        return None
+    text = values[-1].decode("ascii", "replace")
+    if not _INSTANCE.match(text):
+        raise HTTPError(400, f"instance={text!r} is not a stream instance "
+                             "(hexadecimal, as X-Pyrf-Stream-Instance gives it)")
+    return text
 
 
 def seconds_argument(request, name, default):
@@ -258,7 +294,10 @@ class ServedStream:
         :data:`MAX_MAXSIZE`).  Under ``block`` the block is also paused
         while the backlog holds ``max_backlog_bytes`` of samples.
     :param on_close: called when the stream closes itself, its reader
-        having been silent for :data:`IDLE_TIMEOUT` seconds.
+        having been silent for ``idle_timeout`` seconds
+        (:data:`IDLE_TIMEOUT` by default; or having never polled, for
+        ``first_poll_timeout`` seconds).
+    :param first_poll_timeout: seconds a stream waits for its first poll.
 
     Chunks keep their output's ``seq``: the first one is wherever the
     output was when the stream was opened (:attr:`start_seq`), and a gap
@@ -267,8 +306,13 @@ class ServedStream:
 
     def __init__(self, stream_id, producer, clock, policy="block", maxsize=None,
                  max_batch_bytes=MAX_BATCH_BYTES, on_close=None,
-                 max_backlog_bytes=MAX_BACKLOG_BYTES):
+                 max_backlog_bytes=MAX_BACKLOG_BYTES, idle_timeout=IDLE_TIMEOUT,
+                 first_poll_timeout=FIRST_POLL_TIMEOUT):
         self.id = stream_id
+        self.idle_timeout = idle_timeout
+        #: Random, this stream's alone: its id may name another stream on
+        #: a worker started again.
+        self.instance = secrets.token_hex(8)
         #: The output read, and its block.
         self.output = producer if IOutput.providedBy(producer) else producer.output()
         self.block = self.output.block
@@ -298,8 +342,8 @@ class ServedStream:
         self._polls = []
         self._answer = None
         self._on_close = on_close
-        self._idle = None
-        self._expect_poll(0)
+        self.polled = False
+        self._idle = self.clock.callLater(first_poll_timeout, self._abandoned)
         self.edge = None
         self.output.subscribe(self, "block", _EDGE_MAXSIZE)
 
@@ -308,7 +352,7 @@ class ServedStream:
 
     @property
     def stats(self):
-        return {"id": self.id, "block": self.block.name,
+        return {"id": self.id, "instance": self.instance, "block": self.block.name,
                 "output": self.output.output_name, "kind": self.kind,
                 "policy": self.policy, "maxsize": self.maxsize,
                 "backlog": len(self._backlog), "backlog_bytes": self._backlog_bytes,
@@ -365,7 +409,7 @@ class ServedStream:
 
     # The reader's side.
 
-    def poll(self, request, after, wait, linger=0.0):
+    def poll(self, request, after, wait, linger=0.0, instance=None):
         """
         Answer a ``GET`` of the stream: acknowledge up to ``after``, then
         send what is newer, or hold the request up to ``wait`` seconds;
@@ -379,7 +423,18 @@ class ServedStream:
         anything the output emitted, it names a chunk that does not exist:
         400, once the stream has received a chunk (until then the poll is
         held: a relay's output learns where it is from its first chunk).
+
+        ``instance``, when given, must be this stream's: a reader of
+        another stream of the same id (its worker was started again) gets
+        410, and acknowledges nothing here.
         """
+        request.setHeader(INSTANCE, self.instance.encode("ascii"))
+        if instance is not None and instance != self.instance:
+            return error_reply(request, 410, f"stream {self.id} is not the stream you "
+                                             f"opened: it is instance {self.instance}, "
+                                             f"yours was {instance} (its worker was "
+                                             "started again, or the id was reused)")
+        self.polled = True
         if self.error is not None:
             return error_reply(request, 500, self.error)
         if self.closed:
@@ -441,14 +496,18 @@ class ServedStream:
     def _expect_poll(self, wait):
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
-        self._idle = self.clock.callLater(wait + IDLE_TIMEOUT, self._abandoned)
+        self._idle = self.clock.callLater(wait + self.idle_timeout, self._abandoned)
 
     def _abandoned(self):
         if self._polls or self._answer is not None:
             self._expect_poll(0)
             return
-        log.warn("{stream}: no poll for {idle:g} s; closing it", stream=self,
-                 idle=IDLE_TIMEOUT)
+        if self.polled:
+            log.warn("{stream}: no poll for {idle:g} s; closing it", stream=self,
+                     idle=self.idle_timeout)
+        else:
+            log.warn("{stream}: never polled since it was opened; closing it, so "
+                     "that it holds {block} no longer", stream=self, block=self.block.label)
         self.close()
         if self._on_close is not None:
             self._on_close(self)
@@ -541,7 +600,7 @@ class ServedStream:
         ended = self.ended and (first is None or last == self._newest)
         for name, value in stream_headers(self.kind, first_seq, last, self.dropped,
                                           ended, self.start_seq,
-                                          self._missed(after)).items():
+                                          self._missed(after), self.instance).items():
             request.setHeader(name, value)
         if first is None:
             request.setResponseCode(204)

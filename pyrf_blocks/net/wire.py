@@ -13,12 +13,18 @@ rest until a later request acknowledges them.
 A chunk's ``seq`` is its producing output's own (``Output.next_seq`` when
 it was emitted), kept across any number of processes, so a cursor means
 the same chunk on every worker that serves that output; a gap is a drop.
+
+Every answer about a stream carries its *instance*, a random id drawn when
+the stream was opened: a stream id names a stream only on the worker that
+made it, and a worker started again on the same port counts its ids from 1
+again.  A reader that finds another instance than the one its stream was
+opened with is reading someone else's stream, and stops.
 """
 
 from dataclasses import dataclass
 
 __all__ = ["CONTENT_TYPE", "JSON_TYPE", "KIND", "FIRST_SEQ", "LAST_SEQ",
-           "START_SEQ", "MISSED", "DROPPED", "END", "StreamHeaders", "stream_headers",
+           "START_SEQ", "MISSED", "DROPPED", "END", "INSTANCE", "StreamHeaders", "stream_headers",
            "read_stream_headers"]
 
 #: Content type of a body of chunks.
@@ -46,6 +52,9 @@ DROPPED = b"X-Pyrf-Dropped"
 #: ``1`` when the producer has ended its stream and this answer carries the
 #: last chunks (or none): the client stops polling.
 END = b"X-Pyrf-End"
+#: The stream's instance: random, drawn when the stream was opened, on
+#: every answer of ``GET /streams/{id}`` (errors included).
+INSTANCE = b"X-Pyrf-Stream-Instance"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +70,18 @@ class StreamHeaders:
     ended: bool
     start_seq: int = None
     missed: int = 0
+    instance: str = None
 
 
-def stream_headers(kind, first_seq, last_seq, dropped, ended, start_seq=None, missed=0):
+def stream_headers(kind, first_seq, last_seq, dropped, ended, start_seq=None, missed=0,
+                   instance=None):
     """
     The headers of a stream answer, as ``{name: value}`` bytes.
     """
     headers = {KIND: kind.encode("ascii"), DROPPED: b"%d" % dropped,
                END: b"1" if ended else b"0"}
+    if instance is not None:
+        headers[INSTANCE] = instance.encode("ascii")
     if first_seq is not None:
         headers[FIRST_SEQ] = b"%d" % first_seq
     if last_seq is not None:
@@ -108,4 +121,10 @@ def read_stream_headers(headers):
         ended=_one(headers, END) == b"1",
         start_seq=_integer(headers, START_SEQ),
         missed=_integer(headers, MISSED) or 0,
+        instance=_text(headers, INSTANCE),
     )
+
+
+def _text(headers, name):
+    value = _one(headers, name)
+    return None if value is None else value.decode("ascii", "replace")

@@ -4,9 +4,11 @@ The worker: a twisted.web site that serves the blocks of one graph.
 Control API (JSON in, JSON out; every error is ``{"error": message}``):
 
 =================================  ======================================
-``GET /health``                    liveness, block and stream counts
-``GET /blocks``                    every block, with its outputs and
-                                   their edges' and streams' statistics
+``GET /health``                    liveness, block and stream counts,
+                                   the failed blocks and why
+``GET /blocks``                    every block, with its state (idle,
+                                   active, failed), outputs and their
+                                   edges' and streams' statistics
 ``POST /blocks``                   create a block of a registered type
 ``GET /blocks/{name}``             one block
 ``DELETE /blocks/{name}``          remove a block nothing else consumes
@@ -29,36 +31,60 @@ an import path; types that read or write files (``register(remote=False)``)
 only by a worker started with ``allow_files`` (``--allow-files``; children
 of :func:`~.placement.process` are).  With a token, every request must carry
 ``Authorization: Bearer <token>`` (401 otherwise).  Request bodies and
-headers are size-limited.
+headers are size-limited, JSON bodies nest at most :data:`MAX_JSON_DEPTH`
+deep, and a request must arrive whole within ``request_deadline`` seconds
+of its first byte (:data:`REQUEST_DEADLINE`; ``--request-deadline``): a
+client trickling headers or a body is answered 408 and cut off.
 
 A block's input is named as ``"fft"`` (its main output), ``"window:late"``
 or ``{"block": "window", "output": "late"}`` (another output), or as the
 URL of a block on another worker (``{"url": ..., "kind": ..., "output":
 ...}``).  A stream's id names what it reads, ``{block}:{output}:{n}``,
 ``n`` counting the streams of that output on this worker, never reused.
+Its answer also gives the stream's ``instance`` (random; see :mod:`.stream`).
+
+A request that opens streams may carry a ``key`` the client chose (random,
+one per stream it means to open): a second request with the same key, as
+a client sends when the answer to the first was lost, is answered with the
+stream(s) the first one opened (``200``, the same answer), not with new
+ones.  Without it, a lost answer leaves a stream nobody reads, holding the
+block (see :data:`.stream.FIRST_POLL_TIMEOUT`), while the client's new
+stream starts where the block has got to by then, and what the block
+emitted in between reached no reader.  A key whose streams are closed
+already is answered ``410``; the last :data:`MAX_STREAM_KEYS` keys are kept.
+
+Nothing a client made outlives its use by more than ``lease`` seconds
+(:data:`LEASE`, ``--lease``): a stream nobody polls for that long is
+closed, and a block created by a request is removed once that long has
+passed since a request last named it and nothing uses it (no stream of it,
+no block reading it).  Freed memory is then handed back to the system.
 """
 
 import hmac
 import ipaddress
 import json
 import re
+from collections import OrderedDict
 
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import http, resource, server
 
 from ..block import MAIN, Sink, Source, block_of, split_reference
-from ..errors import HTTPError, UnknownBlockType
+from ..errors import HTTPError, ParameterError, UnknownBlockType
 from ..interfaces import IOutput
+from ..memory import release_freed_memory
+from ..params import check_params
 from ..registry import lookup, parameters, remote_allowed
 from ..waiting import Waiters
 from .client import remote_block
 from .replies import error_reply, json_reply
-from .stream import DEFAULT_WAIT, ServedStream, poll_arguments, seconds_argument
+from .stream import (DEFAULT_WAIT, ServedStream, instance_argument, poll_arguments,
+                     seconds_argument)
 from .tls import check_certificate_files
 
 __all__ = ["Worker", "check_listen", "check_certificates", "MAX_BODY",
-           "MAX_HEADERS_SIZE"]
+           "MAX_HEADERS_SIZE", "REQUEST_DEADLINE", "IDLE_TIMEOUT", "MAX_JSON_DEPTH", "LEASE"]
 
 log = Logger()
 
@@ -66,7 +92,25 @@ log = Logger()
 MAX_BODY = 64 << 10
 #: Largest total size of a request's headers, bytes.
 MAX_HEADERS_SIZE = 8 << 10
+#: Seconds a request may take to arrive, from its first byte to the end of
+#: its body: a client that trickles headers or a body is cut off (408).
+REQUEST_DEADLINE = 30.0
+#: Seconds a connection may stay open with no request in progress.
+IDLE_TIMEOUT = 300
+#: Seconds a block or stream that a client created is kept once nothing
+#: uses it (no poll of the stream; no request naming the block, no stream
+#: of it and no block reading it): what a vanished client left is then
+#: removed.  Clients delete what they made when they finish; this is for
+#: those that cannot (killed, cut off).
+LEASE = 120.0
+#: Deepest nesting of arrays and objects in a JSON body (a block spec
+#: needs 4); deeper bodies are refused before parsing.
+MAX_JSON_DEPTH = 32
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,99}\Z")
+#: Stream keys remembered (a retried ``POST .../streams`` is recognised by
+#: its key while it is among the last this many).
+MAX_STREAM_KEYS = 4096
+_KEY = re.compile(r"[A-Za-z0-9_-]{8,128}\Z")
 #: Keyword arguments of every block that a request may also set.
 _COMMON_PARAMETERS = {"policy", "maxsize"}
 
@@ -141,8 +185,44 @@ SEND_SIZE = 512 << 10
 
 
 class _LimitedChannel(http.HTTPChannel):
+    """
+    A connection whose requests must arrive whole within
+    ``request_deadline`` seconds of their first byte (headers and body),
+    else it is answered 408 and closed: a client that trickles bytes cannot
+    hold a connection forever.  Once a request has arrived, answering it
+    (a long poll) takes as long as it needs.
+    """
+
     totalHeadersSize = MAX_HEADERS_SIZE
     maxHeaders = 64
+    request_deadline = REQUEST_DEADLINE
+    _deadline = None
+
+    def dataReceived(self, data):
+        if self._deadline is None and not self._handlingRequest:
+            self._deadline = self.callLater(self.request_deadline, self._too_slow)
+        super().dataReceived(data)
+
+    def allContentReceived(self):
+        self._cancel_deadline()
+        super().allContentReceived()
+
+    def connectionLost(self, reason):
+        self._cancel_deadline()
+        super().connectionLost(reason)
+
+    def _cancel_deadline(self):
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _too_slow(self):
+        self._deadline = None
+        log.info("cut off {peer}: no whole request within {deadline} s",
+                 peer=str(self.transport.getPeer()), deadline=self.request_deadline)
+        self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                             b"Content-Length: 0\r\n\r\n")
+        self.loseConnection()
 
     def connectionMade(self):
         super().connectionMade()
@@ -169,12 +249,39 @@ class _QuietSite(server.Site):
         pass
 
 
+def _failure_text(block):
+    """
+    Why ``block`` failed, as answers say it.
+    """
+    failure = block.failure
+    return (f"{block.label} failed on the worker: {failure.type.__name__}: "
+            f"{failure.getErrorMessage()}")
+
+
 def _opened(stream):
     """
     The answer to a request that opened ``stream``.
     """
     return {"id": stream.id, "kind": stream.kind, "block": stream.block.name,
-            "output": stream.output.output_name, "path": f"/streams/{stream.id}"}
+            "output": stream.output.output_name, "path": f"/streams/{stream.id}",
+            "instance": stream.instance}
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def _json_depth(body):
+    """
+    How deeply ``body``'s arrays and objects nest (strings left aside).
+    """
+    depth = deepest = 0
+    for byte in _JSON_STRING.sub(b'""', body):
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in b"]}":
+            depth -= 1
+    return deepest
 
 
 def _json_body(request, limit):
@@ -184,9 +291,11 @@ def _json_body(request, limit):
         raise HTTPError(413, f"request body exceeds {limit} bytes")
     if not body:
         return {}
+    if _json_depth(body) > MAX_JSON_DEPTH:
+        raise HTTPError(400, f"malformed JSON body: nested deeper than {MAX_JSON_DEPTH}")
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise HTTPError(400, f"malformed JSON body: {error}") from None
     if not isinstance(value, dict):
         raise HTTPError(400, "the JSON body must be an object")
@@ -222,10 +331,14 @@ class Worker:
     :param client: HTTP client of the ``remote_block`` inputs it creates.
     :param allow_files: also create the block types that read or write
         files on this machine (recorders, replays) for callers.
+    :param request_deadline: seconds a request may take to arrive, headers
+        and body (:data:`REQUEST_DEADLINE`).
+    :param lease: seconds what a client made is kept once unused
+        (:data:`LEASE`); ``None``: until deleted.
     """
 
     def __init__(self, graph, token=None, clock=None, client=None, max_body=MAX_BODY,
-                 allow_files=False):
+                 allow_files=False, request_deadline=REQUEST_DEADLINE, lease=LEASE):
         self.graph = graph
         self.token = token
         self.allow_files = allow_files
@@ -240,10 +353,24 @@ class Worker:
         #: (a cluster worker adds its computations').
         self.collectors = []
         self._metrics = None
+        #: ``key`` of a request that opened streams → (what it asked, their ids).
+        self._stream_keys = OrderedDict()
         self.resource = _Root(self)
-        self.site = _QuietSite(self.resource)
+        self.site = _QuietSite(self.resource, timeout=IDLE_TIMEOUT)
         self.site.requestFactory = type("_Request", (_LimitedRequest,), {"max_body": max_body})
-        self._watch_graph()
+        self.site.protocol = type("_Channel", (_LimitedChannel,),
+                                  {"request_deadline": request_deadline})
+        self.lease = lease
+        #: When a request last named each block that requests created.
+        self._touched = {}
+        self._sweeper = None
+        self._freed = False
+        #: Waiters for the failure of a block, by block (isolated failures).
+        self._block_failure_waiters = {}
+        if graph.isolate_failures:
+            graph.observe_block_failures(self._blocks_failed)
+        else:
+            self._watch_graph()
 
     def listen(self, description="tcp:8750:interface=127.0.0.1", reactor=None):
         """
@@ -266,6 +393,38 @@ class Worker:
                 stream.fail(message)
         self.graph.when_failed().addCallback(failed)
 
+    def _blocks_failed(self, block, failed):
+        # Only the failed block and what depends on it: other streams go on.
+        failed = set(failed)
+        for stream in tuple(self.streams.values()):
+            if stream.block in failed:
+                stream.fail(_failure_text(stream.block))
+        for dependent in failed:
+            waiters = self._block_failure_waiters.pop(dependent, None)
+            if waiters is not None:
+                waiters.fire(dependent)
+
+    def _when_fails(self, block):
+        """
+        A Deferred firing when ``block`` fails (or, in a graph that does
+        not isolate failures, when any block does).
+        """
+        if not self.graph.isolate_failures:
+            return self.graph.when_failed()
+        return self._block_failure_waiters.setdefault(block, Waiters()).wait()
+
+    def _failure_of(self, block):
+        """
+        Why ``block`` cannot serve (its own failure, or its graph's), or None.
+        """
+        if block.failure is not None:
+            return _failure_text(block)
+        failure = self.graph.failure
+        if failure is not None:
+            return (f"{self.graph.failed_block.label} failed on the worker: "
+                    f"{failure.type.__name__}: {failure.getErrorMessage()}")
+        return None
+
     # Requests.
 
     def authorise(self, request):
@@ -282,6 +441,7 @@ class Worker:
         path = [part.decode("utf-8", "replace") for part in request.postpath]
         if path and path[-1] == "":
             path.pop()
+        self._touch(path)
         match path:
             case ["health"] if method == "GET":
                 return json_reply(request, self.health())
@@ -302,10 +462,10 @@ class Worker:
                 return json_reply(request, {"removed": name})
             case ["blocks", name, "streams"] if method == "POST":
                 spec = _json_body(request, self.max_body)
+                streams, code = self._keyed_streams(name, spec)
                 if "outputs" in spec:
-                    streams = self.open_streams(name, spec)
-                    return json_reply(request, {"streams": list(map(_opened, streams))}, 201)
-                return json_reply(request, _opened(self.open_stream(name, spec)), 201)
+                    return json_reply(request, {"streams": list(map(_opened, streams))}, code)
+                return json_reply(request, _opened(streams[0]), code)
             case ["blocks", name, "stop"] if method == "POST":
                 block = self._block(name)
                 if not isinstance(block, Source):
@@ -318,10 +478,12 @@ class Worker:
                 return json_reply(request, {"streams": [s.stats for s in self.streams.values()]})
             case ["streams", ident] if method == "GET":
                 after, wait, linger = poll_arguments(request)
-                return self._stream(ident).poll(request, after, wait, linger)
+                return self._stream(ident).poll(request, after, wait, linger,
+                                                instance_argument(request))
             case ["streams", ident] if method == "DELETE":
                 self._stream(ident).close()
                 del self.streams[ident]
+                self._freed = True
                 return json_reply(request, {"closed": ident})
             case (["health"] | ["metrics"] | ["blocks"] | ["blocks", _]
                   | ["blocks", _, "streams" | "stop" | "finished"]
@@ -371,15 +533,24 @@ class Worker:
     # What the routes do.
 
     def health(self):
+        """
+        ``status`` is ``ok`` while the worker serves (``failed`` when its
+        whole graph failed, for a graph that does not isolate failures);
+        ``failed_blocks`` names each failed block with why.
+        """
         failure = self.graph.failure
         return {"status": "failed" if failure else "ok",
                 "blocks": len(self.graph.blocks), "streams": len(self.streams),
-                "failure": failure.getErrorMessage() if failure else None}
+                "failure": failure.getErrorMessage() if failure else None,
+                "failed_blocks": {b.name: _failure_text(b) for b in self.graph.blocks.values()
+                                  if b.failure is not None}}
 
     def describe(self, block):
         streams = [s for s in self.streams.values() if s.block is block]
+        failure = self._failure_of(block)
+        state = "failed" if failure else "active" if block.active else "idle"
         return {"name": block.name, "type": block.type_name, "kind": block.kind,
-                "active": block.active,
+                "active": block.active, "state": state, "failure": failure,
                 "inputs": [producer.name for producer in block.inputs],
                 "outputs": [{"name": output.output_name, "kind": output.kind,
                              "next_seq": output.next_seq,
@@ -422,6 +593,12 @@ class Worker:
             raise HTTPError(400, f"{type_name} has no parameter(s) "
                                  f"{', '.join(sorted(wrong))}; it takes "
                                  f"{', '.join(sorted(allowed))}")
+        try:
+            # Before any input is made or anything allocated: as strictly
+            # as a pipeline file reads them.
+            params = check_params(factory, params, block=f"cannot create {type_name}")
+        except ParameterError as error:
+            raise HTTPError(400, str(error)) from None
         inputs = spec.get("inputs", [])
         if not isinstance(inputs, list) or len(inputs) > 64:
             raise HTTPError(400, f"{type_name}: 'inputs' must be a list (at most 64)")
@@ -435,6 +612,9 @@ class Worker:
             raise HTTPError(400, f"cannot create {type_name}: "
                                  f"{type(error).__name__}: {error}") from None
         log.info("created {block}", block=block.label)
+        if self.lease is not None:
+            self._touched[block.name] = self.clock.seconds()
+            self._start_sweeping()
         return block
 
     def report_finished(self, request, block):
@@ -445,9 +625,9 @@ class Worker:
         if not isinstance(block, Sink):
             raise HTTPError(409, f"{block.label} is not a sink")
         wait = seconds_argument(request, "wait", DEFAULT_WAIT)
-        if self.graph.failure is not None or block.finished or wait == 0:
+        if self._failure_of(block) is not None or block.finished or wait == 0:
             return self._finished_reply(request, block)
-        finished, failed = block.wait_finished(), self.graph.when_failed()
+        finished, failed = block.wait_finished(), self._when_fails(block)
         answered = []
 
         def answer(code):
@@ -474,10 +654,9 @@ class Worker:
         return server.NOT_DONE_YET
 
     def _finished_reply(self, request, block):
-        if self.graph.failure is not None:
-            return error_reply(request, 500, f"{self.graph.failed_block.label} failed "
-                                              f"on the worker: "
-                                              f"{self.graph.failure.getErrorMessage()}")
+        failure = self._failure_of(block)
+        if failure is not None:
+            return error_reply(request, 500, failure)
         return json_reply(request, {"finished": block.finished})
 
     def _input(self, type_name, index, item):
@@ -528,17 +707,29 @@ class Worker:
         as an input of a block created here.
         """
         block = self._block(name)
+        failure = self._failure_of(block)
+        if failure is not None:
+            raise HTTPError(409, f"{where}: {failure}")
         if output == MAIN:
             return block
         return self._output(block, output, where)
 
     def remove(self, name):
         block = self._block(name)
-        users = [b.name for b in self.graph.blocks.values()
-                 if any(block_of(producer) is block for producer in b.inputs)]
+        users = self._users(block)
         if users or block.edges:
             raise HTTPError(409, f"{block.label} is in use by "
                                  f"{', '.join(users) or 'a stream'}; remove that first")
+        self._remove(block)
+
+    def _users(self, block):
+        return [b.name for b in self.graph.blocks.values()
+                if any(block_of(producer) is block for producer in b.inputs)]
+
+    def _remove(self, block):
+        name = block.name
+        self._touched.pop(name, None)
+        self._freed = True
         if isinstance(block, Sink):
             block.close()
         del self.graph.blocks[name]
@@ -547,6 +738,46 @@ class Worker:
                     producer in b.inputs for b in self.graph.blocks.values()):
                 del self.graph.blocks[producer.name]
         log.info("removed {block}", block=block.label)
+
+    def _keyed_streams(self, name, spec):
+        """
+        The streams a ``POST /blocks/{name}/streams`` opens, and the status
+        of its answer: those opened before with the same ``key`` (200),
+        or new ones (201).
+        """
+        key = spec.get("key")
+        if key is None:
+            return self._open_requested(name, spec), 201
+        if not isinstance(key, str) or not _KEY.match(key):
+            raise HTTPError(400, f"key {key!r} must be 8 to 128 letters, digits, '_' or '-' "
+                                 "(random, chosen by the client)")
+        asked = (name, json.dumps(spec, sort_keys=True))
+        known = self._stream_keys.get(key)
+        if known is not None:
+            before, idents = known
+            if before != asked:
+                raise HTTPError(409, f"key {key!r} opened other streams "
+                                     f"({', '.join(idents)}); a key names one request, "
+                                     "retried as it was")
+            streams = [self.streams.get(ident) for ident in idents]
+            closed = [ident for ident, stream in zip(idents, streams)
+                      if stream is None or stream.closed]
+            if closed:
+                raise HTTPError(410, f"the stream(s) opened with key {key!r} "
+                                     f"({', '.join(closed)}) are closed already "
+                                     "(nobody polled them in time, or they were deleted)")
+            return streams, 200
+        streams = self._open_requested(name, spec)
+        self._stream_keys[key] = (asked, [stream.id for stream in streams])
+        while len(self._stream_keys) > MAX_STREAM_KEYS:
+            self._stream_keys.popitem(last=False)
+        return streams, 201
+
+    def _open_requested(self, name, spec):
+        spec = {field: value for field, value in spec.items() if field != "key"}
+        if "outputs" in spec:
+            return self.open_streams(name, spec)
+        return [self.open_stream(name, spec)]
 
     def open_stream(self, name, spec):
         """
@@ -573,12 +804,15 @@ class Worker:
 
     def _stream_block(self, name, spec, field):
         block = self._block(name)
+        failure = self._failure_of(block)
+        if failure is not None:
+            raise HTTPError(409, f"cannot stream {block.label}: {failure}")
         if not block.outputs:
             raise HTTPError(409, f"{block.label} is a sink: it has no output to stream")
         unknown = set(spec) - {field, "policy", "maxsize"}
         if unknown:
             raise HTTPError(400, f"unknown field(s) {', '.join(sorted(unknown))}; "
-                                 f"a stream takes {field}, policy and maxsize")
+                                 f"a stream takes {field}, policy, maxsize and key")
         return block
 
     def _open(self, block, output, spec):
@@ -587,7 +821,8 @@ class Worker:
         ident = f"{block.name}:{output.output_name}:{count}"
         try:
             stream = ServedStream(ident, output, self.clock, spec.get("policy", "block"),
-                                  spec.get("maxsize"), on_close=self._forget_stream)
+                                  spec.get("maxsize"), on_close=self._forget_stream,
+                                  **({} if self.lease is None else {"idle_timeout": self.lease}))
         except (TypeError, ValueError) as error:
             raise HTTPError(400, f"stream of {output.label}: {error}") from None
         self.streams[ident] = stream
@@ -606,3 +841,56 @@ class Worker:
 
     def _forget_stream(self, stream):
         self.streams.pop(stream.id, None)
+        self._freed = True
+
+    # Reclaiming what clients left.
+
+    def _touch(self, path):
+        if len(path) >= 2 and path[0] == "blocks" and path[1] in self._touched:
+            self._touched[path[1]] = self.clock.seconds()
+        elif len(path) == 2 and path[0] == "streams":
+            stream = self.streams.get(path[1])
+            if stream is not None and stream.block.name in self._touched:
+                self._touched[stream.block.name] = self.clock.seconds()
+
+    def _start_sweeping(self):
+        if self._sweeper is None:
+            from twisted.internet import task
+
+            self._sweeper = task.LoopingCall(self.reclaim)
+            self._sweeper.clock = self.clock
+            self._sweeper.start(max(self.lease / 4, 0.25), now=False)
+
+    def stop_reclaiming(self):
+        """
+        Stop the periodic :meth:`reclaim` (the worker stops serving).
+        """
+        if self._sweeper is not None and self._sweeper.running:
+            self._sweeper.stop()
+        self._sweeper = None
+
+    def reclaim(self):
+        """
+        Remove the blocks that requests made and that nothing used for
+        ``lease`` seconds (consumers before their inputs), then hand freed
+        memory back to the system; the names removed.
+        """
+        now = self.clock.seconds()
+        removed = []
+        for name in reversed(list(self._touched)):
+            block = self.graph.blocks.get(name)
+            if block is None:
+                self._touched.pop(name, None)
+                continue
+            in_use = (block.edges or self._users(block)
+                      or any(s.block is block for s in self.streams.values()))
+            if in_use or now - self._touched[name] < self.lease:
+                continue
+            log.info("{block}: unused for {lease:g} s; removing it", block=block.label,
+                     lease=self.lease)
+            self._remove(block)
+            removed.append(name)
+        if self._freed:
+            self._freed = False
+            release_freed_memory()
+        return removed

@@ -44,6 +44,19 @@ def window(name, size, shift=False):
     return _window(name, int(size), bool(shift))
 
 
+def check_window(name):
+    """
+    ``name`` as :func:`window` takes it (a list becomes a tuple), after
+    checking that scipy knows the window: ``ValueError`` otherwise.  It
+    computes a short window only, whatever size the FFT will have.
+    """
+    name = tuple(name) if isinstance(name, list) else name
+    if not isinstance(name, (str, tuple)) or not name:
+        raise ValueError(f"expected a window name or (name, parameter...), got {name!r}")
+    window(name, 16)
+    return name
+
+
 def window_gains(name, size):
     """
     Return ``(coherent_gain, enbw_bins)`` of a window: the sum of its values

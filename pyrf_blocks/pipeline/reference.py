@@ -105,9 +105,12 @@ def block_reference(name, factory):
     lines += [".. list-table::", "   :header-rows: 1", "   :widths: 20 25 20 35", "",
               "   * - parameter", "     - accepts", "     - default", "     - meaning"]
     for param, spec in specs.items():
+        meaning = described.get(param, "")
+        if spec.range_text:
+            meaning = f"{meaning} (Accepted: {spec.range_text}.)".strip()
         lines += [f"   * - ``{param}``", f"     - {_cell(spec.type_text)}",
                   f"     - {_cell(_literal(spec.default))}",
-                  f"     - {_cell(described.get(param, ''))}"]
+                  f"     - {_cell(meaning)}"]
     return lines + [""]
 
 

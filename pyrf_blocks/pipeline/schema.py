@@ -23,14 +23,12 @@ A file::
         inputs: [fft]
         policy: latest            # of this block's input edges
 
-Parameter types come from the block classes: ``param_units`` (a unit of
-:data:`~pyrf_blocks.pipeline.units.UNITS` per parameter, or a tuple of units
-for a list of rows such as ``tones``), ``python_only_params`` (parameters
-only Python code can give, e.g. a stream), and otherwise the type of the
-default value.
+Parameter types, units and ranges come from the block classes
+(``param_rules``, ``param_units``, ``python_only_params``: see
+:mod:`pyrf_blocks.params`), and otherwise from the type of the default
+value.
 """
 
-import inspect
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, create_model,
@@ -38,9 +36,9 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, create_mode
 
 from ..edge import POLICIES
 from ..errors import FieldError
+from ..params import ParamSpec, param_specs
 from ..registry import lookup, parameters
 from .problems import shown
-from .units import UNITS, parse_quantity
 
 __all__ = ["PipelineSpec", "BlockSpec", "ProcessSpec", "ParamSpec", "param_specs",
            "params_model", "constructor_parameters", "SUPPORTED_VERSION", "NAME_PATTERN"]
@@ -57,107 +55,6 @@ INPUT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*(:[A-Za-z_][A-Za-z0-9_]*)?$"
 InputRef = Annotated[str, Field(pattern=INPUT_PATTERN)]
 
 
-class ParamSpec:
-    """
-    One parameter of a block type: its default, unit and accepted type.
-    """
-
-    def __init__(self, name, default, unit=None, python_only=False):
-        self.name = name
-        self.default = default
-        self.required = default is inspect.Parameter.empty
-        self.unit = unit
-        # A default YAML cannot write (a function, an object) means a value
-        # only Python can give.
-        self.python_only = python_only or not (
-            self.required or default is None or type(default) in _YAML_TYPES)
-        self.nullable = default is None
-
-    def __repr__(self):
-        return f"<ParamSpec {self.name} {self.type_text}>"
-
-    @property
-    def type_text(self):
-        """
-        What the parameter accepts, in words for messages and docs.
-        """
-        if self.python_only:
-            return "Python only"
-        if isinstance(self.unit, tuple):
-            text = "list of [" + ", ".join(self.unit) + "]"
-        elif self.unit == "count":
-            text = "count"
-        elif self.unit is not None:
-            text = f"quantity in {self.unit}"
-        else:
-            text = _TYPE_WORDS.get(self._python_type(), "any value")
-        return text + (" or null" if self.nullable and text != "any value" else "")
-
-    def _python_type(self):
-        if self.required or self.default is None:
-            return None
-        if isinstance(self.default, (tuple, list)):
-            return list
-        return type(self.default)
-
-    def check(self, value):
-        """
-        ``value`` as read from a file, converted to what the block takes.
-
-        :raises ValueError: with a message naming the parameter.
-        """
-        name = self.name
-        if self.python_only:
-            raise ValueError(f"{name} can only be given in Python, not in a "
-                             "pipeline file")
-        if value is None and self.nullable:
-            return None
-        if isinstance(self.unit, tuple):
-            return self._check_rows(value)
-        if self.unit is not None:
-            return parse_quantity(value, self.unit, name)
-        wanted = self._python_type()
-        if wanted is None:
-            return value
-        if wanted is float and isinstance(value, int) and not isinstance(value, bool):
-            try:
-                return float(value)
-            except OverflowError:
-                raise ValueError(f"{name}: {shown(value)} is too large") from None
-        if wanted is list and isinstance(value, list):
-            return value
-        if type(value) is not wanted:
-            raise ValueError(f"{name}: expected {_TYPE_WORDS[wanted]}, got "
-                             f"{_describe(value)}")
-        return value
-
-    def _check_rows(self, value):
-        units = self.unit
-        shape = "[" + ", ".join(units) + "]"
-        if not isinstance(value, list):
-            raise ValueError(f"{self.name}: expected a list of {shape} rows, "
-                             f"got {_describe(value)}")
-        rows = []
-        for number, row in enumerate(value, 1):
-            field = f"{self.name} row {number}"
-            if not isinstance(row, list) or len(row) != len(units):
-                raise ValueError(f"{field}: expected {shape}, got {shown(row)}")
-            rows.append(tuple(parse_quantity(item, unit, field)
-                              for item, unit in zip(row, units)))
-        return rows
-
-
-_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number",
-               str: "a string", list: "a list", dict: "a mapping"}
-_YAML_TYPES = (bool, int, float, str, list, tuple, dict)
-
-
-def _describe(value):
-    if value is None:
-        return "null"
-    return f"{shown(value)} ({_TYPE_WORDS.get(type(value), type(value).__name__)})"
-
-
 def constructor_parameters(factory):
     """
     ``{name: default}`` of every keyword parameter a block type takes
@@ -165,26 +62,6 @@ def constructor_parameters(factory):
     base classes; the block fields of a file are not parameters).
     """
     return parameters(factory)
-
-
-def param_specs(factory):
-    """
-    ``{name: ParamSpec}`` for every keyword parameter of a block type.
-    """
-    units = getattr(factory, "param_units", {})
-    python_only = set(getattr(factory, "python_only_params", ()))
-    specs = {name: ParamSpec(name, default, units.get(name), name in python_only)
-             for name, default in constructor_parameters(factory).items()}
-    for name in units:
-        if name not in specs:
-            raise TypeError(f"{factory.__name__}.param_units names {name!r}, "
-                            "which is not one of its parameters")
-        unit = units[name]
-        for part in unit if isinstance(unit, tuple) else (unit,):
-            if part not in UNITS:
-                raise TypeError(f"{factory.__name__}.param_units: unknown unit "
-                                f"{part!r} for {name}")
-    return specs
 
 
 _MODELS = {}

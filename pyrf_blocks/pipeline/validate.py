@@ -4,7 +4,8 @@ collected, each pointing at its line and column.
 
 Checked: the schema (fields, the version, names), block types (an unknown
 one with the closest known name), parameters (missing, unknown, wrong type
-or unit), inputs (unknown names, how many, a sink used as an input),
+or unit, and every rule the block declares: ranges, choices, its own
+checks, see :mod:`pyrf_blocks.params`), inputs (unknown names, how many, a sink used as an input),
 interface contracts (what each input provides against what the block
 requires), cycles, and placement (unknown processes).  Nothing is built and
 no block runs: checking a file has no side effects.
@@ -18,6 +19,7 @@ from zope.interface import implementedBy
 from ..block import MAIN, Block, output_kinds, reference, split_reference
 from ..errors import FieldError, PipelineError, UnknownBlockType
 from ..interfaces import KIND_INTERFACES, ISink
+from ..params import relation_problems
 from ..registry import lookup
 from .loader import read_document, load_document
 from .problems import Problem, shown
@@ -325,6 +327,8 @@ class _FlowChecker(_Checker):
         try:
             given = model.model_validate(spec.params)
             self.params[name] = {key: getattr(given, key) for key in given.model_fields_set}
+            for param, message in relation_problems(self.factories[name], self.params[name]):
+                self.problem(f"{what}: {message}", ("blocks", name, "params", param))
         except ValidationError as error:
             self.param_errors(error, name, what, spec.type, list(model.model_fields))
         if spec.proc not in self.processes:

@@ -33,6 +33,10 @@ class WorkerPair:
     token : str, optional
         The worker's bearer token; requests made through :meth:`remote`
         and :meth:`place` carry it.
+    isolate_failures : bool
+        Whether a failing block of the worker fails only itself and its
+        dependents, as in ``pyrf-blocks worker`` (see
+        :class:`~pyrf_blocks.graph.Graph`).
     **worker_options
         Further options of :class:`~pyrf_blocks.net.worker.Worker`
         (``allow_files=``, ``max_body=``...).
@@ -53,7 +57,7 @@ class WorkerPair:
         The worker's base URL, :data:`WORKER_URL`.
     """
 
-    def __init__(self, token=None, **worker_options):
+    def __init__(self, token=None, isolate_failures=False, **worker_options):
         from twisted.internet.task import Clock
         from treq.testing import StubTreq
 
@@ -63,7 +67,7 @@ class WorkerPair:
         self.token = token
         self.url = WORKER_URL
         self.clock = Clock()
-        self.server = Graph(self.clock)
+        self.server = Graph(self.clock, isolate_failures=isolate_failures)
         self.client = Graph(self.clock)
         self.worker = Worker(self.server, token=token, **worker_options)
         self.http = StubTreq(self.worker.resource)
