@@ -327,6 +327,9 @@ def test_an_input_url_at_a_closed_port_fails_only_its_block():
     assert status == 201, body
     near = json.loads(pair.call("POST", "/blocks/near/streams", json={})[2])["id"]
     far = json.loads(pair.call("POST", "/blocks/far_fft/streams", json={})[2])["id"]
+    # Read each once, so that neither is closed as a stream nobody polled.
+    pair.call("GET", f"/streams/{far}?after=-1&wait=0")
+    pair.call("GET", f"/streams/{near}?after=-1&wait=0")
     pair.pump(60, 0.5)  # 30 s: the reader's 8 retries with backoff are spent
     health = body_of(pair.call("GET", "/health"))
     assert health["status"] == "ok"
