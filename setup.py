@@ -53,14 +53,14 @@ setup(
             "ipykernel>=6.29",
             *SENSORS,
             "pyFFTW>=0.13",  # both FFT backends are tested
-            "dask[distributed]>=2024.1",  # history on a LocalCluster
+            "dask[distributed]>=2024.1",  # replay on a LocalCluster
         ],
         "sensors": SENSORS,
         "gui": GUI,
         "docs": ["sphinx>=7.2"],
         # FFTW for fft_block (pyrf_blocks.numerics.fft); pocketfft otherwise.
         "fftw": ["pyFFTW>=0.13"],
-        # pyrf-blocks history --dask (pyrf_blocks.history)
+        # pyrf-blocks replay --dask (pyrf_blocks.replay)
         "dask": ["dask[distributed]>=2024.1"],
     },
     entry_points={"console_scripts": ["pyrf-blocks = pyrf_blocks.cli:main"]},

@@ -1,6 +1,7 @@
 """
-History on Dask: 8 recordings through one pipeline on a LocalCluster of 1
-and of 2 worker processes, in the same run.
+Replay on Dask (history at scale): 8 recordings through one pipeline
+(pyrf_blocks.replay, as ``pyrf-blocks replay REC... PIPELINE --dask``) on a
+LocalCluster of 1 and of 2 worker processes, in the same run.
 
     python benchmarks/history.py [--samples N] [--trials N] [--workers 1,2]
 
@@ -74,7 +75,7 @@ def measure(workers, paths):
     """One measurement in this fresh process: a JSON line."""
     from dask.distributed import Client, LocalCluster
 
-    from pyrf_blocks.history import replay
+    from pyrf_blocks.replay import replay
 
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                            dashboard_address=None)
@@ -107,7 +108,7 @@ def main():
     folder = tempfile.mkdtemp(prefix="pyrf-history-bench-")
     try:
         paths = make_recordings(folder, args.recordings, args.samples)
-        from pyrf_blocks.history import replay
+        from pyrf_blocks.replay import replay
 
         serial = digest(replay(PIPELINE, paths))
         env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
@@ -130,7 +131,7 @@ def main():
               f"{sizes[0]} worker{'s' * (sizes[0] != 1)}")
     print(f"results identical to the serial run in every measurement: {identical}")
     top = statistics.median(r["msa"] for r in runs[sizes[-1]])
-    print(f"history on Dask: {top:.1f} MSa/s on {sizes[-1]} workers, "
+    print(f"replay on Dask: {top:.1f} MSa/s on {sizes[-1]} workers, "
           f"{top / base:.2f}x {sizes[0]} worker{'s' * (sizes[0] != 1)}, identical: {identical}")
     if not identical:
         sys.exit(1)

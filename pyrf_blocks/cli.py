@@ -13,8 +13,7 @@ import sys
 __all__ = ["main", "COMMANDS"]
 
 COMMANDS = ("demo", "view", "validate", "run", "worker", "discover", "emulate", "record",
-            "manager", "status", "replay", "serve-pipelines", "query", "export",
-            "history")
+            "manager", "status", "replay", "serve-pipelines", "query", "export")
 
 
 class _Parser(argparse.ArgumentParser):

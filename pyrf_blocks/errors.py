@@ -30,7 +30,7 @@ __all__ = [
     # Pipeline files
     "PipelineError", "FieldError", "UnitError", "ExportError",
     # Commands and the GUI
-    "SourceError", "ReactorMismatch",
+    "SourceError", "ReactorMismatch", "ReplayError",
     # Formulas
     "FormulaError", "FormulaTimeout",
     # Storage and sensor pipelines
@@ -238,6 +238,13 @@ class ReactorMismatch(RuntimeError):
     """
     Another reactor was installed before the Qt loop could be, or none was
     installed on it where a window needs it.
+    """
+
+
+class ReplayError(RuntimeError):
+    """
+    A block failed while a pipeline replayed a recording; the message (one
+    line) names the recording, the block and its error.
     """
 
 

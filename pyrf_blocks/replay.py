@@ -1,17 +1,19 @@
 """
-History = live: the same pipeline file, run over a recording of its
-sources instead of the sources themselves.
+Replay: a pipeline file run over recordings instead of its live sources,
+one graph per recording, here one after the other or on Dask distributed.
 
-:func:`replay_pipeline` takes a pipeline file as read
-(:func:`~pyrf_blocks.pipeline.loader.read_document`) and a SigMF recording
-(one channel, or several written by
-:class:`~pyrf_blocks.blocks.recording.record_channels`), and returns the
-checked pipeline in which
+One rule feeds a recording to the pipeline (:func:`replay_pipeline`):
+**each source block** (a block without inputs that is not a sink) **reads
+the recording's channel of the same name** — or, where the recording has
+one channel and the pipeline one source, that channel whatever the names.
+The source becomes a :class:`~pyrf_blocks.blocks.recording.sigmf_source`
+of that channel, free-running (as fast as the consumers take it).  A source
+that already is a ``sigmf_source`` keeps its own parameters
+(``chunk_size``, ``reference_level``) and only reads another path and
+channel: a file written for recordings (``recording: {type:
+sigmf_source, params: {path: unset}}``) is the one-channel case of the
+same rule, not a case of its own.  Besides:
 
-* each source block (a block without inputs that is not a sink) is
-  replaced by a :class:`~pyrf_blocks.blocks.recording.sigmf_source` of the
-  recording's channel of the same name (with one channel and one source,
-  that channel), free-running: as fast as the consumers take it;
 * recorders (``record_block``, ``record_channels``) are left out, so the
   recording is not written over while it is read;
 * ``idle_timeout`` is switched off where a block has one: an idle timeout
@@ -19,23 +21,44 @@ checked pipeline in which
   run that recorded it, so history stays deterministic.
 
 Every other block, parameter and connection is the file's own, so the
-outputs are those of the live run that made the recording: device time
-comes from the recording to the nanosecond, and the blocks do not depend
-on how their input is chunked.
+outputs are those of the live run that made the recording (history =
+live): device time comes from the recording to the nanosecond, and the
+blocks do not depend on how their input is chunked.
+
+:func:`replay` runs the pipeline over many recordings.  Recordings are
+independent (strax's multi-run processing), so each runs whole in one
+process — serially here, or on Dask distributed workers: a
+``LocalCluster`` of this machine's cores, or the scheduler at an address.
+Each worker runs one graph at a time, deterministically, so the results
+equal a serial run's chunk for chunk, in the order of the recordings.  The
+sources map the recording and read it chunk by chunk, so a recording
+larger than memory streams through; only what the ``collector`` sinks keep
+is held.  Dask is an extra: ``pip install 'pyrf_blocks[dask]'``.
 """
 
+import io
 import os
+import threading
+import uuid
+from dataclasses import dataclass, field
 
 from .block import Sink
 from .blocks.recording import recording_channels
-from .errors import PipelineError, UnknownBlockType
+from .errors import PipelineError, ReplayError, UnknownBlockType
 from .pipeline.validate import check
 from .registry import lookup
 
-__all__ = ["replay_pipeline", "RECORDERS"]
+__all__ = ["replay_pipeline", "replay_one", "replay", "check_recordings",
+           "RecordingResult", "RECORDERS", "CHUNK_SIZE"]
 
 #: Block types that write recordings: left out of a replay.
 RECORDERS = ("record_block", "record_channels")
+#: Samples per chunk read from a recording unless a source or the caller says.
+CHUNK_SIZE = 65536
+
+# One graph at a time per process: a Dask worker with several threads
+# would otherwise run two graphs on the one global reactor at once.
+_running = threading.Lock()
 
 
 def _is_source(raw):
@@ -48,19 +71,20 @@ def _is_source(raw):
     return not (isinstance(factory, type) and issubclass(factory, Sink))
 
 
-def replay_pipeline(document, recording, chunk_size=65536):
+def replay_pipeline(document, recording, chunk_size=None):
     """
-    The pipeline of ``document`` over ``recording``.
+    The pipeline of ``document`` over ``recording`` (the rule above).
 
     :param document: a :class:`~pyrf_blocks.pipeline.loader.Document`
         (it is changed in place).
     :param recording: the SigMF recording's name or path.
-    :param chunk_size: samples per chunk read from the recording.
+    :param chunk_size: samples per chunk read from the recording; ``None``
+        keeps a ``sigmf_source``'s own, else :data:`CHUNK_SIZE`.
     :return: ``(pipeline, notes, sources)``: the checked
         :class:`~pyrf_blocks.pipeline.validate.Pipeline`, lines saying
         what was changed, and ``{source block name: channel}``.
-    :raise PipelineError: a source without a channel of the same name, or
-        any problem of the file, at its line.
+    :raise PipelineError: a source without a channel of the same name, no
+        source at all, or any problem of the file, at its line.
     :raise ValueError: a recording that cannot be read.
     """
     channels = recording_channels(recording)
@@ -89,9 +113,13 @@ def replay_pipeline(document, recording, chunk_size=65536):
     notes = []
     path = os.fspath(recording)
     for name, channel in chosen.items():
-        blocks[name] = {"type": "sigmf_source",
-                        "params": {"path": path, "channel": channel, "paced": False,
-                                   "chunk_size": chunk_size}}
+        raw = blocks[name]
+        own = raw.get("params") if raw.get("type") == "sigmf_source" else None
+        params = dict(own) if isinstance(own, dict) else {}
+        params.update(path=path, channel=channel, paced=False)
+        if chunk_size is not None or "chunk_size" not in params:
+            params["chunk_size"] = chunk_size or CHUNK_SIZE
+        blocks[name] = {"type": "sigmf_source", "params": params}
     for name in [n for n, raw in blocks.items()
                  if isinstance(raw, dict) and raw.get("type") in RECORDERS]:
         del blocks[name]
@@ -103,3 +131,176 @@ def replay_pipeline(document, recording, chunk_size=65536):
             params["idle_timeout"] = None
             notes.append(f"replay: {name!r} idle_timeout off (history is deterministic)")
     return check(document), notes, chosen
+
+
+@dataclass
+class RecordingResult:
+    """
+    What one recording gave: ``recording`` (its path), ``sinks``
+    (``{collector name: [Chunk, ...]}``), ``samples`` (per channel) and
+    ``report`` (a line per sink: chunks taken, finished or not; a line per
+    edge that dropped chunks).
+    """
+
+    recording: str
+    sinks: dict
+    samples: int
+    report: list = field(default_factory=list)
+
+
+def check_recordings(pipeline_text, recordings, chunk_size=None, filename="<pipeline>"):
+    """
+    Apply the rule to each of ``recordings`` without running anything.
+
+    :return: ``(pipeline, notes)``: the first recording's checked pipeline
+        and the notes (the same for every recording: they depend on the
+        file alone).
+    :raise PipelineError, ValueError: as :func:`replay_pipeline`, for the
+        first recording that does not fit.
+    """
+    from .pipeline.loader import load_document
+
+    first = None
+    for recording in recordings:
+        result = replay_pipeline(load_document(pipeline_text, filename), recording,
+                                 chunk_size)
+        first = first or result
+    if first is None:
+        raise ValueError("no recording to replay")
+    return first[0], first[1]
+
+
+def replay_one(pipeline_text, recording, chunk_size=None, filename="<pipeline>",
+               progress=None):
+    """
+    Run the pipeline (YAML text) over ``recording`` in this process and
+    return its :class:`RecordingResult`.  This is what each Dask task runs.
+
+    :param progress: called now and then, in the reactor's thread, with
+        the samples read so far and the samples there are (per channel).
+    :raise ReplayError: a block failed (its traceback is logged).
+    """
+    from twisted.internet import task
+
+    from .blocks.sinks import collector
+    from .commands.run import report
+    from .graph import Graph
+    from .pipeline import build
+    from .pipeline.loader import load_document
+
+    pipeline, _, sources = replay_pipeline(load_document(pipeline_text, filename),
+                                           recording, chunk_size)
+    with _running:
+        graph = build(pipeline, Graph())
+        readers = [graph.blocks[name] for name in sources]
+        total = min(reader.sample_count for reader in readers)
+        ticker = None
+        if progress is not None:
+            ticker = task.LoopingCall(
+                lambda: progress(min(reader.samples_read for reader in readers), total))
+            ticker.clock = graph.reactor
+            graph.in_reactor_thread(ticker.start, 0.2)
+        try:
+            graph.run()
+        except Exception as error:  # a block failed: the graph logged its traceback
+            block = graph.failed_block
+            where = f"{block.type_name} {block.name!r}" if block is not None else "the pipeline"
+            raise ReplayError(f"{recording}: {where} failed: {error}") from None
+        finally:
+            if ticker is not None and ticker.running:
+                graph.in_reactor_thread(ticker.stop)
+        if progress is not None:
+            progress(min(reader.samples_read for reader in readers), total)
+    lines = io.StringIO()
+    report(graph, lines)
+    sinks = {block.name: list(block.chunks) for block in graph.sinks
+             if isinstance(block, collector)}
+    return RecordingResult(str(recording), sinks, total, lines.getvalue().splitlines())
+
+
+def _client(address, workers):
+    from dask.distributed import Client, LocalCluster
+
+    if address:
+        return Client(address), None
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def replay(pipeline_text, recordings, chunk_size=None, dask=False, address=None,
+           workers=None, progress=False, filename="<pipeline>", client=None):
+    """
+    Run the pipeline over each of ``recordings``, one graph per recording;
+    return their :class:`RecordingResult` in the same order.  Every
+    recording is checked against the pipeline (:func:`check_recordings`)
+    before any runs.
+
+    :param pipeline_text: the pipeline file's YAML.
+    :param recordings: recording paths (SigMF names).
+    :param chunk_size: samples per chunk read (see :func:`replay_pipeline`);
+        the results do not depend on it.
+    :param dask: run on Dask distributed; without it, one after the other
+        here.
+    :param address: a Dask scheduler's address (``tcp://host:8786``);
+        ``None`` starts a ``LocalCluster`` of ``workers`` processes.
+    :param workers: processes of the local cluster (one per core by
+        default).
+    :param progress: show a progress bar (tqdm, on stderr): of the
+        recordings, or of the samples of the only one when it runs here.
+    :param client: a ``dask.distributed.Client`` to use (implies ``dask``),
+        left open.
+    :raise ReplayError: a block failed on a recording.
+    """
+    recordings = [os.fspath(path) for path in recordings]
+    check_recordings(pipeline_text, recordings, chunk_size, filename)  # fail early, here
+    here = not dask and client is None
+    bar = None
+    if progress:
+        import sys
+
+        from tqdm import tqdm
+        if here and len(recordings) == 1:
+            bar = tqdm(unit="Sa", unit_scale=True, desc="replay", file=sys.stderr,
+                       mininterval=0.5)
+        else:
+            bar = tqdm(total=len(recordings), unit="recording", desc="replay",
+                       file=sys.stderr)
+    try:
+        if here:
+            if bar is not None and len(recordings) == 1:
+                def samples(done, total):
+                    bar.total = total
+                    bar.update(done - bar.n)
+
+                return [replay_one(pipeline_text, recordings[0], chunk_size, filename,
+                                   samples)]
+            results = []
+            for recording in recordings:
+                results.append(replay_one(pipeline_text, recording, chunk_size, filename))
+                if bar is not None:
+                    bar.update()
+            return results
+        from dask.distributed import as_completed
+
+        given = client is not None
+        cluster = None
+        if not given:
+            client, cluster = _client(address, workers)
+        try:
+            token = uuid.uuid4().hex[:8]
+            tasks = [client.submit(replay_one, pipeline_text, recording, chunk_size, filename,
+                                   pure=False, key=f"replay-{token}-{index}")
+                     for index, recording in enumerate(recordings)]
+            for _ in as_completed(tasks):
+                if bar is not None:
+                    bar.update()
+            return client.gather(tasks)
+        finally:
+            if not given:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+    finally:
+        if bar is not None:
+            bar.close()

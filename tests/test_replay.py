@@ -1,9 +1,14 @@
 """
-History = live: the example pipeline file run live (V and I from waveform sources,
+Replay: the example pipeline file run live (V and I from waveform sources,
 recorded together in one two-channel SigMF file) and the same file replayed
-over that recording give exactly the same outputs; the replay command.
+over that recording give exactly the same outputs (history = live); one
+pipeline over many recordings gives, on Dask, exactly what a serial run
+gives; a large recording streams through in chunks; the replay command
+reports, saves and refuses in one line.
 """
 
+import json
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +17,12 @@ from numpy.testing import assert_allclose, assert_array_equal
 from twisted.internet.task import Clock
 
 from pyrf_blocks import Graph
+from pyrf_blocks.chunk import decode_chunks
 from pyrf_blocks.cli import main
-from pyrf_blocks.errors import PipelineError
+from pyrf_blocks.errors import PipelineError, ReplayError
 from pyrf_blocks.pipeline import build, check_file
 from pyrf_blocks.pipeline.loader import read_document
-from pyrf_blocks.replay import replay_pipeline
+from pyrf_blocks.replay import replay, replay_one, replay_pipeline
 from pyrf_blocks.testing import run_clock
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,9 +76,31 @@ def test_replay_command_runs_the_file_over_the_recording(recorded, capsys):
     """pyrf-blocks replay REC FILE exits 0 and reports what each sink took."""
     path, recording, _ = recorded
     assert main(["replay", str(recording), str(path), "--quiet", "--chunk-size", "4096"]) == 0
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "recorder 'record' left out" in err
     assert "collector 'windows': " in err and "finished" in err
+    assert out.startswith(f"{recording}: 30000 samples; windows: ")
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A client of a 2-worker Dask LocalCluster, shared by this module's Dask tests."""
+    distributed = pytest.importorskip("dask.distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def test_history_on_dask_gives_exactly_the_outputs_of_the_live_run(recorded, dask_client):
+    """The two-channel V/I replay run as a Dask task gives the live run's bits too."""
+    path, recording, live = recorded
+    result, = replay(path.read_text(), [recording], chunk_size=999, client=dask_client)
+    for name in SINKS:
+        data = np.concatenate([c.data for c in result.sinks[name]])
+        assert data.tobytes() == live[name][1].tobytes(), name
 
 
 def test_a_source_without_a_channel_is_refused_at_its_line(recorded, tmp_path, capsys):
@@ -152,3 +180,143 @@ def test_the_power_converter_how_to_runs_as_written(capsys):
     assert "THD of I_in at 50 % load: 9.44 %" in out and "nan [30.0]" in out
     assert "{10.0: 88.0, 20.0: 92.0, 30.0: nan, 50.0: 95.0, 75.0: 95.5, 100.0: 95.0}" in out
     assert out.rstrip().endswith("history = live")
+
+# One pipeline over many recordings.
+
+#: A pipeline written for recordings: its one source is a sigmf_source.
+HOLD = """
+version: 1
+blocks:
+  recording: {type: sigmf_source, params: {path: unset, chunk_size: 4096}}
+  fft: {type: fft_block, inputs: [recording], params: {size: 256}}
+  dbm: {type: calibrate_block, inputs: [fft]}
+  hold: {type: max_hold, inputs: [dbm]}
+  last: {type: collector, inputs: [hold], params: {keep: 1}}
+"""
+
+
+def write_recording(path, samples, rate=1e6, frequency=1e8):
+    """A cf32_le SigMF recording of ``samples`` at ``path``."""
+    np.asarray(samples, np.complex64).tofile(f"{path}.sigmf-data")
+    meta = {"global": {"core:datatype": "cf32_le", "core:sample_rate": rate,
+                       "core:version": "1.0.0"},
+            "captures": [{"core:sample_start": 0, "core:frequency": frequency}],
+            "annotations": []}
+    with open(f"{path}.sigmf-meta", "w", encoding="utf-8") as stream:
+        json.dump(meta, stream)
+    return str(path)
+
+
+@pytest.fixture
+def recordings(tmp_path):
+    """Three short recordings of a tone in noise, each different."""
+    paths = []
+    for index in range(3):
+        rng = np.random.default_rng(index)
+        n = 20000 + 3000 * index
+        tone = 0.1 * np.exp(2j * np.pi * (0.05 + 0.1 * index) * np.arange(n))
+        noise = rng.standard_normal(2 * n).view(np.complex128) * 1e-3
+        paths.append(write_recording(tmp_path / f"rec{index}", tone + noise))
+    return paths
+
+
+def _assert_same(results, expected):
+    assert [r.recording for r in results] == [r.recording for r in expected]
+    for got, want in zip(results, expected):
+        assert got.samples == want.samples and got.sinks.keys() == want.sinks.keys()
+        assert got.report == want.report
+        for name in want.sinks:
+            for a, b in zip(got.sinks[name], want.sinks[name], strict=True):
+                assert_array_equal(a.data, b.data)
+                assert (a.start, a.end, a.seq, a.meta) == (b.start, b.end, b.seq, b.meta)
+
+
+def test_a_sigmf_source_is_fed_by_the_same_rule(recordings):
+    """A pipeline's one sigmf_source reads the one-channel recording, keeping its own params."""
+    from pyrf_blocks.pipeline.loader import load_document
+
+    pipeline, notes, sources = replay_pipeline(load_document(HOLD), recordings[1])
+    assert sources == {"recording": "0"} and notes == []
+    assert pipeline.blocks["recording"].params == {
+        "path": recordings[1], "channel": "0", "paced": False, "chunk_size": 4096}
+    pipeline, _, _ = replay_pipeline(load_document(HOLD), recordings[1], chunk_size=100)
+    assert pipeline.blocks["recording"].params["chunk_size"] == 100
+
+
+def test_each_recording_runs_its_own_graph(recordings):
+    """Each result is the pipeline run over that recording alone, in the order given."""
+    results = replay(HOLD, recordings)
+    assert [r.samples for r in results] == [20000, 23000, 26000]
+    peaks = [int(np.argmax(r.sinks["last"][-1].data[0])) for r in results]
+    assert peaks == sorted(peaks) and len(set(peaks)) == 3  # the tone moves up per recording
+    _assert_same([replay_one(HOLD, recordings[1])], results[1:2])
+
+
+def test_dask_gives_the_serial_results(recordings, dask_client):
+    """On a 2-worker Dask LocalCluster the results equal the serial run's, in order."""
+    _assert_same(replay(HOLD, recordings, client=dask_client), replay(HOLD, recordings))
+
+
+def test_a_large_recording_streams_through_in_chunks(tmp_path):
+    """A 32 MiB recording is read chunk by chunk: Python never holds more than a few MiB of it."""
+    samples = 4 << 20
+    data = np.zeros(samples, np.complex64)
+    data[::7] = 0.5
+    path = write_recording(tmp_path / "large", data)
+    replay_one(HOLD, path)  # plans and caches first
+    tracemalloc.start()
+    try:
+        result = replay_one(HOLD, path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.samples == samples and len(result.sinks["last"]) == 1
+    assert peak < 4 << 20, f"{peak / 2**20:.1f} MiB held for a 32 MiB recording"
+
+
+# The module's cluster holds the scheduler's default HTTP port (on loopback).
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
+def test_the_command_reports_and_saves_per_recording(recordings, tmp_path, capsys):
+    """pyrf-blocks replay REC... FILE --dask: a line per recording, decodable saved chunks."""
+    pytest.importorskip("dask.distributed")
+    pipeline = tmp_path / "hold.yaml"
+    pipeline.write_text(HOLD)
+    saved = tmp_path / "out"
+    assert main(["replay", *recordings, str(pipeline), "--quiet", "--save", str(saved),
+                 "--dask", "--workers", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [f"{path}: {n} samples; last: 1 chunk"
+                                for path, n in zip(recordings, (20000, 23000, 26000))]
+    assert f"{recordings[2]}: collector 'last': " in err
+    expected = replay(HOLD, recordings[:1])[0].sinks["last"]
+    chunks = decode_chunks((saved / "rec0.last.chunks").read_bytes())
+    assert_array_equal(chunks[0].data, expected[0].data)
+
+
+def test_errors_are_one_line(recordings, tmp_path, capsys, monkeypatch):
+    """No source, an unreadable recording among many, a failing block: one line, exit 1."""
+    # Twisted warns in several lines when a second command in one process starts logging.
+    monkeypatch.setattr("pyrf_blocks.commands.replay.log_warnings_to_stderr", lambda: None)
+    pipeline = tmp_path / "bad.yaml"
+    pipeline.write_text("version: 1\nblocks:\n  out: {type: collector, inputs: [nowhere]}\n")
+    assert main(["replay", recordings[0], str(pipeline), "--quiet"]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
+    pipeline.write_text(HOLD)
+    assert main(["replay", recordings[0], str(tmp_path / "nothing"), str(pipeline),
+                 "--quiet"]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "replay: cannot read" in error
+    # --dask right before the files takes the first one for a scheduler address.
+    assert main(["replay", "--dask", recordings[0], recordings[1], str(pipeline)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "not a scheduler address" in error
+    # A block that fails while it runs (dBm calibrated again) is named with the recording.
+    pipeline.write_text(HOLD.replace("hold: {type: max_hold, inputs: [dbm]}",
+                                     "again: {type: calibrate_block, inputs: [dbm]}\n"
+                                     "  hold: {type: max_hold, inputs: [again]}"))
+    with pytest.raises(ReplayError, match=f"^{recordings[0]}: calibrate_block 'again' failed: "):
+        replay(pipeline.read_text(), recordings[:1])
+    assert main(["replay", recordings[0], str(pipeline), "--quiet"]) == 1
+    assert (f"{pipeline}: {recordings[0]}: calibrate_block 'again' failed: calibrate_block "
+            "'again' needs linear power spectra (units 'power'), got units 'dBm'"
+            in capsys.readouterr().err.splitlines())

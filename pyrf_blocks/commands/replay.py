@@ -1,82 +1,114 @@
 """
-Run a pipeline file over a SigMF recording of its sources, as fast as it
-can, with a progress bar: history gives the outputs the live run gave.
+Run a pipeline file over SigMF recordings, as fast as it can, one graph
+per recording: serially, or on Dask distributed with --dask (a
+LocalCluster of --workers processes, or the scheduler at ADDRESS).  The
+results are the same with and without --dask, and those the live run gave
+(history = live).
 
-Each source block of the file is replaced by the recording's channel of
-the same name (a recording with one channel feeds a file with one
-source); recorders are left out, and idle timeouts are switched off so
-that the replay is deterministic.  At the end a line per sink says how
-many chunks it took.
+Each source block of the file reads the recording's channel of the same
+name (a recording with one channel feeds a file with one source, whatever
+its name; a source that is a sigmf_source keeps its other parameters);
+recorders are left out, and idle timeouts are switched off so that the
+replay is deterministic.  A progress bar counts recordings (samples, for a
+single recording run here).  At the end a line per recording says what
+each collector sink kept; --save DIR writes those chunks in the wire
+format (pyrf_blocks.chunk.decode_chunks reads them) as
+DIR/RECORDING.SINK.chunks.
 """
 
+import os
 import sys
 
 from .options import log_warnings_to_stderr, positive_int
 
-HELP = "run a pipeline file over a SigMF recording (history = live)"
+HELP = "run a pipeline file over SigMF recordings (history = live; Dask)"
 
 
 def add_arguments(parser):
-    parser.add_argument("recording", metavar="RECORDING",
+    parser.add_argument("recordings", nargs="+", metavar="RECORDING",
                         help="SigMF recording (NAME, NAME.sigmf-meta or NAME.sigmf-data)")
     parser.add_argument("pipeline", metavar="PIPELINE", help="pipeline file (YAML, version 1)")
-    parser.add_argument("--chunk-size", type=positive_int, default=65536, metavar="SAMPLES",
-                        help="samples per chunk read from the recording (default 65536)")
+    parser.add_argument("--dask", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="run on Dask distributed: a LocalCluster (put --dask after "
+                             "the files), or the scheduler at ADDRESS (tcp://host:8786)")
+    parser.add_argument("--workers", type=positive_int, metavar="N",
+                        help="processes of the local Dask cluster (default: one per core)")
+    parser.add_argument("--save", metavar="DIR", help="write each collector's chunks to DIR")
+    parser.add_argument("--chunk-size", type=positive_int, default=None, metavar="SAMPLES",
+                        help="samples per chunk read from a recording (default: a "
+                             "sigmf_source's own, else 65536; the results do not depend "
+                             "on it)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _stem(recording):
+    name = os.path.basename(recording)
+    for suffix in (".sigmf-meta", ".sigmf-data"):
+        name = name.removesuffix(suffix)
+    return name
 
 
 def run(args):
     log_warnings_to_stderr()
-    from tqdm import tqdm
-    from twisted.internet import task
+    from ..errors import PipelineError, ReplayError
+    from ..replay import check_recordings, replay
 
-    from ..errors import PipelineError
-    from ..pipeline import build
-    from ..pipeline.loader import read_document
-    from ..replay import replay_pipeline
-    from .run import report
-
+    if args.dask and ":" not in args.dask:
+        # "--dask REC PIPELINE" takes REC for the address.
+        print(f"replay: --dask {args.dask}: not a scheduler address (tcp://host:8786); "
+              "for a LocalCluster put --dask after the files", file=sys.stderr)
+        return 2
     try:
-        document = read_document(args.pipeline)
-        pipeline, notes, sources = replay_pipeline(document, args.recording,
-                                                   args.chunk_size)
-    except (PipelineError, ValueError) as error:
-        print(f"replay: {error}" if not isinstance(error, PipelineError) else error,
-              file=sys.stderr)
+        with open(args.pipeline, encoding="utf-8") as stream:
+            text = stream.read()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        print(f"{args.pipeline}: cannot read the file: {reason}", file=sys.stderr)
+        return 1
+    try:
+        pipeline, notes = check_recordings(text, args.recordings, args.chunk_size,
+                                           args.pipeline)
+    except PipelineError as error:
+        print(error, file=sys.stderr)
+        return 1
+    except ValueError as error:  # a recording that cannot be read
+        print(f"replay: {error}", file=sys.stderr)
         return 1
     for note in notes:
         print(note, file=sys.stderr)
     if not pipeline.sinks:
         print(f"{args.pipeline}: no block is a sink, so nothing would run", file=sys.stderr)
         return 1
+    if args.dask is not None:
+        import importlib.util
+        if importlib.util.find_spec("distributed") is None:
+            print("replay: --dask needs Dask distributed: pip install 'pyrf_blocks[dask]'",
+                  file=sys.stderr)
+            return 1
     try:
-        graph = build(pipeline)
-    except PipelineError as error:
-        print(error, file=sys.stderr)
+        results = replay(text, args.recordings, args.chunk_size, dask=args.dask is not None,
+                         address=args.dask or None, workers=args.workers,
+                         progress=not args.quiet, filename=args.pipeline)
+    except ReplayError as error:
+        print(f"{args.pipeline}: {error}", file=sys.stderr)
         return 1
-    readers = [graph.blocks[name] for name in sources]
-    bar = tqdm(total=readers[0].sample_count, unit="Sa", unit_scale=True,
-               disable=args.quiet, file=sys.stderr, desc="replay", mininterval=0.5)
-
-    def progress():
-        bar.update(min(reader.samples_read for reader in readers) - bar.n)
-
-    ticker = task.LoopingCall(progress)
-    ticker.clock = graph.reactor
-    graph.in_reactor_thread(ticker.start, 0.2)
-    try:
-        graph.run()
-    except Exception as error:  # a block failed: the graph logged its traceback
-        bar.close()
-        block = graph.failed_block
-        where = f"{block.type_name} {block.name!r}" if block is not None else "the pipeline"
-        print(f"{args.pipeline}: {where} failed: {error}", file=sys.stderr)
-        report(graph, sys.stderr)
+    except Exception as error:  # the Dask scheduler cannot be reached, say
+        print(f"replay: {type(error).__name__}: {error}".splitlines()[0], file=sys.stderr)
         return 1
-    finally:
-        if ticker.running:
-            graph.in_reactor_thread(ticker.stop)
-    progress()
-    bar.close()
-    report(graph, sys.stderr)
+    if args.save:
+        os.makedirs(args.save, exist_ok=True)
+    from ..chunk import encode_chunks
+
+    several = len(results) > 1
+    for result in results:
+        for line in result.report:
+            print(f"{result.recording}: {line}" if several else line, file=sys.stderr)
+        kept = ", ".join(f"{name}: {len(chunks)} chunk{'s' * (len(chunks) != 1)}"
+                         for name, chunks in result.sinks.items()) or "no collector"
+        print(f"{result.recording}: {result.samples} samples; {kept}")
+        if args.save:
+            for name, chunks in result.sinks.items():
+                path = os.path.join(args.save, f"{_stem(result.recording)}.{name}.chunks")
+                with open(path, "wb") as stream:
+                    stream.write(encode_chunks(chunks))
     return 0
