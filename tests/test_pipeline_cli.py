@@ -4,12 +4,15 @@ exit codes, and as real subprocesses for running, SIGTERM and failures.
 """
 
 import io
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -153,6 +156,44 @@ def test_run_places_blocks_on_a_remote_worker(tmp_path):
         out, err = proc.communicate(timeout=100)
         assert proc.returncode == 0, err
         assert "collector 'out': 20 chunks, finished" in err, err
+    finally:
+        worker.kill()
+        worker.communicate()
+
+
+@pytest.mark.timeout(120)
+def test_run_for_a_duration_ends_a_source_placed_on_a_worker(tmp_path):
+    """run --for 1s with the source and the FFT on a worker: ends soon, every spectrum here."""
+    env = dict(os.environ, PYTHONPATH=ROOT, PYRF_BLOCKS_TOKEN="s3cret-token")
+    worker = subprocess.Popen([sys.executable, "-m", "pyrf_blocks.cli", "worker",
+                               "--listen", "tcp:0:interface=127.0.0.1"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = worker.stdout.readline()
+        assert line.startswith("listening on "), worker.stderr.read()
+        url = line.removeprefix("listening on ").strip()
+        path = write(tmp_path, f"""\
+            version: 1
+            processes:
+              lab: {{url: "{url}", token_env: LAB_TOKEN}}
+            blocks:
+              wsa: {{type: simulated_instrument, params: {{model: WSA4000}}, proc: lab}}
+              fft: {{type: fft_block, inputs: [wsa], proc: lab}}
+              out: {{type: collector, inputs: [fft]}}
+        """)
+        started = time.monotonic()
+        proc = command("run", path, "--for", "1s", LAB_TOKEN="s3cret-token")
+        out, err = proc.communicate(timeout=60)  # before the fix: never returned
+        elapsed = time.monotonic() - started
+        assert proc.returncode == 0, err
+        taken = re.search(r"collector 'out': (\d+) chunks?, finished", err)
+        assert taken, err
+        request = urllib.request.Request(f"{url}/blocks/fft",
+                                         headers={"Authorization": "Bearer s3cret-token"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            emitted = json.load(answer)["outputs"][0]["next_seq"]
+        assert int(taken.group(1)) == emitted > 0
+        assert elapsed < 1 + 15
     finally:
         worker.kill()
         worker.communicate()

@@ -268,6 +268,8 @@ class remote_block(Block):
         self._delivering = False
         self._reader = None
         self._backoff = None
+        #: Graph.stop came while the stream was being opened.
+        self._stop_when_open = False
         super().__init__(*inputs, **kwargs)
 
     def __repr__(self):
@@ -314,6 +316,7 @@ class remote_block(Block):
         self._open_key = None
         self._backoff = Backoff(self.graph.reactor, self.retries, self.backoff,
                                 self.max_backoff)
+        self._stop_when_open = False
         self._undelivered.clear()
         self._step()
 
@@ -328,6 +331,31 @@ class remote_block(Block):
         """
         self.on_stop()
         self.end()
+
+    def stop_once_open(self):
+        """
+        ``Graph.stop`` for a block whose stream ends where it starts (a
+        placed block, see :mod:`.placement`): call :meth:`stream_stopped`
+        as soon as the stream is open.  While an attempt to open it is in
+        flight (the block being created on its worker, which starts its
+        sources there only when the stream opens), that attempt settles
+        first, and one that fails is not retried: the stream then ends here
+        at once, as it does when no attempt is in flight, having carried
+        nothing.
+        """
+        if self.stream_url is not None:
+            self.stream_stopped()
+        elif self._busy is not None and self._running:
+            self._stop_when_open = True
+        else:
+            remote_block.stopProducing(self)
+
+    def stream_stopped(self):
+        """
+        Extension point of :meth:`stop_once_open`: end the open stream;
+        here, at once (see :meth:`stopProducing`).
+        """
+        remote_block.stopProducing(self)
 
     def _halt(self):
         self._running = False
@@ -400,6 +428,9 @@ class remote_block(Block):
     def _stepped(self, _):
         self._busy = None
         self._backoff.succeeded()
+        if self._stop_when_open and self.stream_url is not None:
+            self._stop_when_open = False
+            self.stream_stopped()
         self._step()
 
     async def _open_stream(self):
@@ -564,6 +595,10 @@ class remote_block(Block):
             return None
         if failure.check(RemoteError, ChunkDecodeError):
             self._give_up(failure)
+            return None
+        if self._stop_when_open:  # stopped while opening: nothing to retry for
+            self._stop_when_open = False
+            remote_block.stopProducing(self)
             return None
         error = failure.getErrorMessage() or failure.type.__name__
         backoff = self._backoff
