@@ -71,11 +71,20 @@ def test_view_help_documents_the_controls(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (("--fft-size", "0"), "'0' must be at least 1"),
+    (("--fft-size", "0"), "'0': the FFT size must be a whole number of at least 8"),
     (("--window", "nonsense"), "'nonsense' is not a scipy.signal.get_window name"),
     (("--traces", "live,peak"), "choose among live, average, max_hold, min_hold"),
     (("--span-mhz", "3", "--decimation", "4"), "not allowed with argument"),
     (("--headless",), "--headless and --screenshot need --duration"),
+    (("--fft-size", "3"), "'3': the FFT size must be a whole number of at least 8"),
+    (("--window", "kaiser"), "window 'kaiser' needs its parameter(s) after a colon, as in "
+                             "'kaiser:8.6'"),
+    (("--headless", "--duration", "1", "--span-mhz", "500"),
+     "--span-mhz 500: the widest span of a WSA4000 is 125 MHz (decimation 1)"),
+    (("--headless", "--duration", "1", "--decimation", "2"),
+     "WSA4000: decimation 2 is not supported; use 1 (none) or a whole number from 4 to 1023"),
+    (("--duration", "1", "--screenshot", "/nonexistent-folder/view.png"),
+     "--screenshot /nonexistent-folder/view.png: folder /nonexistent-folder does not exist"),
 ])
 def test_bad_options_exit_2_with_one_line(capsys, argv, message):
     """A bad option or value exits 2 with a single line naming it, before anything opens."""

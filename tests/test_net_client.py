@@ -56,7 +56,7 @@ def test_nothing_streams_until_something_consumes_the_remote_block():
     pair = WorkerPair()
     source = manual_source(graph=pair.server, name="src")
     remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=pair.http, graph=pair.client)
-    fft = fft_block(remote, size=4)
+    fft = fft_block(remote, size=8)
     pair.pump(50)
     assert not source.active and pair.worker.streams == {}
     sink = recording_sink(fft)

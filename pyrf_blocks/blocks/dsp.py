@@ -9,7 +9,8 @@ from ..registry import register
 from ..block import Block
 from ..interfaces import ISampleProducer, ISpectrumProducer
 from ..numerics.decimation import Decimator
-from ..numerics.spectral import check_window, frame_spectra, power_to_dbm, window, window_gains
+from ..numerics.spectral import (MIN_FFT_SIZE, check_window, frame_spectra, power_to_dbm,
+                                 window, window_gains)
 from ..params import Param, check_params
 from ..timebase import Timebase
 
@@ -43,8 +44,10 @@ class fft_block(Block):
     """
     Windowed FFT of IQ or real samples: a batch of power spectra per chunk.
 
-    :param size: FFT length, samples.
-    :param window: any ``scipy.signal.get_window`` name or tuple.
+    :param size: FFT length, samples: at least 8, any whole number (powers
+        of two are fastest).
+    :param window: any ``scipy.signal.get_window`` name or tuple; a window
+        with parameters as ``"kaiser:8.6"`` or ``("kaiser", 8.6)``.
     :param overlap: samples shared by consecutive frames, ``0 <= overlap < size``.
 
     IQ spectra are fftshifted (lowest frequency first, centred on the
@@ -57,7 +60,7 @@ class fft_block(Block):
     type_name = "fft_block"
     kind = "spectrum"
     requires = (ISampleProducer,)
-    param_rules = {"size": Param("count", minimum=2, maximum=MAX_FFT_SIZE),
+    param_rules = {"size": Param("count", minimum=MIN_FFT_SIZE, maximum=MAX_FFT_SIZE),
                    "window": Param(types=(str,), check=check_window),
                    "overlap": Param("count", minimum=0, below="size")}
 

@@ -8,7 +8,7 @@ noise floor.  The run is paced by device time, so --duration is real time.
 
 import sys
 
-from .options import positive_float, positive_int, window_name
+from .options import fft_size, positive_float, positive_int, window_name
 
 HELP = "run the simulated-instrument spectrum demo and print the peaks"
 
@@ -26,10 +26,12 @@ def add_arguments(parser):
                         help="add a tone at OFFSET_MHZ from the centre with level "
                              "DBM; repeatable (default: +1 MHz at -20 dBm and "
                              "-2.5 MHz at -45 dBm)")
-    parser.add_argument("--fft-size", type=positive_int, default=1024, metavar="N",
-                        help="FFT length, samples (default 1024)")
+    parser.add_argument("--fft-size", type=fft_size, default=1024, metavar="N",
+                        help="FFT length, samples, at least 8 (default 1024)")
     parser.add_argument("--window", type=window_name, default="flattop",
-                        help="FFT window, any scipy.signal.get_window name "
+                        help="FFT window, any scipy.signal.get_window name, with its "
+                             "parameters after colons for those that take some "
+                             "(kaiser:8.6) "
                              "(default flattop: levels of tones between bins read "
                              "within 0.02 dB; hann can read up to 1.4 dB low)")
     parser.add_argument("--peaks", type=positive_int, default=5, metavar="N",

@@ -188,7 +188,8 @@ def run(args):
         print(f"pyrf-blocks worker: cannot listen on {args.listen}: "
               f"{failure.getErrorMessage()}", file=sys.stderr)
         status.append(1)
-        reactor.stop()
+        if reactor.running:
+            reactor.stop()
 
     try:
         listen = worker.listen(args.listen, reactor)
@@ -197,7 +198,8 @@ def run(args):
               f"{type(error).__name__}: {error}", file=sys.stderr)
         return 2
     listen.addCallbacks(listening, failed)
-    reactor.run()
+    if not status:  # (a port in use fails at once, before the reactor runs)
+        reactor.run()
     return status[0] if status else 0
 
 

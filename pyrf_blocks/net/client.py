@@ -270,6 +270,8 @@ class remote_block(Block):
         self._backoff = None
         #: Graph.stop came while the stream was being opened.
         self._stop_when_open = False
+        #: Why the last attempt to open the stream failed, until one works.
+        self._unreached = None
         super().__init__(*inputs, **kwargs)
 
     def __repr__(self):
@@ -317,6 +319,7 @@ class remote_block(Block):
         self._backoff = Backoff(self.graph.reactor, self.retries, self.backoff,
                                 self.max_backoff)
         self._stop_when_open = False
+        self._unreached = None
         self._undelivered.clear()
         self._step()
 
@@ -328,7 +331,17 @@ class remote_block(Block):
         """
         End this stream here (``Graph.stop``): consumers see end-of-stream
         after what they already have, and the worker's stream is closed.
+
+        Stopped while its stream could not be opened yet (the worker not
+        reached, or refusing), it fails the graph instead, naming the
+        worker and the last error: a run that got nothing from a worker it
+        could not reach has failed, whether or not its retries were spent.
         """
+        if self._running and self.stream_url is None and self._unreached is not None:
+            self._give_up(Failure(WorkerUnreachable(
+                f"{self.type_name} {self.name!r}: worker {self.where()} was not reached "
+                f"before the graph stopped ({self._unreached})")))
+            return
         self.on_stop()
         self.end()
 
@@ -428,6 +441,8 @@ class remote_block(Block):
     def _stepped(self, _):
         self._busy = None
         self._backoff.succeeded()
+        if self.stream_url is not None:
+            self._unreached = None
         if self._stop_when_open and self.stream_url is not None:
             self._stop_when_open = False
             self.stream_stopped()
@@ -596,11 +611,13 @@ class remote_block(Block):
         if failure.check(RemoteError, ChunkDecodeError):
             self._give_up(failure)
             return None
+        error = failure.getErrorMessage() or failure.type.__name__
+        if self.stream_url is None:
+            self._unreached = error
         if self._stop_when_open:  # stopped while opening: nothing to retry for
             self._stop_when_open = False
             remote_block.stopProducing(self)
             return None
-        error = failure.getErrorMessage() or failure.type.__name__
         backoff = self._backoff
         if not backoff.retry(self, f"worker {self.where()} failed: {error}", self._step):
             self._give_up(Failure(WorkerUnreachable(

@@ -403,6 +403,9 @@ class placed_block(remote_block):
                          client=place.client, name=name or type_name, graph=graph,
                          **place.stream_options)
 
+    def __repr__(self):
+        return f"<{self.type_name} {self.name!r} at {self.source or self.where()}>"
+
     def output(self, name=MAIN):
         """
         The output ``name`` of the placed block, to consume it here: the
