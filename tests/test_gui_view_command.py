@@ -5,6 +5,7 @@ Qt/Twisted loop while no data arrives, and the example scripts.
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -96,6 +97,32 @@ def test_bad_options_exit_2_with_one_line(capsys, argv, message):
     err = capsys.readouterr().err
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_view_of_an_unreachable_analyzer_or_worker_exits_1():
+    """Nothing arrives from a closed port or worker: the reason on stderr, exit 1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    analyzer = view("--headless", "--duration", "1", "127.0.0.1")  # SCPI port 37001: closed
+    assert analyzer.returncode == 1, analyzer.stderr
+    assert analyzer.stderr.strip().splitlines()[-1] == (
+        "pyrf-blocks view: no spectrum arrived from 127.0.0.1 in 1 s")
+    assert "Connection was refused" in analyzer.stderr
+    worker = view("--headless", "--duration", "1", f"http://127.0.0.1:{port}/blocks/fft")
+    assert worker.returncode == 1, worker.stderr
+    assert (f"worker http://127.0.0.1:{port} was not reached before the graph stopped"
+            in worker.stderr.strip().splitlines()[-1])
+    assert "Traceback" not in analyzer.stderr + worker.stderr
+
+
+def test_a_screenshot_that_cannot_be_written_fails_the_view_without_hanging():
+    """--screenshot where no file can be made: the view still quits, exit 1, one reason."""
+    result = view("--duration", "0.5", "--screenshot", "/proc/view.png")
+    assert result.returncode == 1, result.stderr
+    assert "pyrf-blocks view: --screenshot: could not write a PNG to '/proc/view.png'" in (
+        result.stderr.splitlines())
+    assert "Traceback" not in result.stderr
 
 
 def test_the_loop_keeps_running_when_no_data_arrives():

@@ -199,6 +199,29 @@ def test_run_for_a_duration_ends_a_source_placed_on_a_worker(tmp_path):
         worker.communicate()
 
 
+@pytest.mark.timeout(60)
+def test_run_for_bounds_the_retries_of_an_unresolvable_worker(tmp_path):
+    """--for 1s with a worker whose name does not resolve: exit 1 naming it, retries cut short."""
+    path = write(tmp_path, """\
+        version: 1
+        processes:
+          lab: {url: "http://no-such-host.invalid:8750", token_env: LAB_TOKEN}
+        blocks:
+          wsa: {type: simulated_instrument, proc: lab}
+          fft: {type: fft_block, inputs: [wsa], proc: lab}
+          out: {type: collector, inputs: [fft]}
+    """)
+    proc = command("run", path, "--for", "1s", LAB_TOKEN="x")
+    out, err = proc.communicate(timeout=50)
+    assert proc.returncode == 1, err
+    assert (f"{path}: fft_block 'fft' failed: fft_block 'fft': worker "
+            "http://no-such-host.invalid:8750 was not reached before the graph stopped "
+            "(DNS lookup failed") in err
+    # Before the fix the retries ran their course (9 s, 8 of them) whatever --for said.
+    assert "retry 8 of 8" not in err and "retry 1 of 8" in err
+    assert "Traceback" not in err
+
+
 def test_run_refuses_a_pipeline_without_sink(tmp_path, capsys):
     """Nothing would run without a sink: run says so instead of waiting forever."""
     path = write(tmp_path, """\
