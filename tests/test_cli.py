@@ -52,8 +52,8 @@ def test_help_explains_every_demo_option():
 
 
 @pytest.mark.parametrize("args, reason", [
-    (["demo", "--fft-size", "0"], "the FFT size must be a whole number of at least 8"),
-    (["demo", "--fft-size", "3"], "the FFT size must be a whole number of at least 8"),
+    (["demo", "--fft-size", "0"], "argument --fft-size: fft_block: size: must be at least 8, got"),
+    (["demo", "--fft-size", "3"], "argument --fft-size: fft_block: size: must be at least 8, got"),
     (["demo", "--window", "kaiser"], "'kaiser:8.6'"),
     (["demo", "--duration", "soon"], "is not a number"),
     (["demo", "--window", "squiggle"], "get_window"),

@@ -72,12 +72,12 @@ def test_view_help_documents_the_controls(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (("--fft-size", "0"), "'0': the FFT size must be a whole number of at least 8"),
+    (("--fft-size", "0"), "fft_block: size: must be at least 8, got 0"),
     (("--window", "nonsense"), "'nonsense' is not a scipy.signal.get_window name"),
     (("--traces", "live,peak"), "choose among live, average, max_hold, min_hold"),
     (("--span-mhz", "3", "--decimation", "4"), "not allowed with argument"),
     (("--headless",), "--headless and --screenshot need --duration"),
-    (("--fft-size", "3"), "'3': the FFT size must be a whole number of at least 8"),
+    (("--fft-size", "3"), "fft_block: size: must be at least 8, got 3"),
     (("--window", "kaiser"), "window 'kaiser' needs its parameter(s) after a colon, as in "
                              "'kaiser:8.6'"),
     (("--headless", "--duration", "1", "--span-mhz", "500"),

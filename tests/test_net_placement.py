@@ -176,6 +176,9 @@ def test_stopping_the_graph_ends_a_placed_source_on_its_worker_losing_nothing(pa
 def test_stopping_the_graph_ends_a_source_read_only_on_its_worker(pumps):
     """graph.stop() at any moment of creation ends a placed source that only placed blocks read."""
     pair = WorkerPair()
+    made = {}
+    create = pair.worker.create
+    pair.worker.create = lambda spec: made.setdefault(spec["type"], create(spec))
     place = pair.place()
     wsa = simulated_instrument(graph=pair.client, proc=place, seed=4, packets_per_block=2)
     fft = fft_block(wsa, size=256, proc=place)
@@ -185,10 +188,9 @@ def test_stopping_the_graph_ends_a_source_read_only_on_its_worker(pumps):
     pair.client.stop()
     assert pair.run() is None  # before the fix: the source ran on, and this gave up
     assert sink.finished and there.finished
-    made = pair.server.blocks.get(fft.remote_name)
-    emitted = made.output().next_seq if made is not None else 0
+    emitted = made["fft_block"].output().next_seq if "fft_block" in made else 0
     assert [c.seq for c in sink.chunks] == list(range(emitted))
-    assert all(block.ended for block in pair.server.blocks.values())
+    assert all(block.ended for block in made.values())
 
 
 
