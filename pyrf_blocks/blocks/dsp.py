@@ -44,12 +44,12 @@ class fft_block(Block):
     """
     Windowed FFT of IQ or real samples: a batch of power spectra per chunk.
 
-    :param size: FFT length, samples: at least 8, any whole number (powers
-        of two are fastest).
+    :param size: FFT length, samples.
     :param window: any ``scipy.signal.get_window`` name or tuple; a window
         with parameters as ``"kaiser:8.6"`` or ``("kaiser", 8.6)``.
     :param overlap: samples shared by consecutive frames, ``0 <= overlap < size``.
 
+    Any length from 8 (``MIN_FFT_SIZE``) works; powers of two are fastest.
     IQ spectra are fftshifted (lowest frequency first, centred on the
     centre frequency); real input gives one-sided spectra from 0 Hz.  Each
     frame is stamped with the device time of its first sample.  Output is

@@ -81,11 +81,14 @@ def port_number(text):
     return value
 
 
-def log_warnings_to_stderr():
+def log_warnings_to_stderr(failures_reported=False):
     """
     Show Twisted log events of level warning and above on stderr (lost
     connections, reconnections, malformed packets), each in one line:
     see :func:`one_line_failures`.
+
+    :param failures_reported: the command reports a failed graph itself
+        (in its last line), so the graph's own log of it is left out.
     """
     import sys
 
@@ -93,10 +96,9 @@ def log_warnings_to_stderr():
                                 globalLogBeginner, textFileLogObserver)
 
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)
-    globalLogBeginner.beginLoggingTo(
-        [FilteringLogObserver(one_line_failures(textFileLogObserver(sys.stderr)),
-                              [predicate])],
-        redirectStandardIO=False)
+    observer = one_line_failures(textFileLogObserver(sys.stderr), failures_reported)
+    globalLogBeginner.beginLoggingTo([FilteringLogObserver(observer, [predicate])],
+                                     redirectStandardIO=False)
 
 
 def _expected_errors():
@@ -107,15 +109,15 @@ def _expected_errors():
             UnknownBlockType)
 
 
-def one_line_failures(observer):
+def one_line_failures(observer, failures_reported=False):
     """
     A log observer that passes events to ``observer``, except that a
     failure a user can cause (an unreachable host, a refused value: an
     ``OSError``, a ``ValueError``, an error of :mod:`pyrf_blocks.errors`)
     is written as one line, its message after the event's text, without
-    the traceback that is kept for bugs; and a block's failure that the
-    graph logs is left out, since the command reports it when its run
-    ends.
+    the traceback that is kept for bugs.  With ``failures_reported``, such
+    a failure of a block, as the graph logs it, is left out: the command
+    reports it when its run ends.
     """
     from twisted.logger import formatEvent
 
@@ -124,7 +126,7 @@ def one_line_failures(observer):
     def observe(event):
         failure = event.get("log_failure")
         if failure is not None and failure.check(*expected):
-            if event.get("log_namespace") == "pyrf_blocks.graph":
+            if failures_reported and event.get("log_namespace") == "pyrf_blocks.graph":
                 return
             text = formatEvent(event)
             event = dict(event, log_format="{text}: {error}", text=text,

@@ -51,7 +51,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    log_warnings_to_stderr()
+    log_warnings_to_stderr(failures_reported=True)
     from tqdm import tqdm
     from twisted.internet import reactor, task
 

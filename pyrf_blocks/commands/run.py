@@ -82,7 +82,7 @@ def run(args):
     except PipelineError as error:
         print(error, file=sys.stderr)
         return 1
-    log_warnings_to_stderr()
+    log_warnings_to_stderr(failures_reported=True)
     try:
         graph.run(args.duration, optimise=args.optimise)
     except Exception as error:  # a block failed (its traceback logged if a bug's)

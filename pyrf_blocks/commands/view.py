@@ -285,7 +285,8 @@ def run(args):
     except ValueError as error:
         print(f"pyrf-blocks view: error: {error}", file=sys.stderr)
         return 2
-    log_warnings_to_stderr()  # why nothing arrives: retries, refused connections
+    # Why nothing arrives: retries, refused connections.
+    log_warnings_to_stderr(failures_reported=True)
 
     problems = []
 
