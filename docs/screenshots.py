@@ -75,8 +75,7 @@ def command(out):
                                       "--tone", "1", "-20", "--tone", "-0.6", "-45",
                                       "--traces", "live,average"])
     source, fft, display = view.build(args, graph, headless=False)
-    advance(clock, 4.0)
-    display.window.peak_search()
+    advance(clock, 4.0)  # marker 1 is on the peak by default
     display.screenshot(out / "view_command.png")
     display.close()
 

@@ -16,6 +16,7 @@ consumes one of its outputs), pausing the inputs when an output is full,
 synchronising several inputs, end of stream.
 """
 
+import functools
 import inspect
 
 from twisted.internet import defer
@@ -285,6 +286,34 @@ class Block(metaclass=BlockType):
     #: Why the block failed (a ``Failure``), in a graph that isolates
     #: failures (a worker's: see :class:`~pyrf_blocks.graph.Graph`).
     failure = None
+
+    #: A state given to ``set_state`` before the block was connected,
+    #: applied when it connects (right after ``reset``).
+    _state_before_connection = None
+    _restoring = False
+
+    def __init_subclass__(cls, **kwargs):
+        # A block's state is reset when it connects: a state restored
+        # before that (a snapshot put back into a freshly built graph) is
+        # applied at once (after a reset, which sets up what the state
+        # fills) and again when the block connects, rather than wiped.
+        super().__init_subclass__(**kwargs)
+        restore = cls.__dict__.get("set_state")
+        if restore is not None and not getattr(restore, "_kept_until_connected", False):
+            @functools.wraps(restore)
+            def set_state(self, state):
+                if self.active or self._restoring:  # (a subclass's super() call)
+                    restore(self, state)
+                    return
+                self._restoring = True
+                try:
+                    self.reset()
+                    restore(self, state)
+                finally:
+                    self._restoring = False
+                self._state_before_connection = state
+            set_state._kept_until_connected = True
+            cls.set_state = set_state
 
     def __new__(cls, *inputs, proc=None, **kwargs):
         # proc= places the block in another process: what is made here is
@@ -612,6 +641,9 @@ class Block(metaclass=BlockType):
         self._ahead = set()
         self._close_mailbox()
         self.reset()
+        state, self._state_before_connection = self._state_before_connection, None
+        if state is not None:
+            self.set_state(state)
         if self.local_inputs:
             ports = []
             for index, producer in enumerate(self.inputs):
@@ -667,7 +699,9 @@ class Block(metaclass=BlockType):
                 self._mailbox.when_idle(self._inputs_done)
                 return
             self._inputs_done()
-        elif self._sync is not None and self._ahead:
+            return
+        self.on_input_end(index)
+        if self._sync is not None and self._ahead:
             # An ended input will bring nothing more: release the others.
             for port in tuple(self._ahead):
                 self._ahead.discard(port)
@@ -707,6 +741,12 @@ class Block(metaclass=BlockType):
     def flush(self):
         """
         All inputs have ended: emit whatever is still held back.
+        """
+
+    def on_input_end(self, index):
+        """
+        Input ``index`` has ended while others go on (when the last one
+        ends, :meth:`flush` is called instead).
         """
 
     def on_start(self):
@@ -790,7 +830,7 @@ class PolledSource(Source):
 
     def on_start(self):
         self._running = True
-        self._origin = None
+        self._start_pacing()
         self._schedule(0)
 
     def on_stop(self):
@@ -802,8 +842,15 @@ class PolledSource(Source):
 
     def on_resume(self):
         if self._running:
-            self._origin = None
+            self._start_pacing()
             self._schedule(0)
+
+    def _start_pacing(self):
+        # Device time is kept from the moment the source starts (or
+        # resumes), not from its first turn: a test's clock.advance(0.1)
+        # right after making the sink then gives 0.1 s of data.
+        self._origin = None
+        self._started_at = self.graph.reactor.seconds()
 
     def _cancel(self):
         if self._call is not None and self._call.active():
@@ -831,7 +878,7 @@ class PolledSource(Source):
                 return
             start, end = (item.start, item.end) if isinstance(item, Chunk) else item[1:3]
             if self._origin is None:
-                self._origin = (reactor.seconds(), start)
+                self._origin = (self._started_at, start)
             if isinstance(item, Chunk):
                 out = self.outputs[MAIN]
                 out.put(item.replace(seq=out.next_seq))

@@ -229,9 +229,8 @@ def _record_times(times):
     if array.dtype.kind == "u" and array.dtype.itemsize == 8 and array.max() > np.iinfo(np.int64).max:
         raise ValueError("records: times beyond the int64 range of nanoseconds")
     array = array.astype(np.int64, copy=False)
-    backwards = np.flatnonzero(array[1:] < array[:-1])
-    if len(backwards):
-        row = int(backwards[0]) + 1
+    if len(array) > 1 and (array[1:] < array[:-1]).any():
+        row = int(np.flatnonzero(array[1:] < array[:-1])[0]) + 1
         raise ValueError(f"records: times must be sorted (non-decreasing): row {row} "
                          f"at {array[row]} ns comes after {array[row - 1]} ns")
     return array

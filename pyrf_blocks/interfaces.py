@@ -77,6 +77,13 @@ class IBlockHooks(Interface):
         graph failed.  May be called more than once.
         """
 
+    def on_input_end(index):
+        """
+        Input ``index`` has ended while others go on (a block with several
+        inputs can stop waiting for it); when the last one ends,
+        ``flush`` is called instead.
+        """
+
     def on_pause():
         """
         A consumer is full (the inputs are already paused): a source stops
@@ -242,7 +249,11 @@ class IStateful(Interface):
 
     def set_state(state):
         """
-        Restore a state returned earlier by :meth:`get_state`.
+        Restore a state returned earlier by :meth:`get_state`.  On a
+        :class:`~pyrf_blocks.block.Block` not yet connected, the state is
+        kept and applied when it connects, right after the ``reset`` that
+        connecting does (so a snapshot can be put back into a block before
+        its consumers are made).
         """
 
 

@@ -161,6 +161,17 @@ class Synchronizer:
         groups = []
         buffers = self._buffers
         while all(buffers):
+            # The common case, inputs cut alike: the heads cover one range,
+            # and the general rule below would hand them out whole.
+            head = buffers[0][0]
+            start, end = head.start, head.end
+            for buffer in buffers:
+                other = buffer[0]
+                if other.start != start or other.end != end:
+                    break
+            else:
+                groups.append(tuple(buffer.popleft() for buffer in buffers))
+                continue
             sampled = [buffer for buffer in buffers if buffer[0].times is None]
             records = [buffer for buffer in buffers if buffer[0].times is not None]
             start = max(buffer[0].start for buffer in buffers)

@@ -506,3 +506,16 @@ def test_printer_writes_one_line_per_chunk(tmp_path):
     run_clock(clock, graph)
     lines = stream.getvalue().splitlines()
     assert len(lines) == 3 and lines[0].endswith("4.25 %")
+
+
+def test_a_paced_source_keeps_device_time_from_when_it_started():
+    """clock.advance(0.1) right after making the sink gives 0.1 s of data, not one chunk (the tutorial's claim)."""
+    clock = Clock()
+    graph = Graph(clock)
+    wsa = simulated_instrument(graph=graph, sample_rate=RATE, noise_floor=None)
+    sink = collector(wsa)
+    clock.advance(0.1)
+    graph.stop()
+    last = sink.chunks[-1]
+    length = last.end - last.start  # 2.1 ms
+    assert 0.1e9 - length <= last.end <= 0.1e9 + length, last.end

@@ -31,7 +31,7 @@ def view(*argv):
 
 
 def peak_line(stdout):
-    match = re.search(r"peak ([\d.]+) MHz (-?[\d.]+) dBm", stdout)
+    match = re.search(r"peak ([\d.]+) MHz at (-?[\d.]+) dBm", stdout)
     assert match, stdout
     return float(match.group(1)), float(match.group(2))
 

@@ -37,21 +37,23 @@ def test_sim_source_gets_the_options():
     assert display.headless and display.reference_level == -10.0
 
 
-def test_an_address_goes_through_wsa4000(monkeypatch):
-    """SOURCE that is not "sim" nor a URL is WSA4000(host) with centre and decimation."""
+def test_an_address_goes_through_the_analyzer_of_its_model(monkeypatch):
+    """SOURCE that is not "sim" nor a URL is analyzer(--model, host) with centre and decimation."""
     calls = []
 
-    def fake_wsa4000(host, **settings):
-        calls.append((host, settings))
+    def fake_analyzer(model, host, **settings):
+        calls.append((model, host, settings))
         return array_source([np.zeros(16, np.complex64)], kind="iq", graph=settings["graph"])
 
-    monkeypatch.setattr(pyrf_blocks.instruments, "WSA4000", fake_wsa4000)
+    monkeypatch.setattr(pyrf_blocks.instruments, "analyzer", fake_analyzer)
     graph = Graph(task.Clock())
     view.build(view_args("10.0.0.5", "--center-mhz", "2450", "--span-mhz", "20"),
                graph, headless=True)
-    host, settings = calls[0]
-    assert host == "10.0.0.5"
+    model, host, settings = calls[0]
+    assert model == "WSA5000" and host == "10.0.0.5"
     assert settings["center_frequency"] == 2450e6 and settings["decimation"] == 4
+    view.build(view_args("10.0.0.5", "--model", "WSA4000"), graph, headless=True)
+    assert calls[1][0] == "WSA4000"
     with pytest.raises(view.SourceError, match="--tone is for the simulated"):
         view.build(view_args("10.0.0.5", "--tone", "1", "-20"), graph, headless=True)
 
@@ -106,3 +108,18 @@ def test_a_source_without_configure_says_so():
     fixed = array_source([np.zeros(8, np.complex64)], kind="iq", graph=graph, name="fixed")
     with pytest.raises(ValueError, match="array_source 'fixed' cannot be reconfigured"):
         view.apply_setting(fixed, None, "center_frequency", 1e9)
+
+
+def test_a_narrow_span_shows_no_phantom_of_the_tone_outside_it():
+    """view --span-mhz 3 (3.9 MHz): the -45 dBm tone at -2.5 MHz is outside and leaves no tone at 2401.41 MHz."""
+    clock = task.Clock()
+    graph = Graph(clock)
+    _, _, display = view.build(view_args("--span-mhz", "3"), graph, headless=True)
+    for _ in range(10):
+        clock.advance(0.02)
+    graph.stop()
+    traces = display.traces[0]
+    frequencies, levels = traces.frequencies, traces.max_hold
+    near_fold = np.abs(frequencies - 2401.406e6) < 20e3  # -2.5 MHz folded by 3.90625 MHz
+    assert levels[near_fold].max() < -70.0
+    assert levels[np.abs(frequencies - 2401e6) < 5e3].max() == pytest.approx(-20.0, abs=0.3)

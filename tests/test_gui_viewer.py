@@ -5,6 +5,7 @@ modes, waterfall, levels, live controls and closing.
 """
 
 import functools
+import re
 
 import numpy as np
 import pytest
@@ -125,7 +126,7 @@ def test_trace_checkboxes_show_hide_and_fill_traces(graph, clock):
     assert not curves["live"].isVisible()
     assert curves["average"].yData is not None and len(curves["average"].yData) == 1000
     names = [label.text for _, label in window.legend.items]
-    assert names == ["calibrate_block average", "calibrate_block min hold"]
+    assert names == ["simulated_instrument average", "simulated_instrument min hold"]  # the source
     # The average of a steady tone reads its level; min hold stays at or below it.
     peak = int(np.argmax(curves["average"].yData))
     assert curves["average"].yData[peak] == pytest.approx(-20.0, abs=0.5)
@@ -298,10 +299,85 @@ def test_more_than_20k_none_returning_qt_calls_do_not_crash(qapp):
 
 def test_view_options_are_checked_before_anything_opens():
     """--span-mhz and --rbw-khz choose decimation and FFT size; conflicting options exit 2."""
-    args = view_args("--span-mhz", "3", "--rbw-khz", "5")
+    args = view_args("--span-mhz", "3", "--rbw-khz", "5", "--window", "hann")
     assert view.decimation_for(args) == 32  # 125/32 = 3.9 MHz >= 3 MHz
     # Hann's RBW is 1.5 bins: 5.7 kHz at 1024 points, 2.9 kHz at 2048.
     assert view.fft_size_for(args, 125e6 / 32) == 2048
+    # Flat-top's (the default) is 3.77 bins: 7.2 kHz at 2048 points, 3.6 kHz at 4096.
+    assert view.fft_size_for(view_args("--span-mhz", "3", "--rbw-khz", "5"), 125e6 / 32) == 4096
     with pytest.raises(SystemExit) as exit:
         view_args("--span-mhz", "3", "--decimation", "4")
     assert exit.value.code == 2
+
+
+# What the window tells a person without being asked (issue 11).
+
+def test_a_peak_marker_is_placed_by_default(graph, clock):
+    """Without pressing Peak, marker 1 sits on the strongest tone, its frequency interpolated."""
+    _, spectra = sim_spectra(graph)
+    display = spectrum_display(spectra, draw_share=None)
+    advance(clock, 0.3)
+    window = display.window
+    assert window.readout.text().startswith("M1 1001.2500 MHz -20.0"), window.readout.text()
+    assert window.marker_labels[0].isVisible()
+
+
+def test_view_places_markers_at_the_frequencies_given(graph, clock):
+    """view --marker 997.5 --marker peak puts M1 on the -45 dBm tone and M2 on the peak; a bad one exits 2."""
+    args = view_args("--center-mhz", "1000", "--span-mhz", "10", "--tone", "1.25", "-20",
+                     "--tone", "-2.5", "-45", "--marker", "997.5", "--marker", "peak")
+    _, _, display = view.build(args, graph, headless=False)
+    advance(clock, 0.5)
+    text = display.window.readout.text()
+    first = re.match(r"M1 (\S+) MHz (\S+) dBm", text).groups()
+    second = re.search(r"M2 (\S+) MHz (\S+) dBm", text).groups()
+    assert abs(float(first[0]) - 997.5) < 0.01 and abs(float(first[1]) + 45) < 1, text
+    assert abs(float(second[0]) - 1001.25) < 0.001 and abs(float(second[1]) + 20) < 0.5, text
+    with pytest.raises(SystemExit) as exit:
+        view_args("--marker", "near the tone")
+    assert exit.value.code == 2
+
+
+def test_waterfall_has_a_colour_bar_in_dbm_and_a_time_axis_in_seconds(graph, clock):
+    """The colour bar spans the plot's dBm range (and follows it); the time axis labels rows by their age."""
+    _, spectra = sim_spectra(graph)
+    display = spectrum_display(spectra, draw_share=None, reference_level=0.0)
+    advance(clock, 3.0)
+    window = display.window
+    assert window.colour_bar.levels() == (-100.0, 0.0)
+    assert "dBm" in window.colour_bar.getAxis("left").labelText
+    window.set_reference_level(-10.0)
+    assert window.colour_bar.levels() == (-110.0, -10.0)
+    ticks = dict((label, value) for value, label in window.time_axis.ticks)
+    assert set(ticks) == {"0.0", "0.5", "1.0", "1.5", "2.0", "2.5"}, ticks
+    # About 30 rows a second, the newest at the top (0): one second is ~30 rows down.
+    assert ticks["0.0"] == pytest.approx(-0.5, abs=1)
+    assert ticks["1.0"] == pytest.approx(-30.5, abs=3)
+    assert window.waterfall_plot.getAxis("left").labelText.startswith("seconds ago")
+
+
+def test_legend_names_the_source_and_the_plot_says_centre_span_rbw(graph, clock):
+    """view's legend says 'sim live', not 'calibrate_block live'; the title reads Center, Span, RBW."""
+    args = view_args("--span-mhz", "7", "--traces", "live")
+    _, _, display = view.build(args, graph, headless=False)
+    advance(clock, 0.3)
+    window = display.window
+    assert [label.text for _, label in window.legend.items] == ["sim live"]
+    assert window.annotation == "Center 2400.0000 MHz    Span 7.8125 MHz    RBW 28.76 kHz"
+    assert window.spectrum_plot.titleLabel.text == window.annotation
+
+
+def test_the_window_and_the_printed_summary_give_the_same_latency(graph, clock, tmp_path):
+    """At the end of a run the window's status line is the one view prints, not inflated by the time since the last chunk."""
+    args = view_args("--duration", "1")
+    _, _, display = view.build(args, graph, headless=False)
+    advance(clock, 1.0)
+    display.screenshot(tmp_path / "view.png")
+    graph.stop()
+    for _ in range(20):
+        clock.advance(0.05)  # the end of the stream arrives; a second goes by
+    shown = display.window.status.text()
+    printed = view.summary(display)
+    assert printed.endswith(shown), (shown, printed)
+    latency = int(re.search(r"latency (\d+) ms", shown).group(1))
+    assert latency < 100, shown  # the second after the end does not count

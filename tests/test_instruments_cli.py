@@ -69,7 +69,8 @@ def test_record_writes_a_sigmf_recording(emulator, tmp_path):
     meta = json.loads((tmp_path / "capture.sigmf-meta").read_text())
     assert meta["global"]["core:sample_rate"] == 125e6 / 64
     assert meta["captures"][0]["core:frequency"] == 2.4e9
-    samples = np.fromfile(tmp_path / "capture.sigmf-data", "<i2")
+    assert meta["global"]["core:datatype"] == "cf32_le"  # the default: lossless for any input
+    samples = np.fromfile(tmp_path / "capture.sigmf-data", "<f4")
     assert len(samples) == 2 * 100000
 
 

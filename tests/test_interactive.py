@@ -312,7 +312,7 @@ def test_a_block_type_shows_its_constructor_signature():
     import inspect
 
     assert str(inspect.signature(fft_block)) == (
-        "(producer, size=1024, window='hann', overlap=0, **kwargs)")
+        "(producer, size=1024, window='flattop', overlap=0, **kwargs)")  # defaults.WINDOW
     assert str(inspect.signature(collector)) == "(producer, keep=None, **kwargs)"
 
 

@@ -306,25 +306,27 @@ def test_cycle_rms_on_a_drifting_mains_stays_within_0_3_percent(graph, clock, ph
     assert_allclose(rows_of(sink), 1 / np.sqrt(2), rtol=3e-3)
 
 
-@given(cuts, st.sampled_from(["nominal", "zero_crossing"]))
+@given(cuts, st.sampled_from(["nominal", "zero_crossing"]), st.sampled_from([50.0, 60.0]),
+       st.sampled_from(["rms", "mean"]))
 @settings(max_examples=40, deadline=None)
-def test_cycle_rms_does_not_depend_on_input_chunking(cut, boundaries):
-    """The same cycles, times and values come out however the samples were cut."""
+def test_cycle_rms_does_not_depend_on_input_chunking(cut, boundaries, frequency, statistic):
+    """The same cycles, times and value bits come out however the samples were cut."""
     from twisted.internet.task import Clock
     from pyrf_blocks import Graph
 
-    samples = sine(1.5, 60.0, 1.0, seconds=0.25) + sine(0.1, 180.0, seconds=0.25)
+    samples = (sine(1.5, frequency, 1.0, seconds=0.25)
+               + sine(0.1, 3 * frequency, seconds=0.25)).astype(np.float32)
     results = []
     for pieces in (cut, [len(samples)]):
         clock = Clock()
         graph = Graph(clock)
-        sink = recording_sink(cycle_rms(real(graph, samples, pieces), frequency=60.0,
-                                        boundaries=boundaries))
+        sink = recording_sink(cycle_rms(real(graph, samples, pieces), frequency=frequency,
+                                        boundaries=boundaries, statistic=statistic))
         assert run_clock(clock, graph) is None
         assert sink.problems == []
         results.append((times_of(sink), rows_of(sink)))
     assert_array_equal(results[0][0], results[1][0])
-    assert_allclose(results[0][1], results[1][1], rtol=1e-12)
+    assert results[0][1].tobytes() == results[1][1].tobytes()  # history = live
 
 
 def test_a_gap_drops_the_interrupted_cycle_and_counts_its_samples(graph, clock):

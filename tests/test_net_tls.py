@@ -47,7 +47,7 @@ from pyrf_blocks.pipeline import PipelineError, build, check_text
 from pyrf_blocks.testing import WorkerPair, recording_sink, run_clock
 
 from net_real import ROOT, RealWorker, environment, real_workers
-from test_docs import code_blocks
+from docs_snippets import code_blocks as page_blocks
 
 TOKEN = "tls-test-token-0123456789"
 
@@ -602,8 +602,10 @@ def test_a_pipeline_file_trusts_the_ca_it_names(tls_worker, pki, tmp_path):
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed")
 def test_the_openssl_commands_of_the_how_to_make_a_worker_clients_trust(tmp_path):
     """The how-to's openssl commands, for 127.0.0.1, give a worker that a strict client trusts."""
-    commands = next(block for block in code_blocks(ROOT / "docs/howto/remote_worker.rst")
-                    if "openssl req" in block)
+    block = next(block for block in page_blocks(ROOT / "docs/howto/remote_worker.rst")
+                 if "openssl req" in block.text)
+    commands = "\n".join(line[2:] if line.startswith("$ ") else line
+                         for line in block.text.splitlines())  # without the prompts
     script = commands.replace("192.168.1.20", "127.0.0.1")
     result = subprocess.run(["sh", "-e", "-c", script], cwd=tmp_path, capture_output=True,
                             text=True, timeout=60)

@@ -67,6 +67,7 @@ def test_a_formula_without_inputs_broadcasts_to_the_inputs_given():
     ("__import__('os')", 1, "unknown function '__import__'"),
     ("os.system('ls')", 1, "only the formula functions can be called"),
     ("v +* 2", 4, "invalid syntax"),
+    ("v / 2 +", 8, "invalid syntax"),
     ("  v +  k", 8, "unknown name 'k'"),
     ("'text'", 1, "not a number"),
     ("max(v)", 1, "max() takes 2 to 16 argument(s), got 1"),

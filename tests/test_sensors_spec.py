@@ -101,6 +101,39 @@ def test_options_as_flags_or_mappings_and_buffering_as_mapping():
         (("plant/1",), 5, 60.0)
 
 
+def test_a_formula_is_checked_at_load_with_its_column():
+    """A formula's mistake points at the YAML value's line and column and names its own column."""
+    pipeline = parse_sensor_pipeline(textwrap.dedent("""\
+        version: 1.0
+        pipeline:
+          topic: oven/1
+          transformations:
+            - type: numeric
+              formula: "value * 9 / 5 + 32"
+              formula_timeout: 10ms
+              round: {decimal_point: 1}
+        """))
+    [numeric] = pipeline.transforms
+    assert numeric.formula.timeout == 0.01 and numeric.apply(36.66, "oven/1", 0) == 98.0
+    found = problems_of("""\
+        version: 1.0
+        pipeline:
+          transformations:
+            - type: numeric
+              formula: "value * 9 / 5 + tim"
+            - type: numeric
+              formula: "__import__('os')"
+            - type: numeric
+              formula: 3
+              formula_timeout: 1h
+        """)
+    assert [(line, column) for line, column, _ in found] == [(5, 16), (7, 16), (9, 16), (10, 24)]
+    assert "formula 'value * 9 / 5 + tim', column 17: unknown name 'tim'" in found[0][2]
+    assert "column 1" in found[1][2]
+    assert "formula: 3 is not a formula" in found[2][2]
+    assert "formula_timeout: '1h' is outside" in found[3][2]
+
+
 def test_validate_command_accepts_sensor_pipelines(capsys):
     """pyrf-blocks validate checks a sensor pipeline file as it does a block graph."""
     from pyrf_blocks.cli import main
@@ -117,3 +150,29 @@ def test_serve_pipelines_bad_arguments_are_one_line(tmp_path, capsys):
     assert main(["serve-pipelines", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and "HOST:PORT" in err[0] and "not a directory" in err[1]
+
+
+def test_policy_zone_and_window_size_are_checked_at_load():
+    """zone takes an IANA name (unknown: its line and column); a window_size must divide a day."""
+    pipeline = parse_sensor_pipeline(textwrap.dedent("""\
+        version: 1.0
+        pipeline:
+          topic: greenhouse/1
+          processing_policy:
+            - {type: aggregation, window_size: 12h, zone: Europe/Berlin}
+        """))
+    assert pipeline.policies[0].zone == "Europe/Berlin"
+    found = problems_of("""\
+        version: 1.0
+        pipeline:
+          processing_policy:
+            - type: aggregation
+              window_size: 7m
+              zone: Mars/Olympus
+            - type: video
+              zone: 3
+        """)
+    assert [(line, column) for line, column, _ in found] == [(5, 20), (6, 13), (8, 13)]
+    assert "420 s does not divide a day" in found[0][2]
+    assert "unknown time zone 'Mars/Olympus'" in found[1][2]
+    assert "zone: 3 is not a time zone name" in found[2][2]

@@ -3,12 +3,14 @@ The stages of a sensor pipeline on a task.Clock, writing into a memory
 store: active period, filters, transformations, policies, buffering.
 """
 
+import datetime
 import io
 import math
 import tarfile
 import zipfile
 import zlib
 
+import numpy as np
 import pytest
 
 from pyrf_blocks.errors import PayloadRejected, StoreUnavailable
@@ -16,7 +18,7 @@ from pyrf_blocks.sensors.filters import Filters, decode
 from pyrf_blocks.sensors.period import ActivePeriod
 from pyrf_blocks.sensors.pipeline import SensorPipeline
 from pyrf_blocks.sensors.policies import (Aggregation, LastValue, NRecords, TimeWindow,
-                                          VideoPolicy, calendar_window)
+                                          VideoPolicy, window_grid)
 from pyrf_blocks.sensors.transforms import FileTransform, ImageTransform, NumericTransform
 from pyrf_blocks.storage import InlineStore, MemoryStore
 
@@ -129,14 +131,65 @@ def test_file_transforms_make_readable_archives():
         FileTransform("tgz", level=15)
 
 
+def _utc(text):
+    return int(datetime.datetime.fromisoformat(text).timestamp()) * S
+
+
 def test_calendar_windows_align_to_midnight():
-    """Windows start at 00:00 UTC; a size that does not divide a day ends the day short."""
-    hour = 3600 * S
-    assert calendar_window(DAY * 3 + 90 * 60 * S, hour) == (DAY * 3 + hour, DAY * 3 + 2 * hour)
-    seven = 7 * 60 * S
-    start, end = calendar_window(DAY - 1, seven)
-    assert end == DAY and start == DAY - (DAY % seven)
-    assert calendar_window(DAY, seven)[0] == DAY
+    """In UTC windows start at 00:00 and every size after; a size that does not divide a day is refused."""
+    hour = window_grid(3600.0)
+    assert hour.floor(DAY * 3 + 90 * 60 * S) == DAY * 3 + 3600 * S
+    with pytest.raises(ValueError, match="7m|420 s does not divide a day"):
+        window_grid(420.0)
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
+        Aggregation(3600.0, zone="Mars/Olympus")
+
+
+def test_twelve_hour_windows_on_a_dst_day_follow_the_local_clock(clock):
+    """Europe/Berlin 2026-03-29 (clocks go 02:00 -> 03:00): 12h windows are 00:00-12:00 (11 h) and 12:00-24:00 local."""
+    pipeline, store = _pipeline(clock, policies=[Aggregation(43200.0, zone="Europe/Berlin")],
+                                max_items=1)
+    first = _utc("2026-03-28T23:00:00+00:00")  # local 00:00 CET
+    for hour in range(23):  # the local day has 23 hours
+        pipeline.receive("t", first + hour * 3600 * S, b"1")
+    rows = store.query("t", "aggregation")
+    assert [(r["window_start"], r["window_end"], r["count"]) for r in rows] == [
+        (first, _utc("2026-03-29T10:00:00+00:00"), 11),
+        (_utc("2026-03-29T10:00:00+00:00"), _utc("2026-03-29T22:00:00+00:00"), 12)]
+
+
+@pytest.mark.parametrize("size", [60, 300, 900, 3600, 4 * 3600, 43200])
+def test_window_sizes_align_to_local_midnight_across_dst(size):
+    """1 min to 12 h windows over Berlin's DST day start on local multiples of the size from 00:00, back to back."""
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    policy = Aggregation(float(size), zone="Europe/Berlin")
+    lo, hi = _utc("2026-03-28T23:00:00+00:00"), _utc("2026-03-29T22:00:00+00:00")
+    starts = policy.grid.boundaries(lo, hi)
+    assert starts[0] == lo and starts[-1] == hi and np.all(np.diff(starts) > 0)
+    for start in starts.tolist():
+        local = datetime.datetime.fromtimestamp(start // S, berlin)
+        assert (local.hour * 3600 + local.minute * 60 + local.second) % size == 0
+    # Local 02:00-03:00 does not exist: the day has 23 hours.
+    windows = {60: 23 * 60, 300: 23 * 12, 900: 23 * 4, 3600: 23, 4 * 3600: 6, 43200: 2}
+    assert len(starts) - 1 == windows[size]
+
+
+def test_aggregation_restores_a_dst_shortened_window(clock):
+    """After a restart the 11 h Berlin window of 2026-03-29 is continued, not replaced."""
+    store = MemoryStore()
+    policy = dict(policies=[Aggregation(43200.0, zone="Europe/Berlin")], max_items=1)
+    first, _ = _pipeline(clock, store, **policy)
+    start = _utc("2026-03-29T01:00:00+00:00")
+    first.receive("t", start, b"2")
+    second, _ = _pipeline(clock, store, **policy)
+    second.restore(store)
+    second.receive("t", start, b"2")  # redelivered
+    second.receive("t", start + S, b"4")
+    [row] = store.query("t", "aggregation")
+    assert (row["count"], row["sum"], row["window_end"] - row["window_start"]) == \
+        (2, 6.0, 11 * 3600 * S)
 
 
 def test_policies_write_their_tables_when_the_buffer_flushes(clock):
@@ -289,3 +342,29 @@ def test_a_failing_stage_is_counted_not_fatal(clock):
     pipeline.receive("t", 2, b"14")
     assert store.bad_counts() == {("t", "error"): 1}
     assert [r["number"] for r in store.query("t", "n_records")] == [14.0]
+
+
+def test_numeric_formula_then_scale_then_round():
+    """A formula of value and time (Unix seconds) runs before multiplication and round."""
+    assert NumericTransform(formula="value * 9 / 5 + 32").apply(100.0, "t", 0) == 212.0
+    assert NumericTransform(2.0, 1, formula="value + time").apply(1.04, "t", 3 * S) == 8.1
+
+
+def test_formula_errors_at_run_time_are_bad_payloads(clock):
+    """inf, nan and a formula past its time limit are 'transform' bad payloads; the pipeline goes on."""
+    pipeline, store = _pipeline(
+        clock, transforms=[NumericTransform(formula="1 / value"), NumericTransform(
+            formula="sqrt(value - 1) + 0 * value")], policies=[NRecords(10)], max_items=4)
+    for t, payload in enumerate((b"0", b"0.5", b"2", b"1")):
+        pipeline.receive("t", t, payload)
+    assert store.bad_counts() == {("t", "transform"): 2}
+    assert [r["number"] for r in store.query("t", "n_records")] == [1.0, 0.0]
+    [detail, _] = [r["detail"] for r in store.query("t", "bad_payloads")]
+    assert "'1 / value' of value 0.0 is inf" in detail
+    # A limit of 1 ns has passed by the first operation's check.
+    timed, _ = _pipeline(clock, transforms=[NumericTransform(formula="value + 1", timeout=1e-9)],
+                         policies=[NRecords(10)], max_items=2)
+    timed.receive("t", 1, b"1")
+    timed.receive("t", 2, b"2")
+    assert timed.bad == {"transform": 2}
+

@@ -4,6 +4,7 @@ samples, device time, independent of its chunk size, exported and read back.
 """
 
 import numpy as np
+import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from twisted.internet.task import Clock
 
@@ -55,3 +56,27 @@ def test_exports_and_reads_back():
     assert "frequency: 60Hz" in text and "units: A" in text
     again = build(check_text(text), Graph(Clock())).blocks["I"]
     assert (again.frequency, again.harmonics, again.meta["units"]) == (60.0, ((3, 0.05),), "A")
+
+
+def test_steps_scale_the_signal_one_factor_after_another_then_hold_the_last():
+    """steps=[0.5, 2] for 0.1 s each: the waveform times 0.5, then 2 from 0.1 s on; noise not scaled."""
+    _, plain = play(amplitude=3.0, offset=1.0, samples_per_chunk=333, count=9)
+    source, stepped = play(amplitude=3.0, offset=1.0, samples_per_chunk=333, count=9,
+                           steps=[0.5, 2.0], step_duration="100ms")
+    factor = np.where(np.arange(2997) < 1000, 0.5, 2.0)
+    assert_allclose(stepped.data(), plain.data() * factor, atol=1e-6)
+    _, cut = play(amplitude=3.0, offset=1.0, samples_per_chunk=1000, count=3,
+                  steps=[0.5, 2.0], step_duration=0.1)
+    assert_allclose(cut.data()[:2997], stepped.data(), atol=1e-5)  # whatever the chunking
+    text = graph_to_yaml(source.graph)
+    assert "steps: [0.5, 2.0]" in text and "step_duration: 100ms" in text
+    again = build(check_text(text), Graph(Clock())).blocks["V"]
+    assert (again.steps, again.step_samples) == ((0.5, 2.0), 1000)
+
+
+def test_bad_steps_are_refused_naming_the_block():
+    """steps that are not numbers, or a step shorter than a sample: one line naming the source."""
+    with pytest.raises(ValueError, match="waveform_source V: steps must be a list of numbers"):
+        waveform_source(steps=["fast"], name="V", graph=Graph(Clock()))
+    with pytest.raises(ValueError, match="waveform_source W: step_duration must be"):
+        waveform_source(steps=[1.0], step_duration=1e-9, name="W", graph=Graph(Clock()))

@@ -273,6 +273,21 @@ def test_no_idle_timeout_keeps_waiting_for_every_input():
     assert_array_equal(times, [0, 0, S, S]) and assert_array_equal(rows["input"], [0, 1, 0, 1])
 
 
+def test_an_ended_input_stops_holding_windows_without_a_timeout():
+    """Two inputs, no idle_timeout: once one ends, the other's windows close on its watermark."""
+    graph = Graph(Clock())
+    talking = manual_source(kind="real", rate=10.0, graph=graph)
+    ending = manual_source(kind="real", rate=10.0, graph=graph)
+    sink = collector(window_block(talking, ending, every="1s", stats=("count",)))
+    ending.push(5, np.float64)
+    talking.push(25, np.float64)
+    assert joined(sink.chunks)[0].size == 0
+    ending.end()
+    times, rows = joined(sink.chunks)
+    assert_array_equal(times, [0, 0, S]) and assert_array_equal(rows["input"], [0, 1, 0])
+    assert_array_equal(rows["count"], [10, 5, 10])
+
+
 def test_count_windows_on_samples():
     """rows=4 windows of a sampled stream: one record per 4 samples, end after the 4th."""
     graph = Graph(Clock())

@@ -14,8 +14,9 @@ from zope.interface import implementer
 from ..block import Block
 from ..interfaces import IRealProducer, IRecordsProducer, IStateful
 from ..numerics.cycles import (nominal_boundaries, nominal_boundary, rising_zero_crossings,
-                               segment_sums)
+                               whole_cycle_sums)
 from ..registry import register
+from ..state import pack_array, unpack_array
 
 __all__ = ["cycle_rms"]
 
@@ -74,7 +75,7 @@ class cycle_rms(Block):
         #: Samples outside whole cycles, left out.
         self.incomplete_samples = 0
         self._start = None       # device time of the cycle in progress
-        self._sum = 0.0
+        self._cycle = None       # its samples so far: self._cycle[:self._count]
         self._count = 0
         self._expected = None    # where the next chunk must start
         self._next_k = None      # nominal: the next boundary not yet used
@@ -83,18 +84,23 @@ class cycle_rms(Block):
         self._crossed = None     # zero crossing: time of the last boundary
         self._meta = None
 
-    _STATE = ("incomplete_samples", "_start", "_sum", "_count", "_expected", "_next_k",
+    _STATE = ("incomplete_samples", "_start", "_count", "_expected", "_next_k",
               "_next_time", "_previous", "_crossed", "_meta")
 
     def get_state(self):
         state = {name: getattr(self, name) for name in self._STATE}
         if state["_previous"] is not None:
             state["_previous"] = float(state["_previous"])
+        state["pending"] = pack_array(self._cycle[:self._count] if self._count else None)
         return state
 
     def set_state(self, state):
         for name in self._STATE:
             setattr(self, name, state[name])
+        self._cycle, self._count = None, 0
+        pending = unpack_array(state.get("pending"))
+        if pending is not None:
+            self._keep(pending)
 
     def compute(self, chunk):
         if len(chunk.data) == 0:
@@ -113,25 +119,33 @@ class cycle_rms(Block):
         else:
             indexes, times = self._crossings(chunk)
         values = data * data if self.statistic == "rms" else data
-        # A chunk holds a few cycles: Python lists beat small numpy arrays.
+        # Each cycle is summed at once, over its own samples together (those
+        # carried from earlier chunks joined to the rest), so its sum is the
+        # same bits however the stream was cut.  A chunk holds a few
+        # cycles: Python lists beat small numpy arrays.
         if not indexes:
             if self._start is None:
                 self.incomplete_samples += len(data)
             else:
-                self._sum += float(values.sum())
-                self._count += len(data)
+                self._keep(values)
             return
-        edges = [0, *indexes, len(data)]
-        sums = segment_sums(values, edges).tolist()
-        counts = [stop - begin for begin, stop in zip(edges, edges[1:])]
+        first, last = indexes[0], indexes[-1]
+        whole = whole_cycle_sums(values, indexes)
         if self._start is None:
-            self.incomplete_samples += counts[0]
-            cycle_times, cycle_sums, cycle_counts = times[:-1], sums[1:-1], counts[1:-1]
+            self.incomplete_samples += first
+            cycle_times, cycle_sums = times[:-1], whole
+            cycle_counts = [b - a for a, b in zip(indexes, indexes[1:])]
         else:
+            if self._count:
+                self._keep(values[:first])
+                straddling = self._cycle[:self._count]
+            else:
+                straddling = values[:first]
             cycle_times = [self._start, *times[:-1]]
-            cycle_sums = [self._sum + sums[0], *sums[1:-1]]
-            cycle_counts = [self._count + counts[0], *counts[1:-1]]
-        self._start, self._sum, self._count = times[-1], sums[-1], counts[-1]
+            cycle_sums = [straddling.sum(), *whole]
+            cycle_counts = [len(straddling), *(b - a for a, b in zip(indexes, indexes[1:]))]
+        self._start, self._count = times[-1], 0
+        self._keep(values[last:])
         if cycle_times:
             with np.errstate(invalid="ignore", divide="ignore"):
                 means = np.array(cycle_sums) / np.array(cycle_counts)
@@ -172,7 +186,25 @@ class cycle_rms(Block):
     def _drop(self):
         if self._start is not None:
             self.incomplete_samples += self._count
-        self._start, self._sum, self._count = None, 0.0, 0
+        self._start, self._count = None, 0
+
+    def _keep(self, values):
+        """
+        Append ``values`` to the samples of the cycle in progress (a copy,
+        into a buffer that grows to the longest cycle and is then reused).
+        """
+        n = len(values)
+        if not n:
+            return
+        cycle, count = self._cycle, self._count
+        if cycle is None or cycle.dtype != values.dtype or len(cycle) < count + n:
+            dtype = values.dtype if cycle is None else np.result_type(cycle, values)
+            grown = np.empty(max(2 * (count + n), 64), dtype)
+            if count:
+                grown[:count] = cycle[:count]
+            self._cycle = cycle = grown
+        cycle[count:count + n] = values
+        self._count = count + n
 
     def flush(self):
         self._drop()

@@ -7,6 +7,7 @@ from zope.interface import implementer
 
 from ..registry import register
 from ..block import Block
+from ..defaults import WINDOW
 from ..interfaces import ISampleProducer, ISpectrumProducer
 from ..numerics.decimation import Decimator
 from ..numerics.spectral import (MIN_FFT_SIZE, check_window, frame_spectra, power_to_dbm,
@@ -45,8 +46,10 @@ class fft_block(Block):
     Windowed FFT of IQ or real samples: a batch of power spectra per chunk.
 
     :param size: FFT length, samples.
-    :param window: any ``scipy.signal.get_window`` name or tuple; a window
-        with parameters as ``"kaiser:8.6"`` or ``("kaiser", 8.6)``.
+    :param window: any ``scipy.signal.get_window`` name or tuple, a window
+        with parameters written ``"kaiser:8.6"`` or ``("kaiser", 8.6)``; by
+        default ``"flattop"`` (:data:`pyrf_blocks.defaults.WINDOW`), which
+        reads a tone's level to 0.02 dB wherever it falls between bins.
     :param overlap: samples shared by consecutive frames, ``0 <= overlap < size``.
 
     Any length from 8 (``MIN_FFT_SIZE``) works; powers of two are fastest.
@@ -71,7 +74,7 @@ class fft_block(Block):
         """
         return self.window_name
 
-    def __init__(self, producer, size=1024, window="hann", overlap=0, **kwargs):
+    def __init__(self, producer, size=1024, window=WINDOW, overlap=0, **kwargs):
         self._set(size, window, overlap)
         super().__init__(producer, **kwargs)
 

@@ -22,6 +22,7 @@ import numpy as np
 from twisted.logger import Logger
 
 from ..block import PolledSource, Sink
+from ..defaults import SAMPLE_FORMAT
 from ..interfaces import ISampleProducer
 from ..params import Param
 from ..registry import register
@@ -131,7 +132,7 @@ class record_block(Sink):
 
     :param path: the recording's name; ``.sigmf-data`` and ``.sigmf-meta``
         are written beside each other.
-    :param datatype: ``"cf32_le"`` (lossless for any input) or ``"ci16_le"``
+    :param datatype: ``"cf32_le"`` (the default: lossless for any input) or ``"ci16_le"``
         (full scale = 32768; lossless for 14- and 16-bit instrument
         samples, clipped and counted otherwise); ``rf32_le``/``ri16_le`` for
         real input.
@@ -162,7 +163,7 @@ class record_block(Sink):
             raise ValueError(f"{what}: every channel must be of one kind, got "
                              f"{', '.join(sorted(kinds))}")
         complex_input = kinds.pop() == "iq"
-        datatype = datatype or ("cf32_le" if complex_input else "rf32_le")
+        datatype = datatype or (SAMPLE_FORMAT if complex_input else "r" + SAMPLE_FORMAT[1:])
         if datatype not in WRITE_DATATYPES:
             raise ValueError(f"{what}: datatype {datatype!r} cannot be written; "
                              f"use one of {', '.join(WRITE_DATATYPES)}")

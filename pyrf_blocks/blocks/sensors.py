@@ -86,7 +86,8 @@ class sensor_filter(Block):
 class sensor_transform(Block):
     """
     Transforms each row of a records stream of ``value_type``: numbers
-    (``coefficient``, ``decimal_point``), images (``size`` as (width,
+    (``formula`` of ``value`` and ``time`` with its ``timeout`` in seconds,
+    ``coefficient``, ``decimal_point``), images (``size`` as (width,
     height), ``dpi``, ``clip`` as (x, y, width, height), ``image_format``)
     or files (``compression``, ``level``, ``wbits``); see
     :mod:`pyrf_blocks.sensors.transforms`.  A row that fails is counted in
@@ -96,14 +97,15 @@ class sensor_transform(Block):
     type_name = "sensor_transform"
     kind = "records"
     requires = (IRecordsProducer,)
+    param_units = {"timeout": "s"}
 
     def __init__(self, producer, value_type="number", coefficient=None, decimal_point=None,
                  size=None, dpi=None, clip=None, image_format=None, compression=None,
-                 level=6, wbits=15, **kwargs):
+                 level=6, wbits=15, formula=None, timeout=0.05, **kwargs):
         from ..sensors.transforms import FileTransform, ImageTransform, NumericTransform
 
         if value_type == "number":
-            self.transform = NumericTransform(coefficient, decimal_point)
+            self.transform = NumericTransform(coefficient, decimal_point, formula, timeout)
         elif value_type == "image":
             self.transform = ImageTransform(tuple(size) if size else None, dpi,
                                             tuple(clip) if clip else None, image_format)
@@ -133,9 +135,12 @@ class sensor_transform(Block):
 class sensor_store(Sink):
     """
     Keeps the rows of a records stream under ``topic`` in ``store``,
-    through the stages of the sensor pipeline file ``pipeline`` (its
-    ``topics`` are ignored: the rows are ``topic``'s) or, without one,
-    every row in ``n_records``.  Numbers, text and bytes rows are the
+    through the stages of the sensor pipeline ``pipeline`` (its ``topics``
+    are ignored: the rows are ``topic``'s) or, without one, every row in
+    ``n_records``.  ``pipeline`` is a
+    :class:`~pyrf_blocks.sensors.pipeline.SensorPipeline`, the path of a
+    sensor pipeline file, or, in a pipeline file, the name of a sensor
+    pipeline written under ``pipelines`` in the same file.  Numbers, text and bytes rows are the
     payloads the pipeline's filters read; a row's time is its device time.
 
     The sink finishes once the last batch is durable.  While more than

@@ -7,6 +7,7 @@ from zope.interface import implementer
 
 from ..registry import register
 from ..block import PolledSource
+from ..defaults import NOISE_FLOOR
 from ..interfaces import IIQProducer, IStateful
 from ..numerics.signals import signal_samples
 from ..params import Param, check_params
@@ -35,9 +36,11 @@ class simulated_instrument(PolledSource):
     :param samples_per_packet: samples in one VRT-like packet.
     :param packets_per_block: packets per emitted chunk.
     :param reference_level: dBm of a full-scale tone.
-    :param tones: ``[(offset_hz, level_dbm), ...]`` relative to the centre.
+    :param tones: ``[(offset_hz, level_dbm), ...]`` relative to the centre;
+        only those inside the captured band (``±sample_rate/2``) appear, as
+        behind a real analyzer's anti-alias filter.
     :param harmonics: ``[(order, level_dbc), ...]`` added to the first tone,
-        at ``order × offset``.
+        at ``order × offset`` (also only those inside the band).
     :param noise_floor: noise density, dBm/Hz (``None``: no noise).
     :param seed: seed of the noise generator; the same seed gives the same
         samples.
@@ -65,7 +68,7 @@ class simulated_instrument(PolledSource):
     def __init__(self, center_frequency=2.4e9, sample_rate=125e6 / 16,
                  samples_per_packet=1024, packets_per_block=16,
                  reference_level=0.0, tones=((1e6, -20.0),), harmonics=(),
-                 noise_floor=-150.0, seed=0, paced=True, start_time=0,
+                 noise_floor=NOISE_FLOOR, seed=0, paced=True, start_time=0,
                  model="simulated", count=None, **kwargs):
         super().__init__(paced=paced, **kwargs)
         self.seed = seed

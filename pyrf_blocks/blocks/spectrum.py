@@ -14,7 +14,7 @@ from ..interfaces import IPeaksProducer, ISpectrumProducer, IStateful
 from ..state import pack_array, unpack_array
 from ..numerics.decibels import db_to_power, power_to_db
 from ..numerics.holds import block_means, running_extreme
-from ..numerics.peaks import find_peaks
+from ..numerics.peaks import EXCURSION_DB, find_peaks
 from ..params import Param
 
 __all__ = ["average_block", "max_hold", "min_hold", "peak_search"]
@@ -175,7 +175,9 @@ class min_hold(_Hold):
 @implementer(IPeaksProducer)
 class peak_search(Block):
     """
-    The ``count`` strongest peaks of a spectrum: frequency (Hz) and level.
+    The ``count`` strongest peaks of a spectrum: frequency (Hz, interpolated
+    between bins) and level, as a bench analyzer's peak table lists them
+    (see :mod:`pyrf_blocks.numerics.peaks`).
 
     By default only the last spectrum of each input chunk is searched (what a
     display needs); ``every_frame=True`` searches every one.  Output rows
@@ -183,18 +185,28 @@ class peak_search(Block):
 
     :param count: peaks reported, strongest first.
     :param min_distance: bins between two peaks, at least.
+    :param threshold: least level of a peak, dBm after calibration (dB of
+        linear power before); ``None``: 12 dB above the median level (the
+        noise floor).
+    :param excursion: dB a peak rises above the valleys on both sides, at
+        least (6 dB, as on bench analyzers; 0: every local maximum).
     :param every_frame: search every spectrum, not only each chunk's last.
     """
 
     type_name = "peak_search"
     kind = "peaks"
     requires = (ISpectrumProducer,)
+    param_rules = {"count": Param("count", minimum=1, maximum=1 << 20),
+                   "min_distance": Param("count", minimum=1),
+                   "threshold": Param("dBm", nullable=True),
+                   "excursion": Param("dB", minimum=0)}
 
-    def __init__(self, producer, count=5, min_distance=3, every_frame=False, **kwargs):
-        if not isinstance(count, int) or count < 1:
-            raise ValueError(f"peak_search: count must be a positive integer, got {count!r}")
+    def __init__(self, producer, count=5, min_distance=3, threshold=None,
+                 excursion=EXCURSION_DB, every_frame=False, **kwargs):
         self.count = count
         self.min_distance = min_distance
+        self.threshold = threshold
+        self.excursion = excursion
         self.every_frame = every_frame
         super().__init__(producer, **kwargs)
 
@@ -204,8 +216,14 @@ class peak_search(Block):
         first = 0 if self.every_frame else len(chunk.data) - 1
         meta = chunk.meta
         table = np.full((len(chunk.data) - first, self.count, 2), np.nan)
+        linear = meta.get("units") == "power"  # fft_block's, before calibration
         for row, spectrum in enumerate(chunk.data[first:]):
-            peaks = find_peaks(spectrum, meta["start_frequency"], meta["bin_width"],
-                               self.count, self.min_distance)
+            # The excursion is in dB: linear power is searched in dB, and
+            # its peaks reported in the input's unit.
+            levels = power_to_db(spectrum.astype(np.float64) + 1e-300) if linear else spectrum
+            peaks = find_peaks(levels, meta["start_frequency"], meta["bin_width"],
+                               self.count, self.min_distance, self.threshold, self.excursion)
+            if linear:
+                peaks[:, 1] = db_to_power(peaks[:, 1])
             table[row, :len(peaks)] = peaks
         self.emit(table, chunk.time_of(first), chunk.end, chunk.rate, meta)

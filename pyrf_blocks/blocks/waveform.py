@@ -38,16 +38,23 @@ class waveform_source(PolledSource):
     :param seed: seed of the noise.
     :param units: ``meta['units']`` of the chunks (``"V"``, ``"A"``).
     :param paced: keep to device time, or run as fast as consumers take.
+    :param steps: factors that scale the signal (fundamental, harmonics
+        and offset; not the noise) one after the other, each for
+        ``step_duration``, the last one held: a load sweep
+        (``steps: [0.1, 0.5, 1.0]``); empty: no scaling.
+    :param step_duration: how long each factor of ``steps`` lasts, s; it
+        is rounded to whole samples.
     """
 
     type_name = "waveform_source"
     kind = "real"
     param_units = {"frequency": "Hz", "sample_rate": "Hz", "samples_per_chunk": "count",
-                   "count": "count", "start_time": "ns"}
+                   "count": "count", "start_time": "ns", "step_duration": "s"}
 
     def __init__(self, frequency=50.0, amplitude=1.0, phase=0.0, harmonics=(), offset=0.0,
                  noise=0.0, sample_rate=10e3, samples_per_chunk=1000, count=None,
-                 start_time=0, seed=0, units="", paced=True, **kwargs):
+                 start_time=0, seed=0, units="", paced=True, steps=(), step_duration=1.0,
+                 **kwargs):
         what = f"{self.type_name} {kwargs.get('name') or ''}".strip()
         if not sample_rate > 0 or not isinstance(samples_per_chunk, int) \
                 or samples_per_chunk < 1:
@@ -56,6 +63,17 @@ class waveform_source(PolledSource):
                              f"{samples_per_chunk!r}")
         if noise < 0:
             raise ValueError(f"{what}: noise must be >= 0, got {noise!r}")
+        try:
+            self.steps = tuple(float(factor) for factor in steps)
+            self.step_duration = float(step_duration)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what}: steps must be a list of numbers and step_duration a "
+                             f"duration, got {steps!r} and {step_duration!r}") from None
+        self._factors = np.asarray(self.steps, np.float32)
+        self.step_samples = int(round(self.step_duration * float(sample_rate)))
+        if self.steps and self.step_samples < 1:
+            raise ValueError(f"{what}: step_duration must be at least one sample, got "
+                             f"{step_duration!r}")
         self.frequency = float(frequency)
         self.amplitude = float(amplitude)
         self.phase = float(phase)
@@ -105,6 +123,10 @@ class waveform_source(PolledSource):
                                    complex_output=False)
         if self.offset:
             values += np.float32(self.offset)
+        if self.steps:
+            step = np.minimum(np.arange(first, first + n) // self.step_samples,
+                              len(self.steps) - 1)
+            values *= self._factors[step]
         if self.noise:
             values += noise_samples(self._rng, n, self.noise ** 2, complex_output=False)
         self._index += n

@@ -39,6 +39,7 @@ class _Input:
         self.expected = None
         self.last_seen = None
         self.idle = False
+        self.ended = False
 
     def sample_positions(self, chunk):
         """
@@ -94,7 +95,8 @@ class window_block(Block):
     :param idle_timeout: with several inputs, seconds of reactor time
         after which an input that sent nothing stops holding the others'
         windows open (``None``: never; leave it so for replays, so that
-        history is deterministic).
+        history is deterministic).  An input that has ended holds none
+        open anyway.
     :param rows: count windows instead: ``rows`` rows each (``every``,
         ``zone`` and lateness then do not apply).
     :param step_rows: a count window every ``step_rows`` rows (sliding);
@@ -291,7 +293,8 @@ class window_block(Block):
     # Results out.
 
     def _combined_watermark(self):
-        marks = [inp.watermark for inp in self._inputs if not inp.idle]
+        # An ended input holds nothing open: it will bring no more rows.
+        marks = [inp.watermark for inp in self._inputs if not (inp.idle or inp.ended)]
         if not marks:  # every input idle: what is known
             marks = [max((inp.watermark for inp in self._inputs
                           if inp.watermark is not None), default=None)]
@@ -323,17 +326,21 @@ class window_block(Block):
         extra = [("input", "<i8")] if len(self.inputs) > 1 else []
         dtype = result_dtype(self.stats, names, self.reducers, extra)
         values = np.zeros(len(results), dtype)
-        times = np.empty(len(results), np.int64)
-        for row, ((start, end, count, final, update, stats), index) in enumerate(results):
-            times[row] = start
-            record = values[row]
-            record["end"], record["count"] = end, count
-            record["final"], record["update"] = final, update
-            if extra:
-                record["input"] = index
-            for stat, column_values in stats.items():
-                for name, value in zip(names, column_values):
-                    record[stat if name is None else f"{stat}_{name}"] = value
+        if not results:
+            return np.zeros(0, np.int64), values
+        # Field by field over all the windows at once, not row by row.
+        windows = [result for result, _ in results]
+        times = np.array([result[0] for result in windows], np.int64)
+        values["end"] = [result[1] for result in windows]
+        values["count"] = [result[2] for result in windows]
+        values["final"] = [result[3] for result in windows]
+        values["update"] = [result[4] for result in windows]
+        if extra:
+            values["input"] = [index for _, index in results]
+        for stat in windows[0][5]:
+            column_values = np.array([result[5][stat] for result in windows])
+            for column, name in enumerate(names):
+                values[stat if name is None else f"{stat}_{name}"] = column_values[:, column]
         return times, values
 
     def _emit_results(self, results, index, output):
@@ -364,6 +371,11 @@ class window_block(Block):
             start = self._main_end
         self.emit_records(times, values, start, end, self.meta)
         self._main_end = end
+
+    def on_input_end(self, index):
+        self._inputs[index].ended = True
+        if not self.by_count:
+            self._advance()
 
     # Idle inputs (live only).
 

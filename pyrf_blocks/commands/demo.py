@@ -8,10 +8,11 @@ noise floor.  The run is paced by device time, so --duration is real time.
 
 import sys
 
-from .options import fft_size, positive_float, positive_int, window_name
+from .. import defaults
+from .options import (add_window_argument, fft_size, positive_float, positive_int,
+                      simulated_tones, simulated_tones_text)
 
 HELP = "run the simulated-instrument spectrum demo and print the peaks"
-
 
 def add_arguments(parser):
     parser.add_argument("--duration", type=positive_float, default=2.0, metavar="SECONDS",
@@ -24,16 +25,10 @@ def add_arguments(parser):
     parser.add_argument("--tone", nargs=2, action="append", type=float,
                         metavar=("OFFSET_MHZ", "DBM"),
                         help="add a tone at OFFSET_MHZ from the centre with level "
-                             "DBM; repeatable (default: +1 MHz at -20 dBm and "
-                             "-2.5 MHz at -45 dBm)")
+                             f"DBM; repeatable (default: {simulated_tones_text()})")
     parser.add_argument("--fft-size", type=fft_size, default=1024, metavar="N",
                         help="FFT length, samples, at least 8 (default 1024)")
-    parser.add_argument("--window", type=window_name, default="flattop",
-                        help="FFT window, any scipy.signal.get_window name, with its "
-                             "parameters after colons for those that take some "
-                             "(kaiser:8.6) "
-                             "(default flattop: levels of tones between bins read "
-                             "within 0.02 dB; hann can read up to 1.4 dB low)")
+    add_window_argument(parser)
     parser.add_argument("--peaks", type=positive_int, default=5, metavar="N",
                         help="number of peaks to print (default 5)")
     parser.add_argument("--seed", type=int, default=0,
@@ -47,12 +42,12 @@ def run(args):
     from ..blocks.sinks import collector, format_peaks
     from ..blocks.spectrum import max_hold, peak_search
     from ..graph import Graph
-    from ..instruments import WSA4000
+    from ..instruments import analyzer
 
-    tones = [(offset * 1e6, level) for offset, level in (args.tone or [(1.0, -20.0), (-2.5, -45.0)])]
+    tones = simulated_tones(args)
     rate = args.rate_msps * 1e6
     graph = Graph()
-    wsa = WSA4000("sim", graph=graph, center_frequency=args.center_mhz * 1e6,
+    wsa = analyzer(defaults.MODEL, "sim", graph=graph, center_frequency=args.center_mhz * 1e6,
                   sample_rate=rate, tones=tones, seed=args.seed, paced=not args.fast)
     spectra = calibrate_block(fft_block(wsa, size=args.fft_size, window=args.window))
     peaks = collector(peak_search(max_hold(spectra), count=args.peaks), keep=1)

@@ -10,6 +10,7 @@ otherwise; port 0 picks a free port (the ports are printed).
 
 import sys
 
+from .. import defaults
 from .options import log_warnings_to_stderr, port_number, positive_float
 
 HELP = "run an emulated analyzer (SCPI, VRT and discovery) for tests and demos"
@@ -22,7 +23,7 @@ def add_arguments(parser):
     parser.add_argument("--scpi-port", type=port_number, default=37001)
     parser.add_argument("--data-port", type=port_number, default=37000)
     parser.add_argument("--discovery-port", type=port_number, default=18331)
-    parser.add_argument("--model", default="WSA5000", choices=("WSA4000", "WSA5000", "R5500"))
+    parser.add_argument("--model", default=defaults.MODEL, choices=("WSA4000", "WSA5000", "R5500"))
     parser.add_argument("--serial", default="EMU000001")
     parser.add_argument("--center-mhz", type=positive_float, default=2400.0, metavar="MHZ",
                         help="centre frequency until a client sets one (default 2400)")
@@ -35,8 +36,9 @@ def add_arguments(parser):
     parser.add_argument("--harmonic", nargs=2, action="append", type=float,
                         metavar=("ORDER", "DBC"),
                         help="a harmonic of the first tone; repeatable")
-    parser.add_argument("--noise-floor", type=float, default=-150.0, metavar="DBM_PER_HZ",
-                        help="noise density (default -150 dBm/Hz)")
+    parser.add_argument("--noise-floor", type=float, default=defaults.NOISE_FLOOR,
+                        metavar="DBM_PER_HZ",
+                        help=f"noise density (default {defaults.NOISE_FLOOR:g} dBm/Hz)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--free-running", action="store_true",
                         help="stream as fast as the client reads instead of in real time")

@@ -7,8 +7,9 @@ import argparse
 import os
 
 __all__ = ["positive_float", "positive_int", "window_name", "fft_size", "duration",
-           "port_number",
-           "log_warnings_to_stderr", "one_line_failures", "TOKEN_VARIABLE", "add_token_arguments", "token_from"]
+           "port_number", "add_window_argument", "simulated_tones", "simulated_tones_text",
+           "log_warnings_to_stderr", "one_line_failures", "TOKEN_VARIABLE",
+           "add_token_arguments", "token_from"]
 
 #: Environment variable that may hold a worker's bearer token.
 TOKEN_VARIABLE = "PYRF_BLOCKS_TOKEN"
@@ -175,3 +176,36 @@ def token_from(args):
             reason = getattr(error, "strerror", None) or str(error)
             raise ValueError(f"--token-file {args.token_file}: {reason}") from None
     return args.token or os.environ.get(TOKEN_VARIABLE) or None
+
+
+def add_window_argument(parser):
+    """
+    ``--window``, with the one default of :data:`pyrf_blocks.defaults.WINDOW`.
+    """
+    from .. import defaults
+    parser.add_argument("--window", type=window_name, default=defaults.WINDOW,
+                        help=f"FFT window, any scipy.signal.get_window name, with its "
+                             "parameters after colons for those that take some "
+                             f"(kaiser:8.6) (default {defaults.WINDOW}: tones between "
+                             "bins read their level within 0.02 dB; hann can read up "
+                             "to 1.42 dB low)")
+
+
+def simulated_tones(args):
+    """
+    The ``--tone OFFSET_MHZ DBM`` options as ``(offset_hz, level_dbm)``
+    pairs, or :data:`pyrf_blocks.defaults.SIMULATED_TONES` when none is given.
+    """
+    from .. import defaults
+    if args.tone:
+        return [(offset * 1e6, level) for offset, level in args.tone]
+    return defaults.SIMULATED_TONES
+
+
+def simulated_tones_text():
+    """
+    The default tones in words, for ``--tone``'s help.
+    """
+    from .. import defaults
+    return " and ".join(f"{offset / 1e6:+g} MHz at {level:g} dBm"
+                        for offset, level in defaults.SIMULATED_TONES)

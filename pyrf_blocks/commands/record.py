@@ -9,6 +9,7 @@ Replay it with sigmf_source(NAME) in a script.
 
 import sys
 
+from .. import defaults
 from .options import log_warnings_to_stderr, port_number, positive_float, positive_int
 
 HELP = "record IQ from an analyzer to a SigMF file"
@@ -24,10 +25,10 @@ def add_arguments(parser):
                        help="number of IQ samples to record")
     limit.add_argument("--duration", type=positive_float, metavar="SECONDS",
                        help="seconds of device time to record")
-    parser.add_argument("--model", default="WSA5000", choices=("WSA4000", "WSA5000", "R5500"),
+    parser.add_argument("--model", default=defaults.MODEL, choices=("WSA4000", "WSA5000", "R5500"),
                         help="analyzer family: the identity expected from the analyzer "
                              "and the limits the settings are checked against "
-                             "(default %(default)s)")
+                             f"(default {defaults.MODEL})")
     parser.add_argument("--center-mhz", type=positive_float, default=2400.0, metavar="MHZ",
                         help="centre frequency to tune to, MHz (default %(default)g)")
     parser.add_argument("--decimation", type=positive_int, default=16,
@@ -38,9 +39,11 @@ def add_arguments(parser):
                                           "sends (default %(default)s)")
     parser.add_argument("--reference-level", type=float, metavar="DBM",
                         help="set the analyzer's reference level")
-    parser.add_argument("--datatype", default="ci16_le", choices=("ci16_le", "cf32_le"),
-                        help="sample format in the file (default ci16_le: lossless for "
-                             "the analyzer's 14-bit samples)")
+    parser.add_argument("--datatype", default=defaults.SAMPLE_FORMAT,
+                        choices=("cf32_le", "ci16_le"),
+                        help=f"sample format in the file (default {defaults.SAMPLE_FORMAT}: "
+                             "lossless for any samples; ci16_le halves the file and is "
+                             "lossless for the analyzer's 14-bit samples)")
     parser.add_argument("--scpi-port", type=port_number, default=37001, metavar="PORT",
                         help="TCP port of the analyzer's SCPI commands (default "
                              "%(default)s; another for the emulator or a tunnel)")

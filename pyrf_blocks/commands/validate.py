@@ -41,5 +41,7 @@ def run(args):
             print(f"{path}: {count} problem{'s' * (count != 1)}", file=sys.stderr)
             continue
         count = len(pipeline.blocks)
-        print(f"{path}: valid, {count} block{'s' * (count != 1)}")
+        sensors = (f" and sensor pipeline{'s' * (len(pipeline.sensors) != 1)} "
+                   f"{', '.join(pipeline.sensors)}" if pipeline.sensors else "")
+        print(f"{path}: valid, {count} block{'s' * (count != 1)}{sensors}")
     return status

@@ -21,9 +21,13 @@ display) and, like a windowed run, prints the strongest peak at the end.
 import os
 import sys
 
+import numpy as np
+
+from .. import defaults
 from ..errors import SourceError
-from .options import (add_token_arguments, fft_size, log_warnings_to_stderr, positive_float,
-                      positive_int, token_from, window_name)
+from .options import (add_token_arguments, add_window_argument, fft_size,
+                      log_warnings_to_stderr, positive_float, positive_int, simulated_tones,
+                      simulated_tones_text, token_from)
 
 HELP = "open the live spectrum viewer (simulated instrument, address or stream URL)"
 
@@ -33,6 +37,7 @@ FULL_RATE = 125e6
 #: the decimations and the widest span the options are checked against.
 MODEL = "WSA4000"
 _TRACES = ("live", "average", "max_hold", "min_hold")
+MODELS = ("WSA4000", "WSA5000", "R5500")
 
 
 def _trace_list(text):
@@ -45,11 +50,27 @@ def _trace_list(text):
     return tuple(names)
 
 
+def _marker_spec(text):
+    import argparse
+    if text == "peak":
+        return "peak"
+    try:
+        mhz = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a frequency in MHz or 'peak'") from None
+    if not mhz > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a frequency must be above 0 MHz")
+    return mhz * 1e6
+
+
 def add_arguments(parser):
     parser.add_argument("source", nargs="?", default="sim", metavar="SOURCE",
                         help='"sim" (default), an instrument address, or a '
                              "worker's block URL http://HOST:PORT/blocks/NAME")
     tuning = parser.add_argument_group("instrument (live: the Source panel changes them)")
+    tuning.add_argument("--model", default=defaults.MODEL, choices=MODELS,
+                        help=f"analyzer family at the address (default {defaults.MODEL})")
     tuning.add_argument("--center-mhz", type=positive_float, default=2400.0, metavar="MHZ",
                         help="centre frequency, MHz (default 2400)")
     span = tuning.add_mutually_exclusive_group()
@@ -67,10 +88,7 @@ def add_arguments(parser):
     resolution.add_argument("--rbw-khz", type=positive_float, default=None, metavar="KHZ",
                             help="resolution bandwidth, kHz: the smallest power-of-two "
                                  "FFT that resolves at least this finely")
-    tuning.add_argument("--window", type=window_name, default="hann",
-                        help="FFT window, a scipy.signal.get_window name, with its "
-                             "parameters after colons for those that take some "
-                             "(kaiser:8.6) (default hann)")
+    add_window_argument(tuning)
     tuning.add_argument("--ref-level", type=float, default=0.0, metavar="DBM",
                         help="reference level, dBm: the instrument's full scale and "
                              "the top of the plot (default 0)")
@@ -78,11 +96,17 @@ def add_arguments(parser):
     sim.add_argument("--tone", nargs=2, action="append", type=float,
                      metavar=("OFFSET_MHZ", "DBM"),
                      help="a tone at OFFSET_MHZ from the centre, DBM; repeatable "
-                          "(default: +1 MHz at -20 dBm and -2.5 MHz at -45 dBm)")
-    sim.add_argument("--noise-floor", type=float, default=-130.0, metavar="DBM_PER_HZ",
-                     help="noise density, dBm/Hz (default -130)")
+                          f"(default: {simulated_tones_text()})")
+    sim.add_argument("--noise-floor", type=float, default=defaults.NOISE_FLOOR,
+                     metavar="DBM_PER_HZ",
+                     help=f"noise density, dBm/Hz (default {defaults.NOISE_FLOOR:g})")
     sim.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     display = parser.add_argument_group("display")
+    display.add_argument("--marker", action="append", type=_marker_spec, default=None,
+                         metavar="FREQ_MHZ",
+                         help="a marker at FREQ_MHZ, or 'peak' for one that follows the "
+                              "highest point; repeatable, numbered in order (default: "
+                              "one peak marker)")
     display.add_argument("--db-per-div", type=positive_float, default=10.0, metavar="DB",
                          help="vertical scale, dB per division (default 10)")
     display.add_argument("--traces", type=_trace_list, default=("live", "max_hold"),
@@ -155,18 +179,17 @@ def open_source(args, graph):
         from ..net.client import remote_block
         return remote_block(args.source, args.kind, graph=graph, remote_policy="latest",
                             token=token_from(args), ca=args.ca)
-    from ..instruments import SIMULATED_HOSTS, WSA4000
+    from ..instruments import SIMULATED_HOSTS, analyzer
     decimation = decimation_for(args)
     if args.source in SIMULATED_HOSTS:
-        tones = [(offset * 1e6, level)
-                 for offset, level in (args.tone or [(1.0, -20.0), (-2.5, -45.0)])]
-        return WSA4000(args.source, graph=graph, center_frequency=args.center_mhz * 1e6,
+        tones = simulated_tones(args)
+        return analyzer(args.model, args.source, graph=graph, center_frequency=args.center_mhz * 1e6,
                        sample_rate=FULL_RATE / decimation, reference_level=args.ref_level,
                        tones=tones, noise_floor=args.noise_floor, seed=args.seed)
     if args.tone:
         raise SourceError("--tone is for the simulated instrument only")
-    return WSA4000(args.source, graph=graph, center_frequency=args.center_mhz * 1e6,
-                   decimation=decimation)
+    return analyzer(args.model, args.source, graph=graph,
+                    center_frequency=args.center_mhz * 1e6, decimation=decimation)
 
 
 def apply_setting(source, fft, name, value):
@@ -218,7 +241,9 @@ def build(args, graph, headless):
     display = spectrum_display(spectra, headless=headless, reference_level=args.ref_level,
                                db_per_div=args.db_per_div, traces=args.traces,
                                average=args.average, max_fps=args.max_fps,
-                               controls=controls, title=f"pyrf-blocks view {args.source}")
+                               controls=controls, title=f"pyrf-blocks view {args.source}",
+                               labels=[args.source],
+                               **({"markers": tuple(args.marker)} if args.marker else {}))
     if controls is not None:
         def changed(name, value):
             try:
@@ -233,15 +258,20 @@ def build(args, graph, headless):
 
 def summary(display):
     """
-    A line naming the strongest point of the max-hold trace.
+    A line naming the strongest point of the max-hold trace (its frequency
+    interpolated between bins, as the peak marker reads it) and the status
+    bar's line.
     """
+    from ..numerics.peaks import peak_frequency
     traces = display.traces[0]
     if traces.max_hold is None:
         return "no spectrum arrived"
-    peak = int(traces.max_hold.argmax())
-    return (f"peak {traces.frequencies[peak] / 1e6:.4f} MHz "
-            f"{traces.max_hold[peak]:.2f} dBm after {traces.spectra} spectra, "
-            f"{display.frames} frames; {display.status_text()}")
+    levels = traces.max_hold
+    peak = int(np.nanargmax(levels))
+    start, width, _ = traces.axis
+    frequency = peak_frequency(levels, peak, start, width)
+    return (f"peak {frequency / 1e6:.4f} MHz at {levels[peak]:.2f} dBm after "
+            f"{traces.spectra} spectra, {display.frames} frames; {display.status_text()}")
 
 
 def check_screenshot(path):

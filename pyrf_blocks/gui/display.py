@@ -19,12 +19,12 @@ from time import perf_counter
 
 from twisted.internet import task
 
-from ..block import Sink
+from ..block import Sink, block_of
 from ..interfaces import IBlock, ISpectrumProducer
 from ..registry import register
 from .traces import TRACE_NAMES, SpectrumTraces
 
-__all__ = ["spectrum_display", "multi_spectrum_display", "InputStats"]
+__all__ = ["spectrum_display", "multi_spectrum_display", "InputStats", "source_name"]
 
 
 class InputStats:
@@ -35,7 +35,10 @@ class InputStats:
     Latency is how far the newest drawn chunk lags behind the stream: device
     time is mapped to the reactor's clock by the smallest (arrival - device
     end) offset seen, so a constant transport delay reads as zero and any
-    queueing, drawing or throttling delay shows.
+    queueing, drawing or throttling delay shows.  It is measured at the
+    frames that draw a new chunk: once the stream ends (or stalls) it
+    keeps the last value, so the status bar and the line a run prints at
+    its end say the same.
     """
 
     #: Seconds over which the chunk rate is measured.
@@ -48,6 +51,7 @@ class InputStats:
         self.dropped_before = 0
         self._offset = None
         self._last_end = None
+        self._measured_end = None
         self._window = (now, 0)
 
     def received(self, chunk, now):
@@ -65,8 +69,20 @@ class InputStats:
         if now - started >= self.rate_window:
             self.rate = (self.chunks - count) / (now - started)
             self._window = (now, self.chunks)
-        if self._last_end is not None:
+        if self._last_end is not None and self._last_end != self._measured_end:
+            self._measured_end = self._last_end
             self.latency = max(0.0, now - (self._last_end / 1e9 + self._offset))
+
+
+def source_name(producer):
+    """
+    The name of the block a chain starts from (following first inputs):
+    what a legend calls a spectrum, rather than ``calibrate_block``.
+    """
+    block = block_of(producer)
+    while IBlock.providedBy(block) and block.inputs:
+        block = block_of(block.inputs[0])
+    return getattr(block, "name", None)
 
 
 class _SpectrumDisplay(Sink):
@@ -84,7 +100,7 @@ class _SpectrumDisplay(Sink):
     def __init__(self, *producers, labels=None, headless=False, max_fps=30.0,
                  update_budget=0.25, draw_share=0.5, average=10, waterfall_rows=256,
                  reference_level=None, db_per_div=10.0, traces=("live", "max_hold"),
-                 title=None, controls=None, **kwargs):
+                 title=None, controls=None, markers=("peak",), **kwargs):
         what = f"{self.type_name}"
         if "policy" in kwargs and kwargs["policy"] != "latest":
             raise ValueError(f"{what}: display edges use the 'latest' policy, "
@@ -104,7 +120,7 @@ class _SpectrumDisplay(Sink):
             raise ValueError(f"{what}: unknown trace(s) {', '.join(map(repr, unknown))}; "
                              f"use {', '.join(TRACE_NAMES)}")
         if labels is None:
-            labels = [getattr(p, "name", f"input {i + 1}") for i, p in enumerate(producers)]
+            labels = [source_name(p) or f"input {i + 1}" for i, p in enumerate(producers)]
         labels = [str(label) for label in labels]
         if len(labels) != len(producers):
             raise ValueError(f"{what}: {len(labels)} label(s) for {len(producers)} input(s)")
@@ -120,6 +136,7 @@ class _SpectrumDisplay(Sink):
         self.reference_level = reference_level
         self.db_per_div = float(db_per_div)
         self.shown_traces = tuple(traces)
+        self.markers = tuple(markers)
         self.window = None
         self.frames = 0
         self._timer = None
@@ -147,7 +164,7 @@ class _SpectrumDisplay(Sink):
         from .viewer import SpectrumViewer
         window = SpectrumViewer(self.labels, reference_level=self.reference_level,
                                 db_per_div=self.db_per_div, traces=self.shown_traces,
-                                controls=controls)
+                                controls=controls, markers=self.markers)
         window.closed.connect(self._window_closed)
         window.show()
         return window
@@ -268,7 +285,9 @@ class _SpectrumDisplay(Sink):
         if self.window is None:
             raise RuntimeError(f"{self.type_name} {self.name!r} has no window "
                                "to take a screenshot of")
-        self.window.draw(self.traces, self.status_text())
+        # A frame like any other: the picture's status bar is measured as
+        # every frame's, so it agrees with what a run prints at its end.
+        self._frame(force=True)
         if not self.window.grab().save(str(path), "PNG"):
             raise OSError(f"could not write a PNG to {str(path)!r}")
 
@@ -279,7 +298,8 @@ class multi_spectrum_display(_SpectrumDisplay):
     Overlay the spectra of several producers in one window, each in its own
     colour, with a legend; the waterfall shows the first.
 
-    :param labels: legend names, one per producer (default: block names).
+    :param labels: legend names, one per producer (default: the name of
+        the block each chain starts from, its source).
     :param headless: keep the traces without opening a window.
     :param max_fps: most frames drawn per second.
     :param update_budget: share of each frame's time the display may spend
@@ -297,6 +317,9 @@ class multi_spectrum_display(_SpectrumDisplay):
     :param traces: the traces shown at first, among ``live``, ``average``,
         ``max_hold``, ``min_hold``.
     :param title: window title.
+    :param markers: the markers placed at first: ``"peak"`` follows the
+        highest point of the trace (the default: one peak marker), a number
+        stays at that frequency, Hz.
     :param controls: a Qt widget shown left of the plots (``pyrf-blocks
         view`` puts its source controls there).
 

@@ -50,10 +50,12 @@ class SpectrumTraces:
         self.live = None
         self.spectra = 0
         self._pending = None
+        self._pending_time = None
         self.restart()
         #: Waterfall rows ever committed (the newest is row ``rows_added - 1``).
         self.rows_added = 0
         self._ring = None
+        self._time_ring = None
 
     def restart(self):
         """
@@ -90,6 +92,7 @@ class SpectrumTraces:
         self.meta = meta
         data = data.astype(np.float32, copy=False)
         self.live = data[-1]
+        self._pending_time = chunk.end
         top = running_extreme(data)  # the peak of this chunk, for both maxima
         self.max_hold = running_extreme(top[np.newaxis], self.max_hold)
         self.min_hold = running_extreme(data, self.min_hold, np.minimum)
@@ -113,8 +116,10 @@ class SpectrumTraces:
             # Each row is written twice, so the newest ``rows`` rows are
             # always one contiguous slice: no copy when drawing.
             self._ring = np.full((2 * rows, bins), np.nan, np.float32)
+            self._time_ring = np.full(2 * rows, np.nan)
         slot = self.rows_added % rows
         self._ring[slot] = self._ring[slot + rows] = self._pending
+        self._time_ring[slot] = self._time_ring[slot + rows] = self._pending_time / 1e9
         self.rows_added += 1
         self._pending = None
         return True
@@ -128,3 +133,15 @@ class SpectrumTraces:
             return None
         first = self.rows_added % self.waterfall_rows
         return self._ring[first:first + self.waterfall_rows]
+
+    def row_times(self):
+        """
+        Device time (seconds) of each waterfall row, in the order of
+        :meth:`waterfall`: the end of the newest spectrum in the row (NaN
+        for rows never filled); ``None`` before the first row.  Rows are
+        added once per drawn frame, so they are not evenly spaced in time.
+        """
+        if self._time_ring is None:
+            return None
+        first = self.rows_added % self.waterfall_rows
+        return self._time_ring[first:first + self.waterfall_rows]

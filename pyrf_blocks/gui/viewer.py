@@ -1,8 +1,9 @@
 """
 The spectrum viewer window: spectrum plot (MHz, dBm) with live, average,
-max-hold and min-hold traces per source, a waterfall, two markers with
-peak search, next peak and delta readout, reference level and dB/div, and a
-status bar.
+max-hold and min-hold traces per source and the centre, span and RBW above
+it, a waterfall with a colour bar in dBm and a time axis in seconds,
+markers (the first on the peak by default) with peak search, next peak and
+delta readout, reference level and dB/div, and a status bar.
 
 The window only draws: :class:`~pyrf_blocks.gui.display.multi_spectrum_display`
 owns the data and calls :meth:`SpectrumViewer.draw` once per frame.
@@ -12,11 +13,11 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt import QtCore, QtWidgets
 
-from .markers import Marker, delta
+from .markers import Marker, delta, marker_from_spec
 from .traces import TRACE_NAMES
 
 __all__ = ["SpectrumViewer", "PALETTE", "TRACE_COLOURS", "TRACE_LABELS",
-           "DB_PER_DIV"]
+           "DB_PER_DIV", "DEFAULT_MARKERS", "annotation_text"]
 
 #: One colour per source, in order; with several sources the traces of one
 #: source share its colour and differ in line style.
@@ -36,7 +37,28 @@ _TRACE_STYLES = {
 #: Choices of the dB/div box; the plot has ten vertical divisions.
 DB_PER_DIV = (1.0, 2.0, 5.0, 10.0, 20.0)
 DIVISIONS = 10
-_MARKER_COLOURS = ("#ff3030", "#30ff90")
+_MARKER_COLOURS = ("#ff3030", "#30ff90", "#30a0ff", "#ffa030", "#ff30ff", "#ffffff")
+#: Markers of a new window: the first tracks the peak.
+DEFAULT_MARKERS = ("peak",)
+
+
+def _marker_colour(index):
+    return _MARKER_COLOURS[index % len(_MARKER_COLOURS)]
+
+
+def annotation_text(meta):
+    """
+    The line above the spectrum, as on a bench analyzer: centre, span and
+    RBW of a spectrum's ``meta`` (what it lacks is left out).
+    """
+    parts = []
+    if "center_frequency" in meta:
+        parts.append(f"Center {meta['center_frequency'] / 1e6:.4f} MHz")
+    if "span" in meta:
+        parts.append(f"Span {meta['span'] / 1e6:.4f} MHz")
+    if "rbw" in meta:
+        parts.append(f"RBW {meta['rbw'] / 1e3:.2f} kHz")
+    return "    ".join(parts)
 
 
 def _pen(colour, trace):
@@ -107,6 +129,44 @@ class _Waterfall:
                                             width * bins / 1e6, rows))
 
 
+class _SecondsAxis(pg.AxisItem):
+    """
+    The waterfall's time axis: rows labelled with how long before the
+    newest row they were taken, in seconds of device time.  Rows are added
+    once per drawn frame, so their spacing varies; each tick sits on the
+    row whose own time is that many seconds old.
+    """
+
+    #: Tick steps tried, seconds: the first giving at most 6 ticks is used.
+    steps = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+    def __init__(self):
+        super().__init__(orientation="left")
+        self.ticks = []
+
+    def set_times(self, times):
+        """
+        Label the rows from their device times (seconds, oldest first, NaN
+        for rows not filled yet; the rows span -len(times) .. 0 on the plot).
+        """
+        ticks = []
+        if times is not None and len(times) and np.isfinite(times[-1]):
+            ages = times[-1] - times  # NaN where not filled
+            oldest = np.nanmax(ages)
+            step = next((s for s in self.steps if oldest / s <= 6), self.steps[-1])
+            rows = len(times)
+            for k in range(int(oldest // step) + 1):
+                # The newest row at least k·step old: ages fall towards the top.
+                older = np.flatnonzero(ages >= k * step - 1e-9)
+                if len(older):
+                    row = older[-1]
+                    label = f"{k * step:.1f}" if step < 1 else f"{k * step:g}"
+                    ticks.append((row - rows + 0.5, label))
+        if ticks != self.ticks:
+            self.ticks = ticks
+            self.setTicks([ticks])
+
+
 class SpectrumViewer(QtWidgets.QMainWindow):
     """
     The window of a spectrum display.
@@ -118,6 +178,9 @@ class SpectrumViewer(QtWidgets.QMainWindow):
     :param traces: the traces shown at first.
     :param controls: an optional widget (e.g. source controls) shown on
         the left.
+    :param markers: the markers placed at first: ``"peak"`` tracks the
+        highest point, a number stays at that frequency (Hz); at least two
+        markers exist (for the delta readout).
     """
 
     #: The window was closed.
@@ -126,14 +189,15 @@ class SpectrumViewer(QtWidgets.QMainWindow):
     reference_level_changed = QtCore.Signal(float)
 
     def __init__(self, labels, reference_level=None, db_per_div=10.0,
-                 traces=("live", "max_hold"), controls=None):
+                 traces=("live", "max_hold"), controls=None, markers=DEFAULT_MARKERS):
         super().__init__()
         self.labels = list(labels)
         self._follow_reference = reference_level is None
         self.reference_level = 0.0 if reference_level is None else float(reference_level)
         self.db_per_div = float(db_per_div)
         self.shown = {name: name in traces for name in TRACE_NAMES}
-        self.markers = (Marker(), Marker())
+        placed = [marker_from_spec(spec) for spec in markers]
+        self.markers = tuple(placed + [Marker() for _ in range(2 - len(placed))])
         self.active_marker = 0
         self.delta = False
         self._traces = []
@@ -188,19 +252,29 @@ class SpectrumViewer(QtWidgets.QMainWindow):
         self.marker_points = pg.ScatterPlotItem(size=12, symbol="t", pen=pg.mkPen("w"))
         self.spectrum_plot.addItem(self.marker_points)
         self.marker_labels = []
-        for number, colour in enumerate(_MARKER_COLOURS, 1):
+        for number in range(1, len(self.markers) + 1):
+            colour = _marker_colour(number - 1)
             text = pg.TextItem(str(number), color=colour, anchor=(0.5, 1.6))
             text.setVisible(False)
             self.spectrum_plot.addItem(text)
             self.marker_labels.append(text)
-        self.waterfall_plot = self.plots.addPlot(row=1, col=0)
+        self.time_axis = _SecondsAxis()
+        self.waterfall_plot = self.plots.addPlot(row=1, col=0,
+                                                 axisItems={"left": self.time_axis})
         self.waterfall_plot.setLabel("bottom", "frequency", units="MHz")
         self.waterfall_plot.getAxis("bottom").enableAutoSIPrefix(False)
-        self.waterfall_plot.setLabel("left", "frames (newest on top)")
+        self.waterfall_plot.setLabel("left", "seconds ago (newest on top)")
         self.waterfall_plot.setMenuEnabled(False)
         self.waterfall_plot.setXLink(self.spectrum_plot)
         self.waterfall_plot.disableAutoRange()
         self.waterfall = _Waterfall(self.waterfall_plot)
+        # The colour scale of the waterfall: the plot's range, in dBm.
+        self.colour_bar = pg.ColorBarItem(values=(self.bottom_level, self.reference_level),
+                                          colorMap=pg.colormap.get("inferno"),
+                                          label="level (dBm)", interactive=False,
+                                          width=15)
+        self.plots.addItem(self.colour_bar, row=1, col=1)
+        self.annotation = ""
         self.plots.ci.layout.setRowStretchFactor(0, 3)
         self.plots.ci.layout.setRowStretchFactor(1, 2)
         self.status = QtWidgets.QLabel("waiting for data")
@@ -240,7 +314,7 @@ class SpectrumViewer(QtWidgets.QMainWindow):
         bar.addWidget(self.division_box)
         bar.addSpacing(16)
         self.marker_box = QtWidgets.QComboBox()
-        self.marker_box.addItems(["Marker 1", "Marker 2"])
+        self.marker_box.addItems([f"Marker {n}" for n in range(1, len(self.markers) + 1)])
         self.marker_box.currentIndexChanged.connect(self.set_active_marker)
         bar.addWidget(self.marker_box)
         self.peak_button = QtWidgets.QPushButton("Peak")
@@ -323,6 +397,8 @@ class SpectrumViewer(QtWidgets.QMainWindow):
 
     def _apply_levels(self):
         self._draw_graticule()
+        if hasattr(self, "colour_bar"):
+            self.colour_bar.setLevels((self.bottom_level, self.reference_level))
         self.spectrum_plot.setYRange(self.bottom_level, self.reference_level, padding=0)
         self.spectrum_plot.getAxis("left").setTickSpacing(
             major=2 * self.db_per_div, minor=self.db_per_div)
@@ -406,7 +482,10 @@ class SpectrumViewer(QtWidgets.QMainWindow):
     def _draw_markers(self):
         trace = self.marker_trace()
         spots = []
-        for marker, label, colour in zip(self.markers, self.marker_labels, _MARKER_COLOURS):
+        for index, (marker, label) in enumerate(zip(self.markers, self.marker_labels)):
+            colour = _marker_colour(index)
+            if trace is not None:
+                marker.follow(*trace)
             reading = None if trace is None else marker.reading(*trace)
             label.setVisible(reading is not None)
             if reading is not None:
@@ -461,6 +540,11 @@ class SpectrumViewer(QtWidgets.QMainWindow):
                     curves[name].setData(x, levels)
         if first is not None:
             self.waterfall.draw(first, self.bottom_level, self.reference_level)
+            self.time_axis.set_times(first.row_times())
+            annotation = annotation_text(first.meta)
+            if annotation != self.annotation:
+                self.annotation = annotation
+                self.spectrum_plot.setTitle(annotation)
         self._draw_markers()
         if status is not None:
             self.status.setText(status)

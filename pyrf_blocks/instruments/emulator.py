@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 from zope.interface import implementer
 
+from ..defaults import MODEL, NOISE_FLOOR
 from ..numerics.signals import signal_samples
 from . import vrt
 from .discovery import decode_query, encode_response
@@ -253,9 +254,9 @@ class InstrumentEmulator:
         reactor's clock).
     """
 
-    def __init__(self, reactor, model="WSA5000", serial="EMU000001", firmware="1.0.0",
+    def __init__(self, reactor, model=MODEL, serial="EMU000001", firmware="1.0.0",
                  center_frequency=2.4e9, reference_level=0.0, tones=((2.401e9, -20.0),),
-                 harmonics=(), noise_floor=-150.0, seed=0, paced=True, start_time=None):
+                 harmonics=(), noise_floor=NOISE_FLOOR, seed=0, paced=True, start_time=None):
         self.reactor = reactor
         self.model = model_of(model)
         self.serial = serial
@@ -328,8 +329,9 @@ class InstrumentEmulator:
         if tones and self.harmonics:
             frequency, level = tones[0]
             tones += [(order * frequency, level + dbc) for order, dbc in self.harmonics]
-        in_band = [(f - center, level) for f, level in tones if abs(f - center) < rate / 2]
-        return signal_samples(self._index, count, rate, in_band, (), self.noise_floor,
+        # signal_samples leaves out what lies outside the captured band.
+        offsets = [(f - center, level) for f, level in tones]
+        return signal_samples(self._index, count, rate, offsets, (), self.noise_floor,
                               self.reference_level, self._rng)
 
     def next_packet(self, count):

@@ -38,6 +38,7 @@ from ..interfaces import IIQProducer
 from ..registry import register
 from ..timebase import Timebase, beyond_half_sample, duration_ns
 from . import vrt
+from ..defaults import MODEL
 from .models import DATA_PORT, SCPI_PORT, model_of
 from .scpi import SCPIClientFactory
 
@@ -162,7 +163,7 @@ class thinkrf_analyzer(Source):
                    "timeout": "s", "reconnect_attempts": "count", "reconnect_delay": "s"}
     kind = "iq"
 
-    def __init__(self, host, model="WSA5000", center_frequency=2.4e9, decimation=1,
+    def __init__(self, host, model=MODEL, center_frequency=2.4e9, decimation=1,
                  samples_per_packet=1024, packets_per_block=16, reference_level=None,
                  scpi_port=SCPI_PORT, data_port=DATA_PORT, timeout=5.0,
                  reconnect_attempts=3, reconnect_delay=1.0, **kwargs):

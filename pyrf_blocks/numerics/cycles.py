@@ -26,7 +26,8 @@ import numpy as np
 
 from ..timebase import NS_PER_SECOND
 
-__all__ = ["nominal_boundary", "nominal_boundaries", "rising_zero_crossings", "segment_sums"]
+__all__ = ["nominal_boundary", "nominal_boundaries", "rising_zero_crossings", "segment_sums",
+           "whole_cycle_sums"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -149,3 +150,20 @@ def segment_sums(values, edges):
         # segment ends where the next non-empty one starts.
         sums[nonempty] = np.add.reduceat(values[:edges[-1]], starts[nonempty], dtype=dtype)
     return sums
+
+
+def whole_cycle_sums(values, indexes):
+    """
+    The sum of each whole cycle ``values[indexes[i]:indexes[i + 1]]``, each
+    by numpy's pairwise summation over the cycle's samples alone (in the
+    values' own precision), so the same samples give the same bits
+    wherever they lie; cycles of one length are summed in one call.
+    """
+    if len(indexes) < 2:
+        return []
+    lengths = {b - a for a, b in zip(indexes, indexes[1:])}
+    if len(lengths) == 1:
+        length = lengths.pop()
+        first, last = indexes[0], indexes[-1]
+        return values[first:last].reshape(-1, length).sum(axis=1).tolist()
+    return [values[a:b].sum() for a, b in zip(indexes, indexes[1:])]

@@ -158,7 +158,9 @@ class Formula:
         try:
             tree = ast.parse(text.strip(), mode="eval")
         except SyntaxError as error:
-            column = None if error.offset is None else self._offset + error.offset
+            # Python gives offset 0 for a formula that ends too early
+            # ("v / 2 +"): the mistake is just past its end.
+            column = self._offset + (error.offset or len(text.strip()) + 1)
             raise FormulaError(f"formula {text!r}, column {column}: {error.msg}",
                                column) from None
         except (ValueError, RecursionError, MemoryError) as error:

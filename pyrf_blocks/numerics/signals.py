@@ -8,7 +8,7 @@ import numpy as np
 
 from .decibels import db_to_amplitude, db_to_power
 
-__all__ = ["amplitude_of", "tone_samples", "noise_samples", "signal_samples"]
+__all__ = ["amplitude_of", "in_band", "tone_samples", "noise_samples", "signal_samples"]
 
 
 def amplitude_of(level_dbm, reference_level):
@@ -27,6 +27,19 @@ def _phasors(count, cycles_per_sample):
     table = np.exp(2j * np.pi * np.mod(n * cycles_per_sample, 1.0)).astype(np.complex64)
     table.flags.writeable = False
     return table
+
+
+def in_band(offset_hz, rate):
+    """
+    Whether a component ``offset_hz`` from the centre reaches the samples of
+    a receiver sampling complex IQ at ``rate`` (Hz).
+
+    A real analyzer's anti-alias filter removes what lies outside the
+    Nyquist band ``-rate/2 <= offset < rate/2``; without it a tone outside
+    the span would fold into it at ``offset - k·rate`` as a phantom.  The
+    simulated instrument and the emulator both apply this rule.
+    """
+    return -rate / 2.0 <= offset_hz < rate / 2.0
 
 
 def tone_samples(first_index, count, rate, frequency, amplitude, phase=0.0,
@@ -66,7 +79,9 @@ def signal_samples(first_index, count, rate, tones, harmonics=(), noise_floor=No
     """
     Samples ``first_index .. first_index+count-1`` of an instrument's input:
     tones, harmonics of the first tone and white noise, as complex64
-    fractions of full scale.
+    fractions of full scale.  Components outside the Nyquist band
+    (:func:`in_band`) are left out, as a receiver's anti-alias filter
+    would remove them.
 
     :param tones: ``[(offset_hz, level_dbm), ...]`` relative to the centre.
     :param harmonics: ``[(order, level_dbc), ...]`` of the first tone, at
@@ -82,6 +97,8 @@ def signal_samples(first_index, count, rate, tones, harmonics=(), noise_floor=No
                   for order, dbc in harmonics]
     samples = np.zeros(count, np.complex64)
     for frequency, amplitude, phase in parts:
+        if not in_band(frequency, rate):
+            continue
         samples += tone_samples(first_index, count, rate, frequency, amplitude, phase)
     if noise_floor is not None:
         power = db_to_power(noise_floor - reference_level) * rate

@@ -8,7 +8,7 @@ from ..block import MAIN
 from ..errors import PipelineError
 from ..graph import Graph
 from ..interfaces import ISink
-from .validate import LOCAL
+from .validate import LOCAL, SENSOR_PIPELINE_PARAMS
 
 __all__ = ["build"]
 
@@ -73,6 +73,22 @@ def _places(pipeline, graph, environ, cas):
     return places
 
 
+def _with_sensor_pipelines(pipeline, block):
+    """
+    ``block``'s parameters, where one that names a sensor pipeline of the
+    same file (``sensor_store``'s ``pipeline: kpi``) is given that
+    pipeline, new for this block.
+    """
+    params = block.params
+    if block.type_name != "sensor_store":
+        return params
+    for key in SENSOR_PIPELINE_PARAMS:
+        value = params.get(key)
+        if isinstance(value, str) and value in pipeline.sensors:
+            params = dict(params, **{key: pipeline.sensor_pipeline(value)})
+    return params
+
+
 def build(pipeline, graph=None, environ=None):
     """
     Make the blocks of ``pipeline`` in ``graph`` (a new one by default) and
@@ -113,9 +129,9 @@ def build(pipeline, graph=None, environ=None):
             options["maxsize"] = block.maxsize
         if block.proc != LOCAL:
             options["proc"] = places[block.proc]
+        params = _with_sensor_pipelines(pipeline, block)
         try:
-            made[name] = block.factory(*inputs, name=name, graph=graph, **options,
-                                       **block.params)
+            made[name] = block.factory(*inputs, name=name, graph=graph, **options, **params)
         except Exception as error:  # a block refusing its values, in its own words
             reason = (str(error) if isinstance(error, (TypeError, ValueError))
                       else f"{type(error).__name__}: {error}")

@@ -175,6 +175,9 @@ class PipelineSpec(BaseModel):
     description: Optional[str] = None
     processes: dict[Name, Any] = {}
     blocks: Annotated[dict[Name, Any], Field(min_length=1)]
+    # Sensor pipelines beside the blocks, checked by pyrf_blocks.sensors.spec.
+    pipeline: Optional[Any] = None
+    pipelines: Optional[Any] = None
 
     @model_validator(mode="before")
     @classmethod

@@ -30,6 +30,8 @@ __all__ = ["Pipeline", "PipelineBlock", "check", "check_file", "check_text",
 
 #: The process every pipeline has: the one reading the file.
 LOCAL = "local"
+#: Parameters of sensor_store that may name a sensor pipeline of the same file.
+SENSOR_PIPELINE_PARAMS = ("pipeline",)
 
 
 class PipelineBlock:
@@ -74,12 +76,14 @@ class Pipeline:
     block comes after its inputs, and the declared ``processes``.
     """
 
-    def __init__(self, blocks, processes, description=None, document=None):
+    def __init__(self, blocks, processes, description=None, document=None, sensors=()):
         self.blocks = blocks
         self.processes = processes
         self.description = description
         self.document = document
         self.filename = document.filename if document is not None else "<pipeline>"
+        #: The names of the sensor pipelines written beside the blocks.
+        self.sensors = tuple(sensors)
 
     def __repr__(self):
         return f"<Pipeline {self.filename} of {len(self.blocks)} blocks>"
@@ -96,6 +100,16 @@ class Pipeline:
         if self.document is None:
             return Problem(message)
         return self.document.problem(message, path)
+
+    def sensor_pipeline(self, name):
+        """
+        A new :class:`~pyrf_blocks.sensors.pipeline.SensorPipeline` of the
+        file's sensor pipeline ``name`` (one of :attr:`sensors`): each
+        block that keeps rows through it gets its own state.
+        """
+        from ..sensors.spec import sensor_sections
+
+        return sensor_sections(self.document)[0][name]
 
     def consumers(self, name):
         """
@@ -438,6 +452,38 @@ class _FlowChecker(_Checker):
                 ok = False
         return ok
 
+    def sensor_pipelines(self):
+        """
+        Check the sensor pipelines written beside the blocks (``pipeline``,
+        ``pipelines``) and the blocks' references to them; their names.
+        """
+        data = self.document.data
+        if data.get("pipeline") is None and data.get("pipelines") is None:
+            names = ()
+        else:
+            # Imported here: pyrf_blocks.sensors.spec reads files with this
+            # package's loader.
+            from ..sensors.spec import sensor_sections
+
+            found, problems = sensor_sections(self.document)
+            self.problems.extend(problems)
+            names = tuple(found)
+        for name, raw in self.raw_blocks.items():
+            params = raw.get("params") if isinstance(raw, dict) else None
+            if not isinstance(raw, dict) or raw.get("type") != "sensor_store" or \
+                    not isinstance(params, dict):
+                continue
+            for key in SENSOR_PIPELINE_PARAMS:
+                value = params.get(key)
+                if isinstance(value, str) and value not in names and \
+                        not value.endswith((".yaml", ".yml")):
+                    known = f"; this file's: {', '.join(names)}" if names else \
+                        "; write one under 'pipelines' or give a .yaml file"
+                    self.problem(f"{self.what(name)}: {key}: no sensor pipeline {value!r}"
+                                 f"{_closest(value, names)}{known}",
+                                 ("blocks", name, "params", key))
+        return names
+
 
 def check(document):
     """
@@ -453,12 +499,13 @@ def check(document):
     for name, raw in checker.raw_blocks.items():
         checker.block(name, raw)
     order = checker.flow()
+    sensors = checker.sensor_pipelines()
     if checker.problems:
         raise PipelineError(checker.problems)
     blocks = {name: PipelineBlock(name, checker.specs[name], checker.factories[name],
                                   checker.params[name], checker.kinds[name])
               for name in order}
-    return Pipeline(blocks, checker.processes, checker.description, document)
+    return Pipeline(blocks, checker.processes, checker.description, document, sensors)
 
 
 def check_text(text, filename="<pipeline>"):

@@ -8,7 +8,10 @@ How a pipeline keeps what passed its filters: the accumulation policies.
 * :class:`TimeWindow`: the readings between two dates; each row expires
   ``expire_after`` seconds after its time (None: kept).
 * :class:`Aggregation`: min, max, sum, count (and so avg) of numbers over
-  calendar windows of 1 min–12 h aligned to 00:00 UTC.  The open window's
+  calendar windows of 1 min–12 h aligned to local 00:00 of an IANA zone
+  (UTC by default), by :class:`~pyrf_blocks.windows.CalendarGrid`: on a
+  daylight-saving day the windows stay on the local clock (a ``12h``
+  window list of Europe/Berlin's 2026-03-29 is 11 h then 12 h).  The open window's
   partial aggregate is written at every flush, with the time of the last
   reading counted, so a restart continues it (:meth:`Aggregation.restore`)
   and a reading delivered again is not counted twice.
@@ -27,9 +30,10 @@ import subprocess
 import tempfile
 
 from ..storage.rows import Aggregate, Frame, Reading, Video
+from ..windows import CalendarGrid
 
 __all__ = ["LastValue", "NRecords", "TimeWindow", "Aggregation", "VideoPolicy",
-           "calendar_window", "MAX_RECORDS"]
+           "window_grid", "MAX_RECORDS"]
 
 NS = 10 ** 9
 DAY = 86400 * NS
@@ -37,16 +41,26 @@ DAY = 86400 * NS
 MAX_RECORDS = 8192
 
 
-def calendar_window(time, size):
+def window_grid(window, zone="UTC", what="aggregation"):
     """
-    ``(start, end)`` in ns of the window of ``size`` ns holding ``time``:
-    windows start at 00:00 UTC each day and every ``size`` after it; the
-    last one of a day ends at the next midnight when ``size`` does not
-    divide a day.
+    The :class:`~pyrf_blocks.windows.CalendarGrid` of a policy's windows of
+    ``window`` seconds (1 min to 12 h, dividing a day) aligned to 00:00 in
+    ``zone`` (an IANA name).
+
+    :raises ValueError: naming ``what``, the size or the zone.
     """
-    day = time - time % DAY
-    start = day + (time - day) // size * size
-    return start, min(start + size, day + DAY)
+    if not 60 <= window <= 43200:
+        raise ValueError(f"{what}: window_size {window:g} s; 1 min to 12 h")
+    window_ns = int(round(window * NS))
+    if DAY % window_ns:
+        raise ValueError(f"{what}: window_size {window:g} s does not divide a day, so its "
+                         "windows cannot all start at 00:00; use 1m, 5m, 15m, 1h, 12h...")
+    return CalendarGrid(window_ns, zone)
+
+
+def _window(grid, time):
+    start = grid.floor(time)
+    return start, grid.shift(start, 1)
 
 
 class LastValue:
@@ -140,21 +154,23 @@ class _Open:
 class Aggregation:
     """
     Numbers aggregated over calendar windows of ``window`` seconds (60 to
-    43200).  ``functions`` (of avg, min, max, sum) are what a query shows
-    first; every row holds all four.
+    43200, dividing a day) from local 00:00 in ``zone`` (an IANA name).
+    ``functions`` (of avg, min, max, sum) are what a query shows first;
+    every row holds all four.  A row is keyed by its window's start (ns,
+    UTC), so writing it again replaces it.
     """
 
     table = "aggregation"
     FUNCTIONS = ("avg", "min", "max", "sum")
 
-    def __init__(self, window=3600.0, functions=("avg",)):
-        if not 60 <= window <= 43200:
-            raise ValueError(f"aggregation: window_size {window} s; 1 min to 12 h")
+    def __init__(self, window=3600.0, functions=("avg",), zone="UTC"):
+        self.grid = window_grid(window, zone, "aggregation")
         for name in functions:
             if name not in self.FUNCTIONS:
                 raise ValueError(f"aggregation: function {name!r}; one of "
                                  f"{', '.join(self.FUNCTIONS)}")
-        self.window_ns = int(window * NS)
+        self.window_ns = self.grid.period
+        self.zone = self.grid.zone_name
         self.functions = tuple(functions)
         self._open = {}
 
@@ -167,8 +183,7 @@ class Aggregation:
         if not rows:
             return
         row = rows[0]
-        if calendar_window(row["window_start"], self.window_ns) != \
-                (row["window_start"], row["window_end"]):
+        if _window(self.grid, row["window_start"]) != (row["window_start"], row["window_end"]):
             return
         self._open[topic] = _Open(row["window_start"], row["window_end"], row["count"],
                                   row["min"], row["max"], row["sum"], row["last_time"])
@@ -183,7 +198,7 @@ class Aggregation:
                 return  # older than the open window: it was counted in its own
             if held is not None and held.dirty:
                 batch.aggregation.append(held.row(topic))
-            held = self._open[topic] = _Open(*calendar_window(time, self.window_ns))
+            held = self._open[topic] = _Open(*_window(self.grid, time))
         if time <= held.last_time:
             return  # delivered again: counted already
         held.count += 1
@@ -202,9 +217,10 @@ class Aggregation:
 
 class VideoPolicy:
     """
-    The images of each calendar window of ``window`` seconds, made into a
-    video with ffmpeg once the window is over: when a reading of a later
-    window arrives, or at the first write after its end.
+    The images of each calendar window of ``window`` seconds (from local
+    00:00 in ``zone``, as :class:`Aggregation`'s), made into a video with
+    ffmpeg once the window is over: when a reading of a later window
+    arrives, or at the first write after its end.
     ``frame_rate``: frames per second, or ``"dynamic"``: the window's
     frames over 10 s (1 to 30 fps).  ``codec``: an ffmpeg encoder
     (``H.264/AVC`` means ``libx264``).
@@ -220,14 +236,14 @@ class VideoPolicy:
               "VP9": "libvpx-vp9", "mjpeg": "mjpeg"}
 
     def __init__(self, window=3600.0, frame_rate="dynamic", codec="H.264/AVC",
-                 ffmpeg=None):
-        if not 60 <= window <= 43200:
-            raise ValueError(f"video: window_size {window} s; 1 min to 12 h")
+                 ffmpeg=None, zone="UTC"):
+        self.grid = window_grid(window, zone, "video")
         if frame_rate != "dynamic" and not (isinstance(frame_rate, (int, float)) and
                                             0 < frame_rate <= 240):
             raise ValueError(f"video: frame_rate_per_second {frame_rate!r}; dynamic or "
                              "a number of frames per second")
-        self.window_ns = int(window * NS)
+        self.window_ns = self.grid.period
+        self.zone = self.grid.zone_name
         self.frame_rate = frame_rate
         self.codec = codec
         self.encoder = self.CODECS.get(codec, codec)
@@ -242,7 +258,7 @@ class VideoPolicy:
         rows = store.query(topic, "video_frames", limit=1)
         if not rows:
             return
-        window = calendar_window(rows[0]["window_start"], self.window_ns)
+        window = _window(self.grid, rows[0]["window_start"])
         if window[0] == rows[0]["window_start"] and \
                 not store.query(topic, "video", start=window[0], end=window[0] + 1):
             self._windows[topic] = window
@@ -250,7 +266,7 @@ class VideoPolicy:
     def take(self, reading, batch):
         if reading.kind != "image":
             return
-        window = calendar_window(reading.time, self.window_ns)
+        window = _window(self.grid, reading.time)
         held = self._windows.get(reading.topic)
         if held is not None and held != window:
             if reading.time < held[0]:

@@ -130,6 +130,10 @@ class PipelineServer:
             try:
                 document = read_document(path)
                 if not is_sensor_pipeline(document.data):
+                    if isinstance(document.data, dict) and "blocks" in document.data and (
+                            "pipeline" in document.data or "pipelines" in document.data):
+                        self.report(f"{path}: a block graph with sensor pipelines; not "
+                                    "served here (run it with pyrf-blocks run)")
                     continue
                 pipeline = load_sensor_pipeline(document)
             except PipelineError as error:

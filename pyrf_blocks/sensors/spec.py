@@ -19,26 +19,29 @@ import datetime
 import difflib
 import os
 
-from ..errors import PipelineError, UnitError
+from ..errors import FormulaError, PipelineError, UnitError
+from ..numerics.formula import Formula
 from ..pipeline.loader import load_document, read_document
 from ..pipeline.problems import shown
 from ..pipeline.units import parse_quantity
 from .filters import VALUE_TYPES, Filters
 from .period import PERIOD_KINDS, ActivePeriod
 from .pipeline import SensorPipeline
-from .policies import MAX_RECORDS, Aggregation, LastValue, NRecords, TimeWindow, VideoPolicy
-from .transforms import COMPRESSIONS, IMAGE_FORMATS, FileTransform, ImageTransform, \
-    NumericTransform
+from .policies import MAX_RECORDS, Aggregation, LastValue, NRecords, TimeWindow, \
+    VideoPolicy, window_grid
+from .transforms import COMPRESSIONS, FORMULA_NAMES, FORMULA_TIMEOUT, IMAGE_FORMATS, \
+    FileTransform, ImageTransform, NumericTransform
 
 __all__ = ["read_sensor_pipeline", "load_sensor_pipeline", "parse_sensor_pipeline",
-           "is_sensor_pipeline"]
+           "is_sensor_pipeline", "sensor_sections"]
 
 _SECTIONS = ("topics", "topic", "active_period", "filters", "transformations",
              "processing_policy", "save_buffering")
 _FILTERS = ("type_input_value", "type_value_filtering", "values", "type_value_threshold",
             "min", "max", "max_rate", "last_unique_check", "max_size")
 _TRANSFORMS = {
-    "numeric": ("type", "multiplication", "coefficient", "round", "decimal_point"),
+    "numeric": ("type", "formula", "formula_timeout", "multiplication", "coefficient",
+                "round", "decimal_point"),
     "image": ("type", "resize", "width", "hight", "height", "pixel_density", "dpi",
               "clipping", "x", "y", "format"),
     "file": ("type", "compression", "wbits", "level"),
@@ -47,18 +50,20 @@ _POLICIES = {
     "last_value": ("type", "file_ttl", "min_interval"),
     "n_records": ("type", "count_records"),
     "time_window": ("type", "start", "end", "expire_after"),
-    "aggregation": ("type", "window_size", "aggregation_functions"),
-    "video": ("type", "window_size", "frame_rate_per_second", "codec"),
+    "aggregation": ("type", "window_size", "aggregation_functions", "zone"),
+    "video": ("type", "window_size", "frame_rate_per_second", "codec", "zone"),
 }
 _BUFFERING = ("max_items", "accumulation_time")
 
 
 def is_sensor_pipeline(data):
     """
-    Whether parsed YAML ``data`` is a sensor pipeline (a ``pipeline``
-    mapping at the top), not a block graph.
+    Whether parsed YAML ``data`` is a sensor pipeline file (a ``pipeline``
+    mapping at the top and no ``blocks``), not a block graph (which may
+    hold sensor pipelines beside its blocks: :func:`sensor_sections`).
     """
-    return isinstance(data, dict) and isinstance(data.get("pipeline"), dict)
+    return isinstance(data, dict) and isinstance(data.get("pipeline"), dict) and \
+        "blocks" not in data
 
 
 class _Reader:
@@ -190,10 +195,55 @@ def load_sensor_pipeline(document, name=None):
     elif str(version) not in ("1", "1.0"):
         reader.problem(f"version {shown(version)}: this reader knows version 1.0",
                        ("version",))
-    spec = reader.mapping(data.get("pipeline"), ("pipeline",), "pipeline")
-    base = ("pipeline",)
-    reader.known(spec, _SECTIONS, base, "pipeline")
-    name = name or os.path.splitext(os.path.basename(document.filename))[0]
+    name = name or _file_name(document)
+    pipeline = _stages(reader, data.get("pipeline"), ("pipeline",), name)
+    if reader.problems:
+        raise PipelineError(reader.problems)
+    return pipeline
+
+
+def _file_name(document):
+    return os.path.splitext(os.path.basename(document.filename))[0]
+
+
+def sensor_sections(document):
+    """
+    The sensor pipelines written beside a block graph in one file:
+    ``pipeline`` (one, named after the file) and ``pipelines`` (a mapping
+    of name to stages), as ``({name: SensorPipeline}, problems)``; each
+    problem (a :class:`~pyrf_blocks.pipeline.problems.Problem`) has its
+    line and column.  Each call makes new pipelines (their state is their
+    own).
+    """
+    reader = _Reader(document)
+    data = document.data if isinstance(document.data, dict) else {}
+    found = {}
+    if data.get("pipeline") is not None:
+        name = _file_name(document)
+        found[name] = _stages(reader, data["pipeline"], ("pipeline",), name)
+    named = reader.mapping(data.get("pipelines"), ("pipelines",), "pipelines")
+    for name, spec in named.items():
+        if not isinstance(name, str) or not name:
+            reader.problem(f"pipelines: {shown(name)} is not a name", ("pipelines", name),
+                           key=True)
+            continue
+        if name in found:
+            reader.problem(f"pipelines: {name!r} is the name of the file's 'pipeline' too",
+                           ("pipelines", name), key=True)
+            continue
+        found[name] = _stages(reader, spec, ("pipelines", name), name)
+    return found, reader.problems
+
+
+def _stages(reader, spec, base, name):
+    """
+    The :class:`~.pipeline.SensorPipeline` of the stages mapping ``spec``
+    written at ``base``; problems go to ``reader`` (the result is then
+    not to be used).
+    """
+    what = "pipeline" if base == ("pipeline",) else f"sensor pipeline {name!r}"
+    spec = reader.mapping(spec, base, what)
+    reader.known(spec, _SECTIONS, base, what)
 
     topics = spec.get("topics", spec.get("topic", name))
     topics = [topics] if isinstance(topics, str) else topics
@@ -308,8 +358,6 @@ def load_sensor_pipeline(document, name=None):
         accumulation = reader.duration(item, "accumulation_time", item_path, 0.001,
                                        366 * 86400.0, default=accumulation)
 
-    if reader.problems:
-        raise PipelineError(reader.problems)
     return SensorPipeline(name, topics, filters, transforms, policies, period,
                           max_items=max_items, accumulation_time=accumulation)
 
@@ -328,7 +376,7 @@ def _transform(reader, kind, item, path):
             places = reader.number(rounding, "decimal_point", round_path, 0, 15, integer=True)
             if places is None:
                 reader.problem("round needs decimal_point", round_path)
-        return NumericTransform(coefficient, places)
+        return NumericTransform(coefficient, places, _formula(reader, item, path))
     if kind == "image":
         size = dpi = clip = None
         resize, resize_path = reader.option(item, "resize", ("width", "hight", "height"), path)
@@ -368,6 +416,29 @@ def _transform(reader, kind, item, path):
     return FileTransform(compression, level, wbits)
 
 
+def _formula(reader, item, path):
+    """
+    The checked formula of a numeric transformation, or None; a mistake is
+    a problem at the YAML value that names the column inside the formula.
+    """
+    text = item.get("formula")
+    timeout = reader.duration(item, "formula_timeout", path, 1e-6, 10.0,
+                              default=FORMULA_TIMEOUT)
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        reader.problem(f"formula: {shown(text)} is not a formula; write it as text, "
+                       "e.g. formula: \"value * 1.8 + 32\"", path + ("formula",))
+        return None
+    try:
+        return Formula(text, FORMULA_NAMES, timeout=timeout)
+    except FormulaError as error:
+        # The problem points at the YAML value; the message gives the
+        # column inside the formula.
+        reader.problem(str(error), path + ("formula",))
+        return None
+
+
 class _NoTransform:
     kind = "file"
 
@@ -395,16 +466,41 @@ def _policy(reader, kind, item, path):
                            f"{', '.join(Aggregation.FUNCTIONS)}",
                            path + ("aggregation_functions",))
             functions = ["avg"]
-        return Aggregation(reader.duration(item, "window_size", path, 60, 43200,
-                                           default=3600.0), functions)
+        window, zone = _calendar(reader, item, path)
+        return Aggregation(window, functions, zone)
     rate = item.get("frame_rate_per_second", "dynamic")
     if rate != "dynamic" and (isinstance(rate, bool) or not isinstance(rate, (int, float))
                               or not 0 < rate <= 240):
         reader.problem(f"frame_rate_per_second: {shown(rate)}; dynamic or frames per second",
                        path + ("frame_rate_per_second",))
         rate = "dynamic"
-    return VideoPolicy(reader.duration(item, "window_size", path, 60, 43200, default=3600.0),
-                       rate, str(item.get("codec", "H.264/AVC")))
+    window, zone = _calendar(reader, item, path)
+    return VideoPolicy(window, rate, str(item.get("codec", "H.264/AVC")), zone=zone)
+
+
+def _calendar(reader, item, path):
+    """
+    ``(window_size seconds, zone)`` of an aggregation or video policy,
+    each checked where it is written (a size that does not divide a day,
+    a zone that is not an IANA name).
+    """
+    window = reader.duration(item, "window_size", path, 60, 43200, default=3600.0)
+    zone = item.get("zone", "UTC")
+    if not isinstance(zone, str):
+        reader.problem(f"zone: {shown(zone)} is not a time zone name such as "
+                       "'Europe/Berlin'", path + ("zone",))
+        zone = "UTC"
+    try:
+        window_grid(window, "UTC")
+    except ValueError as error:
+        reader.problem(str(error), path + ("window_size",))
+        window = 3600.0
+    try:
+        window_grid(window, zone)
+    except ValueError as error:
+        reader.problem(f"zone: {error}", path + ("zone",))
+        zone = "UTC"
+    return window, zone
 
 
 def read_sensor_pipeline(path):

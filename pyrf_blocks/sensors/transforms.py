@@ -4,24 +4,29 @@ transformations stage.
 
 Each transformation applies to values of one type and leaves the others
 alone, so a pipeline file may list one of each, as the seed's example
-does.  Numbers: scale by a coefficient, then round.  Images (Pillow):
+does.  Numbers: a formula of ``value`` (and ``time``, Unix seconds) by the
+safe evaluator (:mod:`pyrf_blocks.numerics.formula`, checked once, each
+evaluation under a time limit), then scale by a coefficient, then round.
+A formula whose result is not a finite number (``value / 0``), or that
+runs past its time limit, rejects the payload (reason ``transform``).
+Images (Pillow):
 resize, set the pixel density, crop, convert the format, in that order.
 Files: pack into a tar, a gzip-compressed tar (``tgz``, with the deflate
 ``level`` and window ``wbits``) or a zip archive.
-
-(A formula over numbers, with the safe evaluator, is not wired yet.)
 """
 
 import io
+import math
 import tarfile
 import time as _time
 import zipfile
 import zlib
 
-from ..errors import PayloadRejected
+from ..errors import FormulaError, FormulaTimeout, PayloadRejected
+from ..numerics.formula import Formula
 
 __all__ = ["NumericTransform", "ImageTransform", "FileTransform", "IMAGE_FORMATS",
-           "COMPRESSIONS"]
+           "COMPRESSIONS", "FORMULA_NAMES", "FORMULA_TIMEOUT"]
 
 #: Image formats a transformation writes, by the name a pipeline file uses.
 IMAGE_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
@@ -29,27 +34,62 @@ IMAGE_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 #: Archive kinds a file transformation writes.
 COMPRESSIONS = ("tgz", "tar", "zip")
 
+#: The names a numeric transformation's formula may use: the reading's
+#: ``value`` and its ``time`` in Unix seconds.
+FORMULA_NAMES = ("value", "time")
+#: Default time limit of one formula evaluation, seconds.
+FORMULA_TIMEOUT = 0.05
+
 
 class NumericTransform:
     """
-    ``round(value * coefficient, decimal_point)``; either step optional.
+    ``round(formula(value, time) * coefficient, decimal_point)``; each step
+    optional.
+
+    :param formula: a :class:`~pyrf_blocks.numerics.formula.Formula` of
+        :data:`FORMULA_NAMES`, or its text (checked here: a mistake raises
+        :class:`~pyrf_blocks.errors.FormulaError` with its column).
+    :param timeout: seconds one evaluation may take, for a formula given
+        as text.
     """
 
     kind = "number"
 
-    def __init__(self, coefficient=None, decimal_point=None):
+    def __init__(self, coefficient=None, decimal_point=None, formula=None,
+                 timeout=FORMULA_TIMEOUT):
+        if isinstance(formula, str):
+            formula = Formula(formula, FORMULA_NAMES, timeout=timeout)
+        self.formula = formula
         self.coefficient = coefficient
         self.decimal_point = decimal_point
 
     def __repr__(self):
-        return f"<NumericTransform x{self.coefficient} round {self.decimal_point}>"
+        text = "" if self.formula is None else f" {self.formula.text!r}"
+        return f"<NumericTransform{text} x{self.coefficient} round {self.decimal_point}>"
 
     def apply(self, value, topic, time):
+        if self.formula is not None:
+            value = self._evaluate(value, time)
         if self.coefficient is not None:
             value = value * self.coefficient
         if self.decimal_point is not None:
             value = round(value, self.decimal_point)
         return value
+
+    def _evaluate(self, value, time):
+        formula = self.formula
+        try:
+            result = formula.evaluate({"value": float(value), "time": time / 1e9})
+        except (FormulaError, FormulaTimeout) as error:
+            raise PayloadRejected("transform", str(error)) from None
+        if result.dtype.kind == "c":
+            raise PayloadRejected("transform", f"formula {formula.text!r} of value {value!r} "
+                                  f"is complex: {result!r}")
+        result = float(result)
+        if not math.isfinite(result):
+            raise PayloadRejected("transform", f"formula {formula.text!r} of value "
+                                  f"{value!r} is {result}, not a finite number")
+        return result
 
 
 class ImageTransform:

@@ -1,0 +1,80 @@
+"""
+The simulated signal is band-limited as a real analyzer's input is: a tone
+outside the captured band never folds into it, in the simulated instrument
+and in the emulator alike.
+"""
+
+import re
+
+import numpy as np
+from numpy.testing import assert_allclose
+from twisted.internet.task import Clock
+
+from pyrf_blocks import Graph, collector, simulated_instrument
+from pyrf_blocks.instruments import vrt
+from pyrf_blocks.instruments.emulator import InstrumentEmulator
+from pyrf_blocks.numerics.signals import in_band, signal_samples
+
+RATE = 125e6 / 16
+
+
+def test_in_band_is_the_nyquist_band():
+    """Offsets inside [-rate/2, rate/2) are in the band; those outside are not."""
+    assert in_band(0.0, RATE) and in_band(-RATE / 2, RATE) and in_band(RATE / 2 - 1, RATE)
+    assert not in_band(RATE / 2, RATE) and not in_band(10e6, RATE) and not in_band(-4e6, RATE)
+
+
+def test_signal_samples_leave_out_tones_outside_the_band():
+    """A tone 10 MHz off at 7.8125 MSa/s adds nothing (it would fold to 2.19 MHz); one inside is kept."""
+    outside = signal_samples(0, 4096, RATE, [(10e6, -20.0)], harmonics=[(2, -30.0)])
+    assert not np.any(outside)
+    inside = signal_samples(0, 4096, RATE, [(1e6, -20.0), (10e6, -20.0)])
+    expected = signal_samples(0, 4096, RATE, [(1e6, -20.0)])
+    assert_allclose(inside, expected)
+
+
+def test_simulated_instrument_drops_out_of_band_tones():
+    """WSA4000('sim') with a tone outside its span emits no tone at the fold frequency."""
+    clock = Clock()
+    graph = Graph(clock)
+    wsa = simulated_instrument(graph=graph, sample_rate=RATE, tones=[(10e6, -20.0)],
+                               harmonics=[(3, -10.0)], noise_floor=None, paced=False, count=2)
+    sink = collector(wsa)
+    clock.advance(0.1)
+    graph.stop()
+    assert sink.chunks and not np.any(sink.data())
+
+
+def test_emulator_drops_out_of_band_tones_by_the_same_rule():
+    """The emulator at decimation 16 sends zeros for a tone 10 MHz off, and the tone for one 1 MHz off."""
+    def first_packet(tones):
+        emulator = InstrumentEmulator(Clock(), tones=tones, noise_floor=None, start_time=0)
+        emulator.decimation = 16
+        emulator._rebase()
+        packet = vrt.parse_packet(emulator.next_packet(0))
+        return vrt.decode_payload(packet.payload)
+    assert not np.any(first_packet([(2.41e9, -20.0)]))
+    kept = first_packet([(2.401e9, -20.0)])
+    expected = signal_samples(0, len(kept), RATE, [(1e6, -20.0)])
+    assert_allclose(kept, expected, atol=2.0 ** -12)
+
+
+def test_demo_shows_no_phantom_of_a_tone_outside_the_span():
+    """`pyrf-blocks demo --tone 10 -20` (outside the 7.8 MHz span) lists no peak; a tone inside is listed."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+
+    def demo(*tone):
+        result = subprocess.run([sys.executable, "-m", "pyrf_blocks.cli", "demo", "--fast",
+                                 "--duration", "0.2", "--tone", *tone],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert "no peaks" in demo("10", "-20")
+    assert re.search(r"2403\.000\d* MHz|2402\.999\d* MHz", demo("3", "-20"))
