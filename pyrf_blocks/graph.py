@@ -241,10 +241,19 @@ class Graph:
         self.in_reactor_thread(self._stop)
 
     def _stop(self):
-        # Every active producer without inputs is where a stream enters
-        # this graph: a source, or a stream from another process.
+        # Every active producer whose inputs (if any) are not read here is
+        # where a stream enters this graph: a source, a stream from another
+        # process, or a block placed on a worker, which ends its stream
+        # where it starts (see placed_block.stopProducing).
+        # A sink placed on a worker ends there, when the sources it reads
+        # (placed or of this process) have.
         for block in tuple(self.blocks.values()):
-            if block.active and not block.inputs and block.kind is not None:
+            if not block.active:
+                continue
+            if block.kind is None:
+                if not block.local_inputs:
+                    block.end_at_origin()
+            elif not block.inputs or not block.local_inputs:
                 block.stopProducing()
         self._check_done()
 

@@ -96,6 +96,22 @@ def test_on_bin_tone_reads_its_level_and_frequency(window, level):
     assert_allclose(spectrum.max(axis=1), level, atol=0.1)
 
 
+def test_a_window_with_parameters_is_written_alike_in_python_and_yaml():
+    """window="kaiser:8.6" (Python, a pipeline file, --window) is the window ("kaiser", 8.6)."""
+    from pyrf_blocks.pipeline import build, check_text
+    samples = tone(4 * 256, 7e3, -30.0)
+    as_tuple = run_chain([samples], lambda s: fft_block(s, size=256, window=("kaiser", 8.6)))
+    as_text = run_chain([samples], lambda s: fft_block(s, size=256, window="kaiser:8.6"))
+    assert_array_equal(as_text[0].data, as_tuple[0].data)
+    assert as_text[0].meta["window"] == "kaiser:8.6"
+    pipeline = check_text("version: 1\nblocks:\n  wsa: {type: simulated_instrument}\n"
+                          "  fft: {type: fft_block, inputs: [wsa], "
+                          "params: {size: 256, window: 'kaiser:8.6'}}\n"
+                          "  out: {type: collector, inputs: [fft]}\n")
+    graph = build(pipeline, Graph(Clock()))
+    assert graph.blocks["fft"].window == "kaiser:8.6"
+
+
 def test_off_bin_tone_is_found_within_one_bin():
     """A tone between bins peaks within one bin of its frequency."""
     offset = -250.37e3
@@ -170,6 +186,13 @@ def test_fft_parameters_are_checked():
     source = array_source([np.zeros(4, np.complex64)], graph=graph)
     with pytest.raises(ValueError, match="size"):
         fft_block(source, size=1)
+    with pytest.raises(ValueError, match="fft_block: size: must be at least 8, got 3"):
+        fft_block(source, size=3)
+    with pytest.raises(ValueError, match=r"window 'kaiser' needs its parameter\(s\) after a "
+                                         "colon, as in 'kaiser:8.6'"):
+        fft_block(source, window="kaiser")
+    with pytest.raises(ValueError, match="the parameters after 'kaiser' must be numbers"):
+        fft_block(source, window="kaiser:wide")
     with pytest.raises(ValueError, match="overlap"):
         fft_block(source, size=8, overlap=8)
     with pytest.raises(ValueError, match="unknown window 'nosuch'"):

@@ -3,6 +3,7 @@ Tests for the ``pyrf-blocks`` command line, run as a real subprocess.
 """
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -51,7 +52,9 @@ def test_help_explains_every_demo_option():
 
 
 @pytest.mark.parametrize("args, reason", [
-    (["demo", "--fft-size", "0"], "must be at least 1"),
+    (["demo", "--fft-size", "0"], "argument --fft-size: fft_block: size: must be at least 8, got"),
+    (["demo", "--fft-size", "3"], "argument --fft-size: fft_block: size: must be at least 8, got"),
+    (["demo", "--window", "kaiser"], "'kaiser:8.6'"),
     (["demo", "--duration", "soon"], "is not a number"),
     (["demo", "--window", "squiggle"], "get_window"),
     (["demo", "--bogus"], "unrecognized arguments"),
@@ -65,3 +68,58 @@ def test_bad_option_exits_2_with_one_line(args, reason):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and reason in lines[0]
     assert "Traceback" not in result.stderr
+
+
+# Every failure exits non-zero, in one line, and never hangs.
+
+def one_line(result):
+    """The single line a failed command printed on stderr (no traceback)."""
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_on_a_busy_port_exits_1_at_once():
+    """worker on a port in use says so in one line and exits 1 (before the fix: it hung)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("worker", "--listen", f"tcp:{port}:interface=127.0.0.1", timeout=30)
+    assert result.returncode == 1
+    assert one_line(result).startswith(f"pyrf-blocks worker: cannot listen on tcp:{port}:")
+
+
+@pytest.mark.parametrize("listen, reason", [
+    ("nonsense", "'nonsense' is not an endpoint to listen on: it must start with tcp:"),
+    ("tcp:http", "'tcp:http': the port must be a number from 0 to 65535, got 'http'"),
+    ("tcp:8750:interface=lab-a", "interface 'lab-a' is not an IP address"),
+])
+def test_a_listen_address_that_is_not_one_is_named(capsys, monkeypatch, listen, reason):
+    """worker --listen with a malformed endpoint names it (before: 'without a token')."""
+    from pyrf_blocks.cli import main
+    monkeypatch.delenv("PYRF_BLOCKS_TOKEN", raising=False)
+    assert main(["worker", "--listen", listen]) == 2
+    err = capsys.readouterr().err
+    assert reason in err and "token" not in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.timeout(60)
+def test_discover_of_an_unknown_host_exits_1_in_one_line():
+    """discover --address with a name that does not resolve: one line, exit 1, no hang."""
+    result = cli("discover", "--address", "no-such-host.invalid", timeout=30)
+    assert result.returncode == 1
+    assert one_line(result) == ("pyrf-blocks discover: cannot send a discovery query to "
+                                "'no-such-host.invalid': no IPv4 address has that name")
+
+
+@pytest.mark.parametrize("span, decimation", [("125", 1), ("50", 1), ("31.25", 4),
+                                              ("20", 4), ("1", 64), ("0.1", 512)])
+def test_a_span_becomes_a_decimation_the_analyzer_supports(span, decimation):
+    """view --span-mhz picks the largest power-of-two decimation of the model keeping the span."""
+    from pyrf_blocks.cli import build_parser
+    from pyrf_blocks.commands.view import decimation_for
+    args = build_parser().parse_args(["view", "--span-mhz", span])
+    assert decimation_for(args) == decimation  # (50 MHz gave 2, which no WSA takes)

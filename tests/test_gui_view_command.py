@@ -5,6 +5,7 @@ Qt/Twisted loop while no data arrives, and the example scripts.
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -71,11 +72,20 @@ def test_view_help_documents_the_controls(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (("--fft-size", "0"), "'0' must be at least 1"),
+    (("--fft-size", "0"), "fft_block: size: must be at least 8, got 0"),
     (("--window", "nonsense"), "'nonsense' is not a scipy.signal.get_window name"),
     (("--traces", "live,peak"), "choose among live, average, max_hold, min_hold"),
     (("--span-mhz", "3", "--decimation", "4"), "not allowed with argument"),
     (("--headless",), "--headless and --screenshot need --duration"),
+    (("--fft-size", "3"), "fft_block: size: must be at least 8, got 3"),
+    (("--window", "kaiser"), "window 'kaiser' needs its parameter(s) after a colon, as in "
+                             "'kaiser:8.6'"),
+    (("--headless", "--duration", "1", "--span-mhz", "500"),
+     "--span-mhz 500: the widest span of a WSA4000 is 125 MHz (decimation 1)"),
+    (("--headless", "--duration", "1", "--decimation", "2"),
+     "WSA4000: decimation 2 is not supported; use 1 (none) or a whole number from 4 to 1023"),
+    (("--duration", "1", "--screenshot", "/nonexistent-folder/view.png"),
+     "--screenshot /nonexistent-folder/view.png: folder /nonexistent-folder does not exist"),
 ])
 def test_bad_options_exit_2_with_one_line(capsys, argv, message):
     """A bad option or value exits 2 with a single line naming it, before anything opens."""
@@ -87,6 +97,32 @@ def test_bad_options_exit_2_with_one_line(capsys, argv, message):
     err = capsys.readouterr().err
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_view_of_an_unreachable_analyzer_or_worker_exits_1():
+    """Nothing arrives from a closed port or worker: the reason on stderr, exit 1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    analyzer = view("--headless", "--duration", "1", "127.0.0.1")  # SCPI port 37001: closed
+    assert analyzer.returncode == 1, analyzer.stderr
+    assert analyzer.stderr.strip().splitlines()[-1] == (
+        "pyrf-blocks view: no spectrum arrived from 127.0.0.1 in 1 s")
+    assert "Connection was refused" in analyzer.stderr
+    worker = view("--headless", "--duration", "1", f"http://127.0.0.1:{port}/blocks/fft")
+    assert worker.returncode == 1, worker.stderr
+    assert (f"worker http://127.0.0.1:{port} was not reached before the graph stopped"
+            in worker.stderr.strip().splitlines()[-1])
+    assert "Traceback" not in analyzer.stderr + worker.stderr
+
+
+def test_a_screenshot_that_cannot_be_written_fails_the_view_without_hanging():
+    """--screenshot where no file can be made: the view still quits, exit 1, one reason."""
+    result = view("--duration", "0.5", "--screenshot", "/proc/view.png")
+    assert result.returncode == 1, result.stderr
+    assert "pyrf-blocks view: --screenshot: could not write a PNG to '/proc/view.png'" in (
+        result.stderr.splitlines())
+    assert "Traceback" not in result.stderr
 
 
 def test_the_loop_keeps_running_when_no_data_arrives():

@@ -97,7 +97,7 @@ def test_settings_reach_source_and_fft():
     assert (fft.size, fft.window_name) == (4096, "hamming")
     with pytest.raises(ValueError, match="unknown setting 'gain'"):
         view.apply_setting(source, fft, "gain", 3)
-    with pytest.raises(ValueError, match="size: must be at least 2, got 1"):
+    with pytest.raises(ValueError, match="size: must be at least 8, got 1"):
         view.apply_setting(source, fft, "fft_size", 1)
     assert fft.size == 4096  # a refused value changes nothing
 

@@ -5,6 +5,7 @@ The discover, emulate and record commands as real processes on loopback.
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -90,3 +91,47 @@ def test_bad_options_exit_2_with_one_line(capsys):
     with pytest.raises(SystemExit) as exit:
         main(["emulate", "--model", "FSW"])
     assert exit.value.code == 2
+
+
+def _closed_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_record_from_an_unreachable_analyzer_fails_in_one_line_leaving_no_file(tmp_path):
+    """Refused connections: retries as warnings, one failure line, exit 1, no empty file."""
+    port = str(_closed_port())
+    result = _run("record", "127.0.0.1", "--scpi-port", port, "--data-port", port,
+                  "--output", str(tmp_path / "capture"), "--samples", "1000", "--quiet")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "Failure:" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert all("retry" in line for line in lines[:-1]), result.stderr
+    assert lines[-1].startswith("pyrf-blocks record: thinkrf_analyzer 'thinkrf_analyzer': ")
+    assert "gave up after 3 reconnection attempt(s)" in lines[-1]
+    assert list(tmp_path.iterdir()) == []  # before the fix: an empty capture.sigmf-data
+
+
+def test_record_into_a_missing_folder_is_refused(tmp_path):
+    """record --output in a folder that does not exist: one line, exit 2, nothing created."""
+    result = _run("record", "sim", "--output", str(tmp_path / "typo" / "capture"),
+                  "--samples", "1000", "--quiet")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"pyrf-blocks record: record_block: path '{tmp_path / 'typo' / 'capture'}': "
+        f"folder '{tmp_path / 'typo'}' does not exist (create it first)"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_record_help_explains_every_option():
+    """record --help says what each option is for, the model and the ports included."""
+    result = _run("record", "--help")
+    assert result.returncode == 0
+    for option, words in (("--model", "analyzer family"), ("--center-mhz", "centre frequency"),
+                          ("--scpi-port", "SCPI"), ("--data-port", "VITA-49"),
+                          ("--samples-per-packet", "VRT packet"),
+                          ("--decimation", "power of two")):
+        entry = result.stdout[result.stdout.index(f"  {option}"):]
+        entry = entry[:entry.index("\n  -", 3)] if "\n  -" in entry[3:] else entry
+        assert words in " ".join(entry.split()), (option, entry)

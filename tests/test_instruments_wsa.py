@@ -191,6 +191,9 @@ def test_settings_out_of_the_family_range_are_refused_at_once():
     """Bad settings raise ValueError naming the family and the value before connecting."""
     with pytest.raises(ValueError, match="WSA5000: decimation 3 is not supported"):
         WSA5000("192.0.2.1", graph=Graph(new_reactor()), decimation=3)
+    with pytest.raises(ValueError, match="WSA5000: decimation 6 is not supported; use 1 "
+                                         r"\(none\) or a power of two from 4 to 1024"):
+        WSA5000("192.0.2.1", graph=Graph(new_reactor()), decimation=6)
     with pytest.raises(ValueError, match="samples per packet 100 must be a multiple of 16"):
         thinkrf_analyzer("192.0.2.1", graph=Graph(new_reactor()), samples_per_packet=100)
 

@@ -56,7 +56,7 @@ def test_nothing_streams_until_something_consumes_the_remote_block():
     pair = WorkerPair()
     source = manual_source(graph=pair.server, name="src")
     remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=pair.http, graph=pair.client)
-    fft = fft_block(remote, size=4)
+    fft = fft_block(remote, size=8)
     pair.pump(50)
     assert not source.active and pair.worker.streams == {}
     sink = recording_sink(fft)
@@ -150,6 +150,39 @@ def test_a_worker_that_never_returns_fails_the_graph_naming_it(logged):
     assert not remote.active or remote._busy is None
     pair.pump(100, 0.1)
     assert client.failed == 5  # nothing more is tried
+
+
+def test_stopping_the_graph_while_the_worker_is_unreached_fails_it(logged):
+    """graph.stop() during the retries fails the run naming the worker, not an empty success."""
+    pair = WorkerPair()
+    array_source([np.ones(4, np.complex64)] * 3, graph=pair.server, name="src")
+    client = FlakyClient(pair.http, failures=10 ** 6)
+    remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=client, graph=pair.client)
+    sink = recording_sink(remote)
+    pair.pump(30, 0.01)
+    assert client.failed >= 2
+    pair.client.stop()
+    failure = pair.run(step=0.01)
+    assert failure.check(WorkerUnreachable)
+    assert ("remote_block 'remote_block': worker http://worker was not reached before the "
+            "graph stopped (Connection was refused by other side: 127.0.0.1:9.)"
+            == str(failure.value))
+    assert not sink.finished and not remote._backoff.pending
+
+
+def test_stopping_the_graph_after_the_stream_opened_ends_it_quietly():
+    """Once the worker was reached, graph.stop() ends the stream with what arrived."""
+    pair = WorkerPair()
+    source = manual_source(graph=pair.server, name="src")
+    remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=pair.http, graph=pair.client)
+    sink = recording_sink(remote)
+    while not source.active:
+        pair.pump(1, 0.01)
+    source.push(4)
+    pair.pump(5, 0.01)
+    pair.client.stop()
+    assert pair.run(step=0.01) is None
+    assert sink.finished and len(sink.chunks) == 1
 
 
 def test_a_refusal_from_the_worker_fails_at_once():

@@ -172,6 +172,28 @@ def test_stopping_the_graph_ends_a_placed_source_on_its_worker_losing_nothing(pa
 
 
 
+@pytest.mark.parametrize("pumps", [0, 1, 2, 3, 400])
+def test_stopping_the_graph_ends_a_source_read_only_on_its_worker(pumps):
+    """graph.stop() at any moment of creation ends a placed source that only placed blocks read."""
+    pair = WorkerPair()
+    made = {}
+    create = pair.worker.create
+    pair.worker.create = lambda spec: made.setdefault(spec["type"], create(spec))
+    place = pair.place()
+    wsa = simulated_instrument(graph=pair.client, proc=place, seed=4, packets_per_block=2)
+    fft = fft_block(wsa, size=256, proc=place)
+    sink = recording_sink(fft)
+    there = collector(wsa, keep=1, proc=place)
+    pair.pump(pumps)
+    pair.client.stop()
+    assert pair.run() is None  # before the fix: the source ran on, and this gave up
+    assert sink.finished and there.finished
+    emitted = made["fft_block"].output().next_seq if "fft_block" in made else 0
+    assert [c.seq for c in sink.chunks] == list(range(emitted))
+    assert all(block.ended for block in made.values())
+
+
+
 def test_a_sink_fed_by_blocks_placed_on_the_same_worker_reads_them_there(pair, place):
     """A placed chain ending in a placed sink runs wholly on the worker: no stream comes back."""
     created = blocks_created(pair.worker)

@@ -404,6 +404,49 @@ def test_stopping_the_graph_ends_a_source_placed_on_a_worker():
     assert all(wait_gone(pid) for pid in children)
 
 
+
+PLACED_CHAIN = """
+import json, sys, time
+from pyrf_blocks import WSA4000, collector, fft_block, process, run
+url, token, tag = sys.argv[1:] if len(sys.argv) > 1 else (None, None, "child")
+place = process(url, token=token) if url else process()
+# A first, finite run starts the worker and its FFT (scipy), so that the
+# timed run below streams for most of its duration.
+collector(fft_block(WSA4000("sim", proc=place, paced=False, count=1), proc=place))
+run()
+wsa = WSA4000("sim", proc=place, name=f"wsa_{tag}")
+fft = fft_block(wsa, proc=place, name=f"fft_{tag}")
+spectra = collector(fft)
+there = collector(wsa, keep=1, proc=place, name=f"there_{tag}")  # a sink on the worker
+started = time.monotonic()
+run(duration=1.5)
+elapsed = time.monotonic() - started
+print(json.dumps({"elapsed": elapsed, "finished": [spectra.finished, there.finished],
+                  "seqs": [c.seq for c in spectra.chunks],
+                  "dropped": [fft.dropped, fft.remote_dropped]}))
+"""
+
+
+@pytest.mark.parametrize("where", ["child", "worker"])
+def test_run_for_a_duration_ends_a_chain_placed_with_its_source(where, worker):
+    """run(duration) with WSA4000 and fft_block placed together returns soon, every chunk here."""
+    args = [] if where == "child" else [worker.url, TOKEN, "w"]
+    script = subprocess.run([sys.executable, "-c", PLACED_CHAIN, *args], cwd=ROOT,
+                            env=environment(), capture_output=True, timeout=60)
+    assert script.returncode == 0, script.stderr.decode()[-3000:]
+    result = json.loads(script.stdout.decode().splitlines()[-1])
+    # Before the fix it never returned: nothing stopped a source placed on a
+    # worker that only a block placed there read.
+    assert result["elapsed"] < 1.5 + 10
+    assert result["finished"] == [True, True]
+    seqs = result["seqs"]
+    # Every chunk the worker's fft_block emitted: from seq 0 with no gap, none
+    # dropped there, and the end came from the worker (under the lossless
+    # policy, after its last chunk), not cut short here with a warning.
+    assert seqs == list(range(len(seqs))) and seqs and result["dropped"] == [0, 0]
+    assert "could not end" not in script.stderr.decode()
+
+
 PLACED_RECORDER = """
 import sys
 import numpy as np

@@ -68,7 +68,7 @@ def test_listing_shows_edge_and_stream_statistics(pair):
     ({"type": "fft_block", "inputs": ["wsa"], "params": {"sise": 3}}, 400,
      "fft_block has no parameter(s) sise"),
     ({"type": "fft_block", "inputs": ["wsa"], "params": {"size": 1}}, 400,
-     "cannot create fft_block: size: must be at least 2, got 1"),
+     "cannot create fft_block: size: must be at least 8, got 1"),
     ({"type": "fft_block", "inputs": []}, 400, "missing 1 required positional argument"),
     ({"type": "fft_block", "name": "../x", "inputs": ["wsa"]}, 400, "name '../x'"),
     ({"type": "fft_block", "inputs": [{"url": "file:///etc/passwd", "kind": "iq"}]}, 400,

@@ -49,7 +49,7 @@ def test_every_refusal_is_listed_and_bounds_may_name_other_parameters(graph):
     with pytest.raises(ParameterError) as caught:
         fft_block(wsa, size=-5, window="nope", name="fft")
     assert caught.value.parameters == ["size", "window"]
-    assert str(caught.value).startswith("fft_block 'fft': size: must be at least 2, got -5; "
+    assert str(caught.value).startswith("fft_block 'fft': size: must be at least 8, got -5; "
                                         "window: unknown window 'nope'")
     with pytest.raises(ParameterError, match=r"overlap: must be less than size \(256\), got 300"):
         fft_block(wsa, size=256, overlap=300)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -157,6 +158,65 @@ def test_run_places_blocks_on_a_remote_worker(tmp_path):
     finally:
         worker.kill()
         worker.communicate()
+
+
+@pytest.mark.timeout(120)
+def test_run_for_a_duration_ends_a_source_placed_on_a_worker(tmp_path):
+    """run --for 1s with the source and the FFT on a worker: ends soon, every spectrum here."""
+    env = dict(os.environ, PYTHONPATH=ROOT, PYRF_BLOCKS_TOKEN="s3cret-token")
+    worker = subprocess.Popen([sys.executable, "-m", "pyrf_blocks.cli", "worker",
+                               "--listen", "tcp:0:interface=127.0.0.1"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = worker.stdout.readline()
+        assert line.startswith("listening on "), worker.stderr.read()
+        url = line.removeprefix("listening on ").strip()
+        path = write(tmp_path, f"""\
+            version: 1
+            processes:
+              lab: {{url: "{url}", token_env: LAB_TOKEN}}
+            blocks:
+              wsa: {{type: simulated_instrument, params: {{model: WSA4000}}, proc: lab}}
+              fft: {{type: fft_block, inputs: [wsa], proc: lab}}
+              out: {{type: collector, inputs: [fft]}}
+        """)
+        started = time.monotonic()
+        proc = command("run", path, "--for", "1s", LAB_TOKEN="s3cret-token")
+        out, err = proc.communicate(timeout=60)  # before the fix: never returned
+        elapsed = time.monotonic() - started
+        assert proc.returncode == 0, err
+        taken = re.search(r"collector 'out': (\d+) chunks?, finished", err)
+        assert taken and int(taken.group(1)) > 0, err
+        # The end came from the worker, after all it emitted: nothing cut
+        # short here, nothing dropped on the way.
+        assert "could not end" not in err and "dropped" not in err
+        assert elapsed < 1 + 15
+    finally:
+        worker.kill()
+        worker.communicate()
+
+
+@pytest.mark.timeout(60)
+def test_run_for_bounds_the_retries_of_an_unresolvable_worker(tmp_path):
+    """--for 1s with a worker whose name does not resolve: exit 1 naming it, retries cut short."""
+    path = write(tmp_path, """\
+        version: 1
+        processes:
+          lab: {url: "http://no-such-host.invalid:8750", token_env: LAB_TOKEN}
+        blocks:
+          wsa: {type: simulated_instrument, proc: lab}
+          fft: {type: fft_block, inputs: [wsa], proc: lab}
+          out: {type: collector, inputs: [fft]}
+    """)
+    proc = command("run", path, "--for", "1s", LAB_TOKEN="x")
+    out, err = proc.communicate(timeout=50)
+    assert proc.returncode == 1, err
+    assert (f"{path}: fft_block 'fft' failed: fft_block 'fft': worker "
+            "http://no-such-host.invalid:8750 was not reached before the graph stopped "
+            "(DNS lookup failed") in err
+    # Before the fix the retries ran their course (9 s, 8 of them) whatever --for said.
+    assert "retry 8 of 8" not in err and "retry 1 of 8" in err
+    assert "Traceback" not in err
 
 
 def test_run_refuses_a_pipeline_without_sink(tmp_path, capsys):

@@ -10,7 +10,8 @@ from ..block import Block
 from ..defaults import WINDOW
 from ..interfaces import ISampleProducer, ISpectrumProducer
 from ..numerics.decimation import Decimator
-from ..numerics.spectral import check_window, frame_spectra, power_to_dbm, window, window_gains
+from ..numerics.spectral import (MIN_FFT_SIZE, check_window, frame_spectra, power_to_dbm,
+                                 window, window_gains)
 from ..params import Param, check_params
 from ..timebase import Timebase
 
@@ -45,11 +46,13 @@ class fft_block(Block):
     Windowed FFT of IQ or real samples: a batch of power spectra per chunk.
 
     :param size: FFT length, samples.
-    :param window: any ``scipy.signal.get_window`` name or tuple; by default
-        ``"flattop"`` (:data:`pyrf_blocks.defaults.WINDOW`), which reads a
-        tone's level to 0.02 dB wherever it falls between bins.
+    :param window: any ``scipy.signal.get_window`` name or tuple, a window
+        with parameters written ``"kaiser:8.6"`` or ``("kaiser", 8.6)``; by
+        default ``"flattop"`` (:data:`pyrf_blocks.defaults.WINDOW`), which
+        reads a tone's level to 0.02 dB wherever it falls between bins.
     :param overlap: samples shared by consecutive frames, ``0 <= overlap < size``.
 
+    Any length from 8 (``MIN_FFT_SIZE``) works; powers of two are fastest.
     IQ spectra are fftshifted (lowest frequency first, centred on the
     centre frequency); real input gives one-sided spectra from 0 Hz.  Each
     frame is stamped with the device time of its first sample.  Output is
@@ -60,7 +63,7 @@ class fft_block(Block):
     type_name = "fft_block"
     kind = "spectrum"
     requires = (ISampleProducer,)
-    param_rules = {"size": Param("count", minimum=2, maximum=MAX_FFT_SIZE),
+    param_rules = {"size": Param("count", minimum=MIN_FFT_SIZE, maximum=MAX_FFT_SIZE),
                    "window": Param(types=(str,), check=check_window),
                    "overlap": Param("count", minimum=0, below="size")}
 

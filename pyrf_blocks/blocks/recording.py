@@ -29,7 +29,8 @@ from ..registry import register
 from ..timebase import Timebase
 
 __all__ = ["record_block", "record_channels", "sigmf_source", "recording_channels",
-           "sigmf_paths", "format_datetime", "parse_datetime", "sample_dtype"]
+           "sigmf_paths", "check_recording_path", "format_datetime", "parse_datetime",
+           "sample_dtype"]
 
 log = Logger()
 
@@ -60,6 +61,26 @@ def sigmf_paths(path):
             path = path[:-len(suffix)]
             break
     return path + ".sigmf-meta", path + ".sigmf-data"
+
+
+def check_recording_path(path, who="record_block"):
+    """
+    Refuse (``ValueError`` naming ``who`` and the folder) a recording name
+    whose folder does not exist or cannot be written: a recording is not
+    made in a folder that a typing mistake created.  Returns
+    ``(meta_path, data_path)``.
+    """
+    meta_path, data_path = sigmf_paths(path)
+    folder = os.path.dirname(os.path.abspath(data_path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{who}: path {os.fspath(path)!r}: folder {folder!r} does not "
+                         "exist (create it first)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{who}: path {os.fspath(path)!r}: folder {folder!r} is not "
+                         "writable")
+    if os.path.isdir(data_path):
+        raise ValueError(f"{who}: path {os.fspath(path)!r}: {data_path!r} is a folder")
+    return meta_path, data_path
 
 
 def format_datetime(ns):
@@ -158,7 +179,7 @@ class record_block(Sink):
                                  f"channels a different, non-empty name, got {names!r}")
         self.datatype = datatype
         self.path = os.fspath(path)
-        self.meta_path, self.data_path = sigmf_paths(path)
+        self.meta_path, self.data_path = check_recording_path(path, what)
         self.limit = samples
         self.samples = samples
         self.description = description
@@ -170,9 +191,9 @@ class record_block(Sink):
     def reset(self):
         if self._file is not None:
             self._file.close()
-        directory = os.path.dirname(os.path.abspath(self.data_path))
-        os.makedirs(directory, exist_ok=True)
-        self._file = open(self.data_path, "wb")
+        # The data file is made with the first sample: a run that records
+        # nothing (an analyzer that cannot be reached) leaves no empty file.
+        self._file = None
         self.samples_written = 0
         self.clipped = 0
         self.captures = []
@@ -255,6 +276,8 @@ class record_block(Sink):
             raw = scaled.astype("<i2")
         else:
             raw = np.ascontiguousarray(data, "<c8" if self.datatype[0] == "c" else "<f4")
+        if self._file is None:
+            self._file = open(self.data_path, "wb")
         self._file.write(memoryview(raw).cast("B"))
         self.samples_written += len(data)
 
@@ -263,14 +286,14 @@ class record_block(Sink):
         Finish the data file and write the meta file (validated by the
         ``sigmf`` package).
         """
-        if self.written or self._file is None:
+        if self.written:
             return
-        self._file.close()
         self.written = True
+        if self._file is not None:
+            self._file.close()
         if self.sample_rate is None:
-            log.warn("{block}: nothing was recorded; {path} is empty and no meta file "
-                     "was written", block=f"{self.type_name} {self.name!r}",
-                     path=self.data_path)
+            log.warn("{block}: nothing was recorded, so {path} was not written",
+                     block=f"{self.type_name} {self.name!r}", path=self.data_path)
             return
         global_info = {
             "core:datatype": self.datatype,

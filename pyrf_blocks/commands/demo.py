@@ -9,8 +9,8 @@ noise floor.  The run is paced by device time, so --duration is real time.
 import sys
 
 from .. import defaults
-from .options import (add_window_argument, positive_float, positive_int, simulated_tones,
-                      simulated_tones_text)
+from .options import (add_window_argument, fft_size, positive_float, positive_int,
+                      simulated_tones, simulated_tones_text)
 
 HELP = "run the simulated-instrument spectrum demo and print the peaks"
 
@@ -26,8 +26,8 @@ def add_arguments(parser):
                         metavar=("OFFSET_MHZ", "DBM"),
                         help="add a tone at OFFSET_MHZ from the centre with level "
                              f"DBM; repeatable (default: {simulated_tones_text()})")
-    parser.add_argument("--fft-size", type=positive_int, default=1024, metavar="N",
-                        help="FFT length, samples (default 1024)")
+    parser.add_argument("--fft-size", type=fft_size, default=1024, metavar="N",
+                        help="FFT length, samples, at least 8 (default 1024)")
     add_window_argument(parser)
     parser.add_argument("--peaks", type=positive_int, default=5, metavar="N",
                         help="number of peaks to print (default 5)")

@@ -7,6 +7,8 @@ The query goes to UDP port 18331 of the broadcast address unless
 loopback).
 """
 
+import sys
+
 from .options import positive_float, port_number
 
 HELP = "list analyzers answering the discovery broadcast"
@@ -23,7 +25,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from twisted.internet import reactor
+    from twisted.internet import defer, reactor
 
     from ..instruments.discovery import discover
 
@@ -38,17 +40,18 @@ def run(args):
         return result
 
     def start():
-        done = discover(reactor, args.address, args.port, args.wait)
+        done = defer.maybeDeferred(discover, reactor, args.address, args.port, args.wait)
         done.addCallbacks(report, failure.append)
         done.addBoth(stop)
 
     reactor.callWhenRunning(start)
     reactor.run()
     if failure:
-        print(f"discover: {failure[0].getErrorMessage()}")
+        print(f"pyrf-blocks discover: {failure[0].getErrorMessage()}", file=sys.stderr)
         return 1
     if not found:
-        print(f"no analyzer answered within {args.wait:g} s")
+        print(f"pyrf-blocks discover: no analyzer answered within {args.wait:g} s",
+              file=sys.stderr)
         return 1
     print(f"{'host':<16} {'model':<16} {'serial':<16} firmware")
     for analyzer in found:

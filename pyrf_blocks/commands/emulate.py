@@ -8,6 +8,8 @@ pyrf-blocks record 127.0.0.1.  It listens on loopback unless --listen says
 otherwise; port 0 picks a free port (the ports are printed).
 """
 
+import sys
+
 from .. import defaults
 from .options import log_warnings_to_stderr, port_number, positive_float
 
@@ -60,7 +62,8 @@ def run(args):
         ports = emulator.listen(args.listen, args.scpi_port, args.data_port,
                                 args.discovery_port)
     except error.CannotListenError as failure:
-        print(f"emulate: cannot listen on {args.listen}: {failure.socketError}")
+        print(f"pyrf-blocks emulate: cannot listen on {args.listen}: {failure.socketError}",
+              file=sys.stderr)
         return 1
     print(f"{args.model} emulator on {args.listen}: scpi {ports['scpi']} data "
           f"{ports['data']} discovery {ports['discovery']}", flush=True)

@@ -6,9 +6,10 @@ message that names the range it accepts.
 import argparse
 import os
 
-__all__ = ["positive_float", "positive_int", "window_name", "duration", "port_number",
-           "add_window_argument", "simulated_tones", "simulated_tones_text",
-           "log_warnings_to_stderr", "TOKEN_VARIABLE", "add_token_arguments", "token_from"]
+__all__ = ["positive_float", "positive_int", "window_name", "fft_size", "duration",
+           "port_number", "add_window_argument", "simulated_tones", "simulated_tones_text",
+           "log_warnings_to_stderr", "one_line_failures", "TOKEN_VARIABLE",
+           "add_token_arguments", "token_from"]
 
 #: Environment variable that may hold a worker's bearer token.
 TOKEN_VARIABLE = "PYRF_BLOCKS_TOKEN"
@@ -35,14 +36,37 @@ def positive_int(text):
 
 
 def window_name(text):
+    """
+    An FFT window: a ``scipy.signal.get_window`` name, with its parameters
+    after colons for the windows that take some (``kaiser:8.6``).
+    """
     from ..numerics.spectral import window
     try:
         window(text, 16)
-    except ValueError:
+    except ValueError as error:
+        if "needs its parameter" in str(error) or "must be numbers" in str(error):
+            raise argparse.ArgumentTypeError(str(error)) from None
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a scipy.signal.get_window name "
-            "(e.g. hann, hamming, blackmanharris, flattop)") from None
+            f"{text!r} is not a scipy.signal.get_window name (e.g. hann, hamming, "
+            "blackmanharris, flattop, kaiser:8.6)") from None
     return text
+
+
+def fft_size(text):
+    """
+    An FFT length, checked by :class:`~pyrf_blocks.blocks.dsp.fft_block`'s
+    own rule for ``size``.
+    """
+    from ..blocks.dsp import fft_block
+    from ..params import check_params
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    try:
+        return check_params(fft_block, {"size": size}, strict=False)["size"]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def port_number(text):
@@ -58,10 +82,14 @@ def port_number(text):
     return value
 
 
-def log_warnings_to_stderr():
+def log_warnings_to_stderr(failures_reported=False):
     """
     Show Twisted log events of level warning and above on stderr (lost
-    connections, reconnections, malformed packets).
+    connections, reconnections, malformed packets), each in one line:
+    see :func:`one_line_failures`.
+
+    :param failures_reported: the command reports a failed graph itself
+        (in its last line), so the graph's own log of it is left out.
     """
     import sys
 
@@ -69,9 +97,44 @@ def log_warnings_to_stderr():
                                 globalLogBeginner, textFileLogObserver)
 
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)
-    globalLogBeginner.beginLoggingTo(
-        [FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])],
-        redirectStandardIO=False)
+    observer = one_line_failures(textFileLogObserver(sys.stderr), failures_reported)
+    globalLogBeginner.beginLoggingTo([FilteringLogObserver(observer, [predicate])],
+                                     redirectStandardIO=False)
+
+
+def _expected_errors():
+    from twisted.internet.error import ConnectError
+
+    from ..errors import InstrumentError, RemoteError, SCPIError, UnknownBlockType
+    return (OSError, ValueError, ConnectError, InstrumentError, RemoteError, SCPIError,
+            UnknownBlockType)
+
+
+def one_line_failures(observer, failures_reported=False):
+    """
+    A log observer that passes events to ``observer``, except that a
+    failure a user can cause (an unreachable host, a refused value: an
+    ``OSError``, a ``ValueError``, an error of :mod:`pyrf_blocks.errors`)
+    is written as one line, its message after the event's text, without
+    the traceback that is kept for bugs.  With ``failures_reported``, such
+    a failure of a block, as the graph logs it, is left out: the command
+    reports it when its run ends.
+    """
+    from twisted.logger import formatEvent
+
+    expected = _expected_errors()
+
+    def observe(event):
+        failure = event.get("log_failure")
+        if failure is not None and failure.check(*expected):
+            if failures_reported and event.get("log_namespace") == "pyrf_blocks.graph":
+                return
+            text = formatEvent(event)
+            event = dict(event, log_format="{text}: {error}", text=text,
+                         error=f"{failure.type.__name__}: {failure.getErrorMessage()}")
+            del event["log_failure"]
+        observer(event)
+    return observe
 
 
 def duration(text):
@@ -121,9 +184,11 @@ def add_window_argument(parser):
     """
     from .. import defaults
     parser.add_argument("--window", type=window_name, default=defaults.WINDOW,
-                        help=f"FFT window, any scipy.signal.get_window name (default "
-                             f"{defaults.WINDOW}: tones between bins read their level "
-                             "within 0.02 dB; hann can read up to 1.42 dB low)")
+                        help=f"FFT window, any scipy.signal.get_window name, with its "
+                             "parameters after colons for those that take some "
+                             f"(kaiser:8.6) (default {defaults.WINDOW}: tones between "
+                             "bins read their level within 0.02 dB; hann can read up "
+                             "to 1.42 dB low)")
 
 
 def simulated_tones(args):

@@ -26,11 +26,17 @@ def add_arguments(parser):
     limit.add_argument("--duration", type=positive_float, metavar="SECONDS",
                        help="seconds of device time to record")
     parser.add_argument("--model", default=defaults.MODEL, choices=("WSA4000", "WSA5000", "R5500"),
-                        help=f"analyzer family (default {defaults.MODEL})")
-    parser.add_argument("--center-mhz", type=positive_float, default=2400.0, metavar="MHZ")
+                        help="analyzer family: the identity expected from the analyzer "
+                             "and the limits the settings are checked against "
+                             f"(default {defaults.MODEL})")
+    parser.add_argument("--center-mhz", type=positive_float, default=2400.0, metavar="MHZ",
+                        help="centre frequency to tune to, MHz (default %(default)g)")
     parser.add_argument("--decimation", type=positive_int, default=16,
-                        help="decimation of the 125 MSa/s full rate (default 16)")
-    parser.add_argument("--samples-per-packet", type=positive_int, default=1024)
+                        help="decimation of the 125 MSa/s full rate, a power of two "
+                             "(default 16)")
+    parser.add_argument("--samples-per-packet", type=positive_int, default=1024,
+                        metavar="N", help="samples in each VRT packet the analyzer "
+                                          "sends (default %(default)s)")
     parser.add_argument("--reference-level", type=float, metavar="DBM",
                         help="set the analyzer's reference level")
     parser.add_argument("--datatype", default=defaults.SAMPLE_FORMAT,
@@ -38,13 +44,17 @@ def add_arguments(parser):
                         help=f"sample format in the file (default {defaults.SAMPLE_FORMAT}: "
                              "lossless for any samples; ci16_le halves the file and is "
                              "lossless for the analyzer's 14-bit samples)")
-    parser.add_argument("--scpi-port", type=port_number, default=37001)
-    parser.add_argument("--data-port", type=port_number, default=37000)
+    parser.add_argument("--scpi-port", type=port_number, default=37001, metavar="PORT",
+                        help="TCP port of the analyzer's SCPI commands (default "
+                             "%(default)s; another for the emulator or a tunnel)")
+    parser.add_argument("--data-port", type=port_number, default=37000, metavar="PORT",
+                        help="TCP port of the analyzer's VITA-49 data stream (default "
+                             "%(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args):
-    log_warnings_to_stderr()
+    log_warnings_to_stderr(failures_reported=True)
     from tqdm import tqdm
     from twisted.internet import reactor, task
 
@@ -66,7 +76,7 @@ def run(args):
         source = analyzer(args.model, args.host, graph=graph, **settings)
         recorder = record_block(source, args.output, datatype=args.datatype, samples=samples)
     except (ValueError, OSError) as error:
-        print(f"record: {error}", file=sys.stderr)
+        print(f"pyrf-blocks record: {error}", file=sys.stderr)
         return 2 if isinstance(error, ValueError) else 1
     bar = tqdm(total=samples, unit="Sa", unit_scale=True, disable=args.quiet,
                file=sys.stderr, desc=args.output, mininterval=0.5)
@@ -78,9 +88,9 @@ def run(args):
     ticker.start(0.1)
     try:
         graph.run()
-    except Exception as error:  # the block's failure, already logged
+    except Exception as error:  # a block's failure (logged only if a bug's)
         bar.close()
-        print(f"record: {error}", file=sys.stderr)
+        print(f"pyrf-blocks record: {error}", file=sys.stderr)
         return 1
     finally:
         if ticker.running:

@@ -15,7 +15,7 @@ dashed cluster), and runs nothing.  The graph is optimised before it runs
 
 import sys
 
-from .options import duration
+from .options import duration, log_warnings_to_stderr
 
 HELP = "run a pipeline file (or print it resolved, with --dry-run)"
 
@@ -82,9 +82,10 @@ def run(args):
     except PipelineError as error:
         print(error, file=sys.stderr)
         return 1
+    log_warnings_to_stderr(failures_reported=True)
     try:
         graph.run(args.duration, optimise=args.optimise)
-    except Exception as error:  # a block failed: the graph logged its traceback
+    except Exception as error:  # a block failed (its traceback logged if a bug's)
         block = graph.failed_block
         where = f"{block.type_name} {block.name!r}" if block is not None else "the pipeline"
         print(f"{args.file}: {where} failed: {error}", file=sys.stderr)

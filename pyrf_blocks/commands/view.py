@@ -18,19 +18,24 @@ Without --duration the viewer runs until its window is closed.
 display) and, like a windowed run, prints the strongest peak at the end.
 """
 
+import os
 import sys
 
 import numpy as np
 
 from .. import defaults
 from ..errors import SourceError
-from .options import (add_token_arguments, add_window_argument, positive_float, positive_int,
-                      simulated_tones, simulated_tones_text, token_from)
+from .options import (add_token_arguments, add_window_argument, fft_size,
+                      log_warnings_to_stderr, positive_float, positive_int, simulated_tones,
+                      simulated_tones_text, token_from)
 
 HELP = "open the live spectrum viewer (simulated instrument, address or stream URL)"
 
 #: Undecimated sample rate of the WSA family, Hz (the span at decimation 1).
 FULL_RATE = 125e6
+#: The analyzer family the viewer opens (``open_source``'s ``WSA4000``):
+#: the decimations and the widest span the options are checked against.
+MODEL = "WSA4000"
 _TRACES = ("live", "average", "max_hold", "min_hold")
 MODELS = ("WSA4000", "WSA5000", "R5500")
 
@@ -69,15 +74,17 @@ def add_arguments(parser):
     tuning.add_argument("--center-mhz", type=positive_float, default=2400.0, metavar="MHZ",
                         help="centre frequency, MHz (default 2400)")
     span = tuning.add_mutually_exclusive_group()
+    from ..instruments.models import model_of
     span.add_argument("--decimation", type=positive_int, default=None, metavar="N",
-                      help=f"decimation of the {FULL_RATE / 1e6:g} MSa/s stream "
+                      help=f"decimation of the {FULL_RATE / 1e6:g} MSa/s stream, "
+                           f"{model_of(MODEL).describe_decimations()} "
                            "(default 16: 7.8125 MHz span)")
     span.add_argument("--span-mhz", type=positive_float, default=None, metavar="MHZ",
                       help="span, MHz: the largest power-of-two decimation that "
                            "keeps at least this span")
     resolution = tuning.add_mutually_exclusive_group()
-    resolution.add_argument("--fft-size", type=positive_int, default=None, metavar="N",
-                            help="FFT length, samples (default 1024)")
+    resolution.add_argument("--fft-size", type=fft_size, default=None, metavar="N",
+                            help="FFT length, samples, at least 8 (default 1024)")
     resolution.add_argument("--rbw-khz", type=positive_float, default=None, metavar="KHZ",
                             help="resolution bandwidth, kHz: the smallest power-of-two "
                                  "FFT that resolves at least this finely")
@@ -122,23 +129,30 @@ def add_arguments(parser):
                      help="quit after this long (default: when the window is closed)")
     run.add_argument("--screenshot", default=None, metavar="PNG",
                      help="save a PNG of the window just before quitting "
-                          "(needs --duration)")
+                          "(needs --duration; its folder must exist)")
     run.add_argument("--headless", action="store_true",
                      help="no window: keep the traces only (needs --duration)")
 
 
 def decimation_for(args):
     """
-    The decimation the options ask for.
+    The decimation the options ask for: ``ValueError`` naming what the
+    analyzer family accepts for a decimation it does not support or a
+    span wider than its widest.
     """
+    from ..instruments.models import model_of
+    model = model_of(MODEL)
     if args.decimation is not None:
+        model.check(decimation=args.decimation)
         return args.decimation
     if args.span_mhz is None:
         return 16
-    factor = 1
-    while FULL_RATE / (factor * 2) >= args.span_mhz * 1e6 and factor < 1024:
-        factor *= 2
-    return factor
+    span = args.span_mhz * 1e6
+    if span > model.full_rate:
+        raise ValueError(f"--span-mhz {args.span_mhz:g}: the widest span of a {model.name} "
+                         f"is {model.full_rate / 1e6:g} MHz (decimation 1)")
+    return max(factor for factor in model.decimations
+               if factor & (factor - 1) == 0 and model.full_rate / factor >= span)
 
 
 def fft_size_for(args, sample_rate):
@@ -260,11 +274,32 @@ def summary(display):
             f"{traces.spectra} spectra, {display.frames} frames; {display.status_text()}")
 
 
+def check_screenshot(path):
+    """
+    ``ValueError`` saying why a PNG cannot be written at ``path``, checked
+    before anything runs.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"--screenshot {path}: is a folder")
+    if not os.path.isdir(folder):
+        raise ValueError(f"--screenshot {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (
+            os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ValueError(f"--screenshot {path}: cannot write there (permission denied)")
+
+
 def run(args):
     if (args.headless or args.screenshot) and args.duration is None:
         print("pyrf-blocks view: error: --headless and --screenshot need --duration",
               file=sys.stderr)
         return 2
+    if args.screenshot:
+        try:
+            check_screenshot(args.screenshot)
+        except ValueError as error:
+            print(f"pyrf-blocks view: error: {error}", file=sys.stderr)
+            return 2
     if not args.headless:
         from ..gui.loop import install
         try:
@@ -280,11 +315,19 @@ def run(args):
     except ValueError as error:
         print(f"pyrf-blocks view: error: {error}", file=sys.stderr)
         return 2
+    # Why nothing arrives: retries, refused connections.
+    log_warnings_to_stderr(failures_reported=True)
+
+    problems = []
 
     def finish():
-        if args.screenshot:
-            display.screenshot(args.screenshot)
-        graph.stop()
+        try:
+            if args.screenshot:
+                display.screenshot(args.screenshot)
+        except (OSError, RuntimeError) as error:  # the check above can be outrun
+            problems.append(f"--screenshot: {error}")
+        finally:
+            graph.stop()
 
     if args.duration is not None:
         graph.reactor.callLater(args.duration, finish)
@@ -295,5 +338,12 @@ def run(args):
         where = f"{block.type_name} {block.name!r}" if block is not None else "the graph"
         print(f"pyrf-blocks view: {where} failed: {error}", file=sys.stderr)
         return 1
-    print(summary(display))
-    return 0
+    if display.traces[0].max_hold is None:
+        problems.append(f"no spectrum arrived from {args.source} in {args.duration:g} s"
+                        if args.duration is not None else
+                        f"no spectrum arrived from {args.source}")
+    else:
+        print(summary(display))
+    for problem in problems:
+        print(f"pyrf-blocks view: {problem}", file=sys.stderr)
+    return 1 if problems else 0

@@ -154,6 +154,11 @@ def run(args):
         host = f"[{host}]" if ":" in host else host
         url = f"{scheme}://{host}:{getattr(address, 'port', 0)}"
         announce(f"listening on {url}")
+        # The spectral numerics import scipy when first used, seconds during
+        # which the reactor would serve nothing: a worker gets it done in a
+        # thread now rather than in its first request (a run of 2 s got one
+        # spectrum of a placed fft_block, measured, the rest of it waiting).
+        reactor.callInThread(_preload_numerics)
         if args.cluster:
             join(url, f"{host}:{getattr(address, 'port', 0)}")
 
@@ -183,7 +188,8 @@ def run(args):
         print(f"pyrf-blocks worker: cannot listen on {args.listen}: "
               f"{failure.getErrorMessage()}", file=sys.stderr)
         status.append(1)
-        reactor.stop()
+        if reactor.running:
+            reactor.stop()
 
     try:
         listen = worker.listen(args.listen, reactor)
@@ -192,5 +198,11 @@ def run(args):
               f"{type(error).__name__}: {error}", file=sys.stderr)
         return 2
     listen.addCallbacks(listening, failed)
-    reactor.run()
+    if not status:  # (a port in use fails at once, before the reactor runs)
+        reactor.run()
     return status[0] if status else 0
+
+
+def _preload_numerics():
+    import scipy.fft  # noqa: F401
+    import scipy.signal  # noqa: F401

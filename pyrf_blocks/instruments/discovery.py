@@ -10,9 +10,11 @@ ASCII padded with NUL bytes.
 
 import struct
 
-from twisted.internet import defer, protocol
+from twisted.internet import defer, error, protocol
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
+from ..errors import InstrumentConnectionError
 from .models import DISCOVERY_PORT
 
 __all__ = ["Analyzer", "discover", "encode_query", "decode_query",
@@ -97,6 +99,8 @@ class _DiscoveryClient(protocol.DatagramProtocol):
 
     def startProtocol(self):
         self.transport.setBroadcastAllowed(True)
+
+    def send_query(self):
         self.transport.write(encode_query(), (self.address, self.port))
 
     def datagramReceived(self, datagram, address):
@@ -109,20 +113,34 @@ class _DiscoveryClient(protocol.DatagramProtocol):
 
 def discover(reactor, address=BROADCAST, port=DISCOVERY_PORT, wait=1.0, interface=""):
     """
-    Send one discovery query to ``address`` and collect answers for
-    ``wait`` seconds.  Returns a Deferred firing with a list of
-    :class:`Analyzer`, in the order they answered.
+    Send one discovery query to ``address`` (an IPv4 address or a host
+    name) and collect answers for ``wait`` seconds.  Returns a Deferred
+    firing with a list of :class:`Analyzer`, in the order they answered, or
+    failing with :class:`~pyrf_blocks.errors.InstrumentConnectionError`
+    naming ``address`` when it cannot be resolved or the query cannot be
+    sent there.
     """
-    client = _DiscoveryClient(address, port)
+    return defer.ensureDeferred(_discover(reactor, address, port, wait, interface))
+
+
+async def _discover(reactor, address, port, wait, interface):
+    try:
+        host = await reactor.resolve(address)
+    except error.DNSLookupError:
+        raise InstrumentConnectionError(
+            f"cannot send a discovery query to {address!r}: no IPv4 address has "
+            "that name") from None
+    client = _DiscoveryClient(host, port)
     listening = reactor.listenUDP(0, client, interface=interface)
-    done = defer.Deferred()
-
-    def finish():
-        if client.ignored:
-            log.info("discovery: ignored {count} datagram(s) that were not answers",
-                     count=client.ignored)
-        stopped = defer.maybeDeferred(listening.stopListening)
-        stopped.addCallback(lambda _: done.callback(list(client.found)))
-
-    reactor.callLater(wait, finish)
-    return done
+    try:
+        client.send_query()
+    except OSError as reason:  # (Twisted's own errors are OSErrors too)
+        await defer.maybeDeferred(listening.stopListening)
+        raise InstrumentConnectionError(
+            f"cannot send a discovery query to {address}:{port}: {reason}") from None
+    await deferLater(reactor, wait)
+    if client.ignored:
+        log.info("discovery: ignored {count} datagram(s) that were not answers",
+                 count=client.ignored)
+    await defer.maybeDeferred(listening.stopListening)
+    return list(client.found)

@@ -46,13 +46,24 @@ class Model:
                                  f"is outside {low:g}..{high:g} Hz")
         if decimation is not None and decimation not in self.decimations:
             raise ValueError(f"{self.name}: decimation {decimation!r} is not supported; "
-                             f"use 1 (none) or {min(self.decimations[1:])}.."
-                             f"{max(self.decimations)}")
+                             f"use {self.describe_decimations()}")
         if samples_per_packet is not None:
             low, high, multiple = self.spp_range
             if not (low <= samples_per_packet <= high and samples_per_packet % multiple == 0):
                 raise ValueError(f"{self.name}: samples per packet {samples_per_packet!r} "
                                  f"must be a multiple of {multiple} in {low}..{high}")
+
+
+    def describe_decimations(self):
+        """
+        The decimations accepted, in words: ``"1 (none) or a power of two
+        from 4 to 1024"``.
+        """
+        factors = self.decimations[1:]
+        low, high = min(factors), max(factors)
+        if all(factor & (factor - 1) == 0 for factor in factors):
+            return f"1 (none) or a power of two from {low} to {high}"
+        return f"1 (none) or a whole number from {low} to {high}"
 
 
 def _decimations(highest):

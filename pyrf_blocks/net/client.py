@@ -268,6 +268,10 @@ class remote_block(Block):
         self._delivering = False
         self._reader = None
         self._backoff = None
+        #: Graph.stop came while the stream was being opened.
+        self._stop_when_open = False
+        #: Why the last attempt to open the stream failed, until one works.
+        self._unreached = None
         super().__init__(*inputs, **kwargs)
 
     def __repr__(self):
@@ -314,6 +318,8 @@ class remote_block(Block):
         self._open_key = None
         self._backoff = Backoff(self.graph.reactor, self.retries, self.backoff,
                                 self.max_backoff)
+        self._stop_when_open = False
+        self._unreached = None
         self._undelivered.clear()
         self._step()
 
@@ -325,9 +331,44 @@ class remote_block(Block):
         """
         End this stream here (``Graph.stop``): consumers see end-of-stream
         after what they already have, and the worker's stream is closed.
+
+        Stopped while its stream could not be opened yet (the worker not
+        reached, or refusing), it fails the graph instead, naming the
+        worker and the last error: a run that got nothing from a worker it
+        could not reach has failed, whether or not its retries were spent.
         """
+        if self._running and self.stream_url is None and self._unreached is not None:
+            self._give_up(Failure(WorkerUnreachable(
+                f"{self.type_name} {self.name!r}: worker {self.where()} was not reached "
+                f"before the graph stopped ({self._unreached})")))
+            return
         self.on_stop()
         self.end()
+
+    def stop_once_open(self):
+        """
+        ``Graph.stop`` for a block whose stream ends where it starts (a
+        placed block, see :mod:`.placement`): call :meth:`stream_stopped`
+        as soon as the stream is open.  While an attempt to open it is in
+        flight (the block being created on its worker, which starts its
+        sources there only when the stream opens), that attempt settles
+        first, and one that fails is not retried: the stream then ends here
+        at once, as it does when no attempt is in flight, having carried
+        nothing.
+        """
+        if self.stream_url is not None:
+            self.stream_stopped()
+        elif self._busy is not None and self._running:
+            self._stop_when_open = True
+        else:
+            remote_block.stopProducing(self)
+
+    def stream_stopped(self):
+        """
+        Extension point of :meth:`stop_once_open`: end the open stream;
+        here, at once (see :meth:`stopProducing`).
+        """
+        remote_block.stopProducing(self)
 
     def _halt(self):
         self._running = False
@@ -400,6 +441,11 @@ class remote_block(Block):
     def _stepped(self, _):
         self._busy = None
         self._backoff.succeeded()
+        if self.stream_url is not None:
+            self._unreached = None
+        if self._stop_when_open and self.stream_url is not None:
+            self._stop_when_open = False
+            self.stream_stopped()
         self._step()
 
     async def _open_stream(self):
@@ -566,6 +612,12 @@ class remote_block(Block):
             self._give_up(failure)
             return None
         error = failure.getErrorMessage() or failure.type.__name__
+        if self.stream_url is None:
+            self._unreached = error
+        if self._stop_when_open:  # stopped while opening: nothing to retry for
+            self._stop_when_open = False
+            remote_block.stopProducing(self)
+            return None
         backoff = self._backoff
         if not backoff.retry(self, f"worker {self.where()} failed: {error}", self._step):
             self._give_up(Failure(WorkerUnreachable(

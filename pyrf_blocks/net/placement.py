@@ -283,6 +283,28 @@ def _in_use(block):
                for other in tuple(block.graph.blocks.values()) if other is not block)
 
 
+async def _end_inputs_at_origin(block, inputs):
+    """
+    End, where they start, the placed sources that the ``inputs`` of
+    ``block`` (a placed block or sink) come from; RemoteError for an input
+    whose source this graph cannot end (a plain :class:`remote_block` that
+    the worker reads itself).  Inputs of this process are left to
+    ``Graph.stop``.
+    """
+    endings = []
+    for producer in inputs:
+        upstream = block_of(producer)
+        if isinstance(upstream, placed_block):
+            endings.append(upstream.end_at_origin())
+        elif isinstance(upstream, remote_block):
+            raise RemoteError(f"{block.label} reads {upstream.source}, whose source "
+                              "this graph does not run")
+    try:
+        await defer.gatherResults(endings, consumeErrors=True)
+    except defer.FirstError as error:
+        error.subFailure.raiseException()
+
+
 def _input(url, kind, token, ca, output=MAIN):
     """
     How a worker is told to read an output of a block of another process:
@@ -370,6 +392,9 @@ class placed_block(remote_block):
         #: Every output of the placed block, ``{name: kind}``, main first.
         self.output_kinds = _output_kinds(factory, type_name, kind)
         self._creation = None
+        #: While the sources this block's stream starts at are being told
+        #: to end (:meth:`end_at_origin`).
+        self._ending = None
         self._output_stand_ins = {}
         #: Streams of its outputs asked for in this reactor turn, by output.
         self._batch = None
@@ -377,6 +402,9 @@ class placed_block(remote_block):
         super().__init__(None, kind, inputs=inputs, token=place.token, ca=place.ca,
                          client=place.client, name=name or type_name, graph=graph,
                          **place.stream_options)
+
+    def __repr__(self):
+        return f"<{self.type_name} {self.name!r} at {self.source or self.where()}>"
 
     def output(self, name=MAIN):
         """
@@ -401,21 +429,55 @@ class placed_block(remote_block):
 
     def stopProducing(self):
         """
-        ``Graph.stop``: a source placed on the worker is ended there, so that
-        everything it emitted still reaches this graph before the end, as
-        with a source of this process.  If the worker cannot be told (or
-        the block is not created yet), the stream ends here at once.
+        ``Graph.stop``: the stream that enters this graph here is ended
+        where it starts, so that everything emitted before still reaches
+        this graph, as with a source of this process: a source placed on a
+        worker is ended there, and a block placed with inputs is ended
+        through them (:meth:`end_at_origin`).  If that cannot be done (a
+        worker cannot be told, the block is not created yet, an input is a
+        plain :class:`remote_block` that is not this graph's), the stream
+        ends here at once.  A stream still being opened is ended once it
+        is open (:meth:`~.client.remote_block.stop_once_open`): its sources
+        on the worker start only then.
         """
-        if self.inputs or self.remote_name is None or not self._running:
-            super().stopProducing()
-            return
-        d = defer.ensureDeferred(self.place.stop(self))
-        d.addErrback(self._end_here)
+        self.stop_once_open()
+
+    def stream_stopped(self):
+        self.end_at_origin().addErrback(self._end_here)
+
+    def end_at_origin(self):
+        """
+        Tell the workers to end the placed sources that this block's stream
+        comes from (once, however many of its consumers ask): a Deferred
+        that fails if one of them cannot be ended there.  Inputs of this
+        process are not touched: ``Graph.stop`` ends them itself, and their
+        end travels to the worker like their chunks.
+        """
+        ending = self._ending
+        if ending is None:
+            ending = self._ending = Outcome()
+            d = defer.ensureDeferred(self._end_origins())
+            d.addBoth(self._origins_ended, ending)
+        return ending.wait()
+
+    def _origins_ended(self, result, ending):
+        if self._ending is ending:
+            self._ending = None  # a later stop (of a later run) asks again
+        return ending.set(result)
+
+    async def _end_origins(self):
+        if self.inputs:
+            await _end_inputs_at_origin(self, self.inputs)
+        elif self.remote_name is None:
+            raise RemoteError(f"{self.label} is not created on its worker yet")
+        else:
+            await self.place.stop(self)
 
     def _end_here(self, failure):
-        log.warn("{block}: could not end it on its worker ({error}); ending its stream "
-                 "here, without what the worker still held", block=self,
-                 error=failure.getErrorMessage())
+        if self.active and not self.ended:
+            log.warn("{block}: could not end its stream where it starts ({error}); "
+                     "ending it here, without what its worker still held", block=self,
+                     error=failure.getErrorMessage())
         remote_block.stopProducing(self)
 
     def prepare(self):
@@ -516,6 +578,9 @@ class placed_output(placed_block):
                               client=block.place.client, name=f"{block.name}:{output}",
                               graph=block.graph, **block.place.stream_options)
 
+    def end_at_origin(self):
+        return self.placed.end_at_origin()
+
     def prepare(self):
         def created(_):
             self.remote_name = self.placed.remote_name
@@ -552,6 +617,8 @@ class placed_sink(Sink):
         self._following = None
         self._running = False
         self.stream_url = None
+        #: Graph.stop came while the sink was being created on its worker.
+        self._stop_when_created = False
         #: Producers of this graph held paused until the worker reads them.
         self._waiting_inputs = []
         options = place.stream_options
@@ -602,6 +669,9 @@ class placed_sink(Sink):
                 await serve(producer.graph).address()
                 opened.append(streamed(producer))
             url = await self.place.create(self)
+            if self._stop_when_created:
+                self._stop_when_created = False
+                self.end_at_origin()
             await defer.gatherResults(opened, consumeErrors=True)
         finally:
             for waiting in opened:
@@ -637,6 +707,31 @@ class placed_sink(Sink):
                 self.graph.add_cleanup(defer.ensureDeferred(self.place.release(self)))
                 self.end()
                 return
+
+    def end_at_origin(self):
+        """
+        ``Graph.stop``: end the placed sources this sink reads where they
+        start (see :meth:`placed_block.end_at_origin`), once the sink exists
+        on its worker (its sources there start only then), so that it
+        finishes there with everything they emitted.  The inputs of this
+        process are ended by ``Graph.stop`` itself.  If a source cannot be
+        ended, the sink is finished here, without what it had still to
+        take.
+        """
+        if self.remote_name is None:
+            if self._following is not None:
+                self._stop_when_created = True
+            return
+        d = defer.ensureDeferred(_end_inputs_at_origin(self, self.inputs))
+        d.addErrback(self._finish_here)
+
+    def _finish_here(self, failure):
+        if self.finished:
+            return
+        log.warn("{block}: could not end its inputs where they start ({error}); "
+                 "finishing it here, without what it had still to take", block=self,
+                 error=failure.getErrorMessage())
+        self.end()
 
     def _failed(self, failure):
         if failure.check(defer.CancelledError) or not self.active:

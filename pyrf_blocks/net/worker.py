@@ -126,19 +126,50 @@ def _endpoint(description):
     return fields[0].lower(), options
 
 
+#: Endpoint kinds a worker listens on.
+LISTEN_KINDS = ("tcp", "tcp6", "ssl", "unix")
+
+
+def check_endpoint(description):
+    """
+    Refuse (``ValueError`` naming it and what is wrong) an endpoint
+    description that is not one a worker can listen on: an unknown kind, a
+    port that is not a number, an interface that is not an IP address.
+    """
+    kind, options = _endpoint(description)
+    example = "e.g. tcp:8750:interface=127.0.0.1"
+    if description.split(":", 1)[0] not in LISTEN_KINDS:  # (Twisted's are lower case)
+        raise ValueError(f"{description!r} is not an endpoint to listen on: it must start "
+                         f"with {', '.join(k + ':' for k in LISTEN_KINDS)} ({example})")
+    if kind == "unix":
+        return
+    fields = re.split(r"(?<!\\):", description)
+    port = options.get("port") or next((f for f in fields[1:] if "=" not in f), "")
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{description!r}: the port must be a number from 0 to 65535, "
+                         f"got {port!r} ({example})")
+    interface = options.get("interface")
+    if interface is not None and interface != "localhost":
+        try:
+            ipaddress.ip_address(interface)
+        except ValueError:
+            raise ValueError(f"{description!r}: interface {interface!r} is not an IP "
+                             f"address of this machine ({example})") from None
+
+
 def check_listen(description, token):
     """
-    Refuse (``ValueError``) a Twisted endpoint description that binds a
-    non-loopback address when there is no token.
+    Refuse (``ValueError``) a Twisted endpoint description that is not one
+    to listen on (:func:`check_endpoint`), or that binds a non-loopback
+    address when there is no token.
     """
+    check_endpoint(description)
     kind, options = _endpoint(description)
     if kind == "unix":
         return
     interface = options.get("interface", "")
-    try:
-        loopback = interface == "localhost" or ipaddress.ip_address(interface).is_loopback
-    except ValueError:
-        loopback = False
+    loopback = interface == "localhost" or (
+        interface != "" and ipaddress.ip_address(interface).is_loopback)
     if not loopback and not token:
         where = f"interface {interface}" if interface else "every interface"
         raise ValueError(f"refusing to listen on {where} ({description!r}) "

@@ -14,7 +14,34 @@ import numpy as np
 from . import fft
 from .decibels import amplitude_to_db, power_to_db
 
-__all__ = ["window", "window_gains", "frame_spectra", "power_to_dbm", "bin_frequencies"]
+__all__ = ["window", "window_spec", "window_gains", "frame_spectra", "power_to_dbm",
+           "bin_frequencies", "MIN_FFT_SIZE"]
+
+#: Fewest points of an FFT (``fft_block``'s ``size``, and so the command
+#: line's ``--fft-size``).  Below it a window is no longer the window it is
+#: named for (a 3-point flattop has an ENBW of 1.5 bins, not 3.8) and the
+#: main lobe of a tone fills the spectrum, so no level or frequency read
+#: from it means what it says.
+MIN_FFT_SIZE = 8
+
+
+def window_spec(name):
+    """
+    The window ``name`` as ``scipy.signal.get_window`` takes it: a name
+    (``"hann"``), a name with its parameters after colons (``"kaiser:8.6"``,
+    ``"tukey:0.25"``: the same in Python, pipeline files and on the command
+    line), or a tuple or list (``("kaiser", 8.6)``).
+    """
+    if isinstance(name, list):
+        return tuple(name)
+    if isinstance(name, str) and ":" in name:
+        kind, *values = name.split(":")
+        try:
+            return (kind.strip(), *(float(value) for value in values))
+        except ValueError:
+            raise ValueError(f"window {name!r}: the parameters after {kind!r} must be "
+                             "numbers, as in 'kaiser:8.6'") from None
+    return name
 
 
 @functools.lru_cache(maxsize=64)
@@ -23,6 +50,9 @@ def _window(name, size, shift):
         import scipy.signal  # imported when first needed: it costs seconds
         values = scipy.signal.get_window(name, size, fftbins=True)
     except (ValueError, TypeError) as error:
+        if "parameters" in str(error) and isinstance(name, str):  # (kaiser, gaussian...)
+            raise ValueError(f"window {name!r} needs its parameter(s) after a colon, "
+                             f"as in 'kaiser:8.6' (or the tuple ('kaiser', 8.6))") from None
         raise ValueError(f"unknown window {name!r}: {error}") from None
     values = values.astype(np.float32)
     if shift:
@@ -36,12 +66,11 @@ def _window(name, size, shift):
 def window(name, size, shift=False):
     """
     ``scipy.signal.get_window(name, size)`` as float32, cached.  ``name`` may
-    be a string or a tuple such as ``("kaiser", 8.0)``.  With ``shift`` (even
-    sizes only) the window also performs the fftshift.
+    be a string, with parameters after colons (``"kaiser:8.0"``), or a tuple
+    such as ``("kaiser", 8.0)`` (see :func:`window_spec`).  With ``shift``
+    (even sizes only) the window also performs the fftshift.
     """
-    if isinstance(name, list):
-        name = tuple(name)
-    return _window(name, int(size), bool(shift))
+    return _window(window_spec(name), int(size), bool(shift))
 
 
 def check_window(name):

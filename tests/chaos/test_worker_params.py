@@ -83,7 +83,7 @@ def test_worker_validate_reports_every_parameter_error_with_line_and_column(tmp_
     assert lines[0].startswith(f"{path}:5:27: block 'wsa' (simulated_instrument): "
                                "sample_rate: must be greater than 0"), lines
     assert lines[1].startswith(f"{path}:9:20: block 'fft' (fft_block): size: must be "
-                               "at least 2, got -5"), lines
+                               "at least 8, got -5"), lines
     assert lines[2].startswith(f"{path}:9:32: block 'fft' (fft_block): window: unknown "
                                "window 'nope'"), lines
     assert lines[3] == f"{path}: 3 problems"
