@@ -4,6 +4,9 @@ rounding, pocketfft is used when FFTW is refused or missing, plans are made
 once per shape and thread, and FFTW's wisdom is kept between runs.
 """
 
+import os
+import subprocess
+import sys
 import threading
 
 import msgpack
@@ -116,12 +119,19 @@ def test_fftw_wisdom_is_kept_in_the_cache_directory(monkeypatch, tmp_path, use_b
     assert fft.wisdom_path() == str(path)
     pyfftw.forget_wisdom()
     fft.plan(3, 520, True)  # a shape nothing else plans
-    wisdom = msgpack.unpackb(path.read_bytes())
+    stored = path.read_bytes()
+    wisdom = msgpack.unpackb(stored)
     assert len(wisdom) == 3 and wisdom[1]  # (double, single, long double); ours is single
-    pyfftw.forget_wisdom()
-    monkeypatch.setattr(fft, "_wisdom_loaded", False)
-    fft._load_wisdom(pyfftw)
-    assert pyfftw.export_wisdom()[1] == wisdom[1]
+    # A new process (no other thread of this one planning meanwhile) loads it.
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, pyfftw\n"
+         "from pyrf_blocks.numerics import fft\n"
+         "fft._load_wisdom(pyfftw)\n"
+         "sys.stdout.buffer.write(pyfftw.export_wisdom()[1])"],
+        capture_output=True, timeout=120, check=True,
+        env=dict(os.environ, XDG_CACHE_HOME=str(tmp_path)))
+    assert path.read_bytes() == stored, "the file changed while the child read it"
+    assert loaded.stdout == wisdom[1]
 
 
 def test_unreadable_wisdom_is_reported_and_ignored(monkeypatch, tmp_path, use_backend, logged):
