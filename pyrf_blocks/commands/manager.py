@@ -27,7 +27,7 @@ import os
 import socket
 import sys
 
-from .options import positive_float
+from .options import add_cluster_arguments, positive_float
 
 HELP = "assign pipeline files to the workers of a cluster (etcd)"
 
@@ -35,11 +35,7 @@ HELP = "assign pipeline files to the workers of a cluster (etcd)"
 def add_arguments(parser):
     parser.add_argument("pipelines", nargs="+", metavar="PIPELINE",
                         help="pipeline file; each is one computation, named after the file")
-    parser.add_argument("--cluster", required=True, metavar="URL",
-                        help="client URL of the etcd cluster, e.g. http://127.0.0.1:2379")
-    parser.add_argument("--cluster-ca", default=None, metavar="FILE",
-                        help="CA certificate (PEM) that an https:// etcd's certificate "
-                             "must be signed by (default: the system's authorities)")
+    add_cluster_arguments(parser)
     parser.add_argument("--name", default=None,
                         help="this manager's name among managers (default: HOST-PID)")
     parser.add_argument("--ttl", type=positive_float, default=5.0, metavar="SECONDS",

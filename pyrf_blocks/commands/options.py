@@ -209,3 +209,12 @@ def simulated_tones_text():
     from .. import defaults
     return " and ".join(f"{offset / 1e6:+g} MHz at {level:g} dBm"
                         for offset, level in defaults.SIMULATED_TONES)
+
+
+def add_cluster_arguments(parser, required=True):
+    """``--cluster URL`` and ``--cluster-ca FILE``: the etcd a cluster coordinates on."""
+    parser.add_argument("--cluster", required=required, default=None, metavar="URL",
+                        help="client URL of the cluster's etcd, e.g. http://127.0.0.1:2379")
+    parser.add_argument("--cluster-ca", default=None, metavar="FILE",
+                        help="CA certificate (PEM) that an https:// etcd's certificate "
+                             "must be signed by (default: the system's authorities)")

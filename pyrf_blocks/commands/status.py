@@ -11,15 +11,13 @@ Example:
 import sys
 import time
 
+from .options import add_cluster_arguments
+
 HELP = "show a cluster's manager, workers and computations"
 
 
 def add_arguments(parser):
-    parser.add_argument("--cluster", required=True, metavar="URL",
-                        help="client URL of the cluster's etcd, e.g. http://127.0.0.1:2379")
-    parser.add_argument("--cluster-ca", default=None, metavar="FILE",
-                        help="CA certificate (PEM) that an https:// etcd's certificate "
-                             "must be signed by (default: the system's authorities)")
+    add_cluster_arguments(parser)
     parser.add_argument("--store", default=None, metavar="FILE",
                         help="the workers' store (SQLite file or postgresql:// URL), to "
                              "show snapshot ages and sizes")

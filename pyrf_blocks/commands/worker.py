@@ -32,7 +32,8 @@ pipeline file.  Keep ca-key.pem off the worker.
 import argparse
 import sys
 
-from .options import add_token_arguments, positive_float, positive_int, token_from
+from .options import (add_cluster_arguments, add_token_arguments, positive_float,
+                      positive_int, token_from)
 
 HELP = "serve blocks over HTTP (long-polled streams and a control API)"
 
@@ -68,11 +69,7 @@ def add_arguments(parser):
     cluster = parser.add_argument_group(
         "cluster", "join a cluster and run the computations its manager assigns "
                    "(see pyrf-blocks manager --help)")
-    cluster.add_argument("--cluster", default=None, metavar="URL",
-                         help="client URL of the cluster's etcd, e.g. http://127.0.0.1:2379")
-    cluster.add_argument("--cluster-ca", default=None, metavar="FILE",
-                         help="CA certificate (PEM) that an https:// etcd's certificate "
-                              "must be signed by (default: the system's authorities)")
+    add_cluster_arguments(cluster, required=False)
     cluster.add_argument("--name", default=None,
                          help="this worker's name in the cluster, unique (default: HOST:PORT)")
     cluster.add_argument("--store", default="pyrf-cluster.sqlite", metavar="FILE",
