@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pyrf_blocks.pipeline.units import parse_quantity  # noqa: E402
+from pyrf_blocks.testing import poll_until  # noqa: E402
 from pyrf_blocks.testing.servers import EtcdServer  # noqa: E402
 
 PIPELINE = """\
@@ -125,13 +126,7 @@ class Cluster:
 
 
 def wait(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise TimeoutError(f"cluster benchmark: timed out waiting for {what}")
+    return poll_until(predicate, timeout, what, interval=0.02)
 
 
 def write_pipelines(directory, count, state):

@@ -22,12 +22,12 @@ http://HOST:2379.  Example, one host:
 "pyrf-blocks status --cluster URL" shows who runs what.
 """
 
-import importlib
 import os
 import socket
 import sys
 
-from .options import add_cluster_arguments, positive_float
+from .options import (add_cluster_arguments, add_import_argument, add_log_level_argument,
+                      import_modules, log_to_stderr, positive_float)
 
 HELP = "assign pipeline files to the workers of a cluster (etcd)"
 
@@ -41,36 +41,25 @@ def add_arguments(parser):
     parser.add_argument("--ttl", type=positive_float, default=5.0, metavar="SECONDS",
                         help="heartbeat lease: a manager or worker silent this long counts "
                              "as gone (default 5, at least 1)")
-    parser.add_argument("--import", dest="imports", action="append", default=[],
-                        metavar="MODULE",
-                        help="import MODULE first, so the block types it registers are "
-                             "known when the files are checked; repeatable (the workers "
-                             "need the same --import)")
+    add_import_argument(parser, "import MODULE first, so the block types it registers are "
+                                "known when the files are checked; repeatable (the workers "
+                                "need the same --import)")
     parser.add_argument("--metrics", default=None, metavar="ENDPOINT",
                         help="serve metrics in Prometheus's format on this Twisted endpoint "
                              "(GET /metrics), e.g. tcp:9101:interface=127.0.0.1; loopback "
                              "only (scrape through a local agent or proxy)")
-    parser.add_argument("--log-level", choices=("debug", "info", "warn", "error"),
-                        default="info", help="least important events logged to stderr")
+    add_log_level_argument(parser)
 
 
 def run(args):
     from twisted.internet import defer, reactor
-    from twisted.logger import (FilteringLogObserver, LogLevel, LogLevelFilterPredicate,
-                                globalLogBeginner, textFileLogObserver)
 
     from ..cluster.service import computations_from_files, start_manager
     from ..errors import PipelineError
 
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
-    for module in args.imports:
-        try:
-            importlib.import_module(module)
-        except Exception as error:  # the user's module: say which and why
-            print(f"pyrf-blocks manager: cannot import {module!r}: "
-                  f"{type(error).__name__}: {error}", file=sys.stderr)
-            return 2
     try:
+        import_modules(args.imports)
         computations = computations_from_files(args.pipelines)
         if args.metrics:
             from ..net.worker import check_listen
@@ -81,10 +70,7 @@ def run(args):
     except (PipelineError, ValueError, OSError) as error:
         print(f"pyrf-blocks manager: {error}", file=sys.stderr)
         return 2
-    level = LogLevelFilterPredicate(LogLevel.levelWithName(args.log_level))
-    globalLogBeginner.beginLoggingTo(
-        [FilteringLogObserver(textFileLogObserver(sys.stderr), [level])],
-        redirectStandardIO=False)
+    log_to_stderr(args.log_level)
     status = []
 
     def failed(failure):

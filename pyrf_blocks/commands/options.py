@@ -218,3 +218,45 @@ def add_cluster_arguments(parser, required=True):
     parser.add_argument("--cluster-ca", default=None, metavar="FILE",
                         help="CA certificate (PEM) that an https:// etcd's certificate "
                              "must be signed by (default: the system's authorities)")
+
+
+def add_import_argument(parser, help):
+    """``--import MODULE`` (repeatable): the user's modules that register block types."""
+    parser.add_argument("--import", dest="imports", action="append", default=[],
+                        metavar="MODULE", help=help)
+
+
+def import_modules(modules):
+    """
+    Import the user's ``modules`` in order.
+
+    :raises ValueError: naming the first that fails to import, and why.
+    """
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as error:  # the user's module: say which and why
+            raise ValueError(f"cannot import {module!r}: "
+                             f"{type(error).__name__}: {error}") from None
+
+
+def add_log_level_argument(parser):
+    """``--log-level``, for :func:`log_to_stderr`."""
+    parser.add_argument("--log-level", choices=("debug", "info", "warn", "error"),
+                        default="info",
+                        help="least important events logged to stderr (default info)")
+
+
+def log_to_stderr(level):
+    """Show Twisted log events of ``level`` (a name) and above on stderr."""
+    import sys
+
+    from twisted.logger import (FilteringLogObserver, LogLevel, LogLevelFilterPredicate,
+                                globalLogBeginner, textFileLogObserver)
+
+    predicate = LogLevelFilterPredicate(LogLevel.levelWithName(level))
+    globalLogBeginner.beginLoggingTo(
+        [FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])],
+        redirectStandardIO=False)

@@ -32,7 +32,8 @@ pipeline file.  Keep ca-key.pem off the worker.
 import argparse
 import sys
 
-from .options import (add_cluster_arguments, add_token_arguments, positive_float,
+from .options import (add_cluster_arguments, add_import_argument, add_log_level_argument,
+                      add_token_arguments, import_modules, log_to_stderr, positive_float,
                       positive_int, token_from)
 
 HELP = "serve blocks over HTTP (long-polled streams and a control API)"
@@ -46,10 +47,8 @@ def add_arguments(parser):
                              "ssl:8750:privateKey=key.pem:certKey=cert.pem "
                              "(TLS: see above for making the files)")
     add_token_arguments(parser, "bearer token every request must carry")
-    parser.add_argument("--import", dest="imports", action="append", default=[],
-                        metavar="MODULE",
-                        help="import MODULE first, so the block types it "
-                             "registers can be created; repeatable")
+    add_import_argument(parser, "import MODULE first, so the block types it registers can "
+                                "be created; repeatable")
     parser.add_argument("--allow-files", action="store_true",
                         help="also create, for callers, the block types that read or "
                              "write files on this machine (record_block, sigmf_source); "
@@ -63,9 +62,7 @@ def add_arguments(parser):
                         help="seconds a block or stream a client made is kept once "
                              "nothing uses it (no poll, no request naming it), so that "
                              "what vanished clients left is removed (default 120)")
-    parser.add_argument("--log-level", choices=("debug", "info", "warn", "error"),
-                        default="info", help="least important events logged to "
-                                             "stderr (default info)")
+    add_log_level_argument(parser)
     cluster = parser.add_argument_group(
         "cluster", "join a cluster and run the computations its manager assigns "
                    "(see pyrf-blocks manager --help)")
@@ -86,11 +83,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    import importlib
-
     from twisted.internet import reactor
-    from twisted.logger import (FilteringLogObserver, LogLevel, LogLevelFilterPredicate,
-                                globalLogBeginner, textFileLogObserver)
 
     from ..graph import Graph
     from ..memory import keep_freed_memory
@@ -114,17 +107,12 @@ def run(args):
         print(f"pyrf-blocks worker: --ttl must be at least 1 second, not {args.ttl:g}",
               file=sys.stderr)
         return 2
-    for module in args.imports:
-        try:
-            importlib.import_module(module)
-        except Exception as error:  # the user's module: say which and why
-            print(f"pyrf-blocks worker: cannot import {module!r}: "
-                  f"{type(error).__name__}: {error}", file=sys.stderr)
-            return 2
-    level = LogLevelFilterPredicate(LogLevel.levelWithName(args.log_level))
-    globalLogBeginner.beginLoggingTo(
-        [FilteringLogObserver(textFileLogObserver(sys.stderr), [level])],
-        redirectStandardIO=False)
+    try:
+        import_modules(args.imports)
+    except ValueError as error:
+        print(f"pyrf-blocks worker: {error}", file=sys.stderr)
+        return 2
+    log_to_stderr(args.log_level)
     keep_freed_memory()  # a worker moves streams: reuse their buffers (see memory.py)
     announce = print
     if args.parent_pid is not None:

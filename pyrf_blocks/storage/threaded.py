@@ -16,31 +16,20 @@ from twisted.python.threadpool import ThreadPool
 __all__ = ["ThreadedStore", "InlineStore"]
 
 
-class ThreadedStore:
+class _DeferredStore:
     """
-    ``store``'s methods as Deferreds, run on one thread.  :meth:`close`
-    stops the thread (also at reactor shutdown).
-
-    :param reactor: the reactor the answers are delivered in.
+    The store's methods as Deferreds, each through :meth:`call`, which a
+    subclass defines (where the call runs).
     """
 
-    def __init__(self, store, reactor):
+    def __init__(self, store):
         self.store = store
-        self.reactor = reactor
-        self._pool = ThreadPool(minthreads=1, maxthreads=1, name=f"store {store!r}")
-        self._pool.start()
-        self._shutdown = reactor.addSystemEventTrigger("during", "shutdown", self._stop)
 
     def __repr__(self):
-        return f"<ThreadedStore {self.store!r}>"
+        return f"<{type(self).__name__} {self.store!r}>"
 
-    def call(self, method, *args, **kwargs):
-        """
-        ``store.method(*args, **kwargs)`` on the store's thread: a Deferred.
-        ``method`` is a name, or a function to call there.
-        """
-        function = method if callable(method) else getattr(self.store, method)
-        return deferToThreadPool(self.reactor, self._pool, function, *args, **kwargs)
+    def _function(self, method):
+        return method if callable(method) else getattr(self.store, method)
 
     def write(self, batch):
         return self.call("write", batch)
@@ -50,6 +39,30 @@ class ThreadedStore:
 
     def cleanup(self, *args, **kwargs):
         return self.call("cleanup", *args, **kwargs)
+
+
+class ThreadedStore(_DeferredStore):
+    """
+    ``store``'s methods as Deferreds, run on one thread.  :meth:`close`
+    stops the thread (also at reactor shutdown).
+
+    :param reactor: the reactor the answers are delivered in.
+    """
+
+    def __init__(self, store, reactor):
+        super().__init__(store)
+        self.reactor = reactor
+        self._pool = ThreadPool(minthreads=1, maxthreads=1, name=f"store {store!r}")
+        self._pool.start()
+        self._shutdown = reactor.addSystemEventTrigger("during", "shutdown", self._stop)
+
+    def call(self, method, *args, **kwargs):
+        """
+        ``store.method(*args, **kwargs)`` on the store's thread: a Deferred.
+        ``method`` is a name, or a function to call there.
+        """
+        return deferToThreadPool(self.reactor, self._pool, self._function(method),
+                                 *args, **kwargs)
 
     def _stop(self):
         if self._pool.started:
@@ -69,33 +82,17 @@ class ThreadedStore:
         return done.addBoth(stopped)
 
 
-class InlineStore:
+class InlineStore(_DeferredStore):
     """
     ``store``'s calls at once, on the caller's thread, answered with fired
     Deferreds: the same face as :class:`ThreadedStore` for tests that run
     on a ``task.Clock``.
     """
 
-    def __init__(self, store):
-        self.store = store
-
-    def __repr__(self):
-        return f"<InlineStore {self.store!r}>"
-
     def call(self, method, *args, **kwargs):
         from twisted.internet.defer import maybeDeferred
 
-        function = method if callable(method) else getattr(self.store, method)
-        return maybeDeferred(function, *args, **kwargs)
-
-    def write(self, batch):
-        return self.call("write", batch)
-
-    def query(self, *args, **kwargs):
-        return self.call("query", *args, **kwargs)
-
-    def cleanup(self, *args, **kwargs):
-        return self.call("cleanup", *args, **kwargs)
+        return maybeDeferred(self._function(method), *args, **kwargs)
 
     def close(self):
         return self.call("close")

@@ -11,7 +11,7 @@ reactor by injection.
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-__all__ = ["run_clock", "new_reactor", "run_until", "wait_for", "start_emulator"]
+__all__ = ["run_clock", "new_reactor", "run_until", "wait_for", "poll_until", "start_emulator"]
 
 
 def run_clock(clock, graph, step=0.001, limit=100000):
@@ -150,6 +150,25 @@ def wait_for(reactor, predicate, interval=0.005):
 
     reactor.callLater(0, poll)
     return done
+
+
+def poll_until(predicate, timeout, what, interval=0.05):
+    """
+    Call ``predicate()`` every ``interval`` seconds of wall-clock time until
+    it returns something true, and return that: for watching real processes
+    from outside any reactor (a cluster's layout, rows in a store).
+
+    :raises TimeoutError: after ``timeout`` seconds, naming ``what``.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
 def start_emulator(reactor, **settings):

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from pyrf_blocks.chunk import decode_chunk
+from pyrf_blocks.testing import poll_until
 from pyrf_blocks.testing.servers import EtcdServer
 
 pytestmark = pytest.mark.chaos
@@ -93,16 +94,6 @@ def leader(etcd_url):
     return out.strip()
 
 
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def test_cluster_recovers_exactly_after_kill_stop_and_manager_death(tmp_path):
     """SIGKILL a worker, SIGSTOP another past its lease, kill the leader: outputs equal the uninterrupted run."""
     from pyrf_blocks.graph import Graph
@@ -138,18 +129,18 @@ def test_cluster_recovers_exactly_after_kill_stop_and_manager_death(tmp_path):
                     *[str(tmp_path / f"{n}.yaml") for n in names],
                     log=open(logs / f"{manager}.log", "w"))
                 time.sleep(0.3)
-            layout = wait_until(lambda: (lambda o: o if len(o) == 4 and len(set(o.values())) == 3
+            layout = poll_until(lambda: (lambda o: o if len(o) == 4 and len(set(o.values())) == 3
                                          else None)(owners(etcd.url)), 30,
                                 "the four computations spread over three workers")
 
             # 1. SIGKILL the worker that runs comp0, once it has made progress.
-            wait_until(lambda: len(rows(store, "comp0")) > 20, 30, "comp0 to make progress")
+            poll_until(lambda: len(rows(store, "comp0")) > 20, 30, "comp0 to make progress")
             victim = layout["comp0"]
             processes[victim].send_signal(signal.SIGKILL)
             killed_at, before = time.monotonic(), len(rows(store, "comp0"))
-            wait_until(lambda: owners(etcd.url).get("comp0") not in (None, victim), 20,
+            poll_until(lambda: owners(etcd.url).get("comp0") not in (None, victim), 20,
                        "comp0 to move off the killed worker")
-            wait_until(lambda: len(rows(store, "comp0")) > before, 20, "comp0 to flow again")
+            poll_until(lambda: len(rows(store, "comp0")) > before, 20, "comp0 to flow again")
             recovery = time.monotonic() - killed_at
             print("layout", layout, "victim", victim, "before", before,
                   "owner now", owners(etcd.url))
@@ -158,7 +149,7 @@ def test_cluster_recovers_exactly_after_kill_stop_and_manager_death(tmp_path):
             paused = next(w for w in ("w1", "w2", "w3")
                           if w != victim and w in owners(etcd.url).values())
             processes[paused].send_signal(signal.SIGSTOP)
-            wait_until(lambda: paused not in owners(etcd.url).values(), 20,
+            poll_until(lambda: paused not in owners(etcd.url).values(), 20,
                        f"{paused}'s computations to move while it is stopped")
             time.sleep(0.5)
             processes[paused].send_signal(signal.SIGCONT)
@@ -167,23 +158,23 @@ def test_cluster_recovers_exactly_after_kill_stop_and_manager_death(tmp_path):
             first = leader(etcd.url)
             leading = "m1" if '"m1"' in first else "m2"
             processes[leading].send_signal(signal.SIGKILL)
-            wait_until(lambda: leader(etcd.url) and leader(etcd.url) != first, 15,
+            poll_until(lambda: leader(etcd.url) and leader(etcd.url) != first, 15,
                        "the other manager to lead")
 
             # 4. A fourth worker joins: it takes its share, and only that moves.
             # Live now: the paused worker (it joined again) and the untouched one.
-            settled = wait_until(lambda: (lambda o: o if sorted(
+            settled = poll_until(lambda: (lambda o: o if sorted(
                 list(o.values()).count(w) for w in set(o.values())) == [2, 2] else None)(
                 owners(etcd.url)), 30, "two live workers holding two computations each")
             processes["w4"] = command(
                 "worker", "--listen", "tcp:0:interface=127.0.0.1", "--cluster", etcd.url,
                 "--name", "w4", "--store", str(store), "--ttl", "2",
                 "--snapshot-interval", "0.2", log=open(logs / "w4.log", "w"))
-            joined = wait_until(lambda: (lambda o: o if "w4" in o.values() else None)(
+            joined = poll_until(lambda: (lambda o: o if "w4" in o.values() else None)(
                 owners(etcd.url)), 20, "w4 to take a computation")
             moved = sorted(c for c in names if settled[c] != joined[c])
 
-            wait_until(lambda: all(len(rows(store, n)) == total for n in names), 60,
+            poll_until(lambda: all(len(rows(store, n)) == total for n in names), 60,
                        "every computation to finish")
             time.sleep(1.0)  # writes still in flight from a fenced worker would show now
             got = {name: rows(store, name) for name in names}
