@@ -35,6 +35,8 @@ import threading
 import time
 from pathlib import Path
 
+from pyrf_blocks.testing import poll_until
+
 ROOT = Path(__file__).resolve().parents[1]
 
 LAUNCH = """
@@ -118,11 +120,8 @@ def run(mode, clients, wave):
             for thread in threads:
                 thread.join()
         elapsed = time.monotonic() - started
-        deadline = time.monotonic() + 30
-        while json.loads(call(port, "GET", "/health")[1])["blocks"]:
-            if time.monotonic() > deadline:
-                raise AssertionError("the lease did not reclaim every block")
-            time.sleep(0.25)
+        poll_until(lambda: not json.loads(call(port, "GET", "/health")[1])["blocks"], 30,
+                   "the lease to reclaim every block", interval=0.25)
         time.sleep(0.6)  # one more sweep, after the last removal
         peak = status_kib(worker.pid, "VmHWM")
         after = status_kib(worker.pid, "VmRSS")

@@ -14,6 +14,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from pyrf_blocks.testing import poll_until
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,12 +61,13 @@ def gone(pid):
 
 
 def wait_gone(pid, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not gone(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    """
+    True once ``pid`` is gone, False if it still lives after ``timeout`` s.
+    """
+    try:
+        return poll_until(lambda: gone(pid), timeout, f"process {pid} to end")
+    except TimeoutError:
+        return False
 
 
 class RealWorker:

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from pyrf_blocks.storage import SQLiteStore
+from pyrf_blocks.testing import poll_until
 from pyrf_blocks.testing.servers import mosquitto_broker, postgres_server, publish
 
 pytestmark = pytest.mark.chaos
@@ -60,15 +61,6 @@ def _serve(tmp_path, broker, store):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
-def _until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not done after {timeout} s: {what}")
-
-
 def _numbers(store):
     return [row["number"] for row in store.query(TOPIC, "time_window")]
 
@@ -81,7 +73,7 @@ def _subscribed(broker, count_stored):
         publish(broker.port, [(TOPIC, b"-1")])
         time.sleep(0.3)
         return count_stored() > 0
-    _until(probe, 30, "the pipeline subscribed")
+    poll_until(probe, 30, "the pipeline subscribed")
 
 
 def _publisher(broker, values, pace=0.0):
@@ -113,13 +105,13 @@ def test_sigkill_mid_stream_stores_every_message_once(broker, tmp_path):
         _subscribed(broker, lambda: len(_numbers(reader)))
         count = 3000
         thread = _publisher(broker, [str(i).encode() for i in range(count)], pace=0.03)
-        _until(lambda: len(_numbers(reader)) > 600, 60, "some messages stored")
+        poll_until(lambda: len(_numbers(reader)) > 600, 60, "some messages stored")
         process.send_signal(signal.SIGKILL)
         process.wait()
         process = _serve(tmp_path, broker, f"sqlite:{path}")
         thread.join(120)
         values = [v for v in _numbers(reader) if v >= 0]
-        _until(lambda: len([v for v in _numbers(reader) if v >= 0]) >= count, 60,
+        poll_until(lambda: len([v for v in _numbers(reader) if v >= 0]) >= count, 60,
                f"all {count} stored (have {len(values)})")
         time.sleep(1.0)  # anything delivered twice would arrive by now
     finally:
@@ -144,13 +136,13 @@ def test_database_away_and_back_loses_nothing(broker, tmp_path):
             _subscribed(broker, lambda: len(_numbers(reader)))
             count = 2000
             thread = _publisher(broker, [str(i).encode() for i in range(count)], pace=0.05)
-            _until(lambda: len(_numbers(reader)) > 300, 60, "some messages stored")
+            poll_until(lambda: len(_numbers(reader)) > 300, 60, "some messages stored")
             reader.close()
             server.stop()
             time.sleep(2.0)
             server.start()
             thread.join(120)
-            _until(lambda: len([v for v in _numbers(reader) if v >= 0]) >= count, 90,
+            poll_until(lambda: len([v for v in _numbers(reader) if v >= 0]) >= count, 90,
                    "all stored after the server came back")
         finally:
             output = _stop(process)
@@ -174,9 +166,9 @@ def test_malformed_flood_is_counted_and_valid_data_intact(broker, tmp_path):
             if i % 5 == 0:
                 payloads.append(str(i // 5).encode())
         _publisher(broker, payloads).join(120)
-        _until(lambda: sum(reader.bad_counts(TOPIC).values()) >= 10000, 90,
+        poll_until(lambda: sum(reader.bad_counts(TOPIC).values()) >= 10000, 90,
                "every malformed payload counted")
-        _until(lambda: len(_numbers(reader)) >= 2001, 30, "every valid value stored")
+        poll_until(lambda: len(_numbers(reader)) >= 2001, 30, "every valid value stored")
     finally:
         output = _stop(process)
     assert reader.bad_counts(TOPIC) == {(TOPIC, "type"): 8000, (TOPIC, "size"): 2000}, output

@@ -16,8 +16,9 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.request
+
+from .running import poll_until
 
 __all__ = ["publish", "free_port", "postgres_server", "PostgresServer", "mosquitto_broker",
            "MosquittoBroker", "POSTGRES_BIN", "MOSQUITTO", "EtcdServer"]
@@ -42,14 +43,15 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def _wait_listening(port, deadline, process=None):
-    while time.monotonic() < deadline:
+def _wait_listening(port, timeout, process=None):
+    def listening():
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"the server exited with status {process.returncode}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+            return True
+        return False
+
+    poll_until(listening, timeout, f"a server listening on 127.0.0.1:{port}")
 
 
 class PostgresServer:
@@ -127,7 +129,7 @@ class MosquittoBroker:
     def start(self, timeout=10.0):
         self.process = subprocess.Popen([MOSQUITTO, "-c", self.config],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_listening(self.port, time.monotonic() + timeout, self.process)
+        _wait_listening(self.port, timeout, self.process)
 
     def stop(self):
         if self.process is not None and self.process.poll() is None:
@@ -210,19 +212,21 @@ class EtcdServer:
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
              "--initial-cluster", f"test={peer}", "--log-level", "error"],
             stdout=subprocess.DEVNULL, stderr=open(self.directory / "etcd.log", "ab"))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def healthy():
             if self.process.poll() is not None:
                 raise RuntimeError(f"etcd exited with {self.process.returncode}; see "
                                    f"{self.directory / 'etcd.log'}")
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as answer:
-                    if b'"true"' in answer.read():
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"etcd did not answer on {self.url} within {timeout} s")
+            with contextlib.suppress(OSError), \
+                    urllib.request.urlopen(self.url + "/health", timeout=1) as answer:
+                return b'"true"' in answer.read()
+            return False
+
+        try:
+            poll_until(healthy, timeout, f"etcd to answer on {self.url}")
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"etcd did not answer on {self.url} within {timeout} s")
+        return self
 
     def stop(self):
         """Stop it (SIGTERM, then SIGKILL); its data stays for a restart."""

@@ -16,6 +16,7 @@ import pytest
 
 from pyrf_blocks.chunk import ChunkStreamDecoder
 from pyrf_blocks.errors import ChunkDecodeError
+from pyrf_blocks.testing import poll_until
 
 from net_real import ROOT, environment
 from stream_faults import compare_chunks, expected_chunks
@@ -131,10 +132,8 @@ def test_stream_a_killed_worker_fails_the_reading_script_cleanly_and_quickly():
                                   cwd=ROOT, env=environment(), stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)
         assert script.stdout.readline().strip() == b"reading"
-        deadline = time.monotonic() + 20
-        while not worker.json("GET", "/streams")["streams"]:
-            assert time.monotonic() < deadline, "the script never opened its stream"
-            time.sleep(0.05)
+        poll_until(lambda: worker.json("GET", "/streams")["streams"], 20,
+                   "the script to open its stream")
         time.sleep(0.3)
         worker.process.send_signal(signal.SIGKILL)
         killed = time.monotonic()
