@@ -130,70 +130,66 @@ def test_run_places_blocks_in_child_processes(tmp_path):
     assert out.count(": spectrum at 0.001966 s: peak") == 2, out
 
 
+@pytest.fixture
+def token_worker():
+    """The URL of a ``pyrf-blocks worker`` on loopback whose token is s3cret-token."""
+    env = dict(os.environ, PYTHONPATH=ROOT, PYRF_BLOCKS_TOKEN="s3cret-token")
+    worker = subprocess.Popen([sys.executable, "-m", "pyrf_blocks.cli", "worker",
+                               "--listen", "tcp:0:interface=127.0.0.1"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = worker.stdout.readline()
+        assert line.startswith("listening on "), worker.stderr.read()
+        yield line.removeprefix("listening on ").strip()
+    finally:
+        worker.kill()
+        worker.communicate()
+
+
 @pytest.mark.timeout(120)
-def test_run_places_blocks_on_a_remote_worker(tmp_path):
+def test_run_places_blocks_on_a_remote_worker(tmp_path, token_worker):
     """A worker reached by URL, its token read from token_env, runs the placed chain."""
-    env = dict(os.environ, PYTHONPATH=ROOT, PYRF_BLOCKS_TOKEN="s3cret-token")
-    worker = subprocess.Popen([sys.executable, "-m", "pyrf_blocks.cli", "worker",
-                               "--listen", "tcp:0:interface=127.0.0.1"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = worker.stdout.readline()
-        assert line.startswith("listening on "), worker.stderr.read()
-        url = line.removeprefix("listening on ").strip()
-        path = write(tmp_path, f"""\
-            version: 1
-            processes:
-              lab: {{url: "{url}", token_env: LAB_TOKEN}}
-            blocks:
-              wsa: {{type: simulated_instrument, params: {{count: 20, paced: false}}}}
-              fft: {{type: fft_block, inputs: [wsa], proc: lab}}
-              cal: {{type: calibrate_block, inputs: [fft], proc: lab}}
-              out: {{type: collector, inputs: [cal]}}
-        """)
-        proc = command("run", path, LAB_TOKEN="s3cret-token")
-        out, err = proc.communicate(timeout=100)
-        assert proc.returncode == 0, err
-        assert "collector 'out': 20 chunks, finished" in err, err
-    finally:
-        worker.kill()
-        worker.communicate()
+    url = token_worker
+    path = write(tmp_path, f"""\
+        version: 1
+        processes:
+          lab: {{url: "{url}", token_env: LAB_TOKEN}}
+        blocks:
+          wsa: {{type: simulated_instrument, params: {{count: 20, paced: false}}}}
+          fft: {{type: fft_block, inputs: [wsa], proc: lab}}
+          cal: {{type: calibrate_block, inputs: [fft], proc: lab}}
+          out: {{type: collector, inputs: [cal]}}
+    """)
+    proc = command("run", path, LAB_TOKEN="s3cret-token")
+    out, err = proc.communicate(timeout=100)
+    assert proc.returncode == 0, err
+    assert "collector 'out': 20 chunks, finished" in err, err
 
 
 @pytest.mark.timeout(120)
-def test_run_for_a_duration_ends_a_source_placed_on_a_worker(tmp_path):
+def test_run_for_a_duration_ends_a_source_placed_on_a_worker(tmp_path, token_worker):
     """run --for 1s with the source and the FFT on a worker: ends soon, every spectrum here."""
-    env = dict(os.environ, PYTHONPATH=ROOT, PYRF_BLOCKS_TOKEN="s3cret-token")
-    worker = subprocess.Popen([sys.executable, "-m", "pyrf_blocks.cli", "worker",
-                               "--listen", "tcp:0:interface=127.0.0.1"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = worker.stdout.readline()
-        assert line.startswith("listening on "), worker.stderr.read()
-        url = line.removeprefix("listening on ").strip()
-        path = write(tmp_path, f"""\
-            version: 1
-            processes:
-              lab: {{url: "{url}", token_env: LAB_TOKEN}}
-            blocks:
-              wsa: {{type: simulated_instrument, params: {{model: WSA4000}}, proc: lab}}
-              fft: {{type: fft_block, inputs: [wsa], proc: lab}}
-              out: {{type: collector, inputs: [fft]}}
-        """)
-        started = time.monotonic()
-        proc = command("run", path, "--for", "1s", LAB_TOKEN="s3cret-token")
-        out, err = proc.communicate(timeout=60)  # before the fix: never returned
-        elapsed = time.monotonic() - started
-        assert proc.returncode == 0, err
-        taken = re.search(r"collector 'out': (\d+) chunks?, finished", err)
-        assert taken and int(taken.group(1)) > 0, err
-        # The end came from the worker, after all it emitted: nothing cut
-        # short here, nothing dropped on the way.
-        assert "could not end" not in err and "dropped" not in err
-        assert elapsed < 1 + 15
-    finally:
-        worker.kill()
-        worker.communicate()
+    url = token_worker
+    path = write(tmp_path, f"""\
+        version: 1
+        processes:
+          lab: {{url: "{url}", token_env: LAB_TOKEN}}
+        blocks:
+          wsa: {{type: simulated_instrument, params: {{model: WSA4000}}, proc: lab}}
+          fft: {{type: fft_block, inputs: [wsa], proc: lab}}
+          out: {{type: collector, inputs: [fft]}}
+    """)
+    started = time.monotonic()
+    proc = command("run", path, "--for", "1s", LAB_TOKEN="s3cret-token")
+    out, err = proc.communicate(timeout=60)  # before the fix: never returned
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, err
+    taken = re.search(r"collector 'out': (\d+) chunks?, finished", err)
+    assert taken and int(taken.group(1)) > 0, err
+    # The end came from the worker, after all it emitted: nothing cut
+    # short here, nothing dropped on the way.
+    assert "could not end" not in err and "dropped" not in err
+    assert elapsed < 1 + 15
 
 
 @pytest.mark.timeout(60)
