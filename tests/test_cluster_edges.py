@@ -253,7 +253,14 @@ def scenario(tmp_path, moves, retained=1000, timeout=40.0):
             await until(reactor, lambda: any(
                 getattr(r.running.get("stats"), "finished", False)
                 for r in map(cluster.runner, cluster.names)), timeout=timeout - 5)
-            await sleep(reactor, 0.2)
+            # The consumer's last snapshot, and its acknowledgement, come
+            # once its graph is done: the producer then keeps nothing.
+            def drained():
+                """the producer's retention drains"""
+                served = [r.serving("power") for r in map(cluster.runner, cluster.names)]
+                return any(s and not s[1]["power_out"].entries
+                           and s[1]["power_out"].ended for s in served)
+            await until(reactor, drained, timeout=5)
             return {name: (cluster.runner(name).restored,
                            cluster.runner(name).serving("power"),
                            stalls(cluster.runner(name))) for name in cluster.names}
@@ -294,3 +301,50 @@ def test_moving_the_consumer_and_then_the_producer_loses_and_repeats_nothing(tmp
     got, runners = scenario(tmp_path, [(6, "stats", "w1"), (14, "power", "w2")])
     compare(reference(tmp_path, COUNT), got)
     assert runners["w1"][0] >= 1 and runners["w2"][0] >= 1
+
+
+def test_a_worker_serves_a_computation_only_as_its_fresh_owner(tmp_path):
+    """Reads name the revision; a wrong one is 409, a stale lease 503, a dropped cursor 410, elsewhere 404."""
+    from twisted.web.client import HTTPConnectionPool
+
+    from pyrf_blocks.net.connections import new_client
+
+    reactor = new_reactor()
+    cluster = Cluster(reactor, tmp_path)
+    specs = {"power": PRODUCER.format(count=20, paced="false", retained=100),
+             "stats": CONSUMER.format(store="")}
+    client = new_client(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+
+    async def get(worker, query):
+        address = f"http://127.0.0.1:{cluster.workers[worker][1].getHost().port}"
+        response = await client.get(f"{address}/computations/power/outputs/power_out?{query}",
+                                    reactor=reactor, timeout=10)
+        return response.code, await response.content()
+
+    async def run():
+        try:
+            await cluster.start(specs)
+            assignment = await cluster.move("power", "w1")
+            served = lambda: cluster.runner("w1").serving("power")  # noqa: E731
+            await until(reactor, lambda: served() and served()[1]["power_out"].ended)
+            retention = served()[1]["power_out"]
+            # The consumer (stats/P) is not running: everything is kept for it.
+            assert [seq for seq, _ in retention.entries] == list(range(20))
+            rev = assignment.revision
+            code, body = await get("w1", f"after=4&wait=0&revision={rev}")
+            assert code == 200 and len(body) > 0
+            code, body = await get("w1", f"after=-1&wait=0&revision={rev + 1}")
+            assert code == 409 and b"runs here at revision" in body
+            code, body = await get("w2", "after=-1&wait=0")
+            assert code == 404 and b"does not run on this worker" in body
+            code, _ = await get("w1", f"after=9&wait=0&consumer=stats/P&ack=9&revision={rev}")
+            assert code == 200 and retention.entries[0][0] == 10
+            code, body = await get("w1", "after=3&wait=0")
+            assert code == 410 and b"dropped" in body
+            lease = cluster.workers["w1"][3].lease
+            lease.renewed_at = reactor.seconds() - 100
+            code, body = await get("w1", "after=9&wait=0")
+            assert code == 503 and b"lease" in body
+        finally:
+            await cluster.stop()
+    run_until(reactor, defer.ensureDeferred(run()), timeout=30)
