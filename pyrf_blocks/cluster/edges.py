@@ -4,13 +4,14 @@ whichever workers they run, with recovery as exact as inside one.
 
 A producer's pipeline file ends the stream it shares in a
 :class:`cluster_output` sink; a consumer's file starts from a
-:class:`cluster_input` source naming that computation and block::
+:class:`cluster_input` source naming that computation and block:
 
-    # power.yaml                      # stats.yaml
-    power_out:                        P:
-      type: cluster_output              type: cluster_input
-      inputs: [P]                       params: {computation: power,
-                                                 output: power_out}
+.. code-block:: yaml
+
+    # in power.yaml (the computation "power")
+    power_out: {type: cluster_output, inputs: [P]}
+    # in stats.yaml
+    P: {type: cluster_input, params: {computation: power, output: power_out}}
 
 The ``cluster_output`` keeps every chunk after the lowest ``seq`` that its
 consumers have *acknowledged* (:class:`Retention`), and a consumer
