@@ -270,6 +270,15 @@ def scenario(tmp_path, moves, retained=1000, timeout=40.0):
     return rows(tmp_path / "cluster.sqlite", "stats"), runners
 
 
+def finished_snapshot(path, computation):
+    """the last snapshot of ``computation`` says every block ended"""
+    with sqlite3.connect(path, timeout=30) as db:
+        row = db.execute("SELECT state FROM snapshots WHERE computation = ?",
+                         (computation,)).fetchone()
+    return row is not None and all(
+        entry["ended"] for entry in msgpack.unpackb(row[0])["blocks"].values())
+
+
 def stalls(runner):
     """How often the producer's cluster_output running on ``runner`` stalled."""
     running = runner.running.get("power")
@@ -348,3 +357,37 @@ def test_a_worker_serves_a_computation_only_as_its_fresh_owner(tmp_path):
         finally:
             await cluster.stop()
     run_until(reactor, defer.ensureDeferred(run()), timeout=30)
+
+
+def test_a_finished_producer_that_moved_still_serves_what_it_kept(tmp_path):
+    """The producer finishes and moves before its consumer starts: the new owner serves its snapshot's chunks."""
+    from pyrf_blocks.cluster.edges import EdgeCollector
+
+    reactor = new_reactor()
+    cluster = Cluster(reactor, tmp_path)
+    specs = {"power": PRODUCER.format(count=COUNT, paced="false", retained=1000),
+             "stats": CONSUMER.format(store="")}
+
+    async def run():
+        try:
+            await cluster.start(specs)
+            await cluster.move("power", "w1")
+            w1 = cluster.runner("w1")
+            await until(reactor, lambda: finished_snapshot(tmp_path / "cluster.sqlite", "power"))
+            await cluster.move("power", "w2")
+            w2 = cluster.runner("w2")
+            await until(reactor, lambda: "power" in w2.finished_outputs)
+            assert "power" not in w2.running  # not run again: served from the snapshot
+            await cluster.move("stats", "w1")
+            await until(reactor, lambda: getattr(w1.running.get("stats"), "finished", False))
+            retention = w2.finished_outputs["power"][1]["power_out"]
+            await until(reactor, lambda: not retention.entries)
+            metrics = {m.name: m.samples for m in EdgeCollector(w2).collect()}
+            assert metrics["pyrf_cluster_output_retained_chunks"][0].value == 0
+            assert metrics["pyrf_cluster_output_acknowledged_seq"][0].value == COUNT - 1
+            reading = {m.name: m.samples for m in EdgeCollector(w1).collect()}
+            assert reading["pyrf_cluster_input_seq"][0].value == COUNT - 1
+        finally:
+            await cluster.stop()
+    run_until(reactor, defer.ensureDeferred(run()), timeout=30)
+    compare(reference(tmp_path, COUNT), rows(tmp_path / "cluster.sqlite", "stats"))

@@ -105,6 +105,7 @@ class _Running:
     snapshot_at: float = None
     finished: bool = False
     saving: bool = False
+    force_next: bool = False
 
 
 class Runner:
@@ -303,6 +304,11 @@ class Runner:
             for name, running in list(self.running.items()) if not running.finished])
 
     async def _snapshot(self, name, running, force=False):
+        if force and running.saving:
+            # The last snapshot (the graph is done) must not be lost to a
+            # periodic one in progress: it follows it.
+            running.force_next = True
+            return
         if running.saving or not running.graph.cluster.active or not (
                 force or quiescent(running.graph)):
             return
@@ -331,3 +337,6 @@ class Runner:
                     saved(entry)
         finally:
             running.saving = False
+        if running.force_next:
+            running.force_next = False
+            await self._snapshot(name, running, force=True)
