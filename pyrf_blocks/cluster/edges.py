@@ -659,8 +659,12 @@ class Served:
                 return retention.poll(request, after, wait, revision)
             case [computation, "outputs", block, "ack"] if method == "POST":
                 retention, _ = self._retention(computation, block, request)
-                body = json.loads(request.content.read() or b"{}")
-                consumer, seq = body.get("consumer"), body.get("seq")
+                try:
+                    body = json.loads(request.content.read() or b"{}")
+                except ValueError:
+                    body = None
+                consumer, seq = ((body.get("consumer"), body.get("seq"))
+                                 if isinstance(body, dict) else (None, None))
                 if not isinstance(consumer, str) or not isinstance(seq, int):
                     raise HTTPError(400, "an acknowledgement is {\"consumer\": name, "
                                          "\"seq\": integer}")
