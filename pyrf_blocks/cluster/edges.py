@@ -63,8 +63,8 @@ from ..net.wire import CONTENT_TYPE, read_stream_headers, stream_headers
 from ..params import Param
 from ..registry import register
 
-__all__ = ["Retention", "Directory", "Owner", "cluster_output", "cluster_input",
-           "consumers_of", "MAX_RETAINED", "MAX_RETAINED_BYTES"]
+__all__ = ["cluster_output", "cluster_input", "Retention", "Directory", "Owner", "Served",
+           "EdgeCollector", "consumers_of", "MAX_RETAINED", "MAX_RETAINED_BYTES"]
 
 log = Logger()
 

@@ -27,7 +27,7 @@ from pyrf_blocks.testing.servers import EtcdServer
 pytestmark = pytest.mark.chaos
 
 ROOT = Path(__file__).resolve().parents[2]
-CHUNKS = 450  # 20 ms of device time each: 9 s, paced
+CHUNKS = 350  # 20 ms of device time each: 7 s, paced
 SOURCES = """\
   V:
     type: waveform_source
