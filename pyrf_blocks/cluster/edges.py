@@ -212,6 +212,8 @@ class Retention:
         from twisted.web.server import NOT_DONE_YET
 
         request.setHeader(REVISION, b"%d" % revision)
+        if self.closed is not None:
+            return error_reply(request, 409, self.closed)
         if after < self.trimmed:
             return error_reply(request, 410, (
                 f"{self.label}: seqs up to {self.trimmed} were acknowledged by every "
@@ -442,7 +444,10 @@ class Directory:
         owner = self.owner_now(computation)
         if owner is not None:
             return defer.succeed(owner)
-        d = defer.Deferred(lambda d: self._waiters.remove((computation, d)))
+        def cancel(d):
+            if (computation, d) in self._waiters:
+                self._waiters.remove((computation, d))
+        d = defer.Deferred(cancel)
         self._waiters.append((computation, d))
         return d
 
