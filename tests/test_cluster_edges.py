@@ -152,10 +152,11 @@ def test_the_edge_blocks_provide_their_interfaces():
         cluster_input(computation="", output="x", graph=graph)
 
 
-def test_a_cluster_input_outside_a_cluster_fails_its_graph_saying_so():
+def test_a_cluster_input_outside_a_cluster_fails_its_graph_saying_so(tmp_path):
     """Run alone (pyrf-blocks run), a cluster_input fails the graph with a one-line reason."""
     clock = Clock()
-    graph = build(check_text(CONSUMER.format(store="path: x.sqlite")), Graph(clock))
+    store = tmp_path / "alone.sqlite"
+    graph = build(check_text(CONSUMER.format(store=f"path: {store}")), Graph(clock))
     clock.advance(0)
     failure = graph.done()
     with pytest.raises(RuntimeError, match="runs only in a computation that a cluster"):
