@@ -41,3 +41,8 @@ __all__ = [
     "window_block", "moving_max", "moving_min", "record_channels", "waveform_source",
     "ThreadPool", "ProcessPool",
 ]
+
+# Edges between the computations of a cluster (registered for pipeline files).
+from .cluster.edges import cluster_input, cluster_output  # noqa: E402
+
+__all__ += ["cluster_input", "cluster_output"]
