@@ -14,12 +14,14 @@ text, a text's UTF-8, bytes as they are.
 """
 
 from collections import Counter
+from functools import partial
 
 import numpy as np
+from zope.interface import implementer
 
 from ..block import Block, Sink
 from ..errors import PayloadRejected
-from ..interfaces import IRecordsProducer
+from ..interfaces import IDurableSink, IRecordsProducer
 from ..registry import register
 
 __all__ = ["sensor_filter", "sensor_transform", "sensor_store"]
@@ -132,6 +134,7 @@ class sensor_transform(Block):
 
 
 @register(remote=False)
+@implementer(IDurableSink)
 class sensor_store(Sink):
     """
     Keeps the rows of a records stream under ``topic`` in ``store``,
@@ -145,6 +148,13 @@ class sensor_store(Sink):
 
     The sink finishes once the last batch is durable.  While more than
     ``max_waiting`` rows wait for the store, the input is paused.
+
+    It is a durable sink (:class:`~pyrf_blocks.interfaces.IDurableSink`):
+    :attr:`durable_through` follows its commits, and an ``mqtt_source``
+    upstream acknowledges its messages only up to there; the source's
+    marks are written in the same transactions as the rows.  When it
+    starts, each policy continues ``topic``'s open window from the store
+    (as a sensor pipeline does), before any row is taken.
 
     :param store: an :class:`~pyrf_blocks.interfaces.IStore`, or a URL for
         :func:`~pyrf_blocks.storage.open_store` (``sqlite:PATH``...).
@@ -177,6 +187,12 @@ class sensor_store(Sink):
         self._adapter_types = (ThreadedStore, InlineStore)
         self._last_time = None
         self._held = False
+        #: Device time before which every input row is committed (None
+        #: before the first commit).
+        self.durable_through = None
+        self._computed_end = None
+        self._before_restore = None
+        self._end_wanted = False
         super().__init__(producer, **kwargs)
 
     def on_start(self):
@@ -184,9 +200,51 @@ class sensor_store(Sink):
             threaded, inline = self._adapter_types
             reactor = self.graph.reactor
             adapter = threaded(self.store, reactor) if self._threaded else inline(self.store)
-            self.pipeline.start(adapter, reactor)
+            self.pipeline.start(adapter, reactor).before_write.append(self._store_marks)
+            # Continue the store's open windows before taking any row.
+            self._before_restore = []
+            restored = adapter.call(self._restore, self.store)
+            restored.addErrback(lambda failure: self.graph.fail(self, failure))
+            restored.addCallback(lambda _: self._restored())
+
+    def _restore(self, store):
+        for policy in self.pipeline.policies:
+            if hasattr(policy, "restore"):
+                policy.restore(store, self.topic)
+
+    def _restored(self):
+        waiting, self._before_restore = self._before_restore, None
+        for chunk in waiting or ():
+            self.compute(chunk)
+        if self._end_wanted:
+            self.end()
+
+    def stored_cursors(self, prefix):
+        """
+        A Deferred of the store's cursors under ``prefix`` (see
+        :class:`~pyrf_blocks.interfaces.IDurableSink`).
+        """
+        return self.pipeline.buffer.store.call("cursors", prefix)
+
+    def _store_marks(self, batch, now):
+        from ..durable import acknowledging_sources
+
+        if self._computed_end is None:
+            return
+        for source in acknowledging_sources(self):
+            batch.cursors.update(source.durable_marks(self, self._computed_end))
+
+    def _durable(self, end):
+        if self.durable_through is None or end > self.durable_through:
+            self.durable_through = end
+            from ..durable import notify_sources
+
+            notify_sources(self)
 
     def compute(self, chunk):
+        if self._before_restore is not None:
+            self._before_restore.append(chunk)
+            return
         receive = self.pipeline.receive
         topic = self.topic
         last = self._last_time
@@ -196,6 +254,10 @@ class sensor_store(Sink):
             last = time
             receive(topic, time, _payload(value), self._written)
         self._last_time = last
+        # After the rows, in the same batch: the chunk's end is durable
+        # with them (an empty chunk's at the next write).
+        self._computed_end = chunk.end
+        self.pipeline.buffer.added(partial(self._durable, chunk.end))
         if self.pipeline.buffer.waiting > self.max_waiting and not self._held:
             self._held = True
             for edge in self.input_edges:
@@ -215,4 +277,7 @@ class sensor_store(Sink):
         """
         if self.finished or self.pipeline.buffer is None:
             return super().end()
+        if self._before_restore is not None:
+            self._end_wanted = True  # after the rows that wait for the restore
+            return
         self.pipeline.flush().addBoth(lambda _: Sink.end(self))
