@@ -477,12 +477,14 @@ class IAcknowledgingSource(IBlock):
     durable downstream (see :mod:`pyrf_blocks.durable`).
     """
 
-    def durable_marks(sink, through):
+    def durable_marks(sink, through, taken):
         """
         ``{key: text}`` for the durable ``sink`` to store in the same
-        transaction as its rows, which cover the input before device time
-        ``through``: what the source needs after a restart to recognise
-        messages delivered again.
+        transaction as its rows: what the source needs after a restart to
+        recognise messages delivered again.  The rows cover the input
+        before device time ``through`` (None: nothing yet) completely, and
+        may hold some from there up to ``taken`` (a write in the middle of
+        a chunk).
         """
 
     def durable_advanced():

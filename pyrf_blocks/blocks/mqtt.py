@@ -317,6 +317,20 @@ class mqtt_source(Source):
         self.emit_records(times, values, start, end, self.meta)
         self._acknowledge()
 
+    def summary(self):
+        """
+        One line on what came and what was acknowledged (``pyrf-blocks
+        run`` prints it at the end).
+        """
+        client = self.client.stats if self.client is not None else {}
+        stats = self.stats
+        return (f"{client.get('messages', 0)} message(s), {stats['acknowledged']} "
+                f"acknowledged; {client.get('duplicates', 0)} delivered again, of which "
+                f"{stats['durable_already']} durable already, {stats['in_graph_already']} "
+                f"still in the graph, {client.get('replays', 0) - stats['durable_already'] - stats['in_graph_already']} "
+                f"written again at their first time; {stats['out_of_order']} out of order; "
+                f"{sum(self.bad.values())} bad payload(s)")
+
     # Acknowledgement.
 
     def durable_advanced(self):
@@ -340,15 +354,17 @@ class mqtt_source(Source):
         while recent and recent[0][0] < horizon:
             recent.popleft()
 
-    def durable_marks(self, sink, through):
+    def durable_marks(self, sink, through, taken):
         entries = {mid: text for _, mid, text in self._recent}
         for time, _, mid, text in self._unacked:
-            if time >= through:
+            if time >= taken:
                 break
             entries[mid] = text
         now = int(self.graph.reactor.seconds() * 1e9)
-        return {f"mqtt:{self.client_id}:{sink.name}": f"{now} " + ";".join(entries.values()),
-                f"mqtt-through:{self.client_id}:{sink.name}": str(through)}
+        marks = {f"mqtt:{self.client_id}:{sink.name}": f"{now} " + ";".join(entries.values())}
+        if through is not None:
+            marks[f"mqtt-through:{self.client_id}:{sink.name}"] = str(through)
+        return marks
 
 
 def _failure():

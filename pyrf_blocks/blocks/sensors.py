@@ -190,7 +190,8 @@ class sensor_store(Sink):
         #: Device time before which every input row is committed (None
         #: before the first commit).
         self.durable_through = None
-        self._computed_end = None
+        self._computed_end = None  # the end of the last chunk taken whole
+        self._taking_end = None    # the end of the chunk being taken
         self._before_restore = None
         self._end_wanted = False
         super().__init__(producer, **kwargs)
@@ -229,10 +230,11 @@ class sensor_store(Sink):
     def _store_marks(self, batch, now):
         from ..durable import acknowledging_sources
 
-        if self._computed_end is None:
+        if self._taking_end is None:
             return
         for source in acknowledging_sources(self):
-            batch.cursors.update(source.durable_marks(self, self._computed_end))
+            batch.cursors.update(source.durable_marks(self, self._computed_end,
+                                                      self._taking_end))
 
     def _durable(self, end):
         if self.durable_through is None or end > self.durable_through:
@@ -245,6 +247,8 @@ class sensor_store(Sink):
         if self._before_restore is not None:
             self._before_restore.append(chunk)
             return
+        # A batch may be written in the middle of the chunk's rows.
+        self._taking_end = chunk.end
         receive = self.pipeline.receive
         topic = self.topic
         last = self._last_time

@@ -47,6 +47,10 @@ def report(graph, out):
         state = "finished" if sink.finished else "not finished"
         print(f"{sink.type_name} {sink.name!r}: {taken} chunk{'s' * (taken != 1)}, "
               f"{state}", file=out)
+    for source in graph.sources:
+        summary = getattr(source, "summary", None)
+        if summary is not None:
+            print(f"{source.type_name} {source.name!r}: {summary()}", file=out)
     for edge in edges:
         if edge.dropped:
             print(f"{edge.producer.name} -> {_consumer(edge).name}: "
