@@ -54,10 +54,8 @@ def watermark(block):
     durable in every consumer, directly or through others; None while
     unknown (a consumer has taken nothing yet, or nothing consumes it).
     """
-    marks = []
-    for output in block.outputs.values():
-        for edge in output.edges:
-            marks.append(_edge_watermark(output, edge))
+    marks = [_edge_watermark(output, edge)
+             for output in block.outputs.values() for edge in output.edges]
     return _least(marks)
 
 
@@ -73,6 +71,10 @@ def _edge_watermark(output, edge):
     if IDurableSink.providedBy(consumer):
         return _least([port.through, consumer.durable_through])
     if ISink.providedBy(consumer):
+        return port.through
+    if not consumer.edges:
+        # Its consumers have left (finished, or closed): what it emitted
+        # was taken, and nothing waits for what it holds.
         return port.through
     return _least([port.through, watermark(consumer)])
 

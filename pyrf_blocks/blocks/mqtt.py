@@ -51,19 +51,19 @@ DECODINGS = ("number", "text", "bytes", "json")
 
 def parse_broker(url):
     """
-    ``(host, port)`` of ``mqtt://HOST:PORT``, ``HOST:PORT`` or ``HOST``
-    (port 1883); ValueError saying how to write it.
+    ``(host, port)`` of ``mqtt://HOST:PORT``, ``mqtt://HOST`` (port 1883)
+    or ``HOST:PORT``; ValueError saying how to write it.
     """
     text = url if "://" in url else f"mqtt://{url}"
     parts = urlsplit(text)
     try:
-        port = parts.port or 1883
+        port = parts.port or (1883 if "://" in url else None)
     except ValueError:
         port = None
     if parts.scheme not in ("mqtt", "tcp") or not parts.hostname or port is None or \
             parts.path not in ("", "/"):
-        raise ValueError(f"{url!r} is not a broker address; write mqtt://HOST:PORT, "
-                         "such as mqtt://127.0.0.1:1883")
+        raise ValueError(f"{url!r} is not a broker address; write HOST:PORT or "
+                         "mqtt://HOST:PORT, such as 127.0.0.1:1883")
     return parts.hostname, port
 
 
@@ -181,6 +181,7 @@ class mqtt_source(Source):
         self._running = False
         self._ack_loop = None
         self._replays_seen = 0
+        self._draining = False
 
     def on_start(self):
         self._running = True
@@ -234,13 +235,26 @@ class mqtt_source(Source):
         if self._emit_call is not None and self._emit_call.active():
             self._emit_call.cancel()
         self._emit_call = None
-        if self.client is not None:
+        if self.client is not None and not self._draining:
             # What is not acknowledged stays with the broker's session.
             self.client.stop()
 
     def stopProducing(self):
-        self._emit()  # what arrived this turn is part of the stream
+        """
+        End the stream (the graph stops): what arrived is emitted, and the
+        connection stays until the graph is done, so that what the sinks
+        commit meanwhile is acknowledged; later messages are left to the
+        broker.
+        """
+        self._emit()
+        self._draining = self.client is not None
         super().stopProducing()
+        if self._draining:
+            self.graph.done().addBoth(self._drained, self.client)
+
+    def _drained(self, result, client):
+        self._acknowledge()  # the last blocks have finished: all they took is done
+        client.stop()
 
     def on_resume(self):
         if self._rows:
@@ -249,6 +263,8 @@ class mqtt_source(Source):
     # Messages in.
 
     def _message(self, topic, time, payload, ack, mark):
+        if not self._running:
+            return  # the stream has ended: left unacknowledged, for the next run
         mid = int(mark[1].partition(" ")[0])
         # The client counts a message it recognises as delivered before.
         replayed = self.client.stats["replays"] != self._replays_seen
