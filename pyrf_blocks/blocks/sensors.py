@@ -62,6 +62,10 @@ class sensor_filter(Block):
 
         self.filters = Filters(value_type, whitelist, blacklist, minimum, maximum, max_rate,
                                unique, max_size)
+        # The parameters as given, for graph_to_yaml.
+        self.value_type, self.whitelist, self.blacklist = value_type, whitelist, blacklist
+        self.minimum, self.maximum, self.max_rate = minimum, maximum, max_rate
+        self.unique, self.max_size = unique, max_size
         #: Rows left out, by reason; rows that were bad payloads, by reason.
         self.dropped = Counter()
         self.bad = Counter()
@@ -116,7 +120,12 @@ class sensor_transform(Block):
         else:
             raise ValueError(f"sensor_transform: value_type {value_type!r}; one of number, "
                              "image, file")
-        self.value_type = self.transform.kind
+        # The parameters as given, for graph_to_yaml.
+        self.value_type = value_type
+        self.coefficient, self.decimal_point, self.formula = coefficient, decimal_point, formula
+        self.timeout, self.size, self.dpi, self.clip = timeout, size, dpi, clip
+        self.image_format, self.compression = image_format, compression
+        self.level, self.wbits = level, wbits
         self.bad = Counter()
         super().__init__(producer, **kwargs)
 
@@ -130,7 +139,7 @@ class sensor_transform(Block):
                 self.bad[rejected.reason] += 1
                 continue
             times.append(time)
-        _emit_rows(self, chunk, times, values, self.value_type)
+        _emit_rows(self, chunk, times, values, self.transform.kind)
 
 
 @register(remote=False)
@@ -173,17 +182,17 @@ class sensor_store(Sink):
         from ..sensors.spec import read_sensor_pipeline
         from ..storage import InlineStore, ThreadedStore, open_store
 
-        if isinstance(store, str):
-            store = open_store(store)
+        #: The store as given (a URL or an IStore), and the IStore it is.
+        self.store = store
+        self.backend = open_store(store) if isinstance(store, str) else store
         if pipeline is None:
             pipeline = SensorPipeline(topic, [topic], policies=[NRecords()])
         elif isinstance(pipeline, str):
             pipeline = read_sensor_pipeline(pipeline)
         self.topic = topic
         self.pipeline = pipeline
-        self.store = store
         self.max_waiting = max_waiting
-        self._threaded = threaded
+        self.threaded = threaded
         self._adapter_types = (ThreadedStore, InlineStore)
         self._last_time = None
         self._held = False
@@ -200,11 +209,12 @@ class sensor_store(Sink):
         if self.pipeline.buffer is None:
             threaded, inline = self._adapter_types
             reactor = self.graph.reactor
-            adapter = threaded(self.store, reactor) if self._threaded else inline(self.store)
+            adapter = (threaded(self.backend, reactor) if self.threaded
+                       else inline(self.backend))
             self.pipeline.start(adapter, reactor).before_write.append(self._store_marks)
             # Continue the store's open windows before taking any row.
             self._before_restore = []
-            restored = adapter.call(self._restore, self.store)
+            restored = adapter.call(self._restore, self.backend)
             restored.addErrback(lambda failure: self.graph.fail(self, failure))
             restored.addCallback(lambda _: self._restored())
 

@@ -101,7 +101,7 @@ def run(args):
     log_warnings_to_stderr(failures_reported=True)
     server = None
     if served:
-        server, problem = _serve_sensors(args, pipeline, graph, served)
+        server, problem = _serve_sensors(args, graph)
         if problem:
             print(f"{args.file}: {problem}", file=sys.stderr)
             return 1
@@ -122,9 +122,9 @@ def run(args):
     return 0
 
 
-def _serve_sensors(args, pipeline, graph, names):
+def _serve_sensors(args, graph):
     """
-    Serve the sensor pipelines ``names`` of the file while ``graph`` runs
+    Serve the graph's MQTT-fed sensor pipelines while it runs
     (:class:`~pyrf_blocks.sensors.serve.FilePipelineServer`): ``(server,
     None)``, or ``(None, a line saying what is wrong)``.
     """
@@ -140,7 +140,7 @@ def _serve_sensors(args, pipeline, graph, names):
         store = open_store(args.store)
     except (StoreUnavailable, ValueError) as error:
         return None, str(error)
-    sensors = {name: pipeline.sensor_pipeline(name) for name in names}
+    sensors = graph.sensor_pipelines
     taken = {}
     for name, sensor in sensors.items():
         for topic in sensor.topics:
