@@ -27,6 +27,7 @@ were final and stored.
 """
 
 import json
+import time as _time
 from collections import Counter, deque
 from types import SimpleNamespace
 from urllib.parse import urlsplit
@@ -182,6 +183,7 @@ class mqtt_source(Source):
         self._ack_loop = None
         self._replays_seen = 0
         self._draining = False
+        self._emitted_at = 0.0
 
     def on_start(self):
         self._running = True
@@ -224,7 +226,7 @@ class mqtt_source(Source):
         self.client.start()
         # Sinks that keep nothing durable (a viewer) say nothing when they
         # have taken rows: look again now and then.
-        self._ack_loop = LoopingCall(self._acknowledge)
+        self._ack_loop = LoopingCall(self._tick)
         self._ack_loop.clock = self.graph.reactor
         self._ack_loop.start(0.2, now=False)
 
@@ -280,11 +282,12 @@ class mqtt_source(Source):
             return
         last = self._next_start if not self._rows else self._rows[-1][0] + 1
         if last is not None and time < last:
-            # Delivered again out of order: a new time (it may be stored twice).
-            self.stats["out_of_order"] += 1
-            log.warn("{block}: a message of {topic} delivered again out of order takes "
-                     "a new time", block=self.label, topic=topic)
-            time = last
+            if replayed:
+                # Delivered again out of order: a new time (it may be stored twice).
+                self.stats["out_of_order"] += 1
+                log.warn("{block}: a message of {topic} delivered again out of order "
+                         "takes a new time", block=self.label, topic=topic)
+            time = last  # (a new one: the wall clock went back past an idle chunk)
         self._rows.append((time, self._decoded(payload)))
         if ack is not None:  # QoS 1: acknowledged once durable
             digest = mark[1].split(" ")[2]
@@ -312,8 +315,31 @@ class mqtt_source(Source):
         if self._emit_call is None and self._running:
             self._emit_call = self.graph.reactor.callLater(0, self._emit)
 
+    def _tick(self):
+        """
+        Every 0.2 s: acknowledge what sinks that say nothing have taken;
+        and while messages wait for their acknowledgement with none
+        arriving, say once a second that the stream is complete up to now
+        (an empty chunk), so that a window waiting for time to pass closes.
+        """
+        self._acknowledge()
+        reactor = self.graph.reactor
+        if (self._unacked and not self._rows and self._running and not self.paused
+                and self._next_start is not None
+                and reactor.seconds() - self._emitted_at >= 1.0):
+            now = _time.time_ns()
+            if now > self._next_start:
+                self._emitted_at = reactor.seconds()
+                self.emit_records([], self._empty(), self._next_start, now, self.meta)
+                self._next_start = now
+                self._acknowledge()
+
+    def _empty(self):
+        return np.zeros(0, self._dtype if self.fields else np.float64)
+
     def _emit(self):
         self._emit_call = None
+        self._emitted_at = self.graph.reactor.seconds()
         if not self._rows or (self.paused and self._running):
             return
         rows, self._rows = self._rows, []
@@ -324,9 +350,7 @@ class mqtt_source(Source):
         elif self.decode == "json":
             values = np.array([value for _, value in good], self._dtype)
         else:
-            values = [value for _, value in good]
-            if not values:
-                values = np.zeros(0, np.float64)
+            values = [value for _, value in good] or self._empty()
         start = rows[0][0] if self._next_start is None else min(self._next_start, rows[0][0])
         end = rows[-1][0] + 1
         self._next_start = end
