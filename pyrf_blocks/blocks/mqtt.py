@@ -364,12 +364,13 @@ class mqtt_source(Source):
         """
         client = self.client.stats if self.client is not None else {}
         stats = self.stats
+        again = client.get("replays", 0) - stats["durable_already"] - stats["in_graph_already"]
         return (f"{client.get('messages', 0)} message(s), {stats['acknowledged']} "
                 f"acknowledged; {client.get('duplicates', 0)} delivered again, of which "
                 f"{stats['durable_already']} durable already, {stats['in_graph_already']} "
-                f"still in the graph, {client.get('replays', 0) - stats['durable_already'] - stats['in_graph_already']} "
-                f"written again at their first time; {stats['out_of_order']} out of order; "
-                f"{sum(self.bad.values())} bad payload(s)")
+                f"still in the graph, {again} written again at their first time; "
+                f"{stats['out_of_order']} out of order; {sum(self.bad.values())} bad "
+                "payload(s)")
 
     # Acknowledgement.
 
