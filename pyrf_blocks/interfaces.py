@@ -462,6 +462,12 @@ class IDurableSink(ISink):
         "committed, or None before the first commit.  It only grows."
     )
 
+    def stored_through():
+        """
+        A Deferred firing with the ``durable_through`` an earlier run last
+        committed (stored with its rows), or None.
+        """
+
     def stored_cursors(prefix):
         """
         A Deferred firing with ``{key: text}`` of the cursors this sink's
@@ -477,14 +483,12 @@ class IAcknowledgingSource(IBlock):
     durable downstream (see :mod:`pyrf_blocks.durable`).
     """
 
-    def durable_marks(sink, through, taken):
+    def durable_marks(sink, taken):
         """
         ``{key: text}`` for the durable ``sink`` to store in the same
-        transaction as its rows: what the source needs after a restart to
-        recognise messages delivered again.  The rows cover the input
-        before device time ``through`` (None: nothing yet) completely, and
-        may hold some from there up to ``taken`` (a write in the middle of
-        a chunk).
+        transaction as its rows, which hold input rows from before device
+        time ``taken`` at most: what the source needs after a restart to
+        recognise messages delivered again.
         """
 
     def durable_advanced():

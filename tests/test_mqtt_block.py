@@ -51,9 +51,9 @@ class _Pushed(Source):
     def durable_advanced(self):
         self.advanced += 1
 
-    def durable_marks(self, sink, through, taken):
-        self.asked.append((through, taken))
-        return {f"test:{sink.name}": f"{through} {taken}"}
+    def durable_marks(self, sink, taken):
+        self.asked.append(taken)
+        return {f"test:{sink.name}": str(taken)}
 
 
 def _store(source, store, accumulation=5.0):
@@ -74,13 +74,43 @@ def test_watermark_follows_commits_and_final_windows(clock, graph):
     assert watermark(source) is None and sink.durable_through is None
     clock.advance(5)  # the batch is written
     assert sink.durable_through == 3 * S and source.advanced == 1
-    assert store.cursors("test:") == {"test:sensor_store": f"{3 * S} {3 * S}"}
+    assert store.cursors("test:") == {"test:sensor_store": str(3 * S)}
+    assert store.cursors("durable-through:") == {"durable-through:t:sensor_store": str(3 * S)}
     assert watermark(source) is None  # the window [0, 5 s) is open: nothing of it emitted
     source.push([6])
     clock.advance(5)
     assert sink.durable_through == 7 * S
     assert watermark(source) == 5 * S  # [0, 5 s) is final: its rows are done
     assert [int(row["count"]) for chunk in kept.chunks for row in chunk.data] == [3]
+
+
+@pytest.mark.parametrize("acknowledging", [True, False])
+def test_rows_an_earlier_run_committed_are_left_out_behind_an_acknowledging_source(
+        acknowledging, clock, graph):
+    """Behind a source that acknowledges, rows before the stored durable_through are delivered again and left out; behind any other, a run again writes them over."""
+    from pyrf_blocks.storage.rows import Batch
+    from pyrf_blocks.testing import array_source
+
+    store = MemoryStore()
+    store.write(Batch(cursors={"durable-through:t:sensor_store": str(3 * S)}))
+    if acknowledging:
+        source = _Pushed(graph=graph)
+    else:
+        times = np.array([1, 2, 3, 4]) * S
+        source = array_source([_records_at(times)], kind="records", graph=graph)
+    _store(source, store, accumulation=1.0)
+    clock.advance(0)
+    if acknowledging:
+        source.push([1, 2, 3, 4])
+    clock.advance(2)
+    kept = [row["time"] // S for row in store.query("t", "n_records")]
+    assert kept == ([3, 4] if acknowledging else [1, 2, 3, 4])
+
+
+def _records_at(times):
+    from pyrf_blocks import Chunk
+
+    return Chunk.records(times, np.ones(len(times)), end=int(times[-1]) + S)
 
 
 def test_mqtt_source_declares_and_checks_its_parameters(graph):

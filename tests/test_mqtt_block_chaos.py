@@ -80,7 +80,7 @@ def test_sigkill_mid_stream_stores_every_message_once(tmp_path):
             def subscribed():  # probes (-1, filtered out) until the session exists
                 publish(broker.port, [(TOPIC, b"-1")])
                 time.sleep(0.3)
-                return bool(reader.cursors("mqtt-through:chaos:"))
+                return bool(reader.cursors("durable-through:"))
             poll_until(subscribed, 30, "the graph subscribed")
             count = 3000
             values = [str(i).encode() for i in range(count)]

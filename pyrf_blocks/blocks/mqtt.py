@@ -15,15 +15,14 @@ the rows before it.
 transaction, the source's *marks*: the packet id, time and a hash of topic
 and payload of every message not yet acknowledged (and of those
 acknowledged in the last ``ack_grace`` seconds, whose acknowledgement may
-not have left the process), and the device time its rows cover
-(``mqtt-through``).  The restarted source reads them back before it
+not have left the process), beside the device time its rows cover.  The restarted source reads them back before it
 connects; a message the broker delivers again gets its first time, so
 rows keyed by time (``n_records``, ``time_window``, ``last_value``) are
 written over, not twice.  One that every durable sink had already
-committed (before the least stored ``mqtt-through``) is acknowledged at
-once and not emitted again, so a window downstream does not recount it.
-The first chunk starts at that least ``mqtt-through``: windows before it
-were final and stored.
+committed (before the least of their stored times) is acknowledged at
+once and not emitted again; a sink leaves out the rows before its own
+stored time, so a window computed again from part of its rows does not
+overwrite the stored one.  The first chunk starts at that least time.
 """
 
 import json
@@ -206,9 +205,7 @@ class mqtt_source(Source):
                 for key, value in marks.items():
                     if value.partition(" ")[2]:  # a row of no marks holds nothing
                         cursors[key] = value
-                through = yield sink.stored_cursors(f"mqtt-through:{self.client_id}:")
-                stored = through.get(f"mqtt-through:{self.client_id}:{sink.name}")
-                throughs.append(None if stored is None else int(stored))
+                throughs.append((yield sink.stored_through()))
         except Exception:
             self.graph.fail(self, _failure())
             return
@@ -395,17 +392,14 @@ class mqtt_source(Source):
         while recent and recent[0][0] < horizon:
             recent.popleft()
 
-    def durable_marks(self, sink, through, taken):
+    def durable_marks(self, sink, taken):
         entries = {mid: text for _, mid, text in self._recent}
         for time, _, mid, text in self._unacked:
             if time >= taken:
                 break
             entries[mid] = text
         now = int(self.graph.reactor.seconds() * 1e9)
-        marks = {f"mqtt:{self.client_id}:{sink.name}": f"{now} " + ";".join(entries.values())}
-        if through is not None:
-            marks[f"mqtt-through:{self.client_id}:{sink.name}"] = str(through)
-        return marks
+        return {f"mqtt:{self.client_id}:{sink.name}": f"{now} " + ";".join(entries.values())}
 
 
 def _failure():

@@ -159,11 +159,15 @@ class sensor_store(Sink):
     ``max_waiting`` rows wait for the store, the input is paused.
 
     It is a durable sink (:class:`~pyrf_blocks.interfaces.IDurableSink`):
-    :attr:`durable_through` follows its commits, and an ``mqtt_source``
-    upstream acknowledges its messages only up to there; the source's
-    marks are written in the same transactions as the rows.  When it
-    starts, each policy continues ``topic``'s open window from the store
-    (as a sensor pipeline does), before any row is taken.
+    :attr:`durable_through` follows its commits and is stored with them,
+    and an ``mqtt_source`` upstream acknowledges its messages only up to
+    there; the source's marks and ``durable_through`` are written in the
+    same transactions as the rows.  When it starts, each policy continues
+    ``topic``'s open window from the store (as a sensor pipeline does);
+    fed by such a source, it leaves out the rows before the
+    ``durable_through`` an earlier run stored (delivered again: their
+    effect is stored, and a window computed again from part of its rows
+    does not overwrite it).
 
     :param store: an :class:`~pyrf_blocks.interfaces.IStore`, or a URL for
         :func:`~pyrf_blocks.storage.open_store` (``sqlite:PATH``...).
@@ -203,6 +207,9 @@ class sensor_store(Sink):
         self._taking_end = None    # the end of the chunk being taken
         self._before_restore = None
         self._end_wanted = False
+        #: The device time before which an earlier run committed every row
+        #: (read when it starts): rows before it are not taken again.
+        self.stored = None
         super().__init__(producer, **kwargs)
 
     def on_start(self):
@@ -214,11 +221,23 @@ class sensor_store(Sink):
             self.pipeline.start(adapter, reactor).before_write.append(self._store_marks)
             # Continue the store's open windows before taking any row.
             self._before_restore = []
-            restored = adapter.call(self._restore, self.backend)
+            # Fed by a source that acknowledges (MQTT), a row before what an
+            # earlier run committed is one delivered again: left out.
+            from ..durable import acknowledging_sources
+
+            restored = adapter.call(self._restore, self.backend,
+                                    bool(acknowledging_sources(self)))
             restored.addErrback(lambda failure: self.graph.fail(self, failure))
             restored.addCallback(lambda _: self._restored())
 
-    def _restore(self, store):
+    @property
+    def _through_key(self):
+        return f"durable-through:{self.topic}:{self.name}"
+
+    def _restore(self, store, resuming):
+        if resuming:
+            stored = store.cursors(self._through_key).get(self._through_key)
+            self.stored = None if stored is None else int(stored)
         for policy in self.pipeline.policies:
             if hasattr(policy, "restore"):
                 policy.restore(store, self.topic)
@@ -229,6 +248,16 @@ class sensor_store(Sink):
             self.compute(chunk)
         if self._end_wanted:
             self.end()
+
+    def stored_through(self):
+        """
+        A Deferred of :attr:`durable_through` as an earlier run last
+        committed it, or None (see
+        :class:`~pyrf_blocks.interfaces.IDurableSink`).
+        """
+        key = self._through_key
+        stored = self.pipeline.buffer.store.call("cursors", key)
+        return stored.addCallback(lambda found: int(found[key]) if key in found else None)
 
     def stored_cursors(self, prefix):
         """
@@ -243,8 +272,9 @@ class sensor_store(Sink):
         if self._taking_end is None:
             return
         for source in acknowledging_sources(self):
-            batch.cursors.update(source.durable_marks(self, self._computed_end,
-                                                      self._taking_end))
+            batch.cursors.update(source.durable_marks(self, self._taking_end))
+            if self._computed_end is not None:
+                batch.cursors[self._through_key] = str(self._computed_end)
 
     def _durable(self, end):
         if self.durable_through is None or end > self.durable_through:
@@ -262,7 +292,10 @@ class sensor_store(Sink):
         receive = self.pipeline.receive
         topic = self.topic
         last = self._last_time
+        stored = self.stored
         for time, value in zip(chunk.times.tolist(), chunk.data.tolist()):
+            if stored is not None and time < stored:
+                continue  # committed by an earlier run, which stored its effect
             if last is not None and time <= last:
                 time = last + 1  # rows are keyed by (topic, time)
             last = time
