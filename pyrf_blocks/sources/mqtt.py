@@ -105,11 +105,16 @@ class MQTTSource:
         (mosquitto's ``max_inflight_messages``, 20 by default) must then
         be at least every pipeline's ``max_items``, or batches fill only
         at their ``accumulation_time``.
+    :param qos: the subscriptions' QoS, 1 (the default) or 0 (at most
+        once: nothing to acknowledge).
+    :param one_clock: give every topic's messages times from one strictly
+        increasing clock (one stream of records, as the ``mqtt_source``
+        block emits), rather than one per topic.
     """
 
     def __init__(self, reactor, host="127.0.0.1", port=1883, client_id="pyrf-blocks",
                  cursors=None, receive_maximum=10000, keepalive=30, connect_timeout=5.0,
-                 username=None, password=None, protocol="5"):
+                 username=None, password=None, protocol="5", qos=1, one_clock=False):
         import paho.mqtt.client as mqtt
         from paho.mqtt.properties import Properties
         from paho.mqtt.packettypes import PacketTypes
@@ -132,6 +137,10 @@ class MQTTSource:
         if protocol not in ("5", "3.1.1"):
             raise ValueError(f"MQTTSource: protocol {protocol!r}; 5 or 3.1.1")
         self.protocol = protocol
+        if qos not in (0, 1):
+            raise ValueError(f"MQTTSource: qos {qos!r}; 0 or 1")
+        self.qos = qos
+        self._one_clock = one_clock
         if protocol == "5":
             self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                       protocol=mqtt.MQTTv5, manual_ack=True)
@@ -185,7 +194,7 @@ class MQTTSource:
         new = sorted(wanted - self._subscribed)
         gone = sorted(self._subscribed - wanted)
         if new:
-            self.client.subscribe([(topic, 1) for topic in new])
+            self.client.subscribe([(topic, self.qos) for topic in new])
         if gone:
             self.client.unsubscribe(gone)
         self._subscribed = wanted
@@ -305,10 +314,11 @@ class MQTTSource:
                     self.stats["replays"] += 1
         if time is None:
             time = _time.time_ns()
-            last = self._last_time.get(topic)
+            clock = None if self._one_clock else topic
+            last = self._last_time.get(clock)
             if last is not None and time <= last:
                 time = last + 1
-            self._last_time[topic] = time
+            self._last_time[clock] = time
         value = f"{time} {digest}"
         self._cursors[mid] = value
         qos = message.qos
