@@ -144,7 +144,14 @@ class SQLStore:
     def write(self, batch):
         for name, data in batch.blobs().items():
             self.put_blob(name, data)
-        rows = _rows_of(batch)
+        self.write_rows(_rows_of(batch), batch)
+
+    def write_rows(self, rows, batch):
+        """
+        In one transaction: ``rows`` (``{table: [tuple, ...]}`` in the
+        written columns) by :meth:`upsert`, and the blobs of ``batch`` that
+        the transaction keeps (:meth:`write_blobs`).
+        """
         with self.transaction() as cursor:
             for table, table_rows in rows.items():
                 if table_rows:
