@@ -162,6 +162,8 @@ class MQTTSource:
     :param keepalive: seconds between pings; a broker silent for one
         more interval after a ping is taken for gone, and the connection
         is made again.
+    :param connect_timeout: seconds to wait for the TCP connection, then
+        for the broker's CONNACK, before trying again.
     :param protocol: ``"5"`` (the default), or ``"3.1.1"``, which has no
         receive maximum: the broker's own in-flight limit (mosquitto's
         ``max_inflight_messages``, 20 by default) must then be at least
@@ -204,6 +206,7 @@ class MQTTSource:
         self._ping = LoopingCall(self._keepalive)
         self._ping.clock = reactor
         self._pinged = False
+        self._connack_due = None
         self._stopping = False
         self._closed = None
         self.connected = False
@@ -294,11 +297,25 @@ class MQTTSource:
         self._pinged = False
         connection.transport.setTcpNoDelay(True)
         connection.send(self._connect_packet)
+        self._connack_due = self.reactor.callLater(self.connect_timeout, self._no_connack,
+                                                   connection)
+
+    def _no_connack(self, connection):
+        self._connack_due = None
+        log.warn("{source}: no CONNACK in {seconds} s; connecting again", source=self,
+                 seconds=self.connect_timeout)
+        connection.close(abort=True)
+
+    def _cancel_connack_due(self):
+        due, self._connack_due = self._connack_due, None
+        if due is not None and due.active():
+            due.cancel()
 
     def _connection_lost(self, connection, reason):
         if connection is not self._connection:
             return
         self._connection = None
+        self._cancel_connack_due()
         was_connected, self.connected = self.connected, False
         if self._ping.running:
             self._ping.stop()
@@ -325,6 +342,7 @@ class MQTTSource:
 
     def _control(self, connection, kind, flags, body):
         if kind == packets.CONNACK:
+            self._cancel_connack_due()
             session_present, code = packets.connack(body, self.protocol)
             if code:
                 log.error("{source}: the broker refused the connection (code {code:#x})",
