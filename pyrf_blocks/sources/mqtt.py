@@ -169,11 +169,16 @@ class MQTTSource:
         ``max_inflight_messages``, 20 by default) must then be at least
         every pipeline's ``max_items``, or batches fill only at their
         ``accumulation_time``.
+    :param qos: the subscriptions' QoS, 1 (the default) or 0 (at most
+        once: nothing to acknowledge).
+    :param one_clock: give every topic's messages times from one strictly
+        increasing clock (one stream of records, as the ``mqtt_source``
+        block emits), rather than one per topic.
     """
 
     def __init__(self, reactor, host="127.0.0.1", port=1883, client_id="pyrf-blocks",
                  cursors=None, receive_maximum=10000, keepalive=30, connect_timeout=5.0,
-                 username=None, password=None, protocol="5"):
+                 username=None, password=None, protocol="5", qos=1, one_clock=False):
         self.reactor = reactor
         self.host, self.port = host, port
         self.client_id = client_id
@@ -191,6 +196,10 @@ class MQTTSource:
         if protocol not in packets.VERSIONS:
             raise ValueError(f"MQTTSource: protocol {protocol!r}; 5 or 3.1.1")
         self.protocol = protocol
+        if qos not in (0, 1):
+            raise ValueError(f"MQTTSource: qos {qos!r}; 0 or 1")
+        self.qos = qos
+        self._one_clock = one_clock
         self.keepalive = keepalive
         self.connect_timeout = connect_timeout
         self._connect_packet = packets.connect(
@@ -238,7 +247,8 @@ class MQTTSource:
         new = sorted(wanted - self._subscribed)
         gone = sorted(self._subscribed - wanted)
         if new:
-            self._connection.send(packets.subscribe(self._mid(), new, self.protocol))
+            self._connection.send(packets.subscribe(self._mid(), new, self.protocol,
+                                                    self.qos))
         if gone:
             self._connection.send(packets.unsubscribe(self._mid(), gone, self.protocol))
         self._subscribed = wanted
@@ -377,6 +387,7 @@ class MQTTSource:
         cursors = self._cursors
         last_time = self._last_time
         prefix = self.cursor_prefix
+        one_clock = self._one_clock
         for packet in found:
             if packet[0] != packets.PUBLISH:
                 self._control(connection, *packet)
@@ -403,10 +414,11 @@ class MQTTSource:
                         stats["replays"] += 1
             if time is None:
                 time = _time.time_ns()
-                last = last_time.get(topic)
+                clock = None if one_clock else topic
+                last = last_time.get(clock)
                 if last is not None and time <= last:
                     time = last + 1
-                last_time[topic] = time
+                last_time[clock] = time
             value = f"{time} {digest}"
             cursors[mid] = value
             receiver.receive(topic, time, payload, _Ack(connection, mid) if qos else None,
