@@ -25,8 +25,8 @@ def add_arguments(parser):
     parser.add_argument("--client-id", default="pyrf-blocks",
                         help="MQTT client id: the persistent session's name")
     parser.add_argument("--mqtt", choices=("5", "3.1.1"), default="5",
-                        help="MQTT version (default 5; 3.1.1 has no receive maximum, so it "
-                             "needs the broker's max_inflight_messages at least every "
+                        help="MQTT version (default 5; 3.1.1 costs less CPU per message "
+                             "but needs the broker's max_inflight_messages at least every "
                              "pipeline's max_items)")
     parser.add_argument("--duration", type=positive_float, default=None, metavar="S",
                         help="stop after S seconds (default: run until interrupted)")
