@@ -111,7 +111,12 @@ class _Connection(Protocol):
             self._flush = self.source.reactor.callLater(0, self.flush_acks)
 
     def flush_acks(self):
-        self._flush = None
+        """
+        Send the PUBACKs asked for since the last time, in one write.
+        """
+        flush, self._flush = self._flush, None
+        if flush is not None and flush.active():
+            flush.cancel()  # called before its turn: by close
         acks, self._acks = self._acks, []
         if acks and self.open:
             self.transport.write(packets.puback(acks))
