@@ -140,21 +140,20 @@ class PostgresStore(SQLStore):
         if not self._in_table:
             self.blobs.put(name, data)
 
-    def write_blobs(self, cursor, batch):
+    def write_blobs(self, cursor, blobs):
         if self._in_table:
-            blobs = batch.blobs()
             if blobs:
                 cursor.executemany("INSERT INTO blobs (name, data) VALUES (%s, %s) "
                                    "ON CONFLICT (name) DO NOTHING", list(blobs.items()))
 
-    def write_rows(self, rows, batch):
+    def write_rows(self, rows, blobs):
         try:
-            self._write_rows(rows, batch, copy_added=True)
+            self._write_rows(rows, blobs, copy_added=True)
         except self._psycopg.errors.UniqueViolation:
             # Written before (a replay after a crash): all of it again, by upserts.
-            self._write_rows(rows, batch, copy_added=False)
+            self._write_rows(rows, blobs, copy_added=False)
 
-    def _write_rows(self, rows, batch, copy_added):
+    def _write_rows(self, rows, blobs, copy_added):
         with self.transaction() as cursor:
             for table, table_rows in rows.items():
                 if not table_rows:
@@ -163,7 +162,7 @@ class PostgresStore(SQLStore):
                     _copy(cursor, table, _WRITTEN[table][0], table_rows)
                 else:
                     self.upsert(cursor, table, table_rows)
-            self.write_blobs(cursor, batch)
+            self.write_blobs(cursor, blobs)
 
     def upsert(self, cursor, table, rows):
         columns, key = _WRITTEN[table]
