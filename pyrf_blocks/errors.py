@@ -34,7 +34,7 @@ __all__ = [
     # Formulas
     "FormulaError", "FormulaTimeout",
     # Storage and sensor pipelines
-    "StoreUnavailable", "PayloadRejected",
+    "StoreUnavailable", "PayloadRejected", "MQTTError",
 ]
 
 
@@ -293,3 +293,10 @@ class PayloadRejected(ValueError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class MQTTError(ValueError):
+    """
+    A malformed MQTT packet, from a broker or about to be sent (a string
+    or packet over MQTT's limits); the connection is dropped and made again.
+    """

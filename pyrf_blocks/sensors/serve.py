@@ -194,8 +194,7 @@ class PipelineServer:
         for pipeline in list(self.pipelines.values()):
             yield pipeline.flush()
         if self.source is not None:
-            self.source.client.loop_write()
-            self.source.stop()
+            yield self.source.stop()
         yield self.store.close()
 
 
