@@ -7,9 +7,10 @@ with open("README.rst", encoding="utf-8") as readme:
 #: 16 k calls of methods returning None; 6.11.3 does not.
 GUI = ["pyqtgraph>=0.13.7", "PySide6-Essentials==6.11.3", "qasync>=0.27"]
 
-#: Sensor pipelines: MQTT in (paho-mqtt 2: manual acknowledgement), images
-#: transformed with Pillow, PostgreSQL as the server store (psycopg 3),
-#: Parquet export (pyarrow).
+#: Sensor pipelines: images transformed with Pillow, PostgreSQL as the
+#: server store (psycopg 3), Parquet export (pyarrow).  MQTT in is our own
+#: client on the reactor (pyrf_blocks.sources.mqtt); paho-mqtt publishes
+#: (testing.servers.publish) and is the sensor benchmark's baseline.
 SENSORS = ["paho-mqtt>=2.0", "Pillow>=10.0", "psycopg[binary]>=3.1", "pyarrow>=14"]
 
 setup(
