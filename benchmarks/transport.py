@@ -198,13 +198,20 @@ async def reactor_part(reactor, args, results):
 
 
 # 3. The seed chain, run by a fresh interpreter per mode.
+#
+# The seed's layout: both instruments (simulated: their noise is made
+# here) and the display's inputs in the parent; each FFT -> calibrate chain
+# in a child process of its own.  "single" runs every block in one reactor.
+# The light chains are the seed's (FFT-1024, no overlap); the heavy ones
+# are the same blocks with FFT frames overlapping by 7/8 (eight times the
+# FFT work and eight times the spectra per chunk), so that the children's
+# work outweighs the instruments'.
 
 _CHAIN = """
-import sys, time
-sys.path.insert(0, "examples")
-from seed_multiprocess import build
-from pyrf_blocks import Graph, set_default_graph
-from pyrf_blocks.blocks.sinks import collector
+import os, resource, sys, time
+from pyrf_blocks import (Graph, WSA4000, calibrate_block, collector, fft_block, process,
+                         set_default_graph)
+split, count, overlap = sys.argv[1] != "single", int(sys.argv[2]), int(sys.argv[3])
 marks = ([], [])
 class timed(collector):
     def __init__(self, chain, *args, **kwargs):
@@ -214,30 +221,72 @@ class timed(collector):
         self.marks.append((time.perf_counter(), len(chunk.data)))
 graph = Graph()
 set_default_graph(graph)
-sinks = [timed(n, c, keep=1) for n, c in enumerate(build(sys.argv[1] == "split",
-                                                         int(sys.argv[2]), False))]
+places = [process() if split else None for _ in range(2)]
+chains = []
+for n, (place, tone) in enumerate(zip(places, [(1e6, -20.0), (-2.5e6, -35.0)])):
+    wsa = WSA4000("sim", seed=n + 1, tones=[tone], count=count, paced=False)
+    chains.append(calibrate_block(fft_block(wsa, overlap=overlap, proc=place), proc=place))
+sinks = [timed(n, c, keep=1) for n, c in enumerate(chains)]
+tick = os.sysconf("SC_CLK_TCK")
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    total = usage.ru_utime + usage.ru_stime
+    for place in places:
+        if place is not None and place.pid:
+            with open(f"/proc/{place.pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+samples = []
+from twisted.internet import task
+sampler = task.LoopingCall(lambda: samples.append((time.perf_counter(), cpu())))
+graph.reactor.callWhenRunning(sampler.start, 0.05)
 graph.run()
-# Steady state: from when both chains deliver to when the first one ends
-# (on a fast machine one chain may be done before the other starts: then
-# from the first spectrum to the last).
-begin = max(chain[0][0] for chain in marks)
+# Steady state: from when both chains have delivered a tenth of their
+# spectra (start-up, FFT planning and the first chain's head start left
+# out) to when the first one ends.
+warm = count // 10
+begin = max(chain[warm][0] for chain in marks)
 end = min(chain[-1][0] for chain in marks)
-if end <= begin:
-    begin = min(chain[0][0] for chain in marks)
+if end <= begin:  # (one chain was done before the other got going)
+    begin = min(chain[warm][0] for chain in marks)
     end = max(chain[-1][0] for chain in marks)
-spectra = sum(frames for chain in marks for when, frames in chain if begin < when <= end)
-print(spectra * 1024 / (end - begin) / 1e6)
+frames = sum(n for chain in marks for when, n in chain if begin < when <= end)
+msa = frames * (1024 - overlap) / 1e6
+def cpu_at(when):
+    return min(samples, key=lambda sample: abs(sample[0] - when))[1]
+print(msa / (end - begin), (cpu_at(end) - cpu_at(begin)) / msa, end - begin)
 """
 
 
-def chain_rate(mode, count):
+def chain_rate(mode, count, overlap=0):
     """
-    MSa/s of IQ through both seed chains while both deliver spectra
-    (process start-up and the first chain's tail left out).
+    ``(MSa/s, CPU-seconds per MSa, seconds measured)`` of IQ through both
+    seed chains while both deliver spectra; CPU of every process of the
+    layout (the parent and its two children).
     """
-    out = subprocess.run([sys.executable, "-c", _CHAIN, mode, str(count)], cwd=ROOT,
-                         env=environment(), capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    env = environment()
+    if mode == "split-http":
+        env["PYRF_BLOCKS_SHM"] = "0"
+    out = subprocess.run([sys.executable, "-c", _CHAIN, mode, str(count), str(overlap)],
+                         cwd=ROOT, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"the {mode} seed chains failed:\n{out.stderr}")
+    return tuple(map(float, out.stdout.strip().splitlines()[-1].split()))
+
+
+def chains(count, trials):
+    """
+    ``{(chain, mode): [(MSa/s, CPU-s per MSa, seconds)...]}``, the modes
+    of each chain interleaved, ``trials`` times.
+    """
+    results = {}
+    for _ in range(trials):
+        for chain, overlap, chunks in (("light", 0, count), ("heavy", 896, count // 2)):
+            for mode in ("single", "split", "split-http"):
+                results.setdefault((chain, mode), []).append(
+                    chain_rate(mode, chunks, overlap))
+    return results
 
 
 def run_reactor_part(args, results):
@@ -259,6 +308,13 @@ def run_reactor_part(args, results):
         outcome[0].raiseException()
 
 
+def _median(runs):
+    """
+    The run of median rate among ``runs``.
+    """
+    return sorted(runs)[len(runs) // 2]
+
+
 def main():
     parser = argparse.ArgumentParser(description="cross-process edge benchmarks")
     parser.add_argument("--quick", action="store_true", help="a quarter of the work")
@@ -272,8 +328,7 @@ def main():
            for label, nbytes in sizes}
     results = {"edge": {}}
     run_reactor_part(args, results)
-    count = int(800 * scale)
-    single, split = chain_rate("single", count), chain_rate("split", count)
+    seed = chains(int(1600 * scale), max(1, min(args.trials, 3)))
 
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print("throughput of one cross-process edge (remote_block reading a worker):")
@@ -285,8 +340,14 @@ def main():
     l50, l99 = results["latency_local"]
     print(f"latency emit -> delivery, 1 KiB chunks at 10 k/s: p50 {p50:.3f} ms, "
           f"p99 {p99:.3f} ms across processes; one reactor p50 {l50:.3f} ms, p99 {l99:.3f} ms")
-    print(f"seed chains (2 x FFT-1024 + calibrate): split over 2 processes {split:.1f} MSa/s, "
-          f"one reactor {single:.1f} MSa/s, ratio {split / single:.2f}")
+    print("the seed's layout (instruments here, each FFT -> calibrate chain in a child), "
+          "median of the trials:")
+    for chain in ("light", "heavy"):
+        single = _median(seed[(chain, "single")])
+        for mode in ("single", "split", "split-http"):
+            rate, cost, seconds = _median(seed[(chain, mode)])
+            print(f"  {chain} chains, {mode:>10}: {rate:6.1f} MSa/s, {cost:6.3f} CPU-s/MSa "
+                  f"({seconds:.1f} s measured), {rate / single[0]:.2f} x one reactor")
     edge, raw = results["edge"]["1 MiB"], tcp["1 MiB"]
     print(f"cross-process edge, 1 MiB chunks: {edge:.3f} GB/s "
           f"({edge / raw:.3f} x raw TCP {raw:.3f} GB/s)")

@@ -679,4 +679,5 @@ class remote_block(Block):
 
     def _give_up(self, failure):
         self._halt()
+        self._unmap()  # (a worker that died leaves its ring to this mapping alone)
         self.graph.fail(self, failure)

@@ -40,7 +40,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-__all__ = ["Ring", "RingReader", "available", "is_loopback_url", "RING_SIZE"]
+__all__ = ["Ring", "RingReader", "available", "is_loopback_url", "RING_SIZE",
+           "ENVIRONMENT_SWITCH"]
 
 #: Bytes of samples one stream's ring holds (it is filled lazily: pages
 #: are only taken as chunks first reach them).
@@ -53,11 +54,19 @@ _NONCE_BYTES = 16
 _ALIGN = 64
 
 
+#: Set to ``0`` in the environment, shared memory is neither offered nor
+#: asked for (every array travels in the HTTP body): for comparison, or
+#: where mapping another process's memory is not wanted.
+ENVIRONMENT_SWITCH = "PYRF_BLOCKS_SHM"
+
+
 def available():
     """
-    Whether this process can make rings (Linux's ``memfd_create``).
+    Whether this process can make and map rings (Linux's
+    ``memfd_create``), and :data:`ENVIRONMENT_SWITCH` does not say ``0``.
     """
-    return hasattr(os, "memfd_create") and sys.platform.startswith("linux")
+    return (hasattr(os, "memfd_create") and sys.platform.startswith("linux")
+            and os.environ.get(ENVIRONMENT_SWITCH, "1") != "0")
 
 
 def is_loopback_url(url):

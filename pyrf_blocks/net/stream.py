@@ -202,6 +202,8 @@ class _Answer:
         self.ending = False
         self.finished = False
         self.chunks = self.bytes = 0
+        #: Bytes of samples it carried, in the body or in the ring.
+        self.samples = 0
         self.timer = self.wakeup = None
         request.registerProducer(self, True)
         request.notifyFinish().addBoth(self._gone)
@@ -251,6 +253,7 @@ class _Answer:
             stream._sent(entry.seq, len(piece), piece is entry.shared)
             self.after = entry.seq
             self.chunks += 1
+            self.samples += entry.nbytes
             if stream._answer_is_full(self, size):
                 self.ending = True
                 break
@@ -686,15 +689,17 @@ class ServedStream:
         """
         Whether a lingering answer should end so that the reader
         acknowledges it: it carried the byte limit, or (under ``block``)
-        half the reader's window is in flight.  ``pending``: bytes it took
-        that are not written yet.
+        half the reader's window is in flight (in chunks, or in bytes of
+        samples, whether they went in the body or in the ring), or the
+        block is held back (so that the reader's next poll frees room).
+        ``pending``: bytes it took that are not written yet.
         """
         carried = answer.bytes + pending
         if carried >= self.max_batch_bytes:
             return True
         return self.policy == "block" and (
-            answer.chunks >= max(self.maxsize // 2, 1)
-            or carried >= self.max_backlog_bytes // 2)
+            answer.chunks >= max(self.maxsize // 2, 1) or self._holding
+            or max(carried, answer.samples) >= self.max_backlog_bytes // 2)
 
     def _answer_closed(self, answer):
         if self._answer is answer:
