@@ -11,7 +11,15 @@ Cross-process edges: throughput, latency and the split seed chain.
    at 10 k chunks/s: p50 and p99, against the same source and sink in one
    reactor.
 3. The seed's two instrument -> FFT -> calibrate chains split over two
-   child processes against one reactor (MSa/s of IQ through both chains).
+   child processes against one reactor: MSa/s of IQ through both chains
+   and CPU-seconds per MSa of every process of the layout (the second is
+   what to compare on a loaded machine).  The seed's layout: instruments
+   (simulated, so their noise is computed) in the parent, each FFT ->
+   calibrate chain in its child; the edges between them over shared memory
+   ("split", the default on one host) and over HTTP bodies ("split-http");
+   and, not the seed's layout, the instruments in the children too
+   ("children").  With the seed's light chains (FFT-1024) and with heavy
+   ones (the same blocks, FFT frames overlapping by 7/8).
 
 The last line is the headline: the edge's throughput for 1 MiB chunks in
 GB/s and its ratio to raw TCP.
@@ -224,19 +232,22 @@ set_default_graph(graph)
 places = [process() if split else None for _ in range(2)]
 chains = []
 for n, (place, tone) in enumerate(zip(places, [(1e6, -20.0), (-2.5e6, -35.0)])):
-    wsa = WSA4000("sim", seed=n + 1, tones=[tone], count=count, paced=False)
+    # "children": the instruments (their simulated noise) run in the
+    # children too -- not the seed's layout, for comparison.
+    wsa = WSA4000("sim", seed=n + 1, tones=[tone], count=count, paced=False,
+                  proc=place if sys.argv[1] == "children" else None)
     chains.append(calibrate_block(fft_block(wsa, overlap=overlap, proc=place), proc=place))
 sinks = [timed(n, c, keep=1) for n, c in enumerate(chains)]
 tick = os.sysconf("SC_CLK_TCK")
 def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    total = usage.ru_utime + usage.ru_stime
+    each = [usage.ru_utime + usage.ru_stime]
     for place in places:
         if place is not None and place.pid:
             with open(f"/proc/{place.pid}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+            each.append((int(fields[11]) + int(fields[12])) / tick)
+    return each
 samples = []
 from twisted.internet import task
 sampler = task.LoopingCall(lambda: samples.append((time.perf_counter(), cpu())))
@@ -255,7 +266,8 @@ frames = sum(n for chain in marks for when, n in chain if begin < when <= end)
 msa = frames * (1024 - overlap) / 1e6
 def cpu_at(when):
     return min(samples, key=lambda sample: abs(sample[0] - when))[1]
-print(msa / (end - begin), (cpu_at(end) - cpu_at(begin)) / msa, end - begin)
+spent = [b - a for a, b in zip(cpu_at(begin), cpu_at(end))]
+print(msa / (end - begin), sum(spent) / msa, end - begin, *(x / msa for x in spent))
 """
 
 
@@ -272,7 +284,13 @@ def chain_rate(mode, count, overlap=0):
                          cwd=ROOT, env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"the {mode} seed chains failed:\n{out.stderr}")
-    return tuple(map(float, out.stdout.strip().splitlines()[-1].split()))
+    return tuple(map(float, out.stdout.strip().splitlines()[-1].split()[:3]))
+
+
+#: How the seed chains are run: every block in one reactor; the seed's
+#: layout over shared memory, and over HTTP bodies (``PYRF_BLOCKS_SHM=0``);
+#: and the instruments placed in the children too (not the seed's layout).
+MODES = ("single", "split", "split-http", "children")
 
 
 def chains(count, trials):
@@ -283,7 +301,7 @@ def chains(count, trials):
     results = {}
     for _ in range(trials):
         for chain, overlap, chunks in (("light", 0, count), ("heavy", 896, count // 2)):
-            for mode in ("single", "split", "split-http"):
+            for mode in MODES:
                 results.setdefault((chain, mode), []).append(
                     chain_rate(mode, chunks, overlap))
     return results
@@ -344,7 +362,7 @@ def main():
           "median of the trials:")
     for chain in ("light", "heavy"):
         single = _median(seed[(chain, "single")])
-        for mode in ("single", "split", "split-http"):
+        for mode in MODES:
             rate, cost, seconds = _median(seed[(chain, mode)])
             print(f"  {chain} chains, {mode:>10}: {rate:6.1f} MSa/s, {cost:6.3f} CPU-s/MSa "
                   f"({seconds:.1f} s measured), {rate / single[0]:.2f} x one reactor")
