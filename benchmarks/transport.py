@@ -5,8 +5,10 @@ Cross-process edges: throughput, latency and the split seed chain.
 
 1. Throughput of one cross-process edge (a worker subprocess serving a
    source of ready-made chunks, read here by a ``remote_block``) for 64 KiB,
-   1 MiB and 8 MiB chunks, against a raw TCP socket between two processes
-   measured in the same run (best of ``--trials`` runs of each).
+   1 MiB and 8 MiB chunks, with the samples through shared memory (the
+   default on one host) and in the HTTP bodies, against a raw TCP socket
+   between two processes measured in the same run (best of ``--trials``
+   runs of each).
 2. Latency from emit (in the worker) to delivery (here) for 1 KiB chunks
    at 10 k chunks/s: p50 and p99, against the same source and sink in one
    reactor.
@@ -151,9 +153,10 @@ def start_worker():
     return worker, line.removeprefix("listening on ")
 
 
-async def edge_run(reactor, url, name, **params):
+async def edge_run(reactor, url, name, shared_memory=True, **params):
     """
-    Create a bench_source on the worker and read it here to its end.
+    Create a bench_source on the worker and read it here to its end (its
+    samples through shared memory, or in the HTTP bodies).
     """
     import treq
 
@@ -164,7 +167,8 @@ async def edge_run(reactor, url, name, **params):
                                                       "params": params})
     assert response.code == 201, await response.text()
     graph = Graph(reactor)
-    sink = timing_sink(remote_block(f"{url}/blocks/{name}", "iq", graph=graph))
+    sink = timing_sink(remote_block(f"{url}/blocks/{name}", "iq", graph=graph,
+                                    shared_memory=shared_memory))
     await graph.done()
     return sink
 
@@ -191,10 +195,11 @@ async def reactor_part(reactor, args, results):
             for label, nbytes, count in (("64 KiB", 64 << 10, 4000), ("1 MiB", 1 << 20, 1000),
                                          ("8 MiB", 8 << 20, 160)):
                 count = int(count * scale)
-                sink = await edge_run(reactor, url, f"tp{nbytes}-{trial}", nbytes=nbytes,
-                                      count=count)
-                rate = sink.nbytes / (sink.last - sink.first) / 1e9
-                results["edge"][label] = max(rate, results["edge"].get(label, 0.0))
+                for key, shared in (("edge", True), ("edge_http", False)):
+                    sink = await edge_run(reactor, url, f"tp{nbytes}-{trial}-{key}",
+                                          shared_memory=shared, nbytes=nbytes, count=count)
+                    rate = sink.nbytes / (sink.last - sink.first) / 1e9
+                    results[key][label] = max(rate, results[key].get(label, 0.0))
         count = int(10000 * scale * 0.5)
         sink = await edge_run(reactor, url, "latency", nbytes=1024, count=count, rate=10000)
         results["latency"] = percentiles_ms(sink.delays)
@@ -273,9 +278,9 @@ print(msa / (end - begin), sum(spent) / msa, end - begin, *(x / msa for x in spe
 
 def chain_rate(mode, count, overlap=0):
     """
-    ``(MSa/s, CPU-seconds per MSa, seconds measured)`` of IQ through both
-    seed chains while both deliver spectra; CPU of every process of the
-    layout (the parent and its two children).
+    ``(MSa/s, CPU-seconds per MSa, seconds measured, CPU-seconds per MSa
+    of the parent, of each child...)`` of IQ through both seed chains while
+    both deliver spectra; CPU of every process of the layout.
     """
     env = environment()
     if mode == "split-http":
@@ -284,7 +289,7 @@ def chain_rate(mode, count, overlap=0):
                          cwd=ROOT, env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"the {mode} seed chains failed:\n{out.stderr}")
-    return tuple(map(float, out.stdout.strip().splitlines()[-1].split()[:3]))
+    return tuple(map(float, out.stdout.strip().splitlines()[-1].split()))
 
 
 #: How the seed chains are run: every block in one reactor; the seed's
@@ -344,16 +349,17 @@ def main():
     sizes = (("64 KiB", 64 << 10), ("1 MiB", 1 << 20), ("8 MiB", 8 << 20))
     tcp = {label: max(raw_tcp(nbytes, int((2 << 30) * scale)) for _ in range(args.trials))
            for label, nbytes in sizes}
-    results = {"edge": {}}
+    results = {"edge": {}, "edge_http": {}}
     run_reactor_part(args, results)
     seed = chains(int(1600 * scale), max(1, min(args.trials, 3)))
 
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    print("throughput of one cross-process edge (remote_block reading a worker):")
+    print("throughput of one cross-process edge (remote_block reading a worker on loopback; "
+          "samples through shared memory, or in the HTTP bodies):")
     for label, _ in sizes:
-        edge = results["edge"][label]
-        print(f"  {label:>6} chunks: edge {edge:6.3f} GB/s, raw TCP {tcp[label]:6.3f} GB/s, "
-              f"ratio {edge / tcp[label]:.3f}")
+        edge, http = results["edge"][label], results["edge_http"][label]
+        print(f"  {label:>6} chunks: edge {edge:6.3f} GB/s (HTTP bodies {http:6.3f}), "
+              f"raw TCP {tcp[label]:6.3f} GB/s, ratio {edge / tcp[label]:.3f}")
     p50, p99 = results["latency"]
     l50, l99 = results["latency_local"]
     print(f"latency emit -> delivery, 1 KiB chunks at 10 k/s: p50 {p50:.3f} ms, "
@@ -363,11 +369,12 @@ def main():
     for chain in ("light", "heavy"):
         single = _median(seed[(chain, "single")])
         for mode in MODES:
-            rate, cost, seconds = _median(seed[(chain, mode)])
-            print(f"  {chain} chains, {mode:>10}: {rate:6.1f} MSa/s, {cost:6.3f} CPU-s/MSa "
-                  f"({seconds:.1f} s measured), {rate / single[0]:.2f} x one reactor")
+            rate, cost, seconds, *each = _median(seed[(chain, mode)])
+            where = "" if len(each) < 2 else " = " + " + ".join(f"{x:.3f}" for x in each)
+            print(f"  {chain} chains, {mode:>10}: {rate:6.1f} MSa/s, {cost:6.3f} CPU-s/MSa"
+                  f"{where} ({seconds:.1f} s measured), {rate / single[0]:.2f} x one reactor")
     edge, raw = results["edge"]["1 MiB"], tcp["1 MiB"]
-    print(f"cross-process edge, 1 MiB chunks: {edge:.3f} GB/s "
+    print(f"cross-process edge (shared memory), 1 MiB chunks: {edge:.3f} GB/s "
           f"({edge / raw:.3f} x raw TCP {raw:.3f} GB/s)")
 
 

@@ -262,3 +262,48 @@ def test_killing_the_producer_leaves_no_ring_behind():
     finally:
         worker.stop()
     assert (set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()) == before
+
+
+_SEED = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from pyrf_blocks.net import client, stream
+    shared, mapped = [], []
+    close = stream.ServedStream.close
+    def counted_close(self):
+        shared.append((self.chunks_out, self.chunks_shared))
+        close(self)
+    stream.ServedStream.close = counted_close
+    map_ring = client.remote_block._map
+    def counted_map(self, description):
+        map_ring(self, description)
+        mapped.append(self._ring is not None)
+    client.remote_block._map = counted_map
+    sys.path.insert(0, "examples")
+    from seed_multiprocess import build
+    from pyrf_blocks import Graph, collector, set_default_graph
+    graph = Graph()
+    set_default_graph(graph)
+    sinks = [collector(c) for c in build(True, 12, False)]
+    graph.run()
+    np.savez(sys.argv[1], *[sink.data() for sink in sinks],
+             *[np.array([(c.start, c.end) for c in sink.chunks]) for sink in sinks])
+    print("SHARED", shared, "MAPPED", mapped)
+""")
+
+
+def test_the_seed_split_goes_through_shared_memory_both_ways_and_equals_one_reactor(tmp_path):
+    """The seed's layout over shm: IQ to the children and spectra back both in rings, arrays and times as in one reactor."""
+    from test_net_processes import single_process_spectra
+    out = tmp_path / "split.npz"
+    done = subprocess.run([sys.executable, "-c", _SEED, str(out)], cwd=ROOT, env=environment(),
+                          capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = done.stdout.strip().splitlines()[-1]
+    # Both IQ streams served here went through their rings; both spectra
+    # streams read here were mapped.
+    assert line == "SHARED [(12, 12), (12, 12)] MAPPED [True, True]", line
+    split = np.load(out)
+    for index, sink in enumerate(single_process_spectra(12)):
+        np.testing.assert_array_equal(split[f"arr_{index}"], sink.data())
+        assert split[f"arr_{index + 2}"].tolist() == [[c.start, c.end] for c in sink.chunks]
