@@ -746,7 +746,10 @@ class Worker:
                                 graph=self.graph,
                                 name=name if output == MAIN else f"{name}.{output}",
                                 remote_policy=item.get("policy", "block"),
-                                remote_maxsize=item.get("maxsize"))
+                                # Unless told, the window of any remote_block
+                                # (256 chunks, at most 32 MiB of samples).
+                                **({} if item.get("maxsize") is None
+                                   else {"remote_maxsize": item["maxsize"]}))
         except (TypeError, ValueError) as error:
             raise HTTPError(400, f"{where}: {error}") from None
 
