@@ -4,7 +4,6 @@ ring itself, a real worker's streams with and without it, and processes
 killed while they use it.
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -21,7 +20,7 @@ from pyrf_blocks.net.client import remote_block
 from pyrf_blocks.graph import Graph
 
 from net_real import ROOT, RealWorker, environment, read_line, wait_gone
-from test_net_processes import SOURCE, create, local_chunks, open_stream
+from test_net_processes import SOURCE, create, local_chunks
 
 pytestmark = [pytest.mark.timeout(120),
               pytest.mark.skipif(not shm.available(), reason="no memfd_create here")]
@@ -118,7 +117,7 @@ def test_a_local_reader_gets_heads_in_the_body_and_the_samples_in_the_ring():
         assert answer["shm"]["pid"] == worker.process.pid
         reader = shm.RingReader(answer["shm"])
         try:
-            status, response, body = worker.call("GET", f"{answer['path']}?after=-1&wait=10&shm=1")
+            status, _, body = worker.call("GET", f"{answer['path']}?after=-1&wait=10&shm=1")
             assert status == 200
             decoder = ChunkStreamDecoder(ring=reader)
             shared = decoder.feed(body)
@@ -195,7 +194,8 @@ def test_killing_the_reader_loses_nothing_it_acknowledged_and_frees_the_ring():
     params = dict(SOURCE, samples_per_packet=1024, packets_per_block=16)
     try:
         create(worker, "src", count=count, **params)
-        consumer = subprocess.Popen([sys.executable, "-c", _CONSUMER, f"{worker.url}/blocks/src"],
+        consumer = subprocess.Popen([sys.executable, "-c", _CONSUMER,
+                                     f"{worker.url}/blocks/src"],
                                     cwd=ROOT, env=environment(), stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE)
         try:
