@@ -690,15 +690,16 @@ class ServedStream:
         Whether a lingering answer should end so that the reader
         acknowledges it: it carried the byte limit, or (under ``block``)
         half the reader's window is in flight (in chunks, or in bytes of
-        samples, whether they went in the body or in the ring), or the
-        block is held back (so that the reader's next poll frees room).
-        ``pending``: bytes it took that are not written yet.
+        samples, whether they went in the body or in the ring: the block is
+        held back at the whole window, so an answer ends, and the reader's
+        next poll frees room, before that).  ``pending``: bytes it took
+        that are not written yet.
         """
         carried = answer.bytes + pending
         if carried >= self.max_batch_bytes:
             return True
         return self.policy == "block" and (
-            answer.chunks >= max(self.maxsize // 2, 1) or self._holding
+            answer.chunks >= max(self.maxsize // 2, 1)
             or max(carried, answer.samples) >= self.max_backlog_bytes // 2)
 
     def _answer_closed(self, answer):
