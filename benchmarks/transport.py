@@ -5,13 +5,23 @@ Cross-process edges: throughput, latency and the split seed chain.
 
 1. Throughput of one cross-process edge (a worker subprocess serving a
    source of ready-made chunks, read here by a ``remote_block``) for 64 KiB,
-   1 MiB and 8 MiB chunks, against a raw TCP socket between two processes
-   measured in the same run (best of ``--trials`` runs of each).
+   1 MiB and 8 MiB chunks, with the samples through shared memory (the
+   default on one host) and in the HTTP bodies, against a raw TCP socket
+   between two processes measured in the same run (best of ``--trials``
+   runs of each).
 2. Latency from emit (in the worker) to delivery (here) for 1 KiB chunks
    at 10 k chunks/s: p50 and p99, against the same source and sink in one
    reactor.
 3. The seed's two instrument -> FFT -> calibrate chains split over two
-   child processes against one reactor (MSa/s of IQ through both chains).
+   child processes against one reactor: MSa/s of IQ through both chains
+   and CPU-seconds per MSa of every process of the layout (the second is
+   what to compare on a loaded machine).  The seed's layout: instruments
+   (simulated, so their noise is computed) in the parent, each FFT ->
+   calibrate chain in its child; the edges between them over shared memory
+   ("split", the default on one host) and over HTTP bodies ("split-http");
+   and, not the seed's layout, the instruments in the children too
+   ("children").  With the seed's light chains (FFT-1024) and with heavy
+   ones (the same blocks, FFT frames overlapping by 7/8).
 
 The last line is the headline: the edge's throughput for 1 MiB chunks in
 GB/s and its ratio to raw TCP.
@@ -143,9 +153,10 @@ def start_worker():
     return worker, line.removeprefix("listening on ")
 
 
-async def edge_run(reactor, url, name, **params):
+async def edge_run(reactor, url, name, shared_memory=True, **params):
     """
-    Create a bench_source on the worker and read it here to its end.
+    Create a bench_source on the worker and read it here to its end (its
+    samples through shared memory, or in the HTTP bodies).
     """
     import treq
 
@@ -156,7 +167,8 @@ async def edge_run(reactor, url, name, **params):
                                                       "params": params})
     assert response.code == 201, await response.text()
     graph = Graph(reactor)
-    sink = timing_sink(remote_block(f"{url}/blocks/{name}", "iq", graph=graph))
+    sink = timing_sink(remote_block(f"{url}/blocks/{name}", "iq", graph=graph,
+                                    shared_memory=shared_memory))
     await graph.done()
     return sink
 
@@ -183,10 +195,11 @@ async def reactor_part(reactor, args, results):
             for label, nbytes, count in (("64 KiB", 64 << 10, 4000), ("1 MiB", 1 << 20, 1000),
                                          ("8 MiB", 8 << 20, 160)):
                 count = int(count * scale)
-                sink = await edge_run(reactor, url, f"tp{nbytes}-{trial}", nbytes=nbytes,
-                                      count=count)
-                rate = sink.nbytes / (sink.last - sink.first) / 1e9
-                results["edge"][label] = max(rate, results["edge"].get(label, 0.0))
+                for key, shared in (("edge", True), ("edge_http", False)):
+                    sink = await edge_run(reactor, url, f"tp{nbytes}-{trial}-{key}",
+                                          shared_memory=shared, nbytes=nbytes, count=count)
+                    rate = sink.nbytes / (sink.last - sink.first) / 1e9
+                    results[key][label] = max(rate, results[key].get(label, 0.0))
         count = int(10000 * scale * 0.5)
         sink = await edge_run(reactor, url, "latency", nbytes=1024, count=count, rate=10000)
         results["latency"] = percentiles_ms(sink.delays)
@@ -198,13 +211,20 @@ async def reactor_part(reactor, args, results):
 
 
 # 3. The seed chain, run by a fresh interpreter per mode.
+#
+# The seed's layout: both instruments (simulated: their noise is made
+# here) and the display's inputs in the parent; each FFT -> calibrate chain
+# in a child process of its own.  "single" runs every block in one reactor.
+# The light chains are the seed's (FFT-1024, no overlap); the heavy ones
+# are the same blocks with FFT frames overlapping by 7/8 (eight times the
+# FFT work and eight times the spectra per chunk), so that the children's
+# work outweighs the instruments'.
 
 _CHAIN = """
-import sys, time
-sys.path.insert(0, "examples")
-from seed_multiprocess import build
-from pyrf_blocks import Graph, set_default_graph
-from pyrf_blocks.blocks.sinks import collector
+import os, resource, sys, time
+from pyrf_blocks import (Graph, WSA4000, calibrate_block, collector, fft_block, process,
+                         set_default_graph)
+split, count, overlap = sys.argv[1] != "single", int(sys.argv[2]), int(sys.argv[3])
 marks = ([], [])
 class timed(collector):
     def __init__(self, chain, *args, **kwargs):
@@ -214,30 +234,83 @@ class timed(collector):
         self.marks.append((time.perf_counter(), len(chunk.data)))
 graph = Graph()
 set_default_graph(graph)
-sinks = [timed(n, c, keep=1) for n, c in enumerate(build(sys.argv[1] == "split",
-                                                         int(sys.argv[2]), False))]
+places = [process() if split else None for _ in range(2)]
+chains = []
+for n, (place, tone) in enumerate(zip(places, [(1e6, -20.0), (-2.5e6, -35.0)])):
+    # "children": the instruments (their simulated noise) run in the
+    # children too -- not the seed's layout, for comparison.
+    wsa = WSA4000("sim", seed=n + 1, tones=[tone], count=count, paced=False,
+                  proc=place if sys.argv[1] == "children" else None)
+    chains.append(calibrate_block(fft_block(wsa, overlap=overlap, proc=place), proc=place))
+sinks = [timed(n, c, keep=1) for n, c in enumerate(chains)]
+tick = os.sysconf("SC_CLK_TCK")
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    each = [usage.ru_utime + usage.ru_stime]
+    for place in places:
+        if place is not None and place.pid:
+            with open(f"/proc/{place.pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            each.append((int(fields[11]) + int(fields[12])) / tick)
+    return each
+samples = []
+from twisted.internet import task
+sampler = task.LoopingCall(lambda: samples.append((time.perf_counter(), cpu())))
+graph.reactor.callWhenRunning(sampler.start, 0.05)
 graph.run()
-# Steady state: from when both chains deliver to when the first one ends
-# (on a fast machine one chain may be done before the other starts: then
-# from the first spectrum to the last).
-begin = max(chain[0][0] for chain in marks)
+# Steady state: from when both chains have delivered their first 320
+# chunks (start-up, FFT planning, the first chain's head start, and the
+# 256 chunks a stream may let its source run ahead while its reader starts,
+# left out) to when the first one ends.
+warm = min(320, count // 2)
+begin = max(chain[warm][0] for chain in marks)
 end = min(chain[-1][0] for chain in marks)
-if end <= begin:
-    begin = min(chain[0][0] for chain in marks)
+if end <= begin:  # (one chain was done before the other got going)
+    begin = min(chain[warm][0] for chain in marks)
     end = max(chain[-1][0] for chain in marks)
-spectra = sum(frames for chain in marks for when, frames in chain if begin < when <= end)
-print(spectra * 1024 / (end - begin) / 1e6)
+frames = sum(n for chain in marks for when, n in chain if begin < when <= end)
+msa = frames * (1024 - overlap) / 1e6
+def cpu_at(when):
+    return min(samples, key=lambda sample: abs(sample[0] - when))[1]
+spent = [b - a for a, b in zip(cpu_at(begin), cpu_at(end))]
+print(msa / (end - begin), sum(spent) / msa, end - begin, *(x / msa for x in spent))
 """
 
 
-def chain_rate(mode, count):
+def chain_rate(mode, count, overlap=0):
     """
-    MSa/s of IQ through both seed chains while both deliver spectra
-    (process start-up and the first chain's tail left out).
+    ``(MSa/s, CPU-seconds per MSa, seconds measured, CPU-seconds per MSa
+    of the parent, of each child...)`` of IQ through both seed chains while
+    both deliver spectra; CPU of every process of the layout.
     """
-    out = subprocess.run([sys.executable, "-c", _CHAIN, mode, str(count)], cwd=ROOT,
-                         env=environment(), capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    env = environment()
+    if mode == "split-http":
+        env["PYRF_BLOCKS_SHM"] = "0"
+    out = subprocess.run([sys.executable, "-c", _CHAIN, mode, str(count), str(overlap)],
+                         cwd=ROOT, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"the {mode} seed chains failed:\n{out.stderr}")
+    return tuple(map(float, out.stdout.strip().splitlines()[-1].split()))
+
+
+#: How the seed chains are run: every block in one reactor; the seed's
+#: layout over shared memory, and over HTTP bodies (``PYRF_BLOCKS_SHM=0``);
+#: and the instruments placed in the children too (not the seed's layout).
+MODES = ("single", "split", "split-http", "children")
+
+
+def chains(count, trials):
+    """
+    ``{(chain, mode): [(MSa/s, CPU-s per MSa, seconds)...]}``, the modes
+    of each chain interleaved, ``trials`` times.
+    """
+    results = {}
+    for _ in range(trials):
+        for chain, overlap, chunks in (("light", 0, count), ("heavy", 896, count * 2 // 3)):
+            for mode in MODES:
+                results.setdefault((chain, mode), []).append(
+                    chain_rate(mode, chunks, overlap))
+    return results
 
 
 def run_reactor_part(args, results):
@@ -259,6 +332,13 @@ def run_reactor_part(args, results):
         outcome[0].raiseException()
 
 
+def _median(runs):
+    """
+    The run of median rate among ``runs``.
+    """
+    return sorted(runs)[len(runs) // 2]
+
+
 def main():
     parser = argparse.ArgumentParser(description="cross-process edge benchmarks")
     parser.add_argument("--quick", action="store_true", help="a quarter of the work")
@@ -270,25 +350,32 @@ def main():
     sizes = (("64 KiB", 64 << 10), ("1 MiB", 1 << 20), ("8 MiB", 8 << 20))
     tcp = {label: max(raw_tcp(nbytes, int((2 << 30) * scale)) for _ in range(args.trials))
            for label, nbytes in sizes}
-    results = {"edge": {}}
+    results = {"edge": {}, "edge_http": {}}
     run_reactor_part(args, results)
-    count = int(800 * scale)
-    single, split = chain_rate("single", count), chain_rate("split", count)
+    seed = chains(1200 if args.quick else 3200, max(1, min(args.trials, 3)))
 
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    print("throughput of one cross-process edge (remote_block reading a worker):")
+    print("throughput of one cross-process edge (remote_block reading a worker on loopback; "
+          "samples through shared memory, or in the HTTP bodies):")
     for label, _ in sizes:
-        edge = results["edge"][label]
-        print(f"  {label:>6} chunks: edge {edge:6.3f} GB/s, raw TCP {tcp[label]:6.3f} GB/s, "
-              f"ratio {edge / tcp[label]:.3f}")
+        edge, http = results["edge"][label], results["edge_http"][label]
+        print(f"  {label:>6} chunks: edge {edge:6.3f} GB/s (HTTP bodies {http:6.3f}), "
+              f"raw TCP {tcp[label]:6.3f} GB/s, ratio {edge / tcp[label]:.3f}")
     p50, p99 = results["latency"]
     l50, l99 = results["latency_local"]
     print(f"latency emit -> delivery, 1 KiB chunks at 10 k/s: p50 {p50:.3f} ms, "
           f"p99 {p99:.3f} ms across processes; one reactor p50 {l50:.3f} ms, p99 {l99:.3f} ms")
-    print(f"seed chains (2 x FFT-1024 + calibrate): split over 2 processes {split:.1f} MSa/s, "
-          f"one reactor {single:.1f} MSa/s, ratio {split / single:.2f}")
+    print("the seed's layout (instruments here, each FFT -> calibrate chain in a child), "
+          "median of the trials:")
+    for chain in ("light", "heavy"):
+        single = _median(seed[(chain, "single")])
+        for mode in MODES:
+            rate, cost, seconds, *each = _median(seed[(chain, mode)])
+            where = "" if len(each) < 2 else " = " + " + ".join(f"{x:.3f}" for x in each)
+            print(f"  {chain} chains, {mode:>10}: {rate:6.1f} MSa/s, {cost:6.3f} CPU-s/MSa"
+                  f"{where} ({seconds:.1f} s measured), {rate / single[0]:.2f} x one reactor")
     edge, raw = results["edge"]["1 MiB"], tcp["1 MiB"]
-    print(f"cross-process edge, 1 MiB chunks: {edge:.3f} GB/s "
+    print(f"cross-process edge (shared memory), 1 MiB chunks: {edge:.3f} GB/s "
           f"({edge / raw:.3f} x raw TCP {raw:.3f} GB/s)")
 
 

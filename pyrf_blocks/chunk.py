@@ -19,7 +19,7 @@ import numpy as np
 from .errors import ChunkDecodeError
 from .timebase import NS_PER_SECOND, sample_index, sample_time
 
-__all__ = ["Chunk", "RECORDS", "chunk_packer", "encode_chunk",
+__all__ = ["Chunk", "RECORDS", "chunk_packer", "encode_chunk", "encode_chunk_shared",
            "encode_chunks", "decode_chunk", "decode_chunks", "ChunkStreamDecoder"]
 
 #: Kind of irregular, time-stamped values: one device time per row.
@@ -31,6 +31,8 @@ _WIRE_DTYPE_KINDS = frozenset("biufc")
 _KEYS = frozenset("kseqrmd")
 #: Keys of a records chunk: those of any chunk, and its times.
 _RECORD_KEYS = _KEYS | {"t"}
+#: A chunk whose array lies in shared memory (see :mod:`pyrf_blocks.net.shm`).
+_SHARED_KEYS = _KEYS | {"x"}
 #: Largest body a decoder accepts in one piece (1 GiB).
 MAX_ENCODED_SIZE = 1 << 30
 #: Bounds of a structured record dtype (fields, and characters of a name).
@@ -361,6 +363,30 @@ def encode_chunk(chunk, packer=None, seq=None):
     return b"".join((head[:-2], _bin_header(array.nbytes), memoryview(array).cast("B")))
 
 
+def encode_chunk_shared(chunk, put, packer=None):
+    """
+    Encode one sampled chunk with its array placed elsewhere: ``put(array)``
+    copies the wire array somewhere both sides can read (a shared-memory
+    ring) and returns its ``(offset, nbytes)`` there, or ``None`` when it
+    cannot take it.  The map then says ``"x": [offset, nbytes]`` and its
+    ``d`` buffer is empty.  Returns ``(bytes, slot)``, or ``None`` (records,
+    or ``put`` refused) when the chunk must travel whole
+    (:func:`encode_chunk`).
+    """
+    if chunk.times is not None:
+        return None
+    array = _wire_array(chunk.data)
+    slot = put(array)
+    if slot is None:
+        return None
+    packer = packer or chunk_packer()
+    return packer.pack({
+        "k": chunk.kind, "s": chunk.start, "e": chunk.end, "q": chunk.seq,
+        "r": chunk.rate, "m": chunk.meta, "x": list(slot),
+        "d": [array.dtype.str, list(array.shape), b""],
+    }), slot
+
+
 def _raw(array):
     return memoryview(array).cast("B") if array.size else b""
 
@@ -469,7 +495,8 @@ def _decode_array(fields):
 
 
 def _check_fields(obj):
-    if type(obj) is not dict or (obj.keys() != _KEYS and obj.keys() != _RECORD_KEYS):
+    if type(obj) is not dict or (obj.keys() != _KEYS and obj.keys() != _RECORD_KEYS
+                                 and obj.keys() != _SHARED_KEYS):
         _fail(f"expected a map with keys {sorted(_KEYS)} (and 't' for records)")
     kind, start, end, seq, rate, meta = (
         obj["k"], obj["s"], obj["e"], obj["q"], obj["r"], obj["m"])
@@ -497,11 +524,31 @@ def _chunk(fields, data):
                  fields["q"], fields["m"])
 
 
-def _chunk_from_map(obj):
+def _chunk_from_map(obj, ring=None):
     _check_fields(obj)
     if "t" in obj:
         return _records_from_map(obj)
+    if "x" in obj:
+        return _chunk(obj, _shared_array(obj, ring))
     return _chunk(obj, _decode_array(obj["d"]))
+
+
+def _shared_array(obj, ring):
+    """
+    The array of a chunk encoded by :func:`encode_chunk_shared`, copied out
+    of ``ring`` (a :class:`~pyrf_blocks.net.shm.RingReader`).
+    """
+    if ring is None:
+        _fail("its array is in shared memory ('x'), but this stream did not ask for it")
+    slot, fields = obj["x"], obj["d"]
+    if (type(slot) is not list or len(slot) != 2 or type(fields) is not list
+            or len(fields) != 3 or fields[2] != b""):
+        _fail("'x' must be [offset, nbytes] with 'd' as [dtype, shape, empty buffer]")
+    dtype, count = _array_layout(fields[0], fields[1], slot[1] if type(slot[1]) is int else -1)
+    try:
+        return ring.read(slot[0], slot[1], dtype, count).reshape(fields[1])
+    except ValueError as error:
+        _fail(str(error))
 
 
 def _wire_fields(layout):
@@ -624,8 +671,8 @@ def _parse_head(buffer, max_size):
         fields = {}
         for index in range(count):
             key = unpacker.unpack()
-            if key == "t":
-                return _WHOLE  # records are read whole
+            if key == "t" or key == "x":
+                return _WHOLE  # records and shared-memory chunks are read whole
             if key != "d" or index != count - 1:
                 fields[key] = unpacker.unpack()
                 continue
@@ -674,8 +721,12 @@ class ChunkStreamDecoder:
     size however it was split.
     """
 
-    def __init__(self, max_size=MAX_ENCODED_SIZE):
+    def __init__(self, max_size=MAX_ENCODED_SIZE, ring=None):
         self._max_size = max_size
+        #: Where chunks encoded by :func:`encode_chunk_shared` keep their
+        #: arrays (a :class:`~pyrf_blocks.net.shm.RingReader`), if the
+        #: stream asked for shared memory.
+        self.ring = ring
         #: The start of a chunk too short yet to say what it is.
         self._carry = bytearray()
         self._head = None
@@ -726,7 +777,7 @@ class ChunkStreamDecoder:
             try:
                 while True:
                     obj = unpacker.unpack()
-                    chunks.append(_chunk_from_map(obj))
+                    chunks.append(_chunk_from_map(obj, self.ring))
                     used = unpacker.tell()
             except msgpack.OutOfData:
                 pass
@@ -777,7 +828,7 @@ class ChunkStreamDecoder:
                 _unpack_error(error)
             self._whole, self._whole_fed = None, 0
             try:
-                chunks.append(_chunk_from_map(obj))
+                chunks.append(_chunk_from_map(obj, self.ring))
             except ChunkDecodeError:
                 raise
             except _UNPACK_ERRORS as error:

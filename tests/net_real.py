@@ -75,10 +75,10 @@ class RealWorker:
     ``pyrf-blocks worker`` in a subprocess, and requests to it.
     """
 
-    def __init__(self, listen="tcp:0:interface=127.0.0.1", token=None, args=()):
+    def __init__(self, listen="tcp:0:interface=127.0.0.1", token=None, args=(), env=None):
         self.token = token
         self.log = tempfile.TemporaryFile()
-        env = environment(**({"PYRF_BLOCKS_TOKEN": token} if token else {}))
+        env = environment(**({"PYRF_BLOCKS_TOKEN": token} if token else {}), **(env or {}))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pyrf_blocks.cli", "worker", "--listen", listen, *args],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self.log)

@@ -43,6 +43,7 @@ from ..block import MAIN, Block
 from ..edge import check_policy
 from ..errors import ChunkDecodeError, RemoteError, WorkerUnreachable
 from ..interfaces import KIND_INTERFACES
+from . import shm
 from .wire import read_stream_headers
 
 # Nothing of twisted.web, treq or OpenSSL is imported here at import time:
@@ -114,7 +115,7 @@ class _AnswerReader(protocol.Protocol):
     def __init__(self, block, finished):
         self.block = block
         self.finished = finished
-        self.decoder = ChunkStreamDecoder()
+        self.decoder = ChunkStreamDecoder(ring=block._ring)
         self.reactor = block.graph.reactor
         self.limit = block.linger + block.wait + 30
         self.paused = False
@@ -187,6 +188,13 @@ class _AnswerReader(protocol.Protocol):
         self.watch = None
 
 
+def is_loopback(url):
+    """
+    Whether ``url`` names this host (see :func:`.shm.is_loopback_url`).
+    """
+    return url is not None and shm.is_loopback_url(url)
+
+
 class remote_block(Block):
     """
     A block of another process, consumed here through a long-polled stream.
@@ -218,6 +226,10 @@ class remote_block(Block):
         ``backoff`` doubling up to ``max_backoff`` seconds) before the
         graph fails naming the worker; an answer cut after it delivered
         chunks starts the count again.
+    :param shared_memory: for a worker on this host (a loopback URL) and a
+        ``block`` stream: ask for the arrays through shared memory (see
+        :mod:`.shm`); where the worker cannot, or this process cannot map
+        it, they come in the body as from any other host.
     """
 
     type_name = "remote_block"
@@ -227,7 +239,8 @@ class remote_block(Block):
 
     def __init__(self, url, kind, *, output=MAIN, inputs=(), token=None, ca=None,
                  client=None, remote_policy="block", remote_maxsize=256, wait=20.0,
-                 linger=20.0, retries=8, backoff=0.1, max_backoff=2.0, **kwargs):
+                 linger=20.0, retries=8, backoff=0.1, max_backoff=2.0,
+                 shared_memory=True, **kwargs):
         if kind not in KIND_INTERFACES:
             raise ValueError(f"remote_block {url!r}: unknown kind {kind!r}; "
                              f"known: {', '.join(KIND_INTERFACES)}")
@@ -254,6 +267,10 @@ class remote_block(Block):
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.shared_memory = shared_memory
+        #: The stream's shared-memory ring, mapped (``None``: arrays come
+        #: in the body).
+        self._ring = None
         #: Chunks missing from the sequence received (drops, as seen here).
         self.dropped = 0
         #: Chunks the worker reports it dropped from this stream.
@@ -394,6 +411,7 @@ class remote_block(Block):
 
     def _close_stream(self):
         url, self.stream_url = self.stream_url, None
+        self._unmap()
         if url is not None:
             self.graph.add_cleanup(self.discard_stream(url))
 
@@ -416,6 +434,7 @@ class remote_block(Block):
         (that the graph's :meth:`~pyrf_blocks.graph.Graph.done` waits for).
         """
         url, self.stream_url = self.stream_url, None
+        self._unmap()
         return self.discard_stream(url) if url is not None else defer.succeed(None)
 
     # The polling loop: one request at a time.
@@ -461,6 +480,34 @@ class remote_block(Block):
         self.stream_url = self.worker_url + answer["path"]
         self.instance = answer.get("instance")
         self._open_key = None
+        self._map(answer.get("shm"))
+
+    def wants_shared_memory(self):
+        """
+        Whether to ask the worker for the arrays through shared memory.
+        """
+        return (self.shared_memory and self.remote_policy == "block" and shm.available()
+                and is_loopback(self.url))
+
+    def _map(self, description):
+        """
+        Map the ring the worker offered, if it did; fall back to the body
+        (logged) if this process cannot.
+        """
+        self._unmap()
+        if description is None:
+            return
+        try:
+            self._ring = shm.RingReader(description)
+        except (OSError, ValueError) as error:
+            log.info("{block}: cannot map the shared memory of {url} ({error}); its "
+                     "arrays come in the answers' bodies", block=self, url=self.stream_url,
+                     error=error)
+
+    def _unmap(self):
+        ring, self._ring = self._ring, None
+        if ring is not None:
+            ring.close()
 
     @property
     def open_key(self):
@@ -498,6 +545,8 @@ class remote_block(Block):
         streams that request opened.
         """
         spec = {"policy": self.remote_policy, "maxsize": self.remote_maxsize}
+        if self.wants_shared_memory():
+            spec["shm"] = True
         if key is not None:
             spec["key"] = key
         if len(outputs) > 1:
@@ -517,6 +566,8 @@ class remote_block(Block):
                   "linger": f"{self.linger:g}"}
         if self.instance is not None:
             params["instance"] = self.instance
+        if self._ring is not None:
+            params["shm"] = "1"
         response = await self.client.get(
             self.stream_url, headers=auth_headers(self.token), params=params,
             reactor=self.graph.reactor, timeout=self.wait + 30, unbuffered=True)
@@ -628,4 +679,5 @@ class remote_block(Block):
 
     def _give_up(self, failure):
         self._halt()
+        self._unmap()  # (a worker that died leaves its ring to this mapping alone)
         self.graph.fail(self, failure)

@@ -46,10 +46,11 @@ from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from ..chunk import chunk_packer, encode_chunk
+from ..chunk import chunk_packer, encode_chunk, encode_chunk_shared
 from ..edge import check_policy
 from ..errors import HTTPError
 from ..interfaces import IChunkConsumer, IOutput
+from . import shm
 from .replies import error_reply
 from .wire import CONTENT_TYPE, INSTANCE, stream_headers
 
@@ -137,15 +138,34 @@ def seconds_argument(request, name, default):
 
 
 class _Entry:
-    __slots__ = ("seq", "chunk", "encoded", "nbytes")
+    __slots__ = ("seq", "chunk", "encoded", "nbytes", "shared", "slot")
 
     def __init__(self, chunk):
         self.seq = chunk.seq
         self.chunk = chunk
         self.encoded = None
         self.nbytes = chunk.data.nbytes
+        #: The chunk encoded with its array in the stream's ring, and where.
+        self.shared = self.slot = None
 
-    def encode(self, packer):
+    def share(self, ring, packer):
+        """
+        Copy the chunk's array into ``ring`` and encode the rest; False if
+        the ring has no room for it now (or it is records).
+        """
+        placed = encode_chunk_shared(self.chunk, ring.put, packer)
+        if placed is None:
+            return False
+        self.shared, self.slot = placed
+        return True
+
+    def encode(self, packer, shared=False):
+        """
+        The chunk's bytes for an answer: with its array in the ring when the
+        reader maps it (``shared``) and the ring holds it, else whole.
+        """
+        if shared and self.shared is not None:
+            return self.shared
         if self.encoded is None:
             self.encoded = encode_chunk(self.chunk, packer)
             self.chunk = None  # the bytes are all that is needed from now on
@@ -171,15 +191,19 @@ class _Answer:
     from the stream's backlog as it comes, until :meth:`end`.
     """
 
-    def __init__(self, stream, request, after, plan=None):
+    def __init__(self, stream, request, after, plan=None, shared=False):
         self.stream = stream
         self.request = request
         self.after = after
         self.plan = plan
+        #: The reader maps the stream's ring: arrays that are there stay there.
+        self.shared = shared
         self.paused = False
         self.ending = False
         self.finished = False
         self.chunks = self.bytes = 0
+        #: Bytes of samples it carried, in the body or in the ring.
+        self.samples = 0
         self.timer = self.wakeup = None
         request.registerProducer(self, True)
         request.notifyFinish().addBoth(self._gone)
@@ -221,14 +245,15 @@ class _Answer:
         pieces, size = [], 0
         entry = stream._first_after(self.after)
         while entry is not None:
-            piece = entry.encode(stream.packer)
+            piece = entry.encode(stream.packer, self.shared)
             if pieces and size + len(piece) > _JOIN_BELOW:
                 break
             pieces.append(piece)
             size += len(piece)
-            stream._sent(entry.seq, len(piece))
+            stream._sent(entry.seq, len(piece), piece is entry.shared)
             self.after = entry.seq
             self.chunks += 1
+            self.samples += entry.nbytes
             if stream._answer_is_full(self, size):
                 self.ending = True
                 break
@@ -298,6 +323,9 @@ class ServedStream:
         (:data:`IDLE_TIMEOUT` by default; or having never polled, for
         ``first_poll_timeout`` seconds).
     :param first_poll_timeout: seconds a stream waits for its first poll.
+    :param shared: keep the arrays in a shared-memory ring too (see
+        :mod:`.shm`), for a reader on this host that maps it; only a
+        ``block`` stream does, where ``memfd_create`` exists.
 
     Chunks keep their output's ``seq``: the first one is wherever the
     output was when the stream was opened (:attr:`start_seq`), and a gap
@@ -307,7 +335,7 @@ class ServedStream:
     def __init__(self, stream_id, producer, clock, policy="block", maxsize=None,
                  max_batch_bytes=MAX_BATCH_BYTES, on_close=None,
                  max_backlog_bytes=MAX_BACKLOG_BYTES, idle_timeout=IDLE_TIMEOUT,
-                 first_poll_timeout=FIRST_POLL_TIMEOUT):
+                 first_poll_timeout=FIRST_POLL_TIMEOUT, shared=False):
         self.id = stream_id
         self.idle_timeout = idle_timeout
         #: Random, this stream's alone: its id may name another stream on
@@ -334,6 +362,16 @@ class ServedStream:
         #: ``seq`` of the first chunk received (None until then).
         self.start_seq = None
         self._backlog = deque()
+        #: The shared-memory ring of the arrays (``None``: they travel in
+        #: the body), and how many chunks went through it.
+        self.ring = None
+        self.chunks_shared = 0
+        if shared and policy == "block" and shm.available():
+            try:
+                self.ring = shm.Ring(min(shm.RING_SIZE, max(max_backlog_bytes, 1 << 20)))
+            except OSError as error:
+                log.warn("{stream}: no shared memory ({error}); arrays go in the body",
+                         stream=stream_id, error=error)
         self.packer = chunk_packer()
         #: ``seq`` of the newest chunk received.
         self._newest = -1
@@ -360,6 +398,7 @@ class ServedStream:
                 "acknowledged": self.acknowledged, "chunks_out": self.chunks_out,
                 "bytes_out": self.bytes_out, "dropped": self.dropped,
                 "paused": self._holding, "ended": self.ended,
+                "shared": self.ring is not None, "chunks_shared": self.chunks_shared,
                 "waiting_polls": len(self._polls),
                 "answering": self._answer is not None}
 
@@ -384,8 +423,13 @@ class ServedStream:
         if self.policy == "block":
             # Every chunk will be sent: encode it now, while the reader is
             # busy with the previous answer, not when its poll arrives.
-            entry.encode(self.packer)
-            full = (len(backlog) >= self.maxsize
+            ring_full = False
+            if self.ring is not None:
+                ring_full = not entry.share(self.ring, self.packer)
+            if entry.shared is None:
+                entry.encode(self.packer)
+            # A full ring holds the block back too, as a full backlog does.
+            full = (len(backlog) >= self.maxsize or ring_full
                     or self._backlog_bytes >= self.max_backlog_bytes)
             if full and not self._holding and self.edge:
                 self._holding = True
@@ -409,7 +453,7 @@ class ServedStream:
 
     # The reader's side.
 
-    def poll(self, request, after, wait, linger=0.0, instance=None):
+    def poll(self, request, after, wait, linger=0.0, instance=None, shared=False):
         """
         Answer a ``GET`` of the stream: acknowledge up to ``after``, then
         send what is newer, or hold the request up to ``wait`` seconds;
@@ -427,6 +471,9 @@ class ServedStream:
         ``instance``, when given, must be this stream's: a reader of
         another stream of the same id (its worker was started again) gets
         410, and acknowledges nothing here.
+
+        ``shared``: the reader maps this stream's ring (``?shm=1``), so the
+        arrays that are there are not copied into the answer.
         """
         request.setHeader(INSTANCE, self.instance.encode("ascii"))
         if instance is not None and instance != self.instance:
@@ -452,10 +499,11 @@ class ServedStream:
             self._answer.end()
         self._acknowledge(after)
         self._expect_poll(wait)
+        shared = shared and self.ring is not None
         if self._newer(after) or self.ended or wait == 0:
-            self._send(request, after, linger)
+            self._send(request, after, linger, shared)
             return NOT_DONE_YET
-        poll = [request, after, linger, None]
+        poll = [request, after, linger, None, shared]
         poll[3] = self.clock.callLater(wait, self._timed_out, poll)
         self._polls.append(poll)
         request.notifyFinish().addErrback(lambda _: self._forget(poll))
@@ -474,9 +522,11 @@ class ServedStream:
         if self._answer is not None:
             self._answer.end()
         self._backlog.clear()
+        if self.ring is not None:
+            self.ring.close()
         if self.edge is not None:
             self.block.unsubscribe(self.edge)
-        for request, _, _, timer in self._take_polls():
+        for request, _, _, timer, _ in self._take_polls():
             timer.cancel()
             request.write(error_reply(request, 410, f"stream {self.id} is closed"))
             request.finish()
@@ -488,7 +538,7 @@ class ServedStream:
         self.error = message
         if self._answer is not None:
             self._answer.end()
-        for request, _, _, timer in self._take_polls():
+        for request, _, _, timer, _ in self._take_polls():
             timer.cancel()
             request.write(error_reply(request, 500, message))
             request.finish()
@@ -514,8 +564,12 @@ class ServedStream:
 
     def _acknowledge(self, after):
         backlog = self._backlog
+        ring = self.ring
         while backlog and backlog[0].seq <= after:
-            self._backlog_bytes -= backlog.popleft().nbytes
+            entry = backlog.popleft()
+            self._backlog_bytes -= entry.nbytes
+            if entry.slot is not None and ring is not None:
+                ring.free(entry.slot)
         if after > self.acknowledged:
             self.acknowledged = after
         self._release()
@@ -567,14 +621,14 @@ class ServedStream:
     def _timed_out(self, poll):
         if poll in self._polls:
             self._polls.remove(poll)
-            self._send(poll[0], poll[1], 0.0)
+            self._send(poll[0], poll[1], 0.0, poll[4])
 
     def _answer_polls(self):
-        for request, after, linger, timer in self._take_polls():
+        for request, after, linger, timer, shared in self._take_polls():
             timer.cancel()
-            self._send(request, after, linger)
+            self._send(request, after, linger, shared)
 
-    def _send(self, request, after, linger):
+    def _send(self, request, after, linger, shared=False):
         first = self._first_after(after)
         # Only a lossless stream lingers: a lossy one answers with what is
         # waiting, so that what it keeps for a slow reader is the newest,
@@ -582,20 +636,21 @@ class ServedStream:
         # little is waiting: a backlog is sent as one planned answer, whose
         # body (with a Content-Length, not chunked) the reader's HTTP
         # client passes on without copying it.
+        # (Arrays in shared memory leave only their heads in the body.)
         lingering = (linger > 0 and not self.ended and self.policy == "block"
-                     and self._waiting_bytes(after) < LINGER_BELOW)
+                     and (shared or self._waiting_bytes(after) < LINGER_BELOW))
         plan, size, last = deque(), 0, None
         if first is not None and not lingering:
             for entry in self._backlog:
                 if entry.seq <= after:
                     continue
-                piece = entry.encode(self.packer)
+                piece = entry.encode(self.packer, shared)
                 if plan and size + len(piece) > self.max_batch_bytes:
                     break
                 plan.append(piece)
                 size += len(piece)
                 last = entry.seq
-                self._sent(entry.seq, len(piece))
+                self._sent(entry.seq, len(piece), piece is entry.shared)
         first_seq = None if first is None else first.seq
         ended = self.ended and (first is None or last == self._newest)
         for name, value in stream_headers(self.kind, first_seq, last, self.dropped,
@@ -609,9 +664,9 @@ class ServedStream:
         request.setHeader(b"content-type", CONTENT_TYPE)
         if not lingering:
             request.setHeader(b"content-length", b"%d" % size)
-            _Answer(self, request, after, plan).pump()
+            _Answer(self, request, after, plan, shared).pump()
             return
-        answer = self._answer = _Answer(self, request, after)
+        answer = self._answer = _Answer(self, request, after, shared=shared)
         answer.timer = self.clock.callLater(linger, answer.end)
         answer.pump()
 
@@ -623,17 +678,21 @@ class ServedStream:
             waiting -= entry.nbytes
         return waiting
 
-    def _sent(self, seq, nbytes):
+    def _sent(self, seq, nbytes, shared=False):
         if seq > self._sent_upto:
             self._sent_upto = seq
         self.chunks_out += 1
         self.bytes_out += nbytes
+        self.chunks_shared += shared
 
     def _answer_is_full(self, answer, pending=0):
         """
         Whether a lingering answer should end so that the reader
         acknowledges it: it carried the byte limit, or (under ``block``)
-        half the reader's window is in flight.  ``pending``: bytes it took
+        half the reader's window is in flight (in chunks, or in bytes of
+        samples, whether they went in the body or in the ring: the block is
+        held back at the whole window, so an answer ends, and the reader's
+        next poll frees room, before that).  ``pending``: bytes it took
         that are not written yet.
         """
         carried = answer.bytes + pending
@@ -641,7 +700,7 @@ class ServedStream:
             return True
         return self.policy == "block" and (
             answer.chunks >= max(self.maxsize // 2, 1)
-            or carried >= self.max_backlog_bytes // 2)
+            or max(carried, answer.samples) >= self.max_backlog_bytes // 2)
 
     def _answer_closed(self, answer):
         if self._answer is answer:

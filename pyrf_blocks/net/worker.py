@@ -296,9 +296,23 @@ def _opened(stream):
     """
     The answer to a request that opened ``stream``.
     """
-    return {"id": stream.id, "kind": stream.kind, "block": stream.block.name,
-            "output": stream.output.output_name, "path": f"/streams/{stream.id}",
-            "instance": stream.instance}
+    answer = {"id": stream.id, "kind": stream.kind, "block": stream.block.name,
+              "output": stream.output.output_name, "path": f"/streams/{stream.id}",
+              "instance": stream.instance}
+    if stream.ring is not None:
+        answer["shm"] = stream.ring.describe()
+    return answer
+
+
+def _from_loopback(request):
+    """
+    Whether ``request`` came over loopback (from a process of this host).
+    """
+    host = getattr(request.getClientAddress(), "host", None)
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
@@ -499,6 +513,9 @@ class Worker:
                 return json_reply(request, {"removed": name})
             case ["blocks", name, "streams"] if method == "POST":
                 spec = _json_body(request, self.max_body)
+                if isinstance(spec, dict) and spec.get("shm") is True \
+                        and not _from_loopback(request):
+                    spec["shm"] = False  # shared memory is for this host's processes
                 streams, code = self._keyed_streams(name, spec)
                 if "outputs" in spec:
                     return json_reply(request, {"streams": list(map(_opened, streams))}, code)
@@ -516,7 +533,8 @@ class Worker:
             case ["streams", ident] if method == "GET":
                 after, wait, linger = poll_arguments(request)
                 return self._stream(ident).poll(request, after, wait, linger,
-                                                instance_argument(request))
+                                                instance_argument(request),
+                                                request.args.get(b"shm") == [b"1"])
             case ["streams", ident] if method == "DELETE":
                 self._stream(ident).close()
                 del self.streams[ident]
@@ -736,7 +754,10 @@ class Worker:
                                 graph=self.graph,
                                 name=name if output == MAIN else f"{name}.{output}",
                                 remote_policy=item.get("policy", "block"),
-                                remote_maxsize=item.get("maxsize"))
+                                # Unless told, the window of any remote_block
+                                # (256 chunks, at most 32 MiB of samples).
+                                **({} if item.get("maxsize") is None
+                                   else {"remote_maxsize": item["maxsize"]}))
         except (TypeError, ValueError) as error:
             raise HTTPError(400, f"{where}: {error}") from None
 
@@ -848,10 +869,12 @@ class Worker:
             raise HTTPError(409, f"cannot stream {block.label}: {failure}")
         if not block.outputs:
             raise HTTPError(409, f"{block.label} is a sink: it has no output to stream")
-        unknown = set(spec) - {field, "policy", "maxsize"}
+        unknown = set(spec) - {field, "policy", "maxsize", "shm"}
         if unknown:
             raise HTTPError(400, f"unknown field(s) {', '.join(sorted(unknown))}; "
                                  f"a stream takes {field}, policy, maxsize and key")
+        if not isinstance(spec.get("shm", False), bool):
+            raise HTTPError(400, f"shm={spec['shm']!r} must be true or false")
         return block
 
     def _open(self, block, output, spec):
@@ -861,6 +884,7 @@ class Worker:
         try:
             stream = ServedStream(ident, output, self.clock, spec.get("policy", "block"),
                                   spec.get("maxsize"), on_close=self._forget_stream,
+                                  shared=spec.get("shm", False),
                                   **({} if self.lease is None else {"idle_timeout": self.lease}))
         except (TypeError, ValueError) as error:
             raise HTTPError(400, f"stream of {output.label}: {error}") from None

@@ -74,11 +74,15 @@ def test_stream_a_lost_answer_to_opening_it_loses_nothing(worker):
     assert block.dropped == 0 and len(streams) <= 1, figures
 
 
-def test_stream_answers_cut_after_progress_do_not_exhaust_the_retries(worker):
-    """Every answer is cut after 48 KiB: each delivered chunks, so the reader goes on to the end, exactly."""
+@pytest.mark.parametrize("shared_memory, cut_after", [(False, 48 << 10), (True, 2 << 10)])
+def test_stream_answers_cut_after_progress_do_not_exhaust_the_retries(worker, shared_memory,
+                                                                      cut_after):
+    """Every answer is cut after 48 KiB of body (2 KiB of chunk heads when the samples are in shared memory): each delivered chunks, so the reader goes on to the end, exactly."""
     count = 300
-    chunks, block, proxy, outcome = _read_through({"cut_after": 48 << 10}, worker, "cut_often",
-                                                  count, 4, backoff=0.01, max_backoff=0.05)
+    chunks, block, proxy, outcome = _read_through({"cut_after": cut_after}, worker,
+                                                  f"cut_often_{shared_memory}", count, 4,
+                                                  backoff=0.01, max_backoff=0.05,
+                                                  shared_memory=shared_memory)
     lost, duplicated, foreign = compare_chunks(chunks, expected_chunks(
         count=count, packets_per_block=4, **SOURCE))
     figures = (f"{len(chunks)} of {count} chunks delivered through {proxy.cuts} cut "

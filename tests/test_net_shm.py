@@ -1,0 +1,319 @@
+"""
+Shared-memory rings under the streams between processes of one host: the
+ring itself, a real worker's streams with and without it, and processes
+killed while they use it.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from pyrf_blocks.chunk import ChunkStreamDecoder, decode_chunks
+from pyrf_blocks.errors import ChunkDecodeError
+from pyrf_blocks.net import shm
+from pyrf_blocks.net.client import remote_block
+from pyrf_blocks.graph import Graph
+
+from net_real import ROOT, RealWorker, environment, read_line, wait_gone
+from test_net_processes import SOURCE, create, local_chunks
+
+pytestmark = [pytest.mark.timeout(120),
+              pytest.mark.skipif(not shm.available(), reason="no memfd_create here")]
+
+
+def rings_of(pid):
+    """
+    The descriptors of ``pid`` that are stream rings.
+    """
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("/memfd:pyrf-blocks-stream"):
+                found.append(int(fd))
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def named_segments():
+    """
+    What this project could have left in ``/dev/shm`` (other programs on
+    the machine make and remove their own there meanwhile).
+    """
+    if not os.path.isdir("/dev/shm"):
+        return set()
+    return {name for name in os.listdir("/dev/shm") if "pyrf" in name.lower()}
+
+
+def mapped_rings(pid):
+    """
+    How many mappings of stream rings ``pid`` has.
+    """
+    with open(f"/proc/{pid}/maps") as maps:
+        return sum("memfd:pyrf-blocks-stream" in line for line in maps)
+
+
+def test_a_ring_hands_out_slots_first_in_first_out_and_refuses_when_full():
+    """Slots follow each other, wrap to the start once the oldest are freed, and a full ring says no."""
+    ring = shm.Ring(4096)
+    try:
+        arrays = [np.full(1000, n, np.uint8) for n in range(5)]
+        slots = [ring.put(array) for array in arrays[:4]]
+        assert [slot[1] for slot in slots] == [1000] * 4
+        assert [b - a for (a, _), (b, _) in zip(slots, slots[1:])] == [1024] * 3
+        assert ring.put(arrays[4]) is None  # full
+        ring.free(slots[0])
+        wrapped = ring.put(arrays[4])
+        assert wrapped == slots[0]  # back at the start
+        with pytest.raises(AssertionError):
+            ring.free(slots[2])  # not the oldest
+        reader = shm.RingReader(ring.describe())
+        try:
+            for (offset, nbytes), array in zip([wrapped] + slots[1:], [arrays[4]] + arrays[1:4]):
+                np.testing.assert_array_equal(reader.read(offset, nbytes, np.dtype(np.uint8),
+                                                          nbytes), array)
+        finally:
+            reader.close()
+    finally:
+        ring.close()
+
+
+def test_a_ring_is_private_unnamed_and_checked_by_its_nonce():
+    """Mode 0600, nothing in /dev/shm, and a reader refuses a ring whose nonce or slots are wrong."""
+    ring = shm.Ring(1 << 16)
+    try:
+        assert os.fstat(ring.fd).st_mode & 0o777 == 0o600
+        # An anonymous memfd: no name on any file system.
+        assert os.readlink(f"/proc/self/fd/{ring.fd}").startswith("/memfd:pyrf-blocks-stream")
+        assert named_segments() == set()
+        forged = dict(ring.describe(), nonce="00" * 16)
+        with pytest.raises(ValueError, match="nonce differs"):
+            shm.RingReader(forged)
+        with pytest.raises(OSError):
+            shm.RingReader(dict(ring.describe(), fd=999999))
+        reader = shm.RingReader(ring.describe())
+        try:
+            with pytest.raises(ValueError, match="outside the ring"):
+                reader.read(ring.size, 128, np.dtype(np.uint8), 128)
+            with pytest.raises(ValueError, match="does not hold"):
+                reader.read(64, 100, np.dtype(np.complex64), 100)
+        finally:
+            reader.close()
+    finally:
+        ring.close()
+    assert rings_of(os.getpid()) == []
+
+
+def test_a_chunk_that_names_shared_memory_is_refused_on_a_stream_that_did_not_ask():
+    """A body with a ring reference, decoded without a ring, is a clear decode error."""
+    from pyrf_blocks.chunk import Chunk, encode_chunk_shared
+    chunk = Chunk("iq", np.ones(16, np.complex64), 0, 16, 1.0)
+    body, _ = encode_chunk_shared(chunk, lambda array: (64, array.nbytes))
+    with pytest.raises(ChunkDecodeError, match="did not ask"):
+        decode_chunks(body)
+
+
+def test_a_local_reader_gets_heads_in_the_body_and_the_samples_in_the_ring():
+    """Over shm the answer carries only heads, the chunks equal the inline ones, and DELETE frees the ring."""
+    worker = RealWorker()
+    try:
+        create(worker, "src", count=6, **SOURCE)
+        answer = worker.json("POST", "/blocks/src/streams", {"shm": True}, 201)
+        assert set(answer["shm"]) == {"pid", "fd", "size", "nonce"}
+        assert answer["shm"]["pid"] == worker.process.pid
+        reader = shm.RingReader(answer["shm"])
+        try:
+            status, _, body = worker.call("GET", f"{answer['path']}?after=-1&wait=10&shm=1")
+            assert status == 200
+            decoder = ChunkStreamDecoder(ring=reader)
+            shared = decoder.feed(body)
+            decoder.close()
+            assert len(body) < 400 * len(shared)  # heads only: a chunk's samples are 8 KiB
+            # The same stream answers a reader that does not map it in the body.
+            status, _, inline = worker.call("GET", f"{answer['path']}?after=-1&wait=10")
+            assert status == 200 and len(inline) > 8192 * len(shared)
+            assert decode_chunks(inline) == shared
+        finally:
+            reader.close()
+        expected = local_chunks(6, **SOURCE)
+        assert shared == expected[:len(shared)]
+        assert rings_of(worker.process.pid) != []
+        worker.json("DELETE", answer["path"])
+        assert rings_of(worker.process.pid) == []
+        # A lossy stream keeps nothing in shared memory: its oldest may go unread.
+        create(worker, "other", count=6, **SOURCE)
+        lossy = worker.json("POST", "/blocks/other/streams",
+                            {"shm": True, "policy": "latest"}, 201)
+        assert "shm" not in lossy
+    finally:
+        worker.stop()
+
+
+def test_a_worker_that_cannot_offer_shared_memory_streams_in_the_body():
+    """With shared memory switched off on the worker, a local reader asking for it gets the body, unchanged."""
+    worker = RealWorker(env={shm.ENVIRONMENT_SWITCH: "0"})
+    try:
+        create(worker, "src", count=4, **SOURCE)
+        answer = worker.json("POST", "/blocks/src/streams", {"shm": True}, 201)
+        assert "shm" not in answer
+        status, _, body = worker.call("GET", f"{answer['path']}?after=-1&wait=10&shm=1")
+        assert status == 200
+        assert decode_chunks(body) == local_chunks(4, **SOURCE)[:len(decode_chunks(body))]
+    finally:
+        worker.stop()
+
+
+def test_a_reader_that_cannot_map_the_ring_falls_back_to_the_body():
+    """remote_block keeps no ring (and polls without shm=1) when the one offered cannot be mapped."""
+    block = remote_block("http://127.0.0.1:1/blocks/x", "iq", graph=Graph())
+    assert block.wants_shared_memory()
+    block._map({"pid": os.getpid(), "fd": 999999, "size": 4096, "nonce": "00" * 16})
+    assert block._ring is None
+    block._map({"pid": "nonsense"})
+    assert block._ring is None
+    assert not remote_block("http://10.1.2.3:8750/blocks/x", "iq",
+                            graph=Graph()).wants_shared_memory()
+    assert not remote_block("http://127.0.0.1:1/blocks/x", "iq", remote_policy="latest",
+                            graph=Graph()).wants_shared_memory()
+
+
+_CONSUMER = textwrap.dedent("""
+    import sys
+    from pyrf_blocks import Graph
+    from pyrf_blocks.net import remote_block
+    from pyrf_blocks.blocks.sinks import collector
+    class say(collector):
+        def compute(self, chunk):
+            print(chunk.seq, flush=True)
+    graph = Graph()
+    stand_in = remote_block(sys.argv[1], "iq", graph=graph)
+    say(stand_in)
+    graph.run()
+""")
+
+
+@pytest.mark.chaos
+def test_killing_the_reader_loses_nothing_it_acknowledged_and_frees_the_ring():
+    """SIGKILL of a reader over shm: its stream resumes from the cursor with nothing lost; closing it frees the ring."""
+    worker = RealWorker()
+    count = 400
+    params = dict(SOURCE, samples_per_packet=1024, packets_per_block=16)
+    try:
+        create(worker, "src", count=count, **params)
+        consumer = subprocess.Popen([sys.executable, "-c", _CONSUMER,
+                                     f"{worker.url}/blocks/src"],
+                                    cwd=ROOT, env=environment(), stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+        try:
+            seqs = [int(read_line(consumer.stdout, 60)) for _ in range(20)]
+            os.kill(consumer.pid, signal.SIGKILL)
+            consumer.wait(30)
+        finally:
+            consumer.kill()
+            consumer.communicate()
+        assert seqs == list(range(20))
+        streams = worker.json("GET", "/streams")["streams"]
+        assert len(streams) == 1 and streams[0]["shared"] and streams[0]["chunks_shared"] > 0
+        path = f"/streams/{streams[0]['id']}"
+        # What it delivered (at least seqs[-1]) it may have acknowledged;
+        # everything after its last acknowledgement is still there.
+        acknowledged = streams[0]["acknowledged"]
+        assert acknowledged <= seqs[-1]
+        from test_net_processes import read_stream
+        rest = read_stream(worker, path, after=seqs[-1])
+        expected = local_chunks(count, **params)
+        assert rest == expected[seqs[-1] + 1:]
+        worker.json("DELETE", path)
+        assert rings_of(worker.process.pid) == []
+    finally:
+        worker.stop()
+
+
+@pytest.mark.chaos
+def test_killing_the_producer_leaves_no_ring_behind():
+    """SIGKILL of a worker serving over shm: the reader's graph fails, unmaps the ring, and /dev/shm is untouched."""
+    worker = RealWorker()
+    params = dict(SOURCE, samples_per_packet=1024, packets_per_block=16)
+    script = _CONSUMER.replace("graph.run()", textwrap.dedent("""
+        stand_in.retries = 2
+        import os
+        try:
+            graph.run()
+        except Exception as error:
+            print("FAILED", type(error).__name__, flush=True)
+        with open(f"/proc/{os.getpid()}/maps") as maps:
+            print("MAPPED", sum("memfd:pyrf-blocks-stream" in line for line in maps), flush=True)
+    """))
+    try:
+        create(worker, "src", count=100000, **params)
+        consumer = subprocess.Popen([sys.executable, "-c", script, f"{worker.url}/blocks/src"],
+                                    cwd=ROOT, env=environment(), stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+        try:
+            for _ in range(10):
+                read_line(consumer.stdout, 60)
+            assert mapped_rings(consumer.pid) == 1
+            os.kill(worker.process.pid, signal.SIGKILL)
+            assert wait_gone(worker.process.pid)
+            line = read_line(consumer.stdout, 60)
+            while not line.startswith("FAILED"):
+                line = read_line(consumer.stdout, 60)
+            assert line == "FAILED WorkerUnreachable"
+            assert read_line(consumer.stdout, 30) == "MAPPED 0"
+            consumer.wait(30)
+        finally:
+            consumer.kill()
+            consumer.communicate()
+    finally:
+        worker.stop()
+    assert named_segments() == set()
+
+
+_SEED = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from pyrf_blocks.net import client, stream
+    shared, mapped = [], []
+    close = stream.ServedStream.close
+    def counted_close(self):
+        shared.append((self.chunks_out, self.chunks_shared))
+        close(self)
+    stream.ServedStream.close = counted_close
+    map_ring = client.remote_block._map
+    def counted_map(self, description):
+        map_ring(self, description)
+        mapped.append(self._ring is not None)
+    client.remote_block._map = counted_map
+    sys.path.insert(0, "examples")
+    from seed_multiprocess import build
+    from pyrf_blocks import Graph, collector, set_default_graph
+    graph = Graph()
+    set_default_graph(graph)
+    sinks = [collector(c) for c in build(True, 12, False)]
+    graph.run()
+    np.savez(sys.argv[1], *[sink.data() for sink in sinks],
+             *[np.array([(c.start, c.end) for c in sink.chunks]) for sink in sinks])
+    print("SHARED", shared, "MAPPED", mapped)
+""")
+
+
+def test_the_seed_split_goes_through_shared_memory_both_ways_and_equals_one_reactor(tmp_path):
+    """The seed's layout over shm: IQ to the children and spectra back both in rings, arrays and times as in one reactor."""
+    from test_net_processes import single_process_spectra
+    out = tmp_path / "split.npz"
+    done = subprocess.run([sys.executable, "-c", _SEED, str(out)], cwd=ROOT, env=environment(),
+                          capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = done.stdout.strip().splitlines()[-1]
+    # Both IQ streams served here went through their rings; both spectra
+    # streams read here were mapped.
+    assert line == "SHARED [(12, 12), (12, 12)] MAPPED [True, True]", line
+    split = np.load(out)
+    for index, sink in enumerate(single_process_spectra(12)):
+        np.testing.assert_array_equal(split[f"arr_{index}"], sink.data())
+        assert split[f"arr_{index + 2}"].tolist() == [[c.start, c.end] for c in sink.chunks]
