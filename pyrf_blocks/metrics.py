@@ -8,33 +8,14 @@ A worker serves them on ``GET /metrics``; a manager on ``--metrics
 ENDPOINT``.  Rates (chunks and rows per second) are what Prometheus's
 ``rate()`` makes of the counters.
 
-==========================================  ======================================
-``pyrf_block_chunks_total``                 chunks an output has put out
-``pyrf_block_rows_total``                   rows (samples, spectra, records)
-``pyrf_block_device_time_seconds``          device time the last chunk ended at
-``pyrf_block_lag_seconds``                  wall clock minus that device time
-                                            (meaningful for sources on the
-                                            wall clock: instruments, MQTT)
-``pyrf_edge_queue_depth``                   chunks waiting on an edge
-``pyrf_edge_dropped_total``                 chunks an edge dropped (its policy)
-``pyrf_computation_state_bytes``            size of a computation's last snapshot
-``pyrf_computation_snapshot_age_seconds``   age of that snapshot
-``pyrf_computation_snapshots_total``        snapshots taken on this worker
-``pyrf_worker_assignments``                 computations this worker runs
-``pyrf_worker_failovers_total``             computations it took over from a
-                                            snapshot
-``pyrf_worker_lease_age_seconds``           time since its lease was last renewed
-``pyrf_manager_leading``                    1 while this manager leads
-``pyrf_manager_moves_total``                computations it moved between live
-                                            workers
-==========================================  ======================================
-
+==========================================  ===============================
 ``prometheus_client`` is imported only when metrics are first asked for.
 """
 
 import time
 
-__all__ = ["GraphCollector", "WorkerCollector", "ManagerCollector", "new_registry", "render"]
+__all__ = ["GraphCollector", "WorkerCollector", "ManagerCollector", "CalculationCollector",
+           "new_registry", "render"]
 
 
 def _families():
@@ -134,6 +115,23 @@ class ManagerCollector:
                         labels=["manager"])
         moves.add_metric([name], self._manager.moved)
         yield from (leading, moves)
+
+
+class CalculationCollector:
+    """A worker's seed 001 calculations (:class:`~pyrf_blocks.calculations.CalculationService`)."""
+
+    def __init__(self, service):
+        self._service = service
+
+    def collect(self):
+        Counter, Gauge = _families()
+        requests = Counter("pyrf_calculation_requests", "Seed 001 requests answered",
+                           labels=["calculation", "request"])
+        for (name, request), count in sorted(self._service.requests.items()):
+            requests.add_metric([name, request], count)
+        variables = Gauge("pyrf_calculation_variables", "Variables with a state kept here")
+        variables.add_metric([], self._service.variables)
+        yield from (requests, variables)
 
 
 def new_registry():

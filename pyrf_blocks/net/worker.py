@@ -24,6 +24,11 @@ Control API (JSON in, JSON out; every error is ``{"error": message}``):
 ``DELETE /streams/{id}``           close a stream
 ``GET /metrics``                   metrics in Prometheus's text format
                                    (:mod:`pyrf_blocks.metrics`)
+``GET /calculations``              the registered calculations
+``POST /calculations/{name}/...``  seed 001's ``process``,
+                                   ``process_state`` and ``get_state``
+                                   for the calculation ``name`` (see
+                                   :mod:`pyrf_blocks.calculations`)
 =================================  ======================================
 
 Only registered block types can be created: a request names a type, never
@@ -71,6 +76,7 @@ from twisted.logger import Logger
 from twisted.web import http, resource, server
 
 from ..block import MAIN, Sink, Source, block_of, split_reference
+from ..calculations import CalculationService
 from ..errors import HTTPError, ParameterError, UnknownBlockType
 from ..interfaces import IOutput
 from ..memory import release_freed_memory
@@ -384,6 +390,8 @@ class Worker:
         #: (a cluster worker adds its computations').
         self.collectors = []
         self._metrics = None
+        #: Seed 001's calculations served on /calculations.
+        self.calculations = CalculationService()
         #: ``key`` of a request that opened streams → (what it asked, their ids).
         self._stream_keys = OrderedDict()
         self.resource = _Root(self)
@@ -516,19 +524,62 @@ class Worker:
                 del self.streams[ident]
                 self._freed = True
                 return json_reply(request, {"closed": ident})
+            case ["calculations"] if method == "GET":
+                return json_reply(request, {"calculations": [
+                    {"name": c.name, "version": c.version, "doc": c.doc}
+                    for c in self.calculations.calculations.values()]})
+            case ["calculations", name, ("process" | "process_state" | "get_state") as what] \
+                    if method == "POST":
+                return json_reply(request, self.calculate(
+                    name, what, _json_body(request, self.max_body)))
             case (["health"] | ["metrics"] | ["blocks"] | ["blocks", _]
+                  | ["calculations"] | ["calculations", _, "process" | "process_state"
+                                                             | "get_state"]
                   | ["blocks", _, "streams" | "stop" | "finished"]
                   | ["streams"] | ["streams", _]):
                 raise HTTPError(405, f"{method} is not allowed on /{'/'.join(path)}")
         raise HTTPError(404, f"no such resource: /{'/'.join(path)}")
 
+    def calculate(self, name, request, body):
+        """
+        Answer seed 001's ``request`` (``process``, ``process_state`` or
+        ``get_state``) for the calculation ``name``: 404 for an unknown
+        calculation, 400 for a bad var, time, state or args, 409 when no
+        state is kept for the variable.
+        """
+        from ..calculations import NoState, UnknownCalculation
+
+        fields = {"process": {"var", "time", "args"}, "get_state": {"var", "time"},
+                  "process_state": {"var", "time", "state", "args"}}[request]
+        if set(body) != fields:
+            raise HTTPError(400, f"{name}/{request} takes a JSON object of "
+                                 f"{', '.join(sorted(fields))}, got "
+                                 f"{', '.join(sorted(body)) or 'none'}")
+        service = self.calculations
+        try:
+            if request == "process":
+                return {"result": service.process(name, body["var"], body["time"],
+                                                  body["args"])}
+            if request == "process_state":
+                state, result = service.process_state(name, body["var"], body["time"],
+                                                      body["state"], body["args"])
+                return {"state": state, "result": result}
+            return {"state": service.get_state(name, body["var"], body["time"])}
+        except UnknownCalculation as error:
+            raise HTTPError(404, str(error)) from None
+        except NoState as error:
+            raise HTTPError(409, str(error)) from None
+        except ValueError as error:
+            raise HTTPError(400, f"{name}/{request}: {error}") from None
+
     def metrics(self):
         """``(body, content type)``: the graph's metrics and the collectors'."""
-        from ..metrics import GraphCollector, new_registry, render
+        from ..metrics import CalculationCollector, GraphCollector, new_registry, render
 
         if self._metrics is None:
             self._metrics = new_registry()
             self._metrics.register(GraphCollector(lambda: {"worker": self.graph}))
+            self._metrics.register(CalculationCollector(self.calculations))
         for collector in self.collectors:
             if not getattr(collector, "_registered", False):
                 self._metrics.register(collector)
