@@ -201,3 +201,44 @@ def test_a_state_of_another_version_is_refused(graph):
     with pytest.raises(ValueError, match="fft_block 'fft'.*version 2.*reads version 1|"
                                          "fft.*version 2"):
         block.set_state({"version": 2})
+
+
+@given(chunk_size=st.integers(1, 400), cut=st.integers(1, 20))
+@settings(max_examples=10, deadline=None)
+def test_sigmf_source_goes_on_from_its_state(tmp_path_factory, chunk_size, cut):
+    """sigmf_source's capture, position and time base: restored after any chunk, the same chunks on (a retune makes two captures)."""
+    from pyrf_blocks.blocks.recording import record_block, sigmf_source
+
+    path = tmp_path_factory.mktemp("sigmf") / "rec"
+    clock = Clock()
+    graph = Graph(clock)
+    samples = (np.arange(1200, dtype=np.float32) / 2000).astype(np.complex64)
+    chunks = [Chunk("iq", samples[:500], START, START + 500_000, 1e6,
+                    meta={"center_frequency": 1e9, "reference_level": 0.0}),
+              Chunk("iq", samples[500:], START + 900_000, START + 1_600_000, 1e6,
+                    meta={"center_frequency": 2e9, "reference_level": 0.0})]
+    record_block(array_source(chunks, kind="iq", graph=graph), str(path), graph=graph)
+    assert run_clock(clock, graph) is None
+
+    def replay(state=None):
+        clock = Clock()
+        graph = Graph(clock)
+        source = sigmf_source(str(path), chunk_size=chunk_size, graph=graph)
+        assert_provides(IStateful, source)
+        if state is not None:
+            source.set_state(state)
+        states = []
+        sink = recording_sink(source, graph=graph)
+        original = sink.compute
+        sink.compute = lambda chunk: (original(chunk), states.append(
+            msgpack.unpackb(msgpack.packb(source.get_state()), raw=False)))
+        assert run_clock(clock, graph) is None
+        return sink.chunks, states
+
+    whole, states = replay()
+    at = cut % len(whole)
+    rest, _ = replay(states[at])
+    assert len(rest) == len(whole) - at - 1
+    for a, b in zip(whole[at + 1:], rest):
+        assert (a.start, a.end, a.meta) == (b.start, b.end, b.meta)
+        assert_array_equal(a.data, b.data)
