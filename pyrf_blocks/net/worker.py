@@ -22,13 +22,13 @@ Control API (JSON in, JSON out; every error is ``{"error": message}``):
 ``GET /streams``                   every stream's statistics
 ``GET /streams/{id}``              long-poll a stream (see :mod:`.stream`)
 ``DELETE /streams/{id}``           close a stream
-``GET /metrics``                   metrics in Prometheus's text format
-                                   (:mod:`pyrf_blocks.metrics`)
 ``GET /calculations``              the registered calculations
 ``POST /calculations/{name}/...``  seed 001's ``process``,
                                    ``process_state`` and ``get_state``
                                    for the calculation ``name`` (see
                                    :mod:`pyrf_blocks.calculations`)
+``GET /metrics``                   metrics in Prometheus's text format
+                                   (:mod:`pyrf_blocks.metrics`)
 =================================  ======================================
 
 Only registered block types can be created: a request names a type, never
@@ -386,12 +386,12 @@ class Worker:
         self._stream_waiters = {}
         #: Streams opened so far per (block name, output name).
         self._stream_counts = {}
+        #: Seed 001's calculations served on /calculations.
+        self.calculations = CalculationService()
         #: Prometheus collectors served on /metrics besides the graph's own
         #: (a cluster worker adds its computations').
         self.collectors = []
         self._metrics = None
-        #: Seed 001's calculations served on /calculations.
-        self.calculations = CalculationService()
         #: ``key`` of a request that opened streams → (what it asked, their ids).
         self._stream_keys = OrderedDict()
         self.resource = _Root(self)
@@ -488,6 +488,16 @@ class Worker:
                 body, content_type = self.metrics()
                 request.setHeader(b"content-type", content_type.encode("ascii"))
                 return body
+            case ["calculations"] if method == "GET":
+                return json_reply(request, {"calculations": [
+                    {"name": c.name, "version": c.version, "doc": c.doc}
+                    for c in self.calculations.calculations.values()]})
+            case ["calculations", name, ("process" | "process_state" | "get_state") as what] \
+                    if method == "POST":
+                return json_reply(request, self.calculate(
+                    name, what, _json_body(request, self.max_body)))
+            case ["calculations"] | ["calculations", _, "process" | "process_state" | "get_state"]:
+                raise HTTPError(405, f"{method} is not allowed on /{'/'.join(path)}")
             case ["blocks"] if method == "GET":
                 return json_reply(request, {"blocks": [self.describe(b) for b in
                                                        self.graph.blocks.values()]})
@@ -524,17 +534,7 @@ class Worker:
                 del self.streams[ident]
                 self._freed = True
                 return json_reply(request, {"closed": ident})
-            case ["calculations"] if method == "GET":
-                return json_reply(request, {"calculations": [
-                    {"name": c.name, "version": c.version, "doc": c.doc}
-                    for c in self.calculations.calculations.values()]})
-            case ["calculations", name, ("process" | "process_state" | "get_state") as what] \
-                    if method == "POST":
-                return json_reply(request, self.calculate(
-                    name, what, _json_body(request, self.max_body)))
             case (["health"] | ["metrics"] | ["blocks"] | ["blocks", _]
-                  | ["calculations"] | ["calculations", _, "process" | "process_state"
-                                                             | "get_state"]
                   | ["blocks", _, "streams" | "stop" | "finished"]
                   | ["streams"] | ["streams", _]):
                 raise HTTPError(405, f"{method} is not allowed on /{'/'.join(path)}")
