@@ -8,7 +8,30 @@ A worker serves them on ``GET /metrics``; a manager on ``--metrics
 ENDPOINT``.  Rates (chunks and rows per second) are what Prometheus's
 ``rate()`` makes of the counters.
 
-==========================================  ===============================
+==========================================  ======================================
+``pyrf_block_chunks_total``                 chunks an output has put out
+``pyrf_block_rows_total``                   rows (samples, spectra, records)
+``pyrf_block_device_time_seconds``          device time the last chunk ended at
+``pyrf_block_lag_seconds``                  wall clock minus that device time
+                                            (meaningful for sources on the
+                                            wall clock: instruments, MQTT)
+``pyrf_edge_queue_depth``                   chunks waiting on an edge
+``pyrf_edge_dropped_total``                 chunks an edge dropped (its policy)
+``pyrf_computation_state_bytes``            size of a computation's last snapshot
+``pyrf_computation_snapshot_age_seconds``   age of that snapshot
+``pyrf_computation_snapshots_total``        snapshots taken on this worker
+``pyrf_worker_assignments``                 computations this worker runs
+``pyrf_worker_failovers_total``             computations it took over from a
+                                            snapshot
+``pyrf_worker_lease_age_seconds``           time since its lease was last renewed
+``pyrf_manager_leading``                    1 while this manager leads
+``pyrf_manager_moves_total``                computations it moved between live
+                                            workers
+``pyrf_calculation_requests_total``         seed 001 requests a worker answered,
+                                            by calculation and request
+``pyrf_calculation_variables``              variables it keeps a state for
+==========================================  ======================================
+
 ``prometheus_client`` is imported only when metrics are first asked for.
 """
 

@@ -101,12 +101,12 @@ class MetricsStatus:
         self._registry.register(GraphCollector(lambda: {GRAPH: graph},
                                                clock=lambda: self.wall_clock()))
         #: The last read of the graph's metrics (see :func:`table`).
-        self.samples = {}
+        self.graph_samples = {}
         #: Chunks per second of each output, by output name.
-        self.rates = {}
+        self.output_rates = {}
         #: The last scrape of each worker's /metrics, by worker URL (a
         #: table, or the error text of a failed scrape).
-        self.workers = {}
+        self.worker_samples = {}
         self._read_at = None
         self._scraping = set()
 
@@ -118,15 +118,15 @@ class MetricsStatus:
         """
         if not force and self._read_at is not None and now - self._read_at < self.interval:
             return
-        before, then = self.samples, self._read_at
-        self.samples = table(self._registry.collect())
+        before, then = self.graph_samples, self._read_at
+        self.graph_samples = table(self._registry.collect())
         self._read_at = now
         if then is not None and now - then >= self.interval / 2:
-            for key, value in self.samples.items():
+            for key, value in self.graph_samples.items():
                 if key[0] == "pyrf_block_chunks_total":
                     output = dict(key[1])
                     name = f"{output['block']}:{output['output']}"
-                    self.rates[name] = (value - before.get(key, value)) / (now - then)
+                    self.output_rates[name] = (value - before.get(key, value)) / (now - then)
         for producer in producers:
             for remote in _remote_workers(producer):
                 self._scrape(remote)
@@ -151,14 +151,14 @@ class MetricsStatus:
             body = await response.content()
             if response.code != 200:
                 raise ValueError(f"answered {response.code}")
-            self.workers[url] = table(text_string_to_metric_families(body.decode("utf-8")))
+            self.worker_samples[url] = table(text_string_to_metric_families(body.decode("utf-8")))
         except Exception as error:  # unreachable, refused, garbled: say so in the bar
-            self.workers[url] = f"{type(error).__name__}: {error}"
+            self.worker_samples[url] = f"{type(error).__name__}: {error}"
 
     def value(self, name, **labels):
         """A sample of the last read of the graph's metrics, or None."""
         labels.setdefault("graph", GRAPH)
-        return self.samples.get((name, tuple(sorted(labels.items()))))
+        return self.graph_samples.get((name, tuple(sorted(labels.items()))))
 
     def input_text(self, producer, consumer):
         """
@@ -172,7 +172,7 @@ class MetricsStatus:
         lag = self.value("pyrf_block_lag_seconds", **labels)
         dropped = self.value("pyrf_edge_dropped_total", producer=output.name,
                              consumer=consumer.name)
-        rate = self.rates.get(f"{output.block.name}:{output.output_name}")
+        rate = self.output_rates.get(f"{output.block.name}:{output.output_name}")
         return chunks, rate, lag, dropped
 
     def worker_text(self, producers):
@@ -183,7 +183,7 @@ class MetricsStatus:
         parts = []
         for url in sorted({r.worker_url for p in producers for r in _remote_workers(p)}
                           - {None}):
-            scraped = self.workers.get(url)
+            scraped = self.worker_samples.get(url)
             if scraped is None:
                 continue
             if isinstance(scraped, str):
