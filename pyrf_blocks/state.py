@@ -46,11 +46,14 @@ def plain(value):
                            raw=False, strict_map_key=False)
 
 
-def check_version(block, state, version):
+def check_version(block, state, version, unversioned=None):
     """
     Refuse (``ValueError`` naming ``block``) a state of another version.
+
+    :param unversioned: the version a state without one is read as (for a
+        block whose states had no version before), or None to refuse it.
     """
-    found = state.get("version") if isinstance(state, dict) else None
+    found = state.get("version", unversioned) if isinstance(state, dict) else None
     if found != version:
         raise ValueError(f"{block.label}: a state of version {found!r}; this block reads "
                          f"version {version}")
