@@ -21,14 +21,11 @@ device clock more than a day off the wall clock reads ``lag -``.
 import time
 
 from twisted.internet import defer
-from twisted.logger import Logger
 
 from ..block import block_of
 from ..interfaces import IBlock, IOutput
 
 __all__ = ["MetricsStatus", "table", "format_seconds", "lag_text"]
-
-log = Logger()
 
 #: Graph label of the display's graph in its metrics.
 GRAPH = "viewer"
