@@ -21,7 +21,7 @@ misread.  Registered here:
 :class:`CalculationService` keeps one state per (calculation, variable) for
 ``PROCESS`` and ``GET_STATE``; it forgets the least recently used when it
 holds more than ``max_variables``, which costs the caller only a rebuild
-(``PROCESS`` on a forgotten variable is :class:`NoState`, and the caller
+(``PROCESS`` on a forgotten variable is :class:`~pyrf_blocks.errors.NoCalculationState`, and the caller
 sends ``PROCESS_STATE`` from what it kept)::
 
     from pyrf_blocks.calculations import CalculationService
@@ -39,22 +39,16 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from .errors import NoCalculationState, UnknownCalculation
+
 __all__ = ["Calculation", "CalculationService", "CALCULATIONS", "calculation",
-           "UnknownCalculation", "NoState", "MAX_VARIABLES", "MAX_VALUES"]
+           "MAX_VARIABLES", "MAX_VALUES"]
 
 #: Variables (all calculations together) a service keeps states for.
 MAX_VARIABLES = 100_000
 #: Values in one request's ``args``.
 MAX_VALUES = 65_536
 _VARIABLE = re.compile(r"[^\x00-\x1f\x7f]{1,200}\Z")
-
-
-class UnknownCalculation(LookupError):
-    """No calculation of that name is registered."""
-
-
-class NoState(LookupError):
-    """The service keeps no state for that variable (never given, or forgotten)."""
 
 
 @dataclass(frozen=True)
@@ -183,7 +177,7 @@ class CalculationService:
     def _kept(self, name, var):
         state = self._states.get((name, var))
         if state is None:
-            raise NoState(f"no {name} state for {var!r} here")
+            raise NoCalculationState(f"no {name} state for {var!r} here")
         return state
 
     def process(self, name, var, time, args):

@@ -35,6 +35,8 @@ __all__ = [
     "FormulaError", "FormulaTimeout",
     # Storage and sensor pipelines
     "StoreUnavailable", "PayloadRejected",
+    # Seed 001's calculations on a worker
+    "UnknownCalculation", "NoCalculationState",
 ]
 
 
@@ -293,3 +295,20 @@ class PayloadRejected(ValueError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+# Seed 001's calculations on a worker.
+
+class UnknownCalculation(LookupError):
+    """
+    No calculation of that name is registered
+    (:mod:`pyrf_blocks.calculations`); a worker answers 404.
+    """
+
+
+class NoCalculationState(LookupError):
+    """
+    A calculation service keeps no state for that variable (never given,
+    or forgotten); a worker answers 409, and the caller rebuilds it with
+    ``process_state``.
+    """

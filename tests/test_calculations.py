@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
-from pyrf_blocks.calculations import CALCULATIONS, CalculationService, NoState
+from pyrf_blocks.calculations import CALCULATIONS, CalculationService
+from pyrf_blocks.errors import NoCalculationState
 from pyrf_blocks.testing import WorkerPair
 
 values_lists = st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=60)
@@ -70,13 +71,13 @@ def test_the_calculations_compute_what_they_say(values, cuts):
 
 
 def test_a_forgotten_variable_asks_for_a_rebuild():
-    """Past max_variables the least recently used state is forgotten: PROCESS on it is NoState."""
+    """Past max_variables the least recently used state is forgotten: PROCESS on it is NoCalculationState."""
     service = CalculationService(max_variables=2)
     one = {"times": [1], "values": [1.0]}
     for var in ("a", "b", "c"):
         service.process_state("max", var, 1, None, one)
     assert service.variables == 2
-    with pytest.raises(NoState):
+    with pytest.raises(NoCalculationState):
         service.process("max", "a", 2, {"times": [2], "values": [2.0]})
     assert service.process("max", "c", 2, {"times": [2], "values": [2.0]}) == 2.0
 

@@ -77,7 +77,8 @@ from twisted.web import http, resource, server
 
 from ..block import MAIN, Sink, Source, block_of, split_reference
 from ..calculations import CalculationService
-from ..errors import HTTPError, ParameterError, UnknownBlockType
+from ..errors import (HTTPError, NoCalculationState, ParameterError, UnknownBlockType,
+                      UnknownCalculation)
 from ..interfaces import IOutput
 from ..memory import release_freed_memory
 from ..params import check_params
@@ -547,8 +548,6 @@ class Worker:
         calculation, 400 for a bad var, time, state or args, 409 when no
         state is kept for the variable.
         """
-        from ..calculations import NoState, UnknownCalculation
-
         fields = {"process": {"var", "time", "args"}, "get_state": {"var", "time"},
                   "process_state": {"var", "time", "state", "args"}}[request]
         if set(body) != fields:
@@ -567,7 +566,7 @@ class Worker:
             return {"state": service.get_state(name, body["var"], body["time"])}
         except UnknownCalculation as error:
             raise HTTPError(404, str(error)) from None
-        except NoState as error:
+        except NoCalculationState as error:
             raise HTTPError(409, str(error)) from None
         except ValueError as error:
             raise HTTPError(400, f"{name}/{request}: {error}") from None
