@@ -15,6 +15,12 @@ a real etcd (Debian's etcd-server) on loopback.
    writes results, and how many moved (the rule: about 1/n).
 3. Coordination load at rest: etcd's own request counters over 10 s with
    three idle workers and a manager: requests per second per worker.
+4. An edge between computations (examples/cluster_power.yaml and
+   examples/cluster_power_stats.yaml, the consumer reading the producer's
+   cluster_output across workers): the consumer's worker is SIGKILLed, then
+   the producer's; each figure is the time from the kill to the consumer's
+   next new result row, against the ttl and against recovery 1 (1 KiB)
+   measured in the same run.
 
 The last line is the headline: recovery time for 1 MiB of state, in seconds,
 and its ratio to the ttl.
@@ -212,6 +218,40 @@ def rest_load(ttl, seconds=10.0):
             cluster.close()
 
 
+def edge_recovery(ttl):
+    """Seconds from SIGKILL to new consumer results: its own worker's, then the producer's."""
+    producer, consumer = "cluster_power", "cluster_power_stats"
+    with tempfile.TemporaryDirectory() as tmp, EtcdServer(Path(tmp)) as etcd:
+        directory = Path(tmp)
+        cluster = Cluster(directory, etcd, ttl)
+        try:
+            for name in ("w1", "w2", "w3"):
+                cluster.worker(name, 0.5)
+            wait(lambda: all(cluster.joined(w) for w in ("w1", "w2", "w3")), 30, "workers")
+            cluster.manager([ROOT / "examples" / f"{producer}.yaml",
+                             ROOT / "examples" / f"{consumer}.yaml"])
+            wait(lambda: len(set(cluster.owners().values())) == 2, 30, "two owners")
+            wait(lambda: cluster.snapshots(consumer) and cluster.rows(consumer) > 10, 60,
+                 "consumer snapshots and results")
+            times = []
+            for victim in (consumer, producer):
+                owner = cluster.owners()[victim]
+                cluster.processes[owner].send_signal(signal.SIGKILL)
+                killed, rows = time.monotonic(), cluster.rows(consumer)
+                wait(lambda: cluster.rows(consumer) > rows, 120, "results after the kill")
+                times.append(time.monotonic() - killed)
+                wait(lambda: cluster.owners().get(victim) != owner, 30, "the move")
+                wait(lambda: cluster.snapshots(victim), 30, "a snapshot after the move")
+                time.sleep(2 * ttl)
+            return times
+        except TimeoutError:
+            for log in sorted(directory.glob("[mw]*.log")):
+                print(f"--- {log.name}", log.read_text()[-2000:], file=sys.stderr)
+            raise
+        finally:
+            cluster.close()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ttl", type=float, default=2.0, help="lease ttl, s (default 2)")
@@ -232,6 +272,12 @@ def main():
     rate = rest_load(ttl)
     print(f"coordination at rest: {rate:.2f} etcd requests/s per worker "
           f"(lease renewals every ttl/3 = {3 / ttl:.2f}/s)", flush=True)
+    consumer, producer = edge_recovery(ttl)
+    alone = next(iter(results.values()))
+    print(f"edge between computations: consumer results again {consumer:.2f} s after its "
+          f"worker's SIGKILL ({consumer / ttl:.2f}x ttl, {consumer / alone:.2f}x a lone "
+          f"computation's {alone:.2f} s), {producer:.2f} s after the producer's "
+          f"({producer / ttl:.2f}x ttl)", flush=True)
     headline = results.get("1MiB", next(iter(results.values())))
     print(f"recovery with 1 MiB of state: {headline:.2f} s, {headline / ttl:.2f}x the lease ttl "
           f"of {ttl:g} s")

@@ -2,19 +2,34 @@
 Sensor pipelines, end to end and storage alone.
 
 End to end: ``--messages`` QoS 1 messages over 10 topics wait in a real
-mosquitto broker for two persistent sessions.  First a bare paho
+mosquitto broker for three persistent sessions.  First a bare paho
 subscriber that only counts drains its session (paho's own loop,
-acknowledging automatically); then ``serve-pipelines``'s server drains
-the other: filters (range) → transformation (scale, round) → aggregation
-(1 min windows) and last value → SQLite (WAL, synchronous=FULL), every
-message acknowledged only after its batch is durable.  Both are timed from
-connecting to the last message handled (written, for the pipeline), in
-this process, one after the other.
+acknowledging automatically); then a subscriber on our own MQTT client
+(:class:`~pyrf_blocks.sources.mqtt.MQTTSource`) that only counts and
+acknowledges each message at once; then ``serve-pipelines``'s server
+drains the third: filters (range) → transformation (scale, round) →
+aggregation (1 min windows) and last value → SQLite (WAL,
+synchronous=FULL), every message acknowledged only after its batch is
+durable.  Each is timed from connecting to the last message handled
+(written, for the pipeline), in this process, one after the other.  The
+example's ``max: 120`` filter leaves out the values above 120 on purpose
+(6 % of them): they are counted, and acknowledged, not stored.
+
+The pipeline's ratio to the counting subscriber on our client is what
+the stages, the buffering and the store cost.  (paho's own loop, the
+first baseline, reads each packet with three ``recv`` calls and sends
+each PUBACK with one ``send``: it is slower than our client, so the
+ratio to it says how we compare with the usual Python subscriber, not
+what the pipeline costs.)
 
 Storage alone: rows/s of :meth:`SQLiteStore.write` and
 :meth:`PostgresStore.write` (upserts in batches of ``--batch``) against
 each driver's own fastest bulk path on the same machine in the same run:
-``executemany`` of plain INSERTs into SQLite, ``COPY`` into PostgreSQL.
+``executemany`` of plain INSERTs into SQLite; ``COPY`` into PostgreSQL,
+in the binary format and in text (the ratio is to the faster of the two).
+Each batch is written by each contender in turn (ours, then the
+baselines, batch after batch), into tables of their own, so that a
+neighbour's load on a shared machine falls on all of them alike.
 
     python benchmarks/sensor.py [--messages N] [--rows N] [--batch N] [--mqtt 5|3.1.1]
 """
@@ -112,6 +127,44 @@ def bare_subscriber(port, count, protocol):
     return seen[1] - started, time.process_time() - cpu
 
 
+def counting_subscriber(port, count, protocol):
+    """
+    Seconds a subscriber on our MQTT client that only counts (and
+    acknowledges at once) takes to receive ``count``.
+    """
+    from twisted.internet import defer
+
+    from pyrf_blocks.sources.mqtt import MQTTSource
+    from pyrf_blocks.testing import new_reactor, run_until, wait_for
+
+    seen = [0]
+
+    class Counter:
+        def receive(self, topic, time, payload, ack=None, mark=None):
+            seen[0] += 1
+            if ack is not None:
+                ack()
+
+    reactor = new_reactor()
+    source = MQTTSource(reactor, port=port, client_id="counting", receive_maximum=20000,
+                        protocol=protocol)
+    source.set_routes({topic: Counter() for topic in TOPICS})
+    times = {}
+
+    @defer.inlineCallbacks
+    def scenario():
+        times["start"] = time.perf_counter()
+        source.start()
+        yield wait_for(reactor, lambda: seen[0] >= count, 0.01)
+        times["end"] = time.perf_counter()
+        times["cpu"] = time.process_time()
+        yield source.stop()
+
+    cpu = time.process_time()
+    run_until(reactor, scenario(), timeout=600)
+    return times["end"] - times["start"], times["cpu"] - cpu
+
+
 def pipeline_server(port, count, directory, protocol):
     """
     Seconds serve-pipelines' server takes to write and acknowledge ``count``.
@@ -154,20 +207,28 @@ def pipeline_server(port, count, directory, protocol):
 
 def end_to_end(count, protocol):
     with tempfile.TemporaryDirectory() as directory, mosquitto_broker() as broker:
-        _session(broker.port, "bare", protocol)
-        _session(broker.port, "pipeline", protocol)
+        for client_id in ("bare", "counting", "pipeline"):
+            _session(broker.port, client_id, protocol)
         messages = [(TOPICS[i % len(TOPICS)], f"{(i * 7919) % 150 - 20}".encode())
                     for i in range(count)]
         publish(broker.port, messages)
         bare, bare_cpu = bare_subscriber(broker.port, count, protocol)
+        counting, counting_cpu = counting_subscriber(broker.port, count, protocol)
         ours, cpu, pipeline = pipeline_server(broker.port, count, directory, protocol)
+    dropped = ", ".join(f"{n} by its {reason} filter" for reason, n in
+                        sorted(pipeline.dropped.items())) or "none"
     print(f"MQTT {protocol}")
-    print(f"bare paho subscriber: {count / bare:10,.0f} msg/s "
+    print(f"bare paho subscriber:        {count / bare:10,.0f} msg/s "
           f"({count / bare_cpu:,.0f} msg per CPU-second of this process)")
-    print(f"pipeline -> SQLite:   {count / ours:10,.0f} msg/s "
+    print(f"counting, on our client:     {count / counting:10,.0f} msg/s "
+          f"({count / counting_cpu:,.0f} msg per CPU-second of this process)")
+    print(f"pipeline -> SQLite:          {count / ours:10,.0f} msg/s "
           f"({count / cpu:,.0f} msg per CPU-second of this process; "
-          f"{pipeline.buffer.stats['batches']} batches, dropped {dict(pipeline.dropped)})")
-    return count / ours, count / bare
+          f"{pipeline.buffer.stats['batches']} batches; values left out on purpose: "
+          f"{dropped})")
+    print(f"pipeline / counting on our client: {counting / ours:.2f}x (wall), "
+          f"{counting_cpu / cpu:.2f}x (per CPU-second)")
+    return count / ours, count / bare, count / cpu, count / bare_cpu
 
 
 def _rows(count, offset=0):
@@ -178,11 +239,6 @@ def storage_sqlite(rows, batch):
     with tempfile.TemporaryDirectory() as directory:
         store = SQLiteStore(os.path.join(directory, "a.db"))
         readings = _rows(rows)
-        started = time.perf_counter()
-        for i in range(0, rows, batch):
-            store.write(Batch(n_records=readings[i:i + batch]))
-        ours = time.perf_counter() - started
-        store.close()
         connection = sqlite3.connect(os.path.join(directory, "b.db"), isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")
@@ -190,13 +246,18 @@ def storage_sqlite(rows, batch):
                            "kind TEXT NOT NULL, number DOUBLE PRECISION, text TEXT, blob TEXT, "
                            "PRIMARY KEY (topic, time))")
         tuples = [(r.topic, r.time, r.kind, r.value, None, None) for r in readings]
-        started = time.perf_counter()
+        ours = bare = 0.0
         for i in range(0, rows, batch):
+            started = time.perf_counter()
+            store.write(Batch(n_records=readings[i:i + batch]))
+            middle = time.perf_counter()
             connection.execute("BEGIN")
             connection.executemany("INSERT INTO n_records VALUES (?, ?, ?, ?, ?, ?)",
                                    tuples[i:i + batch])
             connection.execute("COMMIT")
-        bare = time.perf_counter() - started
+            ours += middle - started
+            bare += time.perf_counter() - middle
+        store.close()
         connection.close()
     return rows / ours, rows / bare
 
@@ -206,27 +267,39 @@ def storage_postgres(rows, batch):
 
     from pyrf_blocks.storage import PostgresStore
 
+    columns = "topic, time, kind, number, text, blob"
+    types = ["text", "int8", "text", "float8", "text", "text"]
+
+    def copy_batch(connection, table, rows, binary):
+        with connection.transaction(), connection.cursor() as cursor:
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN" +
+                             (" (FORMAT BINARY)" if binary else "")) as copy:
+                if binary:
+                    copy.set_types(types)
+                for row in rows:
+                    copy.write_row(row)
+
     with postgres_server() as server:
         store = PostgresStore(server.url)
         readings = _rows(rows)
-        started = time.perf_counter()
-        for i in range(0, rows, batch):
-            store.write(Batch(n_records=readings[i:i + batch]))
-        ours = time.perf_counter() - started
-        store.close()
         tuples = [(r.topic, r.time, r.kind, r.value, None, None) for r in readings]
         with psycopg.connect(server.url) as connection:
-            connection.execute("CREATE TABLE bare (LIKE n_records INCLUDING ALL)")
+            for table in ("bare_binary", "bare_text"):
+                connection.execute(f"CREATE TABLE {table} (LIKE n_records INCLUDING ALL)")
             connection.commit()
-            started = time.perf_counter()
+            ours = binary = text = 0.0
             for i in range(0, rows, batch):
-                with connection.transaction(), connection.cursor() as cursor:
-                    with cursor.copy("COPY bare (topic, time, kind, number, text, blob) "
-                                     "FROM STDIN") as copy:
-                        for row in tuples[i:i + batch]:
-                            copy.write_row(row)
-            bare = time.perf_counter() - started
-    return rows / ours, rows / bare
+                started = time.perf_counter()
+                store.write(Batch(n_records=readings[i:i + batch]))
+                first = time.perf_counter()
+                copy_batch(connection, "bare_binary", tuples[i:i + batch], True)
+                second = time.perf_counter()
+                copy_batch(connection, "bare_text", tuples[i:i + batch], False)
+                ours += first - started
+                binary += second - first
+                text += time.perf_counter() - second
+        store.close()
+    return rows / ours, rows / binary, rows / text
 
 
 def main():
@@ -241,12 +314,14 @@ def main():
     sqlite_ours, sqlite_bare = storage_sqlite(args.rows, args.batch)
     print(f"SQLite: store.write {sqlite_ours:10,.0f} rows/s, executemany {sqlite_bare:10,.0f} "
           f"rows/s: {sqlite_ours / sqlite_bare:.2f}x")
-    pg_ours, pg_bare = storage_postgres(args.rows, args.batch)
-    print(f"PostgreSQL: store.write {pg_ours:10,.0f} rows/s, COPY {pg_bare:10,.0f} rows/s: "
-          f"{pg_ours / pg_bare:.2f}x")
-    ours, bare = end_to_end(args.messages, args.mqtt)
-    print(f"sensor pipeline end to end (MQTT {args.mqtt}): {ours:,.0f} msg/s, "
-          f"{ours / bare:.2f}x a bare paho subscriber ({bare:,.0f} msg/s)")
+    pg_ours, pg_binary, pg_text = storage_postgres(args.rows, args.batch)
+    print(f"PostgreSQL: store.write {pg_ours:10,.0f} rows/s, COPY binary {pg_binary:10,.0f} "
+          f"rows/s, COPY text {pg_text:10,.0f} rows/s: "
+          f"{pg_ours / max(pg_binary, pg_text):.2f}x the faster COPY")
+    ours, bare, ours_cpu, bare_cpu = end_to_end(args.messages, args.mqtt)
+    print(f"sensor pipeline end to end (MQTT {args.mqtt}): {ours:,.0f} msg/s "
+          f"({ours_cpu:,.0f} per CPU-second), {ours / bare:.2f}x a bare paho subscriber "
+          f"({bare:,.0f} msg/s; {ours_cpu / bare_cpu:.2f}x per CPU-second)")
 
 
 if __name__ == "__main__":

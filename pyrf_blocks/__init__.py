@@ -11,6 +11,7 @@ from .blocks.recording import record_block, record_channels, sigmf_source
 from .blocks.results import result_store
 from .blocks.external import external_calculation
 from .blocks.sensors import sensor_filter, sensor_store, sensor_transform
+from .blocks.mqtt import mqtt_source
 from .blocks.sinks import collector, printer
 from .blocks.sources import simulated_instrument
 from .blocks.waveform import waveform_source
@@ -40,4 +41,10 @@ __all__ = [
     "process",
     "window_block", "moving_max", "moving_min", "record_channels", "waveform_source",
     "ThreadPool", "ProcessPool",
+    "mqtt_source",
 ]
+
+# Edges between the computations of a cluster (registered for pipeline files).
+from .cluster.edges import cluster_input, cluster_output  # noqa: E402
+
+__all__ += ["cluster_input", "cluster_output"]

@@ -204,6 +204,10 @@ class InputPort:
         self.index = index
         self.edge = None
         self.ended = False
+        #: Device time (ns) up to which the block has taken this input:
+        #: the ``end`` of the last chunk it computed (None before the
+        #: first).  Durable acknowledgement reads it (:mod:`~pyrf_blocks.durable`).
+        self.through = None
 
     def __repr__(self):
         return f"<input {self.index + 1} of {self.block.label}>"
@@ -220,6 +224,7 @@ class InputPort:
 
     def write(self, chunk):
         self.block._receive(self.index, chunk)
+        self.through = chunk.end
 
     def end_of_stream(self):
         self.ended = True

@@ -35,7 +35,7 @@ __all__ = [
     # Formulas
     "FormulaError", "FormulaTimeout",
     # Storage and sensor pipelines
-    "StoreUnavailable", "PayloadRejected",
+    "StoreUnavailable", "PayloadRejected", "MQTTError",
 ]
 
 
@@ -310,3 +310,9 @@ class PayloadRejected(ValueError):
         self.reason = reason
         self.detail = detail
 
+
+class MQTTError(ValueError):
+    """
+    A malformed MQTT packet, from a broker or about to be sent (a string
+    or packet over MQTT's limits); the connection is dropped and made again.
+    """

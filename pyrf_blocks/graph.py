@@ -63,6 +63,10 @@ class Graph:
         #: What serves the graph's blocks to other processes, once
         #: :func:`~pyrf_blocks.net.serve.serve` has started it.
         self.served = None
+        #: Sensor pipelines of the graph's file that no block keeps rows
+        #: through, by name: fed from MQTT (``pyrf-blocks run`` serves
+        #: them) and written back by ``graph_to_yaml``.
+        self.sensor_pipelines = {}
 
     def __repr__(self):
         return f"<Graph of {len(self.blocks)} blocks>"

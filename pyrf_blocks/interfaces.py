@@ -448,3 +448,51 @@ KIND_INTERFACES = {
     "peaks": IPeaksProducer,
     "records": IRecordsProducer,
 }
+
+
+class IDurableSink(ISink):
+    """
+    A sink whose effect outlives the process (a store): it says how far
+    its input is durable, so a source upstream acknowledges only that (see
+    :mod:`pyrf_blocks.durable`).
+    """
+
+    durable_through = Attribute(
+        "Device time (ns) before which every row of the input has its effect "
+        "committed, or None before the first commit.  It only grows."
+    )
+
+    def stored_through():
+        """
+        A Deferred firing with the ``durable_through`` an earlier run last
+        committed (stored with its rows), or None.
+        """
+
+    def stored_cursors(prefix):
+        """
+        A Deferred firing with ``{key: text}`` of the cursors this sink's
+        store holds under keys starting with ``prefix`` (what sources asked
+        it to store with its rows, in earlier runs).
+        """
+
+
+class IAcknowledgingSource(IBlock):
+    """
+    A source whose messages wait for an acknowledgement (an MQTT
+    subscription with QoS 1) that it gives only once their effect is
+    durable downstream (see :mod:`pyrf_blocks.durable`).
+    """
+
+    def durable_marks(sink, taken):
+        """
+        ``{key: text}`` for the durable ``sink`` to store in the same
+        transaction as its rows, which hold input rows from before device
+        time ``taken`` at most: what the source needs after a restart to
+        recognise messages delivered again.
+        """
+
+    def durable_advanced():
+        """
+        A durable sink downstream has committed more: acknowledge what is
+        now durable everywhere.
+        """

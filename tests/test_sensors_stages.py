@@ -368,3 +368,52 @@ def test_formula_errors_at_run_time_are_bad_payloads(clock):
     timed.receive("t", 2, b"2")
     assert timed.bad == {"transform": 2}
 
+
+
+def test_messages_during_a_write_make_one_next_write(clock):
+    """Messages arriving while a batch is written go out together in one next write, its hooks run once."""
+    from twisted.internet.defer import Deferred
+
+    from pyrf_blocks.sensors.buffering import Buffer
+
+    class Slow:
+        def __init__(self):
+            self.store = MemoryStore()
+            self.writes = []
+
+        def call(self, function, *args):
+            self.writes.append((Deferred(), function, args))
+            return self.writes[-1][0]
+
+    def finish(write):
+        done, function, args = write
+        function(*args)
+        done.callback(None)
+
+    hooks = []
+    store = Slow()
+    buffer = Buffer(store, clock, max_items=2, before_write=[lambda batch, now: hooks.append(now)])
+    acked = []
+    for n in range(12):
+        buffer.added(lambda n=n: acked.append(n))
+    assert len(store.writes) == 1 and buffer.waiting == 12
+    finish(store.writes[0])
+    assert acked == [0, 1] and len(store.writes) == 2
+    finish(store.writes[1])
+    assert acked == list(range(12)) and len(store.writes) == 2
+    assert len(hooks) == 2 and buffer.stats == {"messages": 12, "batches": 2, "failures": 0}
+
+
+def test_last_value_puts_one_row_per_topic_in_a_batch(clock):
+    """A batch carries only each topic's latest reading for last_value (an older redelivery does not replace it)."""
+    pipeline, store = _pipeline(clock, policies=[LastValue()], max_items=100)
+    for topic, second in [("a", 1), ("b", 2), ("a", 3), ("a", 2), ("b", 5)]:
+        pipeline.receive(topic, second * S, str(second).encode())
+    rows = pipeline.buffer.batch.last_value
+    assert [(r.topic, r.time // S) for r in rows] == [("a", 3), ("b", 5)]
+    pipeline.flush()
+    pipeline.receive("a", 7 * S, b"7")
+    assert [(r.topic, r.time // S) for r in pipeline.buffer.batch.last_value] == [("a", 7)]
+    pipeline.flush()
+    assert [(r["topic"], r["number"]) for r in store.query("a", "last_value") +
+            store.query("b", "last_value")] == [("a", 7.0), ("b", 5.0)]

@@ -14,13 +14,14 @@ text, a text's UTF-8, bytes as they are.
 """
 
 from collections import Counter
+from functools import partial
 
 import numpy as np
 from zope.interface import implementer
 
 from ..block import Block, Sink
 from ..errors import PayloadRejected
-from ..interfaces import IRecordsProducer, IStateful
+from ..interfaces import IDurableSink, IRecordsProducer, IStateful
 from ..registry import register
 from ..state import check_version
 
@@ -63,6 +64,10 @@ class sensor_filter(Block):
 
         self.filters = Filters(value_type, whitelist, blacklist, minimum, maximum, max_rate,
                                unique, max_size)
+        # The parameters as given, for graph_to_yaml.
+        self.value_type, self.whitelist, self.blacklist = value_type, whitelist, blacklist
+        self.minimum, self.maximum, self.max_rate = minimum, maximum, max_rate
+        self.unique, self.max_size = unique, max_size
         #: Rows left out, by reason; rows that were bad payloads, by reason.
         self.dropped = Counter()
         self.bad = Counter()
@@ -129,7 +134,12 @@ class sensor_transform(Block):
         else:
             raise ValueError(f"sensor_transform: value_type {value_type!r}; one of number, "
                              "image, file")
-        self.value_type = self.transform.kind
+        # The parameters as given, for graph_to_yaml.
+        self.value_type = value_type
+        self.coefficient, self.decimal_point, self.formula = coefficient, decimal_point, formula
+        self.timeout, self.size, self.dpi, self.clip = timeout, size, dpi, clip
+        self.image_format, self.compression = image_format, compression
+        self.level, self.wbits = level, wbits
         self.bad = Counter()
         super().__init__(producer, **kwargs)
 
@@ -143,11 +153,11 @@ class sensor_transform(Block):
                 self.bad[rejected.reason] += 1
                 continue
             times.append(time)
-        _emit_rows(self, chunk, times, values, self.value_type)
+        _emit_rows(self, chunk, times, values, self.transform.kind)
 
 
 @register(remote=False)
-@implementer(IStateful)
+@implementer(IDurableSink, IStateful)
 class sensor_store(Sink):
     """
     Keeps the rows of a records stream under ``topic`` in ``store``,
@@ -161,6 +171,17 @@ class sensor_store(Sink):
 
     The sink finishes once the last batch is durable.  While more than
     ``max_waiting`` rows wait for the store, the input is paused.
+
+    It is a durable sink (:class:`~pyrf_blocks.interfaces.IDurableSink`):
+    :attr:`durable_through` follows its commits and is stored with them,
+    and an ``mqtt_source`` upstream acknowledges its messages only up to
+    there; the source's marks and ``durable_through`` are written in the
+    same transactions as the rows.  When it starts, each policy continues
+    ``topic``'s open window from the store (as a sensor pipeline does);
+    fed by such a source, it leaves out the rows before the
+    ``durable_through`` an earlier run stored (delivered again: their
+    effect is stored, and a window computed again from part of its rows
+    does not overwrite it).
 
     :param store: an :class:`~pyrf_blocks.interfaces.IStore`, or a URL for
         :func:`~pyrf_blocks.storage.open_store` (``sqlite:PATH``...).
@@ -179,20 +200,30 @@ class sensor_store(Sink):
         from ..sensors.spec import read_sensor_pipeline
         from ..storage import InlineStore, ThreadedStore, open_store
 
-        if isinstance(store, str):
-            store = open_store(store)
+        #: The store as given (a URL or an IStore), and the IStore it is.
+        self.store = store
+        self.backend = open_store(store) if isinstance(store, str) else store
         if pipeline is None:
             pipeline = SensorPipeline(topic, [topic], policies=[NRecords()])
         elif isinstance(pipeline, str):
             pipeline = read_sensor_pipeline(pipeline)
         self.topic = topic
         self.pipeline = pipeline
-        self.store = store
         self.max_waiting = max_waiting
-        self._threaded = threaded
+        self.threaded = threaded
         self._adapter_types = (ThreadedStore, InlineStore)
         self._last_time = None
         self._held = False
+        #: Device time before which every input row is committed (None
+        #: before the first commit).
+        self.durable_through = None
+        self._computed_end = None  # the end of the last chunk taken whole
+        self._taking_end = None    # the end of the chunk being taken
+        self._before_restore = None
+        self._end_wanted = False
+        #: The device time before which an earlier run committed every row
+        #: (read when it starts): rows before it are not taken again.
+        self.stored = None
         super().__init__(producer, **kwargs)
 
     # IStateful: what the pipeline's stages remember, and the last row's
@@ -210,27 +241,107 @@ class sensor_store(Sink):
 
     @property
     def holding(self):
-        """True while rows wait for the store (they are not in the state)."""
+        """
+        True while rows wait for the store, or chunks for the store's open
+        windows to be read (neither is in the state).
+        """
         buffer = self.pipeline.buffer
-        return (buffer is not None and buffer.waiting > 0) or super().holding
+        return (bool(self._before_restore) or (buffer is not None and buffer.waiting > 0)
+                or super().holding)
 
     def on_start(self):
         if self.pipeline.buffer is None:
             threaded, inline = self._adapter_types
             reactor = self.graph.reactor
-            adapter = threaded(self.store, reactor) if self._threaded else inline(self.store)
-            self.pipeline.start(adapter, reactor)
+            adapter = (threaded(self.backend, reactor) if self.threaded
+                       else inline(self.backend))
+            self.pipeline.start(adapter, reactor).before_write.append(self._store_marks)
+            # Continue the store's open windows before taking any row.
+            self._before_restore = []
+            # Fed by a source that acknowledges (MQTT), a row before what an
+            # earlier run committed is one delivered again: left out.
+            from ..durable import acknowledging_sources
+
+            restored = adapter.call(self._restore, self.backend,
+                                    bool(acknowledging_sources(self)))
+            restored.addErrback(lambda failure: self.graph.fail(self, failure))
+            restored.addCallback(lambda _: self._restored())
+
+    @property
+    def _through_key(self):
+        return f"durable-through:{self.topic}:{self.name}"
+
+    def _restore(self, store, resuming):
+        if resuming:
+            stored = store.cursors(self._through_key).get(self._through_key)
+            self.stored = None if stored is None else int(stored)
+        for policy in self.pipeline.policies:
+            if hasattr(policy, "restore"):
+                policy.restore(store, self.topic)
+
+    def _restored(self):
+        waiting, self._before_restore = self._before_restore, None
+        for chunk in waiting or ():
+            self.compute(chunk)
+        if self._end_wanted:
+            self.end()
+
+    def stored_through(self):
+        """
+        A Deferred of :attr:`durable_through` as an earlier run last
+        committed it, or None (see
+        :class:`~pyrf_blocks.interfaces.IDurableSink`).
+        """
+        key = self._through_key
+        stored = self.pipeline.buffer.store.call("cursors", key)
+        return stored.addCallback(lambda found: int(found[key]) if key in found else None)
+
+    def stored_cursors(self, prefix):
+        """
+        A Deferred of the store's cursors under ``prefix`` (see
+        :class:`~pyrf_blocks.interfaces.IDurableSink`).
+        """
+        return self.pipeline.buffer.store.call("cursors", prefix)
+
+    def _store_marks(self, batch, now):
+        from ..durable import acknowledging_sources
+
+        if self._taking_end is None:
+            return
+        for source in acknowledging_sources(self):
+            batch.cursors.update(source.durable_marks(self, self._taking_end))
+            if self._computed_end is not None:
+                batch.cursors[self._through_key] = str(self._computed_end)
+
+    def _durable(self, end):
+        if self.durable_through is None or end > self.durable_through:
+            self.durable_through = end
+            from ..durable import notify_sources
+
+            notify_sources(self)
 
     def compute(self, chunk):
+        if self._before_restore is not None:
+            self._before_restore.append(chunk)
+            return
+        # A batch may be written in the middle of the chunk's rows.
+        self._taking_end = chunk.end
         receive = self.pipeline.receive
         topic = self.topic
         last = self._last_time
+        stored = self.stored
         for time, value in zip(chunk.times.tolist(), chunk.data.tolist()):
+            if stored is not None and time < stored:
+                continue  # committed by an earlier run, which stored its effect
             if last is not None and time <= last:
                 time = last + 1  # rows are keyed by (topic, time)
             last = time
             receive(topic, time, _payload(value), self._written)
         self._last_time = last
+        # After the rows, in the same batch: the chunk's end is durable
+        # with them (an empty chunk's at the next write).
+        self._computed_end = chunk.end
+        self.pipeline.buffer.added(partial(self._durable, chunk.end))
         if self.pipeline.buffer.waiting > self.max_waiting and not self._held:
             self._held = True
             for edge in self.input_edges:
@@ -250,4 +361,7 @@ class sensor_store(Sink):
         """
         if self.finished or self.pipeline.buffer is None:
             return super().end()
+        if self._before_restore is not None:
+            self._end_wanted = True  # after the rows that wait for the restore
+            return
         self.pipeline.flush().addBoth(lambda _: Sink.end(self))

@@ -50,6 +50,10 @@ class ClusterContext:
     revision: int
     store: object
     active: bool = True
+    #: Where other computations run (:class:`~pyrf_blocks.cluster.edges.Directory`),
+    #: for the ``cluster_input`` blocks, and the token that workers want.
+    directory: object = None
+    token: str = None
 
 
 def quiescent(graph):
@@ -103,6 +107,7 @@ class _Running:
     snapshot_at: float = None
     finished: bool = False
     saving: bool = False
+    force_next: bool = False
 
 
 class Runner:
@@ -114,12 +119,34 @@ class Runner:
     :param coordinator: where the computations' specs are.
     :param store: the :class:`~pyrf_blocks.cluster.store.ClusterStore`.
     :param snapshot_interval: seconds between snapshots of a computation.
+    :param token: the bearer token of the cluster's workers (for reading
+        other computations' outputs from them).
+
+    It serves the ``cluster_output`` blocks of what runs here to the
+    ``cluster_input`` blocks of other computations
+    (:class:`~pyrf_blocks.cluster.edges.Served`, under a worker's
+    ``/computations/``); set :attr:`member` so that it stops serving as
+    soon as the member's lease may have lapsed.
     """
 
-    def __init__(self, reactor, coordinator, store, prefix="/pyrf/", snapshot_interval=1.0):
+    def __init__(self, reactor, coordinator, store, prefix="/pyrf/", snapshot_interval=1.0,
+                 token=None):
+        from .edges import Directory, Served
+
         self._reactor, self._coordinator, self._store = reactor, coordinator, store
         self.prefix = prefix
         self.running = {}
+        self.token = token
+        self.directory = Directory(coordinator, prefix)
+        #: The routes a worker serves under ``/computations/``.
+        self.served = Served(self)
+        #: The worker's :class:`~pyrf_blocks.cluster.membership.Member`, once joined.
+        self.member = None
+        #: ``{computation: (revision, {block: Retention})}`` of finished
+        #: computations whose outputs are still served from their snapshot.
+        self.finished_outputs = {}
+        #: ``{computation: revision}`` assigned here and not revoked since.
+        self._wanted = {}
         self._loop = task.LoopingCall(self.snapshot_all)
         self._loop.clock = reactor
         self._interval = snapshot_interval
@@ -136,13 +163,46 @@ class Runner:
     def stop(self):
         if self._loop.running:
             self._loop.stop()
-        for name in list(self.running):
+        for name in set(self.running) | set(self.finished_outputs):
             self.revoked(name)
+        self.directory.stop()
+
+    def serving(self, name):
+        """
+        ``(revision, {block: Retention})`` of the ``cluster_output`` blocks
+        of computation ``name`` served here, or None when it does not run here.
+        """
+        from .edges import cluster_output
+
+        running = self.running.get(name)
+        if running is not None and running.graph.cluster.active:
+            return running.revision, {
+                block.name: block.retention for block in list(running.graph.blocks.values())
+                if isinstance(block, cluster_output) and block.retention is not None}
+        return self.finished_outputs.get(name)
+
+    def lease_stale(self):
+        """
+        Why this worker must not serve its computations now (its lease may
+        have lapsed: not renewed for longer than its ttl), or None.
+        """
+        lease = getattr(self.member, "lease", None)
+        if lease is None:
+            return None
+        if lease.lost.called:
+            return "this worker lost its lease"
+        if lease.renewed_at is not None:
+            age = self._reactor.seconds() - lease.renewed_at
+            if age > lease.ttl:
+                return (f"this worker's lease was last renewed {age:.1f} s ago "
+                        f"(ttl {lease.ttl:g} s)")
+        return None
 
     def _in_thread(self, function, *args):
         return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), function, *args)
 
     def assigned(self, assignment):
+        self._wanted[assignment.computation] = assignment.revision
         d = defer.ensureDeferred(self._start(assignment))
         d.addErrback(lambda f: log.failure("{computation}: could not start", f,
                                            computation=assignment.computation))
@@ -151,29 +211,67 @@ class Runner:
         from ..graph import Graph
         from ..pipeline import build, check_text
 
+        from .edges import cluster_output, consumers_of
+
         name = assignment.computation
-        kvs, _ = await self._coordinator.range(f"{self.prefix}computations/{name}")
-        spec = [kv for kv in kvs if kv.key == f"{self.prefix}computations/{name}"]
-        if not spec:
+        prefix = f"{self.prefix}computations/"
+        kvs, _ = await self._coordinator.range(prefix)
+        specs = {kv.key[len(prefix):]: json.loads(kv.value)["pipeline"] for kv in kvs}
+        if name not in specs:
             raise LookupError(f"computation {name!r} has no spec in the coordinator")
-        text = json.loads(spec[0].value)["pipeline"]
+        text = specs[name]
+        # Who reads this computation's cluster_outputs: their chunks are
+        # kept until each of those has acknowledged them.
+        consumers = consumers_of(specs, name)
+        await self.directory.start()
+        if not self._still_wanted(assignment):
+            return
         state = await self._in_thread(self._store.take_over, name, assignment.revision)
+        if not self._still_wanted(assignment):
+            return
         if state is not None and all(entry["ended"] for entry in state["blocks"].values()):
             log.info("{computation}: already finished (revision {revision})",
                      computation=name, revision=assignment.revision)
+            self._serve_finished(name, assignment.revision, state, consumers)
             return
         graph = Graph(self._reactor)
-        graph.cluster = ClusterContext(name, assignment.revision, self._store)
+        graph.cluster = ClusterContext(name, assignment.revision, self._store,
+                                       directory=self.directory, token=self.token)
         build(check_text(text, filename=name), graph)
         if state is not None:
             restore(graph, state)
             self.restored += 1
+        for block in graph.blocks.values():
+            if isinstance(block, cluster_output):
+                block.retention.expect(consumers.get(block.name, ()))
         running = _Running(graph, assignment.revision)
         self.running[name] = running
         log.info("{computation}: running (revision {revision}{restored})", computation=name,
                  revision=assignment.revision, restored=", restored" if state else "")
         graph.done().addCallbacks(lambda _: self._finished(name, running),
                                   lambda f: self._failed(name, running, f))
+
+    def _still_wanted(self, assignment):
+        return self._wanted.get(assignment.computation) == assignment.revision
+
+    def _serve_finished(self, name, revision, state, consumers):
+        """
+        Serve what the ``cluster_output`` blocks of a finished computation
+        still keep for their consumers, from its last snapshot.
+        """
+        from .edges import Retention
+
+        outputs = {}
+        for block, entry in state["blocks"].items():
+            kept = entry.get("state")
+            if isinstance(kept, dict) and "retention" in kept:
+                retention = Retention(f"cluster_output {block!r} of {name!r}",
+                                      kept["retention"]["kind"], self._reactor)
+                retention.restore(kept["retention"])
+                retention.expect(consumers.get(block, ()))
+                outputs[block] = retention
+        if outputs:
+            self.finished_outputs[name] = (revision, outputs)
 
     def _finished(self, name, running):
         running.finished = True
@@ -190,7 +288,13 @@ class Runner:
             del self.running[name]
 
     def revoked(self, name):
+        self._wanted.pop(name, None)
+        served = self.serving(name)
+        self.finished_outputs.pop(name, None)
         running = self.running.pop(name, None)
+        if served is not None:
+            for retention in served[1].values():
+                retention.close(f"computation {name!r} moved away from this worker")
         if running is not None:
             log.info("{computation}: moved away, stopping it here", computation=name)
             running.graph.cluster.active = False
@@ -202,6 +306,11 @@ class Runner:
             for name, running in list(self.running.items()) if not running.finished])
 
     async def _snapshot(self, name, running, force=False):
+        if force and running.saving:
+            # The last snapshot (the graph is done) must not be lost to a
+            # periodic one in progress: it follows it.
+            running.force_next = True
+            return
         if running.saving or not running.graph.cluster.active or not (
                 force or quiescent(running.graph)):
             return
@@ -222,5 +331,14 @@ class Runner:
                 return
             running.snapshots += 1
             running.snapshot_at = self._reactor.seconds()
+            # Durable: the inputs read from other computations acknowledge
+            # what this snapshot covers, so their producers can let it go.
+            for block_name, entry in state["blocks"].items():
+                saved = getattr(running.graph.blocks.get(block_name), "snapshot_saved", None)
+                if saved is not None:
+                    saved(entry)
         finally:
             running.saving = False
+        if running.force_next:
+            running.force_next = False
+            await self._snapshot(name, running, force=True)

@@ -33,22 +33,30 @@ async def join_as_worker(reactor, url, name, address, store_path, ttl=5.0,
     Join the cluster at ``url`` as ``name`` (reached at ``address``) and
     run the computations the manager assigns; return ``(member, runner)``.
     Given the :class:`~pyrf_blocks.net.worker.Worker`, its ``/metrics``
-    report the computations too.
+    report the computations too, and it serves their ``cluster_output``
+    blocks to other workers (with its token, which they share).
     """
     _check_url(url)
     store = open_cluster_store(store_path)
     coordinator = coordinator_for(url, reactor, ca=ca)
     runner = Runner(reactor, coordinator, store, prefix=prefix,
-                    snapshot_interval=snapshot_interval)
+                    snapshot_interval=snapshot_interval,
+                    token=None if worker is None else worker.token)
     member = Member(coordinator, reactor, name, address, runner.assigned, runner.revoked,
                     ttl=ttl, prefix=prefix)
+    runner.member = member
+    if worker is not None:
+        # Other computations read this one's cluster_outputs here.
+        worker.computations = runner.served
     await member.join()
     runner.start()
     if worker is not None:
         from ..metrics import GraphCollector, WorkerCollector
+        from .edges import EdgeCollector
 
         worker.collectors += [GraphCollector(runner.graphs),
-                              WorkerCollector(member, runner, reactor)]
+                              WorkerCollector(member, runner, reactor),
+                              EdgeCollector(runner)]
     log.info("{name}: joined the cluster at {url}", name=name, url=url)
     return member, runner
 

@@ -9,7 +9,7 @@ import os
 __all__ = ["positive_float", "positive_int", "window_name", "fft_size", "duration",
            "port_number", "add_window_argument", "simulated_tones", "simulated_tones_text",
            "log_warnings_to_stderr", "one_line_failures", "TOKEN_VARIABLE",
-           "add_token_arguments", "token_from"]
+           "add_token_arguments", "token_from", "broker_address", "add_mqtt_arguments"]
 
 #: Environment variable that may hold a worker's bearer token.
 TOKEN_VARIABLE = "PYRF_BLOCKS_TOKEN"
@@ -260,3 +260,34 @@ def log_to_stderr(level):
     globalLogBeginner.beginLoggingTo(
         [FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])],
         redirectStandardIO=False)
+
+
+def broker_address(text):
+    """
+    ``(host, port)`` of ``--broker``: ``HOST:PORT`` or ``mqtt://HOST:PORT``;
+    ValueError naming the option and how to write it.
+    """
+    from ..blocks.mqtt import parse_broker
+
+    try:
+        return parse_broker(text)
+    except ValueError as error:
+        raise ValueError(f"--broker {error}") from None
+
+
+def add_mqtt_arguments(parser, what):
+    """
+    --broker, --store, --client-id and --mqtt: where the sensor pipelines
+    that ``what`` runs take their messages and keep their rows.
+    """
+    parser.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT",
+                        help=f"MQTT broker of {what} (default 127.0.0.1:1883)")
+    parser.add_argument("--store", default="sensors.db", metavar="URL",
+                        help=f"store of {what}: sqlite:PATH (or a path; default "
+                             "sensors.db), postgresql://..., or memory:")
+    parser.add_argument("--client-id", default="pyrf-blocks",
+                        help="MQTT client id: the persistent session's name")
+    parser.add_argument("--mqtt", choices=("5", "3.1.1"), default="5",
+                        help="MQTT version (default 5; 3.1.1 costs less CPU per message "
+                             "but needs the broker's max_inflight_messages at least every "
+                             "pipeline's max_items)")

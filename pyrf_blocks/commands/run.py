@@ -7,6 +7,12 @@ until Ctrl-C or SIGTERM, which stop the sources so that every sink
 finishes with what it has.  At the end a line per sink says how many chunks
 it took, and any edge that dropped chunks says how many.
 
+Sensor pipelines written beside the blocks (``pipelines:``) that no
+``sensor_store`` names are fed from MQTT: ``run`` serves them while the
+graph runs, on one connection to --broker (session --client-id), into
+--store, and says so in one line when it starts; they write what they
+hold when the graph ends.
+
 --dry-run prints the resolved pipeline (every parameter, in base units),
 what chain optimisation would fuse, and its Graphviz dot (fused blocks in a
 dashed cluster), and runs nothing.  The graph is optimised before it runs
@@ -15,7 +21,7 @@ dashed cluster), and runs nothing.  The graph is optimised before it runs
 
 import sys
 
-from .options import duration, log_warnings_to_stderr
+from .options import add_mqtt_arguments, duration, log_warnings_to_stderr
 
 HELP = "run a pipeline file (or print it resolved, with --dry-run)"
 
@@ -30,6 +36,7 @@ def add_arguments(parser):
                              "run nothing")
     parser.add_argument("--no-optimise", dest="optimise", action="store_false",
                         help="run the graph as written, without chain optimisation")
+    add_mqtt_arguments(parser, "the sensor pipelines fed from MQTT")
 
 
 def _consumer(edge):
@@ -47,6 +54,10 @@ def report(graph, out):
         state = "finished" if sink.finished else "not finished"
         print(f"{sink.type_name} {sink.name!r}: {taken} chunk{'s' * (taken != 1)}, "
               f"{state}", file=out)
+    for source in graph.sources:
+        summary = getattr(source, "summary", None)
+        if summary is not None:
+            print(f"{source.type_name} {source.name!r}: {summary()}", file=out)
     for edge in edges:
         if edge.dropped:
             print(f"{edge.producer.name} -> {_consumer(edge).name}: "
@@ -62,6 +73,11 @@ def run(args):
     except PipelineError as error:
         print(error, file=sys.stderr)
         return 1
+    served = pipeline.mqtt_sensors
+    if served:
+        print(f"{args.file}: sensor pipeline{'s' * (len(served) > 1)} "
+              f"{', '.join(served)} fed from MQTT {args.broker} (client id "
+              f"{args.client_id}) into {args.store}", file=sys.stderr)
     if args.dry_run:
         from ..optimise import pipeline_nodes, plan
         fusions = plan(pipeline_nodes(pipeline)) if args.optimise else []
@@ -83,6 +99,12 @@ def run(args):
         print(error, file=sys.stderr)
         return 1
     log_warnings_to_stderr(failures_reported=True)
+    server = None
+    if served:
+        server, problem = _serve_sensors(args, graph)
+        if problem:
+            print(f"{args.file}: {problem}", file=sys.stderr)
+            return 1
     try:
         graph.run(args.duration, optimise=args.optimise)
     except Exception as error:  # a block failed (its traceback logged if a bug's)
@@ -92,4 +114,55 @@ def run(args):
         report(graph, sys.stderr)
         return 1
     report(graph, sys.stderr)
+    if server is not None:
+        for name, sensor in server.pipelines.items():
+            print(f"sensor pipeline {name}: {sensor.buffer.stats['messages']} message(s) "
+                  f"written, {sum(sensor.bad.values())} bad, "
+                  f"{sum(sensor.dropped.values())} dropped", file=sys.stderr)
     return 0
+
+
+def _serve_sensors(args, graph):
+    """
+    Serve the graph's MQTT-fed sensor pipelines while it runs
+    (:class:`~pyrf_blocks.sensors.serve.FilePipelineServer`): ``(server,
+    None)``, or ``(None, a line saying what is wrong)``.
+    """
+    from twisted.internet import defer
+
+    from ..errors import StoreUnavailable
+    from ..sensors.serve import FilePipelineServer
+    from ..storage import open_store
+    from .options import broker_address
+
+    try:
+        host, port = broker_address(args.broker)
+        store = open_store(args.store)
+    except (StoreUnavailable, ValueError) as error:
+        return None, str(error)
+    sensors = graph.sensor_pipelines
+    taken = {}
+    for name, sensor in sensors.items():
+        for topic in sensor.topics:
+            if topic in taken:
+                return None, (f"sensor pipelines {taken[topic]} and {name} both take "
+                              f"topic {topic}")
+            taken[topic] = name
+    server = FilePipelineServer(graph.reactor, args.file, sensors, store, host=host,
+                                port=port, client_id=args.client_id, protocol=args.mqtt,
+                                report=lambda line: print(line, file=sys.stderr, flush=True))
+
+    def start():
+        server.start().addErrback(failed)
+
+    def failed(failure):
+        print(f"{args.file}: serving the sensor pipelines failed: "
+              f"{failure.getErrorMessage()}", file=sys.stderr)
+        graph.stop()
+
+    # They stop once every sink of the graph has finished, and the graph
+    # is done when they have written what they hold.
+    graph.reactor.callLater(0, start)
+    finished = defer.DeferredList([sink.wait_finished() for sink in graph.sinks])
+    graph.add_cleanup(finished.addCallback(lambda _: server.stop()))
+    return server, None

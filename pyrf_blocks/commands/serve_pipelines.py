@@ -14,31 +14,14 @@ HELP = "run the sensor pipelines of a directory (MQTT in, store out)"
 
 
 def add_arguments(parser):
-    from .options import positive_float
+    from .options import add_mqtt_arguments, positive_float
 
     parser.add_argument("directory", metavar="DIR", help="directory of pipeline files")
-    parser.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT",
-                        help="MQTT broker (default 127.0.0.1:1883)")
-    parser.add_argument("--store", default="sensors.db", metavar="URL",
-                        help="sqlite:PATH (or a path; default sensors.db), "
-                             "postgresql://..., or memory:")
-    parser.add_argument("--client-id", default="pyrf-blocks",
-                        help="MQTT client id: the persistent session's name")
-    parser.add_argument("--mqtt", choices=("5", "3.1.1"), default="5",
-                        help="MQTT version (default 5; 3.1.1 costs less CPU per message "
-                             "but needs the broker's max_inflight_messages at least every "
-                             "pipeline's max_items)")
+    add_mqtt_arguments(parser, "the pipelines")
     parser.add_argument("--duration", type=positive_float, default=None, metavar="S",
                         help="stop after S seconds (default: run until interrupted)")
     parser.add_argument("--rescan", type=positive_float, default=2.0, metavar="S",
                         help="look for changed files every S seconds (default 2)")
-
-
-def _broker(text):
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--broker {text!r}: write HOST:PORT, such as 127.0.0.1:1883")
-    return host, int(port)
 
 
 def run(args):
@@ -49,8 +32,10 @@ def run(args):
     from ..sensors.serve import PipelineServer
     from ..storage import open_store
 
+    from .options import broker_address
+
     try:
-        host, port = _broker(args.broker)
+        host, port = broker_address(args.broker)
     except ValueError as error:
         print(f"pyrf-blocks serve-pipelines: {error}", file=sys.stderr)
         return 2

@@ -29,6 +29,9 @@ Control API (JSON in, JSON out; every error is ``{"error": message}``):
                                    :mod:`pyrf_blocks.calculations`)
 ``GET /metrics``                   metrics in Prometheus's text format
                                    (:mod:`pyrf_blocks.metrics`)
+``/computations/...``              a cluster worker's computations'
+                                   outputs, read by other computations
+                                   (:mod:`pyrf_blocks.cluster.edges`)
 =================================  ======================================
 
 Only registered block types can be created: a request names a type, never
@@ -392,6 +395,9 @@ class Worker:
         #: Prometheus collectors served on /metrics besides the graph's own
         #: (a cluster worker adds its computations').
         self.collectors = []
+        #: What serves ``/computations/...`` (a cluster worker's runner:
+        #: :class:`~pyrf_blocks.cluster.edges.Served`); None: nothing.
+        self.computations = None
         self._metrics = None
         #: ``key`` of a request that opened streams → (what it asked, their ids).
         self._stream_keys = OrderedDict()
@@ -535,6 +541,8 @@ class Worker:
                 del self.streams[ident]
                 self._freed = True
                 return json_reply(request, {"closed": ident})
+            case ["computations", *rest] if self.computations is not None:
+                return self.computations.route(request, method, rest)
             case (["health"] | ["metrics"] | ["blocks"] | ["blocks", _]
                   | ["blocks", _, "streams" | "stop" | "finished"]
                   | ["streams"] | ["streams", _]):

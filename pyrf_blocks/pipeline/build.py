@@ -145,4 +145,7 @@ def build(pipeline, graph=None, environ=None):
         for place in places.values():
             place.close()
         raise PipelineError(problems)
+    for name in pipeline.mqtt_sensors:
+        # Not blocks, but part of the file: kept for graph_to_yaml.
+        graph.sensor_pipelines[name] = pipeline.sensor_pipeline(name)
     return graph

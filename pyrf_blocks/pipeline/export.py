@@ -9,7 +9,10 @@ where they differ from the block's default, with their units
 number.  A parameter's current value is read from the block's ``settings``
 mapping when it has one (a source configurable while it runs) and from its
 attribute of the same name otherwise; parameters only Python can give (a
-printer's stream) are left out.  Placement is not exported yet: a block
+printer's stream) are left out.  Sensor pipelines
+that came from a file (a ``sensor_store``'s, and those fed from MQTT that
+the graph keeps in ``sensor_pipelines``) are written under ``pipelines``
+as the file wrote them.  Placement is not exported yet: a block
 placed in another process from Python cannot be written.  Dot draws the graph as the seed does: sources and sinks as boxes,
 blocks of one process in a cluster, and an edge dotted while nothing
 downstream of it consumes, so the chain behind it stays idle.
@@ -68,7 +71,31 @@ def _parameter_value(block, name):
                           "that name)") from None
 
 
-def _block_data(block):
+def _sensor_reference(value, sections, where):
+    """
+    The name to write for a sensor pipeline parameter, its stages added to
+    ``sections``; other values as they are.
+    """
+    from ..sensors.pipeline import SensorPipeline
+
+    if not isinstance(value, SensorPipeline):
+        return value
+    _add_section(sections, value, where)
+    return value.name
+
+
+def _add_section(sections, pipeline, where):
+    if pipeline.spec is None:
+        raise ExportError(f"{where}: sensor pipeline {pipeline.name!r} was made in Python, "
+                          "so a pipeline file cannot write it; give its file's path")
+    known = sections.get(pipeline.name)
+    if known is not None and known != pipeline.spec:
+        raise ExportError(f"{where}: two different sensor pipelines are named "
+                          f"{pipeline.name!r}")
+    sections[pipeline.name] = pipeline.spec
+
+
+def _block_data(block, sections):
     label = f"{block.type_name} {block.name!r}"
     try:
         registered = lookup(block.type_name)
@@ -85,7 +112,8 @@ def _block_data(block):
         if spec.python_only:
             continue
         where = f"{label}: parameter {name!r}"
-        value = _plain(_parameter_value(block, name), where)
+        value = _plain(_sensor_reference(_parameter_value(block, name), sections, where),
+                       where)
         if not spec.required and value == _plain(spec.default, where):
             continue
         params[name] = _with_units(value, spec.unit)
@@ -108,7 +136,13 @@ def graph_to_data(graph, description=None):
     if description:
         data["description"] = description
     # Blocks are added to a graph after their inputs: already in flow order.
-    data["blocks"] = {name: _block_data(block) for name, block in graph.blocks.items()}
+    sections = {}
+    data["blocks"] = {name: _block_data(block, sections)
+                      for name, block in graph.blocks.items()}
+    for name, pipeline in graph.sensor_pipelines.items():
+        _add_section(sections, pipeline, f"sensor pipeline {name!r}")
+    if sections:
+        data["pipelines"] = _plain(sections, "pipelines")
     return data
 
 

@@ -111,6 +111,17 @@ class Pipeline:
 
         return sensor_sections(self.document)[0][name]
 
+    @property
+    def mqtt_sensors(self):
+        """
+        The names of the sensor pipelines written beside the blocks that no
+        block keeps rows through (``sensor_store``'s ``pipeline``): their
+        messages come from MQTT (``pyrf-blocks run`` serves them).
+        """
+        named = {block.params.get(key) for block in self.blocks.values()
+                 if block.type_name == "sensor_store" for key in SENSOR_PIPELINE_PARAMS}
+        return tuple(name for name in self.sensors if name not in named)
+
     def consumers(self, name):
         """
         The blocks that take ``name`` as an input.

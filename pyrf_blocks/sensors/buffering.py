@@ -93,7 +93,10 @@ class Buffer:
         if self.backoff.pending:
             return  # the store is away: the retry writes this too
         if self._messages >= self.max_items:
-            self.flush()
+            # While a write is in progress, its end writes what came meanwhile
+            # (asking here again, for every message, chained a flush each).
+            if self._writing is None:
+                self.flush()
         elif self._timer is None:
             self._timer = self.clock.callLater(self.accumulation_time, self._due)
 

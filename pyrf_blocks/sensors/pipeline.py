@@ -52,6 +52,9 @@ class SensorPipeline:
         self.max_items = max_items
         self.accumulation_time = accumulation_time
         self.buffer = None
+        #: The stages as a file wrote them (plain data), or None (made in
+        #: Python): what ``graph_to_yaml`` writes back.
+        self.spec = None
         self._held = None
         #: Good values left out, by reason (``inactive``, ``whitelist``, ``rate``...).
         self.dropped = Counter()

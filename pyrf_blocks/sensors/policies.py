@@ -78,16 +78,30 @@ class LastValue:
         self.min_interval_ns = int(min_interval * NS)
         self.file_ttl_ns = None if file_ttl is None else int(file_ttl * NS)
         self._written = {}
+        # One row per topic and batch: a later reading replaces the earlier
+        # one in the batch, as its upsert would in the table (a stream of
+        # values otherwise cost an upsert each on the store's thread).
+        self._batch = None
+        self._slots = {}
 
     def take(self, reading, batch):
-        last = self._written.get(reading.topic)
+        topic = reading.topic
+        last = self._written.get(topic)
         if last is not None and reading.time - last < self.min_interval_ns:
             return
-        self._written[reading.topic] = reading.time
+        self._written[topic] = reading.time
         if self.file_ttl_ns is not None and reading.kind in ("image", "file"):
-            reading = Reading(reading.topic, reading.time, reading.kind, reading.value,
+            reading = Reading(topic, reading.time, reading.kind, reading.value,
                               reading.time + self.file_ttl_ns)
-        batch.last_value.append(reading)
+        rows = batch.last_value
+        if batch is not self._batch:
+            self._batch, self._slots = batch, {}
+        slot = self._slots.get(topic)
+        if slot is None:
+            self._slots[topic] = len(rows)
+            rows.append(reading)
+        elif rows[slot].time <= reading.time:
+            rows[slot] = reading
 
     def flush(self, batch, now):
         pass

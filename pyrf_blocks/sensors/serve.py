@@ -25,7 +25,7 @@ from ..pipeline.loader import read_document
 from ..storage import ThreadedStore
 from .spec import is_sensor_pipeline, load_sensor_pipeline
 
-__all__ = ["PipelineServer"]
+__all__ = ["PipelineServer", "FilePipelineServer"]
 
 log = Logger()
 
@@ -194,6 +194,48 @@ class PipelineServer:
         for pipeline in list(self.pipelines.values()):
             yield pipeline.flush()
         if self.source is not None:
-            self.source.client.loop_write()
-            self.source.stop()
+            yield self.source.stop()
         yield self.store.close()
+
+
+class FilePipelineServer(PipelineServer):
+    """
+    Given sensor pipelines (those of a block-graph file that no block
+    names: what ``pyrf-blocks run`` serves beside the graph), run against
+    one broker and one store like a directory's, loaded once.
+
+    :param name: how reports name the file.
+    :param pipelines: ``{name: SensorPipeline}``; their topics must not
+        overlap.
+    """
+
+    def __init__(self, reactor, name, pipelines, store, **kwargs):
+        super().__init__(reactor, name, store, **kwargs)
+        self._given = dict(pipelines)
+        self._loaded = None
+
+    def __repr__(self):
+        return f"<FilePipelineServer {self.directory} {len(self._given)} pipeline(s)>"
+
+    def rescan(self):
+        """
+        Start the pipelines and restore their state, once: a Deferred.
+        """
+        if self._loaded is None:
+            self._loaded = self._load()
+        return self._loaded
+
+    @defer.inlineCallbacks
+    def _load(self):
+        for name, pipeline in self._given.items():
+            pipeline.start(self.store, self.reactor)
+            pipeline.hold()
+            self.pipelines[name] = pipeline
+        self._route()
+        for name, pipeline in self._given.items():
+            try:
+                yield self.store.call(pipeline.restore, self.store.store)
+            finally:
+                pipeline.release()
+            self.report(f"{self.directory}: sensor pipeline {name}: topics "
+                        f"{', '.join(pipeline.topics)}")

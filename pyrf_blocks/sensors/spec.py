@@ -15,6 +15,7 @@ it.  ``topics`` (or ``topic``) under ``pipeline`` names the MQTT topics;
 without it the topic is the file's name without ``.yaml``.
 """
 
+import copy
 import datetime
 import difflib
 import os
@@ -358,8 +359,10 @@ def _stages(reader, spec, base, name):
         accumulation = reader.duration(item, "accumulation_time", item_path, 0.001,
                                        366 * 86400.0, default=accumulation)
 
-    return SensorPipeline(name, topics, filters, transforms, policies, period,
-                          max_items=max_items, accumulation_time=accumulation)
+    pipeline = SensorPipeline(name, topics, filters, transforms, policies, period,
+                              max_items=max_items, accumulation_time=accumulation)
+    pipeline.spec = copy.deepcopy(spec)
+    return pipeline
 
 
 def _transform(reader, kind, item, path):

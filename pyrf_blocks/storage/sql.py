@@ -142,14 +142,22 @@ class SQLStore:
     # IStore.
 
     def write(self, batch):
-        for name, data in batch.blobs().items():
+        blobs = batch.blobs()
+        for name, data in blobs.items():
             self.put_blob(name, data)
-        rows = _rows_of(batch)
+        self.write_rows(_rows_of(batch), blobs)
+
+    def write_rows(self, rows, blobs):
+        """
+        In one transaction: ``rows`` (``{table: [tuple, ...]}`` in the
+        written columns) by :meth:`upsert`, and the ``blobs`` (``{name:
+        bytes}``) that the transaction keeps (:meth:`write_blobs`).
+        """
         with self.transaction() as cursor:
             for table, table_rows in rows.items():
                 if table_rows:
                     self.upsert(cursor, table, table_rows)
-            self.write_blobs(cursor, batch)
+            self.write_blobs(cursor, blobs)
 
     def put_blob(self, name, data):
         """
@@ -157,9 +165,10 @@ class SQLStore:
         """
         self.blobs.put(name, data)
 
-    def write_blobs(self, cursor, batch):
+    def write_blobs(self, cursor, blobs):
         """
-        Keep blobs inside the transaction (a table); nothing by default.
+        Keep ``blobs`` (``{name: bytes}``) inside the transaction (a
+        table); nothing by default.
         """
 
     def _select(self, sql, parameters=()):
