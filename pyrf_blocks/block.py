@@ -296,6 +296,10 @@ class Block(metaclass=BlockType):
     #: applied when it connects (right after ``reset``).
     _state_before_connection = None
     _restoring = False
+    #: True for a block restored from a snapshot taken after it had ended
+    #: (:func:`~pyrf_blocks.cluster.runner.restore`): it flushed then, so
+    #: the end of its inputs ends it without flushing a second time.
+    flushed_before = False
 
     def __init_subclass__(cls, **kwargs):
         # A block's state is reset when it connects: a state restored
@@ -717,7 +721,8 @@ class Block(metaclass=BlockType):
         if self._sync is not None and self._sync.unaligned_rows:
             log.warn("{block} dropped {rows} rows that no other input "
                      "covered", block=self.label, rows=self._sync.unaligned_rows)
-        self.flush()
+        if not self.flushed_before:
+            self.flush()
         if self._mailbox is not None and len(self._mailbox):
             self._mailbox.when_idle(self.end)
         else:

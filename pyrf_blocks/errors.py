@@ -27,6 +27,7 @@ __all__ = [
     "RemoteError", "WorkerUnreachable", "TLSError", "HTTPError",
     # The cluster
     "CoordinatorError", "Fenced",
+    "UnknownCalculation", "NoCalculationState",  # (seed 001's calculations on a worker)
     # Pipeline files
     "PipelineError", "FieldError", "UnitError", "ExportError",
     # Commands and the GUI
@@ -186,6 +187,21 @@ class Fenced(RuntimeError):
         super().__init__(
             f"{computation}: write refused, its assignment revision {revision} is older "
             f"than {current} (another worker owns it now)")
+
+
+class UnknownCalculation(LookupError):
+    """
+    No calculation of that name is registered
+    (:mod:`pyrf_blocks.calculations`); a worker answers 404.
+    """
+
+
+class NoCalculationState(LookupError):
+    """
+    A calculation service keeps no state for that variable (never given,
+    or forgotten); a worker answers 409, and the caller rebuilds it with
+    ``process_state``.
+    """
 
 
 # Pipeline files.

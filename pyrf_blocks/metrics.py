@@ -27,6 +27,9 @@ ENDPOINT``.  Rates (chunks and rows per second) are what Prometheus's
 ``pyrf_manager_leading``                    1 while this manager leads
 ``pyrf_manager_moves_total``                computations it moved between live
                                             workers
+``pyrf_calculation_requests_total``         seed 001 requests a worker answered,
+                                            by calculation and request
+``pyrf_calculation_variables``              variables it keeps a state for
 ==========================================  ======================================
 
 ``prometheus_client`` is imported only when metrics are first asked for.
@@ -34,7 +37,8 @@ ENDPOINT``.  Rates (chunks and rows per second) are what Prometheus's
 
 import time
 
-__all__ = ["GraphCollector", "WorkerCollector", "ManagerCollector", "new_registry", "render"]
+__all__ = ["GraphCollector", "WorkerCollector", "ManagerCollector", "CalculationCollector",
+           "new_registry", "render"]
 
 
 def _families():
@@ -134,6 +138,23 @@ class ManagerCollector:
                         labels=["manager"])
         moves.add_metric([name], self._manager.moved)
         yield from (leading, moves)
+
+
+class CalculationCollector:
+    """A worker's seed 001 calculations (:class:`~pyrf_blocks.calculations.CalculationService`)."""
+
+    def __init__(self, service):
+        self._service = service
+
+    def collect(self):
+        Counter, Gauge = _families()
+        requests = Counter("pyrf_calculation_requests", "Seed 001 requests answered",
+                           labels=["calculation", "request"])
+        for (name, request), count in sorted(self._service.requests.items()):
+            requests.add_metric([name, request], count)
+        variables = Gauge("pyrf_calculation_variables", "Variables with a state kept here")
+        variables.add_metric([], self._service.variables)
+        yield from (requests, variables)
 
 
 def new_registry():

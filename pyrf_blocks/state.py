@@ -7,7 +7,8 @@ and read; this costs a copy, so a 100 MiB hold snapshots at memory speed.
 
 import numpy as np
 
-__all__ = ["pack_array", "unpack_array", "pack_generator", "restore_generator"]
+__all__ = ["pack_array", "unpack_array", "pack_generator", "restore_generator", "plain",
+           "check_version"]
 
 
 def pack_array(array):
@@ -26,6 +27,36 @@ def unpack_array(state):
         return None
     array = np.frombuffer(state["data"], dtype=np.dtype(state["dtype"]))
     return array.reshape(state["shape"]).copy()
+
+
+def plain(value):
+    """
+    ``value`` (a chunk's meta, say) as msgpack gives it back: tuples become
+    lists, numpy scalars Python numbers.  A block that keeps a meta in its
+    state compares the next chunk's ``plain(meta)`` with it.
+    """
+    import msgpack
+
+    def default(item):
+        if isinstance(item, np.generic):
+            return item.item()
+        raise TypeError(f"cannot keep a {type(item).__name__} in a state")
+
+    return msgpack.unpackb(msgpack.packb(value, default=default, use_bin_type=True),
+                           raw=False, strict_map_key=False)
+
+
+def check_version(block, state, version, unversioned=None):
+    """
+    Refuse (``ValueError`` naming ``block``) a state of another version.
+
+    :param unversioned: the version a state without one is read as (for a
+        block whose states had no version before), or None to refuse it.
+    """
+    found = state.get("version", unversioned) if isinstance(state, dict) else None
+    if found != version:
+        raise ValueError(f"{block.label}: a state of version {found!r}; this block reads "
+                         f"version {version}")
 
 
 def pack_generator(rng):

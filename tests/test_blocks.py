@@ -357,7 +357,7 @@ def test_clear_starts_a_hold_afresh():
     clock.advance(0)
     assert_array_equal(sink.chunks[-1].data, [[9.0, 9.0]])
     hold.clear()
-    assert hold.get_state() == {"hold": None}
+    assert hold.get_state() == {"version": 1, "hold": None}
     assert run_clock(clock, graph) is None
     assert_array_equal(sink.chunks[-1].data, [[1.0, 2.0]])
 

@@ -230,3 +230,36 @@ def test_result_store_outside_a_cluster_needs_a_path(clock):
     graph = Graph(clock)
     with pytest.raises(ValueError, match="give path"):
         sink_type(simulated_instrument(graph=graph), graph=graph)
+
+
+def test_a_chain_that_had_ended_does_not_flush_again_when_restored():
+    """A snapshot taken after one chain ended (another runs on): restored, its aggregator does not put out its final value a second time."""
+    from pyrf_blocks import average, waveform_source
+
+    def make(clock):
+        graph = Graph(clock)
+        common = dict(sample_rate=1000, samples_per_chunk=100, paced=True, graph=graph,
+                      start_time=10 ** 18)
+        ended = average(waveform_source(amplitude=10, count=3, name="A", **common),
+                        graph=graph, name="mean")
+        return (graph, recording_sink(ended, graph=graph, name="means"),
+                recording_sink(waveform_source(amplitude=5, count=30, name="B", **common),
+                               graph=graph, name="other"))
+
+    clock = Clock()
+    graph, means, other = make(clock)
+    state = None
+    while not other.finished:
+        clock.advance(0.001)
+        if state is None and means.finished and quiescent(graph):
+            state = msgpack.unpackb(msgpack.packb(capture(graph), use_bin_type=True))
+    assert state["blocks"]["mean"]["ended"] and not state["blocks"]["other"]["ended"]
+    assert [c.seq for c in means.chunks] == [0]
+
+    clock = Clock()
+    graph, means, other_again = make(clock)
+    restore(graph, state)
+    while not (means.finished and other_again.finished):
+        clock.advance(0.001)
+    assert means.chunks == []  # (it put out seq 1, the same mean again, before the fix)
+    assert other_again.chunks[0].seq == state["blocks"]["B"]["seq"]["main"]

@@ -113,3 +113,67 @@ def test_a_service_answering_nonsense_fails_the_block_clearly(tmp_path):
     with pytest.raises(ValueError, match="http"):
         external_calculation(array_source([np.zeros(1)], kind="real", rate=1.0, graph=graph),
                              services=["ftp://x"], variable="v", graph=graph)
+
+
+WORKER_TOKEN = "calc-token-0123456789"
+
+
+@pytest.fixture
+def workers(tmp_path):
+    """Three ``pyrf-blocks worker`` processes on loopback with a token: {url: process}."""
+    import os
+
+    env = dict(os.environ, PYRF_BLOCKS_TOKEN=WORKER_TOKEN, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [
+        p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    processes, started = [], {}
+    try:
+        for _ in range(3):
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "pyrf_blocks.cli", "worker", "--listen",
+                 "tcp:0:interface=127.0.0.1"], stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL, text=True, env=env))
+        for process in processes:
+            line = process.stdout.readline()
+            assert line.startswith("listening on "), line
+            started[line.split()[-1]] = process
+        yield started
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.chaos
+def test_our_workers_serve_seed_001_through_a_killed_owner(workers):
+    """A ring of real workers; the one owning the variable is SIGKILLed mid-stream: every result equals the uninterrupted computation."""
+    from pyrf_blocks.calculations import CALCULATIONS
+
+    calculation = "integral"  # depends on the row before each chunk: the hardest to rebuild
+    values = np.sin(np.arange(400) / 7.0) * 5 + 10
+    chunks = record_chunks(values, 10)
+    services = [f"{url}/calculations/{calculation}" for url in workers]
+    graph = Graph(new_reactor())
+    source = array_source(chunks, kind="records", graph=graph)
+    block = external_calculation(source, services=services, variable="energy:phase1",
+                                 state_every=4, timeout=2.0, token=WORKER_TOKEN, graph=graph)
+    sink = recording_sink(block, graph=graph)
+    owner = HashRing(services).node_for("energy:phase1")
+    victim = workers[owner.rsplit("/calculations/", 1)[0]]
+
+    def kill_after_ten(chunk):
+        if len(sink.chunks) == 10:
+            victim.send_signal(signal.SIGKILL)
+    original = sink.compute
+    sink.compute = lambda chunk: (original(chunk), kill_after_ten(chunk))
+    graph.run()
+
+    state, expected = None, []
+    for chunk in chunks:
+        args = {"times": chunk.times.tolist(), "values": chunk.data.tolist()}
+        state, result = CALCULATIONS[calculation].run(state, args["times"], args["values"])
+        expected.append(result)
+    results = np.concatenate([c.data for c in sink.chunks])
+    assert victim.poll() is not None
+    assert results.tolist() == expected  # exactly: the same steps in the same order
+    assert block.rebuilds >= 2  # the owner at first, then the next node after the kill

@@ -22,6 +22,7 @@ from ..numerics import loadbins
 from ..numerics.loadbins import (DEFAULT_TOLERANCE, WEIGHTS, bin_sums, load_bin_edges,
                                  load_bin_index)
 from ..registry import register
+from ..state import check_version
 from ..timebase import sample_times
 
 __all__ = ["aggregator_block", "average", "thd_at_load", "weighted_efficiency"]
@@ -76,7 +77,8 @@ class aggregator_block(Block):
         """
 
     def get_state(self):
-        state = {"first": self._first, "end": self._end, "running_end": self._running_end}
+        state = {"version": 1, "first": self._first, "end": self._end,
+                 "running_end": self._running_end}
         for name in self.state_fields:
             value = getattr(self, name)
             if isinstance(value, np.ndarray):
@@ -85,6 +87,7 @@ class aggregator_block(Block):
         return state
 
     def set_state(self, state):
+        check_version(self, state, 1, unversioned=1)
         self._first, self._end = state["first"], state["end"]
         self._running_end = state["running_end"]
         for name in self.state_fields:

@@ -16,7 +16,7 @@ from ..interfaces import IRealProducer, IRecordsProducer, IStateful
 from ..numerics.cycles import (nominal_boundaries, nominal_boundary, rising_zero_crossings,
                                whole_cycle_sums)
 from ..registry import register
-from ..state import pack_array, unpack_array
+from ..state import check_version, pack_array, unpack_array
 
 __all__ = ["cycle_rms"]
 
@@ -89,12 +89,14 @@ class cycle_rms(Block):
 
     def get_state(self):
         state = {name: getattr(self, name) for name in self._STATE}
+        state["version"] = 1
         if state["_previous"] is not None:
             state["_previous"] = float(state["_previous"])
         state["pending"] = pack_array(self._cycle[:self._count] if self._count else None)
         return state
 
     def set_state(self, state):
+        check_version(self, state, 1, unversioned=1)
         for name in self._STATE:
             setattr(self, name, state[name])
         self._cycle, self._count = None, 0

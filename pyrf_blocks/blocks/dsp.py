@@ -8,11 +8,12 @@ from zope.interface import implementer
 from ..registry import register
 from ..block import Block
 from ..defaults import WINDOW
-from ..interfaces import ISampleProducer, ISpectrumProducer
+from ..interfaces import ISampleProducer, ISpectrumProducer, IStateful
 from ..numerics.decimation import Decimator
 from ..numerics.spectral import (MIN_FFT_SIZE, check_window, frame_spectra, power_to_dbm,
                                  window, window_gains)
 from ..params import Param, check_params
+from ..state import check_version, pack_array, plain, unpack_array
 from ..timebase import Timebase
 
 __all__ = ["fft_block", "calibrate_block", "decimate_block", "MAX_FFT_SIZE"]
@@ -30,17 +31,39 @@ class _Continuity:
     def __init__(self):
         self.expected = None
         self.meta = None
+        self._restored_meta = None  # plain(meta) from a state, until the next chunk
 
     def breaks(self, chunk):
-        broken = (self.expected is not None and
-                  (chunk.start != self.expected or (chunk.meta is not self.meta
-                                                    and chunk.meta != self.meta)))
+        if self._restored_meta is not None:
+            changed = plain(chunk.meta) != self._restored_meta
+            self._restored_meta = None
+        else:
+            changed = chunk.meta is not self.meta and chunk.meta != self.meta
+        broken = self.expected is not None and (chunk.start != self.expected or changed)
         self.expected, self.meta = chunk.end, chunk.meta
         return broken
 
+    def get_state(self):
+        return {"expected": self.expected,
+                "meta": None if self.meta is None else plain(self.meta)}
+
+    def set_state(self, state):
+        self.expected, self.meta = state["expected"], None
+        self._restored_meta = state["meta"]
+
+
+def _pack_timebase(timebase):
+    if timebase is None:
+        return None
+    return [timebase.origin_ns, timebase.rate, timebase.origin_index]
+
+
+def _unpack_timebase(packed):
+    return None if packed is None else Timebase(*packed)
+
 
 @register
-@implementer(ISpectrumProducer)
+@implementer(ISpectrumProducer, IStateful)
 class fft_block(Block):
     """
     Windowed FFT of IQ or real samples: a batch of power spectra per chunk.
@@ -101,8 +124,23 @@ class fft_block(Block):
     def reset(self):
         self._tail = None
         self._origin = None
+        self._next_frame = 0
         self._continuity = _Continuity()
         self._out_meta = None
+
+    # IStateful: the samples held for the next frame and where frames are counted from.
+
+    def get_state(self):
+        return {"version": 1, "tail": pack_array(self._tail),
+                "origin": _pack_timebase(self._origin), "next_frame": self._next_frame,
+                "continuity": self._continuity.get_state()}
+
+    def set_state(self, state):
+        check_version(self, state, 1)
+        self._tail = unpack_array(state["tail"])
+        self._origin = _unpack_timebase(state["origin"])
+        self._next_frame = state["next_frame"]
+        self._continuity.set_state(state["continuity"])
 
     def _meta_for(self, chunk):
         if self._out_meta is not None and self._out_meta[0] is chunk.meta:
@@ -225,6 +263,7 @@ class calibrate_block(Block):
 
 
 @register
+@implementer(IStateful)
 class decimate_block(Block):
     """
     Low-pass filter and keep every ``factor``-th sample (FIR from
@@ -251,6 +290,33 @@ class decimate_block(Block):
         self._continuity = _Continuity()
         self._origin = None
 
+    # IStateful: the filter's delay line, the samples fed and the time base.
+    # The output meta is made again from the next chunk's (the same meta, or
+    # the stream broke and it is made anew anyway).
+
+    def get_state(self):
+        decimator = self._decimator
+        return {"version": 1, "continuity": self._continuity.get_state(),
+                "origin": None if self._origin is None else _pack_timebase(self._origin[0]),
+                "decimator": None if decimator is None else {
+                    "dtype": decimator.dtype.str, "fed": decimator.fed,
+                    "delay_line": pack_array(decimator.delay_line)}}
+
+    def set_state(self, state):
+        check_version(self, state, 1)
+        self._continuity.set_state(state["continuity"])
+        self._origin = None if state["origin"] is None else (
+            _unpack_timebase(state["origin"]), None)
+        saved = state["decimator"]
+        self._decimator = None
+        if saved is not None:
+            self._decimator = Decimator(self.factor, np.dtype(saved["dtype"]))
+            self._decimator.restore(saved["fed"], unpack_array(saved["delay_line"]))
+
+    def _meta(self, chunk):
+        return dict(chunk.meta, sample_rate=chunk.rate / self.factor,
+                    decimation=chunk.meta.get("decimation", 1) * self.factor)
+
     def _emit(self, first, outputs):
         if not len(outputs):
             return
@@ -264,9 +330,9 @@ class decimate_block(Block):
             if self._decimator is not None:
                 self._emit(*self._decimator.flush())
             self._decimator = Decimator(self.factor, chunk.data.dtype)
-            meta = dict(chunk.meta, sample_rate=chunk.rate / self.factor,
-                        decimation=chunk.meta.get("decimation", 1) * self.factor)
-            self._origin = (Timebase(chunk.start, chunk.rate), meta)
+            self._origin = (Timebase(chunk.start, chunk.rate), self._meta(chunk))
+        elif self._origin[1] is None:  # restored from a state
+            self._origin = (self._origin[0], self._meta(chunk))
         self._emit(*self._decimator.feed(chunk.data))
 
     def flush(self):

@@ -67,6 +67,13 @@ class external_calculation(Block):
         requests (the arguments since are kept to rebuild it elsewhere).
     :param timeout: seconds a request may take before its node counts as down.
     :param retry_down: seconds before a node that was down is tried again.
+    :param token: bearer token every request carries (``pyrf-blocks
+        worker`` needs the one it was started with, see below).
+
+    ``pyrf-blocks worker`` processes serve the calculations registered in
+    :mod:`pyrf_blocks.calculations` under ``/calculations/NAME``: give
+    ``services`` as ``http://HOST:PORT/calculations/mean``, one per worker,
+    and the ring is made of our own workers.
     """
 
     type_name = "external_calculation"
@@ -75,7 +82,7 @@ class external_calculation(Block):
     param_units = {"state_every": "count", "timeout": "s", "retry_down": "s"}
 
     def __init__(self, producer, services, variable, state_every=16, timeout=5.0,
-                 retry_down=30.0, **kwargs):
+                 retry_down=30.0, token=None, **kwargs):
         from ..cluster.hashring import HashRing
 
         services = [services] if isinstance(services, str) else list(services)
@@ -89,7 +96,10 @@ class external_calculation(Block):
         if int(state_every) < 1:
             raise ValueError(f"external_calculation: state_every must be at least 1, "
                              f"not {state_every!r}")
+        if token is not None and (not isinstance(token, str) or not token):
+            raise ValueError("external_calculation: token is a non-empty string")
         self.services = [s.rstrip("/") for s in services]
+        self.token = token
         self.variable = variable
         self.state_every = int(state_every)
         self.timeout = float(timeout)
@@ -246,11 +256,13 @@ class external_calculation(Block):
 
         if self._client is None:
             self._client = new_client(self.graph.reactor)
+        headers = {"Content-Type": "application/json"}
+        if self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token}"
         for attempt in (1, 2) if retry else (2,):
             try:
                 response = await self._client.post(
-                    f"{node}/{request}", data=json.dumps(body).encode(),
-                    headers={"Content-Type": "application/json"},
+                    f"{node}/{request}", data=json.dumps(body).encode(), headers=headers,
                     timeout=self.timeout, reactor=self.graph.reactor)
                 content = await response.content()
                 break

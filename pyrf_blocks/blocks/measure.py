@@ -8,17 +8,18 @@ from zope.interface import implementer
 
 from ..registry import register
 from ..block import Block
-from ..interfaces import IChunkProducer, ISampleProducer, IScalarProducer
+from ..interfaces import IChunkProducer, ISampleProducer, IScalarProducer, IStateful
 from ..numerics.formula import Formula
 from ..numerics.thd import thd
 from ..params import Param
+from ..state import check_version, pack_array, unpack_array
 from .kpi import pointwise_block
 
 __all__ = ["thd_block", "power_block"]
 
 
 @register
-@implementer(IScalarProducer)
+@implementer(IScalarProducer, IStateful)
 class thd_block(Block):
     """
     THD (percent) of every ``size`` consecutive samples, over harmonics
@@ -44,6 +45,20 @@ class thd_block(Block):
         self._pieces = []
         self._filled = 0
         self._start = None
+
+    # IStateful: the samples of the window being filled.
+
+    def get_state(self):
+        pending = (None if not self._pieces else self._pieces[0] if len(self._pieces) == 1
+                   else np.concatenate(self._pieces))
+        return {"version": 1, "pending": pack_array(pending), "start": self._start}
+
+    def set_state(self, state):
+        check_version(self, state, 1)
+        pending = unpack_array(state["pending"])
+        self._pieces = [] if pending is None else [pending]
+        self._filled = 0 if pending is None else len(pending)
+        self._start = state["start"]
 
     def compute(self, chunk):
         offset = 0

@@ -20,12 +20,14 @@ import re
 
 import numpy as np
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from ..block import PolledSource, Sink
 from ..defaults import SAMPLE_FORMAT
-from ..interfaces import ISampleProducer
+from ..interfaces import ISampleProducer, IStateful
 from ..params import Param
 from ..registry import register
+from ..state import check_version
 from ..timebase import Timebase
 
 __all__ = ["record_block", "record_channels", "sigmf_source", "recording_channels",
@@ -386,6 +388,7 @@ def recording_channels(path):
 
 
 @register(remote=False)
+@implementer(IStateful)
 class sigmf_source(PolledSource):
     """
     Replays one channel of a SigMF recording (any ``[cr][fiu](8|16|32|64)``
@@ -509,6 +512,23 @@ class sigmf_source(PolledSource):
         self._capture = 0
         self._position = 0
         self._begin_capture(None)
+
+    # IStateful: where the replay is (a worker that takes it over goes on
+    # from there in its own copy of the recording).
+
+    def get_state(self):
+        timebase = self._timebase
+        return {"version": 1, "capture": self._capture, "position": self._position,
+                "timebase": [timebase.origin_ns, timebase.rate, timebase.origin_index]}
+
+    def set_state(self, state):
+        check_version(self, state, 1)
+        if not 0 <= state["position"] <= self.sample_count:
+            raise ValueError(f"{self.label}: a state at sample {state['position']} of a "
+                             f"recording of {self.sample_count}")
+        self._capture, self._position = state["capture"], state["position"]
+        self._begin_capture(None)
+        self._timebase = Timebase(*state["timebase"])
 
     def _begin_capture(self, previous_end):
         if self._capture >= len(self.captures):

@@ -21,8 +21,9 @@ from zope.interface import implementer
 
 from ..block import Block, Sink
 from ..errors import PayloadRejected
-from ..interfaces import IDurableSink, IRecordsProducer
+from ..interfaces import IDurableSink, IRecordsProducer, IStateful
 from ..registry import register
+from ..state import check_version
 
 __all__ = ["sensor_filter", "sensor_transform", "sensor_store"]
 
@@ -42,6 +43,7 @@ def _emit_rows(block, chunk, times, values, kind):
 
 
 @register
+@implementer(IStateful)
 class sensor_filter(Block):
     """
     Keeps the rows of a records stream that the filters stage keeps (see
@@ -70,6 +72,18 @@ class sensor_filter(Block):
         self.dropped = Counter()
         self.bad = Counter()
         super().__init__(producer, **kwargs)
+
+    # IStateful: the rate filter's last kept time and the uniqueness
+    # filter's last hash, per topic, and the counts.
+
+    def get_state(self):
+        return {"version": 1, "filters": self.filters.get_state(),
+                "dropped": dict(self.dropped), "bad": dict(self.bad)}
+
+    def set_state(self, state):
+        check_version(self, state, 1)
+        self.filters.set_state(state["filters"])
+        self.dropped, self.bad = Counter(state["dropped"]), Counter(state["bad"])
 
     def compute(self, chunk):
         check = self.filters.check
@@ -143,7 +157,7 @@ class sensor_transform(Block):
 
 
 @register(remote=False)
-@implementer(IDurableSink)
+@implementer(IDurableSink, IStateful)
 class sensor_store(Sink):
     """
     Keeps the rows of a records stream under ``topic`` in ``store``,
@@ -211,6 +225,29 @@ class sensor_store(Sink):
         #: (read when it starts): rows before it are not taken again.
         self.stored = None
         super().__init__(producer, **kwargs)
+
+    # IStateful: what the pipeline's stages remember, and the last row's
+    # time.  Rows still waiting for the store are not state: the block holds
+    # (no snapshot is cut) until they are durable.
+
+    def get_state(self):
+        return {"version": 1, "pipeline": self.pipeline.get_state(),
+                "last_time": self._last_time}
+
+    def set_state(self, state):
+        check_version(self, state, 1)
+        self.pipeline.set_state(state["pipeline"])
+        self._last_time = state["last_time"]
+
+    @property
+    def holding(self):
+        """
+        True while rows wait for the store, or chunks for the store's open
+        windows to be read (neither is in the state).
+        """
+        buffer = self.pipeline.buffer
+        return (bool(self._before_restore) or (buffer is not None and buffer.waiting > 0)
+                or super().holding)
 
     def on_start(self):
         if self.pipeline.buffer is None:

@@ -11,7 +11,7 @@ from zope.interface import implementer
 from ..registry import register
 from ..block import Block
 from ..interfaces import IPeaksProducer, ISpectrumProducer, IStateful
-from ..state import pack_array, unpack_array
+from ..state import check_version, pack_array, unpack_array
 from ..numerics.decibels import db_to_power, power_to_db
 from ..numerics.holds import block_means, running_extreme
 from ..numerics.peaks import EXCURSION_DB, find_peaks
@@ -45,9 +45,11 @@ class average_block(Block):
         self._start = None  # time (ns) of its first row
 
     def get_state(self):
-        return {"sum": pack_array(self._sum), "rows": self._rows, "start": self._start}
+        return {"version": 1, "sum": pack_array(self._sum), "rows": self._rows,
+                "start": self._start}
 
     def set_state(self, state):
+        check_version(self, state, 1, unversioned=1)
         self._sum = unpack_array(state["sum"])
         self._rows, self._start = state["rows"], state["start"]
 
@@ -110,9 +112,10 @@ class _Hold(Block):
         hold = self._hold
         if hold is not None and self.calibration is not None:
             hold = self.calibration.calibrated(hold, self._meta)[0]
-        return {"hold": pack_array(hold)}
+        return {"version": 1, "hold": pack_array(hold)}
 
     def set_state(self, state):
+        check_version(self, state, 1, unversioned=1)
         hold = unpack_array(state["hold"])
         if hold is not None and self.calibration is not None:
             # The state is in dBm; a fused hold keeps power.  The offset

@@ -94,6 +94,8 @@ def restore(graph, state):
             block.output(out).next_seq = seq
         if "state" in entry:
             block.set_state(entry["state"])
+        # It flushed its final values before the snapshot: not again.
+        block.flushed_before = bool(entry.get("ended"))
 
 
 @dataclass

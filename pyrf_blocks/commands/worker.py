@@ -10,6 +10,12 @@ rather than on the command line, where other users can see it.
 
 Once listening, the worker prints one line, "listening on URL".
 
+Every worker also answers seed 001's requests for the calculations
+registered in pyrf_blocks.calculations (mean, integral, max, and those a
+--import module registers with its calculation decorator) under
+URL/calculations/NAME/process, process_state and get_state: give
+URL/calculations/NAME as a service of an external_calculation block.
+
 TLS: listen on an ssl: endpoint, with the worker's private key and
 certificate in PEM files.  With OpenSSL 3, a CA of your own and a
 certificate it signs for this host's name and address:

@@ -22,6 +22,7 @@ from twisted.internet import task
 from ..block import Sink, block_of
 from ..interfaces import IBlock, ISpectrumProducer
 from ..registry import register
+from .status import MetricsStatus, format_seconds, lag_text
 from .traces import TRACE_NAMES, SpectrumTraces
 
 __all__ = ["spectrum_display", "multi_spectrum_display", "InputStats", "source_name"]
@@ -143,6 +144,8 @@ class _SpectrumDisplay(Sink):
         if not headless:
             self.window = self._open_window(producers, kwargs.get("graph"), controls)
         super().__init__(*producers, **kwargs)
+        #: The status bar's numbers, read from the metrics /metrics serves.
+        self.metrics = MetricsStatus(self.graph)
         if self.window is not None:
             self.window.setWindowTitle(title or f"{self.name} - pyrf_blocks")
 
@@ -216,16 +219,28 @@ class _SpectrumDisplay(Sink):
 
     def status_text(self):
         """
-        The status bar's line: chunks, chunk rate, latency and drops per input.
+        The status bar's line, per input: the chunks its producer put out,
+        their rate, the lag (wall clock minus device time) and the chunks
+        dropped on the way in, as the metrics read them at the last frame
+        (:attr:`metrics`); the latency of the newest drawn chunk; and for
+        an input streamed from a cluster worker, its assignments and the
+        age of its newest snapshot.
         """
         parts = []
-        for label, stats, dropped in zip(self.labels, self.input_stats, self.dropped):
-            rate = "-" if stats.rate is None else f"{stats.rate:.1f}"
-            latency = "-" if stats.latency is None else f"{stats.latency * 1e3:.0f} ms"
+        edges = self.input_edges
+        for index, (label, producer, stats) in enumerate(zip(self.labels, self.inputs,
+                                                             self.input_stats)):
+            chunks, rate, lag, dropped = self.metrics.input_text(producer, self)
+            if index >= len(edges) or edges[index] is None:
+                dropped = 0  # (a stopped input's drops are in dropped_before)
+            chunks = "-" if chunks is None else f"{chunks:.0f}"
+            rate = "-" if rate is None else f"{rate:.1f}"
+            latency = "-" if stats.latency is None else format_seconds(stats.latency)
             head = f"{label}: " if len(self.labels) > 1 else ""
-            parts.append(f"{head}{stats.chunks} chunks, {rate} chunks/s, "
-                         f"latency {latency}, dropped {dropped}")
-        return "   |   ".join(parts)
+            parts.append(f"{head}{chunks} chunks, {rate} chunks/s, lag {lag_text(lag)}, "
+                         f"latency {latency}, dropped {stats.dropped_before + (dropped or 0):.0f}")
+        workers = self.metrics.worker_text(self.inputs)
+        return "   |   ".join(parts + ([workers] if workers else []))
 
     def _frame(self, force=False):
         began = perf_counter()
@@ -235,6 +250,7 @@ class _SpectrumDisplay(Sink):
             for traces, stats in zip(self.traces, self.input_stats):
                 traces.commit_row()
                 stats.frame(now)
+            self.metrics.update(now, self.inputs, force=force)
             self.frames += 1
             if drawing:
                 self.window.draw(self.traces, self.status_text())

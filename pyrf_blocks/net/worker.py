@@ -22,6 +22,11 @@ Control API (JSON in, JSON out; every error is ``{"error": message}``):
 ``GET /streams``                   every stream's statistics
 ``GET /streams/{id}``              long-poll a stream (see :mod:`.stream`)
 ``DELETE /streams/{id}``           close a stream
+``GET /calculations``              the registered calculations
+``POST /calculations/{name}/...``  seed 001's ``process``,
+                                   ``process_state`` and ``get_state``
+                                   for the calculation ``name`` (see
+                                   :mod:`pyrf_blocks.calculations`)
 ``GET /metrics``                   metrics in Prometheus's text format
                                    (:mod:`pyrf_blocks.metrics`)
 ``/computations/...``              a cluster worker's computations'
@@ -74,7 +79,9 @@ from twisted.logger import Logger
 from twisted.web import http, resource, server
 
 from ..block import MAIN, Sink, Source, block_of, split_reference
-from ..errors import HTTPError, ParameterError, UnknownBlockType
+from ..calculations import CalculationService
+from ..errors import (HTTPError, NoCalculationState, ParameterError, UnknownBlockType,
+                      UnknownCalculation)
 from ..interfaces import IOutput
 from ..memory import release_freed_memory
 from ..params import check_params
@@ -397,6 +404,8 @@ class Worker:
         self._stream_waiters = {}
         #: Streams opened so far per (block name, output name).
         self._stream_counts = {}
+        #: Seed 001's calculations served on /calculations.
+        self.calculations = CalculationService()
         #: Prometheus collectors served on /metrics besides the graph's own
         #: (a cluster worker adds its computations').
         self.collectors = []
@@ -500,6 +509,16 @@ class Worker:
                 body, content_type = self.metrics()
                 request.setHeader(b"content-type", content_type.encode("ascii"))
                 return body
+            case ["calculations"] if method == "GET":
+                return json_reply(request, {"calculations": [
+                    {"name": c.name, "version": c.version, "doc": c.doc}
+                    for c in self.calculations.calculations.values()]})
+            case ["calculations", name, ("process" | "process_state" | "get_state") as what] \
+                    if method == "POST":
+                return json_reply(request, self.calculate(
+                    name, what, _json_body(request, self.max_body)))
+            case ["calculations"] | ["calculations", _, "process" | "process_state" | "get_state"]:
+                raise HTTPError(405, f"{method} is not allowed on /{'/'.join(path)}")
             case ["blocks"] if method == "GET":
                 return json_reply(request, {"blocks": [self.describe(b) for b in
                                                        self.graph.blocks.values()]})
@@ -548,13 +567,44 @@ class Worker:
                 raise HTTPError(405, f"{method} is not allowed on /{'/'.join(path)}")
         raise HTTPError(404, f"no such resource: /{'/'.join(path)}")
 
+    def calculate(self, name, request, body):
+        """
+        Answer seed 001's ``request`` (``process``, ``process_state`` or
+        ``get_state``) for the calculation ``name``: 404 for an unknown
+        calculation, 400 for a bad var, time, state or args, 409 when no
+        state is kept for the variable.
+        """
+        fields = {"process": {"var", "time", "args"}, "get_state": {"var", "time"},
+                  "process_state": {"var", "time", "state", "args"}}[request]
+        if set(body) != fields:
+            raise HTTPError(400, f"{name}/{request} takes a JSON object of "
+                                 f"{', '.join(sorted(fields))}, got "
+                                 f"{', '.join(sorted(body)) or 'none'}")
+        service = self.calculations
+        try:
+            if request == "process":
+                return {"result": service.process(name, body["var"], body["time"],
+                                                  body["args"])}
+            if request == "process_state":
+                state, result = service.process_state(name, body["var"], body["time"],
+                                                      body["state"], body["args"])
+                return {"state": state, "result": result}
+            return {"state": service.get_state(name, body["var"], body["time"])}
+        except UnknownCalculation as error:
+            raise HTTPError(404, str(error)) from None
+        except NoCalculationState as error:
+            raise HTTPError(409, str(error)) from None
+        except ValueError as error:
+            raise HTTPError(400, f"{name}/{request}: {error}") from None
+
     def metrics(self):
         """``(body, content type)``: the graph's metrics and the collectors'."""
-        from ..metrics import GraphCollector, new_registry, render
+        from ..metrics import CalculationCollector, GraphCollector, new_registry, render
 
         if self._metrics is None:
             self._metrics = new_registry()
             self._metrics.register(GraphCollector(lambda: {"worker": self.graph}))
+            self._metrics.register(CalculationCollector(self.calculations))
         for collector in self.collectors:
             if not getattr(collector, "_registered", False):
                 self._metrics.register(collector)

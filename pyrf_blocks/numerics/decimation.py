@@ -60,6 +60,27 @@ class Decimator:
         outputs = filtered[first_n - begin::self.factor].astype(self.dtype)
         return (first_n - self.delay) // self.factor, outputs
 
+    @property
+    def fed(self):
+        """Input samples fed so far."""
+        return self._fed
+
+    @property
+    def delay_line(self):
+        """The filter's state (``lfilter``'s ``zi``): a copy."""
+        return self._state.copy()
+
+    def restore(self, fed, delay_line):
+        """
+        Go on from :attr:`fed` and :attr:`delay_line` read from another
+        decimator of the same factor (a block's saved state).
+        """
+        delay_line = np.asarray(delay_line, dtype=self._state.dtype)
+        if delay_line.shape != self._state.shape:
+            raise ValueError(f"a delay line of {delay_line.shape[0]} samples; this filter "
+                             f"has {self._state.shape[0]}")
+        self._fed, self._state = int(fed), delay_line.copy()
+
     def flush(self):
         """
         Push the filter's delay out with zeros at the end of the stream;

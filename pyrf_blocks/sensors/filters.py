@@ -120,6 +120,15 @@ class Filters:
         self._last_kept = {}
         self._last_hash = {}
 
+    def get_state(self):
+        """What the rate and uniqueness filters remember, msgpack-encodable."""
+        return {"last_kept": dict(self._last_kept), "last_hash": dict(self._last_hash)}
+
+    def set_state(self, state):
+        """Remember again what :meth:`get_state` returned."""
+        self._last_kept = dict(state["last_kept"])
+        self._last_hash = {topic: bytes(digest) for topic, digest in state["last_hash"].items()}
+
     def check(self, topic, time, payload):
         """
         ``(value, None)`` for a payload kept, ``(None, reason)`` for one

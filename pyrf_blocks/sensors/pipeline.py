@@ -100,6 +100,28 @@ class SensorPipeline:
                 for topic in self.topics:
                     policy.restore(store, topic)
 
+    def get_state(self):
+        """
+        What the stages remember between messages (the filters' and each
+        policy's) and the counts, msgpack-encodable; not the rows waiting
+        in the buffer, which a caller lets become durable first.
+        """
+        return {"filters": self.filters.get_state(),
+                "policies": [p.get_state() if hasattr(p, "get_state") else None
+                             for p in self.policies],
+                "dropped": dict(self.dropped), "bad": dict(self.bad)}
+
+    def set_state(self, state):
+        """Remember again what :meth:`get_state` returned (the same stages)."""
+        if len(state["policies"]) != len(self.policies):
+            raise ValueError(f"sensor pipeline {self.name}: a state of "
+                             f"{len(state['policies'])} policies for {len(self.policies)}")
+        self.filters.set_state(state["filters"])
+        for policy, saved in zip(self.policies, state["policies"]):
+            if saved is not None:
+                policy.set_state(saved)
+        self.dropped, self.bad = Counter(state["dropped"]), Counter(state["bad"])
+
     def receive(self, topic, time, payload, ack=None, mark=None):
         """
         Handle one message: ``payload`` bytes of ``topic`` at ``time`` (ns,

@@ -20,7 +20,10 @@ How a pipeline keeps what passed its filters: the accumulation policies.
 
 A policy's :meth:`take` adds rows to the batch being buffered;
 :meth:`flush` adds what it holds back (partial aggregates, finished
-videos) when the batch is written.
+videos) when the batch is written.  Those that remember something between
+readings (:class:`LastValue`, :class:`Aggregation`, :class:`VideoPolicy`)
+give it as msgpack-encodable data (``get_state``) and take it back
+(``set_state``), for a block that moves to another worker.
 """
 
 import io
@@ -102,6 +105,12 @@ class LastValue:
 
     def flush(self, batch, now):
         pass
+
+    def get_state(self):
+        return {"written": dict(self._written)}
+
+    def set_state(self, state):
+        self._written = dict(state["written"])
 
 
 class NRecords:
@@ -228,6 +237,16 @@ class Aggregation:
                 batch.aggregation.append(held.row(topic))
                 held.dirty = False
 
+    def get_state(self):
+        return {"open": {topic: [getattr(held, name) for name in _Open.__slots__]
+                         for topic, held in self._open.items()}}
+
+    def set_state(self, state):
+        self._open = {}
+        for topic, fields in state["open"].items():
+            held = self._open[topic] = _Open(*fields[:7])
+            held.dirty = fields[7]
+
 
 class VideoPolicy:
     """
@@ -288,6 +307,12 @@ class VideoPolicy:
             batch.video.append(_PendingVideo(self, reading.topic, held))
         self._windows[reading.topic] = window
         batch.video_frames.append(Frame(reading.topic, reading.time, window[0], reading.value))
+
+    def get_state(self):
+        return {"windows": {topic: list(window) for topic, window in self._windows.items()}}
+
+    def set_state(self, state):
+        self._windows = {topic: tuple(window) for topic, window in state["windows"].items()}
 
     def flush(self, batch, now):
         for topic, window in list(self._windows.items()):
