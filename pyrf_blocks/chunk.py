@@ -11,6 +11,7 @@ packed from a ``memoryview`` of the array and read back with
 itself must.
 """
 
+import functools
 import warnings
 
 import msgpack
@@ -229,7 +230,12 @@ def _record_times(times):
     if array.dtype.kind == "u" and array.dtype.itemsize == 8 and array.max() > np.iinfo(np.int64).max:
         raise ValueError("records: times beyond the int64 range of nanoseconds")
     array = array.astype(np.int64, copy=False)
-    if len(array) > 1 and (array[1:] < array[:-1]).any():
+    if len(array) <= 32:  # a few rows: cheaper in Python than in numpy calls
+        listed = array.tolist()
+        unsorted = any(a > b for a, b in zip(listed, listed[1:]))
+    else:
+        unsorted = bool(np.less(array[1:], array[:-1]).any())
+    if unsorted:
         row = int(np.flatnonzero(array[1:] < array[:-1])[0]) + 1
         raise ValueError(f"records: times must be sorted (non-decreasing): row {row} "
                          f"at {array[row]} ns comes after {array[row - 1]} ns")
@@ -282,9 +288,11 @@ def _record_values(values):
     return array
 
 
+@functools.lru_cache(maxsize=256)
 def _structured_problem(dtype):
     """
-    What makes ``dtype`` unfit for records' named fields, or None.
+    What makes ``dtype`` unfit for records' named fields, or None
+    (remembered per dtype: a stream's chunks share one).
     """
     names = dtype.names
     if not names or len(names) > _MAX_FIELDS:

@@ -173,6 +173,7 @@ class window_block(Block):
                 raise ValueError(f"{what}: idle_timeout must be positive or None")
         self.idle_timeout = idle_timeout
         self._inputs = []
+        self._dtypes = {}  # result dtypes by (column names, several inputs)
         super().__init__(*producers, **kwargs)
         self.meta = {"quantity": "window", "stats": list(self.stats) + list(self.reducers)}
         if self.by_count:
@@ -327,7 +328,10 @@ class window_block(Block):
         names = next((inp.engine.names for inp in self._inputs
                       if inp.engine.names is not None), [None])
         extra = [("input", "<i8")] if len(self.inputs) > 1 else []
-        dtype = result_dtype(self.stats, names, self.reducers, extra)
+        key = (tuple(names), bool(extra))
+        dtype = self._dtypes.get(key)
+        if dtype is None:
+            dtype = self._dtypes[key] = result_dtype(self.stats, names, self.reducers, extra)
         results = [(fired, index) for fired, index in results if len(fired)]
         if not results:
             return np.zeros(0, np.int64), np.zeros(0, dtype)
