@@ -37,6 +37,8 @@ MAX_ENCODED_SIZE = 1 << 30
 #: Bounds of a structured record dtype (fields, and characters of a name).
 _MAX_FIELDS = 256
 _MAX_FIELD_NAME = 64
+#: The dtype of records' times (compared by identity first: it is cheaper).
+_INT64 = np.dtype(np.int64)
 #: The dtype slot of a records chunk's ``d`` whose rows are str or bytes.
 _OBJECT_ROWS = "O"
 
@@ -203,7 +205,8 @@ def _check_times_layout(times, rows, start, end, rate):
     What :class:`Chunk` checks of a records chunk's times: shape, dtype and
     bounds, none of which costs more than a glance.
     """
-    if not isinstance(times, np.ndarray) or times.dtype != np.int64 or times.ndim != 1:
+    if not isinstance(times, np.ndarray) or times.ndim != 1 or (
+            times.dtype is not _INT64 and times.dtype != _INT64):
         raise ValueError("records: times must be a 1-D int64 numpy array (ns)")
     if len(times) != rows:
         raise ValueError(f"records: {len(times)} times but {rows} rows of values")
@@ -211,7 +214,7 @@ def _check_times_layout(times, rows, start, end, rate):
         raise ValueError(f"records are irregular: their rate must be 0.0, got {rate!r}")
     if end < start:
         raise ValueError(f"records: end {end} ns is before start {start} ns")
-    if rows and not start <= times[0] <= times[-1] < end:
+    if rows and not start <= int(times[0]) <= int(times[-1]) < end:
         raise ValueError(f"records: row times {times[0]}..{times[-1]} ns are not all "
                          f"inside the chunk's range [{start}, {end}) ns")
 
@@ -220,16 +223,12 @@ def _record_times(times):
     """
     ``times`` as a 1-D int64 array, sorted, or ValueError.
     """
-    array = np.asarray(times)
-    if array.size == 0 and array.ndim == 1:
-        return np.zeros(0, np.int64)
-    if array.ndim != 1:
-        raise ValueError(f"records: times must be 1-D, got shape {array.shape}")
-    if array.dtype.kind not in "iu":
-        raise ValueError(f"records: times must be integer nanoseconds, got dtype {array.dtype}")
-    if array.dtype.kind == "u" and array.dtype.itemsize == 8 and array.max() > np.iinfo(np.int64).max:
-        raise ValueError("records: times beyond the int64 range of nanoseconds")
-    array = array.astype(np.int64, copy=False)
+    if type(times) is np.ndarray and times.dtype is _INT64 and times.ndim == 1:
+        array = times  # the common case: checked for order only
+    else:
+        array = _integer_times(times)
+        if array is None:
+            return np.zeros(0, np.int64)
     if len(array) <= 32:  # a few rows: cheaper in Python than in numpy calls
         listed = array.tolist()
         unsorted = any(a > b for a, b in zip(listed, listed[1:]))
@@ -240,6 +239,22 @@ def _record_times(times):
         raise ValueError(f"records: times must be sorted (non-decreasing): row {row} "
                          f"at {array[row]} ns comes after {array[row - 1]} ns")
     return array
+
+
+def _integer_times(times):
+    """
+    ``times`` as a 1-D int64 array (None: no rows), or ValueError.
+    """
+    array = np.asarray(times)
+    if array.size == 0 and array.ndim == 1:
+        return None
+    if array.ndim != 1:
+        raise ValueError(f"records: times must be 1-D, got shape {array.shape}")
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"records: times must be integer nanoseconds, got dtype {array.dtype}")
+    if array.dtype.kind == "u" and array.dtype.itemsize == 8 and array.max() > np.iinfo(np.int64).max:
+        raise ValueError("records: times beyond the int64 range of nanoseconds")
+    return array.astype(np.int64, copy=False)
 
 
 def _record_values(values):
