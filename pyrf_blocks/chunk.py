@@ -172,6 +172,15 @@ class Chunk:
         """
         A new chunk with some fields changed.
         """
+        if changes.keys() <= {"seq", "meta"}:
+            # Numbering or meta only: nothing the constructor checks changes.
+            chunk = Chunk.__new__(Chunk)
+            chunk.kind, chunk.data, chunk.times = self.kind, self.data, self.times
+            chunk.start, chunk.end, chunk.rate = self.start, self.end, self.rate
+            chunk.seq = int(changes.get("seq", self.seq))
+            meta = changes.get("meta", self.meta)
+            chunk.meta = {} if meta is None else meta
+            return chunk
         fields = {name: getattr(self, name) for name in self.__slots__}
         fields.update(changes)
         return Chunk(**fields)

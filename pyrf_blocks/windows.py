@@ -67,6 +67,9 @@ STATE_VERSION = 1
 _SHIFT_MARGIN = 3 * 3600 * NS_PER_SECOND
 #: Days searched each way for a change of a zone's offset.
 _STEADY_DAYS = 400
+#: Windows are final: a read-only column of True to take views of.
+_TRUE = np.ones(4096, bool)
+_TRUE.flags.writeable = False
 #: Largest number of windows one call may enumerate (empty windows over a
 #: gap): beyond it the caller gets an error rather than a frozen reactor.
 MAX_WINDOWS_PER_CALL = 10_000_000
@@ -1052,8 +1055,10 @@ class WindowEngine:
                 values[stat] = column("min").T
             elif stat == "max":
                 values[stat] = column("max").T
+        n = len(counts)
         batches = Fired(column("start_array"), column("ends"), counts,
-                        np.ones(len(counts), bool), column("update"), values)
+                        _TRUE[:n] if n <= len(_TRUE) else np.ones(n, bool),
+                        column("update"), values)
         starts = batches.starts
         if len(parts) > 1 and (starts[1:] < starts[:-1]).any():
             batches = batches.take(np.argsort(starts, kind="stable"))
