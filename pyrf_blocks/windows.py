@@ -951,6 +951,19 @@ class WindowEngine:
         batch.min = batch.max = None
         if not accs:
             return batch
+        if len(accs) == 1:  # the common case, a chunk's first pane: views, no copies
+            acc = accs[0]
+            if self._sums or self._squares:
+                total, squares = acc.totals()
+                if self._sums:
+                    batch.whole, batch.total = acc.sum[:, None], total[:, None]
+                if self._squares:
+                    batch.whole_sq, batch.squares = acc.sumsq[:, None], squares[:, None]
+            if self._min:
+                batch.min = acc.min[:, None]
+            if self._max:
+                batch.max = acc.max[:, None]
+            return batch
         if self._sums or self._squares:
             totals = [acc.totals() for acc in accs]
             if self._sums:
