@@ -691,6 +691,8 @@ class Block(metaclass=BlockType):
         Pause an input that runs ahead of the others, so the synchroniser
         never buffers more than one queue's worth of it.
         """
+        if not self._ahead and self._sync.deepest() < self.input_maxsize:
+            return  # the common case: nothing buffered to excess, nothing paused
         for port in self._ports:
             ahead = self._sync.depth(port.index) >= self.input_maxsize
             if ahead and port not in self._ahead and port.edge is not None:

@@ -11,6 +11,7 @@ packed from a ``memoryview`` of the array and read back with
 itself must.
 """
 
+import functools
 import warnings
 
 import msgpack
@@ -38,6 +39,8 @@ MAX_ENCODED_SIZE = 1 << 30
 #: Bounds of a structured record dtype (fields, and characters of a name).
 _MAX_FIELDS = 256
 _MAX_FIELD_NAME = 64
+#: The dtype of records' times (compared by identity first: it is cheaper).
+_INT64 = np.dtype(np.int64)
 #: The dtype slot of a records chunk's ``d`` whose rows are str or bytes.
 _OBJECT_ROWS = "O"
 
@@ -171,6 +174,15 @@ class Chunk:
         """
         A new chunk with some fields changed.
         """
+        if changes.keys() <= {"seq", "meta"}:
+            # Numbering or meta only: nothing the constructor checks changes.
+            chunk = Chunk.__new__(Chunk)
+            chunk.kind, chunk.data, chunk.times = self.kind, self.data, self.times
+            chunk.start, chunk.end, chunk.rate = self.start, self.end, self.rate
+            chunk.seq = int(changes.get("seq", self.seq))
+            meta = changes.get("meta", self.meta)
+            chunk.meta = {} if meta is None else meta
+            return chunk
         fields = {name: getattr(self, name) for name in self.__slots__}
         fields.update(changes)
         return Chunk(**fields)
@@ -204,7 +216,8 @@ def _check_times_layout(times, rows, start, end, rate):
     What :class:`Chunk` checks of a records chunk's times: shape, dtype and
     bounds, none of which costs more than a glance.
     """
-    if not isinstance(times, np.ndarray) or times.dtype != np.int64 or times.ndim != 1:
+    if not isinstance(times, np.ndarray) or times.ndim != 1 or (
+            times.dtype is not _INT64 and times.dtype != _INT64):
         raise ValueError("records: times must be a 1-D int64 numpy array (ns)")
     if len(times) != rows:
         raise ValueError(f"records: {len(times)} times but {rows} rows of values")
@@ -212,7 +225,7 @@ def _check_times_layout(times, rows, start, end, rate):
         raise ValueError(f"records are irregular: their rate must be 0.0, got {rate!r}")
     if end < start:
         raise ValueError(f"records: end {end} ns is before start {start} ns")
-    if rows and not start <= times[0] <= times[-1] < end:
+    if rows and not start <= int(times[0]) <= int(times[-1]) < end:
         raise ValueError(f"records: row times {times[0]}..{times[-1]} ns are not all "
                          f"inside the chunk's range [{start}, {end}) ns")
 
@@ -221,21 +234,38 @@ def _record_times(times):
     """
     ``times`` as a 1-D int64 array, sorted, or ValueError.
     """
+    if type(times) is np.ndarray and times.dtype is _INT64 and times.ndim == 1:
+        array = times  # the common case: checked for order only
+    else:
+        array = _integer_times(times)
+        if array is None:
+            return np.zeros(0, np.int64)
+    if len(array) <= 32:  # a few rows: cheaper in Python than in numpy calls
+        listed = array.tolist()
+        unsorted = any(a > b for a, b in zip(listed, listed[1:]))
+    else:
+        unsorted = bool(np.less(array[1:], array[:-1]).any())
+    if unsorted:
+        row = int(np.flatnonzero(array[1:] < array[:-1])[0]) + 1
+        raise ValueError(f"records: times must be sorted (non-decreasing): row {row} "
+                         f"at {array[row]} ns comes after {array[row - 1]} ns")
+    return array
+
+
+def _integer_times(times):
+    """
+    ``times`` as a 1-D int64 array (None: no rows), or ValueError.
+    """
     array = np.asarray(times)
     if array.size == 0 and array.ndim == 1:
-        return np.zeros(0, np.int64)
+        return None
     if array.ndim != 1:
         raise ValueError(f"records: times must be 1-D, got shape {array.shape}")
     if array.dtype.kind not in "iu":
         raise ValueError(f"records: times must be integer nanoseconds, got dtype {array.dtype}")
     if array.dtype.kind == "u" and array.dtype.itemsize == 8 and array.max() > np.iinfo(np.int64).max:
         raise ValueError("records: times beyond the int64 range of nanoseconds")
-    array = array.astype(np.int64, copy=False)
-    if len(array) > 1 and (array[1:] < array[:-1]).any():
-        row = int(np.flatnonzero(array[1:] < array[:-1])[0]) + 1
-        raise ValueError(f"records: times must be sorted (non-decreasing): row {row} "
-                         f"at {array[row]} ns comes after {array[row - 1]} ns")
-    return array
+    return array.astype(np.int64, copy=False)
 
 
 def _record_values(values):
@@ -284,9 +314,11 @@ def _record_values(values):
     return array
 
 
+@functools.lru_cache(maxsize=256)
 def _structured_problem(dtype):
     """
-    What makes ``dtype`` unfit for records' named fields, or None.
+    What makes ``dtype`` unfit for records' named fields, or None
+    (remembered per dtype: a stream's chunks share one).
     """
     names = dtype.names
     if not names or len(names) > _MAX_FIELDS:

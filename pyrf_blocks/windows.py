@@ -42,6 +42,7 @@ fired) is one object, saved and restored with :meth:`WindowEngine.get_state`
 and :meth:`WindowEngine.set_state` (msgpack-encodable, versioned).
 """
 
+import bisect
 import datetime
 import math
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,7 +51,7 @@ import numpy as np
 
 from .timebase import NS_PER_SECOND
 
-__all__ = ["CalendarGrid", "WindowEngine", "CountWindows", "Accumulator", "STATS",
+__all__ = ["CalendarGrid", "WindowEngine", "CountWindows", "Accumulator", "Fired", "STATS",
            "BLOCK_ROWS", "parse_duration", "value_columns", "result_dtype",
            "STATE_VERSION"]
 
@@ -66,6 +67,9 @@ STATE_VERSION = 1
 _SHIFT_MARGIN = 3 * 3600 * NS_PER_SECOND
 #: Days searched each way for a change of a zone's offset.
 _STEADY_DAYS = 400
+#: Windows are final: a read-only column of True to take views of.
+_TRUE = np.ones(4096, bool)
+_TRUE.flags.writeable = False
 #: Largest number of windows one call may enumerate (empty windows over a
 #: gap): beyond it the caller gets an error rather than a frozen reactor.
 MAX_WINDOWS_PER_CALL = 10_000_000
@@ -571,6 +575,140 @@ def check_stats(stats, reducers, what):
     return stats
 
 
+class Fired:
+    """
+    Window results in columns: ``starts``, ``ends``, ``counts`` (int64),
+    ``final``, ``update`` (bool), one entry per window, and ``values``
+    ``{stat: (windows, k) float64}``, in order of start.  What
+    :meth:`WindowEngine.advance_fired` returns, so that a chunk of panes
+    becomes a chunk of results without an object per window.
+    """
+
+    __slots__ = ("starts", "ends", "counts", "final", "update", "values")
+
+    def __init__(self, starts, ends, counts, final, update, values):
+        self.starts, self.ends, self.counts = starts, ends, counts
+        self.final, self.update, self.values = final, update, values
+
+    def __len__(self):
+        return len(self.starts)
+
+    @classmethod
+    def from_results(cls, results):
+        """
+        Columns of ``[(start, end, count, final, update, {stat: (k,)})...]``
+        (None for no results).
+        """
+        if not results:
+            return None
+        values = {stat: np.array([r[5][stat] for r in results], np.float64)
+                  .reshape(len(results), -1) for stat in results[0][5]}
+        return cls(np.array([r[0] for r in results], np.int64),
+                   np.array([r[1] for r in results], np.int64),
+                   np.array([r[2] for r in results], np.int64),
+                   np.array([r[3] for r in results], bool),
+                   np.array([r[4] for r in results], bool), values)
+
+    def results(self):
+        """
+        The same as ``[(start, end, count, final, update, {stat: (k,)})...]``.
+        """
+        stats = list(self.values)
+        return [(start, end, count, final, update,
+                 {stat: self.values[stat][i] for stat in stats})
+                for i, (start, end, count, final, update) in enumerate(zip(
+                    self.starts.tolist(), self.ends.tolist(), self.counts.tolist(),
+                    self.final.tolist(), self.update.tolist()))]
+
+    def take(self, index):
+        """
+        The windows at ``index`` (a slice or an index array).
+        """
+        return Fired(self.starts[index], self.ends[index], self.counts[index],
+                     self.final[index], self.update[index],
+                     {stat: column[index] for stat, column in self.values.items()})
+
+    @staticmethod
+    def join(parts):
+        """
+        One :class:`Fired` of ``parts`` (None and empty ones skipped), in
+        order of start (stable); None when there is nothing.
+        """
+        parts = [part for part in parts if part is not None and len(part)]
+        if len(parts) < 2:
+            return parts[0] if parts else None
+        joined = Fired(*(np.concatenate([getattr(part, name) for part in parts])
+                         for name in ("starts", "ends", "counts", "final", "update")),
+                       {stat: np.concatenate([part.values[stat] for part in parts])
+                        for stat in parts[0].values})
+        if all(a.starts[-1] <= b.starts[0] for a, b in zip(parts, parts[1:])):
+            return joined  # parts in order already (parts are sorted)
+        order = np.argsort(joined.starts, kind="stable")
+        return joined.take(order)
+
+
+def _sequential_sums(blocks):
+    """
+    ``blocks`` (..., m, BLOCK_ROWS): each row summed by numpy's pairwise
+    ``add.reduce``, the m sums folded in order from 0.0 (as
+    :func:`_fold_in` does), over the last two axes at once.
+    """
+    if not blocks.shape[-2]:
+        return np.zeros(blocks.shape[:-2])
+    # add.accumulate is a strictly sequential sum; folding from the first
+    # sum instead of 0.0 differs only by the sign of a zero, which +0.0
+    # puts right.
+    return np.add.accumulate(np.add.reduce(blocks, axis=-1), axis=-1)[..., -1] + 0.0
+
+
+class _Batch:
+    """
+    Panes that one chunk completed, kept in columns until they fire: the
+    fast path of :class:`WindowEngine` for tumbling windows without
+    lateness.  The first may be a pane that earlier chunks began (its
+    :class:`Accumulator` is ``head``); the others are new and whole.
+    :meth:`WindowEngine._materialize` turns them back into
+    :class:`Accumulator` objects (the same state, to the bit) whenever
+    anything else needs them.
+
+    Per pane (columns ``(k, panes)`` or arrays ``(panes,)``): ``starts``
+    (a list, and ``start_array``), ``ends``, ``counts``, ``update``, the
+    statistics' inputs ``total``, ``squares``, ``min``, ``max``; for
+    :meth:`~WindowEngine._materialize` the sums of whole sub-blocks
+    ``whole``, ``whole_sq`` and the rows after them, ``tails``.
+    """
+
+    __slots__ = ("starts", "start_array", "ends", "counts", "update", "total", "squares",
+                 "min", "max", "whole", "whole_sq", "tails", "head", "arrived", "first",
+                 "owned")
+
+    def __init__(self):
+        self.first = 0  # panes before it have fired
+        self.owned = False
+        self.head = None
+        self.tails = []
+
+
+def _positions(times, bounds):
+    """
+    ``np.searchsorted(times, bounds, "left")`` as a list, for ``bounds``
+    after the first time and at most the last: guessed by interpolation
+    between the first and the last time, each guess checked (exact at
+    once for regular rows, a few reads instead of a binary search through
+    a large array), searched where a guess is wrong.
+    """
+    n = len(times)
+    if n < 65536 or len(bounds) < 4:
+        return np.searchsorted(times, bounds, "left").tolist()
+    first, last = int(times[0]), int(times[-1])
+    guess = ((bounds - first) * ((n - 1) / max(last - first, 1))).astype(np.intp)
+    np.minimum(np.maximum(guess, 1, out=guess), n - 1, out=guess)
+    wrong = (times[guess] < bounds) | (times[guess - 1] >= bounds)
+    if wrong.any():
+        guess[wrong] = np.searchsorted(times, bounds[wrong], "left")
+    return guess.tolist()
+
+
 class WindowEngine:
     """
     The windows of one series of rows: panes, watermark, what has fired.
@@ -615,6 +753,15 @@ class WindowEngine:
         self.late_rows = 0
         #: The first pane of the stream (None until it starts).
         self.origin = None
+        #: Whole panes kept in columns (:class:`_Batch`), not yet fired.
+        self._batches = []
+        #: Whether whole panes may be kept in columns: tumbling windows of
+        #: the built-in statistics without lateness or empty windows.
+        self._min, self._max = "min" in self.stats, "max" in self.stats
+        self._sums = bool({"sum", "mean"} & set(self.stats))
+        self._squares = "rms" in self.stats
+        self.bulk = (self.panes_per_window == 1 and not self.lateness and not self.reducers
+                     and not self.emit_empty)
 
     # Rows.
 
@@ -670,7 +817,7 @@ class WindowEngine:
                 return int(np.searchsorted(times, t, "left"))
 
             def splits(bounds):
-                return np.searchsorted(times, bounds, "left").tolist()
+                return _positions(times, bounds)
         else:
             first, last, split = positions
 
@@ -687,21 +834,248 @@ class WindowEngine:
             pane = self.grid.floor(first if at == 0 else max(first, seal))
             bounds = self.grid.boundaries(pane + 1, last)
             watermark = self.watermark
-            for bound, stop in zip(bounds.tolist() + [None], splits(bounds) + [n]):
+            if self._batches:
+                self._materialize(pane, last)
+            bound_list, stops = bounds.tolist(), splits(bounds)
+            if (self.bulk and len(bound_list) > 2 and columns.strides[1] == columns.itemsize
+                    and not any(b in self.panes for b in bound_list[:-1])):
+                # Every pane between the first bound and the last is whole
+                # and new: in columns, all at once.
+                if stops[0] > at:
+                    self._fold_rows(pane, columns[:, at:stops[0]], watermark)
+                self._add_whole(pane, bound_list, stops, columns, watermark)
+                pane, at = bound_list[-1], stops[-1]
+                bound_list, stops = [], []
+            for bound, stop in zip(bound_list + [None], stops + [n]):
                 if stop > at:
-                    acc = self.panes.get(pane)
-                    if acc is None:
-                        acc = self.panes[pane] = Accumulator(self.columns, self.stats,
-                                                             bool(self.reducers))
-                    acc.add(columns[:, at:stop])
-                    if watermark is not None and (acc.arrived is None
-                                                  or watermark > acc.arrived):
-                        acc.arrived = watermark
-                    self.dirty.add(pane)
+                    self._fold_rows(pane, columns[:, at:stop], watermark)
                     at = stop
                 if bound is not None:
                     pane = bound
         return np.arange(late_stop)
+
+    def _fold_rows(self, pane, columns, watermark):
+        acc = self.panes.get(pane)
+        if acc is None:
+            acc = self.panes[pane] = Accumulator(self.columns, self.stats, bool(self.reducers))
+        acc.add(columns)
+        if watermark is not None and (acc.arrived is None or watermark > acc.arrived):
+            acc.arrived = watermark
+        self.dirty.add(pane)
+
+    def _add_whole(self, pane, bounds, stops, columns, watermark):
+        """
+        Rows ``stops[j]:stops[j + 1]`` fill the new pane ``bounds[j]``
+        whole, for every ``j`` but the last, and ``pane`` (in
+        :attr:`panes`, if it has rows) ends at ``bounds[0]``: one
+        :class:`_Batch` of those with rows.  The new panes are computed
+        run by run of consecutive panes with as many rows (one run for
+        regular rows), a few numpy calls a run.
+        """
+        k = columns.shape[0]
+        runs = []  # (first pane, last pane + 1, rows)
+        j, last = 0, len(bounds) - 1
+        while j < last:
+            rows = stops[j + 1] - stops[j]
+            end = j + 1
+            while end < last and stops[end + 1] - stops[end] == rows:
+                end += 1
+            if rows:
+                runs.append((j, end, rows))
+            j = end
+        head = self.panes.pop(pane, None)
+        if not runs and head is None:
+            return
+        batch = self._columns_of([head] if head is not None else [], [pane], bounds[:1])
+        sums, squares = self._sums, self._squares
+        whole, whole_sq, total, total_sq, low, high = (
+            [part] if part is not None else []
+            for part in (batch.whole, batch.whole_sq, batch.total, batch.squares,
+                         batch.min, batch.max))
+        starts, ends, counts = batch.starts, batch.ends, batch.counts
+        at = len(starts)
+        for j0, j1, rows in runs:
+            panes = j1 - j0
+            first = stops[j0]
+            # Views, never copies: the last axis (rows, contiguous) split.
+            segments = columns[:, first:first + panes * rows].reshape(k, panes, rows)
+            if self._min:
+                low.append(np.minimum.reduce(segments, axis=2))
+            if self._max:
+                high.append(np.maximum.reduce(segments, axis=2))
+            if sums or squares:
+                count = rows // BLOCK_ROWS * BLOCK_ROWS
+                blocks = segments[:, :, :count].reshape(k, panes, -1, BLOCK_ROWS)
+                rest = segments[:, :, count:]
+                if sums:
+                    whole.append(_sequential_sums(blocks))
+                    total.append(whole[-1] + np.add.reduce(rest, axis=2))
+                if squares:
+                    whole_sq.append(_sequential_sums(blocks * blocks))
+                    total_sq.append(whole_sq[-1] + np.add.reduce(rest * rest, axis=2))
+                batch.tails.append((at, rest))  # a view: copied if the batch outlives the chunk
+            starts += bounds[j0:j1]
+            ends += bounds[j0 + 1:j1 + 1]
+            counts += [rows] * panes
+            at += panes
+
+        def joined(parts):
+            return (None if not parts else parts[0] if len(parts) == 1
+                    else np.concatenate(parts, axis=1))
+        updates = batch.update
+        batch.start_array = np.array(starts, np.int64)
+        batch.ends, batch.counts = np.array(ends, np.int64), np.array(counts, np.int64)
+        batch.update = (np.zeros(len(starts), bool) if watermark is None
+                        else watermark >= batch.ends)
+        batch.update[:len(updates)] = updates
+        batch.whole, batch.whole_sq = joined(whole), joined(whole_sq)
+        batch.total, batch.squares = joined(total), joined(total_sq)
+        batch.min, batch.max = joined(low), joined(high)
+        batch.arrived = watermark
+        self._batches.append(batch)
+        self.dirty.update(starts)
+
+    def _columns_of(self, accs, starts, ends):
+        """
+        A :class:`_Batch` of the panes ``accs`` (Accumulators, taken out
+        of :attr:`panes`) at ``starts`` ending at ``ends``, its lists not
+        yet arrays (``head``: the first of them).
+        """
+        batch = _Batch()
+        batch.head = accs[0] if accs else None
+        batch.starts, batch.ends = list(starts[:len(accs)]), list(ends[:len(accs)])
+        batch.counts = [acc.count for acc in accs]
+        batch.update = [acc.arrived is not None and acc.arrived >= end
+                        for acc, end in zip(accs, ends)]
+        batch.whole = batch.whole_sq = batch.total = batch.squares = None
+        batch.min = batch.max = None
+        if not accs:
+            return batch
+        if len(accs) == 1:  # the common case, a chunk's first pane: views, no copies
+            acc = accs[0]
+            if self._sums or self._squares:
+                total, squares = acc.totals()
+                if self._sums:
+                    batch.whole, batch.total = acc.sum[:, None], total[:, None]
+                if self._squares:
+                    batch.whole_sq, batch.squares = acc.sumsq[:, None], squares[:, None]
+            if self._min:
+                batch.min = acc.min[:, None]
+            if self._max:
+                batch.max = acc.max[:, None]
+            return batch
+        if self._sums or self._squares:
+            totals = [acc.totals() for acc in accs]
+            if self._sums:
+                batch.whole = np.array([acc.sum for acc in accs]).T
+                batch.total = np.array([total for total, _ in totals]).T
+            if self._squares:
+                batch.whole_sq = np.array([acc.sumsq for acc in accs]).T
+                batch.squares = np.array([square for _, square in totals]).T
+        if self._min:
+            batch.min = np.array([acc.min for acc in accs]).T
+        if self._max:
+            batch.max = np.array([acc.max for acc in accs]).T
+        return batch
+
+    def _materialize(self, lo=None, hi=None):
+        """
+        Turn the panes of the batches that reach into ``[lo, hi]`` (all
+        batches by default) back into :class:`Accumulator` objects in
+        :attr:`panes`: the state the rows would have made one by one.
+        """
+        keep = []
+        for batch in self._batches:
+            if lo is not None and (int(batch.ends[-1]) <= lo or batch.starts[batch.first] > hi):
+                keep.append(batch)
+                continue
+            tails = {}
+            for offset, tail in batch.tails:
+                for j in range(tail.shape[1]):
+                    tails[offset + j] = tail[:, j]
+            for i in range(batch.first, len(batch.starts)):
+                if i == 0 and batch.head is not None:
+                    self.panes[batch.starts[0]] = batch.head
+                    continue
+                acc = Accumulator(self.columns, self.stats, False)
+                acc.count = int(batch.counts[i])
+                if batch.whole is not None:
+                    acc._total = batch.whole[:, i].copy()
+                if batch.whole_sq is not None:
+                    acc._squares = batch.whole_sq[:, i].copy()
+                if batch.min is not None:
+                    acc.min = batch.min[:, i].copy()
+                if batch.max is not None:
+                    acc.max = batch.max[:, i].copy()
+                if acc.tail is not None:
+                    rest = tails[i]
+                    acc.fill = rest.shape[1]
+                    acc.tail[:, :acc.fill] = rest
+                acc.arrived = batch.arrived
+                self.panes[batch.starts[i]] = acc
+        self._batches = keep
+
+    def _own_batches(self):
+        """
+        Batches that outlive the chunk they came from take their own copy
+        of its tail rows, so as not to hold the whole chunk.
+        """
+        for batch in self._batches:
+            if not batch.owned:
+                batch.tails = [(at, rest.copy()) for at, rest in batch.tails]
+                batch.owned = True
+
+    def _fire_tumbling(self, finals, until):
+        """
+        Final results, in columns, of tumbling windows without lateness
+        (:attr:`bulk`): the panes ``finals`` of :attr:`panes` and the
+        panes of the batches that start before ``until`` (then forgotten);
+        for each what :func:`combine` gives, to the bit.  None: none.
+        """
+        # Panes not in a batch (a chunk without a whole pane, rows out of
+        # order): one by one.
+        fired = Fired.from_results([self._result(start, True, None) for start in finals])
+        parts, keep = [], []
+        for batch in self._batches:
+            lo, hi = batch.first, bisect.bisect_left(batch.starts, until)
+            if hi > lo:
+                parts.append((batch, lo, hi))
+                batch.first = hi
+            if batch.first < len(batch.starts):
+                keep.append(batch)
+        self._batches = keep
+        if not parts:
+            return fired
+        if len(parts) == 1:
+            batch, lo, hi = parts[0]
+
+            def column(name):
+                return getattr(batch, name)[..., lo:hi]
+        else:
+            def column(name):
+                return np.concatenate([getattr(b, name)[..., lo:hi] for b, lo, hi in parts],
+                                      axis=-1)
+        counts = column("counts")
+        values = {}
+        for stat in self.stats:
+            if stat == "sum":
+                values[stat] = column("total").T
+            elif stat == "mean":
+                values[stat] = column("total").T / counts[:, None]
+            elif stat == "rms":
+                values[stat] = np.sqrt(column("squares").T / counts[:, None])
+            elif stat == "min":
+                values[stat] = column("min").T
+            elif stat == "max":
+                values[stat] = column("max").T
+        n = len(counts)
+        batches = Fired(column("start_array"), column("ends"), counts,
+                        _TRUE[:n] if n <= len(_TRUE) else np.ones(n, bool),
+                        column("update"), values)
+        starts = batches.starts
+        if len(parts) > 1 and (starts[1:] < starts[:-1]).any():
+            batches = batches.take(np.argsort(starts, kind="stable"))
+        return batches if fired is None else Fired.join([fired, batches])
 
     # Firing.
 
@@ -756,8 +1130,25 @@ class WindowEngine:
             rows were chunked; how often a window appears in ``updates``
             does (each watermark step may fire it).
         """
+        updates, finals = self.advance_fired(watermark)
+        return ([] if updates is None else updates.results(),
+                [] if finals is None else finals.results())
+
+    def advance_fired(self, watermark):
+        """
+        :meth:`advance`, the results in columns: ``(updates, finals)``,
+        each a :class:`Fired` or None.
+        """
+        if self._batches:
+            try:
+                return self._advance_fired(watermark)
+            finally:
+                self._own_batches()
+        return self._advance_fired(watermark)
+
+    def _advance_fired(self, watermark):
         if self.watermark is not None and watermark <= self.watermark and not self.dirty:
-            return [], []
+            return None, None
         if self.watermark is None or watermark > self.watermark:
             self.watermark = int(watermark)
         if self.final_until is None:
@@ -771,7 +1162,7 @@ class WindowEngine:
             # Nothing due, and new rows only in windows not yet due: the
             # common case of a chunk inside a window.
             self.dirty.clear()
-            return [], []
+            return None, None
         finals = self._to_fire(self.final_until, final_until)
         updates = []
         if self.lateness:
@@ -783,14 +1174,20 @@ class WindowEngine:
                     continue
                 updates.append(self._result(start, False, start in self.emitted))
                 self.emitted[start] = True
-        results = [self._result(start, True, None) for start in finals]
+        if self.bulk and all(self.panes[start].count for start in finals):
+            results = self._fire_tumbling(finals, final_until)
+        else:
+            if self._batches:  # not seen by _to_fire: as Accumulators, then fired
+                self._materialize()
+                finals = self._to_fire(self.final_until, final_until)
+            results = Fired.from_results([self._result(start, True, None) for start in finals])
         for start in finals:
             self.emitted.pop(start, None)
         self.final_until, self.next_on_time = final_until, on_time_until
         self.dirty.clear()
         for pane in [p for p in self.panes if p < final_until]:
             del self.panes[pane]
-        return updates, results
+        return Fired.from_results(updates), results
 
     def _to_fire(self, lo, hi):
         """
@@ -811,6 +1208,7 @@ class WindowEngine:
         """
         End of stream: fire every window with rows as final.
         """
+        self._materialize()
         if not self.panes:
             return [], []
         last = max(self.panes)
@@ -823,6 +1221,7 @@ class WindowEngine:
         """
         Everything the engine holds, msgpack-encodable and versioned.
         """
+        self._materialize()
         return {"version": STATE_VERSION, "names": self.names,
                 "watermark": self.watermark, "final_until": self.final_until,
                 "next_on_time": self.next_on_time, "late_rows": self.late_rows,
@@ -848,6 +1247,7 @@ class WindowEngine:
         self.emitted = dict.fromkeys(state["emitted"], True)
         self.dirty = set(state["dirty"])
         self.panes = {}
+        self._batches = []
         for start, saved in state["panes"]:
             acc = Accumulator(self.columns, self.stats, bool(self.reducers))
             acc.set_state(saved)

@@ -195,3 +195,23 @@ def test_chunk_data_is_read_only_and_times_map_to_rows():
     assert chunk.time_of(5) == 1050
     assert chunk.index_at(1050) == 5
     assert chunk.index_at(0) == 0 and chunk.index_at(10**9) == 10
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.booleans(), st.integers(0, 2 ** 40), st.sampled_from([None, {}, {"units": "V"}]),
+       st.sampled_from(["seq", "meta", "both"]))
+def test_replacing_seq_or_meta_gives_the_chunk_the_constructor_would(records, seq, meta, which):
+    """replace(seq=, meta=) (no checks needed) equals a chunk built and checked from the same fields."""
+    if records:
+        chunk = Chunk.records(np.array([5, 7, 7, 9], np.int64), np.arange(4.0), 5, 10,
+                              seq=3, meta={"a": 1})
+    else:
+        chunk = Chunk("real", np.arange(4.0), 0, 4000, 1e6, seq=3, meta={"a": 1})
+    changes = {"seq": {"seq": seq}, "meta": {"meta": meta},
+               "both": {"seq": seq, "meta": meta}}[which]
+    fast = chunk.replace(**changes)
+    fields = {name: getattr(chunk, name) for name in Chunk.__slots__}
+    fields.update(changes)
+    assert fast == Chunk(**fields)
+    assert fast.data is chunk.data and fast.times is chunk.times
+    assert type(fast.seq) is int and fast.meta is not None

@@ -506,3 +506,41 @@ def test_an_input_back_from_idle_sends_its_rows_for_final_windows_to_late():
     times, rows = joined(main.chunks)
     assert_array_equal(times[2:], [2 * S, 2 * S])
     assert_array_equal(rows["input"][2:], [0, 1]) and assert_array_equal(rows["count"][2:], 10)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 9000), min_size=1, max_size=8), st.integers(1, 3),
+       st.booleans())
+def test_whole_panes_at_once_match_pane_by_pane_in_the_block(sizes, inputs, sampled):
+    """window_block with whole panes computed at once gives the records of the pane-by-pane path, bit for bit, for sampled and records input, one or several inputs."""
+    from pyrf_blocks import windows
+
+    rng = np.random.default_rng(sum(sizes))
+    signal = rng.standard_normal(12000)
+    times = np.arange(12000, dtype=np.int64) * 1_000_000 + 5 * S
+
+    def run():
+        graph = Graph(Clock())
+        sources = []
+        for i in range(inputs):
+            data = signal * (i + 1)
+            if sampled:
+                pieces = split_array(data, sizes)
+                sources.append(array_source(pieces, kind="real", rate=1e3, start_time=5 * S,
+                                            graph=graph))
+            else:
+                cuts = np.cumsum(sizes).tolist()
+                sources.append(array_source(records_in(times, data, cuts), kind="records",
+                                            graph=graph))
+        sink = collector(window_block(*sources, every="1s",
+                                      stats=("mean", "rms", "min", "max", "sum", "count")))
+        assert run_clock(graph.reactor, graph) is None
+        return joined(sink.chunks)
+
+    fast = run()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(windows.WindowEngine, "bulk",
+                      property(lambda self: False, lambda self, value: None), raising=False)
+        slow = run()
+    assert_array_equal(fast[0], slow[0])
+    assert fast[1].tobytes() == slow[1].tobytes()

@@ -17,7 +17,7 @@ from ..block import Block
 from ..interfaces import IChunkProducer, IRecordsProducer, IStateful
 from ..registry import register
 from ..timebase import Timebase
-from ..windows import (STATE_VERSION, CalendarGrid, CountWindows, WindowEngine,
+from ..windows import (STATE_VERSION, CalendarGrid, CountWindows, Fired, WindowEngine,
                        parse_duration, result_dtype, value_columns)
 
 __all__ = ["window_block", "moving_max", "moving_min"]
@@ -173,6 +173,7 @@ class window_block(Block):
                 raise ValueError(f"{what}: idle_timeout must be positive or None")
         self.idle_timeout = idle_timeout
         self._inputs = []
+        self._dtypes = {}  # result dtypes by (column names, several inputs)
         super().__init__(*producers, **kwargs)
         self.meta = {"quantity": "window", "stats": list(self.stats) + list(self.reducers)}
         if self.by_count:
@@ -224,11 +225,13 @@ class window_block(Block):
         for index, inp in enumerate(self._inputs):
             updates, finals = (([], inp.engine.finish()) if self.by_count
                                else inp.engine.finish())
-            self._emit_results(updates, index, "updates")
-            results += [(r, index) for r in finals]
+            self._emit_results(Fired.from_results(updates), index, "updates")
+            finals = Fired.from_results(finals)
+            if finals is not None:
+                results.append((finals, index))
         end = None
         if results:
-            end = max(r[1] for r, _ in results)
+            end = max(int(fired.ends.max()) for fired, _ in results)
         self._emit_main(results, end)
         self.on_stop()
 
@@ -261,7 +264,8 @@ class window_block(Block):
             else:
                 first, timebase = inp.sample_positions(chunk)
                 times = timebase.times_of(np.arange(first, first + n + 1))
-            self._emit_main([(r, index) for r in inp.engine.add(times, columns, names)], None)
+            fired = Fired.from_results(inp.engine.add(times, columns, names))
+            self._emit_main([] if fired is None else [(fired, index)], None)
             return
         engine = inp.engine
         engine.start(chunk.start)
@@ -308,45 +312,64 @@ class window_block(Block):
             return
         results = []
         for index, inp in enumerate(self._inputs):
-            updates, finals = inp.engine.advance(watermark)
+            updates, finals = inp.engine.advance_fired(watermark)
             self._emit_results(updates, index, "updates")
-            results += [(r, index) for r in finals]
+            if finals is not None:
+                results.append((finals, index))
         ends = [inp.engine.final_until for inp in self._inputs
                 if inp.engine.final_until is not None]
         self._emit_main(results, min(ends) if ends else None)
 
     def _records(self, results):
         """
-        ``(times, structured values)`` of ``[(result, input index)...]``,
+        ``(times, structured values)`` of ``[(Fired, input index)...]``,
         sorted by window start then input.
         """
-        results = sorted(results, key=lambda item: (item[0][0], item[1]))
         names = next((inp.engine.names for inp in self._inputs
                       if inp.engine.names is not None), [None])
         extra = [("input", "<i8")] if len(self.inputs) > 1 else []
-        dtype = result_dtype(self.stats, names, self.reducers, extra)
-        values = np.zeros(len(results), dtype)
+        key = (tuple(names), bool(extra))
+        dtype = self._dtypes.get(key)
+        if dtype is None:
+            dtype = self._dtypes[key] = result_dtype(self.stats, names, self.reducers, extra)
+        results = [(fired, index) for fired, index in results if len(fired)]
         if not results:
-            return np.zeros(0, np.int64), values
+            return np.zeros(0, np.int64), np.zeros(0, dtype)
+        if len(results) == 1:
+            fired, index = results[0]
+            inputs = None
+        else:
+            inputs = np.concatenate([np.full(len(fired), index, np.int64)
+                                     for fired, index in results])
+            # The same start from several inputs: in order of input.
+            starts = np.concatenate([f.starts for f, _ in results])
+            order = np.lexsort((inputs, starts))
+            joined = [f for f, _ in results]
+            fired = Fired(starts[order],
+                          np.concatenate([f.ends for f in joined])[order],
+                          np.concatenate([f.counts for f in joined])[order],
+                          np.concatenate([f.final for f in joined])[order],
+                          np.concatenate([f.update for f in joined])[order],
+                          {stat: np.concatenate([f.values[stat] for f in joined])[order]
+                           for stat in joined[0].values})
+            inputs = inputs[order]
+        values = np.zeros(len(fired), dtype)
         # Field by field over all the windows at once, not row by row.
-        windows = [result for result, _ in results]
-        times = np.array([result[0] for result in windows], np.int64)
-        values["end"] = [result[1] for result in windows]
-        values["count"] = [result[2] for result in windows]
-        values["final"] = [result[3] for result in windows]
-        values["update"] = [result[4] for result in windows]
+        values["end"] = fired.ends
+        values["count"] = fired.counts
+        values["final"] = fired.final
+        values["update"] = fired.update
         if extra:
-            values["input"] = [index for _, index in results]
-        for stat in windows[0][5]:
-            column_values = np.array([result[5][stat] for result in windows])
+            values["input"] = index if inputs is None else inputs
+        for stat, column_values in fired.values.items():
             for column, name in enumerate(names):
                 values[stat if name is None else f"{stat}_{name}"] = column_values[:, column]
-        return times, values
+        return fired.starts, values
 
     def _emit_results(self, results, index, output):
-        if not results:
+        if results is None or not len(results):
             return
-        times, values = self._records([(r, index) for r in results])
+        times, values = self._records([(results, index)])
         self.emit_records(times, values, int(times[0]), int(times[-1]) + 1, self.meta,
                           output=output)
 
