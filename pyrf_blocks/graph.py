@@ -106,6 +106,30 @@ class Graph:
     def edges(self):
         return tuple(edge for block in tuple(self.blocks.values()) for edge in block.edges)
 
+    def report(self, out):
+        """
+        Print what the run did to ``out``: one line per sink (chunks taken,
+        finished or not), one per source with a ``summary()``, and one per
+        edge that dropped chunks.
+        """
+        def consumer(edge):
+            return getattr(edge.consumer, "block", edge.consumer)
+
+        edges = self.edges
+        for sink in self.sinks:
+            taken = sum(edge.chunks_out for edge in edges if consumer(edge) is sink)
+            state = "finished" if sink.finished else "not finished"
+            print(f"{sink.type_name} {sink.name!r}: {taken} chunk{'s' * (taken != 1)}, "
+                  f"{state}", file=out)
+        for source in self.sources:
+            summary = getattr(source, "summary", None)
+            if summary is not None:
+                print(f"{source.type_name} {source.name!r}: {summary()}", file=out)
+        for edge in edges:
+            if edge.dropped:
+                print(f"{edge.producer.name} -> {consumer(edge).name}: "
+                      f"dropped {edge.dropped} chunks ({edge.policy})", file=out)
+
     def add_sink(self, sink):
         self._sinks.append(sink)
 

@@ -183,7 +183,6 @@ def replay_one(pipeline_text, recording, chunk_size=None, filename="<pipeline>",
     from twisted.internet import task
 
     from .blocks.sinks import collector
-    from .commands.run import report
     from .graph import Graph
     from .pipeline import build
     from .pipeline.loader import load_document
@@ -212,7 +211,7 @@ def replay_one(pipeline_text, recording, chunk_size=None, filename="<pipeline>",
         if progress is not None:
             progress(min(reader.samples_read for reader in readers), total)
     lines = io.StringIO()
-    report(graph, lines)
+    graph.report(lines)
     sinks = {block.name: list(block.chunks) for block in graph.sinks
              if isinstance(block, collector)}
     return RecordingResult(str(recording), sinks, total, lines.getvalue().splitlines())

@@ -18,7 +18,6 @@ from twisted.internet import task
 
 from pyrf_blocks import Graph, collector
 from pyrf_blocks.cli import main
-from pyrf_blocks.commands.run import report
 from pyrf_blocks.testing import array_source, run_clock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -291,7 +290,7 @@ def test_summary_counts_chunks_and_drops():
     slow_edge.resumeProducing()
     run_clock(clock, graph)
     out = io.StringIO()
-    report(graph, out)
+    graph.report(out)
     assert out.getvalue().splitlines() == [
         "collector 'slow': 2 chunks, finished",
         "collector 'fast': 10 chunks, finished",

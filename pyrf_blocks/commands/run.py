@@ -39,31 +39,6 @@ def add_arguments(parser):
     add_mqtt_arguments(parser, "the sensor pipelines fed from MQTT")
 
 
-def _consumer(edge):
-    return getattr(edge.consumer, "block", edge.consumer)
-
-
-def report(graph, out):
-    """
-    One line per sink (chunks taken, finished or not), and one per edge
-    that dropped chunks.
-    """
-    edges = graph.edges
-    for sink in graph.sinks:
-        taken = sum(edge.chunks_out for edge in edges if _consumer(edge) is sink)
-        state = "finished" if sink.finished else "not finished"
-        print(f"{sink.type_name} {sink.name!r}: {taken} chunk{'s' * (taken != 1)}, "
-              f"{state}", file=out)
-    for source in graph.sources:
-        summary = getattr(source, "summary", None)
-        if summary is not None:
-            print(f"{source.type_name} {source.name!r}: {summary()}", file=out)
-    for edge in edges:
-        if edge.dropped:
-            print(f"{edge.producer.name} -> {_consumer(edge).name}: "
-                  f"dropped {edge.dropped} chunks ({edge.policy})", file=out)
-
-
 def run(args):
     from ..errors import PipelineError
     from ..pipeline import build, describe, load_pipeline, pipeline_to_dot
@@ -111,9 +86,9 @@ def run(args):
         block = graph.failed_block
         where = f"{block.type_name} {block.name!r}" if block is not None else "the pipeline"
         print(f"{args.file}: {where} failed: {error}", file=sys.stderr)
-        report(graph, sys.stderr)
+        graph.report(sys.stderr)
         return 1
-    report(graph, sys.stderr)
+    graph.report(sys.stderr)
     if server is not None:
         for name, sensor in server.pipelines.items():
             print(f"sensor pipeline {name}: {sensor.buffer.stats['messages']} message(s) "
