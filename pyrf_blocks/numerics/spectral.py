@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from . import fft
+from . import fft, kernels
 from .decibels import amplitude_to_db, power_to_db
 
 __all__ = ["window", "window_spec", "window_gains", "frame_spectra", "power_to_dbm",
@@ -120,15 +120,12 @@ def frame_spectra(frames, window_values, complex_input, out=None):
     # Batch by batch (at most 64 Ki samples: they stay in cache), each step
     # written into the plan's own buffers: no memory is allocated per chunk
     # on the FFTW path.
+    # The multiply and |X|² are compiled kernels where numba is installed
+    # (:mod:`pyrf_blocks.numerics.kernels`).
     for first, plan in fft.batches(rows, size, complex_input):
         last = first + plan.rows
-        np.multiply(frames[first:last], window_values, out=plan.input)
-        spectra = plan.execute()
-        # |X| then squaring in place is the fastest route to |X|² in numpy
-        # (re² + im² over a float32 view ran at half its speed).
-        power = out[first:last]
-        np.abs(spectra, out=power)
-        np.multiply(power, power, out=power)
+        kernels.window_into(frames[first:last], window_values, plan.input)
+        kernels.power_into(plan.execute(), out[first:last])
     return out
 
 
