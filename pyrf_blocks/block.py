@@ -513,7 +513,9 @@ class Block(metaclass=BlockType):
 
     def _mail_delivered(self):
         pool = self.compute_pool
-        if self._mail_paused and (pool is None or len(self._mailbox) < pool.depth):
+        # Inputs resume once half the pool's depth is free: a burst of
+        # chunks per pause, not a pause and a resume per chunk.
+        if self._mail_paused and (pool is None or len(self._mailbox) <= pool.depth // 2):
             self._mail_paused = False
             for edge in self.input_edges:
                 if edge is not None:

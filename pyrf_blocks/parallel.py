@@ -290,6 +290,10 @@ class Mailbox:
         self._pending = deque()
         self._idle = []
         self.closed = False
+        # Results that arrived (from the pool's threads) and are not yet
+        # seen by the reactor: one wake-up of the reactor takes all of them.
+        self._arrivals = []
+        self._arrivals_lock = threading.Lock()
 
     def __len__(self):
         return len(self._pending)
@@ -308,10 +312,23 @@ class Mailbox:
             entry[1] = future
             self._deliver()
             return
-        future.add_done_callback(lambda done: call(self._arrived, entry, done))
+        future.add_done_callback(lambda done: self._arrived(call, entry, done))
 
-    def _arrived(self, entry, future):
-        entry[1] = future
+    def _arrived(self, call, entry, future):
+        # In the thread that finished the work.  Only the first result of a
+        # burst wakes the reactor (a write to its waker pipe and a turn of
+        # its loop); the ones that arrive before it has run ride along.
+        with self._arrivals_lock:
+            self._arrivals.append((entry, future))
+            if len(self._arrivals) > 1:
+                return
+        call(self._take_arrivals)
+
+    def _take_arrivals(self):
+        with self._arrivals_lock:
+            arrivals, self._arrivals = self._arrivals, []
+        for entry, future in arrivals:
+            entry[1] = future
         self._deliver()
 
     def _deliver(self):

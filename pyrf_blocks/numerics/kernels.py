@@ -77,6 +77,8 @@ def _numba_kernels():
     # code in its cache (next to this module, or in the user's cache
     # directory where that is read-only), so later processes load it.
     global _compiled
+    if _compiled is not None:
+        return _compiled
     with _compile_lock:
         if _compiled is None:
             import numba
