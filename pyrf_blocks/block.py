@@ -504,7 +504,7 @@ class Block(metaclass=BlockType):
             mailbox = self._mailbox = Mailbox(
                 self.graph.reactor, lambda failure: self.graph.fail(self, failure),
                 self._mail_delivered)
-        mailbox.send(pool.submit(function, *args), then)
+        mailbox.send(pool, function, args, then)
         if len(mailbox) >= pool.depth and not self._mail_paused:
             self._mail_paused = True
             for edge in self.input_edges:
