@@ -52,7 +52,7 @@ BATCH_SAMPLES = 64 * 1024
 _chosen = None
 _threads = threading.local()
 _wisdom_lock = threading.Lock()
-#: What was last imported from the wisdom file (path, size, time), or False.
+#: Whether the wisdom file was read (a corrupt one is reported once).
 _wisdom_loaded = False
 
 
@@ -107,21 +107,15 @@ def wisdom_path():
 
 
 def _load_wisdom(pyfftw):
-    # Import the file's wisdom unless it is what was imported last (its
-    # size and time unchanged): called before every plan, under the file's
-    # lock, so a plan uses whatever any process on this machine measured
-    # first for its shape.
+    # Import the file's wisdom: before every plan, under the file's lock,
+    # so a plan uses whatever any process on this machine measured first
+    # for its shape (even after this process forgot its wisdom).  Plans are
+    # made once per shape and thread, so reading a few KiB each time costs
+    # nothing that matters.
     global _wisdom_loaded
     path = wisdom_path()
-    try:
-        status = os.stat(path)
-    except OSError:
-        return
-    signature = (path, status.st_size, status.st_mtime_ns)
-    if _wisdom_loaded == signature:
-        return
     first = not _wisdom_loaded
-    _wisdom_loaded = signature
+    _wisdom_loaded = True
     try:
         with open(path, "rb") as stream:
             wisdom = msgpack.unpackb(stream.read())
