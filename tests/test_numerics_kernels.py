@@ -97,7 +97,8 @@ def test_an_unknown_backend_is_refused():
 
 def test_numba_refused_without_numba(monkeypatch):
     """Asking for numba where it is missing says how to install it."""
+    monkeypatch.setattr(kernels, "_chosen", kernels._chosen)  # restored after the test
     monkeypatch.setattr(kernels, "_numba_available", lambda: False)
     with pytest.raises(ImportError, match=r"pyrf_blocks\[numba\]"):
         kernels.set_backend("numba")
-    kernels.set_backend(None)
+    assert kernels.set_backend(None) == "numpy"
