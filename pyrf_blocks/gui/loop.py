@@ -33,20 +33,8 @@ _installed = None
 def application():
     """
     The ``QApplication``, created if there is none yet.
-
-    A process with a window uses numpy's spectrum kernels, not numba's
-    (unless ``PYRF_BLOCKS_KERNELS`` names them): with numba's compiled
-    kernels, a process running Qt offscreen crashed (SIGSEGV, no Python
-    frame) in 3 of 6 runs of tests/test_interactive.py's Qt loop test, and
-    in none of 6 with numpy's; the cause is not known yet.
     """
-    import os
-
     import pyqtgraph as pg
-
-    from ..numerics import kernels
-    if not os.environ.get("PYRF_BLOCKS_KERNELS", "").strip():
-        kernels.set_backend("numpy")
     return pg.mkQApp("pyrf_blocks")
 
 
