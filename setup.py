@@ -54,6 +54,7 @@ setup(
             "ipykernel>=6.29",
             *SENSORS,
             "pyFFTW>=0.13",  # both FFT backends are tested
+            "numba>=0.60",  # both kernel backends are tested
             "dask[distributed]>=2024.1",  # replay on a LocalCluster
         ],
         "sensors": SENSORS,
@@ -61,6 +62,8 @@ setup(
         "docs": ["sphinx>=7.2"],
         # FFTW for fft_block (pyrf_blocks.numerics.fft); pocketfft otherwise.
         "fftw": ["pyFFTW>=0.13"],
+        # compiled window multiply and |X|² (pyrf_blocks.numerics.kernels); numpy otherwise.
+        "numba": ["numba>=0.60"],
         # pyrf-blocks replay --dask (pyrf_blocks.replay)
         "dask": ["dask[distributed]>=2024.1"],
     },

@@ -8,7 +8,10 @@ LocalCluster of 1 and of 2 worker processes, in the same run.
 The recordings (cf32, ``--samples`` each, in a temporary folder) run
 through sigmf_source -> FFT-1024 (Hann, half overlap) -> calibrate -> max
 hold -> collector(keep=1).  Each measurement is a fresh process that starts
-its cluster, warms every worker on one recording, then times the 8; the
+its cluster, warms every worker on one recording (pinned to it), then
+times the 8 (the timed region is one ``replay(PIPELINE, paths,
+client=client)``: the check of every recording in this process, the
+tasks, and gathering their results); the
 worker counts alternate, ``--trials`` times each, median reported (MSa/s
 of recorded samples).  Every run's results are hashed and must equal a
 serial run's.  The last line is the headline: MSa/s on the largest
@@ -71,25 +74,43 @@ def digest(results):
     return hasher.hexdigest()
 
 
+def _cpu():
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(workers, paths):
     """One measurement in this fresh process: a JSON line."""
     from dask.distributed import Client, LocalCluster
 
-    from pyrf_blocks.replay import replay
+    from pyrf_blocks.replay import replay, replay_one
 
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                            dashboard_address=None)
     client = Client(cluster)
     try:
-        replay(PIPELINE, paths[:workers], client=client)  # warm every worker
+        # Warm every worker (imports, FFTW plans, compiled kernels): one
+        # recording pinned to each, so none is left cold by the scheduler.
+        addresses = list(client.scheduler_info()["workers"])
+        client.gather([client.submit(replay_one, PIPELINE, paths[0], workers=[address],
+                                     allow_other_workers=False, pure=False)
+                       for address in addresses])
         samples = sum(os.path.getsize(p + ".sigmf-data") // 8 for p in paths)
+        workers_before = client.run(_cpu)
+        here_before = _cpu()
         start = time.perf_counter()
         results = replay(PIPELINE, paths, client=client)
         elapsed = time.perf_counter() - start
+        here = _cpu() - here_before
+        workers_after = client.run(_cpu)
+        worker_cpu = sum(workers_after[a] - workers_before[a] for a in workers_after)
     finally:
         client.close()
         cluster.close()
     print(json.dumps({"workers": workers, "msa": samples / elapsed / 1e6,
+                      "client_cpu": here, "worker_cpu": worker_cpu,
                       "digest": digest(results)}))
 
 
@@ -127,8 +148,11 @@ def main():
     base = statistics.median(r["msa"] for r in runs[sizes[0]])
     for n in sizes:
         msa = statistics.median(r["msa"] for r in runs[n])
+        client_cpu = statistics.median(r["client_cpu"] for r in runs[n])
+        worker_cpu = statistics.median(r["worker_cpu"] for r in runs[n])
         print(f"{n:3d} worker{'s' * (n != 1)}: {msa:7.1f} MSa/s, {msa / base:.2f}x "
-              f"{sizes[0]} worker{'s' * (sizes[0] != 1)}")
+              f"{sizes[0]} worker{'s' * (sizes[0] != 1)}; CPU in the timed region: "
+              f"workers {worker_cpu:.2f} s, client and scheduler {client_cpu:.2f} s")
     print(f"results identical to the serial run in every measurement: {identical}")
     top = statistics.median(r["msa"] for r in runs[sizes[-1]])
     print(f"replay on Dask: {top:.1f} MSa/s on {sizes[-1]} workers, "

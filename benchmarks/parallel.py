@@ -11,6 +11,12 @@ times each, and the median is reported as MSa/s and MSa/s per CPU-second
 (user + sys from ``getrusage``).  The output of every run is hashed: the
 parallel runs must give the serial chunks exactly.  The last line is the
 headline: the parallel MSa/s and its ratio to the serial one.
+
+Where a loaded machine makes the ratio meaningless, two figures still say
+whether the parallel path can scale: the CPU per chunk of the reactor's
+thread and of the pool's threads (the reactor's is the part that holds the
+GIL), and a GIL-free check: the CPU of the FFT task of a chunk run on 1
+thread, on 2 threads at once and in 2 processes at once.
 """
 
 import argparse
@@ -71,11 +77,13 @@ def measure(mode, workers, chunks):
         return sink
 
     run(2)  # plans, pools and caches warm
+    threads_before = _thread_cpu()
     before = resource.getrusage(resource.RUSAGE_SELF)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     sink = run(chunks // len(arrays))
     elapsed = time.perf_counter() - start
+    threads_after = _thread_cpu()
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if pool is not None:
@@ -84,9 +92,96 @@ def measure(mode, workers, chunks):
     cpu += ((children.ru_utime - children_before.ru_utime)
             + (children.ru_stime - children_before.ru_stime))
     samples = sink.count * CHUNK
+    # CPU per chunk of the reactor's thread (the graph, holding the GIL but
+    # for the kernels it runs itself) and of the pool's threads.
+    split = {"reactor": 0.0, "pool": 0.0}
+    for name, seconds in threads_after.items():
+        part = "pool" if name.startswith("pyrf-compute") else (
+            "reactor" if "reactor" in name else None)
+        if part:
+            split[part] += (seconds - threads_before.get(name, 0.0)) / sink.count * 1e6
     print(json.dumps({"mode": mode, "msa": samples / elapsed / 1e6, "cpu": cpu,
+                      "reactor_us": split["reactor"], "pool_us": split["pool"],
                       "msa_per_cpu": samples / cpu / 1e6, "digest": sink.digest.hexdigest(),
                       "chunks": sink.count}))
+
+
+def _thread_cpu():
+    """CPU seconds of each live thread, by name."""
+    import threading
+
+    seconds = {}
+    for thread in threading.enumerate():
+        try:
+            seconds[thread.name] = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        except (OSError, AttributeError, TypeError):
+            pass
+    return seconds
+
+
+def kernel_check(tasks):
+    """
+    The GIL-free check, in this (fresh) process: the FFT task of a 64 Ki
+    chunk (window, FFT, |X|², per-bin maximum: what a pool's thread runs)
+    timed on 1 thread, on 2 threads of this process and in 2 processes at
+    once, as CPU per task.  Threads that serialised on the GIL, or paid for
+    sharing it, would cost more per task than processes, which share
+    nothing.  A JSON line.
+    """
+    sys.path.insert(0, str(ROOT))
+    import multiprocessing
+    import threading
+
+    import numpy as np
+
+    from pyrf_blocks.numerics.spectral import frame_extreme, window
+
+    rng = np.random.default_rng(0)
+    arrays = [(rng.standard_normal(2 * CHUNK, dtype=np.float32) * 0.1).view(np.complex64)
+              .reshape(-1, FFT_SIZE) for _ in range(8)]
+    values = window("flattop", FFT_SIZE, shift=True)
+
+    def work(count, results):
+        out = np.empty((1, FFT_SIZE), np.float32)
+        started = time.thread_time()
+        for index in range(count):
+            frame_extreme(arrays[index % 8], values, True, np.maximum, out)
+        results.append(time.thread_time() - started)
+
+    work(20, [])  # plans and compiled kernels warm
+
+    def threads(count):
+        results = []
+        running = [threading.Thread(target=work, args=(tasks, results)) for _ in range(count)]
+        for thread in running:
+            thread.start()
+        for thread in running:
+            thread.join()
+        return sum(results) / (count * tasks) * 1e6
+
+    def processes(count):
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+
+        def child():
+            results = []
+            work(tasks, results)
+            queue.put(results[0])
+
+        running = [context.Process(target=child) for _ in range(count)]
+        for process in running:
+            process.start()
+        results = [queue.get() for _ in running]
+        for process in running:
+            process.join()
+        return sum(results) / (count * tasks) * 1e6
+
+    figures = {"one_thread": [], "two_threads": [], "two_processes": []}
+    for _ in range(3):
+        figures["one_thread"].append(threads(1))
+        figures["two_threads"].append(threads(2))
+        figures["two_processes"].append(processes(2))
+    print(json.dumps({name: statistics.median(values) for name, values in figures.items()}))
 
 
 def main():
@@ -98,9 +193,13 @@ def main():
     parser.add_argument("--processes", action="store_true",
                         help="also measure a process pool of --workers")
     parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--kernel-check", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         measure(args.measure[0], int(args.measure[1]), int(args.measure[2]))
+        return
+    if args.kernel_check:
+        kernel_check(args.kernel_check)
         return
     chunks = max(16, int(args.seconds * 150e6 / CHUNK) // 8 * 8)
     modes = ["serial", "threads"] + (["processes"] if args.processes else [])
@@ -120,10 +219,20 @@ def main():
     for mode, runs in results.items():
         msa = statistics.median(r["msa"] for r in runs)
         per_cpu = statistics.median(r["msa_per_cpu"] for r in runs)
+        reactor = statistics.median(r["reactor_us"] for r in runs)
+        pool = statistics.median(r["pool_us"] for r in runs)
         label = mode if mode == "serial" else f"{mode} x{args.workers}"
         print(f"{label:14s} {msa:7.1f} MSa/s  {per_cpu:7.1f} MSa/s per CPU-second  "
-              f"ratio to serial {msa / serial:.2f}")
+              f"ratio to serial {msa / serial:.2f}  (CPU per chunk: reactor thread "
+              f"{reactor:.0f} us, pool threads {pool:.0f} us)")
     print(f"output identical in every run: {identical}")
+    check = json.loads(subprocess.run(
+        [sys.executable, __file__, "--kernel-check", "300"], check=True, capture_output=True,
+        text=True, env=env).stdout.strip().splitlines()[-1])
+    print(f"GIL-free check, CPU per FFT task of a chunk: 1 thread {check['one_thread']:.0f} us, "
+          f"2 threads at once {check['two_threads']:.0f} us, 2 processes at once "
+          f"{check['two_processes']:.0f} us")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     threads = statistics.median(r["msa"] for r in results["threads"])
     print(f"parallel {args.workers} threads: {threads:.1f} MSa/s, "
           f"{threads / serial:.2f}x serial ({serial:.1f} MSa/s), identical output: {identical}")

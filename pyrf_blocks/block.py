@@ -513,7 +513,7 @@ class Block(metaclass=BlockType):
             mailbox = self._mailbox = Mailbox(
                 self.graph.reactor, lambda failure: self.graph.fail(self, failure),
                 self._mail_delivered)
-        mailbox.send(pool.submit(function, *args), then)
+        mailbox.send(pool, function, args, then)
         if len(mailbox) >= pool.depth and not self._mail_paused:
             self._mail_paused = True
             for edge in self.input_edges:
@@ -522,7 +522,9 @@ class Block(metaclass=BlockType):
 
     def _mail_delivered(self):
         pool = self.compute_pool
-        if self._mail_paused and (pool is None or len(self._mailbox) < pool.depth):
+        # Inputs resume once half the pool's depth is free: a burst of
+        # chunks per pause, not a pause and a resume per chunk.
+        if self._mail_paused and (pool is None or len(self._mailbox) <= pool.depth // 2):
             self._mail_paused = False
             for edge in self.input_edges:
                 if edge is not None:

@@ -17,9 +17,9 @@ checked pipeline file both give, so a dry run shows exactly what the run
 would fuse.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-__all__ = ["Node", "Fusion", "Rule", "HoldOfCalibration", "RULES",
+__all__ = ["Node", "Fusion", "Rule", "HoldOfCalibration", "HoldOfSpectra", "RULES",
            "graph_nodes", "pipeline_nodes", "plan", "optimise"]
 
 #: Where a block runs when it runs in the graph's own process.
@@ -85,6 +85,13 @@ class Rule:
         """
         raise NotImplementedError
 
+    def rewrite(self, nodes, fusion):
+        """
+        ``nodes`` as the graph is once ``fusion`` is made (what later rules
+        see); by default unchanged.
+        """
+        return nodes
+
 
 class HoldOfCalibration(Rule):
     """
@@ -128,9 +135,74 @@ class HoldOfCalibration(Rule):
         calibration, hold = (graph.blocks[name] for name in fusion.blocks)
         hold.fuse_calibration(calibration)
 
+    def rewrite(self, nodes, fusion):
+        # The hold now reads what the calibration read; the calibration is idle.
+        calibration, hold = (nodes[name] for name in fusion.blocks)
+        nodes = {name: node for name, node in nodes.items() if name != calibration.name}
+        nodes[hold.name] = replace(hold, inputs=calibration.inputs)
+        for reference in calibration.inputs:
+            upstream = nodes.get(reference)
+            if upstream is not None:
+                nodes[upstream.name] = replace(upstream, consumers=tuple(
+                    hold.name if name == calibration.name else name
+                    for name in upstream.consumers))
+        return nodes
+
+
+class HoldOfSpectra(Rule):
+    """
+    ``max_hold(fft_block(x))`` (after :class:`HoldOfCalibration`, also
+    ``max_hold(calibrate_block(fft_block(x)))``): the FFT emits, per chunk,
+    only the per-bin maximum of its spectra, as a one-row chunk stamped
+    with the time of the chunk's last frame, and computes it in the same
+    task as the spectra (on a compute pool, in the same worker); the hold
+    reads that row.  Likewise ``min_hold`` with the minimum.  A batch of
+    spectra (64 rows of 1 024 bins for 64 Ki samples) is then never handed
+    to another block, nor to the reactor's thread when the FFT runs on a
+    pool.
+
+    Proof.  For each chunk of ``n`` rows the hold computes ``e =
+    combine.reduce(rows)`` (``rows[0]`` when ``n == 1``, the same values),
+    combines ``e`` with its held row and emits the result stamped
+    ``[chunk.time_of(n - 1), chunk.end)`` with the chunk's rate and
+    metadata.  The fused FFT computes the same ``e`` with the same ufunc
+    reduction over the same float32 rows (``numpy.maximum`` and
+    ``numpy.minimum`` are exact, so the value does not depend on where it
+    is computed, and NaN propagates alike), shifts it as it would have
+    shifted the rows (a permutation of bins commutes with a per-bin
+    reduction), and emits it as a one-row chunk starting at
+    ``sample_time(start, n - 1, rate)``, which is what ``time_of(n - 1)``
+    of the unfused chunk computes, and ending at its end, with the same rate
+    and metadata.  The hold's ``time_of(0)`` of that chunk is its start, so
+    the hold emits the same row, times, rate and metadata, and its state is
+    the same after every chunk.  The rule applies only when the hold is the
+    FFT's only consumer, both run here, and the hold's input edge is
+    lossless (``block``), so it sees every chunk either way.
+    """
+
+    name = "hold_of_spectra"
+    holds = ("max_hold", "min_hold")
+
+    def match(self, node, nodes):
+        if (node.type_name not in self.holds or len(node.inputs) != 1
+                or node.policy != "block"):
+            return None
+        spectra = nodes.get(node.inputs[0])  # a name:output reference is not found
+        if (spectra is None or spectra.type_name != "fft_block"
+                or spectra.consumers != (node.name,)
+                or node.place != LOCAL or spectra.place != LOCAL):
+            return None
+        return Fusion(self.name, (spectra.name, node.name),
+                      f"{spectra.name} computes the extreme of each chunk's spectra "
+                      f"for {node.name} and emits only that row")
+
+    def apply(self, graph, fusion):
+        spectra, hold = (graph.blocks[name] for name in fusion.blocks)
+        spectra.fuse_hold(hold)
+
 
 #: The rules :func:`optimise` applies, in order.
-RULES = (HoldOfCalibration(),)
+RULES = (HoldOfCalibration(), HoldOfSpectra())
 
 
 def graph_nodes(graph):
@@ -174,15 +246,20 @@ def pipeline_nodes(pipeline):
 def plan(nodes, rules=RULES):
     """
     The fusions ``rules`` would make on ``nodes`` (from :func:`graph_nodes`
-    or :func:`pipeline_nodes`), in order; a block takes part in one at most.
+    or :func:`pipeline_nodes`), in order.  Each rule sees the graph as the
+    fusions before it left it (:meth:`Rule.rewrite`), and a block takes part
+    in one fusion of each rule at most.
     """
-    fusions, taken = [], set()
+    fusions = []
     for rule in rules:
-        for node in nodes.values():
-            fusion = rule.match(node, nodes)
+        taken = set()
+        for name in list(nodes):
+            node = nodes.get(name)
+            fusion = None if node is None else rule.match(node, nodes)
             if fusion is not None and not taken.intersection(fusion.blocks):
                 taken.update(fusion.blocks)
                 fusions.append(fusion)
+                nodes = rule.rewrite(nodes, fusion)
     return fusions
 
 

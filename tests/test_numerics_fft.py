@@ -145,3 +145,26 @@ def test_unreadable_wisdom_is_reported_and_ignored(monkeypatch, tmp_path, use_ba
     frames = _frames(2, 64, True)
     assert frame_spectra(frames, np.ones(64, np.float32), True).shape == (2, 64)
     assert any("not used" in str(event.get("log_format")) for event in logged)
+
+
+_PLAN_AND_HASH = """
+import hashlib, sys
+import numpy as np
+from pyrf_blocks.numerics import fft
+from pyrf_blocks.numerics.spectral import frame_spectra
+fft.set_backend("fftw")
+frames = np.random.default_rng(0).standard_normal((64, 2048), dtype=np.float32).view(np.complex64)
+sys.stdout.write(hashlib.sha1(frame_spectra(frames, np.ones(1024, np.float32), True)
+                              .tobytes()).hexdigest())
+"""
+
+
+def test_processes_planning_at_once_give_the_same_bits(tmp_path):
+    """Processes that plan one shape at the same time, with no wisdom yet, transform it alike, bit for bit."""
+    pytest.importorskip("pyfftw")
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    children = [subprocess.Popen([sys.executable, "-c", _PLAN_AND_HASH], env=env,
+                                 stdout=subprocess.PIPE) for _ in range(3)]
+    digests = {child.communicate(timeout=120)[0] for child in children}
+    assert all(child.returncode == 0 for child in children)
+    assert len(digests) == 1

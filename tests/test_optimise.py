@@ -34,12 +34,15 @@ def _signal(count, complex_input, seed=0):
     return samples
 
 
-def _run(arrays, hold, kind, optimised, offset=0.0, size=256):
+def _run(arrays, hold, kind, optimised, offset=0.0, size=256, calibrated=True, overlap=0):
     clock = Clock()
     graph = Graph(clock)
     source = array_source(arrays, kind=kind, rate=RATE, graph=graph,
                           meta={"center_frequency": 1e8, "reference_level": -10.0})
-    sink = collector(hold(calibrate_block(fft_block(source, size=size), offset=offset)))
+    spectra = fft_block(source, size=size, overlap=overlap)
+    if calibrated:
+        spectra = calibrate_block(spectra, offset=offset)
+    sink = collector(hold(spectra))
     fusions = optimise(graph) if optimised else []
     assert run_clock(clock, graph) is None
     return sink.chunks, fusions
@@ -64,8 +67,40 @@ def test_a_fused_hold_equals_the_unfused_chain_however_the_input_is_cut(cuts, ho
     arrays = split_array(samples, cuts)
     expected, _ = _run(arrays, hold, kind, optimised=False, offset=1.5)
     got, fusions = _run(arrays, hold, kind, optimised=True, offset=1.5)
-    assert [f.rule for f in fusions] == ["hold_of_calibration"]
+    assert [f.rule for f in fusions] == ["hold_of_calibration", "hold_of_spectra"]
     _assert_same(got, expected)
+
+
+@given(st.lists(st.integers(min_value=1, max_value=1500), min_size=1, max_size=10),
+       st.sampled_from([max_hold, min_hold]), st.booleans(), st.sampled_from([0, 100]),
+       st.sampled_from([255, 256]))
+@settings(max_examples=30, deadline=None)
+def test_a_hold_fused_with_its_fft_equals_the_unfused_chain(cuts, hold, iq, overlap, size):
+    """A hold reading an FFT directly equals its fused form bit for bit: any chunking, IQ or real, overlap, odd size."""
+    samples = _signal(4000, iq)
+    kind = "iq" if iq else "real"
+    arrays = split_array(samples, cuts)
+    expected, _ = _run(arrays, hold, kind, optimised=False, calibrated=False, overlap=overlap,
+                       size=size)
+    got, fusions = _run(arrays, hold, kind, optimised=True, calibrated=False, overlap=overlap,
+                        size=size)
+    assert [f.rule for f in fusions] == ["hold_of_spectra"]
+    _assert_same(got, expected)
+
+
+def test_an_fft_is_fused_only_with_its_only_consumer(graph):
+    """hold_of_spectra leaves an FFT that something else reads alone, and fuses it once that is gone."""
+    samples = _signal(4096, True)
+    source = array_source([samples], rate=RATE, graph=graph)
+    fft = fft_block(source, size=256)
+    rows = collector(fft)
+    hold = max_hold(fft)
+    collector(hold)
+    assert [f.rule for f in optimise(graph)] == []  # a second consumer: left alone
+    rows.close()
+    fusions = optimise(graph)
+    assert [(f.rule, f.blocks) for f in fusions] == [("hold_of_spectra", (fft.name, hold.name))]
+    assert fft.fused_extreme is np.maximum
 
 
 def test_the_fused_calibration_no_longer_runs(graph):
@@ -134,13 +169,15 @@ blocks:
 def test_a_dry_run_shows_what_would_be_fused(tmp_path, capsys):
     """The pipeline view finds the fusion; run --dry-run lists it and draws it in a dashed cluster."""
     fusions = plan(pipeline_nodes(check_text(HOLD_PIPELINE)))
-    assert [(f.rule, f.blocks) for f in fusions] == [("hold_of_calibration", ("dbm", "hold"))]
+    assert [(f.rule, f.blocks) for f in fusions] == [("hold_of_calibration", ("dbm", "hold")),
+                                                     ("hold_of_spectra", ("fft", "hold"))]
     assert HoldOfCalibration.__doc__ and "Proof" in HoldOfCalibration.__doc__
     path = tmp_path / "hold.yaml"
     path.write_text(HOLD_PIPELINE)
     assert main(["run", "--dry-run", str(path)]) == 0
     out = capsys.readouterr().out
     assert "chain optimisation:\n  hold_of_calibration: hold holds linear power" in out
+    assert "\n  hold_of_spectra: fft computes the extreme of each chunk's spectra" in out
     assert 'label = "fused: hold_of_calibration"; style = dashed;\n      "dbm"; "hold";' in out
     assert main(["run", "--dry-run", "--no-optimise", str(path)]) == 0
     assert "fused" not in capsys.readouterr().out
@@ -153,4 +190,4 @@ def test_graph_run_optimises_when_asked(optimised):
     source = array_source([_signal(2048, True)], rate=RATE, graph=graph)
     sink = collector(max_hold(calibrate_block(fft_block(source, size=256))))
     graph.run(optimise=optimised)
-    assert len(graph.fusions) == int(optimised) and sink.finished
+    assert len(graph.fusions) == 2 * int(optimised) and sink.finished

@@ -175,3 +175,39 @@ def test_threads_really_run_the_work():
                                                graph=graph)))
         graph.run()
     assert len(sink.chunks) == 8 and names and all(n.startswith("pyrf-compute") for n in names)
+
+
+def test_a_hold_fused_with_its_fft_on_a_thread_pool_gives_the_serial_output():
+    """max_hold(calibrate(fft)) optimised, its FFT and extreme on 2 threads, equals the unoptimised serial chain exactly."""
+    from pyrf_blocks import max_hold
+
+    arrays = _chunks()
+
+    def held(pool, optimised):
+        graph = Graph(parallel=pool)
+        source = array_source(arrays, rate=RATE, graph=graph,
+                              meta={"center_frequency": 1e8, "reference_level": -5.0})
+        sink = collector(max_hold(calibrate_block(fft_block(source, size=511, overlap=100))))
+        graph.run(optimise=optimised)
+        assert len(graph.fusions) == 2 * optimised
+        return sink.chunks
+
+    expected = held(None, False)
+    with ThreadPool(2) as pool:
+        _assert_same(held(pool, True), expected)
+
+
+def test_a_thread_pool_runs_futures_and_waits_on_close():
+    """submit gives a Future with the result or the exception; close waits for the work sent, then refuses more."""
+    pool = ThreadPool(2)
+    done = []
+    results = [pool.submit(lambda value: (time.sleep(0.01), done.append(value), value)[2], index)
+               for index in range(6)]
+    failing = pool.submit(int, "not a number")
+    pool.close()
+    assert sorted(done) == list(range(6))
+    assert [future.result(timeout=0) for future in results] == list(range(6))
+    with pytest.raises(ValueError, match="not a number"):
+        failing.result(timeout=0)
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.submit(int, "1")

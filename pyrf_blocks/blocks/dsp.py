@@ -10,11 +10,11 @@ from ..block import Block
 from ..defaults import WINDOW
 from ..interfaces import ISampleProducer, ISpectrumProducer, IStateful
 from ..numerics.decimation import Decimator
-from ..numerics.spectral import (MIN_FFT_SIZE, check_window, frame_spectra, power_to_dbm,
-                                 window, window_gains)
+from ..numerics.spectral import (MIN_FFT_SIZE, check_window, frame_extreme, frame_spectra,
+                                 power_to_dbm, window, window_gains)
 from ..params import Param, check_params
 from ..state import check_version, pack_array, plain, unpack_array
-from ..timebase import Timebase
+from ..timebase import Timebase, sample_time
 
 __all__ = ["fft_block", "calibrate_block", "decimate_block", "MAX_FFT_SIZE"]
 
@@ -97,9 +97,26 @@ class fft_block(Block):
         """
         return self.window_name
 
+    #: The ufunc of the hold fused with this block by chain optimisation
+    #: (:class:`~pyrf_blocks.optimise.HoldOfSpectra`), or None.
+    fused_extreme = None
+
     def __init__(self, producer, size=1024, window=WINDOW, overlap=0, **kwargs):
         self._set(size, window, overlap)
         super().__init__(producer, **kwargs)
+
+    def fuse_hold(self, hold):
+        """
+        Emit, for each chunk, only what ``hold`` (this block's only
+        consumer, a max or min hold) takes from it: the per-bin extreme of
+        the chunk's spectra, as a one-row chunk stamped with the time of the
+        chunk's last frame.  The FFT's task then computes that row too, and
+        the batch of spectra stays where it was computed.  Called by chain
+        optimisation before the graph runs.
+        """
+        if hold.inputs != (self,):
+            raise ValueError(f"{self.label}: cannot fuse {hold.label}, which does not read it")
+        self.fused_extreme = type(hold)._combine
 
     def _set(self, size, window, overlap):
         values = check_params(type(self), {"size": size, "window": window, "overlap": overlap},
@@ -188,16 +205,31 @@ class fft_block(Block):
             start, end = origin.time_of(first), origin.time_of(first + used)
             rate, meta, shift = origin.rate / hop, self._meta_for(chunk), iq and size % 2
 
-            def emit(spectra):
-                if shift:
-                    spectra = np.fft.fftshift(spectra, axes=-1)
-                self.emit(spectra, start, end, rate, meta)
+            values = window(self.window_name, size, shift=iq and size % 2 == 0)
+            bins = size if iq else size // 2 + 1
+            combine = self.fused_extreme
+            if combine is None:
+                def emit(spectra):
+                    if shift:
+                        spectra = np.fft.fftshift(spectra, axes=-1)
+                    self.emit(spectra, start, end, rate, meta)
 
+                work = (frame_spectra, frames, values, iq, self.buffer((count, bins)))
+            else:
+                # What the fused hold reads of the unfused chunk: the
+                # extreme of its rows, at the time of its last row (as
+                # Chunk.time_of gives it).
+                last = sample_time(int(start), count - 1, float(rate))
+
+                def emit(extreme):
+                    if shift:
+                        extreme = np.fft.fftshift(extreme, axes=-1)
+                    self.emit(extreme, last, end, rate, meta)
+
+                work = (frame_extreme, frames, values, iq, combine, self.buffer((1, bins)))
             # The FFT may run on a compute pool (pyrf_blocks.parallel); the
             # stream's bookkeeping stays here, in order.
-            self.run_parallel(frame_spectra, frames,
-                              window(self.window_name, size, shift=iq and size % 2 == 0), iq,
-                              self.buffer((count, size if iq else size // 2 + 1)), then=emit)
+            self.run_parallel(*work, then=emit)
             self._next_frame += used
         # Keep the tail as a copy so the (possibly large) input can be freed.
         self._tail = samples[used:].copy() if used < len(samples) else None

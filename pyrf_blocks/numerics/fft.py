@@ -19,10 +19,16 @@ FFTW plans are made once per shape and thread (the full batch measured,
 ``FFTW_MEASURE``, the smaller ones estimated) (a plan's buffers are its
 own, so threads of a pool never share one) and FFTW's *wisdom* is kept
 between runs in :func:`wisdom_path`, so later processes plan instantly.
+Processes plan one at a time (a lock file next to the wisdom), each from
+the file's latest wisdom: every process on a machine then transforms a
+shape with the algorithm measured first for it, and gives the same bits.
+(Processes on different machines, or after the file is deleted, may
+measure differently and differ in float32 rounding.)
 Set ``PYRF_BLOCKS_FFT=pocketfft`` in the environment, or call
 :func:`set_backend`, to use pocketfft even where pyFFTW is installed.
 """
 
+import contextlib
 import importlib
 import os
 import threading
@@ -46,6 +52,7 @@ BATCH_SAMPLES = 64 * 1024
 _chosen = None
 _threads = threading.local()
 _wisdom_lock = threading.Lock()
+#: Whether the wisdom file was read (a corrupt one is reported once).
 _wisdom_loaded = False
 
 
@@ -100,18 +107,52 @@ def wisdom_path():
 
 
 def _load_wisdom(pyfftw):
+    # Import the file's wisdom: before every plan, under the file's lock,
+    # so a plan uses whatever any process on this machine measured first
+    # for its shape (even after this process forgot its wisdom).  Plans are
+    # made once per shape and thread, so reading a few KiB each time costs
+    # nothing that matters.
     global _wisdom_loaded
-    if _wisdom_loaded:
-        return
+    path = wisdom_path()
+    first = not _wisdom_loaded
     _wisdom_loaded = True
     try:
-        with open(wisdom_path(), "rb") as stream:
+        with open(path, "rb") as stream:
             wisdom = msgpack.unpackb(stream.read())
         pyfftw.import_wisdom(tuple(wisdom))
     except FileNotFoundError:
         pass
     except (OSError, ValueError, TypeError, msgpack.UnpackException) as error:
-        log.warn("FFTW wisdom in {path} not used: {error}", path=wisdom_path(), error=error)
+        if first:
+            log.warn("FFTW wisdom in {path} not used: {error}", path=path, error=error)
+
+
+@contextlib.contextmanager
+def _wisdom_file_lock():
+    # Processes plan one at a time on a machine: between reading the wisdom
+    # and writing it back no other process measures the same shape.
+    # FFTW_MEASURE times candidate algorithms, and two processes measuring
+    # one shape at once may pick different ones, which round differently:
+    # the same input would give different bits in different processes
+    # (measured: 2 of 3 fresh processes disagreed on a 64x1024 batch).
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    path = wisdom_path()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        stream = open(path + ".lock", "a+b")
+    except OSError:
+        yield
+        return
+    with stream:
+        fcntl.flock(stream, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(stream, fcntl.LOCK_UN)
 
 
 def _save_wisdom(pyfftw):
@@ -140,7 +181,7 @@ class Plan:
         bins = size if complex_input else size // 2 + 1
         if self.backend == "fftw":
             import pyfftw
-            with _wisdom_lock:
+            with _wisdom_lock, _wisdom_file_lock():
                 _load_wisdom(pyfftw)
                 #: The frames to transform, written by the caller.
                 self.input = pyfftw.empty_aligned((rows, size), dtype)

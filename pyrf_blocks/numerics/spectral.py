@@ -8,13 +8,15 @@ Conventions: samples are relative to full scale, and the instrument's
 """
 
 import functools
+import threading
 
 import numpy as np
 
-from . import fft
+from . import fft, kernels
 from .decibels import amplitude_to_db, power_to_db
 
-__all__ = ["window", "window_spec", "window_gains", "frame_spectra", "power_to_dbm",
+__all__ = ["window", "window_spec", "window_gains", "frame_spectra", "frame_extreme",
+           "power_to_dbm",
            "bin_frequencies", "MIN_FFT_SIZE"]
 
 #: Fewest points of an FFT (``fft_block``'s ``size``, and so the command
@@ -120,15 +122,38 @@ def frame_spectra(frames, window_values, complex_input, out=None):
     # Batch by batch (at most 64 Ki samples: they stay in cache), each step
     # written into the plan's own buffers: no memory is allocated per chunk
     # on the FFTW path.
+    # The multiply and |X|² are compiled kernels where numba is installed
+    # (:mod:`pyrf_blocks.numerics.kernels`).
     for first, plan in fft.batches(rows, size, complex_input):
         last = first + plan.rows
-        np.multiply(frames[first:last], window_values, out=plan.input)
-        spectra = plan.execute()
-        # |X| then squaring in place is the fastest route to |X|² in numpy
-        # (re² + im² over a float32 view ran at half its speed).
-        power = out[first:last]
-        np.abs(spectra, out=power)
-        np.multiply(power, power, out=power)
+        kernels.window_into(frames[first:last], window_values, plan.input)
+        kernels.power_into(plan.execute(), out[first:last])
+    return out
+
+
+_scratch = threading.local()
+
+
+def frame_extreme(frames, window_values, complex_input, combine, out):
+    """
+    ``combine.reduce`` over the rows of :func:`frame_spectra` (per bin: the
+    largest power of the frames with ``numpy.maximum``, the smallest with
+    ``numpy.minimum``), written into ``out`` (float32, ``(1, bins)``).
+
+    The spectra themselves go into an array of the calling thread's, used
+    again by its next call: a hold fused with its FFT
+    (:class:`~pyrf_blocks.optimise.HoldOfSpectra`) needs only this row, so
+    the whole batch never leaves the thread (or process) that computed it.
+    """
+    rows, size = frames.shape
+    bins = size if complex_input else size // 2 + 1
+    arrays = _scratch.__dict__
+    spectra = arrays.get((rows, bins))
+    if spectra is None:
+        arrays.clear()  # one shape at a time: a stream's chunks mostly have one
+        spectra = arrays[(rows, bins)] = np.empty((rows, bins), np.float32)
+    frame_spectra(frames, window_values, complex_input, out=spectra)
+    combine.reduce(spectra, axis=0, out=out[0])
     return out
 
 

@@ -1,0 +1,104 @@
+"""
+The spectrum chain's kernels: numba's and numpy's window multiply and
+``|X|²`` agree with plain numpy within float32 rounding, for complex and
+real frames, contiguous or overlapping; the backend is chosen as
+documented.
+"""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from pyrf_blocks.numerics import kernels
+from pyrf_blocks.numerics.spectral import frame_spectra, window
+
+
+@pytest.fixture(params=kernels.BACKENDS)
+def kernel_backend(request):
+    """
+    Each kernel backend in turn (numba skipped where missing); the default
+    is restored after.
+    """
+    if request.param == "numba":
+        pytest.importorskip("numba")
+    kernels.set_backend(request.param)
+    yield request.param
+    kernels.set_backend(None)
+
+
+def _samples(count, complex_input, seed=0):
+    rng = np.random.default_rng(seed)
+    if complex_input:
+        return rng.standard_normal(2 * count, dtype=np.float32).view(np.complex64)
+    return rng.standard_normal(count, dtype=np.float32)
+
+
+@pytest.mark.parametrize("complex_input", [True, False])
+def test_window_into_is_the_broadcast_multiply(kernel_backend, complex_input):
+    """Frames times a window equal numpy's broadcast multiply exactly (finite samples)."""
+    frames = _samples(37 * 256, complex_input).reshape(37, 256)
+    values = window("hann", 256, shift=complex_input)
+    out = np.empty_like(frames)
+    assert kernels.window_into(frames, values, out) is out
+    assert_array_equal(out, frames * values)
+
+
+def test_window_into_takes_overlapping_frames(kernel_backend):
+    """Frames that are a strided view (overlap) are windowed as their copy would be."""
+    samples = _samples(4096, True)
+    frames = np.lib.stride_tricks.sliding_window_view(samples, 256)[::192]
+    values = window("flattop", 256)
+    out = np.empty(frames.shape, np.complex64)
+    kernels.window_into(frames, values, out)
+    assert_array_equal(out, np.ascontiguousarray(frames) * values)
+
+
+def test_power_into_is_the_squared_magnitude(kernel_backend):
+    """|X|² matches numpy's abs squared within float32 rounding, zero stays zero."""
+    spectra = _samples(64 * 1024, True).reshape(64, 1024)
+    spectra[3, 5] = 0
+    out = np.empty(spectra.shape, np.float32)
+    assert kernels.power_into(spectra, out) is out
+    assert_allclose(out, np.abs(spectra.astype(np.complex128)) ** 2, rtol=1e-6)
+    assert out[3, 5] == 0
+
+
+@pytest.mark.parametrize("complex_input", [True, False])
+def test_both_backends_give_the_same_spectra(complex_input):
+    """frame_spectra with numba's kernels and with numpy's agree within float32 rounding."""
+    pytest.importorskip("numba")
+    frames = _samples(130 * 1024, complex_input).reshape(130, 1024)
+    values = window("hann", 1024, shift=complex_input)
+    try:
+        kernels.set_backend("numba")
+        compiled = frame_spectra(frames, values, complex_input)
+        kernels.set_backend("numpy")
+        plain = frame_spectra(frames, values, complex_input)
+    finally:
+        kernels.set_backend(None)
+    assert_allclose(compiled, plain, rtol=1e-5, atol=1e-7 * plain.max())
+
+
+def test_the_environment_forces_numpy(monkeypatch):
+    """PYRF_BLOCKS_KERNELS=numpy chooses numpy even where numba is installed."""
+    monkeypatch.setenv("PYRF_BLOCKS_KERNELS", "numpy")
+    monkeypatch.setattr(kernels, "_chosen", None)
+    try:
+        assert kernels.backend() == "numpy"
+    finally:
+        kernels.set_backend(None)
+
+
+def test_an_unknown_backend_is_refused():
+    """set_backend names the unknown kernels and the choices."""
+    with pytest.raises(ValueError, match="unknown kernels 'fortran'.*numba, numpy"):
+        kernels.set_backend("fortran")
+
+
+def test_numba_refused_without_numba(monkeypatch):
+    """Asking for numba where it is missing says how to install it."""
+    monkeypatch.setattr(kernels, "_chosen", kernels._chosen)  # restored after the test
+    monkeypatch.setattr(kernels, "_numba_available", lambda: False)
+    with pytest.raises(ImportError, match=r"pyrf_blocks\[numba\]"):
+        kernels.set_backend("numba")
+    assert kernels.set_backend(None) == "numpy"
