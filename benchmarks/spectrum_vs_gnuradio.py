@@ -11,6 +11,9 @@ hold.
   in one reactor, the graph optimised (:mod:`pyrf_blocks.optimise`), FFTW
   when pyFFTW is installed.
 - ``ours, pocketfft``: the same with ``PYRF_BLOCKS_FFT=pocketfft``.
+- ``ours, numba kernels``: the same with ``PYRF_BLOCKS_KERNELS=numba``
+  (numba's compiled window multiply and ``|X|²``, which a process must ask
+  for: see :mod:`pyrf_blocks.numerics.kernels`); skipped without numba.
 - ``bare scipy``: a tuned loop with no framework: preallocated buffers,
   in place, the fftshift folded into the window, scipy's pocketfft.
 - ``GNU Radio``: stream_to_vector -> fft_vcc (Hann, shift) ->
@@ -142,6 +145,7 @@ def run_gnuradio(samples, large):
 RUNNERS = {
     "ours": lambda n: run_ours(n),
     "ours, pocketfft": lambda n: run_ours(n),
+    "ours, numba kernels": lambda n: run_ours(n),
     "bare scipy": lambda n: run_bare(n),
     "GNU Radio, default buffers": lambda n: run_gnuradio(n, False),
     "GNU Radio, large buffers": lambda n: run_gnuradio(n, True),
@@ -181,6 +185,12 @@ def main():
                           "cores": cpu / elapsed}))
         return
     configurations = list(RUNNERS)
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        print("ours with numba's kernels skipped: numba is not installed "
+              "(pip install 'pyrf_blocks[numba]')")
+        configurations.remove("ours, numba kernels")
     gnuradio, missing = gnuradio_python()
     if missing:
         print(f"GNU Radio skipped: gnuradio is not importable ({missing}); "
@@ -194,6 +204,8 @@ def main():
             run_env = dict(env)
             if configuration == "ours, pocketfft":
                 run_env["PYRF_BLOCKS_FFT"] = "pocketfft"
+            if configuration == "ours, numba kernels":
+                run_env["PYRF_BLOCKS_KERNELS"] = "numba"
             python = gnuradio if configuration.startswith("GNU Radio") else sys.executable
             out = subprocess.run([python, __file__, "--measure", configuration,
                                   str(samples)], check=True, capture_output=True, text=True,
@@ -215,6 +227,10 @@ def main():
         reference, name = median["bare scipy"], "the bare scipy loop"
     else:
         reference, name = median["GNU Radio, large buffers"], "GNU Radio (large buffers)"
+    compiled = median.get("ours, numba kernels")
+    if compiled is not None:
+        print(f"with numba's kernels (PYRF_BLOCKS_KERNELS=numba): {compiled['msa']:.1f} MSa/s, "
+              f"{compiled['per_cpu'] / reference['per_cpu']:.2f}x {name} per CPU-second")
     print(f"spectrum chain: ours {ours['msa']:.1f} MSa/s, {ours['per_cpu']:.1f} MSa/s per "
           f"CPU-second, {ours['per_cpu'] / reference['per_cpu']:.2f}x {name} per CPU-second")
 

@@ -23,7 +23,7 @@ def kernel_backend(request):
         pytest.importorskip("numba")
     kernels.set_backend(request.param)
     yield request.param
-    kernels.set_backend(None)
+    kernels.set_backend()
 
 
 def _samples(count, complex_input, seed=0):
@@ -75,23 +75,27 @@ def test_both_backends_give_the_same_spectra(complex_input):
         kernels.set_backend("numpy")
         plain = frame_spectra(frames, values, complex_input)
     finally:
-        kernels.set_backend(None)
+        kernels.set_backend()
     assert_allclose(compiled, plain, rtol=1e-5, atol=1e-7 * plain.max())
 
 
-def test_the_environment_forces_numpy(monkeypatch):
-    """PYRF_BLOCKS_KERNELS=numpy chooses numpy even where numba is installed."""
-    monkeypatch.setenv("PYRF_BLOCKS_KERNELS", "numpy")
+def test_numpy_is_the_default_and_the_environment_asks_for_numba(monkeypatch):
+    """numpy's kernels unless PYRF_BLOCKS_KERNELS=numba asks for numba's."""
+    pytest.importorskip("numba")
     monkeypatch.setattr(kernels, "_chosen", None)
+    monkeypatch.delenv("PYRF_BLOCKS_KERNELS", raising=False)
     try:
         assert kernels.backend() == "numpy"
+        monkeypatch.setattr(kernels, "_chosen", None)
+        monkeypatch.setenv("PYRF_BLOCKS_KERNELS", "numba")
+        assert kernels.backend() == "numba"
     finally:
-        kernels.set_backend(None)
+        kernels.set_backend()
 
 
 def test_an_unknown_backend_is_refused():
     """set_backend names the unknown kernels and the choices."""
-    with pytest.raises(ValueError, match="unknown kernels 'fortran'.*numba, numpy"):
+    with pytest.raises(ValueError, match="unknown kernels 'fortran'.*numpy, numba"):
         kernels.set_backend("fortran")
 
 
@@ -101,4 +105,4 @@ def test_numba_refused_without_numba(monkeypatch):
     monkeypatch.setattr(kernels, "_numba_available", lambda: False)
     with pytest.raises(ImportError, match=r"pyrf_blocks\[numba\]"):
         kernels.set_backend("numba")
-    assert kernels.set_backend(None) == "numpy"
+    assert kernels.set_backend() == "numpy"

@@ -2,21 +2,28 @@
 The spectrum chain's element-wise kernels: the window multiply and
 ``|X|²``, written into buffers the caller owns.
 
-They are compiled with numba when it is installed (the ``numba`` extra),
-else done with numpy.  Measured on the 2-core machine (2026-11-30, CPU
-time, a 64×1024 complex64 batch): the window multiply took 28 µs with
-numpy's broadcast multiply (it casts the float32 window to complex64 on
-the fly) and 13 µs compiled; ``|X|²`` took 26 µs with numpy (``abs`` then
-squaring in place, its fastest route) and 8 µs compiled — together a
-third of the FFT's 55 µs, saved on every 64 Ki samples.  The compiled
-kernels release the GIL, so threads of a compute pool
+They are done with numpy unless numba's compiled kernels are asked for:
+``PYRF_BLOCKS_KERNELS=numba`` in the environment, or :func:`set_backend`
+(numba from the ``numba`` extra).  Measured on the 2-core machine
+(2026-11-30, CPU time, a 64×1024 complex64 batch): the window multiply
+took 28 µs with numpy's broadcast multiply (it casts the float32 window to
+complex64 on the fly) and 13 µs compiled; ``|X|²`` took 26 µs with numpy
+(``abs`` then squaring in place, its fastest route) and 8 µs compiled —
+together a third of the FFT's 55 µs, saved on every 64 Ki samples.  The
+compiled kernels release the GIL, so threads of a compute pool
 (:mod:`pyrf_blocks.parallel`) run them side by side.
 
+**Why they are not the default:** a process that had run numba's kernels
+and then drew a Qt window offscreen crashed (SIGSEGV, no Python frame) in
+3 of 6 runs of the Qt loop test, and in none with numpy's; the cause is
+not known (two copies of LLVM in one process, numba's and the graphics
+stack's, is a guess).  Use them in processes without a window.
+
 The two implementations agree within float32 rounding (``re² + im²``
-against numpy's ``hypot`` squared); one process uses one of them
-throughout, so an optimised graph, a pool and a serial run give the same
-bits.  Set ``PYRF_BLOCKS_KERNELS=numpy`` in the environment, or call
-:func:`set_backend`, to use numpy even where numba is installed.
+against numpy's ``hypot`` squared), not bit for bit: one process uses one
+of them throughout, so an optimised graph, a pool and a serial run give
+the same bits, and processes that must agree bit for bit (a split graph
+compared with one reactor, a replay on Dask) need the same setting.
 """
 
 import importlib
@@ -27,8 +34,8 @@ import numpy as np
 
 __all__ = ["backend", "set_backend", "window_into", "power_into", "BACKENDS"]
 
-#: The kernel implementations, preferred first.
-BACKENDS = ("numba", "numpy")
+#: The kernel implementations: numpy (the default) and numba (asked for).
+BACKENDS = ("numpy", "numba")
 
 _chosen = None
 _compile_lock = threading.Lock()
@@ -45,29 +52,25 @@ def _numba_available():
 
 def backend():
     """
-    The kernels in use: ``"numba"`` when numba is importable (and not
-    refused by ``PYRF_BLOCKS_KERNELS=numpy`` or :func:`set_backend`),
-    ``"numpy"`` otherwise.
+    The kernels in use: ``"numpy"``, or ``"numba"`` when
+    ``PYRF_BLOCKS_KERNELS=numba`` or :func:`set_backend` asked for them.
     """
     if _chosen is None:
-        set_backend(os.environ.get("PYRF_BLOCKS_KERNELS", "").strip().lower() or None)
+        set_backend(os.environ.get("PYRF_BLOCKS_KERNELS", "").strip().lower() or "numpy")
     return _chosen
 
 
-def set_backend(name=None):
+def set_backend(name="numpy"):
     """
-    Use the kernels ``name`` (``"numba"`` or ``"numpy"``), or the best
-    available when ``None``; return the one now in use.  Raises
-    ``ValueError`` for an unknown name and ``ImportError`` for
+    Use the kernels ``name`` (``"numba"`` or ``"numpy"``); return it.
+    Raises ``ValueError`` for an unknown name and ``ImportError`` for
     ``"numba"`` without numba.
     """
     global _chosen
-    if name is not None and name not in BACKENDS:
+    if name not in BACKENDS:
         raise ValueError(f"unknown kernels {name!r}; use one of {', '.join(BACKENDS)}")
     if name == "numba" and not _numba_available():
         raise ImportError("the kernels 'numba' need numba: pip install 'pyrf_blocks[numba]'")
-    if name is None:
-        name = "numba" if _numba_available() else "numpy"
     _chosen = name
     return name
 
