@@ -95,9 +95,7 @@ class Cluster:
         return f"worker {name}: joined" in (self.directory / f"{name}.log").read_text()
 
     def owners(self):
-        out = subprocess.run(["etcdctl", "--endpoints", self.etcd.url, "get", "--prefix",
-                              "/pyrf/assign/"], capture_output=True, text=True).stdout.split()
-        return {out[i].rsplit("/", 1)[1]: out[i + 2].strip('"}') for i in range(0, len(out) - 2, 3)}
+        return self.etcd.owners()
 
     def rows(self, computation):
         if not self.store.exists():

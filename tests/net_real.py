@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,20 @@ def wait_gone(pid, timeout=20.0):
         return poll_until(lambda: gone(pid), timeout, f"process {pid} to end")
     except TimeoutError:
         return False
+
+
+def terminate(process, timeout=30):
+    """
+    SIGTERM ``process`` if it still runs and return its output; SIGKILL it
+    if it has not ended within ``timeout`` seconds.
+    """
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()[0]
 
 
 class RealWorker:

@@ -18,6 +18,8 @@ from pyrf_blocks.storage import SQLiteStore
 from pyrf_blocks.testing import poll_until
 from pyrf_blocks.testing.servers import mosquitto_broker, publish
 
+from net_real import terminate
+
 pytestmark = pytest.mark.chaos
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,16 +53,6 @@ def _run(path, env):
     return subprocess.Popen([sys.executable, "-m", "pyrf_blocks.cli", "run", str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env)
-
-
-def _stop(process):
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        return process.communicate(timeout=30)[0]
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.communicate()[0]
 
 
 def test_sigkill_mid_stream_stores_every_message_once(tmp_path):
@@ -99,7 +91,7 @@ def test_sigkill_mid_stream_stores_every_message_once(tmp_path):
             poll_until(lambda: len(numbers()) >= count, 60, "every message stored")
             time.sleep(1.0)  # anything delivered twice would arrive by now
         finally:
-            output = _stop(process)
+            output = terminate(process)
         stored = numbers()
         print(output)
         assert sorted(stored) == list(range(count)), output

@@ -19,6 +19,8 @@ from pyrf_blocks.storage import SQLiteStore
 from pyrf_blocks.testing import poll_until
 from pyrf_blocks.testing.servers import mosquitto_broker, postgres_server, publish
 
+from net_real import terminate
+
 pytestmark = pytest.mark.chaos
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,16 +88,6 @@ def _publisher(broker, values, pace=0.0):
     return thread
 
 
-def _stop(process):
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        return process.communicate(timeout=30)[0]
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.communicate()[0]
-
-
 def test_sigkill_mid_stream_stores_every_message_once(broker, tmp_path):
     """Killed with QoS 1 traffic flowing and restarted: every message is stored exactly once, aggregates included."""
     path = tmp_path / "s.db"
@@ -115,7 +107,7 @@ def test_sigkill_mid_stream_stores_every_message_once(broker, tmp_path):
                f"all {count} stored (have {len(values)})")
         time.sleep(1.0)  # anything delivered twice would arrive by now
     finally:
-        output = _stop(process)
+        output = terminate(process)
     values = [v for v in _numbers(reader) if v >= 0]
     print(output)
     assert sorted(values) == list(range(count)), output
@@ -145,7 +137,7 @@ def test_database_away_and_back_loses_nothing(broker, tmp_path):
             poll_until(lambda: len([v for v in _numbers(reader) if v >= 0]) >= count, 90,
                    "all stored after the server came back")
         finally:
-            output = _stop(process)
+            output = terminate(process)
         values = sorted(v for v in _numbers(reader) if v >= 0)
         reader.close()
     assert values == list(range(count)), output
@@ -170,7 +162,7 @@ def test_malformed_flood_is_counted_and_valid_data_intact(broker, tmp_path):
                "every malformed payload counted")
         poll_until(lambda: len(_numbers(reader)) >= 2001, 30, "every valid value stored")
     finally:
-        output = _stop(process)
+        output = terminate(process)
     assert reader.bad_counts(TOPIC) == {(TOPIC, "type"): 8000, (TOPIC, "size"): 2000}, output
     assert sorted(v for v in _numbers(reader) if v >= 0) == list(range(2000))
     assert process.returncode == 0

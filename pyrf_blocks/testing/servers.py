@@ -239,6 +239,23 @@ class EtcdServer:
                 self.process.wait()
         self.process = None
 
+    def read(self, prefix):
+        """
+        ``{key: value}`` of the keys under ``prefix``, read with ``etcdctl``
+        (independent of our own client), as text.
+        """
+        out = subprocess.run(["etcdctl", "--endpoints", self.url, "get", "--prefix", prefix],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+        lines = out.splitlines()
+        return dict(zip(lines[0::2], lines[1::2]))
+
+    def owners(self, prefix="/pyrf/"):
+        """``{computation: worker}``: the cluster's assignments under ``prefix``."""
+        import json
+
+        return {key.rsplit("/", 1)[1]: json.loads(value)["worker"]
+                for key, value in self.read(f"{prefix}assign/").items()}
+
     def __enter__(self):
         return self.start()
 

@@ -8,13 +8,9 @@ must equal one uninterrupted graph's, byte for byte: none lost, none
 duplicated, none different.
 """
 
-import os
 import signal
-import sqlite3
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -24,9 +20,10 @@ from pyrf_blocks.pipeline import build, check_text
 from pyrf_blocks.testing import poll_until
 from pyrf_blocks.testing.servers import EtcdServer
 
+from cluster_real import command, rows, start_workers
+
 pytestmark = pytest.mark.chaos
 
-ROOT = Path(__file__).resolve().parents[2]
 CHUNKS = 350  # 20 ms of device time each: 7 s, paced
 SOURCES = """\
   V:
@@ -61,34 +58,6 @@ blocks:
 REFERENCE = "version: 1\nblocks:\n" + SOURCES + ANALYSIS
 
 
-def environment():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [
-        p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    return env
-
-
-def command(*args, log):
-    return subprocess.Popen([sys.executable, "-m", "pyrf_blocks.cli", *args],
-                            stdout=log, stderr=subprocess.STDOUT, env=environment())
-
-
-def rows(path, computation):
-    with sqlite3.connect(path, timeout=30) as db:
-        return {(block, key): value for block, key, value in db.execute(
-            "SELECT block, key, value FROM results WHERE computation = ?",
-            (computation,)).fetchall()}
-
-
-def owners(etcd_url):
-    """``{computation: worker}`` read with etcdctl (independent of our client)."""
-    out = subprocess.run(["etcdctl", "--endpoints", etcd_url, "get", "--prefix",
-                          "/pyrf/assign/"], capture_output=True, text=True, timeout=10).stdout
-    lines = out.split()
-    return {lines[i].rsplit("/", 1)[1]: lines[i + 2].strip('"}')
-            for i in range(0, len(lines) - 2, 3)}
-
-
 def test_an_edge_between_computations_survives_killing_either_end(tmp_path):
     """SIGKILL the consumer's worker, then the producer's: results equal one graph's, 0 lost, 0 duplicated."""
     reference = tmp_path / "reference.sqlite"
@@ -106,18 +75,14 @@ def test_an_edge_between_computations_survives_killing_either_end(tmp_path):
     processes = {}
     with EtcdServer(tmp_path) as etcd:
         try:
-            for worker in ("w1", "w2", "w3"):
-                processes[worker] = command(
-                    "worker", "--listen", "tcp:0:interface=127.0.0.1", "--cluster", etcd.url,
-                    "--name", worker, "--store", str(store), "--ttl", "2",
-                    "--snapshot-interval", "0.2", log=open(logs / f"{worker}.log", "w"))
+            processes.update(start_workers(etcd, store, logs, ("w1", "w2", "w3")))
             processes["m1"] = command(
                 "manager", "--cluster", etcd.url, "--name", "m1", "--ttl", "2",
                 str(tmp_path / "power.yaml"), str(tmp_path / "stats.yaml"),
                 log=open(logs / "m1.log", "w"))
             # Both assigned, on two different workers (the third idle).
             layout = poll_until(lambda: (lambda o: o if len(o) == 2 and len(set(o.values())) == 2
-                                         else None)(owners(etcd.url)), 30,
+                                         else None)(etcd.owners()), 30,
                                 "the two computations on two workers")
             stored = lambda: len(rows(store, "stats"))  # noqa: E731
 
@@ -126,22 +91,22 @@ def test_an_edge_between_computations_survives_killing_either_end(tmp_path):
             consumer_worker = layout["stats"]
             processes[consumer_worker].send_signal(signal.SIGKILL)
             killed_at, before = time.monotonic(), stored()
-            poll_until(lambda: owners(etcd.url).get("stats") not in (None, consumer_worker),
+            poll_until(lambda: etcd.owners().get("stats") not in (None, consumer_worker),
                        20, "the consumer to move off the killed worker")
             poll_until(lambda: stored() > before, 20, "the consumer's results to flow again")
             consumer_recovery = time.monotonic() - killed_at
 
             # 2. SIGKILL the producer's worker, mid-stream still.
-            producer_worker = owners(etcd.url)["power"]
+            producer_worker = etcd.owners()["power"]
             before = stored()
             assert before < len(expected) - 100, "the stream ended before the second kill"
             processes[producer_worker].send_signal(signal.SIGKILL)
             killed_at = time.monotonic()
-            poll_until(lambda: owners(etcd.url).get("power") not in (None, producer_worker),
+            poll_until(lambda: etcd.owners().get("power") not in (None, producer_worker),
                        20, "the producer to move off the killed worker")
             poll_until(lambda: stored() > before + 5, 20, "results to flow again")
             producer_recovery = time.monotonic() - killed_at
-            print("layout", layout, "then", owners(etcd.url))
+            print("layout", layout, "then", etcd.owners())
 
             poll_until(lambda: stored() >= len(expected), 60, "the consumer to finish")
             time.sleep(0.5)

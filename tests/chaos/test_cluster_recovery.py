@@ -10,13 +10,9 @@ computation's stored results must then equal an uninterrupted run's: none
 lost, none different.
 """
 
-import os
 import signal
-import sqlite3
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -24,9 +20,10 @@ from pyrf_blocks.chunk import decode_chunk
 from pyrf_blocks.testing import poll_until
 from pyrf_blocks.testing.servers import EtcdServer
 
+from cluster_real import command, rows, start_workers
+
 pytestmark = pytest.mark.chaos
 
-ROOT = Path(__file__).resolve().parents[2]
 CHUNKS = 300  # 20 ms of device time each: 6 s per computation, paced
 TEMPLATE = """\
 version: 1
@@ -57,34 +54,6 @@ blocks:
     inputs: ["mean:running"]
     params: {{{params}}}
 """
-
-
-def environment():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [
-        p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    return env
-
-
-def command(*args, log):
-    return subprocess.Popen([sys.executable, "-m", "pyrf_blocks.cli", *args],
-                            stdout=log, stderr=subprocess.STDOUT, env=environment())
-
-
-def rows(path, computation):
-    with sqlite3.connect(path, timeout=30) as db:
-        return {(block, key): value for block, key, value in db.execute(
-            "SELECT block, key, value FROM results WHERE computation = ? ORDER BY block, key",
-            (computation,)).fetchall()}
-
-
-def owners(etcd_url):
-    """``{computation: worker}`` read with etcdctl (independent of our client)."""
-    out = subprocess.run(["etcdctl", "--endpoints", etcd_url, "get", "--prefix",
-                          "/pyrf/assign/"], capture_output=True, text=True, timeout=10).stdout
-    lines = out.split()
-    return {lines[i].rsplit("/", 1)[1]: lines[i + 2].strip('"}')
-            for i in range(0, len(lines) - 2, 3)}
 
 
 def leader(etcd_url):
@@ -118,11 +87,7 @@ def test_cluster_recovers_exactly_after_kill_stop_and_manager_death(tmp_path):
     processes = {}
     with EtcdServer(tmp_path) as etcd:
         try:
-            for worker in ("w1", "w2", "w3"):
-                processes[worker] = command(
-                    "worker", "--listen", "tcp:0:interface=127.0.0.1", "--cluster", etcd.url,
-                    "--name", worker, "--store", str(store), "--ttl", "2",
-                    "--snapshot-interval", "0.2", log=open(logs / f"{worker}.log", "w"))
+            processes.update(start_workers(etcd, store, logs, ("w1", "w2", "w3")))
             for manager in ("m1", "m2"):
                 processes[manager] = command(
                     "manager", "--cluster", etcd.url, "--name", manager, "--ttl", "2",
@@ -130,7 +95,7 @@ def test_cluster_recovers_exactly_after_kill_stop_and_manager_death(tmp_path):
                     log=open(logs / f"{manager}.log", "w"))
                 time.sleep(0.3)
             layout = poll_until(lambda: (lambda o: o if len(o) == 4 and len(set(o.values())) == 3
-                                         else None)(owners(etcd.url)), 30,
+                                         else None)(etcd.owners()), 30,
                                 "the four computations spread over three workers")
 
             # 1. SIGKILL the worker that runs comp0, once it has made progress.
@@ -138,18 +103,18 @@ def test_cluster_recovers_exactly_after_kill_stop_and_manager_death(tmp_path):
             victim = layout["comp0"]
             processes[victim].send_signal(signal.SIGKILL)
             killed_at, before = time.monotonic(), len(rows(store, "comp0"))
-            poll_until(lambda: owners(etcd.url).get("comp0") not in (None, victim), 20,
+            poll_until(lambda: etcd.owners().get("comp0") not in (None, victim), 20,
                        "comp0 to move off the killed worker")
             poll_until(lambda: len(rows(store, "comp0")) > before, 20, "comp0 to flow again")
             recovery = time.monotonic() - killed_at
             print("layout", layout, "victim", victim, "before", before,
-                  "owner now", owners(etcd.url))
+                  "owner now", etcd.owners())
 
             # 2. SIGSTOP another worker past its lease, then let it go on.
             paused = next(w for w in ("w1", "w2", "w3")
-                          if w != victim and w in owners(etcd.url).values())
+                          if w != victim and w in etcd.owners().values())
             processes[paused].send_signal(signal.SIGSTOP)
-            poll_until(lambda: paused not in owners(etcd.url).values(), 20,
+            poll_until(lambda: paused not in etcd.owners().values(), 20,
                        f"{paused}'s computations to move while it is stopped")
             time.sleep(0.5)
             processes[paused].send_signal(signal.SIGCONT)
@@ -165,13 +130,10 @@ def test_cluster_recovers_exactly_after_kill_stop_and_manager_death(tmp_path):
             # Live now: the paused worker (it joined again) and the untouched one.
             settled = poll_until(lambda: (lambda o: o if sorted(
                 list(o.values()).count(w) for w in set(o.values())) == [2, 2] else None)(
-                owners(etcd.url)), 30, "two live workers holding two computations each")
-            processes["w4"] = command(
-                "worker", "--listen", "tcp:0:interface=127.0.0.1", "--cluster", etcd.url,
-                "--name", "w4", "--store", str(store), "--ttl", "2",
-                "--snapshot-interval", "0.2", log=open(logs / "w4.log", "w"))
+                etcd.owners()), 30, "two live workers holding two computations each")
+            processes.update(start_workers(etcd, store, logs, ("w4",)))
             joined = poll_until(lambda: (lambda o: o if "w4" in o.values() else None)(
-                owners(etcd.url)), 20, "w4 to take a computation")
+                etcd.owners()), 20, "w4 to take a computation")
             moved = sorted(c for c in names if settled[c] != joined[c])
 
             poll_until(lambda: all(len(rows(store, n)) == total for n in names), 60,

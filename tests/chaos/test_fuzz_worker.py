@@ -6,7 +6,6 @@ garbage request gets a 4xx, and ``/health`` keeps answering; the figures
 messages.
 """
 
-import json
 import random
 import socket
 import threading
@@ -17,7 +16,6 @@ import pytest
 
 from pyrf_blocks.chunk import ChunkStreamDecoder
 
-from net_real import RealWorker
 from stream_faults import compare_chunks, expected_chunks
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(90)]

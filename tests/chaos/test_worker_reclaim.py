@@ -5,7 +5,6 @@ removed after the worker's lease, and the worker's memory returns near
 its baseline.
 """
 
-import json
 import subprocess
 import sys
 import textwrap
