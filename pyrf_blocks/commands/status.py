@@ -1,7 +1,10 @@
 """
 Show a cluster: its leading manager, its workers, which computation each
-runs (with the assignment revision that fences its writes) and, given the
-store, how old and large each computation's last snapshot is.
+runs (with the assignment revision that fences its writes), how far each
+computation's outputs lag the wall clock (read from its worker's
+``/metrics``; the token, where a worker needs one, from
+``PYRF_BLOCKS_TOKEN``) and, given the store, how old and large each
+computation's last snapshot is.
 
 Example:
 
@@ -29,6 +32,36 @@ def table(rows, header):
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
                      for row in rows)
+
+
+def lags(address, token=None, timeout=3.0):
+    """
+    ``{computation: seconds}`` from the worker at ``address``: for each of
+    its computations, the largest lag (wall clock minus device time) of
+    its outputs, as its ``/metrics`` serves them; ``{}`` when the worker
+    does not answer.
+    """
+    import re
+    import urllib.request
+
+    request = urllib.request.Request(address.rstrip("/") + "/metrics")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            text = answer.read().decode()
+    except (OSError, ValueError):
+        return {}
+    found = {}
+    for labels, value in re.findall(r'^pyrf_block_lag_seconds\{([^}]*)\} (\S+)$', text, re.M):
+        graph = re.search(r'(?:^|,)graph="([^"]*)"', labels)
+        if graph:
+            found[graph[1]] = max(found.get(graph[1], float("-inf")), float(value))
+    return found
+
+
+def _seconds(value):
+    return "-" if value is None else f"{value:.1f} s"
 
 
 async def read_cluster(coordinator, prefix="/pyrf/"):
@@ -75,6 +108,14 @@ def run(args):
         print(f"pyrf-blocks status: {outcome[0]}", file=sys.stderr)
         return 1
     leader, workers, assignments, names = outcome[0]
+    import os
+
+    from ..net.placement import TOKEN_VARIABLE
+    token = os.environ.get(TOKEN_VARIABLE)
+    lag = {}
+    for worker, registration in workers.items():
+        if registration.get("address"):
+            lag[worker] = lags(registration["address"], token)
     now = time.time()
     print(f"manager: {leader or '(none leading)'}")
     print(table([[w, reg.get("address", ""), sum(1 for a in assignments.values()
@@ -86,7 +127,8 @@ def run(args):
         snap = snapshots.get(name)
         rows.append([name, held.worker if held else "(unassigned)",
                      held.revision if held else "-",
+                     _seconds(lag.get(held.worker, {}).get(name) if held else None),
                      f"{now - snap[1]:.1f} s" if snap else "-",
                      f"{snap[2]} B" if snap else "-"])
-    print(table(rows, ["COMPUTATION", "WORKER", "REVISION", "SNAPSHOT AGE", "STATE"]))
+    print(table(rows, ["COMPUTATION", "WORKER", "REVISION", "LAG", "SNAPSHOT AGE", "STATE"]))
     return 0
