@@ -131,7 +131,9 @@ def test_fftw_wisdom_is_kept_in_the_cache_directory(monkeypatch, tmp_path, use_b
         capture_output=True, timeout=120, check=True,
         env=dict(os.environ, XDG_CACHE_HOME=str(tmp_path)))
     assert path.read_bytes() == stored, "the file changed while the child read it"
-    assert loaded.stdout == wisdom[1]
+    # The same entries; FFTW may export them in another order after an import.
+    assert sorted(loaded.stdout.splitlines()) == sorted(wisdom[1].splitlines())
+    assert b"fftwf_" in loaded.stdout
 
 
 def test_unreadable_wisdom_is_reported_and_ignored(monkeypatch, tmp_path, use_backend, logged):
