@@ -93,6 +93,21 @@ class Rule:
         return nodes
 
 
+def sole_feeder(node, nodes, type_name):
+    """
+    The node of type ``type_name`` that is ``node``'s one input and has no
+    other consumer, when both run here (what a fusion of the two needs);
+    None otherwise.  A ``name:output`` reference names no node: None.
+    """
+    if len(node.inputs) != 1 or node.place != LOCAL:
+        return None
+    feeder = nodes.get(node.inputs[0])
+    if (feeder is None or feeder.type_name != type_name
+            or feeder.consumers != (node.name,) or feeder.place != LOCAL):
+        return None
+    return feeder
+
+
 class HoldOfCalibration(Rule):
     """
     ``max_hold(calibrate_block(x))`` becomes a hold of ``x``'s linear power
@@ -119,13 +134,10 @@ class HoldOfCalibration(Rule):
     holds = ("max_hold", "min_hold")
 
     def match(self, node, nodes):
-        if node.type_name not in self.holds or len(node.inputs) != 1:
+        if node.type_name not in self.holds:
             return None
-        calibration = nodes.get(node.inputs[0])  # a name:output reference is not found
-        if (calibration is None or calibration.type_name != "calibrate_block"
-                or calibration.consumers != (node.name,)
-                or node.place != LOCAL or calibration.place != LOCAL
-                or calibration.policy != "block"):
+        calibration = sole_feeder(node, nodes, "calibrate_block")
+        if calibration is None or calibration.policy != "block":
             return None
         return Fusion(self.name, (calibration.name, node.name),
                       f"{node.name} holds linear power and calibrates the held row "
@@ -184,13 +196,10 @@ class HoldOfSpectra(Rule):
     holds = ("max_hold", "min_hold")
 
     def match(self, node, nodes):
-        if (node.type_name not in self.holds or len(node.inputs) != 1
-                or node.policy != "block"):
+        if node.type_name not in self.holds or node.policy != "block":
             return None
-        spectra = nodes.get(node.inputs[0])  # a name:output reference is not found
-        if (spectra is None or spectra.type_name != "fft_block"
-                or spectra.consumers != (node.name,)
-                or node.place != LOCAL or spectra.place != LOCAL):
+        spectra = sole_feeder(node, nodes, "fft_block")
+        if spectra is None:
             return None
         return Fusion(self.name, (spectra.name, node.name),
                       f"{spectra.name} computes the extreme of each chunk's spectra "

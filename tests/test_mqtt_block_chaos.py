@@ -4,7 +4,6 @@ run`` killed with SIGKILL while QoS 1 traffic flows through a real
 mosquitto broker, then run again: every message stored exactly once.
 """
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,11 +17,10 @@ from pyrf_blocks.storage import SQLiteStore
 from pyrf_blocks.testing import poll_until
 from pyrf_blocks.testing.servers import mosquitto_broker, publish
 
-from net_real import terminate
+from net_real import environment, terminate
 
 pytestmark = pytest.mark.chaos
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOPIC = "plant/1"
 GRAPH = """\
     version: 1
@@ -57,7 +55,7 @@ def _run(path, env):
 
 def test_sigkill_mid_stream_stores_every_message_once(tmp_path):
     """pyrf-blocks run killed mid-stream with QoS 1 traffic and run again: every message stored exactly once, in count and content."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+    env = environment()
     db = tmp_path / "s.db"
     with mosquitto_broker() as broker:
         path = tmp_path / "graph.yaml"

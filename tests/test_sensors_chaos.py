@@ -5,7 +5,6 @@ started again, and a flood of malformed payloads; a real mosquitto broker
 carries QoS 1 traffic throughout.
 """
 
-import os
 import signal
 import subprocess
 import sys
@@ -19,11 +18,10 @@ from pyrf_blocks.storage import SQLiteStore
 from pyrf_blocks.testing import poll_until
 from pyrf_blocks.testing.servers import mosquitto_broker, postgres_server, publish
 
-from net_real import terminate
+from net_real import environment, terminate
 
 pytestmark = pytest.mark.chaos
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOPIC = "plant/1"
 PIPELINE = """\
     version: 1
@@ -55,7 +53,7 @@ def _serve(tmp_path, broker, store):
     directory = tmp_path / "pipelines"
     directory.mkdir(exist_ok=True)
     (directory / "plant.yaml").write_text(textwrap.dedent(PIPELINE))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+    env = environment()
     return subprocess.Popen(
         [sys.executable, "-m", "pyrf_blocks.cli", "serve-pipelines", str(directory),
          "--broker", f"127.0.0.1:{broker.port}", "--store", store, "--client-id", "chaos",
