@@ -9,7 +9,44 @@ import sys
 
 from net_real import environment
 
-__all__ = ["command", "rows", "start_workers"]
+__all__ = ["command", "rows", "start_workers", "PRODUCER", "CONSUMER", "REFERENCE"]
+
+# A producer computation (V, I -> power -> cluster_output) and a consumer
+# reading it (cluster_input -> 200 ms windows and a running average ->
+# result_store), and the same analysis in one graph for reference.
+# str.format fields: count, paced; retained (PRODUCER); store (the others).
+_SOURCES = """\
+  V:
+    type: waveform_source
+    params: {{amplitude: 325, harmonics: [[3, 0.03]], noise: 0.5, seed: 1,
+             sample_rate: 5000, samples_per_chunk: 100, count: {count}, paced: {paced},
+             start_time: 1774742400000000000}}
+  I:
+    type: waveform_source
+    params: {{amplitude: 7, phase: -30, noise: 0.01, seed: 2,
+             sample_rate: 5000, samples_per_chunk: 100, count: {count}, paced: {paced},
+             start_time: 1774742400000000000}}
+  P: {{type: power_block, inputs: [V, I]}}
+"""
+PRODUCER = "version: 1\nblocks:\n" + _SOURCES + """\
+  power_out: {{type: cluster_output, inputs: [P], params: {{max_retained: {retained}}}}}
+"""
+_ANALYSIS = """\
+  windows:
+    type: window_block
+    inputs: [P]
+    params: {{every: 200ms, stats: [mean, max, count]}}
+  mean: {{type: average, inputs: [P]}}
+  windows_out: {{type: result_store, inputs: [windows], params: {{{store}}}}}
+  mean_out: {{type: result_store, inputs: ["mean:running"], params: {{{store}}}}}
+"""
+CONSUMER = """\
+version: 1
+blocks:
+  P: {{type: cluster_input, params: {{computation: power, output: power_out}}}}
+""" + _ANALYSIS
+REFERENCE = "version: 1\nblocks:\n" + _SOURCES + _ANALYSIS
+
 
 
 def command(*args, log):

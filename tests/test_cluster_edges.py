@@ -27,44 +27,8 @@ from pyrf_blocks.net.worker import Worker
 from pyrf_blocks.pipeline import build, check_text
 from pyrf_blocks.testing import assert_provides, new_reactor, run_until
 
-SOURCES = """\
-  V:
-    type: waveform_source
-    params: {{amplitude: 325, harmonics: [[3, 0.03]], noise: 0.5, seed: 1,
-             sample_rate: 5000, samples_per_chunk: 100, count: {count}, paced: {paced},
-             start_time: 1774742400000000000}}
-  I:
-    type: waveform_source
-    params: {{amplitude: 7, phase: -30, noise: 0.01, seed: 2,
-             sample_rate: 5000, samples_per_chunk: 100, count: {count}, paced: {paced},
-             start_time: 1774742400000000000}}
-  P: {{type: power_block, inputs: [V, I]}}
-"""
-PRODUCER = "version: 1\nblocks:\n" + SOURCES + """\
-  power_out: {{type: cluster_output, inputs: [P], params: {{max_retained: {retained}}}}}
-"""
-ANALYSIS = """\
-  windows:
-    type: window_block
-    inputs: [P]
-    params: {{every: 200ms, stats: [mean, max, count]}}
-  mean: {{type: average, inputs: [P]}}
-  windows_out: {{type: result_store, inputs: [windows], params: {{{store}}}}}
-  mean_out: {{type: result_store, inputs: ["mean:running"], params: {{{store}}}}}
-"""
-CONSUMER = """\
-version: 1
-blocks:
-  P: {{type: cluster_input, params: {{computation: power, output: power_out}}}}
-""" + ANALYSIS
-REFERENCE = "version: 1\nblocks:\n" + SOURCES + ANALYSIS
+from cluster_real import CONSUMER, PRODUCER, REFERENCE, rows
 
-
-def rows(path, computation):
-    with sqlite3.connect(path, timeout=30) as db:
-        return {(block, key): value for block, key, value in db.execute(
-            "SELECT block, key, value FROM results WHERE computation = ?",
-            (computation,)).fetchall()}
 
 
 def reference(tmp_path, count):

@@ -15,47 +15,17 @@ import time
 import pytest
 
 from pyrf_blocks.chunk import decode_chunk
+from pyrf_blocks.cluster.edges import MAX_RETAINED
 from pyrf_blocks.graph import Graph
 from pyrf_blocks.pipeline import build, check_text
 from pyrf_blocks.testing import poll_until
 from pyrf_blocks.testing.servers import EtcdServer
 
-from cluster_real import command, rows, start_workers
+from cluster_real import CONSUMER, PRODUCER, REFERENCE, command, rows, start_workers
 
 pytestmark = pytest.mark.chaos
 
 CHUNKS = 350  # 20 ms of device time each: 7 s, paced
-SOURCES = """\
-  V:
-    type: waveform_source
-    params: {{amplitude: 325, harmonics: [[3, 0.03]], noise: 0.5, seed: 1,
-             sample_rate: 5000, samples_per_chunk: 100, count: {count}, paced: {paced},
-             start_time: 1774742400000000000}}
-  I:
-    type: waveform_source
-    params: {{amplitude: 7, phase: -30, noise: 0.01, seed: 2,
-             sample_rate: 5000, samples_per_chunk: 100, count: {count}, paced: {paced},
-             start_time: 1774742400000000000}}
-  P: {{type: power_block, inputs: [V, I]}}
-"""
-PRODUCER = "version: 1\nblocks:\n" + SOURCES + """\
-  power_out: {{type: cluster_output, inputs: [P]}}
-"""
-ANALYSIS = """\
-  windows:
-    type: window_block
-    inputs: [P]
-    params: {{every: 200ms, stats: [mean, max, count]}}
-  mean: {{type: average, inputs: [P]}}
-  windows_out: {{type: result_store, inputs: [windows], params: {{{store}}}}}
-  mean_out: {{type: result_store, inputs: ["mean:running"], params: {{{store}}}}}
-"""
-CONSUMER = """\
-version: 1
-blocks:
-  P: {{type: cluster_input, params: {{computation: power, output: power_out}}}}
-""" + ANALYSIS
-REFERENCE = "version: 1\nblocks:\n" + SOURCES + ANALYSIS
 
 
 def test_an_edge_between_computations_survives_killing_either_end(tmp_path):
@@ -66,7 +36,7 @@ def test_an_edge_between_computations_survives_killing_either_end(tmp_path):
           Graph()).run()
     expected = rows(reference, "stats")
     assert len(expected) > CHUNKS
-    (tmp_path / "power.yaml").write_text(PRODUCER.format(count=CHUNKS, paced="true"))
+    (tmp_path / "power.yaml").write_text(PRODUCER.format(count=CHUNKS, paced="true", retained=MAX_RETAINED))
     (tmp_path / "stats.yaml").write_text(CONSUMER.format(store=""))
 
     store = tmp_path / "cluster.sqlite"
