@@ -50,19 +50,29 @@ class ThreadPool:
 
     :param workers: threads.
     :param depth: results a block may have outstanding before its inputs
-        pause (four times ``workers`` by default: with twice, on the 2-core
-        machine, the threads slept and were woken once per chunk and the
-        pool cost 15–25 % more CPU per chunk than the serial chain; with
-        four times, none more).
+        pause (four times ``workers × batch`` by default: with twice, on
+        the 2-core machine, the threads slept and were woken once per chunk
+        and the pool cost 15–25 % more CPU per chunk than the serial chain;
+        with four times, none more).
+    :param batch: most calls of one block a thread runs as one task: the
+        calls a block makes in one turn of the reactor (a source's burst of
+        chunks) go to the pool in groups of ``batch``, and their results
+        come back together, so the hand-off (a queue, a thread's wake-up,
+        a wake-up of the reactor) is paid once per group.  Results are
+        still delivered one by one, in order; the output does not depend on
+        it.  1 (the default) sends every call as it is made.
     """
 
     kind = "thread"
 
-    def __init__(self, workers=2, depth=None):
+    def __init__(self, workers=2, depth=None, batch=1):
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"ThreadPool: workers must be a positive integer, got {workers!r}")
+        if not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"ThreadPool: batch must be a positive integer, got {batch!r}")
         self.workers = workers
-        self.depth = depth or 4 * workers
+        self.batch = batch
+        self.depth = depth or 4 * workers * batch
         # The threads take tasks from one queue and hand each result to the
         # task's own callback: no Future, work item or semaphore per task
         # (concurrent.futures' executor cost several microseconds of
@@ -75,7 +85,8 @@ class ThreadPool:
         self._threads = []
 
     def __repr__(self):
-        return f"<{type(self).__name__} of {self.workers}>"
+        batch = f", batch {self.batch}" if self.batch > 1 else ""
+        return f"<{type(self).__name__} of {self.workers}{batch}>"
 
     def send(self, function, args, deliver):
         """
@@ -229,6 +240,7 @@ class ProcessPool(ThreadPool):
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"ProcessPool: workers must be a positive integer, got {workers!r}")
         self.workers = workers
+        self.batch = 1  # a task's arrays travel one call at a time
         self.depth = depth or 4 * workers
         shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
         self.directory = tempfile.mkdtemp(prefix="pyrf-blocks-", dir=directory or shm)
@@ -369,6 +381,12 @@ class Mailbox:
         # seen by the reactor: one wake-up of the reactor takes all of them.
         self._arrivals = []
         self._arrivals_lock = threading.Lock()
+        # Calls held for the pool's next group (ThreadPool(batch=)): sent
+        # once there are ``batch`` of them, when the block's depth is
+        # reached, or at the end of this turn of the reactor.
+        self._batch = []
+        self._batch_pool = None
+        self._batch_call = None
 
     def __len__(self):
         return len(self._pending)
@@ -392,19 +410,57 @@ class Mailbox:
             self._deliver()
             return
         send = getattr(pool, "send", None)
+        batch = getattr(pool, "batch", 1)
+        if batch > 1 and send is not None:
+            if self._batch_pool is not pool:
+                self.flush()
+                self._batch_pool = pool
+            self._batch.append((function, args, entry))
+            if len(self._batch) >= batch or len(self._pending) >= pool.depth:
+                self.flush()
+            elif self._batch_call is None:
+                self._batch_call = self._reactor.callLater(0, self.flush)
+            return
         if send is not None:
-            send(function, args, lambda ok, value: self._arrived(call, entry, (ok, value)))
+            send(function, args, lambda ok, value: self._arrived(call, ((entry, (ok, value)),)))
         else:
             pool.submit(function, *args).add_done_callback(
-                lambda done: self._arrived(call, entry, _outcome(done)))
+                lambda done: self._arrived(call, ((entry, _outcome(done)),)))
 
-    def _arrived(self, call, entry, outcome):
+    def flush(self):
+        """
+        Send the calls held for the pool's next group now.
+        """
+        if self._batch_call is not None:
+            if self._batch_call.active():
+                self._batch_call.cancel()
+            self._batch_call = None
+        calls, self._batch = self._batch, []
+        if not calls or self.closed:
+            return
+        entries = [entry for _, _, entry in calls]
+        call = self._reactor.callFromThread
+
+        def deliver(ok, outcomes):
+            if not ok:  # (_run_group catches what the calls raise)
+                outcomes = [(False, outcomes)] * len(entries)
+            self._arrived(call, zip(entries, outcomes))
+
+        try:
+            self._batch_pool.send(_run_group, ([(function, args) for function, args, _ in calls],),
+                                  deliver)
+        except Exception:  # a closed pool: the block fails, as a call sent at once would
+            self.closed = True
+            self._failed(Failure())
+
+    def _arrived(self, call, outcomes):
         # In the thread that finished the work.  Only the first result of a
         # burst wakes the reactor (a write to its waker pipe and a turn of
         # its loop); the ones that arrive before it has run ride along.
         with self._arrivals_lock:
-            self._arrivals.append((entry, outcome))
-            if len(self._arrivals) > 1:
+            first = not self._arrivals
+            self._arrivals.extend(outcomes)
+            if not first:
                 return
         call(self._take_arrivals)
 
@@ -443,6 +499,7 @@ class Mailbox:
         if not self._pending:
             callback()
         else:
+            self.flush()
             self._idle.append(callback)
 
     def close(self):
@@ -451,3 +508,19 @@ class Mailbox:
         """
         self.closed = True
         self._idle = []
+        if self._batch_call is not None and self._batch_call.active():
+            self._batch_call.cancel()
+        self._batch_call = None
+        self._batch = []
+
+
+def _run_group(calls):
+    # In a pool's thread: a group of one block's calls, in order, each
+    # outcome kept apart (one call raising does not stop the others).
+    outcomes = []
+    for function, args in calls:
+        try:
+            outcomes.append((True, function(*args)))
+        except BaseException as error:  # noqa: B902 (handed to the caller)
+            outcomes.append((False, error))
+    return outcomes

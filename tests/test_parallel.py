@@ -11,6 +11,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
 from pyrf_blocks import Graph, calibrate_block, collector, fft_block
@@ -211,3 +213,115 @@ def test_a_thread_pool_runs_futures_and_waits_on_close():
         failing.result(timeout=0)
     with pytest.raises(RuntimeError, match="closed"):
         pool.submit(int, "1")
+
+
+class jittery(Block):
+    """Doubles samples on its compute pool; each call sleeps a time drawn per chunk."""
+
+    type_name = "jittery"
+    kind = "real"
+    requires = (ISampleProducer,)
+
+    def __init__(self, producer, sleeps, **kwargs):
+        self.sleeps = sleeps
+        super().__init__(producer, **kwargs)
+
+    def reset(self):
+        self.outstanding = 0
+        self.most_outstanding = 0
+
+    def compute(self, chunk):
+        self.outstanding += 1
+        self.most_outstanding = max(self.most_outstanding, self.outstanding)
+        delay = self.sleeps[int(chunk.data[0]) % len(self.sleeps)]
+
+        def emit(data):
+            self.outstanding -= 1
+            self.emit(data, chunk.start, chunk.end, chunk.rate, chunk.meta)
+
+        self.run_parallel(_sleep_then_double, chunk.data, delay, then=emit)
+
+
+def _sleep_then_double(values, delay):
+    if delay:
+        time.sleep(delay)
+    return values * 2
+
+
+@settings(max_examples=25, deadline=None)
+@given(count=st.integers(0, 40), workers=st.integers(1, 3), batch=st.integers(1, 9),
+       depth=st.one_of(st.none(), st.integers(1, 12)),
+       sleeps=st.lists(st.sampled_from([0.0, 0.0, 0.0005, 0.002]), min_size=1, max_size=7))
+def test_batched_calls_give_the_serial_chunks_whatever_the_timing(count, workers, batch, depth,
+                                                                  sleeps):
+    """Any batch size, depth, pool size and per-call timing: the chunks emitted are the serial ones, in order, within the depth."""
+    arrays = [np.full(3, index, np.float32) for index in range(count)]
+
+    def emitted(pool):
+        graph = Graph(parallel=pool)
+        block = jittery(array_source(arrays, kind="real", graph=graph), sleeps)
+        sink = collector(block)
+        graph.run()
+        assert sink.finished
+        return [(chunk.data.tolist(), chunk.start, chunk.end, chunk.seq)
+                for chunk in sink.chunks], block.most_outstanding
+
+    expected, _ = emitted(None)
+    with ThreadPool(workers, depth=depth, batch=batch) as pool:
+        got, most = emitted(pool)
+    assert got == expected
+    assert most <= pool.depth
+
+
+def test_a_batched_pool_gives_the_serial_spectra():
+    """The optimised spectrum chain (FFT with its fused hold, calibration) on a pool with batch 1, 3 and 8 emits the serial chunks exactly."""
+    from pyrf_blocks import max_hold
+
+    arrays = _chunks(20)
+
+    def held(pool):
+        graph = Graph(parallel=pool)
+        source = array_source(arrays, rate=RATE, graph=graph,
+                              meta={"center_frequency": 1e8, "reference_level": -5.0})
+        sink = collector(max_hold(calibrate_block(fft_block(source, size=256, overlap=64))))
+        spectra = collector(calibrate_block(fft_block(source, size=512)))
+        graph.run(optimise=True)
+        return sink.chunks + spectra.chunks
+
+    expected = held(None)
+    for batch in (1, 3, 8):
+        with ThreadPool(2, batch=batch) as pool:
+            _assert_same(held(pool), expected)
+
+
+def test_a_failure_in_a_batch_fails_the_graph_after_the_results_before_it():
+    """A call raising inside a group fails the graph with its error; the results sent before it are emitted first."""
+
+    class sometimes(doubler):
+        type_name = "sometimes"
+
+        def compute(self, chunk):
+            self.run_parallel(_fail_at_five, chunk.data, then=lambda data: self.emit(
+                data, chunk.start, chunk.end, chunk.rate, chunk.meta))
+
+    arrays = [np.full(2, index, np.float32) for index in range(12)]
+    with ThreadPool(2, batch=4) as pool:
+        graph = Graph(parallel=pool)
+        sink = collector(sometimes(array_source(arrays, kind="real", graph=graph)))
+        with pytest.raises(ValueError, match="five"):
+            graph.run()
+    assert [chunk.data[0] for chunk in sink.chunks] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert graph.failed_block.name == "sometimes"
+
+
+def _fail_at_five(values):
+    if values[0] == 5:
+        raise ValueError("five is not welcome")
+    return values
+
+
+def test_batch_must_be_a_positive_integer():
+    """ThreadPool(batch=0) and batch=1.5 are refused with the value named."""
+    for bad in (0, 1.5, -2):
+        with pytest.raises(ValueError, match=f"batch must be a positive integer, got {bad!r}"):
+            ThreadPool(2, batch=bad)
