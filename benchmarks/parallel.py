@@ -2,10 +2,13 @@
 Ordered parallel compute: the spectrum chain with its FFT and calibration
 on a 2-thread pool against the same chain serially, in the same run.
 
-    python benchmarks/parallel.py [--seconds S] [--trials N] [--workers W]
+    python benchmarks/parallel.py [--seconds S] [--trials N] [--workers W] [--batch B]
 
 Chain: IQ (64 Ki-sample chunks) -> Hann -> FFT-1024 -> |X|² -> dB -> max
-hold, the graph optimised (the hold calibrates its held row).  Every
+hold, the graph optimised (the hold calibrates its held row).  The pool
+takes the FFT's calls in groups of ``--batch`` (``ThreadPool(batch=)``):
+the chunks and their size are the serial run's, only the hand-off to the
+threads is paid once per group; the serial run has no hand-off to pay.  Every
 measurement is a fresh process; the configurations alternate, ``--trials``
 times each, and the median is reported as MSa/s and MSa/s per CPU-second
 (user + sys from ``getrusage``).  The output of every run is hashed: the
@@ -15,8 +18,10 @@ headline: the parallel MSa/s and its ratio to the serial one.
 Where a loaded machine makes the ratio meaningless, two figures still say
 whether the parallel path can scale: the CPU per chunk of the reactor's
 thread and of the pool's threads (the reactor's is the part that holds the
-GIL), and a GIL-free check: the CPU of the FFT task of a chunk run on 1
-thread, on 2 threads at once and in 2 processes at once.
+GIL), and a GIL-free check: the FFT task of a chunk run on 1 thread, on 2
+threads at once and in 2 processes at once, as tasks per second (2 threads
+that serialised on the GIL would do no more than 1; 2 processes share
+nothing) and as CPU per task.
 """
 
 import argparse
@@ -36,7 +41,7 @@ FFT_SIZE = 1024
 RATE = 125e6
 
 
-def measure(mode, workers, chunks):
+def measure(mode, workers, chunks, batch=1):
     """One measurement, in this (fresh) process: a JSON line on stdout."""
     sys.path.insert(0, str(ROOT))
     import numpy as np
@@ -65,7 +70,7 @@ def measure(mode, workers, chunks):
     rng = np.random.default_rng(0)
     arrays = [(rng.standard_normal(2 * CHUNK, dtype=np.float32) * 0.1).view(np.complex64)
               for _ in range(8)]
-    pool = {"serial": lambda: None, "threads": lambda: ThreadPool(workers),
+    pool = {"serial": lambda: None, "threads": lambda: ThreadPool(workers, batch=batch),
             "processes": lambda: ProcessPool(workers)}[mode]()
 
     def run(repeat):
@@ -123,10 +128,11 @@ def kernel_check(tasks):
     """
     The GIL-free check, in this (fresh) process: the FFT task of a 64 Ki
     chunk (window, FFT, |X|², per-bin maximum: what a pool's thread runs)
-    timed on 1 thread, on 2 threads of this process and in 2 processes at
-    once, as CPU per task.  Threads that serialised on the GIL, or paid for
-    sharing it, would cost more per task than processes, which share
-    nothing.  A JSON line.
+    run ``tasks`` times on 1 thread, then shared by 2 threads of this
+    process and by 2 processes at once.  Tasks per second: threads that
+    serialised on the GIL would do no more together than 1 thread, where
+    processes, which share nothing, do twice as many on 2 idle cores.  CPU
+    per task: what sharing the GIL costs in hand-offs.  A JSON line.
     """
     sys.path.insert(0, str(ROOT))
     import multiprocessing
@@ -139,33 +145,39 @@ def kernel_check(tasks):
     rng = np.random.default_rng(0)
     arrays = [(rng.standard_normal(2 * CHUNK, dtype=np.float32) * 0.1).view(np.complex64)
               .reshape(-1, FFT_SIZE) for _ in range(8)]
-    values = window("flattop", FFT_SIZE, shift=True)
+    values = window("hann", FFT_SIZE, shift=True)
 
-    def work(count, results):
+    def work(count, results, ready):
         out = np.empty((1, FFT_SIZE), np.float32)
-        started = time.thread_time()
+        for index in range(8):  # this thread's plans made, caches warm
+            frame_extreme(arrays[index], values, True, np.maximum, out)
+        ready.wait()
+        started, cpu = time.perf_counter(), time.thread_time()
         for index in range(count):
             frame_extreme(arrays[index % 8], values, True, np.maximum, out)
-        results.append(time.thread_time() - started)
+        results.append((started, time.perf_counter(), time.thread_time() - cpu))
 
-    work(20, [])  # plans and compiled kernels warm
+    def figures(results):
+        wall = max(end for _, end, _ in results) - min(start for start, _, _ in results)
+        return tasks / wall, sum(cpu for _, _, cpu in results) / tasks * 1e6
 
     def threads(count):
-        results = []
-        running = [threading.Thread(target=work, args=(tasks, results)) for _ in range(count)]
+        results, ready = [], threading.Barrier(count)
+        running = [threading.Thread(target=work, args=(tasks // count, results, ready))
+                   for _ in range(count)]
         for thread in running:
             thread.start()
         for thread in running:
             thread.join()
-        return sum(results) / (count * tasks) * 1e6
+        return figures(results)
 
     def processes(count):
         context = multiprocessing.get_context("fork")
-        queue = context.Queue()
+        queue, ready = context.Queue(), context.Barrier(count)
 
         def child():
             results = []
-            work(tasks, results)
+            work(tasks // count, results, ready)
             queue.put(results[0])
 
         running = [context.Process(target=child) for _ in range(count)]
@@ -174,14 +186,16 @@ def kernel_check(tasks):
         results = [queue.get() for _ in running]
         for process in running:
             process.join()
-        return sum(results) / (count * tasks) * 1e6
+        return figures(results)
 
-    figures = {"one_thread": [], "two_threads": [], "two_processes": []}
+    found = {"one_thread": [], "two_threads": [], "two_processes": []}
     for _ in range(3):
-        figures["one_thread"].append(threads(1))
-        figures["two_threads"].append(threads(2))
-        figures["two_processes"].append(processes(2))
-    print(json.dumps({name: statistics.median(values) for name, values in figures.items()}))
+        found["one_thread"].append(threads(1))
+        found["two_threads"].append(threads(2))
+        found["two_processes"].append(processes(2))
+    print(json.dumps({name: [statistics.median(rate for rate, _ in runs),
+                             statistics.median(cpu for _, cpu in runs)]
+                      for name, runs in found.items()}))
 
 
 def main():
@@ -190,13 +204,16 @@ def main():
                         help="approximate seconds per measurement")
     parser.add_argument("--trials", type=int, default=5, help="measurements per configuration")
     parser.add_argument("--workers", type=int, default=2, help="threads (or processes)")
+    parser.add_argument("--batch", type=int, default=8,
+                        help="calls per task on the thread pool (ThreadPool(batch=))")
     parser.add_argument("--processes", action="store_true",
                         help="also measure a process pool of --workers")
-    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--kernel-check", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        measure(args.measure[0], int(args.measure[1]), int(args.measure[2]))
+        measure(args.measure[0], int(args.measure[1]), int(args.measure[2]),
+                int(args.measure[3]))
         return
     if args.kernel_check:
         kernel_check(args.kernel_check)
@@ -208,7 +225,8 @@ def main():
     for trial in range(args.trials):
         for mode in modes:
             output = subprocess.run(
-                [sys.executable, __file__, "--measure", mode, str(args.workers), str(chunks)],
+                [sys.executable, __file__, "--measure", mode, str(args.workers), str(chunks),
+                 str(args.batch)],
                 check=True, capture_output=True, text=True, env=env).stdout
             results[mode].append(json.loads(output.strip().splitlines()[-1]))
     digests = {r["digest"] for runs in results.values() for r in runs}
@@ -221,7 +239,8 @@ def main():
         per_cpu = statistics.median(r["msa_per_cpu"] for r in runs)
         reactor = statistics.median(r["reactor_us"] for r in runs)
         pool = statistics.median(r["pool_us"] for r in runs)
-        label = mode if mode == "serial" else f"{mode} x{args.workers}"
+        label = {"serial": "serial", "processes": f"processes x{args.workers}",
+                 "threads": f"threads x{args.workers} b{args.batch}"}[mode]
         print(f"{label:14s} {msa:7.1f} MSa/s  {per_cpu:7.1f} MSa/s per CPU-second  "
               f"ratio to serial {msa / serial:.2f}  (CPU per chunk: reactor thread "
               f"{reactor:.0f} us, pool threads {pool:.0f} us)")
@@ -229,12 +248,15 @@ def main():
     check = json.loads(subprocess.run(
         [sys.executable, __file__, "--kernel-check", "300"], check=True, capture_output=True,
         text=True, env=env).stdout.strip().splitlines()[-1])
-    print(f"GIL-free check, CPU per FFT task of a chunk: 1 thread {check['one_thread']:.0f} us, "
-          f"2 threads at once {check['two_threads']:.0f} us, 2 processes at once "
-          f"{check['two_processes']:.0f} us")
+    one, two_threads, two_processes = (check[name] for name in ("one_thread", "two_threads",
+                                                                 "two_processes"))
+    print(f"GIL-free check, the FFT task of a chunk: 1 thread {one[0]:.0f} tasks/s "
+          f"({one[1]:.0f} us CPU each); 2 threads at once {two_threads[0] / one[0]:.2f}x that "
+          f"({two_threads[1]:.0f} us); 2 processes at once {two_processes[0] / one[0]:.2f}x "
+          f"({two_processes[1]:.0f} us)")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     threads = statistics.median(r["msa"] for r in results["threads"])
-    print(f"parallel {args.workers} threads: {threads:.1f} MSa/s, "
+    print(f"parallel {args.workers} threads (batch {args.batch}): {threads:.1f} MSa/s, "
           f"{threads / serial:.2f}x serial ({serial:.1f} MSa/s), identical output: {identical}")
     if not identical:
         sys.exit(1)
