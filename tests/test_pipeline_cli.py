@@ -296,3 +296,52 @@ def test_summary_counts_chunks_and_drops():
         "collector 'fast': 10 chunks, finished",
         "samples -> slow: dropped 8 chunks (drop_oldest)"]
     assert slow.finished
+
+
+def test_run_threads_puts_the_compute_on_a_pool_with_the_serial_output(tmp_path, monkeypatch,
+                                                                      capsys):
+    """run --threads 2 sends the FFT and calibration to a 2-thread pool and every sink gets the chunks of the serial run; --threads 0 is refused."""
+    from pyrf_blocks.parallel import ThreadPool
+
+    path = write(tmp_path, """\
+        version: 1
+        blocks:
+          iq:
+            type: simulated_instrument
+            params: {model: WSA4000, seed: 3, count: 24, paced: false,
+                     tones: [[1MHz, -30dBm]]}
+          fft: {type: fft_block, inputs: [iq], params: {size: 512}}
+          cal: {type: calibrate_block, inputs: [fft]}
+          hold: {type: max_hold, inputs: [cal]}
+          spectra: {type: collector, inputs: [cal]}
+          held: {type: collector, inputs: [hold]}
+        """)
+    graphs, sent = [], []
+    real_run, real_send = Graph.run, ThreadPool.send
+
+    def run(graph, *args, **kwargs):
+        graphs.append(graph)
+        return real_run(graph, *args, **kwargs)
+
+    def send(pool, function, args, deliver):
+        sent.append((pool.workers, function))
+        return real_send(pool, function, args, deliver)
+
+    monkeypatch.setattr(Graph, "run", run)
+    monkeypatch.setattr(ThreadPool, "send", send)
+    assert main(["run", path]) == 0
+    assert not sent and graphs[0].parallel is None
+    assert main(["run", path, "--threads", "2"]) == 0
+    assert isinstance(graphs[1].parallel, ThreadPool) and graphs[1].parallel.workers == 2
+    assert len(sent) >= 24 and {workers for workers, _ in sent} == {2}
+    for name in ("spectra", "held"):
+        serial, threaded = (graph.blocks[name].chunks for graph in graphs)
+        assert len(serial) == 24 and len(threaded) == 24
+        for want, got in zip(serial, threaded):
+            np.testing.assert_array_equal(got.data, want.data)
+            assert (got.start, got.end, got.seq, got.meta) == (want.start, want.end, want.seq,
+                                                                want.meta)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["run", path, "--threads", "0"])
+    assert "--threads: '0' must be at least 1" in capsys.readouterr().err

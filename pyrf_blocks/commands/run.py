@@ -13,6 +13,11 @@ graph runs, on one connection to --broker (session --client-id), into
 --store, and says so in one line when it starts; they write what they
 hold when the graph ends.
 
+--threads N gives the graph a pool of N threads
+(:class:`~pyrf_blocks.parallel.ThreadPool`): every block that can hand its
+compute to a pool (the FFT, calibration) does, in order, with the same
+output; blocks placed in other processes are not affected.
+
 --dry-run prints the resolved pipeline (every parameter, in base units),
 what chain optimisation would fuse, and its Graphviz dot (fused blocks in a
 dashed cluster), and runs nothing.  The graph is optimised before it runs
@@ -21,7 +26,7 @@ dashed cluster), and runs nothing.  The graph is optimised before it runs
 
 import sys
 
-from .options import add_mqtt_arguments, duration, log_warnings_to_stderr
+from .options import add_mqtt_arguments, duration, log_warnings_to_stderr, positive_int
 
 HELP = "run a pipeline file (or print it resolved, with --dry-run)"
 
@@ -36,6 +41,10 @@ def add_arguments(parser):
                              "run nothing")
     parser.add_argument("--no-optimise", dest="optimise", action="store_false",
                         help="run the graph as written, without chain optimisation")
+    parser.add_argument("--threads", type=positive_int, metavar="N",
+                        help="run the compute of the blocks that can use a pool (FFT, "
+                             "calibration) on N threads, results in order, output "
+                             "unchanged (default: all in the event loop's thread)")
     add_mqtt_arguments(parser, "the sensor pipelines fed from MQTT")
 
 
@@ -68,8 +77,24 @@ def run(args):
         print(f"{args.file}: no block is a sink, so nothing would run (see the "
               "dotted chain in --dry-run)", file=sys.stderr)
         return 1
+    pool = None
+    if args.threads:
+        from ..parallel import ThreadPool
+        pool = ThreadPool(args.threads)
     try:
-        graph = build(pipeline)
+        return _run(args, pipeline, served, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _run(args, pipeline, served, pool):
+    from ..errors import PipelineError
+    from ..graph import Graph
+    from ..pipeline import build
+
+    try:
+        graph = build(pipeline, graph=None if pool is None else Graph(parallel=pool))
     except PipelineError as error:
         print(error, file=sys.stderr)
         return 1
