@@ -325,3 +325,26 @@ def test_batch_must_be_a_positive_integer():
     for bad in (0, 1.5, -2):
         with pytest.raises(ValueError, match=f"batch must be a positive integer, got {bad!r}"):
             ThreadPool(2, batch=bad)
+
+
+def test_a_process_pool_given_to_one_block_gives_the_serial_output():
+    """fft_block(parallel=ProcessPool(2)) alone, and calibrate_block on its own process pool, emit the serial chunks exactly."""
+    arrays = _chunks(10)
+    expected = _spectra(arrays)
+    with ProcessPool(2) as fft_pool, ProcessPool(1) as calibrate_pool:
+        _assert_same(_spectra(arrays, fft_pool=fft_pool), expected)
+        _assert_same(_spectra(arrays, fft_pool=fft_pool, calibrate_pool=calibrate_pool),
+                     expected)
+
+
+def test_a_pool_cannot_go_with_a_block_to_another_process():
+    """A block placed in another process (proc=) with parallel=<a pool> is refused with the block and the value named."""
+    from pyrf_blocks.net.placement import process
+
+    place = process()  # nothing is started until a block placed there is consumed
+    graph = Graph()
+    source = array_source(_chunks(1), rate=RATE, graph=graph)
+    with ThreadPool(1) as pool:
+        with pytest.raises(TypeError, match=r"fft_block: parameter parallel=<ThreadPool of 1> "
+                                            r"cannot be sent to another process"):
+            fft_block(source, proc=place, parallel=pool)
