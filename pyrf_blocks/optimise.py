@@ -190,6 +190,18 @@ class HoldOfSpectra(Rule):
     the same after every chunk.  The rule applies only when the hold is the
     FFT's only consumer, both run here, and the hold's input edge is
     lossless (``block``), so it sees every chunk either way.
+
+    When the hold calibrates its held row (after
+    :class:`HoldOfCalibration`), the FFT's task also calibrates ``e`` with
+    the hold's calibration and the hold holds dBm: it emits the running
+    extreme of ``f(e)`` over the chunks instead of ``f`` of the running
+    extreme of ``e``.  ``f`` is non-decreasing per bin (the proof of
+    :class:`HoldOfCalibration`), so ``max(f(a), f(b)) = f(max(a, b))`` and
+    by induction the two are equal bit for bit (``min`` alike); ``f`` is
+    the same per-bin constant after the logarithm on every bin of a full
+    FFT, so it commutes with the shift of odd sizes.  The logarithm then
+    runs in the FFT's task, off the reactor's thread when the FFT has a
+    compute pool, and the hold's state is its held row as it is.
     """
 
     name = "hold_of_spectra"

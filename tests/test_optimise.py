@@ -191,3 +191,41 @@ def test_graph_run_optimises_when_asked(optimised):
     sink = collector(max_hold(calibrate_block(fft_block(source, size=256))))
     graph.run(optimise=optimised)
     assert len(graph.fusions) == 2 * int(optimised) and sink.finished
+
+
+@pytest.mark.parametrize("iq,state_first", [(True, True), (False, True), (True, False)])
+def test_a_hold_fused_with_fft_and_calibration_goes_on_from_a_state_exactly(iq, state_first):
+    """A hold whose FFT calibrates its rows holds dBm: given an unfused hold's state (before or after fusion) it goes on to emit that hold's rows bit for bit."""
+    samples = _signal(6000, iq)
+    kind = "iq" if iq else "real"
+    first, rest = split_array(samples, [2500, 3500])
+    state = None
+    emitted = []
+    for optimised in (False, True):
+        clock = Clock()
+        graph = Graph(clock)
+        source = array_source([first] if state is None else [rest], kind=kind, rate=RATE,
+                              graph=graph, meta={"center_frequency": 1e8,
+                                                 "reference_level": -3.0})
+        hold = max_hold(calibrate_block(fft_block(source, size=256), offset=0.5))
+        sink = collector(hold)
+        if state is None:
+            assert run_clock(clock, graph) is None
+            state = hold.get_state()
+            clock = Clock()
+            graph = Graph(clock)
+            source = array_source([rest], kind=kind, rate=RATE, graph=graph,
+                                  meta={"center_frequency": 1e8, "reference_level": -3.0})
+            hold = max_hold(calibrate_block(fft_block(source, size=256), offset=0.5))
+            sink = collector(hold)
+        if state_first or not optimised:
+            hold.set_state(state)
+        if optimised:
+            assert [f.rule for f in optimise(graph)] == ["hold_of_calibration",
+                                                         "hold_of_spectra"]
+            assert hold.rows_calibrated
+            if not state_first:
+                hold.set_state(state)
+        assert run_clock(clock, graph) is None
+        emitted.append(sink.chunks)
+    _assert_same(emitted[1], emitted[0])

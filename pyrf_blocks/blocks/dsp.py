@@ -10,7 +10,8 @@ from ..block import Block
 from ..defaults import WINDOW
 from ..interfaces import ISampleProducer, ISpectrumProducer, IStateful
 from ..numerics.decimation import Decimator
-from ..numerics.spectral import (MIN_FFT_SIZE, check_window, frame_extreme, frame_spectra,
+from ..numerics.spectral import (MIN_FFT_SIZE, calibrated_extreme, check_window,
+                                 frame_extreme, frame_spectra,
                                  power_to_dbm, window, window_gains)
 from ..params import Param, check_params
 from ..state import check_version, pack_array, plain, unpack_array
@@ -100,6 +101,10 @@ class fft_block(Block):
     #: The ufunc of the hold fused with this block by chain optimisation
     #: (:class:`~pyrf_blocks.optimise.HoldOfSpectra`), or None.
     fused_extreme = None
+    #: The calibration that hold applies to its held row
+    #: (:class:`~pyrf_blocks.optimise.HoldOfCalibration`), or None; the
+    #: FFT's task then calibrates the row it sends, and the hold holds dBm.
+    fused_calibration = None
 
     def __init__(self, producer, size=1024, window=WINDOW, overlap=0, **kwargs):
         self._set(size, window, overlap)
@@ -117,6 +122,12 @@ class fft_block(Block):
         if hold.inputs != (self,):
             raise ValueError(f"{self.label}: cannot fuse {hold.label}, which does not read it")
         self.fused_extreme = type(hold)._combine
+        # A hold that calibrates its held row (fused with its calibration
+        # first) gets the row calibrated here instead, in the same task:
+        # the logarithm leaves the reactor's thread when the FFT runs on a
+        # pool.
+        self.fused_calibration = hold.calibration
+        hold.rows_calibrated = hold.calibration is not None
 
     def _set(self, size, window, overlap):
         values = check_params(type(self), {"size": size, "window": window, "overlap": overlap},
@@ -226,7 +237,13 @@ class fft_block(Block):
                         extreme = np.fft.fftshift(extreme, axes=-1)
                     self.emit(extreme, last, end, rate, meta)
 
-                work = (frame_extreme, frames, values, iq, combine, self.buffer((1, bins)))
+                calibration = self.fused_calibration
+                if calibration is None:
+                    work = (frame_extreme, frames, values, iq, combine, self.buffer((1, bins)))
+                else:
+                    _, level, one_sided = calibration.terms(meta)
+                    work = (calibrated_extreme, frames, values, iq, combine,
+                            self.buffer((1, bins)), meta["window_sum"], level, one_sided)
             # The FFT may run on a compute pool (pyrf_blocks.parallel); the
             # stream's bookkeeping stays here, in order.
             self.run_parallel(*work, then=emit)
@@ -270,6 +287,15 @@ class calibrate_block(Block):
         """
         out_meta, level, one_sided = self._calibration(meta)
         return power_to_dbm(power, meta["window_sum"], level, one_sided, out=out), out_meta
+
+    def terms(self, meta):
+        """
+        ``(output meta, level, one-sided FFT size or None)``: what this block
+        calibrates input chunks of metadata ``meta`` with (the last two are
+        :func:`~pyrf_blocks.numerics.spectral.power_to_dbm`'s
+        ``reference_level`` and ``real_fft_size``).
+        """
+        return self._calibration(meta)
 
     def _calibration(self, meta):
         # (output meta, level, one-sided FFT size) for input chunks of ``meta``.

@@ -84,6 +84,10 @@ class _Hold(Block):
     #: The calibrate_block fused into this hold by chain optimisation
     #: (:class:`~pyrf_blocks.optimise.HoldOfCalibration`), or None.
     calibration = None
+    #: True when the FFT fused with this hold
+    #: (:class:`~pyrf_blocks.optimise.HoldOfSpectra`) also applies that
+    #: calibration to each row it sends: the hold then holds dBm.
+    rows_calibrated = False
 
     def fuse_calibration(self, calibration):
         """
@@ -98,7 +102,8 @@ class _Hold(Block):
                              "which is not its input")
         self.replace_input(0, calibration.inputs[0])
         self.calibration = calibration
-        self._hold = None
+        # A hold set before (set_state) is in dBm: kept, as a state set now.
+        self._pending_state, self._hold = self._hold, None
 
     def reset(self):
         self._hold = None
@@ -110,14 +115,14 @@ class _Hold(Block):
 
     def get_state(self):
         hold = self._hold
-        if hold is not None and self.calibration is not None:
+        if hold is not None and self.calibration is not None and not self.rows_calibrated:
             hold = self.calibration.calibrated(hold, self._meta)[0]
         return {"version": 1, "hold": pack_array(hold)}
 
     def set_state(self, state):
         check_version(self, state, 1, unversioned=1)
         hold = unpack_array(state["hold"])
-        if hold is not None and self.calibration is not None:
+        if hold is not None and self.calibration is not None and not self.rows_calibrated:
             # The state is in dBm; a fused hold keeps power.  The offset
             # cancels through the metadata of the next chunk's calibration,
             # so the held levels come back within float32 rounding.
@@ -132,9 +137,19 @@ class _Hold(Block):
         if self._hold is not None and self._hold.shape != data.shape[1:]:
             self._hold = None  # the number of bins changed: a new sweep
         calibration = self.calibration
-        if calibration is None:
+        if calibration is None or self.rows_calibrated:
+            pending = self._pending_state
+            if pending is not None:  # (dBm, set before the FFT calibrated for it)
+                self._pending_state = None
+                self._hold = pending
+            # dBm rows when the fused FFT calibrates them: the hold of
+            # calibrated rows is the calibration of the held power
+            # (HoldOfCalibration's proof).
             self._hold = running_extreme(data, self._hold, type(self)._combine)
             row, meta = self._hold[np.newaxis].copy(), chunk.meta
+            if calibration is not None:
+                self._meta = chunk.meta
+                meta = calibration.terms(meta)[0]
         else:
             pending = self._pending_state
             if pending is not None:

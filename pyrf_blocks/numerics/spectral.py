@@ -16,7 +16,7 @@ from . import fft, kernels
 from .decibels import amplitude_to_db, power_to_db
 
 __all__ = ["window", "window_spec", "window_gains", "frame_spectra", "frame_extreme",
-           "power_to_dbm",
+           "calibrated_extreme", "power_to_dbm",
            "bin_frequencies", "MIN_FFT_SIZE"]
 
 #: Fewest points of an FFT (``fft_block``'s ``size``, and so the command
@@ -155,6 +155,19 @@ def frame_extreme(frames, window_values, complex_input, combine, out):
     frame_spectra(frames, window_values, complex_input, out=spectra)
     combine.reduce(spectra, axis=0, out=out[0])
     return out
+
+
+def calibrated_extreme(frames, window_values, complex_input, combine, out, window_sum,
+                       reference_level, real_fft_size=None):
+    """
+    :func:`frame_extreme`, then calibrated to dBm in place
+    (:func:`power_to_dbm` with the last three arguments): the row a hold
+    fused with its FFT and its calibration holds
+    (:class:`~pyrf_blocks.optimise.HoldOfSpectra`), computed in the FFT's
+    task.
+    """
+    frame_extreme(frames, window_values, complex_input, combine, out)
+    return power_to_dbm(out, window_sum, reference_level, real_fft_size, out=out)
 
 
 def power_to_dbm(power, window_sum, reference_level, real_fft_size=None, out=None):
