@@ -79,12 +79,15 @@ def test_both_backends_give_the_same_spectra(complex_input):
     assert_allclose(compiled, plain, rtol=1e-5, atol=1e-7 * plain.max())
 
 
-def test_numpy_is_the_default_and_the_environment_asks_for_numba(monkeypatch):
-    """numpy's kernels unless PYRF_BLOCKS_KERNELS=numba asks for numba's."""
+def test_numba_is_the_default_and_the_environment_forces_numpy(monkeypatch):
+    """numba's kernels where numba is installed, unless PYRF_BLOCKS_KERNELS=numpy."""
     pytest.importorskip("numba")
     monkeypatch.setattr(kernels, "_chosen", None)
     monkeypatch.delenv("PYRF_BLOCKS_KERNELS", raising=False)
     try:
+        assert kernels.backend() == "numba"
+        monkeypatch.setattr(kernels, "_chosen", None)
+        monkeypatch.setenv("PYRF_BLOCKS_KERNELS", "numpy")
         assert kernels.backend() == "numpy"
         monkeypatch.setattr(kernels, "_chosen", None)
         monkeypatch.setenv("PYRF_BLOCKS_KERNELS", "numba")
@@ -95,7 +98,7 @@ def test_numpy_is_the_default_and_the_environment_asks_for_numba(monkeypatch):
 
 def test_an_unknown_backend_is_refused():
     """set_backend names the unknown kernels and the choices."""
-    with pytest.raises(ValueError, match="unknown kernels 'fortran'.*numpy, numba"):
+    with pytest.raises(ValueError, match="unknown kernels 'fortran'.*numba, numpy"):
         kernels.set_backend("fortran")
 
 

@@ -2,28 +2,35 @@
 The spectrum chain's element-wise kernels: the window multiply and
 ``|X|²``, written into buffers the caller owns.
 
-They are done with numpy unless numba's compiled kernels are asked for:
-``PYRF_BLOCKS_KERNELS=numba`` in the environment, or :func:`set_backend`
-(numba from the ``numba`` extra).  Measured on the 2-core machine
-(2026-11-30, CPU time, a 64×1024 complex64 batch): the window multiply
-took 28 µs with numpy's broadcast multiply (it casts the float32 window to
-complex64 on the fly) and 13 µs compiled; ``|X|²`` took 26 µs with numpy
-(``abs`` then squaring in place, its fastest route) and 8 µs compiled —
-together a third of the FFT's 55 µs, saved on every 64 Ki samples.  The
-compiled kernels release the GIL, so threads of a compute pool
+They are compiled with numba when it is installed (the ``numba`` extra),
+else done with numpy.  Measured on the 2-core machine (2026-11-30, CPU
+time, a 64×1024 complex64 batch): the window multiply took 28 µs with
+numpy's broadcast multiply (it casts the float32 window to complex64 on
+the fly) and 13 µs compiled; ``|X|²`` took 26 µs with numpy (``abs`` then
+squaring in place, its fastest route) and 8 µs compiled — together a
+third of the FFT's 55 µs, saved on every 64 Ki samples.  The compiled
+kernels release the GIL, so threads of a compute pool
 (:mod:`pyrf_blocks.parallel`) run them side by side.
 
-**Why they are not the default:** a process that had run numba's kernels
-and then drew a Qt window offscreen crashed (SIGSEGV, no Python frame) in
-3 of 6 runs of the Qt loop test, and in none with numpy's; the cause is
-not known (two copies of LLVM in one process, numba's and the graphics
-stack's, is a guess).  Use them in processes without a window.
+``PYRF_BLOCKS_KERNELS=numpy`` in the environment, or :func:`set_backend`,
+uses numpy even where numba is installed (``PYRF_BLOCKS_KERNELS=numba``
+insists on numba: an error where it is missing).
 
 The two implementations agree within float32 rounding (``re² + im²``
 against numpy's ``hypot`` squared), not bit for bit: one process uses one
 of them throughout, so an optimised graph, a pool and a serial run give
-the same bits, and processes that must agree bit for bit (a split graph
-compared with one reactor, a replay on Dask) need the same setting.
+the same bits, and processes whose outputs are compared bit for bit (a
+split graph and one reactor, a replay on Dask and serially) need the same
+kernels — the same installation, or the same setting.
+
+numba's kernels and a Qt window share a process safely.  They were
+opt-in for a while because a script that ran them and then showed a
+viewer offscreen crashed at exit in 3 of 6 runs; the crash was not
+numba's: it was PySide's own clean-up at exit deleting pyqtgraph's
+widgets after Python had begun to shut down (a segfault in shiboken, in
+``PySide::destroyQCoreApplication``), which struck with numpy's kernels
+too, and which :mod:`pyrf_blocks.gui.loop` now prevents by closing the
+windows first.
 """
 
 import importlib
@@ -34,8 +41,8 @@ import numpy as np
 
 __all__ = ["backend", "set_backend", "window_into", "power_into", "BACKENDS"]
 
-#: The kernel implementations: numpy (the default) and numba (asked for).
-BACKENDS = ("numpy", "numba")
+#: The kernel implementations, preferred first.
+BACKENDS = ("numba", "numpy")
 
 _chosen = None
 _compile_lock = threading.Lock()
@@ -43,6 +50,8 @@ _compiled = None
 
 
 def _numba_available():
+    # Imported, not just found: a numba that fails to import (built for
+    # another numpy) leaves numpy's kernels in use.
     try:
         importlib.import_module("numba")
     except ImportError:
@@ -52,25 +61,29 @@ def _numba_available():
 
 def backend():
     """
-    The kernels in use: ``"numpy"``, or ``"numba"`` when
-    ``PYRF_BLOCKS_KERNELS=numba`` or :func:`set_backend` asked for them.
+    The kernels in use: ``"numba"`` where numba is installed, unless
+    ``PYRF_BLOCKS_KERNELS=numpy`` or :func:`set_backend` chose numpy;
+    ``"numpy"`` otherwise.
     """
     if _chosen is None:
-        set_backend(os.environ.get("PYRF_BLOCKS_KERNELS", "").strip().lower() or "numpy")
+        set_backend(os.environ.get("PYRF_BLOCKS_KERNELS", "").strip().lower() or None)
     return _chosen
 
 
-def set_backend(name="numpy"):
+def set_backend(name=None):
     """
-    Use the kernels ``name`` (``"numba"`` or ``"numpy"``); return it.
-    Raises ``ValueError`` for an unknown name and ``ImportError`` for
+    Use the kernels ``name`` (``"numba"`` or ``"numpy"``), or the best
+    installed when ``None``; return the one now in use.  Raises
+    ``ValueError`` for an unknown name and ``ImportError`` for
     ``"numba"`` without numba.
     """
     global _chosen
-    if name not in BACKENDS:
+    if name is not None and name not in BACKENDS:
         raise ValueError(f"unknown kernels {name!r}; use one of {', '.join(BACKENDS)}")
     if name == "numba" and not _numba_available():
         raise ImportError("the kernels 'numba' need numba: pip install 'pyrf_blocks[numba]'")
+    if name is None:
+        name = "numba" if _numba_available() else "numpy"
     _chosen = name
     return name
 
