@@ -267,7 +267,7 @@ pipelines:
         count_records: 8192
     save_buffering:
       - max_items: 100
-      - accumulation_time: 60s
+      - accumulation_time: 0.5s
 """
 
 
@@ -284,7 +284,8 @@ source = mqtt_source(broker=f"127.0.0.1:{port}", topics=["plant/1"], client_id="
                      graph=graph)
 pipeline = SensorPipeline("plant", ["plant/1"], policies=[NRecords()], max_items=100,
                           accumulation_time=60.0)
-sensor_store(source, SQLiteStore(db), "plant/1", pipeline=pipeline, graph=graph)
+sensor_store(source, SQLiteStore(db), "plant/1", pipeline=pipeline, threaded=False,
+             graph=graph)
 # Whoever waits for the graph may end the process the moment it is done.
 graph.done().addCallback(lambda _: (print(source.summary(), flush=True), os._exit(0)))
 graph.run(2.0)
@@ -339,14 +340,19 @@ def test_pyrf_blocks_run_stopped_by_a_signal_sends_the_last_acknowledgements(tmp
         process = subprocess.Popen([sys.executable, "-m", "pyrf_blocks.cli", "run", str(path)],
                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    text=True)
-        published = 0
+        published, stored = 0, []
         try:
             started = time.monotonic()
-            while time.monotonic() - started < 2.0:  # still flowing at the stop
+            # Until it has committed (it is running) and a little more: still
+            # flowing at the stop.
+            while not stored or time.monotonic() - started < 1.0:
+                assert time.monotonic() - started < 30, "nothing stored in 30 s"
                 publish(broker.port, [("plant/1", str(i).encode())
                                       for i in range(published, published + 20)])
                 published += 20
                 time.sleep(0.02)
+                if published % 200 == 0:
+                    stored = _stored(db) if db.exists() else []
         finally:
             process.send_signal(signal.SIGTERM)
             output = process.communicate(timeout=30)[0]

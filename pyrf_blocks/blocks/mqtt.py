@@ -252,13 +252,14 @@ class mqtt_source(Source):
         """
         self._emit()
         self._draining = self.client is not None
-        super().stopProducing()
         if self._draining:
+            # Before the stream ends: the sinks may finish within it.
             client = self.client
             finished = defer.DeferredList([sink.wait_finished() for sink in self.graph.sinks])
             self.graph.add_cleanup(finished.addCallback(self._drained, client))
             # A failed graph is done at once: close the connection anyway.
             self.graph.done().addErrback(lambda _: client.stop())
+        super().stopProducing()
 
     def _drained(self, result, client):
         self._acknowledge()  # the last blocks have finished: all they took is done
