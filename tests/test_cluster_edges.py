@@ -131,9 +131,12 @@ def test_a_cluster_input_outside_a_cluster_fails_its_graph_saying_so(tmp_path):
 # Two workers in one process, over loopback HTTP, on the in-process coordinator.
 
 class Cluster:
-    def __init__(self, reactor, tmp_path, names=("w1", "w2")):
+    def __init__(self, reactor, tmp_path, names=("w1", "w2"), etcd=None):
+        from pyrf_blocks.cluster import coordinator as coordinator_for
+
         self.reactor = reactor
-        self.coordinator = InProcessCoordinator(reactor)
+        self.coordinator = (InProcessCoordinator(reactor) if etcd is None
+                            else coordinator_for(etcd.url, reactor))
         self.store = ClusterStore(tmp_path / "cluster.sqlite")
         self.assignments = Assignments(self.coordinator)
         self.names = names
@@ -173,6 +176,8 @@ class Cluster:
             runner.stop()
             await port.stopListening()
         self.store.close()
+        if hasattr(self.coordinator, "close"):
+            await self.coordinator.close()
 
 
 def sleep(reactor, seconds):
@@ -359,14 +364,17 @@ def test_a_finished_producer_that_moved_still_serves_what_it_kept(tmp_path):
 
 
 def test_a_consumer_added_after_its_producer_started_fails_or_starts_where_it_asks(tmp_path):
-    """A consumer added to the cluster after its producer dropped chunks: by default it fails with a 410 that says how to start; with start: earliest it reads from the oldest chunk kept, and the producer keeps everything after for it; start: latest starts at the newest."""
+    """On a real etcd: a consumer added to the cluster after its producer dropped chunks: by default it fails with a 410 that says how to start; with start: earliest it reads from the oldest chunk kept, and the producer keeps everything after for it; start: latest starts at the newest."""
     from pyrf_blocks.cluster.edges import STARTS_AFTER, EdgeCollector
     from twisted.web.client import HTTPConnectionPool
 
     from pyrf_blocks.net.connections import new_client
 
+    from pyrf_blocks.testing.servers import EtcdServer
+
+    etcd = EtcdServer(tmp_path).start()
     reactor = new_reactor()
-    cluster = Cluster(reactor, tmp_path)
+    cluster = Cluster(reactor, tmp_path, etcd=etcd)
     client = new_client(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
     earliest = CONSUMER.replace("output: power_out}}", "output: power_out, start: earliest}}")
     added = {"stats": CONSUMER.format(store=""), "late": earliest.format(store="")}
@@ -409,7 +417,10 @@ def test_a_consumer_added_after_its_producer_started_fails_or_starts_where_it_as
             return dropped
         finally:
             await cluster.stop()
-    dropped = run_until(reactor, defer.ensureDeferred(run()), timeout=40)
+    try:
+        dropped = run_until(reactor, defer.ensureDeferred(run()), timeout=40)
+    finally:
+        etcd.stop()
     assert dropped >= 9
     assert rows(tmp_path / "cluster.sqlite", "late")  # it ran to the end, with no gap
     assert not rows(tmp_path / "cluster.sqlite", "stats")
