@@ -40,9 +40,11 @@ class KeptLease:
     :param clock: ``IReactorTime`` that paces the renewals.
     :param ttl: seconds the lease lives without a renewal.
     :param who: how log lines name the holder.
+    :param in_thread: renew in a thread of its own (the default where the
+        coordinator and clock allow it), or on the reactor (``False``).
     """
 
-    def __init__(self, coordinator, clock, ttl, who):
+    def __init__(self, coordinator, clock, ttl, who, in_thread=None):
         self._coordinator, self._clock, self.ttl, self.who = coordinator, clock, ttl, who
         self.id = None
         self.lost = defer.Deferred()
@@ -54,13 +56,15 @@ class KeptLease:
         self._stopped = threading.Event()
         self._turned_at = time.monotonic()
         self._hung = False
+        self._in_thread = in_thread
 
     async def grant(self):
         """Take the lease and start renewing it; return its id."""
         self.id = await self._coordinator.grant(self.ttl)
         self.renewed_at = self._clock.seconds()
         blocking = getattr(self._coordinator, "keepalive_blocking", None)
-        in_thread = blocking is not None and hasattr(self._clock, "callFromThread")
+        in_thread = (blocking is not None and hasattr(self._clock, "callFromThread")
+                     and self._in_thread is not False)
         # On the reactor: the renewal itself, or only the proof that it turns.
         self._loop = task.LoopingCall(self._turned if in_thread else self._renew)
         self._loop.clock = self._clock
