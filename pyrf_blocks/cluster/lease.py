@@ -17,10 +17,10 @@ the thread stops renewing (and lets the lease lapse) once the reactor has
 not turned for a whole ttl — a hung process must still lose its
 computations, as a dead one does.  So a holder keeps its lease through any
 reactor stall shorter than about 1.15 ttl (renewed on the reactor, a stall
-of 0.6 ttl could lose it), while SIGSTOP, a crash or a cut network lose
-it within the ttl, as before.  Clocks
-that are not reactors (``task.Clock`` in tests) and coordinators without
-a blocking keepalive renew on the reactor, as before.
+of two thirds of the ttl could lose it), while SIGSTOP, a crash or a cut
+network lose it within the ttl, as before.  Clocks that are not reactors
+(``task.Clock`` in tests) and coordinators without a blocking keepalive
+renew on the reactor, as before.
 """
 
 import threading

@@ -182,6 +182,11 @@ class Runner:
         """
         if self._following is None:
             self._following = defer.ensureDeferred(self._follow())
+
+            def failed(failure):
+                self._following = None  # the next computation started tries again
+                return failure
+            self._following.addErrback(failed)
         return self._following
 
     async def _follow(self):
