@@ -104,7 +104,11 @@ class KeptLease:
     def _renewing(self, keepalive):
         interval = self.ttl / 3.0
         stopped = self._stopped
-        while not stopped.wait(interval):
+        due = time.monotonic() + interval
+        while not stopped.wait(max(0.0, due - time.monotonic())):
+            # Every third of the ttl; a slow answer (a loaded machine, a busy
+            # etcd) delays the next renewal rather than failing this one.
+            due = time.monotonic() + interval
             stalled = time.monotonic() - self._turned_at
             if stalled > self.ttl:
                 if not self._hung:
@@ -114,7 +118,7 @@ class KeptLease:
                              stalled=stalled, ttl=self.ttl)
                 continue
             try:
-                left = keepalive(self.id, timeout=interval)
+                left = keepalive(self.id, timeout=self.ttl)
             except Exception as error:
                 log.warn("{who}: lease renewal failed: {why}", who=self.who, why=error)
                 continue
