@@ -220,7 +220,6 @@ def test_graph_to_yaml_keeps_sensor_sections(example, tmp_path, monkeypatch):
             sink.close()
 
 
-
 def _session(port, client_id, seconds):
     """
     The payloads the broker delivers (again) to the persistent session
@@ -288,7 +287,17 @@ sensor_store(source, SQLiteStore(db), "plant/1", pipeline=pipeline, threaded=Fal
              graph=graph)
 # Whoever waits for the graph may end the process the moment it is done.
 graph.done().addCallback(lambda _: (print(source.summary(), flush=True), os._exit(0)))
-graph.run(2.0)
+
+
+def received():  # stop once every message has come (a graceful stop)
+    if source.client is not None and source.client.stats["messages"] >= int(sys.argv[3]):
+        graph.stop()
+    else:
+        graph.reactor.callLater(0.05, received)
+
+
+graph.reactor.callLater(0.05, received)
+graph.run(30.0)
 """
 
 
@@ -319,13 +328,13 @@ def test_the_last_acknowledgements_have_left_when_the_graph_is_done(tmp_path):
         publish(broker.port, [("plant/1", str(i).encode()) for i in range(count)])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
         run = subprocess.run([sys.executable, "-c", EXITS_WHEN_DONE, str(broker.port),
-                              str(tmp_path / "s.db")], env=env, capture_output=True, text=True,
-                             timeout=60)
+                              str(tmp_path / "s.db"), str(count)], env=env,
+                             capture_output=True, text=True, timeout=60)
         output = run.stdout + run.stderr
         stored = _stored(tmp_path / "s.db")
         again = _session(broker.port, "graceful", 1.0)
     assert run.returncode == 0 and f"{count} acknowledged" in output, output
-    assert len(stored) == count, output  # the last 250 - 200 with the stop
+    assert len(stored) == count, output  # the last batch committed at the stop
     _check_acknowledged(stored, again, count, output)
 
 
