@@ -433,3 +433,51 @@ def test_worker_serves_metrics_of_its_blocks_and_edges(tmp_path):
         worker.wait(10)
     assert 'pyrf_block_chunks_total{block="sim",graph="worker",output="main"} 0.0' in text
     assert "# TYPE pyrf_edge_queue_depth gauge" in text
+
+
+def _stalled_lease(etcd, ttl, stall):
+    """
+    A lease of ``ttl`` s on the real etcd whose reactor is blocked for
+    ``stall`` s (a long chunk, a starved process), then turns for 1.5 s:
+    ``(lost, key still there, renewals)``.
+    """
+    import time
+
+    from pyrf_blocks.cluster.lease import KeptLease
+
+    reactor = new_reactor()
+    store = coordinator_for(etcd.url, reactor)
+    prefix = f"/t{uuid.uuid4().hex[:8]}/"
+
+    async def sleep(seconds):
+        d = defer.Deferred()
+        reactor.callLater(seconds, d.callback, None)
+        await d
+
+    async def run():
+        lease = KeptLease(store, reactor, ttl, "stalled")
+        try:
+            await store.put(prefix + "member", b"w", lease=await lease.grant())
+            await sleep(ttl / 2)
+            time.sleep(stall)  # the reactor does not turn
+            await sleep(1.5)
+            kvs, _ = await store.range(prefix)
+            return lease.lost.called, bool(kvs), lease.renewals
+        finally:
+            lease._stop_loop()
+            await store.close()
+    return run_until(reactor, defer.ensureDeferred(run()), timeout=30)
+
+
+@pytest.mark.chaos
+def test_a_lease_outlives_a_reactor_stall_shorter_than_its_ttl(etcd):
+    """A worker's reactor blocked for 3 s of a 3 s ttl keeps its lease: the renewals do not wait for the reactor (renewed on the reactor, it lapsed)."""
+    lost, kept, renewals = _stalled_lease(etcd, ttl=3, stall=3.0)
+    assert not lost and kept and renewals >= 4
+
+
+@pytest.mark.chaos
+def test_a_reactor_hung_for_longer_than_the_ttl_loses_its_lease(etcd):
+    """A reactor that does not turn for a whole ttl is taken for hung: the renewals stop and its lease lapses within another ttl, as a dead worker's."""
+    lost, kept, _ = _stalled_lease(etcd, ttl=1, stall=4.0)
+    assert lost and not kept

@@ -131,9 +131,12 @@ def test_a_cluster_input_outside_a_cluster_fails_its_graph_saying_so(tmp_path):
 # Two workers in one process, over loopback HTTP, on the in-process coordinator.
 
 class Cluster:
-    def __init__(self, reactor, tmp_path, names=("w1", "w2")):
+    def __init__(self, reactor, tmp_path, names=("w1", "w2"), etcd=None):
+        from pyrf_blocks.cluster import coordinator as coordinator_for
+
         self.reactor = reactor
-        self.coordinator = InProcessCoordinator(reactor)
+        self.coordinator = (InProcessCoordinator(reactor) if etcd is None
+                            else coordinator_for(etcd.url, reactor))
         self.store = ClusterStore(tmp_path / "cluster.sqlite")
         self.assignments = Assignments(self.coordinator)
         self.names = names
@@ -173,6 +176,8 @@ class Cluster:
             runner.stop()
             await port.stopListening()
         self.store.close()
+        if hasattr(self.coordinator, "close"):
+            await self.coordinator.close()
 
 
 def sleep(reactor, seconds):
@@ -356,3 +361,78 @@ def test_a_finished_producer_that_moved_still_serves_what_it_kept(tmp_path):
             await cluster.stop()
     run_until(reactor, defer.ensureDeferred(run()), timeout=30)
     compare(reference(tmp_path, COUNT), rows(tmp_path / "cluster.sqlite", "stats"))
+
+
+def test_a_consumer_added_after_its_producer_started_fails_or_starts_where_it_asks(tmp_path):
+    """On a real etcd: a consumer added to the cluster after its producer dropped chunks: by default it fails with a 410 that says how to start; with start: earliest it reads from the oldest chunk kept, and the producer keeps everything after for it; start: latest starts at the newest."""
+    from pyrf_blocks.cluster.edges import STARTS_AFTER, EdgeCollector
+    from twisted.web.client import HTTPConnectionPool
+
+    from pyrf_blocks.net.connections import new_client
+
+    from pyrf_blocks.testing.servers import EtcdServer
+
+    etcd = EtcdServer(tmp_path).start()
+    reactor = new_reactor()
+    cluster = Cluster(reactor, tmp_path, etcd=etcd)
+    client = new_client(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+    earliest = CONSUMER.replace("output: power_out}}", "output: power_out, start: earliest}}")
+    added = {"stats": CONSUMER.format(store=""), "late": earliest.format(store="")}
+
+    async def get(query):
+        address = f"http://127.0.0.1:{cluster.workers['w1'][1].getHost().port}"
+        response = await client.get(f"{address}/computations/power/outputs/power_out?{query}",
+                                    reactor=reactor, timeout=10)
+        return response.code, response.headers, await response.content()
+
+    async def run():
+        try:
+            await cluster.start({"power": PRODUCER.format(count=COUNT, paced="true",
+                                                          retained=1000)})
+            await cluster.move("power", "w1")
+            w1, w2 = cluster.runner("w1"), cluster.runner("w2")
+            retention = lambda: w1.serving("power")[1]["power_out"]  # noqa: E731
+            await until(reactor, lambda: w1.serving("power") and retention().trimmed >= 9)
+            assert not retention().entries and not retention().acked  # read by nobody
+            for name, text in added.items():
+                await cluster.coordinator.put(f"/pyrf/computations/{name}",
+                                              json.dumps({"pipeline": text}).encode())
+            # Followed in the specs: kept for both from now on.
+            await until(reactor, lambda: set(retention().acked) == {"stats/P", "late/P"})
+            dropped = retention().trimmed
+            await cluster.move("stats", "w2")
+            await cluster.move("late", "w2")
+            await until(reactor, lambda: getattr(w2.running.get("late"), "finished", False),
+                        timeout=20)
+            assert "stats" not in w2.running  # failed: its first read was 410
+            code, _, body = await get("after=-1&wait=0&consumer=stats/P")
+            assert code == 410 and b"start: earliest" in body and b"stats/P" in body, body
+            await until(reactor, lambda: retention().acked["late/P"] == COUNT - 1)  # its last snapshot
+            reading = {m.name: m.samples for m in EdgeCollector(w2).collect()}
+            assert reading["pyrf_cluster_input_seq"][0].value == COUNT - 1
+            code, headers, _ = await get("after=-1&wait=0&start=latest&consumer=probe/P")
+            assert code == 204 and headers.getRawHeaders(STARTS_AFTER) == [b"%d" % (COUNT - 1)]
+            code, _, body = await get("after=-1&wait=0&start=soon")
+            assert code == 400 and b"earliest" in body
+            return dropped
+        finally:
+            await cluster.stop()
+    try:
+        dropped = run_until(reactor, defer.ensureDeferred(run()), timeout=40)
+    finally:
+        etcd.stop()
+    assert dropped >= 9
+    assert rows(tmp_path / "cluster.sqlite", "late")  # it ran to the end, with no gap
+    assert not rows(tmp_path / "cluster.sqlite", "stats")
+
+
+def test_a_consumer_whose_spec_is_deleted_is_no_longer_waited_for():
+    """Retention.forget drops a removed computation's consumers and what only they held."""
+    retention = Retention("out", "real", Clock())
+    retention.expect(["a/P", "b/P"])
+    for seq in range(5):
+        retention.add(seq, b"x")
+    retention.acknowledge("a/P", 3)
+    assert [seq for seq, _ in retention.entries] == list(range(5))
+    retention.forget("b")
+    assert retention.acked == {"a/P": 3} and [seq for seq, _ in retention.entries] == [4]

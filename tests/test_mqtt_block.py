@@ -135,9 +135,9 @@ class _Away(MemoryStore):
         raise StoreUnavailable("away for the test")
 
 
-def _run_graph(port, store, seconds, messages=()):
+def _run_graph(port, store, seconds, messages=(), client_id="block"):
     graph = Graph()
-    source = mqtt_source(broker=f"127.0.0.1:{port}", topics=["plant/1"], client_id="block",
+    source = mqtt_source(broker=f"127.0.0.1:{port}", topics=["plant/1"], client_id=client_id,
                          graph=graph)
     sink = sensor_store(source, store, "plant/1", graph=graph)
     if messages:
@@ -218,3 +218,155 @@ def test_graph_to_yaml_keeps_sensor_sections(example, tmp_path, monkeypatch):
     for built in (graph, rebuilt):
         for sink in built.sinks:
             sink.close()
+
+
+def _session(port, client_id, seconds):
+    """
+    The payloads the broker delivers (again) to the persistent session
+    ``client_id`` on plant/1 within ``seconds`` (each acknowledged); the
+    session is made if new.  Blocking, with paho: no reactor involved.
+    """
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.packettypes import PacketTypes
+
+    got, subscribed = [], threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=mqtt.MQTTv5)
+    client.on_message = lambda c, u, message: got.append(message.payload)
+    client.on_subscribe = lambda *args: subscribed.set()
+    client.on_connect = lambda c, *args: c.subscribe("plant/1", qos=1)
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = 0xFFFFFFFF
+    client.connect("127.0.0.1", port, clean_start=False, properties=properties)
+    client.loop_start()
+    try:
+        assert subscribed.wait(10), "no SUBACK"
+        time.sleep(seconds)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got
+
+
+GRACEFUL = """\
+version: 1
+blocks:
+  readings:
+    type: mqtt_source
+    params: {{broker: "mqtt://127.0.0.1:{port}", topics: [plant/1], client_id: graceful}}
+  store:
+    type: sensor_store
+    inputs: [readings]
+    params: {{store: "sqlite:{db}", topic: plant/1, pipeline: plant}}
+pipelines:
+  plant:
+    processing_policy:
+      - type: n_records
+        count_records: 8192
+    save_buffering:
+      - max_items: 100
+      - accumulation_time: 0.5s
+"""
+
+
+EXITS_WHEN_DONE = """
+import os, sys
+from pyrf_blocks import Graph, mqtt_source, sensor_store
+from pyrf_blocks.sensors.pipeline import SensorPipeline
+from pyrf_blocks.sensors.policies import NRecords
+from pyrf_blocks.storage import SQLiteStore
+
+port, db = int(sys.argv[1]), sys.argv[2]
+graph = Graph()
+source = mqtt_source(broker=f"127.0.0.1:{port}", topics=["plant/1"], client_id="graceful",
+                     graph=graph)
+pipeline = SensorPipeline("plant", ["plant/1"], policies=[NRecords()], max_items=100,
+                          accumulation_time=60.0)
+sensor_store(source, SQLiteStore(db), "plant/1", pipeline=pipeline, threaded=False,
+             graph=graph)
+# Whoever waits for the graph may end the process the moment it is done.
+graph.done().addCallback(lambda _: (print(source.summary(), flush=True), os._exit(0)))
+
+
+def received():  # stop once every message has come (a graceful stop)
+    if source.client is not None and source.client.stats["messages"] >= int(sys.argv[3]):
+        graph.stop()
+    else:
+        graph.reactor.callLater(0.05, received)
+
+
+graph.reactor.callLater(0.05, received)
+graph.run(30.0)
+"""
+
+
+def _stored(db):
+    reader = SQLiteStore(db)
+    try:
+        return [row["number"] for row in reader.query("plant/1", "n_records")]
+    finally:
+        reader.close()
+
+
+def _check_acknowledged(stored, again, published, output):
+    """
+    Each published number stored once, or (not taken before the stop)
+    delivered to the next session; none stored *and* delivered again.
+    """
+    again = [float(payload) for payload in again]
+    assert len(stored) == len(set(stored)), output
+    assert sorted(stored + again) == [float(i) for i in range(published)], output
+    assert set(stored) & set(again) == set(), output
+
+
+def test_the_last_acknowledgements_have_left_when_the_graph_is_done(tmp_path):
+    """A graph stopped at the end of its run commits its last batch, and its acknowledgements have left when done() fires: a process that exits right then leaves the next session of its client id nothing to get again."""
+    count = 250
+    with mosquitto_broker() as broker:
+        _session(broker.port, "graceful", 0)
+        publish(broker.port, [("plant/1", str(i).encode()) for i in range(count)])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+        run = subprocess.run([sys.executable, "-c", EXITS_WHEN_DONE, str(broker.port),
+                              str(tmp_path / "s.db"), str(count)], env=env,
+                             capture_output=True, text=True, timeout=60)
+        output = run.stdout + run.stderr
+        stored = _stored(tmp_path / "s.db")
+        again = _session(broker.port, "graceful", 1.0)
+    assert run.returncode == 0 and f"{count} acknowledged" in output, output
+    assert len(stored) == count, output  # the last batch committed at the stop
+    _check_acknowledged(stored, again, count, output)
+
+
+def test_pyrf_blocks_run_stopped_by_a_signal_sends_the_last_acknowledgements(tmp_path):
+    """pyrf-blocks run stopped by SIGTERM (SIGINT takes the same path) while messages flow: what it stored it acknowledged before it exited (the next session with its client id gets only what it had not taken), and nothing is lost."""
+    with mosquitto_broker() as broker:
+        _session(broker.port, "graceful", 0)
+        db = tmp_path / "s.db"
+        path = tmp_path / "graph.yaml"
+        path.write_text(GRACEFUL.format(port=broker.port, db=db))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+        process = subprocess.Popen([sys.executable, "-m", "pyrf_blocks.cli", "run", str(path)],
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True)
+        published, stored = 0, []
+        try:
+            started = time.monotonic()
+            # Until it has committed (it is running) and a little more: still
+            # flowing at the stop.
+            while not stored or time.monotonic() - started < 1.0:
+                assert time.monotonic() - started < 30, "nothing stored in 30 s"
+                publish(broker.port, [("plant/1", str(i).encode())
+                                      for i in range(published, published + 20)])
+                published += 20
+                time.sleep(0.02)
+                if published % 200 == 0:
+                    stored = _stored(db) if db.exists() else []
+        finally:
+            process.send_signal(signal.SIGTERM)
+            output = process.communicate(timeout=30)[0]
+        stored = _stored(db)
+        again = _session(broker.port, "graceful", 1.0)
+    assert process.returncode == 0, output
+    assert stored, output
+    _check_acknowledged(stored, again, published, output)

@@ -241,19 +241,29 @@ class mqtt_source(Source):
     def stopProducing(self):
         """
         End the stream (the graph stops): what arrived is emitted, and the
-        connection stays until the graph is done, so that what the sinks
-        commit meanwhile is acknowledged; later messages are left to the
-        broker.
+        connection stays until every sink has finished, so that what the
+        sinks commit meanwhile is acknowledged; later messages are left to
+        the broker.  The graph is not done (:meth:`Graph.done
+        <pyrf_blocks.graph.Graph.done>`) before those acknowledgements have
+        left and the connection is closed (:meth:`Graph.add_cleanup
+        <pyrf_blocks.graph.Graph.add_cleanup>`): a process that ends as
+        soon as its graph is done (``pyrf-blocks run`` stopped by a signal)
+        leaves the broker nothing acknowledged to deliver again.
         """
         self._emit()
         self._draining = self.client is not None
-        super().stopProducing()
         if self._draining:
-            self.graph.done().addBoth(self._drained, self.client)
+            # Before the stream ends: the sinks may finish within it.
+            client = self.client
+            finished = defer.DeferredList([sink.wait_finished() for sink in self.graph.sinks])
+            self.graph.add_cleanup(finished.addCallback(self._drained, client))
+            # A failed graph is done at once: close the connection anyway.
+            self.graph.done().addErrback(lambda _: client.stop())
+        super().stopProducing()
 
     def _drained(self, result, client):
         self._acknowledge()  # the last blocks have finished: all they took is done
-        client.stop()
+        return client.stop()  # fires once the PUBACKs and DISCONNECT have been written
 
     def on_resume(self):
         if self._rows:

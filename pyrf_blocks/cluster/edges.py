@@ -76,6 +76,11 @@ MAX_RETAINED_BYTES = 64 << 20
 MAX_ANSWER_BYTES = 8 << 20
 #: Header of every answer: the assignment revision it was served under.
 REVISION = b"X-Pyrf-Revision"
+#: Header of the answer to a consumer's first read with ``start``: the
+#: cursor it starts after (what was skipped at its request).
+STARTS_AFTER = b"X-Pyrf-Starts-After"
+#: Where a :class:`cluster_input` that has read nothing yet starts.
+STARTS = ("all", "earliest", "latest")
 
 
 def consumer_id(computation, block):
@@ -162,9 +167,31 @@ class Retention:
         return len(self.entries) <= self.max_chunks // 2 and self.bytes <= self.max_bytes // 2
 
     def expect(self, consumers):
-        """Consumers whose acknowledgement it waits for (kept if known)."""
+        """
+        Consumers whose acknowledgement it waits for (kept if known): from
+        now on it keeps every chunk until each has acknowledged it.  What
+        it dropped before a consumer was known is gone (see :meth:`poll`).
+        """
         for consumer in consumers:
             self.acked.setdefault(consumer, -1)
+
+    def register(self, consumer, acknowledged):
+        """
+        A consumer it did not know reads it (declared in a spec it has not
+        seen yet): keep what comes after ``acknowledged`` for it too.
+        """
+        if consumer not in self.acked:
+            self.acked[consumer] = max(acknowledged, -1)
+
+    def forget(self, computation):
+        """
+        The consumers of ``computation`` left the cluster (its spec was
+        deleted): wait for them no more.
+        """
+        for consumer in [c for c in self.acked if c.startswith(f"{computation}/")]:
+            del self.acked[consumer]
+        if self.acked:
+            self.acknowledge(next(iter(self.acked)), -1)  # drop what the others have
 
     def acknowledge(self, consumer, seq):
         """
@@ -202,19 +229,35 @@ class Retention:
 
     # The consumers' side.
 
-    def poll(self, request, after, wait, revision):
+    def poll(self, request, after, wait, revision, consumer=None, start="all"):
         """
         Answer a read: the chunks newer than ``after`` (up to
         :data:`MAX_ANSWER_BYTES`), held up to ``wait`` seconds until there
         are some; ``204`` when none came, saying whether the stream ended.
-        ``410`` for a cursor older than what was dropped.
+        ``410`` for a cursor older than what was dropped — unless the
+        consumer has read nothing yet (``after`` -1) and asked to
+        ``start`` at the ``earliest`` chunk kept or the ``latest`` (the
+        next one made); the answer then says where it starts
+        (:data:`STARTS_AFTER`).
         """
         from twisted.web.server import NOT_DONE_YET
 
         request.setHeader(REVISION, b"%d" % revision)
         if self.closed is not None:
             return error_reply(request, 409, self.closed)
+        if after == -1 and start != "all":
+            after = self.trimmed if start == "earliest" else max(self.newest, self.trimmed)
+            request.setHeader(STARTS_AFTER, b"%d" % after)
+            if consumer is not None:
+                self.register(consumer, after)
         if after < self.trimmed:
+            if after == -1:
+                return error_reply(request, 410, (
+                    f"{self.label} dropped seqs up to {self.trimmed} before "
+                    f"{consumer or 'this consumer'} read it (declared after the producer "
+                    "started, or read by nobody then); give its cluster_input start: "
+                    "earliest (from the oldest chunk kept) or start: latest (from the "
+                    "next one)"))
             return error_reply(request, 410, (
                 f"{self.label}: seqs up to {self.trimmed} were acknowledged by every "
                 f"known consumer ({', '.join(sorted(self.acked)) or 'none'}) and "
@@ -483,17 +526,30 @@ class cluster_input(remote_block):
     :param output: the ``cluster_output`` block there.
     :param kind: kind of the chunks it carries (``real`` by default).
     :param wait: longest a read is held by the producer, seconds.
+    :param start: where it starts when it has read nothing yet (no
+        snapshot of its computation says otherwise).  ``all`` (the
+        default): from the producer's first chunk; if the producer has
+        already dropped some — this consumer was added to the cluster after
+        the producer started — it fails saying so, nothing skipped
+        silently.  ``earliest``: from the oldest chunk the producer still
+        keeps.  ``latest``: from the next chunk the producer makes.  Once
+        it has read, every chunk after its cursor is kept for it.
     """
 
     type_name = "cluster_input"
-    param_rules = {"kind": Param(choices=tuple(KIND_INTERFACES))}
+    param_rules = {"kind": Param(choices=tuple(KIND_INTERFACES)),
+                   "start": Param(choices=STARTS)}
 
-    def __init__(self, computation="", output="", kind="real", wait=5.0, *, name=None,
-                 graph=None, policy="block", maxsize=None):
+    def __init__(self, computation="", output="", kind="real", wait=5.0, start="all", *,
+                 name=None, graph=None, policy="block", maxsize=None):
         if not computation or not output:
             raise ValueError(f"cluster_input: computation and output are required "
                              f"(got {computation!r}, {output!r})")
+        if start not in STARTS:
+            raise ValueError(f"cluster_input {name or ''}: start {start!r}; one of "
+                             f"{', '.join(STARTS)}")
         self.computation, self.output_block = computation, output
+        self.start = start
         #: The assignment revision of the producer it reads (None: unknown).
         self.revision = None
         #: Highest seq acknowledged to the producer.
@@ -575,6 +631,8 @@ class cluster_input(remote_block):
         params = {"after": str(self._cursor), "wait": f"{self.wait:g}",
                   "consumer": self.consumer, "revision": str(self.revision),
                   "ack": str(self.acknowledged)}
+        if self._cursor == -1 and self.start != "all":
+            params["start"] = self.start
         response = await self.client.get(url, headers=auth_headers(self.token), params=params,
                                          reactor=self.graph.reactor, timeout=self.wait + 10,
                                          unbuffered=True)
@@ -585,6 +643,14 @@ class cluster_input(remote_block):
                 if response.code == 410:
                     raise
                 raise _Moved(str(error)) from None
+        starts = response.headers.getRawHeaders(STARTS_AFTER)
+        if starts and self._cursor == -1:
+            self._cursor = int(starts[-1])
+            self.outputs[MAIN].next_seq = self._cursor + 1
+            if self._cursor >= 0:
+                log.info("{block}: starts after seq {seq} of {source} (start: {start})",
+                         block=self.label, seq=self._cursor, source=self.source,
+                         start=self.start)
         headers = read_stream_headers(response.headers)
         if headers.kind != self.kind:
             raise RemoteError(f"{self.source} carries {headers.kind!r} chunks, not "
@@ -659,9 +725,14 @@ class Served:
                 after, wait, _ = poll_arguments(request)
                 consumer = _text_argument(request, "consumer")
                 ack = _int_argument(request, "ack")
+                start = _text_argument(request, "start") or "all"
+                if start not in STARTS:
+                    raise HTTPError(400, f"start={start!r}; one of {', '.join(STARTS)}")
                 if consumer is not None and ack is not None:
+                    if after >= retention.trimmed:  # it reads what is kept: keep on for it
+                        retention.register(consumer, ack)
                     retention.acknowledge(consumer, ack)
-                return retention.poll(request, after, wait, revision)
+                return retention.poll(request, after, wait, revision, consumer, start)
             case [computation, "outputs", block, "ack"] if method == "POST":
                 retention, _ = self._retention(computation, block, request)
                 try:

@@ -128,7 +128,9 @@ class EtcdCoordinator:
         self._reactor = reactor
         self._timeout = timeout
         self._pool = HTTPConnectionPool(reactor, persistent=True)
-        self._client = new_client(reactor, read_ca(ca), self._pool)
+        self._ca = read_ca(ca)
+        self._ssl = None
+        self._client = new_client(reactor, self._ca, self._pool)
         self._watches = set()
 
     def __repr__(self):
@@ -165,6 +167,34 @@ class EtcdCoordinator:
             answer = await self._call("/v3/lease/keepalive", {"ID": str(lease)})
             return int(answer.get("result", {}).get("TTL", 0))
         return defer.ensureDeferred(keepalive())
+
+    def keepalive_blocking(self, lease, timeout):
+        """
+        :meth:`keepalive` without the reactor, for a thread of its own
+        (:class:`~pyrf_blocks.cluster.lease.KeptLease`): the TTL left, 0
+        for an expired lease; :class:`CoordinatorError` when etcd does not
+        answer within ``timeout`` seconds.
+        """
+        import ssl
+        import urllib.error
+        import urllib.request
+
+        if self._ssl is None and self.url.startswith("https://"):
+            self._ssl = ssl.create_default_context(
+                cadata=self._ca.decode("ascii") if self._ca else None)
+        request = urllib.request.Request(
+            self.url + "/v3/lease/keepalive", data=json.dumps({"ID": str(lease)}).encode(),
+            headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout, context=self._ssl) as answer:
+                content = answer.read()
+        except (OSError, urllib.error.URLError) as error:
+            raise CoordinatorError(f"etcd at {self.url} unreachable: {error}") from error
+        try:
+            return int(json.loads(content).get("result", {}).get("TTL", 0))
+        except (ValueError, AttributeError):
+            raise CoordinatorError(f"etcd at {self.url} answered a keepalive with "
+                                   f"{content[:200]!r}") from None
 
     def revoke(self, lease):
         async def revoke():

@@ -29,6 +29,7 @@ from twisted.logger import Logger
 
 from ..errors import Fenced
 from ..interfaces import IStateful
+from .kv import Event
 
 __all__ = ["Runner", "ClusterContext", "capture", "restore", "quiescent"]
 
@@ -152,6 +153,9 @@ class Runner:
         self._interval = snapshot_interval
         #: How many computations this worker took over from a snapshot.
         self.restored = 0
+        self._specs = {}  # computation -> pipeline text, followed by a watch
+        self._following = None
+        self._spec_watch = None
 
     def graphs(self):
         """``{computation: Graph}`` of what runs here."""
@@ -166,6 +170,56 @@ class Runner:
         for name in set(self.running) | set(self.finished_outputs):
             self.revoked(name)
         self.directory.stop()
+        if self._spec_watch is not None:
+            self._spec_watch.cancel()
+            self._spec_watch = None
+
+    def _follow_specs(self):
+        """
+        A Deferred that fires once the computations' specs are read and
+        followed: a consumer added to the cluster later is expected by the
+        producers running here from then on (:meth:`_specs_changed`).
+        """
+        if self._following is None:
+            self._following = defer.ensureDeferred(self._follow())
+
+            def failed(failure):
+                self._following = None  # the next computation started tries again
+                return failure
+            self._following.addErrback(failed)
+        return self._following
+
+    async def _follow(self):
+        prefix = f"{self.prefix}computations/"
+        kvs, revision = await self._coordinator.range(prefix)
+        self._specs_changed([Event("put", kv) for kv in kvs])
+        self._spec_watch = await self._coordinator.watch(prefix, self._specs_changed,
+                                                         start_revision=revision + 1)
+
+    def _specs_changed(self, events):
+        from .edges import consumers_of
+
+        prefix = f"{self.prefix}computations/"
+        gone = []
+        for event in events:
+            name = event.kv.key[len(prefix):]
+            if event.kind == "put":
+                try:
+                    self._specs[name] = json.loads(event.kv.value)["pipeline"]
+                except (ValueError, KeyError, TypeError):
+                    continue  # not a pipeline spec: reads nothing
+            else:
+                self._specs.pop(name, None)
+                gone.append(name)
+        for name in set(self.running) | set(self.finished_outputs):
+            served = self.serving(name)
+            if served is None:
+                continue
+            consumers = consumers_of(self._specs, name)
+            for block, retention in served[1].items():
+                for computation in gone:
+                    retention.forget(computation)
+                retention.expect(consumers.get(block, ()))
 
     def serving(self, name):
         """
@@ -224,6 +278,7 @@ class Runner:
         # kept until each of those has acknowledged them.
         consumers = consumers_of(specs, name)
         await self.directory.start()
+        await self._follow_specs()
         if not self._still_wanted(assignment):
             return
         state = await self._in_thread(self._store.take_over, name, assignment.revision)

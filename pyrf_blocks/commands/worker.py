@@ -81,8 +81,10 @@ def add_arguments(parser):
                               "pyrf-cluster.sqlite) or a postgresql:// URL for workers on "
                               "several hosts (needs the sensors extra)")
     cluster.add_argument("--ttl", type=positive_float, default=5.0, metavar="SECONDS",
-                         help="heartbeat lease: silent this long, the worker loses its "
-                              "computations (default 5, at least 1)")
+                         help="heartbeat lease: silent this long (or its reactor stalled "
+                              "this long), the worker loses its computations; lower recovers "
+                              "sooner, higher moves fewer by mistake on a busy machine "
+                              "(default 5, at least 1)")
     cluster.add_argument("--snapshot-interval", type=positive_float, default=1.0,
                          metavar="SECONDS", help="seconds between snapshots (default 1)")
     parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
