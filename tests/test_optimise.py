@@ -198,7 +198,7 @@ def test_graph_run_optimises_when_asked(optimised):
 
 # cycles_of_power: cycle_rms(power_block(v, i)) multiplies v and i itself.
 
-KPI_RATES = [10e3, 48e3 / 7, 75.0]  # whole samples per cycle, not, and fewer than one
+KPI_RATES = [10e3, 48e3 / 7, 75.0, 30.0]  # whole samples per cycle, not, about one, below one
 
 
 def _mains(count, rate, phase, amplitude, seed):

@@ -17,7 +17,7 @@ from ..numerics.cycles import (boundaries_from, nominal_boundaries, rising_zero_
                                whole_cycle_sums)
 from ..registry import register
 from ..state import check_version, pack_array, unpack_array
-from ..timebase import sample_index, sample_time
+from ..timebase import rows_before
 
 __all__ = ["cycle_rms"]
 
@@ -168,7 +168,7 @@ class cycle_rms(Block):
             return
         first, last = indexes[0], indexes[-1]
         counts = [b - a for a, b in zip(indexes, indexes[1:])]
-        sums = whole_cycle_sums(values, indexes)
+        sums = whole_cycle_sums(values, indexes, counts)
         end = times.pop()  # the start of the cycle now in progress
         if self._start is None:
             self.incomplete_samples += first
@@ -199,7 +199,7 @@ class cycle_rms(Block):
                 return [], []
             k = found[0][0]
         times, self._next_k, self._next_time = boundaries_from(k, chunk.end, self.frequency)
-        return _rows_before(chunk, times), times
+        return rows_before(chunk.start, times, chunk.rate, len(chunk.data)), times
 
     def _crossings(self, chunk, data):
         candidates = rising_zero_crossings(data, self._previous)
@@ -245,20 +245,3 @@ class cycle_rms(Block):
 
 
 _NAN = float("nan")
-
-
-def _rows_before(chunk, times):
-    """
-    For each device time of ``times``, how many samples of sampled
-    ``chunk`` are before it (exactly, by their device times).
-    """
-    start, rate, size = chunk.start, chunk.rate, len(chunk.data)
-    rows = []
-    for time in times:
-        row = min(max(sample_index(start, time, rate), 0), size)
-        while row < size and sample_time(start, row, rate) < time:
-            row += 1
-        while row > 0 and sample_time(start, row - 1, rate) >= time:
-            row -= 1
-        rows.append(row)
-    return rows

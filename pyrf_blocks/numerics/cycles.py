@@ -185,19 +185,20 @@ def segment_sums(values, edges):
     return sums
 
 
-def whole_cycle_sums(values, indexes):
+def whole_cycle_sums(values, indexes, lengths=None):
     """
     The sum of each whole cycle ``values[indexes[i]:indexes[i + 1]]``, each
     by numpy's pairwise summation over the cycle's samples alone (in the
     values' own precision), so the same samples give the same bits
     wherever they lie; cycles of one length are summed in one call.
-    Python numbers (``float`` for float values), a list.
+    Python numbers (``float`` for float values), a list.  ``lengths``, the
+    cycles' lengths if the caller has them, saves computing them again.
     """
     if len(indexes) < 2:
         return []
-    lengths = {b - a for a, b in zip(indexes, indexes[1:])}
-    if len(lengths) == 1:
-        length = lengths.pop()
-        first, last = indexes[0], indexes[-1]
-        return values[first:last].reshape(-1, length).sum(axis=1).tolist()
+    if lengths is None:
+        lengths = [b - a for a, b in zip(indexes, indexes[1:])]
+    length = lengths[0]
+    if length and lengths.count(length) == len(lengths):
+        return values[indexes[0]:indexes[-1]].reshape(-1, length).sum(axis=1).tolist()
     return [values[a:b].sum().item() for a, b in zip(indexes, indexes[1:])]
