@@ -5,8 +5,12 @@ channel: V_in, I_in, V_out, I_out → P_in = V_in·I_in and P_out = V_out·I_out
 (cycle_rms with statistic="mean") → efficiency = P_out / P_in
 (efficiency_block), in one reactor, against a bare numpy loop doing the
 same arithmetic with the same functions on the same chunks, in the same run.
+The graph is optimised as ``Graph.run(optimise=True)`` and ``pyrf-blocks
+run`` do (chain optimisation, :mod:`pyrf_blocks.optimise`): each
+``cycle_rms`` then multiplies V and I itself (``cycles_of_power``); the
+graph written is the same.  ``--no-optimise`` measures it as built.
 
-    python benchmarks/kpi.py [--seconds S] [--trials N] [--chunk SAMPLES]
+    python benchmarks/kpi.py [--seconds S] [--trials N] [--chunk SAMPLES] [--no-optimise]
 
 It prints both rates in MSa/s per channel (four channels flow at once),
 their ratio and the framework's overhead per chunk; the last line is the
@@ -88,17 +92,19 @@ def build(graph, channels, repeats):
 
 
 @defer.inlineCallbacks
-def graph_run(reactor, channels, repeats):
+def graph_run(reactor, channels, repeats, optimise=True):
     graph = Graph(reactor)
     sink = build(graph, channels, repeats)
+    if optimise:
+        graph.optimise()
     start = time.process_time()
     yield graph.done()
     elapsed = time.process_time() - start
-    return elapsed, sink.data()
+    return elapsed, sink.data(), graph.fusions
 
 
 @defer.inlineCallbacks
-def main(reactor, seconds, trials, chunk_size):
+def main(reactor, seconds, trials, chunk_size, optimise):
     count = max(1, int(round(2 * RATE / chunk_size)))
     channels = make_channels(chunk_size, count)
     bare_loop(channels, 1)
@@ -108,7 +114,8 @@ def main(reactor, seconds, trials, chunk_size):
     for _ in range(trials):
         elapsed, bare_efficiency = bare_loop(channels, repeats)
         bare.append(elapsed)
-        elapsed, graph_efficiency = yield graph_run(reactor, channels, repeats)
+        elapsed, graph_efficiency, graph_fusions = yield graph_run(reactor, channels, repeats,
+                                                                   optimise)
         graph.append(elapsed)
     expected = 48 * 60 / (325 * 10 / 2 * np.cos(0.2)) * 100
     assert np.allclose(graph_efficiency[-len(bare_efficiency):], bare_efficiency, rtol=1e-6)
@@ -121,6 +128,8 @@ def main(reactor, seconds, trials, chunk_size):
           f"bare loop {bare_rate:.1f} MSa/s, graph {graph_rate:.1f} MSa/s per channel, "
           f"overhead {overhead:.0f} us per chunk of 4 channels; efficiency "
           f"{np.median(graph_efficiency):.2f} % (expected {expected:.2f} %)")
+    fusions = ", ".join(sorted({f.rule for f in graph_fusions})) or "none"
+    print(f"chain optimisation: {fusions}")
     print(f"kpi P=V*I -> per-cycle mean -> efficiency at {chunk_size}-sample chunks: "
           f"graph {graph_rate:.1f} MSa/s per channel, bare numpy {bare_rate:.1f} MSa/s, "
           f"ratio {ratio:.3f}")
@@ -133,7 +142,9 @@ if __name__ == "__main__":
     parser.add_argument("--trials", type=int, default=3,
                         help="alternating trials; the fastest of each is reported")
     parser.add_argument("--chunk", type=int, default=65536, help="samples per chunk")
+    parser.add_argument("--no-optimise", dest="optimise", action="store_false",
+                        help="run the graph as built, without chain optimisation")
     args = parser.parse_args()
     # What Graph.run() does for a program; task.react here does not.
     keep_freed_memory()
-    task.react(main, (args.seconds, args.trials, args.chunk))
+    task.react(main, (args.seconds, args.trials, args.chunk, args.optimise))

@@ -624,6 +624,36 @@ class Block(metaclass=BlockType):
             old.unsubscribe(old_edge)  # closing it unregisters it from the port
             port.edge = edge
 
+    def replace_inputs(self, producers):
+        """
+        Read from ``producers`` instead of the current inputs, however many
+        (chain optimisation gives a block its feeder's inputs this way
+        before the graph runs): checked like a constructor's inputs; if the
+        block is connected it subscribes to all of them first, with fresh
+        ports and synchroniser, then leaves the old ones, which stop if
+        nothing else consumes them.
+        """
+        previous, self.inputs = self.inputs, tuple(producers)
+        try:
+            self._check_inputs()
+        except (TypeError, ValueError):
+            self.inputs = previous
+            raise
+        if not (self.active and self.local_inputs):
+            return
+        old_ports = self._ports
+        self._sync = (Synchronizer(len(self.inputs))
+                      if len(self.inputs) > 1 and self.synchronised else None)
+        self._ahead = set()
+        self._ports = tuple(InputPort(self, index) for index in range(len(self.inputs)))
+        for port, producer in zip(self._ports, self.inputs):
+            producer.subscribe(port, self.input_policy, self.input_maxsize)
+            if self._pauses:
+                port.edge.pauseProducing()
+        for port, producer in zip(old_ports, previous):
+            if port.edge is not None:
+                producer.unsubscribe(port.edge)
+
     def stop_failed(self):
         """
         The block, or one it depends on, failed (``failure`` is set): stop

@@ -19,8 +19,8 @@ would fuse.
 
 from dataclasses import dataclass, replace
 
-__all__ = ["Node", "Fusion", "Rule", "HoldOfCalibration", "HoldOfSpectra", "RULES",
-           "graph_nodes", "pipeline_nodes", "plan", "optimise"]
+__all__ = ["Node", "Fusion", "Rule", "HoldOfCalibration", "HoldOfSpectra", "CyclesOfPower",
+           "RULES", "graph_nodes", "pipeline_nodes", "plan", "optimise"]
 
 #: Where a block runs when it runs in the graph's own process.
 LOCAL = "local"
@@ -108,6 +108,23 @@ def sole_feeder(node, nodes, type_name):
     return feeder
 
 
+def absorbed(nodes, feeder, node):
+    """
+    ``nodes`` once the node named ``node`` reads the inputs of the one
+    named ``feeder`` (its sole feeder) and ``feeder`` is idle: what a rule
+    that absorbs a block into its consumer leaves.
+    """
+    feeder, node = nodes[feeder], nodes[node]
+    nodes = {name: other for name, other in nodes.items() if name != feeder.name}
+    nodes[node.name] = replace(node, inputs=feeder.inputs)
+    for reference in set(feeder.inputs):
+        upstream = nodes.get(reference)
+        if upstream is not None:
+            nodes[upstream.name] = replace(upstream, consumers=tuple(
+                node.name if name == feeder.name else name for name in upstream.consumers))
+    return nodes
+
+
 class HoldOfCalibration(Rule):
     """
     ``max_hold(calibrate_block(x))`` becomes a hold of ``x``'s linear power
@@ -149,16 +166,7 @@ class HoldOfCalibration(Rule):
 
     def rewrite(self, nodes, fusion):
         # The hold now reads what the calibration read; the calibration is idle.
-        calibration, hold = (nodes[name] for name in fusion.blocks)
-        nodes = {name: node for name, node in nodes.items() if name != calibration.name}
-        nodes[hold.name] = replace(hold, inputs=calibration.inputs)
-        for reference in calibration.inputs:
-            upstream = nodes.get(reference)
-            if upstream is not None:
-                nodes[upstream.name] = replace(upstream, consumers=tuple(
-                    hold.name if name == calibration.name else name
-                    for name in upstream.consumers))
-        return nodes
+        return absorbed(nodes, *fusion.blocks)
 
 
 class HoldOfSpectra(Rule):
@@ -222,8 +230,63 @@ class HoldOfSpectra(Rule):
         spectra.fuse_hold(hold)
 
 
+class CyclesOfPower(Rule):
+    """
+    ``cycle_rms(power_block(v, i))`` becomes a ``cycle_rms`` that reads
+    ``v`` and ``i`` itself and computes the power block's rows before its
+    cycles: the same code on the same pieces, but no chunk of
+    instantaneous power is made, handed over an edge and synchronised
+    again (the power block no longer runs).  Any statistic and either kind
+    of boundary.
+
+    Proof.  The power block's synchroniser re-cuts ``v`` and ``i`` into
+    groups of pieces covering common ranges; a group ends at the earliest
+    end among the inputs' first buffered chunks, so the groups depend only
+    on the chunks each input brings, in order, not on how the two streams
+    interleave.  For each group it emits one chunk: ``values(group)``
+    (:meth:`~pyrf_blocks.blocks.kpi.pointwise_block.values`, which checks
+    the rates and evaluates ``voltage * current``) with the first piece's
+    start, end and rate, and its own meta.  ``cycle_rms`` reads such a
+    chunk only through its start, end, rate and row count (the device
+    times of its rows and of the cycle boundaries come from those), its
+    data and its meta's units.  Fused, ``cycle_rms`` has a synchroniser of
+    its own over the same inputs, fed the same chunks in the same order
+    (every edge involved is lossless), so it forms the same groups; for
+    each it calls the same ``values(group)`` of the same power block and
+    runs its own computation with the first piece's start, end, rate and
+    row count and the power block's meta.  Every input of that
+    computation is equal, so it emits the same rows, times, ranges, meta
+    and seq, and holds the same state after every group, bit for bit.  An
+    empty group gives no rows either way.  The rule applies only when the
+    cycle block's one input is the power block, the power block's only
+    consumer is the cycle block, both run here, and both blocks' input
+    edges are lossless (``block``), so no chunk can be dropped in either
+    form.  A rate mismatch the power block would refuse is refused with
+    the same message, raised from the cycle block.
+    """
+
+    name = "cycles_of_power"
+
+    def match(self, node, nodes):
+        if node.type_name != "cycle_rms" or node.policy != "block":
+            return None
+        power = sole_feeder(node, nodes, "power_block")
+        if power is None or power.policy != "block":
+            return None
+        return Fusion(self.name, (power.name, node.name),
+                      f"{node.name} multiplies {' and '.join(power.inputs)} itself and "
+                      f"sums each cycle of the product ({power.name} no longer runs)")
+
+    def apply(self, graph, fusion):
+        power, cycles = (graph.blocks[name] for name in fusion.blocks)
+        cycles.fuse_power(power)
+
+    def rewrite(self, nodes, fusion):
+        return absorbed(nodes, *fusion.blocks)
+
+
 #: The rules :func:`optimise` applies, in order.
-RULES = (HoldOfCalibration(), HoldOfSpectra())
+RULES = (HoldOfCalibration(), HoldOfSpectra(), CyclesOfPower())
 
 
 def graph_nodes(graph):

@@ -14,10 +14,13 @@ back uses these functions; they are the exact arithmetic the project has
 always used, so times are the same integers wherever they are computed.
 """
 
+import functools
+from fractions import Fraction
+
 import numpy as np
 
 __all__ = ["NS_PER_SECOND", "Timebase", "sample_time", "sample_times", "sample_index",
-           "duration_ns", "beyond_half_sample"]
+           "rows_before", "duration_ns", "beyond_half_sample"]
 
 #: Nanoseconds in a second (an integer, so sums stay exact).
 NS_PER_SECOND = 1_000_000_000
@@ -92,6 +95,63 @@ def sample_index(origin_ns, time_ns, rate):
         some 500 MSa/s) and ``index`` stays below 2**48.
     """
     return round((time_ns - origin_ns) * rate / NS_PER_SECOND)
+
+
+#: Counts below this times 1e9 ns are exact in a float64 (2**53).
+_EXACT_COUNT = 2**53 // NS_PER_SECOND
+
+
+@functools.lru_cache(maxsize=64)
+def _whole_period(rate):
+    """
+    The sample period of ``rate`` in ns if it is exactly a whole number
+    (``rate * period == 1e9`` in exact arithmetic), else None.
+    """
+    period = round(NS_PER_SECOND / rate)
+    return period if period and Fraction(rate) * period == NS_PER_SECOND else None
+
+
+def rows_before(origin_ns, times, rate, count):
+    """
+    How many of ``count`` samples lie before each of several device
+    times: the samples of a chunk a cut at each time leaves on its left.
+
+    Parameters
+    ----------
+    origin_ns : int
+        Device time of sample 0, integer nanoseconds.
+    times : iterable of int
+        Device times, integer nanoseconds.
+    rate : float
+        Samples per second, > 0.
+    count : int
+        Number of samples (>= 0).
+
+    Returns
+    -------
+    list of int
+        For each time, the least ``n`` in ``[0, count]`` with
+        ``sample_time(origin_ns, n, rate) >= time`` (``count`` if there
+        is none), by exactly :func:`sample_time`'s integers.  When a
+        sample lasts a whole number of nanoseconds (1 MSa/s: 1000 ns),
+        ``sample_time`` is ``origin_ns + n * period`` exactly for the
+        counts a float holds exactly, and this is one integer division
+        per time.
+    """
+    step = _whole_period(rate)
+    if step is not None and count < _EXACT_COUNT and count * step < 2**53:
+        # n * 1e9 is exact below 2**53, and so is its quotient by the rate
+        # when that is the whole number n * step: no rounding anywhere.
+        return [min(max(-((origin_ns - time) // step), 0), count) for time in times]
+    rows = []
+    for time in times:
+        row = min(max(sample_index(origin_ns, time, rate), 0), count)
+        while row < count and sample_time(origin_ns, row, rate) < time:
+            row += 1
+        while row > 0 and sample_time(origin_ns, row - 1, rate) >= time:
+            row -= 1
+        rows.append(row)
+    return rows
 
 
 def duration_ns(count, rate):

@@ -329,6 +329,17 @@ def test_cycle_rms_does_not_depend_on_input_chunking(cut, boundaries, frequency,
     assert results[0][1].tobytes() == results[1][1].tobytes()  # history = live
 
 
+def test_cycles_without_samples_have_no_mean_rather_than_failing(graph, clock):
+    """At 30 Sa/s on a 50 Hz grid some cycles hold no sample: their row is nan, nothing fails."""
+    source = array_source([np.ones(1, np.float32)] * 20, kind="real", rate=30.0, graph=graph)
+    sink = collector(cycle_rms(source, 50.0, statistic="mean"))
+    assert run_clock(clock, graph) is None
+    values = rows_of(sink)
+    assert_array_equal(times_of(sink)[:4], [0, 20_000_000, 40_000_000, 60_000_000])
+    assert_array_equal(np.isnan(values[:4]), [False, False, True, False])
+    assert np.all(values[~np.isnan(values)] == 1.0)
+
+
 def test_a_gap_drops_the_interrupted_cycle_and_counts_its_samples(graph, clock):
     """A cycle interrupted by a gap in the input is not reported; its samples are counted."""
     rate = 10e3

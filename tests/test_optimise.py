@@ -11,12 +11,15 @@ from numpy.testing import assert_array_equal
 from twisted.internet.task import Clock
 
 from pyrf_blocks.state import unpack_array
-from pyrf_blocks import Graph, calibrate_block, collector, fft_block, max_hold, min_hold
+from pyrf_blocks import (Chunk, Graph, calibrate_block, collector, cycle_rms, fft_block,
+                         max_hold, min_hold, power_block)
 from pyrf_blocks.cli import main
 from pyrf_blocks.numerics.signals import amplitude_of, tone_samples
-from pyrf_blocks.optimise import HoldOfCalibration, graph_nodes, optimise, pipeline_nodes, plan
+from pyrf_blocks.optimise import (CyclesOfPower, HoldOfCalibration, graph_nodes, optimise,
+                                  pipeline_nodes, plan)
 from pyrf_blocks.pipeline import check_text
 from pyrf_blocks.testing import array_source, run_clock, split_array
+from pyrf_blocks.timebase import sample_time
 
 RATE = 1.024e6
 
@@ -229,3 +232,138 @@ def test_a_hold_fused_with_fft_and_calibration_goes_on_from_a_state_exactly(iq, 
         assert run_clock(clock, graph) is None
         emitted.append(sink.chunks)
     _assert_same(emitted[1], emitted[0])
+
+
+# cycles_of_power: cycle_rms(power_block(v, i)) multiplies v and i itself.
+
+KPI_RATES = [10e3, 48e3 / 7, 75.0, 30.0]  # whole samples per cycle, not, about one, below one
+
+
+def _mains(count, rate, phase, amplitude, seed):
+    t = np.arange(count) / rate
+    noise = np.random.default_rng(seed).standard_normal(count) * 0.01 * amplitude
+    return (amplitude * np.sin(2 * np.pi * 50.3 * t + phase) + noise).astype(np.float32)
+
+
+def _timed_pieces(samples, rate, cuts, gap_at, gap_ns):
+    """``samples`` as chunks cut after ``cuts`` samples, device time jumping ``gap_ns`` at ``gap_at``."""
+    chunks, offset, start = [], 0, 123_456_789
+    for piece in split_array(samples[:gap_at], cuts) + split_array(samples[gap_at:], cuts[::-1]):
+        if not len(piece):
+            continue
+        if offset == gap_at and offset:
+            start += gap_ns
+        end = sample_time(start, len(piece), rate)
+        chunks.append(Chunk("real", piece, start, end, rate))
+        offset, start = offset + len(piece), end
+    return chunks
+
+
+def _cycles_of_power(voltage, current, optimised, policy="block", **params):
+    clock = Clock()
+    graph = Graph(clock)
+    v = array_source(voltage, kind="real", graph=graph, meta={"units": "V"}, name="v")
+    i = array_source(current, kind="real", graph=graph, meta={"units": "A"}, name="i")
+    cycles = cycle_rms(power_block(v, i, policy=policy), **params)
+    sink = collector(cycles)
+    fusions = optimise(graph) if optimised else []
+    failure = run_clock(clock, graph)
+    return sink.chunks, cycles, fusions, failure
+
+
+@given(st.lists(st.integers(min_value=1, max_value=700), min_size=1, max_size=12),
+       st.lists(st.integers(min_value=1, max_value=700), min_size=1, max_size=12),
+       st.sampled_from(["nominal", "zero_crossing"]), st.sampled_from([50.0, 60.0]),
+       st.sampled_from(["rms", "mean"]), st.sampled_from(KPI_RATES),
+       st.integers(min_value=0, max_value=3000), st.sampled_from([0, 7_000_000]))
+@settings(max_examples=60, deadline=None)
+def test_cycles_fused_with_their_power_equal_the_unfused_chain(
+        v_cuts, i_cuts, boundaries, frequency, statistic, rate, gap_at, gap_ns):
+    """cycle_rms of power_block equals its fused form bit for bit: V and I cut apart, any rate, gaps."""
+    count = 3000 if rate > 1e3 else 40
+    gap_at = min(gap_at, count) if rate > 1e3 else min(gap_at // 75, count)
+    voltage = _timed_pieces(_mains(count, rate, 0.3, 325.0, 1), rate, v_cuts, gap_at, gap_ns)
+    current = _timed_pieces(_mains(count, rate, -0.2, 10.0, 2), rate, i_cuts, gap_at, gap_ns)
+    params = dict(frequency=frequency, boundaries=boundaries, statistic=statistic)
+    expected, plain, _, failure = _cycles_of_power(voltage, current, False, **params)
+    assert failure is None
+    got, fused, fusions, failure = _cycles_of_power(voltage, current, True, **params)
+    assert failure is None
+    assert [(f.rule, f.blocks) for f in fusions] == [("cycles_of_power",
+                                                      ("power_block", "cycle_rms"))]
+    assert len(got) == len(expected)
+    for chunk, want in zip(got, expected):
+        assert chunk.data.tobytes() == want.data.tobytes() and chunk.data.dtype == want.data.dtype
+        assert_array_equal(chunk.times, want.times)
+        assert (chunk.start, chunk.end, chunk.seq, chunk.meta) == (want.start, want.end,
+                                                                   want.seq, want.meta)
+    assert fused.incomplete_samples == plain.incomplete_samples
+    assert fused.get_state() == plain.get_state()
+
+
+def test_the_fused_power_block_no_longer_runs(graph):
+    """After cycles_of_power the cycle block reads V and I, and the power block is idle."""
+    v = array_source([np.ones(1000, np.float32)], kind="real", graph=graph)
+    i = array_source([np.ones(1000, np.float32)], kind="real", graph=graph)
+    power = power_block(v, i)
+    cycles = cycle_rms(power, statistic="mean")
+    collector(cycles)
+    fusions = graph.optimise()
+    assert [f.rule for f in fusions] == ["cycles_of_power"]
+    assert cycles.inputs == (v, i) and cycles.power is power and not power.active
+    assert [e.consumer.block for e in v.edges] == [cycles] == [e.consumer.block for e in i.edges]
+    assert str(fusions[0]) == ("cycles_of_power: cycle_rms multiplies array_source and "
+                               "array_source1 itself and sums each cycle of the product "
+                               "(power_block no longer runs)")
+
+
+def test_power_is_fused_only_into_its_only_consumer_over_lossless_edges(graph):
+    """A power block that something else reads, or a lossy edge on either side, is left alone."""
+    v = array_source([np.ones(1000, np.float32)], kind="real", graph=graph)
+    i = array_source([np.ones(1000, np.float32)], kind="real", graph=graph)
+    power = power_block(v, i)
+    collector(cycle_rms(power))
+    also = collector(power)
+    assert optimise(graph) == []
+    also.close()
+    lossy = power_block(v, i, policy="drop_oldest")
+    collector(cycle_rms(lossy))
+    collector(cycle_rms(power_block(v, i), policy="drop_oldest"))
+    assert [f.blocks for f in plan(graph_nodes(graph))] == [(power.name, "cycle_rms")]
+
+
+def test_a_fused_power_refuses_inputs_at_different_rates_as_before():
+    """Fused or not, V and I at different rates fail with the power block's own message."""
+    messages = []
+    for optimised in (False, True):
+        voltage = [Chunk("real", np.ones(100, np.float32), 0, 10_000_000, 10e3)]
+        current = [Chunk("real", np.ones(200, np.float32), 0, 10_000_000, 20e3)]
+        _, _, _, failure = _cycles_of_power(voltage, current, optimised)
+        messages.append(failure.getErrorMessage())
+    assert messages[0] == messages[1]
+    assert "power_block 'power_block': inputs 'voltage' and 'current' have different" in messages[0]
+
+
+POWER_PIPELINE = """
+version: 1
+blocks:
+  V: {type: waveform_source, params: {amplitude: 325}}
+  I: {type: waveform_source, params: {amplitude: 10}}
+  p: {type: power_block, inputs: [V, I]}
+  P: {type: cycle_rms, inputs: [p], params: {frequency: 50Hz, statistic: mean}}
+  out: {type: collector, inputs: [P]}
+"""
+
+
+def test_a_dry_run_shows_the_power_fused_into_its_cycles(tmp_path, capsys):
+    """The pipeline view finds cycles_of_power; run --dry-run lists it and draws it dashed."""
+    fusions = plan(pipeline_nodes(check_text(POWER_PIPELINE)))
+    assert [(f.rule, f.blocks) for f in fusions] == [("cycles_of_power", ("p", "P"))]
+    assert CyclesOfPower.__doc__ and "Proof" in CyclesOfPower.__doc__
+    path = tmp_path / "power.yaml"
+    path.write_text(POWER_PIPELINE)
+    assert main(["run", "--dry-run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert ("chain optimisation:\n  cycles_of_power: P multiplies V and I itself and sums "
+            "each cycle of the product (p no longer runs)") in out
+    assert 'label = "fused: cycles_of_power"; style = dashed;\n      "p"; "P";' in out

@@ -10,7 +10,8 @@ from hypothesis import given, settings, strategies as st
 
 from pyrf_blocks.chunk import Chunk
 from pyrf_blocks.timebase import (
-    NS_PER_SECOND, Timebase, beyond_half_sample, duration_ns, sample_index, sample_time,
+    NS_PER_SECOND, Timebase, beyond_half_sample, duration_ns, rows_before, sample_index,
+    sample_time,
 )
 
 RATES = st.floats(min_value=1e-3, max_value=5e8, allow_nan=False, allow_infinity=False)
@@ -120,6 +121,20 @@ def test_decimated_times_match_the_former_formula(first, factor, rate, origin):
     """Timebase.time_of(first * factor) is decimate_block's former origin + round(first * factor * 1e9 / rate)."""
     assert (Timebase(origin, rate).time_of(first * factor)
             == origin + round(first * factor * 1e9 / rate))
+
+
+@given(ORIGINS, st.integers(min_value=0, max_value=300),
+       st.one_of(RATES, st.sampled_from([1e6, 1e9, 2e9, 1.0, 0.5, 0.25, 125e6, 3e6, 1e-3])),
+       st.lists(st.integers(min_value=-10**13, max_value=10**13), max_size=6))
+@settings(max_examples=400, deadline=None)
+def test_rows_before_each_time_are_the_samples_sample_time_puts_before_it(
+        origin, count, rate, offsets):
+    """rows_before gives, for each time, the count of samples whose sample_time is before it, also on whole-ns periods."""
+    times = [origin + offset for offset in offsets]
+    times += [sample_time(origin, n, rate) + d for n in (0, count // 2, count) for d in (-1, 0, 1)]
+    expected = [sum(1 for n in range(count) if sample_time(origin, n, rate) < time)
+                for time in times]
+    assert rows_before(origin, times, rate, count) == expected
 
 
 def test_duration_and_half_sample_check():

@@ -13,10 +13,11 @@ from zope.interface import implementer
 
 from ..block import Block
 from ..interfaces import IRealProducer, IRecordsProducer, IStateful
-from ..numerics.cycles import (nominal_boundaries, nominal_boundary, rising_zero_crossings,
+from ..numerics.cycles import (boundaries_from, nominal_boundaries, rising_zero_crossings,
                                whole_cycle_sums)
 from ..registry import register
 from ..state import check_version, pack_array, unpack_array
+from ..timebase import rows_before
 
 __all__ = ["cycle_rms"]
 
@@ -104,22 +105,56 @@ class cycle_rms(Block):
         if pending is not None:
             self._keep(pending)
 
-    def compute(self, chunk):
+    #: The power block fused into this one by chain optimisation
+    #: (:class:`~pyrf_blocks.optimise.CyclesOfPower`), or None.
+    power = None
+
+    def fuse_power(self, power):
+        """
+        Read what ``power`` (this block's input, a
+        :class:`~pyrf_blocks.blocks.measure.power_block`) reads, and
+        compute its product here: the same cycles from the same values,
+        with no chunk of instantaneous power handed between blocks.  Called
+        by chain optimisation before the graph runs.
+        """
+        if self.inputs != (power,):
+            raise ValueError(f"{self.label}: cannot fuse {power.label}, which is not its "
+                             "input")
+        requires, self.requires = self.requires, (IRealProducer,) * len(power.inputs)
+        try:
+            self.replace_inputs(power.inputs)
+        except (TypeError, ValueError):
+            self.requires = requires
+            raise
+        self.power = power
+
+    def compute(self, *chunks):
+        chunk = chunks[0]
         if len(chunk.data) == 0:
             return
+        if self.power is None:
+            self._compute(chunk, chunk.data, chunk.meta)
+        else:  # fused: the power block's rows, computed as it would have
+            self._compute(chunk, self.power.values(chunks), self.power.meta)
+
+    def _compute(self, chunk, data, meta):
+        """
+        The cycles of ``data``, the rows of a chunk timed as ``chunk``
+        (the chunk itself, or when fused the voltage's piece of the same
+        range), with ``meta`` as its meta.
+        """
         if self._expected is not None and chunk.start != self._expected:
             self._drop()  # a gap: the cycle in progress is not whole
             self._next_k = None
             self._previous = self._crossed = None
         self._expected = chunk.end
         if self._meta is None:
-            self._meta = {"units": chunk.meta.get("units", ""), "quantity": self.statistic,
+            self._meta = {"units": meta.get("units", ""), "quantity": self.statistic,
                           "frequency": self.frequency, "boundaries": self.boundaries}
-        data = chunk.data
         if self.boundaries == "nominal":
             indexes, times = self._nominal(chunk)
         else:
-            indexes, times = self._crossings(chunk)
+            indexes, times = self._crossings(chunk, data)
         values = data * data if self.statistic == "rms" else data
         # Each cycle is summed at once, over its own samples together (those
         # carried from earlier chunks joined to the rest), so its sum is the
@@ -132,46 +167,41 @@ class cycle_rms(Block):
                 self._keep(values)
             return
         first, last = indexes[0], indexes[-1]
-        whole = whole_cycle_sums(values, indexes)
+        counts = [b - a for a, b in zip(indexes, indexes[1:])]
+        sums = whole_cycle_sums(values, indexes, counts)
+        end = times.pop()  # the start of the cycle now in progress
         if self._start is None:
             self.incomplete_samples += first
-            cycle_times, cycle_sums = times[:-1], whole
-            cycle_counts = [b - a for a, b in zip(indexes, indexes[1:])]
         else:
             if self._count:
                 self._keep(values[:first])
                 straddling = self._cycle[:self._count]
             else:
                 straddling = values[:first]
-            cycle_times = [self._start, *times[:-1]]
-            cycle_sums = [straddling.sum(), *whole]
-            cycle_counts = [len(straddling), *(b - a for a, b in zip(indexes, indexes[1:]))]
-        self._start, self._count = times[-1], 0
+            times.insert(0, self._start)
+            sums.insert(0, float(straddling.sum()))
+            counts.insert(0, len(straddling))
+        self._start, self._count = end, 0
         self._keep(values[last:])
-        if cycle_times:
-            means = _means(np.array(cycle_sums), np.array(cycle_counts))
+        if times:
+            # float64 division, as numpy's; a cycle without samples (a rate
+            # below the mains frequency) has no mean.
+            means = np.array([float(total) / count if count else _NAN
+                              for total, count in zip(sums, counts)])
             result = np.sqrt(means) if self.statistic == "rms" else means
-            self.emit_records(np.array(cycle_times, np.int64), result, cycle_times[0],
-                              times[-1], self._meta)
+            self.emit_records(np.array(times, np.int64), result, times[0], end, self._meta)
 
     def _nominal(self, chunk):
-        if self._next_k is None:
+        k = self._next_k
+        if k is None:
             found = nominal_boundaries(chunk.start, chunk.end, self.frequency)
-            k, time = (found[-1][0] + 1, None) if found else (None, None)
-        else:
-            found, k, time = [], self._next_k, self._next_time
-            while time <= chunk.end:
-                found.append((k, time))
-                k += 1
-                time = nominal_boundary(k, self.frequency)
-        if k is not None:
-            self._next_k = k
-            self._next_time = nominal_boundary(k, self.frequency) if time is None else time
-        times = [t for _, t in found]
-        return [_rows_before(chunk, t) for t in times], times
+            if not found:
+                return [], []
+            k = found[0][0]
+        times, self._next_k, self._next_time = boundaries_from(k, chunk.end, self.frequency)
+        return rows_before(chunk.start, times, chunk.rate, len(chunk.data)), times
 
-    def _crossings(self, chunk):
-        data = chunk.data
+    def _crossings(self, chunk, data):
         candidates = rising_zero_crossings(data, self._previous)
         self._previous = data[-1]
         shortest = 0.5e9 / self.frequency
@@ -214,24 +244,4 @@ class cycle_rms(Block):
                      block=self.label, samples=self.incomplete_samples)
 
 
-@np.errstate(invalid="ignore", divide="ignore")
-def _means(sums, counts):
-    """
-    ``sums / counts`` (nan for an empty cycle), numpy's warnings off: as a
-    decorator ``errstate`` costs a fifth of a ``with`` block per call.
-    """
-    return sums / counts
-
-
-def _rows_before(chunk, time_ns):
-    """
-    How many samples of ``chunk`` are before ``time_ns`` (exactly, by
-    their device times).
-    """
-    rows = chunk.index_at(time_ns)
-    size = len(chunk.data)
-    while rows < size and chunk.time_of(rows) < time_ns:
-        rows += 1
-    while rows > 0 and chunk.time_of(rows - 1) >= time_ns:
-        rows -= 1
-    return rows
+_NAN = float("nan")

@@ -57,6 +57,20 @@ class pointwise_block(Block):
 
     def compute(self, *chunks):
         first = chunks[0]
+        values = self.values(chunks)
+        if first.times is None:
+            self.emit(values, first.start, first.end, first.rate, self.meta)
+        else:
+            self.emit_records(first.times, values, first.start, first.end, self.meta)
+
+    def values(self, chunks):
+        """
+        The output rows for one synchronised group of input ``chunks`` (one
+        per input), after checking that they line up: what :meth:`compute`
+        emits, and what a block fused with this one computes from the same
+        chunks (:class:`~pyrf_blocks.optimise.CyclesOfPower`).
+        """
+        first = chunks[0]
         times = first.times
         for name, chunk in zip(self.input_names[1:], chunks[1:]):
             if times is None and chunk.rate != first.rate:
@@ -73,10 +87,7 @@ class pointwise_block(Block):
             {name: chunk.data for name, chunk in zip(self.input_names, chunks)})
         if values.ndim == 0:
             values = np.full(len(first.data), values)
-        if times is None:
-            self.emit(values, first.start, first.end, first.rate, self.meta)
-        else:
-            self.emit_records(times, values, first.start, first.end, self.meta)
+        return values
 
 
 def _same_times(a, b):

@@ -26,8 +26,8 @@ import numpy as np
 
 from ..timebase import NS_PER_SECOND
 
-__all__ = ["nominal_boundary", "nominal_boundaries", "rising_zero_crossings", "segment_sums",
-           "whole_cycle_sums"]
+__all__ = ["nominal_boundary", "nominal_boundaries", "boundaries_from", "rising_zero_crossings",
+           "segment_sums", "whole_cycle_sums"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -79,6 +79,39 @@ def nominal_boundaries(start_ns, end_ns, frequency):
             return boundaries
         if time >= start_ns:
             boundaries.append((k, time))
+        k += 1
+
+
+def boundaries_from(k, end_ns, frequency):
+    """
+    The nominal cycle boundaries from boundary ``k`` on, up to ``end_ns``
+    included, and the first one after them.
+
+    Parameters
+    ----------
+    k : int
+        The first boundary's number.
+    end_ns : int
+        The last device time wanted, integer ns.
+    frequency : float
+        Nominal mains frequency, Hz.
+
+    Returns
+    -------
+    tuple
+        ``(times, k_next, time_next)``: the device times (int ns, a list)
+        of boundaries ``k, k + 1, ...`` that are ``<= end_ns``, and the
+        number and time of the first boundary after ``end_ns``, each as
+        :func:`nominal_boundary` gives it.
+    """
+    numerator, denominator = _period(frequency)
+    twice = 2 * denominator
+    times = []
+    while True:
+        time = (2 * k * numerator + denominator) // twice
+        if time > end_ns:
+            return times, k, time
+        times.append(time)
         k += 1
 
 
@@ -152,18 +185,20 @@ def segment_sums(values, edges):
     return sums
 
 
-def whole_cycle_sums(values, indexes):
+def whole_cycle_sums(values, indexes, lengths=None):
     """
     The sum of each whole cycle ``values[indexes[i]:indexes[i + 1]]``, each
     by numpy's pairwise summation over the cycle's samples alone (in the
     values' own precision), so the same samples give the same bits
     wherever they lie; cycles of one length are summed in one call.
+    Python numbers (``float`` for float values), a list.  ``lengths``, the
+    cycles' lengths if the caller has them, saves computing them again.
     """
     if len(indexes) < 2:
         return []
-    lengths = {b - a for a, b in zip(indexes, indexes[1:])}
-    if len(lengths) == 1:
-        length = lengths.pop()
-        first, last = indexes[0], indexes[-1]
-        return values[first:last].reshape(-1, length).sum(axis=1).tolist()
-    return [values[a:b].sum() for a, b in zip(indexes, indexes[1:])]
+    if lengths is None:
+        lengths = [b - a for a, b in zip(indexes, indexes[1:])]
+    length = lengths[0]
+    if length and lengths.count(length) == len(lengths):
+        return values[indexes[0]:indexes[-1]].reshape(-1, length).sum(axis=1).tolist()
+    return [values[a:b].sum().item() for a, b in zip(indexes, indexes[1:])]
