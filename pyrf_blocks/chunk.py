@@ -242,7 +242,7 @@ def _record_times(times):
             return np.zeros(0, np.int64)
     if len(array) <= 32:  # a few rows: cheaper in Python than in numpy calls
         listed = array.tolist()
-        unsorted = any(a > b for a, b in zip(listed, listed[1:]))
+        unsorted = listed != sorted(listed)
     else:
         unsorted = bool(np.less(array[1:], array[:-1]).any())
     if unsorted:

@@ -351,6 +351,11 @@ def _fold_in(total, sums):
     return np.array(folded)
 
 
+#: What an Accumulator computes, by tuple of statistics: (sums, squares,
+#: min, max).  (Worked out once per tuple, not per pane.)
+_STAT_FLAGS = {}
+
+
 class Accumulator:
     """
     The running statistics of one pane, exact whatever the chunking.
@@ -364,10 +369,13 @@ class Accumulator:
                  "_sum", "_sq", "_min", "_max", "_parts", "_part_squares")
 
     def __init__(self, columns, stats, keep_rows=False):
-        self._sum = bool({"sum", "mean"} & set(stats))
-        self._sq = "rms" in stats
-        self._min = "min" in stats
-        self._max = "max" in stats
+        flags = _STAT_FLAGS.get(stats) if type(stats) is tuple else None
+        if flags is None:
+            flags = (bool({"sum", "mean"} & set(stats)), "rms" in stats, "min" in stats,
+                     "max" in stats)
+            if type(stats) is tuple and len(_STAT_FLAGS) < 64:
+                _STAT_FLAGS[stats] = flags
+        self._sum, self._sq, self._min, self._max = flags
         self.count = 0
         zeros = np.zeros(columns)
         self._total = self._squares = zeros  # replaced, never written in place
