@@ -70,8 +70,9 @@ class Chunk:
     __slots__ = ("kind", "data", "start", "end", "rate", "seq", "meta", "times")
 
     def __init__(self, kind, data, start, end, rate, seq=0, meta=None, times=None):
-        if data.flags.writeable:
-            data.flags.writeable = False
+        flags = data.flags
+        if flags.writeable:
+            flags.writeable = False
         self.kind = kind
         self.data = data
         self.start = int(start)
