@@ -223,7 +223,11 @@ class InputPort:
         self.edge = None
 
     def write(self, chunk):
-        self.block._receive(self.index, chunk)
+        block = self.block
+        if block._sync is None and len(block.inputs) == 1:
+            block.compute(chunk)  # Block._receive's common case, written out
+        else:
+            block._receive(self.index, chunk)
         self.through = chunk.end
 
     def end_of_stream(self):
@@ -437,7 +441,10 @@ class Block(metaclass=BlockType):
         out = self.outputs[output]
         chunk = Chunk(out.kind, data, start, end, rate, out.next_seq, meta)
         out.next_seq += 1
-        for edge in out.edges:  # Output.put, written out: once per chunk per block
+        # Output.put, written out: once per chunk per block.
+        out.rows += len(data)
+        out.device_end = chunk.end
+        for edge in out.edges:
             edge.put(chunk)
         return chunk
 
@@ -504,8 +511,10 @@ class Block(metaclass=BlockType):
         and numbers); ``then`` emits.  With ``depth`` results outstanding
         the block's inputs pause; its stream ends after the last result.
         """
-        pool = self.compute_pool
+        pool = self.parallel  # compute_pool, written out: once per chunk
         if pool is None:
+            pool = self.graph.parallel
+        if pool is None or pool is False:
             then(function(*args))
             return
         mailbox = self._mailbox
@@ -920,14 +929,17 @@ class PolledSource(Source):
                 self.on_stop()
                 self.end()
                 return
-            start, end = (item.start, item.end) if isinstance(item, Chunk) else item[1:3]
-            if self._origin is None:
-                self._origin = (self._started_at, start)
             if isinstance(item, Chunk):
+                start, end = item.start, item.end
                 out = self.outputs[MAIN]
+                if self._origin is None:
+                    self._origin = (self._started_at, start)
                 out.put(item.replace(seq=out.next_seq))
                 out.next_seq += 1
             else:
+                end = item[2]
+                if self._origin is None:
+                    self._origin = (self._started_at, item[1])
                 self.emit(*item)
             if self.paced:
                 wall, device = self._origin

@@ -48,6 +48,17 @@ def _scan(arrays, free):
 _FREE = _scan([np.empty(1)], -1)[1]
 
 
+def _only_references(arrays):
+    # BufferPool.take's test of a pool's only array, written the same way:
+    # a local name for the list's one item.
+    array = arrays[0]
+    return sys.getrefcount(array)
+
+
+#: References that test sees on an array that nothing else holds.
+_FREE_ONLY = _only_references([np.empty(1)])
+
+
 class BufferPool:
     """
     Arrays for a block's outputs, reused once nothing holds them.
@@ -74,6 +85,14 @@ class BufferPool:
         arrays = self._arrays.get(key)
         if arrays is None:
             arrays = self._arrays[key] = []
+        elif len(arrays) == 1:
+            # The common case, a chunk let go before the next is made: the
+            # pool's only array, tested without the scan's loop.
+            array = arrays[0]
+            if sys.getrefcount(array) <= _FREE_ONLY:
+                self.reused += 1
+                array.flags.writeable = True  # emitting it made it read-only
+                return array
         index = _scan(arrays, _FREE)[0]
         if index is not None:
             self.reused += 1

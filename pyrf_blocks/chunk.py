@@ -70,8 +70,9 @@ class Chunk:
     __slots__ = ("kind", "data", "start", "end", "rate", "seq", "meta", "times")
 
     def __init__(self, kind, data, start, end, rate, seq=0, meta=None, times=None):
-        if data.flags.writeable:
-            data.flags.writeable = False
+        flags = data.flags
+        if flags.writeable:
+            flags.writeable = False
         self.kind = kind
         self.data = data
         self.start = int(start)
@@ -242,7 +243,7 @@ def _record_times(times):
             return np.zeros(0, np.int64)
     if len(array) <= 32:  # a few rows: cheaper in Python than in numpy calls
         listed = array.tolist()
-        unsorted = any(a > b for a, b in zip(listed, listed[1:]))
+        unsorted = listed != sorted(listed)
     else:
         unsorted = bool(np.less(array[1:], array[:-1]).any())
     if unsorted:

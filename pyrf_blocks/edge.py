@@ -91,7 +91,15 @@ class Edge:
         queue = self._queue
         if not queue and not self._pauses and not self._draining:
             # The common case: nothing waits, hand the chunk straight over.
-            self._deliver(chunk)
+            self.chunks_out += 1
+            self.bytes_out += chunk.nbytes
+            self._draining = True
+            try:
+                self.consumer.write(chunk)
+            except Exception:
+                self._failed()
+            finally:
+                self._draining = False
             if queue and not self._pauses:
                 self._drain()
             return
@@ -139,17 +147,6 @@ class Edge:
 
     def stopProducing(self):
         self.producer.unsubscribe(self)
-
-    def _deliver(self, chunk):
-        self.chunks_out += 1
-        self.bytes_out += chunk.nbytes
-        self._draining = True
-        try:
-            self.consumer.write(chunk)
-        except Exception:
-            self._failed()
-        finally:
-            self._draining = False
 
     def _failed(self):
         owner = getattr(self.consumer, "block", self.consumer)

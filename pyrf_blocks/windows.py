@@ -351,6 +351,11 @@ def _fold_in(total, sums):
     return np.array(folded)
 
 
+#: What an Accumulator computes, by tuple of statistics: (sums, squares,
+#: min, max).  (Worked out once per tuple, not per pane.)
+_STAT_FLAGS = {}
+
+
 class Accumulator:
     """
     The running statistics of one pane, exact whatever the chunking.
@@ -364,10 +369,13 @@ class Accumulator:
                  "_sum", "_sq", "_min", "_max", "_parts", "_part_squares")
 
     def __init__(self, columns, stats, keep_rows=False):
-        self._sum = bool({"sum", "mean"} & set(stats))
-        self._sq = "rms" in stats
-        self._min = "min" in stats
-        self._max = "max" in stats
+        flags = _STAT_FLAGS.get(stats) if type(stats) is tuple else None
+        if flags is None:
+            flags = (bool({"sum", "mean"} & set(stats)), "rms" in stats, "min" in stats,
+                     "max" in stats)
+            if type(stats) is tuple and len(_STAT_FLAGS) < 64:
+                _STAT_FLAGS[stats] = flags
+        self._sum, self._sq, self._min, self._max = flags
         self.count = 0
         zeros = np.zeros(columns)
         self._total = self._squares = zeros  # replaced, never written in place
@@ -756,12 +764,12 @@ class WindowEngine:
         #: Whole panes kept in columns (:class:`_Batch`), not yet fired.
         self._batches = []
         #: Whether whole panes may be kept in columns: tumbling windows of
-        #: the built-in statistics without lateness or empty windows.
+        #: the built-in statistics without lateness (empty windows, with
+        #: ``emit_empty``, are fired one by one beside them).
         self._min, self._max = "min" in self.stats, "max" in self.stats
         self._sums = bool({"sum", "mean"} & set(self.stats))
         self._squares = "rms" in self.stats
-        self.bulk = (self.panes_per_window == 1 and not self.lateness and not self.reducers
-                     and not self.emit_empty)
+        self.bulk = self.panes_per_window == 1 and not self.lateness and not self.reducers
 
     # Rows.
 
@@ -1028,12 +1036,13 @@ class WindowEngine:
     def _fire_tumbling(self, finals, until):
         """
         Final results, in columns, of tumbling windows without lateness
-        (:attr:`bulk`): the panes ``finals`` of :attr:`panes` and the
-        panes of the batches that start before ``until`` (then forgotten);
-        for each what :func:`combine` gives, to the bit.  None: none.
+        (:attr:`bulk`): the windows ``finals`` (panes of :attr:`panes`, or
+        empty windows with ``emit_empty``) and the panes of the batches
+        that start before ``until`` (then forgotten); for each what
+        :func:`combine` gives, to the bit.  None: none.
         """
         # Panes not in a batch (a chunk without a whole pane, rows out of
-        # order): one by one.
+        # order) and empty windows: one by one.
         fired = Fired.from_results([self._result(start, True, None) for start in finals])
         parts, keep = [], []
         for batch in self._batches:
@@ -1174,8 +1183,18 @@ class WindowEngine:
                     continue
                 updates.append(self._result(start, False, start in self.emitted))
                 self.emitted[start] = True
-        if self.bulk and all(self.panes[start].count for start in finals):
-            results = self._fire_tumbling(finals, final_until)
+        panes = self.panes
+        if self.bulk and all(panes[start].count for start in finals if start in panes):
+            if self.emit_empty:
+                # Every window start is due: those of panes in batches fire
+                # from their columns, the others (panes with rows, or none:
+                # empty windows) one by one, as the slow path does.
+                batched = {start for batch in self._batches
+                           for start in batch.starts[batch.first:]}
+                results = self._fire_tumbling([start for start in finals
+                                               if start not in batched], final_until)
+            else:
+                results = self._fire_tumbling(finals, final_until)
         else:
             if self._batches:  # not seen by _to_fire: as Accumulators, then fired
                 self._materialize()

@@ -108,6 +108,19 @@ def test_each_output_numbers_its_own_chunks_and_ends_with_the_block(graph):
     assert block.output("negatives").next_seq == 5
 
 
+def test_every_output_counts_the_rows_and_device_time_metrics_report(graph):
+    """emit(), like forward() and a source's chunks, counts each output's rows and last end time (what /metrics reports); emit() once skipped both."""
+    source, arrays = ramp_source(graph, chunks=5, size=8)
+    block = split_sign(source)
+    values = recording_sink(block)
+    counts = recording_sink(block.output("negatives"))
+    assert run_clock(graph.reactor, graph) is None
+    for output, sink in ((block.output(), values), (block.output("negatives"), counts),
+                         (source.output(), None)):
+        assert output.rows == 5 * (8 if output is not block.output("negatives") else 1)
+        assert output.device_end == (sink or values).chunks[-1].end
+
+
 def test_a_full_side_output_pauses_the_whole_block_losslessly(graph):
     """A slow consumer of one output pauses the block (and its source); nothing is lost on either."""
     source, arrays = ramp_source(graph, chunks=40)

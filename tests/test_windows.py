@@ -259,10 +259,10 @@ def fired_bytes(results):
                         ("count", "sum", "mean", "rms", "min", "max")]),
        st.sampled_from(["regular", "jitter", "gaps"]), st.integers(-1, 6),
        st.integers(-1, 6), st.sampled_from([1_000_000, 2_500_000, 4_000_000]),
-       st.sampled_from([0, 3_000_000, 20_000_000]))
+       st.sampled_from([0, 3_000_000, 20_000_000]), st.booleans())
 def test_whole_panes_in_columns_give_the_bits_of_the_pane_by_pane_path(
-        seed, n, columns, cuts, stats, spacing, back, snapshot, period, lag):
-    """Tumbling windows with a chunk's whole panes computed at once equal the pane-by-pane path bit for bit: any cutting, unequal panes, gaps, ties, several columns, a watermark lagging (panes held open), a chunk back in time, state saved mid-stream."""
+        seed, n, columns, cuts, stats, spacing, back, snapshot, period, lag, empty):
+    """Tumbling windows with a chunk's whole panes computed at once equal the pane-by-pane path bit for bit: any cutting, unequal panes, gaps, ties, several columns, a watermark lagging (panes held open), a chunk back in time, state saved mid-stream, empty windows emitted or not."""
     rng = np.random.default_rng(seed)
     steps = {"regular": np.full(n, 1000),
              "jitter": rng.integers(0, 2000, n),
@@ -279,14 +279,14 @@ def test_whole_panes_in_columns_give_the_bits_of_the_pane_by_pane_path(
     grid = CalendarGrid(period)  # ~1000 to 4000 rows a pane, around BLOCK_ROWS
 
     def run(bulk):
-        engine = WindowEngine(grid, stats=stats)
+        engine = WindowEngine(grid, stats=stats, emit_empty=empty)
         engine.bulk = engine.bulk and bulk
         engine.start(int(times[0]))
         out, watermark = [], 0
         for i, (t, v) in enumerate(pieces):
             if i == snapshot:
                 state = msgpack.unpackb(msgpack.packb(engine.get_state()))
-                engine = WindowEngine(grid, stats=stats)
+                engine = WindowEngine(grid, stats=stats, emit_empty=empty)
                 engine.bulk = engine.bulk and bulk
                 engine.set_state(state)
             late = engine.add(t, v, names)

@@ -171,8 +171,15 @@ class fft_block(Block):
         self._continuity.set_state(state["continuity"])
 
     def _meta_for(self, chunk):
-        if self._out_meta is not None and self._out_meta[0] is chunk.meta:
-            return self._out_meta[1]
+        return self._framing(chunk)[0]
+
+    def _framing(self, chunk):
+        # (output meta, window values, complex input, bins, shift after
+        # the FFT) for chunks of ``chunk.meta``: made again only when the
+        # meta object changes (reset forgets it), not per chunk.
+        out = self._out_meta
+        if out is not None and out[0] is chunk.meta:
+            return out[1]
         complex_input = self.inputs[0].kind == "iq"
         size, rate = self.size, chunk.rate
         coherent_gain, enbw = window_gains(self.window_name, size)
@@ -191,8 +198,13 @@ class fft_block(Block):
             "one_sided": not complex_input,
         })
         meta.setdefault("reference_level", 0.0)
-        self._out_meta = (chunk.meta, meta)
-        return meta
+        # An even-sized IQ window also performs the fftshift; an odd size
+        # shifts after the FFT.
+        values = window(self.window_name, size, shift=complex_input and size % 2 == 0)
+        framing = (meta, values, complex_input, size if complex_input else size // 2 + 1,
+                   complex_input and size % 2 == 1)
+        self._out_meta = (chunk.meta, framing)
+        return framing
 
     def compute(self, chunk):
         if self._continuity.breaks(chunk) or self._origin is None:
@@ -201,23 +213,22 @@ class fft_block(Block):
             self._tail = None
             self._origin = Timebase(chunk.start, chunk.rate)
             self._next_frame = 0
-        samples = chunk.data if self._tail is None else np.concatenate((self._tail, chunk.data))
+        tail = self._tail
+        samples = chunk.data if tail is None else np.concatenate((tail, chunk.data))
         size, hop = self.size, self.hop
-        count = 0 if len(samples) < size else (len(samples) - size) // hop + 1
+        length = len(samples)
+        count = 0 if length < size else (length - size) // hop + 1
         used = count * hop
         if count:
             if hop == size:
                 frames = samples[:used].reshape(count, size)
             else:
                 frames = np.lib.stride_tricks.sliding_window_view(samples, size)[:used:hop]
-            iq = self.inputs[0].kind == "iq"
             origin = self._origin
             first = self._next_frame
             start, end = origin.time_of(first), origin.time_of(first + used)
-            rate, meta, shift = origin.rate / hop, self._meta_for(chunk), iq and size % 2
-
-            values = window(self.window_name, size, shift=iq and size % 2 == 0)
-            bins = size if iq else size // 2 + 1
+            rate = origin.rate / hop
+            meta, values, iq, bins, shift = self._framing(chunk)
             combine = self.fused_extreme
             if combine is None:
                 def emit(spectra):
@@ -249,7 +260,7 @@ class fft_block(Block):
             self.run_parallel(*work, then=emit)
             self._next_frame += used
         # Keep the tail as a copy so the (possibly large) input can be freed.
-        self._tail = samples[used:].copy() if used < len(samples) else None
+        self._tail = samples[used:].copy() if used < length else None
 
 
 @register

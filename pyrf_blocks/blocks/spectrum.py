@@ -109,6 +109,7 @@ class _Hold(Block):
         self._hold = None
         self._meta = None
         self._pending_state = None  # a dBm state set on a fused hold
+        self._traced = None  # (input meta, output meta)
 
     def clear(self):
         self._hold = None
@@ -158,8 +159,11 @@ class _Hold(Block):
             self._hold = running_extreme(data, self._hold, type(self)._combine)
             self._meta = chunk.meta
             row, meta = calibration.calibrated(self._hold[np.newaxis], chunk.meta)
-        self.emit(row, chunk.time_of(len(data) - 1), chunk.end,
-                  chunk.rate, dict(meta, trace=self.type_name))
+        traced = self._traced
+        if traced is None or traced[0] is not meta:
+            # The output meta, made again only when the input's changes.
+            traced = self._traced = (meta, dict(meta, trace=self.type_name))
+        self.emit(row, chunk.time_of(len(data) - 1), chunk.end, chunk.rate, traced[1])
 
     def _power_of(self, dbm, meta):
         # The inverse of the calibration, from what it adds to a unit power.
