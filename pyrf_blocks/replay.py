@@ -308,10 +308,15 @@ def replay(pipeline_text, recordings, chunk_size=None, dask=False, address=None,
             tasks = [client.submit(replay_one, pipeline_text, recording, chunk_size, filename,
                                    pure=False, key=f"replay-{token}-{index}")
                      for index, recording in enumerate(recordings)]
-            for _ in as_completed(tasks):
+            # Each result is fetched as its task ends, while the others
+            # still run: only the last one's transfer is left after the
+            # last task, not a gather of all of them.
+            results = {}
+            for task, result in as_completed(tasks, with_results=True):
+                results[task.key] = result
                 if bar is not None:
                     bar.update()
-            return client.gather(tasks)
+            return [results[task.key] for task in tasks]
         finally:
             if not given:
                 client.close()

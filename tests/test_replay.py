@@ -257,6 +257,15 @@ def test_dask_gives_the_serial_results(recordings, dask_client):
     _assert_same(replay(HOLD, recordings, client=dask_client), replay(HOLD, recordings))
 
 
+def test_a_block_failing_on_dask_is_named_with_its_recording(recordings, dask_client):
+    """On Dask too, a block that fails while it runs raises ReplayError naming the recording."""
+    failing = HOLD.replace("hold: {type: max_hold, inputs: [dbm]}",
+                           "again: {type: calibrate_block, inputs: [dbm]}\n"
+                           "  hold: {type: max_hold, inputs: [again]}")
+    with pytest.raises(ReplayError, match=r"calibrate_block 'again' failed: "):
+        replay(failing, recordings[:2], client=dask_client)
+
+
 def test_a_large_recording_streams_through_in_chunks(tmp_path):
     """A 32 MiB recording is read chunk by chunk: Python never holds more than a few MiB of it."""
     samples = 4 << 20
