@@ -84,12 +84,12 @@ def _cpu():
 
 def measure(workers, paths):
     """One measurement in this fresh process: a JSON line."""
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
-    from pyrf_blocks.replay import check_recordings, replay, replay_one
+    from pyrf_blocks.replay import check_recordings, local_cluster, replay, replay_one
 
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+    # The cluster replay --dask starts (pyrf_blocks.replay.local_cluster).
+    cluster = local_cluster(workers)
     client = Client(cluster)
     try:
         # Warm every worker (imports, FFTW plans, compiled kernels): one
