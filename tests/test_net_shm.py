@@ -83,6 +83,63 @@ def test_a_ring_hands_out_slots_first_in_first_out_and_refuses_when_full():
         ring.close()
 
 
+class _Request:
+    """The little of a twisted.web request a served stream uses; push producers only."""
+
+    def __init__(self):
+        from twisted.internet import defer
+
+        self.args, self.written, self.finished = {}, [], False
+        self._done = defer.Deferred()
+
+    def setHeader(self, name, value):
+        pass
+
+    def setResponseCode(self, code):
+        self.code = code
+
+    def registerProducer(self, producer, streaming):
+        assert streaming
+
+    def unregisterProducer(self):
+        pass
+
+    def write(self, data):
+        self.written.append(data)
+
+    def finish(self):
+        self.finished = True
+
+    def notifyFinish(self):
+        return self._done
+
+
+def test_a_chunk_that_finds_the_ring_full_ends_the_lingering_answer():
+    """A ring smaller than the window: the chunk that finds it full ends the answer (it lingered on, the block held)."""
+    from pyrf_blocks.net.stream import ServedStream
+    from pyrf_blocks.testing import WorkerPair, manual_source
+
+    pair = WorkerPair()
+    source = manual_source(graph=pair.server, name="src")
+    stream = ServedStream("1", source, pair.clock, maxsize=256, max_backlog_bytes=256 << 20,
+                          shared=True)
+    try:
+        assert stream.ring is not None and stream.ring.size == shm.RING_SIZE
+        request = _Request()
+        stream.poll(request, -1, 10, linger=30.0, shared=True)
+        fits = shm.RING_SIZE // (4 << 20)
+        for _ in range(fits):
+            source.push((4 << 20) // 8)
+            pair.clock.advance(0)  # the answer writes each in a later turn
+        assert not request.finished  # the ring holds them: the answer lingers
+        source.push((4 << 20) // 8)  # finds the ring full: in the body, and the answer ends
+        pair.clock.advance(0)
+        assert request.finished
+        assert stream.stats["chunks_shared"] == fits and stream.stats["chunks_out"] == fits + 1
+    finally:
+        stream.close()
+
+
 def test_a_ring_is_private_unnamed_and_checked_by_its_nonce():
     """Mode 0600, nothing in /dev/shm, and a reader refuses a ring whose nonce or slots are wrong."""
     ring = shm.Ring(1 << 16)

@@ -1,7 +1,8 @@
 """
 The simulated signal is band-limited as a real analyzer's input is: a tone
 outside the captured band never folds into it, in the simulated instrument
-and in the emulator alike.
+and in the emulator alike.  Its noise is white circular Gaussian noise of
+the asked power.
 """
 
 import re
@@ -13,7 +14,7 @@ from twisted.internet.task import Clock
 from pyrf_blocks import Graph, collector, simulated_instrument
 from pyrf_blocks.instruments import vrt
 from pyrf_blocks.instruments.emulator import InstrumentEmulator
-from pyrf_blocks.numerics.signals import in_band, signal_samples
+from pyrf_blocks.numerics.signals import in_band, noise_samples, signal_samples
 
 RATE = 125e6 / 16
 
@@ -78,3 +79,34 @@ def test_demo_shows_no_phantom_of_a_tone_outside_the_span():
 
     assert "no peaks" in demo("10", "-20")
     assert re.search(r"2403\.000\d* MHz|2402\.999\d* MHz", demo("3", "-20"))
+
+
+def test_complex_noise_is_white_circular_gaussian_of_the_asked_power():
+    """Complex noise: I and Q Gaussian (KS), each of variance power/2, uncorrelated, white."""
+    from scipy import stats
+
+    power = 3e-6
+    rng = np.random.default_rng(7)
+    z = np.concatenate([noise_samples(rng, 1 << 17, power) for _ in range(2)])
+    z = z.astype(np.complex128) / np.sqrt(power / 2)
+    for part in (z.real, z.imag):
+        assert abs(part.var() - 1.0) < 0.02 and abs(part.mean()) < 0.01
+        assert stats.kstest(part, "norm").pvalue > 1e-3
+        assert abs(stats.kurtosis(part)) < 0.05
+    assert abs(np.corrcoef(z.real, z.imag)[0, 1]) < 0.01
+    assert abs(np.mean(z[1:] * np.conj(z[:-1]))) < 0.01  # no correlation between neighbours
+    spectrum = np.mean(np.abs(np.fft.fft(z.reshape(-1, 256), axis=1)) ** 2, axis=0) / 256
+    assert_allclose(spectrum, 2.0, rtol=0.12)
+
+
+def test_noise_follows_the_generator():
+    """The same generator state gives the same noise; signal_samples adds it to the tones."""
+    a = noise_samples(np.random.default_rng(3), 1000, 1e-4)
+    assert np.array_equal(a, noise_samples(np.random.default_rng(3), 1000, 1e-4))
+    assert not np.array_equal(a, noise_samples(np.random.default_rng(4), 1000, 1e-4))
+    rng = np.random.default_rng(3)
+    mixed = signal_samples(0, 1000, RATE, [(1e6, -20.0)], noise_floor=-100.0, rng=rng)
+    power = 10 ** (-100.0 / 10) * RATE
+    expected = noise_samples(np.random.default_rng(3), 1000, power) + signal_samples(
+        0, 1000, RATE, [(1e6, -20.0)])
+    assert_allclose(mixed, expected, rtol=0, atol=1e-6)

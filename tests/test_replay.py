@@ -84,10 +84,11 @@ def test_replay_command_runs_the_file_over_the_recording(recorded, capsys):
 
 @pytest.fixture(scope="module")
 def dask_client():
-    """A client of a 2-worker Dask LocalCluster, shared by this module's Dask tests."""
+    """A client of replay's 2-worker local cluster, shared by this module's Dask tests."""
     distributed = pytest.importorskip("dask.distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+    from pyrf_blocks.replay import local_cluster
+
+    cluster = local_cluster(2)
     client = distributed.Client(cluster)
     yield client
     client.close()
@@ -255,6 +256,27 @@ def test_each_recording_runs_its_own_graph(recordings):
 def test_dask_gives_the_serial_results(recordings, dask_client):
     """On a 2-worker Dask LocalCluster the results equal the serial run's, in order."""
     _assert_same(replay(HOLD, recordings, client=dask_client), replay(HOLD, recordings))
+
+
+def test_the_local_cluster_runs_without_the_dashboard_diagnostics(dask_client):
+    """replay's LocalCluster: its workers run the settings of LOCAL_CLUSTER_CONFIG (no profiler)."""
+    import dask
+
+    from pyrf_blocks.replay import LOCAL_CLUSTER_CONFIG
+
+    settings = dask_client.run(lambda: {key: dask.config.get(key)
+                                        for key in LOCAL_CLUSTER_CONFIG})
+    assert len(settings) == 2
+    assert all(found == LOCAL_CLUSTER_CONFIG for found in settings.values())
+
+
+def test_a_block_failing_on_dask_is_named_with_its_recording(recordings, dask_client):
+    """On Dask too, a block that fails while it runs raises ReplayError naming the recording."""
+    failing = HOLD.replace("hold: {type: max_hold, inputs: [dbm]}",
+                           "again: {type: calibrate_block, inputs: [dbm]}\n"
+                           "  hold: {type: max_hold, inputs: [again]}")
+    with pytest.raises(ReplayError, match=r"calibrate_block 'again' failed: "):
+        replay(failing, recordings[:2], client=dask_client)
 
 
 def test_a_large_recording_streams_through_in_chunks(tmp_path):

@@ -366,6 +366,12 @@ class ServedStream:
         #: the body), and how many chunks went through it.
         self.ring = None
         self.chunks_shared = 0
+        #: A chunk found the ring full since the last acknowledgement that
+        #: freed some of it: a lingering answer then ends, so that the
+        #: reader acknowledges (a ring smaller than the window in bytes, or
+        #: one too fragmented for the next chunk, would otherwise hold the
+        #: block until the answer's linger time is up).
+        self._ring_full = False
         if shared and policy == "block" and shm.available():
             try:
                 self.ring = shm.Ring(min(shm.RING_SIZE, max(max_backlog_bytes, 1 << 20)))
@@ -426,6 +432,9 @@ class ServedStream:
             ring_full = False
             if self.ring is not None:
                 ring_full = not entry.share(self.ring, self.packer)
+                # Only an acknowledgement frees the ring: a lingering
+                # answer ends at its next chunk (_answer_is_full).
+                self._ring_full = self._ring_full or ring_full
             if entry.shared is None:
                 entry.encode(self.packer)
             # A full ring holds the block back too, as a full backlog does.
@@ -570,6 +579,7 @@ class ServedStream:
             self._backlog_bytes -= entry.nbytes
             if entry.slot is not None and ring is not None:
                 ring.free(entry.slot)
+                self._ring_full = False
         if after > self.acknowledged:
             self.acknowledged = after
         self._release()
@@ -692,11 +702,11 @@ class ServedStream:
         half the reader's window is in flight (in chunks, or in bytes of
         samples, whether they went in the body or in the ring: the block is
         held back at the whole window, so an answer ends, and the reader's
-        next poll frees room, before that).  ``pending``: bytes it took
-        that are not written yet.
+        next poll frees room, before that), or a chunk found the ring full.
+        ``pending``: bytes it took that are not written yet.
         """
         carried = answer.bytes + pending
-        if carried >= self.max_batch_bytes:
+        if carried >= self.max_batch_bytes or self._ring_full:
             return True
         return self.policy == "block" and (
             answer.chunks >= max(self.maxsize // 2, 1)

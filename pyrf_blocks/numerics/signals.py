@@ -65,13 +65,46 @@ def tone_samples(first_index, count, rate, frequency, amplitude, phase=0.0,
 def noise_samples(rng, count, power, complex_output=True):
     """
     White Gaussian noise of total ``power`` (full scale²).
+
+    Complex noise is circular Gaussian, made in polar form (Box and Muller,
+    1958): its magnitude ``sqrt(-power·ln u)`` from a float64 uniform ``u``
+    in ``(0, 1]`` and its phase ``2πv`` from a float32 uniform ``v``.  That
+    is exactly the Gaussian's law (each of I and Q has variance
+    ``power/2``, independent of the other; the magnitude's tail reaches
+    8.6 σ), and costs about half of ``rng.standard_normal``'s ziggurat in
+    float32, which spends about 9 ns per value.  The simulated instrument
+    makes its noise here, so this is most of its cost.  Real noise is
+    ``rng.standard_normal`` scaled.
     """
-    if complex_output:
-        scale = np.sqrt(power / 2.0)
-        values = rng.standard_normal(2 * count, dtype=np.float32) * np.float32(scale)
-        return values.view(np.complex64)
-    return (rng.standard_normal(count, dtype=np.float32)
-            * np.float32(np.sqrt(power)))
+    if not complex_output:
+        return (rng.standard_normal(count, dtype=np.float32)
+                * np.float32(np.sqrt(power)))
+    count = int(count)
+    samples = np.empty(count, np.complex64)
+    _complex_noise_into(rng, samples, power)
+    return samples
+
+
+def _complex_noise_into(rng, out, power):
+    # |z|² = -power·ln u with u uniform in (0, 1]: exponential of mean
+    # ``power``, as the sum of two squared Gaussians of variance power/2.
+    # u in float64 (53 bits) keeps the tail; after the log float32 is
+    # enough.  The phase is uniform and independent of the magnitude.
+    count = len(out)
+    magnitude = rng.random(count)
+    np.subtract(1.0, magnitude, out=magnitude)
+    np.log(magnitude, out=magnitude)
+    magnitude = magnitude.astype(np.float32)
+    magnitude *= np.float32(-power)
+    np.sqrt(magnitude, out=magnitude)
+    phase = rng.random(count, dtype=np.float32)
+    phase *= np.float32(2.0 * np.pi)
+    parts = out.view(np.float32)
+    re, im = parts[0::2], parts[1::2]
+    np.cos(phase, out=re)
+    re *= magnitude
+    np.sin(phase, out=im)
+    im *= magnitude
 
 
 def signal_samples(first_index, count, rate, tones, harmonics=(), noise_floor=None,
@@ -95,12 +128,16 @@ def signal_samples(first_index, count, rate, tones, harmonics=(), noise_floor=No
         offset, level = tones[0]
         parts += [(order * offset, amplitude_of(level + dbc, reference_level), 0.5 * order)
                   for order, dbc in harmonics]
-    samples = np.zeros(count, np.complex64)
+    # The noise is made in the output array and the tones added to it in
+    # place: no array of zeros, no second pass for the noise.
+    samples = np.empty(count, np.complex64)
+    if noise_floor is not None:
+        power = db_to_power(noise_floor - reference_level) * rate
+        _complex_noise_into(rng, samples, power)
+    else:
+        samples[:] = 0
     for frequency, amplitude, phase in parts:
         if not in_band(frequency, rate):
             continue
         samples += tone_samples(first_index, count, rate, frequency, amplitude, phase)
-    if noise_floor is not None:
-        power = db_to_power(noise_floor - reference_level) * rate
-        samples += noise_samples(rng, count, power)
     return samples
