@@ -123,3 +123,18 @@ def test_a_span_becomes_a_decimation_the_analyzer_supports(span, decimation):
     from pyrf_blocks.commands.view import decimation_for
     args = build_parser().parse_args(["view", "--span-mhz", span])
     assert decimation_for(args) == decimation  # (50 MHz gave 2, which no WSA takes)
+
+
+def test_commands_run_in_turn_in_one_process_log_each_event_once(capsys):
+    """Each command's stderr logging replaces the last one's: an event is written once, not once per command run before."""
+    from twisted.logger import Logger
+
+    from pyrf_blocks.commands.options import log_to_stderr, log_warnings_to_stderr
+
+    for _ in range(3):
+        log_warnings_to_stderr()
+        log_to_stderr("info")
+        log_warnings_to_stderr(failures_reported=True)
+    capsys.readouterr()  # what was logged before the first command, if this one was it
+    Logger(namespace="pyrf_blocks.test").warn("late rows {count}", count=7)
+    assert capsys.readouterr().err.count("late rows 7") == 1

@@ -317,7 +317,7 @@ def test_the_command_reports_and_saves_per_recording(recordings, tmp_path, capsy
 
 def test_errors_are_one_line(recordings, tmp_path, capsys, monkeypatch):
     """No source, an unreadable recording among many, a failing block: one line, exit 1."""
-    # Twisted warns in several lines when a second command in one process starts logging.
+    # The first command of a process to log to stderr writes what was logged before it.
     monkeypatch.setattr("pyrf_blocks.commands.replay.log_warnings_to_stderr", lambda: None)
     pipeline = tmp_path / "bad.yaml"
     pipeline.write_text("version: 1\nblocks:\n  out: {type: collector, inputs: [nowhere]}\n")

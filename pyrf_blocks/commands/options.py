@@ -94,12 +94,11 @@ def log_warnings_to_stderr(failures_reported=False):
     import sys
 
     from twisted.logger import (FilteringLogObserver, LogLevel, LogLevelFilterPredicate,
-                                globalLogBeginner, textFileLogObserver)
+                                textFileLogObserver)
 
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)
     observer = one_line_failures(textFileLogObserver(sys.stderr), failures_reported)
-    globalLogBeginner.beginLoggingTo([FilteringLogObserver(observer, [predicate])],
-                                     redirectStandardIO=False)
+    _log_to([FilteringLogObserver(observer, [predicate])])
 
 
 def _expected_errors():
@@ -254,12 +253,32 @@ def log_to_stderr(level):
     import sys
 
     from twisted.logger import (FilteringLogObserver, LogLevel, LogLevelFilterPredicate,
-                                globalLogBeginner, textFileLogObserver)
+                                textFileLogObserver)
 
     predicate = LogLevelFilterPredicate(LogLevel.levelWithName(level))
-    globalLogBeginner.beginLoggingTo(
-        [FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])],
-        redirectStandardIO=False)
+    _log_to([FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])])
+
+
+#: The observers the last command of this process logs to.
+_command_observers = []
+
+
+def _log_to(observers):
+    # A command logs through the observers of the last command run in this
+    # process, never through those of every command before it: Twisted's
+    # beginLoggingTo adds observers each time it is called, so a process
+    # that ran commands in turn (a test session, a notebook) formatted each
+    # event once per earlier command.
+    from twisted.logger import globalLogBeginner, globalLogPublisher
+
+    if _command_observers:
+        for observer in _command_observers:
+            globalLogPublisher.removeObserver(observer)
+        for observer in observers:
+            globalLogPublisher.addObserver(observer)
+    else:
+        globalLogBeginner.beginLoggingTo(observers, redirectStandardIO=False)
+    _command_observers[:] = observers
 
 
 def broker_address(text):
