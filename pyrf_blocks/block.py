@@ -616,12 +616,7 @@ class Block(metaclass=BlockType):
         """
         inputs = list(self.inputs)
         old, inputs[index] = inputs[index], producer
-        previous, self.inputs = self.inputs, tuple(inputs)
-        try:
-            self._check_inputs()
-        except (TypeError, ValueError):
-            self.inputs = previous
-            raise
+        self._set_inputs(inputs)
         if not (self.active and self.local_inputs):
             return
         port = self._ports[index]
@@ -633,6 +628,15 @@ class Block(metaclass=BlockType):
             old.unsubscribe(old_edge)  # closing it unregisters it from the port
             port.edge = edge
 
+    def _set_inputs(self, producers):
+        # Checked like a constructor's inputs; left as they were if refused.
+        previous, self.inputs = self.inputs, tuple(producers)
+        try:
+            self._check_inputs()
+        except (TypeError, ValueError):
+            self.inputs = previous
+            raise
+
     def replace_inputs(self, producers):
         """
         Read from ``producers`` instead of the current inputs, however many
@@ -642,12 +646,7 @@ class Block(metaclass=BlockType):
         ports and synchroniser, then leaves the old ones, which stop if
         nothing else consumes them.
         """
-        previous, self.inputs = self.inputs, tuple(producers)
-        try:
-            self._check_inputs()
-        except (TypeError, ValueError):
-            self.inputs = previous
-            raise
+        self._set_inputs(producers)
         if not (self.active and self.local_inputs):
             return
         old_ports = self._ports
