@@ -646,6 +646,7 @@ class Block(metaclass=BlockType):
         ports and synchroniser, then leaves the old ones, which stop if
         nothing else consumes them.
         """
+        previous = self.inputs
         self._set_inputs(producers)
         if not (self.active and self.local_inputs):
             return
