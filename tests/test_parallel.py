@@ -113,6 +113,10 @@ class doubler(Block):
         self.outstanding = 0
         self.most_outstanding = 0
 
+    def task(self, chunk):
+        """The function and arguments the pool runs for ``chunk``."""
+        return _shuffled_sleep, (chunk.data,)
+
     def compute(self, chunk):
         self.outstanding += 1
         self.most_outstanding = max(self.most_outstanding, self.outstanding)
@@ -121,7 +125,8 @@ class doubler(Block):
             self.outstanding -= 1
             self.emit(data, chunk.start, chunk.end, chunk.rate, chunk.meta)
 
-        self.run_parallel(_shuffled_sleep, chunk.data, then=emit)
+        function, args = self.task(chunk)
+        self.run_parallel(function, *args, then=emit)
 
 
 def test_results_finishing_out_of_order_are_emitted_in_order():
@@ -215,31 +220,18 @@ def test_a_thread_pool_runs_futures_and_waits_on_close():
         pool.submit(int, "1")
 
 
-class jittery(Block):
+class jittery(doubler):
     """Doubles samples on its compute pool; each call sleeps a time drawn per chunk."""
 
     type_name = "jittery"
-    kind = "real"
-    requires = (ISampleProducer,)
 
     def __init__(self, producer, sleeps, **kwargs):
         self.sleeps = sleeps
         super().__init__(producer, **kwargs)
 
-    def reset(self):
-        self.outstanding = 0
-        self.most_outstanding = 0
-
-    def compute(self, chunk):
-        self.outstanding += 1
-        self.most_outstanding = max(self.most_outstanding, self.outstanding)
+    def task(self, chunk):
         delay = self.sleeps[int(chunk.data[0]) % len(self.sleeps)]
-
-        def emit(data):
-            self.outstanding -= 1
-            self.emit(data, chunk.start, chunk.end, chunk.rate, chunk.meta)
-
-        self.run_parallel(_sleep_then_double, chunk.data, delay, then=emit)
+        return _sleep_then_double, (chunk.data, delay)
 
 
 def _sleep_then_double(values, delay):
