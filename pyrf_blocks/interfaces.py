@@ -317,7 +317,13 @@ class ICoordinator(Interface):
         Call ``callback(events)`` with each batch of
         :class:`~pyrf_blocks.cluster.kv.Event` on keys starting with
         ``prefix``, in revision order, from ``start_revision`` (0: from now).
-        Fire with an object whose ``cancel()`` stops the watch.
+        Fire with an object whose ``cancel()`` stops the watch, and whose
+        ``ended`` is a Deferred that fires with the reason (text) if the
+        store ends the watch itself (etcd restarted, the connection lost, the
+        start revision compacted): no event comes after that, and a watcher
+        must read again and watch anew
+        (:class:`~pyrf_blocks.cluster.follow.Follower` does).  It never
+        fires after ``cancel()``.
         """
 
     def close():

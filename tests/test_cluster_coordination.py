@@ -9,7 +9,7 @@ import uuid
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.internet.task import Clock
 
 from pyrf_blocks.cluster import coordinator as coordinator_for
@@ -345,7 +345,7 @@ def test_a_paused_owner_is_fenced_after_takeover(backend, etcd):
         fence.admit("c", old_revision)
         paused.lease._stop_loop()  # SIGSTOP: no heartbeats, no events handled
         paused._stopping = True
-        paused._watch.cancel()
+        paused._follower.stop()
         await cluster.join("w2")
         await settle(advance, steps=40)
         new_revision = cluster.owned["w2"].get("c")
@@ -481,3 +481,78 @@ def test_a_reactor_hung_for_longer_than_the_ttl_loses_its_lease(etcd):
     """A reactor that does not turn for a whole ttl is taken for hung: the renewals stop and its lease lapses within another ttl, as a dead worker's."""
     lost, kept, _ = _stalled_lease(etcd, ttl=1, stall=4.0)
     assert lost and not kept
+
+
+# Watches that etcd ends.
+
+async def _restart(backend, store, clock, etcd):
+    """End the watches of ``store``: etcd is stopped and started again."""
+    if backend == "memory":
+        store.end_watches("restarted")
+    else:
+        pool = clock.getThreadPool()  # the reactor runs while etcd restarts
+        await threads.deferToThreadPool(clock, pool, etcd.stop)
+        await threads.deferToThreadPool(clock, pool, etcd.start)
+
+
+@backends
+def test_a_follower_reads_again_when_its_watch_ends_and_delivers_each_change_once(
+        backend, tmp_path):
+    """After etcd restarts (the in-process store ends its watches), a Follower reads the prefix again: the changes made meanwhile arrive as their difference, later ones through the new watch, each exactly once."""
+    from pyrf_blocks.cluster.follow import Follower
+
+    server = EtcdServer(tmp_path).start() if backend == "etcd" else None
+
+    async def scenario(store, clock, advance, prefix):
+        seen = []
+        follower = Follower(store, clock, prefix, lambda events: seen.extend(
+            (e.kind, e.kv.key[len(prefix):], e.kv.value) for e in events))
+
+        async def settle(count):
+            for _ in range(200):
+                if len(seen) >= count:
+                    break
+                await advance(0.05)
+            await advance(0.2)  # and nothing more comes
+
+        await store.put(prefix + "a", b"1")
+        await follower.start()
+        await store.put(prefix + "b", b"2")
+        await settle(2)
+        await _restart(backend, store, clock, server)
+        # Changed while nothing watches (the follower has not heard yet).
+        await store.delete(prefix + "b")
+        await store.put(prefix + "d", b"4")
+        await settle(4)
+        await store.put(prefix + "c", b"3")
+        await store.put(prefix + "a", b"5")
+        await settle(6)
+        follower.stop()
+        await store.put(prefix + "e", b"6")
+        await advance(0.2)
+        if backend == "etcd":
+            clock.getThreadPool().stop()
+        return seen, follower.resumed
+    try:
+        seen, resumed = on_backend(backend, server, scenario)
+    finally:
+        if server is not None:
+            server.stop()
+    assert seen == [("put", "a", b"1"), ("put", "b", b"2"),
+                    ("delete", "b", b""), ("put", "d", b"4"),
+                    ("put", "c", b"3"), ("put", "a", b"5")]
+    assert resumed == 1
+
+
+def test_an_etcd_watch_from_a_compacted_revision_ends_saying_so(etcd):
+    """etcd cancels a watch from a compacted revision: its ended fires with the reason, no hang."""
+    import subprocess
+
+    async def scenario(store, clock, advance, prefix):
+        for value in (b"1", b"2"):
+            revision = await store.put(prefix + "a", value)
+        subprocess.run(["etcdctl", "--endpoints", etcd.url, "compact", str(revision)],
+                       check=True, capture_output=True)
+        watch = await store.watch(prefix, lambda events: None, start_revision=1)
+        return await watch.ended
+    assert "compacted" in on_backend("etcd", etcd, scenario)

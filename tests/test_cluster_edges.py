@@ -11,7 +11,7 @@ import sqlite3
 
 import msgpack
 import pytest
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.internet.task import Clock
 
 from pyrf_blocks.cluster.assignment import Assignments
@@ -106,7 +106,7 @@ def test_the_edge_blocks_provide_their_interfaces():
     clock = Clock()
     graph = Graph(clock)
     graph.cluster = ClusterContext("stats", 1, None,
-                                   directory=Directory(InProcessCoordinator(clock)))
+                                   directory=Directory(InProcessCoordinator(clock), clock))
     source = cluster_input(computation="power", output="power_out", graph=graph)
     out = cluster_output(source, graph=graph)
     assert_provides(IStateful, out)
@@ -436,3 +436,63 @@ def test_a_consumer_whose_spec_is_deleted_is_no_longer_waited_for():
     assert [seq for seq, _ in retention.entries] == list(range(5))
     retention.forget("b")
     assert retention.acked == {"a/P": 3} and [seq for seq, _ in retention.entries] == [4]
+
+
+def test_a_directory_finds_a_producer_assigned_after_etcd_restarted(tmp_path):
+    """On a real etcd stopped and started again: a Directory started before finds the owner of a computation assigned (and a worker registered) after the restart."""
+    from pyrf_blocks.cluster import coordinator as coordinator_for
+    from pyrf_blocks.testing.servers import EtcdServer
+
+    etcd = EtcdServer(tmp_path).start()
+    reactor = new_reactor()
+    coordinator = coordinator_for(etcd.url, reactor)
+    directory = Directory(coordinator, reactor)
+
+    async def run():
+        try:
+            await directory.start()
+            await coordinator.put("/pyrf/members/w1", b'{"address": "http://w1"}')
+            await until(reactor, lambda: "w1" in directory.addresses)
+            pool = reactor.getThreadPool()  # the reactor runs while etcd restarts
+            await threads.deferToThreadPool(reactor, pool, etcd.stop)
+            await threads.deferToThreadPool(reactor, pool, etcd.start)
+            await coordinator.put("/pyrf/members/w2", b'{"address": "http://w2"}')
+            revision = await coordinator.put("/pyrf/assign/power", b'{"worker": "w2"}')
+            owner = await directory.owner("power")
+            return owner, revision
+        finally:
+            directory.stop()
+            await coordinator.close()
+            reactor.getThreadPool().stop()
+    try:
+        owner, revision = run_until(reactor, defer.ensureDeferred(run()), timeout=20)
+    finally:
+        etcd.stop()
+    assert (owner.worker, owner.address, owner.revision) == ("w2", "http://w2", revision)
+
+
+def test_a_producer_expects_a_consumer_added_after_the_coordinator_ended_its_watches(tmp_path):
+    """The in-process coordinator ends every watch (as a restarted etcd does); a consumer spec added afterwards is still expected by the running producer, and a computation assigned afterwards still starts and reads it to the end."""
+    reactor = new_reactor()
+    cluster = Cluster(reactor, tmp_path)
+    earliest = CONSUMER.replace("output: power_out}}", "output: power_out, start: earliest}}")
+
+    async def run():
+        try:
+            await cluster.start({"power": PRODUCER.format(count=COUNT, paced="true",
+                                                          retained=1000)})
+            await cluster.move("power", "w1")
+            w1, w2 = cluster.runner("w1"), cluster.runner("w2")
+            retention = lambda: w1.serving("power")[1]["power_out"]  # noqa: E731
+            await until(reactor, lambda: w1.serving("power") and retention().trimmed >= 2)
+            cluster.coordinator.end_watches("restarted")
+            await cluster.coordinator.put("/pyrf/computations/late", json.dumps(
+                {"pipeline": earliest.format(store="")}).encode())
+            await until(reactor, lambda: set(retention().acked) == {"late/P"})
+            await cluster.move("late", "w2")
+            await until(reactor, lambda: getattr(w2.running.get("late"), "finished", False),
+                        timeout=20)
+        finally:
+            await cluster.stop()
+    run_until(reactor, defer.ensureDeferred(run()), timeout=40)
+    assert rows(tmp_path / "cluster.sqlite", "late")  # ran to the end, with no gap

@@ -414,19 +414,26 @@ class Owner:
 class Directory:
     """
     Who runs each computation, and where each worker is: the assignments
-    and members of the coordinator, followed by watches.
+    and members of the coordinator, followed (read again whenever the
+    coordinator ends a watch: :class:`~pyrf_blocks.cluster.follow.Follower`).
 
     :param coordinator: an :class:`~pyrf_blocks.interfaces.ICoordinator`.
+    :param clock: ``IReactorTime`` that times retries after a lost watch.
     """
 
-    def __init__(self, coordinator, prefix="/pyrf/"):
-        self._coordinator, self.prefix = coordinator, prefix
+    def __init__(self, coordinator, clock, prefix="/pyrf/"):
+        from .follow import Follower
+
+        self.prefix = prefix
         self.assignments = {}  # computation -> (worker, revision)
         self.addresses = {}  # worker -> URL
         self._waiters = []
         self._followers = {}
         self._started = None
-        self._watches = []
+        self._following = [
+            Follower(coordinator, clock, prefix + kind,
+                     lambda events, kind=kind: self._events(kind, events))
+            for kind in ("assign/", "members/")]
 
     def start(self):
         """A Deferred that fires once it knows the current layout (once)."""
@@ -435,18 +442,12 @@ class Directory:
         return self._started
 
     async def _start(self):
-        for kind in ("assign/", "members/"):
-            kvs, revision = await self._coordinator.range(self.prefix + kind)
-            for kv in kvs:
-                self._put(kind, kv)
-            self._watches.append(await self._coordinator.watch(
-                self.prefix + kind, lambda events, kind=kind: self._events(kind, events),
-                start_revision=revision + 1))
+        for follower in self._following:
+            await follower.start()
 
     def stop(self):
-        for watch in self._watches:
-            watch.cancel()
-        del self._watches[:]
+        for follower in self._following:
+            follower.stop()
 
     def _put(self, kind, kv):
         name = kv.key[len(self.prefix) + len(kind):]

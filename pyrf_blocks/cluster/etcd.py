@@ -15,6 +15,7 @@ import json
 
 from twisted.internet import defer, protocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..errors import CoordinatorError
@@ -85,6 +86,15 @@ class _WatchLines(protocol.Protocol):
                 self.finished.errback(CoordinatorError(f"etcd watch failed: {message['error']}"))
                 return
             result = message.get("result", {})
+            if result.get("canceled"):
+                # etcd cancels a watch whose start revision was compacted
+                # away, and leaves the stream open.
+                self.transport.stopProducing()
+                self.finished.errback(CoordinatorError(
+                    f"etcd cancelled the watch: "
+                    f"{result.get('cancel_reason') or 'revision compacted'}"
+                    f" (compacted up to {result.get('compact_revision', '?')})"))
+                return
             events = [Event("delete" if e.get("type") == "DELETE" else "put", _key_value(e["kv"]))
                       for e in result.get("events", ())]
             if events:
@@ -98,8 +108,19 @@ class _WatchLines(protocol.Protocol):
 class _Watch:
     def __init__(self, owner, lines):
         self._owner, self._lines = owner, lines
+        self.ended = defer.Deferred()
+        self._cancelled = False
+        lines.finished.addBoth(self._finished)
+
+    def _finished(self, result):
+        self._owner._watches.discard(self)
+        if not self._cancelled:
+            why = (result.getErrorMessage() if isinstance(result, Failure)
+                   else f"etcd at {self._owner.url} closed the watch")
+            self.ended.callback(why)
 
     def cancel(self):
+        self._cancelled = True
         self._owner._watches.discard(self)
         transport = self._lines.transport
         if transport is not None:
@@ -250,8 +271,8 @@ class EtcdCoordinator:
             lines = _WatchLines(callback, finished)
             response.deliverBody(lines)
             handle = _Watch(self, lines)
-            handle.finished = finished
-            self._watches.add(handle)
+            if not finished.called:
+                self._watches.add(handle)
             return handle
         return defer.ensureDeferred(watch())
 

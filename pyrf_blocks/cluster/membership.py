@@ -1,6 +1,8 @@
 """
 A worker in the cluster: registered under a kept lease (its heartbeat), and
-told by a watch which computations it owns.
+told by a watch which computations it owns (a
+:class:`~pyrf_blocks.cluster.follow.Follower`, so that a watch etcd ends is
+taken up again).
 
 The member does not run computations itself: it calls ``on_assigned(
 assignment)`` and ``on_revoked(computation)`` so that the worker process can
@@ -15,6 +17,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from .assignment import Assignments
+from .follow import Follower
 from .kv import Compare, Put
 from .lease import KeptLease
 
@@ -50,7 +53,7 @@ class Member:
         self._assignments = Assignments(coordinator, prefix)
         self.owned = {}  # computation -> Assignment
         self.lease = None
-        self._watch = None
+        self._follower = None
         self._stopping = False
 
     @property
@@ -71,11 +74,10 @@ class Member:
             raise ValueError(f"a worker named {self.worker!r} is already in the cluster "
                              f"(choose another --name, or wait {self.ttl:g} s for a dead "
                              f"one's lease to lapse)")
-        assignments, revision = await self._assignments.read()
-        for assignment in assignments.values():
-            self._seen(assignment)
-        self._watch = await self._coordinator.watch(
-            self._assignments.prefix, self._events, start_revision=revision + 1)
+        # Followed, not only watched: a watch etcd ends is taken up again.
+        self._follower = Follower(self._coordinator, self._clock, self._assignments.prefix,
+                               self._events)
+        await self._follower.start()
 
     def _events(self, events):
         for event in events:
@@ -102,8 +104,8 @@ class Member:
             return
         for computation in sorted(self.owned):
             self._gone(computation)
-        if self._watch is not None:
-            self._watch.cancel()
+        if self._follower is not None:
+            self._follower.stop()
         log.warn("{worker}: membership lost ({why}); joining again", worker=self.worker, why=why)
         d = defer.ensureDeferred(self.join())
         d.addErrback(lambda f: log.failure("{worker}: could not rejoin", f, worker=self.worker))
@@ -111,8 +113,8 @@ class Member:
     async def leave(self):
         """Give up every computation and leave the cluster."""
         self._stopping = True
-        if self._watch is not None:
-            self._watch.cancel()
+        if self._follower is not None:
+            self._follower.stop()
         for computation in sorted(self.owned):
             self._gone(computation)
         if self.lease is not None:

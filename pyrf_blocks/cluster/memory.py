@@ -21,10 +21,17 @@ __all__ = ["InProcessCoordinator"]
 class _Watch:
     def __init__(self, owner, prefix, callback):
         self._owner, self.prefix, self.callback = owner, prefix, callback
+        self.ended = defer.Deferred()
+        self._cancelled = False
 
     def cancel(self):
+        self._cancelled = True
         if self in self._owner._watches:
             self._owner._watches.remove(self)
+
+    def _end(self, why):
+        if not self._cancelled:
+            self.ended.callback(why)
 
 
 @implementer(ICoordinator)
@@ -151,6 +158,17 @@ class InProcessCoordinator:
                     watch.callback(events)
         finally:
             self._delivering = False
+
+    def end_watches(self, why):
+        """
+        End every watch as etcd does when it restarts or the connection to
+        it breaks: each stops at once, and its ``ended`` fires with ``why``
+        on the clock's next turn (as the news of a closed connection
+        comes, later).
+        """
+        watches, self._watches = self._watches, []
+        for watch in watches:
+            self._clock.callLater(0, watch._end, why)
 
     def close(self):
         del self._watches[:]

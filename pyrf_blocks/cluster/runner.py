@@ -29,7 +29,6 @@ from twisted.logger import Logger
 
 from ..errors import Fenced
 from ..interfaces import IStateful
-from .kv import Event
 
 __all__ = ["Runner", "ClusterContext", "capture", "restore", "quiescent"]
 
@@ -138,7 +137,7 @@ class Runner:
         self.prefix = prefix
         self.running = {}
         self.token = token
-        self.directory = Directory(coordinator, prefix)
+        self.directory = Directory(coordinator, reactor, prefix)
         #: The routes a worker serves under ``/computations/``.
         self.served = Served(self)
         #: The worker's :class:`~pyrf_blocks.cluster.membership.Member`, once joined.
@@ -155,7 +154,7 @@ class Runner:
         self.restored = 0
         self._specs = {}  # computation -> pipeline text, followed by a watch
         self._following = None
-        self._spec_watch = None
+        self._spec_follower = self._new_spec_follower()
 
     def graphs(self):
         """``{computation: Graph}`` of what runs here."""
@@ -170,31 +169,30 @@ class Runner:
         for name in set(self.running) | set(self.finished_outputs):
             self.revoked(name)
         self.directory.stop()
-        if self._spec_watch is not None:
-            self._spec_watch.cancel()
-            self._spec_watch = None
+        self._spec_follower.stop()
 
     def _follow_specs(self):
         """
         A Deferred that fires once the computations' specs are read and
         followed: a consumer added to the cluster later is expected by the
-        producers running here from then on (:meth:`_specs_changed`).
+        producers running here from then on (:meth:`_specs_changed`), also
+        after the coordinator ended the watch.
         """
         if self._following is None:
-            self._following = defer.ensureDeferred(self._follow())
+            self._following = self._spec_follower.start()
 
             def failed(failure):
                 self._following = None  # the next computation started tries again
+                self._spec_follower = self._new_spec_follower()
                 return failure
             self._following.addErrback(failed)
         return self._following
 
-    async def _follow(self):
-        prefix = f"{self.prefix}computations/"
-        kvs, revision = await self._coordinator.range(prefix)
-        self._specs_changed([Event("put", kv) for kv in kvs])
-        self._spec_watch = await self._coordinator.watch(prefix, self._specs_changed,
-                                                         start_revision=revision + 1)
+    def _new_spec_follower(self):
+        from .follow import Follower
+
+        return Follower(self._coordinator, self._reactor, f"{self.prefix}computations/",
+                        self._specs_changed)
 
     def _specs_changed(self, events):
         from .edges import consumers_of
