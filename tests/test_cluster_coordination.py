@@ -556,3 +556,33 @@ def test_an_etcd_watch_from_a_compacted_revision_ends_saying_so(etcd):
         watch = await store.watch(prefix, lambda events: None, start_revision=1)
         return await watch.ended
     assert "compacted" in on_backend("etcd", etcd, scenario)
+
+
+def test_managers_and_members_carry_on_after_the_coordinator_ended_their_watches():
+    """After every watch ended (as when etcd restarts): a worker joining later gets its share, the one that had everything learns it lost some, and the waiting manager takes over when the leader dies."""
+    computations = {f"c{i}": {"blocks": []} for i in range(4)}
+
+    async def scenario(store, clock, advance, prefix):
+        cluster = Cluster(store, clock, prefix)
+        m1 = Manager(store, clock, "m1", computations, ttl=2, prefix=prefix)
+        m2 = Manager(store, clock, "m2", computations, ttl=2, prefix=prefix)
+        await m1.start()
+        await m2.start()
+        await cluster.join("w1")
+        await settle(advance)
+        store.end_watches("restarted")
+        await settle(advance)
+        await cluster.join("w2")
+        await settle(advance)
+        layout = dict(cluster.layout())
+        m1.election.lease._stop_loop()  # m1 hangs
+        m1.election._resigned = True
+        await settle(advance, steps=40)
+        leading = await leader(store, prefix)
+        await m2.stop()
+        for member in cluster.members.values():
+            await member.leave()
+        return layout, leading
+    layout, leading = on_backend("memory", None, scenario, timeout=30)
+    assert sorted(layout.values()) == ["w1", "w1", "w2", "w2"]
+    assert leading == "m2"

@@ -12,6 +12,7 @@ import json
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from .follow import Follower
 from .kv import Compare, Put
 from .lease import KeptLease
 
@@ -44,7 +45,7 @@ class Election:
         self._on_elected, self._on_deposed = on_elected, on_deposed
         self.leading = False
         self.lease = None
-        self._watch = None
+        self._follower = None
         self._resigned = False
 
     async def campaign(self):
@@ -56,16 +57,19 @@ class Election:
 
     async def _try(self, lease):
         value = json.dumps({"candidate": self.candidate}).encode()
-        won, revision = await self._coordinator.txn(
+        won, _ = await self._coordinator.txn(
             [Compare(self.key, "create", 0)], [Put(self.key, value, lease)])
         if won:
             self.leading = True
             log.info("{candidate} leads", candidate=self.candidate)
             self._on_elected()
             return
-        if self._watch is None:
-            self._watch = await self._coordinator.watch(
-                self.key, self._changed, start_revision=revision + 1)
+        if self._follower is None:
+            # Followed, not only watched: a watch etcd ends is taken up again.
+            self._follower = Follower(self._coordinator, self._clock, self.key, self._changed)
+            await self._follower.start()
+            if self.key not in self._follower.revisions:  # it went before the read
+                await self._try(lease)
 
     def _changed(self, events):
         if self.leading or self._resigned:
@@ -76,9 +80,9 @@ class Election:
 
     def _lost(self, why):
         was_leading, self.leading = self.leading, False
-        if self._watch is not None:
-            self._watch.cancel()
-            self._watch = None
+        if self._follower is not None:
+            self._follower.stop()
+            self._follower = None
         if was_leading:
             self._on_deposed(why)
         if not self._resigned:
@@ -88,8 +92,8 @@ class Election:
     async def resign(self):
         """Stop leading (or waiting to)."""
         self._resigned = True
-        if self._watch is not None:
-            self._watch.cancel()
+        if self._follower is not None:
+            self._follower.stop()
         if self.lease is not None:
             await self.lease.release()
         if self.leading:

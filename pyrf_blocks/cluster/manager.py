@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from .assignment import Assignments, rebalance
 from .election import Election
+from .follow import Follower
 from .membership import members
 
 __all__ = ["Manager"]
@@ -43,7 +44,7 @@ class Manager:
         self._assignments = Assignments(coordinator, prefix)
         self.election = Election(coordinator, clock, name, self._elected, self._deposed,
                                  ttl=ttl, prefix=prefix)
-        self._watches = []
+        self._followers = []
         self._pending = None
         self._running = None
         #: How many assignments this manager wrote, and how many moved an
@@ -67,13 +68,15 @@ class Manager:
             await self._coordinator.put(
                 f"{self.prefix}computations/{computation}", json.dumps(spec).encode())
         for prefix in (self.prefix + "members/", self._assignments.prefix):
-            self._watches.append(await self._coordinator.watch(prefix, self._changed))
+            follower = Follower(self._coordinator, self._clock, prefix, self._changed)
+            self._followers.append(follower)
+            await follower.start()
         self._changed(())
 
     def _deposed(self, why):
-        for watch in self._watches:
-            watch.cancel()
-        del self._watches[:]
+        for follower in self._followers:
+            follower.stop()
+        del self._followers[:]
         log.warn("{name}: no longer leads ({why})", name=self.name, why=why)
 
     def _changed(self, events):
