@@ -32,10 +32,12 @@ def build_parser():
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND",
                                        parser_class=_Parser)
     subparsers.required = True
+    from .commands import plain_text
+
     for name in COMMANDS:
         module = importlib.import_module(f"pyrf_blocks.commands.{name.replace('-', '_')}")
         sub = subparsers.add_parser(
-            name, help=module.HELP, description=module.__doc__,
+            name, help=module.HELP, description=plain_text(module.__doc__),
             formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(sub)
         sub.set_defaults(handler=module.run)

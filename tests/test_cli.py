@@ -138,3 +138,62 @@ def test_commands_run_in_turn_in_one_process_log_each_event_once(capsys):
     capsys.readouterr()  # what was logged before the first command, if this one was it
     Logger(namespace="pyrf_blocks.test").warn("late rows {count}", count=7)
     assert capsys.readouterr().err.count("late rows 7") == 1
+
+
+# Help texts taken from docstrings.
+
+#: reST markup that must not reach a terminal: roles, ``literals``, `links`_.
+MARKUP = r":[\w:.-]+:`|``|`[^`\n]+`_|^\s*\.\. [\w-]+::"
+
+
+def test_every_commands_help_reads_as_plain_text():
+    """No subcommand's --help shows Sphinx roles, ``literals`` or directives: the docstrings are turned into plain text."""
+    import argparse
+    import re
+
+    from pyrf_blocks.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {name: subparsers.choices[name].format_help() for name in COMMANDS}
+    helps["pyrf-blocks"] = parser.format_help()
+    marked = {name: re.findall(MARKUP, text, re.M) for name, text in helps.items()}
+    assert not {name: found for name, found in marked.items() if found}
+    run = helps["run"]
+    assert "(ThreadPool)" in run and "(pyrf_blocks.optimise)" in run and "pipelines:" in run
+
+
+def test_run_help_in_a_terminal_reads_as_plain_text():
+    """pyrf-blocks run --help, as a user runs it, names ThreadPool without its Sphinx role."""
+    result = cli("run", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "(ThreadPool)" in result.stdout and ":class:" not in result.stdout
+
+
+@pytest.mark.parametrize("doc, text", [
+    (":class:`~pyrf_blocks.parallel.ThreadPool`", "ThreadPool"),
+    (":mod:`pyrf_blocks.optimise`", "pyrf_blocks.optimise"),
+    (":func:`~pyrf_blocks.numerics.fft.power_spectrum`", "power_spectrum()"),
+    (":meth:`Block.emit`", "Block.emit()"),
+    (":doc:`the cluster <concepts/cluster>`", "the cluster"),
+    ("``pipelines:`` and ``run``", "pipelines: and run"),
+    ("see `etcd`_ or `Twisted <https://twisted.org>`__", "see etcd or Twisted"),
+    ("*only* **once**; *.yaml and *.yml", "only once; *.yaml and *.yml"),
+    ("For example::\n\n    run x", "For example:\n\n    run x"),
+    ("Run it:\n\n.. code-block:: console\n\n    $ run x\n", "Run it:\n\n    $ run x\n"),
+])
+def test_plain_text_of_a_docstring(doc, text):
+    """plain_text drops reST markup and keeps the words, as Sphinx would show them."""
+    from pyrf_blocks.commands import plain_text
+
+    assert plain_text(doc) == text
+
+
+def test_plain_text_fills_a_paragraph_that_lost_markup_again():
+    """A prose paragraph whose roles were shortened is filled to its widest line; lists and untouched paragraphs keep their lines."""
+    from pyrf_blocks.commands import plain_text
+
+    doc = ("one two three four five six seven eight\n(:class:`~a.b.Pool`): nine.  Ten\n"
+           "eleven.\n\nkept  as\nit is\n\n- a ``list``\n- kept\n")
+    assert plain_text(doc) == ("one two three four five six seven eight\n(Pool): nine.  Ten "
+                               "eleven.\n\nkept  as\nit is\n\n- a list\n- kept\n")
