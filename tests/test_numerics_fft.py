@@ -68,7 +68,7 @@ def test_an_impulse_has_a_flat_spectrum(use_backend, name):
 def test_the_environment_forces_pocketfft(monkeypatch, use_backend):
     """PYRF_BLOCKS_FFT=pocketfft chooses pocketfft even where pyFFTW is installed."""
     monkeypatch.setenv("PYRF_BLOCKS_FFT", "pocketfft")
-    monkeypatch.setattr(fft, "_chosen", None)
+    monkeypatch.setattr(fft.choice, "chosen", None)
     assert fft.backend() == "pocketfft"
     assert fft.plan(4, 64, True).backend == "pocketfft"
 

@@ -82,14 +82,14 @@ def test_both_backends_give_the_same_spectra(complex_input):
 def test_numba_is_the_default_and_the_environment_forces_numpy(monkeypatch):
     """numba's kernels where numba is installed, unless PYRF_BLOCKS_KERNELS=numpy."""
     pytest.importorskip("numba")
-    monkeypatch.setattr(kernels, "_chosen", None)
+    monkeypatch.setattr(kernels.choice, "chosen", None)
     monkeypatch.delenv("PYRF_BLOCKS_KERNELS", raising=False)
     try:
         assert kernels.backend() == "numba"
-        monkeypatch.setattr(kernels, "_chosen", None)
+        monkeypatch.setattr(kernels.choice, "chosen", None)
         monkeypatch.setenv("PYRF_BLOCKS_KERNELS", "numpy")
         assert kernels.backend() == "numpy"
-        monkeypatch.setattr(kernels, "_chosen", None)
+        monkeypatch.setattr(kernels.choice, "chosen", None)
         monkeypatch.setenv("PYRF_BLOCKS_KERNELS", "numba")
         assert kernels.backend() == "numba"
     finally:
@@ -104,7 +104,7 @@ def test_an_unknown_backend_is_refused():
 
 def test_numba_refused_without_numba(monkeypatch):
     """Asking for numba where it is missing says how to install it."""
-    monkeypatch.setattr(kernels, "_chosen", kernels._chosen)  # restored after the test
+    monkeypatch.setattr(kernels.choice, "chosen", kernels.choice.chosen)  # restored after the test
     monkeypatch.setattr(kernels, "_numba_available", lambda: False)
     with pytest.raises(ImportError, match=r"pyrf_blocks\[numba\]"):
         kernels.set_backend("numba")

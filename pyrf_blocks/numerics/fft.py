@@ -29,13 +29,14 @@ Set ``PYRF_BLOCKS_FFT=pocketfft`` in the environment, or call
 """
 
 import contextlib
-import importlib
 import os
 import threading
 
 import msgpack
 import numpy as np
 from twisted.logger import Logger
+
+from .backends import BackendChoice, importable
 
 __all__ = ["Plan", "backend", "set_backend", "plan", "batches", "batch_rows", "wisdom_path",
            "BACKENDS", "BATCH_SAMPLES"]
@@ -49,7 +50,6 @@ BACKENDS = ("fftw", "pocketfft")
 #: the FFT and ``|X|²``.
 BATCH_SAMPLES = 64 * 1024
 
-_chosen = None
 _threads = threading.local()
 _wisdom_lock = threading.Lock()
 #: Whether the wisdom file was read (a corrupt one is reported once).
@@ -57,11 +57,13 @@ _wisdom_loaded = False
 
 
 def _fftw_available():
-    try:
-        importlib.import_module("pyfftw")
-    except ImportError:
-        return False
-    return True
+    return importable("pyfftw")
+
+
+#: Which FFT this process uses (:mod:`pyrf_blocks.numerics.backends`).
+choice = BackendChoice("FFT backend", BACKENDS, "PYRF_BLOCKS_FFT", {
+    "fftw": (lambda: _fftw_available(),
+             "the FFT backend 'fftw' needs pyFFTW: pip install 'pyrf_blocks[fftw]'")})
 
 
 def backend():
@@ -70,10 +72,7 @@ def backend():
     refused by ``PYRF_BLOCKS_FFT=pocketfft`` or :func:`set_backend`),
     ``"pocketfft"`` otherwise.
     """
-    if _chosen is None:
-        wanted = os.environ.get("PYRF_BLOCKS_FFT", "").strip().lower() or None
-        set_backend(wanted)
-    return _chosen
+    return choice.chosen or choice.get()
 
 
 def set_backend(name=None):
@@ -83,15 +82,7 @@ def set_backend(name=None):
     ``ValueError`` for an unknown name and ``ImportError`` for ``"fftw"``
     without pyFFTW.
     """
-    global _chosen
-    if name is not None and name not in BACKENDS:
-        raise ValueError(f"unknown FFT backend {name!r}; use one of {', '.join(BACKENDS)}")
-    if name == "fftw" and not _fftw_available():
-        raise ImportError("the FFT backend 'fftw' needs pyFFTW: "
-                          "pip install 'pyrf_blocks[fftw]'")
-    if name is None:
-        name = "fftw" if _fftw_available() else "pocketfft"
-    _chosen = name
+    name = choice.set(name)
     _threads.__dict__.clear()  # this thread's plans; other threads re-check
     return name
 
@@ -242,7 +233,7 @@ def batches(rows, size, complex_input):
     seconds on a loaded 2-core machine).  The list is kept per thread, as
     the plans are: a stream's chunks mostly have the same number of rows.
     """
-    key = ("batches", rows, size, complex_input, _chosen or backend())
+    key = ("batches", rows, size, complex_input, backend())
     cached = _threads.__dict__
     found = cached.get(key)
     if found is None:

@@ -33,30 +33,29 @@ too, and which :mod:`pyrf_blocks.gui.loop` now prevents by closing the
 windows first.
 """
 
-import importlib
-import os
 import threading
 
 import numpy as np
+
+from .backends import BackendChoice, importable
 
 __all__ = ["backend", "set_backend", "window_into", "power_into", "BACKENDS"]
 
 #: The kernel implementations, preferred first.
 BACKENDS = ("numba", "numpy")
 
-_chosen = None
 _compile_lock = threading.Lock()
 _compiled = None
 
 
 def _numba_available():
-    # Imported, not just found: a numba that fails to import (built for
-    # another numpy) leaves numpy's kernels in use.
-    try:
-        importlib.import_module("numba")
-    except ImportError:
-        return False
-    return True
+    return importable("numba")
+
+
+#: Which kernels this process uses (:mod:`pyrf_blocks.numerics.backends`).
+choice = BackendChoice("kernels", BACKENDS, "PYRF_BLOCKS_KERNELS", {
+    "numba": (lambda: _numba_available(),
+              "the kernels 'numba' need numba: pip install 'pyrf_blocks[numba]'")})
 
 
 def backend():
@@ -65,9 +64,7 @@ def backend():
     ``PYRF_BLOCKS_KERNELS=numpy`` or :func:`set_backend` chose numpy;
     ``"numpy"`` otherwise.
     """
-    if _chosen is None:
-        set_backend(os.environ.get("PYRF_BLOCKS_KERNELS", "").strip().lower() or None)
-    return _chosen
+    return choice.chosen or choice.get()
 
 
 def set_backend(name=None):
@@ -77,15 +74,7 @@ def set_backend(name=None):
     ``ValueError`` for an unknown name and ``ImportError`` for
     ``"numba"`` without numba.
     """
-    global _chosen
-    if name is not None and name not in BACKENDS:
-        raise ValueError(f"unknown kernels {name!r}; use one of {', '.join(BACKENDS)}")
-    if name == "numba" and not _numba_available():
-        raise ImportError("the kernels 'numba' need numba: pip install 'pyrf_blocks[numba]'")
-    if name is None:
-        name = "numba" if _numba_available() else "numpy"
-    _chosen = name
-    return name
+    return choice.set(name)
 
 
 def _numba_kernels():
