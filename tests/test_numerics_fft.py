@@ -170,3 +170,28 @@ def test_processes_planning_at_once_give_the_same_bits(tmp_path):
     digests = {child.communicate(timeout=120)[0] for child in children}
     assert all(child.returncode == 0 for child in children)
     assert len(digests) == 1
+
+
+_PLAN_WITHOUT_DASK = """
+import sys
+import numpy as np
+from pyrf_blocks.numerics import fft
+from pyrf_blocks.numerics.spectral import frame_spectra
+fft.set_backend("fftw")
+frames = np.zeros((2, 64), np.complex64)
+frames[:, 0] = 1
+flat = bool(np.allclose(frame_spectra(frames, np.ones(64, np.float32), True), 1.0))
+without = "dask" not in sys.modules
+import dask.array  # still importable afterwards
+print(flat, without, dask.array.ones(3).sum().compute())
+"""
+
+
+def test_fftw_plans_without_importing_dask():
+    """A process that plans FFTs does not import dask (pyFFTW's interfaces would: 0.2-0.4 s), and can import it later."""
+    pytest.importorskip("pyfftw")
+    pytest.importorskip("dask.array")
+    result = subprocess.run([sys.executable, "-c", _PLAN_WITHOUT_DASK], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "3.0"]

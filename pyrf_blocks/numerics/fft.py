@@ -29,6 +29,7 @@ Set ``PYRF_BLOCKS_FFT=pocketfft`` in the environment, or call
 """
 
 import contextlib
+import importlib
 import os
 import threading
 
@@ -36,7 +37,7 @@ import msgpack
 import numpy as np
 from twisted.logger import Logger
 
-from .backends import BackendChoice, importable
+from .backends import BackendChoice
 
 __all__ = ["Plan", "backend", "set_backend", "plan", "batches", "batch_rows", "wisdom_path",
            "BACKENDS", "BATCH_SAMPLES"]
@@ -57,7 +58,38 @@ _wisdom_loaded = False
 
 
 def _fftw_available():
-    return importable("pyfftw")
+    try:
+        _pyfftw()
+    except ImportError:
+        return False
+    return True
+
+
+def _pyfftw():
+    """
+    pyFFTW, imported without dask.  Its package imports
+    ``pyfftw.interfaces``, which imports ``dask.array`` wherever dask is
+    installed, for a dask interface that is not used here: 0.21 s of CPU
+    in every process that plans an FFT (measured 2026-11-30: importing
+    pyFFTW after ``pyrf_blocks`` and ``scipy.signal`` took 0.22 s, and
+    0.007 s without dask).  So ``dask`` is
+    refused while pyFFTW imports (``pyfftw.interfaces.dask_fft`` is then
+    absent), unless this process has imported dask already; later imports
+    of dask work as usual.
+    """
+    import sys
+
+    found = sys.modules.get("pyfftw")
+    if found is not None:
+        return found
+    blocked = "dask" not in sys.modules
+    if blocked:
+        sys.modules["dask"] = None  # import dask... raises ImportError
+    try:
+        return importlib.import_module("pyfftw")
+    finally:
+        if blocked and sys.modules.get("dask", False) is None:
+            del sys.modules["dask"]
 
 
 #: Which FFT this process uses (:mod:`pyrf_blocks.numerics.backends`).
@@ -171,7 +203,7 @@ class Plan:
         dtype = np.complex64 if complex_input else np.float32
         bins = size if complex_input else size // 2 + 1
         if self.backend == "fftw":
-            import pyfftw
+            pyfftw = _pyfftw()
             with _wisdom_lock, _wisdom_file_lock():
                 _load_wisdom(pyfftw)
                 #: The frames to transform, written by the caller.
