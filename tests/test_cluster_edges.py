@@ -144,10 +144,25 @@ class Cluster:
 
     async def start(self, specs):
         for name, text in specs.items():
-            await self.coordinator.put(f"/pyrf/computations/{name}",
-                                       json.dumps({"pipeline": text}).encode())
+            await self.put_spec(name, text)
         for name in self.names:
             await self.join(name)
+
+    async def put_spec(self, name, text):
+        await self.coordinator.put(f"/pyrf/computations/{name}",
+                                   json.dumps({"pipeline": text}).encode())
+
+    async def start_producer(self, dropped):
+        """
+        Start power, read by nobody, on w1; return a function giving its
+        retention, once that has dropped the seqs up to ``dropped``.
+        """
+        await self.start({"power": PRODUCER.format(count=COUNT, paced="true", retained=1000)})
+        await self.move("power", "w1")
+        w1 = self.runner("w1")
+        retention = lambda: w1.serving("power")[1]["power_out"]  # noqa: E731
+        await until(self.reactor, lambda: w1.serving("power") and retention().trimmed >= dropped)
+        return retention
 
     async def join(self, name):
         worker = Worker(Graph(self.reactor, isolate_failures=True))
@@ -197,6 +212,8 @@ async def until(reactor, predicate, timeout=15.0, interval=0.02):
 
 
 COUNT = 60  # 20 ms chunks, paced: 1.2 s of device time
+#: A consumer that starts from the oldest chunk its producer still keeps.
+EARLIEST = CONSUMER.replace("output: power_out}}", "output: power_out, start: earliest}}")
 
 
 def scenario(tmp_path, moves, retained=1000, timeout=40.0):
@@ -376,8 +393,7 @@ def test_a_consumer_added_after_its_producer_started_fails_or_starts_where_it_as
     reactor = new_reactor()
     cluster = Cluster(reactor, tmp_path, etcd=etcd)
     client = new_client(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
-    earliest = CONSUMER.replace("output: power_out}}", "output: power_out, start: earliest}}")
-    added = {"stats": CONSUMER.format(store=""), "late": earliest.format(store="")}
+    added = {"stats": CONSUMER.format(store=""), "late": EARLIEST.format(store="")}
 
     async def get(query):
         address = f"http://127.0.0.1:{cluster.workers['w1'][1].getHost().port}"
@@ -387,16 +403,11 @@ def test_a_consumer_added_after_its_producer_started_fails_or_starts_where_it_as
 
     async def run():
         try:
-            await cluster.start({"power": PRODUCER.format(count=COUNT, paced="true",
-                                                          retained=1000)})
-            await cluster.move("power", "w1")
-            w1, w2 = cluster.runner("w1"), cluster.runner("w2")
-            retention = lambda: w1.serving("power")[1]["power_out"]  # noqa: E731
-            await until(reactor, lambda: w1.serving("power") and retention().trimmed >= 9)
+            retention = await cluster.start_producer(dropped=9)
+            w2 = cluster.runner("w2")
             assert not retention().entries and not retention().acked  # read by nobody
             for name, text in added.items():
-                await cluster.coordinator.put(f"/pyrf/computations/{name}",
-                                              json.dumps({"pipeline": text}).encode())
+                await cluster.put_spec(name, text)
             # Followed in the specs: kept for both from now on.
             await until(reactor, lambda: set(retention().acked) == {"stats/P", "late/P"})
             dropped = retention().trimmed
@@ -475,19 +486,13 @@ def test_a_producer_expects_a_consumer_added_after_the_coordinator_ended_its_wat
     """The in-process coordinator ends every watch (as a restarted etcd does); a consumer spec added afterwards is still expected by the running producer, and a computation assigned afterwards still starts and reads it to the end."""
     reactor = new_reactor()
     cluster = Cluster(reactor, tmp_path)
-    earliest = CONSUMER.replace("output: power_out}}", "output: power_out, start: earliest}}")
 
     async def run():
         try:
-            await cluster.start({"power": PRODUCER.format(count=COUNT, paced="true",
-                                                          retained=1000)})
-            await cluster.move("power", "w1")
-            w1, w2 = cluster.runner("w1"), cluster.runner("w2")
-            retention = lambda: w1.serving("power")[1]["power_out"]  # noqa: E731
-            await until(reactor, lambda: w1.serving("power") and retention().trimmed >= 2)
+            retention = await cluster.start_producer(dropped=2)
+            w2 = cluster.runner("w2")
             cluster.coordinator.end_watches("restarted")
-            await cluster.coordinator.put("/pyrf/computations/late", json.dumps(
-                {"pipeline": earliest.format(store="")}).encode())
+            await cluster.put_spec("late", EARLIEST.format(store=""))
             await until(reactor, lambda: set(retention().acked) == {"late/P"})
             await cluster.move("late", "w2")
             await until(reactor, lambda: getattr(w2.running.get("late"), "finished", False),
