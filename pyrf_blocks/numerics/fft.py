@@ -53,6 +53,7 @@ BATCH_SAMPLES = 64 * 1024
 
 _threads = threading.local()
 _wisdom_lock = threading.Lock()
+_import_lock = threading.Lock()
 #: Whether the wisdom file was read (a corrupt one is reported once).
 _wisdom_loaded = False
 
@@ -79,17 +80,17 @@ def _pyfftw():
     """
     import sys
 
-    found = sys.modules.get("pyfftw")
-    if found is not None:
-        return found
-    blocked = "dask" not in sys.modules
-    if blocked:
-        sys.modules["dask"] = None  # import dask... raises ImportError
-    try:
-        return importlib.import_module("pyfftw")
-    finally:
-        if blocked and sys.modules.get("dask", False) is None:
-            del sys.modules["dask"]
+    # Under a lock: a plan made in another thread meanwhile waits for the
+    # whole import (not a module half imported), and dask is refused once.
+    with _import_lock:
+        blocked = "pyfftw" not in sys.modules and "dask" not in sys.modules
+        if blocked:
+            sys.modules["dask"] = None  # import dask... raises ImportError
+        try:
+            return importlib.import_module("pyfftw")
+        finally:
+            if blocked and sys.modules.get("dask", False) is None:
+                del sys.modules["dask"]
 
 
 #: Which FFT this process uses (:mod:`pyrf_blocks.numerics.backends`).
