@@ -91,14 +91,14 @@ class BufferPool:
             array = arrays[0]
             if sys.getrefcount(array) <= _FREE_ONLY:
                 self.reused += 1
-                array.flags.writeable = True  # emitting it made it read-only
+                array.setflags(True)  # emitting it made it read-only (write=True)
                 return array
         index = _scan(arrays, _FREE)[0]
         if index is not None:
             self.reused += 1
             array = arrays.pop(index)
             arrays.append(array)  # most recently lent last: the oldest are tested first
-            array.flags.writeable = True  # emitting it made it read-only
+            array.setflags(True)  # emitting it made it read-only (write=True)
             return array
         array = self._allocate(shape, dtype)
         self.made += 1

@@ -70,9 +70,9 @@ class Chunk:
     __slots__ = ("kind", "data", "start", "end", "rate", "seq", "meta", "times")
 
     def __init__(self, kind, data, start, end, rate, seq=0, meta=None, times=None):
-        flags = data.flags
-        if flags.writeable:
-            flags.writeable = False
+        # Read-only, by the cheapest call: ``data.flags.writeable = False``
+        # goes through a flags object that calls this method by name.
+        data.setflags(False)
         self.kind = kind
         self.data = data
         self.start = int(start)
@@ -89,8 +89,7 @@ class Chunk:
             if kind != RECORDS:
                 raise ValueError(f"only records carry times, not {kind!r} chunks")
             _check_times_layout(times, len(data), self.start, self.end, self.rate)
-            if times.flags.writeable:
-                times.flags.writeable = False
+            times.setflags(False)
         self.times = times
 
     @classmethod
