@@ -204,6 +204,8 @@ class InputPort:
         self.index = index
         self.edge = None
         self.ended = False
+        #: One input and no synchroniser: a chunk goes straight to compute.
+        self._direct = block._sync is None and len(block.inputs) == 1
         #: Device time (ns) up to which the block has taken this input:
         #: the ``end`` of the last chunk it computed (None before the
         #: first).  Durable acknowledgement reads it (:mod:`~pyrf_blocks.durable`).
@@ -223,11 +225,10 @@ class InputPort:
         self.edge = None
 
     def write(self, chunk):
-        block = self.block
-        if block._sync is None and len(block.inputs) == 1:
-            block.compute(chunk)  # Block._receive's common case, written out
+        if self._direct:
+            self.block.compute(chunk)  # Block._receive's common case, written out
         else:
-            block._receive(self.index, chunk)
+            self.block._receive(self.index, chunk)
         self.through = chunk.end
 
     def end_of_stream(self):
