@@ -919,7 +919,7 @@ class PolledSource(Source):
         self._call = None
         reactor = self.graph.reactor
         for _ in range(self.burst):
-            if not self._running or self.paused:
+            if not self._running or self._pauses:  # (paused, written out)
                 return
             try:
                 item = self.next_chunk()
@@ -946,10 +946,10 @@ class PolledSource(Source):
                 wall, device = self._origin
                 delay = wall + (end - device) / 1e9 - reactor.seconds()
                 if delay > 0:
-                    if self._running and not self.paused:
+                    if self._running and not self._pauses:
                         self._schedule(delay)
                     return
-        if self._running and not self.paused:
+        if self._running and not self._pauses:
             self._schedule(0)
 
 
