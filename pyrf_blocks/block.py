@@ -204,6 +204,8 @@ class InputPort:
         self.index = index
         self.edge = None
         self.ended = False
+        #: One input and no synchroniser: a chunk goes straight to compute.
+        self._direct = block._sync is None and len(block.inputs) == 1
         #: Device time (ns) up to which the block has taken this input:
         #: the ``end`` of the last chunk it computed (None before the
         #: first).  Durable acknowledgement reads it (:mod:`~pyrf_blocks.durable`).
@@ -223,11 +225,10 @@ class InputPort:
         self.edge = None
 
     def write(self, chunk):
-        block = self.block
-        if block._sync is None and len(block.inputs) == 1:
-            block.compute(chunk)  # Block._receive's common case, written out
+        if self._direct:
+            self.block.compute(chunk)  # Block._receive's common case, written out
         else:
-            block._receive(self.index, chunk)
+            self.block._receive(self.index, chunk)
         self.through = chunk.end
 
     def end_of_stream(self):
@@ -918,7 +919,7 @@ class PolledSource(Source):
         self._call = None
         reactor = self.graph.reactor
         for _ in range(self.burst):
-            if not self._running or self.paused:
+            if not self._running or self._pauses:  # (paused, written out)
                 return
             try:
                 item = self.next_chunk()
@@ -945,10 +946,10 @@ class PolledSource(Source):
                 wall, device = self._origin
                 delay = wall + (end - device) / 1e9 - reactor.seconds()
                 if delay > 0:
-                    if self._running and not self.paused:
+                    if self._running and not self._pauses:
                         self._schedule(delay)
                     return
-        if self._running and not self.paused:
+        if self._running and not self._pauses:
             self._schedule(0)
 
 

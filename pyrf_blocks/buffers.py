@@ -72,6 +72,10 @@ class BufferPool:
         self.limit = limit
         self._allocate = allocate
         self._arrays = {}
+        # (shape, dtype, list) of the last take: a block takes the same
+        # ones chunk after chunk, and comparing a shape costs less than
+        # hashing the key.
+        self._last = (None, None, None)
         #: Arrays handed out again, and arrays made.
         self.reused = self.made = 0
 
@@ -81,24 +85,27 @@ class BufferPool:
         made before if any is free, else a new one.  Its contents are
         undefined.
         """
-        key = (shape, dtype)
-        arrays = self._arrays.get(key)
-        if arrays is None:
-            arrays = self._arrays[key] = []
-        elif len(arrays) == 1:
+        last_shape, last_dtype, arrays = self._last
+        if dtype is not last_dtype or shape != last_shape:
+            key = (shape, dtype)
+            arrays = self._arrays.get(key)
+            if arrays is None:
+                arrays = self._arrays[key] = []
+            self._last = (shape, dtype, arrays)
+        if len(arrays) == 1:
             # The common case, a chunk let go before the next is made: the
             # pool's only array, tested without the scan's loop.
             array = arrays[0]
             if sys.getrefcount(array) <= _FREE_ONLY:
                 self.reused += 1
-                array.flags.writeable = True  # emitting it made it read-only
+                array.setflags(True)  # emitting it made it read-only (write=True)
                 return array
         index = _scan(arrays, _FREE)[0]
         if index is not None:
             self.reused += 1
             array = arrays.pop(index)
             arrays.append(array)  # most recently lent last: the oldest are tested first
-            array.flags.writeable = True  # emitting it made it read-only
+            array.setflags(True)  # emitting it made it read-only (write=True)
             return array
         array = self._allocate(shape, dtype)
         self.made += 1
@@ -112,3 +119,4 @@ class BufferPool:
         Forget every array (their holders keep theirs).
         """
         self._arrays.clear()
+        self._last = (None, None, None)

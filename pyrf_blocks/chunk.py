@@ -70,27 +70,36 @@ class Chunk:
     __slots__ = ("kind", "data", "start", "end", "rate", "seq", "meta", "times")
 
     def __init__(self, kind, data, start, end, rate, seq=0, meta=None, times=None):
-        flags = data.flags
-        if flags.writeable:
-            flags.writeable = False
+        # Read-only, by the cheapest call: ``data.flags.writeable = False``
+        # goes through a flags object that calls this method by name.
+        data.setflags(False)
+        # int() and float() cost a call even on an int or a float: only
+        # other types (numpy scalars, a float start) are converted.
+        if start.__class__ is not int:
+            start = int(start)
+        if end.__class__ is not int:
+            end = int(end)
+        if rate.__class__ is not float:
+            rate = float(rate)
+        if seq.__class__ is not int:
+            seq = int(seq)
         self.kind = kind
         self.data = data
-        self.start = int(start)
-        self.end = int(end)
-        self.rate = float(rate)
-        self.seq = int(seq)
+        self.start = start
+        self.end = end
+        self.rate = rate
+        self.seq = seq
         self.meta = {} if meta is None else meta
         if times is None:
             if kind == RECORDS:
                 raise ValueError("a records chunk needs times (build it with Chunk.records)")
-            if not self.rate > 0:
+            if not rate > 0:
                 raise ValueError(f"a {kind!r} chunk needs a rate > 0, got {rate!r}")
         else:
             if kind != RECORDS:
                 raise ValueError(f"only records carry times, not {kind!r} chunks")
-            _check_times_layout(times, len(data), self.start, self.end, self.rate)
-            if times.flags.writeable:
-                times.flags.writeable = False
+            _check_times_layout(times, len(data), start, end, rate)
+            times.setflags(False)
         self.times = times
 
     @classmethod

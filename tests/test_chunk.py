@@ -215,3 +215,15 @@ def test_replacing_seq_or_meta_gives_the_chunk_the_constructor_would(records, se
     assert fast == Chunk(**fields)
     assert fast.data is chunk.data and fast.times is chunk.times
     assert type(fast.seq) is int and fast.meta is not None
+
+
+def test_fields_are_plain_python_numbers_whatever_was_given():
+    """start, end and seq become int and rate float from numpy scalars, floats and bools; data becomes read-only."""
+    data = np.zeros(4, np.float32)
+    chunk = Chunk("iq", data, np.int64(5), 9.7, np.float32(2.0), np.uint8(3))
+    assert (chunk.start, chunk.end, chunk.rate, chunk.seq) == (5, 9, 2.0, 3)
+    assert [type(v) for v in (chunk.start, chunk.end, chunk.rate, chunk.seq)] == [int, int, float, int]
+    assert not data.flags.writeable
+    chunk = Chunk("iq", data, True, 10, 1, seq=False)
+    assert [type(v) for v in (chunk.start, chunk.end, chunk.rate, chunk.seq)] == [int, int, float, int]
+    assert not chunk.data.flags.writeable

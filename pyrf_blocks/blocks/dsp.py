@@ -153,6 +153,7 @@ class fft_block(Block):
         self._tail = None
         self._origin = None
         self._next_frame = 0
+        self._next_time = None  # origin.time_of(_next_frame) once known
         self._continuity = _Continuity()
         self._out_meta = None
 
@@ -168,6 +169,7 @@ class fft_block(Block):
         self._tail = unpack_array(state["tail"])
         self._origin = _unpack_timebase(state["origin"])
         self._next_frame = state["next_frame"]
+        self._next_time = None
         self._continuity.set_state(state["continuity"])
 
     def _meta_for(self, chunk):
@@ -213,6 +215,7 @@ class fft_block(Block):
             self._tail = None
             self._origin = Timebase(chunk.start, chunk.rate)
             self._next_frame = 0
+            self._next_time = None
         tail = self._tail
         samples = chunk.data if tail is None else np.concatenate((tail, chunk.data))
         size, hop = self.size, self.hop
@@ -226,7 +229,11 @@ class fft_block(Block):
                 frames = np.lib.stride_tricks.sliding_window_view(samples, size)[:used:hop]
             origin = self._origin
             first = self._next_frame
-            start, end = origin.time_of(first), origin.time_of(first + used)
+            # The last chunk's end is this one's start: computed once.
+            start = self._next_time
+            if start is None:
+                start = origin.time_of(first)
+            end = self._next_time = origin.time_of(first + used)
             rate = origin.rate / hop
             meta, values, iq, bins, shift = self._framing(chunk)
             combine = self.fused_extreme

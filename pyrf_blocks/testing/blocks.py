@@ -129,6 +129,7 @@ class array_source(PolledSource):
     def reset(self):
         self._position = 0
         self._samples = 0
+        self._next_start = sample_time(self.start_time, 0, self.sample_rate)
         self._played = 0
 
     def next_chunk(self):
@@ -142,9 +143,9 @@ class array_source(PolledSource):
         if isinstance(item, Chunk):
             return item
         rate = self.sample_rate
-        start = sample_time(self.start_time, self._samples, rate)
+        start = self._next_start  # the last chunk's end
         self._samples += len(item)
-        end = sample_time(self.start_time, self._samples, rate)
+        end = self._next_start = sample_time(self.start_time, self._samples, rate)
         return np.asarray(item), start, end, rate, self.source_meta
 
 
