@@ -220,7 +220,8 @@ class Formula:
             The evaluation ran past :attr:`timeout` seconds.
         """
         env = {}
-        shapes = set()
+        shape = None
+        alike = True  # one shape: the common case (a block's synchronised inputs)
         for name in self.names:
             try:
                 value = values[name]
@@ -229,15 +230,18 @@ class Formula:
                                    f"given: {', '.join(sorted(values)) or 'none'}") from None
             array = value if type(value) is np.ndarray else np.asarray(value)
             kind = array.dtype.kind
-            if kind in "biu":
+            if kind not in "fc":
+                if kind not in "biu":
+                    raise FormulaError(f"formula {self.text!r}: input {name!r} holds "
+                                       f"{array.dtype} values, not numbers")
                 array = array.astype(np.float64)
-            elif kind not in "fc":
-                raise FormulaError(f"formula {self.text!r}: input {name!r} holds "
-                                   f"{array.dtype} values, not numbers")
             env[name] = array
-            shapes.add(array.shape)
-        # One shape is the common case (a block's synchronised inputs).
-        shape = shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes)
+            if shape is None:
+                shape = array.shape
+            elif array.shape != shape:
+                alike = False
+        if shape is None or not alike:
+            shape = np.broadcast_shapes(*(array.shape for array in env.values()))
         self._deadline[0] = time.perf_counter() + self.timeout
         result = _quietly(self._code, env)
         if type(result) is not np.ndarray:
