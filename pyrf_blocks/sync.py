@@ -151,12 +151,6 @@ class Synchronizer:
         """
         return len(self._buffers[index])
 
-    def deepest(self):
-        """
-        The most chunks buffered for any one input.
-        """
-        return max(map(len, self._buffers))
-
     def add(self, index, chunk):
         """
         Buffer ``chunk`` for input ``index``; return the list of groups
