@@ -170,7 +170,7 @@ class Synchronizer:
                 if other.start != start or other.end != end:
                     break
             else:
-                groups.append(tuple(buffer.popleft() for buffer in buffers))
+                groups.append(tuple(map(deque.popleft, buffers)))
                 continue
             sampled = [buffer for buffer in buffers if buffer[0].times is None]
             records = [buffer for buffer in buffers if buffer[0].times is not None]
