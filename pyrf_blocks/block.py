@@ -724,17 +724,19 @@ class Block(metaclass=BlockType):
             else:
                 self.compute(chunk)
             return
-        for group in self._sync.add(index, chunk):
+        sync = self._sync
+        for group in sync.add(index, chunk):
             self.compute(*group)
-        self._balance_inputs()
+        # Only an add deepens a buffer, and each add is followed by this
+        # check of its own input: the others are below the bound, or paused.
+        if self._ahead or sync.depth(index) >= self.input_maxsize:
+            self._balance_inputs()
 
     def _balance_inputs(self):
         """
         Pause an input that runs ahead of the others, so the synchroniser
         never buffers more than one queue's worth of it.
         """
-        if not self._ahead and self._sync.deepest() < self.input_maxsize:
-            return  # the common case: nothing buffered to excess, nothing paused
         for port in self._ports:
             ahead = self._sync.depth(port.index) >= self.input_maxsize
             if ahead and port not in self._ahead and port.edge is not None:

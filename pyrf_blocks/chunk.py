@@ -29,6 +29,8 @@ RECORDS = "records"
 #: Kinds of numpy dtype that may cross the wire: bool, signed and unsigned
 #: integers, floats and complex numbers.  Never objects.
 _WIRE_DTYPE_KINDS = frozenset("biufc")
+#: The same as text, for ``in`` tests on a dtype's one-letter kind.
+_NUMBERS = "biufc"
 _KEYS = frozenset("kseqrmd")
 #: Keys of a records chunk: those of any chunk, and its times.
 _RECORD_KEYS = _KEYS | {"t"}
@@ -123,16 +125,30 @@ class Chunk:
         The arrays are not copied where they already have the right dtype;
         they are made read-only.
         """
-        times = _record_times(times)
+        times, first, last = _record_times(times)
         values = _record_values(values)
         if len(values) != len(times):
             raise ValueError(f"records: {len(times)} times but {len(values)} rows of values")
-        if len(times):
-            start = int(times[0]) if start is None else start
-            end = int(times[-1]) + 1 if end is None else end
+        if first is not None:
+            start = first if start is None else int(start)
+            end = last + 1 if end is None else int(end)
         elif start is None or end is None:
             raise ValueError("records: a chunk without rows needs an explicit start and end")
-        return cls(RECORDS, values, start, end, 0.0, seq, meta, times)
+        else:
+            start, end = int(start), int(end)
+        if end < start:
+            raise ValueError(f"records: end {end} ns is before start {start} ns")
+        if first is not None and not start <= first <= last < end:
+            raise ValueError(_OUTSIDE.format(first=first, last=last, start=start, end=end))
+        # Everything __init__ would check is checked: fill the slots
+        # directly (a block emits a chunk of records per input chunk).
+        chunk = cls.__new__(cls)
+        values.setflags(write=False)
+        times.setflags(write=False)
+        chunk.kind, chunk.data, chunk.times, chunk.rate = RECORDS, values, times, 0.0
+        chunk.start, chunk.end, chunk.seq = start, end, int(seq)
+        chunk.meta = {} if meta is None else meta
+        return chunk
 
     def __len__(self):
         return len(self.data)
@@ -236,30 +252,38 @@ def _check_times_layout(times, rows, start, end, rate):
     if end < start:
         raise ValueError(f"records: end {end} ns is before start {start} ns")
     if rows and not start <= int(times[0]) <= int(times[-1]) < end:
-        raise ValueError(f"records: row times {times[0]}..{times[-1]} ns are not all "
-                         f"inside the chunk's range [{start}, {end}) ns")
+        raise ValueError(_OUTSIDE.format(first=times[0], last=times[-1], start=start, end=end))
+
+
+_OUTSIDE = ("records: row times {first}..{last} ns are not all inside the chunk's range "
+            "[{start}, {end}) ns")
 
 
 def _record_times(times):
     """
-    ``times`` as a 1-D int64 array, sorted, or ValueError.
+    ``times`` as a 1-D int64 array, sorted, and its first and last time
+    (Python ints; None and None without rows), or ValueError.
     """
     if type(times) is np.ndarray and times.dtype is _INT64 and times.ndim == 1:
         array = times  # the common case: checked for order only
     else:
         array = _integer_times(times)
         if array is None:
-            return np.zeros(0, np.int64)
+            return np.zeros(0, np.int64), None, None
+    if not len(array):
+        return array, None, None
     if len(array) <= 32:  # a few rows: cheaper in Python than in numpy calls
         listed = array.tolist()
         unsorted = listed != sorted(listed)
+        first, last = listed[0], listed[-1]
     else:
         unsorted = bool(np.less(array[1:], array[:-1]).any())
+        first, last = int(array[0]), int(array[-1])
     if unsorted:
         row = int(np.flatnonzero(array[1:] < array[:-1])[0]) + 1
         raise ValueError(f"records: times must be sorted (non-decreasing): row {row} "
                          f"at {array[row]} ns comes after {array[row - 1]} ns")
-    return array
+    return array, first, last
 
 
 def _integer_times(times):
@@ -282,6 +306,8 @@ def _record_values(values):
     """
     ``values`` as an array that records may hold, or ValueError.
     """
+    if type(values) is np.ndarray and values.dtype.kind in _NUMBERS and 0 < values.ndim <= 2:
+        return values  # the common case: numbers, one or k per row
     if isinstance(values, np.ndarray):
         array = values
     elif isinstance(values, (list, tuple)) and any(isinstance(v, (str, bytes)) for v in values):

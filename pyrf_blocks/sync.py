@@ -151,12 +151,6 @@ class Synchronizer:
         """
         return len(self._buffers[index])
 
-    def deepest(self):
-        """
-        The most chunks buffered for any one input.
-        """
-        return max(map(len, self._buffers))
-
     def add(self, index, chunk):
         """
         Buffer ``chunk`` for input ``index``; return the list of groups
@@ -176,7 +170,7 @@ class Synchronizer:
                 if other.start != start or other.end != end:
                     break
             else:
-                groups.append(tuple(buffer.popleft() for buffer in buffers))
+                groups.append(tuple(map(deque.popleft, buffers)))
                 continue
             sampled = [buffer for buffer in buffers if buffer[0].times is None]
             records = [buffer for buffer in buffers if buffer[0].times is not None]

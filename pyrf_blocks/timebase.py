@@ -144,7 +144,11 @@ def rows_before(origin_ns, times, rate, count):
     if step is not None and count < _EXACT_COUNT and count * step < 2**53:
         # n * 1e9 is exact below 2**53, and so is its quotient by the rate
         # when that is the whole number n * step: no rounding anywhere.
-        return [min(max(-((origin_ns - time) // step), 0), count) for time in times]
+        rows = []
+        for time in times:  # min() and max() of big ints cost twice this
+            row = -((origin_ns - time) // step)
+            rows.append(0 if row < 0 else count if row > count else row)
+        return rows
     rows = []
     for time in times:
         row = min(max(sample_index(origin_ns, time, rate), 0), count)

@@ -227,3 +227,47 @@ def test_fields_are_plain_python_numbers_whatever_was_given():
     chunk = Chunk("iq", data, True, 10, 1, seq=False)
     assert [type(v) for v in (chunk.start, chunk.end, chunk.rate, chunk.seq)] == [int, int, float, int]
     assert not chunk.data.flags.writeable
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-50, 50), max_size=40), st.sampled_from(["sorted", "as drawn"]),
+       st.one_of(st.none(), st.integers(-60, 60)), st.one_of(st.none(), st.integers(-60, 60)),
+       st.sampled_from(["float64", "int16", "complex64", "2 columns", "list", "text"]),
+       st.booleans())
+def test_records_give_the_chunk_or_the_error_the_checking_constructor_gives(
+        times, order, start, end, values, fresh_times):
+    """Chunk.records, which fills the slots itself after its checks, equals Chunk() on the same fields, or fails with the same message."""
+    if order == "sorted":
+        times = sorted(times)
+    rows = len(times)
+    data = {"float64": np.arange(rows, dtype=np.float64), "int16": np.arange(rows, dtype=np.int16),
+            "complex64": np.arange(rows, dtype=np.complex64) * 1j,
+            "2 columns": np.ones((rows, 2)), "list": [float(r) for r in range(rows)],
+            "text": ["a"] * rows}[values]
+    given_times = np.array(times, np.int64) if fresh_times else times
+    try:
+        chunk = Chunk.records(given_times, data, start, end, seq=4, meta={"k": 1})
+    except ValueError as error:
+        problem = str(error)
+    else:
+        problem = None
+    # What it did before: the checks of times and values, then the constructor's.
+    expected_times = np.array(times, np.int64)
+    if expected_times.size and np.any(expected_times[1:] < expected_times[:-1]):
+        assert problem and problem.startswith("records: times must be sorted")
+        return
+    if not rows and (start is None or end is None):
+        assert problem == "records: a chunk without rows needs an explicit start and end"
+        return
+    expected_values = np.array(data, object) if values == "text" and rows else np.asarray(data)
+    try:
+        expected = Chunk("records", expected_values,
+                         times[0] if start is None else start,
+                         times[-1] + 1 if end is None else end, 0.0, 4, {"k": 1}, expected_times)
+    except ValueError as error:
+        assert problem == str(error)
+        return
+    assert problem is None
+    assert chunk == expected
+    assert type(chunk.start) is int and type(chunk.end) is int and type(chunk.seq) is int
+    assert not chunk.data.flags.writeable and not chunk.times.flags.writeable

@@ -633,3 +633,34 @@ def test_state_of_cycles_and_aggregators_survives_msgpack_and_resumes_exactly(gr
                         for sink in sinks])
     assert results[0] == results[1]
     assert len(results[0][0]) == 15 and results[0][1][0][1] == 3000
+
+
+@given(st.lists(cuts, min_size=4, max_size=4), cuts, st.integers(1, 3))
+@settings(max_examples=25, deadline=None)
+def test_the_efficiency_chain_gives_the_same_bits_with_inputs_aligned_or_not(
+        own_cuts, common_cut, maxsize):
+    """V·I per cycle (fused) → efficiency gives the same bytes with its four inputs cut alike (the synchroniser's aligned path) or each its own way, with small queues pausing inputs that run ahead."""
+    from twisted.internet.task import Clock
+    from pyrf_blocks import Graph, power_block
+
+    rng = np.random.default_rng(3)
+    signals = [(sine(325.0) + rng.standard_normal(2000)).astype(np.float32),
+               (sine(10.0, phase=-0.2) + 2).astype(np.float32),
+               (sine(48.0, phase=0.1) + 50).astype(np.float32),
+               (sine(60.0, phase=0.3) + 70).astype(np.float32)]
+    results = []
+    for pieces in ([common_cut] * 4, own_cuts, [[2000]] * 4):
+        clock = Clock()
+        graph = Graph(clock)
+        v_in, i_in, v_out, i_out = (real(graph, signal, cut, units=units)
+                                    for signal, cut, units in zip(signals, pieces, "VAVA"))
+        p_in = cycle_rms(power_block(v_in, i_in, maxsize=maxsize), 50.0, statistic="mean")
+        p_out = cycle_rms(power_block(v_out, i_out, maxsize=maxsize), 50.0, statistic="mean")
+        sink = recording_sink(efficiency_block(p_out, p_in, maxsize=maxsize))
+        assert {fusion.rule for fusion in graph.optimise()} == {"cycles_of_power"}
+        assert run_clock(clock, graph) is None
+        assert sink.problems == []
+        results.append((times_of(sink).tobytes(), rows_of(sink).tobytes(),
+                        sink.chunks[0].start, sink.chunks[-1].end))
+    assert len(results[2][0]) == 10 * 8  # ten whole cycles in 0.2 s (0 is a boundary)
+    assert results[0] == results[2] and results[1] == results[2]

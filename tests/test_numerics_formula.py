@@ -157,3 +157,22 @@ def test_eval_and_exec_are_never_used_and_compile_only_parses(monkeypatch):
     finally:
         monkeypatch.undo()
     assert result[0] == 6.0
+
+
+def test_formulas_are_quiet_in_every_thread_and_leave_the_callers_error_state_alone():
+    """1/0 is inf without warnings in threads evaluating at once, and each caller's numpy error state is its own after."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    f = Formula("1 / n * 2", ["n"])
+
+    def evaluate(_):
+        with np.errstate(all="raise"):
+            for _ in range(300):
+                assert np.isinf(f(n=np.zeros(3))).all()
+            with pytest.raises(FloatingPointError):
+                np.divide(1.0, np.zeros(1))
+        return np.geterr()["divide"]
+
+    with ThreadPoolExecutor(4) as pool:
+        states = list(pool.map(evaluate, range(8)))
+    assert states == [np.geterr()["divide"]] * 8

@@ -179,7 +179,7 @@ class cycle_rms(Block):
             else:
                 straddling = values[:first]
             times.insert(0, self._start)
-            sums.insert(0, float(straddling.sum()))
+            sums.insert(0, float(_add_reduce(straddling)))  # what .sum() calls
             counts.insert(0, len(straddling))
         self._start, self._count = end, 0
         self._keep(values[last:])
@@ -245,3 +245,4 @@ class cycle_rms(Block):
 
 
 _NAN = float("nan")
+_add_reduce = np.add.reduce

@@ -115,7 +115,7 @@ class array_source(PolledSource):
     def __init__(self, arrays, kind="iq", rate=1e6, start_time=0, meta=None,
                  repeat=1, paced=False, **kwargs):
         _check_kind(self.type_name, kind)
-        self._arrays = list(arrays)
+        self._arrays = [item if isinstance(item, Chunk) else np.asarray(item) for item in arrays]
         self._kind = kind
         self.sample_rate = float(rate)
         self.start_time = int(start_time)
@@ -129,7 +129,7 @@ class array_source(PolledSource):
     def reset(self):
         self._position = 0
         self._samples = 0
-        self._next_start = sample_time(self.start_time, 0, self.sample_rate)
+        self._end = self.start_time  # where the next chunk starts
         self._played = 0
 
     def next_chunk(self):
@@ -142,11 +142,10 @@ class array_source(PolledSource):
         self._position += 1
         if isinstance(item, Chunk):
             return item
-        rate = self.sample_rate
-        start = self._next_start  # the last chunk's end
+        start = self._end
         self._samples += len(item)
-        end = self._next_start = sample_time(self.start_time, self._samples, rate)
-        return np.asarray(item), start, end, rate, self.source_meta
+        end = self._end = sample_time(self.start_time, self._samples, self.sample_rate)
+        return item, start, end, self.sample_rate, self.source_meta
 
 
 class manual_source(Source):
