@@ -140,13 +140,28 @@ def frame_extreme(frames, window_values, complex_input, combine, out):
     largest power of the frames with ``numpy.maximum``, the smallest with
     ``numpy.minimum``), written into ``out`` (float32, ``(1, bins)``).
 
-    The spectra themselves go into an array of the calling thread's, used
-    again by its next call: a hold fused with its FFT
-    (:class:`~pyrf_blocks.optimise.HoldOfSpectra`) needs only this row, so
-    the whole batch never leaves the thread (or process) that computed it.
+    A hold fused with its FFT (:class:`~pyrf_blocks.optimise.HoldOfSpectra`)
+    needs only this row, so the batch of spectra never leaves the thread
+    (or process) that computed it.  With numba's kernels it is never
+    written at all: each FFT batch's output goes through one pass that
+    squares and combines (:func:`~pyrf_blocks.numerics.kernels.power_extreme_into`,
+    the same bits; 93 against 108 µs for a 64 Ki-sample chunk on the
+    2-core machine); otherwise, or when a power is NaN, the spectra go
+    into an array of the calling thread's, used again by its next call.
     """
     rows, size = frames.shape
     bins = size if complex_input else size // 2 + 1
+    # With numba's kernels, |X|² and the extreme are one pass over each
+    # batch's FFT output (kernels.power_extreme_into: the same bits); the
+    # spectra are never written.  A NaN power takes the route below.
+    row, start = out[0], True
+    for first, plan in fft.batches(rows, size, complex_input):
+        kernels.window_into(frames[first:first + plan.rows], window_values, plan.input)
+        if not kernels.power_extreme_into(plan.execute(), row, combine, start):
+            break
+        start = False
+    else:
+        return out
     arrays = _scratch.__dict__
     spectra = arrays.get((rows, bins))
     if spectra is None:
