@@ -122,10 +122,11 @@ def test_power_extreme_into_is_power_then_reduce_bit_for_bit(combine):
     try:
         powers = kernels.power_into(spectra, np.empty(spectra.shape, np.float32))
         out = np.empty(512, np.float32)
-        assert kernels.power_extreme_into(spectra, out, combine)
+        zero = 2 if combine is np.minimum else 1  # (the minimum of column 3 is 0)
+        assert kernels.power_extreme_into(spectra, out, combine) == zero
         assert out.tobytes() == combine.reduce(powers, axis=0).tobytes()
-        assert kernels.power_extreme_into(spectra[:40], out, combine)
-        assert kernels.power_extreme_into(spectra[40:], out, combine, start=False)
+        assert kernels.power_extreme_into(spectra[:40], out, combine) == zero
+        assert kernels.power_extreme_into(spectra[40:], out, combine, start=False) == zero
         assert out.tobytes() == combine.reduce(powers, axis=0).tobytes()
     finally:
         kernels.set_backend()
@@ -163,3 +164,20 @@ def test_frame_extreme_is_the_reduce_of_frame_spectra(kernel_backend, complex_in
     frame_extreme(frames, values, complex_input, np.maximum, out)
     expected = np.maximum.reduce(frame_spectra(frames, values, complex_input), axis=0)
     assert out.tobytes() == expected.tobytes()
+
+
+@pytest.mark.filterwarnings("error")
+def test_calibrated_extreme_is_the_calibrated_reduce_and_never_warns(kernel_backend):
+    """calibrated_extreme gives power_to_dbm of the reduce bit for bit; a zero extreme is -inf dBm without a warning."""
+    from pyrf_blocks.numerics.spectral import calibrated_extreme, power_to_dbm
+
+    frames = _samples(64 * 256, True).reshape(64, 256)
+    frames[5] = 0  # a silent frame: its powers, and so the minimum, are 0
+    values = window("hann", 256, shift=True)
+    for combine in (np.maximum, np.minimum):
+        out = np.empty((1, 256), np.float32)
+        calibrated_extreme(frames, values, True, combine, out, 120.5, -3.0)
+        expected = power_to_dbm(combine.reduce(frame_spectra(frames, values, True), axis=0),
+                                120.5, -3.0)
+        assert out[0].tobytes() == expected.tobytes()
+        assert np.isneginf(out).all() == (combine is np.minimum)

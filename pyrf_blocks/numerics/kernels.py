@@ -121,9 +121,9 @@ def _numba_kernels():
             @jit
             def power_extreme_rows(spectra, out, largest, start):
                 # |X|² of each element, combined per column into ``out``
-                # (started afresh with ``start``).  True when a power was
-                # NaN: the caller then takes numpy's route, whose NaN is
-                # the one to give.
+                # (started afresh with ``start``).  0 when a power was NaN
+                # (the caller then takes numpy's route, whose NaN is the
+                # one to give), else 2 when an extreme is 0, else 1.
                 rows, bins = spectra.shape
                 nan = False
                 first = 0
@@ -144,7 +144,12 @@ def _numba_kernels():
                                 out[column] = power
                         elif power < out[column]:
                             out[column] = power
-                return nan
+                if nan:
+                    return 0
+                for column in range(bins):
+                    if out[column] == 0:
+                        return 2
+                return 1
 
             _compiled = window_rows, power_rows, power_extreme_rows
     return _compiled
@@ -209,14 +214,15 @@ def power_extreme_into(spectra, out, combine, start=True):
     and sums, and the extreme of floats is one of them (powers are never
     -0, so no two equal powers differ in their bits).
 
-    Return True when done; False where the caller must take that unfused
-    route instead: numpy's kernels are in use, or a power was NaN (which
-    NaN comes out is numpy's reduce's to choose).
+    Return 0 where the caller must take that unfused route instead:
+    numpy's kernels are in use, or a power was NaN (which NaN comes out is
+    numpy's reduce's to choose).  Else 1, or 2 when an extreme in ``out``
+    is 0 (whose level in dB is -inf: the logarithm warns).
     """
     if backend() != "numba":
-        return False
+        return 0
     largest = combine is np.maximum
     if not largest and combine is not np.minimum:
         raise ValueError(f"power_extreme_into: combine must be numpy.maximum or numpy.minimum, "
                          f"got {combine!r}")
-    return not _numba_kernels()[2](spectra, out, largest, start)
+    return _numba_kernels()[2](spectra, out, largest, start)
