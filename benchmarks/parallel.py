@@ -15,10 +15,11 @@ times each, and the median is reported as MSa/s and MSa/s per CPU-second
 parallel runs must give the serial chunks exactly.  The last line is the
 headline: the parallel MSa/s and its ratio to the serial one.
 
-Where a loaded machine makes the ratio meaningless, two figures still say
+Where a loaded machine makes the ratio meaningless, figures still say
 whether the parallel path can scale: the CPU per chunk of the reactor's
 thread and of the pool's threads (the reactor's is the part that holds the
-GIL), and a GIL-free check: the FFT task of a chunk run on 1 thread, on 2
+GIL), their sum against the serial run's (the most the cores could give at
+that cost, were the overlap perfect), and a GIL-free check: the FFT task of a chunk run on 1 thread, on 2
 threads at once and in 2 processes at once, as tasks per second (2 threads
 that serialised on the GIL would do no more than 1; 2 processes share
 nothing) and as CPU per task.
@@ -245,6 +246,12 @@ def main():
               f"ratio to serial {msa / serial:.2f}  (CPU per chunk: reactor thread "
               f"{reactor:.0f} us, pool threads {pool:.0f} us)")
     print(f"output identical in every run: {identical}")
+    serial_cpu = statistics.median(r["reactor_us"] + r["pool_us"] for r in results["serial"])
+    threads_cpu = statistics.median(r["reactor_us"] + r["pool_us"] for r in results["threads"])
+    print(f"CPU per chunk, all threads (less load-sensitive than the ratio): serial "
+          f"{serial_cpu:.0f} us, threads {threads_cpu:.0f} us ({threads_cpu / serial_cpu:.2f}x); "
+          f"{args.workers} cores at that cost allow at most "
+          f"{args.workers * serial_cpu / threads_cpu:.2f}x with perfect overlap")
     check = json.loads(subprocess.run(
         [sys.executable, __file__, "--kernel-check", "300"], check=True, capture_output=True,
         text=True, env=env).stdout.strip().splitlines()[-1])

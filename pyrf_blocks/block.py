@@ -489,8 +489,13 @@ class Block(metaclass=BlockType):
         pool = self._buffers
         if pool is None:
             compute = self.compute_pool
-            pool = self._buffers = (BufferPool() if compute is None
-                                    else BufferPool(allocate=compute.allocate))
+            # On a compute pool up to ``depth`` results are outstanding, each
+            # holding its buffer, and as many again may wait in edges: a
+            # pool remembering fewer scanned them all and made a new array
+            # for every chunk.
+            pool = self._buffers = (
+                BufferPool() if compute is None
+                else BufferPool(limit=max(16, 2 * compute.depth), allocate=compute.allocate))
         return pool.take(shape, dtype)
 
     @property

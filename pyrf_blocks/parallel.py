@@ -387,6 +387,7 @@ class Mailbox:
         self._batch = []
         self._batch_pool = None
         self._batch_call = None
+        self._pool = None  # (pool, callFromThread, pool.send, pool.batch)
 
     def __len__(self):
         return len(self._pending)
@@ -401,7 +402,12 @@ class Mailbox:
         """
         entry = [then, _PENDING]
         self._pending.append(entry)
-        call = getattr(self._reactor, "callFromThread", None)
+        found = self._pool
+        if found is None or found[0] is not pool:
+            # (what the pool offers, looked up once per pool, not per call)
+            found = self._pool = (pool, getattr(self._reactor, "callFromThread", None),
+                                  getattr(pool, "send", None), getattr(pool, "batch", 1))
+        _, call, send, batch = found
         if call is None:
             # A task.Clock (tests): no other thread delivers; wait here.
             future = pool.submit(function, *args)
@@ -409,14 +415,13 @@ class Mailbox:
             entry[1] = _outcome(future)
             self._deliver()
             return
-        send = getattr(pool, "send", None)
-        batch = getattr(pool, "batch", 1)
         if batch > 1 and send is not None:
             if self._batch_pool is not pool:
                 self.flush()
                 self._batch_pool = pool
-            self._batch.append((function, args, entry))
-            if len(self._batch) >= batch or len(self._pending) >= pool.depth:
+            held = self._batch
+            held.append((function, args, entry))
+            if len(held) >= batch or len(self._pending) >= pool.depth:
                 self.flush()
             elif self._batch_call is None:
                 self._batch_call = self._reactor.callLater(0, self.flush)

@@ -50,6 +50,11 @@ def test_running_extreme_leaves_its_arguments_alone():
     assert_array_equal(held, -50.0)
     assert_array_equal(rows, ROWS[:4])
     assert running_extreme(rows[:0], held) is held and running_extreme(rows[:0]) is None
+    one = running_extreme(rows[:1], held)  # (one row: combined without a copy)
+    assert one is not held and one.dtype == np.float32
+    assert_array_equal(one, np.maximum(ROWS[0], -50.0))
+    assert_array_equal(held, -50.0)
+    assert running_extreme(rows[:1], held.astype(np.float64)).dtype == np.float32
 
 
 def test_fmax_hold_ignores_missing_bins():

@@ -10,7 +10,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from pyrf_blocks.numerics import kernels
-from pyrf_blocks.numerics.spectral import frame_spectra, window
+from pyrf_blocks.numerics.spectral import frame_extreme, frame_spectra, window
 
 
 @pytest.fixture(params=kernels.BACKENDS)
@@ -109,3 +109,75 @@ def test_numba_refused_without_numba(monkeypatch):
     with pytest.raises(ImportError, match=r"pyrf_blocks\[numba\]"):
         kernels.set_backend("numba")
     assert kernels.set_backend() == "numpy"
+
+
+@pytest.mark.parametrize("combine", [np.maximum, np.minimum])
+def test_power_extreme_into_is_power_then_reduce_bit_for_bit(combine):
+    """The one-pass |X|² extreme gives the bits of power_into then combine.reduce, also when continued."""
+    pytest.importorskip("numba")
+    spectra = _samples(100 * 512, True).reshape(100, 512)
+    spectra[7, 3] = 0
+    spectra[9, 4] = np.complex64(np.inf)
+    kernels.set_backend("numba")
+    try:
+        powers = kernels.power_into(spectra, np.empty(spectra.shape, np.float32))
+        out = np.empty(512, np.float32)
+        zero = 2 if combine is np.minimum else 1  # (the minimum of column 3 is 0)
+        assert kernels.power_extreme_into(spectra, out, combine) == zero
+        assert out.tobytes() == combine.reduce(powers, axis=0).tobytes()
+        assert kernels.power_extreme_into(spectra[:40], out, combine) == zero
+        assert kernels.power_extreme_into(spectra[40:], out, combine, start=False) == zero
+        assert out.tobytes() == combine.reduce(powers, axis=0).tobytes()
+    finally:
+        kernels.set_backend()
+
+
+def test_power_extreme_into_declines_nan_and_numpy():
+    """A NaN power, or numpy's kernels, leave the extreme to the caller's unfused route (False)."""
+    spectra = _samples(8 * 64, True).reshape(8, 64)
+    out = np.empty(64, np.float32)
+    kernels.set_backend("numpy")
+    try:
+        assert not kernels.power_extreme_into(spectra, out, np.maximum)
+        if kernels._numba_available():
+            kernels.set_backend("numba")
+            spectra[5, 6] = np.complex64(complex(np.nan, 1.0))
+            assert not kernels.power_extreme_into(spectra, out, np.maximum)
+    finally:
+        kernels.set_backend()
+
+
+@pytest.mark.parametrize("complex_input", [True, False])
+@pytest.mark.parametrize("rows", [1, 64, 100, 130])
+def test_frame_extreme_is_the_reduce_of_frame_spectra(kernel_backend, complex_input, rows):
+    """frame_extreme's row is the bits of combine.reduce over frame_spectra, NaN frames too."""
+    frames = _samples(rows * 256, complex_input).reshape(rows, 256)
+    values = window("hann", 256, shift=complex_input)
+    bins = 256 if complex_input else 129
+    for combine in (np.maximum, np.minimum):
+        out = np.empty((1, bins), np.float32)
+        frame_extreme(frames, values, complex_input, combine, out)
+        expected = combine.reduce(frame_spectra(frames, values, complex_input), axis=0)
+        assert out.tobytes() == expected.tobytes()
+    frames[rows // 2, 3] = np.nan
+    out = np.empty((1, bins), np.float32)
+    frame_extreme(frames, values, complex_input, np.maximum, out)
+    expected = np.maximum.reduce(frame_spectra(frames, values, complex_input), axis=0)
+    assert out.tobytes() == expected.tobytes()
+
+
+@pytest.mark.filterwarnings("error")
+def test_calibrated_extreme_is_the_calibrated_reduce_and_never_warns(kernel_backend):
+    """calibrated_extreme gives power_to_dbm of the reduce bit for bit; a zero extreme is -inf dBm without a warning."""
+    from pyrf_blocks.numerics.spectral import calibrated_extreme, power_to_dbm
+
+    frames = _samples(64 * 256, True).reshape(64, 256)
+    frames[5] = 0  # a silent frame: its powers, and so the minimum, are 0
+    values = window("hann", 256, shift=True)
+    for combine in (np.maximum, np.minimum):
+        out = np.empty((1, 256), np.float32)
+        calibrated_extreme(frames, values, True, combine, out, 120.5, -3.0)
+        expected = power_to_dbm(combine.reduce(frame_spectra(frames, values, True), axis=0),
+                                120.5, -3.0)
+        assert out[0].tobytes() == expected.tobytes()
+        assert np.isneginf(out).all() == (combine is np.minimum)

@@ -340,3 +340,19 @@ def test_a_pool_cannot_go_with_a_block_to_another_process():
         with pytest.raises(TypeError, match=r"fft_block: parameter parallel=<ThreadPool of 1> "
                                             r"cannot be sent to another process"):
             fft_block(source, proc=place, parallel=pool)
+
+
+def test_a_block_on_a_deep_pool_reuses_its_output_buffers():
+    """With 64 results outstanding the FFT's output buffers are reused: it makes a bounded number, not one per chunk."""
+    from pyrf_blocks import max_hold
+
+    arrays = _chunks(8)
+    with ThreadPool(2, batch=8) as pool:
+        graph = Graph(parallel=pool)
+        source = array_source(arrays, rate=RATE, repeat=40, graph=graph,
+                              meta={"center_frequency": 1e8, "reference_level": -5.0})
+        fft = fft_block(source, size=512)
+        sink = collector(max_hold(calibrate_block(fft)))
+        graph.run(optimise=True)
+    assert len(sink.chunks) == 320
+    assert fft._buffers.made <= 2 * pool.depth < 320

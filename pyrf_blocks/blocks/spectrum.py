@@ -147,7 +147,9 @@ class _Hold(Block):
             # calibrated rows is the calibration of the held power
             # (HoldOfCalibration's proof).
             self._hold = running_extreme(data, self._hold, type(self)._combine)
-            row, meta = self._hold[np.newaxis].copy(), chunk.meta
+            # (running_extreme makes a new array each time and nothing
+            # writes into a hold: the chunk may show it, read-only.)
+            row, meta = self._hold[np.newaxis], chunk.meta
             if calibration is not None:
                 self._meta = chunk.meta
                 meta = calibration.terms(meta)[0]

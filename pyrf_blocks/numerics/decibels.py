@@ -60,7 +60,7 @@ def _from_db(db, out, per_decade):
     return np.exp(out, out=out)
 
 
-def _to_db(ratio, out, per_decade):
+def _to_db(ratio, out, per_decade, positive=False):
     if not isinstance(ratio, np.ndarray) or not ratio.ndim:
         if out is None and (isinstance(ratio, float) or _is_scalar(ratio)):
             ratio = float(ratio)
@@ -74,8 +74,11 @@ def _to_db(ratio, out, per_decade):
         dtype = out.dtype
     else:
         dtype = _FLOAT32 if ratio.dtype == _FLOAT32 else _FLOAT64
-    with np.errstate(divide="ignore"):  # zero is -inf dB: the truth
+    if positive:  # nothing to warn of: no errstate (2 µs, more than a row's logarithm)
         out = np.log10(ratio, out=out, dtype=dtype)
+    else:
+        with np.errstate(divide="ignore"):  # zero is -inf dB: the truth
+            out = np.log10(ratio, out=out, dtype=dtype)
     out *= per_decade
     return out
 
@@ -91,17 +94,20 @@ def db_to_power(db, out=None):
     return _from_db(db, out, 10.0)
 
 
-def power_to_db(power, out=None):
+def power_to_db(power, out=None, positive=False):
     """
     Level in decibels of a power ratio: ``10·log10(power)``.
 
     :param power: non-negative power ratio(s) (or mW, giving dBm).
     :param out: optional float array to write into (may be ``power`` itself).
+    :param positive: the caller knows every power is > 0 and not NaN: the
+        same result, without the numpy error state that keeps a zero from
+        warning (it costs more than the logarithm of a 1024-bin row).
     :return: dB (or dBm), in ``out`` if given.  Zero power is ``-inf`` dB,
         without a warning; negative power is NaN (numpy warns: it is a
         caller's bug).
     """
-    return _to_db(power, out, 10.0)
+    return _to_db(power, out, 10.0, positive)
 
 
 def db_to_amplitude(db, out=None):

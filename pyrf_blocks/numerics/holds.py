@@ -33,6 +33,11 @@ def running_extreme(rows, held=None, combine=np.maximum):
     """
     if not len(rows):
         return held
+    if (len(rows) == 1 and held is not None and held.dtype == rows.dtype
+            and held.shape == rows.shape[1:]):
+        # One row (a sweep, a display's chunk, a fused FFT's extreme): one
+        # new array, not a copy combined in place.
+        return combine(rows[0], held)
     # One row (a sweep, or a display's chunk) is copied: a reduce costs 1 µs more.
     extreme = rows[0].copy() if len(rows) == 1 else combine.reduce(rows, axis=0)
     if held is not None:

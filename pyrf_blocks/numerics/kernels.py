@@ -1,6 +1,7 @@
 """
-The spectrum chain's element-wise kernels: the window multiply and
-``|X|²``, written into buffers the caller owns.
+The spectrum chain's element-wise kernels: the window multiply,
+``|X|²`` and, for a hold fused with its FFT, ``|X|²`` combined per bin
+over the frames in one pass, written into buffers the caller owns.
 
 They are compiled with numba when it is installed (the ``numba`` extra),
 else done with numpy.  Measured on the 2-core machine (2026-11-30, CPU
@@ -39,7 +40,8 @@ import numpy as np
 
 from .backends import BackendChoice, importable
 
-__all__ = ["backend", "set_backend", "window_into", "power_into", "BACKENDS"]
+__all__ = ["backend", "set_backend", "window_into", "power_into", "power_extreme_into",
+           "BACKENDS"]
 
 #: The kernel implementations, preferred first.
 BACKENDS = ("numba", "numpy")
@@ -105,7 +107,40 @@ def _numba_kernels():
                         value = spectra[row, column]
                         out[row, column] = value.real * value.real + value.imag * value.imag
 
-            _compiled = window_rows, power_rows
+            @jit
+            def power_extreme_rows(spectra, out, largest, start):
+                # |X|² of each element, combined per column into ``out``
+                # (started afresh with ``start``).  0 when a power was NaN
+                # (the caller then takes numpy's route, whose NaN is the
+                # one to give), else 2 when an extreme is 0, else 1.
+                rows, bins = spectra.shape
+                nan = False
+                first = 0
+                if start:
+                    for column in range(bins):
+                        value = spectra[0, column]
+                        power = value.real * value.real + value.imag * value.imag
+                        nan |= power != power
+                        out[column] = power
+                    first = 1
+                for row in range(first, rows):
+                    for column in range(bins):
+                        value = spectra[row, column]
+                        power = value.real * value.real + value.imag * value.imag
+                        nan |= power != power
+                        if largest:
+                            if power > out[column]:
+                                out[column] = power
+                        elif power < out[column]:
+                            out[column] = power
+                if nan:
+                    return 0
+                for column in range(bins):
+                    if out[column] == 0:
+                        return 2
+                return 1
+
+            _compiled = window_rows, power_rows, power_extreme_rows
     return _compiled
 
 
@@ -156,3 +191,27 @@ def power_into(spectra, out):
     np.abs(spectra, out=out)
     np.multiply(out, out, out=out)
     return out
+
+
+def power_extreme_into(spectra, out, combine, start=True):
+    """
+    ``combine.reduce(|spectra|², axis=0)`` (``combine`` is
+    ``numpy.maximum`` or ``numpy.minimum``) written into the 1-D float32
+    ``out``, in one pass that never writes the powers out; with
+    ``start=False`` combined with what ``out`` holds.  The same bits as
+    :func:`power_into` then the reduce: the powers are the same products
+    and sums, and the extreme of floats is one of them (powers are never
+    -0, so no two equal powers differ in their bits).
+
+    Return 0 where the caller must take that unfused route instead:
+    numpy's kernels are in use, or a power was NaN (which NaN comes out is
+    numpy's reduce's to choose).  Else 1, or 2 when an extreme in ``out``
+    is 0 (whose level in dB is -inf: the logarithm warns).
+    """
+    if backend() != "numba":
+        return 0
+    largest = combine is np.maximum
+    if not largest and combine is not np.minimum:
+        raise ValueError(f"power_extreme_into: combine must be numpy.maximum or numpy.minimum, "
+                         f"got {combine!r}")
+    return _numba_kernels()[2](spectra, out, largest, start)
