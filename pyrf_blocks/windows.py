@@ -717,6 +717,31 @@ def _positions(times, bounds):
     return guess.tolist()
 
 
+def _runs(stops):
+    """
+    ``[(j0, j1, rows)...]``: the panes ``j0 <= j < j1`` between
+    consecutive ``stops`` (pane ``j`` holds rows ``stops[j]:stops[j + 1]``)
+    in runs of panes with as many rows; panes without rows are left out.
+    """
+    runs = []
+    j, last = 0, len(stops) - 1
+    while j < last:
+        rows = stops[j + 1] - stops[j]
+        end = j + 1
+        while end < last and stops[end + 1] - stops[end] == rows:
+            end += 1
+        if rows:
+            runs.append((j, end, rows))
+        j = end
+    return runs
+
+
+def _joined(parts):
+    """``(k, m)`` arrays side by side (None for none)."""
+    return (None if not parts else parts[0] if len(parts) == 1
+            else np.concatenate(parts, axis=1))
+
+
 class WindowEngine:
     """
     The windows of one series of rows: panes, watermark, what has fired.
@@ -876,37 +901,58 @@ class WindowEngine:
         Rows ``stops[j]:stops[j + 1]`` fill the new pane ``bounds[j]``
         whole, for every ``j`` but the last, and ``pane`` (in
         :attr:`panes`, if it has rows) ends at ``bounds[0]``: one
-        :class:`_Batch` of those with rows.  The new panes are computed
-        run by run of consecutive panes with as many rows (one run for
-        regular rows), a few numpy calls a run.
+        :class:`_Batch` of those with rows (:meth:`_whole_panes`).
         """
-        k = columns.shape[0]
-        runs = []  # (first pane, last pane + 1, rows)
-        j, last = 0, len(bounds) - 1
-        while j < last:
-            rows = stops[j + 1] - stops[j]
-            end = j + 1
-            while end < last and stops[end + 1] - stops[end] == rows:
-                end += 1
-            if rows:
-                runs.append((j, end, rows))
-            j = end
+        runs = _runs(stops)
         head = self.panes.pop(pane, None)
         if not runs and head is None:
             return
         batch = self._columns_of([head] if head is not None else [], [pane], bounds[:1])
-        sums, squares = self._sums, self._squares
-        whole, whole_sq, total, total_sq, low, high = (
-            [part] if part is not None else []
-            for part in (batch.whole, batch.whole_sq, batch.total, batch.squares,
-                         batch.min, batch.max))
+        parts = self._whole_panes(columns, stops, runs, (
+            batch.whole, batch.total, batch.whole_sq, batch.squares, batch.min, batch.max),
+            len(batch.starts))
+        whole, total, whole_sq, total_sq, low, high, tails = parts
         starts, ends, counts = batch.starts, batch.ends, batch.counts
-        at = len(starts)
+        for j0, j1, rows in runs:
+            starts += bounds[j0:j1]
+            ends += bounds[j0 + 1:j1 + 1]
+            counts += [rows] * (j1 - j0)
+        batch.tails = tails  # views: copied if the batch outlives the chunk
+        updates = batch.update
+        batch.start_array = np.array(starts, np.int64)
+        batch.ends, batch.counts = np.array(ends, np.int64), np.array(counts, np.int64)
+        batch.update = (np.zeros(len(starts), bool) if watermark is None
+                        else watermark >= batch.ends)
+        batch.update[:len(updates)] = updates
+        batch.whole, batch.whole_sq = _joined(whole), _joined(whole_sq)
+        batch.total, batch.squares = _joined(total), _joined(total_sq)
+        batch.min, batch.max = _joined(low), _joined(high)
+        batch.arrived = watermark
+        self._batches.append(batch)
+        self.dirty.update(starts)
+
+    def _whole_panes(self, columns, stops, runs, first=(None,) * 6, offset=0):
+        """
+        The statistics' inputs of whole panes, run by run of consecutive
+        panes with as many rows (:func:`_runs`; one run for regular rows),
+        a few numpy calls a run: lists of ``(k, panes)`` arrays ``whole``,
+        ``total``, ``whole_sq``, ``total_sq``, ``min``, ``max`` (each
+        starting with the column of ``first`` where it is not None), and
+        ``tails``, ``(pane number, (k, panes, rows) view)`` of the rows
+        after the whole sub-blocks (numbered from ``offset``).  ``total`` is what
+        :meth:`Accumulator.totals` gives for the same rows, to the bit.
+        """
+        k = columns.shape[0]
+        whole, total, whole_sq, total_sq, low, high = (
+            [part] if part is not None else [] for part in first)
+        tails = []
+        sums, squares = self._sums, self._squares
+        at = offset
         for j0, j1, rows in runs:
             panes = j1 - j0
-            first = stops[j0]
+            start = stops[j0]
             # Views, never copies: the last axis (rows, contiguous) split.
-            segments = columns[:, first:first + panes * rows].reshape(k, panes, rows)
+            segments = columns[:, start:start + panes * rows].reshape(k, panes, rows)
             if self._min:
                 low.append(np.minimum.reduce(segments, axis=2))
             if self._max:
@@ -921,27 +967,9 @@ class WindowEngine:
                 if squares:
                     whole_sq.append(_sequential_sums(blocks * blocks))
                     total_sq.append(whole_sq[-1] + np.add.reduce(rest * rest, axis=2))
-                batch.tails.append((at, rest))  # a view: copied if the batch outlives the chunk
-            starts += bounds[j0:j1]
-            ends += bounds[j0 + 1:j1 + 1]
-            counts += [rows] * panes
+                tails.append((at, rest))
             at += panes
-
-        def joined(parts):
-            return (None if not parts else parts[0] if len(parts) == 1
-                    else np.concatenate(parts, axis=1))
-        updates = batch.update
-        batch.start_array = np.array(starts, np.int64)
-        batch.ends, batch.counts = np.array(ends, np.int64), np.array(counts, np.int64)
-        batch.update = (np.zeros(len(starts), bool) if watermark is None
-                        else watermark >= batch.ends)
-        batch.update[:len(updates)] = updates
-        batch.whole, batch.whole_sq = joined(whole), joined(whole_sq)
-        batch.total, batch.squares = joined(total), joined(total_sq)
-        batch.min, batch.max = joined(low), joined(high)
-        batch.arrived = watermark
-        self._batches.append(batch)
-        self.dirty.update(starts)
+        return whole, total, whole_sq, total_sq, low, high, tails
 
     def _columns_of(self, accs, starts, ends):
         """
