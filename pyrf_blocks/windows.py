@@ -70,6 +70,9 @@ _STEADY_DAYS = 400
 #: Windows are final: a read-only column of True to take views of.
 _TRUE = np.ones(4096, bool)
 _TRUE.flags.writeable = False
+#: Nor updates: a column of False.
+_FALSE = np.zeros(4096, bool)
+_FALSE.flags.writeable = False
 #: No rows: the late rows of the direct path.
 _NO_ROWS = np.zeros(0, np.intp)
 _NO_ROWS.flags.writeable = False
@@ -1247,19 +1250,33 @@ class WindowEngine:
         if head is None:
             head = Accumulator(self.columns, self.stats, False)
         head.add(columns[:, :stops[0]])
-        columns_of = self._columns_of([head], [pane], edges[:1])
+        total = squares = None
+        if self._sums or self._squares:
+            total, squares = head.totals()
         whole, total, whole_sq, total_sq, low, high, _ = self._whole_panes(
-            columns, stops, runs, (None, columns_of.total, None, columns_of.squares,
-                                   columns_of.min, columns_of.max))
-        counts = [head.count]
-        starts = [pane]
-        ends = [edges[0]]
-        for j0, j1, rows in runs:
-            starts += edges[j0:j1]
-            ends += edges[j0 + 1:j1 + 1]
-            counts += [rows] * (j1 - j0)
-        counts = np.array(counts, np.int64)
-        m = len(counts)
+            columns, stops, runs, (
+                None, total[:, None] if self._sums else None,
+                None, squares[:, None] if self._squares else None,
+                head.min[:, None] if self._min else None,
+                head.max[:, None] if self._max else None))
+        m = 1 + sum(j1 - j0 for j0, j1, _ in runs)
+        starts = np.empty(m, np.int64)
+        counts = np.empty(m, np.int64)
+        starts[0], counts[0] = pane, head.count
+        if m == len(edges):  # every pane has rows (one run for regular rows)
+            starts[1:] = bounds[:-1]
+            ends = bounds
+            for j0, j1, rows in runs:
+                counts[j0 + 1:j1 + 1] = rows
+        else:
+            ends = np.empty(m, np.int64)
+            ends[0] = edges[0]
+            at = 1
+            for j0, j1, rows in runs:
+                starts[at:at + j1 - j0] = bounds[j0:j1]
+                ends[at:at + j1 - j0] = bounds[j0 + 1:j1 + 1]
+                counts[at:at + j1 - j0] = rows
+                at += j1 - j0
         values = {}
         for stat in self.stats:
             if stat == "sum":
@@ -1272,9 +1289,8 @@ class WindowEngine:
                 values[stat] = _joined(low).T
             elif stat == "max":
                 values[stat] = _joined(high).T
-        fired = Fired(np.array(starts, np.int64), np.array(ends, np.int64), counts,
-                      _TRUE[:m] if m <= len(_TRUE) else np.ones(m, bool),
-                      np.zeros(m, bool), values)
+        fired = Fired(starts, ends, counts, _TRUE[:m] if m <= len(_TRUE) else np.ones(m, bool),
+                      _FALSE[:m] if m <= len(_FALSE) else np.zeros(m, bool), values)
         # The last pane stays open.
         tail = Accumulator(self.columns, self.stats, False)
         tail.add(columns[:, stops[-1]:])
