@@ -703,18 +703,20 @@ class _Batch:
         self.tails = []
 
 
-def _positions(times, bounds):
+def _positions(times, bounds, first=None, last=None):
     """
     ``np.searchsorted(times, bounds, "left")`` as a list, for ``bounds``
     after the first time and at most the last: guessed by interpolation
     between the first and the last time, each guess checked (exact at
     once for regular rows, a few reads instead of a binary search through
-    a large array), searched where a guess is wrong.
+    a large array), searched where a guess is wrong.  ``first`` and
+    ``last``: the first and last time, where the caller has them.
     """
     n = len(times)
     if n < 65536 or len(bounds) < 4:
         return np.searchsorted(times, bounds, "left").tolist()
-    first, last = int(times[0]), int(times[-1])
+    if first is None:
+        first, last = int(times[0]), int(times[-1])
     guess = ((bounds - first) * ((n - 1) / max(last - first, 1))).astype(np.intp)
     np.minimum(np.maximum(guess, 1, out=guess), n - 1, out=guess)
     wrong = (times[guess] < bounds) | (times[guess - 1] >= bounds)
@@ -1218,28 +1220,32 @@ class WindowEngine:
         """
         n = columns.shape[1]
         if not (self.bulk and n > 1 and not self._batches and not self.dirty
-                and not self.emitted and columns.strides[1] == columns.itemsize
-                and len(self.panes) < 2):
+                and not self.emitted and len(self.panes) < 2
+                and columns.strides[1] == columns.itemsize):
+            return None
+        grid = self.grid
+        first, last = int(times[0]), int(times[-1])
+        pane, top = grid.floor(first), grid.floor(last)
+        old = self.watermark
+        mark = int(watermark) if old is None or watermark > old else old
+        if top == pane or grid.floor(mark) != top:
+            # The rows in one pane (nothing closes), or the watermark short
+            # of the last pane (some stay open) or past its end (it closes
+            # too).
             return None
         self._setup(names)
-        first, last = int(times[0]), int(times[-1])
         self.start(first)
-        old, grid = self.watermark, self.grid
         if first < self.seal_time():
             return None  # late rows
-        pane = grid.floor(first)
         panes = self.panes
         if panes and pane not in panes:
             return None
-        mark = int(watermark) if old is None or watermark > old else old
-        until = max(self.final_until, grid.floor(mark))
-        if until <= pane or (self.emit_empty and self.final_until != pane):
-            return None  # nothing due, or empty windows before the rows
+        if self.emit_empty and self.final_until != pane or self.final_until > top:
+            return None  # empty windows before the rows (or finished)
         bounds = grid.boundaries(pane + 1, last)
         edges = bounds.tolist()
-        if not edges or until != edges[-1]:
-            return None  # the last pane closes too (or not every other one)
-        stops = _positions(times, bounds)
+        until = top  # edges[-1]
+        stops = _positions(times, bounds, first, last)
         runs = _runs(stops)
         if self.emit_empty and sum(j1 - j0 for j0, j1, _ in runs) < len(edges) - 1:
             return None  # an empty pane among them: an empty window to fire
