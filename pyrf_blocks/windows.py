@@ -1228,10 +1228,10 @@ class WindowEngine:
         pane, top = grid.floor(first), grid.floor(last)
         old = self.watermark
         mark = int(watermark) if old is None or watermark > old else old
-        if top == pane or grid.floor(mark) != top:
-            # The rows in one pane (nothing closes), or the watermark short
-            # of the last pane (some stay open) or past its end (it closes
-            # too).
+        until = grid.floor(mark)
+        if until < top or until == pane:
+            # The watermark short of the last pane (panes stay open), or
+            # nothing closes.
             return None
         self._setup(names)
         self.start(first)
@@ -1244,8 +1244,16 @@ class WindowEngine:
             return None  # empty windows before the rows (or finished)
         bounds = grid.boundaries(pane + 1, last)
         edges = bounds.tolist()
-        until = top  # edges[-1]
-        stops = _positions(times, bounds, first, last)
+        stops = _positions(times, bounds, first, last) if edges else []
+        if until > top:
+            # The last pane closes too: whole, up to the next boundary
+            # (windows after it are empty).
+            after = grid.shift(top, 1)
+            if self.emit_empty and until > after:
+                return None
+            edges.append(after)
+            stops.append(n)
+            bounds = np.array(edges, np.int64)
         runs = _runs(stops)
         if self.emit_empty and sum(j1 - j0 for j0, j1, _ in runs) < len(edges) - 1:
             return None  # an empty pane among them: an empty window to fire
@@ -1297,11 +1305,11 @@ class WindowEngine:
                 values[stat] = _joined(high).T
         fired = Fired(starts, ends, counts, _TRUE[:m] if m <= len(_TRUE) else np.ones(m, bool),
                       _FALSE[:m] if m <= len(_FALSE) else np.zeros(m, bool), values)
-        # The last pane stays open.
-        tail = Accumulator(self.columns, self.stats, False)
-        tail.add(columns[:, stops[-1]:])
-        tail.arrived = old
-        panes[edges[-1]] = tail
+        if stops[-1] < n:  # the last pane stays open
+            tail = Accumulator(self.columns, self.stats, False)
+            tail.add(columns[:, stops[-1]:])
+            tail.arrived = old
+            panes[edges[-1]] = tail
         self.watermark = mark
         self.final_until = self.next_on_time = until
         return fired
