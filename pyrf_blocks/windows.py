@@ -436,7 +436,8 @@ class Accumulator:
         whole = (n - at) // BLOCK_ROWS * BLOCK_ROWS
         if whole:
             blocks = columns[:, at:at + whole]
-            self._fold(np.ascontiguousarray(blocks).reshape(len(columns), -1, BLOCK_ROWS))
+            # (reshape copies only where the rows are not contiguous)
+            self._fold(blocks.reshape(len(columns), -1, BLOCK_ROWS))
             at += whole
         if at < n:
             rest = n - at
