@@ -757,6 +757,28 @@ def _runs(stops):
     return runs
 
 
+def _statistics(stats, counts, column):
+    """
+    ``{stat: (windows, k) array}`` of windows in columns: ``counts`` the
+    rows of each, ``column(name)`` their ``(k, windows)`` ``"total"``,
+    ``"squares"``, ``"min"`` or ``"max"``; for each window what
+    :func:`combine` gives, to the bit.
+    """
+    values = {}
+    for stat in stats:
+        if stat == "sum":
+            values[stat] = column("total").T
+        elif stat == "mean":
+            values[stat] = column("total").T / counts[:, None]
+        elif stat == "rms":
+            values[stat] = np.sqrt(column("squares").T / counts[:, None])
+        elif stat == "min":
+            values[stat] = column("min").T
+        elif stat == "max":
+            values[stat] = column("max").T
+    return values
+
+
 def _joined(parts):
     """``(k, m)`` arrays side by side (None for none)."""
     return (None if not parts else parts[0] if len(parts) == 1
@@ -1114,18 +1136,7 @@ class WindowEngine:
                 return np.concatenate([getattr(b, name)[..., lo:hi] for b, lo, hi in parts],
                                       axis=-1)
         counts = column("counts")
-        values = {}
-        for stat in self.stats:
-            if stat == "sum":
-                values[stat] = column("total").T
-            elif stat == "mean":
-                values[stat] = column("total").T / counts[:, None]
-            elif stat == "rms":
-                values[stat] = np.sqrt(column("squares").T / counts[:, None])
-            elif stat == "min":
-                values[stat] = column("min").T
-            elif stat == "max":
-                values[stat] = column("max").T
+        values = _statistics(self.stats, counts, column)
         n = len(counts)
         batches = Fired(column("start_array"), column("ends"), counts,
                         _TRUE[:n] if n <= len(_TRUE) else np.ones(n, bool),
@@ -1214,10 +1225,10 @@ class WindowEngine:
         The direct path: for tumbling windows without lateness or reducers
         (:attr:`bulk`), when the rows are on time, nothing else is open but
         the pane the rows start in, and the watermark closes every pane of
-        the rows but the last, the panes fire straight from the rows (a
-        few numpy calls per statistic, no :class:`_Batch`); the last pane
-        stays open.  The same results and state as the two calls, to the
-        bit.
+        the rows but the last (or every one), the panes fire straight from
+        the rows (a few numpy calls per statistic, no :class:`_Batch`); the
+        last pane stays open unless it closed.  Otherwise the two calls.
+        The same results and state either way, to the bit.
         """
         fired = self._direct(times, columns, names, watermark)
         if fired is not None:
@@ -1228,8 +1239,8 @@ class WindowEngine:
 
     def _direct(self, times, columns, names, watermark):
         """
-        The finals of :meth:`add_advance`'s direct path, or None (nothing
-        changed) where it does not apply.
+        The finals of :meth:`add_advance`'s direct path, or None where it
+        does not apply (having done no more than :meth:`add` does first).
         """
         n = columns.shape[1]
         if not (self.bulk and n > 1 and not self._batches and not self.dirty
@@ -1253,7 +1264,7 @@ class WindowEngine:
         panes = self.panes
         if panes and pane not in panes:
             return None
-        if self.emit_empty and self.final_until != pane or self.final_until > top:
+        if (self.emit_empty and self.final_until != pane) or self.final_until > top:
             return None  # empty windows before the rows (or finished)
         bounds = grid.boundaries(pane + 1, last)
         edges = bounds.tolist()
@@ -1304,18 +1315,8 @@ class WindowEngine:
                 ends[at:at + j1 - j0] = bounds[j0 + 1:j1 + 1]
                 counts[at:at + j1 - j0] = rows
                 at += j1 - j0
-        values = {}
-        for stat in self.stats:
-            if stat == "sum":
-                values[stat] = _joined(total).T
-            elif stat == "mean":
-                values[stat] = _joined(total).T / counts[:, None]
-            elif stat == "rms":
-                values[stat] = np.sqrt(_joined(total_sq).T / counts[:, None])
-            elif stat == "min":
-                values[stat] = _joined(low).T
-            elif stat == "max":
-                values[stat] = _joined(high).T
+        parts = {"total": total, "squares": total_sq, "min": low, "max": high}
+        values = _statistics(self.stats, counts, lambda name: _joined(parts[name]))
         fired = Fired(starts, ends, counts, _TRUE[:m] if m <= len(_TRUE) else np.ones(m, bool),
                       _FALSE[:m] if m <= len(_FALSE) else np.zeros(m, bool), values)
         if stops[-1] < n:  # the last pane stays open
