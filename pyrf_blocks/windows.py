@@ -37,6 +37,18 @@ Exact statistics
     chunked (``np.add.reduceat`` is not: its result depends on where the
     segment lies in memory).  Min, max and count are exact anyway.
 
+Speed
+    Tumbling windows without lateness or custom reducers take whole panes
+    in columns, a few numpy calls for all the panes of a chunk rather than
+    a few per pane.  :meth:`WindowEngine.add_advance` (a block with one
+    input of records) goes further when the watermark closes every pane of
+    the rows but the last: it fires them straight from the rows, one
+    records chunk of results, and keeps only the last pane open.  Sliding
+    windows, ``allowed_lateness`` (windows fire as updates and stay open),
+    custom reducers (they need each window's rows), several inputs and
+    late rows take the pane-by-pane path.  Every path gives the same
+    results and state, to the bit (tested against each other).
+
 The state of a :class:`WindowEngine` (its panes, watermark and what it has
 fired) is one object, saved and restored with :meth:`WindowEngine.get_state`
 and :meth:`WindowEngine.set_state` (msgpack-encodable, versioned).
@@ -70,6 +82,12 @@ _STEADY_DAYS = 400
 #: Windows are final: a read-only column of True to take views of.
 _TRUE = np.ones(4096, bool)
 _TRUE.flags.writeable = False
+#: Nor updates: a column of False.
+_FALSE = np.zeros(4096, bool)
+_FALSE.flags.writeable = False
+#: No rows: the late rows of the direct path.
+_NO_ROWS = np.zeros(0, np.intp)
+_NO_ROWS.flags.writeable = False
 #: Largest number of windows one call may enumerate (empty windows over a
 #: gap): beyond it the caller gets an error rather than a frozen reactor.
 MAX_WINDOWS_PER_CALL = 10_000_000
@@ -418,7 +436,8 @@ class Accumulator:
         whole = (n - at) // BLOCK_ROWS * BLOCK_ROWS
         if whole:
             blocks = columns[:, at:at + whole]
-            self._fold(np.ascontiguousarray(blocks).reshape(len(columns), -1, BLOCK_ROWS))
+            # (reshape copies only where the rows are not contiguous)
+            self._fold(blocks.reshape(len(columns), -1, BLOCK_ROWS))
             at += whole
         if at < n:
             rest = n - at
@@ -697,24 +716,73 @@ class _Batch:
         self.tails = []
 
 
-def _positions(times, bounds):
+def _positions(times, bounds, first=None, last=None):
     """
     ``np.searchsorted(times, bounds, "left")`` as a list, for ``bounds``
     after the first time and at most the last: guessed by interpolation
     between the first and the last time, each guess checked (exact at
     once for regular rows, a few reads instead of a binary search through
-    a large array), searched where a guess is wrong.
+    a large array), searched where a guess is wrong.  ``first`` and
+    ``last``: the first and last time, where the caller has them.
     """
     n = len(times)
     if n < 65536 or len(bounds) < 4:
         return np.searchsorted(times, bounds, "left").tolist()
-    first, last = int(times[0]), int(times[-1])
+    if first is None:
+        first, last = int(times[0]), int(times[-1])
     guess = ((bounds - first) * ((n - 1) / max(last - first, 1))).astype(np.intp)
     np.minimum(np.maximum(guess, 1, out=guess), n - 1, out=guess)
     wrong = (times[guess] < bounds) | (times[guess - 1] >= bounds)
     if wrong.any():
         guess[wrong] = np.searchsorted(times, bounds[wrong], "left")
     return guess.tolist()
+
+
+def _runs(stops):
+    """
+    ``[(j0, j1, rows)...]``: the panes ``j0 <= j < j1`` between
+    consecutive ``stops`` (pane ``j`` holds rows ``stops[j]:stops[j + 1]``)
+    in runs of panes with as many rows; panes without rows are left out.
+    """
+    runs = []
+    j, last = 0, len(stops) - 1
+    while j < last:
+        rows = stops[j + 1] - stops[j]
+        end = j + 1
+        while end < last and stops[end + 1] - stops[end] == rows:
+            end += 1
+        if rows:
+            runs.append((j, end, rows))
+        j = end
+    return runs
+
+
+def _statistics(stats, counts, column):
+    """
+    ``{stat: (windows, k) array}`` of windows in columns: ``counts`` the
+    rows of each, ``column(name)`` their ``(k, windows)`` ``"total"``,
+    ``"squares"``, ``"min"`` or ``"max"``; for each window what
+    :func:`combine` gives, to the bit.
+    """
+    values = {}
+    for stat in stats:
+        if stat == "sum":
+            values[stat] = column("total").T
+        elif stat == "mean":
+            values[stat] = column("total").T / counts[:, None]
+        elif stat == "rms":
+            values[stat] = np.sqrt(column("squares").T / counts[:, None])
+        elif stat == "min":
+            values[stat] = column("min").T
+        elif stat == "max":
+            values[stat] = column("max").T
+    return values
+
+
+def _joined(parts):
+    """``(k, m)`` arrays side by side (None for none)."""
+    return (None if not parts else parts[0] if len(parts) == 1
+            else np.concatenate(parts, axis=1))
 
 
 class WindowEngine:
@@ -876,37 +944,58 @@ class WindowEngine:
         Rows ``stops[j]:stops[j + 1]`` fill the new pane ``bounds[j]``
         whole, for every ``j`` but the last, and ``pane`` (in
         :attr:`panes`, if it has rows) ends at ``bounds[0]``: one
-        :class:`_Batch` of those with rows.  The new panes are computed
-        run by run of consecutive panes with as many rows (one run for
-        regular rows), a few numpy calls a run.
+        :class:`_Batch` of those with rows (:meth:`_whole_panes`).
         """
-        k = columns.shape[0]
-        runs = []  # (first pane, last pane + 1, rows)
-        j, last = 0, len(bounds) - 1
-        while j < last:
-            rows = stops[j + 1] - stops[j]
-            end = j + 1
-            while end < last and stops[end + 1] - stops[end] == rows:
-                end += 1
-            if rows:
-                runs.append((j, end, rows))
-            j = end
+        runs = _runs(stops)
         head = self.panes.pop(pane, None)
         if not runs and head is None:
             return
         batch = self._columns_of([head] if head is not None else [], [pane], bounds[:1])
-        sums, squares = self._sums, self._squares
-        whole, whole_sq, total, total_sq, low, high = (
-            [part] if part is not None else []
-            for part in (batch.whole, batch.whole_sq, batch.total, batch.squares,
-                         batch.min, batch.max))
+        parts = self._whole_panes(columns, stops, runs, (
+            batch.whole, batch.total, batch.whole_sq, batch.squares, batch.min, batch.max),
+            len(batch.starts))
+        whole, total, whole_sq, total_sq, low, high, tails = parts
         starts, ends, counts = batch.starts, batch.ends, batch.counts
-        at = len(starts)
+        for j0, j1, rows in runs:
+            starts += bounds[j0:j1]
+            ends += bounds[j0 + 1:j1 + 1]
+            counts += [rows] * (j1 - j0)
+        batch.tails = tails  # views: copied if the batch outlives the chunk
+        updates = batch.update
+        batch.start_array = np.array(starts, np.int64)
+        batch.ends, batch.counts = np.array(ends, np.int64), np.array(counts, np.int64)
+        batch.update = (np.zeros(len(starts), bool) if watermark is None
+                        else watermark >= batch.ends)
+        batch.update[:len(updates)] = updates
+        batch.whole, batch.whole_sq = _joined(whole), _joined(whole_sq)
+        batch.total, batch.squares = _joined(total), _joined(total_sq)
+        batch.min, batch.max = _joined(low), _joined(high)
+        batch.arrived = watermark
+        self._batches.append(batch)
+        self.dirty.update(starts)
+
+    def _whole_panes(self, columns, stops, runs, first=(None,) * 6, offset=0):
+        """
+        The statistics' inputs of whole panes, run by run of consecutive
+        panes with as many rows (:func:`_runs`; one run for regular rows),
+        a few numpy calls a run: lists of ``(k, panes)`` arrays ``whole``,
+        ``total``, ``whole_sq``, ``total_sq``, ``min``, ``max`` (each
+        starting with the column of ``first`` where it is not None), and
+        ``tails``, ``(pane number, (k, panes, rows) view)`` of the rows
+        after the whole sub-blocks (numbered from ``offset``).  ``total`` is what
+        :meth:`Accumulator.totals` gives for the same rows, to the bit.
+        """
+        k = columns.shape[0]
+        whole, total, whole_sq, total_sq, low, high = (
+            [part] if part is not None else [] for part in first)
+        tails = []
+        sums, squares = self._sums, self._squares
+        at = offset
         for j0, j1, rows in runs:
             panes = j1 - j0
-            first = stops[j0]
+            start = stops[j0]
             # Views, never copies: the last axis (rows, contiguous) split.
-            segments = columns[:, first:first + panes * rows].reshape(k, panes, rows)
+            segments = columns[:, start:start + panes * rows].reshape(k, panes, rows)
             if self._min:
                 low.append(np.minimum.reduce(segments, axis=2))
             if self._max:
@@ -921,27 +1010,9 @@ class WindowEngine:
                 if squares:
                     whole_sq.append(_sequential_sums(blocks * blocks))
                     total_sq.append(whole_sq[-1] + np.add.reduce(rest * rest, axis=2))
-                batch.tails.append((at, rest))  # a view: copied if the batch outlives the chunk
-            starts += bounds[j0:j1]
-            ends += bounds[j0 + 1:j1 + 1]
-            counts += [rows] * panes
+                tails.append((at, rest))
             at += panes
-
-        def joined(parts):
-            return (None if not parts else parts[0] if len(parts) == 1
-                    else np.concatenate(parts, axis=1))
-        updates = batch.update
-        batch.start_array = np.array(starts, np.int64)
-        batch.ends, batch.counts = np.array(ends, np.int64), np.array(counts, np.int64)
-        batch.update = (np.zeros(len(starts), bool) if watermark is None
-                        else watermark >= batch.ends)
-        batch.update[:len(updates)] = updates
-        batch.whole, batch.whole_sq = joined(whole), joined(whole_sq)
-        batch.total, batch.squares = joined(total), joined(total_sq)
-        batch.min, batch.max = joined(low), joined(high)
-        batch.arrived = watermark
-        self._batches.append(batch)
-        self.dirty.update(starts)
+        return whole, total, whole_sq, total_sq, low, high, tails
 
     def _columns_of(self, accs, starts, ends):
         """
@@ -1065,18 +1136,7 @@ class WindowEngine:
                 return np.concatenate([getattr(b, name)[..., lo:hi] for b, lo, hi in parts],
                                       axis=-1)
         counts = column("counts")
-        values = {}
-        for stat in self.stats:
-            if stat == "sum":
-                values[stat] = column("total").T
-            elif stat == "mean":
-                values[stat] = column("total").T / counts[:, None]
-            elif stat == "rms":
-                values[stat] = np.sqrt(column("squares").T / counts[:, None])
-            elif stat == "min":
-                values[stat] = column("min").T
-            elif stat == "max":
-                values[stat] = column("max").T
+        values = _statistics(self.stats, counts, column)
         n = len(counts)
         batches = Fired(column("start_array"), column("ends"), counts,
                         _TRUE[:n] if n <= len(_TRUE) else np.ones(n, bool),
@@ -1154,6 +1214,119 @@ class WindowEngine:
             finally:
                 self._own_batches()
         return self._advance_fired(watermark)
+
+    def add_advance(self, times, columns, names, watermark):
+        """
+        :meth:`add` the rows (``times`` sorted), then
+        :meth:`advance_fired` to ``watermark``: ``(late, updates,
+        finals)``, the indexes of the late rows and the two :class:`Fired`
+        (or None).
+
+        The direct path: for tumbling windows without lateness or reducers
+        (:attr:`bulk`), when the rows are on time, nothing else is open but
+        the pane the rows start in, and the watermark closes every pane of
+        the rows but the last (or every one), the panes fire straight from
+        the rows (a few numpy calls per statistic, no :class:`_Batch`); the
+        last pane stays open unless it closed.  Otherwise the two calls.
+        The same results and state either way, to the bit.
+        """
+        fired = self._direct(times, columns, names, watermark)
+        if fired is not None:
+            return _NO_ROWS, None, fired
+        late = self.add(times, columns, names)
+        updates, finals = self.advance_fired(watermark)
+        return late, updates, finals
+
+    def _direct(self, times, columns, names, watermark):
+        """
+        The finals of :meth:`add_advance`'s direct path, or None where it
+        does not apply (having done no more than :meth:`add` does first).
+        """
+        n = columns.shape[1]
+        if not (self.bulk and n > 1 and not self._batches and not self.dirty
+                and not self.emitted and len(self.panes) < 2
+                and columns.strides[1] == columns.itemsize):
+            return None
+        grid = self.grid
+        first, last = int(times[0]), int(times[-1])
+        pane, top = grid.floor(first), grid.floor(last)
+        old = self.watermark
+        mark = int(watermark) if old is None or watermark > old else old
+        until = grid.floor(mark)
+        if until < top or until == pane:
+            # The watermark short of the last pane (panes stay open), or
+            # nothing closes.
+            return None
+        self._setup(names)
+        self.start(first)
+        if first < self.seal_time():
+            return None  # late rows
+        panes = self.panes
+        if panes and pane not in panes:
+            return None
+        if (self.emit_empty and self.final_until != pane) or self.final_until > top:
+            return None  # empty windows before the rows (or finished)
+        bounds = grid.boundaries(pane + 1, last)
+        edges = bounds.tolist()
+        stops = _positions(times, bounds, first, last) if edges else []
+        if until > top:
+            # The last pane closes too: whole, up to the next boundary
+            # (windows after it are empty).
+            after = grid.shift(top, 1)
+            if self.emit_empty and until > after:
+                return None
+            edges.append(after)
+            stops.append(n)
+            bounds = np.array(edges, np.int64)
+        runs = _runs(stops)
+        if self.emit_empty and sum(j1 - j0 for j0, j1, _ in runs) < len(edges) - 1:
+            return None  # an empty pane among them: an empty window to fire
+        if old is not None and old >= edges[0]:
+            return None  # (rows of a pane the watermark has passed are late)
+        # The pane the rows start in, then the whole ones: fired.
+        head = panes.pop(pane, None)
+        if head is None:
+            head = Accumulator(self.columns, self.stats, False)
+        head.add(columns[:, :stops[0]])
+        total = squares = None
+        if self._sums or self._squares:
+            total, squares = head.totals()
+        whole, total, whole_sq, total_sq, low, high, _ = self._whole_panes(
+            columns, stops, runs, (
+                None, total[:, None] if self._sums else None,
+                None, squares[:, None] if self._squares else None,
+                head.min[:, None] if self._min else None,
+                head.max[:, None] if self._max else None))
+        m = 1 + sum(j1 - j0 for j0, j1, _ in runs)
+        starts = np.empty(m, np.int64)
+        counts = np.empty(m, np.int64)
+        starts[0], counts[0] = pane, head.count
+        if m == len(edges):  # every pane has rows (one run for regular rows)
+            starts[1:] = bounds[:-1]
+            ends = bounds
+            for j0, j1, rows in runs:
+                counts[j0 + 1:j1 + 1] = rows
+        else:
+            ends = np.empty(m, np.int64)
+            ends[0] = edges[0]
+            at = 1
+            for j0, j1, rows in runs:
+                starts[at:at + j1 - j0] = bounds[j0:j1]
+                ends[at:at + j1 - j0] = bounds[j0 + 1:j1 + 1]
+                counts[at:at + j1 - j0] = rows
+                at += j1 - j0
+        parts = {"total": total, "squares": total_sq, "min": low, "max": high}
+        values = _statistics(self.stats, counts, lambda name: _joined(parts[name]))
+        fired = Fired(starts, ends, counts, _TRUE[:m] if m <= len(_TRUE) else np.ones(m, bool),
+                      _FALSE[:m] if m <= len(_FALSE) else np.zeros(m, bool), values)
+        if stops[-1] < n:  # the last pane stays open
+            tail = Accumulator(self.columns, self.stats, False)
+            tail.add(columns[:, stops[-1]:])
+            tail.arrived = old
+            panes[edges[-1]] = tail
+        self.watermark = mark
+        self.final_until = self.next_on_time = until
+        return fired
 
     def _advance_fired(self, watermark):
         if self.watermark is not None and watermark <= self.watermark and not self.dirty:

@@ -544,3 +544,24 @@ def test_whole_panes_at_once_match_pane_by_pane_in_the_block(sizes, inputs, samp
         slow = run()
     assert_array_equal(fast[0], slow[0])
     assert fast[1].tobytes() == slow[1].tobytes()
+
+
+def test_one_input_fires_closed_windows_straight_from_the_rows():
+    """With one records input and tumbling windows, chunks that close windows take the engine's direct path (its add never runs), and the results are each second's mean."""
+    from pyrf_blocks import windows
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the pane-by-pane path ran")
+
+    times = np.arange(10_000, dtype=np.int64) * 1_000_000 + 5 * S
+    values = np.arange(10_000, dtype=np.float64)
+    chunks = records_in(times, values, range(2500, 10_000, 2500))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(windows.WindowEngine, "add", refused)
+        _, (main,) = run_records(chunks, lambda source: window_block(
+            source, every="1s", stats=("mean", "count")))
+    times, rows = joined(main)
+    assert_array_equal(times, (np.arange(10) + 5) * S)
+    assert_array_equal(rows["count"], 1000)
+    assert_array_equal(rows["mean"], np.arange(10) * 1000 + 499.5)
+    assert rows["final"].all() and not rows["update"].any()

@@ -269,6 +269,18 @@ class window_block(Block):
             return
         engine = inp.engine
         engine.start(chunk.start)
+        if chunk.times is not None and len(self._inputs) == 1:
+            # One input: its watermark is the block's, so the rows and the
+            # watermark go in at once (the engine's direct path).
+            inp.watermark = chunk.end if inp.watermark is None else max(inp.watermark,
+                                                                        chunk.end)
+            late, updates, finals = engine.add_advance(chunk.times, columns, names,
+                                                       inp.watermark)
+            if len(late):
+                self._emit_late(index, chunk.times[late], chunk.data[late], chunk.meta)
+            self._emit_results(updates, index, "updates")
+            self._emit_main([] if finals is None else [(finals, index)], engine.final_until)
+            return
         if chunk.times is not None:
             late = engine.add(chunk.times, columns, names)
             late_times = chunk.times[late] if len(late) else None
