@@ -52,35 +52,89 @@ def named_segments():
 
 def mapped_rings(pid):
     """
-    How many mappings of stream rings ``pid`` has.
+    How many stream rings ``pid`` maps (a reader maps each twice: its
+    header page writable, its arrays read-only).
     """
     with open(f"/proc/{pid}/maps") as maps:
-        return sum("memfd:pyrf-blocks-stream" in line for line in maps)
+        return len({line.split()[4] for line in maps if "memfd:pyrf-blocks-stream" in line})
 
 
 def test_a_ring_hands_out_slots_first_in_first_out_and_refuses_when_full():
-    """Slots follow each other, wrap to the start once the oldest are freed, and a full ring says no."""
+    """Slots follow each other, wrap to the start once the oldest are released, and a full ring says no."""
     ring = shm.Ring(4096)
     try:
         arrays = [np.full(1000, n, np.uint8) for n in range(5)]
-        slots = [ring.put(array) for array in arrays[:4]]
+        slots = [ring.put(array, seq) for seq, array in enumerate(arrays[:4])]
         assert [slot[1] for slot in slots] == [1000] * 4
         assert [b - a for (a, _), (b, _) in zip(slots, slots[1:])] == [1024] * 3
-        assert ring.put(arrays[4]) is None  # full
-        ring.free(slots[0])
-        wrapped = ring.put(arrays[4])
+        assert ring.put(arrays[4], 4) is None  # full
+        ring.acknowledged(0)  # (a reader that does not map it)
+        wrapped = ring.put(arrays[4], 4)
         assert wrapped == slots[0]  # back at the start
-        with pytest.raises(AssertionError):
-            ring.free(slots[2])  # not the oldest
         reader = shm.RingReader(ring.describe())
         try:
             for (offset, nbytes), array in zip([wrapped] + slots[1:], [arrays[4]] + arrays[1:4]):
-                np.testing.assert_array_equal(reader.read(offset, nbytes, np.dtype(np.uint8),
-                                                          nbytes), array)
+                view = reader.read(offset, nbytes, np.dtype(np.uint8), nbytes)
+                np.testing.assert_array_equal(view, array)
+                assert not view.flags.writeable and not view.flags.owndata
         finally:
             reader.close()
     finally:
         ring.close()
+
+
+def test_a_held_view_keeps_its_slot_and_the_producer_never_overwrites_it():
+    """Zero-copy reads: a slot is reused only once every view of its delivered chunk is gone, in seq order."""
+    ring = shm.Ring(4096)
+    reader = shm.RingReader(ring.describe())
+    try:
+        u8 = np.dtype(np.uint8)
+        views = []
+        for seq in range(4):
+            offset, nbytes = ring.put(np.full(1000, seq, np.uint8), seq)
+            view = reader.read(offset, nbytes, u8, nbytes)
+            reader.delivered(view, seq)
+            views.append(view[10:])  # a view of the view holds the slot too
+        del view
+        assert ring.put(np.full(1000, 9, np.uint8), 4) is None  # full: nothing released
+        views[1] = views[2] = None  # released out of order: 0 still held
+        assert ring.put(np.full(1000, 9, np.uint8), 4) is None
+        assert ring.released == -1
+        views[0] = None
+        assert ring.released == 2
+        offset, _ = ring.put(np.full(1000, 4, np.uint8), 4)  # where seq 0 was
+        assert offset == shm._HEADER
+        np.testing.assert_array_equal(views[3], 3)  # still intact
+        # Decoded but never delivered (a repeat of a delivered chunk): it
+        # releases nothing.
+        stray = reader.read(offset, 1000, u8, 1000)
+        del stray
+        assert ring.released == 2
+    finally:
+        reader.close()
+        ring.close()
+    np.testing.assert_array_equal(views[3], 3)  # mapped until the last view goes
+
+
+def test_a_block_writes_its_output_into_the_ring_lent_by_its_stream():
+    """The stream's ring lends the block's buffer: emitting places it without a copy, and its reader sees the bytes."""
+    from pyrf_blocks.net.stream import ServedStream
+    from pyrf_blocks.testing import WorkerPair, manual_source
+    from pyrf_blocks.blocks.dsp import calibrate_block
+
+    pair = WorkerPair()
+    source = manual_source("spectrum", graph=pair.server, name="src")
+    calibrated = calibrate_block(source, graph=pair.server, name="cal")
+    stream = ServedStream("1", calibrated, pair.clock, maxsize=64, shared=True)
+    try:
+        lent = calibrated.buffer((4, 8))
+        assert lent.base.__class__ is shm._View and stream.ring.used > 0
+        del lent
+        stream.ring.reclaim()
+        assert stream.ring.used == 0  # let go unused: free again
+    finally:
+        stream.close()
+    assert calibrated.buffer((4, 8)).base is None  # the stream's lending ended with it
 
 
 class _Request:
@@ -156,9 +210,11 @@ def test_a_ring_is_private_unnamed_and_checked_by_its_nonce():
         reader = shm.RingReader(ring.describe())
         try:
             with pytest.raises(ValueError, match="outside the ring"):
-                reader.read(ring.size, 128, np.dtype(np.uint8), 128)
+                reader.read(shm._HEADER + ring.size - 64, 128, np.dtype(np.uint8), 128)
+            with pytest.raises(ValueError, match="outside the ring"):
+                reader.read(shm._HEADER - 64, 64, np.dtype(np.uint8), 64)  # the header
             with pytest.raises(ValueError, match="does not hold"):
-                reader.read(64, 100, np.dtype(np.complex64), 100)
+                reader.read(shm._HEADER, 100, np.dtype(np.complex64), 100)
         finally:
             reader.close()
     finally:

@@ -150,10 +150,12 @@ class _Entry:
 
     def share(self, ring, packer):
         """
-        Copy the chunk's array into ``ring`` and encode the rest; False if
-        the ring has no room for it now (or it is records).
+        Place the chunk's array in ``ring`` (copied, unless the ring lent
+        it) and encode the rest; False if the ring has no room for it now
+        (or it is records).
         """
-        placed = encode_chunk_shared(self.chunk, ring.put, packer)
+        seq = self.seq
+        placed = encode_chunk_shared(self.chunk, lambda array: ring.put(array, seq), packer)
         if placed is None:
             return False
         self.shared, self.slot = placed
@@ -374,7 +376,9 @@ class ServedStream:
         self._ring_full = False
         if shared and policy == "block" and shm.available():
             try:
-                self.ring = shm.Ring(min(shm.RING_SIZE, max(max_backlog_bytes, 1 << 20)))
+                # Room for the window, and for chunks a consumer still holds.
+                self.ring = shm.Ring(min(shm.RING_SIZE, max(max_backlog_bytes * 5 // 4,
+                                                            1 << 20)))
             except OSError as error:
                 log.warn("{stream}: no shared memory ({error}); arrays go in the body",
                          stream=stream_id, error=error)
@@ -390,6 +394,9 @@ class ServedStream:
         self._idle = self.clock.callLater(first_poll_timeout, self._abandoned)
         self.edge = None
         self.output.subscribe(self, "block", _EDGE_MAXSIZE)
+        if self.ring is not None and self.output is self.block.output():
+            # The block may write its output straight into the ring.
+            self.block.lend_buffers(self.ring.lend)
 
     def __repr__(self):
         return f"<ServedStream {self.id} of {self.output!r} {self.policy}/{self.maxsize}>"
@@ -429,16 +436,17 @@ class ServedStream:
         if self.policy == "block":
             # Every chunk will be sent: encode it now, while the reader is
             # busy with the previous answer, not when its poll arrives.
-            ring_full = False
-            if self.ring is not None:
-                ring_full = not entry.share(self.ring, self.packer)
-                # Only an acknowledgement frees the ring: a lingering
-                # answer ends at its next chunk (_answer_is_full).
-                self._ring_full = self._ring_full or ring_full
+            if self.ring is not None and not entry.share(self.ring, self.packer):
+                # The ring is full (the reader holds its chunks, or this
+                # process the buffers it lent): this chunk goes in the
+                # body, and a lingering answer ends at its next chunk
+                # (_answer_is_full), so that the reader acknowledges what
+                # this stream keeps.  The block is not held for it: a
+                # consumer may keep every chunk it gets.
+                self._ring_full = True
             if entry.shared is None:
                 entry.encode(self.packer)
-            # A full ring holds the block back too, as a full backlog does.
-            full = (len(backlog) >= self.maxsize or ring_full
+            full = (len(backlog) >= self.maxsize
                     or self._backlog_bytes >= self.max_backlog_bytes)
             if full and not self._holding and self.edge:
                 self._holding = True
@@ -506,9 +514,9 @@ class ServedStream:
         if self._answer is not None:
             # The reader polls again, so the answer it had is lost to it.
             self._answer.end()
-        self._acknowledge(after)
-        self._expect_poll(wait)
         shared = shared and self.ring is not None
+        self._acknowledge(after, shared)
+        self._expect_poll(wait)
         if self._newer(after) or self.ended or wait == 0:
             self._send(request, after, linger, shared)
             return NOT_DONE_YET
@@ -532,6 +540,7 @@ class ServedStream:
             self._answer.end()
         self._backlog.clear()
         if self.ring is not None:
+            self.block.unlend_buffers(self.ring.lend)
             self.ring.close()
         if self.edge is not None:
             self.block.unsubscribe(self.edge)
@@ -571,15 +580,18 @@ class ServedStream:
         if self._on_close is not None:
             self._on_close(self)
 
-    def _acknowledge(self, after):
+    def _acknowledge(self, after, shared=False):
         backlog = self._backlog
-        ring = self.ring
         while backlog and backlog[0].seq <= after:
             entry = backlog.popleft()
             self._backlog_bytes -= entry.nbytes
-            if entry.slot is not None and ring is not None:
-                ring.free(entry.slot)
-                self._ring_full = False
+        if self.ring is not None:
+            # The reader releases the slots of what it delivered itself,
+            # when its consumers let the chunks go; one that does not map
+            # the ring is done with them once it acknowledges them.
+            if not shared:
+                self.ring.acknowledged(after)
+            self._ring_full = False
         if after > self.acknowledged:
             self.acknowledged = after
         self._release()
