@@ -168,8 +168,10 @@ class _Request:
         return self._done
 
 
-def test_a_chunk_that_finds_the_ring_full_ends_the_lingering_answer():
-    """A ring smaller than the window: the chunk that finds it full ends the answer (it lingered on, the block held)."""
+def test_a_reader_that_keeps_its_chunks_holds_the_block_then_gets_the_body():
+    """A full ring: the chunk goes in the body, the answer ends, the block waits RING_PATIENCE, then the body until released."""
+    from pyrf_blocks.chunk import ChunkStreamDecoder
+    from pyrf_blocks.net import stream as streams
     from pyrf_blocks.net.stream import ServedStream
     from pyrf_blocks.testing import WorkerPair, manual_source
 
@@ -177,21 +179,47 @@ def test_a_chunk_that_finds_the_ring_full_ends_the_lingering_answer():
     source = manual_source(graph=pair.server, name="src")
     stream = ServedStream("1", source, pair.clock, maxsize=256, max_backlog_bytes=256 << 20,
                           shared=True)
+    reader = shm.RingReader(stream.ring.describe())
     try:
-        assert stream.ring is not None and stream.ring.size == shm.RING_SIZE
+        assert stream.ring.size == shm.RING_SIZE
         request = _Request()
         stream.poll(request, -1, 10, linger=30.0, shared=True)
-        fits = shm.RING_SIZE // (4 << 20)
+        chunk = 4 << 20
+        fits = shm.RING_SIZE // chunk
         for _ in range(fits):
-            source.push((4 << 20) // 8)
+            source.push(chunk // 8)
             pair.clock.advance(0)  # the answer writes each in a later turn
-        assert not request.finished  # the ring holds them: the answer lingers
-        source.push((4 << 20) // 8)  # finds the ring full: in the body, and the answer ends
+        assert not request.finished and not stream.stats["paused"]
+        decoder = ChunkStreamDecoder(ring=reader)
+        held = decoder.feed(b"".join(request.written))
+        assert [c.seq for c in held] == list(range(fits))
+        for c in held:
+            reader.delivered(c.data, c.seq)  # and kept: nothing released
+        source.push(chunk // 8)  # finds the ring full: in the body, and the answer ends
         pair.clock.advance(0)
-        assert request.finished
+        assert request.finished and stream.stats["paused"]
         assert stream.stats["chunks_shared"] == fits and stream.stats["chunks_out"] == fits + 1
+        for _ in range(int(streams.RING_PATIENCE / streams.RING_CHECK) // 2):
+            pair.clock.advance(streams.RING_CHECK)
+        assert stream.stats["paused"]  # it waits for the reader
+        pair.clock.advance(streams.RING_PATIENCE)
+        assert not stream.stats["paused"]  # then goes on, in the body
+        # Nothing was overwritten while held: each chunk is the samples pushed.
+        for c in held:
+            np.testing.assert_array_equal(
+                c.data, np.arange(c.seq * (chunk // 8), (c.seq + 1) * (chunk // 8)))
+        del c
+        held = None  # released: its slots come back, the next chunks are shared again
+        assert stream.ring.released == fits - 1
+        request = _Request()
+        stream.poll(request, fits, 10, shared=True)
+        pair.clock.advance(streams.RING_PATIENCE)
+        source.push(chunk // 8)
+        pair.clock.advance(0)
+        assert stream.stats["chunks_shared"] == fits + 1
     finally:
         stream.close()
+        reader.close()
 
 
 def test_a_ring_is_private_unnamed_and_checked_by_its_nonce():
@@ -328,19 +356,21 @@ def test_killing_the_reader_loses_nothing_it_acknowledged_and_frees_the_ring():
             consumer.wait(30)
         finally:
             consumer.kill()
-            consumer.communicate()
-        assert seqs == list(range(20))
+            # What it printed before it died, beyond what was read above.
+            seqs += [int(line) for line in consumer.communicate()[0].split()]
+        assert seqs == list(range(len(seqs)))
         streams = worker.json("GET", "/streams")["streams"]
         assert len(streams) == 1 and streams[0]["shared"] and streams[0]["chunks_shared"] > 0
         path = f"/streams/{streams[0]['id']}"
-        # What it delivered (at least seqs[-1]) it may have acknowledged;
-        # everything after its last acknowledgement is still there.
+        # It acknowledged (by polling, or by releasing their slots in the
+        # ring) only chunks its consumer got; everything after its last
+        # acknowledgement is still there, intact.
         acknowledged = streams[0]["acknowledged"]
         assert acknowledged <= seqs[-1]
         from test_net_processes import read_stream
-        rest = read_stream(worker, path, after=seqs[-1])
+        rest = read_stream(worker, path, after=acknowledged)
         expected = local_chunks(count, **params)
-        assert rest == expected[seqs[-1] + 1:]
+        assert rest == expected[acknowledged + 1:]
         worker.json("DELETE", path)
         assert rings_of(worker.process.pid) == []
     finally:

@@ -214,7 +214,9 @@ class Ring:
     @property
     def released(self):
         """
-        The newest ``seq`` up to which the reader released every chunk.
+        The newest ``seq`` up to which the reader released every chunk it
+        delivered (as its next poll would acknowledge them), or
+        acknowledged them without mapping the ring.
         """
         return max(int(self._released[0]), self._acknowledged)
 
@@ -316,6 +318,13 @@ class Ring:
             return None
         self._bytes[slot.offset:slot.offset + nbytes] = array.reshape(-1).view(np.uint8)
         return slot.offset, nbytes
+
+    def read(self, offset, nbytes, dtype, count):
+        """
+        A copy of the array of ``count`` items of ``dtype`` in the slot
+        ``(offset, nbytes)`` (for a reader that gets it in the body).
+        """
+        return self._bytes[offset:offset + nbytes].view(dtype).copy()
 
     def close(self):
         """
