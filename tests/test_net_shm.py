@@ -377,6 +377,62 @@ def test_killing_the_reader_loses_nothing_it_acknowledged_and_frees_the_ring():
         worker.stop()
 
 
+_SLOW_KEEPER = textwrap.dedent("""
+    import sys, time, zlib
+    from pyrf_blocks import Graph
+    from pyrf_blocks.block import Sink
+    from pyrf_blocks.interfaces import IChunkProducer
+    from pyrf_blocks.net import remote_block, shm
+    class slow_keeper(Sink):
+        type_name = "slow_keeper"
+        requires = (IChunkProducer,)
+        def reset(self):
+            self.kept = []
+        def compute(self, chunk):
+            time.sleep(0.002)
+            print(chunk.seq, zlib.crc32(chunk.data), flush=True)
+            if shm._owner(chunk.data).__class__ is shm._View:
+                print("IN RING", chunk.seq, flush=True)
+            if chunk.seq % 10 == 0:
+                self.kept.append(chunk)  # holds its view into the ring
+    graph = Graph()
+    stand_in = remote_block(sys.argv[1], "iq", graph=graph)
+    sink = slow_keeper(stand_in)
+    graph.run()
+    print("MAPPED", stand_in._ring is None, flush=True)
+    for chunk in sink.kept:  # intact after the ring went round many times
+        print("KEPT", chunk.seq, zlib.crc32(chunk.data), flush=True)
+""")
+
+
+@pytest.mark.chaos
+def test_a_slow_consumer_keeping_chunks_over_shm_loses_and_repeats_nothing():
+    """A real reader that is slow and keeps a chunk in ten (views into the ring) gets every chunk once, intact, past several ring sizes."""
+    import zlib
+    worker = RealWorker()
+    # 1 MiB chunks, three rings' worth: the ring fills behind the kept ones.
+    params = dict(SOURCE, samples_per_packet=1024, packets_per_block=128)
+    count = 3 * shm.RING_SIZE // (1 << 20)
+    try:
+        create(worker, "src", count=count, **params)
+        done = subprocess.run([sys.executable, "-c", _SLOW_KEEPER, f"{worker.url}/blocks/src"],
+                              cwd=ROOT, env=environment(), capture_output=True, text=True,
+                              timeout=100)
+        assert done.returncode == 0, done.stderr[-3000:]
+        lines = done.stdout.split("\n")
+        expected = [zlib.crc32(chunk.data) for chunk in local_chunks(count, **params)]
+        got = [tuple(map(int, line.split())) for line in lines
+               if line and line[0].isdigit()]
+        assert [seq for seq, _ in got] == list(range(count))  # none lost, none twice
+        assert [crc for _, crc in got] == expected
+        in_ring = [line for line in lines if line.startswith("IN RING")]
+        assert 0 < len(in_ring) < count  # the ring, then the body while it was full
+        kept = [tuple(map(int, line.split()[1:])) for line in lines if line.startswith("KEPT")]
+        assert kept == [(seq, expected[seq]) for seq in range(0, count, 10)]
+    finally:
+        worker.stop()
+
+
 @pytest.mark.chaos
 def test_killing_the_producer_leaves_no_ring_behind():
     """SIGKILL of a worker serving over shm: the reader's graph fails, unmaps the ring, and /dev/shm is untouched."""
