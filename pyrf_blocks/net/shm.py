@@ -28,7 +28,8 @@ Neither side copies the samples:
   producing process still refers to them.
 
 A ring that is full (a consumer keeps chunks, a collector say) refuses new
-arrays, which then travel in the HTTP body: slower, never lost, never
+arrays, which then travel in the HTTP body; the stream holds its block
+for a while first (see :mod:`.stream`): slower, never lost, never
 overwritten, and never a stall of a graph whose consumer keeps everything.
 Measured on the seed's split (``benchmarks/transport.py``): copying each
 484 KiB spectrum in and out of the ring cost about 60 µs each way.
