@@ -23,7 +23,9 @@ Cross-process edges: throughput, latency and the split seed chain.
    ("children").  With the seed's light chains (FFT-1024) and with heavy
    ones (the same blocks, FFT frames overlapping by 7/8).
 
-The last line is the headline: the edge's throughput for 1 MiB chunks in
+The last line is the headline: the heavy chains split over two processes
+(the seed's layout, over shared memory) in MSa/s and their ratio to one
+reactor; the line before it, the edge's throughput for 1 MiB chunks in
 GB/s and its ratio to raw TCP.
 """
 
@@ -293,6 +295,9 @@ def chain_rate(mode, count, overlap=0):
     return tuple(map(float, out.stdout.strip().splitlines()[-1].split()))
 
 
+#: MSa in one chunk of the simulated instruments (16 Ki samples).
+CHUNK_MSA = 16384 / 1e6
+
 #: How the seed chains are run: every block in one reactor; the seed's
 #: layout over shared memory, and over HTTP bodies (``PYRF_BLOCKS_SHM=0``);
 #: and the instruments placed in the children too (not the seed's layout).
@@ -374,9 +379,20 @@ def main():
             where = "" if len(each) < 2 else " = " + " + ".join(f"{x:.3f}" for x in each)
             print(f"  {chain} chains, {mode:>10}: {rate:6.1f} MSa/s, {cost:6.3f} CPU-s/MSa"
                   f"{where} ({seconds:.1f} s measured), {rate / single[0]:.2f} x one reactor")
+            if len(each) >= 2:
+                # µs of CPU per 16 Ki-sample chunk: the parent's per chunk
+                # of either chain, each child's per chunk of its own.
+                parent, *children = (x * CHUNK_MSA * 1e6 for x in each)
+                print(f"  {'':>{len(chain) + 20}}CPU per chunk: parent {parent:.0f} µs, "
+                      f"children {', '.join(f'{2 * x:.0f}' for x in children)} µs")
     edge, raw = results["edge"]["1 MiB"], tcp["1 MiB"]
     print(f"cross-process edge (shared memory), 1 MiB chunks: {edge:.3f} GB/s "
           f"({edge / raw:.3f} x raw TCP {raw:.3f} GB/s)")
+    single, split = _median(seed[("heavy", "single")]), _median(seed[("heavy", "split")])
+    print(f"seed's layout split over 2 processes (shared memory), heavy chains: "
+          f"{split[0]:.1f} MSa/s, {split[0] / single[0]:.2f} x one reactor ({single[0]:.1f}); "
+          f"CPU {split[1]:.3f} vs {single[1]:.3f} CPU-s/MSa "
+          f"(load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

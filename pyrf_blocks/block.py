@@ -362,6 +362,7 @@ class Block(metaclass=BlockType):
         #: Inputs paused because they run ahead of the others.
         self._ahead = set()
         self._buffers = None
+        self._lender = None
         self._mailbox = None
         self._mail_paused = False
         self.graph.add(self)
@@ -486,6 +487,11 @@ class Block(metaclass=BlockType):
         emitted before that no consumer holds any more, or a new one.  Its
         contents are undefined; fill it, then emit it.
         """
+        lender = self._lender
+        if lender is not None:
+            array = lender(shape, dtype)
+            if array is not None:
+                return array
         pool = self._buffers
         if pool is None:
             compute = self.compute_pool
@@ -497,6 +503,24 @@ class Block(metaclass=BlockType):
                 BufferPool() if compute is None
                 else BufferPool(limit=max(16, 2 * compute.depth), allocate=compute.allocate))
         return pool.take(shape, dtype)
+
+    def lend_buffers(self, lender):
+        """
+        Take the arrays :meth:`buffer` hands out from ``lender(shape,
+        dtype)`` when it gives one (it returns ``None`` when it cannot):
+        a shared-memory stream reading this block's main output lends
+        memory of its ring, so that the output is written where the other
+        process reads it and emitting it copies nothing (see
+        :mod:`pyrf_blocks.net.shm`).
+        """
+        self._lender = lender
+
+    def unlend_buffers(self, lender):
+        """
+        Stop taking arrays from ``lender``, if it is the one lending them.
+        """
+        if self._lender == lender:
+            self._lender = None
 
     @property
     def compute_pool(self):

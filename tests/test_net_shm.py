@@ -52,35 +52,89 @@ def named_segments():
 
 def mapped_rings(pid):
     """
-    How many mappings of stream rings ``pid`` has.
+    How many stream rings ``pid`` maps (a reader maps each twice: its
+    header page writable, its arrays read-only).
     """
     with open(f"/proc/{pid}/maps") as maps:
-        return sum("memfd:pyrf-blocks-stream" in line for line in maps)
+        return len({line.split()[4] for line in maps if "memfd:pyrf-blocks-stream" in line})
 
 
 def test_a_ring_hands_out_slots_first_in_first_out_and_refuses_when_full():
-    """Slots follow each other, wrap to the start once the oldest are freed, and a full ring says no."""
+    """Slots follow each other, wrap to the start once the oldest are released, and a full ring says no."""
     ring = shm.Ring(4096)
     try:
         arrays = [np.full(1000, n, np.uint8) for n in range(5)]
-        slots = [ring.put(array) for array in arrays[:4]]
+        slots = [ring.put(array, seq) for seq, array in enumerate(arrays[:4])]
         assert [slot[1] for slot in slots] == [1000] * 4
         assert [b - a for (a, _), (b, _) in zip(slots, slots[1:])] == [1024] * 3
-        assert ring.put(arrays[4]) is None  # full
-        ring.free(slots[0])
-        wrapped = ring.put(arrays[4])
+        assert ring.put(arrays[4], 4) is None  # full
+        ring.acknowledged(0)  # (a reader that does not map it)
+        wrapped = ring.put(arrays[4], 4)
         assert wrapped == slots[0]  # back at the start
-        with pytest.raises(AssertionError):
-            ring.free(slots[2])  # not the oldest
         reader = shm.RingReader(ring.describe())
         try:
             for (offset, nbytes), array in zip([wrapped] + slots[1:], [arrays[4]] + arrays[1:4]):
-                np.testing.assert_array_equal(reader.read(offset, nbytes, np.dtype(np.uint8),
-                                                          nbytes), array)
+                view = reader.read(offset, nbytes, np.dtype(np.uint8), nbytes)
+                np.testing.assert_array_equal(view, array)
+                assert not view.flags.writeable and not view.flags.owndata
         finally:
             reader.close()
     finally:
         ring.close()
+
+
+def test_a_held_view_keeps_its_slot_and_the_producer_never_overwrites_it():
+    """Zero-copy reads: a slot is reused only once every view of its delivered chunk is gone, in seq order."""
+    ring = shm.Ring(4096)
+    reader = shm.RingReader(ring.describe())
+    try:
+        u8 = np.dtype(np.uint8)
+        views = []
+        for seq in range(4):
+            offset, nbytes = ring.put(np.full(1000, seq, np.uint8), seq)
+            view = reader.read(offset, nbytes, u8, nbytes)
+            reader.delivered(view, seq)
+            views.append(view[10:])  # a view of the view holds the slot too
+        del view
+        assert ring.put(np.full(1000, 9, np.uint8), 4) is None  # full: nothing released
+        views[1] = views[2] = None  # released out of order: 0 still held
+        assert ring.put(np.full(1000, 9, np.uint8), 4) is None
+        assert ring.released == -1
+        views[0] = None
+        assert ring.released == 2
+        offset, _ = ring.put(np.full(1000, 4, np.uint8), 4)  # where seq 0 was
+        assert offset == shm._HEADER
+        np.testing.assert_array_equal(views[3], 3)  # still intact
+        # Decoded but never delivered (a repeat of a delivered chunk): it
+        # releases nothing.
+        stray = reader.read(offset, 1000, u8, 1000)
+        del stray
+        assert ring.released == 2
+    finally:
+        reader.close()
+        ring.close()
+    np.testing.assert_array_equal(views[3], 3)  # mapped until the last view goes
+
+
+def test_a_block_writes_its_output_into_the_ring_lent_by_its_stream():
+    """The stream's ring lends the block's buffer: emitting places it without a copy, and its reader sees the bytes."""
+    from pyrf_blocks.net.stream import ServedStream
+    from pyrf_blocks.testing import WorkerPair, manual_source
+    from pyrf_blocks.blocks.dsp import calibrate_block
+
+    pair = WorkerPair()
+    source = manual_source("spectrum", graph=pair.server, name="src")
+    calibrated = calibrate_block(source, graph=pair.server, name="cal")
+    stream = ServedStream("1", calibrated, pair.clock, maxsize=64, shared=True)
+    try:
+        lent = calibrated.buffer((4, 8))
+        assert lent.base.__class__ is shm._View and stream.ring.used > 0
+        del lent
+        stream.ring.reclaim()
+        assert stream.ring.used == 0  # let go unused: free again
+    finally:
+        stream.close()
+    assert calibrated.buffer((4, 8)).base is None  # the stream's lending ended with it
 
 
 class _Request:
@@ -114,8 +168,10 @@ class _Request:
         return self._done
 
 
-def test_a_chunk_that_finds_the_ring_full_ends_the_lingering_answer():
-    """A ring smaller than the window: the chunk that finds it full ends the answer (it lingered on, the block held)."""
+def test_a_reader_that_keeps_its_chunks_holds_the_block_then_gets_the_body():
+    """A full ring: the chunk goes in the body, the answer ends, the block waits RING_PATIENCE, then the body until released."""
+    from pyrf_blocks.chunk import ChunkStreamDecoder
+    from pyrf_blocks.net import stream as streams
     from pyrf_blocks.net.stream import ServedStream
     from pyrf_blocks.testing import WorkerPair, manual_source
 
@@ -123,21 +179,47 @@ def test_a_chunk_that_finds_the_ring_full_ends_the_lingering_answer():
     source = manual_source(graph=pair.server, name="src")
     stream = ServedStream("1", source, pair.clock, maxsize=256, max_backlog_bytes=256 << 20,
                           shared=True)
+    reader = shm.RingReader(stream.ring.describe())
     try:
-        assert stream.ring is not None and stream.ring.size == shm.RING_SIZE
+        assert stream.ring.size == shm.RING_SIZE
         request = _Request()
         stream.poll(request, -1, 10, linger=30.0, shared=True)
-        fits = shm.RING_SIZE // (4 << 20)
+        chunk = 4 << 20
+        fits = shm.RING_SIZE // chunk
         for _ in range(fits):
-            source.push((4 << 20) // 8)
+            source.push(chunk // 8)
             pair.clock.advance(0)  # the answer writes each in a later turn
-        assert not request.finished  # the ring holds them: the answer lingers
-        source.push((4 << 20) // 8)  # finds the ring full: in the body, and the answer ends
+        assert not request.finished and not stream.stats["paused"]
+        decoder = ChunkStreamDecoder(ring=reader)
+        held = decoder.feed(b"".join(request.written))
+        assert [c.seq for c in held] == list(range(fits))
+        for c in held:
+            reader.delivered(c.data, c.seq)  # and kept: nothing released
+        source.push(chunk // 8)  # finds the ring full: in the body, and the answer ends
         pair.clock.advance(0)
-        assert request.finished
+        assert request.finished and stream.stats["paused"]
         assert stream.stats["chunks_shared"] == fits and stream.stats["chunks_out"] == fits + 1
+        for _ in range(int(streams.RING_PATIENCE / streams.RING_CHECK) // 2):
+            pair.clock.advance(streams.RING_CHECK)
+        assert stream.stats["paused"]  # it waits for the reader
+        pair.clock.advance(streams.RING_PATIENCE)
+        assert not stream.stats["paused"]  # then goes on, in the body
+        # Nothing was overwritten while held: each chunk is the samples pushed.
+        for c in held:
+            np.testing.assert_array_equal(
+                c.data, np.arange(c.seq * (chunk // 8), (c.seq + 1) * (chunk // 8)))
+        del c
+        held = None  # released: its slots come back, the next chunks are shared again
+        assert stream.ring.released == fits - 1
+        request = _Request()
+        stream.poll(request, fits, 10, shared=True)
+        pair.clock.advance(streams.RING_PATIENCE)
+        source.push(chunk // 8)
+        pair.clock.advance(0)
+        assert stream.stats["chunks_shared"] == fits + 1
     finally:
         stream.close()
+        reader.close()
 
 
 def test_a_ring_is_private_unnamed_and_checked_by_its_nonce():
@@ -156,9 +238,11 @@ def test_a_ring_is_private_unnamed_and_checked_by_its_nonce():
         reader = shm.RingReader(ring.describe())
         try:
             with pytest.raises(ValueError, match="outside the ring"):
-                reader.read(ring.size, 128, np.dtype(np.uint8), 128)
+                reader.read(shm._HEADER + ring.size - 64, 128, np.dtype(np.uint8), 128)
+            with pytest.raises(ValueError, match="outside the ring"):
+                reader.read(shm._HEADER - 64, 64, np.dtype(np.uint8), 64)  # the header
             with pytest.raises(ValueError, match="does not hold"):
-                reader.read(64, 100, np.dtype(np.complex64), 100)
+                reader.read(shm._HEADER, 100, np.dtype(np.complex64), 100)
         finally:
             reader.close()
     finally:
@@ -272,21 +356,79 @@ def test_killing_the_reader_loses_nothing_it_acknowledged_and_frees_the_ring():
             consumer.wait(30)
         finally:
             consumer.kill()
-            consumer.communicate()
-        assert seqs == list(range(20))
+            # What it printed before it died, beyond what was read above.
+            seqs += [int(line) for line in consumer.communicate()[0].split()]
+        assert seqs == list(range(len(seqs)))
         streams = worker.json("GET", "/streams")["streams"]
         assert len(streams) == 1 and streams[0]["shared"] and streams[0]["chunks_shared"] > 0
         path = f"/streams/{streams[0]['id']}"
-        # What it delivered (at least seqs[-1]) it may have acknowledged;
-        # everything after its last acknowledgement is still there.
+        # It acknowledged (by polling, or by releasing their slots in the
+        # ring) only chunks its consumer got; everything after its last
+        # acknowledgement is still there, intact.
         acknowledged = streams[0]["acknowledged"]
         assert acknowledged <= seqs[-1]
         from test_net_processes import read_stream
-        rest = read_stream(worker, path, after=seqs[-1])
+        rest = read_stream(worker, path, after=acknowledged)
         expected = local_chunks(count, **params)
-        assert rest == expected[seqs[-1] + 1:]
+        assert rest == expected[acknowledged + 1:]
         worker.json("DELETE", path)
         assert rings_of(worker.process.pid) == []
+    finally:
+        worker.stop()
+
+
+_SLOW_KEEPER = textwrap.dedent("""
+    import sys, time, zlib
+    from pyrf_blocks import Graph
+    from pyrf_blocks.block import Sink
+    from pyrf_blocks.interfaces import IChunkProducer
+    from pyrf_blocks.net import remote_block, shm
+    class slow_keeper(Sink):
+        type_name = "slow_keeper"
+        requires = (IChunkProducer,)
+        def reset(self):
+            self.kept = []
+        def compute(self, chunk):
+            time.sleep(0.002)
+            print(chunk.seq, zlib.crc32(chunk.data), flush=True)
+            if shm._owner(chunk.data).__class__ is shm._View:
+                print("IN RING", chunk.seq, flush=True)
+            if chunk.seq % 10 == 0:
+                self.kept.append(chunk)  # holds its view into the ring
+    graph = Graph()
+    stand_in = remote_block(sys.argv[1], "iq", graph=graph)
+    sink = slow_keeper(stand_in)
+    graph.run()
+    print("MAPPED", stand_in._ring is None, flush=True)
+    for chunk in sink.kept:  # intact after the ring went round many times
+        print("KEPT", chunk.seq, zlib.crc32(chunk.data), flush=True)
+""")
+
+
+@pytest.mark.chaos
+def test_a_slow_consumer_keeping_chunks_over_shm_loses_and_repeats_nothing():
+    """A real reader that is slow and keeps a chunk in ten (views into the ring) gets every chunk once, intact, past several ring sizes."""
+    import zlib
+    worker = RealWorker()
+    # 1 MiB chunks, three rings' worth: the ring fills behind the kept ones.
+    params = dict(SOURCE, samples_per_packet=1024, packets_per_block=128)
+    count = 3 * shm.RING_SIZE // (1 << 20)
+    try:
+        create(worker, "src", count=count, **params)
+        done = subprocess.run([sys.executable, "-c", _SLOW_KEEPER, f"{worker.url}/blocks/src"],
+                              cwd=ROOT, env=environment(), capture_output=True, text=True,
+                              timeout=100)
+        assert done.returncode == 0, done.stderr[-3000:]
+        lines = done.stdout.split("\n")
+        expected = [zlib.crc32(chunk.data) for chunk in local_chunks(count, **params)]
+        got = [tuple(map(int, line.split())) for line in lines
+               if line and line[0].isdigit()]
+        assert [seq for seq, _ in got] == list(range(count))  # none lost, none twice
+        assert [crc for _, crc in got] == expected
+        in_ring = [line for line in lines if line.startswith("IN RING")]
+        assert 0 < len(in_ring) < count  # the ring, then the body while it was full
+        kept = [tuple(map(int, line.split()[1:])) for line in lines if line.startswith("KEPT")]
+        assert kept == [(seq, expected[seq]) for seq in range(0, count, 10)]
     finally:
         worker.stop()
 

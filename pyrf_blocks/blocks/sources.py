@@ -150,7 +150,8 @@ class simulated_instrument(PolledSource):
         count = int(settings["samples_per_packet"]) * int(settings["packets_per_block"])
         samples = signal_samples(self._index, count, rate, settings["tones"],
                                  settings["harmonics"], settings["noise_floor"],
-                                 settings["reference_level"], self._rng)
+                                 settings["reference_level"], self._rng,
+                                 out=self.buffer((count,), np.complex64))
         if self._rebase:
             # Device time is counted from the last change of settings, so
             # rounding never accumulates over a long run.

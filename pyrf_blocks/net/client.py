@@ -648,6 +648,9 @@ class remote_block(Block):
             if chunk.seq > self._cursor + 1:
                 self.dropped += chunk.seq - self._cursor - 1
             self._cursor = chunk.seq
+            if self._ring is not None:
+                # From now on its slot is released when the chunk is let go.
+                self._ring.delivered(chunk.data, chunk.seq)
             if chunk.meta == self._meta:
                 # The same object as before, as in one process, so that
                 # blocks that cache on the meta's identity keep their cache.

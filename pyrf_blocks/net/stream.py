@@ -46,7 +46,7 @@ from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from ..chunk import chunk_packer, encode_chunk, encode_chunk_shared
+from ..chunk import ChunkStreamDecoder, chunk_packer, encode_chunk, encode_chunk_shared
 from ..edge import check_policy
 from ..errors import HTTPError
 from ..interfaces import IChunkConsumer, IOutput
@@ -80,6 +80,16 @@ MAX_MAXSIZE = 1024
 MAX_BACKLOG_BYTES = 32 << 20
 #: A lingering answer is given only while fewer bytes than this wait.
 LINGER_BELOW = 256 << 10
+#: When a chunk finds its ring full (the reader has not released enough of
+#: it), a stream sends that chunk in the body and holds its block, looking
+#: again this often, seconds, until half the ring is free.  After
+#: :data:`RING_PATIENCE` it lets the block go on, chunks going in the body
+#: until the ring has drained (a consumer that keeps its chunks, a
+#: collector say, must not stall the stream).  (Holding the block earlier,
+#: to keep the chunks cycling through a few MiB still in the caches, cost
+#: more on the seed's split than it saved.)
+RING_CHECK = 0.001
+RING_PATIENCE = 0.25
 #: Chunks the edge between the block and the stream may hold while paused.
 _EDGE_MAXSIZE = 2
 
@@ -138,7 +148,7 @@ def seconds_argument(request, name, default):
 
 
 class _Entry:
-    __slots__ = ("seq", "chunk", "encoded", "nbytes", "shared", "slot")
+    __slots__ = ("seq", "chunk", "encoded", "nbytes", "shared", "slot", "ring")
 
     def __init__(self, chunk):
         self.seq = chunk.seq
@@ -146,17 +156,22 @@ class _Entry:
         self.encoded = None
         self.nbytes = chunk.data.nbytes
         #: The chunk encoded with its array in the stream's ring, and where.
-        self.shared = self.slot = None
+        self.shared = self.slot = self.ring = None
 
     def share(self, ring, packer):
         """
-        Copy the chunk's array into ``ring`` and encode the rest; False if
-        the ring has no room for it now (or it is records).
+        Place the chunk's array in ``ring`` (copied, unless the ring lent
+        it) and encode the rest; False if the ring has no room for it now
+        (or it is records).
         """
-        placed = encode_chunk_shared(self.chunk, ring.put, packer)
+        seq = self.seq
+        placed = encode_chunk_shared(self.chunk, lambda array: ring.put(array, seq), packer)
         if placed is None:
             return False
         self.shared, self.slot = placed
+        # The ring holds the array now: a buffer it lent is free for the
+        # reader to release as soon as the block lets it go.
+        self.chunk, self.ring = None, ring
         return True
 
     def encode(self, packer, shared=False):
@@ -167,7 +182,11 @@ class _Entry:
         if shared and self.shared is not None:
             return self.shared
         if self.encoded is None:
-            self.encoded = encode_chunk(self.chunk, packer)
+            chunk = self.chunk
+            if chunk is None:  # shared, for a reader that asks for the body
+                decoder = ChunkStreamDecoder(ring=self.ring)
+                chunk = decoder.feed(self.shared)[0]
+            self.encoded = encode_chunk(chunk, packer)
             self.chunk = None  # the bytes are all that is needed from now on
         return self.encoded
 
@@ -374,7 +393,9 @@ class ServedStream:
         self._ring_full = False
         if shared and policy == "block" and shm.available():
             try:
-                self.ring = shm.Ring(min(shm.RING_SIZE, max(max_backlog_bytes, 1 << 20)))
+                # Room for the window, and for chunks a consumer still holds.
+                self.ring = shm.Ring(min(shm.RING_SIZE, max(max_backlog_bytes * 5 // 4,
+                                                            1 << 20)))
             except OSError as error:
                 log.warn("{stream}: no shared memory ({error}); arrays go in the body",
                          stream=stream_id, error=error)
@@ -383,6 +404,12 @@ class ServedStream:
         self._newest = -1
         self._sent_upto = -1
         self._holding = False
+        #: The block is held until the reader releases part of the ring:
+        #: since when (None: it is not), and the timer that looks again.
+        self._ring_wait = self._ring_timer = None
+        #: Whether a full ring no longer holds the block (the reader keeps
+        #: its chunks), until it has drained.
+        self._ring_waived = False
         self._polls = []
         self._answer = None
         self._on_close = on_close
@@ -390,12 +417,16 @@ class ServedStream:
         self._idle = self.clock.callLater(first_poll_timeout, self._abandoned)
         self.edge = None
         self.output.subscribe(self, "block", _EDGE_MAXSIZE)
+        if self.ring is not None and self.output is self.block.output():
+            # The block may write its output straight into the ring.
+            self.block.lend_buffers(self.ring.lend)
 
     def __repr__(self):
         return f"<ServedStream {self.id} of {self.output!r} {self.policy}/{self.maxsize}>"
 
     @property
     def stats(self):
+        self._acknowledge_released(False)  # (what the reader said in the ring)
         return {"id": self.id, "instance": self.instance, "block": self.block.name,
                 "output": self.output.output_name, "kind": self.kind,
                 "policy": self.policy, "maxsize": self.maxsize,
@@ -429,17 +460,18 @@ class ServedStream:
         if self.policy == "block":
             # Every chunk will be sent: encode it now, while the reader is
             # busy with the previous answer, not when its poll arrives.
-            ring_full = False
-            if self.ring is not None:
-                ring_full = not entry.share(self.ring, self.packer)
-                # Only an acknowledgement frees the ring: a lingering
+            ring_full = self.ring is not None and not entry.share(self.ring, self.packer)
+            if ring_full:
+                # The ring is full (the reader holds its chunks, or this
+                # process the buffers it lent): this chunk goes in the
+                # body, the block waits (_wait_for_ring), and a lingering
                 # answer ends at its next chunk (_answer_is_full).
-                self._ring_full = self._ring_full or ring_full
+                self._ring_full = True
             if entry.shared is None:
                 entry.encode(self.packer)
-            # A full ring holds the block back too, as a full backlog does.
-            full = (len(backlog) >= self.maxsize or ring_full
-                    or self._backlog_bytes >= self.max_backlog_bytes)
+            full = (len(backlog) >= self.maxsize
+                    or self._backlog_bytes >= self.max_backlog_bytes
+                    or (ring_full and self._wait_for_ring()))
             if full and not self._holding and self.edge:
                 self._holding = True
                 self.edge.pauseProducing()
@@ -495,6 +527,7 @@ class ServedStream:
             return error_reply(request, 500, self.error)
         if self.closed:
             return error_reply(request, 410, f"stream {self.id} is closed")
+        self._acknowledge_released()
         newest = max(self._newest, self.output.next_seq - 1)
         if after > newest and self.start_seq is not None:
             return error_reply(request, 400, f"after={after} is beyond the newest "
@@ -506,9 +539,9 @@ class ServedStream:
         if self._answer is not None:
             # The reader polls again, so the answer it had is lost to it.
             self._answer.end()
-        self._acknowledge(after)
-        self._expect_poll(wait)
         shared = shared and self.ring is not None
+        self._acknowledge(after, shared)
+        self._expect_poll(wait)
         if self._newer(after) or self.ended or wait == 0:
             self._send(request, after, linger, shared)
             return NOT_DONE_YET
@@ -531,7 +564,10 @@ class ServedStream:
         if self._answer is not None:
             self._answer.end()
         self._backlog.clear()
+        if self._ring_timer is not None and self._ring_timer.active():
+            self._ring_timer.cancel()
         if self.ring is not None:
+            self.block.unlend_buffers(self.ring.lend)
             self.ring.close()
         if self.edge is not None:
             self.block.unsubscribe(self.edge)
@@ -571,20 +607,74 @@ class ServedStream:
         if self._on_close is not None:
             self._on_close(self)
 
-    def _acknowledge(self, after):
+    def _acknowledge(self, after, shared=False, release=True):
         backlog = self._backlog
-        ring = self.ring
         while backlog and backlog[0].seq <= after:
             entry = backlog.popleft()
             self._backlog_bytes -= entry.nbytes
-            if entry.slot is not None and ring is not None:
-                ring.free(entry.slot)
-                self._ring_full = False
+        if self.ring is not None:
+            # The reader releases the slots of what it delivered itself,
+            # when its consumers let the chunks go; one that does not map
+            # the ring is done with them once it acknowledges them.
+            if not shared:
+                self.ring.acknowledged(after)
+            self._ring_full = False
         if after > self.acknowledged:
             self.acknowledged = after
+        if release:
+            self._release()
+
+    def _acknowledge_released(self, release=True):
+        """
+        What the reader released in the ring it had delivered, so its next
+        poll would acknowledge it: acknowledged now (its slots may be
+        reused from now on, so nobody may read those chunks again).
+        """
+        if self.ring is None:
+            return
+        released = min(self.ring.released, self._sent_upto)
+        if released > self.acknowledged:
+            self._acknowledge(released, True, release)
+
+    def _wait_for_ring(self):
+        """
+        Hold the block until the reader has released half the ring
+        (:meth:`_check_ring` looks every :data:`RING_CHECK` s); False when
+        it was waived.
+        """
+        if self._ring_waived or self.closed:
+            return False
+        if self._ring_wait is None:
+            self._ring_wait = self.clock.seconds()
+            self._ring_timer = self.clock.callLater(RING_CHECK, self._check_ring)
+        return True
+
+    def _check_ring(self):
+        self._ring_timer = None
+        ring = self.ring
+        if self.closed or ring is None:
+            return
+        self._acknowledge_released(False)
+        ring.reclaim()
+        if ring.used <= ring.size // 2:
+            self._ring_wait = None
+            self._ring_waived = False
+        elif self._ring_waived:
+            self._ring_timer = self.clock.callLater(RING_PATIENCE, self._check_ring)
+            return
+        elif self.clock.seconds() - self._ring_wait >= RING_PATIENCE:
+            # The reader keeps its chunks: let the block go on (the body).
+            self._ring_waived = True
+            self._ring_wait = None
+            self._ring_timer = self.clock.callLater(RING_PATIENCE, self._check_ring)
+        else:
+            self._ring_timer = self.clock.callLater(RING_CHECK, self._check_ring)
+            return
         self._release()
 
     def _release(self):
+        if self._ring_wait is not None:
+            return
         if (self._holding and len(self._backlog) <= self.maxsize // 2
                 and self._backlog_bytes <= self.max_backlog_bytes // 2):
             self._holding = False

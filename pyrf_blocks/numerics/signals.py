@@ -108,7 +108,7 @@ def _complex_noise_into(rng, out, power):
 
 
 def signal_samples(first_index, count, rate, tones, harmonics=(), noise_floor=None,
-                   reference_level=0.0, rng=None):
+                   reference_level=0.0, rng=None, out=None):
     """
     Samples ``first_index .. first_index+count-1`` of an instrument's input:
     tones, harmonics of the first tone and white noise, as complex64
@@ -122,6 +122,8 @@ def signal_samples(first_index, count, rate, tones, harmonics=(), noise_floor=No
     :param noise_floor: noise density, dBm/Hz (``None``: no noise; then
         ``rng`` may be ``None``).
     :param reference_level: dBm of a full-scale tone.
+    :param out: complex64 array of ``count`` samples to write them into
+        (a new one by default); returned.
     """
     parts = [(offset, amplitude_of(level, reference_level), 0.0) for offset, level in tones]
     if parts and harmonics:
@@ -130,7 +132,7 @@ def signal_samples(first_index, count, rate, tones, harmonics=(), noise_floor=No
                   for order, dbc in harmonics]
     # The noise is made in the output array and the tones added to it in
     # place: no array of zeros, no second pass for the noise.
-    samples = np.empty(count, np.complex64)
+    samples = np.empty(count, np.complex64) if out is None else out
     if noise_floor is not None:
         power = db_to_power(noise_floor - reference_level) * rate
         _complex_noise_into(rng, samples, power)
