@@ -91,6 +91,52 @@ def test_a_hold_fused_with_its_fft_equals_the_unfused_chain(cuts, hold, iq, over
     _assert_same(got, expected)
 
 
+def _run_calibrated(arrays, kind, optimised, size, overlap):
+    clock = Clock()
+    graph = Graph(clock)
+    source = array_source(arrays, kind=kind, rate=RATE, graph=graph,
+                          meta={"center_frequency": 1e8, "reference_level": -10.0})
+    sink = collector(calibrate_block(fft_block(source, size=size, overlap=overlap), offset=1.5))
+    fusions = optimise(graph) if optimised else []
+    assert run_clock(clock, graph) is None
+    return sink.chunks, fusions
+
+
+@given(st.lists(st.integers(min_value=1, max_value=1500), min_size=1, max_size=10),
+       st.booleans(), st.sampled_from([0, 100]), st.sampled_from([255, 256]))
+@settings(max_examples=30, deadline=None)
+def test_a_calibration_fused_with_its_fft_equals_the_unfused_chain(cuts, iq, overlap, size):
+    """An FFT calibrating its spectra in place equals FFT then calibrate bit for bit (any chunking, IQ or real, overlap, odd size), and every chunk kept keeps its values."""
+    samples = _signal(4000, iq)
+    kind = "iq" if iq else "real"
+    arrays = split_array(samples, cuts)
+    expected, _ = _run_calibrated(arrays, kind, False, size, overlap)
+    got, fusions = _run_calibrated(arrays, kind, True, size, overlap)
+    assert [f.rule for f in fusions] == ["calibration_of_spectra"]
+    # The collector kept every chunk: none was written again by a later one.
+    _assert_same(got, expected)
+    assert all(chunk.kind == "spectrum" and not chunk.data.flags.writeable for chunk in got)
+
+
+def test_a_calibration_is_fused_only_with_an_fft_nobody_else_reads(graph):
+    """calibration_of_spectra leaves an FFT that something else reads alone; a hold after the calibration takes it first."""
+    samples = _signal(4096, True)
+    source = array_source([samples], rate=RATE, graph=graph)
+    fft = fft_block(source, size=256)
+    rows = collector(fft)
+    calibration = calibrate_block(fft)
+    collector(calibration)
+    assert [f.rule for f in optimise(graph)] == []  # a second consumer: left alone
+    rows.close()
+    fusions = optimise(graph)
+    assert [(f.rule, f.blocks) for f in fusions] == [
+        ("calibration_of_spectra", (fft.name, calibration.name))]
+    assert fft.calibrating is calibration and calibration.fed_calibrated
+    # With a hold after the calibration, the hold's fusions win (the same rules, in order).
+    assert [f.rule for f in plan(pipeline_nodes(check_text(HOLD_PIPELINE)))] == [
+        "hold_of_calibration", "hold_of_spectra"]
+
+
 def test_an_fft_is_fused_only_with_its_only_consumer(graph):
     """hold_of_spectra leaves an FFT that something else reads alone, and fuses it once that is gone."""
     samples = _signal(4096, True)
@@ -121,12 +167,14 @@ def test_the_fused_calibration_no_longer_runs(graph):
 
 
 def test_no_fusion_when_the_calibration_has_another_consumer(graph):
-    """A calibration that something else also reads is left alone."""
+    """A calibration that something else also reads is not absorbed by its hold (only its FFT calibrates for it)."""
     source = array_source([np.zeros(1024, np.complex64)], graph=graph)
     calibrate = calibrate_block(fft_block(source, size=256))
-    collector(max_hold(calibrate))
+    hold = max_hold(calibrate)
+    collector(hold)
     collector(calibrate)
-    assert optimise(graph) == []
+    assert [f.rule for f in optimise(graph)] == ["calibration_of_spectra"]
+    assert hold.calibration is None and hold.inputs == (calibrate,)
 
 
 def test_no_fusion_across_a_lossy_edge(graph):

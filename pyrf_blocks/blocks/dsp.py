@@ -10,7 +10,8 @@ from ..block import Block
 from ..defaults import WINDOW
 from ..interfaces import ISampleProducer, ISpectrumProducer, IStateful
 from ..numerics.decimation import Decimator
-from ..numerics.spectral import (MIN_FFT_SIZE, calibrated_extreme, check_window,
+from ..numerics.spectral import (MIN_FFT_SIZE, calibrated_extreme, calibrated_spectra,
+                                 check_window,
                                  frame_extreme, frame_spectra,
                                  power_to_dbm, window, window_gains)
 from ..params import Param, check_params
@@ -105,6 +106,10 @@ class fft_block(Block):
     #: (:class:`~pyrf_blocks.optimise.HoldOfCalibration`), or None; the
     #: FFT's task then calibrates the row it sends, and the hold holds dBm.
     fused_calibration = None
+    #: The calibrate_block fused into this block by chain optimisation
+    #: (:class:`~pyrf_blocks.optimise.CalibrationOfSpectra`), or None: the
+    #: FFT's task then calibrates its spectra in place and emits dBm.
+    calibrating = None
 
     def __init__(self, producer, size=1024, window=WINDOW, overlap=0, **kwargs):
         self._set(size, window, overlap)
@@ -128,6 +133,19 @@ class fft_block(Block):
         # pool.
         self.fused_calibration = hold.calibration
         hold.rows_calibrated = hold.calibration is not None
+
+    def fuse_calibration(self, calibration):
+        """
+        Emit the spectra ``calibration`` (this block's only consumer, a
+        :class:`calibrate_block`) would emit: calibrated to dBm in the same
+        task, in the same array, with its metadata; the calibration then
+        passes them on.  Called by chain optimisation before the graph runs.
+        """
+        if calibration.inputs != (self,):
+            raise ValueError(f"{self.label}: cannot fuse {calibration.label}, "
+                             "which does not read it")
+        self.calibrating = calibration
+        calibration.fed_calibrated = True
 
     def _set(self, size, window, overlap):
         values = check_params(type(self), {"size": size, "window": window, "overlap": overlap},
@@ -243,7 +261,15 @@ class fft_block(Block):
                         spectra = np.fft.fftshift(spectra, axes=-1)
                     self.emit(spectra, start, end, rate, meta)
 
-                work = (frame_spectra, frames, values, iq, self.buffer((count, bins)))
+                calibration = self.calibrating
+                if calibration is None:
+                    work = (frame_spectra, frames, values, iq, self.buffer((count, bins)))
+                else:
+                    # What the fused calibration would emit (it passes it on).
+                    calibrated, level, one_sided = calibration.terms(meta)
+                    work = (calibrated_spectra, frames, values, iq, self.buffer((count, bins)),
+                            meta["window_sum"], level, one_sided)
+                    meta = calibrated
             else:
                 # What the fused hold reads of the unfused chunk: the
                 # extreme of its rows, at the time of its last row (as
@@ -329,7 +355,15 @@ class calibrate_block(Block):
                               meta["fft_size"] if meta.get("one_sided") else None)
         return self._out_meta[1:]
 
+    #: True when the fft_block feeding this block calibrates its spectra
+    #: (:class:`~pyrf_blocks.optimise.CalibrationOfSpectra`): its chunks are
+    #: already what this block emits, and are passed on.
+    fed_calibrated = False
+
     def compute(self, chunk):
+        if self.fed_calibrated:
+            self.forward(chunk)
+            return
         data, meta = chunk.data, chunk.meta
         out_meta, level, one_sided = self._calibration(meta)
         start, end, rate = chunk.start, chunk.end, chunk.rate

@@ -16,7 +16,7 @@ from . import fft, kernels
 from .decibels import amplitude_to_db, power_to_db
 
 __all__ = ["window", "window_spec", "window_gains", "frame_spectra", "frame_extreme",
-           "calibrated_extreme", "power_to_dbm",
+           "calibrated_extreme", "calibrated_spectra", "power_to_dbm",
            "bin_frequencies", "MIN_FFT_SIZE"]
 
 #: Fewest points of an FFT (``fft_block``'s ``size``, and so the command
@@ -192,6 +192,19 @@ def calibrated_extreme(frames, window_values, complex_input, combine, out, windo
     found = _extreme(frames, window_values, complex_input, combine, out)
     return power_to_dbm(out, window_sum, reference_level, real_fft_size, out=out,
                         positive=found == 1)
+
+
+def calibrated_spectra(frames, window_values, complex_input, out, window_sum,
+                       reference_level, real_fft_size=None):
+    """
+    :func:`frame_spectra` into ``out``, then calibrated to dBm in place
+    (:func:`power_to_dbm` with the last three arguments): the spectra a
+    calibration fused with its FFT reads
+    (:class:`~pyrf_blocks.optimise.CalibrationOfSpectra`), computed in the
+    FFT's task without a second array.
+    """
+    frame_spectra(frames, window_values, complex_input, out)
+    return power_to_dbm(out, window_sum, reference_level, real_fft_size, out=out)
 
 
 def power_to_dbm(power, window_sum, reference_level, real_fft_size=None, out=None,
