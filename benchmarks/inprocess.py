@@ -6,7 +6,11 @@ against the same numpy/scipy functions called in a bare loop, in the same run.
 
 For 64 Ki-sample and 4 Ki-sample chunks it prints both rates (MSa/s), their
 ratio and the framework's overhead per chunk (µs); the last line is the
-headline: the 64 Ki-sample ratio and graph rate.  By default the graphs run
+headline: the 64 Ki-sample ratio and graph rate.  The graph is optimised
+only with the fusions that keep the bare loop's kernels in its order
+(``SAME_KERNELS``: the FFT calibrates its spectra in place, see
+:class:`~pyrf_blocks.optimise.CalibrationOfSpectra`); the unfused graph
+is measured in the same trials and printed too.  By default the graphs run
 in one ``task.react`` reactor in the main thread; with --run each trial is a
 ``Graph.run()`` of the global reactor, which runs in a thread of its own
 (:mod:`pyrf_blocks.reactor_thread`), again and again in one process.
@@ -20,12 +24,18 @@ import numpy as np
 from twisted.internet import defer, task
 
 from pyrf_blocks import Graph, calibrate_block, collector, fft_block, max_hold
+from pyrf_blocks.optimise import CalibrationOfSpectra, optimise
 from pyrf_blocks.numerics.holds import running_extreme
 from pyrf_blocks.numerics.spectral import frame_spectra, power_to_dbm, window, window_gains
 from pyrf_blocks.testing import array_source
 
 FFT_SIZE = 1024
 RATE = 125e6
+#: The fusions the graph gets: those that call the bare loop's kernels
+#: (frame_spectra, power_to_dbm, running_extreme) in its order.  A hold
+#: fused with its calibration (hold_of_calibration) would take one
+#: logarithm per chunk instead of one per frame: other arithmetic.
+SAME_KERNELS = (CalibrationOfSpectra(),)
 
 
 def make_chunks(chunk_size, distinct=8):
@@ -49,18 +59,21 @@ def bare_loop(chunks, repeats):
     return time.perf_counter() - start
 
 
-def build(graph, chunks, repeats):
+def build(graph, chunks, repeats, fuse=True):
     """The chain in ``graph``, free-running; ``(graph, its collector)``."""
     source = array_source(chunks, rate=RATE, repeat=repeats, graph=graph,
                           meta={"center_frequency": 2.4e9, "reference_level": 0.0})
-    return graph, collector(max_hold(calibrate_block(fft_block(source, size=FFT_SIZE))),
-                            keep=1)
+    sink = collector(max_hold(calibrate_block(fft_block(source, size=FFT_SIZE))), keep=1)
+    if fuse:
+        assert [fusion.rule for fusion in optimise(graph, SAME_KERNELS)] == [
+            "calibration_of_spectra"]
+    return graph, sink
 
 
 @defer.inlineCallbacks
-def graph_run(reactor, chunks, repeats):
+def graph_run(reactor, chunks, repeats, fuse=True):
     """The same chain as blocks in one reactor, free-running."""
-    graph, sink = build(Graph(reactor), chunks, repeats)
+    graph, sink = build(Graph(reactor), chunks, repeats, fuse)
     start = time.perf_counter()
     yield graph.done()
     elapsed = time.perf_counter() - start
@@ -68,9 +81,9 @@ def graph_run(reactor, chunks, repeats):
     return elapsed
 
 
-def graph_run_blocking(chunks, repeats):
+def graph_run_blocking(chunks, repeats, fuse=True):
     """The same chain through Graph.run() on the global reactor, in its own thread."""
-    graph, sink = build(Graph(), chunks, repeats)
+    graph, sink = build(Graph(), chunks, repeats, fuse)
     start = time.perf_counter()
     graph.run()
     elapsed = time.perf_counter() - start
@@ -84,26 +97,30 @@ def measure(run_graph, chunk_size, seconds, trials):
     bare_loop(chunks, 1)  # warm caches (windows, FFT plans)
     probe = bare_loop(chunks, 2)
     repeats = max(1, int(seconds / (probe / 2) / trials))
-    bare, graph = [], []
+    bare, graph, unfused = [], [], []
     for _ in range(trials):
         bare.append(bare_loop(chunks, repeats))
         graph.append((yield run_graph(chunks, repeats)))
+        unfused.append((yield run_graph(chunks, repeats, False)))
     count = repeats * len(chunks)
     samples = count * chunk_size
     # The fastest trial is the least disturbed by other work on a shared machine.
-    bare_time, graph_time = min(bare), min(graph)
+    bare_time, graph_time, unfused_time = min(bare), min(graph), min(unfused)
     result = {
         "chunk": chunk_size,
         "bare": samples / bare_time / 1e6,
         "graph": samples / graph_time / 1e6,
         "ratio": bare_time / graph_time,
+        "unfused_ratio": bare_time / unfused_time,
         "overhead_us": (graph_time - bare_time) / count * 1e6,
         "chunks": count,
     }
     print(f"{chunk_size // 1024:3d} Ki-sample chunks x {count}: bare loop "
           f"{result['bare']:7.1f} MSa/s, graph {result['graph']:7.1f} MSa/s, "
-          f"ratio {result['ratio']:.3f}, overhead {result['overhead_us']:.1f} us/chunk",
-          flush=True)
+          f"ratio {result['ratio']:.3f}, overhead {result['overhead_us']:.1f} us/chunk; "
+          f"unfused graph {samples / unfused_time / 1e6:7.1f} MSa/s, ratio "
+          f"{result['unfused_ratio']:.3f}, overhead "
+          f"{(unfused_time - bare_time) / count * 1e6:.1f} us/chunk", flush=True)
     return result
 
 
