@@ -118,6 +118,33 @@ def test_a_calibration_fused_with_its_fft_equals_the_unfused_chain(cuts, iq, ove
     assert all(chunk.kind == "spectrum" and not chunk.data.flags.writeable for chunk in got)
 
 
+def test_a_calibration_fused_with_its_fft_takes_no_array_and_runs_on_a_thread_pool():
+    """Fused, the calibration takes no array of its own (the FFT's one is reused) and on 2 threads it emits the serial unfused chunks exactly."""
+    from pyrf_blocks.parallel import ThreadPool
+
+    arrays = split_array(_signal(40000, True), [4096] * 9)
+
+    def calibrated(pool, optimised, keep=None):
+        graph = Graph(parallel=pool)
+        source = array_source(arrays, rate=RATE, graph=graph,
+                              meta={"center_frequency": 1e8, "reference_level": -5.0})
+        fft = fft_block(source, size=512)
+        calibration = calibrate_block(fft)
+        sink = collector(calibration, keep=keep)
+        graph.run(optimise=optimised)
+        assert len(graph.fusions) == optimised
+        return sink.chunks, fft, calibration
+
+    expected = calibrated(None, False)[0]
+    _, fft, calibration = calibrated(None, True, keep=1)
+    # Two arrays of 8 spectra (the collector keeps the last chunk while the
+    # next is computed) and one for the last, shorter chunk: three in all.
+    assert calibration._buffers is None and fft._buffers.made <= 3
+    assert fft._buffers.reused >= len(arrays) - 3
+    with ThreadPool(2) as pool:
+        _assert_same(calibrated(pool, True)[0], expected)
+
+
 def test_a_calibration_is_fused_only_with_an_fft_nobody_else_reads(graph):
     """calibration_of_spectra leaves an FFT that something else reads alone; a hold after the calibration takes it first."""
     samples = _signal(4096, True)
