@@ -303,7 +303,8 @@ class CalibrationOfSpectra(Rule):
     same :func:`~pyrf_blocks.numerics.spectral.frame_spectra` into the same
     kind of array) and then the same ``power_to_dbm`` with the same
     arguments from the same ``terms`` of the same metadata, into ``p``
-    itself: an element-wise ufunc gives the same bits whether its output is
+    itself (an array the calibration takes from its pool, as it would have):
+    an element-wise ufunc gives the same bits whether its output is
     its input or another array.  For odd IQ sizes the shift after the FFT
     is a permutation of bins and the calibration of a full FFT adds the
     same constant to every bin, so they commute.  The FFT emits the result

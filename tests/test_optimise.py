@@ -118,8 +118,8 @@ def test_a_calibration_fused_with_its_fft_equals_the_unfused_chain(cuts, iq, ove
     assert all(chunk.kind == "spectrum" and not chunk.data.flags.writeable for chunk in got)
 
 
-def test_a_calibration_fused_with_its_fft_takes_no_array_and_runs_on_a_thread_pool():
-    """Fused, the calibration takes no array of its own (the FFT's one is reused) and on 2 threads it emits the serial unfused chunks exactly."""
+def test_a_calibration_fused_with_its_fft_takes_one_array_and_runs_on_a_thread_pool():
+    """Fused, the FFT computes into the calibration's arrays (one array per chunk, not two) and on 2 threads it emits the serial unfused chunks exactly."""
     from pyrf_blocks.parallel import ThreadPool
 
     arrays = split_array(_signal(40000, True), [4096] * 9)
@@ -137,10 +137,11 @@ def test_a_calibration_fused_with_its_fft_takes_no_array_and_runs_on_a_thread_po
 
     expected = calibrated(None, False)[0]
     _, fft, calibration = calibrated(None, True, keep=1)
-    # Two arrays of 8 spectra (the collector keeps the last chunk while the
-    # next is computed) and one for the last, shorter chunk: three in all.
-    assert calibration._buffers is None and fft._buffers.made <= 3
-    assert fft._buffers.reused >= len(arrays) - 3
+    # The FFT computes into the calibration's arrays: two of 8 spectra (the
+    # collector keeps the last chunk while the next is computed) and one for
+    # the last, shorter chunk; the FFT takes none of its own.
+    assert fft._buffers is None and calibration._buffers.made <= 3
+    assert calibration._buffers.reused >= len(arrays) - 3
     with ThreadPool(2) as pool:
         _assert_same(calibrated(pool, True)[0], expected)
 

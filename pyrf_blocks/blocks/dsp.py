@@ -138,8 +138,10 @@ class fft_block(Block):
         """
         Emit the spectra ``calibration`` (this block's only consumer, a
         :class:`calibrate_block`) would emit: calibrated to dBm in the same
-        task, in the same array, with its metadata; the calibration then
-        passes them on.  Called by chain optimisation before the graph runs.
+        task, in place, in an array the calibration gives
+        (:meth:`~pyrf_blocks.block.Block.buffer`), with its metadata; the
+        calibration then passes them on.  Called by chain optimisation
+        before the graph runs.
         """
         if calibration.inputs != (self,):
             raise ValueError(f"{self.label}: cannot fuse {calibration.label}, "
@@ -265,10 +267,13 @@ class fft_block(Block):
                 if calibration is None:
                     work = (frame_spectra, frames, values, iq, self.buffer((count, bins)))
                 else:
-                    # What the fused calibration would emit (it passes it on).
+                    # What the fused calibration would emit (it passes it on),
+                    # in an array of its own (from its pool, or lent by a
+                    # shared-memory stream reading it).
                     calibrated, level, one_sided = calibration.terms(meta)
-                    work = (calibrated_spectra, frames, values, iq, self.buffer((count, bins)),
-                            meta["window_sum"], level, one_sided)
+                    work = (calibrated_spectra, frames, values, iq,
+                            calibration.buffer((count, bins)), meta["window_sum"], level,
+                            one_sided)
                     meta = calibrated
             else:
                 # What the fused hold reads of the unfused chunk: the
