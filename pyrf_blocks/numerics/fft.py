@@ -40,7 +40,7 @@ from twisted.logger import Logger
 from .backends import BackendChoice
 
 __all__ = ["Plan", "backend", "set_backend", "plan", "batches", "batch_rows", "wisdom_path",
-           "BACKENDS", "BATCH_SAMPLES"]
+           "library_path", "BACKENDS", "BATCH_SAMPLES"]
 
 log = Logger()
 
@@ -201,9 +201,10 @@ class Plan:
     :meth:`execute`.  A plan belongs to the thread that made it.
     """
 
-    #: FFTW's own plan (its address, for compiled code: see
-    #: :func:`raw_execute`) of complex input on the FFTW backend, the same
-    #: algorithm as the plan's; else 0.
+    #: The address of FFTW's own plan of the batch, for compiled code
+    #: (:func:`~pyrf_blocks.numerics.kernels.window_fft_extreme_into`):
+    #: complex input on the FFTW backend, the same algorithm as
+    #: :meth:`execute`'s; else 0.
     raw = 0
 
     def __init__(self, rows, size, complex_input, measure=True):
