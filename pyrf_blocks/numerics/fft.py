@@ -242,9 +242,10 @@ class Plan:
 
     def __del__(self):
         raw, self.raw = self.raw, 0
-        if raw and _library:
-            with _wisdom_lock:
-                _library.fftwf_destroy_plan(raw)
+        library, lock = _library, _wisdom_lock
+        if raw and library and lock is not None:  # (None at interpreter exit)
+            with lock:
+                library.fftwf_destroy_plan(raw)
 
     def execute(self):
         """
@@ -332,8 +333,10 @@ def library_path():
     process (read from ``/proc/self/maps``: the very library whose wisdom
     and plans pyFFTW uses), or ``None`` where it cannot be told.
     """
-    if "pyfftw" not in __import__("sys").modules:
+    pyfftw = __import__("sys").modules.get("pyfftw")
+    if pyfftw is None:
         return None
+    found = set()
     try:
         with open("/proc/self/maps") as maps:
             for line in maps:
@@ -341,10 +344,15 @@ def library_path():
                 name = os.path.basename(path)
                 if name.startswith("libfftw3f") and not name.startswith(
                         ("libfftw3f_omp", "libfftw3f_threads", "libfftw3f_mpi")):
-                    return path
+                    found.add(path)
     except OSError:
-        pass
-    return None
+        return None
+    if len(found) > 1:
+        # Several copies loaded (another package brought its own): the one
+        # that pyFFTW's wheel carries next to it, else none (no guessing).
+        home = os.path.dirname(os.path.dirname(os.path.abspath(pyfftw.__file__)))
+        found = {path for path in found if path.startswith(home + os.sep)}
+    return found.pop() if len(found) == 1 else None
 
 
 def _fftw_library():
