@@ -3,6 +3,7 @@ Ordered parallel compute: the spectrum chain with its FFT and calibration
 on a 2-thread pool against the same chain serially, in the same run.
 
     python benchmarks/parallel.py [--seconds S] [--trials N] [--workers W] [--batch B]
+                                  [--processes] [--bound]
 
 Chain: IQ (64 Ki-sample chunks) -> Hann -> FFT-1024 -> |X|² -> dB -> max
 hold, the graph optimised (the hold calibrates its held row).  The pool
@@ -22,7 +23,15 @@ GIL), their sum against the serial run's (the most the cores could give at
 that cost, were the overlap perfect), and a GIL-free check: the FFT task of a chunk run on 1 thread, on 2
 threads at once and in 2 processes at once, as tasks per second (2 threads
 that serialised on the GIL would do no more than 1; 2 processes share
-nothing) and as CPU per task.
+nothing) and as CPU per task.  Each thread's voluntary context switches
+per chunk ("sleeps") count how often it waited: for the GIL, for work or
+for results.
+
+``--bound`` adds, interleaved with the others, what the machine itself
+allows: ``--workers`` fresh processes each running the whole chain
+serially on its share of the chunks, started together (their samples
+over the span from the first start to the last end).  The threads can
+come no nearer 2x than that.
 """
 
 import argparse

@@ -185,7 +185,7 @@ def test_calibrated_extreme_is_the_calibrated_reduce_and_never_warns(kernel_back
 
 @pytest.mark.parametrize("combine", [np.maximum, np.minimum])
 def test_window_fft_extreme_into_is_the_three_steps_bit_for_bit(combine):
-    """The one-call window+FFTW+extreme kernel gives the bits of window_into, the plan's FFT and power_extreme_into."""
+    """One compiled call (window, FFTW, extreme) gives the bits of the three steps taken apart."""
     pytest.importorskip("numba")
     from pyrf_blocks.numerics import fft
 
