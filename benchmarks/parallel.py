@@ -3,6 +3,7 @@ Ordered parallel compute: the spectrum chain with its FFT and calibration
 on a 2-thread pool against the same chain serially, in the same run.
 
     python benchmarks/parallel.py [--seconds S] [--trials N] [--workers W] [--batch B]
+                                  [--processes] [--bound]
 
 Chain: IQ (64 Ki-sample chunks) -> Hann -> FFT-1024 -> |X|² -> dB -> max
 hold, the graph optimised (the hold calibrates its held row).  The pool
@@ -22,7 +23,15 @@ GIL), their sum against the serial run's (the most the cores could give at
 that cost, were the overlap perfect), and a GIL-free check: the FFT task of a chunk run on 1 thread, on 2
 threads at once and in 2 processes at once, as tasks per second (2 threads
 that serialised on the GIL would do no more than 1; 2 processes share
-nothing) and as CPU per task.
+nothing) and as CPU per task.  Each thread's voluntary context switches
+per chunk ("sleeps") count how often it waited: for the GIL, for work or
+for results.
+
+``--bound`` adds, interleaved with the others, what the machine itself
+allows: ``--workers`` fresh processes each running the whole chain
+serially on its share of the chunks, started together (their samples
+over the span from the first start to the last end).  The threads can
+come no nearer 2x than that.
 """
 
 import argparse
@@ -42,8 +51,12 @@ FFT_SIZE = 1024
 RATE = 125e6
 
 
-def measure(mode, workers, chunks, batch=1):
-    """One measurement, in this (fresh) process: a JSON line on stdout."""
+def measure(mode, workers, chunks, batch=1, together=False):
+    """
+    One measurement, in this (fresh) process: a JSON line on stdout.  With
+    ``together``, once warm it prints ``ready`` and waits for a line on
+    stdin before it starts (several processes then run at once).
+    """
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
@@ -83,13 +96,16 @@ def measure(mode, workers, chunks, batch=1):
         return sink
 
     run(2)  # plans, pools and caches warm
-    threads_before = _thread_cpu()
+    if together:
+        print("ready", flush=True)
+        sys.stdin.readline()
+    threads_before, switches_before = _thread_cpu(), _switches()
     before = resource.getrusage(resource.RUSAGE_SELF)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     sink = run(chunks // len(arrays))
     elapsed = time.perf_counter() - start
-    threads_after = _thread_cpu()
+    threads_after, switches_after = _thread_cpu(), _switches()
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if pool is not None:
@@ -101,15 +117,39 @@ def measure(mode, workers, chunks, batch=1):
     # CPU per chunk of the reactor's thread (the graph, holding the GIL but
     # for the kernels it runs itself) and of the pool's threads.
     split = {"reactor": 0.0, "pool": 0.0}
+    # and their voluntary context switches per chunk (a thread that waits
+    # for the GIL, or for work, sleeps: each sleep is one).
+    switches = {"reactor": 0.0, "pool": 0.0}
     for name, seconds in threads_after.items():
         part = "pool" if name.startswith("pyrf-compute") else (
             "reactor" if "reactor" in name else None)
         if part:
             split[part] += (seconds - threads_before.get(name, 0.0)) / sink.count * 1e6
+            switches[part] += ((switches_after.get(name, 0) - switches_before.get(name, 0))
+                               / sink.count)
     print(json.dumps({"mode": mode, "msa": samples / elapsed / 1e6, "cpu": cpu,
+                      "started": start, "ended": start + elapsed, "samples": samples,
                       "reactor_us": split["reactor"], "pool_us": split["pool"],
+                      "reactor_switches": switches["reactor"],
+                      "pool_switches": switches["pool"],
                       "msa_per_cpu": samples / cpu / 1e6, "digest": sink.digest.hexdigest(),
                       "chunks": sink.count}))
+
+
+def _switches():
+    """Voluntary context switches of each live thread, by name (Linux; else {})."""
+    import threading
+
+    found = {}
+    for thread in threading.enumerate():
+        try:
+            with open(f"/proc/self/task/{thread.native_id}/status") as stream:
+                for line in stream:
+                    if line.startswith("voluntary_ctxt_switches"):
+                        found[thread.name] = int(line.split()[1])
+        except (OSError, AttributeError, TypeError):
+            pass
+    return found
 
 
 def _thread_cpu():
@@ -199,6 +239,39 @@ def kernel_check(tasks):
                       for name, runs in found.items()}))
 
 
+def _together(workers, chunks, env):
+    """
+    The bound the machine sets: ``workers`` fresh processes, each running
+    the whole chain serially on its share of the chunks, started at once
+    (each warms up, then all are told to go).  Their samples over the span
+    from the first start to the last end, and their summed CPU per chunk.
+    """
+    share = max(8, chunks // workers // 8 * 8)
+    running = [subprocess.Popen(
+        [sys.executable, __file__, "--measure", "serial", "1", str(share), "1", "together"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        for _ in range(workers)]
+    for process in running:
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError("a bound process did not start")
+    for process in running:
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    found = []
+    for process in running:
+        output, _ = process.communicate()
+        if process.returncode:
+            raise RuntimeError("a bound process failed")
+        found.append(json.loads(output.strip().splitlines()[-1]))
+    samples = sum(r["samples"] for r in found)
+    span = max(r["ended"] for r in found) - min(r["started"] for r in found)
+    cpu = sum(r["cpu"] for r in found)
+    chunks_done = sum(r["chunks"] for r in found)
+    return {"mode": "bound", "msa": samples / span / 1e6, "msa_per_cpu": samples / cpu / 1e6,
+            "reactor_us": sum(r["reactor_us"] * r["chunks"] for r in found) / chunks_done,
+            "pool_us": 0.0, "reactor_switches": sum(r["reactor_switches"] for r in found)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=2.0,
@@ -209,12 +282,15 @@ def main():
                         help="calls per task on the thread pool (ThreadPool(batch=))")
     parser.add_argument("--processes", action="store_true",
                         help="also measure a process pool of --workers")
-    parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--bound", action="store_true",
+                        help="also measure the machine's bound: --workers serial processes, "
+                        "each running the whole chain on its share of the chunks, at once")
+    parser.add_argument("--measure", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--kernel-check", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         measure(args.measure[0], int(args.measure[1]), int(args.measure[2]),
-                int(args.measure[3]))
+                int(args.measure[3]), args.measure[4] == "together")
         return
     if args.kernel_check:
         kernel_check(args.kernel_check)
@@ -223,14 +299,20 @@ def main():
     modes = ["serial", "threads"] + (["processes"] if args.processes else [])
     results = {mode: [] for mode in modes}
     env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    if args.bound:
+        modes.append("bound")
+        results["bound"] = []
     for trial in range(args.trials):
         for mode in modes:
+            if mode == "bound":
+                results[mode].append(_together(args.workers, chunks, env))
+                continue
             output = subprocess.run(
                 [sys.executable, __file__, "--measure", mode, str(args.workers), str(chunks),
-                 str(args.batch)],
+                 str(args.batch), "alone"],
                 check=True, capture_output=True, text=True, env=env).stdout
             results[mode].append(json.loads(output.strip().splitlines()[-1]))
-    digests = {r["digest"] for runs in results.values() for r in runs}
+    digests = {r["digest"] for mode, runs in results.items() if mode != "bound" for r in runs}
     identical = len(digests) == 1
     print(f"{chunks} chunks of {CHUNK // 1024} Ki samples, {args.trials} trials each, "
           f"median; cores: {os.cpu_count()}; machine shared with other work")
@@ -241,10 +323,13 @@ def main():
         reactor = statistics.median(r["reactor_us"] for r in runs)
         pool = statistics.median(r["pool_us"] for r in runs)
         label = {"serial": "serial", "processes": f"processes x{args.workers}",
-                 "threads": f"threads x{args.workers} b{args.batch}"}[mode]
+                 "threads": f"threads x{args.workers} b{args.batch}",
+                 "bound": f"{args.workers} serial procs"}[mode]
         print(f"{label:14s} {msa:7.1f} MSa/s  {per_cpu:7.1f} MSa/s per CPU-second  "
               f"ratio to serial {msa / serial:.2f}  (CPU per chunk: reactor thread "
-              f"{reactor:.0f} us, pool threads {pool:.0f} us)")
+              f"{reactor:.0f} us, pool threads {pool:.0f} us; sleeps per chunk "
+              f"{statistics.median(r.get('reactor_switches', 0) for r in runs):.2f} + "
+              f"{statistics.median(r.get('pool_switches', 0) for r in runs):.2f})")
     print(f"output identical in every run: {identical}")
     serial_cpu = statistics.median(r["reactor_us"] + r["pool_us"] for r in results["serial"])
     threads_cpu = statistics.median(r["reactor_us"] + r["pool_us"] for r in results["threads"])
@@ -261,6 +346,11 @@ def main():
           f"({one[1]:.0f} us CPU each); 2 threads at once {two_threads[0] / one[0]:.2f}x that "
           f"({two_threads[1]:.0f} us); 2 processes at once {two_processes[0] / one[0]:.2f}x "
           f"({two_processes[1]:.0f} us)")
+    if args.bound:
+        bound = statistics.median(r["msa"] for r in results["bound"])
+        threads = statistics.median(r["msa"] for r in results["threads"])
+        print(f"bound: {args.workers} serial processes at once reach {bound / serial:.2f}x "
+              f"one; the threads reach {threads / bound:.2f} of that")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     threads = statistics.median(r["msa"] for r in results["threads"])
     print(f"parallel {args.workers} threads (batch {args.batch}): {threads:.1f} MSa/s, "

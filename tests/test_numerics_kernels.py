@@ -181,3 +181,33 @@ def test_calibrated_extreme_is_the_calibrated_reduce_and_never_warns(kernel_back
                                 120.5, -3.0)
         assert out[0].tobytes() == expected.tobytes()
         assert np.isneginf(out).all() == (combine is np.minimum)
+
+
+@pytest.mark.parametrize("combine", [np.maximum, np.minimum])
+def test_window_fft_extreme_into_is_the_three_steps_bit_for_bit(combine):
+    """One compiled call (window, FFTW, extreme) gives the bits of the three steps taken apart."""
+    pytest.importorskip("numba")
+    from pyrf_blocks.numerics import fft
+
+    if fft.backend() != "fftw":
+        pytest.skip("needs pyFFTW")
+    kernels.set_backend("numba")
+    try:
+        samples = _samples(64 * 1024 + 512, True)
+        values = window("hann", 1024, shift=True)
+        contiguous = samples[:64 * 1024].reshape(64, 1024)
+        overlapping = np.lib.stride_tricks.sliding_window_view(samples, 1024)[::512][:64]
+        for rows in (64, 8):  # a measured plan and an estimated one
+            plan = fft.plan(rows, 1024, True, measure=rows == 64)
+            assert plan.raw
+            for frames in (contiguous[:rows], overlapping[:rows]):
+                kernels.window_into(frames, values, plan.input)
+                expected = np.empty(1024, np.float32)
+                assert kernels.power_extreme_into(plan.execute(), expected, combine) == 1
+                out = np.empty(1024, np.float32)
+                assert kernels.window_fft_extreme_into(frames, values, plan, out, combine) == 1
+                assert out.tobytes() == expected.tobytes()
+        kernels.set_backend("numpy")
+        assert kernels.window_fft_extreme_into(contiguous, values, plan, out, combine) is None
+    finally:
+        kernels.set_backend()

@@ -40,7 +40,7 @@ from twisted.logger import Logger
 from .backends import BackendChoice
 
 __all__ = ["Plan", "backend", "set_backend", "plan", "batches", "batch_rows", "wisdom_path",
-           "BACKENDS", "BATCH_SAMPLES"]
+           "library_path", "BACKENDS", "BATCH_SAMPLES"]
 
 log = Logger()
 
@@ -52,7 +52,10 @@ BACKENDS = ("fftw", "pocketfft")
 BATCH_SAMPLES = 64 * 1024
 
 _threads = threading.local()
-_wisdom_lock = threading.Lock()
+#: FFTW's planner, and so every plan made or destroyed, one thread at a
+#: time (re-entrant: a plan collected while this thread plans is destroyed
+#: under it).
+_wisdom_lock = threading.RLock()
 _import_lock = threading.Lock()
 #: Whether the wisdom file was read (a corrupt one is reported once).
 _wisdom_loaded = False
@@ -198,6 +201,12 @@ class Plan:
     :meth:`execute`.  A plan belongs to the thread that made it.
     """
 
+    #: The address of FFTW's own plan of the batch, for compiled code
+    #: (:func:`~pyrf_blocks.numerics.kernels.window_fft_extreme_into`):
+    #: complex input on the FFTW backend, the same algorithm as
+    #: :meth:`execute`'s; else 0.
+    raw = 0
+
     def __init__(self, rows, size, complex_input, measure=True):
         self.rows, self.size, self.complex_input = rows, size, complex_input
         self.backend = backend()
@@ -216,10 +225,27 @@ class Plan:
                                          flags=(planner, "FFTW_DESTROY_INPUT"), threads=1)
                 if pyfftw.export_wisdom() != before:
                     _save_wisdom(pyfftw)
+                if complex_input:
+                    self.raw = _raw_plan(rows, size, self.input, self._output, measure)
         else:
             import scipy.fft  # imported when first needed: half a second
             self._scipy_fft = scipy.fft.fft if complex_input else scipy.fft.rfft
             self.input = np.empty((rows, size), dtype)
+
+    @property
+    def output(self):
+        """
+        Where :meth:`execute` writes on the FFTW backend (``None`` on
+        pocketfft's).
+        """
+        return self._output if self.backend == "fftw" else None
+
+    def __del__(self):
+        raw, self.raw = self.raw, 0
+        library, lock = _library, _wisdom_lock
+        if raw and library and lock is not None:  # (None at interpreter exit)
+            with lock:
+                library.fftwf_destroy_plan(raw)
 
     def execute(self):
         """
@@ -286,3 +312,82 @@ def _batches(rows, size, complex_input):
             yield first, plan(step, size, complex_input, measure=False)
             first += step
         step >>= 1
+
+
+# FFTW's plan of a batch as compiled code runs it: the window multiply, the
+# FFT and |X|² in one call that releases the GIL once
+# (kernels.window_fft_extreme_into), not three.  Made from the wisdom the
+# pyFFTW plan of the same batch left: the same algorithm, so the same bits.
+
+_FFTW_FORWARD = -1
+_FFTW_MEASURE = 0
+_FFTW_DESTROY_INPUT = 1
+_FFTW_ESTIMATE = 1 << 6
+_FFTW_WISDOM_ONLY = 1 << 21
+_library = None
+
+
+def library_path():
+    """
+    The path of the single-precision FFTW library pyFFTW runs in this
+    process (read from ``/proc/self/maps``: the very library whose wisdom
+    and plans pyFFTW uses), or ``None`` where it cannot be told.
+    """
+    pyfftw = __import__("sys").modules.get("pyfftw")
+    if pyfftw is None:
+        return None
+    found = set()
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split(None, 5)[-1].strip()
+                name = os.path.basename(path)
+                if name.startswith("libfftw3f") and not name.startswith(
+                        ("libfftw3f_omp", "libfftw3f_threads", "libfftw3f_mpi")):
+                    found.add(path)
+    except OSError:
+        return None
+    if len(found) > 1:
+        # Several copies loaded (another package brought its own): the one
+        # that pyFFTW's wheel carries next to it, else none (no guessing).
+        home = os.path.dirname(os.path.dirname(os.path.abspath(pyfftw.__file__)))
+        found = {path for path in found if path.startswith(home + os.sep)}
+    return found.pop() if len(found) == 1 else None
+
+
+def _fftw_library():
+    global _library
+    if _library is None:
+        import ctypes
+
+        path = library_path()
+        library = ctypes.CDLL(path) if path else False
+        if library:
+            library.fftwf_plan_many_dft.restype = ctypes.c_void_p
+            library.fftwf_plan_many_dft.argtypes = [
+                ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.c_int,
+                ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                ctypes.c_int, ctypes.c_uint]
+            library.fftwf_destroy_plan.restype = None
+            library.fftwf_destroy_plan.argtypes = [ctypes.c_void_p]
+        _library = library
+    return _library
+
+
+def _raw_plan(rows, size, input, output, measure):
+    # Under the planner's lock (FFTW's planner is not thread-safe).  A
+    # measured plan is taken from wisdom only: pyFFTW has just planned (or
+    # found) this very problem, so the wisdom holds its algorithm; an
+    # estimated one is the same estimate.  0 where it cannot be made.
+    import ctypes
+
+    library = _fftw_library()
+    if not library:
+        return 0
+    flags = _FFTW_DESTROY_INPUT | (_FFTW_MEASURE | _FFTW_WISDOM_ONLY if measure
+                                   else _FFTW_ESTIMATE)
+    n = (ctypes.c_int * 1)(size)
+    return library.fftwf_plan_many_dft(1, n, rows, input.ctypes.data, None, 1, size,
+                                       output.ctypes.data, None, 1, size, _FFTW_FORWARD,
+                                       flags) or 0

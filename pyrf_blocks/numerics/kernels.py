@@ -41,7 +41,7 @@ import numpy as np
 from .backends import BackendChoice, importable
 
 __all__ = ["backend", "set_backend", "window_into", "power_into", "power_extreme_into",
-           "BACKENDS"]
+           "window_fft_extreme_into", "BACKENDS"]
 
 #: The kernel implementations, preferred first.
 BACKENDS = ("numba", "numpy")
@@ -215,3 +215,67 @@ def power_extreme_into(spectra, out, combine, start=True):
         raise ValueError(f"power_extreme_into: combine must be numpy.maximum or numpy.minimum, "
                          f"got {combine!r}")
     return _numba_kernels()[2](spectra, out, largest, start)
+
+
+_fused = None
+
+
+def _fused_kernel():
+    # window, FFT, |X|² and extreme in one compiled call: FFTW's
+    # fftwf_execute_dft called from the kernel (its library made known to
+    # LLVM first, so the cached machine code links to it too).  None where
+    # the library cannot be found.
+    global _fused
+    if _fused is not None:
+        return _fused
+    power_extreme_rows = _numba_kernels()[2]  # (takes the lock itself)
+    with _compile_lock:
+        if _fused is None:
+            from . import fft
+
+            path = fft.library_path()
+            if path is None:
+                _fused = False
+                return _fused
+            import llvmlite.binding
+            import numba
+            from numba import types
+
+            llvmlite.binding.load_library_permanently(path)
+            execute = types.ExternalFunction(
+                "fftwf_execute_dft", types.void(types.uintp, types.uintp, types.uintp))
+            power_extreme_rows = _numba_kernels()[2]
+
+            @numba.njit(nogil=True, cache=True, boundscheck=False)
+            def window_fft_extreme(frames, values, plan, input, output, out, largest, start):
+                rows, size = frames.shape
+                for row in range(rows):
+                    for column in range(size):
+                        input[row, column] = frames[row, column] * values[column]
+                execute(plan, input.ctypes.data, output.ctypes.data)
+                return power_extreme_rows(output, out, largest, start)
+
+            _fused = window_fft_extreme
+    return _fused
+
+
+def window_fft_extreme_into(frames, values, plan, out, combine, start=True):
+    """
+    :func:`window_into` the ``plan``'s input, the FFT
+    (:class:`~pyrf_blocks.numerics.fft.Plan`), then
+    :func:`power_extreme_into` ``out``: the same bits, in one compiled
+    call that releases the GIL once (threads of a compute pool then
+    hand the GIL back and forth a third as often).  ``None`` where it
+    cannot run — numpy's kernels, pocketfft, real input — and the caller
+    takes the three steps; else what :func:`power_extreme_into` returns.
+    """
+    if not plan.raw or backend() != "numba":
+        return None
+    kernel = _fused or _fused_kernel()
+    if not kernel:
+        return None
+    largest = combine is np.maximum
+    if not largest and combine is not np.minimum:
+        raise ValueError(f"window_fft_extreme_into: combine must be numpy.maximum or "
+                         f"numpy.minimum, got {combine!r}")
+    return kernel(frames, values, plan.raw, plan.input, plan.output, out, largest, start)

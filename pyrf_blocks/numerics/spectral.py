@@ -162,8 +162,13 @@ def _extreme(frames, window_values, complex_input, combine, out):
     # spectra are never written.  A NaN power takes the route below.
     row, start = out[0], True
     for first, plan in fft.batches(rows, size, complex_input):
-        kernels.window_into(frames[first:first + plan.rows], window_values, plan.input)
-        found = kernels.power_extreme_into(plan.execute(), row, combine, start)
+        batch = frames[first:first + plan.rows]
+        # (one compiled call for the three steps where it can: FFTW's plan
+        # run from numba; the same bits)
+        found = kernels.window_fft_extreme_into(batch, window_values, plan, row, combine, start)
+        if found is None:
+            kernels.window_into(batch, window_values, plan.input)
+            found = kernels.power_extreme_into(plan.execute(), row, combine, start)
         if not found:
             break
         start = False
