@@ -754,24 +754,33 @@ class Block(metaclass=BlockType):
                 self.compute(chunk)
             return
         sync = self._sync
-        for group in sync.add(index, chunk):
+        groups = sync.add(index, chunk)
+        for group in groups:
             self.compute(*group)
         # Only an add deepens a buffer, and each add is followed by this
         # check of its own input: the others are below the bound, or paused.
-        if self._ahead or sync.depth(index) >= self.input_maxsize:
-            self._balance_inputs()
+        if self._ahead:
+            self._resume_inputs(bool(groups))
+        if sync.depth(index) >= self.input_maxsize:
+            self._pause_input(index)
 
-    def _balance_inputs(self):
-        """
-        Pause an input that runs ahead of the others, so the synchroniser
-        never buffers more than one queue's worth of it.
-        """
-        for port in self._ports:
-            ahead = self._sync.depth(port.index) >= self.input_maxsize
-            if ahead and port not in self._ahead and port.edge is not None:
-                self._ahead.add(port)
-                port.edge.pauseProducing()
-            elif not ahead and port in self._ahead:
+    # An input that runs ahead of the others is paused, so that the
+    # synchroniser never buffers more than one queue's worth of it.  While
+    # groups are taken it is resumed once half of that is gone (as an edge
+    # releases its producer), rather than paused and resumed again for
+    # every chunk the others bring; when an add gave no group, as soon as
+    # it is below the bound (what it holds may not be enough for one).
+
+    def _pause_input(self, index):
+        port = self._ports[index]
+        if port not in self._ahead and port.edge is not None:
+            self._ahead.add(port)
+            port.edge.pauseProducing()
+
+    def _resume_inputs(self, taken):
+        low = self.input_maxsize // 2 if taken else self.input_maxsize - 1
+        for port in tuple(self._ahead):
+            if self._sync.depth(port.index) <= low:
                 self._ahead.discard(port)
                 if port.edge is not None:
                     port.edge.resumeProducing()

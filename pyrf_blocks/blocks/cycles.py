@@ -266,7 +266,7 @@ class cycle_rms(Block):
         else:
             if work is not None:
                 dtype = np.result_type(work, dtype)
-            grown = np.empty(max(self._WORK_CHUNKS * (count + n), 64), dtype)
+            grown = np.empty(max(int(self._WORK_CHUNKS * (count + n)) + count, 64), dtype)
             if count:
                 grown[:count] = work[head:pos]
             self._work = grown
