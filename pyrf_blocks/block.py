@@ -450,18 +450,32 @@ class Block(metaclass=BlockType):
             edge.put(chunk)
         return chunk
 
-    def emit_records(self, times, values, start=None, end=None, meta=None, output=MAIN):
+    def emit_records(self, times, values, start=None, end=None, meta=None, output=MAIN,
+                     ordered=False):
         """
         Send one chunk of records (irregular, time-stamped values: see
         :meth:`Chunk.records <pyrf_blocks.chunk.Chunk.records>`) to every
         consumer of ``output``, a ``records`` output; return it.
+
+        ``ordered=True``: ``times`` is an int64 array known to be in order
+        (an input chunk's own times, or times made in order), ``values``
+        an array of numbers, and ``start`` and ``end`` are given; they are
+        then checked as :class:`~pyrf_blocks.chunk.Chunk` checks them
+        (shapes and bounds), not row by row.
         """
         out = self.outputs[output]
         if out.kind != "records":
             raise ValueError(f"{out.label} emits {out.kind!r} chunks, not records")
-        chunk = Chunk.records(times, values, start, end, out.next_seq, meta)
+        if ordered:
+            chunk = Chunk("records", values, start, end, 0.0, out.next_seq, meta, times)
+        else:
+            chunk = Chunk.records(times, values, start, end, out.next_seq, meta)
         out.next_seq += 1
-        out.put(chunk)
+        # Output.put, written out.
+        out.rows += len(values)
+        out.device_end = chunk.end
+        for edge in out.edges:
+            edge.put(chunk)
         return chunk
 
     def forward(self, chunk, output=MAIN):

@@ -217,7 +217,9 @@ class cycle_rms(Block):
             means = np.array([float(total) / count if count else _NAN
                               for total, count in zip(sums, counts)])
             result = np.sqrt(means) if self.statistic == "rms" else means
-            self.emit_records(np.array(times, np.int64), result, times[0], end, self._meta)
+            # Boundaries come in order.
+            self.emit_records(np.array(times, np.int64), result, times[0], end, self._meta,
+                              ordered=True)
 
     def _nominal(self, chunk):
         k = self._next_k

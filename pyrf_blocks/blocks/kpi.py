@@ -61,7 +61,9 @@ class pointwise_block(Block):
         if first.times is None:
             self.emit(values, first.start, first.end, first.rate, self.meta)
         else:
-            self.emit_records(first.times, values, first.start, first.end, self.meta)
+            # The rows are at the input's times, already in order.
+            self.emit_records(first.times, values, first.start, first.end, self.meta,
+                              ordered=True)
 
     def values(self, chunks, out=None):
         """
