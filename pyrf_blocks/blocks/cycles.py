@@ -190,8 +190,21 @@ class cycle_rms(Block):
             return
         first, last = indexes[0], indexes[-1]
         counts = [b - a for a, b in zip(indexes, indexes[1:])]
-        sums = whole_cycle_sums(values, indexes, counts)
         end = times.pop()  # the start of the cycle now in progress
+        if owned and self._start is not None:
+            head, pos = self._head, self._pos
+            length = pos + first - head  # the straddling cycle's
+            if length and counts.count(length) == len(counts):
+                # The common case, a steady rate: every cycle, the one
+                # straddling chunks too, of one length and contiguous in
+                # the work buffer, summed in one call (each row by itself:
+                # the same bits as one by one) and divided in float64.
+                sums = _add_reduce(self._work[head:pos + last].reshape(-1, length), 1)
+                times.insert(0, self._start)
+                self._start, self._head, self._pos = end, pos + last, pos + n
+                self._emit(times, _divide(sums, length, dtype=np.float64), end)
+                return
+        sums = whole_cycle_sums(values, indexes, counts)
         if self._start is None:
             self.incomplete_samples += first
         else:
@@ -214,12 +227,18 @@ class cycle_rms(Block):
         if times:
             # float64 division, as numpy's; a cycle without samples (a rate
             # below the mains frequency) has no mean.
-            means = np.array([float(total) / count if count else _NAN
-                              for total, count in zip(sums, counts)])
-            result = np.sqrt(means) if self.statistic == "rms" else means
-            # Boundaries come in order.
-            self.emit_records(np.array(times, np.int64), result, times[0], end, self._meta,
-                              ordered=True)
+            self._emit(times, np.array([float(total) / count if count else _NAN
+                                        for total, count in zip(sums, counts)]), end)
+
+    def _emit(self, times, means, end):
+        """
+        The cycles starting at ``times`` (a list), of these means (float64:
+        of the squares for the RMS), the last ending at ``end``.
+        """
+        result = np.sqrt(means) if self.statistic == "rms" else means
+        # Boundaries come in order.
+        self.emit_records(np.array(times, np.int64), result, times[0], end, self._meta,
+                          ordered=True)
 
     def _nominal(self, chunk):
         k = self._next_k
@@ -311,3 +330,4 @@ class cycle_rms(Block):
 
 _NAN = float("nan")
 _add_reduce = np.add.reduce
+_divide = np.true_divide
