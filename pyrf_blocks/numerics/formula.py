@@ -43,21 +43,24 @@ __all__ = ["Formula", "FUNCTIONS", "CONSTANTS", "MAX_LENGTH", "MAX_NODES"]
 _QUIET = threading.local()
 
 
-def _quietly(code, *args):
+def _quietly(code, env, out=None):
     """
-    ``code(*args)`` with numpy's floating-point warnings off (inf and nan are
-    results, as the division gives them).  numpy keeps its error state in a
-    context variable, so the code runs in a copy of the context made once
-    per thread inside ``np.errstate(all="ignore")``: ``Context.run`` costs
-    a third of the ``errstate`` decorator, which builds numpy's error state
-    again on every call (measured: 2.6 and 7.2 thousand instructions).  A
-    thread enters its copy once at a time: a formula calls no formula.
+    ``code(env)`` (``code(env, out)`` when ``out`` is given) with numpy's
+    floating-point warnings off (inf and nan are results, as the division
+    gives them).  numpy keeps its error state in a context variable, so the
+    code runs in a copy of the context made once per thread inside
+    ``np.errstate(all="ignore")``: ``Context.run`` costs a third of the
+    ``errstate`` decorator, which builds numpy's error state again on every
+    call (measured: 2.6 and 7.2 thousand instructions).  A thread enters
+    its copy once at a time: a formula calls no formula.
     """
     context = getattr(_QUIET, "context", None)
     if context is None:
         with np.errstate(all="ignore"):
             context = _QUIET.context = contextvars.copy_context()
-    return context.run(code, *args)
+    if out is None:
+        return context.run(code, env)
+    return context.run(code, env, out)
 
 #: Longest formula text, in characters.
 MAX_LENGTH = 1000
@@ -264,7 +267,7 @@ class Formula:
             shape = np.broadcast_shapes(*(array.shape for array in env.values()))
         self._deadline[0] = time.perf_counter() + self.timeout
         if out is not None and self._into is not None and alike and shape == out.shape:
-            result = _quietly(self._into, env, out)
+            result = _quietly(self._into, env, out)  # (operands of out's shape)
         else:
             result = _quietly(self._code, env)
         if type(result) is not np.ndarray:
@@ -330,14 +333,16 @@ class Formula:
 
         def into(env, out):
             # Into ``out`` only where the ufunc's own result would have its
-            # dtype and shape: operands arrays of that dtype (every operator
-            # here maps two arrays of one float dtype to that dtype).
+            # dtype: operands arrays of that dtype (every operator here maps
+            # two arrays of one float dtype to that dtype).  Their shape is
+            # out's: the inputs all have it (evaluate checked), and every
+            # operation keeps it.
             a, b = left(env), right(env)
             if clock() > deadline[0]:
                 check()
+            dtype = out.dtype
             if (a.__class__ is np.ndarray and b.__class__ is np.ndarray
-                    and a.dtype is out.dtype and b.dtype is out.dtype
-                    and a.shape == out.shape and b.shape == out.shape):
+                    and a.dtype is dtype and b.dtype is dtype):
                 return ufunc(a, b, out=out)
             return ufunc(a, b)
         binary.into = into
