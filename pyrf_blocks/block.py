@@ -450,18 +450,32 @@ class Block(metaclass=BlockType):
             edge.put(chunk)
         return chunk
 
-    def emit_records(self, times, values, start=None, end=None, meta=None, output=MAIN):
+    def emit_records(self, times, values, start=None, end=None, meta=None, output=MAIN,
+                     ordered=False):
         """
         Send one chunk of records (irregular, time-stamped values: see
         :meth:`Chunk.records <pyrf_blocks.chunk.Chunk.records>`) to every
         consumer of ``output``, a ``records`` output; return it.
+
+        ``ordered=True``: ``times`` is an int64 array known to be in order
+        (an input chunk's own times, or times made in order), ``values``
+        an array of numbers, and ``start`` and ``end`` are given; they are
+        then checked as :class:`~pyrf_blocks.chunk.Chunk` checks them
+        (shapes and bounds), not row by row.
         """
         out = self.outputs[output]
         if out.kind != "records":
             raise ValueError(f"{out.label} emits {out.kind!r} chunks, not records")
-        chunk = Chunk.records(times, values, start, end, out.next_seq, meta)
+        if ordered:
+            chunk = Chunk("records", values, start, end, 0.0, out.next_seq, meta, times)
+        else:
+            chunk = Chunk.records(times, values, start, end, out.next_seq, meta)
         out.next_seq += 1
-        out.put(chunk)
+        # Output.put, written out.
+        out.rows += len(values)
+        out.device_end = chunk.end
+        for edge in out.edges:
+            edge.put(chunk)
         return chunk
 
     def forward(self, chunk, output=MAIN):
@@ -754,24 +768,33 @@ class Block(metaclass=BlockType):
                 self.compute(chunk)
             return
         sync = self._sync
-        for group in sync.add(index, chunk):
+        groups = sync.add(index, chunk)
+        for group in groups:
             self.compute(*group)
         # Only an add deepens a buffer, and each add is followed by this
         # check of its own input: the others are below the bound, or paused.
-        if self._ahead or sync.depth(index) >= self.input_maxsize:
-            self._balance_inputs()
+        if self._ahead:
+            self._resume_inputs(bool(groups))
+        if sync.depth(index) >= self.input_maxsize:
+            self._pause_input(index)
 
-    def _balance_inputs(self):
-        """
-        Pause an input that runs ahead of the others, so the synchroniser
-        never buffers more than one queue's worth of it.
-        """
-        for port in self._ports:
-            ahead = self._sync.depth(port.index) >= self.input_maxsize
-            if ahead and port not in self._ahead and port.edge is not None:
-                self._ahead.add(port)
-                port.edge.pauseProducing()
-            elif not ahead and port in self._ahead:
+    # An input that runs ahead of the others is paused, so that the
+    # synchroniser never buffers more than one queue's worth of it.  While
+    # groups are taken it is resumed once half of that is gone (as an edge
+    # releases its producer), rather than paused and resumed again for
+    # every chunk the others bring; when an add gave no group, as soon as
+    # it is below the bound (what it holds may not be enough for one).
+
+    def _pause_input(self, index):
+        port = self._ports[index]
+        if port not in self._ahead and port.edge is not None:
+            self._ahead.add(port)
+            port.edge.pauseProducing()
+
+    def _resume_inputs(self, taken):
+        low = self.input_maxsize // 2 if taken else self.input_maxsize - 1
+        for port in tuple(self._ahead):
+            if self._sync.depth(port.index) <= low:
                 self._ahead.discard(port)
                 if port.edge is not None:
                     port.edge.resumeProducing()

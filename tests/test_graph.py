@@ -339,6 +339,26 @@ def test_fast_input_is_paused_while_the_other_lags(graph, clock):
     assert len(sink.data()) == 1000
 
 
+def test_an_input_ahead_is_resumed_once_half_its_bound_is_taken(graph, clock, monkeypatch):
+    """An input paused for running ahead goes on when half the bound is taken, not after every chunk the other brings."""
+    events = []
+    pause, resume = Edge.pauseProducing, Edge.resumeProducing
+    monkeypatch.setattr(Edge, "pauseProducing", lambda edge: (events.append("pause"), pause(edge)))
+    monkeypatch.setattr(Edge, "resumeProducing",
+                        lambda edge: (events.append("resume"), resume(edge)))
+    v, i = (array_source([np.full(10, value, np.float32)] * 160, kind="real", rate=1e3,
+                         graph=graph) for value in (2.0, 3.0))
+    power = power_block(v, i)
+    sink = collector(power)
+    assert run_clock(clock, graph) is None
+    assert_array_equal(sink.data(), np.full(1600, 6.0, np.float32))
+    # Sources emit 16 chunks a turn against a bound of 8: the first runs
+    # ahead every turn.  Paused until 4 are taken: a pause per 4 chunks or
+    # fewer (resumed as each chunk was taken, it paused for nearly every one).
+    assert 0 < events.count("pause") <= 160 // 4 + 2
+    assert power._sync.depth(0) == power._sync.depth(1) == 0
+
+
 def test_scalar_interface_of_thd(graph):
     """Blocks provide the producer interface of the kind they emit."""
     from pyrf_blocks import thd_block

@@ -176,3 +176,23 @@ def test_formulas_are_quiet_in_every_thread_and_leave_the_callers_error_state_al
     with ThreadPoolExecutor(4) as pool:
         states = list(pool.map(evaluate, range(8)))
     assert states == [np.geterr()["divide"]] * 8
+
+
+def test_a_result_goes_into_out_only_where_it_is_the_same_bits():
+    """evaluate(out=) writes into out when the last operator's operands have its dtype and shape, else returns a new array; the values are the same."""
+    rng = np.random.default_rng(1)
+    v, i = rng.standard_normal(1000).astype(np.float32), rng.standard_normal(1000).astype(np.float32)
+    expected = Formula("v * i", ["v", "i"]).evaluate({"v": v, "i": i})
+    out = np.full(1000, np.nan, np.float32)
+    result = Formula("v * i", ["v", "i"]).evaluate({"v": v, "i": i}, out)
+    assert result is out and result.tobytes() == expected.tobytes()
+    # Another dtype, a broadcast, a function or a bare name last: a new array, out untouched.
+    for text, values in [("v * i", {"v": v, "i": i.astype(np.float64)}),
+                         ("v * i", {"v": v, "i": i[:1]}),
+                         ("v * i * 2", {"v": v, "i": i}),  # 2 is float64
+                         ("abs(v * i)", {"v": v, "i": i}),
+                         ("v", {"v": v})]:
+        out = np.full(1000, np.nan, np.float32)
+        result = Formula(text, ["v", "i"]).evaluate(values, out)
+        assert result is not out and np.isnan(out).all(), text
+        assert_array_equal(result, Formula(text, ["v", "i"]).evaluate(values))

@@ -244,6 +244,26 @@ def test_records_on_a_side_output_keep_device_time_and_watermark(graph):
         block.emit_records([0], [1.0])
 
 
+def test_records_emitted_as_ordered_are_the_same_chunks_and_still_checked(graph):
+    """emit_records(ordered=True) sends the chunk the checking path makes; rows outside its range or of another count still fail."""
+    source, arrays = ramp_source(graph, chunks=3, size=8)
+    block = threshold_events(source)
+    events = recording_sink(block.output("events"))
+    collector(block)
+    assert run_clock(graph.reactor, graph) is None
+    times = np.array([1_000_000, 5_000_000], np.int64)
+    values = np.array([1.0, 2.0])
+    checked = block.emit_records(times, values, 0, 8_000_000, {"units": "V"}, output="events")
+    ordered = block.emit_records(times, values, 0, 8_000_000, {"units": "V"}, output="events",
+                                 ordered=True)
+    assert ordered == checked.replace(seq=ordered.seq) and ordered.seq == checked.seq + 1
+    assert not ordered.data.flags.writeable and not ordered.times.flags.writeable
+    with pytest.raises(ValueError, match="inside the chunk's range"):
+        block.emit_records(times, values, 2_000_000, 8_000_000, output="events", ordered=True)
+    with pytest.raises(ValueError, match="2 times but 1 rows"):
+        block.emit_records(times, values[:1], 0, 8_000_000, output="events", ordered=True)
+
+
 def test_a_polled_source_plays_records_chunks(graph):
     """array_source replays ready-made records chunks with its own seq, times untouched."""
     chunks = [Chunk.records([10, 20], [1.0, 2.0], 0, 30), Chunk.records([], np.zeros(0), 30, 60),

@@ -76,8 +76,11 @@ class cycle_rms(Block):
         #: Samples outside whole cycles, left out.
         self.incomplete_samples = 0
         self._start = None       # device time of the cycle in progress
-        self._cycle = None       # its samples so far: self._cycle[:self._count]
-        self._count = 0
+        # Its samples so far are self._work[self._head:self._pos], in a
+        # buffer that also takes the values of the chunks this block
+        # computes itself (fused, or squared), right after them.
+        self._work = None
+        self._head = self._pos = 0
         self._expected = None    # where the next chunk must start
         self._next_k = None      # nominal: the next boundary not yet used
         self._next_time = None   # and its device time
@@ -85,7 +88,7 @@ class cycle_rms(Block):
         self._crossed = None     # zero crossing: time of the last boundary
         self._meta = None
 
-    _STATE = ("incomplete_samples", "_start", "_count", "_expected", "_next_k",
+    _STATE = ("incomplete_samples", "_start", "_expected", "_next_k",
               "_next_time", "_previous", "_crossed", "_meta")
 
     def get_state(self):
@@ -93,14 +96,15 @@ class cycle_rms(Block):
         state["version"] = 1
         if state["_previous"] is not None:
             state["_previous"] = float(state["_previous"])
-        state["pending"] = pack_array(self._cycle[:self._count] if self._count else None)
+        count = state["_count"] = self._pos - self._head
+        state["pending"] = pack_array(self._work[self._head:self._pos] if count else None)
         return state
 
     def set_state(self, state):
         check_version(self, state, 1, unversioned=1)
         for name in self._STATE:
             setattr(self, name, state[name])
-        self._cycle, self._count = None, 0
+        self._work, self._head, self._pos = None, 0, 0
         pending = unpack_array(state.get("pending"))
         if pending is not None:
             self._keep(pending)
@@ -130,18 +134,34 @@ class cycle_rms(Block):
 
     def compute(self, *chunks):
         chunk = chunks[0]
-        if len(chunk.data) == 0:
+        n = len(chunk.data)
+        if n == 0:
             return
+        # Values computed here go into the work buffer, right after the
+        # cycle in progress, when it has their dtype: a cycle straddling
+        # chunks is then contiguous there, summed without a copy.
+        slot = self._slot(n)
         if self.power is None:
-            self._compute(chunk, chunk.data, chunk.meta)
+            data, meta = chunk.data, chunk.meta
         else:  # fused: the power block's rows, computed as it would have
-            self._compute(chunk, self.power.values(chunks), self.power.meta)
+            data, meta = self.power.values(chunks, slot), self.power.meta
+        owned = slot is not None and data is slot
+        if self.statistic == "mean":
+            values = data
+        elif (slot is not None and data.dtype is slot.dtype
+              and self.boundaries == "nominal"):  # (crossings read the samples after)
+            values, owned = np.multiply(data, data, out=slot), True
+        else:
+            values, owned = data * data, False
+        self._compute(chunk, data, values, meta, owned)
 
-    def _compute(self, chunk, data, meta):
+    def _compute(self, chunk, data, values, meta, owned):
         """
-        The cycles of ``data``, the rows of a chunk timed as ``chunk``
-        (the chunk itself, or when fused the voltage's piece of the same
-        range), with ``meta`` as its meta.
+        The cycles of ``data``, the rows of a chunk timed as ``chunk`` (the
+        chunk itself, or when fused the voltage's piece of the same range),
+        with ``meta`` as its meta; ``values`` are what is summed (``data``,
+        or its squares for the RMS).  ``owned``: the values lie in the work
+        buffer right after the cycle in progress (see :meth:`_slot`).
         """
         if self._expected is not None and chunk.start != self._expected:
             self._drop()  # a gap: the cycle in progress is not whole
@@ -155,41 +175,70 @@ class cycle_rms(Block):
             indexes, times = self._nominal(chunk)
         else:
             indexes, times = self._crossings(chunk, data)
-        values = data * data if self.statistic == "rms" else data
         # Each cycle is summed at once, over its own samples together (those
         # carried from earlier chunks joined to the rest), so its sum is the
         # same bits however the stream was cut.  A chunk holds a few
         # cycles: Python lists beat small numpy arrays.
+        n = len(values)
         if not indexes:
             if self._start is None:
-                self.incomplete_samples += len(data)
+                self.incomplete_samples += n
+            elif owned:
+                self._pos += n
             else:
                 self._keep(values)
             return
         first, last = indexes[0], indexes[-1]
         counts = [b - a for a, b in zip(indexes, indexes[1:])]
-        sums = whole_cycle_sums(values, indexes, counts)
         end = times.pop()  # the start of the cycle now in progress
+        if owned and self._start is not None:
+            head, pos = self._head, self._pos
+            length = pos + first - head  # the straddling cycle's
+            if length and counts.count(length) == len(counts):
+                # The common case, a steady rate: every cycle, the one
+                # straddling chunks too, of one length and contiguous in
+                # the work buffer, summed in one call (each row by itself:
+                # the same bits as one by one) and divided in float64.
+                sums = _add_reduce(self._work[head:pos + last].reshape(-1, length), 1)
+                times.insert(0, self._start)
+                self._start, self._head, self._pos = end, pos + last, pos + n
+                self._emit(times, _divide(sums, length, dtype=np.float64), end)
+                return
+        sums = whole_cycle_sums(values, indexes, counts)
         if self._start is None:
             self.incomplete_samples += first
         else:
-            if self._count:
+            if owned:
+                straddling = self._work[self._head:self._pos + first]
+            elif self._pos > self._head:
                 self._keep(values[:first])
-                straddling = self._cycle[:self._count]
+                straddling = self._work[self._head:self._pos]
             else:
                 straddling = values[:first]
             times.insert(0, self._start)
             sums.insert(0, float(_add_reduce(straddling)))  # what .sum() calls
             counts.insert(0, len(straddling))
-        self._start, self._count = end, 0
-        self._keep(values[last:])
+        self._start = end
+        if owned:
+            self._head, self._pos = self._pos + last, self._pos + n
+        else:
+            self._head = self._pos = 0
+            self._keep(values[last:])
         if times:
             # float64 division, as numpy's; a cycle without samples (a rate
             # below the mains frequency) has no mean.
-            means = np.array([float(total) / count if count else _NAN
-                              for total, count in zip(sums, counts)])
-            result = np.sqrt(means) if self.statistic == "rms" else means
-            self.emit_records(np.array(times, np.int64), result, times[0], end, self._meta)
+            self._emit(times, np.array([float(total) / count if count else _NAN
+                                        for total, count in zip(sums, counts)]), end)
+
+    def _emit(self, times, means, end):
+        """
+        The cycles starting at ``times`` (a list), of these means (float64:
+        of the squares for the RMS), the last ending at ``end``.
+        """
+        result = np.sqrt(means) if self.statistic == "rms" else means
+        # Boundaries come in order.
+        self.emit_records(np.array(times, np.int64), result, times[0], end, self._meta,
+                          ordered=True)
 
     def _nominal(self, chunk):
         k = self._next_k
@@ -216,26 +265,61 @@ class cycle_rms(Block):
 
     def _drop(self):
         if self._start is not None:
-            self.incomplete_samples += self._count
-        self._start, self._count = None, 0
+            self.incomplete_samples += self._pos - self._head
+        self._start = None
+        self._head = self._pos  # (a chunk's own values may follow there)
+
+    #: The work buffer holds this many chunks' values after the cycle in
+    #: progress, so that it is moved to the front once every few chunks.
+    _WORK_CHUNKS = 4
+
+    def _room(self, n, dtype):
+        """
+        Make room for ``n`` values of ``dtype`` after the cycle in progress
+        in the work buffer: move the cycle to the front, or into a larger
+        buffer (of a dtype that holds both) when it is too small.
+        """
+        work, head, pos = self._work, self._head, self._pos
+        count = pos - head
+        if work is not None and work.dtype == dtype and count + n <= len(work):
+            if count:
+                work[:count] = work[head:pos]
+        else:
+            if work is not None:
+                dtype = np.result_type(work, dtype)
+            grown = np.empty(max(int(self._WORK_CHUNKS * (count + n)) + count, 64), dtype)
+            if count:
+                grown[:count] = work[head:pos]
+            self._work = grown
+        self._head, self._pos = 0, count
+
+    def _slot(self, n):
+        """
+        Where this block's own values for a chunk of ``n`` rows go: ``n``
+        places of the work buffer right after the cycle in progress (of
+        the buffer's dtype), or None before the buffer exists.
+        """
+        work = self._work
+        if work is None:
+            return None
+        if self._pos + n > len(work):
+            self._room(n, work.dtype)
+            work = self._work
+        return work[self._pos:self._pos + n]
 
     def _keep(self, values):
         """
-        Append ``values`` to the samples of the cycle in progress (a copy,
-        into a buffer that grows to the longest cycle and is then reused).
+        Append a copy of ``values`` to the samples of the cycle in progress.
         """
         n = len(values)
         if not n:
             return
-        cycle, count = self._cycle, self._count
-        if cycle is None or cycle.dtype != values.dtype or len(cycle) < count + n:
-            dtype = values.dtype if cycle is None else np.result_type(cycle, values)
-            grown = np.empty(max(2 * (count + n), 64), dtype)
-            if count:
-                grown[:count] = cycle[:count]
-            self._cycle = cycle = grown
-        cycle[count:count + n] = values
-        self._count = count + n
+        work = self._work
+        if work is None or work.dtype != values.dtype or self._pos + n > len(work):
+            self._room(n, values.dtype)
+            work = self._work
+        work[self._pos:self._pos + n] = values
+        self._pos += n
 
     def flush(self):
         self._drop()
@@ -246,3 +330,4 @@ class cycle_rms(Block):
 
 _NAN = float("nan")
 _add_reduce = np.add.reduce
+_divide = np.true_divide

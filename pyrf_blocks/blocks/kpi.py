@@ -61,14 +61,19 @@ class pointwise_block(Block):
         if first.times is None:
             self.emit(values, first.start, first.end, first.rate, self.meta)
         else:
-            self.emit_records(first.times, values, first.start, first.end, self.meta)
+            # The rows are at the input's times, already in order.
+            self.emit_records(first.times, values, first.start, first.end, self.meta,
+                              ordered=True)
 
-    def values(self, chunks):
+    def values(self, chunks, out=None):
         """
         The output rows for one synchronised group of input ``chunks`` (one
         per input), after checking that they line up: what :meth:`compute`
         emits, and what a block fused with this one computes from the same
-        chunks (:class:`~pyrf_blocks.optimise.CyclesOfPower`).
+        chunks (:class:`~pyrf_blocks.optimise.CyclesOfPower`).  ``out``:
+        an array the rows may be computed into, as
+        :meth:`Formula.evaluate <pyrf_blocks.numerics.formula.Formula.evaluate>`
+        says (the result ``is out`` when they were).
         """
         first = chunks[0]
         times = first.times
@@ -85,7 +90,7 @@ class pointwise_block(Block):
                     f"at different times in [{first.start}, {first.end}) ns "
                     f"({_first_difference(times, chunk.times)}); a pointwise formula "
                     "needs rows on the same grid (e.g. the same window block)")
-        values = self.formula.evaluate(dict(zip(names, [chunk.data for chunk in chunks])))
+        values = self.formula.evaluate(dict(zip(names, [chunk.data for chunk in chunks])), out)
         if values.ndim == 0:
             values = np.full(len(first.data), values)
         return values

@@ -43,21 +43,24 @@ __all__ = ["Formula", "FUNCTIONS", "CONSTANTS", "MAX_LENGTH", "MAX_NODES"]
 _QUIET = threading.local()
 
 
-def _quietly(code, env):
+def _quietly(code, env, out=None):
     """
-    ``code(env)`` with numpy's floating-point warnings off (inf and nan are
-    results, as the division gives them).  numpy keeps its error state in a
-    context variable, so the code runs in a copy of the context made once
-    per thread inside ``np.errstate(all="ignore")``: ``Context.run`` costs
-    a third of the ``errstate`` decorator, which builds numpy's error state
-    again on every call (measured: 2.6 and 7.2 thousand instructions).  A
-    thread enters its copy once at a time: a formula calls no formula.
+    ``code(env)`` (``code(env, out)`` when ``out`` is given) with numpy's
+    floating-point warnings off (inf and nan are results, as the division
+    gives them).  numpy keeps its error state in a context variable, so the
+    code runs in a copy of the context made once per thread inside
+    ``np.errstate(all="ignore")``: ``Context.run`` costs a third of the
+    ``errstate`` decorator, which builds numpy's error state again on every
+    call (measured: 2.6 and 7.2 thousand instructions).  A thread enters
+    its copy once at a time: a formula calls no formula.
     """
     context = getattr(_QUIET, "context", None)
     if context is None:
         with np.errstate(all="ignore"):
             context = _QUIET.context = contextvars.copy_context()
-    return context.run(code, env)
+    if out is None:
+        return context.run(code, env)
+    return context.run(code, env, out)
 
 #: Longest formula text, in characters.
 MAX_LENGTH = 1000
@@ -195,6 +198,9 @@ class Formula:
         self._used = []
         self._deadline = [0.0]
         self._code = self._compile(tree.body)
+        #: The formula computed into a given array, when its last operation
+        #: is an arithmetic operator (see :meth:`evaluate`'s ``out``).
+        self._into = getattr(self._code, "into", None)
         self.names = tuple(self._used)
 
     def __repr__(self):
@@ -206,7 +212,7 @@ class Formula:
         """
         return self.evaluate(values)
 
-    def evaluate(self, values):
+    def evaluate(self, values, out=None):
         """
         The formula's value for these inputs, element by element.
 
@@ -216,6 +222,12 @@ class Formula:
             An array (or number) for each name in :attr:`names`; arrays
             broadcast together as numpy does.  Integer and boolean inputs
             are taken as float64; float and complex ones as they are.
+        out : numpy.ndarray, optional
+            Where the result may be written instead of a new array: it is
+            when the formula's last operation is an arithmetic operator
+            whose operands are arrays of ``out``'s shape and dtype, so that
+            the result is the same, bit for bit.  The caller compares the
+            result with ``out`` (``is``) to know.
 
         Returns
         -------
@@ -254,7 +266,10 @@ class Formula:
         if shape is None or not alike:
             shape = np.broadcast_shapes(*(array.shape for array in env.values()))
         self._deadline[0] = time.perf_counter() + self.timeout
-        result = _quietly(self._code, env)
+        if out is not None and self._into is not None and alike and shape == out.shape:
+            result = _quietly(self._into, env, out)  # (operands of out's shape)
+        else:
+            result = _quietly(self._code, env)
         if type(result) is not np.ndarray:
             result = np.asarray(result)
         if result.shape != shape:
@@ -315,6 +330,22 @@ class Formula:
             if clock() > deadline[0]:
                 check()
             return ufunc(a, b)
+
+        def into(env, out):
+            # Into ``out`` only where the ufunc's own result would have its
+            # dtype: operands arrays of that dtype (every operator here maps
+            # two arrays of one float dtype to that dtype).  Their shape is
+            # out's: the inputs all have it (evaluate checked), and every
+            # operation keeps it.
+            a, b = left(env), right(env)
+            if clock() > deadline[0]:
+                check()
+            dtype = out.dtype
+            if (a.__class__ is np.ndarray and b.__class__ is np.ndarray
+                    and a.dtype is dtype and b.dtype is dtype):
+                return ufunc(a, b, out=out)
+            return ufunc(a, b)
+        binary.into = into
         return binary
 
     def _compile_UnaryOp(self, node):
