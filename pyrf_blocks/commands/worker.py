@@ -36,7 +36,6 @@ pipeline file.  Keep ca-key.pem off the worker.
 """
 
 import argparse
-import gc
 import sys
 
 from .options import (add_cluster_arguments, add_import_argument, add_log_level_argument,
@@ -200,12 +199,3 @@ def run(args):
 def _preload_numerics():
     import scipy.fft  # noqa: F401
     import scipy.signal  # noqa: F401
-    from ..numerics import kernels
-
-    kernels.backend()  # numba imported now too, where it is the choice
-    # What start-up made (modules, their functions and classes: hundreds of
-    # thousands of objects with scipy and numba) lives as long as the
-    # worker: out of the cyclic collector's full passes from now on, each
-    # of which otherwise walked them all, 90--160 ms with the reactor
-    # stopped (measured on a child of the seed's split).
-    gc.freeze()
