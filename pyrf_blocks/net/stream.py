@@ -344,7 +344,9 @@ class ServedStream:
     :param first_poll_timeout: seconds a stream waits for its first poll.
     :param shared: keep the arrays in a shared-memory ring too (see
         :mod:`.shm`), for a reader on this host that maps it; only a
-        ``block`` stream does, where ``memfd_create`` exists.
+        ``block`` stream does, where ``memfd_create`` exists.  What such a
+        reader released in the ring is acknowledged without its next poll:
+        a block held for a full window goes on once half of it is released.
 
     Chunks keep their output's ``seq``: the first one is wherever the
     output was when the stream was opened (:attr:`start_seq`), and a gap
