@@ -20,7 +20,9 @@ Cross-process edges: throughput, latency and the split seed chain.
    calibrate chain in its child; the edges between them over shared memory
    ("split", the default on one host) and over HTTP bodies ("split-http");
    and, not the seed's layout, the instruments in the children too
-   ("children").  With the seed's light chains (FFT-1024) and with heavy
+   ("children"); and each chain whole in a one-reactor process of its
+   own, the two at once, nothing crossing ("pair": what two cores give
+   this work with no transport, the ceiling of any split).  With the seed's light chains (FFT-1024) and with heavy
    ones (the same blocks, FFT frames overlapping by 7/8).
 
 The last line is the headline: the heavy chains split over two processes
@@ -226,7 +228,10 @@ _CHAIN = """
 import os, resource, sys, time
 from pyrf_blocks import (Graph, WSA4000, calibrate_block, collector, fft_block, process,
                          set_default_graph)
-split, count, overlap = sys.argv[1] != "single", int(sys.argv[2]), int(sys.argv[3])
+split, count, overlap = sys.argv[1] not in ("single", "solo"), int(sys.argv[2]), int(sys.argv[3])
+# "solo": only chain argv[4], every block in this reactor (two of them run
+# at once make the "pair" layout).
+only = int(sys.argv[4]) if sys.argv[1] == "solo" else None
 marks = ([], [])
 class timed(collector):
     def __init__(self, chain, *args, **kwargs):
@@ -239,12 +244,14 @@ set_default_graph(graph)
 places = [process() if split else None for _ in range(2)]
 chains = []
 for n, (place, tone) in enumerate(zip(places, [(1e6, -20.0), (-2.5e6, -35.0)])):
+    if only is not None and n != only:
+        continue
     # "children": the instruments (their simulated noise) run in the
     # children too -- not the seed's layout, for comparison.
     wsa = WSA4000("sim", seed=n + 1, tones=[tone], count=count, paced=False,
                   proc=place if sys.argv[1] == "children" else None)
     chains.append(calibrate_block(fft_block(wsa, overlap=overlap, proc=place), proc=place))
-sinks = [timed(n, c, keep=1) for n, c in enumerate(chains)]
+sinks = [timed(n if only is None else only, c, keep=1) for n, c in enumerate(chains)]
 tick = os.sysconf("SC_CLK_TCK")
 def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -260,6 +267,7 @@ from twisted.internet import task
 sampler = task.LoopingCall(lambda: samples.append((time.perf_counter(), cpu())))
 graph.reactor.callWhenRunning(sampler.start, 0.05)
 graph.run()
+marks = [chain for chain in marks if chain]
 # Steady state: from when both chains have delivered their first 320
 # chunks (start-up, FFT planning, the first chain's head start, and the
 # 256 chunks a stream may let its source run ahead while its reader starts,
@@ -276,6 +284,9 @@ def cpu_at(when):
     return min(samples, key=lambda sample: abs(sample[0] - when))[1]
 spent = [b - a for a, b in zip(cpu_at(begin), cpu_at(end))]
 print(msa / (end - begin), sum(spent) / msa, end - begin, *(x / msa for x in spent))
+if only is not None:
+    print("window", begin + time.time() - time.perf_counter(),
+          end + time.time() - time.perf_counter(), msa, *spent)
 """
 
 
@@ -286,6 +297,8 @@ def chain_rate(mode, count, overlap=0):
     both deliver spectra; CPU of every process of the layout.
     """
     env = environment()
+    if mode == "pair":
+        return _pair_rate(env, count, overlap)
     if mode == "split-http":
         env["PYRF_BLOCKS_SHM"] = "0"
     out = subprocess.run([sys.executable, "-c", _CHAIN, mode, str(count), str(overlap)],
@@ -295,13 +308,40 @@ def chain_rate(mode, count, overlap=0):
     return tuple(map(float, out.stdout.strip().splitlines()[-1].split()))
 
 
+def _pair_rate(env, count, overlap):
+    """
+    The "pair" layout: each chain whole (instrument, FFT, calibrate and
+    sink) in a one-reactor process of its own, the two at once and
+    nothing crossing between them -- what this machine's two cores give
+    this work with no transport at all, the ceiling of any split.  Rated
+    over the time both ran, from the later start to the earlier end.
+    """
+    runs = [subprocess.Popen([sys.executable, "-c", _CHAIN, "solo", str(count), str(overlap),
+                              str(n)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for n in range(2)]
+    windows = []
+    for run in runs:
+        out, err = run.communicate()
+        if run.returncode:
+            raise SystemExit(f"the solo seed chain failed:\n{err}")
+        windows.append(tuple(map(float, out.strip().splitlines()[-1].split()[1:])))
+    begin, end = max(w[0] for w in windows), min(w[1] for w in windows)
+    # Each process's rate applies to the overlap of the two windows.
+    rates = [w[2] / (w[1] - w[0]) for w in windows]
+    costs = [w[3] / w[2] for w in windows]
+    msa = sum(rates)
+    return (msa, sum(r * c for r, c in zip(rates, costs)) / msa, end - begin, *costs)
+
+
 #: MSa in one chunk of the simulated instruments (16 Ki samples).
 CHUNK_MSA = 16384 / 1e6
 
 #: How the seed chains are run: every block in one reactor; the seed's
 #: layout over shared memory, and over HTTP bodies (``PYRF_BLOCKS_SHM=0``);
-#: and the instruments placed in the children too (not the seed's layout).
-MODES = ("single", "split", "split-http", "children")
+#: the instruments placed in the children too (not the seed's layout);
+#: and each chain whole in a process of its own, nothing crossing ("pair":
+#: the ceiling of two cores for this work).
+MODES = ("single", "split", "split-http", "children", "pair")
 
 
 def chains(count, trials):
@@ -379,7 +419,7 @@ def main():
             where = "" if len(each) < 2 else " = " + " + ".join(f"{x:.3f}" for x in each)
             print(f"  {chain} chains, {mode:>10}: {rate:6.1f} MSa/s, {cost:6.3f} CPU-s/MSa"
                   f"{where} ({seconds:.1f} s measured), {rate / single[0]:.2f} x one reactor")
-            if len(each) >= 2:
+            if len(each) >= 2 and mode != "pair":
                 # µs of CPU per 16 Ki-sample chunk: the parent's per chunk
                 # of either chain, each child's per chunk of its own.
                 parent, *children = (x * CHUNK_MSA * 1e6 for x in each)

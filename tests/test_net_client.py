@@ -421,3 +421,28 @@ def test_a_remote_output_that_does_not_exist_or_differs_fails_naming_it(tee_powe
                                 client=pair.http, graph=pair.client))
     failure = pair.run()
     assert failure.check(RemoteError) and message in str(failure.value)
+
+
+def test_an_answer_is_delivered_over_several_turns_in_order_each_chunk_once(monkeypatch):
+    """With a delivery slice used up by each chunk, an answer's chunks go one per reactor turn: in order, each once, none lost."""
+    from pyrf_blocks.net import client as clients
+
+    monkeypatch.setattr(clients, "DELIVERY_SLICE", 0.0)
+    pair = WorkerPair()
+    source = manual_source(graph=pair.server, name="src")
+    remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=pair.http, graph=pair.client)
+    sink = recording_sink(remote)
+    pair.pump(5)
+    for _ in range(10):
+        source.push(4)
+    stream = next(iter(pair.worker.streams.values()))
+    pair.clock.advance(0)  # the worker writes the ten in one piece
+    pair.http.flush()
+    assert len(sink.chunks) <= 2  # one per piece received; the rest wait for later turns
+    for _ in range(20):
+        pair.pump(1)
+    source.finish()
+    assert pair.run() is None
+    assert [c.seq for c in sink.chunks] == list(range(10))
+    np.testing.assert_array_equal(sink.data(), np.arange(40))
+    assert remote.dropped == 0 and stream.stats["dropped"] == 0

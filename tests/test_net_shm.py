@@ -222,6 +222,58 @@ def test_a_reader_that_keeps_its_chunks_holds_the_block_then_gets_the_body():
         reader.close()
 
 
+def test_chunks_released_in_the_ring_let_a_held_block_go_on_without_a_poll():
+    """Released in the ring is acknowledged: a full window holds the block only until the reader releases half of it, with no new poll, and never when it released already."""
+    from pyrf_blocks.chunk import ChunkStreamDecoder
+    from pyrf_blocks.net import stream as streams
+    from pyrf_blocks.net.stream import ServedStream
+    from pyrf_blocks.testing import WorkerPair, manual_source
+
+    pair = WorkerPair()
+    source = manual_source(graph=pair.server, name="src")
+    stream = ServedStream("1", source, pair.clock, maxsize=8, shared=True)
+    reader = shm.RingReader(stream.ring.describe())
+    try:
+        request = _Request()
+        stream.poll(request, -1, 10, linger=30.0, shared=True)
+        decoder = ChunkStreamDecoder(ring=reader)
+        for _ in range(8):
+            source.push(1024)
+            pair.clock.advance(0)
+        # Half the window went in the answer, which ended; the window is full.
+        assert request.finished and stream.stats["paused"]
+        chunks = decoder.feed(b"".join(request.written))
+        assert [c.seq for c in chunks] == [0, 1, 2, 3]
+        for c in chunks:
+            reader.delivered(c.data, c.seq)
+        del c
+        pair.clock.advance(streams.RING_CHECK)
+        assert stream.stats["paused"]  # delivered but kept: still held
+        chunks = None  # let go: released in the ring
+        pair.clock.advance(streams.RING_CHECK)
+        assert not stream.stats["paused"] and stream.acknowledged == 3  # and no poll came
+        request = _Request()
+        stream.poll(request, 3, 10, linger=30.0, shared=True)
+        pair.clock.advance(0)
+        chunks = decoder.feed(b"".join(request.written))
+        assert [c.seq for c in chunks] == [4, 5, 6, 7]  # each once, in order
+        for c in chunks:
+            reader.delivered(c.data, c.seq)
+        del c
+        chunks = None  # released at once, as a sink that keeps nothing does
+        for _ in range(4):  # the window fills again, but what was released counts
+            source.push(1024)
+            pair.clock.advance(0)
+        assert not stream.stats["paused"] and stream.acknowledged == 7
+        request = _Request()
+        stream.poll(request, 7, 10, shared=True)
+        pair.clock.advance(0)
+        assert [c.seq for c in decoder.feed(b"".join(request.written))] == [8, 9, 10, 11]
+    finally:
+        stream.close()
+        reader.close()
+
+
 def test_a_ring_is_private_unnamed_and_checked_by_its_nonce():
     """Mode 0600, nothing in /dev/shm, and a reader refuses a ring whose nonce or slots are wrong."""
     ring = shm.Ring(1 << 16)

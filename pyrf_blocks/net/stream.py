@@ -344,7 +344,9 @@ class ServedStream:
     :param first_poll_timeout: seconds a stream waits for its first poll.
     :param shared: keep the arrays in a shared-memory ring too (see
         :mod:`.shm`), for a reader on this host that maps it; only a
-        ``block`` stream does, where ``memfd_create`` exists.
+        ``block`` stream does, where ``memfd_create`` exists.  What such a
+        reader released in the ring is acknowledged without its next poll:
+        a block held for a full window goes on once half of it is released.
 
     Chunks keep their output's ``seq``: the first one is wherever the
     output was when the stream was opened (:attr:`start_seq`), and a gap
@@ -407,6 +409,8 @@ class ServedStream:
         #: The block is held until the reader releases part of the ring:
         #: since when (None: it is not), and the timer that looks again.
         self._ring_wait = self._ring_timer = None
+        #: Looks at what the reader released while the block is held.
+        self._release_timer = None
         #: Whether a full ring no longer holds the block (the reader keeps
         #: its chunks), until it has drained.
         self._ring_waived = False
@@ -469,12 +473,19 @@ class ServedStream:
                 self._ring_full = True
             if entry.shared is None:
                 entry.encode(self.packer)
-            full = (len(backlog) >= self.maxsize
-                    or self._backlog_bytes >= self.max_backlog_bytes
-                    or (ring_full and self._wait_for_ring()))
+            full = self._backlog_full()
+            if full and self.ring is not None:
+                # What the reader released since its last poll is
+                # acknowledged already: the window may not be full at all
+                # (the reader need not poll again for its block to go on).
+                self._acknowledge_released(False)
+                full = self._backlog_full()
+            full = full or (ring_full and self._wait_for_ring())
             if full and not self._holding and self.edge:
                 self._holding = True
                 self.edge.pauseProducing()
+                if self.ring is not None and self._ring_wait is None:
+                    self._watch_released()
         else:
             while len(backlog) > self.maxsize:
                 dropped = backlog.popleft()
@@ -564,8 +575,9 @@ class ServedStream:
         if self._answer is not None:
             self._answer.end()
         self._backlog.clear()
-        if self._ring_timer is not None and self._ring_timer.active():
-            self._ring_timer.cancel()
+        for timer in (self._ring_timer, self._release_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
         if self.ring is not None:
             self.block.unlend_buffers(self.ring.lend)
             self.ring.close()
@@ -635,6 +647,28 @@ class ServedStream:
         released = min(self.ring.released, self._sent_upto)
         if released > self.acknowledged:
             self._acknowledge(released, True, release)
+
+    def _backlog_full(self):
+        return (len(self._backlog) >= self.maxsize
+                or self._backlog_bytes >= self.max_backlog_bytes)
+
+    def _watch_released(self):
+        """
+        While the block is held for a full window, look every
+        :data:`RING_CHECK` s at what the reader released in the ring, and
+        let the block go on as soon as that frees half the window, without
+        waiting for the reader's next poll.
+        """
+        if self._release_timer is None or not self._release_timer.active():
+            self._release_timer = self.clock.callLater(RING_CHECK, self._check_released)
+
+    def _check_released(self):
+        self._release_timer = None
+        if self.closed or self.ring is None or not self._holding:
+            return
+        self._acknowledge_released()
+        if self._holding and self._ring_wait is None:
+            self._watch_released()
 
     def _wait_for_ring(self):
         """
