@@ -19,7 +19,7 @@ would fuse.
 
 from dataclasses import dataclass, replace
 
-__all__ = ["Node", "Fusion", "Rule", "HoldOfCalibration", "HoldOfSpectra", "CyclesOfPower",
+__all__ = ["Node", "Fusion", "Rule", "FeederRule", "HoldOfCalibration", "HoldOfSpectra", "CyclesOfPower",
            "CalibrationOfSpectra", "RULES", "graph_nodes", "pipeline_nodes", "plan", "optimise"]
 
 #: Where a block runs when it runs in the graph's own process.
@@ -125,7 +125,47 @@ def absorbed(nodes, feeder, node):
     return nodes
 
 
-class HoldOfCalibration(Rule):
+class FeederRule(Rule):
+    """
+    A rule that fuses a node with its sole feeder
+    (:func:`sole_feeder`): a node of a type in :attr:`consumers` whose
+    one input is a node of type :attr:`feeder` read by nothing else, both
+    running here, and whose edge between them is lossless.  Subclasses say
+    how the edge is checked (:meth:`lossless`), what the plan prints
+    (:meth:`describe`) and how the blocks are fused (:meth:`fuse`).
+    """
+
+    #: Type names of the node matched.
+    consumers = ()
+    #: Type name of its sole feeder.
+    feeder = ""
+
+    def match(self, node, nodes):
+        if node.type_name not in self.consumers:
+            return None
+        feeder = sole_feeder(node, nodes, self.feeder)
+        if feeder is None or not self.lossless(feeder, node):
+            return None
+        return Fusion(self.name, (feeder.name, node.name), self.describe(feeder, node))
+
+    def lossless(self, feeder, node):
+        """Whether the edge the fusion removes loses nothing (``block``)."""
+        return node.policy == "block"
+
+    def describe(self, feeder, node):
+        """The plan's line for the fusion of ``feeder`` into ``node``."""
+        raise NotImplementedError
+
+    def apply(self, graph, fusion):
+        feeder, node = (graph.blocks[name] for name in fusion.blocks)
+        self.fuse(feeder, node)
+
+    def fuse(self, feeder, node):
+        """Fuse the blocks ``feeder`` and ``node`` of the graph."""
+        raise NotImplementedError
+
+
+class HoldOfCalibration(FeederRule):
     """
     ``max_hold(calibrate_block(x))`` becomes a hold of ``x``'s linear power
     that calibrates the held row: the logarithm runs once per chunk instead
@@ -148,20 +188,19 @@ class HoldOfCalibration(Rule):
     """
 
     name = "hold_of_calibration"
-    holds = ("max_hold", "min_hold")
+    consumers = ("max_hold", "min_hold")
+    feeder = "calibrate_block"
 
-    def match(self, node, nodes):
-        if node.type_name not in self.holds:
-            return None
-        calibration = sole_feeder(node, nodes, "calibrate_block")
-        if calibration is None or calibration.policy != "block":
-            return None
-        return Fusion(self.name, (calibration.name, node.name),
-                      f"{node.name} holds linear power and calibrates the held row "
-                      f"({calibration.name} no longer runs)")
+    def lossless(self, calibration, hold):
+        # (the calibration's input edge is the one that stays, the hold's
+        # goes: the calibration's must lose nothing)
+        return calibration.policy == "block"
 
-    def apply(self, graph, fusion):
-        calibration, hold = (graph.blocks[name] for name in fusion.blocks)
+    def describe(self, calibration, hold):
+        return (f"{hold.name} holds linear power and calibrates the held row "
+                f"({calibration.name} no longer runs)")
+
+    def fuse(self, calibration, hold):
         hold.fuse_calibration(calibration)
 
     def rewrite(self, nodes, fusion):
@@ -169,7 +208,7 @@ class HoldOfCalibration(Rule):
         return absorbed(nodes, *fusion.blocks)
 
 
-class HoldOfSpectra(Rule):
+class HoldOfSpectra(FeederRule):
     """
     ``max_hold(fft_block(x))`` (after :class:`HoldOfCalibration`, also
     ``max_hold(calibrate_block(fft_block(x)))``): the FFT emits, per chunk,
@@ -213,24 +252,18 @@ class HoldOfSpectra(Rule):
     """
 
     name = "hold_of_spectra"
-    holds = ("max_hold", "min_hold")
+    consumers = ("max_hold", "min_hold")
+    feeder = "fft_block"
 
-    def match(self, node, nodes):
-        if node.type_name not in self.holds or node.policy != "block":
-            return None
-        spectra = sole_feeder(node, nodes, "fft_block")
-        if spectra is None:
-            return None
-        return Fusion(self.name, (spectra.name, node.name),
-                      f"{spectra.name} computes the extreme of each chunk's spectra "
-                      f"for {node.name} and emits only that row")
+    def describe(self, spectra, hold):
+        return (f"{spectra.name} computes the extreme of each chunk's spectra "
+                f"for {hold.name} and emits only that row")
 
-    def apply(self, graph, fusion):
-        spectra, hold = (graph.blocks[name] for name in fusion.blocks)
+    def fuse(self, spectra, hold):
         spectra.fuse_hold(hold)
 
 
-class CyclesOfPower(Rule):
+class CyclesOfPower(FeederRule):
     """
     ``cycle_rms(power_block(v, i))`` becomes a ``cycle_rms`` that reads
     ``v`` and ``i`` itself and computes the power block's rows before its
@@ -266,26 +299,24 @@ class CyclesOfPower(Rule):
     """
 
     name = "cycles_of_power"
+    consumers = ("cycle_rms",)
+    feeder = "power_block"
 
-    def match(self, node, nodes):
-        if node.type_name != "cycle_rms" or node.policy != "block":
-            return None
-        power = sole_feeder(node, nodes, "power_block")
-        if power is None or power.policy != "block":
-            return None
-        return Fusion(self.name, (power.name, node.name),
-                      f"{node.name} multiplies {' and '.join(power.inputs)} itself and "
-                      f"sums each cycle of the product ({power.name} no longer runs)")
+    def lossless(self, power, cycles):
+        return power.policy == "block" and cycles.policy == "block"
 
-    def apply(self, graph, fusion):
-        power, cycles = (graph.blocks[name] for name in fusion.blocks)
+    def describe(self, power, cycles):
+        return (f"{cycles.name} multiplies {' and '.join(power.inputs)} itself and "
+                f"sums each cycle of the product ({power.name} no longer runs)")
+
+    def fuse(self, power, cycles):
         cycles.fuse_power(power)
 
     def rewrite(self, nodes, fusion):
         return absorbed(nodes, *fusion.blocks)
 
 
-class CalibrationOfSpectra(Rule):
+class CalibrationOfSpectra(FeederRule):
     """
     ``calibrate_block(fft_block(x))``: the FFT calibrates its spectra to
     dBm in its own task, in the array it computed them in, and emits them
@@ -317,19 +348,14 @@ class CalibrationOfSpectra(Rule):
     """
 
     name = "calibration_of_spectra"
+    consumers = ("calibrate_block",)
+    feeder = "fft_block"
 
-    def match(self, node, nodes):
-        if node.type_name != "calibrate_block" or node.policy != "block":
-            return None
-        spectra = sole_feeder(node, nodes, "fft_block")
-        if spectra is None:
-            return None
-        return Fusion(self.name, (spectra.name, node.name),
-                      f"{spectra.name} calibrates its spectra for {node.name} in place "
-                      f"({node.name} passes them on)")
+    def describe(self, spectra, calibration):
+        return (f"{spectra.name} calibrates its spectra for {calibration.name} in place "
+                f"({calibration.name} passes them on)")
 
-    def apply(self, graph, fusion):
-        spectra, calibration = (graph.blocks[name] for name in fusion.blocks)
+    def fuse(self, spectra, calibration):
         spectra.fuse_calibration(calibration)
 
 
