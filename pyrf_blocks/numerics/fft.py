@@ -31,6 +31,7 @@ Set ``PYRF_BLOCKS_FFT=pocketfft`` in the environment, or call
 import contextlib
 import importlib
 import os
+import sys
 import threading
 
 import msgpack
@@ -81,8 +82,6 @@ def _pyfftw():
     absent), unless this process has imported dask already; later imports
     of dask work as usual.
     """
-    import sys
-
     # Under a lock: a plan made in another thread meanwhile waits for the
     # whole import (not a module half imported), and dask is refused once.
     with _import_lock:
@@ -333,7 +332,7 @@ def library_path():
     process (read from ``/proc/self/maps``: the very library whose wisdom
     and plans pyFFTW uses), or ``None`` where it cannot be told.
     """
-    pyfftw = __import__("sys").modules.get("pyfftw")
+    pyfftw = sys.modules.get("pyfftw")
     if pyfftw is None:
         return None
     found = set()

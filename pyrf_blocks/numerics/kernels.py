@@ -244,7 +244,6 @@ def _fused_kernel():
             llvmlite.binding.load_library_permanently(path)
             execute = types.ExternalFunction(
                 "fftwf_execute_dft", types.void(types.uintp, types.uintp, types.uintp))
-            power_extreme_rows = _numba_kernels()[2]
 
             @numba.njit(nogil=True, cache=True, boundscheck=False)
             def window_fft_extreme(frames, values, plan, input, output, out, largest, start):
