@@ -21,6 +21,14 @@ the same chunk for chunk whatever the pool.
   <pyrf_blocks.block.Block.buffer>`) are then made in shared memory, so a
   result is written in place by the child; inputs are copied in once.
 
+A function may offer ``function.group``: given the argument tuples of
+several of its calls, it returns their results, in order, the same as the
+calls one by one.  A :class:`ThreadPool` with ``batch`` > 1 hands a group
+of a block's calls to it in one go (one compiled call for them all, say,
+that releases the GIL once where the calls would each release it and take
+it back); should it raise, each call runs alone, so every call keeps its
+own outcome.
+
 Backpressure stays intact: a block with ``depth`` results outstanding
 pauses its inputs until the oldest is emitted, and a block's stream ends
 only after every outstanding result.
@@ -521,7 +529,17 @@ class Mailbox:
 
 def _run_group(calls):
     # In a pool's thread: a group of one block's calls, in order, each
-    # outcome kept apart (one call raising does not stop the others).
+    # outcome kept apart (one call raising does not stop the others).  Calls
+    # of one function that has a ``group`` (see the module's notes) go to it
+    # in one go; should it raise, each call runs alone.
+    function = calls[0][0]
+    group = getattr(function, "group", None)
+    if group is not None and len(calls) > 1 and all(
+            called is function for called, _ in calls):
+        try:
+            return [(True, result) for result in group([args for _, args in calls])]
+        except Exception:  # noqa: B902 (each call alone tells its own outcome)
+            pass
     outcomes = []
     for function, args in calls:
         try:
