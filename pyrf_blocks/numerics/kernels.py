@@ -257,12 +257,14 @@ def _fused_kernel():
                 return power_extreme_rows(output, out, largest, start)
 
             @numba.njit(nogil=True, cache=True, boundscheck=False)
-            def window_fft_extremes(chunks, values, plan, input, output, rows, found, largest):
-                # window_fft_extreme over each chunk's frames, batch by
-                # batch, into its row of ``rows``; ``found[k]`` is what the
-                # last batch of chunk k returned (0: stopped at a NaN).
+            def window_fft_extremes(chunks, count, values, plan, input, output, rows, found,
+                                    largest):
+                # window_fft_extreme over the frames of each of the first
+                # ``count`` chunks, batch by batch, into its row of
+                # ``rows``; ``found[k]`` is what the last batch of chunk k
+                # returned (0: stopped at a NaN).
                 batch, size = input.shape
-                for index in range(len(chunks)):
+                for index in range(count):
                     frames = chunks[index]
                     found[index] = 1
                     for first in range(0, frames.shape[0], batch):
@@ -276,8 +278,8 @@ def _fused_kernel():
                             break
 
             @numba.njit(nogil=True, cache=True, boundscheck=False)
-            def copy_rows(rows, outs):
-                for index in range(len(outs)):
+            def copy_rows(rows, outs, count):
+                for index in range(count):
                     outs[index][0, :] = rows[index]
 
             _fused_group = window_fft_extremes, copy_rows
@@ -307,17 +309,32 @@ def window_fft_extreme_into(frames, values, plan, out, combine, start=True):
     return kernel(frames, values, plan.raw, plan.input, plan.output, out, largest, start)
 
 
+#: Arrays a compiled call over a group takes (a tuple of them, its slots
+#: past the group's size filled with the first): one machine code for every
+#: group size, compiled (or loaded from numba's cache) once, not once per
+#: size — a group's size varies with the turns of the reactor.
+GROUP_SLOTS = 8
+
+
+def _slots(arrays, first):
+    # ``arrays[first:first + GROUP_SLOTS]`` as a tuple of GROUP_SLOTS, and
+    # how many of them are real.
+    part = tuple(arrays[first:first + GROUP_SLOTS])
+    count = len(part)
+    return part + (part[0],) * (GROUP_SLOTS - count), count
+
+
 def window_fft_extremes_into(chunks, values, plan, rows, combine):
     """
-    :func:`window_fft_extreme_into` for several chunks in one compiled call
-    (it releases the GIL once for them all): ``chunks`` a tuple of
-    C-contiguous frame arrays of one dtype whose rows are whole batches of
-    ``plan``, each chunk's extreme written into its row of the float32
-    ``rows`` (``(len(chunks), bins)``).  The same bits as the calls one by
-    one.  ``None`` where it cannot run (as :func:`window_fft_extreme_into`);
-    else an int8 array: what :func:`power_extreme_into` returned for each
-    chunk (0: it met a NaN, and that row is to be computed by the caller's
-    other route).
+    :func:`window_fft_extreme_into` for several chunks, in one compiled
+    call per :data:`GROUP_SLOTS` of them (each releases the GIL once for
+    them all): ``chunks`` a sequence of C-contiguous frame arrays of one
+    dtype whose rows are whole batches of ``plan``, each chunk's extreme
+    written into its row of the float32 ``rows`` (``(len(chunks),
+    bins)``).  The same bits as the calls one by one.  ``None`` where it
+    cannot run (as :func:`window_fft_extreme_into`); else an int8 array:
+    what :func:`power_extreme_into` returned for each chunk (0: it met a
+    NaN, and that row is to be computed by the caller's other route).
     """
     if not plan.raw or backend() != "numba":
         return None
@@ -328,17 +345,24 @@ def window_fft_extremes_into(chunks, values, plan, rows, combine):
         raise ValueError(f"window_fft_extremes_into: combine must be numpy.maximum or "
                          f"numpy.minimum, got {combine!r}")
     found = np.empty(len(chunks), np.int8)
-    _fused_group[0](chunks, values, plan.raw, plan.input, plan.output, rows, found, largest)
+    kernel = _fused_group[0]
+    for first in range(0, len(chunks), GROUP_SLOTS):
+        part, count = _slots(chunks, first)
+        kernel(part, count, values, plan.raw, plan.input, plan.output, rows[first:],
+               found[first:], largest)
     return found
 
 
 def copy_rows_into(rows, outs):
     """
     ``outs[k][0] = rows[k]`` for each of the ``(1, bins)`` arrays in the
-    tuple ``outs``, in one compiled call where numba's kernels are in use.
+    sequence ``outs``, in one compiled call per :data:`GROUP_SLOTS` of them
+    where numba's kernels are in use.
     """
     if backend() == "numba" and (_fused_group or (_fused_kernel() and _fused_group)):
-        _fused_group[1](rows, outs)
+        for first in range(0, len(outs), GROUP_SLOTS):
+            part, count = _slots(outs, first)
+            _fused_group[1](rows[first:], part, count)
         return
     for index, out in enumerate(outs):
         out[0] = rows[index]

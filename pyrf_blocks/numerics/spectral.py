@@ -228,7 +228,7 @@ def _extremes(calls):
     if found is None:
         arrays.clear()
         found = arrays[(count, size)] = np.empty((count, size), np.float32)
-    found = kernels.window_fft_extremes_into(tuple(args[0] for args in calls), values, plan,
+    found = kernels.window_fft_extremes_into([args[0] for args in calls], values, plan,
                                              found, combine)
     if found is None:
         return None
@@ -244,11 +244,11 @@ def _frame_extremes(calls):
     if grouped is None:
         return [frame_extreme(*args) for args in calls]
     rows, found = grouped
-    outs = tuple(args[4] for args in calls)
+    outs = [args[4] for args in calls]
     kernels.copy_rows_into(rows, outs)
     for index in np.flatnonzero(found == 0):  # a NaN: numpy's route for that one
         frame_extreme(*calls[index])
-    return list(outs)
+    return outs
 
 
 #: :func:`frame_extreme` for a group of calls (see :mod:`pyrf_blocks.parallel`).
@@ -267,11 +267,11 @@ def _calibrated_extremes(calls):
         return [calibrated_extreme(*args) for args in calls]
     rows, found = grouped
     power_to_dbm(rows, *terms, out=rows, positive=bool((found == 1).all()))
-    outs = tuple(args[4] for args in calls)
+    outs = [args[4] for args in calls]
     kernels.copy_rows_into(rows, outs)
     for index in np.flatnonzero(found == 0):
         calibrated_extreme(*calls[index])
-    return list(outs)
+    return outs
 
 
 #: :func:`calibrated_extreme` for a group of calls.
