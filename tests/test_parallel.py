@@ -370,6 +370,62 @@ def test_a_group_that_raises_runs_each_call_alone():
     assert _groups
 
 
+class threaded(doubler):
+    """Doubles samples on its compute pool, noting which thread ran each call."""
+
+    type_name = "threaded"
+
+    def task(self, chunk):
+        return _double_noting_thread, (chunk.data, self.ran)
+
+    def reset(self):
+        super().reset()
+        self.ran = []
+
+
+def _double_noting_thread(values, ran):
+    ran.append(threading.current_thread().name)
+    time.sleep(0.0005)
+    return values * 2
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_with_caller_runs_the_reactor_runs_tasks_and_the_output_is_the_serial_one(batch):
+    """ThreadPool(2, caller_runs=True) starts one thread; the reactor's thread runs queued tasks too, the chunks are the serial ones in order, within the depth."""
+    arrays = [np.full(3, index, np.float32) for index in range(120)]
+
+    def emitted(pool):
+        graph = Graph(parallel=pool)
+        block = threaded(array_source(arrays, kind="real", graph=graph))
+        sink = collector(block)
+        graph.run()
+        assert sink.finished
+        return ([(chunk.data.tolist(), chunk.start, chunk.end, chunk.seq)
+                 for chunk in sink.chunks], block)
+
+    expected, _ = emitted(None)
+    with ThreadPool(2, batch=batch, caller_runs=True) as pool:
+        got, block = emitted(pool)
+        assert len(pool._threads) == 1
+    assert got == expected
+    assert block.most_outstanding <= pool.depth
+    ran = set(block.ran)
+    assert "pyrf-compute_0" in ran and len(ran) == 2  # the pool's thread and the reactor's
+
+
+def test_run_queued_leaves_a_task_for_each_thread():
+    """run_queued runs a queued task in the caller's thread only while more are queued than the pool has threads."""
+    pool = ThreadPool(3, caller_runs=True)
+    assert pool.threads == 2
+    done = []
+    pool._tasks.extend((done.append, (index,), lambda ok, value: None) for index in range(3))
+    assert pool.run_queued() is True
+    assert done == [0]
+    assert pool.run_queued() is False and len(pool._tasks) == 2
+    assert ThreadPool(1, caller_runs=True).threads == 1
+    assert ThreadPool(2).threads == 2
+
+
 def test_batch_must_be_a_positive_integer():
     """ThreadPool(batch=0) and batch=1.5 are refused with the value named."""
     for bad in (0, 1.5, -2):
