@@ -85,8 +85,8 @@ def measure(mode, workers, chunks, batch=1, together=False):
     arrays = [(rng.standard_normal(2 * CHUNK, dtype=np.float32) * 0.1).view(np.complex64)
               for _ in range(8)]
     pool = {"serial": lambda: None, "threads": lambda: ThreadPool(workers, batch=batch),
-            "processes": lambda: ProcessPool(workers),
-            "processes_shm": lambda: ProcessPool(workers)}[mode]()
+            "processes": lambda: ProcessPool(workers, batch=batch),
+            "processes_shm": lambda: ProcessPool(workers, batch=batch)}[mode]()
     if mode == "processes_shm":
         # The source's arrays made in the pool's shared memory (as a source
         # writing into its Block.buffer() does on a process pool): no call
@@ -101,7 +101,9 @@ def measure(mode, workers, chunks, batch=1, together=False):
         graph.run(optimise=True)
         return sink
 
-    run(2)  # plans, pools and caches warm
+    # plans, pools and caches warm (in every process of a process pool:
+    # each compiles its kernels and plans its FFTs on its first call)
+    run(2 if mode in ("serial", "threads") else max(2, 2 * workers * batch // len(arrays)))
     if together:
         print("ready", flush=True)
         sys.stdin.readline()
@@ -311,7 +313,8 @@ def main():
     parser.add_argument("--trials", type=int, default=5, help="measurements per configuration")
     parser.add_argument("--workers", type=int, default=2, help="threads (or processes)")
     parser.add_argument("--batch", type=int, default=8,
-                        help="calls per task on the thread pool (ThreadPool(batch=))")
+                        help="calls per task on the thread pool (ThreadPool(batch=)), "
+                        "and per request to a process of the process pool")
     parser.add_argument("--processes", action="store_true",
                         help="also measure a process pool of --workers")
     parser.add_argument("--bound", action="store_true",

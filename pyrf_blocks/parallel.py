@@ -31,6 +31,7 @@ import bisect
 import mmap
 import os
 import pickle
+import selectors
 import shutil
 import signal
 import tempfile
@@ -39,7 +40,6 @@ import weakref
 from collections import deque
 from concurrent import futures
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import connection
 
 import numpy as np
 from twisted.python.failure import Failure
@@ -518,32 +518,38 @@ class ProcessPool(ThreadPool):
         return function, values, shared, constant
 
     def _read(self):
-        # The reader thread: answers, in order, and workers that end.
-        workers = {}
+        # The reader thread: answers, in order, and workers that end.  (One
+        # selector for the pool's life: multiprocessing.connection.wait
+        # makes and fills a new one per call.)
+        selector = selectors.DefaultSelector()
         for worker in self._workers:
-            workers[worker.results] = workers[worker.process.sentinel] = worker
-        while workers:
-            ready = connection.wait(list(workers))
+            selector.register(worker.results, selectors.EVENT_READ, (worker, True))
+            selector.register(worker.process.sentinel, selectors.EVENT_READ, (worker, False))
+        live = len(self._workers)
+        while live:
+            ready = [key.data for key, _ in selector.select()]
             # Answers first: what a worker sent before it ended is delivered.
-            ready.sort(key=lambda item: not isinstance(item, connection.Connection))
-            for item in ready:
-                worker = workers.get(item)
-                if worker is None:
-                    continue
-                if item is worker.results:
+            ready.sort(key=lambda found: not found[1])
+            for worker, answer in ready:
+                if answer:
                     try:
                         self._answered(worker, worker.results.recv_bytes())
                     except (EOFError, OSError):
-                        del workers[item]  # its end: the sentinel says how
+                        selector.unregister(worker.results)  # its end: the sentinel says how
                     continue
-                while worker.results in workers and worker.results.poll():
+                if worker.process.sentinel not in selector.get_map():
+                    continue
+                while worker.results in selector.get_map() and worker.results.poll():
                     try:
                         self._answered(worker, worker.results.recv_bytes())
                     except (EOFError, OSError):
                         break
-                workers.pop(worker.results, None)
-                del workers[item]
+                if worker.results in selector.get_map():
+                    selector.unregister(worker.results)
+                selector.unregister(worker.process.sentinel)
+                live -= 1
                 self._ended(worker)
+        selector.close()
 
     def _answered(self, worker, answer):
         deliver, calls, single, held = worker.pending.popleft()
