@@ -19,7 +19,8 @@ the same chunk for chunk whatever the pool.
   memory (files in ``/dev/shm``, mapped on both sides), never pickled.  A
   block's output buffers (:meth:`Block.buffer
   <pyrf_blocks.block.Block.buffer>`) are then made in shared memory, so a
-  result is written in place by the child; inputs are copied in once.
+  result is written in place by a worker process; an input already there
+  travels as a few numbers, any other is copied in for the call.
 
 Backpressure stays intact: a block with ``depth`` results outstanding
 pauses its inputs until the oldest is emitted, and a block's stream ends
