@@ -38,7 +38,7 @@ import signal
 import tempfile
 import threading
 import weakref
-from collections import deque
+from collections import OrderedDict, deque
 from concurrent import futures
 from concurrent.futures.process import BrokenProcessPool
 
@@ -330,11 +330,12 @@ class ProcessPool(ThreadPool):
         self._segments = {}  # start address -> (number, size)
         self._starts = []  # the start addresses, sorted (for views inside one)
         self._specs = {}  # id(array) -> (weak reference, spec) of arrays made here
-        self._constants = {}  # id(array) -> (weak reference, token)
+        self._constants = {}  # id(array) -> (weak reference, token, contents)
         self._count = 0
         #: Copies of inputs the workers are done with, by (shape, dtype), the
         #: last freed last: taken again first, while still in a cache.
-        self._free = {}
+        self._free = OrderedDict()
+        self._free_count = 0
         self._workers = []
         self._reader = None
         self._closing = False
@@ -426,23 +427,32 @@ class ProcessPool(ThreadPool):
         return None if spec is None else os.path.join(self.directory, f"segment-{spec[0]}")
 
     def _token(self, array):
-        # A constant's token, the same while the array lives.
+        # A constant's token: the same while the array lives with the same
+        # contents (a block's buffer pool may make a read-only array
+        # writeable again and refill it: a new token then).
         key = id(array)
+        contents = array.tobytes()  # (at most CONSTANT_BYTES: well under a microsecond)
         found = self._constants.get(key)
         if found is not None and found[0]() is array:
-            return found[1]
+            if found[2] == contents:
+                return found[1]
+            self._gone(found[1])
         token = self._number()
 
         def gone(ref):
-            with self._lock:
-                if self._constants.get(key, (None,))[0] is ref:
-                    del self._constants[key]
-                for worker in self._workers:
-                    worker.forgotten.append(token)
-                    worker.shipped.discard(token)
+            if self._constants.get(key, (None,))[0] is ref:
+                del self._constants[key]
+                self._gone(token)
 
-        self._constants[key] = (weakref.ref(array, gone), token)
+        self._constants[key] = (weakref.ref(array, gone), token, contents)
         return token
+
+    def _gone(self, number):
+        # The workers forget a constant (at their next request).
+        with self._lock:
+            for worker in self._workers:
+                worker.forgotten.append(number)
+                worker.shipped.discard(number)
 
     def _start(self):
         import multiprocessing
@@ -510,7 +520,12 @@ class ProcessPool(ThreadPool):
                     continue
                 key = (value.shape, value.dtype.str)
                 free = self._free.get(key)
-                copy = free.pop() if free else self.allocate(value.shape, value.dtype)
+                if free:
+                    copy = free.pop()
+                    self._free_count -= 1
+                    self._free.move_to_end(key)
+                else:
+                    copy = self.allocate(value.shape, value.dtype)
                 np.copyto(copy, value)
                 held.append((key, copy))  # not reused until the worker is done
                 spec = self._spec(copy)
@@ -554,15 +569,33 @@ class ProcessPool(ThreadPool):
 
     def _answered(self, worker, answer):
         deliver, calls, single, held = worker.pending.popleft()
-        free = self._free
-        for key, copy in held:
-            free.setdefault(key, []).append(copy)
+        if held:
+            self._reuse(held)
         outcomes = [(True, calls[number][1][value]) if kind == 0 else (kind == 1, value)
                     for number, (kind, value) in enumerate(pickle.loads(answer))]
         if single:
             deliver(*outcomes[0])
         else:
             deliver(True, outcomes)
+
+    def _reuse(self, held):
+        # Copies a worker is done with go back to the free lists; beyond
+        # twice the depth, those of the shape least recently used go.
+        with self._sending:
+            free = self._free
+            for key, copy in held:
+                found = free.get(key)
+                if found is None:
+                    found = free[key] = []
+                found.append(copy)
+            self._free_count += len(held)
+            while self._free_count > 2 * self.depth:
+                oldest = next(iter(free))
+                if free[oldest]:
+                    free[oldest].pop(0)
+                    self._free_count -= 1
+                if not free[oldest]:
+                    del free[oldest]
 
     def _ended(self, worker):
         process = worker.process

@@ -465,3 +465,26 @@ def test_a_worker_process_killed_fails_the_block_clearly_and_loses_nothing_silen
         killer.join()
         pool.close()
     assert not os.path.exists(pool.directory)
+
+
+def test_a_read_only_array_refilled_in_place_reaches_the_worker_afresh():
+    """A small read-only array made writeable, refilled and read-only again (as a block's buffer pool does) is not taken for the constant it was."""
+    buffer = np.zeros(16, np.float32)
+    sums = []
+    with ProcessPool(1, batch=1) as pool:
+        for value in range(3):
+            buffer.flags.writeable = True
+            buffer[:] = value
+            buffer.flags.writeable = False
+            sums.append(pool.submit(_array_identity, buffer).result(timeout=60)[1])
+    assert sums == [0.0, 16.0, 32.0]
+
+
+def test_a_process_pool_keeps_a_bounded_number_of_input_copies():
+    """Inputs of ever new shapes are copied into shared memory, but the copies kept for reuse stay within twice the depth."""
+    with ProcessPool(1, depth=4, batch=1) as pool:
+        for size in range(1, 40):
+            values = np.ones(size * 1024, np.float32)  # writeable: copied in
+            assert pool.submit(_array_identity, values).result(timeout=60)[1] == size * 1024
+        assert pool._free_count <= 2 * pool.depth
+        assert sum(len(copies) for copies in pool._free.values()) == pool._free_count
