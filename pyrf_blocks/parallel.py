@@ -195,16 +195,13 @@ class _Worker:
 
 
 def _serve(directory, requests, results):
-    # A worker's loop: a request is (forgotten, constants, calls); the
-    # answer is one outcome per call: (0, index) for a result written into
-    # the shared argument ``index``, (1, value) for a value, (2, error).
-    import pickle
+    # A worker's loop: a request is (forgotten, constants, calls), answered
+    # in order (_answer); an empty one, or the parent's end, stops it.
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
     segments = {}  # number -> (mapping, {view spec: array})
     constants = {}  # token -> read-only array
-    loads, dumps = pickle.loads, pickle.dumps
     while True:
         try:
             message = requests.recv_bytes()
@@ -212,35 +209,41 @@ def _serve(directory, requests, results):
             return
         if not message:
             return
-        forgotten, shipped, calls = loads(message)
-        for number in forgotten:
-            segments.pop(number, None)
-            constants.pop(number, None)
-        for token, value in shipped:
-            value.flags.writeable = False
-            constants.setdefault(token, value)  # the same array each time
-        outcomes = []
-        for function, values, shared, constant in calls:
-            try:
-                for index in shared:
-                    values[index] = _view(segments, directory, values[index])
-                for index in constant:
-                    values[index] = constants[values[index]]
-                result = function(*values)
-                outcome = None
-                if shared and isinstance(result, np.ndarray):
-                    for index in shared:
-                        if result is values[index]:
-                            outcome = (0, index)
-                            break
-                outcomes.append(outcome or (1, result))
-            except BaseException as error:  # noqa: B902 (handed to the parent)
-                outcomes.append((2, error))
+        results.send_bytes(_answer(directory, segments, constants, message))
+
+
+def _answer(directory, segments, constants, message):
+    # In a worker: one request's answer, one outcome per call: (0, index)
+    # for a result written into the shared argument ``index``, (1, value)
+    # for a value, (2, error).
+    forgotten, shipped, calls = pickle.loads(message)
+    for number in forgotten:
+        segments.pop(number, None)
+        constants.pop(number, None)
+    for token, value in shipped:
+        value.flags.writeable = False
+        constants.setdefault(token, value)  # the same array each time
+    outcomes = []
+    for function, values, shared, constant in calls:
         try:
-            answer = dumps(outcomes, -1)
-        except Exception:  # noqa: BLE001 (a value or an error pickle refuses)
-            answer = dumps([_picklable(outcome) for outcome in outcomes], -1)
-        results.send_bytes(answer)
+            for index in shared:
+                values[index] = _view(segments, directory, values[index])
+            for index in constant:
+                values[index] = constants[values[index]]
+            result = function(*values)
+            outcome = None
+            if shared and isinstance(result, np.ndarray):
+                for index in shared:
+                    if result is values[index]:
+                        outcome = (0, index)
+                        break
+            outcomes.append(outcome or (1, result))
+        except BaseException as error:  # noqa: B902 (handed to the parent)
+            outcomes.append((2, error))
+    try:
+        return pickle.dumps(outcomes, -1)
+    except Exception:  # noqa: BLE001 (a value or an error pickle refuses)
+        return pickle.dumps([_picklable(outcome) for outcome in outcomes], -1)
 
 
 def _view(segments, directory, spec):
@@ -267,8 +270,6 @@ _WORKER_SEGMENTS = 1024
 
 
 def _picklable(outcome):
-    import pickle
-
     try:
         pickle.dumps(outcome, -1)
         return outcome
