@@ -90,7 +90,13 @@ def measure(mode, workers, chunks, batch=1, together=False, caller_runs=True):
               for _ in range(8)]
     pool = {"serial": lambda: None, "threads": lambda: ThreadPool(
                 workers, batch=batch, caller_runs=caller_runs),
-            "processes": lambda: ProcessPool(workers)}[mode]()
+            "processes": lambda: ProcessPool(workers, batch=batch),
+            "processes_shm": lambda: ProcessPool(workers, batch=batch)}[mode]()
+    if mode == "processes_shm":
+        # The source's arrays made in the pool's shared memory (as a source
+        # writing into its Block.buffer() does on a process pool): no call
+        # copies its input.
+        arrays = [_shared_copy(pool, array) for array in arrays]
 
     def run(repeat):
         graph = Graph(parallel=pool)
@@ -100,24 +106,30 @@ def measure(mode, workers, chunks, batch=1, together=False, caller_runs=True):
         graph.run(optimise=True)
         return sink
 
-    run(2)  # plans, pools and caches warm
+    # plans, pools and caches warm (in every process of a process pool:
+    # each compiles its kernels and plans its FFTs on its first call)
+    run(2 if mode in ("serial", "threads") else max(2, 2 * workers * batch // len(arrays)))
     if together:
         print("ready", flush=True)
         sys.stdin.readline()
     threads_before, switches_before = _thread_cpu(), _switches()
+    workers_before = _processes_cpu(pool)
     before = resource.getrusage(resource.RUSAGE_SELF)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     sink = run(chunks // len(arrays))
     elapsed = time.perf_counter() - start
     threads_after, switches_after = _thread_cpu(), _switches()
+    # A process pool's workers are the forkserver's children, not ours:
+    # their CPU is read from /proc.
+    workers_cpu = _processes_cpu(pool) - workers_before
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if pool is not None:
         pool.close()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu += ((children.ru_utime - children_before.ru_utime)
-            + (children.ru_stime - children_before.ru_stime))
+            + (children.ru_stime - children_before.ru_stime)) + workers_cpu
     samples = sink.count * CHUNK
     # CPU per chunk of the reactor's thread (the graph, holding the GIL but
     # for the kernels it runs itself) and of the pool's threads.
@@ -137,8 +149,30 @@ def measure(mode, workers, chunks, batch=1, together=False, caller_runs=True):
                       "reactor_us": split["reactor"], "pool_us": split["pool"],
                       "reactor_switches": switches["reactor"],
                       "pool_switches": switches["pool"],
+                      "workers_us": workers_cpu / sink.count * 1e6,
                       "msa_per_cpu": samples / cpu / 1e6, "digest": sink.digest.hexdigest(),
                       "chunks": sink.count}))
+
+
+def _shared_copy(pool, array):
+    """``array`` copied into ``pool``'s shared memory."""
+    import numpy as np
+
+    copy = pool.allocate(array.shape, array.dtype)
+    np.copyto(copy, array)
+    return copy
+
+
+def _processes_cpu(pool):
+    """CPU seconds of a process pool's workers so far (0 for other pools)."""
+    total = 0.0
+    for pid in getattr(pool, "pids", ()):
+        try:
+            with open(f"/proc/{pid}/schedstat") as stream:
+                total += int(stream.read().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
 
 
 def _switches():
@@ -285,7 +319,8 @@ def main():
     parser.add_argument("--trials", type=int, default=5, help="measurements per configuration")
     parser.add_argument("--workers", type=int, default=2, help="threads (or processes)")
     parser.add_argument("--batch", type=int, default=8,
-                        help="calls per task on the thread pool (ThreadPool(batch=))")
+                        help="calls per task on the thread pool (ThreadPool(batch=)), "
+                        "and per request to a process of the process pool")
     parser.add_argument("--no-caller-runs", action="store_true",
                         help="start --workers threads beside the reactor's, which then "
                         "runs no task (ThreadPool(caller_runs=False))")
@@ -306,7 +341,7 @@ def main():
         kernel_check(args.kernel_check)
         return
     chunks = max(16, int(args.seconds * 150e6 / CHUNK) // 8 * 8)
-    modes = ["serial", "threads"] + (["processes"] if args.processes else [])
+    modes = ["serial", "threads"] + (["processes", "processes_shm"] if args.processes else [])
     results = {mode: [] for mode in modes}
     env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     if args.bound:
@@ -333,6 +368,7 @@ def main():
         reactor = statistics.median(r["reactor_us"] for r in runs)
         pool = statistics.median(r["pool_us"] for r in runs)
         label = {"serial": "serial", "processes": f"processes x{args.workers}",
+                 "processes_shm": f"procs x{args.workers} shm",
                  "threads": f"threads x{args.workers} b{args.batch}"
                             + ("" if args.no_caller_runs else " cr"),
                  "bound": f"{args.workers} serial procs"}[mode]
@@ -342,6 +378,19 @@ def main():
               f"{statistics.median(r.get('reactor_switches', 0) for r in runs):.2f} + "
               f"{statistics.median(r.get('pool_switches', 0) for r in runs):.2f})")
     print(f"output identical in every run: {identical}")
+    serial_us = statistics.median(r["reactor_us"] + r["pool_us"] for r in results["serial"])
+    for mode, label in (("processes", "array source"), ("processes_shm", "shm source")):
+        if mode not in results:
+            continue
+        runs = results[mode]
+        parts = [statistics.median(r[key] for r in runs)
+                 for key in ("reactor_us", "pool_us", "workers_us")]
+        total = statistics.median(r["reactor_us"] + r["pool_us"] + r["workers_us"] for r in runs)
+        print(f"process pool, {label}: CPU per chunk: reactor thread {parts[0]:.0f} us, "
+              f"result reader {parts[1]:.0f} us, worker processes {parts[2]:.0f} us; "
+              f"{total:.0f} us in all against serial's {serial_us:.0f} us "
+              f"({args.workers} cores at that cost allow at most "
+              f"{args.workers * serial_us / total:.2f}x)")
     serial_cpu = statistics.median(r["reactor_us"] + r["pool_us"] for r in results["serial"])
     threads_cpu = statistics.median(r["reactor_us"] + r["pool_us"] for r in results["threads"])
     print(f"CPU per chunk, all threads (less load-sensitive than the ratio): serial "

@@ -19,7 +19,8 @@ the same chunk for chunk whatever the pool.
   memory (files in ``/dev/shm``, mapped on both sides), never pickled.  A
   block's output buffers (:meth:`Block.buffer
   <pyrf_blocks.block.Block.buffer>`) are then made in shared memory, so a
-  result is written in place by the child; inputs are copied in once.
+  result is written in place by a worker process; an input already there
+  travels as a few numbers, any other is copied in for the call.
 
 A function may offer ``function.group``: given the argument tuples of
 several of its calls, it returns their results, in order, the same as the
@@ -35,14 +36,19 @@ only after every outstanding result.
 """
 
 import atexit
+import bisect
 import mmap
 import os
+import pickle
+import selectors
 import shutil
+import signal
 import tempfile
 import threading
 import weakref
 from collections import OrderedDict, deque
 from concurrent import futures
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 from twisted.python.failure import Failure
@@ -205,62 +211,121 @@ def _run(function, args, deliver):
         deliver(True, result)
 
 
-# Shared memory for ProcessPool: a segment is a file in a directory of the
+# ProcessPool.  Shared memory: a segment is a file in a directory of the
 # pool's (in /dev/shm where it exists), mapped by the parent when made and
-# by a child when first used; a child keeps its mappings.
+# by a worker when first used; a worker keeps its mappings (and the arrays
+# it made of them) until the parent says the segment is gone.  The
+# workers are a fixed set of processes, each fed groups of calls through
+# a pipe of its own and answering through another; one thread of the
+# parent reads the answers and notices a worker that died.
 
 
-class _Segment:
-    __slots__ = ("path", "size")
+class _Worker:
+    """The parent's side of one worker process."""
 
-    def __init__(self, path, size):
-        self.path, self.size = path, size
+    __slots__ = ("process", "requests", "results", "pending", "shipped", "forgotten")
 
-    def map(self):
-        with open(self.path, "w+b") as stream:
-            stream.truncate(self.size)
-            return mmap.mmap(stream.fileno(), self.size)
-
-
-_child_maps = OrderedDict()
-#: Mappings a child keeps (the parent reuses a block's few buffers, so a
-#: handful are in use at a time; older ones belong to forgotten buffers).
-_CHILD_MAPS = 256
+    def __init__(self, process, requests, results):
+        self.process, self.requests, self.results = process, requests, results
+        #: (deliver, calls, single, held) of each group sent and not answered,
+        #: oldest first (a worker answers in the order it was asked).
+        self.pending = deque()
+        #: Tokens of the constants this worker has been sent.
+        self.shipped = set()
+        #: Segments and constants gone since the last request.
+        self.forgotten = []
 
 
-def _mapped(path, size):
-    found = _child_maps.get(path)
+def _serve(directory, requests, results):
+    # A worker's loop: a request is (forgotten, constants, calls), answered
+    # in order (_answer); an empty one, or the parent's end, stops it.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
+    segments = {}  # number -> (mapping, {view spec: array})
+    constants = {}  # token -> read-only array
+    while True:
+        try:
+            message = requests.recv_bytes()
+        except (EOFError, OSError):
+            return
+        if not message:
+            return
+        results.send_bytes(_answer(directory, segments, constants, message))
+
+
+def _answer(directory, segments, constants, message):
+    # In a worker: one request's answer, one outcome per call: (0, index)
+    # for a result written into the shared argument ``index``, (1, value)
+    # for a value, (2, error).
+    forgotten, shipped, calls = pickle.loads(message)
+    for number in forgotten:
+        segments.pop(number, None)
+        constants.pop(number, None)
+    for token, value in shipped:
+        value.flags.writeable = False
+        constants.setdefault(token, value)  # the same array each time
+    outcomes = []
+    for function, values, shared, constant in calls:
+        try:
+            for index in shared:
+                values[index] = _view(segments, directory, values[index])
+            for index in constant:
+                values[index] = constants[values[index]]
+            result = function(*values)
+            outcome = None
+            if shared and isinstance(result, np.ndarray):
+                for index in shared:
+                    if result is values[index]:
+                        outcome = (0, index)
+                        break
+            outcomes.append(outcome or (1, result))
+        except BaseException as error:  # noqa: B902 (handed to the parent)
+            outcomes.append((2, error))
+    try:
+        return pickle.dumps(outcomes, -1)
+    except Exception:  # noqa: BLE001 (a value or an error pickle refuses)
+        return pickle.dumps([_picklable(outcome) for outcome in outcomes], -1)
+
+
+def _view(segments, directory, spec):
+    # In a worker: the array ``spec`` describes, in its shared segment.
+    number, size, offset, shape, strides, dtype = spec
+    found = segments.get(number)
     if found is None:
-        with open(path, "r+b") as stream:
-            found = _child_maps[path] = mmap.mmap(stream.fileno(), size)
-        if len(_child_maps) > _CHILD_MAPS:
-            _, oldest = _child_maps.popitem(last=False)
-            try:
-                oldest.close()
-            except BufferError:  # still viewed: unmapped when the view goes
-                pass
-    else:
-        _child_maps.move_to_end(path)
-    return found
+        if len(segments) >= _WORKER_SEGMENTS:  # (the parent's notices lost? bound it)
+            segments.pop(next(iter(segments)))
+        with open(os.path.join(directory, f"segment-{number}"), "r+b") as stream:
+            found = segments[number] = (mmap.mmap(stream.fileno(), size), {})
+    mapping, views = found
+    array = views.get(spec)
+    if array is None:
+        if len(views) >= 64:
+            views.clear()
+        array = views[spec] = np.ndarray(shape, dtype, mapping, offset, strides)
+    return array
 
 
-def _array_of(spec):
-    path, size, offset, shape, strides, dtype = spec
-    buffer = _mapped(path, size)
-    base = np.frombuffer(buffer, np.uint8, size)
-    return np.lib.stride_tricks.as_strided(base[offset:].view(dtype), shape, strides)
+#: Most segments a worker keeps mapped (the parent tells it which are gone;
+#: this bounds what it keeps should it not).
+_WORKER_SEGMENTS = 1024
 
 
-def _call_shared(function, args):
-    # In the child: arrays come back from their shared segments; a result
-    # that is one of them goes back as its index, never pickled.
-    arrays = [_array_of(value) if kind == "shared" else value for kind, value in args]
-    result = function(*arrays)
-    if isinstance(result, np.ndarray):
-        for index, (kind, _) in enumerate(args):
-            if kind == "shared" and result is arrays[index]:
-                return ("argument", index)
-    return ("value", result)
+def _picklable(outcome):
+    try:
+        pickle.dumps(outcome, -1)
+        return outcome
+    except Exception as error:  # noqa: BLE001
+        kind, value = outcome
+        what = f"{type(value).__name__}: {value}" if kind == 2 else f"a {type(value).__name__}"
+        return (2, RuntimeError(f"ProcessPool: {what} could not be sent back "
+                                f"from the worker process ({error})"))
+
+
+#: Read-only arrays up to this size not in shared memory (a window, a
+#: table) are constants: sent to each worker once, kept there while they
+#: live.  Larger ones are copied into shared memory for each call.
+CONSTANT_BYTES = 1 << 16
 
 
 class ProcessPool(ThreadPool):
@@ -269,121 +334,343 @@ class ProcessPool(ThreadPool):
     memory.  Functions sent must be importable (module-level), as with
     any process pool.
 
+    A block's output buffers are made in shared memory, so a result is
+    written in place; an input array already in shared memory (another
+    block's output) travels as a few numbers; any other input is copied
+    into shared memory for the call, except a small read-only array (up
+    to :data:`CONSTANT_BYTES`: a window, a table), which is sent to each
+    process once and kept there while it lives — don't make such an array
+    writeable again and change it.  Other arguments are pickled.
+
+    A worker process that dies fails the calls it had, and every later
+    one, with ``concurrent.futures.process.BrokenProcessPool`` naming the
+    process and how it ended: a block using the pool fails with it.
+
     :param workers: processes.
     :param depth: results a block may have outstanding before its inputs
-        pause (four times ``workers`` by default).
+        pause (four times ``workers × batch`` by default).
+    :param batch: most calls of one block sent to a process as one
+        request (as :class:`ThreadPool`'s ``batch``); 8 by default, as a
+        request and its answer cost tens of microseconds.
     :param directory: where the shared segments live (a new folder in
         ``/dev/shm`` by default, removed by :meth:`close` and at exit).
     """
 
     kind = "process"
 
-    def __init__(self, workers=2, depth=None, directory=None):
+    def __init__(self, workers=2, depth=None, batch=8, directory=None):
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"ProcessPool: workers must be a positive integer, got {workers!r}")
+        if not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"ProcessPool: batch must be a positive integer, got {batch!r}")
         self.workers = workers
-        self.batch = 1  # a task's arrays travel one call at a time
-        self.depth = depth or 4 * workers
+        self.batch = batch
+        self.depth = depth or 4 * workers * batch
         shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
         self.directory = tempfile.mkdtemp(prefix="pyrf-blocks-", dir=directory or shm)
-        self._segments = {}  # address of the mapping -> _Segment
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # segments, constants, forgotten lists
+        self._sending = threading.Lock()  # one sender at a time (the input pool)
+        self._segments = {}  # start address -> (number, size)
+        self._starts = []  # the start addresses, sorted (for views inside one)
+        self._specs = {}  # id(array) -> (weak reference, spec) of arrays made here
+        self._constants = {}  # id(array) -> (weak reference, token, contents)
         self._count = 0
-        self._inputs = None
-        import multiprocessing
-        context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-        self._executor = futures.ProcessPoolExecutor(workers, mp_context=context)
+        #: Copies of inputs the workers are done with, by (shape, dtype), the
+        #: last freed last: taken again first, while still in a cache.
+        self._free = OrderedDict()
+        self._free_count = 0
+        self._workers = []
+        self._reader = None
+        self._closing = False
+        self._broken = None
         atexit.register(self._remove)
+
+    def __repr__(self):
+        batch = f", batch {self.batch}" if self.batch > 1 else ""
+        return f"<{type(self).__name__} of {self.workers}{batch}>"
+
+    @property
+    def pids(self):
+        """The worker processes' ids (empty until the first call)."""
+        return [worker.process.pid for worker in self._workers]
+
+    def _number(self):
+        with self._lock:
+            self._count += 1
+            return self._count
 
     def allocate(self, shape, dtype):
         """
-        A new array in shared memory, for a block's output: a child writes
+        A new array in shared memory, for a block's output: a worker writes
         a result into it in place.
         """
         dtype = np.dtype(dtype)
-        size = max(1, int(np.prod(shape)) * dtype.itemsize)
+        count = int(np.prod(shape))
+        size = max(1, count * dtype.itemsize)
+        number = self._number()
+        with open(os.path.join(self.directory, f"segment-{number}"), "w+b") as stream:
+            stream.truncate(size)
+            mapping = mmap.mmap(stream.fileno(), size)
+        array = np.frombuffer(mapping, dtype, count).reshape(shape)
+        address = array.__array_interface__["data"][0]
         with self._lock:
-            self._count += 1
-            path = os.path.join(self.directory, f"segment-{self._count}")
-        segment = _Segment(path, size)
-        mapping = segment.map()
-        array = np.frombuffer(mapping, dtype, int(np.prod(shape))).reshape(shape)
-        address = array.ctypes.data
-        with self._lock:
-            self._segments[address] = segment
+            self._segments[address] = (number, size)
+            bisect.insort(self._starts, address)
+        key = id(array)
+        self._specs[key] = (weakref.ref(array, lambda ref: self._unspec(key, ref)),
+                            (number, size, 0, array.shape, array.strides, dtype.str))
         # Once the mapping is gone — the array, every view of it, and so
-        # every task given one — the segment is forgotten and its file
+        # every call given one — the segment is forgotten and its file
         # removed: nothing can need it any more.
         weakref.finalize(mapping, self._forget, address)
         return array
 
+    def _unspec(self, key, ref):
+        found = self._specs.get(key)
+        if found is not None and found[0] is ref:
+            del self._specs[key]
+
     def _forget(self, address):
         with self._lock:
-            segment = self._segments.pop(address, None)
-        if segment is not None:
-            try:
-                os.unlink(segment.path)
-            except OSError:
-                pass
+            number, _ = self._segments.pop(address, (None, None))
+            if number is None:
+                return
+            del self._starts[bisect.bisect_left(self._starts, address)]
+            for worker in self._workers:
+                worker.forgotten.append(number)
+        try:
+            os.unlink(os.path.join(self.directory, f"segment-{number}"))
+        except OSError:
+            pass
 
     def _spec(self, array):
+        # (segment, size, offset, shape, strides, dtype) of an array in one
+        # of the pool's segments, else None.
+        found = self._specs.get(id(array))
+        if found is not None and found[0]() is array:
+            return found[1]
         address = array.__array_interface__["data"][0]
-        segment = self._segments.get(address)
-        if segment is not None and array.nbytes <= segment.size:
-            return ("shared", (segment.path, segment.size, 0, array.shape,
-                               array.strides, array.dtype.str))
         with self._lock:
-            segments = tuple(self._segments.items())
-        for start, segment in segments:
-            if start <= address < start + segment.size:
-                return ("shared", (segment.path, segment.size, address - start,
-                                   array.shape, array.strides, array.dtype.str))
-        return None
+            index = bisect.bisect_right(self._starts, address) - 1
+            if index < 0:
+                return None
+            start = self._starts[index]
+            number, size = self._segments[start]
+        low = high = address
+        for count, stride in zip(array.shape, array.strides):
+            reach = (count - 1) * stride
+            low, high = (low + reach, high) if reach < 0 else (low, high + reach)
+        if low < start or high + array.itemsize > start + size:
+            return None
+        return (number, size, address - start, array.shape, array.strides, array.dtype.str)
 
-    def submit(self, function, *args):
-        """
-        Start ``function(*args)`` in a child; arrays among ``args`` go
-        through shared memory (copied in once unless made by
-        :meth:`allocate`).  Return a ``concurrent.futures.Future``.
-        """
-        from .buffers import BufferPool
+    def _path(self, array):
+        # The file of the segment ``array`` is in (None if it is in none).
+        spec = self._spec(array)
+        return None if spec is None else os.path.join(self.directory, f"segment-{spec[0]}")
 
-        if self._inputs is None:
-            self._inputs = BufferPool(limit=4 * self.depth, allocate=self.allocate)
-        sent, held = [], []
-        for value in args:
-            if isinstance(value, np.ndarray) and value.size:
-                spec = self._spec(value)
-                if spec is None:
-                    copy = self._inputs.take(value.shape, value.dtype)
-                    np.copyto(copy, value)
-                    held.append(copy)  # not reused until the child is done
-                    spec = self._spec(copy)
-                sent.append(spec)
-            else:
-                sent.append(("value", value))
-        inner = self._executor.submit(_call_shared, function, sent)
-        outer = futures.Future()
+    def _token(self, array):
+        # A constant's token: the same while the array lives with the same
+        # contents (a block's buffer pool may make a read-only array
+        # writeable again and refill it: a new token then).
+        key = id(array)
+        contents = array.tobytes()  # (at most CONSTANT_BYTES: well under a microsecond)
+        found = self._constants.get(key)
+        if found is not None and found[0]() is array:
+            if found[2] == contents:
+                return found[1]
+            self._gone(found[1])
+        token = self._number()
 
-        def done(future):
-            held.clear()
-            try:
-                kind, value = future.result()
-            except BaseException as error:  # noqa: B902 (handed to the caller)
-                outer.set_exception(error)
-                return
-            outer.set_result(args[value] if kind == "argument" else value)
+        def gone(ref):
+            if self._constants.get(key, (None,))[0] is ref:
+                del self._constants[key]
+                self._gone(token)
 
-        inner.add_done_callback(done)
-        return outer
+        self._constants[key] = (weakref.ref(array, gone), token, contents)
+        return token
+
+    def _gone(self, number):
+        # The workers forget a constant (at their next request).
+        with self._lock:
+            for worker in self._workers:
+                worker.forgotten.append(number)
+                worker.shipped.discard(number)
+
+    def _start(self):
+        import multiprocessing
+
+        context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+        for index in range(self.workers):
+            requests, request_end = context.Pipe(duplex=False)
+            result_end, results = context.Pipe(duplex=False)
+            process = context.Process(target=_serve, args=(self.directory, requests, results),
+                                      name=f"pyrf-compute-process_{index}", daemon=True)
+            process.start()
+            requests.close()  # (the worker's ends: a dead worker's pipes then end)
+            results.close()
+            self._workers.append(_Worker(process, request_end, result_end))
+        self._reader = threading.Thread(target=self._read, daemon=True,
+                                        name="pyrf-compute-process-results")
+        self._reader.start()
 
     def send(self, function, args, deliver):
         """
-        Start ``function(*args)`` in a child (as :meth:`submit`);
-        ``deliver(True, result)`` or ``deliver(False, exception)`` is called
-        once it is done.
+        Start ``function(*args)`` in a worker process (a group of calls
+        when ``function`` is the :class:`Mailbox`'s); ``deliver(True,
+        result)`` or ``deliver(False, exception)`` is called in the pool's
+        reader thread once it is done.
         """
-        self.submit(function, *args).add_done_callback(lambda done: deliver(*_outcome(done)))
+        if function is _run_group:
+            calls, single = args[0], False
+        else:
+            calls, single = [(function, args)], True
+        with self._sending:
+            if self._closing:
+                raise RuntimeError(f"{self!r} is closed")
+            if self._broken is not None:
+                raise self._broken
+            if not self._workers:
+                self._start()
+            worker = min(self._workers, key=lambda worker: len(worker.pending))
+            held, shipped, encoded = [], [], []
+            for call in calls:
+                encoded.append(self._encode(call, worker, held, shipped))
+            with self._lock:
+                forgotten, worker.forgotten = worker.forgotten, []
+            message = pickle.dumps((forgotten, shipped, encoded), -1)
+            worker.pending.append((deliver, calls, single, held))
+            try:
+                worker.requests.send_bytes(message)
+            except OSError:  # it died: the reader fails what it had, this too
+                pass
+
+    def _encode(self, call, worker, held, shipped):
+        # (function, values, indexes of shared arrays, indexes of constants)
+        function, args = call
+        values, shared, constant = list(args), [], []
+        for index, value in enumerate(args):
+            if not isinstance(value, np.ndarray) or not value.size:
+                continue
+            spec = self._spec(value)
+            if spec is None:
+                if not value.flags.writeable and value.nbytes <= CONSTANT_BYTES:
+                    token = values[index] = self._token(value)
+                    constant.append(index)
+                    if token not in worker.shipped:
+                        worker.shipped.add(token)
+                        shipped.append((token, value))
+                    continue
+                key = (value.shape, value.dtype.str)
+                free = self._free.get(key)
+                if free:
+                    copy = free.pop()
+                    self._free_count -= 1
+                    self._free.move_to_end(key)
+                else:
+                    copy = self.allocate(value.shape, value.dtype)
+                np.copyto(copy, value)
+                held.append((key, copy))  # not reused until the worker is done
+                spec = self._spec(copy)
+            values[index] = spec
+            shared.append(index)
+        return function, values, shared, constant
+
+    def _read(self):
+        # The reader thread: answers, in order, and workers that end.  (One
+        # selector for the pool's life: multiprocessing.connection.wait
+        # makes and fills a new one per call.)
+        selector = selectors.DefaultSelector()
+        for worker in self._workers:
+            selector.register(worker.results, selectors.EVENT_READ, (worker, True))
+            selector.register(worker.process.sentinel, selectors.EVENT_READ, (worker, False))
+        live = len(self._workers)
+        while live:
+            ready = [key.data for key, _ in selector.select()]
+            # Answers first: what a worker sent before it ended is delivered.
+            ready.sort(key=lambda found: not found[1])
+            for worker, answer in ready:
+                if answer:
+                    try:
+                        self._answered(worker, worker.results.recv_bytes())
+                    except (EOFError, OSError):
+                        selector.unregister(worker.results)  # its end: the sentinel says how
+                    continue
+                if worker.process.sentinel not in selector.get_map():
+                    continue
+                while worker.results in selector.get_map() and worker.results.poll():
+                    try:
+                        self._answered(worker, worker.results.recv_bytes())
+                    except (EOFError, OSError):
+                        break
+                if worker.results in selector.get_map():
+                    selector.unregister(worker.results)
+                selector.unregister(worker.process.sentinel)
+                live -= 1
+                self._ended(worker)
+        selector.close()
+
+    def _answered(self, worker, answer):
+        deliver, calls, single, held = worker.pending.popleft()
+        if held:
+            self._reuse(held)
+        outcomes = [(True, calls[number][1][value]) if kind == 0 else (kind == 1, value)
+                    for number, (kind, value) in enumerate(pickle.loads(answer))]
+        if single:
+            deliver(*outcomes[0])
+        else:
+            deliver(True, outcomes)
+
+    def _reuse(self, held):
+        # Copies a worker is done with go back to the free lists; beyond
+        # twice the depth, those of the shape least recently used go.
+        with self._sending:
+            free = self._free
+            for key, copy in held:
+                found = free.get(key)
+                if found is None:
+                    found = free[key] = []
+                found.append(copy)
+            self._free_count += len(held)
+            while self._free_count > 2 * self.depth:
+                oldest = next(iter(free))
+                if free[oldest]:
+                    free[oldest].pop(0)
+                    self._free_count -= 1
+                if not free[oldest]:
+                    del free[oldest]
+
+    def _ended(self, worker):
+        process = worker.process
+        process.join(1)
+        if self._closing and not worker.pending:
+            return
+        code = process.exitcode
+        if code is not None and code < 0:
+            try:
+                how = f"killed by signal {-code} ({signal.Signals(-code).name})"
+            except ValueError:
+                how = f"killed by signal {-code}"
+        else:
+            how = f"exited with status {code}"
+        with self._sending:  # no call is sent to it after this
+            lost, worker.pending = list(worker.pending), deque()
+            calls = sum(len(calls) for _, calls, _, _ in lost)
+            error = BrokenProcessPool(
+                f"{self!r}: worker process {process.pid} {how} with {calls} call(s) "
+                f"unfinished; their results are lost and the pool takes no more work")
+            if self._broken is None:
+                self._broken = error
+        for deliver, _, _, held in lost:
+            held.clear()
+            deliver(False, self._broken)
+
+    def submit(self, function, *args):
+        """
+        Start ``function(*args)`` in a worker process; return its
+        ``concurrent.futures.Future``.
+        """
+        return ThreadPool.submit(self, function, *args)
 
     def _remove(self):
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -393,7 +680,19 @@ class ProcessPool(ThreadPool):
         Wait for the work sent, stop the processes and remove the shared
         segments.
         """
-        self._executor.shutdown(wait=True)
+        with self._sending:
+            self._closing = True
+            for worker in self._workers:
+                try:
+                    worker.requests.send_bytes(b"")
+                except OSError:
+                    pass
+        if self._reader is not None:
+            self._reader.join()
+        for worker in self._workers:
+            worker.process.join()
+            worker.requests.close()
+            worker.results.close()
         self._remove()
         atexit.unregister(self._remove)
 

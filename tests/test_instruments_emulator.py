@@ -157,7 +157,15 @@ def test_stream_carries_context_then_the_configured_tone():
 
 
 def test_tcp_flow_control_pauses_the_emulator():
-    """A client that stops reading makes the emulator stop generating, not buffer without end."""
+    """
+    A client that stops reading makes the emulator stop generating: in 0.3 s
+    it makes no more than the kernel's socket buffers and one transport
+    buffer hold, and keeps at most one transport buffer in user space.
+    """
+    import socket
+
+    from twisted.internet import task
+
     reactor = new_reactor()
     emulator = start_emulator(reactor, paced=False)
 
@@ -166,24 +174,51 @@ def test_tcp_flow_control_pauses_the_emulator():
         scpi = yield _scpi(reactor, emulator)
         yield scpi.query(":SYST:LOCK:REQ? ACQ")
         data = yield _data(reactor, emulator)
-        data.transport.pauseProducing()
+        data.transport.pauseProducing()  # reads nothing from here on
         yield scpi.command(":TRACE:STREAM:START")
         yield wait_for(reactor, lambda: emulator.data_streams
                        and emulator.data_streams[0].paused)
         stream = emulator.data_streams[0]
-        generated = emulator._index
-        yield wait_for(reactor, lambda: True)
-        for _ in range(20):
-            yield wait_for(reactor, lambda: True)
-        stalled = emulator._index - generated
+        # Unpaced and unchecked, the emulator makes hundreds of MB in this time.
+        yield task.deferLater(reactor, 0.3, lambda: None)
+        server = stream.transport
+        held = {
+            "user": len(server.dataBuffer) - server.offset + server._tempDataLen,
+            "buffer_size": server.bufferSize,
+            "kernel": (server.socket.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+                       + data.transport.socket.getsockopt(socket.SOL_SOCKET,
+                                                          socket.SO_RCVBUF)),
+        }
+        made = emulator._index
         data.transport.resumeProducing()
-        yield wait_for(reactor, lambda: emulator._index > generated + 100_000)
+        yield wait_for(reactor, lambda: emulator._index > made + 100_000)
         scpi.close()
-        return stream.pauses, stalled
+        return stream, made, held
 
-    pauses, stalled = run_until(reactor, session())
-    assert pauses >= 1
-    assert stalled <= 1024 * 8  # at most one burst after the pause
+    stream, made, held = run_until(reactor, session())
+    burst_bytes = stream.burst * emulator.samples_per_packet * 4
+    assert stream.pauses >= 1
+    assert held["user"] <= held["buffer_size"] + burst_bytes
+    assert made * 4 <= held["kernel"] + held["buffer_size"] + burst_bytes
+
+
+def test_a_paused_stream_generates_nothing_until_resumed():
+    """While its transport has paused it, the data stream makes no packet; resumed, it goes on."""
+    emulator, clock, transport = _offline_emulator(paced=True)
+    emulator.execute(None, "DEC", "64")
+    emulator.execute(None, "TRAC:STR:STAR", "")
+    for _ in range(10):
+        clock.advance(0.001)
+    stream = emulator.data_streams[0]
+    made = emulator._index
+    assert made > 0
+    stream.pauseProducing()
+    for _ in range(100):
+        clock.advance(0.001)
+    assert emulator._index == made and stream.pauses == 1
+    stream.resumeProducing()
+    clock.advance(0.001)
+    assert emulator._index > made
 
 
 def test_discovery_answers_on_loopback():

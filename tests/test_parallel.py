@@ -87,9 +87,9 @@ def test_shared_buffers_nothing_holds_are_removed():
     try:
         out = pool.allocate((16,), np.float32)
         view = out[4:]
-        path = pool._spec(out)[1][0]
+        path = pool._path(out)
         del out
-        assert os.path.exists(path) and pool._spec(view) is not None  # the view holds it
+        assert os.path.exists(path) and pool._path(view) is not None  # the view holds it
         del view
         assert not os.path.exists(path)
     finally:
@@ -470,3 +470,135 @@ def test_a_block_on_a_deep_pool_reuses_its_output_buffers():
         graph.run(optimise=True)
     assert len(sink.chunks) == 320
     assert fft._buffers.made <= 2 * pool.depth < 320
+
+
+def _array_identity(values):
+    return id(values), float(values.sum())
+
+
+def test_a_process_pool_sends_a_read_only_array_once_and_a_writeable_one_each_time():
+    """A small read-only array (a window) is the same array in the worker call after call; a writeable one is sent afresh, changes and all."""
+    window = np.arange(16, dtype=np.float32)
+    window.flags.writeable = False
+    table = np.zeros(16, np.float32)
+    with ProcessPool(1, batch=1) as pool:
+        seen = [pool.submit(_array_identity, window).result(timeout=60) for _ in range(4)]
+        assert len({identity for identity, _ in seen}) == 1
+        assert {total for _, total in seen} == {120.0}
+        sums = []
+        for value in range(3):
+            table[:] = value
+            sums.append(pool.submit(_array_identity, table).result(timeout=60)[1])
+        assert sums == [0.0, 16.0, 32.0]
+
+
+def test_a_process_pool_worker_unmaps_a_segment_once_it_is_gone():
+    """A shared buffer dropped in the parent is unmapped by the worker that used it at its next call, not kept."""
+    with ProcessPool(1, batch=1) as pool:
+        out = pool.allocate((1024,), np.float32)
+        pool.submit(np.multiply, np.ones(1024, np.float32), 2.0, out).result(timeout=60)
+        path = pool._path(out)
+        pid = pool.pids[0]
+        with open(f"/proc/{pid}/maps") as maps:
+            assert path in maps.read()
+        del out
+        assert not os.path.exists(path)
+        pool.submit(int, "3").result(timeout=60)  # the next call carries the news
+        with open(f"/proc/{pid}/maps") as maps:
+            assert path not in maps.read()
+
+
+def _unpicklable(_):
+    return threading.Lock()
+
+
+def test_a_process_pool_result_that_cannot_come_back_is_a_clear_error():
+    """A result pickle refuses fails its call with an error saying so; the pool goes on."""
+    with ProcessPool(1) as pool:
+        with pytest.raises(RuntimeError, match="could not be sent back from the worker process"):
+            pool.submit(_unpicklable, 1).result(timeout=60)
+        assert pool.submit(int, "7").result(timeout=60) == 7
+
+
+def test_a_failure_in_a_process_batch_fails_the_graph_after_the_results_before_it():
+    """On a process pool with batch 4, a call raising fails the graph with its error; the results sent before it are emitted first."""
+
+    class sometimes_in_processes(doubler):
+        type_name = "sometimes_in_processes"
+
+        def compute(self, chunk):
+            self.run_parallel(_fail_at_five, chunk.data, then=lambda data: self.emit(
+                data, chunk.start, chunk.end, chunk.rate, chunk.meta))
+
+    arrays = [np.full(2, index, np.float32) for index in range(12)]
+    with ProcessPool(2, batch=4) as pool:
+        graph = Graph(parallel=pool)
+        sink = collector(sometimes_in_processes(array_source(arrays, kind="real", graph=graph)))
+        with pytest.raises(ValueError, match="five"):
+            graph.run()
+    assert [chunk.data[0] for chunk in sink.chunks] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert graph.failed_block.name == "sometimes_in_processes"
+
+
+@pytest.mark.chaos
+def test_a_worker_process_killed_fails_the_block_clearly_and_loses_nothing_silently():
+    """SIGKILL to a worker mid-stream: the graph fails with BrokenProcessPool naming the process and SIGKILL, what was emitted is the serial prefix, later calls are refused, close returns."""
+    import signal
+    from concurrent.futures.process import BrokenProcessPool
+
+    arrays = [np.full(4, index, np.float32) for index in range(60)]
+    expected = [2.0 * index for index in range(60)]
+    pool = ProcessPool(2, batch=2)
+    killed = []
+
+    def kill_one():
+        deadline = time.monotonic() + 60
+        while len(sink.chunks) < 4 and time.monotonic() < deadline:
+            time.sleep(0.005)  # mid-stream: 60 calls of 20 ms on 2 processes take 0.6 s
+        killed.append(pool.pids[0])
+        os.kill(pool.pids[0], signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_one)
+    try:
+        graph = Graph(parallel=pool)
+        block = jittery(array_source(arrays, kind="real", graph=graph), [0.02])
+        sink = collector(block)
+        killer.start()
+        started = time.monotonic()
+        with pytest.raises(BrokenProcessPool, match=r"killed by signal 9 \(SIGKILL\) with "
+                                                    r"\d+ call\(s\) unfinished") as failed:
+            graph.run()
+        assert f"worker process {killed[0]} killed" in str(failed.value)
+        assert time.monotonic() - started < 30
+        assert graph.failed_block.name == block.name
+        got = [chunk.data[0] for chunk in sink.chunks]
+        assert 0 < len(got) < 60 and got == expected[:len(got)]
+        with pytest.raises(BrokenProcessPool, match="SIGKILL"):
+            pool.submit(int, "1").result(timeout=60)
+    finally:
+        killer.join()
+        pool.close()
+    assert not os.path.exists(pool.directory)
+
+
+def test_a_read_only_array_refilled_in_place_reaches_the_worker_afresh():
+    """A small read-only array made writeable, refilled and read-only again (as a block's buffer pool does) is not taken for the constant it was."""
+    buffer = np.zeros(16, np.float32)
+    sums = []
+    with ProcessPool(1, batch=1) as pool:
+        for value in range(3):
+            buffer.flags.writeable = True
+            buffer[:] = value
+            buffer.flags.writeable = False
+            sums.append(pool.submit(_array_identity, buffer).result(timeout=60)[1])
+    assert sums == [0.0, 16.0, 32.0]
+
+
+def test_a_process_pool_keeps_a_bounded_number_of_input_copies():
+    """Inputs of ever new shapes are copied into shared memory, but the copies kept for reuse stay within twice the depth."""
+    with ProcessPool(1, depth=4, batch=1) as pool:
+        for size in range(1, 40):
+            values = np.ones(size * 1024, np.float32)  # writeable: copied in
+            assert pool.submit(_array_identity, values).result(timeout=60)[1] == size * 1024
+        assert pool._free_count <= 2 * pool.depth
+        assert sum(len(copies) for copies in pool._free.values()) == pool._free_count
