@@ -3,13 +3,17 @@ Ordered parallel compute: the spectrum chain with its FFT and calibration
 on a 2-thread pool against the same chain serially, in the same run.
 
     python benchmarks/parallel.py [--seconds S] [--trials N] [--workers W] [--batch B]
-                                  [--processes] [--bound]
+                                  [--no-caller-runs] [--processes] [--bound]
 
 Chain: IQ (64 Ki-sample chunks) -> Hann -> FFT-1024 -> |X|² -> dB -> max
 hold, the graph optimised (the hold calibrates its held row).  The pool
 takes the FFT's calls in groups of ``--batch`` (``ThreadPool(batch=)``):
 the chunks and their size are the serial run's, only the hand-off to the
-threads is paid once per group; the serial run has no hand-off to pay.  Every
+threads is paid once per group; the serial run has no hand-off to pay.  The
+reactor's thread is one of the ``--workers`` (``ThreadPool(caller_runs=True)``:
+it runs queued tasks while the FFT waits on its results, and the pool starts
+one thread fewer); ``--no-caller-runs`` starts ``--workers`` threads beside
+it.  Every
 measurement is a fresh process; the configurations alternate, ``--trials``
 times each, and the median is reported as MSa/s and MSa/s per CPU-second
 (user + sys from ``getrusage``).  The output of every run is hashed: the
@@ -18,8 +22,8 @@ headline: the parallel MSa/s and its ratio to the serial one.
 
 Where a loaded machine makes the ratio meaningless, figures still say
 whether the parallel path can scale: the CPU per chunk of the reactor's
-thread and of the pool's threads (the reactor's is the part that holds the
-GIL), their sum against the serial run's (the most the cores could give at
+thread (the graph, and with caller-runs the tasks it ran) and of the pool's
+threads, their sum against the serial run's (the most the cores could give at
 that cost, were the overlap perfect), and a GIL-free check: the FFT task of a chunk run on 1 thread, on 2
 threads at once and in 2 processes at once, as tasks per second (2 threads
 that serialised on the GIL would do no more than 1; 2 processes share
@@ -51,7 +55,7 @@ FFT_SIZE = 1024
 RATE = 125e6
 
 
-def measure(mode, workers, chunks, batch=1, together=False):
+def measure(mode, workers, chunks, batch=1, together=False, caller_runs=True):
     """
     One measurement, in this (fresh) process: a JSON line on stdout.  With
     ``together``, once warm it prints ``ready`` and waits for a line on
@@ -84,7 +88,8 @@ def measure(mode, workers, chunks, batch=1, together=False):
     rng = np.random.default_rng(0)
     arrays = [(rng.standard_normal(2 * CHUNK, dtype=np.float32) * 0.1).view(np.complex64)
               for _ in range(8)]
-    pool = {"serial": lambda: None, "threads": lambda: ThreadPool(workers, batch=batch),
+    pool = {"serial": lambda: None, "threads": lambda: ThreadPool(
+                workers, batch=batch, caller_runs=caller_runs),
             "processes": lambda: ProcessPool(workers, batch=batch),
             "processes_shm": lambda: ProcessPool(workers, batch=batch)}[mode]()
     if mode == "processes_shm":
@@ -282,7 +287,8 @@ def _together(workers, chunks, env):
     """
     share = max(8, chunks // workers // 8 * 8)
     running = [subprocess.Popen(
-        [sys.executable, __file__, "--measure", "serial", "1", str(share), "1", "together"],
+        [sys.executable, __file__, "--measure", "serial", "1", str(share), "1", "together",
+         "own"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         for _ in range(workers)]
     for process in running:
@@ -315,17 +321,21 @@ def main():
     parser.add_argument("--batch", type=int, default=8,
                         help="calls per task on the thread pool (ThreadPool(batch=)), "
                         "and per request to a process of the process pool")
+    parser.add_argument("--no-caller-runs", action="store_true",
+                        help="start --workers threads beside the reactor's, which then "
+                        "runs no task (ThreadPool(caller_runs=False))")
     parser.add_argument("--processes", action="store_true",
                         help="also measure a process pool of --workers")
     parser.add_argument("--bound", action="store_true",
                         help="also measure the machine's bound: --workers serial processes, "
                         "each running the whole chain on its share of the chunks, at once")
-    parser.add_argument("--measure", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=6, help=argparse.SUPPRESS)
     parser.add_argument("--kernel-check", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         measure(args.measure[0], int(args.measure[1]), int(args.measure[2]),
-                int(args.measure[3]), args.measure[4] == "together")
+                int(args.measure[3]), args.measure[4] == "together",
+                args.measure[5] == "caller")
         return
     if args.kernel_check:
         kernel_check(args.kernel_check)
@@ -344,7 +354,7 @@ def main():
                 continue
             output = subprocess.run(
                 [sys.executable, __file__, "--measure", mode, str(args.workers), str(chunks),
-                 str(args.batch), "alone"],
+                 str(args.batch), "alone", "own" if args.no_caller_runs else "caller"],
                 check=True, capture_output=True, text=True, env=env).stdout
             results[mode].append(json.loads(output.strip().splitlines()[-1]))
     digests = {r["digest"] for mode, runs in results.items() if mode != "bound" for r in runs}
@@ -359,9 +369,10 @@ def main():
         pool = statistics.median(r["pool_us"] for r in runs)
         label = {"serial": "serial", "processes": f"processes x{args.workers}",
                  "processes_shm": f"procs x{args.workers} shm",
-                 "threads": f"threads x{args.workers} b{args.batch}",
+                 "threads": f"threads x{args.workers} b{args.batch}"
+                            + ("" if args.no_caller_runs else " cr"),
                  "bound": f"{args.workers} serial procs"}[mode]
-        print(f"{label:14s} {msa:7.1f} MSa/s  {per_cpu:7.1f} MSa/s per CPU-second  "
+        print(f"{label:17s} {msa:7.1f} MSa/s  {per_cpu:7.1f} MSa/s per CPU-second  "
               f"ratio to serial {msa / serial:.2f}  (CPU per chunk: reactor thread "
               f"{reactor:.0f} us, pool threads {pool:.0f} us; sleeps per chunk "
               f"{statistics.median(r.get('reactor_switches', 0) for r in runs):.2f} + "
@@ -402,7 +413,9 @@ def main():
               f"one; the threads reach {threads / bound:.2f} of that")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     threads = statistics.median(r["msa"] for r in results["threads"])
-    print(f"parallel {args.workers} threads (batch {args.batch}): {threads:.1f} MSa/s, "
+    caller = ("" if args.no_caller_runs
+              else f", the reactor's one of them: {args.workers - 1} in the pool")
+    print(f"parallel {args.workers} threads (batch {args.batch}{caller}): {threads:.1f} MSa/s, "
           f"{threads / serial:.2f}x serial ({serial:.1f} MSa/s), identical output: {identical}")
     if not identical:
         sys.exit(1)

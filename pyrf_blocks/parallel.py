@@ -22,6 +22,14 @@ the same chunk for chunk whatever the pool.
   result is written in place by a worker process; an input already there
   travels as a few numbers, any other is copied in for the call.
 
+A function may offer ``function.group``: given the argument tuples of
+several of its calls, it returns their results, in order, the same as the
+calls one by one.  A :class:`ThreadPool` with ``batch`` > 1 hands a group
+of a block's calls to it in one go (one compiled call for them all, say,
+that releases the GIL once where the calls would each release it and take
+it back); should it raise, each call runs alone, so every call keeps its
+own outcome.
+
 Backpressure stays intact: a block with ``depth`` results outstanding
 pauses its inputs until the oldest is emitted, and a block's stream ends
 only after every outstanding result.
@@ -67,11 +75,24 @@ class ThreadPool:
         a wake-up of the reactor) is paid once per group.  Results are
         still delivered one by one, in order; the output does not depend on
         it.  1 (the default) sends every call as it is made.
+    :param caller_runs: the thread that sends the work (the reactor's) is
+        one of the ``workers``: the pool starts one thread fewer (at least
+        one), and while a block's inputs are paused on its outstanding
+        results the reactor's thread runs queued tasks itself, leaving one
+        queued for each of the pool's threads.  ``workers`` threads then
+        share ``workers`` cores, not one more: on the 2-core machine the
+        spectrum chain went from 1.5× to 1.8× its serial throughput
+        (``benchmarks/parallel.py``), where 2 threads and the reactor's
+        took turns on the cores and cost 12 % more CPU per chunk than the
+        serial chain.  Order, depth and output are the same; the reactor
+        runs one task (a group of ``batch`` calls) at a time, as a serial
+        graph runs each call.
     """
 
     kind = "thread"
+    caller_runs = False
 
-    def __init__(self, workers=2, depth=None, batch=1):
+    def __init__(self, workers=2, depth=None, batch=1, caller_runs=False):
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"ThreadPool: workers must be a positive integer, got {workers!r}")
         if not isinstance(batch, int) or batch < 1:
@@ -79,6 +100,9 @@ class ThreadPool:
         self.workers = workers
         self.batch = batch
         self.depth = depth or 4 * workers * batch
+        self.caller_runs = bool(caller_runs)
+        #: The threads the pool starts.
+        self.threads = max(1, workers - 1) if caller_runs else workers
         # The threads take tasks from one queue and hand each result to the
         # task's own callback: no Future, work item or semaphore per task
         # (concurrent.futures' executor cost several microseconds of
@@ -92,7 +116,8 @@ class ThreadPool:
 
     def __repr__(self):
         batch = f", batch {self.batch}" if self.batch > 1 else ""
-        return f"<{type(self).__name__} of {self.workers}{batch}>"
+        caller = ", the caller's thread one of them" if self.caller_runs else ""
+        return f"<{type(self).__name__} of {self.workers}{batch}{caller}>"
 
     def send(self, function, args, deliver):
         """
@@ -106,7 +131,7 @@ class ThreadPool:
             if self._sleeping:
                 self._wake.notify()
             if not self._threads:
-                for index in range(self.workers):
+                for index in range(self.threads):
                     thread = threading.Thread(target=self._work, daemon=True,
                                               name=f"pyrf-compute_{index}")
                     thread.start()
@@ -123,12 +148,20 @@ class ThreadPool:
                     wake.wait()
                     self._sleeping -= 1
                 function, args, deliver = tasks.popleft()
-            try:
-                result = function(*args)
-            except BaseException as error:  # noqa: B902 (handed to the caller)
-                deliver(False, error)
-            else:
-                deliver(True, result)
+            _run(function, args, deliver)
+
+    def run_queued(self):
+        """
+        Run the oldest task no thread has taken yet here, in the caller's
+        thread, when more are queued than the pool has threads (each of
+        them is left one); False when not.
+        """
+        with self._wake:
+            if len(self._tasks) <= self.threads:
+                return False
+            function, args, deliver = self._tasks.popleft()
+        _run(function, args, deliver)
+        return True
 
     def submit(self, function, *args):
         """
@@ -167,6 +200,15 @@ class ThreadPool:
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+def _run(function, args, deliver):
+    try:
+        result = function(*args)
+    except BaseException as error:  # noqa: B902 (handed to the caller)
+        deliver(False, error)
+    else:
+        deliver(True, result)
 
 
 # ProcessPool.  Shared memory: a segment is a file in a directory of the
@@ -686,7 +728,9 @@ class Mailbox:
         self._batch = []
         self._batch_pool = None
         self._batch_call = None
-        self._pool = None  # (pool, callFromThread, pool.send, pool.batch)
+        # (pool, callFromThread, pool.send, pool.batch, pool.caller_runs)
+        self._pool = None
+        self._help_call = None
 
     def __len__(self):
         return len(self._pending)
@@ -705,8 +749,9 @@ class Mailbox:
         if found is None or found[0] is not pool:
             # (what the pool offers, looked up once per pool, not per call)
             found = self._pool = (pool, getattr(self._reactor, "callFromThread", None),
-                                  getattr(pool, "send", None), getattr(pool, "batch", 1))
-        _, call, send, batch = found
+                                  getattr(pool, "send", None), getattr(pool, "batch", 1),
+                                  getattr(pool, "caller_runs", False))
+        _, call, send, batch, caller_runs = found
         if call is None:
             # A task.Clock (tests): no other thread delivers; wait here.
             future = pool.submit(function, *args)
@@ -724,12 +769,13 @@ class Mailbox:
                 self.flush()
             elif self._batch_call is None:
                 self._batch_call = self._reactor.callLater(0, self.flush)
-            return
-        if send is not None:
+        elif send is not None:
             send(function, args, lambda ok, value: self._arrived(call, ((entry, (ok, value)),)))
         else:
             pool.submit(function, *args).add_done_callback(
                 lambda done: self._arrived(call, ((entry, _outcome(done)),)))
+        if caller_runs and len(self._pending) >= pool.depth:
+            self._help_soon()
 
     def flush(self):
         """
@@ -791,10 +837,28 @@ class Mailbox:
         if self.closed:
             return
         self._delivered()
+        pool = self._pool
+        if pool is not None and pool[4] and len(pending) > pool[0].depth // 2:
+            # (the block's inputs stay paused: Block.run_parallel's rule)
+            self._help_soon()
         if not pending:
             idle, self._idle = self._idle, []
             for callback in idle:
                 callback()
+
+    def _help_soon(self):
+        if self._help_call is None:
+            self._help_call = self._reactor.callLater(0, self._help)
+
+    def _help(self):
+        # The reactor's thread, with the block's inputs paused on its
+        # outstanding results, runs a queued task itself (ThreadPool's
+        # caller_runs); its outcome arrives as the threads' do, and its
+        # delivery asks for the next.
+        self._help_call = None
+        if not self.closed:
+            self.flush()
+            self._pool[0].run_queued()
 
     def when_idle(self, callback):
         """
@@ -816,11 +880,24 @@ class Mailbox:
             self._batch_call.cancel()
         self._batch_call = None
         self._batch = []
+        if self._help_call is not None and self._help_call.active():
+            self._help_call.cancel()
+        self._help_call = None
 
 
 def _run_group(calls):
     # In a pool's thread: a group of one block's calls, in order, each
-    # outcome kept apart (one call raising does not stop the others).
+    # outcome kept apart (one call raising does not stop the others).  Calls
+    # of one function that has a ``group`` (see the module's notes) go to it
+    # in one go; should it raise, each call runs alone.
+    function = calls[0][0]
+    group = getattr(function, "group", None)
+    if group is not None and len(calls) > 1 and all(
+            called is function for called, _ in calls):
+        try:
+            return [(True, result) for result in group([args for _, args in calls])]
+        except Exception:  # noqa: B902 (each call alone tells its own outcome)
+            pass
     outcomes = []
     for function, args in calls:
         try:

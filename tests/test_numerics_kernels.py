@@ -211,3 +211,81 @@ def test_window_fft_extreme_into_is_the_three_steps_bit_for_bit(combine):
         assert kernels.window_fft_extreme_into(contiguous, values, plan, out, combine) is None
     finally:
         kernels.set_backend()
+
+
+@pytest.mark.parametrize("combine", [np.maximum, np.minimum])
+def test_window_fft_extremes_into_is_each_chunk_alone_bit_for_bit(combine):
+    """Several chunks in one compiled call give each chunk's row of the call made alone, bit for bit; a NaN chunk says so."""
+    pytest.importorskip("numba")
+    from pyrf_blocks.numerics import fft
+
+    if fft.backend() != "fftw":
+        pytest.skip("needs pyFFTW")
+    kernels.set_backend("numba")
+    try:
+        values = window("hann", 1024, shift=True)
+        plan = fft.plan(64, 1024, True)
+        chunks = tuple(_samples(rows * 1024, True, seed).reshape(rows, 1024)
+                       for seed, rows in enumerate((64, 128, 64)))
+        chunks[2][70 % 64, 9] = np.nan
+        rows = np.empty((3, 1024), np.float32)
+        found = kernels.window_fft_extremes_into(chunks, values, plan, rows, combine)
+        assert found.tolist() == [1, 1, 0]
+        for index in (0, 1):
+            alone = np.empty(1024, np.float32)
+            for first in range(0, len(chunks[index]), 64):
+                assert kernels.window_fft_extreme_into(chunks[index][first:first + 64], values,
+                                                       plan, alone, combine, first == 0) == 1
+            assert rows[index].tobytes() == alone.tobytes()
+        # Groups of any size: one machine code (a new one per size would be
+        # compiled, or loaded, while a stream runs).
+        signatures = [len(kernel.signatures) for kernel in kernels._fused_group]
+        for count in (1, 5, 11):
+            group = [chunks[0]] * count
+            rows = np.empty((count, 1024), np.float32)
+            found = kernels.window_fft_extremes_into(group, values, plan, rows, combine)
+            assert found.tolist() == [1] * count
+            assert rows.tobytes() == np.tile(rows[0], (count, 1)).tobytes()
+            outs = [np.empty((1, 1024), np.float32) for _ in range(count)]
+            kernels.copy_rows_into(rows, outs)
+            assert all(out.tobytes() == rows[0].tobytes() for out in outs)
+        assert [len(kernel.signatures) for kernel in kernels._fused_group] == [
+            signatures[0], max(1, signatures[1])]
+        kernels.set_backend("numpy")
+        assert kernels.window_fft_extremes_into(chunks, values, plan, rows, combine) is None
+    finally:
+        kernels.set_backend()
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_a_group_of_extreme_calls_is_the_calls_one_by_one(kernel_backend, calibrated):
+    """frame_extreme.group and calibrated_extreme.group give each call's row bit for bit: alike IQ calls, a NaN chunk, a zero extreme, and calls too unlike to group."""
+    from pyrf_blocks.numerics import fft, spectral
+    from pyrf_blocks.numerics.spectral import calibrated_extreme
+
+    function = calibrated_extreme if calibrated else frame_extreme
+    values = window("hann", 1024, shift=True)
+    terms = (750.0, -3.0, None) if calibrated else ()
+
+    def calls(frames_list, combine=np.maximum):
+        return [(frames, values, True, combine, np.full((1, 1024), 7, np.float32)) + terms
+                for frames in frames_list]
+
+    alike = [_samples(64 * 1024, True, seed).reshape(64, 1024) for seed in range(5)]
+    alike[1][3, 4] = np.nan
+    alike[2][:] = 0  # every extreme 0: -inf dBm, without a warning
+    unlike = alike[:2] + [_samples(32 * 1024, True, 9).reshape(32, 1024)]
+    overlapping = [np.lib.stride_tricks.sliding_window_view(_samples(33 * 1024, True, 3),
+                                                            1024)[::512][:64]] * 2
+    for group, combine in ((alike, np.maximum), (alike, np.minimum), (unlike, np.maximum),
+                           (overlapping, np.maximum)):
+        expected = [function(*args).copy() for args in calls(group, combine)]
+        together = calls(group, combine)
+        got = function.group(together)
+        assert [row is args[4] for row, args in zip(got, together)] == [True] * len(group)
+        for row, want in zip(got, expected):
+            assert row.tobytes() == want.tobytes()
+    # (alike calls take the one compiled call where it exists)
+    compiled = kernel_backend == "numba" and fft.backend() == "fftw"
+    assert (spectral._extremes(calls(alike)) is not None) == compiled

@@ -312,6 +312,120 @@ def _fail_at_five(values):
     return values
 
 
+class grouped(doubler):
+    """Doubles samples on its compute pool with a function that offers ``group``."""
+
+    type_name = "grouped"
+
+    def task(self, chunk):
+        return _tripled, (chunk.data,)
+
+
+_groups = []
+
+
+def _tripled(values):
+    if values[0] == 5:
+        raise ValueError("five is not welcome")
+    return values * 3
+
+
+def _tripled_group(calls):
+    _groups.append(len(calls))
+    if any(values[0] == 5 for values, in calls):
+        raise ValueError("a group with five")
+    return [values * 3 for values, in calls]
+
+
+_tripled.group = _tripled_group
+
+
+def test_a_function_with_a_group_runs_a_batch_of_its_calls_in_one_go():
+    """A function's ``group`` takes a batch of its calls at once; the chunks are the serial ones, in order."""
+    arrays = [np.full(2, index + 10, np.float32) for index in range(24)]
+
+    def emitted(pool):
+        graph = Graph(parallel=pool)
+        sink = collector(grouped(array_source(arrays, kind="real", graph=graph)))
+        graph.run()
+        return [(chunk.data.tolist(), chunk.seq) for chunk in sink.chunks]
+
+    expected = emitted(None)
+    _groups.clear()
+    with ThreadPool(2, batch=4) as pool:
+        assert emitted(pool) == expected
+    assert sum(_groups) == 24 and max(_groups) == 4
+
+
+def test_a_group_that_raises_runs_each_call_alone():
+    """When a function's ``group`` raises, each call of the batch runs alone: the ones before the failing call are emitted, then the graph fails with that call's own error."""
+    arrays = [np.full(2, index, np.float32) for index in range(12)]
+    _groups.clear()
+    with ThreadPool(2, batch=4) as pool:
+        graph = Graph(parallel=pool)
+        sink = collector(grouped(array_source(arrays, kind="real", graph=graph)))
+        with pytest.raises(ValueError, match="five is not welcome"):
+            graph.run()
+    assert [chunk.data[0] for chunk in sink.chunks] == [0.0, 3.0, 6.0, 9.0, 12.0]
+    assert _groups
+
+
+class threaded(doubler):
+    """Doubles samples on its compute pool, noting which thread ran each call."""
+
+    type_name = "threaded"
+
+    def task(self, chunk):
+        return _double_noting_thread, (chunk.data, self.ran)
+
+    def reset(self):
+        super().reset()
+        self.ran = []
+
+
+def _double_noting_thread(values, ran):
+    ran.append(threading.current_thread().name)
+    time.sleep(0.0005)
+    return values * 2
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_with_caller_runs_the_reactor_runs_tasks_and_the_output_is_the_serial_one(batch):
+    """ThreadPool(2, caller_runs=True) starts one thread; the reactor's thread runs queued tasks too, the chunks are the serial ones in order, within the depth."""
+    arrays = [np.full(3, index, np.float32) for index in range(120)]
+
+    def emitted(pool):
+        graph = Graph(parallel=pool)
+        block = threaded(array_source(arrays, kind="real", graph=graph))
+        sink = collector(block)
+        graph.run()
+        assert sink.finished
+        return ([(chunk.data.tolist(), chunk.start, chunk.end, chunk.seq)
+                 for chunk in sink.chunks], block)
+
+    expected, _ = emitted(None)
+    with ThreadPool(2, batch=batch, caller_runs=True) as pool:
+        got, block = emitted(pool)
+        assert len(pool._threads) == 1
+    assert got == expected
+    assert block.most_outstanding <= pool.depth
+    ran = set(block.ran)
+    assert "pyrf-compute_0" in ran and len(ran) == 2  # the pool's thread and the reactor's
+
+
+def test_run_queued_leaves_a_task_for_each_thread():
+    """run_queued runs a queued task in the caller's thread only while more are queued than the pool has threads."""
+    pool = ThreadPool(3, caller_runs=True)
+    assert pool.threads == 2
+    done = []
+    pool._tasks.extend((done.append, (index,), lambda ok, value: None) for index in range(3))
+    assert pool.run_queued() is True
+    assert done == [0]
+    assert pool.run_queued() is False and len(pool._tasks) == 2
+    assert ThreadPool(1, caller_runs=True).threads == 1
+    assert ThreadPool(2).threads == 2
+
+
 def test_batch_must_be_a_positive_integer():
     """ThreadPool(batch=0) and batch=1.5 are refused with the value named."""
     for bad in (0, 1.5, -2):

@@ -41,7 +41,7 @@ import numpy as np
 from .backends import BackendChoice, importable
 
 __all__ = ["backend", "set_backend", "window_into", "power_into", "power_extreme_into",
-           "window_fft_extreme_into", "BACKENDS"]
+           "window_fft_extreme_into", "window_fft_extremes_into", "BACKENDS"]
 
 #: The kernel implementations, preferred first.
 BACKENDS = ("numba", "numpy")
@@ -218,14 +218,16 @@ def power_extreme_into(spectra, out, combine, start=True):
 
 
 _fused = None
+_fused_group = None
 
 
 def _fused_kernel():
     # window, FFT, |X|² and extreme in one compiled call: FFTW's
     # fftwf_execute_dft called from the kernel (its library made known to
     # LLVM first, so the cached machine code links to it too).  None where
-    # the library cannot be found.
-    global _fused
+    # the library cannot be found.  (It makes window_fft_extremes_into's
+    # kernels too.)
+    global _fused, _fused_group
     if _fused is not None:
         return _fused
     power_extreme_rows = _numba_kernels()[2]  # (takes the lock itself)
@@ -254,6 +256,33 @@ def _fused_kernel():
                 execute(plan, input.ctypes.data, output.ctypes.data)
                 return power_extreme_rows(output, out, largest, start)
 
+            @numba.njit(nogil=True, cache=True, boundscheck=False)
+            def window_fft_extremes(chunks, count, values, plan, input, output, rows, found,
+                                    largest):
+                # window_fft_extreme over the frames of each of the first
+                # ``count`` chunks, batch by batch, into its row of
+                # ``rows``; ``found[k]`` is what the last batch of chunk k
+                # returned (0: stopped at a NaN).
+                batch, size = input.shape
+                for index in range(count):
+                    frames = chunks[index]
+                    found[index] = 1
+                    for first in range(0, frames.shape[0], batch):
+                        for row in range(batch):
+                            for column in range(size):
+                                input[row, column] = frames[first + row, column] * values[column]
+                        execute(plan, input.ctypes.data, output.ctypes.data)
+                        found[index] = power_extreme_rows(output, rows[index], largest,
+                                                          first == 0)
+                        if not found[index]:
+                            break
+
+            @numba.njit(nogil=True, cache=True, boundscheck=False)
+            def copy_rows(rows, outs, count):
+                for index in range(count):
+                    outs[index][0, :] = rows[index]
+
+            _fused_group = window_fft_extremes, copy_rows
             _fused = window_fft_extreme
     return _fused
 
@@ -278,3 +307,62 @@ def window_fft_extreme_into(frames, values, plan, out, combine, start=True):
         raise ValueError(f"window_fft_extreme_into: combine must be numpy.maximum or "
                          f"numpy.minimum, got {combine!r}")
     return kernel(frames, values, plan.raw, plan.input, plan.output, out, largest, start)
+
+
+#: Arrays a compiled call over a group takes (a tuple of them, its slots
+#: past the group's size filled with the first): one machine code for every
+#: group size, compiled (or loaded from numba's cache) once, not once per
+#: size — a group's size varies with the turns of the reactor.
+GROUP_SLOTS = 8
+
+
+def _slots(arrays, first):
+    # ``arrays[first:first + GROUP_SLOTS]`` as a tuple of GROUP_SLOTS, and
+    # how many of them are real.
+    part = tuple(arrays[first:first + GROUP_SLOTS])
+    count = len(part)
+    return part + (part[0],) * (GROUP_SLOTS - count), count
+
+
+def window_fft_extremes_into(chunks, values, plan, rows, combine):
+    """
+    :func:`window_fft_extreme_into` for several chunks, in one compiled
+    call per :data:`GROUP_SLOTS` of them (each releases the GIL once for
+    them all): ``chunks`` a sequence of C-contiguous frame arrays of one
+    dtype whose rows are whole batches of ``plan``, each chunk's extreme
+    written into its row of the float32 ``rows`` (``(len(chunks),
+    bins)``).  The same bits as the calls one by one.  ``None`` where it
+    cannot run (as :func:`window_fft_extreme_into`); else an int8 array:
+    what :func:`power_extreme_into` returned for each chunk (0: it met a
+    NaN, and that row is to be computed by the caller's other route).
+    """
+    if not plan.raw or backend() != "numba":
+        return None
+    if not (_fused or _fused_kernel()):
+        return None
+    largest = combine is np.maximum
+    if not largest and combine is not np.minimum:
+        raise ValueError(f"window_fft_extremes_into: combine must be numpy.maximum or "
+                         f"numpy.minimum, got {combine!r}")
+    found = np.empty(len(chunks), np.int8)
+    kernel = _fused_group[0]
+    for first in range(0, len(chunks), GROUP_SLOTS):
+        part, count = _slots(chunks, first)
+        kernel(part, count, values, plan.raw, plan.input, plan.output, rows[first:],
+               found[first:], largest)
+    return found
+
+
+def copy_rows_into(rows, outs):
+    """
+    ``outs[k][0] = rows[k]`` for each of the ``(1, bins)`` arrays in the
+    sequence ``outs``, in one compiled call per :data:`GROUP_SLOTS` of them
+    where numba's kernels are in use.
+    """
+    if backend() == "numba" and (_fused_group or (_fused_kernel() and _fused_group)):
+        for first in range(0, len(outs), GROUP_SLOTS):
+            part, count = _slots(outs, first)
+            _fused_group[1](rows[first:], part, count)
+        return
+    for index, out in enumerate(outs):
+        out[0] = rows[index]

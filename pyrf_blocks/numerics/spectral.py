@@ -199,6 +199,85 @@ def calibrated_extreme(frames, window_values, complex_input, combine, out, windo
                         positive=found == 1)
 
 
+_group_scratch = threading.local()
+
+
+def _extremes(calls):
+    # The extremes of a group of frame_extreme calls (their arguments, in
+    # order) in one compiled call: (rows, found) with each call's row in
+    # ``rows`` (an array of this thread's, used again by its next group),
+    # or None where the calls are not alike enough for it (then each
+    # runs alone).
+    frames, values, complex_input, combine = calls[0][:4]
+    rows, size = frames.shape
+    if not complex_input or not frames.flags.c_contiguous:
+        return None
+    dtype = frames.dtype
+    for args in calls:
+        other = args[0]
+        if (args[1] is not values or args[3] is not combine or other.shape != frames.shape
+                or other.dtype != dtype or not other.flags.c_contiguous):
+            return None
+    batches = fft.batches(rows, size, True)
+    plan = batches[0][1]
+    if rows % plan.rows:  # (then the chunk needs more than one plan)
+        return None
+    count = len(calls)
+    arrays = _group_scratch.__dict__
+    found = arrays.get((count, size))
+    if found is None:
+        arrays.clear()
+        found = arrays[(count, size)] = np.empty((count, size), np.float32)
+    found = kernels.window_fft_extremes_into([args[0] for args in calls], values, plan,
+                                             found, combine)
+    if found is None:
+        return None
+    return arrays[(count, size)], found
+
+
+def _frame_extremes(calls):
+    # frame_extreme.group: a group of calls to it (their arguments, in
+    # order) as one compiled call where they are alike (IQ frames of one
+    # shape and layout, one window and combine); the same bits as the
+    # calls one by one.  Their results, in order.
+    grouped = _extremes(calls)
+    if grouped is None:
+        return [frame_extreme(*args) for args in calls]
+    rows, found = grouped
+    outs = [args[4] for args in calls]
+    kernels.copy_rows_into(rows, outs)
+    for index in np.flatnonzero(found == 0):  # a NaN: numpy's route for that one
+        frame_extreme(*calls[index])
+    return outs
+
+
+#: :func:`frame_extreme` for a group of calls (see :mod:`pyrf_blocks.parallel`).
+frame_extreme.group = _frame_extremes
+
+
+def _calibrated_extremes(calls):
+    # calibrated_extreme.group: as _frame_extremes, and the rows are
+    # calibrated together, one logarithm for the group (element-wise: the
+    # same bits as row by row).
+    terms = calls[0][5:]
+    alike = all(isinstance(term, (float, int)) or term is None for term in terms) and all(
+        args[5:] == terms for args in calls)
+    grouped = _extremes(calls) if alike else None
+    if grouped is None:
+        return [calibrated_extreme(*args) for args in calls]
+    rows, found = grouped
+    power_to_dbm(rows, *terms, out=rows, positive=bool((found == 1).all()))
+    outs = [args[4] for args in calls]
+    kernels.copy_rows_into(rows, outs)
+    for index in np.flatnonzero(found == 0):
+        calibrated_extreme(*calls[index])
+    return outs
+
+
+#: :func:`calibrated_extreme` for a group of calls.
+calibrated_extreme.group = _calibrated_extremes
+
+
 def calibrated_spectra(frames, window_values, complex_input, out, window_sum,
                        reference_level, real_fft_size=None):
     """
