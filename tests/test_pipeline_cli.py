@@ -300,7 +300,7 @@ def test_summary_counts_chunks_and_drops():
 
 def test_run_threads_puts_the_compute_on_a_pool_with_the_serial_output(tmp_path, monkeypatch,
                                                                       capsys):
-    """run --threads 2 sends the FFT and calibration to a 2-thread pool in groups of 8 calls and every sink gets the chunks of the serial run; --threads 0 is refused."""
+    """run --threads 2 sends the FFT and calibration to a pool of 2 threads, the reactor's one of them, in groups of 8 calls and every sink gets the chunks of the serial run; --threads 0 is refused."""
     from pyrf_blocks.parallel import ThreadPool, _run_group
 
     path = write(tmp_path, """\
@@ -335,7 +335,7 @@ def test_run_threads_puts_the_compute_on_a_pool_with_the_serial_output(tmp_path,
     assert not sent and graphs[0].parallel is None
     assert main(["run", path, "--threads", "2"]) == 0
     assert isinstance(graphs[1].parallel, ThreadPool) and graphs[1].parallel.workers == 2
-    assert graphs[1].parallel.batch == 8
+    assert graphs[1].parallel.batch == 8 and graphs[1].parallel.caller_runs
     assert len(sent) >= 24 and {workers for workers, _ in sent} == {2}
     for name in ("spectra", "held"):
         serial, threaded = (graph.blocks[name].chunks for graph in graphs)

@@ -13,9 +13,11 @@ graph runs, on one connection to --broker (session --client-id), into
 --store, and says so in one line when it starts; they write what they
 hold when the graph ends.
 
---threads N gives the graph a pool of N threads
-(:class:`~pyrf_blocks.parallel.ThreadPool`): every block that can hand its
-compute to a pool (the FFT, calibration) does, in order, with the same
+--threads N gives the graph N threads of compute, the event loop's one of
+them (:class:`~pyrf_blocks.parallel.ThreadPool` with ``caller_runs``: N - 1
+threads are started, at least one, and the event loop's thread runs queued
+work itself while a block waits on its results): every block that can hand
+its compute to a pool (the FFT, calibration) does, in order, with the same
 output; blocks placed in other processes are not affected.  The pool takes
 a block's calls in groups of up to 8 (``batch=8``): only calls made in one
 turn of the event loop are grouped (a source's burst), so a paced live
@@ -30,10 +32,11 @@ dashed cluster), and runs nothing.  The graph is optimised before it runs
 
 import sys
 
+from .options import add_mqtt_arguments, duration, log_warnings_to_stderr, positive_int
+
 #: Calls of a block the pool of ``--threads`` runs as one task
 #: (``ThreadPool(batch=)``): the output is the same whatever it is.
 RUN_BATCH = 8
-from .options import add_mqtt_arguments, duration, log_warnings_to_stderr, positive_int
 
 HELP = "run a pipeline file (or print it resolved, with --dry-run)"
 
@@ -50,8 +53,9 @@ def add_arguments(parser):
                         help="run the graph as written, without chain optimisation")
     parser.add_argument("--threads", type=positive_int, metavar="N",
                         help="run the compute of the blocks that can use a pool (FFT, "
-                             "calibration) on N threads, results in order, output "
-                             "unchanged (default: all in the event loop's thread)")
+                             "calibration) on N threads, the event loop's one of them; "
+                             "results in order, output unchanged (default: all in the "
+                             "event loop's thread)")
     add_mqtt_arguments(parser, "the sensor pipelines fed from MQTT")
 
 
@@ -87,7 +91,7 @@ def run(args):
     pool = None
     if args.threads:
         from ..parallel import ThreadPool
-        pool = ThreadPool(args.threads, batch=RUN_BATCH)
+        pool = ThreadPool(args.threads, batch=RUN_BATCH, caller_runs=True)
     try:
         return _run(args, pipeline, served, pool)
     finally:
