@@ -274,6 +274,49 @@ def test_chunks_released_in_the_ring_let_a_held_block_go_on_without_a_poll():
         reader.close()
 
 
+def test_a_reader_that_releases_its_chunks_reads_on_in_one_answer():
+    """Released in the ring is not in flight: a lingering answer to a reader that lets its chunks go carries many windows, in order, each chunk once, with no poll."""
+    from pyrf_blocks.chunk import ChunkStreamDecoder
+    from pyrf_blocks.net.stream import ServedStream
+    from pyrf_blocks.testing import WorkerPair, manual_source
+
+    pair = WorkerPair()
+    source = manual_source(graph=pair.server, name="src")
+    stream = ServedStream("1", source, pair.clock, maxsize=8, max_backlog_bytes=64 << 10,
+                          shared=True)
+    reader = shm.RingReader(stream.ring.describe())
+    try:
+        request = _Request()
+        stream.poll(request, -1, 10, linger=30.0, shared=True)
+        decoder = ChunkStreamDecoder(ring=reader)
+        seqs = []
+        for n in range(40):  # five windows in chunks; 20 in bytes (4 KiB each)
+            source.push(512)
+            pair.clock.advance(0)
+            chunks = decoder.feed(b"".join(request.written))
+            request.written.clear()
+            for c in chunks:
+                reader.delivered(c.data, c.seq)
+                np.testing.assert_array_equal(c.data, np.arange(c.seq * 512, (c.seq + 1) * 512))
+                seqs.append(c.seq)
+            del chunks
+            c = None  # let go at once: released in the ring
+        assert seqs == list(range(40))
+        assert not request.finished and not stream.stats["paused"]
+        assert stream.acknowledged == 39 and stream.stats["chunks_shared"] == 40
+        # One that keeps what it got has its answer ended at half the window.
+        kept = []
+        for _ in range(8):
+            source.push(512)
+            pair.clock.advance(0)
+            kept.extend(decoder.feed(b"".join(request.written)))
+            request.written.clear()
+        assert request.finished and [c.seq for c in kept] == list(range(40, 44))
+    finally:
+        stream.close()
+        reader.close()
+
+
 def test_a_ring_is_private_unnamed_and_checked_by_its_nonce():
     """Mode 0600, nothing in /dev/shm, and a reader refuses a ring whose nonce or slots are wrong."""
     ring = shm.Ring(1 << 16)

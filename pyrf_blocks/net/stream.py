@@ -148,13 +148,17 @@ def seconds_argument(request, name, default):
 
 
 class _Entry:
-    __slots__ = ("seq", "chunk", "encoded", "nbytes", "shared", "slot", "ring")
+    __slots__ = ("seq", "chunk", "encoded", "nbytes", "shared", "slot", "ring", "count",
+                 "upto")
 
     def __init__(self, chunk):
         self.seq = chunk.seq
         self.chunk = chunk
         self.encoded = None
         self.nbytes = chunk.data.nbytes
+        #: Chunks, and bytes of samples, the stream kept up to this one
+        #: (set by the stream): the window in flight is a difference.
+        self.count = self.upto = 0
         #: The chunk encoded with its array in the stream's ring, and where.
         self.shared = self.slot = self.ring = None
 
@@ -273,7 +277,7 @@ class _Answer:
             self.after = entry.seq
             self.chunks += 1
             self.samples += entry.nbytes
-            if stream._answer_is_full(self, size):
+            if stream._answer_is_full(self, entry, size):
                 self.ending = True
                 break
             entry = stream._first_after(self.after)
@@ -374,6 +378,10 @@ class ServedStream:
         self.max_batch_bytes = max_batch_bytes
         self.max_backlog_bytes = max_backlog_bytes
         self._backlog_bytes = 0
+        #: Chunks, and bytes of samples, ever kept, and acknowledged (see
+        #: :attr:`_Entry.count`).
+        self._kept = self._kept_bytes = 0
+        self._acknowledged_count = self._acknowledged_bytes = 0
         self.ended = False
         self.closed = False
         self.error = None
@@ -461,6 +469,9 @@ class ServedStream:
             return  # the reader has it: its cursor came from elsewhere
         backlog.append(entry)
         self._backlog_bytes += entry.nbytes
+        self._kept += 1
+        self._kept_bytes += entry.nbytes
+        entry.count, entry.upto = self._kept, self._kept_bytes
         if self.policy == "block":
             # Every chunk will be sent: encode it now, while the reader is
             # busy with the previous answer, not when its poll arrives.
@@ -621,9 +632,12 @@ class ServedStream:
 
     def _acknowledge(self, after, shared=False, release=True):
         backlog = self._backlog
+        entry = None
         while backlog and backlog[0].seq <= after:
             entry = backlog.popleft()
             self._backlog_bytes -= entry.nbytes
+        if entry is not None:
+            self._acknowledged_count, self._acknowledged_bytes = entry.count, entry.upto
         if self.ring is not None:
             # The reader releases the slots of what it delivered itself,
             # when its consumers let the chunks go; one that does not map
@@ -819,7 +833,7 @@ class ServedStream:
         self.bytes_out += nbytes
         self.chunks_shared += shared
 
-    def _answer_is_full(self, answer, pending=0):
+    def _answer_is_full(self, answer, entry, pending=0):
         """
         Whether a lingering answer should end so that the reader
         acknowledges it: it carried the byte limit, or (under ``block``)
@@ -827,14 +841,26 @@ class ServedStream:
         samples, whether they went in the body or in the ring: the block is
         held back at the whole window, so an answer ends, and the reader's
         next poll frees room, before that), or a chunk found the ring full.
-        ``pending``: bytes it took that are not written yet.
+        ``entry``: the chunk it took last; ``pending``: bytes it took that
+        are not written yet.
+
+        A reader that maps the ring acknowledges what it released there
+        without a poll, so its answer counts in flight only what it has
+        not released yet: one that lets its chunks go reads on in the same
+        answer (one poll for many windows), one that keeps them gets its
+        answer ended as any other.
         """
         carried = answer.bytes + pending
         if carried >= self.max_batch_bytes or self._ring_full:
             return True
-        return self.policy == "block" and (
-            answer.chunks >= max(self.maxsize // 2, 1)
-            or max(carried, answer.samples) >= self.max_backlog_bytes // 2)
+        if self.policy != "block":
+            return False
+        if answer.shared:
+            self._acknowledge_released(False)
+            return (entry.count - self._acknowledged_count >= max(self.maxsize // 2, 1)
+                    or entry.upto - self._acknowledged_bytes >= self.max_backlog_bytes // 2)
+        return (answer.chunks >= max(self.maxsize // 2, 1)
+                or max(carried, answer.samples) >= self.max_backlog_bytes // 2)
 
     def _answer_closed(self, answer):
         if self._answer is answer:
