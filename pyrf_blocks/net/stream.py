@@ -90,6 +90,16 @@ LINGER_BELOW = 256 << 10
 #: more on the seed's split than it saved.)
 RING_CHECK = 0.001
 RING_PATIENCE = 0.25
+#: A block held for a full window looks at what its reader released in
+#: the ring :data:`RING_CHECK` s after it was held, and again
+#: :data:`RING_CHECK` s later; then, while the reader releases chunks, about
+#: halfway to when it should have released enough for the block to go on,
+#: and while it releases none, twice as long as the last time; never later
+#: than this, seconds.  (Looking every millisecond woke the seed split's
+#: parent, whose instruments wait for their children most of the time,
+#: some 300 times per 1000 chunks, each time on a core a child was
+#: computing on.)
+RELEASE_CHECK_MAX = 0.008
 #: Chunks the edge between the block and the stream may hold while paused.
 _EDGE_MAXSIZE = 2
 
@@ -417,8 +427,11 @@ class ServedStream:
         #: The block is held until the reader releases part of the ring:
         #: since when (None: it is not), and the timer that looks again.
         self._ring_wait = self._ring_timer = None
-        #: Looks at what the reader released while the block is held.
+        #: Looks at what the reader released while the block is held: the
+        #: timer, its delay, and how many looks since the block was held.
         self._release_timer = None
+        self._release_delay = RING_CHECK
+        self._release_looks = 0
         #: Whether a full ring no longer holds the block (the reader keeps
         #: its chunks), until it has drained.
         self._ring_waived = False
@@ -668,21 +681,39 @@ class ServedStream:
 
     def _watch_released(self):
         """
-        While the block is held for a full window, look every
-        :data:`RING_CHECK` s at what the reader released in the ring, and
+        While the block is held for a full window, look at what the reader
+        released in the ring (see :data:`RELEASE_CHECK_MAX` for when), and
         let the block go on as soon as that frees half the window, without
         waiting for the reader's next poll.
         """
         if self._release_timer is None or not self._release_timer.active():
+            self._release_delay = RING_CHECK
+            self._release_looks = 0
             self._release_timer = self.clock.callLater(RING_CHECK, self._check_released)
 
     def _check_released(self):
         self._release_timer = None
         if self.closed or self.ring is None or not self._holding:
             return
+        count, nbytes = self._acknowledged_count, self._acknowledged_bytes
         self._acknowledge_released()
-        if self._holding and self._ring_wait is None:
-            self._watch_released()
+        if not self._holding or self._ring_wait is not None:
+            return
+        self._release_looks += 1
+        released = self._acknowledged_count - count
+        delay = self._release_delay
+        if released:
+            # At the pace of the last delay, how many more delays until the
+            # block may go on: look again halfway there.
+            ahead = (len(self._backlog) - self.maxsize // 2) / released
+            excess = self._backlog_bytes - self.max_backlog_bytes // 2
+            if excess > 0:
+                ahead = max(ahead, excess / max(self._acknowledged_bytes - nbytes, 1))
+            delay *= ahead / 2
+        elif self._release_looks >= 2:
+            delay *= 2
+        self._release_delay = delay = min(max(delay, RING_CHECK), RELEASE_CHECK_MAX)
+        self._release_timer = self.clock.callLater(delay, self._check_released)
 
     def _wait_for_ring(self):
         """
