@@ -274,6 +274,92 @@ def test_chunks_released_in_the_ring_let_a_held_block_go_on_without_a_poll():
         reader.close()
 
 
+def test_a_reader_that_releases_its_chunks_reads_on_in_one_answer():
+    """Released in the ring is not in flight: a lingering answer to a reader that lets its chunks go carries many windows, in order, each chunk once, with no poll."""
+    from pyrf_blocks.chunk import ChunkStreamDecoder
+    from pyrf_blocks.net.stream import ServedStream
+    from pyrf_blocks.testing import WorkerPair, manual_source
+
+    pair = WorkerPair()
+    source = manual_source(graph=pair.server, name="src")
+    stream = ServedStream("1", source, pair.clock, maxsize=8, max_backlog_bytes=64 << 10,
+                          shared=True)
+    reader = shm.RingReader(stream.ring.describe())
+    try:
+        request = _Request()
+        stream.poll(request, -1, 10, linger=30.0, shared=True)
+        decoder = ChunkStreamDecoder(ring=reader)
+        seqs = []
+        for n in range(40):  # five windows in chunks; 20 in bytes (4 KiB each)
+            source.push(512)
+            pair.clock.advance(0)
+            chunks = decoder.feed(b"".join(request.written))
+            request.written.clear()
+            for c in chunks:
+                reader.delivered(c.data, c.seq)
+                np.testing.assert_array_equal(c.data, np.arange(c.seq * 512, (c.seq + 1) * 512))
+                seqs.append(c.seq)
+            del chunks
+            c = None  # let go at once: released in the ring
+        assert seqs == list(range(40))
+        assert not request.finished and not stream.stats["paused"]
+        assert stream.acknowledged == 39 and stream.stats["chunks_shared"] == 40
+        # One that keeps what it got has its answer ended at half the window.
+        kept = []
+        for _ in range(8):
+            source.push(512)
+            pair.clock.advance(0)
+            kept.extend(decoder.feed(b"".join(request.written)))
+            request.written.clear()
+        assert request.finished and [c.seq for c in kept] == list(range(40, 44))
+    finally:
+        stream.close()
+        reader.close()
+
+
+def test_a_held_block_looks_at_the_ring_less_often_while_nothing_is_released():
+    """A held block looks 1 ms after it is held and 1 ms later, then ever less often while its reader releases nothing (at most RELEASE_CHECK_MAX apart), and goes on within that of the release."""
+    from pyrf_blocks.chunk import ChunkStreamDecoder
+    from pyrf_blocks.net import stream as streams
+    from pyrf_blocks.net.stream import ServedStream
+    from pyrf_blocks.testing import WorkerPair, manual_source
+
+    pair = WorkerPair()
+    source = manual_source(graph=pair.server, name="src")
+    stream = ServedStream("1", source, pair.clock, maxsize=8, shared=True)
+    reader = shm.RingReader(stream.ring.describe())
+    looks = []
+    check = stream._check_released
+    stream._check_released = lambda: (looks.append(pair.clock.seconds()), check())
+    try:
+        request = _Request()
+        stream.poll(request, -1, 10, linger=30.0, shared=True)
+        for _ in range(8):
+            source.push(1024)
+            pair.clock.advance(0)
+        assert stream.stats["paused"]
+        held = pair.clock.seconds()
+        chunks = ChunkStreamDecoder(ring=reader).feed(b"".join(request.written))
+        for c in chunks:
+            reader.delivered(c.data, c.seq)
+        del c
+        for _ in range(1000):  # 100 ms of a reader that keeps what it got
+            pair.clock.advance(0.0001)
+        assert stream.stats["paused"]
+        gaps = np.diff([held] + looks)
+        assert gaps[:2] == pytest.approx([streams.RING_CHECK] * 2, abs=2e-4)
+        step = 0.0002  # (the clock advances 0.1 ms at a time)
+        assert all(b >= a - step for a, b in zip(gaps, gaps[1:]))
+        assert max(gaps) <= streams.RELEASE_CHECK_MAX + step and len(looks) < 20
+        chunks = None  # released
+        for _ in range(int(streams.RELEASE_CHECK_MAX / 0.0001) + 1):
+            pair.clock.advance(0.0001)
+        assert not stream.stats["paused"] and stream.acknowledged == 3
+    finally:
+        stream.close()
+        reader.close()
+
+
 def test_a_ring_is_private_unnamed_and_checked_by_its_nonce():
     """Mode 0600, nothing in /dev/shm, and a reader refuses a ring whose nonce or slots are wrong."""
     ring = shm.Ring(1 << 16)

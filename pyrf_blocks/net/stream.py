@@ -90,6 +90,16 @@ LINGER_BELOW = 256 << 10
 #: more on the seed's split than it saved.)
 RING_CHECK = 0.001
 RING_PATIENCE = 0.25
+#: A block held for a full window looks at what its reader released in
+#: the ring :data:`RING_CHECK` s after it was held, and again
+#: :data:`RING_CHECK` s later; then, while the reader releases chunks, about
+#: halfway to when it should have released enough for the block to go on,
+#: and while it releases none, twice as long as the last time; never later
+#: than this, seconds.  (Looking every millisecond woke the seed split's
+#: parent, whose instruments wait for their children most of the time,
+#: some 300 times per 1000 chunks, each time on a core a child was
+#: computing on.)
+RELEASE_CHECK_MAX = 0.008
 #: Chunks the edge between the block and the stream may hold while paused.
 _EDGE_MAXSIZE = 2
 
@@ -148,13 +158,17 @@ def seconds_argument(request, name, default):
 
 
 class _Entry:
-    __slots__ = ("seq", "chunk", "encoded", "nbytes", "shared", "slot", "ring")
+    __slots__ = ("seq", "chunk", "encoded", "nbytes", "shared", "slot", "ring", "count",
+                 "upto")
 
     def __init__(self, chunk):
         self.seq = chunk.seq
         self.chunk = chunk
         self.encoded = None
         self.nbytes = chunk.data.nbytes
+        #: Chunks, and bytes of samples, the stream kept up to this one
+        #: (set by the stream): the window in flight is a difference.
+        self.count = self.upto = 0
         #: The chunk encoded with its array in the stream's ring, and where.
         self.shared = self.slot = self.ring = None
 
@@ -273,7 +287,7 @@ class _Answer:
             self.after = entry.seq
             self.chunks += 1
             self.samples += entry.nbytes
-            if stream._answer_is_full(self, size):
+            if stream._answer_is_full(self, entry, size):
                 self.ending = True
                 break
             entry = stream._first_after(self.after)
@@ -374,6 +388,10 @@ class ServedStream:
         self.max_batch_bytes = max_batch_bytes
         self.max_backlog_bytes = max_backlog_bytes
         self._backlog_bytes = 0
+        #: Chunks, and bytes of samples, ever kept, and acknowledged (see
+        #: :attr:`_Entry.count`).
+        self._kept = self._kept_bytes = 0
+        self._acknowledged_count = self._acknowledged_bytes = 0
         self.ended = False
         self.closed = False
         self.error = None
@@ -409,8 +427,11 @@ class ServedStream:
         #: The block is held until the reader releases part of the ring:
         #: since when (None: it is not), and the timer that looks again.
         self._ring_wait = self._ring_timer = None
-        #: Looks at what the reader released while the block is held.
+        #: Looks at what the reader released while the block is held: the
+        #: timer, its delay, and how many looks since the block was held.
         self._release_timer = None
+        self._release_delay = RING_CHECK
+        self._release_looks = 0
         #: Whether a full ring no longer holds the block (the reader keeps
         #: its chunks), until it has drained.
         self._ring_waived = False
@@ -461,6 +482,9 @@ class ServedStream:
             return  # the reader has it: its cursor came from elsewhere
         backlog.append(entry)
         self._backlog_bytes += entry.nbytes
+        self._kept += 1
+        self._kept_bytes += entry.nbytes
+        entry.count, entry.upto = self._kept, self._kept_bytes
         if self.policy == "block":
             # Every chunk will be sent: encode it now, while the reader is
             # busy with the previous answer, not when its poll arrives.
@@ -621,9 +645,12 @@ class ServedStream:
 
     def _acknowledge(self, after, shared=False, release=True):
         backlog = self._backlog
+        entry = None
         while backlog and backlog[0].seq <= after:
             entry = backlog.popleft()
             self._backlog_bytes -= entry.nbytes
+        if entry is not None:
+            self._acknowledged_count, self._acknowledged_bytes = entry.count, entry.upto
         if self.ring is not None:
             # The reader releases the slots of what it delivered itself,
             # when its consumers let the chunks go; one that does not map
@@ -654,21 +681,39 @@ class ServedStream:
 
     def _watch_released(self):
         """
-        While the block is held for a full window, look every
-        :data:`RING_CHECK` s at what the reader released in the ring, and
+        While the block is held for a full window, look at what the reader
+        released in the ring (see :data:`RELEASE_CHECK_MAX` for when), and
         let the block go on as soon as that frees half the window, without
         waiting for the reader's next poll.
         """
         if self._release_timer is None or not self._release_timer.active():
+            self._release_delay = RING_CHECK
+            self._release_looks = 0
             self._release_timer = self.clock.callLater(RING_CHECK, self._check_released)
 
     def _check_released(self):
         self._release_timer = None
         if self.closed or self.ring is None or not self._holding:
             return
+        count, nbytes = self._acknowledged_count, self._acknowledged_bytes
         self._acknowledge_released()
-        if self._holding and self._ring_wait is None:
-            self._watch_released()
+        if not self._holding or self._ring_wait is not None:
+            return
+        self._release_looks += 1
+        released = self._acknowledged_count - count
+        delay = self._release_delay
+        if released:
+            # At the pace of the last delay, how many more delays until the
+            # block may go on: look again halfway there.
+            ahead = (len(self._backlog) - self.maxsize // 2) / released
+            excess = self._backlog_bytes - self.max_backlog_bytes // 2
+            if excess > 0:
+                ahead = max(ahead, excess / max(self._acknowledged_bytes - nbytes, 1))
+            delay *= ahead / 2
+        elif self._release_looks >= 2:
+            delay *= 2
+        self._release_delay = delay = min(max(delay, RING_CHECK), RELEASE_CHECK_MAX)
+        self._release_timer = self.clock.callLater(delay, self._check_released)
 
     def _wait_for_ring(self):
         """
@@ -819,7 +864,7 @@ class ServedStream:
         self.bytes_out += nbytes
         self.chunks_shared += shared
 
-    def _answer_is_full(self, answer, pending=0):
+    def _answer_is_full(self, answer, entry, pending=0):
         """
         Whether a lingering answer should end so that the reader
         acknowledges it: it carried the byte limit, or (under ``block``)
@@ -827,14 +872,26 @@ class ServedStream:
         samples, whether they went in the body or in the ring: the block is
         held back at the whole window, so an answer ends, and the reader's
         next poll frees room, before that), or a chunk found the ring full.
-        ``pending``: bytes it took that are not written yet.
+        ``entry``: the chunk it took last; ``pending``: bytes it took that
+        are not written yet.
+
+        A reader that maps the ring acknowledges what it released there
+        without a poll, so its answer counts in flight only what it has
+        not released yet: one that lets its chunks go reads on in the same
+        answer (one poll for many windows), one that keeps them gets its
+        answer ended as any other.
         """
         carried = answer.bytes + pending
         if carried >= self.max_batch_bytes or self._ring_full:
             return True
-        return self.policy == "block" and (
-            answer.chunks >= max(self.maxsize // 2, 1)
-            or max(carried, answer.samples) >= self.max_backlog_bytes // 2)
+        if self.policy != "block":
+            return False
+        if answer.shared:
+            self._acknowledge_released(False)
+            return (entry.count - self._acknowledged_count >= max(self.maxsize // 2, 1)
+                    or entry.upto - self._acknowledged_bytes >= self.max_backlog_bytes // 2)
+        return (answer.chunks >= max(self.maxsize // 2, 1)
+                or max(carried, answer.samples) >= self.max_backlog_bytes // 2)
 
     def _answer_closed(self, answer):
         if self._answer is answer:
