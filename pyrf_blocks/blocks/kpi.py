@@ -73,7 +73,9 @@ class pointwise_block(Block):
         chunks (:class:`~pyrf_blocks.optimise.CyclesOfPower`).  ``out``:
         an array the rows may be computed into, as
         :meth:`Formula.evaluate <pyrf_blocks.numerics.formula.Formula.evaluate>`
-        says (the result ``is out`` when they were).
+        says (the result ``is out`` when they were; the formula is given
+        the inputs in order, by
+        :meth:`~pyrf_blocks.numerics.formula.Formula.evaluate_inputs`).
         """
         first = chunks[0]
         times = first.times
@@ -90,7 +92,7 @@ class pointwise_block(Block):
                     f"at different times in [{first.start}, {first.end}) ns "
                     f"({_first_difference(times, chunk.times)}); a pointwise formula "
                     "needs rows on the same grid (e.g. the same window block)")
-        values = self.formula.evaluate(dict(zip(names, [chunk.data for chunk in chunks])), out)
+        values = self.formula.evaluate_inputs([chunk.data for chunk in chunks], out)
         if values.ndim == 0:
             values = np.full(len(first.data), values)
         return values
