@@ -7,8 +7,9 @@ channel: V_in, I_in, V_out, I_out → P_in = V_in·I_in and P_out = V_out·I_out
 same arithmetic with the same functions on the same chunks, in the same run.
 The graph is optimised as ``Graph.run(optimise=True)`` and ``pyrf-blocks
 run`` do (chain optimisation, :mod:`pyrf_blocks.optimise`): each
-``cycle_rms`` then multiplies V and I itself (``cycles_of_power``); the
-graph written is the same.  ``--no-optimise`` measures it as built.
+``cycle_rms`` then multiplies V and I itself (``cycles_of_power``) and
+hands its rows to the efficiency block without records chunks
+(``pointwise_of_cycles``); the graph written is the same.  ``--no-optimise`` measures it as built.
 
     python benchmarks/kpi.py [--seconds S] [--trials N] [--chunk SAMPLES] [--no-optimise]
 

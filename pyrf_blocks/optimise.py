@@ -20,7 +20,7 @@ would fuse.
 from dataclasses import dataclass, replace
 
 __all__ = ["Node", "Fusion", "Rule", "FeederRule", "HoldOfCalibration", "HoldOfSpectra", "CyclesOfPower",
-           "CalibrationOfSpectra", "RULES", "graph_nodes", "pipeline_nodes", "plan", "optimise"]
+           "CalibrationOfSpectra", "PointwiseOfCycles", "RULES", "graph_nodes", "pipeline_nodes", "plan", "optimise"]
 
 #: Where a block runs when it runs in the graph's own process.
 LOCAL = "local"
@@ -359,8 +359,77 @@ class CalibrationOfSpectra(FeederRule):
         spectra.fuse_calibration(calibration)
 
 
+class PointwiseOfCycles(Rule):
+    """
+    ``efficiency_block(cycle_rms(a), cycle_rms(b))`` (any pointwise block:
+    ``formula_block``, ``power_block`` of records, with two or more inputs,
+    each a ``cycle_rms``): each cycle block hands the rows of every chunk
+    it would emit (a list of times, the values, start, end, meta and seq)
+    straight to the pointwise block, which computes them as it computes
+    the groups its synchroniser would form.  No records chunk is made,
+    handed over an edge and synchronised for the common case, inputs cut
+    alike; the cycle blocks still run, as before.
+
+    Proof.  The pointwise block's synchroniser hands out its buffered
+    chunks whole, as one group, whenever every input's first chunk covers
+    the same range (its first rule), and its groups depend only on the
+    chunks each input brings, in order, not on how the inputs interleave
+    (:class:`CyclesOfPower`).  Fused, the block keeps what each feeder
+    hands over in a queue per input while its synchroniser holds nothing;
+    when every queue holds rows and their first entries have one start and
+    end it takes them out together, exactly the group the synchroniser
+    would form from the same chunks, and computes it as :meth:`compute
+    <pyrf_blocks.blocks.kpi.pointwise_block.compute>` does: the same check
+    that the rows are at the same times (the times as lists of the same
+    ints), the same formula of the same value arrays in the same order,
+    emitted with the first input's times (an int64 array of the same ints),
+    start and end and its own meta, so the same chunk and seq.  When the
+    first entries cover different ranges, or rows differ in time, the
+    chunks are made as the feeders would have made them
+    (``Chunk("records", values, start, end, 0.0, seq, meta, times)``, what
+    ``emit_records(ordered=True)`` makes) and given to the synchroniser and
+    :meth:`compute` as unfused, every queued one in order, and later rows
+    go to the synchroniser too until it holds nothing again.  The feeders
+    emit nothing else on that output (their rows go nowhere else: the
+    pointwise block is their only consumer), number and count their output
+    as before, and end their stream over the edge as before, after their
+    last rows.  An input running ahead is paused at the edge's bound and
+    resumed at half of it, as :meth:`Block._receive
+    <pyrf_blocks.block.Block._receive>` does; that decides only when rows
+    arrive, not what is computed.  A failure in the computation fails the
+    pointwise block, as the edge would.  The rule applies only when every
+    input of the pointwise block is a distinct ``cycle_rms`` read by
+    nothing else, all run here, and the pointwise block's input edges are
+    lossless (``block``), so every chunk is computed in both forms.
+    """
+
+    name = "pointwise_of_cycles"
+    consumers = ("efficiency_block", "formula_block", "power_block")
+    feeder = "cycle_rms"
+
+    def match(self, node, nodes):
+        if (node.type_name not in self.consumers or node.place != LOCAL
+                or node.policy != "block" or len(node.inputs) < 2
+                or len(set(node.inputs)) != len(node.inputs)):
+            return None
+        feeders = [nodes.get(reference) for reference in node.inputs]
+        for feeder in feeders:
+            if (feeder is None or feeder.type_name != self.feeder
+                    or feeder.consumers != (node.name,) or feeder.place != LOCAL):
+                return None
+        names = [feeder.name for feeder in feeders]
+        return Fusion(self.name, (*names, node.name),
+                      f"{node.name} takes the rows of {' and '.join(names)} directly, "
+                      "without records chunks between them")
+
+    def apply(self, graph, fusion):
+        *feeders, node = (graph.blocks[name] for name in fusion.blocks)
+        node.fuse_cycles(feeders)
+
+
 #: The rules :func:`optimise` applies, in order.
-RULES = (HoldOfCalibration(), HoldOfSpectra(), CyclesOfPower(), CalibrationOfSpectra())
+RULES = (HoldOfCalibration(), HoldOfSpectra(), CyclesOfPower(), CalibrationOfSpectra(),
+         PointwiseOfCycles())
 
 
 def graph_nodes(graph):

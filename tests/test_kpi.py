@@ -639,7 +639,7 @@ def test_state_of_cycles_and_aggregators_survives_msgpack_and_resumes_exactly(gr
 @settings(max_examples=25, deadline=None)
 def test_the_efficiency_chain_gives_the_same_bits_with_inputs_aligned_or_not(
         own_cuts, common_cut, maxsize):
-    """V·I per cycle (fused) → efficiency gives the same bytes with its four inputs cut alike (the synchroniser's aligned path) or each its own way, with small queues pausing inputs that run ahead."""
+    """V·I per cycle (fused) → efficiency (fused with its cycles) gives the same bytes with its four inputs cut alike (the synchroniser's aligned path) or each its own way, with small queues pausing inputs that run ahead."""
     from twisted.internet.task import Clock
     from pyrf_blocks import Graph, power_block
 
@@ -657,7 +657,8 @@ def test_the_efficiency_chain_gives_the_same_bits_with_inputs_aligned_or_not(
         p_in = cycle_rms(power_block(v_in, i_in, maxsize=maxsize), 50.0, statistic="mean")
         p_out = cycle_rms(power_block(v_out, i_out, maxsize=maxsize), 50.0, statistic="mean")
         sink = recording_sink(efficiency_block(p_out, p_in, maxsize=maxsize))
-        assert {fusion.rule for fusion in graph.optimise()} == {"cycles_of_power"}
+        assert {fusion.rule for fusion in graph.optimise()} == {"cycles_of_power",
+                                                                "pointwise_of_cycles"}
         assert run_clock(clock, graph) is None
         assert sink.problems == []
         results.append((times_of(sink).tobytes(), rows_of(sink).tobytes(),

@@ -196,3 +196,22 @@ def test_a_result_goes_into_out_only_where_it_is_the_same_bits():
         result = Formula(text, ["v", "i"]).evaluate(values, out)
         assert result is not out and np.isnan(out).all(), text
         assert_array_equal(result, Formula(text, ["v", "i"]).evaluate(values))
+
+
+def test_inputs_given_in_order_give_what_inputs_given_by_name_give():
+    """evaluate_inputs takes one array per constructor name, used or not, in that order: the same bits as evaluate, out included."""
+    rng = np.random.default_rng(2)
+    a, b, c = (rng.standard_normal(50).astype(np.float32) for _ in range(3))
+    named = {"a": a, "b": b, "c": c}
+    for text in ["a * b", "c - a", "b", "2", "b / c * 100", "max(c, a) if a > 0 else -b",
+                 "0 < c <= b or not a < 1"]:
+        f = Formula(text, ["a", "b", "c"])
+        assert_array_equal(f.evaluate_inputs([a, b, c]), f.evaluate(named), text)
+        assert f.evaluate_inputs([a, b, c]).dtype == f.evaluate(named).dtype, text
+    f = Formula("c * a", ["a", "b", "c"])  # uses a and c, first c
+    assert f.names == ("c", "a")
+    out = np.empty(50, np.float32)
+    assert f.evaluate_inputs([a, b, c], out) is out
+    assert out.tobytes() == (c * a).tobytes()
+    with pytest.raises(FormulaError, match="input 'a' holds <U1"):
+        f.evaluate_inputs([np.array(["x"]), b, c])

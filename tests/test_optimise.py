@@ -11,12 +11,12 @@ from numpy.testing import assert_array_equal
 from twisted.internet.task import Clock
 
 from pyrf_blocks.state import unpack_array
-from pyrf_blocks import (Chunk, Graph, calibrate_block, collector, cycle_rms, fft_block,
-                         max_hold, min_hold, power_block)
+from pyrf_blocks import (Chunk, Graph, calibrate_block, collector, cycle_rms, efficiency_block,
+                         fft_block, formula_block, max_hold, min_hold, power_block)
 from pyrf_blocks.cli import main
 from pyrf_blocks.numerics.signals import amplitude_of, tone_samples
-from pyrf_blocks.optimise import (CyclesOfPower, HoldOfCalibration, graph_nodes, optimise,
-                                  pipeline_nodes, plan)
+from pyrf_blocks.optimise import (CyclesOfPower, HoldOfCalibration, PointwiseOfCycles,
+                                  graph_nodes, optimise, pipeline_nodes, plan)
 from pyrf_blocks.pipeline import check_text
 from pyrf_blocks.testing import array_source, run_clock, split_array
 from pyrf_blocks.timebase import sample_time
@@ -443,3 +443,112 @@ def test_a_dry_run_shows_the_power_fused_into_its_cycles(tmp_path, capsys):
     assert ("chain optimisation:\n  cycles_of_power: P multiplies V and I itself and sums "
             "each cycle of the product (p no longer runs)") in out
     assert 'label = "fused: cycles_of_power"; style = dashed;\n      "p"; "P";' in out
+
+
+# pointwise_of_cycles: efficiency_block(cycle_rms(...), cycle_rms(...)) takes their rows directly.
+
+def _efficiency_of_cycles(channels, optimised, maxsize=None, **params):
+    clock = Clock()
+    graph = Graph(clock)
+    v_out, i_out, v_in, i_in = (
+        array_source(chunks, kind="real", graph=graph, meta={"units": units}, name=name)
+        for chunks, units, name in zip(channels, "AVAV", ["v_out", "i_out", "v_in", "i_in"]))
+    p_out = cycle_rms(power_block(v_out, i_out), name="p_out", **params)
+    p_in = cycle_rms(power_block(v_in, i_in), name="p_in", **params)
+    efficiency = efficiency_block(p_out, p_in, maxsize=maxsize)
+    sink = collector(efficiency)
+    fusions = optimise(graph) if optimised else []
+    failure = run_clock(clock, graph)
+    return sink.chunks, fusions, failure, (p_out, p_in, efficiency)
+
+
+@given(st.lists(st.lists(st.integers(min_value=1, max_value=700), min_size=1, max_size=8),
+                min_size=4, max_size=4),
+       st.booleans(), st.sampled_from(["rms", "mean"]), st.sampled_from(KPI_RATES[:3]),
+       st.integers(min_value=0, max_value=3000), st.sampled_from([0, 7_000_000]),
+       st.sampled_from([None, 1, 2]), st.integers(min_value=0, max_value=3))
+@settings(max_examples=60, deadline=None)
+def test_an_efficiency_fused_with_its_cycles_equals_the_unfused_chain(
+        cuts, alike, statistic, rate, gap_at, gap_ns, maxsize, late):
+    """efficiency_block of two cycle_rms equals its fused form bit for bit, failures included: channels cut alike or apart, late starts, gaps, small bounds."""
+    count = 3000 if rate > 1e3 else 40
+    gap_at = min(gap_at, count) if rate > 1e3 else min(gap_at // 75, count)
+    cuts = [cuts[0]] * 4 if alike else cuts
+    channels = [_timed_pieces(_mains(count, rate, phase, amplitude, seed), rate, pieces,
+                              gap_at, gap_ns)
+                for phase, amplitude, seed, pieces in zip([0.3, -0.1, 0.3, -0.2], [48, 60, 325, 10],
+                                                          range(4), cuts)]
+    channels[3] = channels[3][late:] or channels[3]  # I_in starts later: cut apart
+    params = dict(frequency=50.0, statistic=statistic)
+    expected, _, refused, plain = _efficiency_of_cycles(channels, False, maxsize, **params)
+    got, fusions, failure, fused = _efficiency_of_cycles(channels, True, maxsize, **params)
+    # Cut apart, the unfused chain may fail (rows of one range that differ):
+    # the fused one fails alike, after the same chunks.
+    assert (failure is None) == (refused is None)
+    if refused is not None:
+        assert str(failure.value) == str(refused.value)
+    elif alike:
+        assert not refused
+    assert [f.rule for f in fusions] == ["cycles_of_power", "cycles_of_power",
+                                         "pointwise_of_cycles"]
+    assert fused[2].fed == fused[:2] and [e.chunks_in for b in fused[:2] for e in b.edges] == [0, 0]
+    assert len(got) == len(expected)
+    for chunk, want in zip(got, expected):
+        assert chunk.data.tobytes() == want.data.tobytes() and chunk.data.dtype == want.data.dtype
+        assert_array_equal(chunk.times, want.times)
+        assert (chunk.start, chunk.end, chunk.seq, chunk.meta) == (want.start, want.end,
+                                                                   want.seq, want.meta)
+    for block, unfused in zip(fused, plain):
+        assert block.outputs["main"].next_seq == unfused.outputs["main"].next_seq
+        assert block.outputs["main"].rows == unfused.outputs["main"].rows
+    assert fused[0].get_state() == plain[0].get_state()
+
+
+def test_cycles_at_different_times_fail_the_fused_efficiency_as_the_unfused_one():
+    """Cycles from zero crossings of two signals are at different times: fused or not, the efficiency block fails with its own message."""
+    rate = 10e3
+    channels = [_timed_pieces(_mains(3000, rate, phase, 10.0, seed), rate, [500], 0, 0)
+                for phase, seed in zip([0.3, 0.3, 1.5, 1.5], range(4))]
+    messages = []
+    for optimised in (False, True):
+        _, fusions, failure, _ = _efficiency_of_cycles(channels, optimised,
+                                                       boundaries="zero_crossing")
+        assert failure is not None and failure.check(ValueError)
+        messages.append(str(failure.value))
+    assert messages[0] == messages[1] and "records of 'p_out' and 'p_in' are at different" \
+        in messages[0]
+
+
+def test_a_pointwise_block_is_fused_only_with_cycles_nobody_else_reads(graph):
+    """pointwise_of_cycles needs every input a cycle_rms read by it alone, over lossless edges; a formula of three cycles is fused too."""
+    sources = [array_source([np.ones(100, np.float32)], kind="real", graph=graph)
+               for _ in range(3)]
+    a, b, c = (cycle_rms(source) for source in sources)
+    collector(formula_block("a + b * c", a=a, b=b, c=c))
+    shared = cycle_rms(sources[0])
+    collector(efficiency_block(shared, cycle_rms(sources[1])))
+    collector(shared)
+    collector(efficiency_block(cycle_rms(sources[2]), cycle_rms(sources[0]), policy="latest"))
+    fusions = [f for f in plan(graph_nodes(graph)) if f.rule == "pointwise_of_cycles"]
+    assert [f.blocks for f in fusions] == [(a.name, b.name, c.name, "formula_block")]
+    assert PointwiseOfCycles.__doc__ and "Proof" in PointwiseOfCycles.__doc__
+
+
+EFFICIENCY_PIPELINE = POWER_PIPELINE.replace("""  out: {type: collector, inputs: [P]}""", """\
+  V2: {type: waveform_source, params: {amplitude: 48}}
+  I2: {type: waveform_source, params: {amplitude: 60}}
+  q: {type: power_block, inputs: [V2, I2]}
+  Q: {type: cycle_rms, inputs: [q], params: {frequency: 50Hz, statistic: mean}}
+  eff: {type: efficiency_block, inputs: [Q, P]}
+  out: {type: collector, inputs: [eff]}""")
+
+
+def test_a_dry_run_shows_the_efficiency_fused_with_its_cycles(tmp_path, capsys):
+    """run --dry-run lists pointwise_of_cycles after the two cycles_of_power and draws it dashed."""
+    path = tmp_path / "efficiency.yaml"
+    path.write_text(EFFICIENCY_PIPELINE)
+    assert main(["run", "--dry-run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert ("  pointwise_of_cycles: eff takes the rows of Q and P directly, without records "
+            "chunks between them") in out
+    assert 'label = "fused: pointwise_of_cycles"; style = dashed;\n      "Q"; "P"; "eff";' in out

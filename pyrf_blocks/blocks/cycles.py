@@ -11,7 +11,7 @@ import numpy as np
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ..block import Block
+from ..block import MAIN, Block
 from ..interfaces import IRealProducer, IRecordsProducer, IStateful
 from ..numerics.cycles import (boundaries_from, nominal_boundaries, rising_zero_crossings,
                                whole_cycle_sums)
@@ -230,12 +230,38 @@ class cycle_rms(Block):
             self._emit(times, np.array([float(total) / count if count else _NAN
                                         for total, count in zip(sums, counts)]), end)
 
+    #: Where the rows go instead of a chunk, when chain optimisation
+    #: fused this block's one consumer with it
+    #: (:class:`~pyrf_blocks.optimise.PointwiseOfCycles`):
+    #: ``handoff(times, values, start, end, meta, seq)`` with the times a
+    #: list; None otherwise.
+    _handoff = None
+
+    def hand_rows_to(self, handoff):
+        """
+        Give each chunk's rows to ``handoff`` (see :attr:`_handoff`) rather
+        than emitting them: what its one consumer asks when fused with this
+        block, before the graph runs.
+        """
+        self._handoff = handoff
+
     def _emit(self, times, means, end):
         """
         The cycles starting at ``times`` (a list), of these means (float64:
         of the squares for the RMS), the last ending at ``end``.
         """
         result = np.sqrt(means) if self.statistic == "rms" else means
+        handoff = self._handoff
+        if handoff is not None:
+            # The chunk emit_records would make, as its parts (its seq, rows
+            # and end counted as they would be).
+            out = self.outputs[MAIN]
+            seq = out.next_seq
+            out.next_seq = seq + 1
+            out.rows += len(times)
+            out.device_end = end
+            handoff(times, result, times[0], end, self._meta, seq)
+            return
         # Boundaries come in order.
         self.emit_records(np.array(times, np.int64), result, times[0], end, self._meta,
                           ordered=True)

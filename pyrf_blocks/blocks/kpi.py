@@ -16,9 +16,14 @@ inputs' kind, rate and times, so it feeds a window or an aggregator like
 any other stream.
 """
 
+from collections import deque
+from functools import partial
+
 import numpy as np
+from twisted.python.failure import Failure
 
 from ..block import MAIN, Block, block_of
+from ..chunk import Chunk
 from ..interfaces import IChunkProducer
 from ..numerics.formula import Formula
 from ..registry import register
@@ -73,7 +78,9 @@ class pointwise_block(Block):
         chunks (:class:`~pyrf_blocks.optimise.CyclesOfPower`).  ``out``:
         an array the rows may be computed into, as
         :meth:`Formula.evaluate <pyrf_blocks.numerics.formula.Formula.evaluate>`
-        says (the result ``is out`` when they were).
+        says (the result ``is out`` when they were; the formula is given
+        the inputs in order, by
+        :meth:`~pyrf_blocks.numerics.formula.Formula.evaluate_inputs`).
         """
         first = chunks[0]
         times = first.times
@@ -90,10 +97,137 @@ class pointwise_block(Block):
                     f"at different times in [{first.start}, {first.end}) ns "
                     f"({_first_difference(times, chunk.times)}); a pointwise formula "
                     "needs rows on the same grid (e.g. the same window block)")
-        values = self.formula.evaluate(dict(zip(names, [chunk.data for chunk in chunks])), out)
+        values = self.formula.evaluate_inputs([chunk.data for chunk in chunks], out)
         if values.ndim == 0:
             values = np.full(len(first.data), values)
         return values
+
+
+    # Chain optimisation: the rows of cycle blocks handed over directly.
+
+    #: The cycle blocks fused into this one (one per input, in order) by
+    #: chain optimisation (:class:`~pyrf_blocks.optimise.PointwiseOfCycles`),
+    #: or None.
+    fed = None
+
+    def fuse_cycles(self, feeders):
+        """
+        Take the rows of ``feeders``, this block's inputs (each a
+        :class:`~pyrf_blocks.blocks.cycles.cycle_rms` read by nothing
+        else), from them directly rather than as chunks over edges.
+        Called by chain optimisation before the graph runs.
+        """
+        feeders = tuple(feeders)
+        if len(feeders) < 2 or feeders != tuple(self.inputs):
+            raise ValueError(f"{self.label}: cannot fuse {len(feeders)} blocks that are not "
+                             "its inputs, in order (two or more)")
+        self.fed = feeders
+        self._fused_queues()
+        for index, feeder in enumerate(feeders):
+            feeder.hand_rows_to(partial(self.take_rows, index))
+
+    def reset(self):
+        if self.fed is not None:
+            self._fused_queues()
+
+    def _fused_queues(self):
+        # Per input, the rows handed over and not yet computed: what the
+        # synchroniser would hold, as long as it holds nothing itself.
+        self._queues = [deque() for _ in self.fed]
+        self._held = set()  # the indexes of the feeders paused here
+
+    def take_rows(self, index, times, values, start, end, meta, seq):
+        """
+        The rows a fused feeder (input ``index``) would have emitted as a
+        records chunk: ``times`` (a list of int ns, in order), ``values``,
+        ``start``, ``end``, ``meta`` and ``seq`` of that chunk.  Computed
+        as :meth:`compute` computes the synchroniser's groups: at once
+        where every input's first rows cover one range (the synchroniser's
+        own first rule), else by the synchroniser itself.
+        """
+        if not self.active:
+            return  # (failed or stopped: as a closed edge)
+        try:
+            self._take_rows(index, (times, values, start, end, meta, seq))
+        except Exception:
+            self.graph.fail(self, Failure())  # as the edge would, for this block
+        self._ports[index].through = end
+
+    def _take_rows(self, index, rows):
+        sync, queues = self._sync, self._queues
+        taken = False
+        if any(sync.depth(other) for other in range(len(queues))):
+            taken = self._synchronise(index, [rows])
+        else:
+            queues[index].append(rows)
+            while all(queues):
+                heads = [queue[0] for queue in queues]
+                start, end = heads[0][2], heads[0][3]
+                for head in heads:
+                    if head[2] != start or head[3] != end:
+                        break
+                else:
+                    for queue in queues:
+                        queue.popleft()
+                    self._compute_rows(heads)
+                    taken = True
+                    continue
+                # Cut apart: the synchroniser takes all that is held, in
+                # order (its groups depend only on each input's chunks).
+                held = [list(queue) for queue in queues]
+                for queue in queues:
+                    queue.clear()
+                for other, pieces in enumerate(held):
+                    taken = self._synchronise(other, pieces) or taken
+                break
+        # Backpressure as for an input that runs ahead (Block._receive):
+        # paused at the bound, resumed at half of it once groups are taken.
+        if self._held:
+            low = self.input_maxsize // 2 if taken else self.input_maxsize - 1
+            for other in tuple(self._held):
+                if len(queues[other]) + sync.depth(other) <= low:
+                    self._held.discard(other)
+                    self.fed[other].resumeProducing()
+        if (index not in self._held
+                and len(queues[index]) + sync.depth(index) >= self.input_maxsize):
+            self._held.add(index)
+            self.fed[index].pauseProducing()
+
+    def _synchronise(self, index, pieces):
+        """The synchroniser takes ``pieces`` of input ``index``; whether a group was computed."""
+        taken = False
+        for rows in pieces:
+            for group in self._sync.add(index, _records_chunk(rows)):
+                self.compute(*group)
+                taken = True
+        return taken
+
+    def _compute_rows(self, heads):
+        """:meth:`compute` of the chunks ``heads`` are the parts of."""
+        times = heads[0][0]
+        for head in heads[1:]:
+            if head[0] != times:  # (as lists: the same ints)
+                self.compute(*map(_records_chunk, heads))  # (refused there, as unfused)
+                return
+        values = self.formula.evaluate_inputs([head[1] for head in heads])
+        if values.ndim == 0:
+            values = np.full(len(times), values)
+        self.emit_records(np.array(times, np.int64), values, heads[0][2], heads[0][3],
+                          self.meta, ordered=True)
+
+    def on_input_end(self, index):
+        # An ended input brings nothing more: release the others (as
+        # Block._input_ended does for inputs paused at the synchroniser).
+        if self.fed is not None:
+            for other in tuple(self._held):
+                self._held.discard(other)
+                self.fed[other].resumeProducing()
+
+
+def _records_chunk(rows):
+    """The records chunk a feeder would have emitted, from its parts."""
+    times, values, start, end, meta, seq = rows
+    return Chunk("records", values, start, end, 0.0, seq, meta, np.array(times, np.int64))
 
 
 def _same_times(a, b):

@@ -8,9 +8,10 @@ calls of the functions in :data:`FUNCTIONS`.  Everything is checked when the
 :class:`Formula` is made (an unknown name or function, an attribute, a
 subscript, a string... raises :class:`~pyrf_blocks.errors.FormulaError`
 naming the column); nothing of the text is ever given to ``eval`` or
-``exec``.  The checked syntax tree is turned once into nested Python
-closures that call numpy ufuncs, so evaluating costs one numpy operation
-per operator over whole arrays.
+``exec``.  The checked syntax tree is turned once into a flat list of
+steps, each a numpy function of earlier results (inputs, constants or
+steps), run in order by one loop: evaluating costs one numpy operation per
+operator over whole arrays, and no Python call per name or number.
 
 Why it cannot hang: numbers are floats (``9**9**9`` is ``inf``, at once,
 where Python integers would compute for hours), integer inputs are
@@ -43,24 +44,23 @@ __all__ = ["Formula", "FUNCTIONS", "CONSTANTS", "MAX_LENGTH", "MAX_NODES"]
 _QUIET = threading.local()
 
 
-def _quietly(code, env, out=None):
+def _quietly(code, registers, out):
     """
-    ``code(env)`` (``code(env, out)`` when ``out`` is given) with numpy's
-    floating-point warnings off (inf and nan are results, as the division
-    gives them).  numpy keeps its error state in a context variable, so the
-    code runs in a copy of the context made once per thread inside
-    ``np.errstate(all="ignore")``: ``Context.run`` costs a third of the
-    ``errstate`` decorator, which builds numpy's error state again on every
-    call (measured: 2.6 and 7.2 thousand instructions).  A thread enters
-    its copy once at a time: a formula calls no formula.
+    ``code(registers, out)`` with numpy's floating-point warnings off (inf
+    and nan are results, as the division gives them).  numpy keeps its
+    error state in a context variable, so the code runs in a copy of the
+    context made once per thread inside ``np.errstate(all="ignore")``:
+    ``Context.run`` costs a third of the ``errstate`` decorator, which
+    builds numpy's error state again on every call (measured: 2.6 and 7.2
+    thousand instructions).  A thread enters its copy once at a time: a
+    formula calls no formula.
     """
     context = getattr(_QUIET, "context", None)
     if context is None:
         with np.errstate(all="ignore"):
             context = _QUIET.context = contextvars.copy_context()
-    if out is None:
-        return context.run(code, env)
-    return context.run(code, env, out)
+    return context.run(code, registers, out)
+
 
 #: Longest formula text, in characters.
 MAX_LENGTH = 1000
@@ -196,12 +196,44 @@ class Formula:
             raise FormulaError(f"formula {text!r} has {nodes} syntax nodes: at most "
                                f"{MAX_NODES} are allowed")
         self._used = []
-        self._deadline = [0.0]
-        self._code = self._compile(tree.body)
-        #: The formula computed into a given array, when its last operation
-        #: is an arithmetic operator (see :meth:`evaluate`'s ``out``).
-        self._into = getattr(self._code, "into", None)
+        self._constants = []
+        self._steps = []
+        self._arithmetic = False  # whether the last step is an arithmetic operator
+        result = self._compile(tree.body)
         self.names = tuple(self._used)
+        self._program(result, allowed)
+
+    def _program(self, result, allowed):
+        """
+        Lay the compiled steps out over one list of registers: the inputs
+        (in :attr:`names` order), the constants, then each step's result.
+        """
+        inputs, constants = len(self._used), len(self._constants)
+
+        def register(operand):
+            kind, index = operand
+            return index if kind == "input" else (
+                inputs + index if kind == "constant" else inputs + constants + index)
+
+        steps = []
+        for function, operands in self._steps:
+            where = [register(operand) for operand in operands]
+            if len(where) == 1:
+                steps.append((function, where[0], -1, None))
+            elif len(where) == 2:
+                steps.append((function, where[0], where[1], None))
+            else:
+                steps.append((function, 0, 0, tuple(where)))
+        self._result = register(result)
+        #: The steps but the last, and the last (``None`` without steps).
+        self._body, self._last = tuple(steps[:-1]), (steps[-1] if steps else None)
+        if result[0] != "step":  # a name or a constant: no step computes it
+            self._body, self._last, self._arithmetic = (), None, False
+        self._constants = tuple(self._constants)
+        #: Where each input :attr:`names` uses is among the constructor's
+        #: names (what :meth:`evaluate_inputs` is given).
+        self._positions = tuple(allowed.index(name) for name in self._used)
+        self._in_order = self._positions == tuple(range(len(allowed)))
 
     def __repr__(self):
         return f"Formula({self.text!r})"
@@ -242,49 +274,116 @@ class Formula:
         FormulaTimeout
             The evaluation ran past :attr:`timeout` seconds.
         """
-        env = {}
-        shape = None
-        alike = True  # one shape: the common case (a block's synchronised inputs)
+        arrays = []
         for name in self.names:
             try:
-                value = values[name]
+                arrays.append(values[name])
             except KeyError:
                 raise FormulaError(f"formula {self.text!r}: no value for input {name!r}; "
                                    f"given: {', '.join(sorted(values)) or 'none'}") from None
-            array = value if type(value) is np.ndarray else np.asarray(value)
+        return self._evaluate(arrays, out)
+
+    def evaluate_inputs(self, arrays, out=None):
+        """
+        :meth:`evaluate` with the inputs given in the order of the names the
+        formula was made with (one array per name, used or not), as a
+        block holds them: the same result, without a mapping.
+        """
+        if self._in_order:
+            return self._evaluate(list(arrays), out)
+        return self._evaluate([arrays[position] for position in self._positions], out)
+
+    def _evaluate(self, arrays, out):
+        """
+        The formula of ``arrays`` (a list, one per name of :attr:`names`,
+        in order), as :meth:`evaluate` says.
+        """
+        shape = None
+        alike = True  # one shape: the common case (a block's synchronised inputs)
+        for index, value in enumerate(arrays):
+            array = value if value.__class__ is np.ndarray else np.asarray(value)
             kind = array.dtype.kind
             if kind not in "fc":
                 if kind not in "biu":
-                    raise FormulaError(f"formula {self.text!r}: input {name!r} holds "
-                                       f"{array.dtype} values, not numbers")
+                    raise FormulaError(f"formula {self.text!r}: input {self.names[index]!r} "
+                                       f"holds {array.dtype} values, not numbers")
                 array = array.astype(np.float64)
-            env[name] = array
+            if array is not value:
+                arrays[index] = array
             if shape is None:
                 shape = array.shape
             elif array.shape != shape:
                 alike = False
         if shape is None or not alike:
-            shape = np.broadcast_shapes(*(array.shape for array in env.values()))
-        self._deadline[0] = time.perf_counter() + self.timeout
-        if out is not None and self._into is not None and alike and shape == out.shape:
-            result = _quietly(self._into, env, out)  # (operands of out's shape)
+            shape = np.broadcast_shapes(*(array.shape for array in arrays))
+        arrays += self._constants
+        if self._last is None:
+            result = arrays[self._result]
         else:
-            result = _quietly(self._code, env)
+            if not (out is not None and self._arithmetic and alike and shape == out.shape):
+                out = None  # (into out: operands of its shape)
+            result = _quietly(self._run, arrays, out)
         if type(result) is not np.ndarray:
             result = np.asarray(result)
         if result.shape != shape:
             result = np.broadcast_to(result, shape).copy()
         return result
 
-    # Checking and compiling, node by node.
+    def _run(self, registers, out):
+        """
+        Run the steps over ``registers`` (inputs and constants, each step's
+        result appended); the last one's result.  Each step checks the
+        deadline first.  With ``out``, the last step, an arithmetic
+        operator, computes into it when its operands are arrays of its
+        dtype (every operator here maps two arrays of one float dtype to
+        that dtype, so the bits are the same; their shape is ``out``'s).
+        """
+        clock = time.perf_counter
+        deadline = clock() + self.timeout
+        append = registers.append
+        for function, a, b, more in self._body:
+            if clock() > deadline:
+                self._late()
+            if more is not None:
+                append(function(*[registers[index] for index in more]))
+            elif b < 0:
+                append(function(registers[a]))
+            else:
+                append(function(registers[a], registers[b]))
+        function, a, b, more = self._last
+        if clock() > deadline:
+            self._late()
+        if more is not None:
+            return function(*[registers[index] for index in more])
+        if b < 0:
+            return function(registers[a])
+        a, b = registers[a], registers[b]
+        if out is not None:
+            dtype = out.dtype
+            if (a.__class__ is np.ndarray and b.__class__ is np.ndarray
+                    and a.dtype is dtype and b.dtype is dtype):
+                return function(a, b, out=out)
+        return function(a, b)
+
+    def _late(self):
+        raise FormulaTimeout(f"formula {self.text!r} took more than {self.timeout} s")
+
+    # Checking and compiling, node by node: each node gives its operand,
+    # ("input", k), ("constant", k) or ("step", k), and appends the steps
+    # that compute it, operands first.
 
     def _fail(self, node, message):
         column = self._offset + node.col_offset + 1
         raise FormulaError(f"formula {self.text!r}, column {column}: {message}", column)
 
-    def _check_time(self):
-        if time.perf_counter() > self._deadline[0]:
-            raise FormulaTimeout(f"formula {self.text!r} took more than {self.timeout} s")
+    def _step(self, function, *operands, arithmetic=False):
+        self._steps.append((function, operands))
+        self._arithmetic = arithmetic
+        return ("step", len(self._steps) - 1)
+
+    def _constant(self, number):
+        self._constants.append(number)
+        return ("constant", len(self._constants) - 1)
 
     def _compile(self, node):
         method = getattr(self, "_compile_" + type(node).__name__, None)
@@ -302,17 +401,16 @@ class Formula:
             number = np.float64(float(value))
         except OverflowError:
             self._fail(node, "number too large")
-        return lambda env: number
+        return self._constant(number)
 
     def _compile_Name(self, node):
         name = node.id
         if name in self._allowed:
             if name not in self._used:
                 self._used.append(name)
-            return lambda env: env[name]
+            return ("input", self._used.index(name))
         if name in CONSTANTS:
-            number = np.float64(CONSTANTS[name])
-            return lambda env: number
+            return self._constant(np.float64(CONSTANTS[name]))
         if name in FUNCTIONS:
             self._fail(node, f"{name!r} is a function: call it, {name}(...)")
         inputs = ", ".join(sorted(self._allowed)) or "none"
@@ -322,50 +420,22 @@ class Formula:
         ufunc = _BINARY.get(type(node.op))
         if ufunc is None:
             self._fail(node, f"operator {type(node.op).__name__} is not allowed in a formula")
-        left, right, check = self._compile(node.left), self._compile(node.right), self._check_time
-        deadline, clock = self._deadline, time.perf_counter
-
-        def binary(env):  # the commonest node: its check written out
-            a, b = left(env), right(env)
-            if clock() > deadline[0]:
-                check()
-            return ufunc(a, b)
-
-        def into(env, out):
-            # Into ``out`` only where the ufunc's own result would have its
-            # dtype: operands arrays of that dtype (every operator here maps
-            # two arrays of one float dtype to that dtype).  Their shape is
-            # out's: the inputs all have it (evaluate checked), and every
-            # operation keeps it.
-            a, b = left(env), right(env)
-            if clock() > deadline[0]:
-                check()
-            dtype = out.dtype
-            if (a.__class__ is np.ndarray and b.__class__ is np.ndarray
-                    and a.dtype is dtype and b.dtype is dtype):
-                return ufunc(a, b, out=out)
-            return ufunc(a, b)
-        binary.into = into
-        return binary
+        left, right = self._compile(node.left), self._compile(node.right)
+        return self._step(ufunc, left, right, arithmetic=True)
 
     def _compile_UnaryOp(self, node):
         ufunc = _UNARY.get(type(node.op))
         if ufunc is None:
             self._fail(node, f"operator {type(node.op).__name__} is not allowed in a formula")
-        operand = self._compile(node.operand)
-        return lambda env: ufunc(operand(env))
+        return self._step(ufunc, self._compile(node.operand))
 
     def _compile_BoolOp(self, node):
         ufunc = _BOOL[type(node.op)]
-        values, check = [self._compile(value) for value in node.values], self._check_time
-
-        def boolean(env):
-            result = values[0](env)
-            for value in values[1:]:
-                check()
-                result = ufunc(result, value(env))
-            return result
-        return boolean
+        values = [self._compile(value) for value in node.values]
+        result = values[0]
+        for value in values[1:]:
+            result = self._step(ufunc, result, value)
+        return result
 
     def _compile_Compare(self, node):
         operands = [self._compile(node.left)] + [self._compile(c) for c in node.comparators]
@@ -375,27 +445,15 @@ class Formula:
             if ufunc is None:
                 self._fail(node, f"comparison {type(op).__name__} is not allowed in a formula")
             ufuncs.append(ufunc)
-        check = self._check_time
-
-        def compare(env):
-            values = [operand(env) for operand in operands]
-            check()
-            result = ufuncs[0](values[0], values[1])
-            for ufunc, a, b in zip(ufuncs[1:], values[1:], values[2:]):
-                result = np.logical_and(result, ufunc(a, b))
-            return result
-        return compare
+        result = self._step(ufuncs[0], operands[0], operands[1])
+        for ufunc, a, b in zip(ufuncs[1:], operands[1:], operands[2:]):
+            result = self._step(np.logical_and, result, self._step(ufunc, a, b))
+        return result
 
     def _compile_IfExp(self, node):
         test, body, orelse = (self._compile(node.test), self._compile(node.body),
                               self._compile(node.orelse))
-        check = self._check_time
-
-        def choose(env):
-            condition, a, b = test(env), body(env), orelse(env)
-            check()
-            return np.where(condition, a, b)
-        return choose
+        return self._step(np.where, test, body, orelse)
 
     def _compile_Call(self, node):
         if not isinstance(node.func, ast.Name):
@@ -411,10 +469,4 @@ class Formula:
         if not least <= len(node.args) <= most:
             wanted = str(least) if least == most else f"{least} to {most}"
             self._fail(node, f"{name}() takes {wanted} argument(s), got {len(node.args)}")
-        args, check = [self._compile(arg) for arg in node.args], self._check_time
-
-        def call(env):
-            values = [arg(env) for arg in args]
-            check()
-            return function(*values)
-        return call
+        return self._step(function, *[self._compile(arg) for arg in node.args])
