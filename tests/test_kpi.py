@@ -665,3 +665,46 @@ def test_the_efficiency_chain_gives_the_same_bits_with_inputs_aligned_or_not(
                         sink.chunks[0].start, sink.chunks[-1].end))
     assert len(results[2][0]) == 10 * 8  # ten whole cycles in 0.2 s (0 is a boundary)
     assert results[0] == results[2] and results[1] == results[2]
+
+
+@given(st.lists(cuts, min_size=4, max_size=4), st.booleans())
+@settings(max_examples=25, deadline=None)
+def test_the_efficiency_chain_at_a_period_of_fractional_nanoseconds_does_not_depend_on_chunking(
+        own_cuts, optimised):
+    """At 48e3/7 Sa/s (a period of 145 833.3 ns, chunk starts rounded to the ns) V·I per cycle → efficiency, fused or not, gives the same bytes with its four inputs cut each its own way as cut alike: the synchroniser's pieces tile time, a rounding apart."""
+    from twisted.internet.task import Clock
+    from pyrf_blocks import Graph, power_block
+    from pyrf_blocks.timebase import sample_time
+
+    rate, origin = 48e3 / 7, 123_456_789
+    rng = np.random.default_rng(5)
+    signals = [(sine(325.0, rate=rate) + rng.standard_normal(1371)).astype(np.float32),
+               (sine(10.0, phase=-0.2, rate=rate) + 2).astype(np.float32),
+               (sine(48.0, phase=0.1, rate=rate) + 50).astype(np.float32),
+               (sine(60.0, phase=0.3, rate=rate) + 70).astype(np.float32)]
+
+    def channel(graph, samples, cut, units):
+        chunks, offset = [], 0
+        for piece in split_array(samples, cut):
+            start = sample_time(origin, offset, rate)
+            offset += len(piece)
+            chunks.append(Chunk("real", piece, start, sample_time(origin, offset, rate), rate,
+                                meta={"units": units}))
+        return array_source(chunks, kind="real", graph=graph)
+
+    results = []
+    for pieces in ([[len(signals[0])]] * 4, own_cuts):
+        clock = Clock()
+        graph = Graph(clock)
+        v_in, i_in, v_out, i_out = (channel(graph, signal, cut, units)
+                                    for signal, cut, units in zip(signals, pieces, "VAVA"))
+        p_in = cycle_rms(power_block(v_in, i_in), 50.0, statistic="mean")
+        p_out = cycle_rms(power_block(v_out, i_out), 50.0, statistic="mean")
+        sink = recording_sink(efficiency_block(p_out, p_in))
+        if optimised:
+            graph.optimise()
+        assert run_clock(clock, graph) is None
+        assert sink.problems == []
+        results.append((times_of(sink).tobytes(), rows_of(sink).tobytes()))
+    assert len(results[0][0]) == 9 * 8  # the whole cycles from 140 ms to 320 ms
+    assert results[1] == results[0]
