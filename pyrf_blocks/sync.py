@@ -233,18 +233,11 @@ class Synchronizer:
 
     @staticmethod
     def _take_until(buffer, time_ns):
-        # The piece handed out ends at ``time_ns`` (the group's end) and what
-        # is left starts there, not at its first row's time counted from this
-        # chunk's own start: at a rate whose period is not a whole number of
-        # nanoseconds the two differ by a rounding, and a stream whose pieces
-        # overlapped or left a gap of a nanosecond would read as broken
-        # (a cycle measurement restarting there, say).
         head = buffer[0]
         rows = head.index_at(time_ns)
         if rows >= len(head.data):
             return buffer.popleft()
-        rest = slice_chunk(head, rows, len(head.data))
-        buffer[0] = rest if rest.start == time_ns else rest.replace(start=time_ns)
+        buffer[0] = slice_chunk(head, rows, len(head.data))
         piece = slice_chunk(head, 0, rows)
         return piece.replace(end=time_ns)
 

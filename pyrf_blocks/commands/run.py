@@ -13,10 +13,11 @@ graph runs, on one connection to --broker (session --client-id), into
 --store, and says so in one line when it starts; they write what they
 hold when the graph ends.
 
---threads N gives the graph N threads of compute, the event loop's one of
-them (:class:`~pyrf_blocks.parallel.ThreadPool` with ``caller_runs``: N - 1
-threads are started, at least one, and the event loop's thread runs queued
-work itself while a block waits on its results): every block that can hand
+--threads N gives the graph N threads of compute
+(:class:`~pyrf_blocks.parallel.ThreadPool`), the event loop's one of them
+(``caller_runs``: N - 1 threads are started, at least one, and the event
+loop's thread runs queued work itself while a block waits on its results):
+every block that can hand
 its compute to a pool (the FFT, calibration) does, in order, with the same
 output; blocks placed in other processes are not affected.  The pool takes
 a block's calls in groups of up to 8 (``batch=8``): only calls made in one
