@@ -97,11 +97,14 @@ class pointwise_block(Block):
                     f"at different times in [{first.start}, {first.end}) ns "
                     f"({_first_difference(times, chunk.times)}); a pointwise formula "
                     "needs rows on the same grid (e.g. the same window block)")
-        values = self.formula.evaluate_inputs([chunk.data for chunk in chunks], out)
-        if values.ndim == 0:
-            values = np.full(len(first.data), values)
-        return values
+        return self._evaluate([chunk.data for chunk in chunks], len(first.data), out)
 
+    def _evaluate(self, arrays, rows, out=None):
+        """The formula of ``arrays`` (the inputs' rows, in order), as ``rows`` rows."""
+        values = self.formula.evaluate_inputs(arrays, out)
+        if values.ndim == 0:
+            values = np.full(rows, values)
+        return values
 
     # Chain optimisation: the rows of cycle blocks handed over directly.
 
@@ -209,9 +212,7 @@ class pointwise_block(Block):
             if head[0] != times:  # (as lists: the same ints)
                 self.compute(*map(_records_chunk, heads))  # (refused there, as unfused)
                 return
-        values = self.formula.evaluate_inputs([head[1] for head in heads])
-        if values.ndim == 0:
-            values = np.full(len(times), values)
+        values = self._evaluate([head[1] for head in heads], len(times))
         self.emit_records(np.array(times, np.int64), values, heads[0][2], heads[0][3],
                           self.meta, ordered=True)
 

@@ -224,15 +224,25 @@ def _extremes(calls):
         return None
     count = len(calls)
     arrays = _group_scratch.__dict__
-    found = arrays.get((count, size))
-    if found is None:
+    extremes = arrays.get((count, size))
+    if extremes is None:
         arrays.clear()
-        found = arrays[(count, size)] = np.empty((count, size), np.float32)
+        extremes = arrays[(count, size)] = np.empty((count, size), np.float32)
     found = kernels.window_fft_extremes_into([args[0] for args in calls], values, plan,
-                                             found, combine)
+                                             extremes, combine)
     if found is None:
         return None
-    return arrays[(count, size)], found
+    return extremes, found
+
+
+def _rows_to_outs(single, calls, rows, found):
+    # Each call's row of a group into the call's own ``out``; a call whose
+    # frames held a NaN (found 0) runs alone, numpy's route for it.
+    outs = [args[4] for args in calls]
+    kernels.copy_rows_into(rows, outs)
+    for index in np.flatnonzero(found == 0):
+        single(*calls[index])
+    return outs
 
 
 def _frame_extremes(calls):
@@ -243,12 +253,7 @@ def _frame_extremes(calls):
     grouped = _extremes(calls)
     if grouped is None:
         return [frame_extreme(*args) for args in calls]
-    rows, found = grouped
-    outs = [args[4] for args in calls]
-    kernels.copy_rows_into(rows, outs)
-    for index in np.flatnonzero(found == 0):  # a NaN: numpy's route for that one
-        frame_extreme(*calls[index])
-    return outs
+    return _rows_to_outs(frame_extreme, calls, *grouped)
 
 
 #: :func:`frame_extreme` for a group of calls (see :mod:`pyrf_blocks.parallel`).
@@ -267,11 +272,7 @@ def _calibrated_extremes(calls):
         return [calibrated_extreme(*args) for args in calls]
     rows, found = grouped
     power_to_dbm(rows, *terms, out=rows, positive=bool((found == 1).all()))
-    outs = [args[4] for args in calls]
-    kernels.copy_rows_into(rows, outs)
-    for index in np.flatnonzero(found == 0):
-        calibrated_extreme(*calls[index])
-    return outs
+    return _rows_to_outs(calibrated_extreme, calls, rows, found)
 
 
 #: :func:`calibrated_extreme` for a group of calls.
