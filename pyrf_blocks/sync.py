@@ -16,6 +16,8 @@ from collections import deque
 
 import numpy as np
 
+from .timebase import rounding_apart
+
 __all__ = ["Synchronizer", "concat_chunks", "slice_chunk"]
 
 
@@ -237,7 +239,16 @@ class Synchronizer:
         rows = head.index_at(time_ns)
         if rows >= len(head.data):
             return buffer.popleft()
-        buffer[0] = slice_chunk(head, rows, len(head.data))
+        rest = slice_chunk(head, rows, len(head.data))
+        if rest.start != time_ns and rounding_apart(rest.start, time_ns, head.rate):
+            # Cut at another input's boundary, the same instant rounded from
+            # another chunk's start (a period of fractional nanoseconds): the
+            # rest goes on exactly where the piece handed out ends, so this
+            # input's pieces tile time.  A cut further from a row (inside a
+            # sample: at a records gap, at another rate's boundary) leaves the
+            # rest at its own first row's time.
+            rest = rest.replace(start=time_ns)
+        buffer[0] = rest
         piece = slice_chunk(head, 0, rows)
         return piece.replace(end=time_ns)
 
