@@ -37,13 +37,14 @@ rates = st.sampled_from(RATES)
 cuts = st.lists(st.integers(min_value=1, max_value=700), min_size=1, max_size=12)
 
 
-def sampled_chunks(samples, cut, rate, origin=ORIGIN, skip=None):
+def sampled_chunks(samples, cut, rate, first=0, skip=None, origin=ORIGIN):
     """
     ``samples`` cut after the given counts into chunks timed from ``origin``
-    (each time rounded once, as a source does); ``skip``: a sample index
-    left out, a real gap of one sample.
+    (each time rounded once, as a source does), the first of them sample
+    ``first`` after it; ``skip``: a sample index left out, a real gap of
+    one sample.
     """
-    chunks, offset = [], 0
+    chunks, offset = [], first
     for piece in split_array(samples, cut):
         first = offset
         offset += len(piece)
@@ -82,21 +83,24 @@ def signals(rate):
 # The synchroniser, the root: pieces that tile time.
 
 
-@given(rates, st.lists(cuts, min_size=3, max_size=3), st.randoms(use_true_random=False))
+@given(rates, st.lists(cuts, min_size=3, max_size=3), st.randoms(use_true_random=False),
+       st.lists(st.integers(min_value=0, max_value=300), min_size=3, max_size=3))
 @settings(max_examples=200, deadline=None)
 def test_the_synchroniser_hands_out_pieces_that_tile_time_at_a_period_of_fractional_ns(
-        rate, own_cuts, random):
-    """Three inputs of one rate, each cut its own way and arriving in any order: each group's pieces cover one range on the origin's grid, groups follow each other exactly, no sample lost or moved."""
+        rate, own_cuts, random, late):
+    """Three inputs of one rate, each cut its own way, starting a few samples apart and arriving in any order: each group's pieces cover one range on the origin's grid, groups follow each other exactly from the latest start, no sample lost or moved."""
     data = [np.arange(SAMPLES, dtype=np.float64) + SAMPLES * k for k in range(3)]
-    streams = [sampled_chunks(samples, cut, rate) for samples, cut in zip(data, own_cuts)]
+    streams = [sampled_chunks(samples[skip:], cut, rate, first=skip)
+               for samples, cut, skip in zip(data, own_cuts, late)]
     order = [index for index, chunks in enumerate(streams) for _ in chunks]
     random.shuffle(order)
     sync, groups, next_chunk = Synchronizer(3), [], [0, 0, 0]
     for index in order:
         groups += sync.add(index, streams[index][next_chunk[index]])
         next_chunk[index] += 1
-    assert sync.unaligned_rows == 0
-    done = 0
+    first = max(late)
+    assert sync.unaligned_rows == sum(first - skip for skip in late)
+    done = first
     for group in groups:
         rows = len(group[0])
         assert [len(piece) for piece in group] == [rows] * 3
@@ -106,7 +110,7 @@ def test_the_synchroniser_hands_out_pieces_that_tile_time_at_a_period_of_fractio
     assert done == SAMPLES
     for index, samples in enumerate(data):
         joined = concat_chunks([group[index] for group in groups])  # (refuses a gap)
-        assert_array_equal(joined.data, samples)
+        assert_array_equal(joined.data, samples[first:])
 
 
 # Chains with multi-input blocks.
