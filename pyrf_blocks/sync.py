@@ -16,6 +16,8 @@ from collections import deque
 
 import numpy as np
 
+from .timebase import rounding_apart
+
 __all__ = ["Synchronizer", "concat_chunks", "slice_chunk"]
 
 
@@ -99,6 +101,25 @@ def _records_between(chunk, time_ns):
     before = chunk.replace(data=chunk.data[:rows], times=chunk.times[:rows], end=time_ns)
     after = chunk.replace(data=chunk.data[rows:], times=chunk.times[rows:], start=time_ns)
     return before, after
+
+
+def _rest_from(chunk, rows, time_ns):
+    """
+    The rows of sampled ``chunk`` from ``rows`` on, cut there because the
+    group's range starts or ends at ``time_ns``.
+
+    When that is a rounding apart from the first row's time counted from
+    the chunk's own start (another input's boundary, the same instant
+    rounded from another chunk's start: a period of fractional
+    nanoseconds), the rest starts exactly at ``time_ns``, so that the
+    pieces of one group cover one range and this input's pieces tile time.
+    A cut further from a row (inside a sample: at a gap in records, at
+    another rate's boundary) leaves the rest at its first row's time.
+    """
+    rest = slice_chunk(chunk, rows, len(chunk.data))
+    if rest.start != time_ns and rounding_apart(rest.start, time_ns, chunk.rate):
+        rest = rest.replace(start=time_ns)
+    return rest
 
 
 def _boundary_before(chunk, time_ns):
@@ -215,7 +236,7 @@ class Synchronizer:
             if rows >= len(head.data):
                 buffer.popleft()
             else:
-                buffer[0] = slice_chunk(head, rows, len(head.data))
+                buffer[0] = _rest_from(head, rows, time_ns)
                 return
 
     def _trim_records_before(self, buffer, time_ns):
@@ -237,7 +258,7 @@ class Synchronizer:
         rows = head.index_at(time_ns)
         if rows >= len(head.data):
             return buffer.popleft()
-        buffer[0] = slice_chunk(head, rows, len(head.data))
+        buffer[0] = _rest_from(head, rows, time_ns)
         piece = slice_chunk(head, 0, rows)
         return piece.replace(end=time_ns)
 

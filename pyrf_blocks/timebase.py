@@ -20,7 +20,7 @@ from fractions import Fraction
 import numpy as np
 
 __all__ = ["NS_PER_SECOND", "Timebase", "sample_time", "sample_times", "sample_index",
-           "rows_before", "duration_ns", "beyond_half_sample"]
+           "rows_before", "duration_ns", "beyond_half_sample", "continues", "rounding_apart"]
 
 #: Nanoseconds in a second (an integer, so sums stay exact).
 NS_PER_SECOND = 1_000_000_000
@@ -198,6 +198,64 @@ def beyond_half_sample(offset_ns, rate):
         ``abs(offset_ns) * rate > 0.5e9``.
     """
     return abs(offset_ns) * rate > 0.5e9
+
+
+def continues(end_ns, start_ns, rate):
+    """
+    Whether a chunk that starts at ``start_ns`` continues a stream whose
+    last chunk ended at ``end_ns``: the project's one rule of contiguity,
+    for every block that spots gaps.
+
+    A sampled chunk continues the stream when it starts less than half a
+    sample from where the last one ended (:func:`beyond_half_sample`): at a
+    rate whose period is not a whole number of nanoseconds, the same instant
+    timed from two chunk starts may be rounded to two neighbouring
+    nanoseconds.  Records (``rate`` 0) have no sample period and each row
+    its own exact time: they continue only exactly where the last ended.
+
+    Parameters
+    ----------
+    end_ns : int
+        Where the stream's last chunk ended, integer nanoseconds.
+    start_ns : int
+        Where the next chunk starts, integer nanoseconds.
+    rate : float
+        The stream's samples (or frames) per second; 0 for records.
+
+    Returns
+    -------
+    bool
+        True when the chunk continues the stream; False at a gap or an
+        overlap.
+    """
+    return start_ns == end_ns or (rate > 0 and not beyond_half_sample(start_ns - end_ns, rate))
+
+
+def rounding_apart(a_ns, b_ns, rate):
+    """
+    Whether two device times may be the same instant of a stream at
+    ``rate``, each rounded to the nanosecond from its own anchor.
+
+    Each of the two is within half a nanosecond of a sample's exact time
+    when it is counted from an origin (:func:`sample_time`), and within one
+    when it is counted from a chunk's start that was itself rounded; their
+    difference is then at most a nanosecond, and nothing at all when a
+    sample lasts a whole number of nanoseconds (nothing is rounded).
+
+    Parameters
+    ----------
+    a_ns, b_ns : int
+        Two device times, integer nanoseconds.
+    rate : float
+        Samples per second of the stream, > 0.
+
+    Returns
+    -------
+    bool
+        True when they are equal, or one nanosecond apart at a rate whose
+        period is not a whole number of nanoseconds.
+    """
+    return a_ns == b_ns or (abs(a_ns - b_ns) == 1 and _whole_period(rate) is None)
 
 
 class Timebase:

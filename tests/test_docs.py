@@ -77,9 +77,9 @@ def test_the_other_examples_of_the_testing_how_to_pass_as_written():
 
 
 def test_chunk_page_examples_run():
-    """The Python examples of the chunks page (time, records, cutting and joining) run as written."""
+    """The Python examples of the chunks page (time, records, cutting and joining, synchronised pieces) run as written."""
     blocks = [b for b in code_blocks(ROOT / "docs/concepts/chunks.rst") if "import" in b]
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     exec(compile("\n".join(blocks), "docs/concepts/chunks.rst", "exec"),
          {"__name__": "docs_example"})
 

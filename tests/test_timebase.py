@@ -10,8 +10,8 @@ from hypothesis import given, settings, strategies as st
 
 from pyrf_blocks.chunk import Chunk
 from pyrf_blocks.timebase import (
-    NS_PER_SECOND, Timebase, beyond_half_sample, duration_ns, rows_before, sample_index,
-    sample_time,
+    NS_PER_SECOND, Timebase, beyond_half_sample, continues, duration_ns, rounding_apart,
+    rows_before, sample_index, sample_time,
 )
 
 RATES = st.floats(min_value=1e-3, max_value=5e8, allow_nan=False, allow_infinity=False)
@@ -145,6 +145,35 @@ def test_duration_and_half_sample_check():
     assert beyond_half_sample(-501, 1e6)
     assert list(beyond_half_sample(np.array([-600.0, 0.0, 499.0, 700.0]), 1e6)) == [
         True, False, False, True]
+
+
+def test_a_chunk_continues_a_stream_within_half_a_sample_and_records_only_exactly():
+    """continues: a sampled chunk starting less than half a sample from the last end goes on (either side), one further is a gap or an overlap; records (rate 0) go on only exactly."""
+    end = 1_000_000
+    assert continues(end, end, 3e6) and continues(end, end, 0.0)
+    assert continues(end, end + 166, 3e6) and continues(end, end - 166, 3e6)  # 333.3 ns a sample
+    assert not continues(end, end + 167, 3e6) and not continues(end, end - 167, 3e6)
+    assert continues(end, end + 1, 1e9 / 3) and not continues(end, end + 2, 1e9 / 3)
+    assert not continues(end, end + 1, 0.0) and not continues(end, end - 1, 0.0)
+
+
+def test_two_times_are_a_rounding_apart_only_where_a_period_is_fractional_ns():
+    """rounding_apart: equal times, or 1 ns apart at 48e3/7, 3e6 or 1e9/3 Sa/s; never 2 ns; never 1 ns at whole-ns periods (1 MSa/s, 125 MSa/s)."""
+    for rate in (48e3 / 7, 3e6, 1e9 / 3):
+        assert rounding_apart(10, 10, rate) and rounding_apart(10, 11, rate)
+        assert rounding_apart(11, 10, rate) and not rounding_apart(10, 12, rate)
+    for rate in (1e6, 125e6):
+        assert rounding_apart(10, 10, rate) and not rounding_apart(10, 11, rate)
+
+
+@given(st.sampled_from([48e3 / 7, 3e6, 1e9 / 3, 1e6]), ORIGINS.filter(lambda o: abs(o) < 2**61),
+       st.integers(min_value=0, max_value=2**30), st.integers(min_value=0, max_value=2**30))
+def test_a_sample_timed_from_a_chunk_start_is_a_rounding_apart_from_it_timed_from_the_origin(
+        rate, origin, first, offset):
+    """The time of sample first + offset counted from a chunk that starts at sample first (itself rounded) is a rounding apart from it counted from the origin: what the synchroniser relies on."""
+    start = sample_time(origin, first, rate)
+    assert rounding_apart(sample_time(start, offset, rate),
+                          sample_time(origin, first + offset, rate), rate)
 
 
 @given(st.integers(min_value=-2**61, max_value=2**61), st.integers(min_value=0, max_value=2**40),

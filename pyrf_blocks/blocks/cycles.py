@@ -17,7 +17,7 @@ from ..numerics.cycles import (boundaries_from, nominal_boundaries, rising_zero_
                                whole_cycle_sums)
 from ..registry import register
 from ..state import check_version, pack_array, unpack_array
-from ..timebase import beyond_half_sample, rows_before
+from ..timebase import continues, rows_before
 
 __all__ = ["cycle_rms"]
 
@@ -164,15 +164,16 @@ class cycle_rms(Block):
         buffer right after the cycle in progress (see :meth:`_slot`).
         """
         expected = self._expected
-        if expected is not None and chunk.start != expected and beyond_half_sample(
-                chunk.start - expected, chunk.rate):
-            # A gap: the cycle in progress is not whole.  (A start less than
-            # half a sample from where the last chunk ended is rounding: at a
-            # period of fractional nanoseconds a stream cut at another's
-            # boundary may go on a nanosecond early or late.)
-            self._drop()
-            self._next_k = None
-            self._previous = self._crossed = None
+        if expected is not None and chunk.start != expected:
+            if continues(expected, chunk.start, chunk.rate):
+                # A rounding apart: the rows go on from where the last
+                # chunk ended, timed as if the stream had not been cut.
+                chunk = chunk.replace(start=expected)
+            else:
+                # A gap: the cycle in progress is not whole.
+                self._drop()
+                self._next_k = None
+                self._previous = self._crossed = None
         self._expected = chunk.end
         if self._meta is None:
             self._meta = {"units": meta.get("units", ""), "quantity": self.statistic,

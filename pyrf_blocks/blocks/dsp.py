@@ -16,7 +16,7 @@ from ..numerics.spectral import (MIN_FFT_SIZE, calibrated_extreme, calibrated_sp
                                  power_to_dbm, window, window_gains)
 from ..params import Param, check_params
 from ..state import check_version, pack_array, plain, unpack_array
-from ..timebase import Timebase, sample_time
+from ..timebase import Timebase, continues, sample_time
 
 __all__ = ["fft_block", "calibrate_block", "decimate_block", "MAX_FFT_SIZE"]
 
@@ -41,7 +41,8 @@ class _Continuity:
             self._restored_meta = None
         else:
             changed = chunk.meta is not self.meta and chunk.meta != self.meta
-        broken = self.expected is not None and (chunk.start != self.expected or changed)
+        broken = self.expected is not None and (
+            changed or not continues(self.expected, chunk.start, chunk.rate))
         self.expected, self.meta = chunk.end, chunk.meta
         return broken
 

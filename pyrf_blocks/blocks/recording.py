@@ -28,7 +28,7 @@ from ..interfaces import ISampleProducer, IStateful
 from ..params import Param
 from ..registry import register
 from ..state import check_version
-from ..timebase import Timebase
+from ..timebase import Timebase, continues
 
 __all__ = ["record_block", "record_channels", "sigmf_source", "recording_channels",
            "sigmf_paths", "check_recording_path", "format_datetime", "parse_datetime",
@@ -234,11 +234,13 @@ class record_block(Sink):
             raise ValueError(f"{self.type_name} {self.name!r}: sample rate changed from "
                              f"{self.sample_rate:g} to {chunk.rate:g} Sa/s; a SigMF "
                              "recording holds one rate")
-        if self._expected is not None and chunk.start != self._expected:
+        broken = self._expected is not None and not continues(
+            self._expected, chunk.start, chunk.rate)
+        if broken:
             missing = chunk.start - self._expected
             self.annotate(self.samples_written, 0, "gap",
                           f"{missing} ns of device time missing before this sample")
-        if (self._expected is None or chunk.start != self._expected
+        if (self._expected is None or broken
                 or chunk.meta is not self._meta and chunk.meta != self._meta):
             self._new_capture(chunks)
         self._expected = chunk.end

@@ -16,7 +16,7 @@ from zope.interface import implementer
 from ..block import Block
 from ..interfaces import IChunkProducer, IRecordsProducer, IStateful
 from ..registry import register
-from ..timebase import Timebase
+from ..timebase import Timebase, continues
 from ..windows import (STATE_VERSION, CalendarGrid, CountWindows, Fired, WindowEngine,
                        parse_duration, result_dtype, value_columns)
 
@@ -44,11 +44,12 @@ class _Input:
     def sample_positions(self, chunk):
         """
         ``(first index, timebase)`` of a sampled chunk's rows on this input's
-        running count: a chunk that starts where the last one ended keeps
-        the timebase, so device times never pick up rounding.
+        running count: a chunk that continues the stream (it starts where
+        the last one ended, a rounding apart at most: :func:`continues`)
+        keeps the timebase, so device times never pick up rounding.
         """
-        if (self.timebase is None or chunk.start != self.expected
-                or chunk.rate != self.timebase.rate):
+        if (self.timebase is None or chunk.rate != self.timebase.rate
+                or not continues(self.expected, chunk.start, chunk.rate)):
             self.timebase = Timebase(chunk.start, chunk.rate, self.next_index)
         first = self.next_index
         self.next_index += len(chunk.data)
@@ -515,8 +516,8 @@ class moving_max(Block):
     def _times(self, chunk):
         if chunk.times is not None:
             return chunk.times
-        if (self._timebase is None or chunk.start != self._expected
-                or chunk.rate != self._timebase.rate):
+        if (self._timebase is None or chunk.rate != self._timebase.rate
+                or not continues(self._expected, chunk.start, chunk.rate)):
             self._timebase = Timebase(chunk.start, chunk.rate, self._next_index)
         first = self._next_index
         self._next_index += len(chunk.data)
