@@ -8,9 +8,11 @@ assignments change: it computes :func:`~pyrf_blocks.cluster.assignment.rebalance
 and writes only the differences, each with a transaction that fails if the
 assignment changed since it was read (a deposed leader's late writes then
 do nothing).  A reconciliation that fails (etcd slow to answer, or out of
-reach a moment) is tried again after a backoff: the change that called for
-it (a worker gone) may be the last one for a long time, and a dead worker's
-computations would stay where they are until the next.
+reach a moment) is tried again after a backoff, and so is the start of a
+leadership (publishing the computations, following members and
+assignments): the change that called for it (a worker gone) may be the
+last one for a long time, and a dead worker's computations would stay
+where they are until the next.
 """
 
 import json
@@ -69,7 +71,14 @@ class Manager:
 
     def _elected(self):
         d = defer.ensureDeferred(self._lead())
-        d.addErrback(lambda f: log.failure("{name}: could not start leading", f, name=self.name))
+        d.addCallbacks(self._succeeded, self._lead_failed)
+
+    def _lead_failed(self, failure):
+        # A leader that follows nothing would never reconcile: start again.
+        for follower in self._followers:
+            follower.stop()
+        del self._followers[:]
+        self._failed("start leading", failure, self._elected)
 
     async def _lead(self):
         for computation, spec in sorted(self.computations.items()):
@@ -98,22 +107,25 @@ class Manager:
             self._running.addBoth(lambda _: self._changed(()))
             return
         self._running = defer.ensureDeferred(self.reconcile())
-        self._running.addCallbacks(self._reconciled, self._reconcile_failed)
+        self._running.addCallbacks(self._succeeded, self._reconcile_failed)
 
         def done(result):
             self._running = None
             return result
         self._running.addBoth(done)
 
-    def _reconciled(self, _):
+    def _succeeded(self, _):
         self._retries.succeeded()
 
     def _reconcile_failed(self, failure):
+        self._failed("reconcile", failure, self._changed, ())
+
+    def _failed(self, what, failure, again, *args):
+        """``what`` failed: ``again(*args)`` after a backoff, while this manager leads."""
         if not failure.check(CoordinatorError):
-            log.failure("{name}: reconcile failed", failure, name=self.name)
+            log.failure("{name}: {what} failed", failure, name=self.name, what=what)
         if self.election.leading:
-            self._retries.retry(f"{self.name}: reconcile", failure.getErrorMessage(),
-                                self._changed, ())
+            self._retries.retry(f"{self.name}: {what}", failure.getErrorMessage(), again, *args)
 
     async def reconcile(self):
         """Write the assignments that differ from the rebalanced ones."""
