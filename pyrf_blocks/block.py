@@ -642,8 +642,7 @@ class Block(metaclass=BlockType):
         chunk of one input waiting for the others').  A snapshot of the
         graph is consistent only when no block holds any.
         """
-        sync = self._sync
-        return sync is not None and any(sync.depth(i) for i in range(len(self.inputs)))
+        return self._sync is not None and self._sync.holding
 
     @property
     def input_edges(self):

@@ -233,6 +233,13 @@ class Synchronizer:
         """
         return len(self._buffers[index])
 
+    @property
+    def holding(self):
+        """
+        True while any input has a chunk buffered (waiting for the others').
+        """
+        return any(self._buffers)
+
     def add(self, index, chunk):
         """
         Buffer ``chunk`` for input ``index``; return the list of groups

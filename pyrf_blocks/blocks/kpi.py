@@ -143,6 +143,12 @@ class pointwise_block(Block):
         self._fed_ahead = InputsAhead(self.input_maxsize, self._fused_depth,
                                       self.fed.__getitem__)
 
+    @property
+    def holding(self):
+        # Rows handed over wait in the queues too (fused), not only in the
+        # synchroniser.
+        return super().holding or (self.fed is not None and any(self._queues))
+
     def _fused_depth(self, index):
         """The chunks held of fused input ``index``: queued here, and in the synchroniser."""
         return len(self._queues[index]) + self._sync.depth(index)
@@ -165,8 +171,8 @@ class pointwise_block(Block):
         self._ports[index].through = end
 
     def _take_rows(self, index, rows):
-        sync, queues = self._sync, self._queues
-        if any(sync.depth(other) for other in range(len(queues))):
+        queues = self._queues
+        if self._sync.holding:
             taken = self._synchronise(index, [rows])
         else:
             queues[index].append(rows)
