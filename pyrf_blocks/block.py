@@ -35,7 +35,7 @@ from .edge import Edge, check_policy
 from .interfaces import (
     KIND_INTERFACES, IBlock, IBlockHooks, IChunkConsumer, IOutput, IPushProducer, ISink,
 )
-from .sync import Synchronizer
+from .sync import InputsAhead, Synchronizer
 from .waiting import Waiters
 
 __all__ = ["Block", "Source", "PolledSource", "Sink", "Output", "InputPort", "MAIN",
@@ -171,10 +171,24 @@ class Output:
         self.block._consumer_removed()
 
     def put(self, chunk):
-        self.rows += len(chunk.data)
-        self.device_end = chunk.end
+        """
+        Send ``chunk`` to every consumer, counted first (:meth:`count`).
+        """
+        self.count(chunk.seq, len(chunk.data), chunk.end)
         for edge in self.edges:
             edge.put(chunk)
+
+    def count(self, seq, rows, end):
+        """
+        Count chunk ``seq``, of ``rows`` rows ending at device time ``end``
+        (ns), as put out: the numbering goes on after it, and metrics see
+        its rows and end.  :meth:`put` counts every chunk it sends; a block
+        that hands a chunk's rows straight to its consumer instead (chain
+        optimisation) counts them itself.
+        """
+        self.next_seq = seq + 1
+        self.rows += rows
+        self.device_end = end
 
     def put_end(self):
         for edge in self.edges:
@@ -359,8 +373,8 @@ class Block(metaclass=BlockType):
         self._ports = ()
         self._pauses = 0
         self._sync = None
-        #: Inputs paused because they run ahead of the others.
-        self._ahead = set()
+        #: With the synchroniser: its inputs that run ahead of the others.
+        self._ahead = None
         self._buffers = None
         self._lender = None
         self._mailbox = None
@@ -442,12 +456,7 @@ class Block(metaclass=BlockType):
         """
         out = self.outputs[output]
         chunk = Chunk(out.kind, data, start, end, rate, out.next_seq, meta)
-        out.next_seq += 1
-        # Output.put, written out: once per chunk per block.
-        out.rows += len(data)
-        out.device_end = chunk.end
-        for edge in out.edges:
-            edge.put(chunk)
+        out.put(chunk)
         return chunk
 
     def emit_records(self, times, values, start=None, end=None, meta=None, output=MAIN,
@@ -470,12 +479,7 @@ class Block(metaclass=BlockType):
             chunk = Chunk("records", values, start, end, 0.0, out.next_seq, meta, times)
         else:
             chunk = Chunk.records(times, values, start, end, out.next_seq, meta)
-        out.next_seq += 1
-        # Output.put, written out.
-        out.rows += len(values)
-        out.device_end = chunk.end
-        for edge in out.edges:
-            edge.put(chunk)
+        out.put(chunk)
         return chunk
 
     def forward(self, chunk, output=MAIN):
@@ -490,7 +494,6 @@ class Block(metaclass=BlockType):
         if chunk.seq < out.next_seq:
             raise ValueError(f"{out.label}: chunk seq {chunk.seq} after "
                              f"{out.next_seq - 1}: a stream's seq only grows")
-        out.next_seq = chunk.seq + 1
         out.put(chunk)
         return chunk
 
@@ -639,8 +642,7 @@ class Block(metaclass=BlockType):
         chunk of one input waiting for the others').  A snapshot of the
         graph is consistent only when no block holds any.
         """
-        sync = self._sync
-        return sync is not None and any(sync.depth(i) for i in range(len(self.inputs)))
+        return self._sync is not None and self._sync.holding
 
     @property
     def input_edges(self):
@@ -695,9 +697,7 @@ class Block(metaclass=BlockType):
         if not (self.active and self.local_inputs):
             return
         old_ports = self._ports
-        self._sync = (Synchronizer(len(self.inputs))
-                      if len(self.inputs) > 1 and self.synchronised else None)
-        self._ahead = set()
+        self._synchronise_inputs()
         self._ports = tuple(InputPort(self, index) for index in range(len(self.inputs)))
         for port, producer in zip(self._ports, self.inputs):
             producer.subscribe(port, self.input_policy, self.input_maxsize)
@@ -729,10 +729,7 @@ class Block(metaclass=BlockType):
             return
         self.active = True
         self.ended = False
-        self._sync = (Synchronizer(len(self.inputs))
-                      if len(self.inputs) > 1 and self.synchronised and self.local_inputs
-                      else None)
-        self._ahead = set()
+        self._synchronise_inputs()
         self._close_mailbox()
         self.reset()
         state, self._state_before_connection = self._state_before_connection, None
@@ -748,6 +745,17 @@ class Block(metaclass=BlockType):
                 if self._pauses:
                     port.edge.pauseProducing()
         self.on_start()
+
+    def _synchronise_inputs(self):
+        """
+        A fresh synchroniser for the inputs (several, synchronised, read
+        here), with the inputs it pauses when they run ahead; else none.
+        """
+        if len(self.inputs) > 1 and self.synchronised and self.local_inputs:
+            self._sync = Synchronizer(len(self.inputs))
+            self._ahead = InputsAhead(self.input_maxsize, self._sync.depth, self._input_edge)
+        else:
+            self._sync = self._ahead = None
 
     def _deactivate(self):
         if not self.active:
@@ -767,37 +775,14 @@ class Block(metaclass=BlockType):
             else:
                 self.compute(chunk)
             return
-        sync = self._sync
-        groups = sync.add(index, chunk)
+        groups = self._sync.add(index, chunk)
         for group in groups:
             self.compute(*group)
-        # Only an add deepens a buffer, and each add is followed by this
-        # check of its own input: the others are below the bound, or paused.
-        if self._ahead:
-            self._resume_inputs(bool(groups))
-        if sync.depth(index) >= self.input_maxsize:
-            self._pause_input(index)
+        self._ahead.added(index, bool(groups))
 
-    # An input that runs ahead of the others is paused, so that the
-    # synchroniser never buffers more than one queue's worth of it.  While
-    # groups are taken it is resumed once half of that is gone (as an edge
-    # releases its producer), rather than paused and resumed again for
-    # every chunk the others bring; when an add gave no group, as soon as
-    # it is below the bound (what it holds may not be enough for one).
-
-    def _pause_input(self, index):
-        port = self._ports[index]
-        if port not in self._ahead and port.edge is not None:
-            self._ahead.add(port)
-            port.edge.pauseProducing()
-
-    def _resume_inputs(self, taken):
-        low = self.input_maxsize // 2 if taken else self.input_maxsize - 1
-        for port in tuple(self._ahead):
-            if self._sync.depth(port.index) <= low:
-                self._ahead.discard(port)
-                if port.edge is not None:
-                    port.edge.resumeProducing()
+    def _input_edge(self, index):
+        """The edge that feeds input ``index`` (None while it has none)."""
+        return self._ports[index].edge
 
     def _input_ended(self, index):
         if all(port.ended for port in self._ports):
@@ -808,12 +793,8 @@ class Block(metaclass=BlockType):
             self._inputs_done()
             return
         self.on_input_end(index)
-        if self._sync is not None and self._ahead:
-            # An ended input will bring nothing more: release the others.
-            for port in tuple(self._ahead):
-                self._ahead.discard(port)
-                if port.edge is not None:
-                    port.edge.resumeProducing()
+        if self._ahead is not None:
+            self._ahead.release()
 
     def _inputs_done(self):
         if self._sync is not None and self._sync.unaligned_rows:
@@ -990,7 +971,6 @@ class PolledSource(Source):
                 if self._origin is None:
                     self._origin = (self._started_at, start)
                 out.put(item.replace(seq=out.next_seq))
-                out.next_seq += 1
             else:
                 end = item[2]
                 if self._origin is None:

@@ -392,11 +392,15 @@ class PointwiseOfCycles(Rule):
     go to the synchroniser too until it holds nothing again.  The feeders
     emit nothing else on that output (their rows go nowhere else: the
     pointwise block is their only consumer), number and count their output
-    as before, and end their stream over the edge as before, after their
-    last rows.  An input running ahead is paused at the edge's bound and
-    resumed at half of it, as :meth:`Block._receive
-    <pyrf_blocks.block.Block._receive>` does; that decides only when rows
-    arrive, not what is computed.  A failure in the computation fails the
+    as before (:meth:`Output.count <pyrf_blocks.block.Output.count>`), and
+    end their stream over the edge as before, after their last rows.  The
+    queues are taken from by the synchroniser's own first rule
+    (:func:`~pyrf_blocks.sync.take_aligned`).  An input running ahead is
+    paused at the edge's bound and resumed at half of it by the mechanism
+    that pauses a synchronised block's edges
+    (:class:`~pyrf_blocks.sync.InputsAhead`), its depth counting what is
+    queued here too; that decides only when rows arrive, not what is
+    computed.  A failure in the computation fails the
     pointwise block, as the edge would.  The rule applies only when every
     input of the pointwise block is a distinct ``cycle_rms`` read by
     nothing else, all run here, and the pointwise block's input edges are

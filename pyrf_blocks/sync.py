@@ -10,6 +10,9 @@ the rows that start inside the group's range).  Records line up by
 containment too, and their pieces cover exactly the group's range: a
 records chunk without rows still says that nothing happened in its range.
 Pieces are views into the original arrays, never copies.
+
+An input that runs ahead of the others is paused (:class:`InputsAhead`),
+so that the synchroniser never buffers more than one edge's worth of it.
 """
 
 from collections import deque
@@ -18,7 +21,7 @@ import numpy as np
 
 from .timebase import rounding_apart
 
-__all__ = ["Synchronizer", "concat_chunks", "slice_chunk"]
+__all__ = ["InputsAhead", "Synchronizer", "concat_chunks", "slice_chunk", "take_aligned"]
 
 
 def slice_chunk(chunk, begin, stop):
@@ -151,6 +154,85 @@ def _reach(buffer):
     return reach, False
 
 
+def take_aligned(queues, groups):
+    """
+    The synchroniser's common case, inputs cut alike: while the first
+    items of all ``queues`` (deques, one per input, of anything with a
+    ``start`` and an ``end``) cover one range, take them out together and
+    append them to ``groups`` as one group (a tuple, one item per input),
+    which is what the general rule would hand out.  Return True once a
+    queue is empty, False when the first items cover different ranges.
+    """
+    while all(queues):
+        first = queues[0][0]
+        start, end = first.start, first.end
+        for queue in queues:
+            head = queue[0]
+            if head.start != start or head.end != end:
+                return False
+        groups.append(tuple(map(deque.popleft, queues)))
+    return True
+
+
+class InputsAhead:
+    """
+    The inputs of a block that run ahead of the others, paused so that the
+    block never holds more than ``bound`` chunks of one of them.
+
+    An input is paused when what the block holds of it reaches the bound.
+    While groups are taken it is resumed once half of that is gone (as an
+    edge releases its producer), rather than paused and resumed again for
+    every chunk the others bring; when an input brought no group, as soon
+    as it is below the bound (what it holds may not be enough for one).
+
+    :param bound: the most chunks held of one input (its edge's ``maxsize``).
+    :param depth: ``depth(index)``, the chunks held of input ``index``.
+    :param producer: ``producer(index)``, the ``IPushProducer`` that feeds
+        input ``index`` (its edge, or a fused feeder block), or None.
+    """
+
+    __slots__ = ("bound", "depth", "producer", "paused")
+
+    def __init__(self, bound, depth, producer):
+        self.bound = bound
+        self.depth = depth
+        self.producer = producer
+        #: The indexes of the inputs paused here.
+        self.paused = set()
+
+    def added(self, index, taken):
+        """
+        Input ``index`` brought a chunk (the only way a depth grows), and
+        groups were computed (``taken``) or not: resume the inputs now low
+        enough, and pause this one if it reached the bound.
+        """
+        paused = self.paused
+        if paused:
+            low = self.bound // 2 if taken else self.bound - 1
+            for other in tuple(paused):
+                if self.depth(other) <= low:
+                    paused.discard(other)
+                    producer = self.producer(other)
+                    if producer is not None:
+                        producer.resumeProducing()
+        if index not in paused and self.depth(index) >= self.bound:
+            producer = self.producer(index)
+            if producer is not None:
+                paused.add(index)
+                producer.pauseProducing()
+
+    def release(self):
+        """
+        Resume every paused input (one input ended: it brings nothing
+        more, so waiting for it would hold the others for ever).
+        """
+        paused = self.paused
+        while paused:
+            producer = self.producer(paused.pop())
+            if producer is not None:
+                producer.resumeProducing()
+
+
 class Synchronizer:
     """
     Buffers the chunks of ``count`` inputs and hands out aligned groups.
@@ -172,6 +254,13 @@ class Synchronizer:
         """
         return len(self._buffers[index])
 
+    @property
+    def holding(self):
+        """
+        True while any input has a chunk buffered (waiting for the others').
+        """
+        return any(self._buffers)
+
     def add(self, index, chunk):
         """
         Buffer ``chunk`` for input ``index``; return the list of groups
@@ -181,18 +270,7 @@ class Synchronizer:
             self._buffers[index].append(chunk)
         groups = []
         buffers = self._buffers
-        while all(buffers):
-            # The common case, inputs cut alike: the heads cover one range,
-            # and the general rule below would hand them out whole.
-            head = buffers[0][0]
-            start, end = head.start, head.end
-            for buffer in buffers:
-                other = buffer[0]
-                if other.start != start or other.end != end:
-                    break
-            else:
-                groups.append(tuple(map(deque.popleft, buffers)))
-                continue
+        while not take_aligned(buffers, groups):
             sampled = [buffer for buffer in buffers if buffer[0].times is None]
             records = [buffer for buffer in buffers if buffer[0].times is not None]
             start = max(buffer[0].start for buffer in buffers)

@@ -90,9 +90,14 @@ class RealWorker:
     ``pyrf-blocks worker`` in a subprocess, and requests to it.
     """
 
+    #: Every worker started by this test process, in order (a chaos test
+    #: that fails shows their stderr: tests/chaos/conftest.py).
+    started = []
+
     def __init__(self, listen="tcp:0:interface=127.0.0.1", token=None, args=(), env=None):
         self.token = token
         self.log = tempfile.TemporaryFile()
+        RealWorker.started.append(self)
         env = environment(**({"PYRF_BLOCKS_TOKEN": token} if token else {}), **(env or {}))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pyrf_blocks.cli", "worker", "--listen", listen, *args],

@@ -558,6 +558,69 @@ def test_an_etcd_watch_from_a_compacted_revision_ends_saying_so(etcd):
     assert "compacted" in on_backend("etcd", etcd, scenario)
 
 
+def test_a_reconcile_that_failed_is_tried_again():
+    """A request of the manager's reconcile fails (etcd slow or unreachable a moment) just as a worker dies: the manager tries again, and the dead worker's computations still move."""
+    computations = {f"c{i}": {"blocks": []} for i in range(4)}
+
+    async def scenario(store, clock, advance, prefix):
+        cluster = Cluster(store, clock, prefix)
+        manager = Manager(store, clock, "m1", computations, ttl=2, prefix=prefix)
+        await manager.start()
+        await cluster.join("w1")
+        await cluster.join("w2")
+        await settle(advance)
+        before = dict(cluster.layout())
+        failures = []
+        reads = store.range
+
+        async def range_failing_once(prefix):
+            if not failures:
+                failures.append(prefix)
+                raise CoordinatorError("etcd did not answer within 5 s (injected)")
+            return await reads(prefix)
+        store.range = range_failing_once
+        # w1 dies: its lease is no longer renewed.
+        cluster.members["w1"].lease._stop_loop()
+        cluster.members["w1"]._stopping = True
+        await settle(advance, steps=80)
+        after = dict(cluster.layout())
+        await manager.stop()
+        await cluster.members["w2"].leave()
+        return before, failures, after
+    before, failures, after = on_backend("memory", None, scenario, timeout=30)
+    assert sorted(before.values()) == ["w1", "w1", "w2", "w2"]
+    assert failures, "the injected failure was not met: the test proves nothing"
+    assert after == {c: "w2" for c in computations}
+
+
+def test_a_leader_whose_first_reads_failed_tries_again():
+    """A request fails as the manager starts to lead (it reads the members and assignments): it tries again, and assigns the computations."""
+    computations = {f"c{i}": {"blocks": []} for i in range(2)}
+
+    async def scenario(store, clock, advance, prefix):
+        cluster = Cluster(store, clock, prefix)
+        await cluster.join("w1")
+        failures = []
+        reads = store.range
+
+        async def range_failing_once(prefix):
+            if not failures:
+                failures.append(prefix)
+                raise CoordinatorError("etcd did not answer within 5 s (injected)")
+            return await reads(prefix)
+        store.range = range_failing_once
+        manager = Manager(store, clock, "m1", computations, ttl=2, prefix=prefix)
+        await manager.start()
+        await settle(advance, steps=40)
+        layout = dict(cluster.layout())
+        await manager.stop()
+        await cluster.members["w1"].leave()
+        return failures, layout
+    failures, layout = on_backend("memory", None, scenario, timeout=30)
+    assert failures, "the injected failure was not met: the test proves nothing"
+    assert layout == {c: "w1" for c in computations}
+
+
 def test_managers_and_members_carry_on_after_the_coordinator_ended_their_watches():
     """After every watch ended (as when etcd restarts): a worker joining later gets its share, the one that had everything learns it lost some, and the waiting manager takes over when the leader dies."""
     computations = {f"c{i}": {"blocks": []} for i in range(4)}

@@ -359,6 +359,54 @@ def test_an_input_ahead_is_resumed_once_half_its_bound_is_taken(graph, clock, mo
     assert power._sync.depth(0) == power._sync.depth(1) == 0
 
 
+class _Feeder:
+    """A producer that notes when it is paused and resumed."""
+
+    def __init__(self, name, events):
+        self.name, self.events = name, events
+
+    def pauseProducing(self):
+        self.events.append(("pause", self.name))
+
+    def resumeProducing(self):
+        self.events.append(("resume", self.name))
+
+
+def test_inputs_ahead_pause_at_the_bound_and_resume_at_half_once_groups_are_taken():
+    """InputsAhead pauses an input at the bound, resumes it at half once groups are taken (below the bound when none were), leaves an input without producer alone, and releases all when asked."""
+    from pyrf_blocks.sync import InputsAhead
+
+    events, depths = [], [0, 0, 0]
+    producers = [_Feeder(0, events), _Feeder(1, events), None]
+    ahead = InputsAhead(4, depths.__getitem__, producers.__getitem__)
+    depths[0] = 3
+    ahead.added(0, False)
+    assert events == [] and not ahead.paused
+    depths[0] = 4
+    ahead.added(0, False)
+    assert events == [("pause", 0)] and ahead.paused == {0}
+    depths[0], depths[1] = 3, 1
+    ahead.added(1, True)  # a group taken: resumed only at half the bound
+    assert events == [("pause", 0)]
+    depths[0] = 2
+    ahead.added(1, True)
+    assert events == [("pause", 0), ("resume", 0)] and not ahead.paused
+    depths[0] = 4
+    ahead.added(0, False)
+    depths[0] = 3
+    ahead.added(1, False)  # no group: resumed as soon as below the bound
+    assert events[-2:] == [("pause", 0), ("resume", 0)]
+    depths[2] = 9
+    ahead.added(2, False)  # no producer (no edge yet): nothing to pause
+    assert not ahead.paused
+    depths[:] = [4, 4, 0]
+    ahead.added(0, False)
+    ahead.added(1, False)
+    del events[:]
+    ahead.release()
+    assert sorted(events) == [("resume", 0), ("resume", 1)] and not ahead.paused
+
+
 def test_scalar_interface_of_thd(graph):
     """Blocks provide the producer interface of the kind they emit."""
     from pyrf_blocks import thd_block

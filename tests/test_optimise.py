@@ -552,3 +552,20 @@ def test_a_dry_run_shows_the_efficiency_fused_with_its_cycles(tmp_path, capsys):
     assert ("  pointwise_of_cycles: eff takes the rows of Q and P directly, without records "
             "chunks between them") in out
     assert 'label = "fused: pointwise_of_cycles"; style = dashed;\n      "Q"; "P"; "eff";' in out
+
+
+def test_a_fused_pointwise_block_holds_the_rows_that_wait_for_the_other_input():
+    """Fused with its cycle blocks, a pointwise block counts the rows queued for the other input as held (no consistent cut then), and none once they are computed."""
+    graph = Graph(Clock())
+    v, i = (array_source([np.ones(1000, np.float32)], kind="real", rate=1e3, graph=graph)
+            for _ in range(2))
+    feeders = (cycle_rms(v, frequency=50.0), cycle_rms(i, frequency=50.0))
+    efficiency = efficiency_block(*feeders)
+    efficiency.fuse_cycles(feeders)
+    sink = collector(efficiency)
+    assert not efficiency.holding
+    efficiency.take_rows(0, [0, 20_000_000], np.array([2.0, 2.0]), 0, 40_000_000, {}, 0)
+    assert efficiency.holding
+    efficiency.take_rows(1, [0, 20_000_000], np.array([4.0, 4.0]), 0, 40_000_000, {}, 0)
+    assert not efficiency.holding
+    assert_array_equal(sink.data(), [50.0, 50.0])

@@ -260,13 +260,11 @@ class cycle_rms(Block):
         result = np.sqrt(means) if self.statistic == "rms" else means
         handoff = self._handoff
         if handoff is not None:
-            # The chunk emit_records would make, as its parts (its seq, rows
-            # and end counted as they would be).
+            # The chunk emit_records would make, as its parts, counted as
+            # it would be.
             out = self.outputs[MAIN]
             seq = out.next_seq
-            out.next_seq = seq + 1
-            out.rows += len(times)
-            out.device_end = end
+            out.count(seq, len(times), end)
             handoff(times, result, times[0], end, self._meta, seq)
             return
         # Boundaries come in order.

@@ -16,7 +16,7 @@ inputs' kind, rate and times, so it feeds a window or an aggregator like
 any other stream.
 """
 
-from collections import deque
+from collections import deque, namedtuple
 from functools import partial
 
 import numpy as np
@@ -27,6 +27,7 @@ from ..chunk import Chunk
 from ..interfaces import IChunkProducer
 from ..numerics.formula import Formula
 from ..registry import register
+from ..sync import InputsAhead, take_aligned
 
 __all__ = ["pointwise_block", "formula_block", "efficiency_block"]
 
@@ -137,7 +138,20 @@ class pointwise_block(Block):
         # Per input, the rows handed over and not yet computed: what the
         # synchroniser would hold, as long as it holds nothing itself.
         self._queues = [deque() for _ in self.fed]
-        self._held = set()  # the indexes of the feeders paused here
+        # A feeder that runs ahead is paused as an input edge would be
+        # (Block's own InputsAhead pauses edges, which carry nothing here).
+        self._fed_ahead = InputsAhead(self.input_maxsize, self._fused_depth,
+                                      self.fed.__getitem__)
+
+    @property
+    def holding(self):
+        # Rows handed over wait in the queues too (fused), not only in the
+        # synchroniser.
+        return super().holding or (self.fed is not None and any(self._queues))
+
+    def _fused_depth(self, index):
+        """The chunks held of fused input ``index``: queued here, and in the synchroniser."""
+        return len(self._queues[index]) + self._sync.depth(index)
 
     def take_rows(self, index, times, values, start, end, meta, seq):
         """
@@ -151,50 +165,31 @@ class pointwise_block(Block):
         if not self.active:
             return  # (failed or stopped: as a closed edge)
         try:
-            self._take_rows(index, (times, values, start, end, meta, seq))
+            self._take_rows(index, HandedRows(times, values, start, end, meta, seq))
         except Exception:
             self.graph.fail(self, Failure())  # as the edge would, for this block
         self._ports[index].through = end
 
     def _take_rows(self, index, rows):
-        sync, queues = self._sync, self._queues
-        taken = False
-        if any(sync.depth(other) for other in range(len(queues))):
+        queues = self._queues
+        if self._sync.holding:
             taken = self._synchronise(index, [rows])
         else:
             queues[index].append(rows)
-            while all(queues):
-                heads = [queue[0] for queue in queues]
-                start, end = heads[0][2], heads[0][3]
-                for head in heads:
-                    if head[2] != start or head[3] != end:
-                        break
-                else:
-                    for queue in queues:
-                        queue.popleft()
-                    self._compute_rows(heads)
-                    taken = True
-                    continue
-                # Cut apart: the synchroniser takes all that is held, in
-                # order (its groups depend only on each input's chunks).
+            groups = []
+            cut_apart = not take_aligned(queues, groups)
+            for heads in groups:
+                self._compute_rows(heads)
+            taken = bool(groups)
+            if cut_apart:
+                # The synchroniser takes all that is held, in order (its
+                # groups depend only on each input's chunks).
                 held = [list(queue) for queue in queues]
                 for queue in queues:
                     queue.clear()
                 for other, pieces in enumerate(held):
                     taken = self._synchronise(other, pieces) or taken
-                break
-        # Backpressure as for an input that runs ahead (Block._receive):
-        # paused at the bound, resumed at half of it once groups are taken.
-        if self._held:
-            low = self.input_maxsize // 2 if taken else self.input_maxsize - 1
-            for other in tuple(self._held):
-                if len(queues[other]) + sync.depth(other) <= low:
-                    self._held.discard(other)
-                    self.fed[other].resumeProducing()
-        if (index not in self._held
-                and len(queues[index]) + sync.depth(index) >= self.input_maxsize):
-            self._held.add(index)
-            self.fed[index].pauseProducing()
+        self._fed_ahead.added(index, taken)
 
     def _synchronise(self, index, pieces):
         """The synchroniser takes ``pieces`` of input ``index``; whether a group was computed."""
@@ -207,28 +202,30 @@ class pointwise_block(Block):
 
     def _compute_rows(self, heads):
         """:meth:`compute` of the chunks ``heads`` are the parts of."""
-        times = heads[0][0]
+        first = heads[0]
+        times = first.times
         for head in heads[1:]:
-            if head[0] != times:  # (as lists: the same ints)
+            if head.times != times:  # (as lists: the same ints)
                 self.compute(*map(_records_chunk, heads))  # (refused there, as unfused)
                 return
-        values = self._evaluate([head[1] for head in heads], len(times))
-        self.emit_records(np.array(times, np.int64), values, heads[0][2], heads[0][3],
+        values = self._evaluate([head.values for head in heads], len(times))
+        self.emit_records(np.array(times, np.int64), values, first.start, first.end,
                           self.meta, ordered=True)
 
     def on_input_end(self, index):
-        # An ended input brings nothing more: release the others (as
-        # Block._input_ended does for inputs paused at the synchroniser).
         if self.fed is not None:
-            for other in tuple(self._held):
-                self._held.discard(other)
-                self.fed[other].resumeProducing()
+            self._fed_ahead.release()
+
+
+#: The rows a fused feeder hands over: the parts of the records chunk it
+#: would have emitted, with the times as a list of int ns.
+HandedRows = namedtuple("HandedRows", "times values start end meta seq")
 
 
 def _records_chunk(rows):
     """The records chunk a feeder would have emitted, from its parts."""
-    times, values, start, end, meta, seq = rows
-    return Chunk("records", values, start, end, 0.0, seq, meta, np.array(times, np.int64))
+    return Chunk("records", rows.values, rows.start, rows.end, 0.0, rows.seq, rows.meta,
+                 np.array(rows.times, np.int64))
 
 
 def _same_times(a, b):

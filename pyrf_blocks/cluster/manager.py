@@ -7,13 +7,21 @@ picks the one that acts.  The leader reconciles whenever membership or
 assignments change: it computes :func:`~pyrf_blocks.cluster.assignment.rebalance`
 and writes only the differences, each with a transaction that fails if the
 assignment changed since it was read (a deposed leader's late writes then
-do nothing).
+do nothing).  A reconciliation that fails (etcd slow to answer, or out of
+reach a moment) is tried again after a backoff, and so is the start of a
+leadership (publishing the computations, following members and
+assignments): the change that called for it (a worker gone) may be the
+last one for a long time, and a dead worker's computations would stay
+where they are until the next.
 """
 
 import json
 
 from twisted.internet import defer
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
+
+from ..backoff import Backoff
+from ..errors import CoordinatorError
 
 from .assignment import Assignments, rebalance
 from .election import Election
@@ -47,6 +55,7 @@ class Manager:
         self._followers = []
         self._pending = None
         self._running = None
+        self._retries = Backoff(clock, 10 ** 9, 0.1, 2.0, level=LogLevel.warn)
         #: How many assignments this manager wrote, and how many moved an
         #: assigned computation from one worker to another.
         self.assigned = 0
@@ -57,11 +66,19 @@ class Manager:
         await self.election.campaign()
 
     async def stop(self):
+        self._retries.cancel()
         await self.election.resign()
 
     def _elected(self):
         d = defer.ensureDeferred(self._lead())
-        d.addErrback(lambda f: log.failure("{name}: could not start leading", f, name=self.name))
+        d.addCallbacks(self._succeeded, self._lead_failed)
+
+    def _lead_failed(self, failure):
+        # A leader that follows nothing would never reconcile: start again.
+        for follower in self._followers:
+            follower.stop()
+        del self._followers[:]
+        self._failed("start leading", failure, self._elected)
 
     async def _lead(self):
         for computation, spec in sorted(self.computations.items()):
@@ -74,6 +91,7 @@ class Manager:
         self._changed(())
 
     def _deposed(self, why):
+        self._retries.cancel()
         for follower in self._followers:
             follower.stop()
         del self._followers[:]
@@ -89,13 +107,25 @@ class Manager:
             self._running.addBoth(lambda _: self._changed(()))
             return
         self._running = defer.ensureDeferred(self.reconcile())
-        self._running.addErrback(lambda f: log.failure("{name}: reconcile failed", f,
-                                                       name=self.name))
+        self._running.addCallbacks(self._succeeded, self._reconcile_failed)
 
         def done(result):
             self._running = None
             return result
         self._running.addBoth(done)
+
+    def _succeeded(self, _):
+        self._retries.succeeded()
+
+    def _reconcile_failed(self, failure):
+        self._failed("reconcile", failure, self._changed, ())
+
+    def _failed(self, what, failure, again, *args):
+        """``what`` failed: ``again(*args)`` after a backoff, while this manager leads."""
+        if not failure.check(CoordinatorError):
+            log.failure("{name}: {what} failed", failure, name=self.name, what=what)
+        if self.election.leading:
+            self._retries.retry(f"{self.name}: {what}", failure.getErrorMessage(), again, *args)
 
     async def reconcile(self):
         """Write the assignments that differ from the rebalanced ones."""
