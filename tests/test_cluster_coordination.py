@@ -558,6 +558,24 @@ def test_an_etcd_watch_from_a_compacted_revision_ends_saying_so(etcd):
     assert "compacted" in on_backend("etcd", etcd, scenario)
 
 
+def fail_the_next_range(store):
+    """
+    Make the next ``store.range`` fail as etcd does when it does not answer
+    in time (later ones read as usual); return the list that records the
+    prefix it was asked for once it has failed.
+    """
+    failures = []
+    reads = store.range
+
+    async def range_failing_once(prefix):
+        if not failures:
+            failures.append(prefix)
+            raise CoordinatorError("etcd did not answer within 5 s (injected)")
+        return await reads(prefix)
+    store.range = range_failing_once
+    return failures
+
+
 def test_a_reconcile_that_failed_is_tried_again():
     """A request of the manager's reconcile fails (etcd slow or unreachable a moment) just as a worker dies: the manager tries again, and the dead worker's computations still move."""
     computations = {f"c{i}": {"blocks": []} for i in range(4)}
@@ -570,15 +588,7 @@ def test_a_reconcile_that_failed_is_tried_again():
         await cluster.join("w2")
         await settle(advance)
         before = dict(cluster.layout())
-        failures = []
-        reads = store.range
-
-        async def range_failing_once(prefix):
-            if not failures:
-                failures.append(prefix)
-                raise CoordinatorError("etcd did not answer within 5 s (injected)")
-            return await reads(prefix)
-        store.range = range_failing_once
+        failures = fail_the_next_range(store)
         # w1 dies: its lease is no longer renewed.
         cluster.members["w1"].lease._stop_loop()
         cluster.members["w1"]._stopping = True
@@ -600,15 +610,7 @@ def test_a_leader_whose_first_reads_failed_tries_again():
     async def scenario(store, clock, advance, prefix):
         cluster = Cluster(store, clock, prefix)
         await cluster.join("w1")
-        failures = []
-        reads = store.range
-
-        async def range_failing_once(prefix):
-            if not failures:
-                failures.append(prefix)
-                raise CoordinatorError("etcd did not answer within 5 s (injected)")
-            return await reads(prefix)
-        store.range = range_failing_once
+        failures = fail_the_next_range(store)
         manager = Manager(store, clock, "m1", computations, ttl=2, prefix=prefix)
         await manager.start()
         await settle(advance, steps=40)

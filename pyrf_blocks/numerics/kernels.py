@@ -123,25 +123,19 @@ def _numba_kernels():
                         nan |= power != power
                         out[column] = power
                     first = 1
-                # np.maximum/np.minimum of two scalars, not ``if power >
-                # out[column]: out[column] = power``: LLVM makes that a
-                # masked store, which costs about 3× the whole loop on
-                # AMD's Zen (the same bits: powers are never -0, and a
-                # NaN sends the caller down numpy's route).
-                if largest:
-                    for row in range(first, rows):
-                        for column in range(bins):
-                            value = spectra[row, column]
-                            power = value.real * value.real + value.imag * value.imag
-                            nan |= power != power
-                            out[column] = np.maximum(out[column], power)
-                else:
-                    for row in range(first, rows):
-                        for column in range(bins):
-                            value = spectra[row, column]
-                            power = value.real * value.real + value.imag * value.imag
-                            nan |= power != power
-                            out[column] = np.minimum(out[column], power)
+                for row in range(first, rows):
+                    for column in range(bins):
+                        value = spectra[row, column]
+                        power = value.real * value.real + value.imag * value.imag
+                        nan |= power != power
+                        # np.maximum/np.minimum of two scalars, not ``if
+                        # power > out[column]: out[column] = power``: LLVM
+                        # makes that a masked store, which costs about 3×
+                        # the whole loop on AMD's Zen (the same bits: powers
+                        # are never -0, and a NaN sends the caller down
+                        # numpy's route).
+                        out[column] = (np.maximum(out[column], power) if largest
+                                       else np.minimum(out[column], power))
                 if nan:
                     return 0
                 for column in range(bins):
