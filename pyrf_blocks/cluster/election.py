@@ -4,14 +4,18 @@ candidate whose key ``{prefix}leader`` exists under its kept lease; a
 transaction creates the key only if it is absent, and the others watch it
 and try again when it goes (the leader resigned, or its lease expired).
 
-A leader that dies costs the others at most its lease's ttl.
+A leader that dies costs the others at most its lease's ttl.  A campaign
+that fails (the coordinator slow or unreachable a moment) is tried again
+after a backoff, until the candidate leads or resigns.
 """
 
 import json
 
 from twisted.internet import defer
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
+from ..backoff import Backoff
+from ..errors import CoordinatorError
 from .follow import Follower
 from .kv import Compare, Put
 from .lease import KeptLease
@@ -47,6 +51,7 @@ class Election:
         self.lease = None
         self._follower = None
         self._resigned = False
+        self._retries = Backoff(clock, 10 ** 9, 0.1, 2.0, level=LogLevel.warn)
 
     async def campaign(self):
         """Stand; returns once this candidate leads or waits for its turn."""
@@ -66,17 +71,21 @@ class Election:
             return
         if self._follower is None:
             # Followed, not only watched: a watch etcd ends is taken up again.
-            self._follower = Follower(self._coordinator, self._clock, self.key, self._changed)
-            await self._follower.start()
-            if self.key not in self._follower.revisions:  # it went before the read
+            follower = self._follower = Follower(self._coordinator, self._clock, self.key,
+                                                 self._changed)
+            try:
+                await follower.start()
+            except BaseException:
+                follower.stop()  # (its first read failed: the next try follows afresh)
+                if self._follower is follower:
+                    self._follower = None
+                raise
+            if self.key not in follower.revisions:  # it went before the read
                 await self._try(lease)
 
     def _changed(self, events):
-        if self.leading or self._resigned:
-            return
         if any(e.kind == "delete" and e.kv.key == self.key for e in events):
-            d = defer.ensureDeferred(self._try(self.lease.id))
-            d.addErrback(lambda f: log.failure("{c}: campaign failed", f, c=self.candidate))
+            self._stand(self._try, self.lease.id)
 
     def _lost(self, why):
         was_leading, self.leading = self.leading, False
@@ -85,13 +94,39 @@ class Election:
             self._follower = None
         if was_leading:
             self._on_deposed(why)
-        if not self._resigned:
-            d = defer.ensureDeferred(self.campaign())
-            d.addErrback(lambda f: log.failure("{c}: campaign failed", f, c=self.candidate))
+        self._stand(self.campaign)
+
+    def _stand(self, attempt, *args):
+        """
+        ``attempt(*args)``: a campaign, or a try for the key under the
+        lease held.  One that fails is tried again after a backoff (a
+        failure logged and forgotten left a candidate that never led).
+        """
+        if self.leading or self._resigned:
+            return
+        d = defer.ensureDeferred(attempt(*args))
+        d.addCallbacks(lambda _: self._retries.succeeded(), self._stand_failed)
+
+    def _stand_failed(self, failure):
+        if self._resigned:
+            return
+        if not failure.check(CoordinatorError):
+            log.failure("{c}: campaign failed", failure, c=self.candidate)
+        self._retries.retry(f"{self.candidate}: campaign", failure.getErrorMessage(),
+                            self._stand_again)
+
+    def _stand_again(self):
+        lease = self.lease
+        if lease is None or lease.id is None:  # (never granted)
+            self._stand(self.campaign)
+        elif not lease.lost.called:
+            self._stand(self._try, lease.id)
+        # Else the lease was lost since, and _lost stood again.
 
     async def resign(self):
         """Stop leading (or waiting to)."""
         self._resigned = True
+        self._retries.cancel()
         if self._follower is not None:
             self._follower.stop()
         if self.lease is not None:
