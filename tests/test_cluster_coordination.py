@@ -297,15 +297,21 @@ def test_manager_spreads_computations_and_moves_only_what_must_move(backend, etc
     assert moved == 3
 
 
-@backends
-def test_a_second_manager_takes_over_when_the_leader_dies(backend, etcd):
-    """Two managers: one leads; when its lease lapses the other leads within a ttl."""
+def leader_dies(before_death=lambda store: None):
+    """
+    A scenario (for :func:`on_backend`): two managers start, m1 leads;
+    ``before_death(store)`` is called, then m1 hangs (its lease lapses).
+    It returns who led first, whether m2 leads at the end, the seconds it
+    took for m2 to hold the key (up to 6), and what ``before_death``
+    returned.
+    """
     async def scenario(store, clock, advance, prefix):
         m1 = Manager(store, clock, "m1", {"c": {}}, ttl=2, prefix=prefix)
         m2 = Manager(store, clock, "m2", {"c": {}}, ttl=2, prefix=prefix)
         await m1.start()
         await m2.start()
         first = await leader(store, prefix)
+        prepared = before_death(store)
         m1.election.lease._stop_loop()  # m1 hangs
         m1.election._resigned = True
         waited = 0.0
@@ -314,39 +320,36 @@ def test_a_second_manager_takes_over_when_the_leader_dies(backend, etcd):
             waited += 0.1
         leading = m2.election.leading
         await m2.stop()
-        return first, leading, waited
-    first, leading, waited = on_backend(backend, etcd, scenario, timeout=30)
+        return first, leading, waited, prepared
+    return scenario
+
+
+@backends
+def test_a_second_manager_takes_over_when_the_leader_dies(backend, etcd):
+    """Two managers: one leads; when its lease lapses the other leads within a ttl."""
+    first, leading, waited, _ = on_backend(backend, etcd, leader_dies(), timeout=30)
     assert first == "m1" and leading
     assert waited <= 2 + 1.5  # the ttl, plus etcd's expiry granularity
 
 
+def fail_the_next_txn(store):
+    """As :func:`fail_the_next_range`, for ``store.txn`` (a campaign's try for the key)."""
+    failures = []
+    transact = store.txn
+
+    async def txn_failing_once(*args, **kwargs):
+        if not failures:
+            failures.append(args)
+            raise CoordinatorError("etcd did not answer within 5 s (injected)")
+        return await transact(*args, **kwargs)
+    store.txn = txn_failing_once
+    return failures
+
+
 def test_a_standby_whose_try_for_the_key_failed_tries_again():
     """The leader dies and the standby's try for the key fails once (etcd slow a moment): it tries again, and leads within the ttl and a retry."""
-    async def scenario(store, clock, advance, prefix):
-        m1 = Manager(store, clock, "m1", {"c": {}}, ttl=2, prefix=prefix)
-        m2 = Manager(store, clock, "m2", {"c": {}}, ttl=2, prefix=prefix)
-        await m1.start()
-        await m2.start()
-        first = await leader(store, prefix)
-        failures = []
-        transact = store.txn
-
-        async def txn_failing_once(*args, **kwargs):
-            if not failures:
-                failures.append(args)
-                raise CoordinatorError("etcd did not answer within 5 s (injected)")
-            return await transact(*args, **kwargs)
-        store.txn = txn_failing_once
-        m1.election.lease._stop_loop()  # m1 hangs
-        m1.election._resigned = True
-        waited = 0.0
-        while await leader(store, prefix) != "m2" and waited < 6:
-            await advance(0.1)
-            waited += 0.1
-        leading = m2.election.leading
-        await m2.stop()
-        return first, failures, leading, waited
-    first, failures, leading, waited = on_backend("memory", None, scenario, timeout=30)
+    first, leading, waited, failures = on_backend(
+        "memory", None, leader_dies(fail_the_next_txn), timeout=30)
     assert first == "m1"
     assert failures, "the injected failure was not met: the test proves nothing"
     assert leading
