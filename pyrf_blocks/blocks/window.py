@@ -25,6 +25,44 @@ __all__ = ["window_block", "moving_max", "moving_min"]
 log = Logger()
 
 
+class _SampleCount:
+    """
+    The running count of a sampled stream's rows, and the timebase they are
+    timed from.  A chunk that continues the stream (it starts where the last
+    one ended, a rounding apart at most: :func:`~pyrf_blocks.timebase.continues`)
+    keeps the timebase, so device times never pick up rounding; any other
+    starts a new one at its own start.
+    """
+
+    __slots__ = ("timebase", "next_index", "expected")
+
+    def __init__(self):
+        self.timebase = None
+        self.next_index = 0
+        self.expected = None
+
+    def positions(self, chunk):
+        """``(first index, timebase)`` of sampled ``chunk``'s rows, counted."""
+        timebase = self.timebase
+        if (timebase is None or chunk.rate != timebase.rate
+                or not continues(self.expected, chunk.start, chunk.rate)):
+            timebase = self.timebase = Timebase(chunk.start, chunk.rate, self.next_index)
+        first = self.next_index
+        self.next_index += len(chunk.data)
+        self.expected = chunk.end
+        return first, timebase
+
+    def get_state(self):
+        tb = self.timebase
+        return {"timebase": None if tb is None else [tb.origin_ns, tb.rate, tb.origin_index],
+                "next_index": self.next_index, "expected": self.expected}
+
+    def set_state(self, state):
+        tb = state["timebase"]
+        self.timebase = None if tb is None else Timebase(*tb)
+        self.next_index, self.expected = state["next_index"], state["expected"]
+
+
 class _Input:
     """
     What the block knows of one input: its watermark, its sample count
@@ -34,40 +72,19 @@ class _Input:
     def __init__(self, engine):
         self.engine = engine
         self.watermark = None
-        self.timebase = None
-        self.next_index = 0
-        self.expected = None
+        self.count = _SampleCount()
         self.last_seen = None
         self.idle = False
         self.ended = False
 
-    def sample_positions(self, chunk):
-        """
-        ``(first index, timebase)`` of a sampled chunk's rows on this input's
-        running count: a chunk that continues the stream (it starts where
-        the last one ended, a rounding apart at most: :func:`continues`)
-        keeps the timebase, so device times never pick up rounding.
-        """
-        if (self.timebase is None or chunk.rate != self.timebase.rate
-                or not continues(self.expected, chunk.start, chunk.rate)):
-            self.timebase = Timebase(chunk.start, chunk.rate, self.next_index)
-        first = self.next_index
-        self.next_index += len(chunk.data)
-        self.expected = chunk.end
-        return first, self.timebase
-
     def get_state(self):
-        tb = self.timebase
         return {"engine": self.engine.get_state(), "watermark": self.watermark,
-                "timebase": None if tb is None else [tb.origin_ns, tb.rate, tb.origin_index],
-                "next_index": self.next_index, "expected": self.expected}
+                **self.count.get_state()}
 
     def set_state(self, state):
         self.engine.set_state(state["engine"])
         self.watermark = state["watermark"]
-        tb = state["timebase"]
-        self.timebase = None if tb is None else Timebase(*tb)
-        self.next_index, self.expected = state["next_index"], state["expected"]
+        self.count.set_state(state)
 
 
 @register
@@ -263,7 +280,7 @@ class window_block(Block):
             if chunk.times is not None:
                 times = chunk.times
             else:
-                first, timebase = inp.sample_positions(chunk)
+                first, timebase = inp.count.positions(chunk)
                 times = timebase.times_of(np.arange(first, first + n + 1))
             fired = Fired.from_results(inp.engine.add(times, columns, names))
             self._emit_main([] if fired is None else [(fired, index)], None)
@@ -286,7 +303,7 @@ class window_block(Block):
             late = engine.add(chunk.times, columns, names)
             late_times = chunk.times[late] if len(late) else None
         else:
-            first, timebase = inp.sample_positions(chunk)
+            first, timebase = inp.count.positions(chunk)
             late = np.zeros(0, np.intp)
             if n:
                 def split(t):
@@ -495,34 +512,22 @@ class moving_max(Block):
     def reset(self):
         self._stair_times = np.zeros(0, np.int64)
         self._stair_values = np.zeros(0, np.float64)
-        self._timebase = None
-        self._next_index = 0
-        self._expected = None
+        self._count = _SampleCount()
 
     def get_state(self):
-        tb = self._timebase
         return {"version": 1, "times": self._stair_times.tobytes(),
-                "values": self._stair_values.tobytes(),
-                "timebase": None if tb is None else [tb.origin_ns, tb.rate, tb.origin_index],
-                "next_index": self._next_index, "expected": self._expected}
+                "values": self._stair_values.tobytes(), **self._count.get_state()}
 
     def set_state(self, state):
         self._stair_times = np.frombuffer(state["times"], np.int64).copy()
         self._stair_values = np.frombuffer(state["values"], np.float64).copy()
-        tb = state["timebase"]
-        self._timebase = None if tb is None else Timebase(*tb)
-        self._next_index, self._expected = state["next_index"], state["expected"]
+        self._count.set_state(state)
 
     def _times(self, chunk):
         if chunk.times is not None:
             return chunk.times
-        if (self._timebase is None or chunk.rate != self._timebase.rate
-                or not continues(self._expected, chunk.start, chunk.rate)):
-            self._timebase = Timebase(chunk.start, chunk.rate, self._next_index)
-        first = self._next_index
-        self._next_index += len(chunk.data)
-        self._expected = chunk.end
-        return self._timebase.times_of(np.arange(first, self._next_index))
+        first, timebase = self._count.positions(chunk)
+        return timebase.times_of(np.arange(first, first + len(chunk.data)))
 
     def compute(self, chunk):
         data = chunk.data
