@@ -44,20 +44,20 @@ def sampled_chunks(samples, cut, rate, first=0, skip=None, origin=ORIGIN):
     ``first`` after it; ``skip``: a sample index left out, a real gap of
     one sample.
     """
+    def timed(begin, part):
+        return Chunk("real", part, sample_time(origin, begin, rate),
+                     sample_time(origin, begin + len(part), rate), rate, meta={"units": "V"})
+
     chunks, offset = [], first
     for piece in split_array(samples, cut):
         first = offset
         offset += len(piece)
         if skip is not None and first <= skip < offset:
             before, after = piece[:skip - first], piece[skip - first + 1:]
-            for begin, part in ((first, before), (skip + 1, after)):
-                if len(part):
-                    chunks.append(Chunk("real", part, sample_time(origin, begin, rate),
-                                        sample_time(origin, begin + len(part), rate), rate,
-                                        meta={"units": "V"}))
-            continue
-        chunks.append(Chunk("real", piece, sample_time(origin, first, rate),
-                            sample_time(origin, offset, rate), rate, meta={"units": "V"}))
+            chunks.extend(timed(begin, part) for begin, part in ((first, before), (skip + 1, after))
+                          if len(part))
+        else:
+            chunks.append(timed(first, piece))
     return chunks
 
 
