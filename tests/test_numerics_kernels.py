@@ -5,6 +5,8 @@ real frames, contiguous or overlapping; the backend is chosen as
 documented.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -215,44 +217,84 @@ def test_window_fft_extreme_into_is_the_three_steps_bit_for_bit(combine):
 
 @pytest.mark.parametrize("combine", [np.maximum, np.minimum])
 def test_window_fft_extremes_into_is_each_chunk_alone_bit_for_bit(combine):
-    """Several chunks in one compiled call give each chunk's row of the call made alone, bit for bit; a NaN chunk says so."""
+    """Several chunks in one compiled call give each chunk's row of the call made alone, bit for bit, and its calibration that of dbm_into; a NaN chunk says so."""
     pytest.importorskip("numba")
     from pyrf_blocks.numerics import fft
 
     if fft.backend() != "fftw":
         pytest.skip("needs pyFFTW")
     kernels.set_backend("numba")
+
+    def outs(count):
+        return [np.full((1, 1024), 7, np.float32) for _ in range(count)]
+
     try:
         values = window("hann", 1024, shift=True)
         plan = fft.plan(64, 1024, True)
         chunks = tuple(_samples(rows * 1024, True, seed).reshape(rows, 1024)
                        for seed, rows in enumerate((64, 128, 64)))
         chunks[2][70 % 64, 9] = np.nan
-        rows = np.empty((3, 1024), np.float32)
-        found = kernels.window_fft_extremes_into(chunks, values, plan, rows, combine)
-        assert found.tolist() == [1, 1, 0]
+        calibration = (-57.25, 6.0206, 1, 512)
+        alone = []
         for index in (0, 1):
-            alone = np.empty(1024, np.float32)
+            row = np.empty(1024, np.float32)
             for first in range(0, len(chunks[index]), 64):
                 assert kernels.window_fft_extreme_into(chunks[index][first:first + 64], values,
-                                                       plan, alone, combine, first == 0) == 1
-            assert rows[index].tobytes() == alone.tobytes()
+                                                       plan, row, combine, first == 0) == 1
+            alone.append(row)
+        plain, calibrated = outs(3), outs(3)
+        found = kernels.window_fft_extremes_into(chunks, values, plan, plain, combine)
+        assert found.tolist() == [1, 1, 0]
+        found = kernels.window_fft_extremes_into(chunks, values, plan, calibrated, combine,
+                                                 calibration)
+        assert found.tolist() == [1, 1, 0]
+        for index in (0, 1):
+            assert plain[index][0].tobytes() == alone[index].tobytes()
+            expected = kernels.dbm_into(alone[index], np.empty(1024, np.float32), *calibration)
+            assert calibrated[index][0].tobytes() == expected.tobytes()
         # Groups of any size: one machine code (a new one per size would be
         # compiled, or loaded, while a stream runs).
-        signatures = [len(kernel.signatures) for kernel in kernels._fused_group]
+        signatures = len(kernels._fused_group.signatures)
         for count in (1, 5, 11):
-            group = [chunks[0]] * count
-            rows = np.empty((count, 1024), np.float32)
-            found = kernels.window_fft_extremes_into(group, values, plan, rows, combine)
+            rows = outs(count)
+            found = kernels.window_fft_extremes_into([chunks[0]] * count, values, plan, rows,
+                                                     combine)
             assert found.tolist() == [1] * count
-            assert rows.tobytes() == np.tile(rows[0], (count, 1)).tobytes()
-            outs = [np.empty((1, 1024), np.float32) for _ in range(count)]
-            kernels.copy_rows_into(rows, outs)
-            assert all(out.tobytes() == rows[0].tobytes() for out in outs)
-        assert [len(kernel.signatures) for kernel in kernels._fused_group] == [
-            signatures[0], max(1, signatures[1])]
+            assert all(row[0].tobytes() == alone[0].tobytes() for row in rows)
+        assert len(kernels._fused_group.signatures) == signatures
         kernels.set_backend("numpy")
-        assert kernels.window_fft_extremes_into(chunks, values, plan, rows, combine) is None
+        assert kernels.window_fft_extremes_into(chunks, values, plan, outs(3), combine) is None
+    finally:
+        kernels.set_backend()
+
+
+def test_dbm_into_is_numpys_steps_in_float32():
+    """dbm_into gives 10·log10, + offset and + doubled over a span of columns as numpy's float32 steps do (to the bit where numpy's log10 is the C library's), -inf for zero without a warning; it declines numpy's kernels and arrays it cannot take."""
+    pytest.importorskip("numba")
+    kernels.set_backend("numba")
+    try:
+        rng = np.random.default_rng(4)
+        power = (rng.standard_normal((3, 1024), dtype=np.float32) ** 2
+                 * np.float32(10.0) ** rng.integers(-12, 6, (3, 1024)).astype(np.float32))
+        power[1, 7] = 0
+        with np.errstate(divide="ignore"):
+            expected = np.log10(power)
+        expected *= 10.0
+        expected += np.float32(-57.25)
+        expected[:, 1:512] += np.float32(6.0206)
+        out = np.empty_like(power)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert kernels.dbm_into(power, out, -57.25, 6.0206, 1, 512) is out
+        assert np.isneginf(out[1, 7])
+        # the C library's log10f and numpy's SIMD one (where numpy has it)
+        # may differ in the last bit: within 1 float32 step of a level
+        assert_allclose(out, expected, rtol=2e-7, atol=2e-5)
+        assert kernels.dbm_into(power, power, -57.25) is power  # (in place)
+        assert kernels.dbm_into(power[:, ::2], out[:, ::2], 0.0) is None
+        assert kernels.dbm_into(power.astype(np.float64), out, 0.0) is None
+        kernels.set_backend("numpy")
+        assert kernels.dbm_into(power, out, 0.0) is None
     finally:
         kernels.set_backend()
 

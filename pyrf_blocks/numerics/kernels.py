@@ -1,7 +1,8 @@
 """
 The spectrum chain's element-wise kernels: the window multiply,
-``|X|²`` and, for a hold fused with its FFT, ``|X|²`` combined per bin
-over the frames in one pass, written into buffers the caller owns.
+``|X|²``, the calibration of power to dBm and, for a hold fused with its
+FFT, ``|X|²`` combined per bin over the frames in one pass, written into
+buffers the caller owns.
 
 They are compiled with numba when it is installed (the ``numba`` extra),
 else done with numpy.  Measured on the 2-core machine (2026-11-30, CPU
@@ -11,7 +12,11 @@ the fly) and 13 µs compiled; ``|X|²`` took 26 µs with numpy (``abs`` then
 squaring in place, its fastest route) and 8 µs compiled — together a
 third of the FFT's 55 µs, saved on every 64 Ki samples.  The compiled
 kernels release the GIL, so threads of a compute pool
-(:mod:`pyrf_blocks.parallel`) run them side by side.
+(:mod:`pyrf_blocks.parallel`) run them side by side; a group of a hold's
+chunks is one compiled call from the window to the calibrated row, which
+releases the GIL once (numpy's logarithm and sums after it released and
+took it back three times more per group, each a hand-off to the other
+thread).
 
 ``PYRF_BLOCKS_KERNELS=numpy`` in the environment, or :func:`set_backend`,
 uses numpy even where numba is installed (``PYRF_BLOCKS_KERNELS=numba``
@@ -41,10 +46,15 @@ import numpy as np
 from .backends import BackendChoice, importable
 
 __all__ = ["backend", "set_backend", "window_into", "power_into", "power_extreme_into",
-           "window_fft_extreme_into", "window_fft_extremes_into", "BACKENDS"]
+           "window_fft_extreme_into", "window_fft_extremes_into", "dbm_into", "BACKENDS"]
 
 #: The kernel implementations, preferred first.
 BACKENDS = ("numba", "numpy")
+
+#: The factor of a power ratio's decade in dB, as float32 (numpy's
+#: ``out *= 10`` on float32 levels multiplies by it).
+_TEN = np.float32(10.0)
+_FLOAT32 = np.dtype(np.float32)
 
 _compile_lock = threading.Lock()
 _compiled = None
@@ -143,7 +153,24 @@ def _numba_kernels():
                         return 2
                 return 1
 
-            _compiled = window_rows, power_rows, power_extreme_rows
+            @jit
+            def dbm_rows(power, out, offset, doubled, first, last):
+                # 10·log10(power) + offset, and + doubled over the columns
+                # first to last: each step rounded to float32 as numpy's
+                # log10, *= 10, += offset and += doubled round it.
+                # (Three loops over a row: the sums vectorise apart from
+                # the logarithm's calls, as fast as numpy's three steps;
+                # one loop doing all ran 3% slower.)
+                rows, bins = power.shape
+                for row in range(rows):
+                    for column in range(bins):
+                        out[row, column] = np.log10(power[row, column])
+                    for column in range(bins):
+                        out[row, column] = out[row, column] * _TEN + offset
+                    for column in range(first, last):
+                        out[row, column] += doubled
+
+            _compiled = window_rows, power_rows, power_extreme_rows, dbm_rows
     return _compiled
 
 
@@ -233,7 +260,7 @@ def _fused_kernel():
     global _fused, _fused_group
     if _fused is not None:
         return _fused
-    power_extreme_rows = _numba_kernels()[2]  # (takes the lock itself)
+    _, _, power_extreme_rows, dbm_rows = _numba_kernels()  # (takes the lock itself)
     with _compile_lock:
         if _fused is None:
             from . import fft
@@ -260,32 +287,32 @@ def _fused_kernel():
                 return power_extreme_rows(output, out, largest, start)
 
             @numba.njit(nogil=True, cache=True, boundscheck=False)
-            def window_fft_extremes(chunks, count, values, plan, input, output, rows, found,
-                                    largest):
+            def window_fft_extremes(chunks, count, values, plan, input, output, outs, found,
+                                    largest, calibrate, offset, doubled, first_doubled,
+                                    last_doubled):
                 # window_fft_extreme over the frames of each of the first
-                # ``count`` chunks, batch by batch, into its row of
-                # ``rows``; ``found[k]`` is what the last batch of chunk k
-                # returned (0: stopped at a NaN).
+                # ``count`` chunks, batch by batch, into the row of its
+                # ``(1, bins)`` array in ``outs``, then (with ``calibrate``)
+                # dbm_rows of it; ``found[k]`` is what the last batch of
+                # chunk k returned (0: stopped at a NaN, the row unfinished
+                # and not calibrated).
                 batch, size = input.shape
                 for index in range(count):
                     frames = chunks[index]
+                    held = outs[index]
                     found[index] = 1
                     for first in range(0, frames.shape[0], batch):
                         for row in range(batch):
                             for column in range(size):
                                 input[row, column] = frames[first + row, column] * values[column]
                         execute(plan, input.ctypes.data, output.ctypes.data)
-                        found[index] = power_extreme_rows(output, rows[index], largest,
-                                                          first == 0)
+                        found[index] = power_extreme_rows(output, held[0], largest, first == 0)
                         if not found[index]:
                             break
+                    if calibrate and found[index]:
+                        dbm_rows(held, held, offset, doubled, first_doubled, last_doubled)
 
-            @numba.njit(nogil=True, cache=True, boundscheck=False)
-            def copy_rows(rows, outs, count):
-                for index in range(count):
-                    outs[index][0, :] = rows[index]
-
-            _fused_group = window_fft_extremes, copy_rows
+            _fused_group = window_fft_extremes
             _fused = window_fft_extreme
     return _fused
 
@@ -327,14 +354,16 @@ def _slots(arrays, first):
     return part + (part[0],) * (GROUP_SLOTS - count), count
 
 
-def window_fft_extremes_into(chunks, values, plan, rows, combine):
+def window_fft_extremes_into(chunks, values, plan, outs, combine, calibration=None):
     """
     :func:`window_fft_extreme_into` for several chunks, in one compiled
     call per :data:`GROUP_SLOTS` of them (each releases the GIL once for
     them all): ``chunks`` a sequence of C-contiguous frame arrays of one
     dtype whose rows are whole batches of ``plan``, each chunk's extreme
-    written into its row of the float32 ``rows`` (``(len(chunks),
-    bins)``).  The same bits as the calls one by one.  ``None`` where it
+    written into the row of its C-contiguous float32 ``(1, bins)`` array
+    in the sequence ``outs``, then, with ``calibration`` (the last four
+    arguments of :func:`dbm_into`), turned to dB as :func:`dbm_into`
+    does.  The same bits as the calls one by one.  ``None`` where it
     cannot run (as :func:`window_fft_extreme_into`); else an int8 array:
     what :func:`power_extreme_into` returned for each chunk (0: it met a
     NaN, and that row is to be computed by the caller's other route).
@@ -347,25 +376,43 @@ def window_fft_extremes_into(chunks, values, plan, rows, combine):
     if not largest and combine is not np.minimum:
         raise ValueError(f"window_fft_extremes_into: combine must be numpy.maximum or "
                          f"numpy.minimum, got {combine!r}")
+    calibrate = calibration is not None
+    offset, doubled, first_doubled, last_doubled = calibration or (_TEN, _TEN, 0, 0)
     found = np.empty(len(chunks), np.int8)
-    kernel = _fused_group[0]
     for first in range(0, len(chunks), GROUP_SLOTS):
         part, count = _slots(chunks, first)
-        kernel(part, count, values, plan.raw, plan.input, plan.output, rows[first:],
-               found[first:], largest)
+        held, _ = _slots(outs, first)
+        _fused_group(part, count, values, plan.raw, plan.input, plan.output, held,
+                     found[first:], largest, calibrate, np.float32(offset), np.float32(doubled),
+                     first_doubled, last_doubled)
     return found
 
 
-def copy_rows_into(rows, outs):
+def dbm_into(power, out, offset, doubled=0.0, first=0, last=0):
     """
-    ``outs[k][0] = rows[k]`` for each of the ``(1, bins)`` arrays in the
-    sequence ``outs``, in one compiled call per :data:`GROUP_SLOTS` of them
-    where numba's kernels are in use.
+    ``out = 10·log10(power) + offset``, and ``doubled`` added over the
+    columns ``first`` to ``last`` (exclusive) of the last axis, in one
+    compiled pass: float32 ``power`` and ``out`` of one shape, C-contiguous
+    (``out`` may be ``power``), ``offset`` and ``doubled`` taken as
+    float32.  Each step rounds as numpy's ``log10``, ``*= 10``, ``+=
+    offset`` and ``+= doubled`` on float32 do, with this process's
+    ``log10f`` (not numpy's: the two may differ in the last bit where
+    numpy has its own SIMD logarithm; every calibration of this process
+    takes this one).  A zero power is ``-inf`` without a warning.  Return
+    ``out``, or ``None`` where it cannot run (numpy's kernels in use, or
+    arrays not as said): the caller then takes numpy's steps.
     """
-    if backend() == "numba" and (_fused_group or (_fused_kernel() and _fused_group)):
-        for first in range(0, len(outs), GROUP_SLOTS):
-            part, count = _slots(outs, first)
-            _fused_group[1](rows[first:], part, count)
-        return
-    for index, out in enumerate(outs):
-        out[0] = rows[index]
+    if (backend() != "numba" or power.dtype != _FLOAT32 or out.dtype != _FLOAT32
+            or power.shape != out.shape or not power.flags.c_contiguous
+            or not out.flags.c_contiguous):
+        return None
+    rows = (power, out)
+    if power.ndim != 2:
+        bins = power.shape[-1] if power.ndim else 1
+        rows = (power.reshape(-1, bins), out.reshape(-1, bins))
+    (_compiled or _numba_kernels())[3](*rows, _float32(offset), _float32(doubled), first, last)
+    return out
+
+
+def _float32(value):
+    return value if type(value) is np.float32 else np.float32(value)

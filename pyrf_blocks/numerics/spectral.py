@@ -199,61 +199,49 @@ def calibrated_extreme(frames, window_values, complex_input, combine, out, windo
                         positive=found == 1)
 
 
-_group_scratch = threading.local()
-
-
-def _extremes(calls):
+def _extremes(calls, calibration=None):
     # The extremes of a group of frame_extreme calls (their arguments, in
-    # order) in one compiled call: (rows, found) with each call's row in
-    # ``rows`` (an array of this thread's, used again by its next group),
-    # or None where the calls are not alike enough for it (then each
-    # runs alone).
+    # order) in one compiled call, each written into its call's ``out``
+    # (and calibrated with ``calibration``, kernels.dbm_into's terms):
+    # what kernels.window_fft_extremes_into returns for them, or None
+    # where the calls are not alike enough for it (then each runs alone).
     frames, values, complex_input, combine = calls[0][:4]
     rows, size = frames.shape
     if not complex_input or not frames.flags.c_contiguous:
         return None
     dtype = frames.dtype
     for args in calls:
-        other = args[0]
+        other, out = args[0], args[4]
         if (args[1] is not values or args[3] is not combine or other.shape != frames.shape
-                or other.dtype != dtype or not other.flags.c_contiguous):
+                or other.dtype != dtype or not other.flags.c_contiguous
+                or out.shape != (1, size) or out.dtype != np.float32
+                or not out.flags.c_contiguous):
             return None
     batches = fft.batches(rows, size, True)
     plan = batches[0][1]
     if rows % plan.rows:  # (then the chunk needs more than one plan)
         return None
-    count = len(calls)
-    arrays = _group_scratch.__dict__
-    extremes = arrays.get((count, size))
-    if extremes is None:
-        arrays.clear()
-        extremes = arrays[(count, size)] = np.empty((count, size), np.float32)
-    found = kernels.window_fft_extremes_into([args[0] for args in calls], values, plan,
-                                             extremes, combine)
+    return kernels.window_fft_extremes_into([args[0] for args in calls], values, plan,
+                                            [args[4] for args in calls], combine, calibration)
+
+
+def _group(single, calls, calibration=None):
+    # single.group: a group of calls to frame_extreme or calibrated_extreme
+    # (their arguments, in order) as one compiled call where they are alike
+    # (IQ frames of one shape and layout, one window and combine); the same
+    # bits as the calls one by one.  Their results, in order.  A call whose
+    # frames held a NaN runs alone (numpy's route for it), as do all where
+    # they are not alike.
+    found = _extremes(calls, calibration)
     if found is None:
-        return None
-    return extremes, found
-
-
-def _rows_to_outs(single, calls, rows, found):
-    # Each call's row of a group into the call's own ``out``; a call whose
-    # frames held a NaN (found 0) runs alone, numpy's route for it.
-    outs = [args[4] for args in calls]
-    kernels.copy_rows_into(rows, outs)
+        return [single(*args) for args in calls]
     for index in np.flatnonzero(found == 0):
         single(*calls[index])
-    return outs
+    return [args[4] for args in calls]
 
 
 def _frame_extremes(calls):
-    # frame_extreme.group: a group of calls to it (their arguments, in
-    # order) as one compiled call where they are alike (IQ frames of one
-    # shape and layout, one window and combine); the same bits as the
-    # calls one by one.  Their results, in order.
-    grouped = _extremes(calls)
-    if grouped is None:
-        return [frame_extreme(*args) for args in calls]
-    return _rows_to_outs(frame_extreme, calls, *grouped)
+    return _group(frame_extreme, calls)
 
 
 #: :func:`frame_extreme` for a group of calls (see :mod:`pyrf_blocks.parallel`).
@@ -261,18 +249,16 @@ frame_extreme.group = _frame_extremes
 
 
 def _calibrated_extremes(calls):
-    # calibrated_extreme.group: as _frame_extremes, and the rows are
-    # calibrated together, one logarithm for the group (element-wise: the
-    # same bits as row by row).
+    # calibrated_extreme.group: as frame_extreme's, each row calibrated in
+    # the same compiled call (kernels.dbm_into, as power_to_dbm calibrates
+    # a row alone) where the calls share their calibration.
     terms = calls[0][5:]
     alike = all(isinstance(term, (float, int)) or term is None for term in terms) and all(
         args[5:] == terms for args in calls)
-    grouped = _extremes(calls) if alike else None
-    if grouped is None:
+    if not alike:
         return [calibrated_extreme(*args) for args in calls]
-    rows, found = grouped
-    power_to_dbm(rows, *terms, out=rows, positive=bool((found == 1).all()))
-    return _rows_to_outs(calibrated_extreme, calls, rows, found)
+    bins = calls[0][0].shape[1]
+    return _group(calibrated_extreme, calls, _calibration(bins, *terms))
 
 
 #: :func:`calibrated_extreme` for a group of calls.
@@ -309,18 +295,31 @@ def power_to_dbm(power, window_sum, reference_level, real_fft_size=None, out=Non
         :func:`~pyrf_blocks.numerics.decibels.power_to_db` takes it).
     :return: float32 array of dBm; a bin of zero power is ``-inf`` dBm.
     """
+    if not isinstance(power, np.ndarray) or power.dtype != np.float32:
+        power = np.asarray(power, np.float32)
+    offset, doubled, first, last = _calibration(power.shape[-1] if power.ndim else 1, window_sum,
+                                                reference_level, real_fft_size)
+    if not isinstance(offset, np.ndarray):  # (one level for all: the compiled kernel)
+        into = np.empty(power.shape, np.float32) if out is None else out
+        if kernels.dbm_into(power, into, offset, doubled, first, last) is not None:
+            return into
+    out = power_to_db(power, out=out, positive=positive)
+    out += offset
+    if last > first:
+        out[..., first:last] += doubled
+    return out
+
+
+def _calibration(bins, window_sum, reference_level, real_fft_size=None):
+    # power_to_dbm's terms for rows of ``bins``: (offset, doubled, first,
+    # last), the level ``doubled`` added over the columns first to last.
     try:
         offset, doubled = _dbm_terms(window_sum, reference_level)
     except TypeError:  # (unhashable: an array of levels)
         offset, doubled = _dbm_terms.__wrapped__(window_sum, reference_level)
-    if not isinstance(power, np.ndarray) or power.dtype != np.float32:
-        power = np.asarray(power, np.float32)
-    out = power_to_db(power, out=out, positive=positive)
-    out += offset
-    if real_fft_size is not None:
-        last = real_fft_size // 2 if real_fft_size % 2 == 0 else out.shape[-1]
-        out[..., 1:last] += doubled
-    return out
+    if real_fft_size is None:
+        return offset, doubled, 0, 0
+    return offset, doubled, 1, real_fft_size // 2 if real_fft_size % 2 == 0 else bins
 
 
 @functools.lru_cache(maxsize=256)
