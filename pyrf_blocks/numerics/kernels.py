@@ -51,9 +51,6 @@ __all__ = ["backend", "set_backend", "window_into", "power_into", "power_extreme
 #: The kernel implementations, preferred first.
 BACKENDS = ("numba", "numpy")
 
-#: The factor of a power ratio's decade in dB, as float32 (numpy's
-#: ``out *= 10`` on float32 levels multiplies by it).
-_TEN = np.float32(10.0)
 _FLOAT32 = np.dtype(np.float32)
 
 _compile_lock = threading.Lock()
@@ -153,22 +150,7 @@ def _numba_kernels():
                         return 2
                 return 1
 
-            @jit
-            def dbm_rows(power, out, offset, doubled, first, last):
-                # 10·log10(power) + offset, and + doubled over the columns
-                # first to last: each step rounded to float32 as numpy's
-                # log10, *= 10, += offset and += doubled round it.
-                # (Three loops over a row: the sums vectorise apart from
-                # the logarithm's calls, as fast as numpy's three steps;
-                # one loop doing all ran 3% slower.)
-                rows, bins = power.shape
-                for row in range(rows):
-                    for column in range(bins):
-                        out[row, column] = np.log10(power[row, column])
-                    for column in range(bins):
-                        out[row, column] = out[row, column] * _TEN + offset
-                    for column in range(first, last):
-                        out[row, column] += doubled
+            from .dbm_kernel import dbm_rows
 
             _compiled = window_rows, power_rows, power_extreme_rows, dbm_rows
     return _compiled
@@ -377,7 +359,7 @@ def window_fft_extremes_into(chunks, values, plan, outs, combine, calibration=No
         raise ValueError(f"window_fft_extremes_into: combine must be numpy.maximum or "
                          f"numpy.minimum, got {combine!r}")
     calibrate = calibration is not None
-    offset, doubled, first_doubled, last_doubled = calibration or (_TEN, _TEN, 0, 0)
+    offset, doubled, first_doubled, last_doubled = calibration or (0.0, 0.0, 0, 0)
     found = np.empty(len(chunks), np.int8)
     for first in range(0, len(chunks), GROUP_SLOTS):
         part, count = _slots(chunks, first)
