@@ -9,6 +9,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 from pyrf_blocks.numerics import kernels
@@ -268,8 +270,31 @@ def test_window_fft_extremes_into_is_each_chunk_alone_bit_for_bit(combine):
         kernels.set_backend()
 
 
-def test_dbm_into_is_numpys_steps_in_float32():
-    """dbm_into gives 10·log10, + offset and + doubled over a span of columns as numpy's float32 steps do (to the bit where numpy's log10 is the C library's), -inf for zero without a warning; it declines numpy's kernels and arrays it cannot take."""
+def _steps_apart(a, b):
+    """How many float32 steps lie between the finite float32 arrays a and b."""
+    def ordered(values):
+        bits = values.view(np.int32).astype(np.int64)
+        return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+    return np.abs(ordered(a) - ordered(b))
+
+
+def _exact_levels(power, offset, doubled=0.0, first=0, last=0):
+    """
+    10·log10(power) + offset, + doubled over the columns first to last, in
+    the widest float numpy has here (x87's 80 bits on x86-64 Linux, else
+    float64), rounded to float32: the exact level within float32's reach,
+    also where the level is near 0 dB and float64's own rounding would
+    count.
+    """
+    wide = np.longdouble if np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant else np.float64
+    with np.errstate(divide="ignore", invalid="ignore"):
+        levels = 10 * np.log10(power.astype(wide)) + wide(np.float32(offset))
+    levels[..., first:last] += wide(np.float32(doubled))
+    return levels.astype(np.float32)
+
+
+def test_dbm_into_is_the_float64_level_rounded_to_float32():
+    """dbm_into gives 10·log10, + offset and + doubled over a span of columns within 1 float32 step of the float64 level rounded to float32, -inf for zero without a warning; it declines numpy's kernels and arrays it cannot take."""
     pytest.importorskip("numba")
     kernels.set_backend("numba")
     try:
@@ -278,18 +303,16 @@ def test_dbm_into_is_numpys_steps_in_float32():
                  * np.float32(10.0) ** rng.integers(-12, 6, (3, 1024)).astype(np.float32))
         power[1, 7] = 0
         with np.errstate(divide="ignore"):
-            expected = np.log10(power)
-        expected *= 10.0
-        expected += np.float32(-57.25)
-        expected[:, 1:512] += np.float32(6.0206)
+            expected = 10 * np.log10(power.astype(np.float64)) + np.float64(np.float32(-57.25))
+        expected[:, 1:512] += np.float64(np.float32(6.0206))
+        expected = expected.astype(np.float32)
         out = np.empty_like(power)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert kernels.dbm_into(power, out, -57.25, 6.0206, 1, 512) is out
         assert np.isneginf(out[1, 7])
-        # the C library's log10f and numpy's SIMD one (where numpy has it)
-        # may differ in the last bit: within 1 float32 step of a level
-        assert_allclose(out, expected, rtol=2e-7, atol=2e-5)
+        finite = np.isfinite(expected)
+        assert _steps_apart(out[finite], expected[finite]).max() <= 1
         assert kernels.dbm_into(power, power, -57.25) is power  # (in place)
         assert kernels.dbm_into(power[:, ::2], out[:, ::2], 0.0) is None
         assert kernels.dbm_into(power.astype(np.float64), out, 0.0) is None
@@ -297,6 +320,127 @@ def test_dbm_into_is_numpys_steps_in_float32():
         assert kernels.dbm_into(power, out, 0.0) is None
     finally:
         kernels.set_backend()
+
+
+#: float32 bit patterns at the edges of the logarithm's reduction: the least
+#: subnormal, the largest, the least normal, √½ and √2 each side, 1, the
+#: largest finite, +inf, a NaN, -0 and a negative.
+EDGES = [0x00000001, 0x007FFFFF, 0x00800000, 0x3F3504F3, 0x3F3504F4, 0x3FB504F3, 0x3FB504F4,
+         0x3F800000, 0x7F7FFFFF, 0x7F800000, 0x7FC00000, 0x80000000, 0xBF800000]
+
+
+@settings(max_examples=300, deadline=None)
+@given(bits=st.lists(st.integers(0, 2 ** 32 - 1), min_size=1, max_size=40),
+       offset=st.floats(-300, 300, width=32), doubled=st.floats(0, 20, width=32),
+       span=st.tuples(st.integers(0, 41), st.integers(0, 41)))
+@example(bits=EDGES, offset=-57.25, doubled=6.0206, span=(1, 7))
+def test_dbm_into_is_within_one_step_of_the_exact_level_for_any_float32(bits, offset, doubled,
+                                                                       span):
+    """For any float32 power — normal, subnormal, ±0, ±inf, NaN — dbm_into's level is within 1 float32 step of the exact one, -inf for ±0, NaN for a negative power or NaN, +inf for +inf, without a warning."""
+    pytest.importorskip("numba")
+    power = np.array(bits, np.uint32).view(np.float32).reshape(1, -1)
+    first, last = span
+    kernels.set_backend("numba")
+    try:
+        out = np.empty_like(power)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            kernels.dbm_into(power, out, offset, doubled, first, last)
+    finally:
+        kernels.set_backend()
+    exact = _exact_levels(power, offset, doubled, first, last)
+    positive = (power > 0) & np.isfinite(power)
+    assert _steps_apart(out[positive], exact[positive]).max(initial=0) <= 1
+    assert np.isneginf(out[power == 0]).all()
+    assert np.isnan(out[np.isnan(power) | (power < 0)]).all()
+    assert np.isposinf(out[np.isposinf(power)]).all()
+
+
+_WIDE = np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant
+
+
+@pytest.mark.skipif(not _WIDE, reason="needs a long double wider than float64 for the exact level")
+@settings(max_examples=200, deadline=None)
+@given(bits=st.integers(0x00000009, 0x7F7FFFF6), doubled=st.booleans())
+def test_dbm_into_is_exact_where_the_level_cancels_the_offset(bits, doubled):
+    """Where the offset cancels the level (a result near 0 dB, its float32 steps tiny) dbm_into is still within 1 float32 step of the exact level, or within 5e-16 dB of it below 2e-9 dB (float64's own rounding there): 10·log10(2)·k and the offset add exactly."""
+    pytest.importorskip("numba")
+    power = (np.arange(bits - 8, bits + 9, dtype=np.uint32)).view(np.float32).reshape(1, -1)
+    level = _exact_levels(power[:, 8:9], 0.0)[0, 0]
+    offset, extra = (-level, np.float32(0.0)) if not doubled else (-level / 2, -level / 2)
+    kernels.set_backend("numba")
+    try:
+        out = kernels.dbm_into(power, np.empty_like(power), offset, extra, 0, 17)
+    finally:
+        kernels.set_backend()
+    exact = _exact_levels(power, offset, extra, 0, 17)
+    close = _steps_apart(out, exact) <= 1
+    wide = (10 * np.log10(power.astype(np.longdouble)) + np.longdouble(np.float32(offset))
+            + np.longdouble(np.float32(extra)))
+    tiny = (np.abs(wide) < 2e-9) & (np.abs(out - wide) <= 5e-16)
+    assert (close | tiny).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(bits=st.lists(st.integers(0, 0x7F800000), min_size=2, max_size=40),
+       offset=st.floats(-300, 300, width=32))
+def test_dbm_into_never_decreases_with_the_power(bits, offset):
+    """Greater power never reads a lower level (0 to +inf), so the maximum of levels is the level of the maximum: what fusing a hold with its calibration relies on."""
+    pytest.importorskip("numba")
+    power = np.sort(np.array(bits, np.uint32).view(np.float32)).reshape(1, -1)
+    kernels.set_backend("numba")
+    try:
+        levels = kernels.dbm_into(power, np.empty_like(power), offset)
+        shuffled = power[:, ::-1].copy()
+        peak = kernels.dbm_into(np.maximum.reduce(shuffled, axis=1, keepdims=True),
+                                np.empty((1, 1), np.float32), offset)
+    finally:
+        kernels.set_backend()
+    assert (levels[:, 1:] >= levels[:, :-1]).all()
+    assert peak[0, 0].tobytes() == np.maximum.reduce(levels, axis=1)[0].tobytes()
+
+
+@pytest.mark.parametrize("reference", [0.0, -10.0, 17.5])
+def test_a_full_scale_tone_reads_the_reference_level(kernel_backend, reference):
+    """A full-scale on-bin tone reads the reference level within 1e-5 dB, complex (hann) and real (boxcar, its one-sided bin doubled)."""
+    from pyrf_blocks.numerics.signals import tone_samples
+    from pyrf_blocks.numerics.spectral import power_to_dbm, window_gains
+
+    size = 1024
+    samples = tone_samples(0, size, float(size), 100.0, 1.0)
+    window_sum = window_gains("hann", size)[0] * size
+    spectra = frame_spectra(samples[np.newaxis], window("hann", size, shift=True), True)
+    dbm = power_to_dbm(spectra, window_sum, reference)
+    assert_allclose(dbm[0, size // 2 + 100], reference, atol=1e-5)
+    samples = tone_samples(0, size, float(size), 100.0, 1.0, complex_output=False)
+    spectra = frame_spectra(samples[np.newaxis], window("boxcar", size), False)
+    dbm = power_to_dbm(spectra, float(size), reference, real_fft_size=size)
+    assert_allclose(dbm[0, 100], reference, atol=1e-5)
+
+
+def test_the_calibration_kernel_is_loaded_from_numbas_cache():
+    """A second process loads dbm_into's compiled kernel from numba's cache instead of compiling it again (a second or more)."""
+    pytest.importorskip("numba")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    kernels.set_backend("numba")
+    try:
+        kernels.dbm_into(np.ones((1, 4), np.float32), np.empty((1, 4), np.float32), 0.0)
+    finally:
+        kernels.set_backend()
+    probe = ("import numpy as np\n"
+             "from pyrf_blocks.numerics import kernels\n"
+             "kernels.set_backend('numba')\n"
+             "kernels.dbm_into(np.ones((1, 4), np.float32), np.empty((1, 4), np.float32), 0.0)\n"
+             "stats = kernels._numba_kernels()[3].stats\n"
+             "print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))\n")
+    root = Path(kernels.__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=root, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "0"]
 
 
 @pytest.mark.filterwarnings("error")
