@@ -174,8 +174,14 @@ class HoldOfCalibration(FeederRule):
 
     Proof.  Calibration maps each bin's power ``p`` to ``f(p) = 10·log10(p)
     + c`` (``c`` the bin's constant: reference level, window gain, offset,
-    +6.02 dB on the inner bins of one-sided spectra), computed in float32 by
-    correctly rounded steps, each non-decreasing in its input; so ``f`` is
+    +6.02 dB on the inner bins of one-sided spectra).  With numpy's kernels
+    ``f`` is float32 steps (``log10``, ``*= 10``, ``+= c``), each
+    non-decreasing in its input; with numba's
+    (:mod:`~pyrf_blocks.numerics.dbm_kernel`) it is computed in float64
+    within 3e-16 dB of the exact level and rounded once to float32: the
+    exact levels of adjacent float32 powers are at least 2.5e-7 dB apart,
+    so the float64 levels increase with the power and their rounding never
+    decreases (0 is -inf, +inf is +inf).  Either way ``f`` is
     non-decreasing, and for any ``a`` and ``b``, ``max(f(a), f(b)) =
     f(max(a, b))`` (if ``a >= b`` both sides are ``f(a)``), and the same for
     ``min``.  By induction over the rows of every chunk, the hold of the

@@ -278,6 +278,10 @@ def _steps_apart(a, b):
     return np.abs(ordered(a) - ordered(b))
 
 
+#: Whether numpy's long double is wider than float64 (x87's 80 bits on x86-64 Linux).
+_WIDE = np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant
+
+
 def _exact_levels(power, offset, doubled=0.0, first=0, last=0):
     """
     10·log10(power) + offset, + doubled over the columns first to last, in
@@ -286,7 +290,7 @@ def _exact_levels(power, offset, doubled=0.0, first=0, last=0):
     also where the level is near 0 dB and float64's own rounding would
     count.
     """
-    wide = np.longdouble if np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant else np.float64
+    wide = np.longdouble if _WIDE else np.float64
     with np.errstate(divide="ignore", invalid="ignore"):
         levels = 10 * np.log10(power.astype(wide)) + wide(np.float32(offset))
     levels[..., first:last] += wide(np.float32(doubled))
@@ -354,9 +358,6 @@ def test_dbm_into_is_within_one_step_of_the_exact_level_for_any_float32(bits, of
     assert np.isneginf(out[power == 0]).all()
     assert np.isnan(out[np.isnan(power) | (power < 0)]).all()
     assert np.isposinf(out[np.isposinf(power)]).all()
-
-
-_WIDE = np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant
 
 
 @pytest.mark.skipif(not _WIDE, reason="needs a long double wider than float64 for the exact level")

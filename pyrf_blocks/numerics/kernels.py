@@ -22,12 +22,24 @@ thread).
 uses numpy even where numba is installed (``PYRF_BLOCKS_KERNELS=numba``
 insists on numba: an error where it is missing).
 
+The calibration to dBm (:func:`dbm_into`) is compiled too: its logarithm
+is computed in float64 by :mod:`pyrf_blocks.numerics.dbm_kernel`, which
+LLVM vectorises, and the level rounded once to float32 — within 1 float32
+step of the exact level, where numpy's float32 ``log10``, ``*= 10`` and
+``+= offset`` round three times (the C library's ``log10f``, called per
+element: 6.6–7 ns per element on the 2-core AMD EPYC, against 2.5–3 ns
+compiled; ``benchmarks/calibration.py``).
+
 The two implementations agree within float32 rounding (``re² + im²``
-against numpy's ``hypot`` squared), not bit for bit: one process uses one
-of them throughout, so an optimised graph, a pool and a serial run give
-the same bits, and processes whose outputs are compared bit for bit (a
-split graph and one reactor, a replay on Dask and serially) need the same
-kernels — the same installation, or the same setting.
+against numpy's ``hypot`` squared; the compiled levels against numpy's
+three roundings, which are up to thousands of float32 steps off where a
+level is near 0 dB, a few millionths of a dB), not bit for bit: one
+process uses one of them throughout, so an optimised graph, a pool and a
+serial run give the same bits, and processes whose outputs are compared
+bit for bit (a split graph and one reactor, a replay on Dask and
+serially) need the same kernels — the same installation, or the same
+setting.  (The compiled levels are the same bits on any processor: IEEE
+additions, multiplications and a division, no fused multiply-add.)
 
 numba's kernels and a Qt window share a process safely.  They were
 opt-in for a while because a script that ran them and then showed a
@@ -376,13 +388,16 @@ def dbm_into(power, out, offset, doubled=0.0, first=0, last=0):
     columns ``first`` to ``last`` (exclusive) of the last axis, in one
     compiled pass: float32 ``power`` and ``out`` of one shape, C-contiguous
     (``out`` may be ``power``), ``offset`` and ``doubled`` taken as
-    float32.  Each step rounds as numpy's ``log10``, ``*= 10``, ``+=
-    offset`` and ``+= doubled`` on float32 do, with this process's
-    ``log10f`` (not numpy's: the two may differ in the last bit where
-    numpy has its own SIMD logarithm; every calibration of this process
-    takes this one).  A zero power is ``-inf`` without a warning.  Return
-    ``out``, or ``None`` where it cannot run (numpy's kernels in use, or
-    arrays not as said): the caller then takes numpy's steps.
+    float32.  The level is computed in float64 and rounded once to float32
+    (:mod:`~pyrf_blocks.numerics.dbm_kernel`): within 1 float32 step of
+    the exact level rounded to float32 (and within 5e-16 dB of it where the
+    level is within 2e-9 dB of 0 dB, its float32 steps finer than float64's
+    rounding); never lower for a greater power.  Every calibration of this
+    process with numba's kernels takes it.  A zero power is ``-inf``
+    without a warning, a negative power or NaN is NaN, ``+inf`` is
+    ``+inf``.  Return ``out``, or ``None`` where it cannot run (numpy's
+    kernels in use, or arrays not as said): the caller then takes numpy's
+    steps.
     """
     if (backend() != "numba" or power.dtype != _FLOAT32 or out.dtype != _FLOAT32
             or power.shape != out.shape or not power.flags.c_contiguous
