@@ -27,8 +27,9 @@ is computed in float64 by :mod:`pyrf_blocks.numerics.dbm_kernel`, which
 LLVM vectorises, and the level rounded once to float32 — within 1 float32
 step of the exact level, where numpy's float32 ``log10``, ``*= 10`` and
 ``+= offset`` round three times (the C library's ``log10f``, called per
-element: 6.6–7 ns per element on the 2-core AMD EPYC, against 2.5–3 ns
-compiled; ``benchmarks/calibration.py``).
+element: 6.8–6.9 ns per element with the three steps on the 2-core AMD
+EPYC, against 2.55 ns compiled, on 64×1024 powers;
+``benchmarks/calibration.py``).
 
 The two implementations agree within float32 rounding (``re² + im²``
 against numpy's ``hypot`` squared; the compiled levels against numpy's
