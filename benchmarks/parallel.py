@@ -274,7 +274,8 @@ def kernel_check(tasks):
         found["two_threads"].append(threads(2))
         found["two_processes"].append(processes(2))
     print(json.dumps({name: [statistics.median(rate for rate, _ in runs),
-                             statistics.median(cpu for _, cpu in runs)]
+                             statistics.median(cpu for _, cpu in runs),
+                             [rate for rate, _ in runs]]
                       for name, runs in found.items()}))
 
 
@@ -310,6 +311,11 @@ def _together(workers, chunks, env):
     return {"mode": "bound", "msa": samples / span / 1e6, "msa_per_cpu": samples / cpu / 1e6,
             "reactor_us": sum(r["reactor_us"] * r["chunks"] for r in found) / chunks_done,
             "pool_us": 0.0, "reactor_switches": sum(r["reactor_switches"] for r in found)}
+
+
+def _spread(figures):
+    """The lowest and highest of a GIL-free check's samples (tasks per second)."""
+    return f"{min(figures[2]):.0f}-{max(figures[2]):.0f}"
 
 
 def _chunks_for(seconds, env):
@@ -422,7 +428,8 @@ def main():
     print(f"GIL-free check, the FFT task of a chunk: 1 thread {one[0]:.0f} tasks/s "
           f"({one[1]:.0f} us CPU each); 2 threads at once {two_threads[0] / one[0]:.2f}x that "
           f"({two_threads[1]:.0f} us); 2 processes at once {two_processes[0] / one[0]:.2f}x "
-          f"({two_processes[1]:.0f} us)")
+          f"({two_processes[1]:.0f} us); each the median of 3 samples, which spread "
+          f"{_spread(one)}, {_spread(two_threads)} and {_spread(two_processes)} tasks/s")
     if args.bound:
         bound = statistics.median(r["msa"] for r in results["bound"])
         threads = statistics.median(r["msa"] for r in results["threads"])
