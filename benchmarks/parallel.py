@@ -274,7 +274,8 @@ def kernel_check(tasks):
         found["two_threads"].append(threads(2))
         found["two_processes"].append(processes(2))
     print(json.dumps({name: [statistics.median(rate for rate, _ in runs),
-                             statistics.median(cpu for _, cpu in runs)]
+                             statistics.median(cpu for _, cpu in runs),
+                             [rate for rate, _ in runs]]
                       for name, runs in found.items()}))
 
 
@@ -312,10 +313,32 @@ def _together(workers, chunks, env):
             "pool_us": 0.0, "reactor_switches": sum(r["reactor_switches"] for r in found)}
 
 
+def _spread(figures):
+    """The lowest and highest of a GIL-free check's samples (tasks per second)."""
+    return f"{min(figures[2]):.0f}-{max(figures[2]):.0f}"
+
+
+def _chunks_for(seconds, env):
+    """
+    How many chunks the serial chain runs in about ``seconds`` on this
+    machine, from a short serial measurement in a fresh process (a multiple
+    of 8, at least 16).  The runs then last long enough that starting and
+    ending a graph (a few milliseconds, the same for every mode) weighs
+    little on the parallel one, the shortest.
+    """
+    output = subprocess.run(
+        [sys.executable, __file__, "--measure", "serial", "1", "256", "1", "alone", "own"],
+        check=True, capture_output=True, text=True, env=env).stdout
+    rate = json.loads(output.strip().splitlines()[-1])["msa"] * 1e6
+    return max(16, int(seconds * rate / CHUNK) // 8 * 8)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=2.0,
-                        help="approximate seconds per measurement")
+                        help="approximate seconds of each serial measurement (the chunk "
+                        "count is set from a short serial run first; the parallel runs "
+                        "take the same chunks)")
     parser.add_argument("--trials", type=int, default=5, help="measurements per configuration")
     parser.add_argument("--workers", type=int, default=2, help="threads (or processes)")
     parser.add_argument("--batch", type=int, default=8,
@@ -340,10 +363,10 @@ def main():
     if args.kernel_check:
         kernel_check(args.kernel_check)
         return
-    chunks = max(16, int(args.seconds * 150e6 / CHUNK) // 8 * 8)
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    chunks = _chunks_for(args.seconds, env)
     modes = ["serial", "threads"] + (["processes", "processes_shm"] if args.processes else [])
     results = {mode: [] for mode in modes}
-    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     if args.bound:
         modes.append("bound")
         results["bound"] = []
@@ -405,7 +428,8 @@ def main():
     print(f"GIL-free check, the FFT task of a chunk: 1 thread {one[0]:.0f} tasks/s "
           f"({one[1]:.0f} us CPU each); 2 threads at once {two_threads[0] / one[0]:.2f}x that "
           f"({two_threads[1]:.0f} us); 2 processes at once {two_processes[0] / one[0]:.2f}x "
-          f"({two_processes[1]:.0f} us)")
+          f"({two_processes[1]:.0f} us); each the median of 3 samples, which spread "
+          f"{_spread(one)}, {_spread(two_threads)} and {_spread(two_processes)} tasks/s")
     if args.bound:
         bound = statistics.median(r["msa"] for r in results["bound"])
         threads = statistics.median(r["msa"] for r in results["threads"])
