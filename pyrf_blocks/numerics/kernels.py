@@ -108,62 +108,8 @@ def _numba_kernels():
         return _compiled
     with _compile_lock:
         if _compiled is None:
-            import numba
-
-            jit = numba.njit(nogil=True, cache=True, boundscheck=False)
-
-            @jit
-            def window_rows(frames, values, out):
-                rows, size = frames.shape
-                for row in range(rows):
-                    for column in range(size):
-                        out[row, column] = frames[row, column] * values[column]
-
-            @jit
-            def power_rows(spectra, out):
-                rows, bins = spectra.shape
-                for row in range(rows):
-                    for column in range(bins):
-                        value = spectra[row, column]
-                        out[row, column] = value.real * value.real + value.imag * value.imag
-
-            @jit
-            def power_extreme_rows(spectra, out, largest, start):
-                # |X|² of each element, combined per column into ``out``
-                # (started afresh with ``start``).  0 when a power was NaN
-                # (the caller then takes numpy's route, whose NaN is the
-                # one to give), else 2 when an extreme is 0, else 1.
-                rows, bins = spectra.shape
-                nan = False
-                first = 0
-                if start:
-                    for column in range(bins):
-                        value = spectra[0, column]
-                        power = value.real * value.real + value.imag * value.imag
-                        nan |= power != power
-                        out[column] = power
-                    first = 1
-                for row in range(first, rows):
-                    for column in range(bins):
-                        value = spectra[row, column]
-                        power = value.real * value.real + value.imag * value.imag
-                        nan |= power != power
-                        # np.maximum/np.minimum of two scalars, not ``if
-                        # power > out[column]: out[column] = power``: LLVM
-                        # makes that a masked store, which costs about 3×
-                        # the whole loop on AMD's Zen (the same bits: powers
-                        # are never -0, and a NaN sends the caller down
-                        # numpy's route).
-                        out[column] = (np.maximum(out[column], power) if largest
-                                       else np.minimum(out[column], power))
-                if nan:
-                    return 0
-                for column in range(bins):
-                    if out[column] == 0:
-                        return 2
-                return 1
-
             from .dbm_kernel import dbm_rows
+            from .numba_kernels import power_extreme_rows, power_rows, window_rows
 
             _compiled = window_rows, power_rows, power_extreme_rows, dbm_rows
     return _compiled
@@ -247,68 +193,22 @@ _fused_group = None
 
 
 def _fused_kernel():
-    # window, FFT, |X|² and extreme in one compiled call: FFTW's
-    # fftwf_execute_dft called from the kernel (its library made known to
-    # LLVM first, so the cached machine code links to it too).  None where
-    # the library cannot be found.  (It makes window_fft_extremes_into's
-    # kernels too.)
+    # window, FFT, |X|² and extreme in one compiled call
+    # (pyrf_blocks.numerics.fftw_kernels), and its kernel for a group:
+    # False where FFTW's library cannot be found.
     global _fused, _fused_group
     if _fused is not None:
         return _fused
-    _, _, power_extreme_rows, dbm_rows = _numba_kernels()  # (takes the lock itself)
+    _numba_kernels()  # (takes the lock itself)
     with _compile_lock:
         if _fused is None:
-            from . import fft
-
-            path = fft.library_path()
-            if path is None:
+            try:
+                from . import fftw_kernels
+            except ImportError:  # (no FFTW library to call)
                 _fused = False
                 return _fused
-            import llvmlite.binding
-            import numba
-            from numba import types
-
-            llvmlite.binding.load_library_permanently(path)
-            execute = types.ExternalFunction(
-                "fftwf_execute_dft", types.void(types.uintp, types.uintp, types.uintp))
-
-            @numba.njit(nogil=True, cache=True, boundscheck=False)
-            def window_fft_extreme(frames, values, plan, input, output, out, largest, start):
-                rows, size = frames.shape
-                for row in range(rows):
-                    for column in range(size):
-                        input[row, column] = frames[row, column] * values[column]
-                execute(plan, input.ctypes.data, output.ctypes.data)
-                return power_extreme_rows(output, out, largest, start)
-
-            @numba.njit(nogil=True, cache=True, boundscheck=False)
-            def window_fft_extremes(chunks, count, values, plan, input, output, outs, found,
-                                    largest, calibrate, offset, doubled, first_doubled,
-                                    last_doubled):
-                # window_fft_extreme over the frames of each of the first
-                # ``count`` chunks, batch by batch, into the row of its
-                # ``(1, bins)`` array in ``outs``, then (with ``calibrate``)
-                # dbm_rows of it; ``found[k]`` is what the last batch of
-                # chunk k returned (0: stopped at a NaN, the row unfinished
-                # and not calibrated).
-                batch, size = input.shape
-                for index in range(count):
-                    frames = chunks[index]
-                    held = outs[index]
-                    found[index] = 1
-                    for first in range(0, frames.shape[0], batch):
-                        for row in range(batch):
-                            for column in range(size):
-                                input[row, column] = frames[first + row, column] * values[column]
-                        execute(plan, input.ctypes.data, output.ctypes.data)
-                        found[index] = power_extreme_rows(output, held[0], largest, first == 0)
-                        if not found[index]:
-                            break
-                    if calibrate and found[index]:
-                        dbm_rows(held, held, offset, doubled, first_doubled, last_doubled)
-
-            _fused_group = window_fft_extremes
-            _fused = window_fft_extreme
+            _fused_group = fftw_kernels.window_fft_extremes
+            _fused = fftw_kernels.window_fft_extreme
     return _fused
 
 
