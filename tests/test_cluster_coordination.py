@@ -265,6 +265,17 @@ async def settle(advance, steps=20, step=0.1):
         await advance(step)
 
 
+async def settle_until(advance, condition, steps=20, step=0.1):
+    """
+    :func:`settle` that stops once ``condition()`` holds (on etcd, seconds
+    of real time); the caller's assertions still decide.
+    """
+    for _ in range(steps):
+        if condition():
+            return
+        await advance(step)
+
+
 @backends
 def test_manager_spreads_computations_and_moves_only_what_must_move(backend, etcd):
     """First worker takes all; a second takes half; a dead one's share goes to the others."""
@@ -275,10 +286,10 @@ def test_manager_spreads_computations_and_moves_only_what_must_move(backend, etc
         manager = Manager(store, clock, "m1", computations, ttl=2, prefix=prefix)
         await manager.start()
         await cluster.join("w1")
-        await settle(advance)
+        await settle_until(advance, lambda: len(cluster.layout()) == len(computations))
         first = dict(cluster.layout())
         await cluster.join("w2")
-        await settle(advance)
+        await settle_until(advance, lambda: list(cluster.layout().values()).count("w2") == 3)
         second = dict(cluster.layout())
         # w1 dies: its lease is no longer renewed.
         cluster.members["w1"].lease._stop_loop()
@@ -376,14 +387,14 @@ def test_a_paused_owner_is_fenced_after_takeover(backend, etcd):
         manager = Manager(store, clock, "m", {"c": {}}, ttl=2, prefix=prefix)
         await manager.start()
         paused = await cluster.join("w1")
-        await settle(advance)
+        await settle_until(advance, lambda: "c" in cluster.owned["w1"])
         old_revision = cluster.owned["w1"]["c"]
         fence.admit("c", old_revision)
         paused.lease._stop_loop()  # SIGSTOP: no heartbeats, no events handled
         paused._stopping = True
         paused._follower.stop()
         await cluster.join("w2")
-        await settle(advance, steps=40)
+        await settle_until(advance, lambda: "c" in cluster.owned["w2"], steps=40)
         new_revision = cluster.owned["w2"].get("c")
         fence.admit("c", new_revision)  # the new owner warms up and writes
         try:

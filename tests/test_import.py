@@ -55,3 +55,13 @@ def test_import_pyrf_blocks_does_not_load_the_pipeline_parser():
                          cwd=ROOT, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == []
+
+
+def test_the_default_window_option_is_not_computed_when_parsing():
+    """--window's default is not checked by computing it: parsing a command line loads no scipy."""
+    assert loaded_after("import argparse\n"
+                        "from pyrf_blocks import defaults\n"
+                        "from pyrf_blocks.commands.options import add_window_argument\n"
+                        "parser = argparse.ArgumentParser()\n"
+                        "add_window_argument(parser)\n"
+                        "assert parser.parse_args([]).window == defaults.WINDOW\n") == []

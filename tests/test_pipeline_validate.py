@@ -341,6 +341,26 @@ def test_file_level_mistakes(text, where, start):
     assert found[0][2].startswith(start), found
 
 
+def test_nesting_is_refused_at_one_depth_wherever_the_loader_is_called():
+    """Nesting up to MAX_DEPTH is read; one level more is refused, also from a deep stack."""
+    from pyrf_blocks.pipeline.loader import MAX_DEPTH, load_document
+
+    def nested(depth):  # the top-level mapping is the first level
+        return "blocks: " + "[" * (depth - 1) + "]" * (depth - 1) + "\n"
+
+    def from_a_deep_stack(frames, text):
+        if frames:
+            return from_a_deep_stack(frames - 1, text)
+        return load_document(text)
+
+    assert load_document(nested(MAX_DEPTH)).data["blocks"]
+    assert from_a_deep_stack(600, nested(MAX_DEPTH)).data["blocks"]
+    with pytest.raises(PipelineError) as caught:
+        load_document(nested(MAX_DEPTH + 1))
+    assert [p.message for p in caught.value.problems] == [
+        "the file nests too deeply to be a pipeline"]
+
+
 @pytest.mark.parametrize("process, message", [
     ("{url: 'http://h:8750', token: s3cret}", "a literal token may not be written"),
     ("{url: 'ftp://h'}", "url: 'ftp://h' is not an http:// or https:// URL"),

@@ -177,12 +177,29 @@ def token_from(args):
     return args.token or os.environ.get(TOKEN_VARIABLE) or None
 
 
+class _WindowOption(argparse.Action):
+    """
+    ``--window NAME``, checked by :func:`window_name` when it is given.
+
+    Not as ``type=``: argparse passes a string default through ``type`` as
+    well, and checking the default window imports scipy.signal (1.2 s on
+    the 2-core machine) in every run, one that needs no window (``view`` of
+    a worker's spectrum) or stops at a mistyped option included.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        try:
+            setattr(namespace, self.dest, window_name(values))
+        except argparse.ArgumentTypeError as error:
+            raise argparse.ArgumentError(self, str(error)) from None
+
+
 def add_window_argument(parser):
     """
     ``--window``, with the one default of :data:`pyrf_blocks.defaults.WINDOW`.
     """
     from .. import defaults
-    parser.add_argument("--window", type=window_name, default=defaults.WINDOW,
+    parser.add_argument("--window", action=_WindowOption, default=defaults.WINDOW,
                         help=f"FFT window, any scipy.signal.get_window name, with its "
                              "parameters after colons for those that take some "
                              f"(kaiser:8.6) (default {defaults.WINDOW}: tones between "
