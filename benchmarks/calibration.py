@@ -9,8 +9,9 @@ numpy's steps are what calibration does without numba's kernels:
 ``np.log10(power, out=out)`` (float32: the C library's ``log10f``, once
 per element), ``out *= 10``, ``out += offset`` and ``out[:, 1:512] +=
 doubled`` (a real input's one-sided spectrum).  Both calibrate the same
-powers (noise at levels from -120 to +50 dB) into an array of their own,
-for a (64, 1024) batch (the spectra of 64 Ki samples) and a (1, 1024)
+powers (noise at levels from -120 to +50 dB) into an array of their own
+(the kernel also in place, as a fused calibration calls it, after copying
+the powers in), for a (64, 1024) batch (the spectra of 64 Ki samples) and a (1, 1024)
 row (a held row), each call timed in a loop of about ``--seconds``; the
 figure is the median over ``--trials`` loops of nanoseconds per element,
 with the spread (least to most), one core, wall time (run it alone:
@@ -54,6 +55,13 @@ def numpy_steps(power, out):
 
 def compiled(power, out):
     kernels.dbm_into(power, out, OFFSET, DOUBLED, FIRST, LAST)
+
+
+def compiled_in_place(power, out):
+    # (as every fused calibration calls it: the powers' array is the
+    # levels'; the powers copied in first, which the figure includes)
+    np.copyto(out, power)
+    kernels.dbm_into(out, out, OFFSET, DOUBLED, FIRST, LAST)
 
 
 def check(power):
@@ -100,7 +108,8 @@ def main():
         check(power)
         # The two interleaved, trial by trial, so that a change of the
         # machine's speed strikes both.
-        functions = {"numpy": numpy_steps, "compiled": compiled}
+        functions = {"numpy": numpy_steps, "compiled": compiled,
+                     "in_place": compiled_in_place}
         calls = {name: calls_in(function, power, args.seconds)
                  for name, function in functions.items()}
         timings = {name: [] for name in functions}
@@ -115,7 +124,8 @@ def main():
         plain, fast = results[rows]["numpy"], results[rows]["compiled"]
         print(f"  ({rows}, 1024): numpy's steps {plain[0]:.2f} [{plain[1]:.2f}-{plain[2]:.2f}], "
               f"dbm_into {fast[0]:.2f} [{fast[1]:.2f}-{fast[2]:.2f}], "
-              f"ratio {plain[0] / fast[0]:.2f}x")
+              f"ratio {plain[0] / fast[0]:.2f}x; in place, after a copy of the powers "
+              f"{results[rows]['in_place'][0]:.2f}")
     plain, fast = results[64]["numpy"], results[64]["compiled"]
     print(f"headline: dbm_into on (64, 1024) float32 powers {fast[0]:.2f} ns per element, "
           f"{plain[0] / fast[0]:.2f}x numpy's log10, *=, += steps ({plain[0]:.2f} ns)")

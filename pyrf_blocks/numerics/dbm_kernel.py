@@ -131,9 +131,16 @@ def dbm_rows(power, out, offset, doubled, first, last):
     rows, bins = power.shape
     plain = np.float64(offset)
     raised = plain + np.float64(doubled)  # (exact unless 2**29 apart in size)
+    # Each row's levels go to a row of their own, then into ``out``: where
+    # ``out`` is ``power`` (a calibration in place, as every fused one is)
+    # LLVM's check that the two do not overlap fails and it runs the loop
+    # unvectorised, 8.4 against 2.7 ns per element.
+    levels = np.empty(bins, np.float32)
     for row in range(rows):
         # One loop, the offset chosen per column: it ran faster than a
         # loop per span of columns.
         for column in range(bins):
-            out[row, column] = level(power[row, column],
-                                     raised if first <= column < last else plain)
+            levels[column] = level(power[row, column],
+                                   raised if first <= column < last else plain)
+        for column in range(bins):
+            out[row, column] = levels[column]
