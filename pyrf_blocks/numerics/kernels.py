@@ -181,10 +181,7 @@ def power_extreme_into(spectra, out, combine, start=True):
     """
     if backend() != "numba":
         return 0
-    largest = combine is np.maximum
-    if not largest and combine is not np.minimum:
-        raise ValueError(f"power_extreme_into: combine must be numpy.maximum or numpy.minimum, "
-                         f"got {combine!r}")
+    largest = _largest(combine, "power_extreme_into")
     return _numba_kernels()[2](spectra, out, largest, start)
 
 
@@ -199,7 +196,6 @@ def _fused_kernel():
     global _fused, _fused_group
     if _fused is not None:
         return _fused
-    _numba_kernels()  # (takes the lock itself)
     with _compile_lock:
         if _fused is None:
             try:
@@ -227,10 +223,7 @@ def window_fft_extreme_into(frames, values, plan, out, combine, start=True):
     kernel = _fused or _fused_kernel()
     if not kernel:
         return None
-    largest = combine is np.maximum
-    if not largest and combine is not np.minimum:
-        raise ValueError(f"window_fft_extreme_into: combine must be numpy.maximum or "
-                         f"numpy.minimum, got {combine!r}")
+    largest = _largest(combine, "window_fft_extreme_into")
     return kernel(frames, values, plan.raw, plan.input, plan.output, out, largest, start)
 
 
@@ -267,10 +260,7 @@ def window_fft_extremes_into(chunks, values, plan, outs, combine, calibration=No
         return None
     if not (_fused or _fused_kernel()):
         return None
-    largest = combine is np.maximum
-    if not largest and combine is not np.minimum:
-        raise ValueError(f"window_fft_extremes_into: combine must be numpy.maximum or "
-                         f"numpy.minimum, got {combine!r}")
+    largest = _largest(combine, "window_fft_extremes_into")
     calibrate = calibration is not None
     offset, doubled, first_doubled, last_doubled = calibration or (0.0, 0.0, 0, 0)
     found = np.empty(len(chunks), np.int8)
@@ -278,7 +268,7 @@ def window_fft_extremes_into(chunks, values, plan, outs, combine, calibration=No
         part, count = _slots(chunks, first)
         held, _ = _slots(outs, first)
         _fused_group(part, count, values, plan.raw, plan.input, plan.output, held,
-                     found[first:], largest, calibrate, np.float32(offset), np.float32(doubled),
+                     found[first:], largest, calibrate, _float32(offset), _float32(doubled),
                      first_doubled, last_doubled)
     return found
 
@@ -310,6 +300,17 @@ def dbm_into(power, out, offset, doubled=0.0, first=0, last=0):
         rows = (power.reshape(-1, bins), out.reshape(-1, bins))
     (_compiled or _numba_kernels())[3](*rows, _float32(offset), _float32(doubled), first, last)
     return out
+
+
+def _largest(combine, caller):
+    # True for numpy.maximum, False for numpy.minimum: the flag the
+    # compiled extremes take.
+    if combine is np.maximum:
+        return True
+    if combine is np.minimum:
+        return False
+    raise ValueError(f"{caller}: combine must be numpy.maximum or numpy.minimum, "
+                     f"got {combine!r}")
 
 
 def _float32(value):
