@@ -53,9 +53,26 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 from twisted.python.failure import Failure
 
-__all__ = ["ThreadPool", "ProcessPool", "Mailbox"]
+__all__ = ["ThreadPool", "ProcessPool", "Mailbox", "MAX_WORKERS"]
 
 _PENDING = object()
+
+#: Most threads or processes a pool may have: more than the cores of any
+#: machine it is meant for (compute beyond the cores only takes turns),
+#: few enough that a mistyped count is refused at once rather than starting
+#: threads until the system has no more to give (100 000 threads took half
+#: a minute to fail, measured).
+MAX_WORKERS = 1024
+
+
+def _check_sizes(pool, workers, batch):
+    # The counts every pool takes, checked alike.
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"{pool}: workers must be a positive integer, got {workers!r}")
+    if workers > MAX_WORKERS:
+        raise ValueError(f"{pool}: workers must be at most {MAX_WORKERS}, got {workers!r}")
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise ValueError(f"{pool}: batch must be a positive integer, got {batch!r}")
 
 
 class ThreadPool:
@@ -93,10 +110,7 @@ class ThreadPool:
     caller_runs = False
 
     def __init__(self, workers=2, depth=None, batch=1, caller_runs=False):
-        if not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"ThreadPool: workers must be a positive integer, got {workers!r}")
-        if not isinstance(batch, int) or batch < 1:
-            raise ValueError(f"ThreadPool: batch must be a positive integer, got {batch!r}")
+        _check_sizes("ThreadPool", workers, batch)
         self.workers = workers
         self.batch = batch
         self.depth = depth or 4 * workers * batch
@@ -127,15 +141,27 @@ class ThreadPool:
         with self._wake:
             if self._closing:
                 raise RuntimeError(f"{self!r} is closed")
+            if not self._threads:
+                self._start_threads()
             self._tasks.append((function, args, deliver))
             if self._sleeping:
                 self._wake.notify()
-            if not self._threads:
-                for index in range(self.threads):
-                    thread = threading.Thread(target=self._work, daemon=True,
-                                              name=f"pyrf-compute_{index}")
-                    thread.start()
-                    self._threads.append(thread)
+
+    def _start_threads(self):
+        # (with self._wake held) The pool's threads, all or none: where the
+        # system refuses one, those started end and the pool is closed.
+        for index in range(self.threads):
+            thread = threading.Thread(target=self._work, daemon=True,
+                                      name=f"pyrf-compute_{index}")
+            try:
+                thread.start()
+            except RuntimeError as error:  # ("can't start new thread")
+                self._closing = True
+                self._wake.notify_all()
+                raise RuntimeError(f"{self!r}: the system refused thread {index + 1} of "
+                                   f"{self.threads} ({error}); give the pool fewer "
+                                   "workers") from None
+            self._threads.append(thread)
 
     def _work(self):
         tasks, wake = self._tasks, self._wake
@@ -359,10 +385,7 @@ class ProcessPool(ThreadPool):
     kind = "process"
 
     def __init__(self, workers=2, depth=None, batch=8, directory=None):
-        if not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"ProcessPool: workers must be a positive integer, got {workers!r}")
-        if not isinstance(batch, int) or batch < 1:
-            raise ValueError(f"ProcessPool: batch must be a positive integer, got {batch!r}")
+        _check_sizes("ProcessPool", workers, batch)
         self.workers = workers
         self.batch = batch
         self.depth = depth or 4 * workers * batch

@@ -18,7 +18,7 @@ from numpy.testing import assert_array_equal
 from pyrf_blocks import Graph, calibrate_block, collector, fft_block
 from pyrf_blocks.block import Block
 from pyrf_blocks.interfaces import ISampleProducer
-from pyrf_blocks.parallel import ProcessPool, ThreadPool
+from pyrf_blocks.parallel import MAX_WORKERS, ProcessPool, ThreadPool
 from pyrf_blocks.testing import array_source
 
 RATE = 1.024e6
@@ -431,6 +431,46 @@ def test_batch_must_be_a_positive_integer():
     for bad in (0, 1.5, -2):
         with pytest.raises(ValueError, match=f"batch must be a positive integer, got {bad!r}"):
             ThreadPool(2, batch=bad)
+
+
+def test_workers_are_bounded_so_a_mistyped_count_is_refused_at_once():
+    """ThreadPool and ProcessPool refuse more than MAX_WORKERS workers (and 0, 1.5, True) naming the value, before making anything."""
+    before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    for pool in (ThreadPool, ProcessPool):
+        with pytest.raises(ValueError, match=f"{pool.__name__}: workers must be at most "
+                                             f"{MAX_WORKERS}, got {MAX_WORKERS + 1}"):
+            pool(MAX_WORKERS + 1)
+        for bad in (0, 1.5, True):
+            with pytest.raises(ValueError, match=f"workers must be a positive integer, "
+                                                 f"got {bad!r}"):
+                pool(bad)
+    if os.path.isdir("/dev/shm"):
+        assert set(os.listdir("/dev/shm")) == before  # (no segment folder made)
+    assert ThreadPool(MAX_WORKERS).workers == MAX_WORKERS
+
+
+def test_a_thread_the_system_refuses_closes_the_pool_with_a_clear_error(monkeypatch):
+    """When starting the pool's third thread fails, send raises one clear error, the two started end, and nothing is left queued."""
+    real_start, started = threading.Thread.start, []
+
+    def start(thread):
+        if thread.name.startswith("pyrf-compute_") and len(started) == 2:
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+        started.append(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    pool = ThreadPool(4)
+    with pytest.raises(RuntimeError, match=r"the system refused thread 3 of 4 \(can't start "
+                                           r"new thread\); give the pool fewer workers"):
+        pool.send(len, ((),), lambda ok, value: None)
+    for thread in started:
+        thread.join(10)
+        assert not thread.is_alive()
+    assert not pool._tasks
+    with pytest.raises(RuntimeError, match="is closed"):
+        pool.send(len, ((),), lambda ok, value: None)
+    pool.close()
 
 
 def test_a_process_pool_given_to_one_block_gives_the_serial_output():

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -348,3 +349,24 @@ def test_run_threads_puts_the_compute_on_a_pool_with_the_serial_output(tmp_path,
     with pytest.raises(SystemExit):
         main(["run", path, "--threads", "0"])
     assert "--threads: '0' must be at least 1" in capsys.readouterr().err
+
+
+def test_run_refuses_more_threads_than_a_pool_takes_at_once(tmp_path, capsys):
+    """run --threads 100000 is refused by the argument's check, in one line, before any thread starts (it took half a minute to fail, starting threads); the bound is the pools' own."""
+    from pyrf_blocks.commands.run import MAX_THREADS
+    from pyrf_blocks.parallel import MAX_WORKERS
+
+    assert MAX_THREADS == MAX_WORKERS
+    path = write(tmp_path, """\
+        version: 1
+        blocks:
+          iq: {type: simulated_instrument, params: {count: 2, paced: false}}
+          out: {type: collector, inputs: [iq]}
+        """)
+    threads = threading.active_count()
+    for count in ("100000", str(MAX_WORKERS + 1)):
+        with pytest.raises(SystemExit) as exited:
+            main(["run", path, "--threads", count])
+        assert exited.value.code == 2
+        assert f"--threads: '{count}' must be at most {MAX_WORKERS}" in capsys.readouterr().err
+    assert threading.active_count() == threads

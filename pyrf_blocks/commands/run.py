@@ -31,9 +31,24 @@ dashed cluster), and runs nothing.  The graph is optimised before it runs
 (:mod:`pyrf_blocks.optimise`) unless --no-optimise.
 """
 
+import argparse
 import sys
 
 from .options import add_mqtt_arguments, duration, log_warnings_to_stderr, positive_int
+
+#: Most threads --threads gives (:data:`pyrf_blocks.parallel.MAX_WORKERS`,
+#: written out so that --help does not import the pools).
+MAX_THREADS = 1024
+
+
+def thread_count(text):
+    """
+    ``--threads``: a whole number from 1 to :data:`MAX_THREADS`.
+    """
+    value = positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at most {MAX_THREADS}")
+    return value
 
 #: Calls of a block the pool of ``--threads`` runs as one task
 #: (``ThreadPool(batch=)``): the output is the same whatever it is.
@@ -52,9 +67,10 @@ def add_arguments(parser):
                              "run nothing")
     parser.add_argument("--no-optimise", dest="optimise", action="store_false",
                         help="run the graph as written, without chain optimisation")
-    parser.add_argument("--threads", type=positive_int, metavar="N",
+    parser.add_argument("--threads", type=thread_count, metavar="N",
                         help="run the compute of the blocks that can use a pool (FFT, "
-                             "calibration) on N threads, the event loop's one of them; "
+                             f"calibration) on N threads (at most {MAX_THREADS}), the "
+                             "event loop's one of them; "
                              "results in order, output unchanged (default: all in the "
                              "event loop's thread)")
     add_mqtt_arguments(parser, "the sensor pipelines fed from MQTT")
