@@ -51,7 +51,8 @@ from .pipeline.validate import check
 from .registry import lookup
 
 __all__ = ["replay_pipeline", "replay_one", "replay", "check_recordings", "local_cluster",
-           "LOCAL_CLUSTER_CONFIG",
+           "LOCAL_CLUSTER_CONFIG", "LOCAL_WORKERS_PER_CORE", "max_local_workers",
+           "check_local_workers",
            "RecordingResult", "RECORDERS", "CHUNK_SIZE"]
 
 #: Block types that write recordings: left out of a replay.
@@ -251,14 +252,45 @@ LOCAL_CLUSTER_CONFIG = {
 }
 
 
+#: Most processes of a local cluster per core of this machine: a graph per
+#: recording keeps a core busy, so more only take turns, and each process
+#: holds its own interpreter and imports (``--workers 100000`` started
+#: processes for minutes before this bound).
+LOCAL_WORKERS_PER_CORE = 4
+
+
+def max_local_workers():
+    """
+    Most worker processes :func:`local_cluster` starts on this machine:
+    :data:`LOCAL_WORKERS_PER_CORE` per core.
+    """
+    return LOCAL_WORKERS_PER_CORE * (os.cpu_count() or 1)
+
+
+def check_local_workers(workers):
+    """
+    ``workers`` for :func:`local_cluster` (``None``: one per core), or
+    ``ValueError`` saying the range it takes here.
+    """
+    most = max_local_workers()
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool)
+                                or not 1 <= workers <= most):
+        raise ValueError(f"a local cluster takes 1 to {most} worker processes on this "
+                         f"machine ({LOCAL_WORKERS_PER_CORE} per core), got {workers!r}")
+    return workers
+
+
 def local_cluster(workers=None):
     """
     The ``dask.distributed.LocalCluster`` :func:`replay` runs on when given
-    no scheduler address: ``workers`` processes (one per core by default)
-    of one thread each, no dashboard, :data:`LOCAL_CLUSTER_CONFIG`.
+    no scheduler address: ``workers`` processes (one per core by default,
+    at most :func:`max_local_workers`) of one thread each, no dashboard,
+    :data:`LOCAL_CLUSTER_CONFIG`.
     """
     import dask
     from dask.distributed import LocalCluster
+
+    check_local_workers(workers)
 
     with dask.config.set(LOCAL_CLUSTER_CONFIG):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -291,13 +323,19 @@ def replay(pipeline_text, recordings, chunk_size=None, dask=False, address=None,
     :param address: a Dask scheduler's address (``tcp://host:8786``);
         ``None`` starts a ``LocalCluster`` of ``workers`` processes.
     :param workers: processes of the local cluster (one per core by
-        default).
+        default, at most :func:`max_local_workers`); only with ``dask``
+        and no ``address`` or ``client`` (those have workers of their own).
     :param progress: show a progress bar (tqdm, on stderr): of the
         recordings, or of the samples of the only one when it runs here.
     :param client: a ``dask.distributed.Client`` to use (implies ``dask``),
         left open.
     :raise ReplayError: a block failed on a recording.
     """
+    if workers is not None:
+        if not dask or address or client is not None:
+            raise ValueError("workers= sizes the local Dask cluster replay starts: it goes "
+                             "with dask=True, without an address or a client")
+        check_local_workers(workers)
     recordings = [os.fspath(path) for path in recordings]
     check_recordings(pipeline_text, recordings, chunk_size, filename)  # fail early, here
     here = not dask and client is None

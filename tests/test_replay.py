@@ -342,3 +342,34 @@ def test_errors_are_one_line(recordings, tmp_path, capsys, monkeypatch):
     assert (f"{pipeline}: {recordings[0]}: calibrate_block 'again' failed: calibrate_block "
             "'again' needs linear power spectra (units 'power'), got units 'dBm'"
             in capsys.readouterr().err.splitlines())
+
+
+def test_workers_size_only_a_local_cluster_and_at_most_four_per_core(recordings, tmp_path,
+                                                                      capsys, monkeypatch):
+    """--workers beyond 4 per core, or without --dask's local cluster, is refused in one line (exit 2) before any process starts; replay(workers=) alike."""
+    from pyrf_blocks import replay as module
+
+    monkeypatch.setattr(module.os, "cpu_count", lambda: 3)
+    started = []
+    monkeypatch.setattr(module, "local_cluster", lambda *args: started.append(args))
+    pipeline = tmp_path / "hold.yaml"
+    pipeline.write_text(HOLD)
+    refusals = {
+        ("--dask", "--workers", "13"): "a local cluster takes 1 to 12 worker processes on "
+                                       "this machine (4 per core), got 13",
+        ("--dask", "--workers", "100000"): "got 100000",
+        ("--workers", "2"): "--workers sizes the local cluster of --dask",
+        ("--dask", "tcp://127.0.0.1:1", "--workers", "2"): "a scheduler at an address has "
+                                                           "its own workers",
+    }
+    for options, message in refusals.items():
+        assert main(["replay", recordings[0], str(pipeline), "--quiet", *options]) == 2
+        error = capsys.readouterr().err
+        assert message in error and error.count("\n") == 1, error
+    for kwargs in ({"dask": True, "workers": 13}, {"dask": True, "workers": True},
+                   {"workers": 2}, {"dask": True, "address": "tcp://127.0.0.1:1", "workers": 2},
+                   {"client": object(), "workers": 2}):
+        with pytest.raises(ValueError, match="local cluster|workers= sizes"):
+            replay(HOLD, recordings[:1], **kwargs)
+    assert not started
+    assert module.check_local_workers(12) == 12 and module.check_local_workers(None) is None

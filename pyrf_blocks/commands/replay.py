@@ -32,7 +32,8 @@ def add_arguments(parser):
                         help="run on Dask distributed: a LocalCluster (put --dask after "
                              "the files), or the scheduler at ADDRESS (tcp://host:8786)")
     parser.add_argument("--workers", type=positive_int, metavar="N",
-                        help="processes of the local Dask cluster (default: one per core)")
+                        help="processes of the local Dask cluster of --dask (default: one "
+                             "per core; at most 4 per core)")
     parser.add_argument("--save", metavar="DIR", help="write each collector's chunks to DIR")
     parser.add_argument("--chunk-size", type=positive_int, default=None, metavar="SAMPLES",
                         help="samples per chunk read from a recording (default: a "
@@ -51,13 +52,24 @@ def _stem(recording):
 def run(args):
     log_warnings_to_stderr()
     from ..errors import PipelineError, ReplayError
-    from ..replay import check_recordings, replay
+    from ..replay import check_local_workers, check_recordings, replay
 
     if args.dask and ":" not in args.dask:
         # "--dask REC PIPELINE" takes REC for the address.
         print(f"replay: --dask {args.dask}: not a scheduler address (tcp://host:8786); "
               "for a LocalCluster put --dask after the files", file=sys.stderr)
         return 2
+    if args.workers is not None:
+        if args.dask is None or args.dask:
+            print("replay: --workers sizes the local cluster of --dask (given after the "
+                  "files, without an address); a scheduler at an address has its own "
+                  "workers, and without --dask the recordings run here", file=sys.stderr)
+            return 2
+        try:
+            check_local_workers(args.workers)
+        except ValueError as error:
+            print(f"replay: --workers: {error}", file=sys.stderr)
+            return 2
     try:
         with open(args.pipeline, encoding="utf-8") as stream:
             text = stream.read()
