@@ -59,6 +59,12 @@ def test_help_explains_every_demo_option():
     (["demo", "--window", "squiggle"], "get_window"),
     (["demo", "--bogus"], "unrecognized arguments"),
     (["nosuchcommand"], "invalid choice"),
+    # Values the argument's own check lets through and the instrument refuses
+    # (a traceback before).
+    (["demo", "--rate-msps", "1e9"], "demo: error: simulated_instrument: sample_rate: must be "
+                                     "at most"),
+    (["demo", "--center-mhz", "1e12"], "demo: error: simulated_instrument: center_frequency: "
+                                       "must be at most"),
 ])
 def test_bad_option_exits_2_with_one_line(args, reason):
     """A bad option or value exits 2 with a one-line reason and no traceback."""

@@ -47,10 +47,15 @@ def run(args):
     tones = simulated_tones(args)
     rate = args.rate_msps * 1e6
     graph = Graph()
-    wsa = analyzer(defaults.MODEL, "sim", graph=graph, center_frequency=args.center_mhz * 1e6,
-                  sample_rate=rate, tones=tones, seed=args.seed, paced=not args.fast)
-    spectra = calibrate_block(fft_block(wsa, size=args.fft_size, window=args.window))
-    peaks = collector(peak_search(max_hold(spectra), count=args.peaks), keep=1)
+    try:
+        wsa = analyzer(defaults.MODEL, "sim", graph=graph,
+                       center_frequency=args.center_mhz * 1e6, sample_rate=rate, tones=tones,
+                       seed=args.seed, paced=not args.fast)
+        spectra = calibrate_block(fft_block(wsa, size=args.fft_size, window=args.window))
+        peaks = collector(peak_search(max_hold(spectra), count=args.peaks), keep=1)
+    except ValueError as error:  # a value the instrument or a block refuses
+        print(f"pyrf-blocks demo: error: {error}", file=sys.stderr)
+        return 2
     graph.run(duration=args.duration)
     if not peaks.chunks:
         print("no spectrum was produced: try a longer --duration", file=sys.stderr)
