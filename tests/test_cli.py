@@ -86,6 +86,20 @@ def one_line(result):
     return lines[0]
 
 
+@pytest.mark.parametrize("args, reason", [
+    (["--max-body", "99999999999999"], "--max-body must be a whole number of bytes from 1 to "
+                                       "67108864, got 99999999999999"),
+    (["--request-deadline", "1e30"], "--request-deadline must be more than 0 and less than "
+                                     "1e+06 seconds, got 1e+30"),
+    (["--lease", "0"], "--lease must be more than 0"),
+])
+def test_a_worker_limit_out_of_range_exits_2_naming_its_range(args, reason):
+    """--max-body above 64 MiB (no limit at all, in effect) and times out of (0, 1e6) s: one line naming the range, exit 2 (a time above the range was called not positive)."""
+    result = cli("worker", *args, timeout=30)
+    assert result.returncode == 2
+    assert one_line(result).startswith(f"pyrf-blocks worker: {reason}")
+
+
 @pytest.mark.timeout(60)
 def test_a_worker_on_a_busy_port_exits_1_at_once():
     """worker on a port in use says so in one line and exits 1 (before the fix: it hung)."""

@@ -3,8 +3,10 @@ The worker's control API and its security rules, through treq's StubTreq.
 """
 
 import json
+import re
 
 import pytest
+from twisted.internet.task import Clock
 
 from pyrf_blocks.chunk import decode_chunks
 from pyrf_blocks.net.worker import check_listen
@@ -105,6 +107,29 @@ def test_a_body_over_the_limit_is_a_413():
     pair = WorkerPair(max_body=100)
     status, _, body = pair.call("POST", "/blocks", json={"type": "x" * 200})
     assert status == 413 and "exceeds 100 bytes" in json.loads(body)["error"]
+
+
+def test_a_worker_takes_only_limits_in_their_ranges():
+    """max_body from 1 byte to MAX_BODY_LIMIT, request_deadline and lease in (0, MAX_SECONDS): anything else is refused, naming the limit as the caller calls it."""
+    from pyrf_blocks.graph import Graph
+    from pyrf_blocks.net.worker import MAX_BODY_LIMIT, MAX_SECONDS, Worker, check_limits
+
+    for kwargs, message in (
+            ({"max_body": 0}, "max_body must be a whole number of bytes from 1 to "
+                              f"{MAX_BODY_LIMIT}, got 0"),
+            ({"max_body": MAX_BODY_LIMIT + 1}, f"got {MAX_BODY_LIMIT + 1}"),
+            ({"max_body": 1e3}, "got 1000.0"),
+            ({"request_deadline": 0}, "request_deadline must be more than 0 and less than "
+                                      f"{MAX_SECONDS:g} seconds, got 0"),
+            ({"request_deadline": float("nan")}, "got nan"),
+            ({"lease": MAX_SECONDS}, f"lease must be more than 0 and less than {MAX_SECONDS:g}"),
+            ({"lease": True}, "got True")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            Worker(Graph(Clock()), **kwargs)
+    with pytest.raises(ValueError, match="^--lease must be more than 0"):
+        check_limits(lease=-1, names={"lease": "--lease"})
+    worker = Worker(Graph(Clock()), max_body=MAX_BODY_LIMIT, request_deadline=0.5, lease=1)
+    assert worker.max_body == MAX_BODY_LIMIT and worker.lease == 1
 
 
 def test_removing_blocks(pair):

@@ -60,7 +60,8 @@ def add_arguments(parser):
                              "write files on this machine (record_block, sigmf_source); "
                              "process() starts its children with it")
     parser.add_argument("--max-body", type=positive_int, default=None, metavar="BYTES",
-                        help="largest request body accepted (default 64 KiB)")
+                        help="largest request body accepted (default 64 KiB, at most "
+                             "64 MiB)")
     parser.add_argument("--request-deadline", type=float, default=None, metavar="SECONDS",
                         help="seconds a request may take to arrive, headers and body, "
                              "before the connection is cut off with 408 (default 30)")
@@ -96,7 +97,7 @@ def run(args):
     from ..graph import Graph
     from ..memory import keep_freed_memory
     from ..net.worker import (LEASE, MAX_BODY, REQUEST_DEADLINE, Worker,
-                              check_certificates, check_listen)
+                              check_certificates, check_limits, check_listen)
     from ..net.parent import tie_to_parent
 
     try:
@@ -125,19 +126,21 @@ def run(args):
     announce = print
     if args.parent_pid is not None:
         announce = tie_to_parent(args.parent_pid, reactor)
-    for option, value in (("--request-deadline", args.request_deadline),
-                          ("--lease", args.lease)):
-        if value is not None and not 0 < value < 1e6:
-            print(f"pyrf-blocks worker: {option} must be a positive number of "
-                  f"seconds, got {value}", file=sys.stderr)
-            return 2
-    deadline = args.request_deadline
+    limits = {"max_body": MAX_BODY if args.max_body is None else args.max_body,
+              "request_deadline": (REQUEST_DEADLINE if args.request_deadline is None
+                                   else args.request_deadline),
+              "lease": LEASE if args.lease is None else args.lease}
+    try:
+        check_limits(**limits, names={"max_body": "--max-body",
+                                      "request_deadline": "--request-deadline",
+                                      "lease": "--lease"})
+    except ValueError as error:
+        print(f"pyrf-blocks worker: {error}", file=sys.stderr)
+        return 2
     # Blocks of unrelated clients share the graph: one that fails fails
     # only itself and what depends on it.
-    worker = Worker(Graph(reactor, isolate_failures=True), token=token, max_body=args.max_body or MAX_BODY,
-                    allow_files=args.allow_files,
-                    request_deadline=deadline or REQUEST_DEADLINE,
-                    lease=args.lease or LEASE)
+    worker = Worker(Graph(reactor, isolate_failures=True), token=token,
+                    allow_files=args.allow_files, **limits)
     status = []
 
     def listening(port):

@@ -93,13 +93,19 @@ from .stream import (DEFAULT_WAIT, ServedStream, instance_argument, poll_argumen
                      seconds_argument)
 from .tls import check_certificate_files
 
-__all__ = ["Worker", "check_listen", "check_certificates", "MAX_BODY",
-           "MAX_HEADERS_SIZE", "REQUEST_DEADLINE", "IDLE_TIMEOUT", "MAX_JSON_DEPTH", "LEASE"]
+__all__ = ["Worker", "check_listen", "check_certificates", "check_limits", "MAX_BODY",
+           "MAX_BODY_LIMIT", "MAX_SECONDS", "MAX_HEADERS_SIZE", "REQUEST_DEADLINE", "IDLE_TIMEOUT", "MAX_JSON_DEPTH", "LEASE"]
 
 log = Logger()
 
 #: Largest request body accepted, bytes.
 MAX_BODY = 64 << 10
+#: Largest body limit a worker may be given (``--max-body``): a body is
+#: held whole and parsed as JSON, so this bounds what one request costs.
+MAX_BODY_LIMIT = 64 << 20
+#: A worker's times (``--request-deadline``, ``--lease``) are less than
+#: this many seconds (11.6 days).
+MAX_SECONDS = 1e6
 #: Largest total size of a request's headers, bytes.
 MAX_HEADERS_SIZE = 8 << 10
 #: Seconds a request may take to arrive, from its first byte to the end of
@@ -165,6 +171,27 @@ def check_endpoint(description):
         except ValueError:
             raise ValueError(f"{description!r}: interface {interface!r} is not an IP "
                              f"address of this machine ({example})") from None
+
+
+def check_limits(max_body=MAX_BODY, request_deadline=REQUEST_DEADLINE, lease=LEASE,
+                 names=None):
+    """
+    Check a worker's limits: ``max_body`` a whole number of bytes from 1
+    to :data:`MAX_BODY_LIMIT`, ``request_deadline`` and ``lease`` more
+    than 0 and less than :data:`MAX_SECONDS` seconds.  ``ValueError``
+    names the first out of range, as ``names`` calls it (``{"lease":
+    "--lease"}``) or by its own name.
+    """
+    names = names or {}
+    if (isinstance(max_body, bool) or not isinstance(max_body, int)
+            or not 1 <= max_body <= MAX_BODY_LIMIT):
+        raise ValueError(f"{names.get('max_body', 'max_body')} must be a whole number of "
+                         f"bytes from 1 to {MAX_BODY_LIMIT}, got {max_body!r}")
+    for name, value in (("request_deadline", request_deadline), ("lease", lease)):
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not 0 < value < MAX_SECONDS):
+            raise ValueError(f"{names.get(name, name)} must be more than 0 and less than "
+                             f"{MAX_SECONDS:g} seconds, got {value!r}")
 
 
 def check_listen(description, token):
@@ -394,6 +421,7 @@ class Worker:
 
     def __init__(self, graph, token=None, clock=None, client=None, max_body=MAX_BODY,
                  allow_files=False, request_deadline=REQUEST_DEADLINE, lease=LEASE):
+        check_limits(max_body, request_deadline, lease)
         self.graph = graph
         self.token = token
         self.allow_files = allow_files
