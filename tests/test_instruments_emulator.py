@@ -3,6 +3,8 @@ The emulator over real loopback sockets: its SCPI subset, the acquisition
 lock, its VRT stream, TCP flow control, and discovery.
 """
 
+import re
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -244,6 +246,25 @@ def test_unknown_model_is_refused():
     """The emulator names the models it knows."""
     with pytest.raises(ValueError, match="known: WSA4000, WSA5000, R5500"):
         start_emulator(new_reactor(), model="FSW43")
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"center_frequency": 1e21}, "WSA5000: centre frequency 1e+21 Hz is outside"),
+    ({"model": "WSA4000", "center_frequency": -1.0}, "WSA4000: centre frequency -1 Hz"),
+    ({"reference_level": 1e30}, "reference level 1e+30 dBm is outside -100..50 dBm"),
+    ({"tones": [(1e9, float("inf"))]}, "tone (1e+09 Hz, inf dBm)"),
+    ({"tones": [(float("nan"), -20.0)]}, "tone (nan Hz, -20 dBm)"),
+    ({"harmonics": [(1.5, -10.0)]}, "harmonic (1.5, -10 dBc): the order must be a whole"),
+    ({"harmonics": [(10 ** 8, -10.0)]}, "harmonic (1e+08, -10 dBc)"),
+    ({"noise_floor": float("nan")}, "noise floor nan dBm/Hz is outside -300..100"),
+    ({"seed": -1}, "seed must be a whole number at least 0, got -1"),
+])
+def test_settings_out_of_range_are_refused_when_made(settings, message):
+    """The emulator refuses at construction what a client could not set (or a signal that is not a number); the seed -1 was a numpy traceback."""
+    from pyrf_blocks.instruments.emulator import InstrumentEmulator
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        InstrumentEmulator(new_reactor(), **settings)
 
 
 def _offline_emulator(**settings):

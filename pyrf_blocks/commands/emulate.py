@@ -53,11 +53,16 @@ def run(args):
     from ..instruments.emulator import InstrumentEmulator
 
     tones = [(mhz * 1e6, level) for mhz, level in (args.tone or [(2401.0, -20.0)])]
-    harmonics = [(int(order), dbc) for order, dbc in (args.harmonic or [])]
-    emulator = InstrumentEmulator(
-        reactor, model=args.model, serial=args.serial, center_frequency=args.center_mhz * 1e6,
-        reference_level=args.reference_level, tones=tones, harmonics=harmonics,
-        noise_floor=args.noise_floor, seed=args.seed, paced=not args.free_running)
+    harmonics = [(order, dbc) for order, dbc in (args.harmonic or [])]
+    try:
+        emulator = InstrumentEmulator(
+            reactor, model=args.model, serial=args.serial,
+            center_frequency=args.center_mhz * 1e6, reference_level=args.reference_level,
+            tones=tones, harmonics=harmonics, noise_floor=args.noise_floor, seed=args.seed,
+            paced=not args.free_running)
+    except ValueError as failure:  # a setting out of the model's or the emulator's range
+        print(f"pyrf-blocks emulate: error: {failure}", file=sys.stderr)
+        return 2
     try:
         ports = emulator.listen(args.listen, args.scpi_port, args.data_port,
                                 args.discovery_port)

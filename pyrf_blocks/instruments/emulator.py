@@ -10,6 +10,7 @@ stream is an ``IPushProducer`` registered on its TCP transport: when the
 client stops reading, the emulator stops generating.
 """
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -38,6 +39,8 @@ _LONG_FORMS = {
     "LOCK": "LOCK", "HAVE": "HAVE", "STOP": "STOP", "SPP": "SPP", "DATA": "DATA",
 }
 _SHORT_FORMS = {long: short for short, long in _LONG_FORMS.items()}
+#: Reference levels the emulator takes (``INP:REFL`` and its default), dBm.
+REFERENCE_LEVELS = (-100.0, 50.0)
 
 
 def normalise_header(header):
@@ -236,6 +239,29 @@ class _DiscoveryProtocol(protocol.DatagramProtocol):
                                              emulator.firmware), address)
 
 
+def _check_signal(model, center_frequency, reference_level, tones, harmonics, noise_floor,
+                  seed):
+    # InstrumentEmulator's settings, each in the range a client could set
+    # it in (or, for the signal, a finite number): ValueError naming it.
+    model.check(center_frequency=center_frequency)
+    low, high = REFERENCE_LEVELS
+    if not low <= reference_level <= high:
+        raise ValueError(f"reference level {reference_level:g} dBm is outside "
+                         f"{low:g}..{high:g} dBm")
+    for frequency, level in tones:
+        if not (math.isfinite(frequency) and frequency >= 0 and math.isfinite(level)):
+            raise ValueError(f"tone ({frequency:g} Hz, {level:g} dBm): the frequency must "
+                             "be at least 0 and both finite")
+    for order, dbc in harmonics:
+        if not (order == int(order) and 2 <= order <= 1000 and math.isfinite(dbc)):
+            raise ValueError(f"harmonic ({order:g}, {dbc:g} dBc): the order must be a whole "
+                             "number from 2 to 1000 and the level finite")
+    if noise_floor is not None and not -300 <= noise_floor <= 100:
+        raise ValueError(f"noise floor {noise_floor:g} dBm/Hz is outside -300..100 dBm/Hz")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be a whole number at least 0, got {seed!r}")
+
+
 class InstrumentEmulator:
     """
     An emulated analyzer.
@@ -259,6 +285,8 @@ class InstrumentEmulator:
                  harmonics=(), noise_floor=NOISE_FLOOR, seed=0, paced=True, start_time=None):
         self.reactor = reactor
         self.model = model_of(model)
+        _check_signal(self.model, center_frequency, reference_level, tones, harmonics,
+                      noise_floor, seed)
         self.serial = serial
         self.firmware = firmware
         self.tones = tuple((float(f), float(level)) for f, level in tones)
@@ -416,7 +444,8 @@ class InstrumentEmulator:
 
     def _set_reference(self, client, argument):
         value = self._number(argument)
-        if not -100.0 <= value <= 50.0:
+        low, high = REFERENCE_LEVELS
+        if not low <= value <= high:
             raise _CommandError(-222, f"Data out of range; reference level {value} dBm")
         self._set(client, "reference_level", value)
 
