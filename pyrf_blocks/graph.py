@@ -306,9 +306,7 @@ class Graph:
         the fusions made (also kept in :attr:`fusions`).
         """
         from .optimise import optimise
-        made = self.in_reactor_thread(optimise, self)
-        self.fusions += tuple(made)
-        return made
+        return self.in_reactor_thread(optimise, self)
 
     def run(self, duration=None, optimise=False):
         """

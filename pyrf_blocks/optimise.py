@@ -503,10 +503,14 @@ def plan(nodes, rules=RULES):
 def optimise(graph, rules=RULES):
     """
     Apply every rule that fits to ``graph`` (built, not yet running) and
-    return the :class:`Fusion` records of what changed.
+    return the :class:`Fusion` records of what changed, also added to
+    ``graph.fusions``.  A fusion made before is not made or returned
+    again, so optimising twice changes nothing the second time.
     """
-    fusions = plan(graph_nodes(graph), rules)
+    made = set(graph.fusions)
+    fusions = [fusion for fusion in plan(graph_nodes(graph), rules) if fusion not in made]
     by_name = {rule.name: rule for rule in rules}
     for fusion in fusions:
         by_name[fusion.rule].apply(graph, fusion)
+    graph.fusions += tuple(fusions)
     return fusions

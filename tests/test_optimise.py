@@ -272,6 +272,22 @@ def test_graph_run_optimises_when_asked(optimised):
     assert len(graph.fusions) == 2 * int(optimised) and sink.finished
 
 
+def test_optimising_twice_fuses_nothing_the_second_time():
+    """optimise(graph) again (or run(optimise=True) again) makes and reports no fusion: hold_of_spectra was reported, and kept in graph.fusions, once per call; the output is the unfused chain's."""
+    arrays = [_signal(2048, True, seed) for seed in range(3)]
+    clock = Clock()
+    graph = Graph(clock)
+    source = array_source(arrays, rate=RATE, graph=graph,
+                          meta={"center_frequency": 1e8, "reference_level": -10.0})
+    sink = collector(max_hold(calibrate_block(fft_block(source, size=256))))
+    first = optimise(graph)
+    assert [fusion.rule for fusion in first] == ["hold_of_calibration", "hold_of_spectra"]
+    assert optimise(graph) == [] and graph.optimise() == []
+    assert graph.fusions == tuple(first)
+    assert run_clock(clock, graph) is None
+    _assert_same(sink.chunks, _run(arrays, max_hold, "iq", False)[0])
+
+
 @pytest.mark.parametrize("iq,state_first", [(True, True), (False, True), (True, False)])
 def test_a_hold_fused_with_fft_and_calibration_goes_on_from_a_state_exactly(iq, state_first):
     """A hold whose FFT calibrates its rows holds dBm: given an unfused hold's state (before or after fusion) it goes on to emit that hold's rows bit for bit."""
