@@ -346,7 +346,10 @@ def relation_problems(factory, values, refused=()):
     ``[(name, message)]`` of the bounds that name another parameter and
     that ``values`` (already converted, each fine on its own) break; a
     parameter not in ``values`` counts with its default, unless it is one
-    of ``refused``.
+    of ``refused``.  A type with rules a bound cannot say (tones against
+    the reference level) gives a ``param_relations(values)`` function:
+    given every value the block will have, those refused left out, it
+    returns its own ``[(name, message)]``.
     """
     specs = param_specs(factory)
     problems = []
@@ -363,6 +366,12 @@ def relation_problems(factory, values, refused=()):
             if not fine:
                 problems.append((name, f"{name}: must be {words} {bound} ({_shown(other)}), "
                                        f"got {_shown(value)}"))
+    check = getattr(factory, "param_relations", None)
+    if check is not None:
+        # The type's own rules between parameters, on every value it will
+        # have (a default where none is given), those refused left out.
+        problems += check({name: values.get(name, spec.default)
+                           for name, spec in specs.items() if name not in refused})
     return problems
 
 

@@ -494,6 +494,30 @@ def test_simulated_instrument_is_deterministic_and_reconfigurable():
         simulated_instrument(graph=Graph(Clock())).configure(colour="red")
 
 
+def test_simulated_levels_stay_within_100_db_of_full_scale():
+    """A tone or harmonic more than 100 dB above the reference level is refused when made, when configured (changing nothing) and by a pipeline file's check at its line; a 400 dBm tone read +303 dBm before, a 1e30 dBm one gave no spectrum."""
+    from pyrf_blocks.errors import PipelineError
+    from pyrf_blocks.pipeline import check_text
+
+    with pytest.raises(ValueError, match=r"tones: 400 dBm is 400 dB above full scale "
+                                         r"\(reference_level 0 dBm\); at most 100 dB"):
+        simulated_instrument(graph=Graph(Clock()), tones=[(1e6, 400.0)])
+    with pytest.raises(ValueError, match="harmonics: 90 dBm is 110 dB above"):
+        simulated_instrument(graph=Graph(Clock()), reference_level=-20.0,
+                             tones=[(1e6, 0.0)], harmonics=[(2, 90.0)])
+    wsa = simulated_instrument(graph=Graph(Clock()), tones=[(1e6, -120.0)],
+                               reference_level=-50.0)
+    wsa.configure(reference_level=-150.0)  # checked with the tones it keeps: 30 dB above
+    with pytest.raises(ValueError, match="tones: -20 dBm is 180 dB above"):
+        wsa.configure(reference_level=-200.0, tones=[(1e6, -20.0)])
+    assert wsa.settings["reference_level"] == -150.0
+    assert wsa.settings["tones"] == ((1e6, -120.0),)
+    with pytest.raises(PipelineError, match=r":3:\d+: block 's' \(simulated_instrument\): "
+                                            r"tones: 1e\+30 dBm is 1e\+30 dB above"):
+        check_text("version: 1\nblocks:\n  s: {type: simulated_instrument, params: "
+                   "{tones: [[1kHz, 1e30]]}}\n  c: {type: collector, inputs: [s]}\n")
+
+
 def test_printer_writes_one_line_per_chunk(tmp_path):
     """The printer writes a readable line for each chunk, rate-limited by device time."""
     import io

@@ -24,6 +24,15 @@ _SETTINGS = ("center_frequency", "sample_rate", "samples_per_packet",
              "noise_floor")
 
 
+#: Most dB a simulated tone (a harmonic: its level) may stand above full
+#: scale (the reference level): its samples then stay far from float32's
+#: overflow in any FFT (a 400 dBm tone read as +303 dBm, a 1e30 dBm one
+#: gave no spectrum at all).
+MAX_OVER_FULL_SCALE = 100.0
+
+
+
+
 @register
 @implementer(IIQProducer, IStateful)
 class simulated_instrument(PolledSource):
@@ -38,7 +47,8 @@ class simulated_instrument(PolledSource):
     :param reference_level: dBm of a full-scale tone.
     :param tones: ``[(offset_hz, level_dbm), ...]`` relative to the centre;
         only those inside the captured band (``±sample_rate/2``) appear, as
-        behind a real analyzer's anti-alias filter.
+        behind a real analyzer's anti-alias filter.  Each at most
+        100 dB above ``reference_level`` (and each harmonic's level too).
     :param harmonics: ``[(order, level_dbc), ...]`` added to the first tone,
         at ``order × offset`` (also only those inside the band).
     :param noise_floor: noise density, dBm/Hz (``None``: no noise).
@@ -64,6 +74,23 @@ class simulated_instrument(PolledSource):
         "count": Param("count", minimum=0), "start_time": Param("ns", minimum=0),
         "seed": Param(types=(int,), minimum=0, nullable=True),
     }
+
+    @staticmethod
+    def param_relations(values):
+        """
+        ``[(parameter, message)]``: each tone (and each harmonic, at its
+        level) at most ``MAX_OVER_FULL_SCALE`` dB above the reference
+        level (see :func:`~pyrf_blocks.params.relation_problems`).
+        """
+        reference, tones = values.get("reference_level"), values.get("tones")
+        if reference is None or not tones:
+            return []
+        levels = [("tones", level) for _, level in tones]
+        levels += [("harmonics", tones[0][1] + dbc) for _, dbc in values.get("harmonics") or ()]
+        return [(name, f"{name}: {level:g} dBm is {level - reference:g} dB above full scale "
+                       f"(reference_level {reference:g} dBm); at most "
+                       f"{MAX_OVER_FULL_SCALE:g} dB")
+                for name, level in levels if level - reference > MAX_OVER_FULL_SCALE]
 
     def __init__(self, center_frequency=2.4e9, sample_rate=125e6 / 16,
                  samples_per_packet=1024, packets_per_block=16,
@@ -96,8 +123,10 @@ class simulated_instrument(PolledSource):
         if unknown:
             raise ValueError(f"{self.type_name} {self.name!r}: unknown setting(s) "
                              f"{', '.join(sorted(unknown))}; known: {', '.join(_SETTINGS)}")
-        new = dict(self._settings, **check_params(type(self), settings, strict=False,
-                                                  block=self.label))
+        # Checked with the settings kept, so that the rules between them
+        # (param_relations) see the values they will go with.
+        new = check_params(type(self), dict(self._settings, **settings), strict=False,
+                           block=self.label)
         new["tones"] = tuple((float(f), float(level)) for f, level in new["tones"])
         new["harmonics"] = tuple((int(order), float(dbc)) for order, dbc in new["harmonics"])
         self._settings = new
