@@ -125,6 +125,24 @@ def test_sample_limit_stops_the_recording(tmp_path):
     assert len(sink.data()) == 2500
 
 
+def test_a_sample_limit_that_cannot_fit_on_the_disk_is_refused_at_once(tmp_path, monkeypatch):
+    """samples=N whose bytes (datatype x channels) exceed the folder's free space: OSError naming both sizes, no file made; N that fits records as before."""
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10**9, 0, 80_000))
+    source = array_source([_iq(1000)], graph=Graph(task.Clock()))
+    with pytest.raises(OSError, match=r"record_block: 80 MB of samples do not fit in the "
+                                      r"80000 bytes free in " + str(tmp_path)):
+        record_block(source, tmp_path / "big", samples=10_000_000)
+    with pytest.raises(OSError, match="40 MB of samples"):
+        record_block(source, tmp_path / "big", datatype="ci16_le", samples=10_000_000)
+    assert list(tmp_path.iterdir()) == []
+    recorder = _record([_iq(1000)] * 5, tmp_path / "fits", samples=10_000)  # 80 000 bytes
+    assert recorder.samples_written == 5000
+
+
 def test_ci16_clipping_is_counted(tmp_path):
     """Values beyond full scale clip in ci16_le and are counted, never wrapped."""
     samples = np.array([1.5 + 0j, -0.5 - 2j, 0.25 + 0.25j], np.complex64)

@@ -17,6 +17,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 from twisted.logger import Logger
@@ -127,6 +128,33 @@ def sample_dtype(datatype):
     return dtype, match.group("shape") == "c", scale
 
 
+def _sample_bytes(datatype):
+    # Bytes of one sample of one channel in ``datatype``.
+    dtype, complex_samples, _ = sample_dtype(datatype)
+    return dtype.itemsize * (2 if complex_samples else 1)
+
+
+def _check_room(what, data_path, size):
+    # A recording of ``size`` bytes must fit in the free space of its
+    # folder when it starts (OSError else): a bound given by
+    # mistake is refused at once, not when the disk is full.
+    folder = os.path.dirname(os.path.abspath(data_path))
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # (the folder is checked, and refused, where the file is made)
+    if size > free:
+        raise OSError(f"{what}: {_bytes_text(size)} of samples do not fit in the "
+                      f"{_bytes_text(free)} free in {folder}")
+
+
+def _bytes_text(size):
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} bytes"
+
+
 @register(remote=False)
 class record_block(Sink):
     """
@@ -182,6 +210,8 @@ class record_block(Sink):
         self.datatype = datatype
         self.path = os.fspath(path)
         self.meta_path, self.data_path = check_recording_path(path, what)
+        if samples is not None:
+            _check_room(what, self.data_path, samples * len(producers) * _sample_bytes(datatype))
         self.limit = samples
         self.samples = samples
         self.description = description
