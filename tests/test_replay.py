@@ -349,6 +349,8 @@ def test_workers_size_only_a_local_cluster_and_at_most_four_per_core(recordings,
     """--workers beyond 4 per core, or without --dask's local cluster, is refused in one line (exit 2) before any process starts; replay(workers=) alike."""
     from pyrf_blocks import replay as module
 
+    # The first command of a process to log to stderr writes what was logged before it.
+    monkeypatch.setattr("pyrf_blocks.commands.replay.log_warnings_to_stderr", lambda: None)
     monkeypatch.setattr(module.os, "cpu_count", lambda: 3)
     started = []
     monkeypatch.setattr(module, "local_cluster", lambda *args: started.append(args))
