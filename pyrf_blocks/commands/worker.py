@@ -199,14 +199,15 @@ def run(args):
 
 def _preload_numerics():
     # What a spectrum's first chunk would import: the FFT library (pyFFTW,
-    # which imports scipy.fft too, or scipy's pocketfft) and the compiled
-    # kernels' numba.  Not scipy.signal (1.2-1.5 s of CPU with scipy 1.17):
-    # the common windows are computed without it (numerics.cosine_windows).
-    import scipy.fft  # noqa: F401
-
+    # or scipy.fft for pocketfft) and the compiled kernels' numba.  Not
+    # scipy.signal (1.2-1.5 s of CPU with scipy 1.17): the common windows
+    # are computed without it (numerics.cosine_windows).
     from ..numerics import fft, kernels, spectral  # noqa: F401
+    chosen = {}
     for numerics in (fft, kernels):
         try:
-            numerics.backend()  # (imports the chosen backend's package)
+            chosen[numerics] = numerics.backend()  # (imports the backend's package)
         except (ImportError, ValueError):
             pass  # a backend named wrongly in the environment: the first spectrum says so
+    if chosen.get(fft) == "pocketfft":
+        import scipy.fft  # noqa: F401
