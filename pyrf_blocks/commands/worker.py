@@ -150,10 +150,11 @@ def run(args):
         host = f"[{host}]" if ":" in host else host
         url = f"{scheme}://{host}:{getattr(address, 'port', 0)}"
         announce(f"listening on {url}")
-        # The spectral numerics import scipy when first used, seconds during
-        # which the reactor would serve nothing: a worker gets it done in a
-        # thread now rather than in its first request (a run of 2 s got one
-        # spectrum of a placed fft_block, measured, the rest of it waiting).
+        # The spectral numerics import their libraries when first used,
+        # time during which the reactor would serve nothing: a worker gets
+        # it done in a thread now rather than in its first request (a run
+        # of 2 s got one spectrum of a placed fft_block, measured, the rest
+        # of it waiting for scipy.signal, which a spectrum no longer needs).
         reactor.callInThread(_preload_numerics)
         if args.cluster:
             join(url, f"{host}:{getattr(address, 'port', 0)}")
@@ -200,5 +201,16 @@ def run(args):
 
 
 def _preload_numerics():
-    import scipy.fft  # noqa: F401
-    import scipy.signal  # noqa: F401
+    # What a spectrum's first chunk would import: the FFT library (pyFFTW,
+    # or scipy.fft for pocketfft) and the compiled kernels' numba.  Not
+    # scipy.signal (1.2-1.5 s of CPU with scipy 1.17): the common windows
+    # are computed without it (numerics.cosine_windows).
+    from ..numerics import fft, kernels, spectral  # noqa: F401
+    chosen = {}
+    for numerics in (fft, kernels):
+        try:
+            chosen[numerics] = numerics.backend()  # (imports the backend's package)
+        except (ImportError, ValueError):
+            pass  # a backend named wrongly in the environment: the first spectrum says so
+    if chosen.get(fft) == "pocketfft":
+        import scipy.fft  # noqa: F401

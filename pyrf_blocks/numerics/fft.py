@@ -70,29 +70,40 @@ def _fftw_available():
     return True
 
 
+#: What pyFFTW's package imports for interfaces that are not used here,
+#: refused while it imports (see :func:`_pyfftw`).
+_UNUSED_BY_PYFFTW = ("dask", "scipy.fftpack")
+
+
 def _pyfftw():
     """
-    pyFFTW, imported without dask.  Its package imports
+    pyFFTW, imported without dask or scipy's FFTs.  Its package imports
     ``pyfftw.interfaces``, which imports ``dask.array`` wherever dask is
-    installed, for a dask interface that is not used here: 0.21 s of CPU
-    in every process that plans an FFT (measured 2026-11-30: importing
-    pyFFTW after ``pyrf_blocks`` and ``scipy.signal`` took 0.22 s, and
-    0.007 s without dask).  So ``dask`` is
-    refused while pyFFTW imports (``pyfftw.interfaces.dask_fft`` is then
-    absent), unless this process has imported dask already; later imports
-    of dask work as usual.
+    installed and ``scipy.fftpack`` (so ``scipy.fft``) wherever scipy is,
+    for interfaces that are not used here: 0.21 s of CPU for dask in every
+    process that plans an FFT (measured 2026-11-30: importing pyFFTW after
+    ``pyrf_blocks`` and ``scipy.signal`` took 0.22 s, and 0.007 s without
+    dask), and 0.3-0.45 s for scipy's (measured 2026-12-01, scipy 1.17,
+    in a worker that had not imported scipy.signal).  So both are refused
+    while pyFFTW imports (``pyfftw.interfaces.dask_fft``, ``scipy_fft`` and
+    ``scipy_fftpack`` are then absent until imported by name), unless this
+    process has imported them already; later imports of them work as
+    usual.
     """
     # Under a lock: a plan made in another thread meanwhile waits for the
-    # whole import (not a module half imported), and dask is refused once.
+    # whole import (not a module half imported), and the modules are
+    # refused once.
     with _import_lock:
-        blocked = "pyfftw" not in sys.modules and "dask" not in sys.modules
-        if blocked:
-            sys.modules["dask"] = None  # import dask... raises ImportError
+        blocked = [] if "pyfftw" in sys.modules else [
+            name for name in _UNUSED_BY_PYFFTW if name not in sys.modules]
+        for name in blocked:
+            sys.modules[name] = None  # import NAME... raises ImportError
         try:
             return importlib.import_module("pyfftw")
         finally:
-            if blocked and sys.modules.get("dask", False) is None:
-                del sys.modules["dask"]
+            for name in blocked:
+                if sys.modules.get(name, False) is None:
+                    del sys.modules[name]
 
 
 #: Which FFT this process uses (:mod:`pyrf_blocks.numerics.backends`).

@@ -13,6 +13,7 @@ import threading
 import numpy as np
 
 from . import fft, kernels
+from .cosine_windows import periodic_window
 from .decibels import amplitude_to_db, power_to_db
 
 __all__ = ["window", "window_spec", "window_gains", "frame_spectra", "frame_extreme",
@@ -48,14 +49,11 @@ def window_spec(name):
 
 @functools.lru_cache(maxsize=64)
 def _window(name, size, shift):
-    try:
-        import scipy.signal  # imported when first needed: it costs seconds
-        values = scipy.signal.get_window(name, size, fftbins=True)
-    except (ValueError, TypeError) as error:
-        if "parameters" in str(error) and isinstance(name, str):  # (kaiser, gaussian...)
-            raise ValueError(f"window {name!r} needs its parameter(s) after a colon, "
-                             f"as in 'kaiser:8.6' (or the tuple ('kaiser', 8.6))") from None
-        raise ValueError(f"unknown window {name!r}: {error}") from None
+    # The common windows without scipy.signal, whose import costs seconds
+    # (:mod:`pyrf_blocks.numerics.cosine_windows`: the same bits).
+    values = periodic_window(name, size)
+    if values is None:
+        values = _scipy_window(name, size)
     values = values.astype(np.float32)
     if shift:
         # Multiplying by (-1)^n moves bin N/2 to bin 0: the fftshift, folded
@@ -63,6 +61,17 @@ def _window(name, size, shift):
         values[1::2] *= -1
     values.flags.writeable = False
     return values
+
+
+def _scipy_window(name, size):
+    try:
+        import scipy.signal  # imported when first needed: it costs seconds
+        return scipy.signal.get_window(name, size, fftbins=True)
+    except (ValueError, TypeError) as error:
+        if "parameters" in str(error) and isinstance(name, str):  # (kaiser, gaussian...)
+            raise ValueError(f"window {name!r} needs its parameter(s) after a colon, "
+                             f"as in 'kaiser:8.6' (or the tuple ('kaiser', 8.6))") from None
+        raise ValueError(f"unknown window {name!r}: {error}") from None
 
 
 def window(name, size, shift=False):
