@@ -57,6 +57,8 @@ def test_help_explains_every_demo_option():
     (["demo", "--window", "kaiser"], "'kaiser:8.6'"),
     (["demo", "--duration", "soon"], "is not a number"),
     (["demo", "--window", "squiggle"], "get_window"),
+    (["demo", "--window", "kaiser:1e308"], "window ('kaiser', 1e+308): its values are not "
+                                           "finite"),
     (["demo", "--bogus"], "unrecognized arguments"),
     (["nosuchcommand"], "invalid choice"),
     # Values the argument's own check lets through and the instrument refuses

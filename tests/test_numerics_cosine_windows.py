@@ -101,6 +101,14 @@ def test_unknown_names_keep_scipys_messages():
         spectral.window("kaiser", 16)
 
 
+@pytest.mark.parametrize("name", ["kaiser:1e308", "gaussian:0", "chebwin:1e308"])
+def test_a_window_that_is_not_numbers_is_refused(name, recwarn):
+    """Parameters out of a window's range (NaN values, a sum of 0, scipy's OverflowError) are a ValueError naming the window, with no warning; they gave NaN spectra (or a traceback) before."""
+    with pytest.raises(ValueError, match=r"window \('(kaiser|gaussian|chebwin)'"):
+        spectral.window(name, 64)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_a_spectrum_with_the_default_window_imports_no_scipy_signal():
     """A fresh process that checks, computes and uses the default window for a spectrum loads no scipy.signal."""
     probe = ("import sys\n"

@@ -44,7 +44,8 @@ def window_name(text):
     try:
         window(text, 16)
     except ValueError as error:
-        if "needs its parameter" in str(error) or "must be numbers" in str(error):
+        if ":" in text or "needs its parameter" in str(error):
+            # (parameters that are not numbers, or out of the window's range)
             raise argparse.ArgumentTypeError(str(error)) from None
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a scipy.signal.get_window name (e.g. hann, hamming, "

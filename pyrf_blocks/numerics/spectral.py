@@ -55,6 +55,11 @@ def _window(name, size, shift):
     if values is None:
         values = _scipy_window(name, size)
     values = values.astype(np.float32)
+    if not (np.isfinite(values).all() and values.sum(dtype=np.float64) > 0):
+        # (kaiser:1e308 or gaussian:0 gave NaN; a window of zeros would
+        # calibrate every level to -inf)
+        raise ValueError(f"window {name!r}: its values are not finite with a sum "
+                         "above 0 (a parameter out of its range?)")
     if shift:
         # Multiplying by (-1)^n moves bin N/2 to bin 0: the fftshift, folded
         # into the window so it costs nothing.
@@ -66,8 +71,9 @@ def _window(name, size, shift):
 def _scipy_window(name, size):
     try:
         import scipy.signal  # imported when first needed: it costs seconds
-        return scipy.signal.get_window(name, size, fftbins=True)
-    except (ValueError, TypeError) as error:
+        with np.errstate(all="ignore"):  # (a result that is not finite is refused above)
+            return scipy.signal.get_window(name, size, fftbins=True)
+    except (ValueError, TypeError, ArithmeticError) as error:
         if "parameters" in str(error) and isinstance(name, str):  # (kaiser, gaussian...)
             raise ValueError(f"window {name!r} needs its parameter(s) after a colon, "
                              f"as in 'kaiser:8.6' (or the tuple ('kaiser', 8.6))") from None
