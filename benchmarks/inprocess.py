@@ -6,7 +6,10 @@ against the same numpy/scipy functions called in a bare loop, in the same run.
 
 For 64 Ki-sample and 4 Ki-sample chunks it prints both rates (MSa/s), their
 ratio and the framework's overhead per chunk (µs); the last line is the
-headline: the 64 Ki-sample ratio and graph rate.  The graph is optimised
+headline: the 64 Ki-sample ratio and graph rate.  The ratio is that of
+the fastest bare loop to the fastest graph; the median of each trial's own
+ratio (its bare loop and graph ran back to back) and their spread follow
+it, less sensitive to the machine's speed changing between trials.  The graph is optimised
 only with the fusions that keep the bare loop's kernels in its order
 (``SAME_KERNELS``: the FFT calibrates its spectra in place, see
 :class:`~pyrf_blocks.optimise.CalibrationOfSpectra`); the unfused graph
@@ -17,6 +20,7 @@ in one ``task.react`` reactor in the main thread; with --run each trial is a
 """
 
 import argparse
+import statistics
 import time
 from functools import partial
 
@@ -106,11 +110,18 @@ def measure(run_graph, chunk_size, seconds, trials):
     samples = count * chunk_size
     # The fastest trial is the least disturbed by other work on a shared machine.
     bare_time, graph_time, unfused_time = min(bare), min(graph), min(unfused)
+    # Each trial's bare loop and graph ran one after the other: the ratio
+    # of each such pair is less disturbed by the machine's speed changing
+    # from trial to trial (here by a third within a minute) than the
+    # ratio of two minima taken from different trials.
+    paired = sorted(b / g for b, g in zip(bare, graph))
     result = {
         "chunk": chunk_size,
         "bare": samples / bare_time / 1e6,
         "graph": samples / graph_time / 1e6,
         "ratio": bare_time / graph_time,
+        "paired": statistics.median(paired),
+        "paired_spread": (paired[0], paired[-1]),
         "unfused_ratio": bare_time / unfused_time,
         "overhead_us": (graph_time - bare_time) / count * 1e6,
         "chunks": count,
@@ -120,7 +131,9 @@ def measure(run_graph, chunk_size, seconds, trials):
           f"ratio {result['ratio']:.3f}, overhead {result['overhead_us']:.1f} us/chunk; "
           f"unfused graph {samples / unfused_time / 1e6:7.1f} MSa/s, ratio "
           f"{result['unfused_ratio']:.3f}, overhead "
-          f"{(unfused_time - bare_time) / count * 1e6:.1f} us/chunk", flush=True)
+          f"{(unfused_time - bare_time) / count * 1e6:.1f} us/chunk; median of the "
+          f"{len(paired)} trials' ratios {result['paired']:.3f} "
+          f"[{paired[0]:.3f}-{paired[-1]:.3f}]", flush=True)
     return result
 
 
@@ -132,8 +145,10 @@ def main(reactor, seconds, trials):
     large = yield measure(run_graph, 64 * 1024, seconds, trials)
     print(f"per-chunk overhead: {small['overhead_us']:.1f} us at 4 Ki samples, "
           f"{large['overhead_us']:.1f} us at 64 Ki samples (streamz anchor: 3.2 us/element)")
+    low, high = large["paired_spread"]
     print(f"inprocess 64 Ki-sample chunks: graph {large['graph']:.1f} MSa/s, "
-          f"bare loop {large['bare']:.1f} MSa/s, ratio {large['ratio']:.3f}")
+          f"bare loop {large['bare']:.1f} MSa/s, ratio {large['ratio']:.3f} (median of the "
+          f"trials' own ratios {large['paired']:.3f}, {low:.3f}-{high:.3f})")
 
 
 if __name__ == "__main__":
