@@ -132,6 +132,32 @@ def test_a_worker_takes_only_limits_in_their_ranges():
     assert worker.max_body == MAX_BODY_LIMIT and worker.lease == 1
 
 
+def test_a_worker_holds_at_most_its_blocks_and_streams():
+    """Beyond max_blocks a POST /blocks is a 429 saying why, and beyond max_streams a POST .../streams (one output or several, all or none); deleting makes room again (3 000 blocks were accepted before)."""
+    from pyrf_blocks.net.worker import MAX_BLOCKS, MAX_STREAMS
+
+    assert (MAX_BLOCKS, MAX_STREAMS) == (1000, 1000)
+    pair = WorkerPair(max_blocks=3, max_streams=2)
+    for index in range(3):
+        assert pair.call("POST", "/blocks", json=dict(SOURCE, name=f"s{index}"))[0] == 201
+    status, _, body = pair.call("POST", "/blocks", json=dict(SOURCE, name="s3"))
+    assert status == 429
+    assert json.loads(body)["error"].startswith("this worker holds 3 blocks, its limit: delete "
+                                                "some first (what vanished clients made goes "
+                                                "after the lease, 120 s)")
+    assert pair.call("DELETE", "/blocks/s2")[0] == 200
+    assert pair.call("POST", "/blocks", json=dict(SOURCE, name="s3"))[0] == 201
+    opened = [body_of(pair.call("POST", f"/blocks/s{index}/streams", json={}))
+              for index in (0, 1)]
+    status, _, body = pair.call("POST", "/blocks/s3/streams", json={})
+    assert status == 429 and "has 2 streams open, and 2 at most" in json.loads(body)["error"]
+    status, _, _ = pair.call("POST", "/blocks/s3/streams", json={"outputs": ["main"]})
+    assert status == 429
+    assert len(body_of(pair.call("GET", "/streams"))["streams"]) == 2
+    assert pair.call("DELETE", f"/streams/{opened[0]['id']}")[0] == 200
+    assert pair.call("POST", "/blocks/s3/streams", json={})[0] == 201
+
+
 def test_removing_blocks(pair):
     """A block in use cannot be removed (409); an unused one can, then it is gone."""
     pair.call("POST", "/blocks", json=SOURCE)

@@ -94,7 +94,7 @@ from .stream import (DEFAULT_WAIT, ServedStream, instance_argument, poll_argumen
 from .tls import check_certificate_files
 
 __all__ = ["Worker", "check_listen", "check_certificates", "check_limits", "MAX_BODY",
-           "MAX_BODY_LIMIT", "MAX_SECONDS", "MAX_HEADERS_SIZE", "REQUEST_DEADLINE", "IDLE_TIMEOUT", "MAX_JSON_DEPTH", "LEASE"]
+           "MAX_BODY_LIMIT", "MAX_SECONDS", "MAX_BLOCKS", "MAX_STREAMS", "MAX_HEADERS_SIZE", "REQUEST_DEADLINE", "IDLE_TIMEOUT", "MAX_JSON_DEPTH", "LEASE"]
 
 log = Logger()
 
@@ -106,6 +106,13 @@ MAX_BODY_LIMIT = 64 << 20
 #: A worker's times (``--request-deadline``, ``--lease``) are less than
 #: this many seconds (11.6 days).
 MAX_SECONDS = 1e6
+#: Most blocks a worker holds (``POST /blocks`` beyond it is a 429): each
+#: may hold chunks and compute, and nothing else bounds how many a client
+#: makes (3 000 simulated instruments were made in 7.5 s, measured).
+MAX_BLOCKS = 1000
+#: Most streams open on a worker at once (``POST .../streams`` beyond it is
+#: a 429): each keeps up to 32 MiB of chunks for its reader.
+MAX_STREAMS = 1000
 #: Largest total size of a request's headers, bytes.
 MAX_HEADERS_SIZE = 8 << 10
 #: Seconds a request may take to arrive, from its first byte to the end of
@@ -178,7 +185,8 @@ def check_limits(max_body=MAX_BODY, request_deadline=REQUEST_DEADLINE, lease=LEA
     """
     Check a worker's limits: ``max_body`` a whole number of bytes from 1
     to :data:`MAX_BODY_LIMIT`, ``request_deadline`` and ``lease`` more
-    than 0 and less than :data:`MAX_SECONDS` seconds.  ``ValueError``
+    than 0 and less than :data:`MAX_SECONDS` seconds (``lease`` may be
+    ``None``: kept until deleted).  ``ValueError``
     names the first out of range, as ``names`` calls it (``{"lease":
     "--lease"}``) or by its own name.
     """
@@ -188,6 +196,8 @@ def check_limits(max_body=MAX_BODY, request_deadline=REQUEST_DEADLINE, lease=LEA
         raise ValueError(f"{names.get('max_body', 'max_body')} must be a whole number of "
                          f"bytes from 1 to {MAX_BODY_LIMIT}, got {max_body!r}")
     for name, value in (("request_deadline", request_deadline), ("lease", lease)):
+        if name == "lease" and value is None:
+            continue  # (kept until deleted)
         if (isinstance(value, bool) or not isinstance(value, (int, float))
                 or not 0 < value < MAX_SECONDS):
             raise ValueError(f"{names.get(name, name)} must be more than 0 and less than "
@@ -417,12 +427,17 @@ class Worker:
         and body (:data:`REQUEST_DEADLINE`).
     :param lease: seconds what a client made is kept once unused
         (:data:`LEASE`); ``None``: until deleted.
+    :param max_blocks: most blocks requests may make (:data:`MAX_BLOCKS`).
+    :param max_streams: most streams open at once (:data:`MAX_STREAMS`).
     """
 
     def __init__(self, graph, token=None, clock=None, client=None, max_body=MAX_BODY,
-                 allow_files=False, request_deadline=REQUEST_DEADLINE, lease=LEASE):
+                 allow_files=False, request_deadline=REQUEST_DEADLINE, lease=LEASE,
+                 max_blocks=MAX_BLOCKS, max_streams=MAX_STREAMS):
         check_limits(max_body, request_deadline, lease)
         self.graph = graph
+        #: Most blocks requests may make, and streams open at once.
+        self.max_blocks, self.max_streams = max_blocks, max_streams
         self.token = token
         self.allow_files = allow_files
         self.clock = clock or graph.reactor
@@ -706,6 +721,9 @@ class Worker:
         type_name = spec.get("type")
         if not isinstance(type_name, str):
             raise HTTPError(400, f"'type' must be a block type name, got {type_name!r}")
+        if len(self.graph.blocks) >= self.max_blocks:
+            raise HTTPError(429, f"this worker holds {len(self.graph.blocks)} blocks, its "
+                                 f"limit: delete some first{self._lease_text('made')}")
         try:
             factory = lookup(type_name)
         except UnknownBlockType as error:
@@ -911,8 +929,19 @@ class Worker:
             self._stream_keys.popitem(last=False)
         return streams, 201
 
+    def _lease_text(self, what):
+        # How what vanished clients left goes, for a 429's message.
+        if self.lease is None:
+            return ""
+        return f" (what vanished clients {what} goes after the lease, {self.lease:g} s)"
+
     def _open_requested(self, name, spec):
         spec = {field: value for field, value in spec.items() if field != "key"}
+        wanted = len(spec["outputs"]) if isinstance(spec.get("outputs"), list) else 1
+        if len(self.streams) + wanted > self.max_streams:
+            raise HTTPError(429, f"this worker has {len(self.streams)} streams open, and "
+                                 f"{self.max_streams} at most: close some first"
+                                 f"{self._lease_text('opened')}")
         if "outputs" in spec:
             return self.open_streams(name, spec)
         return [self.open_stream(name, spec)]
