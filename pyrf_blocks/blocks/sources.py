@@ -31,8 +31,6 @@ _SETTINGS = ("center_frequency", "sample_rate", "samples_per_packet",
 MAX_OVER_FULL_SCALE = 100.0
 
 
-
-
 @register
 @implementer(IIQProducer, IStateful)
 class simulated_instrument(PolledSource):

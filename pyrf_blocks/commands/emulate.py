@@ -53,7 +53,7 @@ def run(args):
     from ..instruments.emulator import InstrumentEmulator
 
     tones = [(mhz * 1e6, level) for mhz, level in (args.tone or [(2401.0, -20.0)])]
-    harmonics = [(order, dbc) for order, dbc in (args.harmonic or [])]
+    harmonics = args.harmonic or []
     try:
         emulator = InstrumentEmulator(
             reactor, model=args.model, serial=args.serial,

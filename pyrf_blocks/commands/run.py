@@ -34,11 +34,13 @@ dashed cluster), and runs nothing.  The graph is optimised before it runs
 import argparse
 import sys
 
+from ..parallel import MAX_WORKERS
 from .options import add_mqtt_arguments, duration, log_warnings_to_stderr, positive_int
 
-#: Most threads --threads gives (:data:`pyrf_blocks.parallel.MAX_WORKERS`,
-#: written out so that --help does not import the pools).
-MAX_THREADS = 1024
+#: Most threads --threads gives: the pools' own bound
+#: (:data:`pyrf_blocks.parallel.MAX_WORKERS`; ``import pyrf_blocks`` has
+#: loaded the pools already).
+MAX_THREADS = MAX_WORKERS
 
 
 def thread_count(text):

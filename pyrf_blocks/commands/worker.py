@@ -96,8 +96,7 @@ def run(args):
 
     from ..graph import Graph
     from ..memory import keep_freed_memory
-    from ..net.worker import (LEASE, MAX_BODY, REQUEST_DEADLINE, Worker,
-                              check_certificates, check_limits, check_listen)
+    from ..net.worker import Worker, check_certificates, check_limits, check_listen
     from ..net.parent import tie_to_parent
 
     try:
@@ -126,10 +125,10 @@ def run(args):
     announce = print
     if args.parent_pid is not None:
         announce = tie_to_parent(args.parent_pid, reactor)
-    limits = {"max_body": MAX_BODY if args.max_body is None else args.max_body,
-              "request_deadline": (REQUEST_DEADLINE if args.request_deadline is None
-                                   else args.request_deadline),
-              "lease": LEASE if args.lease is None else args.lease}
+    # The limits given; the others are the worker's defaults.
+    limits = {name: value for name, value in (("max_body", args.max_body),
+                                              ("request_deadline", args.request_deadline),
+                                              ("lease", args.lease)) if value is not None}
     try:
         check_limits(**limits, names={"max_body": "--max-body",
                                       "request_deadline": "--request-deadline",

@@ -94,7 +94,8 @@ from .stream import (DEFAULT_WAIT, ServedStream, instance_argument, poll_argumen
 from .tls import check_certificate_files
 
 __all__ = ["Worker", "check_listen", "check_certificates", "check_limits", "MAX_BODY",
-           "MAX_BODY_LIMIT", "MAX_SECONDS", "MAX_BLOCKS", "MAX_STREAMS", "MAX_HEADERS_SIZE", "REQUEST_DEADLINE", "IDLE_TIMEOUT", "MAX_JSON_DEPTH", "LEASE"]
+           "MAX_BODY_LIMIT", "MAX_SECONDS", "MAX_BLOCKS", "MAX_STREAMS", "MAX_HEADERS_SIZE",
+           "REQUEST_DEADLINE", "IDLE_TIMEOUT", "MAX_JSON_DEPTH", "LEASE"]
 
 log = Logger()
 
