@@ -16,8 +16,10 @@ one thread fewer); ``--no-caller-runs`` starts ``--workers`` threads beside
 it.  Every
 measurement is a fresh process; the configurations alternate, ``--trials``
 times each, and the median is reported as MSa/s and MSa/s per CPU-second
-(user + sys from ``getrusage``).  The output of every run is hashed: the
-parallel runs must give the serial chunks exactly.  The last line is the
+(user + sys from ``getrusage``), and so is each trial's own ratio (its
+runs were back to back: on a host whose speed drifts, the medians may pair
+a fast serial run with a slow parallel one).  The output of every run is
+hashed: the parallel runs must give the serial chunks exactly.  The last line is the
 headline: the parallel MSa/s and its ratio to the serial one.
 
 Where a loaded machine makes the ratio meaningless, figures still say
@@ -152,6 +154,12 @@ def measure(mode, workers, chunks, batch=1, together=False, caller_runs=True):
                       "workers_us": workers_cpu / sink.count * 1e6,
                       "msa_per_cpu": samples / cpu / 1e6, "digest": sink.digest.hexdigest(),
                       "chunks": sink.count}))
+
+
+def _paired(results, mode, baseline):
+    """The ratios of ``mode``'s MSa/s to ``baseline``'s trial by trial, sorted."""
+    return sorted(run["msa"] / base["msa"]
+                  for run, base in zip(results[mode], results[baseline]))
 
 
 def _shared_copy(pool, array):
@@ -435,6 +443,16 @@ def main():
         threads = statistics.median(r["msa"] for r in results["threads"])
         print(f"bound: {args.workers} serial processes at once reach {bound / serial:.2f}x "
               f"one; the threads reach {threads / bound:.2f} of that")
+    # Each trial ran its configurations back to back: their ratios within
+    # one trial compare runs a few seconds apart, where the medians above
+    # may pair a serial run and a parallel run from different moments of
+    # a host whose speed changes from one minute to the next.
+    paired = _paired(results, "threads", "serial")
+    print(f"each trial's own ratio, threads to serial: median {statistics.median(paired):.2f} "
+          f"[{paired[0]:.2f}-{paired[-1]:.2f}]" + (
+              "" if not args.bound else
+              f"; threads to the bound of the same trial: median "
+              f"{statistics.median(_paired(results, 'threads', 'bound')):.2f}"))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     threads = statistics.median(r["msa"] for r in results["threads"])
     caller = ("" if args.no_caller_runs
