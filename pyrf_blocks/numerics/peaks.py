@@ -22,6 +22,7 @@ closer than any interpolation of the levels.
 
 import numpy as np
 
+from . import local_maxima
 from .decibels import db_to_power
 
 __all__ = ["find_peaks", "peak_bins", "peak_frequency", "EXCURSION_DB", "THRESHOLD_ABOVE_MEDIAN_DB",
@@ -66,10 +67,9 @@ def peak_bins(levels, min_distance=1, threshold=None, excursion=EXCURSION_DB):
     # is found, and its excursion measured on its inner side.
     floor = np.min(finite[np.isfinite(finite)]) - 1e3 if np.isfinite(finite).any() else -1e300
     padded = np.concatenate(([floor], np.maximum(finite, floor), [floor]))
-    import scipy.signal  # imported when first needed: it costs seconds
-    indices, _ = scipy.signal.find_peaks(padded, height=threshold,
-                                         prominence=excursion if excursion > 0 else None,
-                                         distance=max(1, int(min_distance)))
+    indices = local_maxima.find_peaks(padded, height=threshold,
+                                      prominence=excursion if excursion > 0 else None,
+                                      distance=max(1, int(min_distance)))
     indices = indices - 1
     return indices[np.argsort(levels[indices], kind="stable")[::-1]]
 
