@@ -30,6 +30,7 @@ import numpy as np
 from . import reactor_thread
 from .buffers import BufferPool
 from .parallel import Mailbox
+from .params import convert_arguments
 from .chunk import Chunk
 from .edge import Edge, check_policy
 from .interfaces import (
@@ -270,9 +271,6 @@ class BlockType(type):
     def __call__(cls, *inputs, **kwargs):
         # Parameters are converted ("2.4GHz") and checked by the class's
         # rules before anything is made, here or in another process.
-        # (Imported here: the rules read pipeline units, whose package
-        # builds graphs of blocks.)
-        from .params import convert_arguments
         inputs, kwargs = convert_arguments(cls, inputs, kwargs)
         if reactor_thread.running_elsewhere() is None:
             return super().__call__(*inputs, **kwargs)

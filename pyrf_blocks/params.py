@@ -28,6 +28,8 @@ import math
 import numbers
 
 from .errors import ParameterError
+from .messages import shown as _shown
+from .units import UNITS, parse_quantity
 
 __all__ = ["Param", "ParamSpec", "param_specs", "check_params", "relation_problems",
            "convert_arguments"]
@@ -37,7 +39,7 @@ class Param:
     """
     The rule of one parameter.
 
-    :param unit: a unit of :data:`~pyrf_blocks.pipeline.units.UNITS`
+    :param unit: a unit of :data:`~pyrf_blocks.units.UNITS`
         (values may then be written ``"2.4GHz"``), or a tuple of units for a
         list of rows (``tones: [[1MHz, -20dBm]]``).
     :param minimum: smallest value accepted (a number or a parameter name).
@@ -82,11 +84,6 @@ class Param:
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number",
                str: "a string", list: "a list", dict: "a mapping"}
 _YAML_TYPES = (bool, int, float, str, list, tuple, dict)
-
-
-def _shown(value):
-    from .pipeline.problems import shown
-    return shown(value)
 
 
 def _describe(value):
@@ -200,8 +197,6 @@ class ParamSpec:
         return value
 
     def _typed(self, value, strict):
-        from .pipeline.units import parse_quantity
-
         name = self.name
         if isinstance(self.unit, tuple):
             return self._check_rows(value, strict)
@@ -232,8 +227,6 @@ class ParamSpec:
         return value
 
     def _check_rows(self, value, strict):
-        from .pipeline.units import parse_quantity
-
         units = self.unit
         shape = "[" + ", ".join(units) + "]"
         lists = (list,) if strict else (list, tuple)
@@ -276,8 +269,6 @@ def param_specs(factory):
     cached = vars(factory).get("_param_specs_cache") if isinstance(factory, type) else None
     if cached is not None:
         return cached
-    from .pipeline.units import UNITS
-
     rules, origin = {}, {}
     owners = [vars(cls) for cls in reversed(getattr(factory, "__mro__", ()))]
     if not isinstance(factory, type):

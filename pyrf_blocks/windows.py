@@ -62,6 +62,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 
 from .timebase import NS_PER_SECOND
+from .units import parse_quantity
 
 __all__ = ["CalendarGrid", "WindowEngine", "CountWindows", "Accumulator", "Fired", "STATS",
            "BLOCK_ROWS", "parse_duration", "value_columns", "result_dtype",
@@ -101,9 +102,6 @@ def parse_duration(value, what="duration"):
     :raise ValueError: naming ``what`` and the value.
     """
     if isinstance(value, str):
-        # The one parser of quantities; imported here, where text is read,
-        # so that ``import pyrf_blocks`` does not load the pipeline package.
-        from .pipeline.units import parse_quantity
         return parse_quantity(value, "ns", what)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{what}: expected a duration such as '1h' or a number of "

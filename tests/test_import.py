@@ -57,6 +57,20 @@ def test_import_pyrf_blocks_does_not_load_the_pipeline_parser():
     assert out.stdout.split() == []
 
 
+def test_making_blocks_with_units_does_not_load_the_pipeline_parser():
+    """Blocks given "2.4GHz" or "200ms" convert them without importing pyrf_blocks.pipeline."""
+    probe = ("import sys, pyrf_blocks as p\n"
+             "p.fft_block(p.simulated_instrument(center_frequency='2.4GHz'))\n"
+             "power = p.power_block(p.waveform_source(), p.waveform_source())\n"
+             "assert p.window_block(power, every='200ms').every_ns == 200_000_000\n"
+             "print(' '.join(m for m in ('pyrf_blocks.pipeline', 'pydantic', 'ruamel.yaml')\n"
+             "               if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == []
+
+
 def test_the_default_window_option_is_not_computed_when_parsing():
     """--window's default is not checked by computing it: parsing a command line loads no scipy."""
     assert loaded_after("import argparse\n"

@@ -143,7 +143,7 @@ def duration(text):
     (seconds); returns seconds.
     """
     from ..errors import UnitError
-    from ..pipeline.units import parse_quantity
+    from ..units import parse_quantity
     try:
         value = parse_quantity(text, "s", "duration")
     except UnitError as error:

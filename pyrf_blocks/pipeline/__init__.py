@@ -12,7 +12,7 @@ from .build import build
 from .export import describe, graph_to_data, graph_to_dot, graph_to_yaml, pipeline_to_dot
 from ..errors import PipelineError, UnitError
 from .problems import Problem
-from .units import format_quantity, parse_quantity
+from ..units import format_quantity, parse_quantity
 from .validate import Pipeline, check, check_file, check_text
 
 __all__ = ["load_pipeline", "check", "check_file", "check_text", "build",

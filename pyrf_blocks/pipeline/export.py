@@ -28,7 +28,7 @@ from ..edge import DEFAULT_MAXSIZE
 from ..errors import ExportError
 from ..registry import lookup
 from .schema import SUPPORTED_VERSION, param_specs
-from .units import format_quantity
+from ..units import format_quantity
 from .validate import LOCAL, check_text
 
 __all__ = ["graph_to_data", "graph_to_yaml", "graph_to_dot",

@@ -2,26 +2,10 @@
 What is wrong with a pipeline file, each problem pointing at its line.
 """
 
-import reprlib
-
 from ..errors import PipelineError
+from ..messages import shown
 
 __all__ = ["Problem", "shown"]
-
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 60
-_REPR.maxlevel = 2
-_REPR.maxlist = _REPR.maxdict = 4
-_SHOWN = 80
-
-
-def shown(value):
-    """
-    ``repr(value)`` cut short, for messages: a value written in a file may
-    be huge (an alias repeated), and a message must stay one readable line.
-    """
-    text = _REPR.repr(value)
-    return text if len(text) <= _SHOWN else text[:_SHOWN - 3] + "..."
 
 
 class Problem:

@@ -14,7 +14,7 @@ from zope.interface import implementedBy
 from ..interfaces import KIND_INTERFACES, ISink
 from ..registry import block_types
 from .schema import param_specs
-from .units import UNITS, accepted_suffixes
+from ..units import UNITS, accepted_suffixes
 from .validate import output_kind_of
 
 __all__ = ["reference_rst", "block_reference", "units_reference"]

@@ -24,7 +24,7 @@ from ..errors import FormulaError, PipelineError, UnitError
 from ..numerics.formula import Formula
 from ..pipeline.loader import load_document, read_document
 from ..pipeline.problems import shown
-from ..pipeline.units import parse_quantity
+from ..units import parse_quantity
 from .filters import VALUE_TYPES, Filters
 from .period import PERIOD_KINDS, ActivePeriod
 from .pipeline import SensorPipeline

@@ -17,6 +17,8 @@ from net_real import ROOT, RealWorker, environment
 
 pytestmark = pytest.mark.chaos
 
+WAIT = 2
+
 
 def _status_kib(pid, field):
     with open(f"/proc/{pid}/status") as status:
@@ -29,7 +31,11 @@ def _short_client(worker, number, polite):
         "paced": False, "samples_per_packet": 1024, "packets_per_block": 16, "count": 100}},
         expect=201)
     ident = worker.json("POST", f"/blocks/{name}/streams", {}, expect=201)["id"]
-    status, _, _ = worker.call("GET", f"/streams/{ident}?after=-1&wait=5")
+    # A stream is closed once unpolled for the lease beyond its last poll's
+    # wait, so a vanished client's goes WAIT + 1 s after its poll: the wait
+    # is the poll's bound on the first chunk (which comes in milliseconds),
+    # not the fault.
+    status, _, _ = worker.call("GET", f"/streams/{ident}?after=-1&wait={WAIT}")
     assert status == 200
     if polite:
         worker.json("DELETE", f"/streams/{ident}")
