@@ -98,7 +98,8 @@ def test_bad_options_exit_2_with_one_line(capsys, monkeypatch):
     for args, reason in ((["--seed", "-1"], "seed must be a whole number at least 0"),
                          (["--reference-level", "1e30"], "reference level 1e+30 dBm"),
                          (["--model", "WSA5000", "--center-mhz", "10"],
-                          "WSA5000: centre frequency 1e+07 Hz is outside")):
+                          "--center-mhz 10: the centre frequency of a WSA5000 is 50 to "
+                          "27000 MHz")):
         assert main(["emulate", *args]) == 2
         error = capsys.readouterr().err
         assert error.startswith("pyrf-blocks emulate: error: ") and reason in error
