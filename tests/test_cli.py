@@ -145,6 +145,37 @@ def test_a_worker_limit_out_of_range_exits_2_naming_its_range(args, reason):
     assert one_line(result).startswith(f"pyrf-blocks worker: {reason}")
 
 
+@pytest.mark.parametrize("args, reason", [
+    (["discover", "--address", "127.0.0.1", "--wait", "1e30"],
+     "pyrf-blocks discover: --wait must be more than 0 and less than 60 seconds, got 1e+30"),
+    (["discover", "--address", "127.0.0.1", "--wait", "60"],
+     "pyrf-blocks discover: --wait must be more than 0 and less than 60 seconds, got 60.0"),
+    (["emulate", "--scpi-port", "0", "--duration", "1e30"],
+     "pyrf-blocks emulate: error: --duration must be more than 0 and less than 1e+06 "
+     "seconds, got 1e+30"),
+])
+@pytest.mark.timeout(30)  # (before: discover waited 1e30 s, and the emulator ran as long)
+def test_discover_wait_and_emulate_duration_are_bounded(capsys, monkeypatch, args, reason):
+    """discover --wait beyond a minute and emulate --duration beyond 1e6 s: one line naming the range, exit 2, before anything listens (before: taken at their word)."""
+    from pyrf_blocks.cli import main
+    monkeypatch.setattr("pyrf_blocks.commands.emulate.log_warnings_to_stderr", lambda: None)
+    assert main(args) == 2
+    assert capsys.readouterr().err.splitlines() == [reason]
+
+
+@pytest.mark.parametrize("args", [["discover", "--wait", "inf"], ["discover", "--wait", "nan"],
+                                  ["emulate", "--duration", "inf"],
+                                  ["emulate", "--duration", "-1"]])
+def test_times_that_are_not_finite_and_positive_are_refused_by_argparse(capsys, args):
+    """inf, nan or a negative time: argparse's one line naming the option, exit 2."""
+    from pyrf_blocks.cli import main
+    with pytest.raises(SystemExit) as exit:
+        main(args)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"argument {args[1]}: {args[2]!r} " in err[0], err
+
+
 @pytest.mark.timeout(60)
 def test_a_worker_on_a_busy_port_exits_1_at_once():
     """worker on a port in use says so in one line and exits 1 (before the fix: it hung)."""

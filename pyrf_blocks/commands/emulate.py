@@ -11,6 +11,7 @@ otherwise; port 0 picks a free port (the ports are printed).
 import sys
 
 from .. import defaults
+from ..params import MAX_SECONDS, check_seconds
 from .options import (check_tuning, finite_float, log_warnings_to_stderr, port_number,
                       positive_float)
 
@@ -44,7 +45,8 @@ def add_arguments(parser):
     parser.add_argument("--free-running", action="store_true",
                         help="stream as fast as the client reads instead of in real time")
     parser.add_argument("--duration", type=positive_float, metavar="SECONDS",
-                        help="exit after this long (default: until interrupted)")
+                        help=f"exit after this long, less than {MAX_SECONDS:g} s "
+                             "(default: until interrupted)")
 
 
 def run(args):
@@ -56,6 +58,8 @@ def run(args):
     tones = [(mhz * 1e6, level) for mhz, level in (args.tone or [(2401.0, -20.0)])]
     harmonics = args.harmonic or []
     try:
+        if args.duration is not None:
+            check_seconds(args.duration, "--duration")
         check_tuning(args, args.model, None)
         for mhz, level in args.tone or ():
             if mhz < 0:
