@@ -7,8 +7,9 @@ import argparse
 import math
 import os
 
-__all__ = ["positive_float", "finite_float", "check_tuning", "positive_int", "window_name", "fft_size", "duration",
-           "port_number", "add_window_argument", "simulated_tones", "simulated_tones_text",
+__all__ = ["positive_float", "finite_float", "check_tuning", "SCALED_OPTIONS", "positive_int",
+           "window_name", "fft_size", "duration", "port_number", "add_window_argument",
+           "simulated_tones", "simulated_tones_text",
            "log_warnings_to_stderr", "one_line_failures", "TOKEN_VARIABLE",
            "add_token_arguments", "token_from", "broker_address", "add_mqtt_arguments"]
 

@@ -45,10 +45,11 @@ def tuning_limits(model, host):
                             rule.maximum)
         return "the simulated instrument", limits
     family = model_of(model)
-    rates = sorted(family.full_rate / factor for factor in family.decimations)
+    rates = [family.full_rate / factor for factor in family.decimations]
+    limits = {"center_frequency": family.frequency_range,
+              "sample_rate": (min(rates), max(rates))}
     article = "an" if family.name[0] in "AEFHILMNORSX" else "a"  # (as the letter sounds)
-    return f"{article} {family.name}", {"center_frequency": family.frequency_range,
-                                "sample_rate": (rates[0], rates[-1])}
+    return f"{article} {family.name}", limits
 
 
 def WSA4000(host="sim", **settings):
