@@ -7,7 +7,7 @@ TCP, reconnection and the errors a user can cause.
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from twisted.internet import defer
+from twisted.internet import defer, error as net_error
 
 from pyrf_blocks import Graph, calibrate_block, collector, fft_block
 from pyrf_blocks.instruments import R5500, WSA4000, WSA5000, thinkrf_analyzer
@@ -217,25 +217,28 @@ def test_connect_attempts_spent_fail_naming_them():
         run_until(reactor, graph.done())
 
 
-def test_a_connection_that_times_out_names_the_address_and_the_timeout():
-    """A connect timeout of a never-reached analyzer fails at once: address and seconds named."""
-    from twisted.internet import error as net_error
+@pytest.mark.parametrize("error, reason", [
+    (net_error.TimeoutError(), "no answer within 2.5 s"),
+    (net_error.DNSLookupError("lab-wsa"), "DNS lookup failed: lab-wsa."),  # (before: no name)
+])
+def test_a_connection_that_cannot_be_made_names_the_block_address_and_reason(error, reason):
+    """A connect timeout or an unknown host name, never reached: the graph fails at once naming the block, the address and why."""
     from twisted.internet.testing import MemoryReactorClock
     from twisted.python.failure import Failure
 
     reactor = MemoryReactorClock()
     graph = Graph(reactor)
-    wsa = WSA5000("192.0.2.1", graph=graph, timeout=2.5)
+    wsa = WSA5000("lab-wsa", graph=graph, timeout=2.5)
     collector(wsa)
     host, port, factory, timeout, _ = reactor.tcpClients[0]
-    assert (host, port, timeout) == ("192.0.2.1", 37001, 2.5)
-    factory.clientConnectionFailed(None, Failure(net_error.TimeoutError()))
+    assert (host, port, timeout) == ("lab-wsa", 37001, 2.5)
+    factory.clientConnectionFailed(None, Failure(error))
     failures = []
     graph.done().addErrback(failures.append)
     assert failures and failures[0].check(InstrumentConnectionError)
     assert failures[0].getErrorMessage() == (
-        "thinkrf_analyzer 'thinkrf_analyzer': cannot connect to the SCPI port "
-        "192.0.2.1:37001: no answer within 2.5 s")
+        f"thinkrf_analyzer 'thinkrf_analyzer': cannot connect to the SCPI port "
+        f"lab-wsa:37001: {reason}")
     assert len(reactor.tcpClients) == 1 and not reactor.getDelayedCalls()
 
 

@@ -315,7 +315,7 @@ class thinkrf_analyzer(Source):
         connection cannot be made.
         """
         def failed(failure):
-            failure.trap(net_error.ConnectError)
+            failure.trap(net_error.ConnectError, net_error.DNSLookupError)
             reason = (f"no answer within {self.timeout:g} s"
                       if failure.check(net_error.TimeoutError) else failure.getErrorMessage())
             raise InstrumentConnectionError(
