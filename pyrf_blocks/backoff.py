@@ -15,11 +15,15 @@ so does progress (a stream's answer cut after it delivered chunks:
 
 Every retry is logged with who retries, why, which retry of how many, and
 the delay.
+
+The settings are read at each failure: an object that keeps its own
+``retries`` and delays as :class:`RetrySetting` attributes can change them
+while it retries, and the change takes effect at the next failure.
 """
 
 from twisted.logger import Logger, LogLevel
 
-__all__ = ["Backoff"]
+__all__ = ["Backoff", "RetrySetting"]
 
 log = Logger()
 
@@ -47,9 +51,10 @@ class Backoff:
         from twisted.application.internet import backoffPolicy
 
         self.clock = clock
-        self.retries = retries
+        #: The settings, read at each failure (they may change meanwhile).
+        self.retries, self.initial, self.maximum = retries, initial, maximum
         self.level = level
-        self.delay_of = backoffPolicy(initial, maximum, factor=2.0, jitter=_no_jitter)
+        self._policy = backoffPolicy
         #: Failed attempts in a row.
         self.failures = 0
         #: When the first of them failed (``clock.seconds()``).
@@ -67,6 +72,14 @@ class Backoff:
         if not self.failures:
             return 0.0
         return self.clock.seconds() - self.first_failure
+
+    def delay_of(self, failures):
+        """
+        Seconds before the attempt after ``failures`` failures in a row and
+        one more.
+        """
+        policy = self._policy(self.initial, self.maximum, factor=2.0, jitter=_no_jitter)
+        return policy(failures)
 
     @property
     def pending(self):
@@ -134,3 +147,36 @@ class Backoff:
     def _due(self, call, args):
         self._call = None
         call(*args)
+
+
+class RetrySetting:
+    """
+    An attribute of an object that retries with a :class:`Backoff` kept in
+    its attribute ``backoff`` (``None`` while it does not retry): the
+    object's own value, and also the Backoff's ``setting`` (``"retries"``,
+    ``"initial"`` or ``"maximum"``) once that exists, so that a value set
+    while it retries takes effect at the next failure, as one set before.
+    For example ``retries = RetrySetting("retries")`` in a class body.
+    """
+
+    def __init__(self, setting, backoff="_backoff"):
+        self.setting = setting
+        self.backoff = backoff
+        self.name = None
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        try:
+            return instance.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, instance, value):
+        instance.__dict__[self.name] = value
+        running = getattr(instance, self.backoff, None)
+        if running is not None:
+            setattr(running, self.setting, value)

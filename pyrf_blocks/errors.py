@@ -24,7 +24,7 @@ __all__ = [
     "InstrumentError", "InstrumentConnectionError", "SCPIError", "SCPITimeout",
     "SCPIConnectionLost",
     # Across processes and hosts
-    "RemoteError", "WorkerUnreachable", "TLSError", "HTTPError",
+    "RemoteError", "WorkerUnreachable", "SchedulerUnreachable", "TLSError", "HTTPError",
     # The cluster
     "CoordinatorError", "Fenced",
     "UnknownCalculation", "NoCalculationState",  # (seed 001's calculations on a worker)
@@ -141,6 +141,13 @@ class RemoteError(RuntimeError):
 class WorkerUnreachable(RemoteError):
     """
     A worker did not answer, retries included.
+    """
+
+
+class SchedulerUnreachable(ConnectionError):
+    """
+    No Dask scheduler answered at the address given, within the time
+    given.
     """
 
 

@@ -32,7 +32,25 @@ from .messages import shown as _shown
 from .units import UNITS, parse_quantity
 
 __all__ = ["Param", "ParamSpec", "param_specs", "check_params", "relation_problems",
-           "convert_arguments"]
+           "convert_arguments", "MAX_SECONDS", "check_seconds"]
+
+#: Times a user gives a worker or a command (a worker's ``--lease``,
+#: ``emulate --duration``) are less than this many seconds (11.6 days):
+#: beyond it a time is a typo, or "never", which leaving it out says.
+MAX_SECONDS = 1e6
+
+
+def check_seconds(value, name, maximum=MAX_SECONDS):
+    """
+    ``value``, a time in seconds more than 0 and less than ``maximum``;
+    ``ValueError`` naming it as ``name`` (``"--lease"``) and the range
+    otherwise (not a number, 0, negative, NaN, infinite, too long).
+    """
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not 0 < value < maximum):
+        raise ValueError(f"{name} must be more than 0 and less than {maximum:g} seconds, "
+                         f"got {value!r}")
+    return value
 
 
 class Param:

@@ -46,19 +46,24 @@ from dataclasses import dataclass, field
 
 from .block import Sink
 from .blocks.recording import recording_channels
-from .errors import PipelineError, ReplayError, UnknownBlockType
+from .errors import PipelineError, ReplayError, SchedulerUnreachable, UnknownBlockType
 from .pipeline.validate import check
 from .registry import lookup
 
 __all__ = ["replay_pipeline", "replay_one", "replay", "check_recordings", "local_cluster",
            "LOCAL_CLUSTER_CONFIG", "LOCAL_WORKERS_PER_CORE", "max_local_workers",
-           "check_local_workers",
+           "check_local_workers", "SCHEDULER_TIMEOUT",
            "RecordingResult", "RECORDERS", "CHUNK_SIZE"]
 
 #: Block types that write recordings: left out of a replay.
 RECORDERS = ("record_block", "record_channels")
 #: Samples per chunk read from a recording unless a source or the caller says.
 CHUNK_SIZE = 65536
+#: Seconds a Dask scheduler at an address has to answer (connect and
+#: handshake) before :func:`replay` gives up: a scheduler answers within
+#: milliseconds on a LAN.  Dask's own client waits 30 s for a port that
+#: refuses, and without end for one where something else listens.
+SCHEDULER_TIMEOUT = 5.0
 
 # One graph at a time per process: a Dask worker with several threads
 # would otherwise run two graphs on the one global reactor at once.
@@ -297,17 +302,50 @@ def local_cluster(workers=None):
                             dashboard_address=None)
 
 
-def _client(address, workers):
+def _reach_scheduler(address, timeout):
+    """
+    Wait, ``timeout`` seconds at most, for the scheduler at ``address`` to
+    answer Dask's handshake; :class:`~pyrf_blocks.errors.SchedulerUnreachable`
+    if it does not.  (``Client(address, timeout=)`` bounds the connection
+    but not the handshake after it, which never comes from a port where
+    something else listens.)
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    async def handshake():
+        arguments = Security().get_connection_args("client")
+        comm = await asyncio.wait_for(connect(address, timeout=timeout, **arguments),
+                                      timeout)
+        await comm.close()
+
+    # In a thread of its own: the caller may be running an event loop (a
+    # notebook), where asyncio.run cannot.
+    with ThreadPoolExecutor(1) as thread:
+        try:
+            thread.submit(asyncio.run, handshake()).result()
+        except OSError as error:  # (a TimeoutError too)
+            reason = str(error).splitlines()[0] if str(error) else "no answer"
+            raise SchedulerUnreachable(f"no Dask scheduler answered at {address} within "
+                                       f"{timeout:g} s ({reason})") from None
+
+
+def _client(address, workers, timeout):
     from dask.distributed import Client
 
     if address:
-        return Client(address), None
+        _reach_scheduler(address, timeout)
+        return Client(address, timeout=timeout), None
     cluster = local_cluster(workers)
     return Client(cluster), cluster
 
 
 def replay(pipeline_text, recordings, chunk_size=None, dask=False, address=None,
-           workers=None, progress=False, filename="<pipeline>", client=None):
+           workers=None, progress=False, filename="<pipeline>", client=None,
+           scheduler_timeout=SCHEDULER_TIMEOUT):
     """
     Run the pipeline over each of ``recordings``, one graph per recording;
     return their :class:`RecordingResult` in the same order.  Every
@@ -329,7 +367,11 @@ def replay(pipeline_text, recordings, chunk_size=None, dask=False, address=None,
         recordings, or of the samples of the only one when it runs here.
     :param client: a ``dask.distributed.Client`` to use (implies ``dask``),
         left open.
+    :param scheduler_timeout: seconds the scheduler at ``address`` has to
+        answer (see :data:`SCHEDULER_TIMEOUT`).
     :raise ReplayError: a block failed on a recording.
+    :raise ~pyrf_blocks.errors.SchedulerUnreachable: no scheduler answered
+        at ``address`` within ``scheduler_timeout`` seconds.
     """
     if workers is not None:
         if not dask or address or client is not None:
@@ -370,7 +412,7 @@ def replay(pipeline_text, recordings, chunk_size=None, dask=False, address=None,
         given = client is not None
         cluster = None
         if not given:
-            client, cluster = _client(address, workers)
+            client, cluster = _client(address, workers, scheduler_timeout)
         try:
             token = uuid.uuid4().hex[:8]
             tasks = [client.submit(replay_one, pipeline_text, recording, chunk_size, filename,

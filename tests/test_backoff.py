@@ -120,3 +120,37 @@ def test_the_log_level_is_the_callers_and_giving_up_logs_nothing(logged):
     assert backoff.failed("wsa", "lost") is None
     lines = retry_lines(logged)
     assert len(lines) == 1 and lines[0]["log_level"] == LogLevel.warn
+
+
+def test_settings_changed_while_retrying_count_at_the_next_failure():
+    """retries, initial and maximum set on a running Backoff apply from the next failure on."""
+    backoff = Backoff(Clock(), retries=5, initial=0.1, maximum=0.5)
+    assert backoff.failed("me", "x") == pytest.approx(0.1)
+    backoff.initial, backoff.maximum = 1.0, 3.0
+    assert backoff.failed("me", "x") == pytest.approx(2.0)
+    assert backoff.failed("me", "x") == pytest.approx(3.0)
+    backoff.retries = 3
+    assert backoff.failed("me", "x") is None and backoff.failures == 4
+
+
+def test_a_retry_setting_reaches_the_backoff_of_its_object():
+    """RetrySetting: the object's value, and its running Backoff's too once it has one."""
+    from pyrf_blocks.backoff import RetrySetting
+
+    class Retrier:
+        retries = RetrySetting("retries")
+        delay = RetrySetting("initial")
+
+        def __init__(self):
+            self._backoff = None
+            self.retries, self.delay = 2, 0.5
+
+    retrier = Retrier()
+    assert (retrier.retries, retrier.delay) == (2, 0.5)
+    retrier._backoff = Backoff(Clock(), retrier.retries, retrier.delay, 10.0)
+    retrier.retries, retrier.delay = 0, 4.0
+    assert (retrier.retries, retrier.delay) == (0, 4.0)
+    assert (retrier._backoff.retries, retrier._backoff.initial) == (0, 4.0)
+    assert retrier._backoff.failed("me", "x") is None
+    with pytest.raises(AttributeError):
+        Retrier.__new__(Retrier).retries

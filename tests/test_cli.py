@@ -62,11 +62,13 @@ def test_help_explains_every_demo_option():
     (["demo", "--bogus"], "unrecognized arguments"),
     (["nosuchcommand"], "invalid choice"),
     # Values the argument's own check lets through and the instrument refuses
-    # (a traceback before).
-    (["demo", "--rate-msps", "1e9"], "demo: error: simulated_instrument: sample_rate: must be "
-                                     "at most"),
-    (["demo", "--center-mhz", "1e12"], "demo: error: simulated_instrument: center_frequency: "
-                                       "must be at most"),
+    # (a traceback before), in the option's unit (in Hz before).
+    (["demo", "--rate-msps", "1e9"], "demo: error: --rate-msps 1e+09: the sample rate of the "
+                                     "simulated instrument is 0 to 10000 MSa/s"),
+    (["demo", "--center-mhz", "1e12"], "demo: error: --center-mhz 1e+12: the centre frequency "
+                                       "of the simulated instrument is 0 to 1e+06 MHz"),
+    (["demo", "--center-mhz", "inf"], "argument --center-mhz: 'inf' is not a finite number"),
+    (["demo", "--tone", "nan", "-20"], "argument --tone: 'nan' is not a finite number"),
 ])
 def test_bad_option_exits_2_with_one_line(args, reason):
     """A bad option or value exits 2 with a one-line reason and no traceback."""
@@ -76,6 +78,47 @@ def test_bad_option_exits_2_with_one_line(args, reason):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and reason in lines[0]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["demo", "--center-mhz", "1e15"],
+     "pyrf-blocks demo: error: --center-mhz 1e+15: the centre frequency of the simulated "
+     "instrument is 0 to 1e+06 MHz"),
+    (["record", "sim", "-o", "x", "--samples", "1", "--center-mhz", "1e15"],
+     "pyrf-blocks record: --center-mhz 1e+15: the centre frequency of the simulated "
+     "instrument is 0 to 1e+06 MHz"),
+    (["record", "192.0.2.1", "-o", "x", "--samples", "1", "--center-mhz", "1e15"],
+     "pyrf-blocks record: --center-mhz 1e+15: the centre frequency of a WSA5000 is 50 to "
+     "27000 MHz"),
+    (["record", "192.0.2.1", "-o", "x", "--samples", "1", "--model", "R5500",
+      "--center-mhz", "0.001"],
+     "pyrf-blocks record: --center-mhz 0.001: the centre frequency of an R5500 is 0.009 to "
+     "27000 MHz"),
+    (["view", "--headless", "--duration", "1", "--center-mhz", "1e15"],
+     "pyrf-blocks view: error: --center-mhz 1e+15: the centre frequency of the simulated "
+     "instrument is 0 to 1e+06 MHz"),
+    (["view", "--headless", "--duration", "1", "192.0.2.1", "--model", "WSA4000",
+      "--center-mhz", "1e15"],
+     "pyrf-blocks view: error: --center-mhz 1e+15: the centre frequency of a WSA4000 is 0 to "
+     "10000 MHz"),
+    (["emulate", "--center-mhz", "1e15"],
+     "pyrf-blocks emulate: error: --center-mhz 1e+15: the centre frequency of a WSA5000 is 50 "
+     "to 27000 MHz"),
+    (["emulate", "--tone", "-1", "-20"],
+     "pyrf-blocks emulate: error: --tone -1 -20: the frequency must be at least 0 MHz"),
+])
+def test_an_option_in_mhz_is_refused_in_mhz_naming_it(capsys, monkeypatch, tmp_path, args,
+                                                       reason):
+    """--center-mhz (--rate-msps, --tone) out of the instrument's range: exit 2, one line in MHz naming the option (before: "centre frequency 1e+21 Hz")."""
+    from pyrf_blocks.cli import main
+    for command in ("record", "emulate"):  # (their stderr logging: see test_instruments_cli)
+        monkeypatch.setattr(f"pyrf_blocks.commands.{command}.log_warnings_to_stderr",
+                            lambda **_: None)
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [reason]
+    assert list(tmp_path.iterdir()) == []
 
 
 # Every failure exits non-zero, in one line, and never hangs.
@@ -100,6 +143,37 @@ def test_a_worker_limit_out_of_range_exits_2_naming_its_range(args, reason):
     result = cli("worker", *args, timeout=30)
     assert result.returncode == 2
     assert one_line(result).startswith(f"pyrf-blocks worker: {reason}")
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["discover", "--address", "127.0.0.1", "--wait", "1e30"],
+     "pyrf-blocks discover: --wait must be more than 0 and less than 60 seconds, got 1e+30"),
+    (["discover", "--address", "127.0.0.1", "--wait", "60"],
+     "pyrf-blocks discover: --wait must be more than 0 and less than 60 seconds, got 60.0"),
+    (["emulate", "--scpi-port", "0", "--duration", "1e30"],
+     "pyrf-blocks emulate: error: --duration must be more than 0 and less than 1e+06 "
+     "seconds, got 1e+30"),
+])
+@pytest.mark.timeout(30)  # (before: discover waited 1e30 s, and the emulator ran as long)
+def test_discover_wait_and_emulate_duration_are_bounded(capsys, monkeypatch, args, reason):
+    """discover --wait beyond a minute and emulate --duration beyond 1e6 s: one line naming the range, exit 2, before anything listens (before: taken at their word)."""
+    from pyrf_blocks.cli import main
+    monkeypatch.setattr("pyrf_blocks.commands.emulate.log_warnings_to_stderr", lambda: None)
+    assert main(args) == 2
+    assert capsys.readouterr().err.splitlines() == [reason]
+
+
+@pytest.mark.parametrize("args", [["discover", "--wait", "inf"], ["discover", "--wait", "nan"],
+                                  ["emulate", "--duration", "inf"],
+                                  ["emulate", "--duration", "-1"]])
+def test_times_that_are_not_finite_and_positive_are_refused_by_argparse(capsys, args):
+    """inf, nan or a negative time: argparse's one line naming the option, exit 2."""
+    from pyrf_blocks.cli import main
+    with pytest.raises(SystemExit) as exit:
+        main(args)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"argument {args[1]}: {args[2]!r} " in err[0], err
 
 
 @pytest.mark.timeout(60)

@@ -7,7 +7,7 @@ TCP, reconnection and the errors a user can cause.
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from twisted.internet import defer
+from twisted.internet import defer, error as net_error
 
 from pyrf_blocks import Graph, calibrate_block, collector, fft_block
 from pyrf_blocks.instruments import R5500, WSA4000, WSA5000, thinkrf_analyzer
@@ -151,21 +151,118 @@ def test_reconnects_after_the_data_connection_drops():
     assert wsa.stats["reconnects"] == 1
 
 
-def test_gives_up_with_a_clear_error_when_nothing_answers():
-    """No instrument on the port: the graph fails naming the block, host and attempts."""
+def _closed_scpi_port():
     reactor = new_reactor()
     emulator = start_emulator(reactor)
     port = emulator.ports["scpi"]
     run_until(reactor, emulator.stop())
+    return port
+
+
+def test_an_analyzer_never_reached_fails_at_the_first_refusal_naming_the_address():
+    """No instrument on the port: the graph fails at once, naming the block and address, with no retry."""
+    port = _closed_scpi_port()
     reactor = new_reactor()
     graph = Graph(reactor)
-    wsa = WSA5000("127.0.0.1", graph=graph, scpi_port=port, reconnect_attempts=1,
+    wsa = WSA5000("127.0.0.1", graph=graph, scpi_port=port, reconnect_delay=30.0)
+    collector(wsa)
+    with pytest.raises(InstrumentConnectionError) as caught:
+        # (A retry would wait reconnect_delay, 30 s: beyond this timeout.)
+        run_until(reactor, graph.done(), timeout=10)
+    assert str(caught.value).startswith(
+        f"thinkrf_analyzer 'thinkrf_analyzer': cannot connect to the SCPI port "
+        f"127.0.0.1:{port}: Connection was refused")
+    assert "attempt" not in str(caught.value)
+    assert wsa.stats["reconnects"] == 0
+
+
+def test_connect_attempts_wait_for_an_analyzer_that_is_still_starting():
+    """connect_attempts: the first connection is tried again; an emulator started meanwhile is reached."""
+    port = _closed_scpi_port()
+    reactor = new_reactor()
+    graph = Graph(reactor)
+    wsa = WSA5000("127.0.0.1", graph=graph, scpi_port=port, connect_attempts=20,
+                  reconnect_delay=0.05, timeout=1.0)
+    sink = collector(wsa)
+    emulator = {}
+
+    @defer.inlineCallbacks
+    def scenario():
+        yield wait_for(reactor, lambda: wsa._reconnects.failures >= 2)
+        from pyrf_blocks.instruments.emulator import InstrumentEmulator
+        emulator["it"] = InstrumentEmulator(reactor, paced=False)
+        ports = emulator["it"].listen("127.0.0.1", port, 0, 0)
+        wsa.data_port = ports["data"]
+        yield wait_for(reactor, lambda: len(sink.chunks) >= 2)
+        graph.stop()
+        yield graph.done()
+        yield emulator["it"].stop()
+
+    run_until(reactor, scenario())
+    assert len(sink.chunks) >= 2 and wsa.stats["reconnects"] == 0
+
+
+def test_connect_attempts_spent_fail_naming_them():
+    """connect_attempts=1 on a closed port: one retry, then the graph fails saying so."""
+    port = _closed_scpi_port()
+    reactor = new_reactor()
+    graph = Graph(reactor)
+    wsa = WSA5000("127.0.0.1", graph=graph, scpi_port=port, connect_attempts=1,
                   reconnect_delay=0.01, timeout=1.0)
     collector(wsa)
     with pytest.raises(InstrumentConnectionError,
-                       match=r"thinkrf_analyzer 'thinkrf_analyzer': .*refused.*gave up "
-                             r"after 1 reconnection attempt"):
+                       match=r"thinkrf_analyzer 'thinkrf_analyzer': cannot connect to the SCPI "
+                             rf"port 127\.0\.0\.1:{port}: .*refused.*; gave up after 1 "
+                             r"connection attempt\(s\)"):
         run_until(reactor, graph.done())
+
+
+@pytest.mark.parametrize("error, reason", [
+    (net_error.TimeoutError(), "no answer within 2.5 s"),
+    (net_error.DNSLookupError("lab-wsa"), "DNS lookup failed: lab-wsa."),  # (before: no name)
+])
+def test_a_connection_that_cannot_be_made_names_the_block_address_and_reason(error, reason):
+    """A connect timeout or an unknown host name, never reached: the graph fails at once naming the block, the address and why."""
+    from twisted.internet.testing import MemoryReactorClock
+    from twisted.python.failure import Failure
+
+    reactor = MemoryReactorClock()
+    graph = Graph(reactor)
+    wsa = WSA5000("lab-wsa", graph=graph, timeout=2.5)
+    collector(wsa)
+    host, port, factory, timeout, _ = reactor.tcpClients[0]
+    assert (host, port, timeout) == ("lab-wsa", 37001, 2.5)
+    factory.clientConnectionFailed(None, Failure(error))
+    failures = []
+    graph.done().addErrback(failures.append)
+    assert failures and failures[0].check(InstrumentConnectionError)
+    assert failures[0].getErrorMessage() == (
+        f"thinkrf_analyzer 'thinkrf_analyzer': cannot connect to the SCPI port "
+        f"lab-wsa:37001: {reason}")
+    assert len(reactor.tcpClients) == 1 and not reactor.getDelayedCalls()
+
+
+def test_a_lost_connection_is_retried_reconnect_attempts_times_then_fails():
+    """Streaming, then the analyzer goes away: reconnect_attempts retries, then a failure naming them."""
+    reactor = new_reactor()
+    emulator = start_emulator(reactor, paced=False)
+    graph = Graph(reactor)
+    wsa = WSA5000("127.0.0.1", graph=graph, decimation=16, reconnect_attempts=2,
+                  reconnect_delay=0.01, timeout=1.0, **_ports(emulator))
+    sink = collector(wsa)
+
+    @defer.inlineCallbacks
+    def scenario():
+        yield wait_for(reactor, lambda: len(sink.chunks) >= 2)
+        yield emulator.stop()  # stops listening and drops the connections
+        yield graph.done()
+
+    with pytest.raises(InstrumentConnectionError,
+                       match=r"thinkrf_analyzer 'thinkrf_analyzer': cannot connect to the .* "
+                             r"port 127\.0\.0\.1:\d+: .*refused.*; gave up after 2 "
+                             r"reconnection attempt\(s\)"):
+        run_until(reactor, scenario())
+    assert wsa.stats["reconnects"] == 2
 
 
 def test_lock_held_by_another_client_fails_clearly():

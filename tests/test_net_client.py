@@ -152,6 +152,25 @@ def test_a_worker_that_never_returns_fails_the_graph_naming_it(logged):
     assert client.failed == 5  # nothing more is tried
 
 
+def test_retries_and_backoff_set_after_the_sink_connected_are_honoured(logged):
+    """remote_block.retries (backoff, max_backoff) set once its sink started it count at the next failure, as the constructor's do."""
+    pair = WorkerPair()
+    client = FlakyClient(pair.http, failures=10 ** 6)
+    remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=client, graph=pair.client,
+                          retries=8, backoff=0.1, max_backoff=1.0)
+    recording_sink(remote)
+    # The sink started it: its first attempt failed, the retry is due in 0.1 s.
+    assert remote.active and client.failed == 1
+    remote.retries, remote.backoff, remote.max_backoff = 2, 0.25, 0.25
+    assert (remote.retries, remote.backoff, remote.max_backoff) == (2, 0.25, 0.25)
+    failure = pair.run(step=0.05)
+    assert failure.check(WorkerUnreachable)
+    assert "worker http://worker did not answer after 3 attempts" in str(failure.value)
+    delays = [e["delay"] for e in logged if "retry" in e.get("log_format", "")]
+    assert delays == [0.1, 0.25]  # (before: 8 retries, 0.1 s doubling)
+    assert client.failed == 3
+
+
 def test_stopping_the_graph_while_the_worker_is_unreached_fails_it(logged):
     """graph.stop() during the retries fails the run naming the worker, not an empty success."""
     pair = WorkerPair()

@@ -576,8 +576,8 @@ def test_killing_the_producer_leaves_no_ring_behind():
     """SIGKILL of a worker serving over shm: the reader's graph fails, unmaps the ring, and /dev/shm is untouched."""
     worker = RealWorker()
     params = dict(SOURCE, samples_per_packet=1024, packets_per_block=16)
-    # retries is read when the sink starts the stand-in, before graph.run():
-    # setting stand_in.retries there left 8 retries, 11.5 s of backoff.
+    # retries given to the stand-in's constructor (set after the sink
+    # started it, it takes effect at the next failure too).
     script = _CONSUMER.replace('"iq", graph=graph)', '"iq", graph=graph, retries=2)')
     assert "retries=2" in script
     script = script.replace("graph.run()", textwrap.dedent("""

@@ -258,6 +258,60 @@ def test_dask_gives_the_serial_results(recordings, dask_client):
     _assert_same(replay(HOLD, recordings, client=dask_client), replay(HOLD, recordings))
 
 
+def test_a_scheduler_at_an_address_gives_the_serial_results(recordings, dask_client):
+    """replay(address=) reaches a running scheduler (its handshake checked first) and gives the serial results."""
+    _assert_same(replay(HOLD, recordings[:2], dask=True,
+                        address=dask_client.scheduler.address, scheduler_timeout=10),
+                 replay(HOLD, recordings[:2]))
+
+
+@pytest.mark.timeout(60)
+def test_a_scheduler_that_does_not_answer_fails_within_its_timeout(recordings, tmp_path,
+                                                                   capsys, monkeypatch):
+    """--dask at a closed port, or at one where something listens and says nothing: one line naming the address and --dask-timeout, exit 1, in that time (before: Dask's 30 s; without end for the silent one)."""
+    import socket
+
+    pytest.importorskip("dask.distributed")
+    from pyrf_blocks.errors import SchedulerUnreachable
+
+    monkeypatch.setattr("pyrf_blocks.commands.replay.log_warnings_to_stderr", lambda: None)
+    pipeline = tmp_path / "hold.yaml"
+    pipeline.write_text(HOLD)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    assert main(["replay", recordings[0], str(pipeline), "--quiet", "--dask", closed,
+                 "--dask-timeout", "0.5"]) == 1
+    error = capsys.readouterr().err.splitlines()
+    assert len(error) == 1 and error[0].startswith(
+        f"replay: no Dask scheduler answered at {closed} within 0.5 s ("), error
+    assert error[0].endswith("); --dask-timeout gives a scheduler longer"), error
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(SchedulerUnreachable, match=f"^no Dask scheduler answered at "
+                                                       f"{address} within 1 s"):
+            replay(HOLD, recordings[:1], dask=True, address=address, scheduler_timeout=1)
+
+
+def test_dask_timeout_needs_an_address_and_a_sane_time(recordings, tmp_path, capsys,
+                                                        monkeypatch):
+    """--dask-timeout without --dask ADDRESS, or of 1e30 s: one line, exit 2, nothing started."""
+    monkeypatch.setattr("pyrf_blocks.commands.replay.log_warnings_to_stderr", lambda: None)
+    pipeline = tmp_path / "hold.yaml"
+    pipeline.write_text(HOLD)
+    for options, message in (
+            (["--dask", "--dask-timeout", "3"], "replay: --dask-timeout is how long the "
+                                                "scheduler at --dask ADDRESS has to answer"),
+            (["--dask-timeout", "3"], "replay: --dask-timeout is how long"),
+            (["--dask", "tcp://127.0.0.1:1", "--dask-timeout", "1e30"],
+             "replay: --dask-timeout must be more than 0 and less than 1e+06 seconds")):
+        assert main(["replay", recordings[0], str(pipeline), "--quiet", *options]) == 2
+        error = capsys.readouterr().err.splitlines()
+        assert len(error) == 1 and error[0].startswith(message), error
+
+
 def test_the_local_cluster_runs_without_the_dashboard_diagnostics(dask_client):
     """replay's LocalCluster: its workers run the settings of LOCAL_CLUSTER_CONFIG (no profiler)."""
     import dask

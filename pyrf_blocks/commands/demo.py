@@ -9,8 +9,8 @@ noise floor.  The run is paced by device time, so --duration is real time.
 import sys
 
 from .. import defaults
-from .options import (add_window_argument, fft_size, positive_float, positive_int,
-                      simulated_tones, simulated_tones_text)
+from .options import (add_window_argument, check_tuning, fft_size, finite_float,
+                      positive_float, positive_int, simulated_tones, simulated_tones_text)
 
 HELP = "run the simulated-instrument spectrum demo and print the peaks"
 
@@ -22,7 +22,7 @@ def add_arguments(parser):
     parser.add_argument("--rate-msps", type=positive_float, default=7.8125, metavar="MSPS",
                         help="IQ sample rate, MSa/s (default 7.8125: 125 MSa/s "
                              "decimated by 16)")
-    parser.add_argument("--tone", nargs=2, action="append", type=float,
+    parser.add_argument("--tone", nargs=2, action="append", type=finite_float,
                         metavar=("OFFSET_MHZ", "DBM"),
                         help="add a tone at OFFSET_MHZ from the centre with level "
                              f"DBM; repeatable (default: {simulated_tones_text()})")
@@ -48,6 +48,7 @@ def run(args):
     rate = args.rate_msps * 1e6
     graph = Graph()
     try:
+        check_tuning(args, defaults.MODEL, "sim")
         wsa = analyzer(defaults.MODEL, "sim", graph=graph,
                        center_frequency=args.center_mhz * 1e6, sample_rate=rate, tones=tones,
                        seed=args.seed, paced=not args.fast)

@@ -9,9 +9,14 @@ loopback).
 
 import sys
 
+from ..params import check_seconds
 from .options import positive_float, port_number
 
 HELP = "list analyzers answering the discovery broadcast"
+
+#: Longest --wait, seconds: answers to the one query sent come within
+#: milliseconds on a LAN; longer only delays the list.
+MAX_WAIT = 60.0
 
 
 def add_arguments(parser):
@@ -21,10 +26,16 @@ def add_arguments(parser):
     parser.add_argument("--port", type=port_number, default=18331,
                         help="UDP discovery port (default 18331)")
     parser.add_argument("--wait", type=positive_float, default=1.0, metavar="SECONDS",
-                        help="how long to collect answers (default 1)")
+                        help="how long to collect answers, less than "
+                             f"{MAX_WAIT:g} s (default 1)")
 
 
 def run(args):
+    try:
+        check_seconds(args.wait, "--wait", MAX_WAIT)
+    except ValueError as error:
+        print(f"pyrf-blocks discover: {error}", file=sys.stderr)
+        return 2
     from twisted.internet import defer, reactor
 
     from ..instruments.discovery import discover

@@ -11,7 +11,9 @@ otherwise; port 0 picks a free port (the ports are printed).
 import sys
 
 from .. import defaults
-from .options import log_warnings_to_stderr, port_number, positive_float
+from ..params import MAX_SECONDS, check_seconds
+from .options import (check_tuning, finite_float, log_warnings_to_stderr, port_number,
+                      positive_float)
 
 HELP = "run an emulated analyzer (SCPI, VRT and discovery) for tests and demos"
 
@@ -29,7 +31,7 @@ def add_arguments(parser):
                         help="centre frequency until a client sets one (default 2400)")
     parser.add_argument("--reference-level", type=float, default=0.0, metavar="DBM",
                         help="dBm of a full-scale tone (default 0)")
-    parser.add_argument("--tone", nargs=2, action="append", type=float,
+    parser.add_argument("--tone", nargs=2, action="append", type=finite_float,
                         metavar=("MHZ", "DBM"),
                         help="a tone at MHZ (absolute RF) with level DBM; repeatable "
                              "(default 2401 MHz at -20 dBm)")
@@ -43,7 +45,8 @@ def add_arguments(parser):
     parser.add_argument("--free-running", action="store_true",
                         help="stream as fast as the client reads instead of in real time")
     parser.add_argument("--duration", type=positive_float, metavar="SECONDS",
-                        help="exit after this long (default: until interrupted)")
+                        help=f"exit after this long, less than {MAX_SECONDS:g} s "
+                             "(default: until interrupted)")
 
 
 def run(args):
@@ -55,6 +58,13 @@ def run(args):
     tones = [(mhz * 1e6, level) for mhz, level in (args.tone or [(2401.0, -20.0)])]
     harmonics = args.harmonic or []
     try:
+        if args.duration is not None:
+            check_seconds(args.duration, "--duration")
+        check_tuning(args, args.model, None)
+        for mhz, level in args.tone or ():
+            if mhz < 0:
+                raise ValueError(f"--tone {mhz:g} {level:g}: the frequency must be at least "
+                                 "0 MHz")
         emulator = InstrumentEmulator(
             reactor, model=args.model, serial=args.serial,
             center_frequency=args.center_mhz * 1e6, reference_level=args.reference_level,

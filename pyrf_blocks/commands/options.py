@@ -4,10 +4,12 @@ message that names the range it accepts.
 """
 
 import argparse
+import math
 import os
 
-__all__ = ["positive_float", "positive_int", "window_name", "fft_size", "duration",
-           "port_number", "add_window_argument", "simulated_tones", "simulated_tones_text",
+__all__ = ["positive_float", "finite_float", "check_tuning", "SCALED_OPTIONS", "positive_int",
+           "window_name", "fft_size", "duration", "port_number", "add_window_argument",
+           "simulated_tones", "simulated_tones_text",
            "log_warnings_to_stderr", "one_line_failures", "TOKEN_VARIABLE",
            "add_token_arguments", "token_from", "broker_address", "add_mqtt_arguments"]
 
@@ -15,14 +17,60 @@ __all__ = ["positive_float", "positive_int", "window_name", "fft_size", "duratio
 TOKEN_VARIABLE = "PYRF_BLOCKS_TOKEN"
 
 
-def positive_float(text):
+def finite_float(text):
+    """
+    A number, not ``inf`` nor ``nan``.
+    """
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_float(text):
+    """
+    A finite number greater than 0.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
     return value
+
+
+#: Options given in a multiple of the unit their block parameter takes:
+#: option → (parameter, unit of the option, Hz or Sa/s in one of it).
+SCALED_OPTIONS = {"--center-mhz": ("center_frequency", "MHz", 1e6),
+                  "--rate-msps": ("sample_rate", "MSa/s", 1e6)}
+
+
+def check_tuning(args, model, host):
+    """
+    Check the options of :data:`SCALED_OPTIONS` that ``args`` has against
+    what the source for ``model`` at ``host`` accepts (see
+    :func:`~pyrf_blocks.instruments.tuning_limits`), before it is made:
+    ``ValueError`` naming the option and speaking its unit (the block
+    would speak Hz, its own unit, to its own callers).
+    """
+    from ..instruments import tuning_limits
+
+    who, limits = tuning_limits(model, host)
+    for option, (parameter, unit, scale) in SCALED_OPTIONS.items():
+        value = getattr(args, option[2:].replace("-", "_"), None)
+        if value is None:
+            continue
+        low, high = (bound / scale for bound in limits[parameter])
+        if not low <= value <= high:
+            what = parameter.replace("_", " ").replace("center", "centre")
+            raise ValueError(f"{option} {value:g}: the {what} of {who} is "
+                             f"{low:g} to {high:g} {unit}")
 
 
 def positive_int(text):

@@ -10,7 +10,8 @@ Replay it with sigmf_source(NAME) in a script.
 import sys
 
 from .. import defaults
-from .options import log_warnings_to_stderr, port_number, positive_float, positive_int
+from .options import (check_tuning, log_warnings_to_stderr, port_number, positive_float,
+                      positive_int)
 
 HELP = "record IQ from an analyzer to a SigMF file"
 
@@ -73,6 +74,7 @@ def run(args):
                         data_port=args.data_port)
     graph = Graph(reactor)
     try:
+        check_tuning(args, args.model, args.host)
         source = analyzer(args.model, args.host, graph=graph, **settings)
         recorder = record_block(source, args.output, datatype=args.datatype, samples=samples)
     except (ValueError, OSError) as error:

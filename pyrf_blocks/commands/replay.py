@@ -1,7 +1,8 @@
 """
 Run a pipeline file over SigMF recordings, as fast as it can, one graph
 per recording: serially, or on Dask distributed with --dask (a
-LocalCluster of --workers processes, or the scheduler at ADDRESS).  The
+LocalCluster of --workers processes, or the scheduler at ADDRESS, which
+has --dask-timeout seconds to answer).  The
 results are the same with and without --dask, and those the live run gave
 (history = live).
 
@@ -19,7 +20,8 @@ DIR/RECORDING.SINK.chunks.
 import os
 import sys
 
-from .options import log_warnings_to_stderr, positive_int
+from ..params import check_seconds
+from .options import log_warnings_to_stderr, positive_float, positive_int
 
 HELP = "run a pipeline file over SigMF recordings (history = live; Dask)"
 
@@ -31,6 +33,10 @@ def add_arguments(parser):
     parser.add_argument("--dask", nargs="?", const="", default=None, metavar="ADDRESS",
                         help="run on Dask distributed: a LocalCluster (put --dask after "
                              "the files), or the scheduler at ADDRESS (tcp://host:8786)")
+    parser.add_argument("--dask-timeout", type=positive_float, default=None,
+                        metavar="SECONDS",
+                        help="seconds the scheduler at --dask ADDRESS has to answer "
+                             "(default 5; longer for a cluster far away)")
     parser.add_argument("--workers", type=positive_int, metavar="N",
                         help="processes of the local Dask cluster of --dask (default: one "
                              "per core; at most 4 per core)")
@@ -51,7 +57,7 @@ def _stem(recording):
 
 def run(args):
     log_warnings_to_stderr()
-    from ..errors import PipelineError, ReplayError
+    from ..errors import PipelineError, ReplayError, SchedulerUnreachable
     from ..replay import check_local_workers, check_recordings, replay
 
     if args.dask and ":" not in args.dask:
@@ -59,6 +65,16 @@ def run(args):
         print(f"replay: --dask {args.dask}: not a scheduler address (tcp://host:8786); "
               "for a LocalCluster put --dask after the files", file=sys.stderr)
         return 2
+    if args.dask_timeout is not None:
+        if not args.dask:
+            print("replay: --dask-timeout is how long the scheduler at --dask ADDRESS has "
+                  "to answer; without an address there is none to wait for", file=sys.stderr)
+            return 2
+        try:
+            check_seconds(args.dask_timeout, "--dask-timeout")
+        except ValueError as error:
+            print(f"replay: {error}", file=sys.stderr)
+            return 2
     if args.workers is not None:
         if args.dask is None or args.dask:
             print("replay: --workers sizes the local cluster of --dask (given after the "
@@ -97,12 +113,16 @@ def run(args):
             print("replay: --dask needs Dask distributed: pip install 'pyrf_blocks[dask]'",
                   file=sys.stderr)
             return 1
+    timeout = {} if args.dask_timeout is None else {"scheduler_timeout": args.dask_timeout}
     try:
         results = replay(text, args.recordings, args.chunk_size, dask=args.dask is not None,
                          address=args.dask or None, workers=args.workers,
-                         progress=not args.quiet, filename=args.pipeline)
+                         progress=not args.quiet, filename=args.pipeline, **timeout)
     except ReplayError as error:
         print(f"{args.pipeline}: {error}", file=sys.stderr)
+        return 1
+    except SchedulerUnreachable as error:
+        print(f"replay: {error}; --dask-timeout gives a scheduler longer", file=sys.stderr)
         return 1
     except Exception as error:  # the Dask scheduler cannot be reached, say
         print(f"replay: {type(error).__name__}: {error}".splitlines()[0], file=sys.stderr)

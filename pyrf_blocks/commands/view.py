@@ -25,9 +25,9 @@ import numpy as np
 
 from .. import defaults
 from ..errors import SourceError
-from .options import (add_token_arguments, add_window_argument, fft_size,
-                      log_warnings_to_stderr, positive_float, positive_int, simulated_tones,
-                      simulated_tones_text, token_from)
+from .options import (add_token_arguments, add_window_argument, check_tuning, fft_size,
+                      finite_float, log_warnings_to_stderr, positive_float, positive_int,
+                      simulated_tones, simulated_tones_text, token_from)
 
 HELP = "open the live spectrum viewer (simulated instrument, address or stream URL)"
 
@@ -93,7 +93,7 @@ def add_arguments(parser):
                         help="reference level, dBm: the instrument's full scale and "
                              "the top of the plot (default 0)")
     sim = parser.add_argument_group("simulated instrument")
-    sim.add_argument("--tone", nargs=2, action="append", type=float,
+    sim.add_argument("--tone", nargs=2, action="append", type=finite_float,
                      metavar=("OFFSET_MHZ", "DBM"),
                      help="a tone at OFFSET_MHZ from the centre, DBM; repeatable "
                           f"(default: {simulated_tones_text()})")
@@ -180,6 +180,7 @@ def open_source(args, graph):
         return remote_block(args.source, args.kind, graph=graph, remote_policy="latest",
                             token=token_from(args), ca=args.ca)
     from ..instruments import SIMULATED_HOSTS, analyzer
+    check_tuning(args, args.model, args.source)
     decimation = decimation_for(args)
     if args.source in SIMULATED_HOSTS:
         tones = simulated_tones(args)
@@ -336,7 +337,10 @@ def run(args):
     except Exception as error:  # a block failed: it was logged with its traceback
         block = graph.failed_block
         where = f"{block.type_name} {block.name!r}" if block is not None else "the graph"
-        print(f"pyrf-blocks view: {where} failed: {error}", file=sys.stderr)
+        message = str(error)
+        if not message.startswith(where):  # (the block's own errors name it already)
+            message = f"{where} failed: {message}"
+        print(f"pyrf-blocks view: {message}", file=sys.stderr)
         return 1
     if display.traces[0].max_hold is None:
         problems.append(f"no spectrum arrived from {args.source} in {args.duration:g} s"

@@ -18,8 +18,13 @@ counted (``stats["bad_context"]``), the metadata keeping the last sane
 value.
 
 Backpressure: while a consumer pauses the block, the data socket's
-transport stops reading, so TCP flow control reaches the instrument.  A
-lost connection is logged and retried ``reconnect_attempts`` times.
+transport stops reading, so TCP flow control reaches the instrument.
+
+Connections: an analyzer that was never reached fails the graph at the
+first failure (refused, no answer within ``timeout``), naming the address,
+unless ``connect_attempts`` asks to wait for one that is still starting.  A
+connection that streamed and was lost is logged and made again, up to
+``reconnect_attempts`` times in a row.
 """
 
 from collections import deque
@@ -150,8 +155,12 @@ class thinkrf_analyzer(Source):
     :param scpi_port: TCP port of the SCPI connection (37001).
     :param data_port: TCP port of the VRT stream (37000).
     :param timeout: seconds to wait for a connection or an SCPI reply.
-    :param reconnect_attempts: times a lost connection is made again
-        before the graph fails (0: never).
+    :param connect_attempts: times the first connection is tried again
+        when it fails, before the analyzer was ever reached (0: the first
+        failure fails the graph, naming the address).  Give some to wait
+        for an analyzer that is still starting.
+    :param reconnect_attempts: times a lost connection (one that streamed)
+        is made again in a row before the graph fails (0: never).
     :param reconnect_delay: seconds before each new attempt (doubled each
         time, up to :data:`MAX_RECONNECT_DELAY`; see :mod:`pyrf_blocks.backoff`).
     """
@@ -160,13 +169,14 @@ class thinkrf_analyzer(Source):
     param_units = {"center_frequency": "Hz", "decimation": "count",
                    "samples_per_packet": "count", "packets_per_block": "count",
                    "reference_level": "dBm", "scpi_port": "count", "data_port": "count",
-                   "timeout": "s", "reconnect_attempts": "count", "reconnect_delay": "s"}
+                   "timeout": "s", "connect_attempts": "count", "reconnect_attempts": "count",
+                   "reconnect_delay": "s"}
     kind = "iq"
 
     def __init__(self, host, model=MODEL, center_frequency=2.4e9, decimation=1,
                  samples_per_packet=1024, packets_per_block=16, reference_level=None,
                  scpi_port=SCPI_PORT, data_port=DATA_PORT, timeout=5.0,
-                 reconnect_attempts=3, reconnect_delay=1.0, **kwargs):
+                 connect_attempts=0, reconnect_attempts=3, reconnect_delay=1.0, **kwargs):
         self.model = model_of(model)
         self.model.check(center_frequency=center_frequency, decimation=decimation,
                          samples_per_packet=samples_per_packet)
@@ -182,6 +192,7 @@ class thinkrf_analyzer(Source):
         self.scpi_port = scpi_port
         self.data_port = data_port
         self.timeout = timeout
+        self.connect_attempts = connect_attempts
         self.reconnect_attempts = reconnect_attempts
         self.reconnect_delay = reconnect_delay
         self.identity = None
@@ -189,6 +200,9 @@ class thinkrf_analyzer(Source):
         self._session = 0
         self._reconnects = None
         self._streaming = False
+        #: Whether a session of this run reached the stream (then a failure
+        #: is a lost connection, retried ``reconnect_attempts`` times).
+        self._reached = False
         super().__init__(**kwargs)
 
     @property
@@ -216,7 +230,8 @@ class thinkrf_analyzer(Source):
 
     def on_start(self):
         self._streaming = True
-        self._reconnects = Backoff(self.graph.reactor, self.reconnect_attempts,
+        self._reached = False
+        self._reconnects = Backoff(self.graph.reactor, self.connect_attempts,
                                    self.reconnect_delay, MAX_RECONNECT_DELAY,
                                    level=LogLevel.warn)
         self._connect()
@@ -257,7 +272,7 @@ class thinkrf_analyzer(Source):
         reactor = self.graph.reactor
         factory = SCPIClientFactory(reactor, self.timeout)
         reactor.connectTCP(self.host, self.scpi_port, factory, timeout=self.timeout)
-        scpi = yield factory.connected
+        scpi = yield self._named(factory.connected, "SCPI", self.scpi_port)
         if session != self._session:
             scpi.close()
             return
@@ -277,7 +292,7 @@ class thinkrf_analyzer(Source):
             raise InstrumentError(f"{self.label}: {self.host} rejected the settings: {status}")
         data_factory = _DataFactory(self, session)
         reactor.connectTCP(self.host, self.data_port, data_factory, timeout=self.timeout)
-        data = yield data_factory.connected
+        data = yield self._named(data_factory.connected, "data", self.data_port)
         if session != self._session:
             data.transport.loseConnection()
             return
@@ -285,9 +300,27 @@ class thinkrf_analyzer(Source):
         if self.paused:
             data.transport.pauseProducing()
         yield scpi.command(":TRACE:STREAM:START")
+        if not self._reached:
+            # From now on a failure is a lost connection.
+            self._reached = True
+            self._reconnects.retries = self.reconnect_attempts
         log.info("{block}: streaming from {identity} at {host} ({rate:g} Sa/s, "
                  "centre {frequency:g} Hz)", block=self.label, identity=identity,
                  host=self.host, rate=self.sample_rate, frequency=self.center_frequency)
+
+    def _named(self, connected, port_name, port):
+        """
+        ``connected`` (a connection being made), failing with an
+        :class:`InstrumentConnectionError` that names the address when the
+        connection cannot be made.
+        """
+        def failed(failure):
+            failure.trap(net_error.ConnectError, net_error.DNSLookupError)
+            reason = (f"no answer within {self.timeout:g} s"
+                      if failure.check(net_error.TimeoutError) else failure.getErrorMessage())
+            raise InstrumentConnectionError(
+                f"cannot connect to the {port_name} port {self.host}:{port}: {reason}")
+        return connected.addErrback(failed)
 
     def _check_identity(self, identity):
         parts = [part.strip() for part in identity.split(",")]
@@ -333,11 +366,16 @@ class thinkrf_analyzer(Source):
         self._timebase = None
         reconnects = self._reconnects
         if not reconnects.retry(self.label, why, self._connect):
-            message = (f"{self.label}: {why}; gave up after {reconnects.failures - 1} "
-                       f"reconnection attempt(s) over {reconnects.elapsed:.1f} s")
+            attempts = reconnects.failures - 1
+            message = f"{self.label}: {why}"
+            if attempts:
+                message += (f"; gave up after {attempts} "
+                            f"{'reconnection' if self._reached else 'connection'} "
+                            f"attempt(s) over {reconnects.elapsed:.1f} s")
             self.graph.fail(self, Failure(InstrumentConnectionError(message)))
             return
-        self.stats["reconnects"] += 1
+        if self._reached:
+            self.stats["reconnects"] += 1
 
     def _disconnect(self):
         scpi, self._scpi = self._scpi, None

@@ -38,7 +38,7 @@ from twisted.internet import defer, error, protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..backoff import Backoff
+from ..backoff import Backoff, RetrySetting
 from ..chunk import ChunkStreamDecoder
 from ..block import MAIN, Block
 from ..edge import check_policy
@@ -234,7 +234,9 @@ class remote_block(Block):
     :param retries: failed attempts in a row (with backoff from
         ``backoff`` doubling up to ``max_backoff`` seconds) before the
         graph fails naming the worker; an answer cut after it delivered
-        chunks starts the count again.
+        chunks starts the count again.  ``retries``, ``backoff`` and
+        ``max_backoff`` may be set while the block streams: the next
+        failure counts with them.
     :param shared_memory: for a worker on this host (a loopback URL) and a
         ``block`` stream: ask for the arrays through shared memory (see
         :mod:`.shm`); where the worker cannot, or this process cannot map
@@ -245,6 +247,11 @@ class remote_block(Block):
     #: Inputs given here (a block placed from this graph) are read by the
     #: worker, not by this stand-in.
     local_inputs = False
+    # Set while the block streams (it started when a sink connected), they
+    # take effect at the next failure.
+    retries = RetrySetting("retries")
+    backoff = RetrySetting("initial")
+    max_backoff = RetrySetting("maximum")
 
     def __init__(self, url, kind, *, output=MAIN, inputs=(), token=None, ca=None,
                  client=None, remote_policy="block", remote_maxsize=256, wait=20.0,
@@ -273,6 +280,7 @@ class remote_block(Block):
         self.remote_maxsize = check_policy(remote_policy, remote_maxsize)
         self.wait = wait
         self.linger = linger
+        self._backoff = None
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -295,7 +303,6 @@ class remote_block(Block):
         #: The next turn's delivery, when a turn's slice ran out.
         self._next_slice = None
         self._reader = None
-        self._backoff = None
         #: Graph.stop came while the stream was being opened.
         self._stop_when_open = False
         #: Why the last attempt to open the stream failed, until one works.

@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 
 import pyrf_blocks
 
-from ..backoff import Backoff
+from ..backoff import Backoff, RetrySetting
 from ..block import MAIN, Sink, block_of, output_kinds
 from ..errors import RemoteError, UnknownBlockType, WorkerUnreachable
 from ..interfaces import KIND_INTERFACES
@@ -610,11 +610,17 @@ class placed_sink(Sink):
 
     type_name = "placed_sink"
     local_inputs = False
+    # As remote_block's: set while it follows the sink, they take effect at
+    # the next failure.
+    retries = RetrySetting("retries")
+    backoff = RetrySetting("initial")
+    max_backoff = RetrySetting("maximum")
 
     def __init__(self, place, factory, inputs, params):
         type_name, params, name, graph = _placed(factory, params)
         _stand_in_for(self, place, factory, type_name, params)
         self._following = None
+        self._backoff = None
         self._running = False
         self.stream_url = None
         #: Graph.stop came while the sink was being created on its worker.
@@ -678,7 +684,8 @@ class placed_sink(Sink):
                 waiting.cancel()  # (those that fired are not affected)
             self._release()
         reactor = self.place.reactor
-        backoff = Backoff(reactor, self.retries, self.backoff, self.max_backoff)
+        backoff = self._backoff = Backoff(reactor, self.retries, self.backoff,
+                                          self.max_backoff)
         while True:
             try:
                 response = await self.place._http(self.graph).get(

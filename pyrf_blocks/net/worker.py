@@ -84,7 +84,7 @@ from ..errors import (HTTPError, NoCalculationState, ParameterError, UnknownBloc
                       UnknownCalculation)
 from ..interfaces import IOutput
 from ..memory import release_freed_memory
-from ..params import check_params
+from ..params import MAX_SECONDS, check_params, check_seconds
 from ..registry import lookup, parameters, remote_allowed
 from ..waiting import Waiters
 from .client import remote_block
@@ -104,9 +104,6 @@ MAX_BODY = 64 << 10
 #: Largest body limit a worker may be given (``--max-body``): a body is
 #: held whole and parsed as JSON, so this bounds what one request costs.
 MAX_BODY_LIMIT = 64 << 20
-#: A worker's times (``--request-deadline``, ``--lease``) are less than
-#: this many seconds (11.6 days).
-MAX_SECONDS = 1e6
 #: Most blocks a worker holds (``POST /blocks`` beyond it is a 429): each
 #: may hold chunks and compute, and nothing else bounds how many a client
 #: makes (3 000 simulated instruments were made in 7.5 s, measured).
@@ -186,10 +183,10 @@ def check_limits(max_body=MAX_BODY, request_deadline=REQUEST_DEADLINE, lease=LEA
     """
     Check a worker's limits: ``max_body`` a whole number of bytes from 1
     to :data:`MAX_BODY_LIMIT`, ``request_deadline`` and ``lease`` more
-    than 0 and less than :data:`MAX_SECONDS` seconds (``lease`` may be
-    ``None``: kept until deleted).  ``ValueError``
-    names the first out of range, as ``names`` calls it (``{"lease":
-    "--lease"}``) or by its own name.
+    than 0 and less than :data:`~pyrf_blocks.params.MAX_SECONDS` seconds
+    (:func:`~pyrf_blocks.params.check_seconds`; ``lease`` may be ``None``:
+    kept until deleted).  ``ValueError`` names the first out of range, as
+    ``names`` calls it (``{"lease": "--lease"}``) or by its own name.
     """
     names = names or {}
     if (isinstance(max_body, bool) or not isinstance(max_body, int)
@@ -199,10 +196,7 @@ def check_limits(max_body=MAX_BODY, request_deadline=REQUEST_DEADLINE, lease=LEA
     for name, value in (("request_deadline", request_deadline), ("lease", lease)):
         if name == "lease" and value is None:
             continue  # (kept until deleted)
-        if (isinstance(value, bool) or not isinstance(value, (int, float))
-                or not 0 < value < MAX_SECONDS):
-            raise ValueError(f"{names.get(name, name)} must be more than 0 and less than "
-                             f"{MAX_SECONDS:g} seconds, got {value!r}")
+        check_seconds(value, names.get(name, name))
 
 
 def check_listen(description, token):
