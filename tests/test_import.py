@@ -2,11 +2,7 @@
 `import pyrf_blocks` stays light: the network, TLS and the GUI load when used.
 """
 
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from pyrf_blocks.testing import modules_loaded
 
 #: Modules that only placing blocks, reading streams or serving needs.
 HEAVY = ("twisted.web", "treq", "OpenSSL", "cryptography", "service_identity",
@@ -15,12 +11,7 @@ HEAVY = ("twisted.web", "treq", "OpenSSL", "cryptography", "service_identity",
 
 def loaded_after(code):
     """The HEAVY modules in sys.modules after running ``code`` in a fresh interpreter."""
-    probe = (f"{code}\nimport sys\n"
-             f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         cwd=ROOT, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.split()
+    return modules_loaded(code, HEAVY)
 
 
 def test_import_pyrf_blocks_loads_no_http_tls_scipy_or_reactor():
@@ -49,26 +40,16 @@ def test_reading_a_stream_loads_the_http_client():
 
 def test_import_pyrf_blocks_does_not_load_the_pipeline_parser():
     """The window blocks parse '1h' with the pipeline's units only when given text."""
-    probe = ("import sys, pyrf_blocks\n"
-             "print(' '.join(m for m in ('pydantic', 'ruamel.yaml') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         cwd=ROOT, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == []
+    assert modules_loaded("import pyrf_blocks", ("pydantic", "ruamel.yaml")) == []
 
 
 def test_making_blocks_with_units_does_not_load_the_pipeline_parser():
     """Blocks given "2.4GHz" or "200ms" convert them without importing pyrf_blocks.pipeline."""
-    probe = ("import sys, pyrf_blocks as p\n"
-             "p.fft_block(p.simulated_instrument(center_frequency='2.4GHz'))\n"
-             "power = p.power_block(p.waveform_source(), p.waveform_source())\n"
-             "assert p.window_block(power, every='200ms').every_ns == 200_000_000\n"
-             "print(' '.join(m for m in ('pyrf_blocks.pipeline', 'pydantic', 'ruamel.yaml')\n"
-             "               if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         cwd=ROOT, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == []
+    code = ("import pyrf_blocks as p\n"
+            "p.fft_block(p.simulated_instrument(center_frequency='2.4GHz'))\n"
+            "power = p.power_block(p.waveform_source(), p.waveform_source())\n"
+            "assert p.window_block(power, every='200ms').every_ns == 200_000_000\n")
+    assert modules_loaded(code, ("pyrf_blocks.pipeline", "pydantic", "ruamel.yaml")) == []
 
 
 def test_the_default_window_option_is_not_computed_when_parsing():

@@ -5,10 +5,6 @@ indices on signals full of plateaus, ties and NaN, and the demo's process
 loads no scipy.signal.
 """
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.signal
@@ -18,8 +14,7 @@ from numpy.testing import assert_array_equal
 
 from pyrf_blocks.numerics import local_maxima
 from pyrf_blocks.numerics.local_maxima import find_peaks
-
-ROOT = Path(__file__).resolve().parents[1]
+from pyrf_blocks.testing import modules_loaded
 
 # Few distinct levels: runs of equal samples (plateaus), equal peaks
 # (ties for the distance rule) and equal valleys are common.
@@ -105,16 +100,14 @@ def test_a_large_noisy_spectrum_gives_scipys_peaks(most_here, monkeypatch):
 
 def test_the_demo_loads_no_scipy_signal():
     """The demo's peak table no longer imports scipy.signal (0.9-1.5 s of each run's CPU)."""
-    probe = ("import sys\n"
-             "from pyrf_blocks.cli import main\n"
-             "sys.argv = ['pyrf-blocks', 'demo', '--duration', '0.2']\n"
-             "try:\n"
-             "    main()\n"
-             "except SystemExit as end:\n"
-             "    assert not end.code, end.code\n"
-             "print('scipy.signal' in sys.modules, file=sys.stderr)\n")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         cwd=ROOT, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "peaks after" in out.stdout
-    assert out.stderr.split()[-1] == "False"
+    code = ("import contextlib, io, sys\n"
+            "from pyrf_blocks.cli import main\n"
+            "sys.argv = ['pyrf-blocks', 'demo', '--duration', '0.2']\n"
+            "printed = io.StringIO()\n"
+            "with contextlib.redirect_stdout(printed):\n"
+            "    try:\n"
+            "        main()\n"
+            "    except SystemExit as end:\n"
+            "        assert not end.code, end.code\n"
+            "assert 'peaks after' in printed.getvalue(), printed.getvalue()\n")
+    assert modules_loaded(code, ("scipy.signal",), timeout=120) == []

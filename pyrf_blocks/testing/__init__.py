@@ -32,12 +32,14 @@ Importing this module imports neither twisted.web nor treq; a
 
 from .blocks import (array_source, assert_provides, manual_source, recording_sink,
                      slow_sink, split_array)
-from .running import new_reactor, poll_until, run_clock, run_until, start_emulator, wait_for
+from .running import (modules_loaded, new_reactor, poll_until, run_clock, run_until,
+                      start_emulator, wait_for)
 from .workers import WORKER_URL, CuttingClient, FlakyClient, WorkerPair
 
 __all__ = [
     "array_source", "manual_source", "recording_sink", "slow_sink",
     "assert_provides", "split_array",
     "run_clock", "new_reactor", "run_until", "wait_for", "poll_until", "start_emulator",
+    "modules_loaded",
     "WORKER_URL", "WorkerPair", "FlakyClient", "CuttingClient",
 ]

@@ -11,7 +11,8 @@ reactor by injection.
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-__all__ = ["run_clock", "new_reactor", "run_until", "wait_for", "poll_until", "start_emulator"]
+__all__ = ["run_clock", "new_reactor", "run_until", "wait_for", "poll_until", "start_emulator",
+           "modules_loaded"]
 
 
 def run_clock(clock, graph, step=0.001, limit=100000):
@@ -194,3 +195,36 @@ def start_emulator(reactor, **settings):
     emulator = InstrumentEmulator(reactor, **settings)
     emulator.listen("127.0.0.1", 0, 0, 0)
     return emulator
+
+
+def modules_loaded(code, modules, timeout=60):
+    """
+    Which of ``modules`` a fresh Python interpreter has imported once it
+    has run ``code``: for tests that an import, a block or a command stays
+    light (loads no scipy.signal, no pipeline parser...).
+
+    Parameters
+    ----------
+    code : str
+        Python source run first (its own output is not read; an assert in
+        it fails the call).
+    modules : sequence of str
+        Names as in ``sys.modules``.
+    timeout : float
+        Seconds the interpreter may take.
+
+    Returns
+    -------
+    list of str
+        Those of ``modules`` imported, in the order given.
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = (f"{code}\nimport sys as _sys\n"
+             f"print('\\n' + ' '.join(m for m in {tuple(modules)!r} if m in _sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2], timeout=timeout)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()[-1].split()
