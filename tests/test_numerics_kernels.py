@@ -47,6 +47,28 @@ def test_window_into_is_the_broadcast_multiply(kernel_backend, complex_input):
     assert_array_equal(out, frames * values)
 
 
+def test_both_backends_window_complex_frames_with_the_same_bits():
+    """Complex samples become (a·w, b·w) on numba's kernels and numpy's alike, bit for bit: ±0, ±inf and NaN too."""
+    pytest.importorskip("numba")
+    frames = _samples(9 * 256, True).reshape(9, 256)
+    frames[1, :6] = [np.complex64(complex(np.inf, 1)), np.complex64(complex(-2, -np.inf)),
+                     np.complex64(complex(np.nan, 0)), np.complex64(complex(-0.0, 0.0)),
+                     np.complex64(complex(3, -0.0)), np.complex64(complex(1e-45, -1e38))]
+    values = window("hann", 256, shift=True)  # (its first value is 0: inf times 0)
+    outs = []
+    try:
+        for name in kernels.BACKENDS:
+            kernels.set_backend(name)
+            outs.append(kernels.window_into(frames, values, np.empty_like(frames)))
+    finally:
+        kernels.set_backend()
+    numba_out, numpy_out = outs
+    assert numba_out.tobytes() == numpy_out.tobytes()
+    with np.errstate(invalid="ignore"):
+        pairs = frames.view(np.float32) * np.repeat(values, 2)
+    assert numba_out.view(np.float32).tobytes() == pairs.tobytes()
+
+
 def test_window_into_takes_overlapping_frames(kernel_backend):
     """Frames that are a strided view (overlap) are windowed as their copy would be."""
     samples = _samples(4096, True)
@@ -163,11 +185,13 @@ def test_frame_extreme_is_the_reduce_of_frame_spectra(kernel_backend, complex_in
         frame_extreme(frames, values, complex_input, combine, out)
         expected = combine.reduce(frame_spectra(frames, values, complex_input), axis=0)
         assert out.tobytes() == expected.tobytes()
-    frames[rows // 2, 3] = np.nan
-    out = np.empty((1, bins), np.float32)
-    frame_extreme(frames, values, complex_input, np.maximum, out)
-    expected = np.maximum.reduce(frame_spectra(frames, values, complex_input), axis=0)
-    assert out.tobytes() == expected.tobytes()
+    for bad in (np.inf, np.nan):  # (an infinite sample, then a NaN besides)
+        frames[rows // 2, 3] = bad
+        for combine in (np.maximum, np.minimum):
+            out = np.empty((1, bins), np.float32)
+            frame_extreme(frames, values, complex_input, combine, out)
+            expected = combine.reduce(frame_spectra(frames, values, complex_input), axis=0)
+            assert out.tobytes() == expected.tobytes()
 
 
 @pytest.mark.filterwarnings("error")

@@ -47,9 +47,12 @@ log = Logger()
 
 #: The FFT implementations, preferred first.
 BACKENDS = ("fftw", "pocketfft")
-#: Most samples in one batch: 64 Ki complex64 samples are 512 KiB in and
-#: 512 KiB out, which stay in a core's cache between the window multiply,
-#: the FFT and ``|X|²``.
+#: Most samples in one batch: 64 Ki complex64 samples, 512 KiB in and
+#: 512 KiB out, planned once and used again without allocation.  The
+#: window multiply, the FFT and ``|X|²`` are three calls per batch where
+#: they are made one by one; the compiled kernels that make them in one
+#: call run FFTW on smaller parts of a batch, which stay in a core's
+#: second-level cache (:data:`~pyrf_blocks.numerics.kernels.FUSED_BATCH_SAMPLES`).
 BATCH_SAMPLES = 64 * 1024
 
 _threads = threading.local()
@@ -282,12 +285,13 @@ def plan(rows, size, complex_input, measure=True):
     return found
 
 
-def batch_rows(size):
+def batch_rows(size, samples=None):
     """
     Rows of the largest batch for frames of ``size`` samples: the largest
-    power of two with at most :data:`BATCH_SAMPLES` samples (at least 1).
+    power of two with at most ``samples`` samples (:data:`BATCH_SAMPLES`
+    by default; at least 1).
     """
-    rows = max(1, BATCH_SAMPLES // size)
+    rows = max(1, (samples or BATCH_SAMPLES) // size)
     return 1 << (rows.bit_length() - 1)
 
 

@@ -37,44 +37,52 @@ _jit = numba.njit(nogil=True, cache=True, boundscheck=False)
 
 
 @_jit
+def _windowed(frames, first, values, input):
+    """
+    The rows of ``frames`` from ``first`` times the window into ``input``
+    (as many rows as it has): float32 pairs times the interleaved window
+    (:func:`~pyrf_blocks.numerics.kernels.window_into`'s ``(a·w, b·w)``).
+    """
+    rows, width = input.shape
+    for row in range(rows):
+        for column in range(width):
+            input[row, column] = frames[first + row, column] * values[column]
+
+
+@_jit
 def window_fft_extreme(frames, values, plan, input, output, out, largest, start):
     """
-    ``frames`` times the window ``values`` into the FFTW ``plan``'s
-    ``input``, the plan run into its ``output``, then
+    ``frames`` (complex frames seen as float32 pairs) times the
+    interleaved window ``values`` into the FFTW ``plan``'s ``input`` (its
+    float32 view), the plan run into its ``output``, then
     :func:`~pyrf_blocks.numerics.numba_kernels.power_extreme_rows` of
-    that into ``out``; what it returns.
+    that into ``out``: batch by batch of the plan's rows (``frames`` has
+    a whole number of them), the extreme continued from the first.  What
+    the last batch returned (0: it stopped at a NaN).
     """
-    rows, size = frames.shape
-    for row in range(rows):
-        for column in range(size):
-            input[row, column] = frames[row, column] * values[column]
-    execute(plan, input.ctypes.data, output.ctypes.data)
-    return power_extreme_rows(output, out, largest, start)
+    found = 1
+    for first in range(0, frames.shape[0], input.shape[0]):
+        _windowed(frames, first, values, input)
+        execute(plan, input.ctypes.data, output.ctypes.data)
+        found = power_extreme_rows(output, out, largest, start and first == 0)
+        if not found:
+            break
+    return found
 
 
 @_jit
 def window_fft_extremes(chunks, count, values, plan, input, output, outs, found, largest,
                         calibrate, offset, doubled, first_doubled, last_doubled):
     """
-    :func:`window_fft_extreme` over the frames of each of the first
-    ``count`` chunks, batch by batch, into the row of its ``(1, bins)``
-    array in ``outs``, then (with ``calibrate``)
-    :func:`~pyrf_blocks.numerics.dbm_kernel.dbm_rows` of it;
-    ``found[k]`` is what the last batch of chunk k returned (0: stopped at
-    a NaN, the row unfinished and not calibrated).
+    :func:`window_fft_extreme` of each of the first ``count`` chunks
+    into the row of its ``(1, bins)`` array in ``outs``, then (with
+    ``calibrate``) :func:`~pyrf_blocks.numerics.dbm_kernel.dbm_rows` of
+    it; ``found[k]`` is what chunk k's returned (0: stopped at a NaN, the
+    row unfinished and not calibrated).
     """
-    batch, size = input.shape
     for index in range(count):
-        frames = chunks[index]
         held = outs[index]
-        found[index] = 1
-        for first in range(0, frames.shape[0], batch):
-            for row in range(batch):
-                for column in range(size):
-                    input[row, column] = frames[first + row, column] * values[column]
-            execute(plan, input.ctypes.data, output.ctypes.data)
-            found[index] = power_extreme_rows(output, held[0], largest, first == 0)
-            if not found[index]:
-                break
+        found[index] = window_fft_extreme(chunks[index], values, plan, input, output, held[0],
+                                          largest, True)
         if calibrate and found[index]:
             dbm_rows(held, held, offset, doubled, first_doubled, last_doubled)
