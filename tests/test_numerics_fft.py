@@ -12,10 +12,12 @@ import threading
 import msgpack
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
 
 from pyrf_blocks.numerics import fft
-from pyrf_blocks.numerics.spectral import frame_spectra, window
+from pyrf_blocks.numerics.spectral import frame_spectra, overlapping_frames, window
 
 
 @pytest.fixture
@@ -220,3 +222,20 @@ def test_fftw_plans_without_importing_scipys_ffts():
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True", "4.0", "4.0"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(length=st.integers(1, 3000), size=st.integers(1, 300), hop=st.integers(1, 400),
+       contiguous=st.booleans())
+def test_overlapping_frames_are_numpys_sliding_window(length, size, hop, contiguous):
+    """overlapping_frames is sliding_window_view(samples, size)[::hop] cut to count rows: read-only, sharing the samples, strided input too."""
+    assume(size <= length)
+    base = np.arange(2 * length, dtype=np.float32).view(np.complex64)
+    samples = base if contiguous else np.arange(4 * length, dtype=np.float32).view(
+        np.complex64)[::2]
+    count = (length - size) // hop + 1
+    frames = overlapping_frames(samples, size, hop, count)
+    expected = np.lib.stride_tricks.sliding_window_view(samples, size)[:count * hop:hop]
+    assert frames.shape == (count, size) and not frames.flags.writeable
+    assert_array_equal(frames, expected)
+    assert np.shares_memory(frames, samples)

@@ -12,7 +12,7 @@ from ..interfaces import ISampleProducer, ISpectrumProducer, IStateful
 from ..numerics.decimation import Decimator
 from ..numerics.spectral import (MIN_FFT_SIZE, calibrated_extreme, calibrated_spectra,
                                  check_window,
-                                 frame_extreme, frame_spectra,
+                                 frame_extreme, frame_spectra, overlapping_frames,
                                  power_to_dbm, window, window_gains)
 from ..params import Param, check_params
 from ..state import check_version, pack_array, plain, unpack_array
@@ -247,7 +247,7 @@ class fft_block(Block):
             if hop == size:
                 frames = samples[:used].reshape(count, size)
             else:
-                frames = np.lib.stride_tricks.sliding_window_view(samples, size)[:used:hop]
+                frames = overlapping_frames(samples, size, hop, count)
             origin = self._origin
             first = self._next_frame
             # The last chunk's end is this one's start: computed once.

@@ -16,7 +16,8 @@ from . import fft, kernels
 from .cosine_windows import periodic_window
 from .decibels import amplitude_to_db, power_to_db
 
-__all__ = ["window", "window_spec", "window_gains", "frame_spectra", "frame_extreme",
+__all__ = ["window", "window_spec", "window_gains", "overlapping_frames", "frame_spectra",
+           "frame_extreme",
            "calibrated_extreme", "calibrated_spectra", "power_to_dbm",
            "bin_frequencies", "MIN_FFT_SIZE"]
 
@@ -111,6 +112,22 @@ def window_gains(name, size):
     values = window(name, size).astype(np.float64)
     total = values.sum()
     return total / size, size * np.sum(values ** 2) / total ** 2
+
+
+def overlapping_frames(samples, size, hop, count):
+    """
+    The first ``count`` frames of ``size`` samples of the 1-D array
+    ``samples``, ``hop`` samples apart, as one read-only view (rows may
+    share samples): what ``sliding_window_view(samples, size)[::hop]``
+    gives, made directly where ``samples`` is contiguous (numpy's
+    function costs about 30 µs of Python per call, 2 µs this way).
+    """
+    if not samples.flags.c_contiguous:
+        return np.lib.stride_tricks.sliding_window_view(samples, size)[:count * hop:hop]
+    step = samples.itemsize
+    frames = np.ndarray((count, size), samples.dtype, samples, 0, (hop * step, step))
+    frames.setflags(write=False)
+    return frames
 
 
 def frame_spectra(frames, window_values, complex_input, out=None):
