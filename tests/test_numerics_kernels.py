@@ -79,6 +79,36 @@ def test_window_into_takes_overlapping_frames(kernel_backend):
     assert_array_equal(out, np.ascontiguousarray(frames) * values)
 
 
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(1, 70), hop=st.integers(1, 90), rows=st.integers(1, 9),
+       complex_input=st.booleans(), offset=st.integers(0, 3))
+def test_strided_frames_are_windowed_as_their_copy_bit_for_bit(size, hop, rows, complex_input,
+                                                              offset):
+    """Frames hop samples apart (overlapping, adjacent or with gaps, from any offset) give the bits of their contiguous copy on both backends."""
+    samples = _samples(offset + (rows - 1) * hop + size, complex_input)[offset:]
+    step = samples.itemsize
+    frames = np.lib.stride_tricks.as_strided(samples, (rows, size), (hop * step, step),
+                                             writeable=False)
+    values = np.linspace(-1, 1, size, dtype=np.float32)
+    outs = []
+    try:
+        for name in kernels.BACKENDS:
+            if name == "numba" and not kernels._numba_available():
+                continue
+            kernels.set_backend(name)
+            for given_frames in (frames, np.ascontiguousarray(frames)):
+                out = np.empty(frames.shape, frames.dtype)
+                kernels.window_into(given_frames, values, out)
+                outs.append(out.tobytes())
+    finally:
+        kernels.set_backend()
+    assert len(set(outs)) == 1
+    copy = np.ascontiguousarray(frames)
+    expected = (copy.view(np.float32) * np.repeat(values, 2) if complex_input
+                else copy * values)  # ((a·w, b·w) for a + bi)
+    assert outs[0] == expected.tobytes()
+
+
 def test_power_into_is_the_squared_magnitude(kernel_backend):
     """|X|² matches numpy's abs squared within float32 rounding, zero stays zero."""
     spectra = _samples(64 * 1024, True).reshape(64, 1024)
@@ -457,6 +487,8 @@ def test_every_compiled_kernel_is_loaded_from_numbas_cache():
              "frames = np.ones((64, 256), np.complex64)\n"
              "values = window('hann', 256)\n"
              "kernels.window_into(frames, values, np.empty_like(frames))\n"
+             "overlapping = np.lib.stride_tricks.sliding_window_view(frames[0], 128)[::64]\n"
+             "kernels.window_into(overlapping, values[:128], np.empty((3, 128), np.complex64))\n"
              "kernels.power_into(frames, np.empty((64, 256), np.float32))\n"
              "kernels.power_extreme_into(frames, np.empty(256, np.float32), np.maximum)\n"
              "calls = [(frames, values, True, np.maximum, np.empty((1, 256), np.float32),\n"

@@ -110,9 +110,9 @@ def _numba_kernels():
     with _compile_lock:
         if _compiled is None:
             from .dbm_kernel import dbm_rows
-            from .numba_kernels import power_extreme_rows, power_rows, window_rows
+            from .numba_kernels import power_extreme_rows, power_rows, window_hops, window_rows
 
-            _compiled = window_rows, power_rows, power_extreme_rows, dbm_rows
+            _compiled = window_rows, power_rows, power_extreme_rows, dbm_rows, window_hops
     return _compiled
 
 
@@ -148,11 +148,26 @@ def window_into(frames, values, out):
         # was not.
         frames, values, out = (frames.view(np.float32), _interleaved(values),
                                out.view(np.float32))
-    if numba:
+    if not numba:
+        np.multiply(frames, values, out=out)
+    elif frames.flags.c_contiguous or not _hops(frames) or not out.flags.c_contiguous:
         _numba_kernels()[0](frames, values, out)
     else:
-        np.multiply(frames, values, out=out)
+        # Overlapping frames: the samples under them, as one run.
+        rows, size = frames.shape
+        hop = frames.strides[0] // frames.itemsize
+        samples = np.lib.stride_tricks.as_strided(frames, ((rows - 1) * hop + size,),
+                                                  (frames.itemsize,))
+        _numba_kernels()[4](samples, hop, values, out)
     return result
+
+
+def _hops(frames):
+    # True where ``frames`` (2-D) are runs of adjacent samples a whole
+    # number of samples apart: a strided view of one array of samples.
+    step, item = frames.strides[0], frames.itemsize
+    return (frames.ndim == 2 and frames.strides[1] == item and step > 0
+            and step % item == 0 and len(frames) > 0)
 
 
 def power_into(spectra, out):

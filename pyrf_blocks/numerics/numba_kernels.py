@@ -13,7 +13,7 @@ and is compiled again, its machine code added to the cache each time).
 import numba
 import numpy as np
 
-__all__ = ["window_rows", "power_rows", "power_extreme_rows"]
+__all__ = ["window_rows", "window_hops", "power_rows", "power_extreme_rows"]
 
 _jit = numba.njit(nogil=True, cache=True, boundscheck=False)
 
@@ -25,6 +25,26 @@ def window_rows(frames, values, out):
     for row in range(rows):
         for column in range(size):
             out[row, column] = frames[row, column] * values[column]
+
+
+@_jit
+def window_hops(samples, hop, values, out):
+    """
+    ``out[r, c] = samples[r·hop + c] * values[c]``: the frames of the 1-D
+    ``samples``, ``hop`` apart, times the window.  Overlapping frames
+    given as a 2-D view have a row stride numba cannot know to be the
+    samples' own, so :func:`window_rows` reads them element by element;
+    here each row is a run of adjacent samples, which LLVM vectorises.
+    """
+    rows, size = out.shape
+    for row in range(rows):
+        # (row by row as slices: indexing ``samples[row·hop + c]`` costs a
+        # test for a negative index per element, which LLVM does not
+        # vectorise; 15 against 76 µs for 64 rows of 2 048 float32)
+        first = row * hop
+        frame, windowed = samples[first:first + size], out[row]
+        for column in range(size):
+            windowed[column] = frame[column] * values[column]
 
 
 @_jit
