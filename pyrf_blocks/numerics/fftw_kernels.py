@@ -37,32 +37,38 @@ _jit = numba.njit(nogil=True, cache=True, boundscheck=False)
 
 
 @_jit
-def _windowed(frames, first, values, input):
+def _windowed(samples, hop, first, values, input):
     """
-    The rows of ``frames`` from ``first`` times the window into ``input``
-    (as many rows as it has): float32 pairs times the interleaved window
-    (:func:`~pyrf_blocks.numerics.kernels.window_into`'s ``(a·w, b·w)``).
+    The frames of the 1-D ``samples``, ``hop`` apart, from frame
+    ``first`` times the window into ``input`` (as many rows as it has):
+    float32 pairs times the interleaved window
+    (:func:`~pyrf_blocks.numerics.kernels.window_into`'s ``(a·w, b·w)``),
+    each frame a slice of the samples, which LLVM vectorises whether the
+    frames overlap or not.
     """
     rows, width = input.shape
     for row in range(rows):
+        begin = (first + row) * hop
+        frame, windowed = samples[begin:begin + width], input[row]
         for column in range(width):
-            input[row, column] = frames[first + row, column] * values[column]
+            windowed[column] = frame[column] * values[column]
 
 
 @_jit
-def window_fft_extreme(frames, values, plan, input, output, out, largest, start):
+def window_fft_extreme(samples, hop, rows, values, plan, input, output, out, largest, start):
     """
-    ``frames`` (complex frames seen as float32 pairs) times the
-    interleaved window ``values`` into the FFTW ``plan``'s ``input`` (its
-    float32 view), the plan run into its ``output``, then
+    ``rows`` frames of ``samples`` (complex samples seen as float32
+    pairs, the frames ``hop`` floats apart) times the interleaved window
+    ``values`` into the FFTW ``plan``'s ``input`` (its float32 view), the
+    plan run into its ``output``, then
     :func:`~pyrf_blocks.numerics.numba_kernels.power_extreme_rows` of
-    that into ``out``: batch by batch of the plan's rows (``frames`` has
-    a whole number of them), the extreme continued from the first.  What
+    that into ``out``: batch by batch of the plan's rows (``rows`` is a
+    whole number of them), the extreme continued from the first.  What
     the last batch returned (0: it stopped at a NaN).
     """
     found = 1
-    for first in range(0, frames.shape[0], input.shape[0]):
-        _windowed(frames, first, values, input)
+    for first in range(0, rows, input.shape[0]):
+        _windowed(samples, hop, first, values, input)
         execute(plan, input.ctypes.data, output.ctypes.data)
         found = power_extreme_rows(output, out, largest, start and first == 0)
         if not found:
@@ -71,18 +77,19 @@ def window_fft_extreme(frames, values, plan, input, output, out, largest, start)
 
 
 @_jit
-def window_fft_extremes(chunks, count, values, plan, input, output, outs, found, largest,
-                        calibrate, offset, doubled, first_doubled, last_doubled):
+def window_fft_extremes(chunks, count, hop, rows, values, plan, input, output, outs, found,
+                        largest, calibrate, offset, doubled, first_doubled, last_doubled):
     """
-    :func:`window_fft_extreme` of each of the first ``count`` chunks
-    into the row of its ``(1, bins)`` array in ``outs``, then (with
-    ``calibrate``) :func:`~pyrf_blocks.numerics.dbm_kernel.dbm_rows` of
-    it; ``found[k]`` is what chunk k's returned (0: stopped at a NaN, the
-    row unfinished and not calibrated).
+    :func:`window_fft_extreme` of each of the first ``count`` chunks (runs
+    of samples, chunk k of ``rows[k]`` frames ``hop`` apart) into the row of
+    its ``(1, bins)`` array in ``outs``, then (with ``calibrate``)
+    :func:`~pyrf_blocks.numerics.dbm_kernel.dbm_rows` of it; ``found[k]``
+    is what chunk k's returned (0: stopped at a NaN, the row unfinished
+    and not calibrated).
     """
     for index in range(count):
         held = outs[index]
-        found[index] = window_fft_extreme(chunks[index], values, plan, input, output, held[0],
-                                          largest, True)
+        found[index] = window_fft_extreme(chunks[index], hop, rows[index], values, plan, input,
+                                          output, held[0], largest, True)
         if calibrate and found[index]:
             dbm_rows(held, held, offset, doubled, first_doubled, last_doubled)

@@ -239,15 +239,35 @@ def window_fft_extreme_into(frames, values, plan, out, combine, start=True):
     samples are not adjacent — and the caller takes the three steps; else
     what :func:`power_extreme_into` returns.
     """
-    if not plan.raw or backend() != "numba" or frames.strides[-1] != frames.itemsize:
+    if not plan.raw or backend() != "numba":
         return None
+    run = _sample_run(frames)
     kernel = _fused or _fused_kernel()
-    if not kernel:
+    if not kernel or run is None:
         return None
     largest = _largest(combine, "window_fft_extreme_into")
     plan = _fused_plan(plan)
-    return kernel(frames.view(np.float32), _interleaved(values), plan.raw,
+    return kernel(*run, len(frames), _interleaved(values), plan.raw,
                   plan.input.view(np.float32), plan.output, out, largest, start)
+
+
+def _sample_run(frames):
+    # (the float32 pairs under the complex64 ``frames`` as one 1-D run,
+    # the hop between frames in floats): what the compiled kernels read;
+    # None where the frames are not runs of adjacent samples.
+    if frames.dtype != np.complex64 or frames.ndim != 2:
+        return None
+    pairs = frames.view(np.float32) if frames.strides[-1] == frames.itemsize else None
+    if pairs is None:
+        return None
+    if pairs.flags.c_contiguous:
+        return pairs.reshape(-1), pairs.shape[1]
+    if not _hops(pairs):
+        return None
+    rows, width = pairs.shape
+    hop = pairs.strides[0] // pairs.itemsize
+    return np.lib.stride_tricks.as_strided(pairs, ((rows - 1) * hop + width,),
+                                           (pairs.itemsize,)), hop
 
 
 #: Most samples the compiled kernels give FFTW at once: they run a plan
@@ -289,8 +309,8 @@ def window_fft_extremes_into(chunks, values, plan, outs, combine, calibration=No
     """
     :func:`window_fft_extreme_into` for several chunks, in one compiled
     call per :data:`GROUP_SLOTS` of them (each releases the GIL once for
-    them all): ``chunks`` a sequence of C-contiguous frame arrays of one
-    dtype whose rows are whole batches of ``plan``, each chunk's extreme
+    them all): ``chunks`` a sequence of C-contiguous complex64 frame
+    arrays whose rows are whole batches of ``plan``, each chunk's extreme
     written into the row of its C-contiguous float32 ``(1, bins)`` array
     in the sequence ``outs``, then, with ``calibration`` (the last four
     arguments of :func:`dbm_into`), turned to dB as :func:`dbm_into`
@@ -299,7 +319,7 @@ def window_fft_extremes_into(chunks, values, plan, outs, combine, calibration=No
     what :func:`power_extreme_into` returned for each chunk (0: it met a
     NaN, and that row is to be computed by the caller's other route).
     """
-    if not plan.raw or backend() != "numba":
+    if not plan.raw or backend() != "numba" or chunks[0].dtype != np.complex64:
         return None
     if not (_fused or _fused_kernel()):
         return None
@@ -307,16 +327,17 @@ def window_fft_extremes_into(chunks, values, plan, outs, combine, calibration=No
     calibrate = calibration is not None
     offset, doubled, first_doubled, last_doubled = calibration or (0.0, 0.0, 0, 0)
     found = np.empty(len(chunks), np.int8)
-    pairs = [chunk.view(np.float32) for chunk in chunks]
+    rows = np.array([len(chunk) for chunk in chunks], np.intp)
+    runs = [chunk.reshape(-1).view(np.float32) for chunk in chunks]
     values = _interleaved(values)
     plan = _fused_plan(plan)
     input = plan.input.view(np.float32)
     for first in range(0, len(chunks), GROUP_SLOTS):
-        part, count = _slots(pairs, first)
+        part, count = _slots(runs, first)
         held, _ = _slots(outs, first)
-        _fused_group(part, count, values, plan.raw, input, plan.output, held,
-                     found[first:], largest, calibrate, _float32(offset), _float32(doubled),
-                     first_doubled, last_doubled)
+        _fused_group(part, count, input.shape[1], rows[first:], values, plan.raw, input,
+                     plan.output, held, found[first:], largest, calibrate, _float32(offset),
+                     _float32(doubled), first_doubled, last_doubled)
     return found
 
 
