@@ -109,7 +109,7 @@ def test_view_of_an_unreachable_analyzer_or_worker_exits_1():
     analyzer = view("--headless", "--duration", "10", "127.0.0.1")
     assert analyzer.returncode == 1, analyzer.stderr
     assert analyzer.stderr.strip().splitlines() == [
-        "pyrf-blocks view: thinkrf_analyzer 'thinkrf_analyzer': cannot connect to the SCPI "
+        "pyrf-blocks view: thinkrf_analyzer: cannot connect to the SCPI "
         "port 127.0.0.1:37001: Connection was refused by other side: 111: Connection refused."]
     worker = view("--headless", "--duration", "1", f"http://127.0.0.1:{port}/blocks/fft")
     assert worker.returncode == 1, worker.stderr

@@ -122,7 +122,7 @@ def test_record_from_an_unreachable_analyzer_fails_in_one_line_leaving_no_file(t
     assert "retry" not in result.stderr  # (before: 3 retries, 7 s, for an analyzer never reached)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("pyrf-blocks record: thinkrf_analyzer 'thinkrf_analyzer': "
+    assert lines[0].startswith("pyrf-blocks record: thinkrf_analyzer: "
                                f"cannot connect to the SCPI port 127.0.0.1:{port}: "
                                "Connection was refused"), lines
     assert list(tmp_path.iterdir()) == []  # before the fix: an empty capture.sigmf-data

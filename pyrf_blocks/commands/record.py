@@ -92,7 +92,7 @@ def run(args):
         graph.run()
     except Exception as error:  # a block's failure (logged only if a bug's)
         bar.close()
-        print(f"pyrf-blocks record: {error}", file=sys.stderr)
+        print(f"pyrf-blocks record: {graph.failure_line(error)}", file=sys.stderr)
         return 1
     finally:
         if ticker.running:

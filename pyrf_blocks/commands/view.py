@@ -335,12 +335,7 @@ def run(args):
     try:
         graph.run()
     except Exception as error:  # a block failed: it was logged with its traceback
-        block = graph.failed_block
-        where = f"{block.type_name} {block.name!r}" if block is not None else "the graph"
-        message = str(error)
-        if not message.startswith(where):  # (the block's own errors name it already)
-            message = f"{where} failed: {message}"
-        print(f"pyrf-blocks view: {message}", file=sys.stderr)
+        print(f"pyrf-blocks view: {graph.failure_line(error)}", file=sys.stderr)
         return 1
     if display.traces[0].max_hold is None:
         problems.append(f"no spectrum arrived from {args.source} in {args.duration:g} s"
