@@ -163,9 +163,37 @@ def test_discover_wait_and_emulate_duration_are_bounded(capsys, monkeypatch, arg
     assert capsys.readouterr().err.splitlines() == [reason]
 
 
+@pytest.mark.parametrize("args", [
+    (["view", "--headless", "--duration", "1e30"],
+     "pyrf-blocks view: error: --duration must be more than 0 and less than 1e+06 seconds, "
+     "got 1e+30"),
+    (["demo", "--fast", "--duration", "1e6"],
+     "pyrf-blocks demo: error: --duration must be more than 0 and less than 1e+06 seconds, "
+     "got 1000000.0"),
+    # (a closed port: the old code failed there, exit 1, instead of recording for ever)
+    (["record", "127.0.0.1", "--scpi-port", "1", "-o", "x", "--quiet", "--duration", "1e30"],
+     "pyrf-blocks record: --duration must be more than 0 and less than 1e+06 seconds, "
+     "got 1e+30"),
+], ids=["view", "demo", "record"])
+@pytest.mark.timeout(30)  # (before: view and demo ran 1e30 and 1e6 s)
+def test_view_demo_and_record_durations_are_bounded(capsys, monkeypatch, tmp_path, args):
+    """view, demo and record --duration of 1e6 s or more: one line naming the range, exit 2, before anything runs or connects (before: taken at their word)."""
+    from pyrf_blocks.cli import main
+    for command in ("record", "view"):
+        monkeypatch.setattr(f"pyrf_blocks.commands.{command}.log_warnings_to_stderr",
+                            lambda **_: None)
+    monkeypatch.chdir(tmp_path)
+    args, reason = args
+    assert main(args) == 2
+    assert capsys.readouterr().err.splitlines() == [reason]
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("args", [["discover", "--wait", "inf"], ["discover", "--wait", "nan"],
                                   ["emulate", "--duration", "inf"],
-                                  ["emulate", "--duration", "-1"]])
+                                  ["emulate", "--duration", "-1"],
+                                  ["view", "--duration", "inf"], ["demo", "--duration", "nan"],
+                                  ["record", "--duration", "-1", "sim", "-o", "x"]])
 def test_times_that_are_not_finite_and_positive_are_refused_by_argparse(capsys, args):
     """inf, nan or a negative time: argparse's one line naming the option, exit 2."""
     from pyrf_blocks.cli import main

@@ -9,6 +9,7 @@ noise floor.  The run is paced by device time, so --duration is real time.
 import sys
 
 from .. import defaults
+from ..params import MAX_SECONDS, check_seconds
 from .options import (add_window_argument, check_tuning, fft_size, finite_float,
                       positive_float, positive_int, simulated_tones, simulated_tones_text)
 
@@ -16,7 +17,8 @@ HELP = "run the simulated-instrument spectrum demo and print the peaks"
 
 def add_arguments(parser):
     parser.add_argument("--duration", type=positive_float, default=2.0, metavar="SECONDS",
-                        help="how long to run, seconds of device time (default 2)")
+                        help="how long to run, seconds of device time, less than "
+                             f"{MAX_SECONDS:g} (default 2)")
     parser.add_argument("--center-mhz", type=positive_float, default=2400.0, metavar="MHZ",
                         help="centre frequency of the instrument, MHz (default 2400)")
     parser.add_argument("--rate-msps", type=positive_float, default=7.8125, metavar="MSPS",
@@ -48,6 +50,7 @@ def run(args):
     rate = args.rate_msps * 1e6
     graph = Graph()
     try:
+        check_seconds(args.duration, "--duration")
         check_tuning(args, defaults.MODEL, "sim")
         wsa = analyzer(defaults.MODEL, "sim", graph=graph,
                        center_frequency=args.center_mhz * 1e6, sample_rate=rate, tones=tones,

@@ -10,6 +10,7 @@ Replay it with sigmf_source(NAME) in a script.
 import sys
 
 from .. import defaults
+from ..params import MAX_SECONDS, check_seconds
 from .options import (check_tuning, log_warnings_to_stderr, port_number, positive_float,
                       positive_int)
 
@@ -25,7 +26,7 @@ def add_arguments(parser):
     limit.add_argument("--samples", type=positive_int, metavar="N",
                        help="number of IQ samples to record")
     limit.add_argument("--duration", type=positive_float, metavar="SECONDS",
-                       help="seconds of device time to record")
+                       help=f"seconds of device time to record, less than {MAX_SECONDS:g}")
     parser.add_argument("--model", default=defaults.MODEL, choices=("WSA4000", "WSA5000", "R5500"),
                         help="analyzer family: the identity expected from the analyzer "
                              "and the limits the settings are checked against "
@@ -74,6 +75,8 @@ def run(args):
                         data_port=args.data_port)
     graph = Graph(reactor)
     try:
+        if args.duration is not None:
+            check_seconds(args.duration, "--duration")
         check_tuning(args, args.model, args.host)
         source = analyzer(args.model, args.host, graph=graph, **settings)
         recorder = record_block(source, args.output, datatype=args.datatype, samples=samples)

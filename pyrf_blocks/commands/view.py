@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import defaults
 from ..errors import SourceError
+from ..params import MAX_SECONDS, check_seconds
 from .options import (add_token_arguments, add_window_argument, check_tuning, fft_size,
                       finite_float, log_warnings_to_stderr, positive_float, positive_int,
                       simulated_tones, simulated_tones_text, token_from)
@@ -126,7 +127,8 @@ def add_arguments(parser):
                              "signed by (default: the system's)")
     run = parser.add_argument_group("running")
     run.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS",
-                     help="quit after this long (default: when the window is closed)")
+                     help=f"quit after this long, less than {MAX_SECONDS:g} s "
+                          "(default: when the window is closed)")
     run.add_argument("--screenshot", default=None, metavar="PNG",
                      help="save a PNG of the window just before quitting "
                           "(needs --duration; its folder must exist)")
@@ -295,12 +297,14 @@ def run(args):
         print("pyrf-blocks view: error: --headless and --screenshot need --duration",
               file=sys.stderr)
         return 2
-    if args.screenshot:
-        try:
+    try:
+        if args.duration is not None:
+            check_seconds(args.duration, "--duration")
+        if args.screenshot:
             check_screenshot(args.screenshot)
-        except ValueError as error:
-            print(f"pyrf-blocks view: error: {error}", file=sys.stderr)
-            return 2
+    except ValueError as error:
+        print(f"pyrf-blocks view: error: {error}", file=sys.stderr)
+        return 2
     if not args.headless:
         from ..gui.loop import install
         try:
