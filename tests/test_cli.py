@@ -64,7 +64,9 @@ def test_help_explains_every_demo_option():
     # Values the argument's own check lets through and the instrument refuses
     # (a traceback before), in the option's unit (in Hz before).
     (["demo", "--rate-msps", "1e9"], "demo: error: --rate-msps 1e+09: the sample rate of the "
-                                     "simulated instrument is 0 to 10000 MSa/s"),
+                                     "simulated instrument is 0.001 to 10000 MSa/s"),
+    (["demo", "--rate-msps", "1e-9"], "demo: error: --rate-msps 1e-09: the sample rate of the "
+                                      "simulated instrument is 0.001 to 10000 MSa/s"),
     (["demo", "--center-mhz", "1e12"], "demo: error: --center-mhz 1e+12: the centre frequency "
                                        "of the simulated instrument is 0 to 1e+06 MHz"),
     (["demo", "--center-mhz", "inf"], "argument --center-mhz: 'inf' is not a finite number"),
