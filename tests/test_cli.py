@@ -123,6 +123,30 @@ def test_an_option_in_mhz_is_refused_in_mhz_naming_it(capsys, monkeypatch, tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("args, reason", [
+    (["record", "sim", "-o", "x", "--samples", "1", "--decimation", "3"],
+     "pyrf-blocks record: --decimation 3: a WSA5000 takes 1 (none) or a power of two from 4 "
+     "to 1024"),
+    (["record", "sim", "-o", "x", "--samples", "1", "--model", "WSA4000", "--decimation",
+      "1024"],
+     "pyrf-blocks record: --decimation 1024: a WSA4000 takes 1 (none) or a whole number from "
+     "4 to 1023"),
+    (["record", "192.0.2.1", "-o", "x", "--samples", "1", "--model", "R5500",
+      "--decimation", "6"],
+     "pyrf-blocks record: --decimation 6: an R5500 takes 1 (none) or a power of two from 4 "
+     "to 1024"),
+])
+def test_a_decimation_the_family_lacks_is_refused_listing_those_it_takes(
+        capsys, monkeypatch, tmp_path, args, reason):
+    """record --decimation that the --model's analyzers (and so the emulator) do not take, for the simulated instrument too: exit 2, one line naming the option and listing the factors, no file (before: sim recorded at 125/3 MSa/s)."""
+    from pyrf_blocks.cli import main
+    monkeypatch.setattr("pyrf_blocks.commands.record.log_warnings_to_stderr", lambda **_: None)
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    assert capsys.readouterr().err.splitlines() == [reason]
+    assert list(tmp_path.iterdir()) == []
+
+
 # Every failure exits non-zero, in one line, and never hangs.
 
 def one_line(result):

@@ -83,7 +83,8 @@ def test_view_help_documents_the_controls(capsys):
     (("--headless", "--duration", "1", "--span-mhz", "500"),
      "--span-mhz 500: the widest span of a WSA4000 is 125 MHz (decimation 1)"),
     (("--headless", "--duration", "1", "--decimation", "2"),
-     "WSA4000: decimation 2 is not supported; use 1 (none) or a whole number from 4 to 1023"),
+     "pyrf-blocks view: error: --decimation 2: a WSA4000 takes 1 (none) or a whole number "
+     "from 4 to 1023"),
     (("--duration", "1", "--screenshot", "/nonexistent-folder/view.png"),
      "--screenshot /nonexistent-folder/view.png: folder /nonexistent-folder does not exist"),
 ])

@@ -26,7 +26,8 @@ import numpy as np
 from .. import defaults
 from ..errors import SourceError
 from ..params import MAX_SECONDS, check_seconds
-from .options import (add_token_arguments, add_window_argument, check_tuning, fft_size,
+from .options import (add_token_arguments, add_window_argument, check_decimation,
+                      check_tuning, fft_size,
                       finite_float, log_warnings_to_stderr, positive_float, positive_int,
                       simulated_tones, simulated_tones_text, token_from)
 
@@ -145,7 +146,7 @@ def decimation_for(args):
     from ..instruments.models import model_of
     model = model_of(MODEL)
     if args.decimation is not None:
-        model.check(decimation=args.decimation)
+        check_decimation(args.decimation, MODEL)
         return args.decimation
     if args.span_mhz is None:
         return 16
