@@ -71,6 +71,10 @@ def test_help_explains_every_demo_option():
                                        "of the simulated instrument is 0 to 1e+06 MHz"),
     (["demo", "--center-mhz", "inf"], "argument --center-mhz: 'inf' is not a finite number"),
     (["demo", "--tone", "nan", "-20"], "argument --tone: 'nan' is not a finite number"),
+    # (before: taken, and never shown: the instrument captures -rate/2 <= offset < rate/2)
+    (["demo", "--rate-msps", "10", "--tone", "5", "-20"],
+     "demo: error: --tone 5 -20: the offset must be at least -5 and less than 5 MHz, within "
+     "the 10 MHz span"),
 ])
 def test_bad_option_exits_2_with_one_line(args, reason):
     """A bad option or value exits 2 with a one-line reason and no traceback."""
@@ -273,6 +277,43 @@ def test_a_span_becomes_a_decimation_the_analyzer_supports(span, decimation):
     from pyrf_blocks.commands.view import decimation_for
     args = build_parser().parse_args(["view", "--span-mhz", span])
     assert decimation_for(args) == decimation  # (50 MHz gave 2, which no WSA takes)
+
+
+@pytest.mark.parametrize("rbw_khz", ["0.0281", "0.1", "28.76", "1000", "1840"])
+def test_an_rbw_becomes_the_shortest_fft_that_resolves_it(rbw_khz):
+    """view --rbw-khz within the range the FFTs of 16 to 1 Mi points give: the shortest power-of-two FFT whose RBW is at most that."""
+    from pyrf_blocks.cli import build_parser
+    from pyrf_blocks.commands.view import fft_size_for
+    from pyrf_blocks.numerics.spectral import window_gains
+    args = build_parser().parse_args(["view", "--rbw-khz", rbw_khz])
+    rate, asked = 7.8125e6, float(rbw_khz) * 1e3
+
+    def rbw(size):
+        return window_gains(args.window, size)[1] * rate / size
+    size = fft_size_for(args, rate)
+    assert size & (size - 1) == 0 and 16 <= size <= 1 << 20
+    assert rbw(size) <= asked and (size == 16 or rbw(size // 2) > asked)
+
+
+@pytest.mark.parametrize("window", ["flattop", "hann", "kaiser:8.6"])
+@pytest.mark.parametrize("rate", [125e6, 7.8125e6, 125e6 / 1000])
+def test_the_rbw_range_a_refusal_shows_is_accepted_at_both_ends(window, rate):
+    """The RBWs an --rbw-khz refusal names (rounded to 4 digits) are themselves accepted: typing back the range's ends works."""
+    import re
+
+    from pyrf_blocks.cli import build_parser
+    from pyrf_blocks.commands.view import fft_size_for
+
+    def size_for(rbw_khz):
+        return fft_size_for(build_parser().parse_args(
+            ["view", "--window", window, "--rbw-khz", rbw_khz]), rate)
+    with pytest.raises(ValueError) as refused:
+        size_for("1e-9")
+    finest, coarsest = re.search(r"the RBW is (\S+) to (\S+) kHz", str(refused.value)).groups()
+    assert size_for(finest) == 1 << 20
+    assert size_for(coarsest) in (16, 32)  # (a hair finer than 16 points give: maybe 32)
+    with pytest.raises(ValueError, match=re.escape(f"the RBW is {finest} to {coarsest} kHz")):
+        size_for("1e9")
 
 
 def test_commands_run_in_turn_in_one_process_log_each_event_once(capsys):

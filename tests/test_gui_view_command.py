@@ -85,6 +85,21 @@ def test_view_help_documents_the_controls(capsys):
     (("--headless", "--duration", "1", "--decimation", "2"),
      "pyrf-blocks view: error: --decimation 2: a WSA4000 takes 1 (none) or a whole number "
      "from 4 to 1023"),
+    # (before: the tone, outside the band the instrument captures, never showed; the
+    # RBW was taken from the nearest FFT of 16 to 1048576 points)
+    (("--headless", "--duration", "1", "--tone", "1e9", "-20"),
+     "pyrf-blocks view: error: --tone 1e+09 -20: the offset must be at least -3.90625 and "
+     "less than 3.90625 MHz, within the 7.8125 MHz span"),
+    (("--headless", "--duration", "1", "--decimation", "64", "--tone", "0.9765625", "-20"),
+     "pyrf-blocks view: error: --tone 0.976562 -20: the offset must be at least -0.9765625 "
+     "and less than 0.9765625 MHz, within the 1.953125 MHz span"),
+    (("--headless", "--duration", "1", "--rbw-khz", "1e-9"),
+     "pyrf-blocks view: error: --rbw-khz 1e-09: with a 7.8125 MHz span and the flattop "
+     "window the RBW is 0.0281 to 1840 kHz (FFTs of 16 to 1048576 points)"),
+    (("--headless", "--duration", "1", "--span-mhz", "1", "--window", "hann", "--rbw-khz",
+      "5000"),
+     "pyrf-blocks view: error: --rbw-khz 5000: with a 1.953125 MHz span and the hann window "
+     "the RBW is 0.002794 to 183.1 kHz (FFTs of 16 to 1048576 points)"),
     (("--duration", "1", "--screenshot", "/nonexistent-folder/view.png"),
      "--screenshot /nonexistent-folder/view.png: folder /nonexistent-folder does not exist"),
 ])

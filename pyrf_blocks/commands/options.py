@@ -8,7 +8,7 @@ import math
 import os
 
 __all__ = ["positive_float", "finite_float", "check_tuning", "SCALED_OPTIONS", "check_decimation",
-           "positive_int",
+           "check_tones", "positive_int",
            "window_name", "fft_size", "duration", "port_number", "add_window_argument",
            "simulated_tones", "simulated_tones_text",
            "log_warnings_to_stderr", "one_line_failures", "TOKEN_VARIABLE",
@@ -87,6 +87,24 @@ def check_decimation(decimation, model):
         who, _ = tuning_limits(model, None)
         raise ValueError(f"--decimation {decimation}: {who} takes "
                          f"{family.describe_decimations()}")
+
+
+def check_tones(args, sample_rate):
+    """
+    ``ValueError`` naming the first ``--tone OFFSET_MHZ DBM`` of ``args``
+    outside the band that a simulated instrument sampling at
+    ``sample_rate`` (Sa/s) captures (:func:`~pyrf_blocks.numerics.signals.in_band`,
+    the rule the instrument applies): such a tone never shows, as behind an
+    analyzer's anti-alias filter.
+    """
+    from ..numerics.signals import in_band
+
+    half = sample_rate / 2e6
+    for offset, level in args.tone or ():
+        if not in_band(offset * 1e6, sample_rate):
+            raise ValueError(f"--tone {offset:g} {level:g}: the offset must be at least "
+                             f"{-half:.10g} and less than {half:.10g} MHz, within the "
+                             f"{2 * half:.10g} MHz span")
 
 
 def positive_int(text):

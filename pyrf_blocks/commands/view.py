@@ -18,6 +18,7 @@ Without --duration the viewer runs until its window is closed.
 display) and, like a windowed run, prints the strongest peak at the end.
 """
 
+import math
 import os
 import sys
 
@@ -27,7 +28,7 @@ from .. import defaults
 from ..errors import SourceError
 from ..params import MAX_SECONDS, check_seconds
 from .options import (add_token_arguments, add_window_argument, check_decimation,
-                      check_tuning, fft_size,
+                      check_tones, check_tuning, fft_size,
                       finite_float, log_warnings_to_stderr, positive_float, positive_int,
                       simulated_tones, simulated_tones_text, token_from)
 
@@ -38,6 +39,8 @@ FULL_RATE = 125e6
 #: The analyzer family the viewer opens (``open_source``'s ``WSA4000``):
 #: the decimations and the widest span the options are checked against.
 MODEL = "WSA4000"
+#: The FFT lengths ``--rbw-khz`` picks among (powers of two).
+RBW_FFT_SIZES = (16, 1 << 20)
 _TRACES = ("live", "average", "max_hold", "min_hold")
 MODELS = ("WSA4000", "WSA5000", "R5500")
 
@@ -89,7 +92,8 @@ def add_arguments(parser):
                             help="FFT length, samples, at least 8 (default 1024)")
     resolution.add_argument("--rbw-khz", type=positive_float, default=None, metavar="KHZ",
                             help="resolution bandwidth, kHz: the smallest power-of-two "
-                                 "FFT that resolves at least this finely")
+                                 "FFT that resolves at least this finely, from "
+                                 f"{RBW_FFT_SIZES[0]} to {RBW_FFT_SIZES[1]} points")
     add_window_argument(tuning)
     tuning.add_argument("--ref-level", type=float, default=0.0, metavar="DBM",
                         help="reference level, dBm: the instrument's full scale and "
@@ -97,7 +101,8 @@ def add_arguments(parser):
     sim = parser.add_argument_group("simulated instrument")
     sim.add_argument("--tone", nargs=2, action="append", type=finite_float,
                      metavar=("OFFSET_MHZ", "DBM"),
-                     help="a tone at OFFSET_MHZ from the centre, DBM; repeatable "
+                     help="a tone at OFFSET_MHZ from the centre, within half the span "
+                          "either side, DBM; repeatable "
                           f"(default: {simulated_tones_text()})")
     sim.add_argument("--noise-floor", type=float, default=defaults.NOISE_FLOOR,
                      metavar="DBM_PER_HZ",
@@ -160,18 +165,42 @@ def decimation_for(args):
 
 def fft_size_for(args, sample_rate):
     """
-    The FFT length the options ask for.
+    The FFT length the options ask for: ``ValueError`` naming the RBWs
+    there are for an ``--rbw-khz`` finer than the longest FFT of
+    :data:`RBW_FFT_SIZES` gives (that FFT was taken, coarser than asked) or
+    coarser than the shortest's.
     """
     from ..numerics.spectral import window_gains
     if args.fft_size is not None:
         return args.fft_size
     if args.rbw_khz is None:
         return 1024
-    size = 16
-    while (window_gains(args.window, size)[1] * sample_rate / size > args.rbw_khz * 1e3
-           and size < 1 << 20):
+
+    def rbw(size):
+        return window_gains(args.window, size)[1] * sample_rate / size
+
+    shortest, longest = RBW_FFT_SIZES
+    finest, coarsest = rbw(longest), rbw(shortest)
+    if not finest <= args.rbw_khz * 1e3 <= coarsest:
+        raise ValueError(f"--rbw-khz {args.rbw_khz:g}: with a {sample_rate / 1e6:.10g} MHz span "
+                         f"and the {args.window} window the RBW is "
+                         f"{_inward(finest / 1e3, up=True):.10g} to "
+                         f"{_inward(coarsest / 1e3, up=False):.10g} kHz (FFTs of {shortest} to "
+                         f"{longest} points)")
+    size = shortest
+    while rbw(size) > args.rbw_khz * 1e3:
         size *= 2
     return size
+
+
+def _inward(bound, up):
+    """
+    ``bound`` (> 0) to 4 significant digits, rounded up (a lowest value) or
+    down (a highest): a range a message shows then holds only values the
+    range accepts.
+    """
+    step = 10.0 ** (math.floor(math.log10(bound)) - 3)
+    return (math.ceil if up else math.floor)(bound / step) * step
 
 
 def open_source(args, graph):
@@ -186,6 +215,7 @@ def open_source(args, graph):
     check_tuning(args, args.model, args.source)
     decimation = decimation_for(args)
     if args.source in SIMULATED_HOSTS:
+        check_tones(args, FULL_RATE / decimation)
         tones = simulated_tones(args)
         return analyzer(args.model, args.source, graph=graph, center_frequency=args.center_mhz * 1e6,
                        sample_rate=FULL_RATE / decimation, reference_level=args.ref_level,
