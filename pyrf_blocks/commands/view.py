@@ -209,8 +209,10 @@ def open_source(args, graph):
     """
     if args.source.startswith(("http://", "https://")):
         from ..net.client import remote_block
+        # A worker never reached fails the view at once, as an analyzer does;
+        # one lost after it streamed is retried (remote_block's retries).
         return remote_block(args.source, args.kind, graph=graph, remote_policy="latest",
-                            token=token_from(args), ca=args.ca)
+                            token=token_from(args), ca=args.ca, connect_attempts=0)
     from ..instruments import SIMULATED_HOSTS, analyzer
     check_tuning(args, args.model, args.source)
     decimation = decimation_for(args)
