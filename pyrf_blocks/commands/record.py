@@ -86,10 +86,18 @@ def run(args):
     except (ValueError, OSError) as error:
         print(f"pyrf-blocks record: {error}", file=sys.stderr)
         return 2 if isinstance(error, ValueError) else 1
-    bar = tqdm(total=samples, unit="Sa", unit_scale=True, disable=args.quiet,
-               file=sys.stderr, desc=args.output, mininterval=0.5)
+    bar = None
 
     def progress():
+        # The bar is drawn from the first sample on: an analyzer that
+        # cannot be reached gets its one line, no bar at 0 % before it.
+        nonlocal bar
+        if bar is None:
+            if not recorder.samples_written:
+                return
+            bar = tqdm(total=samples, initial=recorder.samples_written, unit="Sa",
+                       unit_scale=True, disable=args.quiet, file=sys.stderr,
+                       desc=args.output, mininterval=0.5)
         bar.update(recorder.samples_written - bar.n)
 
     ticker = task.LoopingCall(progress)
@@ -97,13 +105,15 @@ def run(args):
     try:
         graph.run()
     except Exception as error:  # a block's failure (logged only if a bug's)
-        bar.close()
+        if bar is not None:
+            bar.close()
         print(f"pyrf-blocks record: {graph.failure_line(error)}", file=sys.stderr)
         return 1
     finally:
         if ticker.running:
             ticker.stop()
     progress()
-    bar.close()
+    if bar is not None:
+        bar.close()
     print(f"recorded {recorder.samples_written} samples to {recorder.data_path}")
     return 0
