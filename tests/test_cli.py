@@ -167,9 +167,15 @@ def one_line(result):
     (["--request-deadline", "1e30"], "--request-deadline must be more than 0 and less than "
                                      "1e+06 seconds, got 1e+30"),
     (["--lease", "0"], "--lease must be more than 0"),
+    (["--max-blocks", "100001"], "--max-blocks must be a whole number from 1 to 100000, got "
+                                 "100001"),
+    (["--max-streams", "99999999999999"], "--max-streams must be a whole number from 1 to "
+                                          "100000, got 99999999999999"),
+    (["--max-blocks", "0"], "error: argument --max-blocks: '0' must be at least 1"),
+    (["--max-streams", "2.5"], "error: argument --max-streams: '2.5' is not a whole number"),
 ])
 def test_a_worker_limit_out_of_range_exits_2_naming_its_range(args, reason):
-    """--max-body above 64 MiB (no limit at all, in effect) and times out of (0, 1e6) s: one line naming the range, exit 2 (a time above the range was called not positive)."""
+    """--max-body above 64 MiB (no limit at all, in effect), --max-blocks or --max-streams out of 1 to 100000, and times out of (0, 1e6) s: one line naming the range, exit 2 (a time above the range was called not positive; the counts had no option)."""
     result = cli("worker", *args, timeout=30)
     assert result.returncode == 2
     assert one_line(result).startswith(f"pyrf-blocks worker: {reason}")
