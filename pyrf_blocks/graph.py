@@ -223,6 +223,25 @@ class Graph:
         self._failure_waiters.fire(block)
         self._done_waiters.fire(failure)
 
+    def failure_line(self, error, unnamed="the graph"):
+        """
+        The line a command prints when a run of this graph raised
+        ``error``: ``"fft_block 'fft' failed: ..."``, naming the block that
+        failed (``unnamed`` when none did) once.  A block named after its
+        type is named by it alone (``thinkrf_analyzer: cannot connect``,
+        not ``thinkrf_analyzer 'thinkrf_analyzer': ...``), and an error
+        that starts with the block's label (the block's own errors do) is
+        not prefixed with it again.
+        """
+        message = str(error)
+        block = self.failed_block
+        if block is None:
+            return f"{unnamed} failed: {message}"
+        named = block.type_name if block.name == block.type_name else block.label
+        if message.startswith(block.label):
+            return named + message[len(block.label):]
+        return f"{named} failed: {message}"
+
     def dependents(self, block):
         """
         ``block`` and every block that consumes it, directly or through

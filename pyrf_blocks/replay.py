@@ -226,9 +226,8 @@ def replay_one(pipeline_text, recording, chunk_size=None, filename="<pipeline>",
         try:
             graph.run()
         except Exception as error:  # a block failed: the graph logged its traceback
-            block = graph.failed_block
-            where = f"{block.type_name} {block.name!r}" if block is not None else "the pipeline"
-            raise ReplayError(f"{recording}: {where} failed: {error}") from None
+            raise ReplayError(f"{recording}: {graph.failure_line(error, 'the pipeline')}"
+                              ) from None
         finally:
             if ticker is not None and ticker.running:
                 graph.in_reactor_thread(ticker.stop)

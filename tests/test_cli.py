@@ -64,11 +64,17 @@ def test_help_explains_every_demo_option():
     # Values the argument's own check lets through and the instrument refuses
     # (a traceback before), in the option's unit (in Hz before).
     (["demo", "--rate-msps", "1e9"], "demo: error: --rate-msps 1e+09: the sample rate of the "
-                                     "simulated instrument is 0 to 10000 MSa/s"),
+                                     "simulated instrument is 0.001 to 10000 MSa/s"),
+    (["demo", "--rate-msps", "1e-9"], "demo: error: --rate-msps 1e-09: the sample rate of the "
+                                      "simulated instrument is 0.001 to 10000 MSa/s"),
     (["demo", "--center-mhz", "1e12"], "demo: error: --center-mhz 1e+12: the centre frequency "
                                        "of the simulated instrument is 0 to 1e+06 MHz"),
     (["demo", "--center-mhz", "inf"], "argument --center-mhz: 'inf' is not a finite number"),
     (["demo", "--tone", "nan", "-20"], "argument --tone: 'nan' is not a finite number"),
+    # (before: taken, and never shown: the instrument captures -rate/2 <= offset < rate/2)
+    (["demo", "--rate-msps", "10", "--tone", "5", "-20"],
+     "demo: error: --tone 5 -20: the offset must be at least -5 and less than 5 MHz, within "
+     "the 10 MHz span"),
 ])
 def test_bad_option_exits_2_with_one_line(args, reason):
     """A bad option or value exits 2 with a one-line reason and no traceback."""
@@ -121,6 +127,30 @@ def test_an_option_in_mhz_is_refused_in_mhz_naming_it(capsys, monkeypatch, tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("args, reason", [
+    (["record", "sim", "-o", "x", "--samples", "1", "--decimation", "3"],
+     "pyrf-blocks record: --decimation 3: a WSA5000 takes 1 (none) or a power of two from 4 "
+     "to 1024"),
+    (["record", "sim", "-o", "x", "--samples", "1", "--model", "WSA4000", "--decimation",
+      "1024"],
+     "pyrf-blocks record: --decimation 1024: a WSA4000 takes 1 (none) or a whole number from "
+     "4 to 1023"),
+    (["record", "192.0.2.1", "-o", "x", "--samples", "1", "--model", "R5500",
+      "--decimation", "6"],
+     "pyrf-blocks record: --decimation 6: an R5500 takes 1 (none) or a power of two from 4 "
+     "to 1024"),
+])
+def test_a_decimation_the_family_lacks_is_refused_listing_those_it_takes(
+        capsys, monkeypatch, tmp_path, args, reason):
+    """record --decimation that the --model's analyzers (and so the emulator) do not take, for the simulated instrument too: exit 2, one line naming the option and listing the factors, no file (before: sim recorded at 125/3 MSa/s)."""
+    from pyrf_blocks.cli import main
+    monkeypatch.setattr("pyrf_blocks.commands.record.log_warnings_to_stderr", lambda **_: None)
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    assert capsys.readouterr().err.splitlines() == [reason]
+    assert list(tmp_path.iterdir()) == []
+
+
 # Every failure exits non-zero, in one line, and never hangs.
 
 def one_line(result):
@@ -137,9 +167,15 @@ def one_line(result):
     (["--request-deadline", "1e30"], "--request-deadline must be more than 0 and less than "
                                      "1e+06 seconds, got 1e+30"),
     (["--lease", "0"], "--lease must be more than 0"),
+    (["--max-blocks", "100001"], "--max-blocks must be a whole number from 1 to 100000, got "
+                                 "100001"),
+    (["--max-streams", "99999999999999"], "--max-streams must be a whole number from 1 to "
+                                          "100000, got 99999999999999"),
+    (["--max-blocks", "0"], "error: argument --max-blocks: '0' must be at least 1"),
+    (["--max-streams", "2.5"], "error: argument --max-streams: '2.5' is not a whole number"),
 ])
 def test_a_worker_limit_out_of_range_exits_2_naming_its_range(args, reason):
-    """--max-body above 64 MiB (no limit at all, in effect) and times out of (0, 1e6) s: one line naming the range, exit 2 (a time above the range was called not positive)."""
+    """--max-body above 64 MiB (no limit at all, in effect), --max-blocks or --max-streams out of 1 to 100000, and times out of (0, 1e6) s: one line naming the range, exit 2 (a time above the range was called not positive; the counts had no option)."""
     result = cli("worker", *args, timeout=30)
     assert result.returncode == 2
     assert one_line(result).startswith(f"pyrf-blocks worker: {reason}")
@@ -163,9 +199,37 @@ def test_discover_wait_and_emulate_duration_are_bounded(capsys, monkeypatch, arg
     assert capsys.readouterr().err.splitlines() == [reason]
 
 
+@pytest.mark.parametrize("args", [
+    (["view", "--headless", "--duration", "1e30"],
+     "pyrf-blocks view: error: --duration must be more than 0 and less than 1e+06 seconds, "
+     "got 1e+30"),
+    (["demo", "--fast", "--duration", "1e6"],
+     "pyrf-blocks demo: error: --duration must be more than 0 and less than 1e+06 seconds, "
+     "got 1000000.0"),
+    # (a closed port: the old code failed there, exit 1, instead of recording for ever)
+    (["record", "127.0.0.1", "--scpi-port", "1", "-o", "x", "--quiet", "--duration", "1e30"],
+     "pyrf-blocks record: --duration must be more than 0 and less than 1e+06 seconds, "
+     "got 1e+30"),
+], ids=["view", "demo", "record"])
+@pytest.mark.timeout(30)  # (before: view and demo ran 1e30 and 1e6 s)
+def test_view_demo_and_record_durations_are_bounded(capsys, monkeypatch, tmp_path, args):
+    """view, demo and record --duration of 1e6 s or more: one line naming the range, exit 2, before anything runs or connects (before: taken at their word)."""
+    from pyrf_blocks.cli import main
+    for command in ("record", "view"):
+        monkeypatch.setattr(f"pyrf_blocks.commands.{command}.log_warnings_to_stderr",
+                            lambda **_: None)
+    monkeypatch.chdir(tmp_path)
+    args, reason = args
+    assert main(args) == 2
+    assert capsys.readouterr().err.splitlines() == [reason]
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("args", [["discover", "--wait", "inf"], ["discover", "--wait", "nan"],
                                   ["emulate", "--duration", "inf"],
-                                  ["emulate", "--duration", "-1"]])
+                                  ["emulate", "--duration", "-1"],
+                                  ["view", "--duration", "inf"], ["demo", "--duration", "nan"],
+                                  ["record", "--duration", "-1", "sim", "-o", "x"]])
 def test_times_that_are_not_finite_and_positive_are_refused_by_argparse(capsys, args):
     """inf, nan or a negative time: argparse's one line naming the option, exit 2."""
     from pyrf_blocks.cli import main
@@ -219,6 +283,43 @@ def test_a_span_becomes_a_decimation_the_analyzer_supports(span, decimation):
     from pyrf_blocks.commands.view import decimation_for
     args = build_parser().parse_args(["view", "--span-mhz", span])
     assert decimation_for(args) == decimation  # (50 MHz gave 2, which no WSA takes)
+
+
+@pytest.mark.parametrize("rbw_khz", ["0.0281", "0.1", "28.76", "1000", "1840"])
+def test_an_rbw_becomes_the_shortest_fft_that_resolves_it(rbw_khz):
+    """view --rbw-khz within the range the FFTs of 16 to 1 Mi points give: the shortest power-of-two FFT whose RBW is at most that."""
+    from pyrf_blocks.cli import build_parser
+    from pyrf_blocks.commands.view import fft_size_for
+    from pyrf_blocks.numerics.spectral import window_gains
+    args = build_parser().parse_args(["view", "--rbw-khz", rbw_khz])
+    rate, asked = 7.8125e6, float(rbw_khz) * 1e3
+
+    def rbw(size):
+        return window_gains(args.window, size)[1] * rate / size
+    size = fft_size_for(args, rate)
+    assert size & (size - 1) == 0 and 16 <= size <= 1 << 20
+    assert rbw(size) <= asked and (size == 16 or rbw(size // 2) > asked)
+
+
+@pytest.mark.parametrize("window", ["flattop", "hann", "kaiser:8.6"])
+@pytest.mark.parametrize("rate", [125e6, 7.8125e6, 125e6 / 1000])
+def test_the_rbw_range_a_refusal_shows_is_accepted_at_both_ends(window, rate):
+    """The RBWs an --rbw-khz refusal names (rounded to 4 digits) are themselves accepted: typing back the range's ends works."""
+    import re
+
+    from pyrf_blocks.cli import build_parser
+    from pyrf_blocks.commands.view import fft_size_for
+
+    def size_for(rbw_khz):
+        return fft_size_for(build_parser().parse_args(
+            ["view", "--window", window, "--rbw-khz", rbw_khz]), rate)
+    with pytest.raises(ValueError) as refused:
+        size_for("1e-9")
+    finest, coarsest = re.search(r"the RBW is (\S+) to (\S+) kHz", str(refused.value)).groups()
+    assert size_for(finest) == 1 << 20
+    assert size_for(coarsest) in (16, 32)  # (a hair finer than 16 points give: maybe 32)
+    with pytest.raises(ValueError, match=re.escape(f"the RBW is {finest} to {coarsest} kHz")):
+        size_for("1e9")
 
 
 def test_commands_run_in_turn_in_one_process_log_each_event_once(capsys):

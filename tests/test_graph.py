@@ -218,6 +218,34 @@ def test_exception_in_source_fails_completion(graph, clock):
     assert len(sink.chunks) == 2 and not sink.finished
 
 
+class named_failing_source(failing_source):
+    def next_chunk(self):
+        if self._position == 2:
+            raise OSError(f"{self.label}: instrument went away")
+        return super().next_chunk()
+
+
+@pytest.mark.parametrize("source_type, name, line", [
+    (failing_source, None, "failing_source failed: instrument went away"),
+    (failing_source, "wsa", "failing_source 'wsa' failed: instrument went away"),
+    (named_failing_source, None, "failing_source: instrument went away"),
+    (named_failing_source, "wsa", "failing_source 'wsa': instrument went away"),
+])
+def test_a_failure_line_names_the_block_once(graph, clock, source_type, name, line):
+    """failure_line names the failed block once: by its type alone when it is named after it, not again before an error that names it (before: "X 'X': ..." and "X 'x' failed: X 'x': ...")."""
+    source = source_type([np.ones(4, np.complex64)] * 5, graph=graph, name=name)
+    collector(source)
+    outcome = run_clock(clock, graph)
+    assert graph.failure_line(outcome.value) == line
+
+
+def test_a_failure_line_without_a_failed_block_says_what_failed(graph):
+    """A run that failed with no block to blame is named by the words the caller gives."""
+    assert graph.failure_line(OSError("no reactor")) == "the graph failed: no reactor"
+    assert graph.failure_line(OSError("no reactor"), "the pipeline") == (
+        "the pipeline failed: no reactor")
+
+
 def test_finite_source_ends_every_sink_and_fires_done(graph, clock):
     """A finite source gives every sink end-of-stream and done() fires with None."""
     source = array_source([np.ones(64, np.complex64)] * 5, graph=graph)

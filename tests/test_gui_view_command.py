@@ -83,7 +83,23 @@ def test_view_help_documents_the_controls(capsys):
     (("--headless", "--duration", "1", "--span-mhz", "500"),
      "--span-mhz 500: the widest span of a WSA4000 is 125 MHz (decimation 1)"),
     (("--headless", "--duration", "1", "--decimation", "2"),
-     "WSA4000: decimation 2 is not supported; use 1 (none) or a whole number from 4 to 1023"),
+     "pyrf-blocks view: error: --decimation 2: a WSA4000 takes 1 (none) or a whole number "
+     "from 4 to 1023"),
+    # (before: the tone, outside the band the instrument captures, never showed; the
+    # RBW was taken from the nearest FFT of 16 to 1048576 points)
+    (("--headless", "--duration", "1", "--tone", "1e9", "-20"),
+     "pyrf-blocks view: error: --tone 1e+09 -20: the offset must be at least -3.90625 and "
+     "less than 3.90625 MHz, within the 7.8125 MHz span"),
+    (("--headless", "--duration", "1", "--decimation", "64", "--tone", "0.9765625", "-20"),
+     "pyrf-blocks view: error: --tone 0.976562 -20: the offset must be at least -0.9765625 "
+     "and less than 0.9765625 MHz, within the 1.953125 MHz span"),
+    (("--headless", "--duration", "1", "--rbw-khz", "1e-9"),
+     "pyrf-blocks view: error: --rbw-khz 1e-09: with a 7.8125 MHz span and the flattop "
+     "window the RBW is 0.0281 to 1840 kHz (FFTs of 16 to 1048576 points)"),
+    (("--headless", "--duration", "1", "--span-mhz", "1", "--window", "hann", "--rbw-khz",
+      "5000"),
+     "pyrf-blocks view: error: --rbw-khz 5000: with a 1.953125 MHz span and the hann window "
+     "the RBW is 0.002794 to 183.1 kHz (FFTs of 16 to 1048576 points)"),
     (("--duration", "1", "--screenshot", "/nonexistent-folder/view.png"),
      "--screenshot /nonexistent-folder/view.png: folder /nonexistent-folder does not exist"),
 ])
@@ -100,7 +116,7 @@ def test_bad_options_exit_2_with_one_line(capsys, argv, message):
 
 
 def test_view_of_an_unreachable_analyzer_or_worker_exits_1():
-    """Nothing arrives from a closed port or worker: the reason on stderr, exit 1."""
+    """An analyzer or a worker never reached (a closed loopback port): one line naming its address, exit 1, at once rather than when --duration ends."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -109,12 +125,15 @@ def test_view_of_an_unreachable_analyzer_or_worker_exits_1():
     analyzer = view("--headless", "--duration", "10", "127.0.0.1")
     assert analyzer.returncode == 1, analyzer.stderr
     assert analyzer.stderr.strip().splitlines() == [
-        "pyrf-blocks view: thinkrf_analyzer 'thinkrf_analyzer': cannot connect to the SCPI "
+        "pyrf-blocks view: thinkrf_analyzer: cannot connect to the SCPI "
         "port 127.0.0.1:37001: Connection was refused by other side: 111: Connection refused."]
-    worker = view("--headless", "--duration", "1", f"http://127.0.0.1:{port}/blocks/fft")
+    # A worker never reached, likewise (before: retried, a warning a retry, until
+    # --duration ended: "was not reached before the graph stopped").
+    worker = view("--headless", "--duration", "10", f"http://127.0.0.1:{port}/blocks/fft")
     assert worker.returncode == 1, worker.stderr
-    assert (f"worker http://127.0.0.1:{port} was not reached before the graph stopped"
-            in worker.stderr.strip().splitlines()[-1])
+    assert worker.stderr.strip().splitlines() == [
+        f"pyrf-blocks view: remote_block: cannot reach the worker http://127.0.0.1:{port}: "
+        "Connection was refused by other side: 111: Connection refused."]
     assert "Traceback" not in analyzer.stderr + worker.stderr
 
 

@@ -122,10 +122,23 @@ def test_record_from_an_unreachable_analyzer_fails_in_one_line_leaving_no_file(t
     assert "retry" not in result.stderr  # (before: 3 retries, 7 s, for an analyzer never reached)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("pyrf-blocks record: thinkrf_analyzer 'thinkrf_analyzer': "
+    assert lines[0].startswith("pyrf-blocks record: thinkrf_analyzer: "
                                f"cannot connect to the SCPI port 127.0.0.1:{port}: "
                                "Connection was refused"), lines
     assert list(tmp_path.iterdir()) == []  # before the fix: an empty capture.sigmf-data
+
+
+def test_record_draws_no_progress_bar_before_a_connection_error(tmp_path):
+    """Without --quiet, an analyzer never reached gives its one line and no progress bar (before: the bar at 0 %, drawn twice)."""
+    port = str(_closed_port())
+    result = _run("record", "127.0.0.1", "--scpi-port", port, "--data-port", port,
+                  "--output", str(tmp_path / "capture"), "--samples", "1000")
+    assert result.returncode == 1
+    assert "%" not in result.stderr and "\r" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"pyrf-blocks record: thinkrf_analyzer: cannot connect to the SCPI port 127.0.0.1:{port}"
+    ), lines
 
 
 def test_record_into_a_missing_folder_is_refused(tmp_path):

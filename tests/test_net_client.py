@@ -171,6 +171,73 @@ def test_retries_and_backoff_set_after_the_sink_connected_are_honoured(logged):
     assert client.failed == 3
 
 
+def retry_lines(logged):
+    return [e["log_format"].format(**e) for e in logged if "retry" in e.get("log_format", "")]
+
+
+def test_a_worker_never_reached_fails_at_once_with_no_connect_attempts(logged):
+    """connect_attempts=0: the first refused connection fails the graph naming the worker, with no retry (before: 8 retries over 9 s)."""
+    pair = WorkerPair()
+    client = FlakyClient(pair.http, failures=10 ** 6)
+    remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=client, graph=pair.client,
+                          connect_attempts=0)
+    sink = recording_sink(remote)
+    failure = pair.run(step=0.01)
+    assert failure.check(WorkerUnreachable)
+    assert str(failure.value) == ("remote_block 'remote_block': cannot reach the worker "
+                                  "http://worker: Connection was refused by other side: "
+                                  "127.0.0.1:9.")
+    assert client.failed == 1 and retry_lines(logged) == [] and not sink.finished
+
+
+def test_connect_attempts_wait_for_a_worker_still_starting_then_give_up(logged):
+    """connect_attempts=2: two refusals are retried and the stream then flows; a third gives up, saying after how many attempts."""
+    pair = WorkerPair()
+    array_source([np.ones(4, np.complex64)] * 3, graph=pair.server, name="src")
+    client = FlakyClient(pair.http, failures=2)
+    remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=client, graph=pair.client,
+                          connect_attempts=2, backoff=0.1)
+    sink = recording_sink(remote)
+    assert pair.run(step=0.01) is None
+    assert len(sink.chunks) == 3
+    assert [line.split("; ")[-1] for line in retry_lines(logged)] == [
+        "retry 1 of 2 in 0.10 s", "retry 2 of 2 in 0.20 s"]
+
+    pair = WorkerPair()
+    client = FlakyClient(pair.http, failures=10 ** 6)
+    recording_sink(remote_block(WORKER_URL + "/blocks/src", "iq", client=client,
+                                graph=pair.client, connect_attempts=2, backoff=0.1))
+    failure = pair.run(step=0.01)
+    assert failure.check(WorkerUnreachable)
+    assert str(failure.value).startswith(
+        "remote_block 'remote_block': cannot reach the worker http://worker: Connection was "
+        "refused by other side: 127.0.0.1:9.; gave up after 2 connection attempt(s) over 0.3")
+    assert client.failed == 3
+
+
+def test_a_worker_lost_after_it_was_reached_keeps_its_retries(logged):
+    """With connect_attempts=0, a worker that streamed and is then lost is retried ``retries`` times (set before or after it was reached), then fails naming it."""
+    pair = WorkerPair()
+    source = manual_source(graph=pair.server, name="src")
+    client = FlakyClient(pair.http, failures=0)
+    remote = remote_block(WORKER_URL + "/blocks/src", "iq", client=client, graph=pair.client,
+                          connect_attempts=0, retries=5, backoff=0.1, max_backoff=0.1)
+    sink = recording_sink(remote)
+    remote.retries = 3  # while the stream opens: counts once it is open, not before
+    while not source.active:
+        pair.pump(1, 0.01)
+    source.push(4)
+    pair.pump(5, 0.01)
+    assert len(sink.chunks) == 1
+    client.failures = 10 ** 6  # the worker goes away
+    failure = pair.run(step=0.01)
+    assert failure.check(WorkerUnreachable)
+    assert str(failure.value).startswith("remote_block 'remote_block': worker http://worker "
+                                         "did not answer after 4 attempts")
+    assert [line.split("; ")[-1] for line in retry_lines(logged)] == [
+        f"retry {n} of 3 in 0.10 s" for n in (1, 2, 3)]
+
+
 def test_stopping_the_graph_while_the_worker_is_unreached_fails_it(logged):
     """graph.stop() during the retries fails the run naming the worker, not an empty success."""
     pair = WorkerPair()

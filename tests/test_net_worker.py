@@ -132,6 +132,22 @@ def test_a_worker_takes_only_limits_in_their_ranges():
     assert worker.max_body == MAX_BODY_LIMIT and worker.lease == 1
 
 
+@pytest.mark.parametrize("name", ["max_blocks", "max_streams"])
+@pytest.mark.parametrize("value", [0, -1, True, 2.5, 1e3, "10", None, 100_001, 10 ** 30])
+def test_a_worker_takes_counts_of_blocks_and_streams_only_in_their_range(name, value):
+    """max_blocks and max_streams are whole numbers from 1 to MAX_COUNT_LIMIT, checked as the other limits are (before: none was checked)."""
+    from pyrf_blocks.graph import Graph
+    from pyrf_blocks.net.worker import MAX_COUNT_LIMIT, Worker, check_limits
+
+    message = f"{name} must be a whole number from 1 to {MAX_COUNT_LIMIT}, got {value!r}"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        Worker(Graph(Clock()), **{name: value})
+    option = "--" + name.replace("_", "-")
+    with pytest.raises(ValueError, match=f"^{re.escape(option)} must be a whole number"):
+        check_limits(**{name: value}, names={name: option})
+    assert getattr(Worker(Graph(Clock()), **{name: MAX_COUNT_LIMIT}), name) == MAX_COUNT_LIMIT
+
+
 def test_a_worker_holds_at_most_its_blocks_and_streams():
     """Beyond max_blocks a POST /blocks is a 429 saying why, and beyond max_streams a POST .../streams (one output or several, all or none); deleting makes room again (3 000 blocks were accepted before)."""
     from pyrf_blocks.net.worker import MAX_BLOCKS, MAX_STREAMS
@@ -156,6 +172,36 @@ def test_a_worker_holds_at_most_its_blocks_and_streams():
     assert len(body_of(pair.call("GET", "/streams"))["streams"]) == 2
     assert pair.call("DELETE", f"/streams/{opened[0]['id']}")[0] == 200
     assert pair.call("POST", "/blocks/s3/streams", json={})[0] == 201
+
+
+@pytest.mark.timeout(60)
+def test_the_worker_command_gives_its_max_blocks_and_max_streams_to_the_worker():
+    """pyrf-blocks worker --max-blocks 2 --max-streams 1 (a real process): a third block and a second stream are 429s; --help states net.worker's numbers."""
+    import subprocess
+    import sys
+
+    from net_real import ROOT, RealWorker, environment
+
+    from pyrf_blocks.net.worker import MAX_BLOCKS, MAX_COUNT_LIMIT, MAX_STREAMS
+
+    worker = RealWorker(args=("--max-blocks", "2", "--max-streams", "1"))
+    try:
+        for name in ("a", "b"):
+            worker.json("POST", "/blocks", dict(SOURCE, name=name), expect=201)
+        status, _, body = worker.call("POST", "/blocks", dict(SOURCE, name="c"))
+        assert status == 429 and "holds 2 blocks, its limit" in json.loads(body)["error"]
+        worker.json("POST", "/blocks/a/streams", {}, expect=201)
+        status, _, body = worker.call("POST", "/blocks/b/streams", {})
+        assert status == 429 and "1 at most" in json.loads(body)["error"]
+    finally:
+        worker.stop()
+    assert "Traceback" not in worker.stderr()
+    shown = subprocess.run([sys.executable, "-m", "pyrf_blocks.cli", "worker", "--help"],
+                           cwd=ROOT, env=environment(), capture_output=True, text=True,
+                           timeout=60).stdout
+    shown = " ".join(shown.split())
+    assert f"(default {MAX_BLOCKS}, at most {MAX_COUNT_LIMIT})" in shown
+    assert f"(default {MAX_STREAMS}, at most {MAX_COUNT_LIMIT})" in shown
 
 
 def test_removing_blocks(pair):

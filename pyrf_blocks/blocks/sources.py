@@ -18,6 +18,11 @@ __all__ = ["simulated_instrument"]
 
 #: Largest sample rate, samples per second (the fastest analyzer's ten times).
 MAX_SAMPLE_RATE = 1e10
+#: Smallest sample rate, samples per second: about a hundredth of the
+#: slowest analyzer's (122 kSa/s, 125 MSa/s decimated by 1024), so that a
+#: chunk of the default 16 Ki samples lasts at most 16 s of device time
+#: (``demo --rate-msps 1e-9`` reported peaks "after 262144000 s").
+MIN_SAMPLE_RATE = 1e3
 
 _SETTINGS = ("center_frequency", "sample_rate", "samples_per_packet",
              "packets_per_block", "reference_level", "tones", "harmonics",
@@ -39,7 +44,7 @@ class simulated_instrument(PolledSource):
     tones, their harmonics and white noise.
 
     :param center_frequency: RF centre frequency, Hz.
-    :param sample_rate: IQ samples per second.
+    :param sample_rate: IQ samples per second, 1 kSa/s to 10 GSa/s.
     :param samples_per_packet: samples in one VRT-like packet.
     :param packets_per_block: packets per emitted chunk.
     :param reference_level: dBm of a full-scale tone.
@@ -63,7 +68,7 @@ class simulated_instrument(PolledSource):
     # A chunk is at most 65536 x 256 samples (128 MiB of complex64).
     param_rules = {
         "center_frequency": Param("Hz", minimum=0, maximum=1e12),
-        "sample_rate": Param("Hz", above=0, maximum=MAX_SAMPLE_RATE),
+        "sample_rate": Param("Hz", minimum=MIN_SAMPLE_RATE, maximum=MAX_SAMPLE_RATE),
         "samples_per_packet": Param("count", minimum=1, maximum=65536),
         "packets_per_block": Param("count", minimum=1, maximum=256),
         "reference_level": Param("dBm", minimum=-200, maximum=100),

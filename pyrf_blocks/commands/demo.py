@@ -9,14 +9,16 @@ noise floor.  The run is paced by device time, so --duration is real time.
 import sys
 
 from .. import defaults
-from .options import (add_window_argument, check_tuning, fft_size, finite_float,
+from ..params import MAX_SECONDS, check_seconds
+from .options import (add_window_argument, check_tones, check_tuning, fft_size, finite_float,
                       positive_float, positive_int, simulated_tones, simulated_tones_text)
 
 HELP = "run the simulated-instrument spectrum demo and print the peaks"
 
 def add_arguments(parser):
     parser.add_argument("--duration", type=positive_float, default=2.0, metavar="SECONDS",
-                        help="how long to run, seconds of device time (default 2)")
+                        help="how long to run, seconds of device time, less than "
+                             f"{MAX_SECONDS:g} (default 2)")
     parser.add_argument("--center-mhz", type=positive_float, default=2400.0, metavar="MHZ",
                         help="centre frequency of the instrument, MHz (default 2400)")
     parser.add_argument("--rate-msps", type=positive_float, default=7.8125, metavar="MSPS",
@@ -24,7 +26,8 @@ def add_arguments(parser):
                              "decimated by 16)")
     parser.add_argument("--tone", nargs=2, action="append", type=finite_float,
                         metavar=("OFFSET_MHZ", "DBM"),
-                        help="add a tone at OFFSET_MHZ from the centre with level "
+                        help="add a tone at OFFSET_MHZ from the centre (within half "
+                             "the rate either side) with level "
                              f"DBM; repeatable (default: {simulated_tones_text()})")
     parser.add_argument("--fft-size", type=fft_size, default=1024, metavar="N",
                         help="FFT length, samples, at least 8 (default 1024)")
@@ -48,7 +51,9 @@ def run(args):
     rate = args.rate_msps * 1e6
     graph = Graph()
     try:
+        check_seconds(args.duration, "--duration")
         check_tuning(args, defaults.MODEL, "sim")
+        check_tones(args, rate)
         wsa = analyzer(defaults.MODEL, "sim", graph=graph,
                        center_frequency=args.center_mhz * 1e6, sample_rate=rate, tones=tones,
                        seed=args.seed, paced=not args.fast)

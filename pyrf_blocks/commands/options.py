@@ -7,7 +7,8 @@ import argparse
 import math
 import os
 
-__all__ = ["positive_float", "finite_float", "check_tuning", "SCALED_OPTIONS", "positive_int",
+__all__ = ["positive_float", "finite_float", "check_tuning", "SCALED_OPTIONS", "check_decimation",
+           "check_tones", "positive_int",
            "window_name", "fft_size", "duration", "port_number", "add_window_argument",
            "simulated_tones", "simulated_tones_text",
            "log_warnings_to_stderr", "one_line_failures", "TOKEN_VARIABLE",
@@ -66,6 +67,44 @@ def check_tuning(args, model, host):
             what = parameter.replace("_", " ").replace("center", "centre")
             raise ValueError(f"{option} {value:g}: the {what} of {who} is "
                              f"{low:g} to {high:g} {unit}")
+
+
+def check_decimation(decimation, model):
+    """
+    ``ValueError`` naming ``--decimation`` and the factors the analyzer
+    family ``model`` takes (its :class:`~pyrf_blocks.instruments.models.Model`'s
+    ``decimations``, which the analyzer, the emulator and
+    :class:`~pyrf_blocks.instruments.wsa.thinkrf_analyzer` hold to) when
+    ``decimation`` is not one of them.  Checked for the simulated
+    instrument too, which stands in for the family (its sample rate, any
+    number, would take a decimation no analyzer has).
+    """
+    from ..instruments import tuning_limits
+    from ..instruments.models import model_of
+
+    family = model_of(model)
+    if decimation not in family.decimations:
+        who, _ = tuning_limits(model, None)
+        raise ValueError(f"--decimation {decimation}: {who} takes "
+                         f"{family.describe_decimations()}")
+
+
+def check_tones(args, sample_rate):
+    """
+    ``ValueError`` naming the first ``--tone OFFSET_MHZ DBM`` of ``args``
+    outside the band that a simulated instrument sampling at
+    ``sample_rate`` (Sa/s) captures (:func:`~pyrf_blocks.numerics.signals.in_band`,
+    the rule the instrument applies): such a tone never shows, as behind an
+    analyzer's anti-alias filter.
+    """
+    from ..numerics.signals import in_band
+
+    half = sample_rate / 2e6
+    for offset, level in args.tone or ():
+        if not in_band(offset * 1e6, sample_rate):
+            raise ValueError(f"--tone {offset:g} {level:g}: the offset must be at least "
+                             f"{-half:.10g} and less than {half:.10g} MHz, within the "
+                             f"{2 * half:.10g} MHz span")
 
 
 def positive_int(text):

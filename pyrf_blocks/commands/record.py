@@ -10,8 +10,9 @@ Replay it with sigmf_source(NAME) in a script.
 import sys
 
 from .. import defaults
-from .options import (check_tuning, log_warnings_to_stderr, port_number, positive_float,
-                      positive_int)
+from ..params import MAX_SECONDS, check_seconds
+from .options import (check_decimation, check_tuning, log_warnings_to_stderr, port_number,
+                      positive_float, positive_int)
 
 HELP = "record IQ from an analyzer to a SigMF file"
 
@@ -25,7 +26,7 @@ def add_arguments(parser):
     limit.add_argument("--samples", type=positive_int, metavar="N",
                        help="number of IQ samples to record")
     limit.add_argument("--duration", type=positive_float, metavar="SECONDS",
-                       help="seconds of device time to record")
+                       help=f"seconds of device time to record, less than {MAX_SECONDS:g}")
     parser.add_argument("--model", default=defaults.MODEL, choices=("WSA4000", "WSA5000", "R5500"),
                         help="analyzer family: the identity expected from the analyzer "
                              "and the limits the settings are checked against "
@@ -33,7 +34,9 @@ def add_arguments(parser):
     parser.add_argument("--center-mhz", type=positive_float, default=2400.0, metavar="MHZ",
                         help="centre frequency to tune to, MHz (default %(default)g)")
     parser.add_argument("--decimation", type=positive_int, default=16,
-                        help="decimation of the 125 MSa/s full rate, a power of two "
+                        help="decimation of the 125 MSa/s full rate: 1 (none) or a power "
+                             "of two from 4 to 1024 (a WSA4000: any whole number from 4 to "
+                             "1023), the simulated instrument's as the --model's "
                              "(default 16)")
     parser.add_argument("--samples-per-packet", type=positive_int, default=1024,
                         metavar="N", help="samples in each VRT packet the analyzer "
@@ -74,16 +77,27 @@ def run(args):
                         data_port=args.data_port)
     graph = Graph(reactor)
     try:
+        if args.duration is not None:
+            check_seconds(args.duration, "--duration")
         check_tuning(args, args.model, args.host)
+        check_decimation(args.decimation, args.model)
         source = analyzer(args.model, args.host, graph=graph, **settings)
         recorder = record_block(source, args.output, datatype=args.datatype, samples=samples)
     except (ValueError, OSError) as error:
         print(f"pyrf-blocks record: {error}", file=sys.stderr)
         return 2 if isinstance(error, ValueError) else 1
-    bar = tqdm(total=samples, unit="Sa", unit_scale=True, disable=args.quiet,
-               file=sys.stderr, desc=args.output, mininterval=0.5)
+    bar = None
 
     def progress():
+        # The bar is drawn from the first sample on: an analyzer that
+        # cannot be reached gets its one line, no bar at 0 % before it.
+        nonlocal bar
+        if bar is None:
+            if not recorder.samples_written:
+                return
+            bar = tqdm(total=samples, initial=recorder.samples_written, unit="Sa",
+                       unit_scale=True, disable=args.quiet, file=sys.stderr,
+                       desc=args.output, mininterval=0.5)
         bar.update(recorder.samples_written - bar.n)
 
     ticker = task.LoopingCall(progress)
@@ -91,13 +105,15 @@ def run(args):
     try:
         graph.run()
     except Exception as error:  # a block's failure (logged only if a bug's)
-        bar.close()
-        print(f"pyrf-blocks record: {error}", file=sys.stderr)
+        if bar is not None:
+            bar.close()
+        print(f"pyrf-blocks record: {graph.failure_line(error)}", file=sys.stderr)
         return 1
     finally:
         if ticker.running:
             ticker.stop()
     progress()
-    bar.close()
+    if bar is not None:
+        bar.close()
     print(f"recorded {recorder.samples_written} samples to {recorder.data_path}")
     return 0

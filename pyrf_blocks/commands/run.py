@@ -138,9 +138,7 @@ def _run(args, pipeline, served, pool):
     try:
         graph.run(args.duration, optimise=args.optimise)
     except Exception as error:  # a block failed (its traceback logged if a bug's)
-        block = graph.failed_block
-        where = f"{block.type_name} {block.name!r}" if block is not None else "the pipeline"
-        print(f"{args.file}: {where} failed: {error}", file=sys.stderr)
+        print(f"{args.file}: {graph.failure_line(error, 'the pipeline')}", file=sys.stderr)
         graph.report(sys.stderr)
         return 1
     graph.report(sys.stderr)

@@ -18,6 +18,7 @@ Without --duration the viewer runs until its window is closed.
 display) and, like a windowed run, prints the strongest peak at the end.
 """
 
+import math
 import os
 import sys
 
@@ -25,7 +26,9 @@ import numpy as np
 
 from .. import defaults
 from ..errors import SourceError
-from .options import (add_token_arguments, add_window_argument, check_tuning, fft_size,
+from ..params import MAX_SECONDS, check_seconds
+from .options import (add_token_arguments, add_window_argument, check_decimation,
+                      check_tones, check_tuning, fft_size,
                       finite_float, log_warnings_to_stderr, positive_float, positive_int,
                       simulated_tones, simulated_tones_text, token_from)
 
@@ -36,6 +39,8 @@ FULL_RATE = 125e6
 #: The analyzer family the viewer opens (``open_source``'s ``WSA4000``):
 #: the decimations and the widest span the options are checked against.
 MODEL = "WSA4000"
+#: The FFT lengths ``--rbw-khz`` picks among (powers of two).
+RBW_FFT_SIZES = (16, 1 << 20)
 _TRACES = ("live", "average", "max_hold", "min_hold")
 MODELS = ("WSA4000", "WSA5000", "R5500")
 
@@ -87,7 +92,8 @@ def add_arguments(parser):
                             help="FFT length, samples, at least 8 (default 1024)")
     resolution.add_argument("--rbw-khz", type=positive_float, default=None, metavar="KHZ",
                             help="resolution bandwidth, kHz: the smallest power-of-two "
-                                 "FFT that resolves at least this finely")
+                                 "FFT that resolves at least this finely, from "
+                                 f"{RBW_FFT_SIZES[0]} to {RBW_FFT_SIZES[1]} points")
     add_window_argument(tuning)
     tuning.add_argument("--ref-level", type=float, default=0.0, metavar="DBM",
                         help="reference level, dBm: the instrument's full scale and "
@@ -95,7 +101,8 @@ def add_arguments(parser):
     sim = parser.add_argument_group("simulated instrument")
     sim.add_argument("--tone", nargs=2, action="append", type=finite_float,
                      metavar=("OFFSET_MHZ", "DBM"),
-                     help="a tone at OFFSET_MHZ from the centre, DBM; repeatable "
+                     help="a tone at OFFSET_MHZ from the centre, within half the span "
+                          "either side, DBM; repeatable "
                           f"(default: {simulated_tones_text()})")
     sim.add_argument("--noise-floor", type=float, default=defaults.NOISE_FLOOR,
                      metavar="DBM_PER_HZ",
@@ -126,7 +133,8 @@ def add_arguments(parser):
                              "signed by (default: the system's)")
     run = parser.add_argument_group("running")
     run.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS",
-                     help="quit after this long (default: when the window is closed)")
+                     help=f"quit after this long, less than {MAX_SECONDS:g} s "
+                          "(default: when the window is closed)")
     run.add_argument("--screenshot", default=None, metavar="PNG",
                      help="save a PNG of the window just before quitting "
                           "(needs --duration; its folder must exist)")
@@ -143,7 +151,7 @@ def decimation_for(args):
     from ..instruments.models import model_of
     model = model_of(MODEL)
     if args.decimation is not None:
-        model.check(decimation=args.decimation)
+        check_decimation(args.decimation, MODEL)
         return args.decimation
     if args.span_mhz is None:
         return 16
@@ -157,18 +165,42 @@ def decimation_for(args):
 
 def fft_size_for(args, sample_rate):
     """
-    The FFT length the options ask for.
+    The FFT length the options ask for: ``ValueError`` naming the RBWs
+    there are for an ``--rbw-khz`` finer than the longest FFT of
+    :data:`RBW_FFT_SIZES` gives (that FFT was taken, coarser than asked) or
+    coarser than the shortest's.
     """
     from ..numerics.spectral import window_gains
     if args.fft_size is not None:
         return args.fft_size
     if args.rbw_khz is None:
         return 1024
-    size = 16
-    while (window_gains(args.window, size)[1] * sample_rate / size > args.rbw_khz * 1e3
-           and size < 1 << 20):
+
+    def rbw(size):
+        return window_gains(args.window, size)[1] * sample_rate / size
+
+    shortest, longest = RBW_FFT_SIZES
+    finest, coarsest = rbw(longest), rbw(shortest)
+    if not finest <= args.rbw_khz * 1e3 <= coarsest:
+        raise ValueError(f"--rbw-khz {args.rbw_khz:g}: with a {sample_rate / 1e6:.10g} MHz span "
+                         f"and the {args.window} window the RBW is "
+                         f"{_inward(finest / 1e3, up=True):.10g} to "
+                         f"{_inward(coarsest / 1e3, up=False):.10g} kHz (FFTs of {shortest} to "
+                         f"{longest} points)")
+    size = shortest
+    while rbw(size) > args.rbw_khz * 1e3:
         size *= 2
     return size
+
+
+def _inward(bound, up):
+    """
+    ``bound`` (> 0) to 4 significant digits, rounded up (a lowest value) or
+    down (a highest): a range a message shows then holds only values the
+    range accepts.
+    """
+    step = 10.0 ** (math.floor(math.log10(bound)) - 3)
+    return (math.ceil if up else math.floor)(bound / step) * step
 
 
 def open_source(args, graph):
@@ -177,12 +209,15 @@ def open_source(args, graph):
     """
     if args.source.startswith(("http://", "https://")):
         from ..net.client import remote_block
+        # A worker never reached fails the view at once, as an analyzer does;
+        # one lost after it streamed is retried (remote_block's retries).
         return remote_block(args.source, args.kind, graph=graph, remote_policy="latest",
-                            token=token_from(args), ca=args.ca)
+                            token=token_from(args), ca=args.ca, connect_attempts=0)
     from ..instruments import SIMULATED_HOSTS, analyzer
     check_tuning(args, args.model, args.source)
     decimation = decimation_for(args)
     if args.source in SIMULATED_HOSTS:
+        check_tones(args, FULL_RATE / decimation)
         tones = simulated_tones(args)
         return analyzer(args.model, args.source, graph=graph, center_frequency=args.center_mhz * 1e6,
                        sample_rate=FULL_RATE / decimation, reference_level=args.ref_level,
@@ -295,12 +330,14 @@ def run(args):
         print("pyrf-blocks view: error: --headless and --screenshot need --duration",
               file=sys.stderr)
         return 2
-    if args.screenshot:
-        try:
+    try:
+        if args.duration is not None:
+            check_seconds(args.duration, "--duration")
+        if args.screenshot:
             check_screenshot(args.screenshot)
-        except ValueError as error:
-            print(f"pyrf-blocks view: error: {error}", file=sys.stderr)
-            return 2
+    except ValueError as error:
+        print(f"pyrf-blocks view: error: {error}", file=sys.stderr)
+        return 2
     if not args.headless:
         from ..gui.loop import install
         try:
@@ -335,12 +372,7 @@ def run(args):
     try:
         graph.run()
     except Exception as error:  # a block failed: it was logged with its traceback
-        block = graph.failed_block
-        where = f"{block.type_name} {block.name!r}" if block is not None else "the graph"
-        message = str(error)
-        if not message.startswith(where):  # (the block's own errors name it already)
-            message = f"{where} failed: {message}"
-        print(f"pyrf-blocks view: {message}", file=sys.stderr)
+        print(f"pyrf-blocks view: {graph.failure_line(error)}", file=sys.stderr)
         return 1
     if display.traces[0].max_hold is None:
         problems.append(f"no spectrum arrived from {args.source} in {args.duration:g} s"

@@ -62,6 +62,14 @@ def add_arguments(parser):
     parser.add_argument("--max-body", type=positive_int, default=None, metavar="BYTES",
                         help="largest request body accepted (default 64 KiB, at most "
                              "64 MiB)")
+    # (The numbers of net.worker, written out as --max-body's: importing it
+    # here would load twisted.web for every command.)
+    parser.add_argument("--max-blocks", type=positive_int, default=None, metavar="N",
+                        help="most blocks clients may make on the worker; more are "
+                             "refused with 429 (default 1000, at most 100000)")
+    parser.add_argument("--max-streams", type=positive_int, default=None, metavar="N",
+                        help="most streams open at once; more are refused with 429 "
+                             "(default 1000, at most 100000)")
     parser.add_argument("--request-deadline", type=float, default=None, metavar="SECONDS",
                         help="seconds a request may take to arrive, headers and body, "
                              "before the connection is cut off with 408 (default 30)")
@@ -126,13 +134,11 @@ def run(args):
     if args.parent_pid is not None:
         announce = tie_to_parent(args.parent_pid, reactor)
     # The limits given; the others are the worker's defaults.
-    limits = {name: value for name, value in (("max_body", args.max_body),
-                                              ("request_deadline", args.request_deadline),
-                                              ("lease", args.lease)) if value is not None}
+    limits = {name: getattr(args, name) for name in ("max_body", "max_blocks", "max_streams",
+                                                     "request_deadline", "lease")
+              if getattr(args, name) is not None}
     try:
-        check_limits(**limits, names={"max_body": "--max-body",
-                                      "request_deadline": "--request-deadline",
-                                      "lease": "--lease"})
+        check_limits(**limits, names={name: "--" + name.replace("_", "-") for name in limits})
     except ValueError as error:
         print(f"pyrf-blocks worker: {error}", file=sys.stderr)
         return 2

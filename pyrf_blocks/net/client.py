@@ -237,6 +237,13 @@ class remote_block(Block):
         chunks starts the count again.  ``retries``, ``backoff`` and
         ``max_backoff`` may be set while the block streams: the next
         failure counts with them.
+    :param connect_attempts: ``None`` (the default): ``retries`` count
+        from the first attempt, for a worker that may still be starting.
+        A number: the attempts to open the stream tried again before the
+        worker was first reached in this run (0: the first refused
+        connection, unknown name or timeout fails the graph, naming the
+        worker); ``retries`` count once the stream has opened, for a
+        worker lost after it was reached.
     :param shared_memory: for a worker on this host (a loopback URL) and a
         ``block`` stream: ask for the arrays through shared memory (see
         :mod:`.shm`); where the worker cannot, or this process cannot map
@@ -249,14 +256,14 @@ class remote_block(Block):
     local_inputs = False
     # Set while the block streams (it started when a sink connected), they
     # take effect at the next failure.
-    retries = RetrySetting("retries")
+    retries = RetrySetting("retries", backoff="_retries_backoff")
     backoff = RetrySetting("initial")
     max_backoff = RetrySetting("maximum")
 
     def __init__(self, url, kind, *, output=MAIN, inputs=(), token=None, ca=None,
                  client=None, remote_policy="block", remote_maxsize=256, wait=20.0,
                  linger=20.0, retries=8, backoff=0.1, max_backoff=2.0,
-                 shared_memory=True, **kwargs):
+                 connect_attempts=None, shared_memory=True, **kwargs):
         if kind not in KIND_INTERFACES:
             raise ValueError(f"remote_block {url!r}: unknown kind {kind!r}; "
                              f"known: {', '.join(KIND_INTERFACES)}")
@@ -281,6 +288,9 @@ class remote_block(Block):
         self.wait = wait
         self.linger = linger
         self._backoff = None
+        self.connect_attempts = connect_attempts
+        #: Whether the stream was opened in this run (the worker reached).
+        self._reached = False
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -311,6 +321,14 @@ class remote_block(Block):
 
     def __repr__(self):
         return f"<{self.type_name} {self.name!r} at {self.source}>"
+
+    @property
+    def _retries_backoff(self):
+        # The Backoff while it counts ``retries`` (not ``connect_attempts``
+        # before the worker was reached): a new ``retries`` goes to it.
+        if self._reached or self.connect_attempts is None:
+            return self._backoff
+        return None
 
     @property
     def source(self):
@@ -351,8 +369,9 @@ class remote_block(Block):
         self._cursor = -1
         self._meta = None
         self._open_key = None
-        self._backoff = Backoff(self.graph.reactor, self.retries, self.backoff,
-                                self.max_backoff)
+        self._reached = False
+        self._backoff = Backoff(self.graph.reactor, self.retries if self.connect_attempts is None
+                                else self.connect_attempts, self.backoff, self.max_backoff)
         self._stop_when_open = False
         self._unreached = None
         self._undelivered.clear()
@@ -490,6 +509,10 @@ class remote_block(Block):
         self._backoff.succeeded()
         if self.stream_url is not None:
             self._unreached = None
+            if not self._reached:
+                # From now on a failure is a worker lost: ``retries`` count.
+                self._reached = True
+                self._backoff.retries = self.retries
         if self._stop_when_open and self.stream_url is not None:
             self._stop_when_open = False
             self.stream_stopped()
@@ -715,10 +738,15 @@ class remote_block(Block):
             return None
         backoff = self._backoff
         if not backoff.retry(self, f"worker {self.where()} failed: {error}", self._step):
-            self._give_up(Failure(WorkerUnreachable(
-                f"{self.type_name} {self.name!r}: worker {self.where()} did not "
-                f"answer after {backoff.failures} attempts over {backoff.elapsed:.1f} s "
-                f"({error})")))
+            if self._reached or self.connect_attempts is None:
+                why = (f"worker {self.where()} did not answer after {backoff.failures} "
+                       f"attempts over {backoff.elapsed:.1f} s ({error})")
+            else:
+                why = f"cannot reach the worker {self.where()}: {error}"
+                if backoff.failures > 1:
+                    why += (f"; gave up after {backoff.failures - 1} connection attempt(s) "
+                            f"over {backoff.elapsed:.1f} s")
+            self._give_up(Failure(WorkerUnreachable(f"{self.label}: {why}")))
         return None
 
     def _give_up(self, failure):

@@ -94,7 +94,8 @@ from .stream import (DEFAULT_WAIT, ServedStream, instance_argument, poll_argumen
 from .tls import check_certificate_files
 
 __all__ = ["Worker", "check_listen", "check_certificates", "check_limits", "MAX_BODY",
-           "MAX_BODY_LIMIT", "MAX_SECONDS", "MAX_BLOCKS", "MAX_STREAMS", "MAX_HEADERS_SIZE",
+           "MAX_BODY_LIMIT", "MAX_SECONDS", "MAX_BLOCKS", "MAX_STREAMS", "MAX_COUNT_LIMIT",
+           "MAX_HEADERS_SIZE",
            "REQUEST_DEADLINE", "IDLE_TIMEOUT", "MAX_JSON_DEPTH", "LEASE"]
 
 log = Logger()
@@ -111,6 +112,12 @@ MAX_BLOCKS = 1000
 #: Most streams open on a worker at once (``POST .../streams`` beyond it is
 #: a 429): each keeps up to 32 MiB of chunks for its reader.
 MAX_STREAMS = 1000
+#: Largest ``max_blocks`` and ``max_streams`` a worker may be given
+#: (``--max-blocks``, ``--max-streams``), a hundred times the defaults:
+#: beyond, a limit bounds nothing a machine could hold (as many streams
+#: may keep 32 MiB each; as many simulated instruments, each with a chunk
+#: of its default 128 KiB in flight, 12 GiB), and is a typo or "none".
+MAX_COUNT_LIMIT = 100_000
 #: Largest total size of a request's headers, bytes.
 MAX_HEADERS_SIZE = 8 << 10
 #: Seconds a request may take to arrive, from its first byte to the end of
@@ -179,20 +186,24 @@ def check_endpoint(description):
 
 
 def check_limits(max_body=MAX_BODY, request_deadline=REQUEST_DEADLINE, lease=LEASE,
-                 names=None):
+                 names=None, max_blocks=MAX_BLOCKS, max_streams=MAX_STREAMS):
     """
     Check a worker's limits: ``max_body`` a whole number of bytes from 1
-    to :data:`MAX_BODY_LIMIT`, ``request_deadline`` and ``lease`` more
-    than 0 and less than :data:`~pyrf_blocks.params.MAX_SECONDS` seconds
-    (:func:`~pyrf_blocks.params.check_seconds`; ``lease`` may be ``None``:
-    kept until deleted).  ``ValueError`` names the first out of range, as
-    ``names`` calls it (``{"lease": "--lease"}``) or by its own name.
+    to :data:`MAX_BODY_LIMIT`, ``max_blocks`` and ``max_streams`` whole
+    numbers from 1 to :data:`MAX_COUNT_LIMIT`, ``request_deadline`` and
+    ``lease`` more than 0 and less than :data:`~pyrf_blocks.params.MAX_SECONDS`
+    seconds (:func:`~pyrf_blocks.params.check_seconds`; ``lease`` may be
+    ``None``: kept until deleted).  ``ValueError`` names the first out of
+    range, as ``names`` calls it (``{"lease": "--lease"}``) or by its own
+    name.
     """
     names = names or {}
-    if (isinstance(max_body, bool) or not isinstance(max_body, int)
-            or not 1 <= max_body <= MAX_BODY_LIMIT):
-        raise ValueError(f"{names.get('max_body', 'max_body')} must be a whole number of "
-                         f"bytes from 1 to {MAX_BODY_LIMIT}, got {max_body!r}")
+    for name, value, unit, limit in (("max_body", max_body, "bytes ", MAX_BODY_LIMIT),
+                                     ("max_blocks", max_blocks, "", MAX_COUNT_LIMIT),
+                                     ("max_streams", max_streams, "", MAX_COUNT_LIMIT)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+            raise ValueError(f"{names.get(name, name)} must be a whole number "
+                             f"{'of ' + unit if unit else ''}from 1 to {limit}, got {value!r}")
     for name, value in (("request_deadline", request_deadline), ("lease", lease)):
         if name == "lease" and value is None:
             continue  # (kept until deleted)
@@ -424,12 +435,15 @@ class Worker:
         (:data:`LEASE`); ``None``: until deleted.
     :param max_blocks: most blocks requests may make (:data:`MAX_BLOCKS`).
     :param max_streams: most streams open at once (:data:`MAX_STREAMS`).
+
+    Each limit is checked by :func:`check_limits` (``ValueError``).
     """
 
     def __init__(self, graph, token=None, clock=None, client=None, max_body=MAX_BODY,
                  allow_files=False, request_deadline=REQUEST_DEADLINE, lease=LEASE,
                  max_blocks=MAX_BLOCKS, max_streams=MAX_STREAMS):
-        check_limits(max_body, request_deadline, lease)
+        check_limits(max_body, request_deadline, lease, max_blocks=max_blocks,
+                     max_streams=max_streams)
         self.graph = graph
         #: Most blocks requests may make, and streams open at once.
         self.max_blocks, self.max_streams = max_blocks, max_streams

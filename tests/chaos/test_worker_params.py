@@ -81,7 +81,7 @@ def test_worker_validate_reports_every_parameter_error_with_line_and_column(tmp_
     assert done.returncode == 1, done
     lines = done.stderr.splitlines()
     assert lines[0].startswith(f"{path}:5:27: block 'wsa' (simulated_instrument): "
-                               "sample_rate: must be greater than 0"), lines
+                               "sample_rate: must be at least 1000"), lines
     assert lines[1].startswith(f"{path}:9:20: block 'fft' (fft_block): size: must be "
                                "at least 8, got -5"), lines
     assert lines[2].startswith(f"{path}:9:32: block 'fft' (fft_block): window: unknown "
