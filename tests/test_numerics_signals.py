@@ -60,8 +60,16 @@ def test_emulator_drops_out_of_band_tones_by_the_same_rule():
     assert_allclose(kept, expected, atol=2.0 ** -12)
 
 
-def test_demo_shows_no_phantom_of_a_tone_outside_the_span():
-    """`pyrf-blocks demo --tone 10 -20` (outside the 7.8 MHz span) lists no peak; a tone inside is listed."""
+def test_a_tone_outside_the_band_leaves_no_phantom():
+    """A tone at or beyond ±rate/2 adds nothing (no alias folds into the band), one inside is there at its level."""
+    outside = signal_samples(0, 4096, RATE, [(RATE / 2, -20.0), (-RATE, -10.0), (3 * RATE, 0.0)])
+    assert not outside.any()
+    inside = signal_samples(0, 4096, RATE, [(RATE / 8, -20.0)], reference_level=0.0)
+    assert_allclose(np.abs(inside), 10 ** (-20 / 20), rtol=1e-5)
+
+
+def test_demo_refuses_a_tone_outside_the_span_and_shows_one_inside():
+    """`pyrf-blocks demo --tone 10 -20` (outside the 7.8 MHz span) is refused in one line naming the span, exit 2; a tone inside is listed."""
     import os
     import subprocess
     import sys
@@ -71,14 +79,17 @@ def test_demo_shows_no_phantom_of_a_tone_outside_the_span():
     env = dict(os.environ, PYTHONPATH=str(root))
 
     def demo(*tone):
-        result = subprocess.run([sys.executable, "-m", "pyrf_blocks.cli", "demo", "--fast",
-                                 "--duration", "0.2", "--tone", *tone],
-                                capture_output=True, text=True, env=env, timeout=60)
-        assert result.returncode == 0, result.stderr
-        return result.stdout
+        return subprocess.run([sys.executable, "-m", "pyrf_blocks.cli", "demo", "--fast",
+                               "--duration", "0.2", "--tone", *tone],
+                              capture_output=True, text=True, env=env, timeout=60)
 
-    assert "no peaks" in demo("10", "-20")
-    assert re.search(r"2403\.000\d* MHz|2402\.999\d* MHz", demo("3", "-20"))
+    refused = demo("10", "-20")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "--tone 10 -20" in refused.stderr and "span" in refused.stderr
+    shown = demo("3", "-20")
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"2403\.000\d* MHz|2402\.999\d* MHz", shown.stdout)
 
 
 def test_complex_noise_is_white_circular_gaussian_of_the_asked_power():
