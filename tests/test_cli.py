@@ -275,14 +275,25 @@ def test_discover_of_an_unknown_host_exits_1_in_one_line():
                                 "'no-such-host.invalid': no IPv4 address has that name")
 
 
-@pytest.mark.parametrize("span, decimation", [("125", 1), ("50", 1), ("31.25", 4),
-                                              ("20", 4), ("1", 64), ("0.1", 512)])
-def test_a_span_becomes_a_decimation_the_analyzer_supports(span, decimation):
-    """view --span-mhz picks the largest power-of-two decimation of the model keeping the span."""
+@pytest.mark.parametrize("span, decimation, model", [
+    ("125", 1, "WSA5000"), ("50", 1, "WSA5000"), ("31.25", 4, "WSA5000"), ("20", 4, "WSA5000"),
+    ("1", 64, "WSA5000"), ("0.1", 1024, "WSA5000"), ("0.1", 512, "WSA4000")])
+def test_a_span_becomes_a_decimation_the_analyzer_supports(span, decimation, model):
+    """view --span-mhz picks the largest power-of-two decimation of the --model family keeping the span (a WSA4000 stops at 1023)."""
     from pyrf_blocks.cli import build_parser
     from pyrf_blocks.commands.view import decimation_for
-    args = build_parser().parse_args(["view", "--span-mhz", span])
+    args = build_parser().parse_args(["view", "--model", model, "--span-mhz", span])
     assert decimation_for(args) == decimation  # (50 MHz gave 2, which no WSA takes)
+
+
+@pytest.mark.parametrize("model, decimation", [("WSA5000", 1024), ("WSA4000", 5),
+                                               ("R5500", 512)])
+def test_a_decimation_is_checked_against_the_model_asked_for(model, decimation):
+    """view --decimation takes what the --model family takes (a WSA4000 any whole number to 1023, the others powers of two to 1024)."""
+    from pyrf_blocks.cli import build_parser
+    from pyrf_blocks.commands.view import decimation_for
+    args = build_parser().parse_args(["view", "--model", model, "--decimation", str(decimation)])
+    assert decimation_for(args) == decimation
 
 
 @pytest.mark.parametrize("rbw_khz", ["0.0281", "0.1", "28.76", "1000", "1840"])

@@ -81,10 +81,17 @@ def test_view_help_documents_the_controls(capsys):
     (("--window", "kaiser"), "window 'kaiser' needs its parameter(s) after a colon, as in "
                              "'kaiser:8.6'"),
     (("--headless", "--duration", "1", "--span-mhz", "500"),
-     "--span-mhz 500: the widest span of a WSA4000 is 125 MHz (decimation 1)"),
+     "--span-mhz 500: the widest span of a WSA5000 is 125 MHz (decimation 1)"),
     (("--headless", "--duration", "1", "--decimation", "2"),
-     "pyrf-blocks view: error: --decimation 2: a WSA4000 takes 1 (none) or a whole number "
+     "pyrf-blocks view: error: --decimation 2: a WSA5000 takes 1 (none) or a power of two "
+     "from 4 to 1024"),
+    # (before: checked against a WSA4000 whatever --model said)
+    (("--headless", "--duration", "1", "--model", "WSA4000", "--decimation", "1024"),
+     "pyrf-blocks view: error: --decimation 1024: a WSA4000 takes 1 (none) or a whole number "
      "from 4 to 1023"),
+    (("--headless", "--duration", "1", "--decimation", "5"),
+     "pyrf-blocks view: error: --decimation 5: a WSA5000 takes 1 (none) or a power of two "
+     "from 4 to 1024"),
     # (before: the tone, outside the band the instrument captures, never showed; the
     # RBW was taken from the nearest FFT of 16 to 1048576 points)
     (("--headless", "--duration", "1", "--tone", "1e9", "-20"),

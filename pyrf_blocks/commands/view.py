@@ -36,9 +36,6 @@ HELP = "open the live spectrum viewer (simulated instrument, address or stream U
 
 #: Undecimated sample rate of the WSA family, Hz (the span at decimation 1).
 FULL_RATE = 125e6
-#: The analyzer family the viewer opens (``open_source``'s ``WSA4000``):
-#: the decimations and the widest span the options are checked against.
-MODEL = "WSA4000"
 #: The FFT lengths ``--rbw-khz`` picks among (powers of two).
 RBW_FFT_SIZES = (16, 1 << 20)
 _TRACES = ("live", "average", "max_hold", "min_hold")
@@ -81,9 +78,11 @@ def add_arguments(parser):
     span = tuning.add_mutually_exclusive_group()
     from ..instruments.models import model_of
     span.add_argument("--decimation", type=positive_int, default=None, metavar="N",
-                      help=f"decimation of the {FULL_RATE / 1e6:g} MSa/s stream, "
-                           f"{model_of(MODEL).describe_decimations()} "
-                           "(default 16: 7.8125 MHz span)")
+                      help=f"decimation of the {FULL_RATE / 1e6:g} MSa/s stream that "
+                           "--model takes: "
+                           + "; ".join(f"{name} {model_of(name).describe_decimations()}"
+                                       for name in MODELS)
+                           + " (default 16: 7.8125 MHz span)")
     span.add_argument("--span-mhz", type=positive_float, default=None, metavar="MHZ",
                       help="span, MHz: the largest power-of-two decimation that "
                            "keeps at least this span")
@@ -145,13 +144,13 @@ def add_arguments(parser):
 def decimation_for(args):
     """
     The decimation the options ask for: ``ValueError`` naming what the
-    analyzer family accepts for a decimation it does not support or a
-    span wider than its widest.
+    analyzer family of ``--model`` accepts for a decimation it does not
+    support or a span wider than its widest.
     """
     from ..instruments.models import model_of
-    model = model_of(MODEL)
+    model = model_of(args.model)
     if args.decimation is not None:
-        check_decimation(args.decimation, MODEL)
+        check_decimation(args.decimation, args.model)
         return args.decimation
     if args.span_mhz is None:
         return 16
