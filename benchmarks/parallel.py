@@ -20,7 +20,8 @@ times each, and the median is reported as MSa/s and MSa/s per CPU-second
 runs were back to back: on a host whose speed drifts, the medians may pair
 a fast serial run with a slow parallel one).  The output of every run is
 hashed: the parallel runs must give the serial chunks exactly.  The last line is the
-headline: the parallel MSa/s and its ratio to the serial one.
+headline: the parallel MSa/s and its ratio to the serial one (with
+``--bound``, also the bound's ratio and the threads' share of it).
 
 Where a loaded machine makes the ratio meaningless, figures still say
 whether the parallel path can scale: the CPU per chunk of the reactor's
@@ -457,8 +458,17 @@ def main():
     threads = statistics.median(r["msa"] for r in results["threads"])
     caller = ("" if args.no_caller_runs
               else f", the reactor's one of them: {args.workers - 1} in the pool")
+    bound = ""
+    if args.bound:
+        # (what the machine allowed in the same trials: the ratio above
+        # follows it on a shared host)
+        bound = (f"; the machine's bound in the same trials "
+                 f"{statistics.median(r['msa'] for r in results['bound']) / serial:.2f}x, "
+                 f"the threads at {statistics.median(_paired(results, 'threads', 'bound')):.2f} "
+                 "of it (trials' median)")
     print(f"parallel {args.workers} threads (batch {args.batch}{caller}): {threads:.1f} MSa/s, "
-          f"{threads / serial:.2f}x serial ({serial:.1f} MSa/s), identical output: {identical}")
+          f"{threads / serial:.2f}x serial ({serial:.1f} MSa/s), identical output: "
+          f"{identical}{bound}")
     if not identical:
         sys.exit(1)
 
