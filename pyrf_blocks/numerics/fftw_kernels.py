@@ -20,7 +20,7 @@ from numba import types
 
 from . import fft
 from .dbm_kernel import dbm_rows
-from .numba_kernels import power_extreme_rows
+from .numba_kernels import power_extreme_rows, window_hops
 
 __all__ = ["window_fft_extreme", "window_fft_extremes"]
 
@@ -37,24 +37,6 @@ _jit = numba.njit(nogil=True, cache=True, boundscheck=False)
 
 
 @_jit
-def _windowed(samples, hop, first, values, input):
-    """
-    The frames of the 1-D ``samples``, ``hop`` apart, from frame
-    ``first`` times the window into ``input`` (as many rows as it has):
-    float32 pairs times the interleaved window
-    (:func:`~pyrf_blocks.numerics.kernels.window_into`'s ``(a·w, b·w)``),
-    each frame a slice of the samples, which LLVM vectorises whether the
-    frames overlap or not.
-    """
-    rows, width = input.shape
-    for row in range(rows):
-        begin = (first + row) * hop
-        frame, windowed = samples[begin:begin + width], input[row]
-        for column in range(width):
-            windowed[column] = frame[column] * values[column]
-
-
-@_jit
 def window_fft_extreme(samples, hop, rows, values, plan, input, output, out, largest, start):
     """
     ``rows`` frames of ``samples`` (complex samples seen as float32
@@ -68,7 +50,7 @@ def window_fft_extreme(samples, hop, rows, values, plan, input, output, out, lar
     """
     found = 1
     for first in range(0, rows, input.shape[0]):
-        _windowed(samples, hop, first, values, input)
+        window_hops(samples[first * hop:], hop, values, input)
         execute(plan, input.ctypes.data, output.ctypes.data)
         found = power_extreme_rows(output, out, largest, start and first == 0)
         if not found:

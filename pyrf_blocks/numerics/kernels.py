@@ -150,24 +150,31 @@ def window_into(frames, values, out):
                                out.view(np.float32))
     if not numba:
         np.multiply(frames, values, out=out)
-    elif frames.flags.c_contiguous or not _hops(frames) or not out.flags.c_contiguous:
+        return result
+    # Overlapping frames as the samples under them, one run: numba reads a
+    # 2-D view of unknown row stride element by element.
+    run = None if frames.flags.c_contiguous or not out.flags.c_contiguous else _run(frames)
+    if run is None:
         _numba_kernels()[0](frames, values, out)
     else:
-        # Overlapping frames: the samples under them, as one run.
-        rows, size = frames.shape
-        hop = frames.strides[0] // frames.itemsize
-        samples = np.lib.stride_tricks.as_strided(frames, ((rows - 1) * hop + size,),
-                                                  (frames.itemsize,))
-        _numba_kernels()[4](samples, hop, values, out)
+        _numba_kernels()[4](*run, values, out)
     return result
 
 
-def _hops(frames):
-    # True where ``frames`` (2-D) are runs of adjacent samples a whole
-    # number of samples apart: a strided view of one array of samples.
-    step, item = frames.strides[0], frames.itemsize
-    return (frames.ndim == 2 and frames.strides[1] == item and step > 0
-            and step % item == 0 and len(frames) > 0)
+def _run(frames):
+    # (the samples under the 2-D ``frames`` as one 1-D run, the hop between
+    # rows in samples), or None where the rows are not runs of adjacent
+    # samples a whole number of samples apart.
+    if frames.ndim != 2 or not len(frames):
+        return None
+    rows, size = frames.shape
+    step, item = frames.strides
+    if frames.flags.c_contiguous:
+        return frames.reshape(-1), size
+    if item != frames.itemsize or step <= 0 or step % item:
+        return None
+    hop = step // item
+    return np.lib.stride_tricks.as_strided(frames, ((rows - 1) * hop + size,), (item,)), hop
 
 
 def power_into(spectra, out):
@@ -252,22 +259,11 @@ def window_fft_extreme_into(frames, values, plan, out, combine, start=True):
 
 
 def _sample_run(frames):
-    # (the float32 pairs under the complex64 ``frames`` as one 1-D run,
-    # the hop between frames in floats): what the compiled kernels read;
-    # None where the frames are not runs of adjacent samples.
-    if frames.dtype != np.complex64 or frames.ndim != 2:
+    # The float32 pairs under the complex64 ``frames`` as one run and the
+    # hop between frames in floats (_run): what the compiled kernels read.
+    if frames.dtype != np.complex64 or frames.ndim != 2 or frames.strides[1] != frames.itemsize:
         return None
-    pairs = frames.view(np.float32) if frames.strides[-1] == frames.itemsize else None
-    if pairs is None:
-        return None
-    if pairs.flags.c_contiguous:
-        return pairs.reshape(-1), pairs.shape[1]
-    if not _hops(pairs):
-        return None
-    rows, width = pairs.shape
-    hop = pairs.strides[0] // pairs.itemsize
-    return np.lib.stride_tricks.as_strided(pairs, ((rows - 1) * hop + width,),
-                                           (pairs.itemsize,)), hop
+    return _run(frames.view(np.float32))
 
 
 #: Most samples the compiled kernels give FFTW at once: they run a plan
