@@ -16,6 +16,13 @@ so does progress (a stream's answer cut after it delivered chunks:
 Every retry is logged with who retries, why, which retry of how many, and
 the delay.
 
+A connection that was never made may be given its own count
+(``first_retries``): until the caller says the thing was reached
+(:meth:`Backoff.reach`), failures count against it, and from then on
+against ``retries``.  An analyzer or a worker that cannot be reached at
+all then fails at once (``first_retries=0``), while one lost after it
+streamed is tried again.
+
 The settings are read at each failure: an object that keeps its own
 ``retries`` and delays as :class:`RetrySetting` attributes can change them
 while it retries, and the change takes effect at the next failure.
@@ -43,9 +50,12 @@ class Backoff:
     :param initial: seconds before the first retry.
     :param maximum: longest delay between two attempts, seconds.
     :param level: ``LogLevel`` of the line logged for each retry.
+    :param first_retries: retries allowed before the thing was first
+        reached (:meth:`reach`); ``None``: ``retries`` from the start.
     """
 
-    def __init__(self, clock, retries, initial, maximum, level=LogLevel.error):
+    def __init__(self, clock, retries, initial, maximum, level=LogLevel.error,
+                 first_retries=None):
         # Imported here, not by `import pyrf_blocks`: twisted.application
         # costs 0.2 s, and only something that has started connecting needs it.
         from twisted.application.internet import backoffPolicy
@@ -54,6 +64,9 @@ class Backoff:
         #: The settings, read at each failure (they may change meanwhile).
         self.retries, self.initial, self.maximum = retries, initial, maximum
         self.level = level
+        self.first_retries = first_retries
+        #: Whether the thing was reached in this run (:meth:`reach`).
+        self.reached = False
         self._policy = backoffPolicy
         #: Failed attempts in a row.
         self.failures = 0
@@ -62,7 +75,30 @@ class Backoff:
         self._call = None
 
     def __repr__(self):
-        return f"<Backoff {self.failures} failure(s) in a row, {self.retries} retries allowed>"
+        return f"<Backoff {self.failures} failure(s) in a row, {self.allowed} retries allowed>"
+
+    @property
+    def connecting(self):
+        """
+        Whether failures count against ``first_retries``: it was given and
+        the thing was not reached yet.
+        """
+        return self.first_retries is not None and not self.reached
+
+    @property
+    def allowed(self):
+        """
+        The retries allowed now: ``first_retries`` while :attr:`connecting`,
+        else ``retries``.
+        """
+        return self.first_retries if self.connecting else self.retries
+
+    def reach(self):
+        """
+        The thing was reached: from now on a failure is one lost, and
+        ``retries`` count.
+        """
+        self.reached = True
 
     @property
     def elapsed(self):
@@ -103,11 +139,12 @@ class Backoff:
         self.failures += 1
         if self.failures == 1:
             self.first_failure = self.clock.seconds()
-        if self.failures > self.retries:
+        allowed = self.allowed
+        if self.failures > allowed:
             return None
         delay = self.delay_of(self.failures - 1)
         log.emit(self.level, "{who}: {why}; retry {n} of {retries} in {delay:.2f} s",
-                 who=who, why=why, n=self.failures, retries=self.retries, delay=delay)
+                 who=who, why=why, n=self.failures, retries=allowed, delay=delay)
         return delay
 
     def retry(self, who, why, call, *args):

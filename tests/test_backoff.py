@@ -31,6 +31,22 @@ def test_no_retries_means_the_first_failure_gives_up():
     assert not backoff.pending and clock.getDelayedCalls() == []
 
 
+def test_first_retries_count_until_the_thing_is_reached(logged):
+    """With first_retries, failures before reach() count against it (0: the first gives up); after reach() against retries, logged as such."""
+    never = Backoff(Clock(), retries=3, initial=0.1, maximum=1.0, first_retries=0)
+    assert never.connecting and never.allowed == 0
+    assert never.failed("me", "refused") is None
+    waiting = Backoff(Clock(), retries=3, initial=0.1, maximum=1.0, first_retries=1)
+    assert waiting.failed("me", "refused") == pytest.approx(0.1)
+    waiting.succeeded()
+    waiting.reach()
+    assert not waiting.connecting and waiting.allowed == 3
+    assert [waiting.failed("me", "lost") for _ in range(4)][3] is None
+    assert [e["retries"] for e in retry_lines(logged)] == [1, 3, 3, 3]
+    plain = Backoff(Clock(), retries=2, initial=0.1, maximum=1.0)
+    assert not plain.connecting and plain.allowed == 2
+
+
 def test_retry_calls_again_after_the_delay():
     """retry() schedules the call on the clock; it runs once the delay has passed."""
     clock = Clock()

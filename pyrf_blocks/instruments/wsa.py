@@ -200,9 +200,6 @@ class thinkrf_analyzer(Source):
         self._session = 0
         self._reconnects = None
         self._streaming = False
-        #: Whether a session of this run reached the stream (then a failure
-        #: is a lost connection, retried ``reconnect_attempts`` times).
-        self._reached = False
         super().__init__(**kwargs)
 
     @property
@@ -230,10 +227,11 @@ class thinkrf_analyzer(Source):
 
     def on_start(self):
         self._streaming = True
-        self._reached = False
-        self._reconnects = Backoff(self.graph.reactor, self.connect_attempts,
+        # Until a session of this run reaches the stream, failures count
+        # against connect_attempts; then a failure is a lost connection.
+        self._reconnects = Backoff(self.graph.reactor, self.reconnect_attempts,
                                    self.reconnect_delay, MAX_RECONNECT_DELAY,
-                                   level=LogLevel.warn)
+                                   level=LogLevel.warn, first_retries=self.connect_attempts)
         self._connect()
 
     def on_stop(self):
@@ -300,10 +298,7 @@ class thinkrf_analyzer(Source):
         if self.paused:
             data.transport.pauseProducing()
         yield scpi.command(":TRACE:STREAM:START")
-        if not self._reached:
-            # From now on a failure is a lost connection.
-            self._reached = True
-            self._reconnects.retries = self.reconnect_attempts
+        self._reconnects.reach()  # (from now on a failure is a lost connection)
         log.info("{block}: streaming from {identity} at {host} ({rate:g} Sa/s, "
                  "centre {frequency:g} Hz)", block=self.label, identity=identity,
                  host=self.host, rate=self.sample_rate, frequency=self.center_frequency)
@@ -370,11 +365,11 @@ class thinkrf_analyzer(Source):
             message = f"{self.label}: {why}"
             if attempts:
                 message += (f"; gave up after {attempts} "
-                            f"{'reconnection' if self._reached else 'connection'} "
+                            f"{'reconnection' if reconnects.reached else 'connection'} "
                             f"attempt(s) over {reconnects.elapsed:.1f} s")
             self.graph.fail(self, Failure(InstrumentConnectionError(message)))
             return
-        if self._reached:
+        if reconnects.reached:
             self.stats["reconnects"] += 1
 
     def _disconnect(self):

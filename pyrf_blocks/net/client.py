@@ -256,7 +256,7 @@ class remote_block(Block):
     local_inputs = False
     # Set while the block streams (it started when a sink connected), they
     # take effect at the next failure.
-    retries = RetrySetting("retries", backoff="_retries_backoff")
+    retries = RetrySetting("retries")
     backoff = RetrySetting("initial")
     max_backoff = RetrySetting("maximum")
 
@@ -289,8 +289,6 @@ class remote_block(Block):
         self.linger = linger
         self._backoff = None
         self.connect_attempts = connect_attempts
-        #: Whether the stream was opened in this run (the worker reached).
-        self._reached = False
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -321,14 +319,6 @@ class remote_block(Block):
 
     def __repr__(self):
         return f"<{self.type_name} {self.name!r} at {self.source}>"
-
-    @property
-    def _retries_backoff(self):
-        # The Backoff while it counts ``retries`` (not ``connect_attempts``
-        # before the worker was reached): a new ``retries`` goes to it.
-        if self._reached or self.connect_attempts is None:
-            return self._backoff
-        return None
 
     @property
     def source(self):
@@ -369,9 +359,8 @@ class remote_block(Block):
         self._cursor = -1
         self._meta = None
         self._open_key = None
-        self._reached = False
-        self._backoff = Backoff(self.graph.reactor, self.retries if self.connect_attempts is None
-                                else self.connect_attempts, self.backoff, self.max_backoff)
+        self._backoff = Backoff(self.graph.reactor, self.retries, self.backoff, self.max_backoff,
+                                first_retries=self.connect_attempts)
         self._stop_when_open = False
         self._unreached = None
         self._undelivered.clear()
@@ -509,10 +498,7 @@ class remote_block(Block):
         self._backoff.succeeded()
         if self.stream_url is not None:
             self._unreached = None
-            if not self._reached:
-                # From now on a failure is a worker lost: ``retries`` count.
-                self._reached = True
-                self._backoff.retries = self.retries
+            self._backoff.reach()  # (from now on a failure is a worker lost)
         if self._stop_when_open and self.stream_url is not None:
             self._stop_when_open = False
             self.stream_stopped()
@@ -738,7 +724,7 @@ class remote_block(Block):
             return None
         backoff = self._backoff
         if not backoff.retry(self, f"worker {self.where()} failed: {error}", self._step):
-            if self._reached or self.connect_attempts is None:
+            if not backoff.connecting:
                 why = (f"worker {self.where()} did not answer after {backoff.failures} "
                        f"attempts over {backoff.elapsed:.1f} s ({error})")
             else:
