@@ -8,7 +8,7 @@ import math
 import os
 
 __all__ = ["positive_float", "finite_float", "check_tuning", "SCALED_OPTIONS", "check_decimation",
-           "check_tones", "positive_int",
+           "decimations_text", "check_tones", "positive_int",
            "window_name", "fft_size", "duration", "port_number", "add_window_argument",
            "simulated_tones", "simulated_tones_text",
            "log_warnings_to_stderr", "one_line_failures", "TOKEN_VARIABLE",
@@ -87,6 +87,16 @@ def check_decimation(decimation, model):
         who, _ = tuning_limits(model, None)
         raise ValueError(f"--decimation {decimation}: {who} takes "
                          f"{family.describe_decimations()}")
+
+
+def decimations_text():
+    """
+    What each analyzer family takes for ``--decimation``, for a ``--help``
+    (from the families' own :class:`~pyrf_blocks.instruments.models.Model`).
+    """
+    from ..instruments.models import MODELS
+
+    return "; ".join(f"{name} {model.describe_decimations()}" for name, model in MODELS.items())
 
 
 def check_tones(args, sample_rate):

@@ -11,8 +11,8 @@ import sys
 
 from .. import defaults
 from ..params import MAX_SECONDS, check_seconds
-from .options import (check_decimation, check_tuning, log_warnings_to_stderr, port_number,
-                      positive_float, positive_int)
+from .options import (check_decimation, check_tuning, decimations_text,
+                      log_warnings_to_stderr, port_number, positive_float, positive_int)
 
 HELP = "record IQ from an analyzer to a SigMF file"
 
@@ -34,9 +34,8 @@ def add_arguments(parser):
     parser.add_argument("--center-mhz", type=positive_float, default=2400.0, metavar="MHZ",
                         help="centre frequency to tune to, MHz (default %(default)g)")
     parser.add_argument("--decimation", type=positive_int, default=16,
-                        help="decimation of the 125 MSa/s full rate: 1 (none) or a power "
-                             "of two from 4 to 1024 (a WSA4000: any whole number from 4 to "
-                             "1023), the simulated instrument's as the --model's "
+                        help="decimation of the 125 MSa/s full rate that --model takes, "
+                             f"the simulated instrument's as the --model's: {decimations_text()} "
                              "(default 16)")
     parser.add_argument("--samples-per-packet", type=positive_int, default=1024,
                         metavar="N", help="samples in each VRT packet the analyzer "

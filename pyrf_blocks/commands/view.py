@@ -28,7 +28,7 @@ from .. import defaults
 from ..errors import SourceError
 from ..params import MAX_SECONDS, check_seconds
 from .options import (add_token_arguments, add_window_argument, check_decimation,
-                      check_tones, check_tuning, fft_size,
+                      check_tones, check_tuning, decimations_text, fft_size,
                       finite_float, log_warnings_to_stderr, positive_float, positive_int,
                       simulated_tones, simulated_tones_text, token_from)
 
@@ -76,13 +76,10 @@ def add_arguments(parser):
     tuning.add_argument("--center-mhz", type=positive_float, default=2400.0, metavar="MHZ",
                         help="centre frequency, MHz (default 2400)")
     span = tuning.add_mutually_exclusive_group()
-    from ..instruments.models import model_of
     span.add_argument("--decimation", type=positive_int, default=None, metavar="N",
                       help=f"decimation of the {FULL_RATE / 1e6:g} MSa/s stream that "
-                           "--model takes: "
-                           + "; ".join(f"{name} {model_of(name).describe_decimations()}"
-                                       for name in MODELS)
-                           + " (default 16: 7.8125 MHz span)")
+                           f"--model takes: {decimations_text()} "
+                           "(default 16: 7.8125 MHz span)")
     span.add_argument("--span-mhz", type=positive_float, default=None, metavar="MHZ",
                       help="span, MHz: the largest power-of-two decimation that "
                            "keeps at least this span")
