@@ -44,8 +44,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pyrf_blocks.block import PolledSource, Sink  # noqa: E402
-from pyrf_blocks.interfaces import IChunkProducer  # noqa: E402
+from zope.interface import implementer  # noqa: E402
+
+from pyrf_blocks.block import Block, PolledSource, Sink  # noqa: E402
+from pyrf_blocks.interfaces import IChunkProducer, ISpectrumProducer  # noqa: E402
 from pyrf_blocks.registry import register  # noqa: E402
 from pyrf_blocks.timebase import sample_time  # noqa: E402
 
@@ -101,6 +103,72 @@ class timing_sink(Sink):
         self.last = now
         self.nbytes += chunk.data.nbytes
         self.delays.append(now - chunk.meta["emitted"])
+
+
+@register
+class ready_iq(PolledSource):
+    """
+    The seed's simulated instrument with nothing computed: ``count``
+    chunks of 16 Ki IQ samples with its meta and times, each copied from a
+    ready-made array into a buffer the block takes (:meth:`Block.buffer`:
+    lent by a shared-memory stream reading it, as the instrument's are).
+    """
+
+    type_name = "ready_iq"
+    kind = "iq"
+    RATE = 7812500.0
+
+    def __init__(self, count=1000, samples=16384, **kwargs):
+        self.count = count
+        self.ready = np.full(samples, 0.01 + 0.02j, np.complex64)
+        self.meta = {"center_frequency": 2.4e9, "sample_rate": self.RATE,
+                     "reference_level": 0.0, "instrument": "ready_iq"}
+        super().__init__(paced=False, **kwargs)
+
+    def reset(self):
+        self.sent = 0
+
+    def next_chunk(self):
+        if self.sent >= self.count:
+            return None
+        samples = len(self.ready)
+        out = self.buffer((samples,), np.complex64)
+        out[...] = self.ready
+        start = sample_time(0, self.sent * samples, self.RATE)
+        self.sent += 1
+        return out, start, sample_time(0, self.sent * samples, self.RATE), self.RATE, self.meta
+
+
+@register
+@implementer(ISpectrumProducer)
+class ready_spectra(Block):
+    """
+    An FFT -> calibrate chain with nothing computed: for each IQ chunk,
+    its frames' rows (``hop`` samples apart) of 1 024 float32 levels,
+    filled with one value in a buffer the block takes (lent by a
+    shared-memory stream reading it, as the calibration's are), after
+    spinning for ``busy`` seconds of CPU per row (so that a child is as
+    busy as the seed's, whose kernels take about 8 µs per row on the
+    2-core AMD EPYC, and its chunks queue up as they do there).
+    """
+
+    type_name = "ready_spectra"
+    kind = "spectrum"
+    requires = (IChunkProducer,)
+
+    def __init__(self, source=None, hop=1024, busy=0.0, **kwargs):
+        self.hop = hop
+        self.busy = busy
+        super().__init__(source, **kwargs)
+
+    def compute(self, chunk):
+        rows = len(chunk.data) // self.hop
+        until = time.thread_time() + self.busy * rows
+        while time.thread_time() < until:
+            pass
+        levels = self.buffer((rows, 1024), np.float32)
+        levels.fill(-90.0)
+        self.emit(levels, chunk.start, chunk.end, chunk.rate / self.hop, chunk.meta)
 
 
 def environment():
@@ -229,9 +297,12 @@ import os, resource, sys, time
 from pyrf_blocks import (Graph, WSA4000, calibrate_block, collector, fft_block, process,
                          set_default_graph)
 split, count, overlap = sys.argv[1] not in ("single", "solo"), int(sys.argv[2]), int(sys.argv[3])
-# "solo": only chain argv[4], every block in this reactor (two of them run
+# "seed": the seed's chains; "bare:S": the crossing alone (ready_iq ->
+# ready_spectra, the same chunks and spectra, S s of CPU spent per row).
+bare = sys.argv[4].startswith("bare:")
+# "solo": only chain argv[5], every block in this reactor (two of them run
 # at once make the "pair" layout).
-only = int(sys.argv[4]) if sys.argv[1] == "solo" else None
+only = int(sys.argv[5]) if sys.argv[1] == "solo" else None
 marks = ([], [])
 class timed(collector):
     def __init__(self, chain, *args, **kwargs):
@@ -241,10 +312,17 @@ class timed(collector):
         self.marks.append((time.perf_counter(), len(chunk.data)))
 graph = Graph()
 set_default_graph(graph)
-places = [process() if split else None for _ in range(2)]
+places = [process(imports=["benchmarks.transport"] if bare else ()) if split else None
+          for _ in range(2)]
 chains = []
 for n, (place, tone) in enumerate(zip(places, [(1e6, -20.0), (-2.5e6, -35.0)])):
     if only is not None and n != only:
+        continue
+    if bare:
+        from benchmarks.transport import ready_iq, ready_spectra
+        chains.append(ready_spectra(ready_iq(count=count), hop=1024 - overlap,
+                                    busy=float(sys.argv[4][len("bare:"):]),
+                                    proc=place))
         continue
     # "children": the instruments (their simulated noise) run in the
     # children too -- not the seed's layout, for comparison.
@@ -290,25 +368,27 @@ if only is not None:
 """
 
 
-def chain_rate(mode, count, overlap=0):
+def chain_rate(mode, count, overlap=0, chain="seed"):
     """
     ``(MSa/s, CPU-seconds per MSa, seconds measured, CPU-seconds per MSa
-    of the parent, of each child...)`` of IQ through both seed chains while
+    of the parent, of each child...)`` of IQ through both seed chains
+    (``chain="bare:S"``: both crossings alone, :class:`ready_iq` ->
+    :class:`ready_spectra` spending ``S`` seconds of CPU per row) while
     both deliver spectra; CPU of every process of the layout.
     """
     env = environment()
     if mode == "pair":
-        return _pair_rate(env, count, overlap)
+        return _pair_rate(env, count, overlap, chain)
     if mode == "split-http":
         env["PYRF_BLOCKS_SHM"] = "0"
-    out = subprocess.run([sys.executable, "-c", _CHAIN, mode, str(count), str(overlap)],
+    out = subprocess.run([sys.executable, "-c", _CHAIN, mode, str(count), str(overlap), chain],
                          cwd=ROOT, env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"the {mode} seed chains failed:\n{out.stderr}")
     return tuple(map(float, out.stdout.strip().splitlines()[-1].split()))
 
 
-def _pair_rate(env, count, overlap):
+def _pair_rate(env, count, overlap, chain):
     """
     The "pair" layout: each chain whole (instrument, FFT, calibrate and
     sink) in a one-reactor process of its own, the two at once and
@@ -317,7 +397,7 @@ def _pair_rate(env, count, overlap):
     over the time both ran, from the later start to the earlier end.
     """
     runs = [subprocess.Popen([sys.executable, "-c", _CHAIN, "solo", str(count), str(overlap),
-                              str(n)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              chain, str(n)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for n in range(2)]
     windows = []
     for run in runs:
