@@ -14,8 +14,8 @@ from numpy.testing import assert_array_equal
 from twisted.internet import defer, task
 
 from pyrf_blocks import Graph, collector
-from pyrf_blocks.blocks.recording import (format_datetime, parse_datetime, record_block,
-                                          sigmf_source)
+from pyrf_blocks.blocks.recording import (_schema_validator, _validate_sigmf, format_datetime,
+                                          parse_datetime, record_block, sigmf_source)
 from pyrf_blocks.instruments import WSA5000
 from pyrf_blocks.interfaces import IIQProducer, IRealProducer, ISink
 from pyrf_blocks.testing import (array_source, assert_provides, new_reactor, recording_sink,
@@ -219,6 +219,48 @@ def test_bad_files_and_parameters_are_reported_clearly(tmp_path):
         record_block(source, tmp_path / "x", datatype="ci8")
     with pytest.raises(ValueError, match="datatype 'rf32_le' does not match iq input"):
         record_block(source, tmp_path / "x", datatype="rf32_le")
+
+
+def _sigmf_verdict(check, metadata):
+    """What ``check(SigMFFile(metadata))`` gives: None, or the error's type and message."""
+    try:
+        check(sigmf.SigMFFile(metadata=metadata, skip_checksum=True))
+    except Exception as error:
+        return type(error), str(error)
+    return None
+
+
+def test_recordings_are_validated_as_sigmf_validates_them_with_the_schema_checked_once(
+        monkeypatch):
+    """Valid or not, metadata gets sigmf's own verdict (same error, same message); the schema is checked once per process."""
+    import jsonschema
+
+    good = {"global": {"core:datatype": "cf32_le", "core:sample_rate": 1e6,
+                       "core:extensions": [{"name": "pyrf", "version": "1.0.0",
+                                            "optional": True}]},
+            "captures": [{"core:sample_start": 0, "core:frequency": 2.4e9},
+                         {"core:sample_start": 10, "pyrf:meta": {"a": 1}}],
+            "annotations": [{"core:sample_start": 2, "core:sample_count": 3}]}
+    bad = [
+        {"global": {}},
+        {"global": {"core:datatype": 5}, "captures": []},
+        {**good, "global": {**good["global"], "core:sample_rate": "fast"}},
+        {**good, "captures": list(reversed(good["captures"]))},  # sample starts out of order
+        {**good, "annotations": [{"core:sample_start": -1, "core:sample_count": 3}]},
+        {**good, "captures": [{"core:sample_start": 0, "core:datetime": 3}]},
+    ]
+    expected = [_sigmf_verdict(sigmf.SigMFFile.validate, metadata) for metadata in [good, *bad]]
+    assert expected[0] is None and all(expected[1:])
+    schemas_checked = []
+    monkeypatch.setattr(jsonschema.Draft202012Validator, "check_schema",
+                        classmethod(lambda cls, schema, **_: schemas_checked.append(schema)))
+    _schema_validator.cache_clear()
+    try:
+        verdicts = [_sigmf_verdict(_validate_sigmf, metadata) for metadata in [good, *bad]]
+    finally:
+        _schema_validator.cache_clear()  # (its validator was made while check_schema was replaced)
+    assert verdicts == expected
+    assert schemas_checked.count(sigmf.schema.get_schema()) == 1  # for 7 validations
 
 
 def test_recording_the_emulator_replays_identically(tmp_path):

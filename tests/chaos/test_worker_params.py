@@ -8,10 +8,12 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
 from net_real import ROOT, RealWorker, environment
+from pyrf_blocks.testing import poll_until
 
 pytestmark = pytest.mark.chaos
 
@@ -19,6 +21,11 @@ pytestmark = pytest.mark.chaos
 @pytest.fixture(scope="module")
 def worker():
     worker = RealWorker()
+    # A worker loads its numerics in a thread once listening (numba and
+    # pyFFTW: its resident size grows from about 64 to 128 MB within 0.3 s
+    # on an idle host, longer on a busy one): sizes compared below start
+    # once that is over, not while a request races it.
+    poll_until(lambda: _steady_rss(worker.process.pid), 30, "the worker's preload to end")
     yield worker
     worker.stop()
 
@@ -26,6 +33,15 @@ def worker():
 def _vm_rss_kib(pid):
     with open(f"/proc/{pid}/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def _steady_rss(pid, readings=5, interval=0.1):
+    """True if the resident size of ``pid`` did not move over ``readings`` readings."""
+    sizes = set()
+    for _ in range(readings):
+        sizes.add(_vm_rss_kib(pid))
+        time.sleep(interval)
+    return len(sizes) == 1
 
 
 @pytest.mark.parametrize("params, parameter", [
