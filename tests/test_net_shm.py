@@ -362,6 +362,11 @@ def test_a_held_block_looks_at_the_ring_less_often_while_nothing_is_released():
 
 def test_a_ring_is_private_unnamed_and_checked_by_its_nonce():
     """Mode 0600, nothing in /dev/shm, and a reader refuses a ring whose nonce or slots are wrong."""
+    # Only this test's ring is in question: an earlier test's graph may
+    # still be mapping its worker's rings here (kept alive by the log
+    # events Twisted holds until logging begins, which a test run never
+    # begins).
+    earlier = set(rings_of(os.getpid()))
     ring = shm.Ring(1 << 16)
     try:
         assert os.fstat(ring.fd).st_mode & 0o777 == 0o600
@@ -385,7 +390,7 @@ def test_a_ring_is_private_unnamed_and_checked_by_its_nonce():
             reader.close()
     finally:
         ring.close()
-    assert rings_of(os.getpid()) == []
+    assert set(rings_of(os.getpid())) <= earlier
 
 
 def test_a_chunk_that_names_shared_memory_is_refused_on_a_stream_that_did_not_ask():
