@@ -25,22 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.transport import environment, start_worker  # noqa: E402
-from pyrf_blocks.block import Sink  # noqa: E402
-from pyrf_blocks.interfaces import IChunkProducer  # noqa: E402
+from benchmarks.transport import environment, start_worker, timing_sink  # noqa: E402
 
 RATE = 2000
-
-
-class counting_sink(Sink):
-    type_name = "counting_sink"
-    requires = (IChunkProducer,)
-
-    def reset(self):
-        self.chunks = 0
-
-    def compute(self, chunk):
-        self.chunks += 1
 
 
 async def read(reactor, url, name, seconds, plain):
@@ -71,14 +58,14 @@ async def read(reactor, url, name, seconds, plain):
         polls[0] += 1
         return get(*args, **kwargs)
     client.get = counted
-    sink = counting_sink(remote_block(f"{url}/blocks/{name}", "iq", graph=graph, client=client,
+    sink = timing_sink(remote_block(f"{url}/blocks/{name}", "iq", graph=graph, client=client,
                                       remote_policy="latest"), graph=graph)
     started, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     await graph.done()
     elapsed = time.perf_counter() - started
     spent = resource.getrusage(resource.RUSAGE_SELF)
     spent = spent.ru_utime + spent.ru_stime - cpu.ru_utime - cpu.ru_stime
-    return polls[0] / elapsed, spent / polls[0] * 1e6, sink.chunks
+    return polls[0] / elapsed, spent / polls[0] * 1e6, len(sink.delays)
 
 
 def main():

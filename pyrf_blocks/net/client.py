@@ -724,14 +724,14 @@ class remote_block(Block):
             return None
         backoff = self._backoff
         if not backoff.retry(self, f"worker {self.where()} failed: {error}", self._step):
-            if not backoff.connecting:
-                why = (f"worker {self.where()} did not answer after {backoff.failures} "
-                       f"attempts over {backoff.elapsed:.1f} s ({error})")
-            else:
+            if backoff.connecting:
                 why = f"cannot reach the worker {self.where()}: {error}"
                 if backoff.failures > 1:
                     why += (f"; gave up after {backoff.failures - 1} connection attempt(s) "
                             f"over {backoff.elapsed:.1f} s")
+            else:
+                why = (f"worker {self.where()} did not answer after {backoff.failures} "
+                       f"attempts over {backoff.elapsed:.1f} s ({error})")
             self._give_up(Failure(WorkerUnreachable(f"{self.label}: {why}")))
         return None
 

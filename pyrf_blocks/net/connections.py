@@ -66,7 +66,9 @@ def new_client(reactor, pem=None, pool=None):
     return WorkerClient(explaining_agent(agent, pem), data_to_body_producer=_body_producer)
 
 
-#: Worker URLs whose encoded form a client keeps.
+#: Worker URLs whose encoded form a client keeps, and places whose
+#: endpoint its :class:`StreamEndpoints` keeps (each cache is emptied when
+#: it reaches this many).
 URL_CACHE = 256
 #: What :meth:`WorkerClient.request` takes on its own road; any other
 #: argument goes to treq's.

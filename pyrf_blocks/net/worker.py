@@ -95,8 +95,7 @@ from .tls import check_certificate_files
 
 __all__ = ["Worker", "check_listen", "check_certificates", "check_limits", "MAX_BODY",
            "MAX_BODY_LIMIT", "MAX_SECONDS", "MAX_BLOCKS", "MAX_STREAMS", "MAX_COUNT_LIMIT",
-           "MAX_HEADERS_SIZE",
-           "REQUEST_DEADLINE", "IDLE_TIMEOUT", "MAX_JSON_DEPTH", "LEASE"]
+           "MAX_HEADERS_SIZE", "REQUEST_DEADLINE", "IDLE_TIMEOUT", "MAX_JSON_DEPTH", "LEASE"]
 
 log = Logger()
 
@@ -198,12 +197,12 @@ def check_limits(max_body=MAX_BODY, request_deadline=REQUEST_DEADLINE, lease=LEA
     name.
     """
     names = names or {}
-    for name, value, unit, limit in (("max_body", max_body, "bytes ", MAX_BODY_LIMIT),
-                                     ("max_blocks", max_blocks, "", MAX_COUNT_LIMIT),
-                                     ("max_streams", max_streams, "", MAX_COUNT_LIMIT)):
+    for name, value, what, limit in (("max_body", max_body, "number of bytes", MAX_BODY_LIMIT),
+                                     ("max_blocks", max_blocks, "number", MAX_COUNT_LIMIT),
+                                     ("max_streams", max_streams, "number", MAX_COUNT_LIMIT)):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
-            raise ValueError(f"{names.get(name, name)} must be a whole number "
-                             f"{'of ' + unit if unit else ''}from 1 to {limit}, got {value!r}")
+            raise ValueError(f"{names.get(name, name)} must be a whole {what} from 1 to "
+                             f"{limit}, got {value!r}")
     for name, value in (("request_deadline", request_deadline), ("lease", lease)):
         if name == "lease" and value is None:
             continue  # (kept until deleted)

@@ -17,8 +17,7 @@ from .cosine_windows import periodic_window
 from .decibels import amplitude_to_db, power_to_db
 
 __all__ = ["window", "window_spec", "window_gains", "overlapping_frames", "frame_spectra",
-           "frame_extreme",
-           "calibrated_extreme", "calibrated_spectra", "power_to_dbm",
+           "frame_extreme", "calibrated_extreme", "calibrated_spectra", "power_to_dbm",
            "bin_frequencies", "MIN_FFT_SIZE"]
 
 #: Fewest points of an FFT (``fft_block``'s ``size``, and so the command
