@@ -11,7 +11,9 @@ packed from a ``memoryview`` of the array and read back with
 itself must.
 """
 
+import copy
 import functools
+import struct
 import warnings
 
 import msgpack
@@ -21,7 +23,8 @@ from .errors import ChunkDecodeError
 from .timebase import NS_PER_SECOND, sample_index, sample_time
 
 __all__ = ["Chunk", "RECORDS", "chunk_packer", "encode_chunk", "encode_chunk_shared",
-           "encode_chunks", "decode_chunk", "decode_chunks", "ChunkStreamDecoder"]
+           "encode_chunks", "decode_chunk", "decode_chunks", "ChunkStreamDecoder",
+           "RingHead", "MetaPacker", "SHORT_HEAD"]
 
 #: Kind of irregular, time-stamped values: one device time per row.
 RECORDS = "records"
@@ -441,18 +444,119 @@ def encode_chunk_shared(chunk, put, packer=None):
     or ``put`` refused) when the chunk must travel whole
     (:func:`encode_chunk`).
     """
-    if chunk.times is not None:
+    head = RingHead.place(chunk, put)
+    if head is None:
         return None
-    array = _wire_array(chunk.data)
-    slot = put(array)
-    if slot is None:
-        return None
-    packer = packer or chunk_packer()
-    return packer.pack({
-        "k": chunk.kind, "s": chunk.start, "e": chunk.end, "q": chunk.seq,
-        "r": chunk.rate, "m": chunk.meta, "x": list(slot),
-        "d": [array.dtype.str, list(array.shape), b""],
-    }), slot
+    return head.map(packer or chunk_packer()), head.slot
+
+
+#: The first byte of a *short head*: a chunk whose array lies in a
+#: shared-memory ring, for a reader that polls with ``shm=2``.  msgpack
+#: never uses this byte, so no chunk's map starts with it, and the two
+#: forms may follow each other in one body.
+SHORT_HEAD = 0xc1
+#: A short head's fixed part, little-endian: the marker, its flags, the
+#: array's number of axes and the length of its dtype's text; start, end,
+#: seq, rate, and the array's ``offset`` and ``nbytes`` in the ring.  Then
+#: the dtype's text (ASCII), the shape (one int64 per axis), the kind (its
+#: length in one byte, then UTF-8), and with :data:`_WITH_META` the meta
+#: (its length as a uint32, then a msgpack map).
+_SHORT = struct.Struct("<4Bqqqdqq")
+_META_LENGTH = struct.Struct("<I")
+#: Flag: the meta follows.  Without it the chunk has the meta of the chunk
+#: before it in the same answer.
+_WITH_META = 1
+#: Most axes of an array that travels (as in a map's ``d``).
+_MAX_AXES = 8
+
+
+class RingHead:
+    """
+    What a reader needs of a sampled chunk whose array lies in a
+    shared-memory ring (see :mod:`pyrf_blocks.net.shm`), all but the array,
+    in the two forms it travels in: the chunk's msgpack map with ``x``
+    (:meth:`map`, for readers that poll with ``shm=1``) and the short head
+    (:meth:`short`, ``shm=2``), whose meta may be left to the chunk before
+    it.  :meth:`place` puts a chunk's array in the ring and makes its head.
+    """
+
+    __slots__ = ("slot", "_fields", "_short", "_map")
+
+    def __init__(self, chunk, array, slot):
+        #: ``(offset, nbytes)`` of the array in the ring.
+        self.slot = slot
+        self._fields = (chunk.kind, chunk.start, chunk.end, chunk.seq, chunk.rate,
+                        chunk.meta, array.dtype.str, array.shape)
+        kind = chunk.kind.encode("utf-8")
+        dtype = array.dtype.str.encode("ascii")
+        self._short = None
+        if len(kind) < 256 and 1 <= array.ndim <= _MAX_AXES:
+            self._short = b"".join((
+                _SHORT.pack(SHORT_HEAD, 0, array.ndim, len(dtype), chunk.start, chunk.end,
+                            chunk.seq, chunk.rate, slot[0], slot[1]),
+                dtype, struct.pack(f"<{array.ndim}q", *array.shape), bytes((len(kind),)), kind))
+        self._map = None
+
+    @classmethod
+    def place(cls, chunk, put):
+        """
+        The head of sampled ``chunk`` once ``put(array)`` placed its wire
+        array (returning its ``(offset, nbytes)``); ``None`` for records,
+        or when ``put`` returned ``None``.
+        """
+        if chunk.times is not None:
+            return None
+        array = _wire_array(chunk.data)
+        slot = put(array)
+        return None if slot is None else cls(chunk, array, slot)
+
+    def map(self, packer):
+        """
+        The chunk's msgpack map, with ``"x": [offset, nbytes]`` and an empty
+        ``d`` buffer.
+        """
+        if self._map is None:
+            kind, start, end, seq, rate, meta, dtype, shape = self._fields
+            self._map = packer.pack({"k": kind, "s": start, "e": end, "q": seq, "r": rate,
+                                     "m": meta, "x": list(self.slot),
+                                     "d": [dtype, list(shape), b""]})
+        return self._map
+
+    def short(self, meta=None):
+        """
+        The short head, carrying ``meta`` (the chunk's meta as msgpack
+        bytes, :class:`MetaPacker`) or, when ``None``, none: then the
+        reader takes the meta of the chunk before it in the answer.
+        ``None`` where the chunk has no short form (a kind over 255 bytes).
+        """
+        head = self._short
+        if head is None or meta is None:
+            return head
+        return b"".join((head[:1], bytes((_WITH_META,)), head[2:],
+                         _META_LENGTH.pack(len(meta)), meta))
+
+
+class MetaPacker:
+    """
+    The meta of a stream's chunks as msgpack bytes, packed again only when
+    it changes: :meth:`key` gives ``(key, bytes)``, the same ``key`` for
+    equal metas in a row, so that a writer can tell when a chunk's meta is
+    the one its reader already has.
+    """
+
+    def __init__(self, packer=None):
+        self._packer = packer or chunk_packer()
+        self._meta = self._bytes = None
+        self._key = 0
+
+    def key(self, meta):
+        # Compared with a copy, not by identity: a block may change a dict
+        # it emitted before and emit it again.
+        if self._bytes is None or meta != self._meta:
+            self._bytes = self._packer.pack(meta)
+            self._meta = copy.deepcopy(meta)
+            self._key += 1
+        return self._key, self._bytes
 
 
 def _raw(array):
@@ -803,6 +907,9 @@ class ChunkStreamDecoder:
         #: The unpacker of a chunk read whole, and the bytes fed to it.
         self._whole = None
         self._whole_fed = 0
+        #: The meta of the last chunk decoded: a short head without its own
+        #: has this one.
+        self._meta = None
 
     def feed(self, data):
         view = memoryview(data).cast("B")
@@ -818,6 +925,8 @@ class ChunkStreamDecoder:
                 position = self._read(view, position, chunks)
             else:
                 position = self._fill(view, position, chunks)
+        if chunks:
+            self._meta = chunks[-1].meta
         return chunks
 
     @property
@@ -833,26 +942,33 @@ class ChunkStreamDecoder:
             _fail("truncated: the stream ended inside a chunk")
 
     def _read(self, view, position, chunks):
+        if view[position] == SHORT_HEAD:
+            return self._read_short(view, position, chunks)
         rest = view[position:]
         unpacker = _unpacker(max(self._max_size, len(rest)))
         fed = used = 0
+        short = False
         # Feed the unpacker a probe at a time, and stop as soon as it holds
         # a probe's worth of one unfinished chunk: that one is large, and
-        # is read from its head instead of being copied here too.
-        while fed < len(rest) and fed - used < _HEAD_PROBE:
+        # is read from its head instead of being copied here too.  Stop
+        # too where a short head follows.
+        while not short and fed < len(rest) and fed - used < _HEAD_PROBE:
             unpacker.feed(rest[fed:fed + _HEAD_PROBE])
             fed = min(fed + _HEAD_PROBE, len(rest))
             try:
-                while True:
+                while used >= fed or rest[used] != SHORT_HEAD:
                     obj = unpacker.unpack()
                     chunks.append(_chunk_from_map(obj, self.ring))
                     used = unpacker.tell()
+                short = True
             except msgpack.OutOfData:
                 pass
             except ChunkDecodeError:
                 raise
             except _UNPACK_ERRORS as error:
                 _unpack_error(error)
+        if short:
+            return position + used
         rest = rest[used:]
         if rest:
             head = _parse_head(rest[:_HEAD_PROBE], self._max_size)
@@ -870,6 +986,74 @@ class ChunkStreamDecoder:
             _fail("a chunk exceeds the size limit")
         self._carry = bytearray(rest)
         return len(view)
+
+    def _read_short(self, view, position, chunks):
+        """
+        Decode the short heads from ``position`` on (see :class:`RingHead`),
+        up to the first chunk of another form; carry an unfinished one.
+        """
+        ring, size = self.ring, len(view)
+        if ring is None:
+            _fail("a short head (its array in shared memory), but this stream did not ask "
+                  "for shared memory")
+        meta = chunks[-1].meta if chunks else self._meta
+        while position < size and view[position] == SHORT_HEAD:
+            fixed = position + _SHORT.size
+            if fixed > size:
+                break
+            (_, flags, axes, width, start, end, seq, rate, offset,
+             nbytes) = _SHORT.unpack_from(view, position)
+            if flags & ~_WITH_META or not 1 <= axes <= _MAX_AXES or not 1 <= width <= 8:
+                _fail(f"short head with flags {flags}, {axes} axes, a {width}-byte dtype")
+            shape_at = fixed + width
+            kind_at = shape_at + 8 * axes
+            if kind_at >= size:
+                break
+            kind_end = kind_at + 1 + view[kind_at]
+            after = kind_end + (_META_LENGTH.size if flags else 0)
+            if after > size:
+                break
+            try:
+                kind = str(view[kind_at + 1:kind_end], "utf-8")
+                dtype_text = str(view[fixed:shape_at], "ascii")
+            except UnicodeDecodeError:
+                _fail("a short head's kind or dtype is not text")
+            if not kind:
+                _fail("kind must be a non-empty string")
+            if end < start or seq < 0:
+                _fail("start and end must be integers with start <= end, seq non-negative")
+            if flags:
+                length = _META_LENGTH.unpack_from(view, kind_end)[0]
+                if length > self._max_size:
+                    _fail("a chunk's meta exceeds the size limit")
+                if after + length > size:
+                    break
+                try:
+                    meta = msgpack.unpackb(view[after:after + length], raw=False,
+                                           strict_map_key=True)
+                except _UNPACK_ERRORS as error:
+                    _unpack_error(error)
+                if type(meta) is not dict or bytes in set(map(type, meta)):
+                    _fail("meta must be a map with string keys")
+                after += length
+            elif meta is None:
+                _fail("a short head takes the meta of the chunk before it, but none came "
+                      "before it")
+            shape = list(struct.unpack_from(f"<{axes}q", view, shape_at))
+            dtype, count = _array_layout(dtype_text, shape, nbytes)
+            try:
+                data = ring.read(offset, nbytes, dtype, count)
+                chunks.append(Chunk(kind, data.reshape(shape) if axes > 1 else data,
+                                    start, end, rate, seq, meta))
+            except ValueError as error:
+                _fail(str(error))
+            position = after
+        if position < size and view[position] == SHORT_HEAD:
+            if size - position > self._max_size:
+                _fail("a chunk exceeds the size limit")
+            self._carry = bytearray(view[position:])
+            return size
+        return position
 
     def _feed_whole(self, view, position, chunks):
         """

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import msgpack
 import numpy as np
 import pytest
 
@@ -434,6 +435,38 @@ def test_a_local_reader_gets_heads_in_the_body_and_the_samples_in_the_ring():
         lossy = worker.json("POST", "/blocks/other/streams",
                             {"shm": True, "policy": "latest"}, 201)
         assert "shm" not in lossy
+    finally:
+        worker.stop()
+
+
+def test_a_reader_asking_for_short_heads_gets_them_with_the_meta_once_per_answer():
+    """With shm=2 each chunk in the ring is a short head; only an answer's first carries the meta; the chunks equal the inline ones."""
+    from pyrf_blocks.chunk import SHORT_HEAD
+    worker = RealWorker()
+    try:
+        create(worker, "src", count=6, **SOURCE)
+        answer = worker.json("POST", "/blocks/src/streams", {"shm": True}, 201)
+        reader = shm.RingReader(answer["shm"])
+        try:
+            status, _, body = worker.call("GET", f"{answer['path']}?after=-1&wait=10&shm=2")
+            assert status == 200 and body[0] == SHORT_HEAD
+            decoder = ChunkStreamDecoder(ring=reader)
+            short = decoder.feed(body)
+            decoder.close()
+            status, _, heads = worker.call("GET", f"{answer['path']}?after=-1&wait=10&shm=1")
+            assert status == 200 and heads[0] != SHORT_HEAD
+            assert len(short) >= 2 and len(body) < len(heads)
+            # 66 bytes a head ("iq", "<c8", one axis), the first with the
+            # meta (its length, then the map), the others without.
+            assert body[1] == 1
+            assert len(body) == 66 * len(short) + 4 + len(msgpack.packb(short[0].meta))
+            decoder = ChunkStreamDecoder(ring=reader)
+            assert decoder.feed(heads)[:len(short)] == short
+            status, _, _ = worker.call("GET", f"{answer['path']}?after=-1&wait=0&shm=3")
+            assert status == 400
+        finally:
+            reader.close()
+        assert short == local_chunks(6, **SOURCE)[:len(short)]
     finally:
         worker.stop()
 

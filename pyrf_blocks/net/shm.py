@@ -42,10 +42,12 @@ with ``"shm": {"pid", "fd", "size", "nonce"}``.  The reader opens
 root) may do -- and checks that the ring starts with the ``nonce`` of the
 answer, proving it mapped that stream's ring and not something else of
 the same numbers (another PID namespace, a reused descriptor, a ring of
-another layout).  Then, and only then, it polls with ``shm=1``; a poll
-without it gets the arrays in the body, and acknowledging chunks that
-way releases their slots.  Anything that fails falls back to HTTP, logged
-once.
+another layout).  Then, and only then, it polls with ``shm=2`` (each
+chunk in the ring as a short head, :class:`~pyrf_blocks.chunk.RingHead`:
+a few dozen bytes, the meta only where it changes) or ``shm=1`` (as its
+msgpack map with ``x``); a poll without it gets the arrays in the body,
+and acknowledging chunks that way releases their slots.  Anything that
+fails falls back to HTTP, logged once.
 
 Nothing is named in ``/dev/shm`` or on any file system: the memory goes
 when the last process holding it closes it or dies, SIGKILL included.

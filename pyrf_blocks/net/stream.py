@@ -46,7 +46,7 @@ from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from ..chunk import ChunkStreamDecoder, chunk_packer, encode_chunk, encode_chunk_shared
+from ..chunk import ChunkStreamDecoder, MetaPacker, RingHead, chunk_packer, encode_chunk
 from ..edge import check_policy
 from ..errors import HTTPError
 from ..interfaces import IChunkConsumer, IOutput
@@ -55,7 +55,7 @@ from .replies import error_reply
 from .wire import CONTENT_TYPE, INSTANCE, stream_headers
 
 __all__ = ["ServedStream", "poll_arguments", "seconds_argument", "instance_argument",
-           "MAX_WAIT", "DEFAULT_WAIT", "MAX_BATCH_BYTES", "FIRST_POLL_TIMEOUT"]
+           "shm_argument", "MAX_WAIT", "DEFAULT_WAIT", "MAX_BATCH_BYTES", "FIRST_POLL_TIMEOUT"]
 
 log = Logger()
 
@@ -146,6 +146,21 @@ def instance_argument(request):
     return text
 
 
+def shm_argument(request):
+    """
+    How a poll's reader maps the stream's ring (``?shm=``): 0, it does
+    not (the default); 1, chunks there come as maps with ``x``; 2, as
+    short heads.  400 for anything else.
+    """
+    values = request.args.get(b"shm")
+    if not values:
+        return 0
+    if values[-1] not in (b"0", b"1", b"2"):
+        raise HTTPError(400, f"shm={values[-1].decode('ascii', 'replace')!r} must be 0, 1 "
+                             "(arrays in the ring, heads as maps) or 2 (short heads)")
+    return int(values[-1])
+
+
 def seconds_argument(request, name, default):
     """
     A time in seconds given as ``?{name}=``, up to :data:`MAX_WAIT`; 400
@@ -158,8 +173,7 @@ def seconds_argument(request, name, default):
 
 
 class _Entry:
-    __slots__ = ("seq", "chunk", "encoded", "nbytes", "shared", "slot", "ring", "count",
-                 "upto")
+    __slots__ = ("seq", "chunk", "encoded", "nbytes", "head", "meta", "ring", "count", "upto")
 
     def __init__(self, chunk):
         self.seq = chunk.seq
@@ -169,40 +183,58 @@ class _Entry:
         #: Chunks, and bytes of samples, the stream kept up to this one
         #: (set by the stream): the window in flight is a difference.
         self.count = self.upto = 0
-        #: The chunk encoded with its array in the stream's ring, and where.
-        self.shared = self.slot = self.ring = None
+        #: The chunk's head (:class:`~pyrf_blocks.chunk.RingHead`) when its
+        #: array is in the stream's ring, that ring, and ``(key, bytes)`` of
+        #: its meta (:class:`~pyrf_blocks.chunk.MetaPacker`).
+        self.head = self.ring = self.meta = None
 
-    def share(self, ring, packer):
+    def share(self, ring, metas):
         """
         Place the chunk's array in ``ring`` (copied, unless the ring lent
-        it) and encode the rest; False if the ring has no room for it now
+        it) and make its head; False if the ring has no room for it now
         (or it is records).
         """
         seq = self.seq
-        placed = encode_chunk_shared(self.chunk, lambda array: ring.put(array, seq), packer)
-        if placed is None:
+        head = RingHead.place(self.chunk, lambda array: ring.put(array, seq))
+        if head is None:
             return False
-        self.shared, self.slot = placed
+        self.meta = metas.key(self.chunk.meta)
         # The ring holds the array now: a buffer it lent is free for the
         # reader to release as soon as the block lets it go.
-        self.chunk, self.ring = None, ring
+        self.head, self.chunk, self.ring = head, None, ring
         return True
 
-    def encode(self, packer, shared=False):
+    def encode(self, packer, shared=0, meta=None):
         """
         The chunk's bytes for an answer: with its array in the ring when the
-        reader maps it (``shared``) and the ring holds it, else whole.
+        reader maps it and the ring holds it (``shared``: 1, its head a map;
+        2, a short head, without its meta when ``meta`` -- the key of the
+        meta of the chunk before it in the answer -- is the chunk's), else
+        whole.
         """
-        if shared and self.shared is not None:
-            return self.shared
+        head = self.head
+        if shared and head is not None:
+            if shared == 2:
+                key, packed = self.meta
+                short = head.short(None if key == meta else packed)
+                if short is not None:
+                    return short
+            return head.map(packer)
         if self.encoded is None:
             chunk = self.chunk
             if chunk is None:  # shared, for a reader that asks for the body
                 decoder = ChunkStreamDecoder(ring=self.ring)
-                chunk = decoder.feed(self.shared)[0]
+                chunk = decoder.feed(head.map(packer))[0]
             self.encoded = encode_chunk(chunk, packer)
             self.chunk = None  # the bytes are all that is needed from now on
         return self.encoded
+
+    def meta_key(self, shared):
+        """
+        What :meth:`encode` takes as ``meta`` for the chunk after this one
+        in an answer (``None``: it carries its meta).
+        """
+        return self.meta[0] if shared and self.head is not None else None
 
 
 #: A lingering answer joins chunks smaller than this that are waiting
@@ -229,8 +261,11 @@ class _Answer:
         self.request = request
         self.after = after
         self.plan = plan
-        #: The reader maps the stream's ring: arrays that are there stay there.
+        #: The reader maps the stream's ring: arrays that are there stay
+        #: there (1: their heads are maps; 2: short heads).
         self.shared = shared
+        #: The key of the meta of the last chunk written (see _Entry.encode).
+        self.meta = None
         self.paused = False
         self.ending = False
         self.finished = False
@@ -277,13 +312,15 @@ class _Answer:
         stream = self.stream
         pieces, size = [], 0
         entry = stream._first_after(self.after)
+        shared = self.shared
         while entry is not None:
-            piece = entry.encode(stream.packer, self.shared)
+            piece = entry.encode(stream.packer, shared, self.meta)
             if pieces and size + len(piece) > _JOIN_BELOW:
                 break
             pieces.append(piece)
             size += len(piece)
-            stream._sent(entry.seq, len(piece), piece is entry.shared)
+            self.meta = entry.meta_key(shared)
+            stream._sent(entry.seq, len(piece), shared and entry.head is not None)
             self.after = entry.seq
             self.chunks += 1
             self.samples += entry.nbytes
@@ -420,6 +457,8 @@ class ServedStream:
                 log.warn("{stream}: no shared memory ({error}); arrays go in the body",
                          stream=stream_id, error=error)
         self.packer = chunk_packer()
+        #: The chunks' meta packed once per change, for short heads.
+        self.metas = MetaPacker(self.packer)
         #: ``seq`` of the newest chunk received.
         self._newest = -1
         self._sent_upto = -1
@@ -488,14 +527,14 @@ class ServedStream:
         if self.policy == "block":
             # Every chunk will be sent: encode it now, while the reader is
             # busy with the previous answer, not when its poll arrives.
-            ring_full = self.ring is not None and not entry.share(self.ring, self.packer)
+            ring_full = self.ring is not None and not entry.share(self.ring, self.metas)
             if ring_full:
                 # The ring is full (the reader holds its chunks, or this
                 # process the buffers it lent): this chunk goes in the
                 # body, the block waits (_wait_for_ring), and a lingering
                 # answer ends at its next chunk (_answer_is_full).
                 self._ring_full = True
-            if entry.shared is None:
+            if entry.head is None:
                 entry.encode(self.packer)
             full = self._backlog_full()
             if full and self.ring is not None:
@@ -548,8 +587,10 @@ class ServedStream:
         another stream of the same id (its worker was started again) gets
         410, and acknowledges nothing here.
 
-        ``shared``: the reader maps this stream's ring (``?shm=1``), so the
-        arrays that are there are not copied into the answer.
+        ``shared``: the reader maps this stream's ring, so the arrays that
+        are there are not copied into the answer: their heads are maps
+        (``?shm=1``, 1) or short heads (``?shm=2``, 2; see
+        :class:`~pyrf_blocks.chunk.RingHead`).
         """
         request.setHeader(INSTANCE, self.instance.encode("ascii"))
         if instance is not None and instance != self.instance:
@@ -574,7 +615,7 @@ class ServedStream:
         if self._answer is not None:
             # The reader polls again, so the answer it had is lost to it.
             self._answer.end()
-        shared = shared and self.ring is not None
+        shared = shared if self.ring is not None else 0
         self._acknowledge(after, shared)
         self._expect_poll(wait)
         if self._newer(after) or self.ended or wait == 0:
@@ -818,18 +859,19 @@ class ServedStream:
         # (Arrays in shared memory leave only their heads in the body.)
         lingering = (linger > 0 and not self.ended and self.policy == "block"
                      and (shared or self._waiting_bytes(after) < LINGER_BELOW))
-        plan, size, last = deque(), 0, None
+        plan, size, last, meta = deque(), 0, None, None
         if first is not None and not lingering:
             for entry in self._backlog:
                 if entry.seq <= after:
                     continue
-                piece = entry.encode(self.packer, shared)
+                piece = entry.encode(self.packer, shared, meta)
                 if plan and size + len(piece) > self.max_batch_bytes:
                     break
                 plan.append(piece)
                 size += len(piece)
                 last = entry.seq
-                self._sent(entry.seq, len(piece), piece is entry.shared)
+                meta = entry.meta_key(shared)
+                self._sent(entry.seq, len(piece), shared and entry.head is not None)
         first_seq = None if first is None else first.seq
         ended = self.ended and (first is None or last == self._newest)
         for name, value in stream_headers(self.kind, first_seq, last, self.dropped,

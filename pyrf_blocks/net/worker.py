@@ -90,7 +90,7 @@ from ..waiting import Waiters
 from .client import remote_block
 from .replies import error_reply, json_reply
 from .stream import (DEFAULT_WAIT, ServedStream, instance_argument, poll_arguments,
-                     seconds_argument)
+                     seconds_argument, shm_argument)
 from .tls import check_certificate_files
 
 __all__ = ["Worker", "check_listen", "check_certificates", "check_limits", "MAX_BODY",
@@ -604,7 +604,7 @@ class Worker:
                 after, wait, linger = poll_arguments(request)
                 return self._stream(ident).poll(request, after, wait, linger,
                                                 instance_argument(request),
-                                                request.args.get(b"shm") == [b"1"])
+                                                shm_argument(request))
             case ["streams", ident] if method == "DELETE":
                 self._stream(ident).close()
                 del self.streams[ident]
