@@ -485,16 +485,13 @@ class RingHead:
     def __init__(self, chunk, array, slot):
         #: ``(offset, nbytes)`` of the array in the ring.
         self.slot = slot
+        dtype, shape = array.dtype, array.shape
         self._fields = (chunk.kind, chunk.start, chunk.end, chunk.seq, chunk.rate,
-                        chunk.meta, array.dtype.str, array.shape)
-        kind = chunk.kind.encode("utf-8")
-        dtype = array.dtype.str.encode("ascii")
-        self._short = None
-        if len(kind) < 256 and 1 <= array.ndim <= _MAX_AXES:
-            self._short = b"".join((
-                _SHORT.pack(SHORT_HEAD, 0, array.ndim, len(dtype), chunk.start, chunk.end,
-                            chunk.seq, chunk.rate, slot[0], slot[1]),
-                dtype, struct.pack(f"<{array.ndim}q", *array.shape), bytes((len(kind),)), kind))
+                        chunk.meta, dtype, shape)
+        layout = _short_layout(chunk.kind, dtype, shape)
+        self._short = None if layout is None else (
+            _SHORT.pack(SHORT_HEAD, 0, len(shape), layout[0], chunk.start, chunk.end,
+                        chunk.seq, chunk.rate, slot[0], slot[1]) + layout[1])
         self._map = None
 
     @classmethod
@@ -519,7 +516,7 @@ class RingHead:
             kind, start, end, seq, rate, meta, dtype, shape = self._fields
             self._map = packer.pack({"k": kind, "s": start, "e": end, "q": seq, "r": rate,
                                      "m": meta, "x": list(self.slot),
-                                     "d": [dtype, list(shape), b""]})
+                                     "d": [dtype.str, list(shape), b""]})
         return self._map
 
     def short(self, meta=None):
@@ -534,6 +531,19 @@ class RingHead:
             return head
         return b"".join((head[:1], bytes((_WITH_META,)), head[2:],
                          _META_LENGTH.pack(len(meta)), meta))
+
+
+@functools.lru_cache(maxsize=256)
+def _short_layout(kind, dtype, shape):
+    # (the dtype text's length, the bytes after a short head's fixed part
+    # but for its meta) of chunks of ``kind`` holding ``dtype`` x ``shape``
+    # arrays; None where they have no short form.  The same for a stream's
+    # every chunk, so made once.
+    kind, text = kind.encode("utf-8"), dtype.str.encode("ascii")
+    if len(kind) > 255 or not 1 <= len(shape) <= _MAX_AXES:
+        return None
+    return len(text), b"".join((text, struct.pack(f"<{len(shape)}q", *shape),
+                                bytes((len(kind),)), kind))
 
 
 class MetaPacker:

@@ -137,10 +137,10 @@ class _View:
 
 
 class _Slot:
-    __slots__ = ("offset", "size", "seq", "local")
+    __slots__ = ("offset", "size", "nbytes", "seq", "local")
 
-    def __init__(self, offset, size, seq, local):
-        self.offset, self.size, self.seq = offset, size, seq
+    def __init__(self, offset, size, nbytes, seq, local):
+        self.offset, self.size, self.nbytes, self.seq = offset, size, nbytes, seq
         #: An array of this process still refers to it (a lent buffer).
         self.local = local
 
@@ -274,7 +274,7 @@ class Ring:
         offset = self._place(size)
         if offset is None:
             return None
-        slot = _Slot(offset, size, seq, local)
+        slot = _Slot(offset, size, nbytes, seq, local)
         self._slots.append(slot)
         self._tail = offset + size
         self.used += size
@@ -311,8 +311,10 @@ class Ring:
         owner = _owner(array)
         if type(owner) is _View and owner._memory is self._bytes:
             slot = owner._key
-            if (slot.seq is None and array.ctypes.data == self._address + slot.offset
-                    and nbytes <= slot.size):
+            # A C-contiguous view of the lent array as large as it is the
+            # whole of it (where it starts need not be asked of numpy,
+            # which costs more than the rest of this).
+            if slot.seq is None and nbytes == slot.nbytes:
                 slot.seq = seq
                 self.adopted += 1
                 return slot.offset, nbytes
