@@ -24,7 +24,7 @@ from .timebase import NS_PER_SECOND, sample_index, sample_time
 
 __all__ = ["Chunk", "RECORDS", "chunk_packer", "encode_chunk", "encode_chunk_shared",
            "encode_chunks", "decode_chunk", "decode_chunks", "ChunkStreamDecoder",
-           "RingHead", "MetaPacker", "SHORT_HEAD"]
+           "RingHead", "MetaPacker", "SHORT_HEAD", "MAX_SHORT_META"]
 
 #: Kind of irregular, time-stamped values: one device time per row.
 RECORDS = "records"
@@ -468,6 +468,10 @@ _META_LENGTH = struct.Struct("<I")
 _WITH_META = 1
 #: Most axes of an array that travels (as in a map's ``d``).
 _MAX_AXES = 8
+#: Largest meta a short head carries (packed): a chunk with a larger one
+#: travels as its map, so that a reader never gathers a head of more than
+#: this from many pieces.
+MAX_SHORT_META = 1 << 20
 
 
 class RingHead:
@@ -524,11 +528,14 @@ class RingHead:
         The short head, carrying ``meta`` (the chunk's meta as msgpack
         bytes, :class:`MetaPacker`) or, when ``None``, none: then the
         reader takes the meta of the chunk before it in the answer.
-        ``None`` where the chunk has no short form (a kind over 255 bytes).
+        ``None`` where the chunk has no short form (a kind over 255 bytes,
+        more than 8 axes, a meta over :data:`MAX_SHORT_META`).
         """
         head = self._short
         if head is None or meta is None:
             return head
+        if len(meta) > MAX_SHORT_META:
+            return None
         return b"".join((head[:1], bytes((_WITH_META,)), head[2:],
                          _META_LENGTH.pack(len(meta)), meta))
 
@@ -1034,8 +1041,8 @@ class ChunkStreamDecoder:
                 _fail("start and end must be integers with start <= end, seq non-negative")
             if flags:
                 length = _META_LENGTH.unpack_from(view, kind_end)[0]
-                if length > self._max_size:
-                    _fail("a chunk's meta exceeds the size limit")
+                if length > MAX_SHORT_META:
+                    _fail(f"a short head's meta of {length} bytes (at most {MAX_SHORT_META})")
                 if after + length > size:
                     break
                 try:

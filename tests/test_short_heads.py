@@ -199,6 +199,19 @@ def test_a_short_head_needs_a_ring_and_a_meta_before_it(rings):
         decoder.close()
 
 
+def test_a_meta_over_a_mebibyte_travels_in_the_map_and_a_head_claiming_one_is_refused(rings):
+    """A head never asks its reader to gather more than MAX_SHORT_META of meta."""
+    from pyrf_blocks.chunk import MAX_SHORT_META
+    ring, reader = rings
+    chunk = sampled(0, {"notes": "x" * MAX_SHORT_META})
+    placed = RingHead.place(chunk, lambda array: ring.put(array, 0))
+    assert placed.short(MetaPacker().key(chunk.meta)[1]) is None
+    assert placed.short(None) is not None  # without it, it has a short form
+    piece = patched(head(ring), 66, "<I", MAX_SHORT_META + 1)
+    with pytest.raises(ChunkDecodeError, match="at most"):
+        ChunkStreamDecoder(ring=reader).feed(piece)
+
+
 def test_a_chunk_of_records_kind_cannot_hide_in_a_short_head(rings):
     """A short head says nothing of times: one of kind records is refused."""
     ring, reader = rings
