@@ -553,6 +553,24 @@ def _short_layout(kind, dtype, shape):
                                 bytes((len(kind),)), kind))
 
 
+@functools.lru_cache(maxsize=256)
+def _short_fields(width, axes, layout):
+    # (kind, dtype, shape, nbytes) that a short head's bytes after its
+    # fixed part say (``layout``: a ``width``-byte dtype text, ``axes``
+    # int64s of shape, the kind's length and text), checked; the same for
+    # a stream's every chunk, so read once.
+    try:
+        dtype_text = layout[:width].decode("ascii")
+        kind = layout[width + 8 * axes + 1:].decode("utf-8")
+    except UnicodeDecodeError:
+        _fail("a short head's kind or dtype is not text")
+    if not kind:
+        _fail("kind must be a non-empty string")
+    shape = struct.unpack_from(f"<{axes}q", layout, width)
+    dtype, count = _array_layout(dtype_text, list(shape), -1, check=False)
+    return kind, dtype, shape, count * dtype.itemsize
+
+
 class MetaPacker:
     """
     The meta of a stream's chunks as msgpack bytes, packed again only when
@@ -654,10 +672,11 @@ def _wire_dtype(text):
     return dtype
 
 
-def _array_layout(dtype_text, shape, nbytes):
+def _array_layout(dtype_text, shape, nbytes, check=True):
     """
     The dtype and element count of an array sent as ``[dtype_text, shape,
-    <nbytes of buffer>]``; :class:`ChunkDecodeError` unless they agree.
+    <nbytes of buffer>]``; :class:`ChunkDecodeError` unless they agree
+    (with ``check``; else ``nbytes`` is not looked at).
     """
     dtype = _wire_dtype(dtype_text)
     if type(shape) is not list or len(shape) > 8:
@@ -667,7 +686,7 @@ def _array_layout(dtype_text, shape, nbytes):
         if type(n) is not int or n < 0:
             _fail("shape must be a list of at most 8 non-negative integers")
         count *= n
-    if count * dtype.itemsize != nbytes:
+    if check and count * dtype.itemsize != nbytes:
         _fail(f"buffer holds {nbytes} bytes, shape {shape} of "
               f"{dtype_text} needs {count * dtype.itemsize}")
     return dtype, count
@@ -1022,23 +1041,20 @@ class ChunkStreamDecoder:
              nbytes) = _SHORT.unpack_from(view, position)
             if flags & ~_WITH_META or not 1 <= axes <= _MAX_AXES or not 1 <= width <= 8:
                 _fail(f"short head with flags {flags}, {axes} axes, a {width}-byte dtype")
-            shape_at = fixed + width
-            kind_at = shape_at + 8 * axes
+            kind_at = fixed + width + 8 * axes
             if kind_at >= size:
                 break
             kind_end = kind_at + 1 + view[kind_at]
             after = kind_end + (_META_LENGTH.size if flags else 0)
             if after > size:
                 break
-            try:
-                kind = str(view[kind_at + 1:kind_end], "utf-8")
-                dtype_text = str(view[fixed:shape_at], "ascii")
-            except UnicodeDecodeError:
-                _fail("a short head's kind or dtype is not text")
-            if not kind:
-                _fail("kind must be a non-empty string")
+            kind, dtype, shape, expected = _short_fields(width, axes,
+                                                         bytes(view[fixed:kind_end]))
             if end < start or seq < 0:
                 _fail("start and end must be integers with start <= end, seq non-negative")
+            if nbytes != expected:
+                _fail(f"buffer holds {nbytes} bytes, shape {list(shape)} of {dtype.str} "
+                      f"needs {expected}")
             if flags:
                 length = _META_LENGTH.unpack_from(view, kind_end)[0]
                 if length > MAX_SHORT_META:
@@ -1056,11 +1072,8 @@ class ChunkStreamDecoder:
             elif meta is None:
                 _fail("a short head takes the meta of the chunk before it, but none came "
                       "before it")
-            shape = list(struct.unpack_from(f"<{axes}q", view, shape_at))
-            dtype, count = _array_layout(dtype_text, shape, nbytes)
             try:
-                data = ring.read(offset, nbytes, dtype, count)
-                chunks.append(Chunk(kind, data.reshape(shape) if axes > 1 else data,
+                chunks.append(Chunk(kind, ring.read(offset, nbytes, dtype, shape=shape),
                                     start, end, rate, seq, meta))
             except ValueError as error:
                 _fail(str(error))

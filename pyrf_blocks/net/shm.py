@@ -397,22 +397,23 @@ class RingReader:
         self._lock = threading.Lock()
         self.closed = False
 
-    def read(self, offset, nbytes, dtype, count):
+    def read(self, offset, nbytes, dtype, count=None, shape=None):
         """
-        A read-only array of ``count`` items of ``dtype``: a view of the
-        slot ``(offset, nbytes)``, not a copy; ``ValueError`` if the slot
-        lies outside the ring or does not hold such an array.  Once its
-        chunk is :meth:`delivered`, the slot is released when the last view
-        of it is gone.
+        A read-only array of ``count`` items of ``dtype`` (or of that
+        ``shape``): a view of the slot ``(offset, nbytes)``, not a copy;
+        ``ValueError`` if the slot lies outside the ring or does not hold
+        such an array.  Once its chunk is :meth:`delivered`, the slot is
+        released when the last view of it is gone.
         """
         if (type(offset) is not int or type(nbytes) is not int or offset < _HEADER
                 or nbytes < 0 or offset + nbytes > _HEADER + self.size):
             raise ValueError(f"slot [{offset!r}, {nbytes!r}] lies outside the ring")
-        if count * dtype.itemsize != nbytes:
-            raise ValueError(f"slot of {nbytes} bytes does not hold {count} x {dtype}")
+        shape = (count,) if shape is None else tuple(shape)
+        if math.prod(shape) * dtype.itemsize != nbytes:
+            raise ValueError(f"slot of {nbytes} bytes does not hold {shape} x {dtype}")
         if self.closed:
             raise ValueError("the stream's ring is closed")
-        return np.asarray(_View(self._bytes, self._address + offset, (count,), dtype,
+        return np.asarray(_View(self._bytes, self._address + offset, shape, dtype,
                                 True, self._release, [None, False]))
 
     def delivered(self, array, seq):
