@@ -567,7 +567,7 @@ def _short_fields(width, axes, layout):
     if not kind:
         _fail("kind must be a non-empty string")
     shape = struct.unpack_from(f"<{axes}q", layout, width)
-    dtype, count = _array_layout(dtype_text, list(shape), -1, check=False)
+    dtype, count = _array_layout(dtype_text, list(shape))
     return kind, dtype, shape, count * dtype.itemsize
 
 
@@ -672,11 +672,11 @@ def _wire_dtype(text):
     return dtype
 
 
-def _array_layout(dtype_text, shape, nbytes, check=True):
+def _array_layout(dtype_text, shape, nbytes=None):
     """
     The dtype and element count of an array sent as ``[dtype_text, shape,
     <nbytes of buffer>]``; :class:`ChunkDecodeError` unless they agree
-    (with ``check``; else ``nbytes`` is not looked at).
+    (``nbytes`` None: only the dtype and shape are checked).
     """
     dtype = _wire_dtype(dtype_text)
     if type(shape) is not list or len(shape) > 8:
@@ -686,10 +686,15 @@ def _array_layout(dtype_text, shape, nbytes, check=True):
         if type(n) is not int or n < 0:
             _fail("shape must be a list of at most 8 non-negative integers")
         count *= n
-    if check and count * dtype.itemsize != nbytes:
-        _fail(f"buffer holds {nbytes} bytes, shape {shape} of "
-              f"{dtype_text} needs {count * dtype.itemsize}")
+    if nbytes is not None:
+        _check_nbytes(nbytes, count * dtype.itemsize, shape, dtype_text)
     return dtype, count
+
+
+def _check_nbytes(nbytes, needed, shape, dtype_text):
+    if nbytes != needed:
+        _fail(f"buffer holds {nbytes} bytes, shape {list(shape)} of {dtype_text} "
+              f"needs {needed}")
 
 
 def _decode_array(fields):
@@ -723,6 +728,10 @@ def _check_fields(obj):
         _fail("a records chunk needs its times ('t')")
     elif type(rate) not in (float, int) or not rate > 0:
         _fail("rate must be a positive number")
+    _check_meta(meta)
+
+
+def _check_meta(meta):
     if type(meta) is not dict or bytes in set(map(type, meta)):
         _fail("meta must be a map with string keys")
 
@@ -1052,9 +1061,7 @@ class ChunkStreamDecoder:
                                                          bytes(view[fixed:kind_end]))
             if end < start or seq < 0:
                 _fail("start and end must be integers with start <= end, seq non-negative")
-            if nbytes != expected:
-                _fail(f"buffer holds {nbytes} bytes, shape {list(shape)} of {dtype.str} "
-                      f"needs {expected}")
+            _check_nbytes(nbytes, expected, shape, dtype.str)
             if flags:
                 length = _META_LENGTH.unpack_from(view, kind_end)[0]
                 if length > MAX_SHORT_META:
@@ -1066,8 +1073,7 @@ class ChunkStreamDecoder:
                                            strict_map_key=True)
                 except _UNPACK_ERRORS as error:
                     _unpack_error(error)
-                if type(meta) is not dict or bytes in set(map(type, meta)):
-                    _fail("meta must be a map with string keys")
+                _check_meta(meta)
                 after += length
             elif meta is None:
                 _fail("a short head takes the meta of the chunk before it, but none came "

@@ -707,9 +707,10 @@ class remote_block(Block):
             if self._ring is not None:
                 # From now on its slot is released when the chunk is let go.
                 self._ring.delivered(chunk.data, chunk.seq)
-            if chunk.meta == self._meta:
+            if chunk.meta is not self._meta and chunk.meta == self._meta:
                 # The same object as before, as in one process, so that
-                # blocks that cache on the meta's identity keep their cache.
+                # blocks that cache on the meta's identity keep their cache
+                # (the chunks of an answer of short heads share one already).
                 chunk.meta = self._meta
             self._meta = chunk.meta
             self.forward(chunk)
