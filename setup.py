@@ -43,6 +43,8 @@ setup(
         "test": [
             "pytest>=8.0",
             "pytest-timeout>=2.3",
+            # the suite on every core (pyproject.toml's addopts: -n auto)
+            "pytest-xdist>=3.5",
             "hypothesis>=6.100",
             "sphinx>=7.2",
             "pytest-qt>=4.4",

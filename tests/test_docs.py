@@ -26,6 +26,14 @@ def this_checkout_first():
         [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
 
+#: The docs build and the pages' runs share one worker of a parallel session
+#: (pytest-xdist's ``--dist loadgroup``): the build starts the pages' runs
+#: (``page_runs``, which runs every page once), and a second worker running
+#: some of the pages' tests would run every page again.
+DOCS_PAGES = pytest.mark.xdist_group("docs_pages")
+
+
+@DOCS_PAGES
 def test_docs_build_without_warnings(tmp_path, request):
     """sphinx-build -W succeeds on docs/."""
     # Sphinx works on one core for about 20 s: the pages' runs, when this
@@ -171,6 +179,7 @@ def page_runs():
 PAGE_TEST = "test_every_code_block_of_the_page_runs_as_written"
 
 
+@DOCS_PAGES
 @pytest.mark.parametrize("page", PAGES, ids=str)
 def test_every_code_block_of_the_page_runs_as_written(page, page_runs):
     """The page's Python blocks run in order, print what its output blocks show, and its runnable commands succeed."""

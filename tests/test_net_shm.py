@@ -43,12 +43,17 @@ def rings_of(pid):
 
 def named_segments():
     """
-    What this project could have left in ``/dev/shm`` (other programs on
-    the machine make and remove their own there meanwhile).
+    What this project could have left in ``/dev/shm``: files with ``pyrf``
+    in their names.  Other programs on the machine make and remove their
+    own entries meanwhile, and so do compute pools of tests running at
+    once: a :class:`~pyrf_blocks.parallel.ProcessPool` keeps its segments
+    in a ``pyrf-blocks-`` folder there until it closes, which a stream's
+    ring, a single segment, never makes.
     """
     if not os.path.isdir("/dev/shm"):
         return set()
-    return {name for name in os.listdir("/dev/shm") if "pyrf" in name.lower()}
+    return {entry.name for entry in os.scandir("/dev/shm")
+            if "pyrf" in entry.name.lower() and not entry.is_dir(follow_symlinks=False)}
 
 
 def mapped_rings(pid):

@@ -4,6 +4,7 @@ process pool emit exactly what they emit serially, in order, with
 backpressure intact and the stream ended only after the last result.
 """
 
+import functools
 import os
 import random
 import threading
@@ -433,19 +434,20 @@ def test_batch_must_be_a_positive_integer():
             ThreadPool(2, batch=bad)
 
 
-def test_workers_are_bounded_so_a_mistyped_count_is_refused_at_once():
+def test_workers_are_bounded_so_a_mistyped_count_is_refused_at_once(tmp_path):
     """ThreadPool and ProcessPool refuse more than MAX_WORKERS workers (and 0, 1.5, True) naming the value, before making anything."""
-    before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
-    for pool in (ThreadPool, ProcessPool):
-        with pytest.raises(ValueError, match=f"{pool.__name__}: workers must be at most "
+    # The process pool's segment folder would go in tmp_path: nothing else
+    # writes there (/dev/shm is shared with other tests running at once).
+    for pool in (ThreadPool, functools.partial(ProcessPool, directory=str(tmp_path))):
+        name = getattr(pool, "func", pool).__name__
+        with pytest.raises(ValueError, match=f"{name}: workers must be at most "
                                              f"{MAX_WORKERS}, got {MAX_WORKERS + 1}"):
             pool(MAX_WORKERS + 1)
         for bad in (0, 1.5, True):
             with pytest.raises(ValueError, match=f"workers must be a positive integer, "
                                                  f"got {bad!r}"):
                 pool(bad)
-    if os.path.isdir("/dev/shm"):
-        assert set(os.listdir("/dev/shm")) == before  # (no segment folder made)
+    assert list(tmp_path.iterdir()) == []  # (no segment folder made)
     assert ThreadPool(MAX_WORKERS).workers == MAX_WORKERS
 
 
