@@ -138,6 +138,33 @@ def test_fftw_wisdom_is_kept_in_the_cache_directory(monkeypatch, tmp_path, use_b
     assert b"fftwf_" in loaded.stdout
 
 
+def test_a_plan_takes_the_files_wisdom_and_nothing_it_measured_elsewhere(monkeypatch, tmp_path,
+                                                                         use_backend):
+    """Before planning, a process's wisdom becomes the file's: what it measured under another cache directory is forgotten, so it never replaces the file's entries when it saves."""
+    pyfftw = pytest.importorskip("pyfftw")
+    use_backend("fftw")
+    shared, elsewhere = tmp_path / "shared", tmp_path / "elsewhere"
+    # The machine's file, written by another process.
+    subprocess.run([sys.executable, "-c", "from pyrf_blocks.numerics import fft\n"
+                    "fft.set_backend('fftw')\nfft.plan(5, 96, True)"],
+                   capture_output=True, timeout=120, check=True,
+                   env=dict(os.environ, XDG_CACHE_HOME=str(shared)))
+    path = shared / "pyrf_blocks" / "fftw-wisdom"
+    kept = msgpack.unpackb(path.read_bytes())
+    # This process measures a shape away from it...
+    monkeypatch.setenv("XDG_CACHE_HOME", str(elsewhere))
+    pyfftw.forget_wisdom()
+    fft.plan(3, 520, True)
+    assert pyfftw.export_wisdom()[1]
+    # ...then plans with the machine's file: its wisdom is the file's.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared))
+    fft._load_wisdom(pyfftw)
+    assert sorted(pyfftw.export_wisdom()[1].splitlines()) == sorted(kept[1].splitlines())
+    fft.plan(4, 130, True)  # a new shape: measured, and the file gains it
+    saved = set(msgpack.unpackb(path.read_bytes())[1].splitlines())
+    assert set(kept[1].splitlines()) < saved
+
+
 def test_unreadable_wisdom_is_reported_and_ignored(monkeypatch, tmp_path, use_backend, logged):
     """A corrupt wisdom file is logged once and planning goes on without it."""
     pytest.importorskip("pyfftw")
