@@ -325,6 +325,35 @@ def test_window_fft_extremes_into_is_each_chunk_alone_bit_for_bit(combine):
         kernels.set_backend()
 
 
+def test_the_compiled_kernels_run_a_smaller_plan_only_where_it_gives_the_same_bits(monkeypatch):
+    """A batch's frames go through a plan of FUSED_BATCH_SAMPLES only where it transforms them to the bits of the batch's own plan; else through the batch's plan; the choice is made once per plan."""
+    from pyrf_blocks.numerics import fft
+
+    class Plan:
+        fused = None
+        size = 1024
+
+        def __init__(self, rows, rounding=0.0):
+            self.rows, self.rounding = rows, rounding
+            self.input = np.empty((rows, 1024), np.complex64)
+            self.runs = 0
+
+        def execute(self):  # an FFT stand-in, rounding its own way
+            self.runs += 1
+            return self.input * np.complex64(2) + np.complex64(self.rounding)
+
+    for rounding, chosen in ((0.0, "smaller"), (1e-6, "batch")):
+        batch, smaller = Plan(64), Plan(16, rounding)
+        monkeypatch.setattr(fft, "plan", lambda rows, size, complex_input: smaller)
+        expected = smaller if chosen == "smaller" else batch
+        assert kernels._fused_plan(batch) is expected
+        runs = batch.runs, smaller.runs
+        assert kernels._fused_plan(batch) is expected
+        assert (batch.runs, smaller.runs) == runs  # (checked once)
+    small = Plan(8)
+    assert kernels._fused_plan(small) is small and small.runs == 0
+
+
 def _steps_apart(a, b):
     """How many float32 steps lie between the finite float32 arrays a and b."""
     def ordered(values):

@@ -229,6 +229,10 @@ class Plan:
     #: complex input on the FFTW backend, the same algorithm as
     #: :meth:`execute`'s; else 0.
     raw = 0
+    #: The plan compiled code runs this batch with, once chosen
+    #: (:mod:`~pyrf_blocks.numerics.kernels`: a smaller one that gives the
+    #: same bits, or this one).
+    fused = None
 
     def __init__(self, rows, size, complex_input, measure=True):
         self.rows, self.size, self.complex_input = rows, size, complex_input
