@@ -325,6 +325,67 @@ def test_window_fft_extremes_into_is_each_chunk_alone_bit_for_bit(combine):
         kernels.set_backend()
 
 
+@pytest.mark.parametrize("combine", [np.maximum, np.minimum])
+def test_window_fft_extreme_dbm_into_is_the_two_calls_bit_for_bit(combine, monkeypatch):
+    """One compiled call for a chunk's calibrated extreme gives the bits of window_fft_extreme_into then dbm_into, for contiguous, overlapping, one-frame and several-batch chunks; calibrated_extreme takes it; a NaN, a row of the wrong shape and numpy's kernels say so."""
+    pytest.importorskip("numba")
+    from pyrf_blocks.numerics import fft, spectral
+
+    if fft.backend() != "fftw":
+        pytest.skip("needs pyFFTW")
+    kernels.set_backend("numba")
+    try:
+        samples = _samples(128 * 1024 + 512, True, 3)
+        samples[7 * 1024:8 * 1024] = 0  # a silent frame: the minimum is -inf dBm
+        values = window("hann", 1024, shift=True)
+        calibration = (-57.25, 6.0206, 1, 512)
+        contiguous = samples[:128 * 1024].reshape(128, 1024)
+        overlapping = np.lib.stride_tricks.sliding_window_view(samples, 1024)[::512][:64]
+        for frames in (contiguous[:64], contiguous, overlapping, contiguous[8:9]):
+            plan = fft.batches(len(frames), 1024, True)[0][1]
+            expected = np.empty(1024, np.float32)
+            for first in range(0, len(frames), plan.rows):
+                assert kernels.window_fft_extreme_into(frames[first:first + plan.rows], values,
+                                                       plan, expected, combine, first == 0)
+            kernels.dbm_into(expected, expected, *calibration)
+            out = np.full((1, 1024), 7, np.float32)
+            assert kernels.window_fft_extreme_dbm_into(frames, values, plan, out, combine,
+                                                       calibration) in (1, 2)
+            assert out[0].tobytes() == expected.tobytes()
+            silent = bool((np.abs(frames).max(axis=1) == 0).any())  # (frame 7 among them)
+            assert np.isneginf(out).all() == (silent and combine is np.minimum)
+        plan = fft.plan(64, 1024, True)
+        assert kernels.window_fft_extreme_dbm_into(contiguous[:64], values, plan,
+                                                   np.empty(1024, np.float32), combine,
+                                                   calibration) is None
+        assert kernels.window_fft_extreme_dbm_into(contiguous[:96], values, plan,
+                                                   out, combine, calibration) is None
+        nan = contiguous[:64].copy()
+        nan[3, 5] = np.nan
+        assert kernels.window_fft_extreme_dbm_into(nan, values, plan, out, combine,
+                                                   calibration) == 0
+        # calibrated_extreme runs it, in one call, and a NaN chunk takes the
+        # steps apart (numpy's NaN, as before).
+        steps = spectral._extreme
+        monkeypatch.setattr(spectral, "_extreme", None)
+        row = np.empty((1, 1024), np.float32)
+        spectral.calibrated_extreme(contiguous, values, True, combine, row, 900.0, 3.0)
+        monkeypatch.setattr(spectral, "_extreme", steps)
+        alone = np.empty((1, 1024), np.float32)
+        steps(contiguous, values, True, combine, alone)
+        expected = spectral.power_to_dbm(alone, 900.0, 3.0)
+        assert row.tobytes() == expected.tobytes()
+        spectral.calibrated_extreme(nan, values, True, combine, row, 900.0, 3.0)
+        expected = spectral.power_to_dbm(
+            combine.reduce(frame_spectra(nan, values, True), axis=0), 900.0, 3.0)
+        assert row[0].tobytes() == expected.tobytes()
+        kernels.set_backend("numpy")
+        assert kernels.window_fft_extreme_dbm_into(contiguous[:64], values, plan, out,
+                                                   combine, calibration) is None
+    finally:
+        kernels.set_backend()
+
+
 def test_the_compiled_kernels_run_a_smaller_plan_only_where_it_gives_the_same_bits(monkeypatch):
     """A batch's frames go through a plan of FUSED_BATCH_SAMPLES only where it transforms them to the bits of the batch's own plan; else through the batch's plan; the choice is made once per plan."""
     from pyrf_blocks.numerics import fft
@@ -525,9 +586,12 @@ def test_every_compiled_kernel_is_loaded_from_numbas_cache():
              "          100.0, 0.0)] * 2\n"
              "calibrated_extreme(*calls[0])\n"
              "calibrated_extreme.group(calls)\n"
+             "kernels.dbm_into(np.ones((1, 256), np.float32), np.empty((1, 256), np.float32), 0.0)\n"
+             "kernels.window_fft_extreme_into(frames, values, fft.plan(64, 256, True),\n"
+             "                                np.empty(256, np.float32), np.maximum)\n"
              "compiled = list(kernels._numba_kernels())\n"
              "if fft.backend() == 'fftw':\n"
-             "    compiled += [kernels._fused, kernels._fused_group]\n"
+             "    compiled += [kernels._fused, kernels._fused_dbm, kernels._fused_group]\n"
              "for kernel in compiled:\n"
              "    stats = kernel.stats\n"
              "    print(kernel.__name__, sum(stats.cache_hits.values()),\n"

@@ -22,7 +22,7 @@ from . import fft
 from .dbm_kernel import dbm_rows
 from .numba_kernels import power_extreme_rows, window_hops
 
-__all__ = ["window_fft_extreme", "window_fft_extremes"]
+__all__ = ["window_fft_extreme", "window_fft_extreme_dbm", "window_fft_extremes"]
 
 _library = fft.library_path()
 if _library is None:
@@ -55,6 +55,23 @@ def window_fft_extreme(samples, hop, rows, values, plan, input, output, out, lar
         found = power_extreme_rows(output, out, largest, start and first == 0)
         if not found:
             break
+    return found
+
+
+@_jit
+def window_fft_extreme_dbm(samples, hop, rows, values, plan, input, output, held, largest,
+                           offset, doubled, first_doubled, last_doubled):
+    """
+    :func:`window_fft_extremes` for one chunk: :func:`window_fft_extreme`
+    into the row of ``held`` (``(1, bins)``), then, unless it met a NaN,
+    :func:`~pyrf_blocks.numerics.dbm_kernel.dbm_rows` of it.  (One chunk
+    as a tuple of :data:`~pyrf_blocks.numerics.kernels.GROUP_SLOTS`
+    arrays cost more to hand over than the kernel ran on a small chunk.)
+    """
+    found = window_fft_extreme(samples, hop, rows, values, plan, input, output, held[0],
+                               largest, True)
+    if found:
+        dbm_rows(held, held, offset, doubled, first_doubled, last_doubled)
     return found
 
 

@@ -60,7 +60,8 @@ from . import fft
 from .backends import BackendChoice, importable
 
 __all__ = ["backend", "set_backend", "window_into", "power_into", "power_extreme_into",
-           "window_fft_extreme_into", "window_fft_extremes_into", "dbm_into", "BACKENDS"]
+           "window_fft_extreme_into", "window_fft_extreme_dbm_into", "window_fft_extremes_into",
+           "dbm_into", "BACKENDS"]
 
 #: The kernel implementations, preferred first.
 BACKENDS = ("numba", "numpy")
@@ -213,14 +214,16 @@ def power_extreme_into(spectra, out, combine, start=True):
 
 
 _fused = None
+_fused_dbm = None
 _fused_group = None
 
 
 def _fused_kernel():
     # window, FFT, |X|² and extreme in one compiled call
-    # (pyrf_blocks.numerics.fftw_kernels), and its kernel for a group:
-    # False where FFTW's library cannot be found.
-    global _fused, _fused_group
+    # (pyrf_blocks.numerics.fftw_kernels), and its kernels that calibrate
+    # too, for a chunk and for a group: False where FFTW's library cannot
+    # be found.
+    global _fused, _fused_dbm, _fused_group
     if _fused is not None:
         return _fused
     with _compile_lock:
@@ -231,6 +234,7 @@ def _fused_kernel():
                 _fused = False
                 return _fused
             _fused_group = fftw_kernels.window_fft_extremes
+            _fused_dbm = fftw_kernels.window_fft_extreme_dbm
             _fused = fftw_kernels.window_fft_extreme
     return _fused
 
@@ -256,6 +260,35 @@ def window_fft_extreme_into(frames, values, plan, out, combine, start=True):
     plan = _fused_plan(plan)
     return kernel(*run, len(frames), _interleaved(values), plan.raw,
                   plan.input.view(np.float32), plan.output, out, largest, start)
+
+
+def window_fft_extreme_dbm_into(frames, values, plan, out, combine, calibration):
+    """
+    :func:`window_fft_extreme_into` the row of ``out`` (C-contiguous
+    float32, ``(1, bins)``), then :func:`dbm_into` it with
+    ``calibration`` (the last four arguments of :func:`dbm_into`): the
+    same bits as the two calls, in one compiled call (a held row's
+    calibration took a second call, with its own checks and hand-over,
+    dearer than its logarithms).  ``frames`` may be any whole number of
+    ``plan``'s batches.  ``None`` where it cannot run (as
+    :func:`window_fft_extreme_into`, or ``out`` not such a row); else what
+    :func:`power_extreme_into` returns (0: it met a NaN, and the row is
+    neither finished nor calibrated).
+    """
+    if not plan.raw or backend() != "numba":
+        return None
+    if _fused is None:
+        _fused_kernel()
+    run, kernel = _sample_run(frames), _fused_dbm  # (None without FFTW's library)
+    if (kernel is None or run is None or len(frames) % plan.rows or out.dtype != _FLOAT32
+            or out.shape != (1, frames.shape[1]) or not out.flags.c_contiguous):
+        return None
+    largest = _largest(combine, "window_fft_extreme_dbm_into")
+    offset, doubled, first, last = calibration
+    plan = _fused_plan(plan)
+    return kernel(*run, len(frames), _interleaved(values), plan.raw,
+                  plan.input.view(np.float32), plan.output, out, largest, _float32(offset),
+                  _float32(doubled), first, last)
 
 
 def _sample_run(frames):

@@ -225,9 +225,29 @@ def calibrated_extreme(frames, window_values, complex_input, combine, out, windo
     (:class:`~pyrf_blocks.optimise.HoldOfSpectra`), computed in the FFT's
     task.
     """
+    if complex_input and _fused_calibrated_extreme(frames, window_values, combine, out,
+                                                   window_sum, reference_level, real_fft_size):
+        return out
     found = _extreme(frames, window_values, complex_input, combine, out)
     return power_to_dbm(out, window_sum, reference_level, real_fft_size, out=out,
                         positive=found == 1)
+
+
+def _fused_calibrated_extreme(frames, window_values, combine, out, window_sum,
+                              reference_level, real_fft_size):
+    # calibrated_extreme of IQ frames in one compiled call
+    # (kernels.window_fft_extreme_dbm_into: the same bits as _extreme then
+    # power_to_dbm, which takes kernels.dbm_into with numba's kernels), for
+    # a chunk of whole batches and one level for all bins; a false value
+    # where it cannot run or met a NaN (then the two steps run).
+    rows, size = frames.shape
+    batches = fft.batches(rows, size, True)
+    offset, doubled, first, last = _calibration(size, window_sum, reference_level,
+                                                real_fft_size)
+    if isinstance(offset, np.ndarray):  # (a level per bin)
+        return None
+    return kernels.window_fft_extreme_dbm_into(frames, window_values, batches[0][1], out,
+                                               combine, (offset, doubled, first, last))
 
 
 def _extremes(calls, calibration=None):
