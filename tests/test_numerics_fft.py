@@ -165,6 +165,32 @@ def test_a_plan_takes_the_files_wisdom_and_nothing_it_measured_elsewhere(monkeyp
     assert set(kept[1].splitlines()) < saved
 
 
+def test_an_estimated_plan_takes_no_wisdom(use_backend, tmp_path):
+    """A shape estimated after the same shape was measured (FFTW's estimate would take that wisdom) gives the bits of an estimate in a process with no wisdom at all; a plan asked for measured and estimated is two plans."""
+    pytest.importorskip("pyfftw")
+    use_backend("fftw")
+    estimate = ("import hashlib, sys\n"
+                "import numpy as np\n"
+                "from pyrf_blocks.numerics import fft\n"
+                "fft.set_backend('fftw')\n"
+                "frames = np.random.default_rng(5).standard_normal((64, 512), np.float32)\n"
+                "plan = fft.Plan(64, 256, True, measure=False)\n"
+                "if len(sys.argv) > 1:\n"
+                "    fft.Plan(64, 256, True, measure=True)\n"
+                "    plan = fft.Plan(64, 256, True, measure=False)\n"
+                "plan.input[...] = frames.view(np.complex64)\n"
+                "print(hashlib.sha256(plan.execute().tobytes()).hexdigest())\n")
+
+    def digest(*args, cache):
+        return subprocess.run([sys.executable, "-c", estimate, *args], capture_output=True,
+                              text=True, timeout=120, check=True,
+                              env=dict(os.environ, XDG_CACHE_HOME=str(cache))).stdout
+    # Without any wisdom, and after measuring with this machine's wisdom file.
+    assert digest("after", cache=os.path.dirname(os.path.dirname(fft.wisdom_path()))) == \
+        digest(cache=tmp_path)
+    assert fft.plan(64, 256, True, measure=False) is not fft.plan(64, 256, True)
+
+
 def test_unreadable_wisdom_is_reported_and_ignored(monkeypatch, tmp_path, use_backend, logged):
     """A corrupt wisdom file is logged once and planning goes on without it."""
     pytest.importorskip("pyfftw")
@@ -173,8 +199,9 @@ def test_unreadable_wisdom_is_reported_and_ignored(monkeypatch, tmp_path, use_ba
     (tmp_path / "pyrf_blocks").mkdir()
     (tmp_path / "pyrf_blocks" / "fftw-wisdom").write_bytes(b"\xc1 not msgpack")
     use_backend("fftw")
-    frames = _frames(2, 64, True)
-    assert frame_spectra(frames, np.ones(64, np.float32), True).shape == (2, 64)
+    # (a full batch, whose plan is measured: estimates read no wisdom)
+    frames = _frames(fft.batch_rows(64), 64, True)
+    assert frame_spectra(frames, np.ones(64, np.float32), True).shape == (len(frames), 64)
     assert any("not used" in str(event.get("log_format")) for event in logged)
 
 

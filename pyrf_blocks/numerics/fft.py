@@ -242,7 +242,17 @@ class Plan:
         if self.backend == "fftw":
             pyfftw = _pyfftw()
             with _wisdom_lock, _wisdom_file_lock():
-                _load_wisdom(pyfftw)
+                if measure:
+                    _load_wisdom(pyfftw)
+                else:
+                    # An estimate from the problem alone.  FFTW's estimate
+                    # takes wisdom where some covers the problem (measured:
+                    # a 64-row 256-point estimate gave other bits once the
+                    # same shape had been measured), and a process's wisdom
+                    # grows as plans are measured: the same shape estimated
+                    # earlier, or in another process, would round otherwise.
+                    # The next measured plan loads the file again.
+                    pyfftw.forget_wisdom()
                 #: The frames to transform, written by the caller.
                 self.input = pyfftw.empty_aligned((rows, size), dtype)
                 self._output = pyfftw.empty_aligned((rows, bins), np.complex64)
@@ -250,7 +260,7 @@ class Plan:
                 planner = "FFTW_MEASURE" if measure else "FFTW_ESTIMATE"
                 self._fftw = pyfftw.FFTW(self.input, self._output, axes=(-1,),
                                          flags=(planner, "FFTW_DESTROY_INPUT"), threads=1)
-                if pyfftw.export_wisdom() != before:
+                if measure and pyfftw.export_wisdom() != before:
                     _save_wisdom(pyfftw)
                 if complex_input:
                     self.raw = _raw_plan(rows, size, self.input, self._output, measure)
@@ -290,8 +300,12 @@ def plan(rows, size, complex_input, measure=True):
     This thread's :class:`Plan` for ``rows`` frames of ``size`` samples,
     made on first use; with ``measure`` FFTW times candidate algorithms
     (``FFTW_MEASURE``), else it estimates (``FFTW_ESTIMATE``: no time).
+    A measured and an estimated plan of one shape are two plans, each the
+    same algorithm in every thread and process of the machine (measured:
+    the first measurement's, kept in the wisdom file; estimated: from the
+    problem alone, without wisdom), whichever was asked for first.
     """
-    key = (rows, size, complex_input, backend())
+    key = (rows, size, complex_input, measure, backend())
     plans = _threads.__dict__
     found = plans.get(key)
     if found is None:
