@@ -256,7 +256,7 @@ class Plan:
                 #: The frames to transform, written by the caller.
                 self.input = pyfftw.empty_aligned((rows, size), dtype)
                 self._output = pyfftw.empty_aligned((rows, bins), np.complex64)
-                before = pyfftw.export_wisdom()
+                before = pyfftw.export_wisdom() if measure else None
                 planner = "FFTW_MEASURE" if measure else "FFTW_ESTIMATE"
                 self._fftw = pyfftw.FFTW(self.input, self._output, axes=(-1,),
                                          flags=(planner, "FFTW_DESTROY_INPUT"), threads=1)

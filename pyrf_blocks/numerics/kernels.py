@@ -250,16 +250,10 @@ def window_fft_extreme_into(frames, values, plan, out, combine, start=True):
     samples are not adjacent — and the caller takes the three steps; else
     what :func:`power_extreme_into` returns.
     """
-    if not plan.raw or backend() != "numba":
+    operands = _fused_operands(frames, values, plan)
+    if operands is None:
         return None
-    run = _sample_run(frames)
-    kernel = _fused or _fused_kernel()
-    if not kernel or run is None:
-        return None
-    largest = _largest(combine, "window_fft_extreme_into")
-    plan = _fused_plan(plan)
-    return kernel(*run, len(frames), _interleaved(values), plan.raw,
-                  plan.input.view(np.float32), plan.output, out, largest, start)
+    return _fused(*operands, out, _largest(combine, "window_fft_extreme_into"), start)
 
 
 def window_fft_extreme_dbm_into(frames, values, plan, out, combine, calibration):
@@ -275,20 +269,30 @@ def window_fft_extreme_dbm_into(frames, values, plan, out, combine, calibration)
     :func:`power_extreme_into` returns (0: it met a NaN, and the row is
     neither finished nor calibrated).
     """
-    if not plan.raw or backend() != "numba":
-        return None
-    if _fused is None:
-        _fused_kernel()
-    run, kernel = _sample_run(frames), _fused_dbm  # (None without FFTW's library)
-    if (kernel is None or run is None or len(frames) % plan.rows or out.dtype != _FLOAT32
+    operands = _fused_operands(frames, values, plan)
+    if (operands is None or len(frames) % plan.rows or out.dtype != _FLOAT32
             or out.shape != (1, frames.shape[1]) or not out.flags.c_contiguous):
         return None
-    largest = _largest(combine, "window_fft_extreme_dbm_into")
     offset, doubled, first, last = calibration
+    return _fused_dbm(*operands, out, _largest(combine, "window_fft_extreme_dbm_into"),
+                      _float32(offset), _float32(doubled), first, last)
+
+
+def _fused_operands(frames, values, plan):
+    # What the fused kernels of one chunk take before its row: the frames'
+    # samples as one run and the hop between them (_sample_run), the number
+    # of frames, the interleaved window, and the plan they run
+    # (_fused_plan) with its buffers.  None where they cannot run: numpy's
+    # kernels, pocketfft, real input, no FFTW library, frames whose samples
+    # are not adjacent.
+    if not plan.raw or backend() != "numba" or not (_fused or _fused_kernel()):
+        return None
+    run = _sample_run(frames)
+    if run is None:
+        return None
     plan = _fused_plan(plan)
-    return kernel(*run, len(frames), _interleaved(values), plan.raw,
-                  plan.input.view(np.float32), plan.output, out, largest, _float32(offset),
-                  _float32(doubled), first, last)
+    return (*run, len(frames), _interleaved(values), plan.raw, plan.input.view(np.float32),
+            plan.output)
 
 
 def _sample_run(frames):
