@@ -3,12 +3,14 @@ Replay on Dask (history at scale): 8 recordings through one pipeline
 (pyrf_blocks.replay, as ``pyrf-blocks replay REC... PIPELINE --dask``) on a
 LocalCluster of 1 and of 2 worker processes, in the same run.
 
-    python benchmarks/history.py [--samples N] [--trials N] [--workers 1,2]
+    python benchmarks/history.py [--samples N] [--trials N] [--workers 1,2] [--bound]
 
 The recordings (cf32, ``--samples`` each, in a temporary folder) run
 through sigmf_source -> FFT-1024 (Hann, half overlap) -> calibrate -> max
-hold -> collector(keep=1).  Each measurement is a fresh process that starts
-its cluster, warms every worker on one recording (pinned to it), then
+hold -> collector(keep=1), each graph optimised as replay optimises it
+(the hold takes the FFT's extreme and calibrates it).  Each measurement is
+a fresh process that starts its cluster, warms every worker on one
+recording (pinned to it), then
 warms this process (its first check of a recording: imports, the YAML
 parsed once), then times the 8 (the timed region is one
 ``replay(PIPELINE, paths, client=client)``: the check of every recording
@@ -17,6 +19,16 @@ worker counts alternate, ``--trials`` times each, median reported (MSa/s
 of recorded samples).  Every run's results are hashed and must equal a
 serial run's.  The last line is the headline: MSa/s on the largest
 cluster and its scaling against one worker.
+
+``--bound`` adds, interleaved with the clusters, what the machine itself
+allows: as many plain processes as the largest cluster has workers (no
+Dask), each replaying its share of the recordings one after another with
+``replay_one``, started together once each has replayed one recording to
+warm up; and one such process replaying them all.  Their ratio (samples
+over the span from the first start to the last end) is what this machine
+gives the work in the same minutes with no scheduler at all: on a shared
+host two busy processes slow each other.  (Dask's own ratio may pass it:
+the overhead its one worker pays per task is shared by two.)
 """
 
 import argparse
@@ -122,34 +134,106 @@ def measure(workers, paths):
                       "digest": digest(results)}))
 
 
+def replay_share(paths):
+    """
+    One process of the bound, in this fresh process: warm up on the first
+    recording, say ``ready``, wait for ``go``, replay ``paths`` one after
+    another, print a JSON line (its start, end, samples, and each result's
+    digest).
+    """
+    from pyrf_blocks.replay import replay_one
+
+    replay_one(PIPELINE, paths[0])
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        raise SystemExit("history bound: expected 'go'")
+    started = time.time()
+    results = [replay_one(PIPELINE, path) for path in paths]
+    ended = time.time()
+    print(json.dumps({"started": started, "ended": ended,
+                      "samples": sum(result.samples for result in results),
+                      "digests": [digest([result]) for result in results]}))
+
+
+def bound(processes, paths, env):
+    """
+    The machine's bound: ``processes`` fresh processes, each replaying its
+    share of ``paths`` (dealt out in turn), started together.  MSa/s over
+    the span from the first start to the last end, and the digests of the
+    recordings, in the order of ``paths``.
+    """
+    shares = [paths[index::processes] for index in range(processes)]
+    running = [subprocess.Popen([sys.executable, __file__, "--replay-share", *share],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                env=env)
+               for share in shares if share]
+    try:
+        for process in running:
+            if process.stdout.readline().strip() != "ready":
+                raise SystemExit("history bound: a process did not start")
+        for process in running:
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        found = []
+        for process in running:
+            output, _ = process.communicate()
+            if process.returncode:
+                raise SystemExit("history bound: a process failed")
+            found.append(json.loads(output.strip().splitlines()[-1]))
+    finally:
+        for process in running:
+            if process.poll() is None:
+                process.kill()
+    span = max(r["ended"] for r in found) - min(r["started"] for r in found)
+    digests = [None] * len(paths)
+    for index, result in enumerate(found):
+        digests[index::processes] = result["digests"]
+    return {"msa": sum(r["samples"] for r in found) / span / 1e6, "digests": digests}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=4 << 20, help="samples per recording")
     parser.add_argument("--recordings", type=int, default=8)
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--workers", default="1,2", help="cluster sizes, comma-separated")
+    parser.add_argument("--bound", action="store_true",
+                        help="also measure the machine's bound: plain processes (no Dask) "
+                             "replaying their shares at once, against one replaying all")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--replay-share", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         measure(int(args.measure[0]), args.measure[1:])
         return
+    if args.replay_share:
+        replay_share(args.replay_share)
+        return
     sizes = [int(n) for n in args.workers.split(",")]
+    if args.bound and sizes[0] == sizes[-1]:
+        parser.error("--bound compares the first and the last of --workers: give two sizes")
     folder = tempfile.mkdtemp(prefix="pyrf-history-bench-")
     try:
         paths = make_recordings(folder, args.recordings, args.samples)
         from pyrf_blocks.replay import replay
 
-        serial = digest(replay(PIPELINE, paths))
+        serial_results = replay(PIPELINE, paths)
+        serial = digest(serial_results)
+        each = [digest([result]) for result in serial_results]
         env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
         runs = {n: [] for n in sizes}
+        bounds = {n: [] for n in (sizes[0], sizes[-1])} if args.bound else {}
         for _ in range(args.trials):
             for n in sizes:
                 out = subprocess.run([sys.executable, __file__, "--measure", str(n), *paths],
                                      check=True, capture_output=True, text=True, env=env).stdout
                 runs[n].append(json.loads(out.strip().splitlines()[-1]))
+            for n in bounds:
+                bounds[n].append(bound(n, paths, env))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    identical = all(r["digest"] == serial for rs in runs.values() for r in rs)
+    identical = (all(r["digest"] == serial for rs in runs.values() for r in rs)
+                 and all(r["digests"] == each for rs in bounds.values() for r in rs))
     print(f"{args.recordings} recordings of {args.samples / 2**20:g} Mi samples, "
           f"{args.trials} trials each, median; cores: {os.cpu_count()}; "
           f"load average {os.getloadavg()[0]:.1f} (machine shared)")
@@ -161,10 +245,19 @@ def main():
         print(f"{n:3d} worker{'s' * (n != 1)}: {msa:7.1f} MSa/s, {msa / base:.2f}x "
               f"{sizes[0]} worker{'s' * (sizes[0] != 1)}; CPU in the timed region: "
               f"workers {worker_cpu:.2f} s, client and scheduler {client_cpu:.2f} s")
-    print(f"results identical to the serial run in every measurement: {identical}")
     top = statistics.median(r["msa"] for r in runs[sizes[-1]])
+    ceiling = ""
+    if bounds:
+        low, high = (statistics.median(r["msa"] for r in bounds[n]) for n in bounds)
+        print(f"bound (no Dask): {sizes[-1]} plain processes replaying their shares at once "
+              f"{high:.1f} MSa/s, one replaying all {low:.1f} MSa/s: {high / low:.2f}x "
+              f"(Dask's {sizes[-1]} workers reach {top / high:.2f} of the first, its "
+              f"{sizes[0]} worker{'s' * (sizes[0] != 1)} {base / low:.2f} of the second)")
+        ceiling = f"; the machine's bound in the same trials {high / low:.2f}x"
+    print(f"results identical to the serial run in every measurement: {identical}")
     print(f"replay on Dask: {top:.1f} MSa/s on {sizes[-1]} workers, "
-          f"{top / base:.2f}x {sizes[0]} worker{'s' * (sizes[0] != 1)}, identical: {identical}")
+          f"{top / base:.2f}x {sizes[0]} worker{'s' * (sizes[0] != 1)}, identical: "
+          f"{identical}{ceiling}")
     if not identical:
         sys.exit(1)
 

@@ -231,16 +231,28 @@ class Graph:
         type is named by it alone (``thinkrf_analyzer: cannot connect``,
         not ``thinkrf_analyzer 'thinkrf_analyzer': ...``), and an error
         that starts with the block's label (the block's own errors do) is
-        not prefixed with it again.
+        not prefixed with it again.  Nor is an error of a block that chain
+        optimisation fused into it (a hold that computes its calibration
+        fails with the calibration's error): the line names that block, as
+        the unoptimised graph's would.
         """
         message = str(error)
         block = self.failed_block
         if block is None:
             return f"{unnamed} failed: {message}"
+        for other in (block, *self._fused_into(block)):
+            if message.startswith(other.label):
+                named = other.type_name if other.name == other.type_name else other.label
+                return named + message[len(other.label):]
         named = block.type_name if block.name == block.type_name else block.label
-        if message.startswith(block.label):
-            return named + message[len(block.label):]
         return f"{named} failed: {message}"
+
+    def _fused_into(self, block):
+        # The other blocks of the fusions ``block`` takes part in.
+        names = {name for fusion in self.fusions if block.name in fusion.blocks
+                 for name in fusion.blocks}
+        return [self.blocks[name] for name in sorted(names - {block.name})
+                if name in self.blocks]
 
     def dependents(self, block):
         """

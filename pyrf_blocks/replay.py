@@ -196,13 +196,15 @@ def check_recordings(pipeline_text, recordings, chunk_size=None, filename="<pipe
 
 
 def replay_one(pipeline_text, recording, chunk_size=None, filename="<pipeline>",
-               progress=None):
+               progress=None, optimise=True):
     """
     Run the pipeline (YAML text) over ``recording`` in this process and
     return its :class:`RecordingResult`.  This is what each Dask task runs.
 
     :param progress: called now and then, in the reactor's thread, with
         the samples read so far and the samples there are (per channel).
+    :param optimise: optimise the graph first (:mod:`~pyrf_blocks.optimise`),
+        as ``pyrf-blocks run`` does: the same outputs, computed with less.
     :raise ReplayError: a block failed (its traceback is logged).
     """
     from twisted.internet import task
@@ -224,7 +226,7 @@ def replay_one(pipeline_text, recording, chunk_size=None, filename="<pipeline>",
             ticker.clock = graph.reactor
             graph.in_reactor_thread(ticker.start, 0.2)
         try:
-            graph.run()
+            graph.run(optimise=optimise)
         except Exception as error:  # a block failed: the graph logged its traceback
             raise ReplayError(f"{recording}: {graph.failure_line(error, 'the pipeline')}"
                               ) from None
@@ -344,7 +346,7 @@ def _client(address, workers, timeout):
 
 def replay(pipeline_text, recordings, chunk_size=None, dask=False, address=None,
            workers=None, progress=False, filename="<pipeline>", client=None,
-           scheduler_timeout=SCHEDULER_TIMEOUT):
+           scheduler_timeout=SCHEDULER_TIMEOUT, optimise=True):
     """
     Run the pipeline over each of ``recordings``, one graph per recording;
     return their :class:`RecordingResult` in the same order.  Every
@@ -368,6 +370,9 @@ def replay(pipeline_text, recordings, chunk_size=None, dask=False, address=None,
         left open.
     :param scheduler_timeout: seconds the scheduler at ``address`` has to
         answer (see :data:`SCHEDULER_TIMEOUT`).
+    :param optimise: optimise each graph (chain optimisation, as
+        ``pyrf-blocks run`` does); ``False`` runs them as written.  The
+        results are the same.
     :raise ReplayError: a block failed on a recording.
     :raise ~pyrf_blocks.errors.SchedulerUnreachable: no scheduler answered
         at ``address`` within ``scheduler_timeout`` seconds.
@@ -399,10 +404,11 @@ def replay(pipeline_text, recordings, chunk_size=None, dask=False, address=None,
                     bar.update(done - bar.n)
 
                 return [replay_one(pipeline_text, recordings[0], chunk_size, filename,
-                                   samples)]
+                                   samples, optimise)]
             results = []
             for recording in recordings:
-                results.append(replay_one(pipeline_text, recording, chunk_size, filename))
+                results.append(replay_one(pipeline_text, recording, chunk_size, filename,
+                                          optimise=optimise))
                 if bar is not None:
                     bar.update()
             return results
@@ -414,9 +420,14 @@ def replay(pipeline_text, recordings, chunk_size=None, dask=False, address=None,
             client, cluster = _client(address, workers, scheduler_timeout)
         try:
             token = uuid.uuid4().hex[:8]
-            tasks = [client.submit(replay_one, pipeline_text, recording, chunk_size, filename,
-                                   pure=False, key=f"replay-{token}-{index}")
-                     for index, recording in enumerate(recordings)]
+            count = len(recordings)
+            # One map, not a submit per recording: the scheduler gets every
+            # task in one message, so no worker starts a batch (the
+            # client's batched sends) after the others.
+            tasks = client.map(replay_one, [pipeline_text] * count, recordings,
+                               [chunk_size] * count, [filename] * count, [None] * count,
+                               [optimise] * count, pure=False,
+                               key=[f"replay-{token}-{index}" for index in range(count)])
             # Each result is fetched as its task ends, while the others
             # still run: only the last one's transfer is left after the
             # last task, not a gather of all of them.

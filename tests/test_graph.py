@@ -239,6 +239,25 @@ def test_a_failure_line_names_the_block_once(graph, clock, source_type, name, li
     assert graph.failure_line(outcome.value) == line
 
 
+def test_a_failure_line_names_a_block_fused_into_the_failed_one(clock):
+    """Optimised, a hold computes the calibration fused into it: when that calibration refuses its input the line names the calibration, as the unoptimised graph's does (before: "max_hold 'hold' failed: calibrate_block 'again' ...")."""
+    lines = []
+    for optimise in (False, True):
+        graph = Graph(clock)
+        spectra = array_source([np.ones((2, 8), np.float32)] * 3, rate=1e3, kind="spectrum",
+                               meta={"units": "dBm"}, graph=graph)
+        hold = max_hold(calibrate_block(spectra, name="again"), name="hold")
+        collector(hold)
+        if optimise:
+            assert [fusion.rule for fusion in graph.optimise()] == ["hold_of_calibration"]
+        outcome = run_clock(clock, graph)
+        assert graph.failed_block is (graph.blocks["hold"] if optimise else
+                                      graph.blocks["again"])
+        lines.append(graph.failure_line(outcome.value))
+    assert lines[0] == lines[1]
+    assert lines[0].startswith("calibrate_block 'again' needs linear power spectra")
+
+
 def test_a_failure_line_without_a_failed_block_says_what_failed(graph):
     """A run that failed with no block to blame is named by the words the caller gives."""
     assert graph.failure_line(OSError("no reactor")) == "the graph failed: no reactor"

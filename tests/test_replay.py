@@ -253,6 +253,24 @@ def test_each_recording_runs_its_own_graph(recordings):
     _assert_same([replay_one(HOLD, recordings[1])], results[1:2])
 
 
+def test_each_graph_is_optimised_with_the_same_results(recordings, monkeypatch):
+    """Each graph is optimised as pyrf-blocks run optimises it (the hold takes its FFT's extreme and calibrates it); optimise=False runs it as written, with the same bits."""
+    optimised = []
+    optimise = Graph.optimise
+
+    def counted(graph):
+        fusions = optimise(graph)
+        optimised.append(sorted(fusion.rule for fusion in fusions))
+        return fusions
+
+    monkeypatch.setattr(Graph, "optimise", counted)
+    results = replay(HOLD, recordings)
+    assert optimised == [["hold_of_calibration", "hold_of_spectra"]] * 3
+    optimised.clear()
+    _assert_same(replay(HOLD, recordings, optimise=False), results)
+    assert optimised == []
+
+
 def test_dask_gives_the_serial_results(recordings, dask_client):
     """On a 2-worker Dask LocalCluster the results equal the serial run's, in order."""
     _assert_same(replay(HOLD, recordings, client=dask_client), replay(HOLD, recordings))
@@ -367,6 +385,11 @@ def test_the_command_reports_and_saves_per_recording(recordings, tmp_path, capsy
     expected = replay(HOLD, recordings[:1])[0].sinks["last"]
     chunks = decode_chunks((saved / "rec0.last.chunks").read_bytes())
     assert_array_equal(chunks[0].data, expected[0].data)
+    # --no-optimise runs each graph as written: the same chunks.
+    assert main(["replay", recordings[0], str(pipeline), "--quiet", "--no-optimise",
+                 "--save", str(tmp_path / "as-written")]) == 0
+    assert (tmp_path / "as-written" / "rec0.last.chunks").read_bytes() == (
+        saved / "rec0.last.chunks").read_bytes()
 
 
 def test_errors_are_one_line(recordings, tmp_path, capsys, monkeypatch):
@@ -390,9 +413,11 @@ def test_errors_are_one_line(recordings, tmp_path, capsys, monkeypatch):
     pipeline.write_text(HOLD.replace("hold: {type: max_hold, inputs: [dbm]}",
                                      "again: {type: calibrate_block, inputs: [dbm]}\n"
                                      "  hold: {type: max_hold, inputs: [again]}"))
-    with pytest.raises(ReplayError,
-                       match=f"^{recordings[0]}: calibrate_block 'again' needs linear power "):
-        replay(pipeline.read_text(), recordings[:1])
+    # (Optimised, the hold computes that calibration, yet the error is the calibration's.)
+    for optimise in (True, False):
+        with pytest.raises(ReplayError,
+                           match=f"^{recordings[0]}: calibrate_block 'again' needs linear "):
+            replay(pipeline.read_text(), recordings[:1], optimise=optimise)
     assert main(["replay", recordings[0], str(pipeline), "--quiet"]) == 1
     assert (f"{pipeline}: {recordings[0]}: calibrate_block "
             "'again' needs linear power spectra (units 'power'), got units 'dBm'"

@@ -10,7 +10,9 @@ Each source block of the file reads the recording's channel of the same
 name (a recording with one channel feeds a file with one source, whatever
 its name; a source that is a sigmf_source keeps its other parameters);
 recorders are left out, and idle timeouts are switched off so that the
-replay is deterministic.  A progress bar counts recordings (samples, for a
+replay is deterministic.  Each graph is optimised as pyrf-blocks run
+optimises it (chain optimisation; --no-optimise runs it as written, with
+the same results).  A progress bar counts recordings (samples, for a
 single recording run here).  At the end a line per recording says what
 each collector sink kept; --save DIR writes those chunks in the wire
 format (pyrf_blocks.chunk.decode_chunks reads them) as
@@ -45,6 +47,9 @@ def add_arguments(parser):
                         help="samples per chunk read from a recording (default: a "
                              "sigmf_source's own, else 65536; the results do not depend "
                              "on it)")
+    parser.add_argument("--no-optimise", dest="optimise", action="store_false",
+                        help="run each graph as written, without chain optimisation "
+                             "(the results are the same)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -117,7 +122,8 @@ def run(args):
     try:
         results = replay(text, args.recordings, args.chunk_size, dask=args.dask is not None,
                          address=args.dask or None, workers=args.workers,
-                         progress=not args.quiet, filename=args.pipeline, **timeout)
+                         progress=not args.quiet, filename=args.pipeline,
+                         optimise=args.optimise, **timeout)
     except ReplayError as error:
         print(f"{args.pipeline}: {error}", file=sys.stderr)
         return 1
