@@ -4,6 +4,8 @@ search for a while and print the strongest peaks (MHz, dBm).
 
 No hardware is needed: the instrument is simulated, with two tones and a
 noise floor.  The run is paced by device time, so --duration is real time.
+The graph is optimised as pyrf-blocks run optimises it (the hold takes the
+FFT's extreme and calibrates it; the same peaks), unless --no-optimise.
 """
 
 import sys
@@ -38,6 +40,9 @@ def add_arguments(parser):
                         help="seed of the simulated noise (default 0)")
     parser.add_argument("--fast", action="store_true",
                         help="run as fast as the CPU allows instead of in real time")
+    parser.add_argument("--no-optimise", dest="optimise", action="store_false",
+                        help="run the graph as written, without chain optimisation "
+                             "(the same peaks)")
 
 
 def run(args):
@@ -62,7 +67,7 @@ def run(args):
     except ValueError as error:  # a value the instrument or a block refuses
         print(f"pyrf-blocks demo: error: {error}", file=sys.stderr)
         return 2
-    graph.run(duration=args.duration)
+    graph.run(duration=args.duration, optimise=args.optimise)
     if not peaks.chunks:
         print("no spectrum was produced: try a longer --duration", file=sys.stderr)
         return 1
