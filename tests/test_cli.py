@@ -32,6 +32,15 @@ def test_demo_prints_the_simulated_tones():
     assert float(second[3]) == pytest.approx(-45.0, abs=0.5)
 
 
+def test_the_demo_runs_for_its_duration_of_device_time_paced_or_fast():
+    """--duration is device time: the instrument's stream ends after the chunk reaching it, so a paced run and a --fast one print the same peaks (before, --fast ran for wall-clock time and "--duration 0.3" printed peaks "after 0.034 s")."""
+    paced = cli("demo", "--duration", "0.3")
+    fast = cli("demo", "--duration", "0.3", "--fast")
+    assert paced.returncode == fast.returncode == 0, paced.stderr + fast.stderr
+    assert paced.stdout == fast.stdout
+    assert paced.stdout.startswith("peaks after 0.302 s ")  # 144 chunks of 16 Ki samples
+
+
 def test_demo_options_change_the_signal():
     """--center-mhz and --tone move the reported peak."""
     result = cli("demo", "--duration", "0.2", "--fast", "--center-mhz", "915",

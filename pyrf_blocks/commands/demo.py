@@ -3,11 +3,15 @@ Run the simulated instrument through FFT -> calibrate -> max hold -> peak
 search for a while and print the strongest peaks (MHz, dBm).
 
 No hardware is needed: the instrument is simulated, with two tones and a
-noise floor.  The run is paced by device time, so --duration is real time.
+noise floor.  --duration is seconds of device time: the instrument's stream
+ends after the chunk that reaches it.  The run is paced by device time, so
+that is as long in real time (after start-up); --fast computes the same
+samples as fast as the CPU allows, and prints the same peaks.
 The graph is optimised as pyrf-blocks run optimises it (the hold takes the
 FFT's extreme and calibrates it; the same peaks), unless --no-optimise.
 """
 
+import math
 import sys
 
 from .. import defaults
@@ -39,7 +43,8 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the simulated noise (default 0)")
     parser.add_argument("--fast", action="store_true",
-                        help="run as fast as the CPU allows instead of in real time")
+                        help="compute the same samples as fast as the CPU allows "
+                             "instead of in real time")
     parser.add_argument("--no-optimise", dest="optimise", action="store_false",
                         help="run the graph as written, without chain optimisation "
                              "(the same peaks)")
@@ -62,12 +67,16 @@ def run(args):
         wsa = analyzer(defaults.MODEL, "sim", graph=graph,
                        center_frequency=args.center_mhz * 1e6, sample_rate=rate, tones=tones,
                        seed=args.seed, paced=not args.fast)
+        # The stream ends once --duration of device time is covered.
+        settings = wsa.settings
+        wsa.count = math.ceil(args.duration * rate / (settings["samples_per_packet"]
+                                                      * settings["packets_per_block"]))
         spectra = calibrate_block(fft_block(wsa, size=args.fft_size, window=args.window))
         peaks = collector(peak_search(max_hold(spectra), count=args.peaks), keep=1)
     except ValueError as error:  # a value the instrument or a block refuses
         print(f"pyrf-blocks demo: error: {error}", file=sys.stderr)
         return 2
-    graph.run(duration=args.duration, optimise=args.optimise)
+    graph.run(optimise=args.optimise)
     if not peaks.chunks:
         print("no spectrum was produced: try a longer --duration", file=sys.stderr)
         return 1
