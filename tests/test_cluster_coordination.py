@@ -100,6 +100,42 @@ def test_prefix_end_is_the_next_key():
         prefix_end("")
 
 
+# The test server itself.
+
+def test_free_ports_are_drawn_below_the_range_of_outgoing_connections():
+    """free_port draws bindable ports below net.ipv4.ip_local_port_range, where no connection another test opens can take them before the server binds."""
+    import socket
+
+    from pyrf_blocks.testing.servers import _ephemeral_ports
+
+    low, _ = _ephemeral_ports()
+    ports = {free_port() for _ in range(20)}
+    assert len(ports) > 1 and all(1024 <= port < low for port in ports), ports
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", ports.pop()))
+
+
+def test_an_etcd_port_taken_before_the_first_start_is_replaced(tmp_path):
+    """etcd finding its client port taken (it exits: "address already in use") starts on other ports; a restart keeps its URL."""
+    import socket
+
+    server = EtcdServer(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", server.client_port))
+        taken.listen()
+        old = server.url
+        server.start()
+        try:
+            assert server.url != old
+            assert b"address already in use" in (tmp_path / "etcd.log").read_bytes()
+            url = server.url
+            server.stop()
+            server.start()  # the old failure in the log is not this start's
+            assert server.url == url
+        finally:
+            server.stop()
+
+
 # The coordinator contract, on both backends.
 
 @pytest.fixture(scope="module")

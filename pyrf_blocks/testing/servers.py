@@ -11,6 +11,7 @@ through ``runuser``.
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -34,10 +35,41 @@ POSTGRES_BIN = next(
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
+#: Where :func:`free_port` looks when the kernel's range for outgoing
+#: connections cannot be read (Linux's default range starts at 32768).
+_EPHEMERAL_DEFAULT = (32768, 60999)
+
+
+def _ephemeral_ports():
+    # (lowest, highest) port the kernel gives outgoing connections and bind(0).
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as stream:
+            low, high = map(int, stream.read().split())
+            return low, high
+    return _EPHEMERAL_DEFAULT
+
+
 def free_port():
     """
-    A TCP port on 127.0.0.1 that nothing listens on now.
+    A TCP port on 127.0.0.1 that nothing is bound to now, for a server
+    about to start.  It is drawn at random below the kernel's range for
+    outgoing connections (``net.ipv4.ip_local_port_range``): a port from
+    that range (``bind(0)``'s) can be taken, before the server binds it, by
+    a connection any other test opens meanwhile (etcd once exited with
+    "address already in use" so).  The kernel's choice where no such port
+    is free.
     """
+    low, _ = _ephemeral_ports()
+    draw = random.SystemRandom()  # (not the random module's: tests seed that)
+    if low > 2048:
+        for _ in range(64):
+            port = draw.randrange(max(1024, low // 2), low)
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -184,6 +216,10 @@ def publish(port, messages, qos=1, host="127.0.0.1", client_id=""):
         client.loop_stop()
 
 
+class _PortTaken(Exception):
+    """etcd exited because a port it was to listen on is taken."""
+
+
 class EtcdServer:
     """
     One etcd member on loopback.
@@ -197,6 +233,7 @@ class EtcdServer:
         self.directory = directory
         self.client_port, self.peer_port = free_port(), free_port()
         self.process = None
+        self._started = False
 
     @property
     def url(self):
@@ -204,18 +241,41 @@ class EtcdServer:
         return f"http://127.0.0.1:{self.client_port}"
 
     def start(self, timeout=20.0):
-        """Start it and wait until it answers; return self."""
+        """
+        Start it and wait until it answers; return self.  On its first
+        start, a port taken meanwhile (etcd exits: "address already in
+        use") is replaced by other free ones, three times at most; a
+        restart keeps its URL.
+        """
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except _PortTaken:
+                if self._started or attempt == 2:
+                    raise RuntimeError(f"etcd exited: a port of {self.url} or "
+                                       f"{self.peer_port} is taken; see "
+                                       f"{self.directory / 'etcd.log'}") from None
+                # Never started: no data to keep, and what it made names the old peer URL.
+                shutil.rmtree(self.directory / "etcd", ignore_errors=True)
+                self.client_port, self.peer_port = free_port(), free_port()
+
+    def _start(self, timeout):
         peer = f"http://127.0.0.1:{self.peer_port}"
-        self.process = subprocess.Popen(
-            [self.binary, "--name", "test", "--data-dir", str(self.directory / "etcd"),
-             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
-             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"test={peer}", "--log-level", "error"],
-            stdout=subprocess.DEVNULL, stderr=open(self.directory / "etcd.log", "ab"))
+        log = self.directory / "etcd.log"
+        with open(log, "ab") as stderr:
+            logged = stderr.tell()  # what this start writes comes after
+            self.process = subprocess.Popen(
+                [self.binary, "--name", "test", "--data-dir", str(self.directory / "etcd"),
+                 "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                 "--initial-cluster", f"test={peer}", "--log-level", "error"],
+                stdout=subprocess.DEVNULL, stderr=stderr)
+
         def healthy():
             if self.process.poll() is not None:
-                raise RuntimeError(f"etcd exited with {self.process.returncode}; see "
-                                   f"{self.directory / 'etcd.log'}")
+                if b"address already in use" in log.read_bytes()[logged:]:
+                    raise _PortTaken()
+                raise RuntimeError(f"etcd exited with {self.process.returncode}; see {log}")
             with contextlib.suppress(OSError), \
                     urllib.request.urlopen(self.url + "/health", timeout=1) as answer:
                 return b'"true"' in answer.read()
@@ -226,6 +286,7 @@ class EtcdServer:
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"etcd did not answer on {self.url} within {timeout} s")
+        self._started = True
         return self
 
     def stop(self):

@@ -7,7 +7,6 @@ or fails saying why; the figures are in the assertion messages.
 """
 
 import signal
-import socket
 
 import pytest
 
@@ -16,6 +15,7 @@ from pyrf_blocks.errors import RemoteError
 from pyrf_blocks.graph import Graph
 from pyrf_blocks.net import remote_block
 from pyrf_blocks.testing import new_reactor, recording_sink, run_until
+from pyrf_blocks.testing.servers import free_port
 
 from net_real import RealWorker
 from stream_faults import FaultyProxy, compare_chunks, expected_chunks
@@ -97,12 +97,6 @@ def test_stream_answers_cut_after_progress_do_not_exhaust_the_retries(worker, sh
     assert outcome is None and (lost, duplicated, foreign) == (0, 0, 0), figures
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _open(worker, name, start_time):
     worker.json("POST", "/blocks", {"type": "simulated_instrument", "name": name, "params": dict(
         SOURCE, packets_per_block=1, start_time=start_time)}, 201)
@@ -111,7 +105,7 @@ def _open(worker, name, start_time):
 
 def test_stream_a_restarted_worker_reusing_the_id_is_refused():
     """A worker killed and started again on its port serves another stream under the same id: the old reader is refused (410), and acknowledges nothing of it."""
-    listen = f"tcp:{_free_port()}:interface=127.0.0.1"
+    listen = f"tcp:{free_port()}:interface=127.0.0.1"
     first = RealWorker(listen)
     try:
         opened = _open(first, "src", 0)
@@ -148,7 +142,7 @@ def test_stream_a_restarted_worker_reusing_the_id_is_refused():
 
 def test_stream_a_remote_block_fails_clearly_on_another_instance():
     """remote_block reading a worker that is killed and started again with the same stream id fails naming both instances."""
-    listen = f"tcp:{_free_port()}:interface=127.0.0.1"
+    listen = f"tcp:{free_port()}:interface=127.0.0.1"
     workers = [RealWorker(listen)]
     try:
         workers[0].json("POST", "/blocks", {"type": "simulated_instrument", "name": "src",
