@@ -47,6 +47,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from together import run_together  # (beside this script)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -166,28 +168,10 @@ def bound(processes, paths, env):
     the span from the first start to the last end, and the digests of the
     recordings, in the order of ``paths``.
     """
-    shares = [paths[index::processes] for index in range(processes)]
-    running = [subprocess.Popen([sys.executable, __file__, "--replay-share", *share],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                env=env)
-               for share in shares if share]
-    try:
-        for process in running:
-            if process.stdout.readline().strip() != "ready":
-                raise SystemExit("history bound: a process did not start")
-        for process in running:
-            process.stdin.write("go\n")
-            process.stdin.flush()
-        found = []
-        for process in running:
-            output, _ = process.communicate()
-            if process.returncode:
-                raise SystemExit("history bound: a process failed")
-            found.append(json.loads(output.strip().splitlines()[-1]))
-    finally:
-        for process in running:
-            if process.poll() is None:
-                process.kill()
+    shares = [share for share in (paths[index::processes] for index in range(processes))
+              if share]
+    found = run_together([[sys.executable, __file__, "--replay-share", *share]
+                          for share in shares], env)
     span = max(r["ended"] for r in found) - min(r["started"] for r in found)
     digests = [None] * len(paths)
     for index, result in enumerate(found):

@@ -52,6 +52,8 @@ import sys
 import time
 from pathlib import Path
 
+from together import run_together  # (beside this script)
+
 ROOT = Path(__file__).resolve().parents[1]
 CHUNK = 64 * 1024
 FFT_SIZE = 1024
@@ -296,23 +298,9 @@ def _together(workers, chunks, env):
     from the first start to the last end, and their summed CPU per chunk.
     """
     share = max(8, chunks // workers // 8 * 8)
-    running = [subprocess.Popen(
-        [sys.executable, __file__, "--measure", "serial", "1", str(share), "1", "together",
-         "own"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-        for _ in range(workers)]
-    for process in running:
-        if process.stdout.readline().strip() != "ready":
-            raise RuntimeError("a bound process did not start")
-    for process in running:
-        process.stdin.write("go\n")
-        process.stdin.flush()
-    found = []
-    for process in running:
-        output, _ = process.communicate()
-        if process.returncode:
-            raise RuntimeError("a bound process failed")
-        found.append(json.loads(output.strip().splitlines()[-1]))
+    found = run_together(
+        [[sys.executable, __file__, "--measure", "serial", "1", str(share), "1", "together",
+          "own"]] * workers, env)
     samples = sum(r["samples"] for r in found)
     span = max(r["ended"] for r in found) - min(r["started"] for r in found)
     cpu = sum(r["cpu"] for r in found)

@@ -2,8 +2,9 @@
 Shared test set-up: Qt renders offscreen, the package is compiled once for
 the child processes, what the session loaded is left out of the garbage
 collector's walks, and no test leaves the default graph changed for the
-next; a graph on a ``task.Clock``, the log events of a test, and the
-two-output block of ``net_blocks`` for the tests that place it.
+next; a graph on a ``task.Clock``, the log events of a test, the rules
+chain optimisation applied, and the two-output block of ``net_blocks`` for
+the tests that place it.
 """
 
 import compileall
@@ -41,6 +42,27 @@ def pytest_collection_finish(session):
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
     gc.freeze()
+
+
+@pytest.fixture
+def fusions_made(monkeypatch):
+    """
+    The rules each chain optimisation applied while the test runs: a
+    sorted list per call of ``Graph.optimise`` (``Graph.run(optimise=True)``
+    calls it), in order.
+    """
+    from pyrf_blocks.graph import Graph
+
+    made = []
+    optimise = Graph.optimise
+
+    def counted(graph):
+        fusions = optimise(graph)
+        made.append(sorted(fusion.rule for fusion in fusions))
+        return fusions
+
+    monkeypatch.setattr(Graph, "optimise", counted)
+    return made
 
 
 @pytest.fixture
