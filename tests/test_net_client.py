@@ -190,6 +190,25 @@ def test_a_worker_never_reached_fails_at_once_with_no_connect_attempts(logged):
     assert client.failed == 1 and retry_lines(logged) == [] and not sink.finished
 
 
+def test_a_connection_lost_mid_answer_is_said_in_words(logged):
+    """A failure that wraps others (twisted.web's ResponseFailed: the connection lost mid-answer) is said by their messages, each once, not as the repr of a list of Failures."""
+    from twisted.internet.error import ConnectionLost
+    from twisted.python.failure import Failure
+    from twisted.web.client import ResponseFailed
+
+    pair = WorkerPair()
+    client = FlakyClient(pair.http, failures=10 ** 6, error=lambda: ResponseFailed([
+        Failure(ConnectionLost("Connection lost.")), Failure(ConnectionLost("Connection lost.")),
+        Failure(ValueError("the body was cut"))]))
+    recording_sink(remote_block(WORKER_URL + "/blocks/src", "iq", client=client,
+                                graph=pair.client, connect_attempts=0))
+    failure = pair.run(step=0.01)
+    assert failure.check(WorkerUnreachable)
+    assert str(failure.value) == (
+        "remote_block 'remote_block': cannot reach the worker http://worker: Connection to "
+        "the other side was lost in a non-clean fashion: Connection lost..; the body was cut")
+
+
 def test_connect_attempts_wait_for_a_worker_still_starting_then_give_up(logged):
     """connect_attempts=2: two refusals are retried and the stream then flows; a third gives up, saying after how many attempts."""
     pair = WorkerPair()

@@ -98,6 +98,21 @@ def auth_headers(token):
     return {b"Authorization": [b"Bearer " + token.encode("ascii")]} if token else {}
 
 
+def failure_text(failure):
+    """
+    What went wrong, in words, for a log line or an error: the failure's
+    message; for twisted.web's failures that wrap others (``ResponseFailed``:
+    a connection lost mid-answer, say), theirs, each once, instead of the
+    list's repr.
+    """
+    reasons = getattr(failure.value, "reasons", None)
+    if reasons:
+        texts = (failure_text(reason) if isinstance(reason, Failure) else str(reason)
+                 for reason in reasons)
+        return "; ".join(dict.fromkeys(text for text in texts if text))
+    return failure.getErrorMessage() or failure.type.__name__
+
+
 async def read_json(response, what):
     """
     The JSON body of a successful answer; :class:`RemoteError` naming
@@ -465,7 +480,7 @@ class remote_block(Block):
         d.addCallback(lambda response: response.content())
         d.addCallbacks(lambda _: None, lambda failure: log.debug(
             "{block}: closing {url} failed: {error}", block=self, url=url,
-            error=failure.getErrorMessage()))
+            error=failure_text(failure)))
         return d
 
     def release_remote(self):
@@ -722,7 +737,7 @@ class remote_block(Block):
         if failure.check(RemoteError, ChunkDecodeError):
             self._give_up(failure)
             return None
-        error = failure.getErrorMessage() or failure.type.__name__
+        error = failure_text(failure)
         if self.stream_url is None:
             self._unreached = error
         if self._stop_when_open:  # stopped while opening: nothing to retry for

@@ -34,7 +34,7 @@ from ..errors import RemoteError, UnknownBlockType, WorkerUnreachable
 from ..interfaces import KIND_INTERFACES
 from ..registry import lookup
 from ..waiting import Outcome
-from .client import auth_headers, http_client, read_json, remote_block
+from .client import auth_headers, failure_text, http_client, read_json, remote_block
 from .serve import serve, streamed
 
 __all__ = ["process", "Place", "placed_block", "placed_output", "placed_sink"]
@@ -477,7 +477,7 @@ class placed_block(remote_block):
         if self.active and not self.ended:
             log.warn("{block}: could not end its stream where it starts ({error}); "
                      "ending it here, without what its worker still held", block=self,
-                     error=failure.getErrorMessage())
+                     error=failure_text(failure))
         remote_block.stopProducing(self)
 
     def prepare(self):
@@ -666,7 +666,7 @@ class placed_sink(Sink):
             d = defer.ensureDeferred(self.place.remove(self))
             d.addErrback(lambda failure: log.warn(
                 "{block}: removing it from its worker failed: {error}", block=self,
-                error=failure.getErrorMessage()))
+                error=failure_text(failure)))
 
     async def _follow(self):
         opened = []
@@ -737,7 +737,7 @@ class placed_sink(Sink):
             return
         log.warn("{block}: could not end its inputs where they start ({error}); "
                  "finishing it here, without what it had still to take", block=self,
-                 error=failure.getErrorMessage())
+                 error=failure_text(failure))
         self.end()
 
     def _failed(self, failure):
