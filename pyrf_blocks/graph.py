@@ -206,7 +206,8 @@ class Graph:
 
     def fail(self, block, failure):
         """
-        A block raised: log it, stop the sources, fail :meth:`done` (with
+        A block raised: log it, stop the sources and the reading of every
+        stream that enters from another process, fail :meth:`done` (with
         ``isolate_failures``: fail that block and its dependents only).
         """
         if self.isolate_failures:
@@ -218,8 +219,15 @@ class Graph:
         log.failure("{block} failed", failure, block=block.label)
         self.failure = failure
         self.failed_block = block
-        for source in self.sources:
+        sources = self.sources
+        for source in sources:
             source.halt()
+        # A stream read from another process (a remote or placed block) is
+        # not a Source: left alone, it was polled until the process exited.
+        for other in tuple(self.blocks.values()):
+            halt = getattr(other, "halt", None)
+            if halt is not None and other.active and other not in sources:
+                halt()
         self._failure_waiters.fire(block)
         self._done_waiters.fire(failure)
 

@@ -190,6 +190,30 @@ def test_a_worker_never_reached_fails_at_once_with_no_connect_attempts(logged):
     assert client.failed == 1 and retry_lines(logged) == [] and not sink.finished
 
 
+def test_a_failed_graph_stops_reading_its_other_workers_streams(logged):
+    """When the graph fails (here: one worker never reached), every other stream read from a worker stops being polled and is closed there, instead of being read until the process exits."""
+    pair = WorkerPair()
+    source = manual_source(graph=pair.server, name="src")
+    reader = FlakyClient(pair.http, failures=0)
+    alive = remote_block(WORKER_URL + "/blocks/src", "iq", client=reader, graph=pair.client)
+    recording_sink(alive)
+    while not source.active:
+        pair.pump(1, 0.01)
+    source.push(4)
+    pair.pump(5, 0.01)
+    recording_sink(remote_block(WORKER_URL + "/blocks/gone", "iq", graph=pair.client,
+                                client=FlakyClient(pair.http, failures=10 ** 6),
+                                connect_attempts=0))
+    failure = pair.run(step=0.01)
+    assert failure.check(WorkerUnreachable)
+    pair.pump(20, 0.5)  # (its long polls would have been answered and asked again)
+    asked = reader.passed
+    pair.pump(20, 0.5)
+    assert reader.passed == asked
+    assert not source.active  # its stream was closed on the worker
+    assert retry_lines(logged) == []
+
+
 def test_a_connection_lost_mid_answer_is_said_in_words(logged):
     """A failure that wraps others (twisted.web's ResponseFailed: the connection lost mid-answer) is said by their messages, each once, not as the repr of a list of Failures."""
     from twisted.internet.error import ConnectionLost

@@ -389,6 +389,14 @@ class remote_block(Block):
         self._halt()
         self._close_stream()
 
+    def halt(self):
+        """
+        Stop reading the stream without ending it (the graph failed): the
+        poll in flight and any retry are cancelled, and the worker's stream
+        is closed.
+        """
+        self.on_stop()
+
     def stopProducing(self):
         """
         End this stream here (``Graph.stop``): consumers see end-of-stream
