@@ -4,6 +4,7 @@ both backends (a real etcd server and the in-process one), membership,
 election, the manager and fencing.
 """
 
+import socket
 import uuid
 
 import pytest
@@ -23,7 +24,7 @@ from pyrf_blocks.cluster.memory import InProcessCoordinator
 from pyrf_blocks.errors import CoordinatorError, Fenced
 from pyrf_blocks.interfaces import ICoordinator
 from pyrf_blocks.testing import assert_provides, new_reactor, run_until
-from pyrf_blocks.testing.servers import EtcdServer, free_port
+from pyrf_blocks.testing.servers import EtcdServer, _ephemeral_ports, free_port
 
 
 # The rule.
@@ -104,10 +105,6 @@ def test_prefix_end_is_the_next_key():
 
 def test_free_ports_are_drawn_below_the_range_of_outgoing_connections():
     """free_port draws bindable ports below net.ipv4.ip_local_port_range, where no connection another test opens can take them before the server binds."""
-    import socket
-
-    from pyrf_blocks.testing.servers import _ephemeral_ports
-
     low, _ = _ephemeral_ports()
     ports = {free_port() for _ in range(20)}
     assert len(ports) > 1 and all(1024 <= port < low for port in ports), ports
@@ -117,8 +114,6 @@ def test_free_ports_are_drawn_below_the_range_of_outgoing_connections():
 
 def test_an_etcd_port_taken_before_the_first_start_is_replaced(tmp_path):
     """etcd finding its client port taken (it exits: "address already in use") starts on other ports; a restart keeps its URL."""
-    import socket
-
     server = EtcdServer(tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", server.client_port))

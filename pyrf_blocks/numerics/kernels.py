@@ -269,9 +269,13 @@ def window_fft_extreme_dbm_into(frames, values, plan, out, combine, calibration)
     :func:`power_extreme_into` returns (0: it met a NaN, and the row is
     neither finished nor calibrated).
     """
-    operands = _fused_operands(frames, values, plan)
-    if (operands is None or len(frames) % plan.rows or out.dtype != _FLOAT32
+    # (The chunk's shape first: a remainder chunk is declined before its
+    # sample run is made, which the steps taken apart make again.)
+    if (len(frames) % plan.rows or out.dtype != _FLOAT32
             or out.shape != (1, frames.shape[1]) or not out.flags.c_contiguous):
+        return None
+    operands = _fused_operands(frames, values, plan)
+    if operands is None:
         return None
     offset, doubled, first, last = calibration
     return _fused_dbm(*operands, out, _largest(combine, "window_fft_extreme_dbm_into"),
